@@ -1,0 +1,1 @@
+"""tradectl: everything that runs."""

@@ -1,0 +1,1 @@
+"""The tradectl rule language: pydantic models, loader, JSON Schema."""

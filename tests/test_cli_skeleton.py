@@ -1,0 +1,10 @@
+import subprocess
+import sys
+
+
+def test_help_lists_tradectl() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    assert "tradectl" in result.stdout
