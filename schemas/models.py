@@ -1,0 +1,451 @@
+"""Pydantic v2 models of the tradectl rule language, version 1 (DESIGN.md §2).
+
+Two layers:
+
+* ``RuleFile`` is one YAML document as written: every section optional, unknown keys rejected.
+* ``RuleSet`` is the merge of all files of a rule-set directory. Cross-field checks that need the
+  whole set (weights against risk limits, allowed symbols, working-order counts) live in
+  ``schemas.checks`` so that each error can point at the exact YAML node that causes it.
+
+Shape checks that concern a single mapping (exactly one form of ``entry``, say) are model
+validators here; their errors point at that mapping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
+
+RULE_LANGUAGE_VERSION = 1
+
+ORDER_REF_PREFIX = "tctl"
+
+
+class StrictModel(BaseModel):
+    """Base of every rule-language model: unknown keys are errors, no type coercion, immutable."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --- scalar types -------------------------------------------------------------------------
+
+Symbol = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z][A-Z0-9]{0,9}([.][A-Z]{1,2})?$"),
+    Field(description="Upper-case ticker, e.g. AAPL or BRK.B"),
+]
+
+RuleName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$"),
+    Field(description="Rule name: 1-40 chars of a-z, 0-9, '-', '_' (it is part of every orderRef)"),
+]
+
+AccountId = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Z]{1,3}[0-9]{4,10}$"),
+    Field(description="IB account id, e.g. DU1234567 (paper) or U1234567 (live)"),
+]
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Price = Annotated[float, Field(gt=0, lt=1_000_000, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+Weight = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Percent = Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)]
+Side = Literal["BUY", "SELL"]
+
+_DURATION_RE = re.compile(r"^(?P<value>[1-9][0-9]{0,6})(?P<unit>ms|s|m|h|d)$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: object) -> object:
+    """Turn ``"30s"``, ``"5m"``, ``"1h"``, ``"250ms"`` into a timedelta; leave other types for
+    pydantic to reject."""
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a duration string such as 30s, 5m or 1h")
+    match = _DURATION_RE.match(value.strip())
+    if match is None:
+        raise ValueError(
+            f"{value!r} is not a duration: write a whole number and a unit (ms, s, m, h, d), "
+            "e.g. 30s or 5m"
+        )
+    return timedelta(seconds=int(match["value"]) * _DURATION_UNITS[match["unit"]])
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": _DURATION_RE.pattern,
+            "description": "A whole number and a unit: ms, s, m, h or d (e.g. 30s, 5m)",
+        }
+    ),
+]
+
+
+def _check_time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {name!r}: use an IANA name such as America/New_York"
+        ) from exc
+    return name
+
+
+TimeZoneName = Annotated[str, AfterValidator(_check_time_zone)]
+
+
+def _check_cron(expression: str) -> str:
+    # Imported here so that importing the models stays cheap for the planner.
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(
+            f"{expression!r} is not a cron expression (minute hour day month day_of_week): {exc}"
+        ) from exc
+    return expression
+
+
+CronExpression = Annotated[
+    str,
+    AfterValidator(_check_cron),
+    Field(description="Five-field crontab: minute hour day-of-month month day-of-week"),
+]
+
+
+def _exactly_one(model: BaseModel, fields: tuple[str, ...], where: str) -> None:
+    given = [name for name in fields if getattr(model, name) is not None]
+    if len(given) != 1:
+        found = ", ".join(given) if given else "none"
+        raise ValueError(f"{where} needs exactly one of {', '.join(fields)} (found: {found})")
+
+
+# --- singleton sections --------------------------------------------------------------------
+
+
+class Account(StrictModel):
+    id: AccountId
+    live: bool = Field(
+        default=False,
+        description="Must be true to trade an account whose id does not start with DU (paper)",
+    )
+
+    @property
+    def is_paper(self) -> bool:
+        return self.id.startswith("DU")
+
+
+class Gateway(StrictModel):
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
+    port: int = Field(default=4002, ge=1, le=65535)
+    client_id: int = Field(default=17, ge=0, le=2_147_483_647)
+    connect_timeout: Duration = Field(default=timedelta(seconds=10))
+
+
+class Risk(StrictModel):
+    max_order_value: PositiveFloat = Field(description="Per order, in account currency")
+    max_position_fraction: Fraction = Field(description="Per symbol, of net liquidation")
+    max_risk_per_trade_fraction: Fraction = Field(
+        description="Brackets: |entry - stop| * quantity / net liquidation"
+    )
+    max_daily_loss_fraction: Fraction = Field(
+        description="Circuit breaker: opening orders stop when NAV falls this far below the "
+        "day's first NAV"
+    )
+    max_orders_per_minute: int = Field(default=120, ge=1, le=3000)
+    allowed_symbols: list[Symbol] | None = Field(
+        default=None, min_length=1, description="Optional allow-list of tradable symbols"
+    )
+
+
+class Rebalance(StrictModel):
+    cron: CronExpression
+    timezone: TimeZoneName
+
+
+class Schedule(StrictModel):
+    reconcile_every: Duration = Field(default=timedelta(seconds=30))
+    rebalance: Rebalance | None = None
+
+    @model_validator(mode="after")
+    def _reconcile_interval_in_range(self) -> Schedule:
+        if not timedelta(seconds=1) <= self.reconcile_every <= timedelta(hours=1):
+            raise ValueError("reconcile_every must be between 1s and 1h")
+        return self
+
+
+GCS_URL = r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\s]*)?$"
+
+
+class Records(StrictModel):
+    dir: str = Field(default="var/records", min_length=1)
+    gcs: Annotated[str, StringConstraints(pattern=GCS_URL)] | None = Field(
+        default=None, description="gs://bucket/prefix; credentials come from the environment"
+    )
+
+
+# --- allocations ---------------------------------------------------------------------------
+
+
+class Capital(StrictModel):
+    """An amount of money, either a fraction of net liquidation or a fixed amount."""
+
+    fraction_of_nav: Fraction | None = None
+    amount: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Capital:
+        _exactly_one(self, ("fraction_of_nav", "amount"), "capital")
+        return self
+
+
+class CashBuffer(StrictModel):
+    fraction_of_nav: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] | None = None
+    amount: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CashBuffer:
+        _exactly_one(self, ("fraction_of_nav", "amount"), "cash_buffer")
+        return self
+
+
+class Drift(StrictModel):
+    absolute: Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)] = Field(
+        default=0.01, description="Act on a symbol when |weight - target| exceeds this"
+    )
+
+
+class AllocationOrder(StrictModel):
+    type: Literal["limit", "market"] = "limit"
+    offset_bps: Annotated[float, Field(ge=0, le=500, allow_inf_nan=False)] | None = Field(
+        default=None,
+        description="Limit orders: basis points through the last price (default 10)",
+    )
+    tif: Literal["DAY", "GTC"] = "DAY"
+
+    @model_validator(mode="after")
+    def _offset_only_for_limit(self) -> AllocationOrder:
+        if self.type == "market" and self.offset_bps is not None:
+            raise ValueError("offset_bps applies only to type: limit")
+        return self
+
+    @property
+    def limit_offset_bps(self) -> float:
+        return 10.0 if self.offset_bps is None else self.offset_bps
+
+
+class Allocation(StrictModel):
+    capital: Capital
+    drift: Drift = Drift()
+    min_trade_value: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 100.0
+    cash_buffer: CashBuffer = CashBuffer(amount=0.0)
+    order: AllocationOrder = AllocationOrder()
+    targets: dict[Symbol, Weight] = Field(min_length=1)
+
+
+# --- brackets ------------------------------------------------------------------------------
+
+
+class RiskSizedQuantity(StrictModel):
+    risk_fraction: Fraction = Field(
+        description="Shares = risk_fraction * NAV / |entry - stop|, rounded down to the lot"
+    )
+
+
+class Entry(StrictModel):
+    limit: Price | None = None
+    market: Literal[True] | None = None
+    stop: Price | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Entry:
+        if self.market is not None and (self.limit is not None or self.stop is not None):
+            raise ValueError("entry: market: true takes no limit or stop")
+        if self.market is None and self.limit is None:
+            raise ValueError("entry needs one of {limit: P}, {market: true} or {stop: S, limit: P}")
+        return self
+
+    @property
+    def kind(self) -> Literal["market", "limit", "stop_limit"]:
+        if self.market:
+            return "market"
+        return "stop_limit" if self.stop is not None else "limit"
+
+    @property
+    def reference_price(self) -> float | None:
+        """The price the entry is expected to fill at, when the rule states one."""
+        if self.stop is not None:
+            return self.stop
+        return self.limit
+
+
+class StopLoss(StrictModel):
+    percent: Percent | None = None
+    price: Price | None = None
+    trailing_percent: Percent | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> StopLoss:
+        _exactly_one(self, ("percent", "price", "trailing_percent"), "stop_loss")
+        return self
+
+
+class TakeProfit(StrictModel):
+    percent: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] | None = None
+    price: Price | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> TakeProfit:
+        _exactly_one(self, ("percent", "price"), "take_profit")
+        return self
+
+
+class Bracket(StrictModel):
+    symbol: Symbol
+    side: Side
+    quantity: Annotated[int, Field(gt=0, le=10_000_000)] | RiskSizedQuantity
+    entry: Entry
+    stop_loss: StopLoss
+    take_profit: TakeProfit
+    tif: Literal["DAY", "GTC"] = "GTC"
+
+
+# --- scales --------------------------------------------------------------------------------
+
+
+class Scale(StrictModel):
+    symbol: Symbol
+    side: Side
+    total_quantity: Annotated[int, Field(gt=0, le=10_000_000)]
+    levels: Annotated[int, Field(ge=1, le=20)]
+    start_price: Price
+    step: Annotated[float, Field(gt=0, lt=1_000_000, allow_inf_nan=False)]
+    tif: Literal["DAY", "GTC"] = "GTC"
+
+    @model_validator(mode="after")
+    def _enough_shares_per_level(self) -> Scale:
+        if self.total_quantity < self.levels:
+            raise ValueError(
+                f"total_quantity {self.total_quantity} cannot be split over {self.levels} levels "
+                "(at least one share per level)"
+            )
+        return self
+
+    def level_prices(self) -> list[float]:
+        """Level prices before tick rounding: each level ``step`` further from the market."""
+        direction = -1 if self.side == "BUY" else 1
+        return [self.start_price + direction * self.step * i for i in range(self.levels)]
+
+    def level_quantities(self) -> list[int]:
+        """Quantities per level summing exactly to ``total_quantity``; the remainder goes to the
+        first levels, nearest the market."""
+        base, remainder = divmod(self.total_quantity, self.levels)
+        return [base + (1 if i < remainder else 0) for i in range(self.levels)]
+
+
+# --- files and rule sets -------------------------------------------------------------------
+
+RuleKind = Literal["allocations", "brackets", "scales"]
+RULE_KINDS: tuple[RuleKind, ...] = ("allocations", "brackets", "scales")
+SINGLETON_SECTIONS = ("account", "gateway", "risk", "schedule", "records")
+
+
+class RuleFile(StrictModel):
+    """One YAML document of a rule set, as written."""
+
+    version: Literal[1] = Field(description="Rule language version; always 1")
+    account: Account | None = None
+    gateway: Gateway | None = None
+    risk: Risk | None = None
+    schedule: Schedule | None = None
+    records: Records | None = None
+    allocations: dict[RuleName, Allocation] = Field(default_factory=dict)
+    brackets: dict[RuleName, Bracket] = Field(default_factory=dict)
+    scales: dict[RuleName, Scale] = Field(default_factory=dict)
+
+
+class RuleSet(StrictModel):
+    """The merged, validated rule set the daemon acts on."""
+
+    version: Literal[1] = 1
+    account: Account
+    gateway: Gateway = Gateway()
+    risk: Risk
+    schedule: Schedule = Schedule()
+    records: Records = Records()
+    allocations: dict[RuleName, Allocation] = Field(default_factory=dict)
+    brackets: dict[RuleName, Bracket] = Field(default_factory=dict)
+    scales: dict[RuleName, Scale] = Field(default_factory=dict)
+
+    def rule_names(self) -> list[str]:
+        return [*self.allocations, *self.brackets, *self.scales]
+
+    def symbols(self) -> list[str]:
+        found: set[str] = set()
+        for allocation in self.allocations.values():
+            found.update(allocation.targets)
+        found.update(bracket.symbol for bracket in self.brackets.values())
+        found.update(scale.symbol for scale in self.scales.values())
+        return sorted(found)
+
+    def generation(self) -> str:
+        """Content hash of the whole rule set (recorded as the config generation)."""
+        return content_hash(self)
+
+
+def content_hash(model: BaseModel) -> str:
+    """A short, stable hash of a model's content: the same rule text gives the same value on
+    every machine and in every process, so it can be part of an orderRef."""
+    canonical = json.dumps(
+        model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+def rule_generation(rule: Allocation | Bracket | Scale) -> str:
+    """The generation of one rule: part of its orderRefs, changes whenever the rule does."""
+    return content_hash(rule)
+
+
+def order_ref(rule: str, generation: str, leg: str) -> str:
+    return f"{ORDER_REF_PREFIX}:{rule}:{generation}:{leg}"
+
+
+def parse_order_ref(ref: str | None) -> tuple[str, str, str] | None:
+    """``(rule, generation, leg)`` of a tradectl orderRef, or None for any other order."""
+    if not ref:
+        return None
+    parts = ref.split(":")
+    if len(parts) != 4 or parts[0] != ORDER_REF_PREFIX or not all(parts[1:]):
+        return None
+    return parts[1], parts[2], parts[3]
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of one rule file (what editors validate as you type)."""
+    schema = RuleFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tradectl rule file (version 1)"
+    return schema
