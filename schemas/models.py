@@ -25,8 +25,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     WithJsonSchema,
     model_validator,
 )
@@ -133,6 +135,31 @@ CronExpression = Annotated[
     AfterValidator(_check_cron),
     Field(description="Five-field crontab: minute hour day-of-month month day-of-week"),
 ]
+
+
+def _check_version(value: object) -> object:
+    # Literal[1] alone would also accept true and 1.0; the version must be written as 1.
+    if type(value) is int and value != RULE_LANGUAGE_VERSION:
+        raise ValueError(
+            f"version {value} is not supported: this tradectl reads rule language version "
+            f"{RULE_LANGUAGE_VERSION}; write version: {RULE_LANGUAGE_VERSION}"
+        )
+    if type(value) is not int:
+        raise ValueError(f"must be the number {RULE_LANGUAGE_VERSION} (write version: 1)")
+    return value
+
+
+Version = Annotated[
+    Literal[1],
+    BeforeValidator(_check_version),
+    Field(description="Rule language version; always 1"),
+]
+
+
+def _check_true(value: object) -> object:
+    if value is not True:
+        raise ValueError("must be true (write market: true)")
+    return value
 
 
 def _exactly_one(model: BaseModel, fields: tuple[str, ...], where: str) -> None:
@@ -276,7 +303,7 @@ class RiskSizedQuantity(StrictModel):
 
 class Entry(StrictModel):
     limit: Price | None = None
-    market: Literal[True] | None = None
+    market: Annotated[Literal[True], BeforeValidator(_check_true)] | None = None
     stop: Price | None = None
 
     @model_validator(mode="after")
@@ -322,10 +349,34 @@ class TakeProfit(StrictModel):
         return self
 
 
+def _quantity_form(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return "whole-shares"
+    if isinstance(value, dict | RiskSizedQuantity):
+        return "risk-sized"
+    return None
+
+
+QUANTITY_FORM_TAGS = frozenset({"whole-shares", "risk-sized"})
+
+Quantity = Annotated[
+    Annotated[Annotated[int, Field(gt=0, le=10_000_000)], Tag("whole-shares")]
+    | Annotated[RiskSizedQuantity, Tag("risk-sized")],
+    Discriminator(
+        _quantity_form,
+        custom_error_type="quantity_form",
+        custom_error_message="must be a whole number of shares or {risk_fraction: F}",
+    ),
+    Field(description="Whole shares, or {risk_fraction: F} sized from the stop distance and NAV"),
+]
+
+
 class Bracket(StrictModel):
     symbol: Symbol
     side: Side
-    quantity: Annotated[int, Field(gt=0, le=10_000_000)] | RiskSizedQuantity
+    quantity: Quantity
     entry: Entry
     stop_loss: StopLoss
     take_profit: TakeProfit
@@ -375,7 +426,7 @@ SINGLETON_SECTIONS = ("account", "gateway", "risk", "schedule", "records")
 class RuleFile(StrictModel):
     """One YAML document of a rule set, as written."""
 
-    version: Literal[1] = Field(description="Rule language version; always 1")
+    version: Version
     account: Account | None = None
     gateway: Gateway | None = None
     risk: Risk | None = None
