@@ -30,6 +30,7 @@ from pydantic import (
     StringConstraints,
     Tag,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -71,7 +72,9 @@ Weight = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Percent = Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)]
 Side = Literal["BUY", "SELL"]
 
-_DURATION_RE = re.compile(r"^(?P<value>[1-9][0-9]{0,6})(?P<unit>ms|s|m|h|d)$")
+# No named groups: the pattern is also the JSON Schema pattern, which is ECMA-262.
+_DURATION_PATTERN = r"^([1-9][0-9]{0,6})(ms|s|m|h|d)$"
+_DURATION_RE = re.compile(_DURATION_PATTERN)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -82,13 +85,13 @@ def parse_duration(value: object) -> object:
         return value
     if not isinstance(value, str):
         raise ValueError("must be a duration string such as 30s, 5m or 1h")
-    match = _DURATION_RE.match(value.strip())
+    match = _DURATION_RE.match(value)
     if match is None:
         raise ValueError(
             f"{value!r} is not a duration: write a whole number and a unit (ms, s, m, h, d), "
             "e.g. 30s or 5m"
         )
-    return timedelta(seconds=int(match["value"]) * _DURATION_UNITS[match["unit"]])
+    return timedelta(seconds=int(match[1]) * _DURATION_UNITS[match[2]])
 
 
 Duration = Annotated[
@@ -97,7 +100,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": _DURATION_RE.pattern,
+            "pattern": _DURATION_PATTERN,
             "description": "A whole number and a unit: ms, s, m, h or d (e.g. 30s, 5m)",
         }
     ),
@@ -309,7 +312,7 @@ class Entry(StrictModel):
     @model_validator(mode="after")
     def _one_form(self) -> Entry:
         if self.market is not None and (self.limit is not None or self.stop is not None):
-            raise ValueError("entry: market: true takes no limit or stop")
+            raise ValueError("market: true takes no limit or stop")
         if self.market is None and self.limit is None:
             raise ValueError("entry needs one of {limit: P}, {market: true} or {stop: S, limit: P}")
         return self
@@ -436,6 +439,14 @@ class RuleFile(StrictModel):
     brackets: dict[RuleName, Bracket] = Field(default_factory=dict)
     scales: dict[RuleName, Scale] = Field(default_factory=dict)
 
+    @field_validator(*SINGLETON_SECTIONS, mode="before")
+    @classmethod
+    def _section_not_empty(cls, value: object) -> object:
+        # `risk:` with every line commented out must not silently mean "no risk section".
+        if value is None:
+            raise ValueError("is empty: write the section's keys or remove the section")
+        return value
+
 
 class RuleSet(StrictModel):
     """The merged, validated rule set the daemon acts on."""
@@ -497,6 +508,20 @@ def parse_order_ref(ref: str | None) -> tuple[str, str, str] | None:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of one rule file (what editors validate as you type)."""
     schema = RuleFile.model_json_schema()
+    _close_pattern_properties(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tradectl rule file (version 1)"
     return schema
+
+
+def _close_pattern_properties(node: object) -> None:
+    """Mappings keyed by tickers or rule names: a key that misses the pattern is an error in the
+    models, so it must be one in the schema too (JSON Schema would let it through)."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_pattern_properties(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_properties(value)

@@ -71,6 +71,7 @@ class NodeSpan:
     value: Mark
     key: Mark | None
     is_collection: bool
+    """True for mappings, lists and empty values: errors about them point at their key."""
 
 
 @dataclass(frozen=True)
@@ -195,13 +196,16 @@ def parse_rule_text(text: str) -> ParsedFile:
 
 def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
     problem = exc.problem or "syntax error"
+    context = exc.context or ""
     if "'\\t'" in problem:
         return "tab character: YAML indentation must use spaces, not tabs"
-    if "expected a single document" in problem:
+    if "expected a single document" in context:
         return "more than one YAML document ('---'); put one document in each file"
-    if "found undefined alias" in problem:
-        return f"YAML syntax error: {problem}"
-    context = f" ({exc.context})" if exc.context else ""
+    if context and exc.context_mark is not None:
+        start = _mark(exc.context_mark)
+        context = f" ({context} at line {start.line}, column {start.column})"
+    elif context:
+        context = f" ({context})"
     return f"YAML syntax error: {problem}{context}"
 
 
@@ -257,7 +261,10 @@ class _Builder:
                 mark,
             )
         if depth > MAX_DEPTH:
-            raise _TooLarge(f"nesting is too deep (more than {MAX_DEPTH} levels)", mark)
+            raise _TooLarge(
+                f"nesting is too deep (more than {MAX_DEPTH} levels; an alias inside itself?)",
+                mark,
+            )
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
         if isinstance(node, SequenceNode):
@@ -278,7 +285,7 @@ class _Builder:
             NodeSpan(
                 value=_mark(value.start_mark),
                 key=None if key is None else _mark(key.start_mark),
-                is_collection=not isinstance(value, ScalarNode),
+                is_collection=not isinstance(value, ScalarNode) or value.value == "",
             ),
         )
 
@@ -296,6 +303,13 @@ class _Builder:
             # ticker such as ON, NO or Y can never turn into a boolean.
             key = key_node.value
             entry_path = (*path, key)
+            if key == "<<" and key_node.style is None:
+                self._error(
+                    key_mark,
+                    entry_path,
+                    "YAML merge keys (<<) are not supported; write the keys out",
+                )
+                continue
             if key in first_seen:
                 first = first_seen[key]
                 self._error(
