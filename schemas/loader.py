@@ -180,6 +180,8 @@ class _Source:
 def load_rule_set(paths: Sequence[Path | str]) -> LoadResult:
     """Load, validate and merge the rule files named by ``paths`` (files or directories)."""
     files, errors = discover_rule_files(paths)
+    if not paths:
+        errors.append(RuleError(".", 1, 1, "", "no rule files or directories given"))
     sources = [_Source(path, read_rule_file(path)) for path in files]
     rule_files: list[tuple[_Source, RuleFile]] = []
     for source in sources:
