@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 
 from schemas.checks import Problem, check_rule_set
 from schemas.models import (
+    GCS_URL,
     QUANTITY_FORM_TAGS,
     RULE_KINDS,
     SINGLETON_SECTIONS,
@@ -41,6 +42,7 @@ _PATTERN_MEANINGS = {
         "rule names are 1-40 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
     ),
     r"^[A-Z]{1,3}[0-9]{4,10}$": "must be an IB account id such as DU1234567 (paper) or U1234567",
+    GCS_URL: "must be a Cloud Storage location such as gs://bucket/prefix",
 }
 
 
