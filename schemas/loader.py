@@ -132,15 +132,25 @@ def discover_rule_files(paths: Sequence[Path | str]) -> tuple[list[Path], list[R
 
 def _discover(path: Path, add: Callable[[Path], None], errors: list[RuleError]) -> None:
     if path.is_dir():
-        found = sorted(
-            entry for entry in path.iterdir() if is_rule_file_name(entry.name) and entry.is_file()
-        )
+        found = sorted(entry for entry in path.iterdir() if is_rule_file_name(entry.name))
         if not found:
             errors.append(
                 RuleError(str(path), 1, 1, "", "no rule files (*.yaml, *.yml) in this directory")
             )
         for entry in found:
-            add(entry)
+            if entry.is_file():
+                add(entry)
+            else:
+                # Skipping it would silently drop its rules (and cancel their orders).
+                errors.append(
+                    RuleError(
+                        str(entry),
+                        1,
+                        1,
+                        "",
+                        "not a readable regular file (a broken symbolic link?); fix or remove it",
+                    )
+                )
     elif path.is_file():
         if path.name.endswith(RULE_FILE_SUFFIXES):
             add(path)
