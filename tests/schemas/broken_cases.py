@@ -791,4 +791,17 @@ CASES: list[Case] = [
         edit("entries.yaml", "stop_loss: {price: 160.0}", "stop_loss: {percent: 150}"),
         [("entries.yaml", 8, 26, "brackets.nvda-dip.stop_loss.percent", "must be less than 100")],
     ),
+    Case(
+        "time-zone-is-a-region",
+        edit("account.yaml", "America/New_York", "America"),
+        [
+            (
+                "account.yaml",
+                13,
+                52,
+                "schedule.rebalance.timezone",
+                "unknown time zone 'America': use an IANA name such as America/New_York",
+            )
+        ],
+    ),
 ]
