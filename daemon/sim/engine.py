@@ -689,7 +689,7 @@ class Engine:
         else:
             assert order.aux_price is not None
             amount = order.aux_price
-        candidate = round_to_tick(inst.last - order.sign * amount, inst.min_tick)
+        candidate = round_to_tick(inst.last + order.sign * amount, inst.min_tick)
         current = order.trail_stop_price
         if current is None:
             order.trail_stop_price = candidate
