@@ -709,7 +709,7 @@ class Engine:
         realized = self._apply_to_position(order, qty, price, commission)
         order.filled_value += qty * price
         order.filled += qty
-        order.avg_fill_price = order.filled_value / order.filled
+        order.avg_fill_price = round(order.filled_value / order.filled, 8)
         order.last_fill_price = price
         order.commission += commission
         self._exec_seq += 1
