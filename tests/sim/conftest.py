@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,12 @@ def ib(connect: Callable[..., IB]) -> IB:
 def until(ib: IB) -> Callable[..., None]:
     """``until(predicate)``: pump ib_insync's loop until the predicate holds."""
 
+    def pump(timeout: float) -> None:
+        # a disconnect is an update too: re-check the predicate
+        with contextlib.suppress(ConnectionError):
+            ib.waitOnUpdate(timeout=timeout)
+
     def wait(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        wait_for(predicate, lambda t: ib.waitOnUpdate(timeout=t), timeout)
+        wait_for(predicate, pump, timeout)
 
     return wait

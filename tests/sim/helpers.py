@@ -88,7 +88,7 @@ def wait_for(
 class RawClient:
     """A bare TWS API socket client, for tests that must control every byte sent."""
 
-    def __init__(self, host: str, port: int, client_id: int, timeout: float = 5.0) -> None:
+    def __init__(self, host: str, port: int, client_id: int | None, timeout: float = 5.0) -> None:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.frames = FrameReader()
         self.inbox: list[list[str]] = []  # received, not yet returned by read_until
@@ -96,8 +96,9 @@ class RawClient:
         version = b"v157..176"
         self.sock.sendall(API_PREFIX + struct.pack(">I", len(version)) + version)
         self.server_version = int(self.read_until(lambda msg: True)[0])
-        self.send(71, 2, client_id, "")
-        self.read_until(lambda msg: msg[0] == "9")  # nextValidId ends the start-up burst
+        if client_id is not None:
+            self.send(71, 2, client_id, "")  # startApi
+            self.read_until(lambda msg: msg[0] == "9")  # nextValidId ends the start-up burst
 
     def send(self, *fields: Field) -> None:
         self.sock.sendall(encode_message(fields))
