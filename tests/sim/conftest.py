@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,3 +68,16 @@ def until(ib: IB) -> Callable[..., None]:
         wait_for(predicate, pump, timeout)
 
     return wait
+
+
+@pytest.fixture(autouse=True)
+def no_decoding_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail any test in which a client could not decode a message the gateway sent."""
+    caplog.set_level(logging.INFO)
+    yield
+    broken = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.endswith(("Decoder", "decoder")) or (r.exc_info and r.name.startswith("ib_"))
+    ]
+    assert broken == []
