@@ -201,7 +201,7 @@ class Session:
                 await asyncio.sleep(delay / 1000)
             handler = getattr(self, f"_on_{name}", None)
             if handler is None:
-                log.debug("client %s: ignoring %s", self.client_id, name)
+                self._unsupported(name, decoded)
                 continue
             try:
                 handler(**decoded)
@@ -210,6 +210,18 @@ class Session:
                 self.send_error(-1, 320, f"Error processing request {name}")
             with contextlib.suppress(ConnectionError):
                 await self.writer.drain()
+
+    def _unsupported(self, name: str, decoded: dict[str, Any]) -> None:
+        req_id = decoded.get("reqId")
+        if req_id is None:
+            log.debug("client %s: ignoring %s", self.client_id, name)
+            return
+        # Answer with an error so that the client's request ends instead of timing out.
+        self.send_error(
+            req_id,
+            321,
+            f"Error validating request:-'{name}' : cause - not supported by the simulator",
+        )
 
     # -- helpers --------------------------------------------------------------------
 

@@ -126,3 +126,13 @@ def test_pacing_can_be_disabled(wire_log_path: Path) -> None:
             assert not [m for m in client.received if m[0] == "4" and m[3] == "100"]
         finally:
             client.close()
+
+
+def test_unsupported_requests_fail_fast(
+    ib: IB, errors: list[tuple[int, int, str]], until: Until
+) -> None:
+    bars = ib.reqHistoricalData(
+        Stock("AAPL", "SMART", "USD"), "", "1 D", "1 hour", "TRADES", useRTH=True, timeout=5
+    )
+    assert len(bars) == 0
+    assert codes(errors) == [321]
