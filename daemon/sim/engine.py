@@ -621,12 +621,19 @@ class Engine:
         return events
 
     def random_walk(self, rng: random.Random, volatility_bps: float) -> list[Event]:
-        events: list[Event] = []
+        """Move every price one seeded log-normal step, then match once over the movers."""
+        moved: set[str] = set()
         for symbol, inst in self.instruments.items():
             move = math.exp(rng.gauss(0.0, volatility_bps / 10_000))
             price = max(inst.min_tick, round_to_tick(inst.last * move, inst.min_tick))
             if price != inst.last:
-                events += self.set_price(symbol, price)
+                inst.last = price
+                moved.add(symbol)
+        events: list[Event] = [QuoteChanged(s) for s in sorted(moved)]
+        events += self._match(moved)
+        held = moved & self.positions.keys()
+        if held:
+            events.append(AccountChanged(frozenset(held)))
         return events
 
     def step(self) -> list[Event]:
