@@ -65,7 +65,7 @@ class Session:
         self.writer = writer
         self.client_id: int | None = None
         self.subs = Subscriptions()
-        self._sent_times: deque[float] = deque()
+        self._accepted_times: deque[float] = deque()
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
 
     # -- output -------------------------------------------------------------------
@@ -173,7 +173,7 @@ class Session:
         if not limit:
             return True
         now = asyncio.get_running_loop().time()
-        times = self._sent_times
+        times = self._accepted_times
         while times and now - times[0] >= 1.0:
             times.popleft()
         if len(times) >= limit:
