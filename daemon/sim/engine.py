@@ -39,7 +39,7 @@ ACTIVE = frozenset({"PreSubmitted", "Submitted"})
 DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
 TIFS = frozenset({"", "DAY", "GTC", "IOC"})
-FIRST_PERM_ID = 1_000_001
+PERM_ID_BASE = 1_000_000_000
 
 
 @dataclass
@@ -212,7 +212,9 @@ class Engine:
         }
         self.orders: dict[tuple[int, int], SimOrder] = {}
         self.executions: list[Execution] = []
-        self._next_perm_id = FIRST_PERM_ID
+        # permIds (and the execIds built from them) must not repeat across gateway
+        # restarts, or a journal keyed on them would mistake new orders for old ones.
+        self._next_perm_id = PERM_ID_BASE + int(clock()) % 100_000 * 10_000 + 1
         self._exec_seq = 0
         self._next_ids: dict[int, int] = {}
         self.reject_next = 0

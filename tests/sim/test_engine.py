@@ -271,3 +271,13 @@ def test_modify_that_needs_more_buying_power_is_rejected(engine: Engine) -> None
     assert [e.code for e in errors(events)] == [201]
     working = engine.orders[(CLIENT, 1)]
     assert (working.status, working.quantity, working.lmt_price) == ("Submitted", 500, 95.0)
+
+
+def test_perm_ids_do_not_repeat_across_restarts() -> None:
+    first = Engine(small_state(), clock=lambda: 1_700_000_000.0)
+    later = Engine(small_state(), clock=lambda: 1_700_000_001.0)
+    first.place(CLIENT, order(1))
+    later.place(CLIENT, order(1))
+    assert first.orders[(CLIENT, 1)].perm_id != later.orders[(CLIENT, 1)].perm_id
+    assert first.executions[0].exec_id != later.executions[0].exec_id
+    assert later.orders[(CLIENT, 1)].perm_id < 2**31  # IB's permId is a 32-bit int
