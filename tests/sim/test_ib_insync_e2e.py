@@ -96,6 +96,12 @@ def test_market_order_fills_with_commission(ib: IB, aapl: Stock, until: Until) -
     assert fill.commissionReport.commission == 1.0
     until(lambda: position(ib, "AAPL") == 10)
 
+    def cash() -> float:
+        [value] = [v.value for v in ib.accountValues() if v.tag == "TotalCashValue"]
+        return float(value)
+
+    until(lambda: cash() == pytest.approx(1_000_000 - 10 * 100.01 - 1.0))
+
 
 def test_limit_order_rests_then_fills_when_price_moves(
     ib: IB, aapl: Stock, sim: SimThread, until: Until
