@@ -30,159 +30,28 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
+from daemon.sim.model import (
+    AccountChanged,
+    AccountSnapshot,
+    ErrorNotice,
+    Event,
+    Execution,
+    Instrument,
+    OrderChanged,
+    OrderFilled,
+    Position,
+    QuoteChanged,
+    SimOrder,
+    on_tick,
+    round_to_tick,
+)
 from daemon.sim.protocol import OrderRequest
 from daemon.sim.state import SimState, SymbolSpec
 
-ACTIVE = frozenset({"PreSubmitted", "Submitted"})
-DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
 TIFS = frozenset({"", "DAY", "GTC", "IOC"})
 PERM_ID_BASE = 1_000_000_000
-
-
-@dataclass
-class Instrument:
-    symbol: str
-    con_id: int
-    exchange: str
-    name: str
-    min_tick: float
-    lot_size: int
-    last: float
-    close: float
-    half_spread: float
-
-    @property
-    def bid(self) -> float:
-        return max(self.min_tick, round_to_tick(self.last - self.half_spread, self.min_tick))
-
-    @property
-    def ask(self) -> float:
-        return round_to_tick(self.last + self.half_spread, self.min_tick)
-
-
-@dataclass
-class SimOrder:
-    order_id: int
-    client_id: int
-    perm_id: int
-    account: str
-    symbol: str
-    action: str
-    quantity: float
-    order_type: str
-    lmt_price: float | None
-    aux_price: float | None
-    trailing_percent: float | None
-    trail_stop_price: float | None
-    tif: str
-    oca_group: str
-    oca_type: int
-    order_ref: str
-    parent_id: int
-    outside_rth: bool
-    status: str = "PendingSubmit"
-    transmitted: bool = False
-    triggered: bool = False
-    filled: float = 0.0
-    avg_fill_price: float = 0.0
-    last_fill_price: float = 0.0
-    commission: float = 0.0
-    filled_value: float = 0.0
-    completed_time: str = ""
-    completed_status: str = ""
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.quantity - self.filled)
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def done(self) -> bool:
-        return self.status in DONE
-
-    @property
-    def sign(self) -> int:
-        return 1 if self.action == "BUY" else -1
-
-
-@dataclass
-class Execution:
-    exec_id: str
-    order_id: int
-    client_id: int
-    perm_id: int
-    account: str
-    symbol: str
-    side: str  # BOT / SLD, as IB reports it
-    shares: float
-    price: float
-    time: float
-    cum_qty: float
-    avg_price: float
-    order_ref: str
-    commission: float
-    realized_pnl: float | None
-
-
-@dataclass
-class Position:
-    quantity: float = 0.0
-    avg_cost: float = 0.0
-    realized_pnl: float = 0.0
-
-
-# -- events ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OrderChanged:
-    """New, modified, released or cancelled order: openOrder + orderStatus."""
-
-    order: SimOrder
-    cancelled: bool = False
-
-
-@dataclass(frozen=True)
-class OrderFilled:
-    """An execution: execDetails, openOrder, orderStatus, commissionReport."""
-
-    order: SimOrder
-    execution: Execution
-
-
-@dataclass(frozen=True)
-class ErrorNotice:
-    client_id: int
-    req_id: int
-    code: int
-    message: str
-
-
-@dataclass(frozen=True)
-class QuoteChanged:
-    symbol: str
-
-
-@dataclass(frozen=True)
-class AccountChanged:
-    symbols: frozenset[str]
-
-
-Event = OrderChanged | OrderFilled | ErrorNotice | QuoteChanged | AccountChanged
-
-
-def round_to_tick(price: float, tick: float) -> float:
-    return round(round(price / tick) * tick, 10)
-
-
-def on_tick(price: float, tick: float) -> bool:
-    return math.isclose(price, round_to_tick(price, tick), abs_tol=tick * 1e-6)
 
 
 class OrderRejected(Exception):
@@ -307,6 +176,20 @@ class Engine:
             "UnrealizedPnL": sum(self.unrealized_pnl(s) for s in self.positions),
             "RealizedPnL": sum(p.realized_pnl for p in self.positions.values()),
         }
+
+    def snapshot(self) -> AccountSnapshot:
+        """A point-in-time copy of the account for assertions."""
+        return AccountSnapshot(
+            account=self.account_id,
+            cash=self.cash,
+            net_liquidation=self.net_liquidation(),
+            buying_power=self.buying_power(),
+            positions={s: dataclasses.replace(p) for s, p in self.positions.items() if p.quantity},
+            prices={s: i.last for s, i in self.instruments.items()},
+            open_orders=[_copy(o) for o in self.orders.values() if not o.done],
+            orders=[_copy(o) for o in self.orders.values()],
+            executions=[dataclasses.replace(e) for e in self.executions],
+        )
 
     # -- orders -----------------------------------------------------------------
 
@@ -830,34 +713,3 @@ class Engine:
 
 def _copy(order: SimOrder) -> SimOrder:
     return dataclasses.replace(order)
-
-
-@dataclass
-class AccountSnapshot:
-    """A point-in-time copy of the account for assertions in tests."""
-
-    account: str
-    cash: float
-    net_liquidation: float
-    buying_power: float
-    positions: dict[str, Position]
-    prices: dict[str, float]
-    open_orders: list[SimOrder]
-    orders: list[SimOrder]
-    executions: list[Execution] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, engine: Engine) -> AccountSnapshot:
-        return cls(
-            account=engine.account_id,
-            cash=engine.cash,
-            net_liquidation=engine.net_liquidation(),
-            buying_power=engine.buying_power(),
-            positions={
-                s: dataclasses.replace(p) for s, p in engine.positions.items() if p.quantity
-            },
-            prices={s: i.last for s, i in engine.instruments.items()},
-            open_orders=[_copy(o) for o in engine.orders.values() if not o.done],
-            orders=[_copy(o) for o in engine.orders.values()],
-            executions=[dataclasses.replace(e) for e in engine.executions],
-        )

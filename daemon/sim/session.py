@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from daemon.sim import messages as m
-from daemon.sim.engine import Event, Execution, Instrument, SimOrder
+from daemon.sim.model import Event, Execution, Instrument, SimOrder
 from daemon.sim.protocol import (
     API_PREFIX,
     MIN_CLIENT_VERSION,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.sim.engine import Engine, ErrorNotice, OrderChanged, OrderFilled
+from daemon.sim.engine import Engine
+from daemon.sim.model import ErrorNotice, OrderChanged, OrderFilled
 
 from .helpers import order, small_state
 
