@@ -12,7 +12,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("validate", "schema")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "validate",
+    "schema",
+    "sim",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
