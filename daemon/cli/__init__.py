@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "validate",
     "schema",
     "sim",
+    "plan",
 )
 
 
