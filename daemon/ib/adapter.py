@@ -100,6 +100,7 @@ class BrokerState:
     executions: tuple[RecordedExecution, ...]
     quotes: Mapping[str, Quote]
     contracts: Mapping[str, ContractFacts]
+    qualified: Mapping[str, CachedContract]
     notes: tuple[str, ...] = ()
 
 
@@ -580,6 +581,7 @@ class IbAdapter:
             executions=executions,
             quotes=quotes,
             contracts={symbol: _facts(cached) for symbol, cached in contracts.items()},
+            qualified=contracts,
             notes=tuple(notes),
         )
 
