@@ -210,3 +210,26 @@ def test_planning_against_the_gateway_is_read_only(
     with Journal.open(tmp_path / "state"):
         result = plan_against_gateway(rules, state_dir=tmp_path / "state", sim=False)
     assert result.plan.actionable == ()
+
+
+@pytest.mark.parametrize(("answer", "sent"), [("no", 0), ("yes", 1)])
+def test_on_a_terminal_apply_sends_only_after_yes(
+    answer: str,
+    sent: int,
+    gateway: Gateway,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from daemon.cli import main
+
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    code = main(["apply", str(rules), "--state-dir", str(tmp_path / "state")])
+    out = capsys.readouterr().out
+    assert "allocations.core:AAPL" in out
+    assert len(gateway.messages("placeOrder")) == sent
+    assert code == (1 if answer == "no" else 0)
+    if answer == "no":
+        assert "Not confirmed: nothing sent." in out
