@@ -110,6 +110,13 @@ def run(args: argparse.Namespace) -> int:
     except (AdapterError, JournalError) as exc:
         print(f"tradectl apply: {exc}", file=sys.stderr)
         return 1
+    except (ConnectionError, TimeoutError) as exc:
+        print(
+            f"tradectl apply: the gateway connection failed during the pass ({exc or 'timeout'}); "
+            "run apply again: the journal makes that safe, nothing is sent twice",
+            file=sys.stderr,
+        )
+        return 1
     return _report(result)
 
 

@@ -85,6 +85,7 @@ class ConnectionSettings:
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
     ack_timeout: timedelta = timedelta(seconds=60)
+    request_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,8 @@ class IbAdapter:
         self.progress = Progress()
         self._on_progress = progress
         self.ib = IB()
+        # A request the gateway never answers must fail, not hang the pass.
+        self.ib.RequestTimeout = settings.request_timeout
         self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
         self._pump_scheduled = False
         self._priority = Priority.REQUEST
@@ -618,11 +621,14 @@ class IbAdapter:
         for start in range(0, len(missing), 50):
             batch = missing[start : start + 50]
             results = self.ib.run(
-                asyncio.gather(
-                    *(
-                        self.ib.reqContractDetailsAsync(Stock(symbol, "SMART", "USD"))
-                        for symbol in batch
-                    )
+                asyncio.wait_for(
+                    asyncio.gather(
+                        *(
+                            self.ib.reqContractDetailsAsync(Stock(symbol, "SMART", "USD"))
+                            for symbol in batch
+                        )
+                    ),
+                    self.settings.request_timeout,
                 )
             )
             for symbol, details in zip(batch, results, strict=True):
@@ -679,11 +685,16 @@ class IbAdapter:
         # the old one): a rule's later group never gets a more urgent priority than its earlier
         # ones, so the pacer cannot reorder them. Across rules, urgency wins.
         rule_floor: dict[tuple[str, str], Priority] = {}
+        # A child may name a parent that already works at the broker (its entry was placed in
+        # an earlier pass), or one in its own group.
+        working_parents = {
+            order.order_ref: order.order_id for order in working.values() if order.order_ref
+        }
         for group in groups:
             rule = (group[0].kind, group[0].rule)
             priority = max(_urgency(group), rule_floor.get(rule, Priority.CANCEL))
             rule_floor[rule] = priority
-            problem = self._check_group(group, contracts, working)
+            problem = self._check_group(group, contracts, working, working_parents)
             if problem is not None:
                 problems.append(problem)
                 continue
@@ -701,7 +712,7 @@ class IbAdapter:
             self._crash_point("journal")
             highest = max((intent.order_id or 0) for intent in journaled)
             self.ib.client.updateReqId(highest + 1)
-            self._submit(journaled, group, contracts, working, priority)
+            self._submit(journaled, group, contracts, working, working_parents, priority)
         return problems
 
     def _check_group(
@@ -709,7 +720,10 @@ class IbAdapter:
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
+        working_parents: Mapping[str, int],
     ) -> str | None:
+        """Why this group cannot be sent, found before anything is journaled."""
+        group_refs = {intent.order.order_ref: 0 for intent in group if intent.order is not None}
         for intent in group:
             if intent.action != "place":
                 target = working.get(intent.order_id or 0)
@@ -725,6 +739,15 @@ class IbAdapter:
                     return f"{intent.key}: {intent.action} without order fields"
                 if intent.symbol not in contracts:
                     return f"{intent.key}: no contract for {intent.symbol}; nothing sent"
+                try:
+                    translate.to_ib_order(
+                        intent.order,
+                        order_id=0,
+                        account=self.settings.account,
+                        parent_ids={**working_parents, **group_refs},
+                    )
+                except ValueError as exc:
+                    return f"{intent.key}: {exc}; nothing sent"
         return None
 
     def _submit(
@@ -733,13 +756,17 @@ class IbAdapter:
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
+        working_parents: Mapping[str, int],
         priority: Priority,
     ) -> None:
-        parent_ids = {
-            entry.order_ref: entry.order_id
+        parent_ids = dict(working_parents)
+        parent_ids.update(
+            (entry.order_ref, entry.order_id)
             for entry in journaled
-            if entry.order_ref is not None and entry.order_id is not None
-        }
+            if entry.order_ref is not None
+            and entry.order_id is not None
+            and entry.action == "place"
+        )
         for entry, intent in zip(journaled, group, strict=True):
             self._track(entry)
             self._awaiting.add(entry.id)
