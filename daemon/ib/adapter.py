@@ -132,6 +132,7 @@ class _OrderRecord:
 @dataclass
 class _Outgoing:
     message: str
+    before_write: Callable[[], None] | None
     after_write: Callable[[], None] | None
 
 
@@ -180,6 +181,7 @@ class IbAdapter:
         self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
         self._pump_scheduled = False
         self._priority = Priority.REQUEST
+        self._before_write: Callable[[], None] | None = None
         self._after_write: Callable[[], None] | None = None
         self._link_up = True
         self._orders: dict[tuple[int, int], _OrderRecord] = {}
@@ -256,17 +258,23 @@ class IbAdapter:
 
     @contextmanager
     def _sending(
-        self, priority: Priority, after_write: Callable[[], None] | None = None
+        self,
+        priority: Priority,
+        before_write: Callable[[], None] | None = None,
+        after_write: Callable[[], None] | None = None,
     ) -> Iterator[None]:
-        self._priority, self._after_write = priority, after_write
+        self._priority = priority
+        self._before_write, self._after_write = before_write, after_write
         try:
             yield
         finally:
-            self._priority, self._after_write = Priority.REQUEST, None
+            self._priority = Priority.REQUEST
+            self._before_write = self._after_write = None
 
     def _paced_send(self, message: str) -> None:
+        before_write, self._before_write = self._before_write, None
         after_write, self._after_write = self._after_write, None
-        self._pacer.submit(_Outgoing(message, after_write), self._priority)
+        self._pacer.submit(_Outgoing(message, before_write, after_write), self._priority)
         self._pump()
 
     def _pump(self) -> None:
@@ -277,6 +285,8 @@ class IbAdapter:
         if handshake_done and not self._link_up:
             return
         for outgoing in self._pacer.release():
+            if outgoing.before_write is not None:
+                outgoing.before_write()
             Client.sendMsg(self.ib.client, outgoing.message)
             if outgoing.after_write is not None:
                 outgoing.after_write()
@@ -522,7 +532,6 @@ class IbAdapter:
             journal.live_intents(),
             records,
             known_perm_ids=journal.known_perm_ids(),
-            session=self.session,
             now=journal.now,
             ack_timeout=self.settings.ack_timeout,
         )
@@ -771,9 +780,9 @@ class IbAdapter:
             self._track(entry)
             self._awaiting.add(entry.id)
             assert entry.order_id is not None
-            after_write = self._written(entry.id)
+            before_write, after_write = self._sending_hooks(entry.id)
             if intent.action == "cancel":
-                with self._sending(priority, after_write):
+                with self._sending(priority, before_write, after_write):
                     self.ib.client.cancelOrder(entry.order_id, "")
                 continue
             assert intent.order is not None
@@ -787,18 +796,23 @@ class IbAdapter:
             )
             order.clientId = self.settings.client_id
             contract = translate.stock_contract(contracts[intent.symbol])
-            with self._sending(priority, after_write):
+            with self._sending(priority, before_write, after_write):
                 self.ib.client.placeOrder(entry.order_id, contract, order)
 
-    def _written(self, intent_id: int) -> Callable[[], None]:
-        def after_write() -> None:
-            self._crash_point("send")
+    def _sending_hooks(self, intent_id: int) -> tuple[Callable[[], None], Callable[[], None]]:
+        # "sent" is committed durably just before the write: an intent still "journaled" after a
+        # crash certainly never left this process (safe to plan afresh), while a "sent" one may
+        # have reached IB and is waited for until the acknowledgement timeout.
+        def before_write() -> None:
             assert self.journal is not None
             self.journal.mark_sent(intent_id)
+
+        def after_write() -> None:
+            self._crash_point("send")
             self.progress.sent += 1
             self._report()
 
-        return after_write
+        return before_write, after_write
 
     def _crash_point(self, point: str) -> None:
         if self._crash_after == point:
