@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from daemon.sim.engine import AccountSnapshot
+from daemon.sim.model import AccountSnapshot
 
 if TYPE_CHECKING:
     from daemon.sim.server import SimGateway
@@ -68,13 +68,11 @@ class SimControl:
         self._gateway.faults.ack_delay_ms = float(ms)
 
     def connectivity_lost(self) -> None:
-        """Send error 1100 to every client."""
-        self._gateway.faults.connectivity_lost = True
+        """Send error 1100 to every client (informational: orders keep working)."""
         self._gateway.broadcast_error(*CONNECTIVITY_LOST)
 
     def connectivity_restored(self) -> None:
         """Send error 1102 to every client."""
-        self._gateway.faults.connectivity_lost = False
         self._gateway.broadcast_error(*CONNECTIVITY_RESTORED)
 
     def snapshot(self) -> AccountSnapshot:

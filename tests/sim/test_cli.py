@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.sim.state import SimState
 from daemon.sim.wirelog import read_wire_log
 
 from .helpers import RawClient
@@ -102,8 +103,6 @@ def test_bad_state_file_exits_1(tmp_path: Path) -> None:
 
 
 def test_example_state_file_is_valid() -> None:
-    from daemon.sim.state import SimState
-
     example = Path(__file__).parents[2] / "examples" / "sim-state.yaml"
     state = SimState.load(example)
     assert state.account.id.startswith("DU")
