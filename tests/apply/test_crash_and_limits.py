@@ -56,11 +56,13 @@ def test_a_500_symbol_allocation_is_paced_without_a_single_error_100(
     apply_in_process: Callable[..., Outcome],
     tmp_path: Path,
 ) -> None:
-    symbols = {f"S{number:03d}": 20.0 + number % 50 for number in range(500)}
-    gateway = gateway_factory(sim_state(symbols, cash=10_000_000))
-    weight = 0.0019
+    # The sim's synthetic tickers SYM0001..SYM0500 (what `tradectl sim --symbols 500` serves).
+    state = sim_state({}, cash=10_000_000).with_synthetic_symbols(500)
+    gateway = gateway_factory(state)
+    symbols = sorted(state.symbols)
+    assert len(symbols) == 500
     rules = write_rules(
-        tmp_path / "rules", gateway, allocations=allocation(dict.fromkeys(symbols, weight))
+        tmp_path / "rules", gateway, allocations=allocation(dict.fromkeys(symbols, 0.0019))
     )
     outcome = apply_in_process(rules, "--timeout", "120")
     assert outcome.code == 0, outcome.out[-2000:]
