@@ -277,8 +277,11 @@ class IbAdapter:
         self._pacer.submit(_Outgoing(message, before_write, after_write), self._priority)
         self._pump()
 
-    def _pump(self) -> None:
+    def _pump_later(self) -> None:
         self._pump_scheduled = False
+        self._pump()
+
+    def _pump(self) -> None:
         if not self.ib.client.isConnected():
             return
         handshake_done = self.ib.client.isReady()
@@ -293,7 +296,7 @@ class IbAdapter:
         delay = self._pacer.delay()
         if delay is not None and not self._pump_scheduled:
             self._pump_scheduled = True
-            asyncio.get_event_loop_policy().get_event_loop().call_later(delay, self._pump)
+            asyncio.get_event_loop_policy().get_event_loop().call_later(delay, self._pump_later)
 
     @property
     def waiting_messages(self) -> int:
@@ -399,10 +402,11 @@ class IbAdapter:
                 order_ref=order_ref,
                 informational=informational,
             )
-            if not informational and code not in _CANCEL_CONFIRMATIONS:
-                for intent in intents:
-                    if intent.live:
-                        self.journal.record_intent_error(intent.id, code, text)
+            live = [intent for intent in intents if intent.live]
+            if live and not informational and code not in _CANCEL_CONFIRMATIONS:
+                # The error answers the latest message about this order: a rejected modify
+                # must not make the order's own placement count as rejected.
+                self.journal.record_intent_error(live[-1].id, code, text)
         if intents and not informational and code not in _CANCEL_CONFIRMATIONS:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()
