@@ -155,3 +155,31 @@ def test_an_order_the_gateway_is_slow_to_take_is_waited_for_not_sent_again(
     wait_until(lambda: gateway.positions().get("AAPL", 0) > 0)
     converge(apply_in_process, rules)
     assert len(gateway.messages("placeOrder")) == 1
+
+
+def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(
+        "version: 1\n"
+        "account: {id: DU0000001}\n"
+        "gateway: {host: 127.0.0.1, port: 4002, client_id: 17}\n"
+        "risk: {max_order_value: 50000, max_position_fraction: 0.3,\n"
+        "       max_risk_per_trade_fraction: 0.01, max_daily_loss_fraction: 0.05}\n"
+        "allocations:\n"
+        "  core: {capital: {amount: 20000}, targets: {AAPL: 0.5, MSFT: 0.5}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "apply", str(rules), "--sim", "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sent 2 / acknowledged 2" in result.stdout
+    assert (tmp_path / "var" / "state" / "journal.sqlite3").exists()
