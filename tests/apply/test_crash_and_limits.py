@@ -170,7 +170,7 @@ def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path) -> None:
         "risk: {max_order_value: 50000, max_position_fraction: 0.3,\n"
         "       max_risk_per_trade_fraction: 0.01, max_daily_loss_fraction: 0.05}\n"
         "allocations:\n"
-        "  core: {capital: {amount: 20000}, targets: {AAPL: 0.5, MSFT: 0.5}}\n"
+        "  core: {capital: {amount: 20000}, targets: {AAPL: 0.3, MSFT: 0.3}}\n"
     )
     result = subprocess.run(
         [sys.executable, "-m", "daemon", "apply", str(rules), "--sim", "--yes"],
