@@ -492,6 +492,10 @@ class IbAdapter:
         else:
             self.progress.cancelled += 1
 
+    def start_pass(self) -> None:
+        """Count progress afresh (a daemon runs many passes on one connection)."""
+        self.progress = Progress()
+
     def _report(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.progress)

@@ -212,6 +212,7 @@ def reconcile_pass(
     """Resync, observe, plan, gate; then, when ``act`` and ``confirm`` agree, journal and send
     the actionable intents and wait for their acknowledgement."""
     now = clock()
+    adapter.start_pass()
     writable = journal is not None and journal.writable
     pass_id = None
     if writable:
