@@ -160,6 +160,11 @@ def _report(result: PassResult) -> int:
         print(f"error: {error}")
     for problem in result.problems:
         print(f"not sent: {problem}")
+    if result.pacing_violations:
+        print(
+            f"warning: IB reported {result.pacing_violations} pacing violation(s) (error 100); "
+            "another program may share this gateway's message budget: lower --max-rate"
+        )
     ok = True
     if not result.acknowledged_in_time:
         print(

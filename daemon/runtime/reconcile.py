@@ -46,6 +46,7 @@ class PassResult:
     acknowledged_in_time: bool = True
     progress: Progress = field(default_factory=Progress)
     notes: tuple[str, ...] = ()
+    pacing_violations: int = 0
 
     @property
     def rejected(self) -> int:
@@ -241,6 +242,7 @@ def reconcile_pass(
     result.acknowledged_in_time = adapter.wait(ack_timeout)
     result.progress = adapter.progress
     result.sent = adapter.progress.sent
+    result.pacing_violations = adapter.pacing_violations
     _finish(journal, pass_id, result, "sent")
     return result
 
