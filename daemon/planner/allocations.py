@@ -145,6 +145,19 @@ def _plan_rule(
                 reason = f"{symbol} is no longer a target of allocations.{name}"
                 draft.add(cancel_intent(owned, KIND, reason))
 
+    unreachable = sorted(
+        symbol
+        for symbol, weight in allocation.targets.items()
+        if 0 < weight <= allocation.drift.absolute
+    )
+    if unreachable:
+        listed = ", ".join(unreachable[:5]) + (", ..." if len(unreachable) > 5 else "")
+        draft.notes.append(
+            f"allocations.{name}: {len(unreachable)} target(s) ({listed}) weigh no more than the "
+            f"drift band {allocation.drift.absolute:g}: from zero they are never bought; "
+            "narrow drift.absolute"
+        )
+
     for symbol in sorted(allocation.targets):
         orders = by_symbol.get(symbol, [])
         where = f"allocations.{name}: {symbol}"

@@ -10,7 +10,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
@@ -47,8 +47,11 @@ def short_hash(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+_SPEC_FIELDS = tuple(spec_field.name for spec_field in fields(OrderSpec))
+
+
 def spec_hash(spec: OrderSpec) -> str:
-    return short_hash(*astuple(spec))
+    return short_hash(*(getattr(spec, name) for name in _SPEC_FIELDS))
 
 
 def round_to_tick(price: float, tick: float, direction: Literal["down", "up"]) -> float:
