@@ -72,6 +72,10 @@ class AccountRefused(AdapterError):
     pass
 
 
+class GatewayUnreachable(AdapterError):
+    pass
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     host: str
@@ -213,13 +217,13 @@ class IbAdapter:
             )
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
-            raise AdapterError(
+            raise GatewayUnreachable(
                 f"cannot connect to the IB gateway at {where}: {reason}; check that IB Gateway or "
                 "TWS runs with the API enabled on that port and that no other program uses this "
                 "client id"
             ) from exc
         if not self.ib.isConnected():
-            raise AdapterError(
+            raise GatewayUnreachable(
                 f"the IB gateway at {where} closed the connection during the handshake; "
                 "is the client id already in use?"
             )
