@@ -107,11 +107,13 @@ def _units(intents: list[Intent]) -> list[list[int]]:
 
 class _Exposure:
     """Worst-case position per symbol: the position plus every working order on one side that
-    this plan leaves alone, plus the opening orders admitted so far."""
+    this plan does not modify, plus the opening orders admitted so far."""
 
     def __init__(self, intents: list[Intent], observed: Observed) -> None:
         self.observed = observed
-        touched = {intent.order_id for intent in intents if intent.order_id is not None}
+        # A modified order counts at its new size; a cancelled one may still fill until IB
+        # confirms the cancel, so it keeps counting.
+        touched = {intent.order_id for intent in intents if intent.action == "modify"}
         self.orders_by_id: dict[int, WorkingOrder] = {}
         self.long: dict[str, float] = {}
         self.short: dict[str, float] = {}
