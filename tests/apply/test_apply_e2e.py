@@ -270,3 +270,39 @@ def test_plan_with_sim_needs_no_gateway(tmp_path: Path, capsys: pytest.CaptureFi
     )
     assert main(["plan", str(rules), "--sim", "--state-dir", str(tmp_path / "s")]) == 2
     assert "(the simulated gateway" in capsys.readouterr().out
+
+
+def test_removing_a_rule_cancels_its_orders_and_a_trailing_stop_lands(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    sections = standing_rules()
+    bracket = sections["brackets"]["nvda-pullback"]  # type: ignore[index]
+    bracket["stop_loss"] = {"trailing_percent": 2.0}
+    rules = write_rules(tmp_path / "rules", gateway, **sections)
+    assert apply_in_process(rules).code == 0
+    stop = next(
+        line["fields"]
+        for line in gateway.messages("placeOrder")
+        if line["fields"]["orderRef"].endswith(":stop")
+    )
+    assert (stop["orderType"], stop["trailingPercent"]) == ("TRAIL", 2.0)
+    scale_ids = {
+        line["fields"]["orderId"]
+        for line in gateway.messages("placeOrder")
+        if line["fields"]["orderRef"].startswith("tctl:amzn-ladder:")
+    }
+    assert len(scale_ids) == 3
+
+    del sections["scales"]
+    write_rules(tmp_path / "rules", gateway, **sections)
+    removed = apply_in_process(rules)
+    assert removed.code == 0, removed.out
+    assert {line["fields"]["orderId"] for line in gateway.messages("cancelOrder")} == scale_ids
+    assert len(gateway.messages("placeOrder")) == 6
+    working = {o.order_ref for o in gateway.sim.snapshot().open_orders}
+    assert not any(ref.startswith("tctl:amzn-ladder:") for ref in working)
+    with Journal.open(tmp_path / "state") as journal:
+        cancels = [intent for intent in journal.intents() if intent.action == "cancel"]
+        assert {intent.order_id for intent in cancels} == scale_ids
+        assert {intent.state for intent in cancels} == {"cancelled"}
+    assert "Nothing to send." in apply_in_process(rules).out
