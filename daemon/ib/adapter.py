@@ -302,10 +302,6 @@ class IbAdapter:
             self._pump_scheduled = True
             asyncio.get_event_loop_policy().get_event_loop().call_later(delay, self._pump_later)
 
-    @property
-    def waiting_messages(self) -> int:
-        return self._pacer.waiting
-
     def _on_disconnected(self) -> None:
         dropped = self._pacer.clear()
         if dropped:
@@ -848,10 +844,6 @@ class IbAdapter:
                 log.warning("connection lost while waiting for acknowledgements")
                 break
         return not self._awaiting and not self._pacer.waiting
-
-    @property
-    def unacknowledged(self) -> int:
-        return len(self._awaiting)
 
 
 def _urgency(group: Sequence[Intent]) -> Priority:
