@@ -306,3 +306,42 @@ def test_removing_a_rule_cancels_its_orders_and_a_trailing_stop_lands(
         assert {intent.order_id for intent in cancels} == scale_ids
         assert {intent.state for intent in cancels} == {"cancelled"}
     assert "Nothing to send." in apply_in_process(rules).out
+
+
+def test_a_plan_confirmed_too_late_is_not_sent(gateway: Gateway, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from daemon.ib import IbAdapter
+    from daemon.planner.types import Plan
+    from daemon.runtime.reconcile import reconcile_pass
+    from daemon.runtime.session import connection_settings
+    from schemas.loader import load_rule_set
+
+    rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    rules = load_rule_set([rules_dir]).rule_set
+    assert rules is not None
+    moments = [datetime.now(UTC)]
+
+    def slow_confirmation(plan: Plan) -> bool:
+        moments.append(moments[0] + timedelta(minutes=2))
+        return True
+
+    with Journal.open(tmp_path / "state") as journal:
+        adapter = IbAdapter(connection_settings(rules, readonly=False), journal)
+        adapter.connect()
+        try:
+            result = reconcile_pass(
+                rules,
+                adapter,
+                journal,
+                clock=lambda: moments[-1],
+                confirm=slow_confirmation,
+                act=True,
+                ack_timeout=5,
+                trigger="test",
+            )
+        finally:
+            adapter.disconnect()
+    assert result.sent == 0
+    assert "the plan is older than 60 s" in result.problems[0]
+    assert gateway.messages("placeOrder") == []
