@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Stock, Ticker
@@ -507,7 +507,7 @@ class IbAdapter:
         open_keys = self._refresh_open_orders()
         self._completed = []
         self.ib.reqCompletedOrders(apiOnly=True)
-        self.ib.reqExecutions(ExecutionFilter(time=day_start.strftime("%Y%m%d-%H:%M:%S")))
+        self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         records = [
             translate.broker_record(
                 "open", self._orders[key].order, self._orders[key].status, self._orders[key].filled
@@ -587,7 +587,7 @@ class IbAdapter:
         wanted = sorted(set(symbols) | set(positions))
         contracts = self.contracts(wanted, notes)
         quotes = self.quotes(contracts, notes)
-        self.ib.reqExecutions(ExecutionFilter(time=day_start.strftime("%Y%m%d-%H:%M:%S")))
+        self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         executions = tuple(
             sorted(
                 (ex for ex in self._executions.values() if ex.time >= day_start),
@@ -844,6 +844,11 @@ class IbAdapter:
                 log.warning("connection lost while waiting for acknowledgements")
                 break
         return not self._awaiting and not self._pacer.waiting
+
+
+def _utc_filter_time(moment: datetime) -> str:
+    # IB reads "yyyymmdd-hh:mm:ss" as UTC.
+    return moment.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
 
 
 def _urgency(group: Sequence[Intent]) -> Priority:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,11 @@ def test_notices_do_not_end_an_order_only_a_terminal_status_does(tmp_path: Path)
         "tctl:aapl:abc:entry: IB error 201: Order rejected - reason: no funds"
     ]
     journal.close()
+
+
+def test_the_execution_filter_starts_at_new_york_midnight_in_utc() -> None:
+    from daemon.ib.adapter import _utc_filter_time
+    from daemon.runtime.reconcile import trading_day_start
+
+    start = trading_day_start(datetime(2026, 11, 25, 3, 0, tzinfo=UTC))
+    assert _utc_filter_time(start) == "20261124-05:00:00"
