@@ -163,7 +163,8 @@ def test_an_order_the_gateway_is_slow_to_take_is_waited_for_not_sent_again(
     # under another one): the next pass must not send it again.
     write_rules(tmp_path / "rules", gateway, client_id=CLIENT_ID + 1, allocations=targets)
     waiting = apply_in_process(rules)
-    assert "waiting for the broker to acknowledge" in waiting.out
+    assert "1 intent(s) sent earlier are not yet confirmed by the broker" in waiting.out
+    assert "Nothing to send." in waiting.out
     assert len(gateway.messages("placeOrder")) == 1
     gateway.sim.control.delay_acks(0)
     wait_until(lambda: gateway.positions().get("AAPL", 0) > 0)
