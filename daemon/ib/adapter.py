@@ -402,11 +402,22 @@ class IbAdapter:
                 order_ref=order_ref,
                 informational=informational,
             )
-            live = [intent for intent in intents if intent.live]
-            if live and not informational and code not in _CANCEL_CONFIRMATIONS:
-                # The error answers the latest message about this order: a rejected modify
-                # must not make the order's own placement count as rejected.
-                self.journal.record_intent_error(live[-1].id, code, text)
+            # The error answers the latest message about this order: a rejected modify must
+            # not make the order's own placement count as rejected.
+            latest = intents[-1] if intents else None
+            if (
+                latest is not None
+                and latest.live
+                and not informational
+                and code not in _CANCEL_CONFIRMATIONS
+            ):
+                self.journal.record_intent_error(latest.id, code, text)
+                if latest.action == "modify":
+                    # The order keeps its old fields; the modify is over, and its rejection
+                    # makes the next identical modify wait (backoff) instead of repeating.
+                    self.journal.finish_intent(latest.id, "rejected")
+                    self.progress.rejected += 1
+                    self._awaiting.discard(latest.id)
         if intents and not informational and code not in _CANCEL_CONFIRMATIONS:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()
