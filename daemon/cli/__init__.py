@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "schema",
     "sim",
     "plan",
+    "apply",
 )
 
 
