@@ -1,0 +1,290 @@
+"""Export journal executions to Parquet batches under ``records.dir`` and queue them for GCS.
+
+Exactly once, across crashes: a batch's sequence range is committed to ``record_batches``
+before its file is written, and the watermark is the highest committed ``last_seq``. After a
+crash, ``recover`` rewrites every planned batch from its fixed range; the file name comes from
+that range, so a rewrite replaces the file instead of adding a second copy of the fills.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from daemon.records.model import DEFAULT_TRADE_ZONE, FillRecord, FillSource, trade_date
+from daemon.records.parquet import (
+    FILLS_DATASET,
+    Checksums,
+    fills_table,
+    parquet_bytes,
+    write_atomic,
+)
+
+log = logging.getLogger(__name__)
+
+
+def batch_id(first_seq: int, last_seq: int) -> str:
+    return f"{first_seq:012d}-{last_seq:012d}"
+
+
+def relative_batch_path(dataset: str, day: date, batch: str) -> str:
+    """``fills/date=YYYY-MM-DD/<batch>.parquet``: the layout under ``records.dir`` and under the
+    GCS prefix alike (hive partitioning)."""
+    return f"{dataset}/date={day.isoformat()}/{batch}.parquet"
+
+
+@dataclass(frozen=True)
+class GcsTarget:
+    """Where ``records.gcs`` (``gs://bucket/prefix``) points."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def parse(cls, url: str) -> GcsTarget:
+        if not url.startswith("gs://"):
+            raise ValueError(f"records.gcs: {url!r} is not a gs://bucket/prefix URL")
+        bucket, _, prefix = url[len("gs://") :].partition("/")
+        if not bucket:
+            raise ValueError(f"records.gcs: {url!r} names no bucket")
+        return cls(bucket=bucket, prefix=prefix.strip("/"))
+
+    def object_name(self, relative: str) -> str:
+        return f"{self.prefix}/{relative}" if self.prefix else relative
+
+
+@dataclass(frozen=True)
+class Batch:
+    dataset: str
+    trade_date: date
+    batch_id: str
+    first_seq: int
+    last_seq: int
+    row_count: int
+
+    @property
+    def relative_path(self) -> str:
+        return relative_batch_path(self.dataset, self.trade_date, self.batch_id)
+
+
+class Exporter:
+    """Turns settled journal executions into Parquet batches and outbox rows.
+
+    A fill is settled once its commission report is in the journal or ``settle`` has passed since
+    its execution time (IB sends the commission separately, usually within a second). Export
+    never skips an unsettled fill: it stops before the first one, so the watermark never passes
+    a fill that is not yet in a file.
+
+    ``export`` writes a batch only when ``max_rows`` settled fills are waiting or the oldest has
+    waited ``flush_after``, so a busy day gives a few files per date, not one per fill;
+    ``export(force=True)`` flushes everything settled (shutdown, ad-hoc).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        source: FillSource,
+        records_dir: Path,
+        gcs: GcsTarget | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        zone: ZoneInfo = DEFAULT_TRADE_ZONE,
+        max_rows: int = 10_000,
+        flush_after: timedelta = timedelta(minutes=5),
+        settle: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self._conn = conn
+        self._source = source
+        self._dir = records_dir.absolute()
+        self._gcs = gcs
+        self._clock = clock
+        self._zone = zone
+        self._max_rows = max_rows
+        self._flush_after = flush_after
+        self._settle = settle
+
+    def watermark(self) -> int:
+        row = self._conn.execute(
+            "SELECT MAX(last_seq) FROM record_batches WHERE dataset = ?", (FILLS_DATASET,)
+        ).fetchone()
+        return int(row[0] or 0)
+
+    def export(self, *, force: bool = False) -> list[Batch]:
+        """Plan, write and queue the next batches; returns them (empty when nothing was due)."""
+        planned = self._plan(force=force)
+        for batch in planned:
+            self._write(batch)
+        self._enqueue_written()
+        return planned
+
+    def recover(self) -> None:
+        """After a restart: rewrite planned batches whose file is missing or unconfirmed, and
+        queue every written batch that has no outbox row for the configured bucket."""
+        rows = self._conn.execute(
+            "SELECT dataset, trade_date, batch_id, first_seq, last_seq, row_count, local_file, "
+            "written_at FROM record_batches WHERE dataset = ? ORDER BY first_seq",
+            (FILLS_DATASET,),
+        ).fetchall()
+        for row in rows:
+            batch = Batch(
+                dataset=row["dataset"],
+                trade_date=date.fromisoformat(row["trade_date"]),
+                batch_id=row["batch_id"],
+                first_seq=row["first_seq"],
+                last_seq=row["last_seq"],
+                row_count=row["row_count"],
+            )
+            if row["written_at"] is None or not Path(row["local_file"]).exists():
+                log.info("records: rewriting batch %s", batch.relative_path)
+                self._write(batch)
+        self._enqueue_written()
+
+    def _settled_prefix(self, fills: Sequence[FillRecord]) -> list[FillRecord]:
+        cutoff = self._clock() - self._settle.total_seconds()
+        settled: list[FillRecord] = []
+        for fill in fills:
+            if fill.commission is None and fill.time.timestamp() > cutoff:
+                break
+            settled.append(fill)
+        return settled
+
+    def _plan(self, *, force: bool) -> list[Batch]:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            fills = self._settled_prefix(self._source.fills_after(self.watermark(), self._max_rows))
+            oldest_wait = self._clock() - min((f.time.timestamp() for f in fills), default=0.0)
+            due = bool(fills) and (
+                force
+                or len(fills) >= self._max_rows
+                or oldest_wait >= self._flush_after.total_seconds()
+            )
+            if not due:
+                self._conn.execute("COMMIT")
+                return []
+            by_date: dict[date, list[FillRecord]] = {}
+            for fill in fills:
+                by_date.setdefault(trade_date(fill.time, self._zone), []).append(fill)
+            batches = [
+                Batch(
+                    dataset=FILLS_DATASET,
+                    trade_date=day,
+                    batch_id=batch_id(group[0].seq, group[-1].seq),
+                    first_seq=group[0].seq,
+                    last_seq=group[-1].seq,
+                    row_count=len(group),
+                )
+                for day, group in sorted(by_date.items())
+            ]
+            now = self._clock()
+            # The watermark must cover the whole range read, including fills of other dates
+            # inside a batch's range, which is why it is MAX(last_seq) over all batches.
+            self._conn.executemany(
+                "INSERT INTO record_batches (dataset, trade_date, batch_id, first_seq, last_seq, "
+                "row_count, local_file, planned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        b.dataset,
+                        b.trade_date.isoformat(),
+                        b.batch_id,
+                        b.first_seq,
+                        b.last_seq,
+                        b.row_count,
+                        str(self._dir / b.relative_path),
+                        now,
+                    )
+                    for b in batches
+                ],
+            )
+            self._conn.execute("COMMIT")
+            return batches
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+
+    def _write(self, batch: Batch) -> None:
+        fills = [
+            fill
+            for fill in self._source.fills_in_range(batch.first_seq, batch.last_seq)
+            if trade_date(fill.time, self._zone) == batch.trade_date
+        ]
+        if len(fills) != batch.row_count:
+            # The journal changed under a planned range: refusing is safer than exporting a
+            # file whose content differs from what may already be in the bucket.
+            raise RuntimeError(
+                f"records: batch {batch.relative_path} planned {batch.row_count} fills but the "
+                f"journal now has {len(fills)} in seq {batch.first_seq}..{batch.last_seq}"
+            )
+        data = parquet_bytes(fills_table(fills, self._zone))
+        sums = Checksums.of(data)
+        path = self._dir / batch.relative_path
+        write_atomic(path, data)
+        self._conn.execute(
+            "UPDATE record_batches SET md5 = ?, crc32c = ?, size = ?, written_at = ?, "
+            "local_file = ? WHERE dataset = ? AND trade_date = ? AND batch_id = ?",
+            (
+                sums.md5,
+                sums.crc32c,
+                sums.size,
+                self._clock(),
+                str(path),
+                batch.dataset,
+                batch.trade_date.isoformat(),
+                batch.batch_id,
+            ),
+        )
+        # A pending upload must send what is on disk now; an earlier attempt that landed with
+        # other bytes then shows up as a checksum mismatch (an alarm), never as silent success.
+        self._conn.execute(
+            "UPDATE records_outbox SET md5 = ?, crc32c = ?, local_file = ? WHERE state = 'pending' "
+            "AND dataset = ? AND trade_date = ? AND batch_id = ?",
+            (
+                sums.md5,
+                sums.crc32c,
+                str(path),
+                batch.dataset,
+                batch.trade_date.isoformat(),
+                batch.batch_id,
+            ),
+        )
+
+    def _enqueue_written(self) -> None:
+        if self._gcs is None:
+            return
+        now = self._clock()
+        rows = self._conn.execute(
+            "SELECT b.dataset, b.trade_date, b.batch_id, b.local_file, b.md5, b.crc32c "
+            "FROM record_batches b WHERE b.written_at IS NOT NULL AND NOT EXISTS ("
+            "SELECT 1 FROM records_outbox o WHERE o.bucket = ? AND o.dataset = b.dataset "
+            "AND o.trade_date = b.trade_date AND o.batch_id = b.batch_id) ORDER BY b.first_seq",
+            (self._gcs.bucket,),
+        ).fetchall()
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO records_outbox (dataset, trade_date, batch_id, bucket, "
+            "object_name, local_file, md5, crc32c, state, attempts, next_attempt_at, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+            [
+                (
+                    row["dataset"],
+                    row["trade_date"],
+                    row["batch_id"],
+                    self._gcs.bucket,
+                    self._gcs.object_name(
+                        relative_batch_path(
+                            row["dataset"], date.fromisoformat(row["trade_date"]), row["batch_id"]
+                        )
+                    ),
+                    row["local_file"],
+                    row["md5"],
+                    row["crc32c"],
+                    now,
+                    now,
+                )
+                for row in rows
+            ],
+        )

@@ -1,0 +1,186 @@
+"""The GCS outbox against a real storage emulator: every fill in the bucket exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.records.exporter import Exporter, GcsTarget
+from daemon.records.gcs import Backoff, Uploader, client_from_environment
+from daemon.records.store import backlog, connect, ensure_schema
+from tests.records.conftest import BUCKET, Emulator
+from tests.records.helpers import ListJournal, make_fills, wait_until
+
+FAST = Backoff(initial=0.02, cap=0.1)
+TARGET = GcsTarget(bucket=BUCKET, prefix="desk-a/tradectl")
+
+
+@pytest.fixture
+def journal_path(tmp_path: Path) -> Path:
+    path = tmp_path / "journal.sqlite"
+    conn = connect(path)
+    ensure_schema(conn)
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def conn(journal_path: Path) -> Iterator[sqlite3.Connection]:
+    connection = connect(journal_path)
+    yield connection
+    connection.close()
+
+
+def exporter(conn: sqlite3.Connection, journal: ListJournal, tmp_path: Path) -> Exporter:
+    return Exporter(conn, journal, tmp_path / "records", TARGET, clock=time.time)
+
+
+def uploader(journal_path: Path) -> Uploader:
+    return Uploader(connect(journal_path), backoff=FAST, rng=random.Random(1), timeout=5)
+
+
+def test_fills_reach_the_bucket_exactly_once(
+    emulator: Emulator, conn: sqlite3.Connection, journal_path: Path, tmp_path: Path
+) -> None:
+    journal = ListJournal(make_fills(40, spacing=timedelta(minutes=30)))
+    batches = exporter(conn, journal, tmp_path).export(force=True)
+
+    first = uploader(journal_path).upload_due()
+    again = uploader(journal_path).upload_due(everything=True)
+
+    assert first.uploaded == len(batches) == 2  # 20 hours of fills span two New York dates
+    assert again.uploaded == again.already_present == 0
+    assert sorted(emulator.objects()) == [
+        "desk-a/tradectl/fills/date=2026-11-24/000000000001-000000000029.parquet",
+        "desk-a/tradectl/fills/date=2026-11-25/000000000030-000000000040.parquet",
+    ]
+    assert sorted(emulator.exec_ids(tmp_path)) == sorted(f.exec_id for f in journal.fills)
+    assert all(count == 1 for count in emulator.hooks.stored.values())
+    status = backlog(conn, time.time())
+    assert (status.pending, status.failed, status.done) == (0, 0, 2)
+
+
+def test_uploaded_object_matches_the_local_file(
+    emulator: Emulator, conn: sqlite3.Connection, journal_path: Path, tmp_path: Path
+) -> None:
+    journal = ListJournal(make_fills(5))
+    (batch,) = exporter(conn, journal, tmp_path).export(force=True)
+    uploader(journal_path).upload_due()
+
+    local = (tmp_path / "records" / batch.relative_path).read_bytes()
+    assert emulator.objects()[TARGET.object_name(batch.relative_path)] == local
+
+
+def test_an_object_left_by_an_earlier_attempt_is_accepted_not_duplicated(
+    emulator: Emulator, conn: sqlite3.Connection, journal_path: Path, tmp_path: Path
+) -> None:
+    journal = ListJournal(make_fills(5))
+    (batch,) = exporter(conn, journal, tmp_path).export(force=True)
+    name = TARGET.object_name(batch.relative_path)
+    local = (tmp_path / "records" / batch.relative_path).read_bytes()
+    client_from_environment().bucket(BUCKET).blob(name).upload_from_string(local, retry=None)
+
+    report = uploader(journal_path).upload_due()
+
+    assert (report.uploaded, report.already_present, report.failed) == (0, 1, 0)
+    assert emulator.hooks.stored[name] == 1
+    assert emulator.hooks.rejected[name] == 1
+    assert backlog(conn, time.time()).done == 1
+
+
+def test_a_different_object_under_our_name_is_an_alarm_and_is_never_overwritten(
+    emulator: Emulator,
+    conn: sqlite3.Connection,
+    journal_path: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    journal = ListJournal(make_fills(5))
+    (batch,) = exporter(conn, journal, tmp_path).export(force=True)
+    name = TARGET.object_name(batch.relative_path)
+    client_from_environment().bucket(BUCKET).blob(name).upload_from_string(b"impostor")
+
+    with caplog.at_level(logging.ERROR, logger="daemon.records.gcs"):
+        report = uploader(journal_path).upload_due()
+        later = uploader(journal_path).upload_due(everything=True)
+
+    assert report.failed == 1 and later.failed == later.uploaded == 0
+    assert emulator.objects()[name] == b"impostor"
+    assert any("ALARM" in record.message and name in record.message for record in caplog.records)
+    status = backlog(conn, time.time())
+    assert status.failed == 1 and not status.healthy
+    assert status.last_error is not None and "different content" in status.last_error
+
+
+class BackgroundUploader:
+    """``Uploader.run`` on its own event loop in a thread, as the daemon runs it."""
+
+    def __init__(self, upload: Uploader) -> None:
+        self._upload = upload
+        self._loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),))
+
+    async def _run(self) -> None:
+        await self._upload.run(self._stop, self._wake, idle=0.05)
+
+    def __enter__(self) -> BackgroundUploader:
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._loop.call_soon_threadsafe(self._wake.set)
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+
+def test_gcs_outage_loses_nothing_and_duplicates_nothing(
+    emulator: Emulator, conn: sqlite3.Connection, journal_path: Path, tmp_path: Path
+) -> None:
+    journal = ListJournal()
+    export = exporter(conn, journal, tmp_path)
+    fills = make_fills(30, spacing=timedelta(minutes=1))
+
+    with BackgroundUploader(uploader(journal_path)) as background:
+        journal.fills.extend(fills[:10])
+        export.export(force=True)
+        background.wake()
+        wait_until(lambda: backlog(conn, 0).done == 1, what="first batch uploaded")
+
+        emulator.stop()
+        journal.fills.extend(fills[10:20])
+        export.export(force=True)
+        journal.fills.extend(fills[20:])
+        export.export(force=True)
+        background.wake()
+
+        def retried_while_down() -> bool:
+            rows = conn.execute(
+                "SELECT attempts, last_error FROM records_outbox WHERE state = 'pending'"
+            ).fetchall()
+            return len(rows) == 2 and all(r[0] >= 3 and r[1] for r in rows)
+
+        wait_until(retried_while_down, what="retries while GCS is down")
+        status = backlog(conn, time.time())
+        assert status.pending == 2 and status.last_error is not None
+        assert "ConnectionError" in status.last_error
+
+        emulator.start()
+        wait_until(lambda: backlog(conn, 0).done == 3, what="backlog drained after restart")
+
+    assert sorted(emulator.exec_ids(tmp_path)) == sorted(f.exec_id for f in journal.fills)
+    assert len(emulator.hooks.stored) == 3
+    assert all(count == 1 for count in emulator.hooks.stored.values())
