@@ -27,9 +27,9 @@ class FillRecord:
 
     seq: int
     time: datetime
-    account: str
+    account: str | None
     symbol: str
-    con_id: int
+    con_id: int | None
     side: str
     quantity: float
     price: float

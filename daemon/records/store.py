@@ -1,4 +1,5 @@
-"""The records tables in the journal database: export batches and the GCS outbox.
+"""The records tables in the journal database (migration 2 in daemon/journal/migrations.py):
+export batches and the GCS outbox.
 
 ``record_batches`` is the exporter's ledger. A batch is planned (its sequence range fixed) in
 one transaction before its file is written, so a crash between the two rewrites the same file
@@ -17,51 +18,17 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-RECORDS_MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE record_batches (
-        dataset TEXT NOT NULL,
-        trade_date TEXT NOT NULL,
-        batch_id TEXT NOT NULL,
-        first_seq INTEGER NOT NULL,
-        last_seq INTEGER NOT NULL,
-        row_count INTEGER NOT NULL,
-        local_file TEXT NOT NULL,
-        md5 TEXT,
-        crc32c TEXT,
-        size INTEGER,
-        planned_at REAL NOT NULL,
-        written_at REAL,
-        PRIMARY KEY (dataset, trade_date, batch_id)
-    );
-    CREATE TABLE records_outbox (
-        id INTEGER PRIMARY KEY,
-        dataset TEXT NOT NULL,
-        trade_date TEXT NOT NULL,
-        batch_id TEXT NOT NULL,
-        bucket TEXT NOT NULL,
-        object_name TEXT NOT NULL,
-        local_file TEXT NOT NULL,
-        md5 TEXT NOT NULL,
-        crc32c TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at REAL NOT NULL,
-        last_error TEXT,
-        created_at REAL NOT NULL,
-        done_at REAL,
-        generation INTEGER,
-        UNIQUE (bucket, object_name)
-    );
-    CREATE INDEX records_outbox_due ON records_outbox (state, next_attempt_at);
-    """,
-)
+from daemon.journal.store import JOURNAL_FILE
 
-_VERSION_TABLE = "records_schema_version"
+
+def journal_file(state_dir: Path) -> Path:
+    return state_dir / JOURNAL_FILE
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
-    """A connection to the journal database in autocommit mode (transactions are explicit)."""
+    """A second connection to the journal database, for the uploader's worker thread and the
+    ``records`` commands. It does not take the journal's state-directory lock: it touches only
+    the records tables (and reads executions), which WAL lets it do while the daemon runs."""
     conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
@@ -70,24 +37,11 @@ def connect(path: Path | str) -> sqlite3.Connection:
     return conn
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Apply the records migrations not yet applied to this database."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(f"CREATE TABLE IF NOT EXISTS {_VERSION_TABLE} (version INTEGER NOT NULL)")
-        row = conn.execute(f"SELECT MAX(version) FROM {_VERSION_TABLE}").fetchone()
-        applied = row[0] or 0
-        for version, script in enumerate(RECORDS_MIGRATIONS, start=1):
-            if version <= applied:
-                continue
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"INSERT INTO {_VERSION_TABLE} (version) VALUES (?)", (version,))
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+def has_records_tables(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'records_outbox'"
+    ).fetchone()
+    return row is not None
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from daemon.journal import CachedContract, Journal, RecordedExecution
+from daemon.journal.migrations import migrate
+from daemon.planner.types import Intent, OrderSpec
 from daemon.records.model import FillRecord
+from daemon.records.store import connect
 from schemas.models import order_ref
 
 SYMBOLS = {"AAPL": 265598, "MSFT": 272093, "GOOGL": 208813720, "SPY": 756733}
@@ -89,3 +95,72 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(0.01)
+
+
+def migrated_journal(path: Path) -> sqlite3.Connection:
+    """A connection to a journal database at the current schema (records tables included)."""
+    conn = connect(path)
+    migrate(conn, "2026-11-25T00:00:00+00:00")
+    return conn
+
+
+def journal_fills(journal: Journal, orders: int, *, start: datetime, seed: int = 3) -> list[str]:
+    """Write what the apply path journals for ``orders`` filled orders: a reconcile pass, the
+    place intents, two partial executions per order (IB's BOT/SLD sides) and their commissions.
+    Returns the execIds in the order they were recorded."""
+    rng = random.Random(seed)
+    journal.store_contracts(
+        [
+            CachedContract(symbol, con_id, "SMART", "NASDAQ", "USD", 0.01, 1)
+            for symbol, con_id in SYMBOLS.items()
+        ]
+    )
+    journal.record_generation("0f0f0f0f0f")
+    pass_id = journal.begin_pass("schedule", "0f0f0f0f0f")
+    symbols = sorted(SYMBOLS)
+    intents = [
+        Intent(
+            key=f"core:{symbols[i % 4]}:{i}",
+            action="place",
+            kind="allocations",
+            rule="core",
+            leg=symbols[i % 4],
+            symbol=symbols[i % 4],
+            purpose="opening",
+            reason=f"{symbols[i % 4]} weight 0.21 below target 0.30 (drift 0.09 > 0.01)",
+            order=OrderSpec(
+                symbol=symbols[i % 4],
+                action="BUY" if i % 3 else "SELL",
+                quantity=40,
+                order_type="LMT",
+                order_ref=order_ref("core", "c0ffee1234", symbols[i % 4]),
+                limit_price=200.0,
+            ),
+        )
+        for i in range(orders)
+    ]
+    journaled = journal.journal_intents(
+        intents, client_id=17, session="s1", next_valid_order_id=100, pass_id=pass_id
+    )
+    exec_ids: list[str] = []
+    for index, (intent, row) in enumerate(zip(intents, journaled, strict=True)):
+        assert intent.order is not None and row.order_id is not None
+        for part in range(2):
+            exec_id = f"0000e0d5.{0x6700 + index:08x}.01.0{part + 1}"
+            journal.record_execution(
+                RecordedExecution(
+                    exec_id=exec_id,
+                    order_id=row.order_id,
+                    client_id=17,
+                    perm_id=500_000 + row.order_id,
+                    order_ref=intent.order.order_ref,
+                    symbol=intent.symbol,
+                    side="BOT" if intent.order.action == "BUY" else "SLD",
+                    shares=20.0,
+                    price=round(rng.uniform(100, 300), 2),
+                    time=start + timedelta(minutes=3 * index, seconds=part),
+                )
+            )
+            journal.record_commission(exec_id, round(rng.uniform(0.35, 1.5), 4), "USD", None)
+            exec_ids.append(exec_id)
+    return exec_ids

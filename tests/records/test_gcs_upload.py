@@ -16,9 +16,9 @@ import pytest
 
 from daemon.records.exporter import Exporter, GcsTarget
 from daemon.records.gcs import Backoff, Uploader, client_from_environment
-from daemon.records.store import backlog, connect, ensure_schema
+from daemon.records.store import backlog, connect
 from tests.records.conftest import BUCKET, Emulator
-from tests.records.helpers import ListJournal, make_fills, wait_until
+from tests.records.helpers import ListJournal, make_fills, migrated_journal, wait_until
 
 FAST = Backoff(initial=0.02, cap=0.1)
 TARGET = GcsTarget(bucket=BUCKET, prefix="desk-a/tradectl")
@@ -27,9 +27,7 @@ TARGET = GcsTarget(bucket=BUCKET, prefix="desk-a/tradectl")
 @pytest.fixture
 def journal_path(tmp_path: Path) -> Path:
     path = tmp_path / "journal.sqlite"
-    conn = connect(path)
-    ensure_schema(conn)
-    conn.close()
+    migrated_journal(path).close()
     return path
 
 

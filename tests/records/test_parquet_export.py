@@ -15,16 +15,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.records.exporter import Exporter
-from daemon.records.store import connect, ensure_schema
-from tests.records.helpers import FakeClock, ListJournal, make_fills
+from tests.records.helpers import FakeClock, ListJournal, make_fills, migrated_journal
 
 START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 
 
 @pytest.fixture
 def conn(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    connection = connect(tmp_path / "journal.sqlite")
-    ensure_schema(connection)
+    connection = migrated_journal(tmp_path / "journal.sqlite")
     yield connection
     connection.close()
 
@@ -195,8 +193,7 @@ def test_every_execution_exported_exactly_once_across_crashes(
     chunks: list[int], crash_after_plan: list[bool], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     tmp_path = tmp_path_factory.mktemp("prop")
-    conn = connect(tmp_path / "journal.sqlite")
-    ensure_schema(conn)
+    conn = migrated_journal(tmp_path / "journal.sqlite")
     all_fills = make_fills(sum(chunks), start=START, spacing=timedelta(hours=3))
     journal = ListJournal()
     clock = FakeClock(START.timestamp() + 86400 * 10)
