@@ -77,3 +77,18 @@ def backlog(conn: sqlite3.Connection, now: float) -> Backlog:
         oldest_pending_age_seconds=None if oldest is None else max(0.0, now - float(oldest)),
         last_error=None if last_error is None else str(last_error[0]),
     )
+
+
+def read_backlog(state_dir: Path, now: float) -> Backlog | None:
+    """The outbox backlog of the journal in ``state_dir``, or None when there is no journal (or
+    no records tables yet). Read-only: safe while the daemon runs."""
+    path = journal_file(state_dir)
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    try:
+        if not has_records_tables(conn):
+            return None
+        return backlog(conn, now)
+    finally:
+        conn.close()
