@@ -143,6 +143,7 @@ MIGRATIONS: tuple[str, ...] = (
     # 2: records export batches and the GCS outbox (issue #7, daemon/records/store.py).
     # record_fill_seq numbers executions in commit order with a sequence that never changes
     # (executions' own rowid may be renumbered by VACUUM); export batches are named by it.
+    # Triggers fill these tables, so the journal's writers need not know about records.
     """
     CREATE TABLE record_fill_seq (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -152,6 +153,30 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER record_fill_seq_on_execution AFTER INSERT ON executions
     BEGIN
         INSERT OR IGNORE INTO record_fill_seq (exec_id) VALUES (NEW.exec_id);
+    END;
+    -- record_order_seq numbers orders as they reach a final status, with the time it was seen.
+    CREATE TABLE record_order_seq (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id INTEGER NOT NULL,
+        order_id INTEGER NOT NULL,
+        final_at TEXT NOT NULL,
+        UNIQUE (client_id, order_id)
+    );
+    INSERT INTO record_order_seq (client_id, order_id, final_at)
+        SELECT client_id, order_id, MIN(updated_at) FROM orders
+        WHERE status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')
+        GROUP BY client_id, order_id ORDER BY MIN(updated_at);
+    CREATE TRIGGER record_order_seq_on_final_insert AFTER INSERT ON orders
+    WHEN NEW.status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')
+    BEGIN
+        INSERT OR IGNORE INTO record_order_seq (client_id, order_id, final_at)
+        VALUES (NEW.client_id, NEW.order_id, NEW.updated_at);
+    END;
+    CREATE TRIGGER record_order_seq_on_final_update AFTER UPDATE OF status ON orders
+    WHEN NEW.status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')
+    BEGIN
+        INSERT OR IGNORE INTO record_order_seq (client_id, order_id, final_at)
+        VALUES (NEW.client_id, NEW.order_id, NEW.updated_at);
     END;
     CREATE TABLE record_batches (
         dataset TEXT NOT NULL,

@@ -1,4 +1,5 @@
-"""Export journal executions to Parquet batches under ``records.dir`` and queue them for GCS.
+"""Export journal rows (fills, final orders) to Parquet batches under ``records.dir`` and
+queue them for GCS.
 
 Exactly once, across crashes: a batch's sequence range is committed to ``record_batches``
 before its file is written, and the watermark is the highest committed ``last_seq``. After a
@@ -15,16 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.records.model import DEFAULT_TRADE_ZONE, FillRecord, FillSource, trade_date
-from daemon.records.parquet import (
-    FILLS_DATASET,
-    Checksums,
-    fills_table,
-    parquet_bytes,
-    write_atomic,
-)
+from daemon.records.datasets import Dataset, ExportRow
+from daemon.records.model import DEFAULT_TRADE_ZONE, trade_date
+from daemon.records.parquet import Checksums, parquet_bytes, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +71,14 @@ class Batch:
 
 
 class Exporter:
-    """Turns settled journal executions into Parquet batches and outbox rows.
+    """Turns settled rows of one dataset into Parquet batches and outbox rows.
 
-    A fill is settled once its commission report is in the journal or ``settle`` has passed since
-    its execution time (IB sends the commission separately, usually within a second). Export
-    never skips an unsettled fill: it stops before the first one, so the watermark never passes
-    a fill that is not yet in a file.
+    A row is settled once it is complete (a fill's commission report is in the journal) or
+    ``settle`` has passed since its time (IB sends commissions and late executions separately,
+    usually within a second). Export never skips an unsettled row: it stops before the first
+    one, so the watermark never passes a row that is not yet in a file.
 
-    ``export`` writes a batch only when ``max_rows`` settled fills are waiting or the oldest has
+    ``export`` writes a batch only when ``max_rows`` settled rows are waiting or the oldest has
     waited ``flush_after``, so a busy day gives a few files per date, not one per fill;
     ``export(force=True)`` flushes everything settled (shutdown, ad-hoc).
     """
@@ -89,7 +86,7 @@ class Exporter:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        source: FillSource,
+        dataset: Dataset[Any],
         records_dir: Path,
         gcs: GcsTarget | None = None,
         *,
@@ -100,7 +97,7 @@ class Exporter:
         settle: timedelta = timedelta(seconds=60),
     ) -> None:
         self._conn = conn
-        self._source = source
+        self._dataset = dataset
         self._dir = records_dir.absolute()
         self._gcs = gcs
         self._clock = clock
@@ -111,7 +108,7 @@ class Exporter:
 
     def watermark(self) -> int:
         row = self._conn.execute(
-            "SELECT MAX(last_seq) FROM record_batches WHERE dataset = ?", (FILLS_DATASET,)
+            "SELECT MAX(last_seq) FROM record_batches WHERE dataset = ?", (self._dataset.name,)
         ).fetchone()
         return int(row[0] or 0)
 
@@ -129,7 +126,7 @@ class Exporter:
         rows = self._conn.execute(
             "SELECT dataset, trade_date, batch_id, first_seq, last_seq, row_count, local_file, "
             "written_at FROM record_batches WHERE dataset = ? ORDER BY first_seq",
-            (FILLS_DATASET,),
+            (self._dataset.name,),
         ).fetchall()
         for row in rows:
             batch = Batch(
@@ -145,34 +142,34 @@ class Exporter:
                 self._write(batch)
         self._enqueue_written()
 
-    def _settled_prefix(self, fills: Sequence[FillRecord]) -> list[FillRecord]:
+    def _settled_prefix(self, rows: Sequence[ExportRow]) -> list[ExportRow]:
         cutoff = self._clock() - self._settle.total_seconds()
-        settled: list[FillRecord] = []
-        for fill in fills:
-            if fill.commission is None and fill.time.timestamp() > cutoff:
+        settled: list[ExportRow] = []
+        for row in rows:
+            if not row.complete and row.time.timestamp() > cutoff:
                 break
-            settled.append(fill)
+            settled.append(row)
         return settled
 
     def _plan(self, *, force: bool) -> list[Batch]:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
-            fills = self._settled_prefix(self._source.fills_after(self.watermark(), self._max_rows))
-            oldest_wait = self._clock() - min((f.time.timestamp() for f in fills), default=0.0)
-            due = bool(fills) and (
+            rows = self._settled_prefix(self._dataset.rows_after(self.watermark(), self._max_rows))
+            oldest_wait = self._clock() - min((r.time.timestamp() for r in rows), default=0.0)
+            due = bool(rows) and (
                 force
-                or len(fills) >= self._max_rows
+                or len(rows) >= self._max_rows
                 or oldest_wait >= self._flush_after.total_seconds()
             )
             if not due:
                 self._conn.execute("COMMIT")
                 return []
-            by_date: dict[date, list[FillRecord]] = {}
-            for fill in fills:
-                by_date.setdefault(trade_date(fill.time, self._zone), []).append(fill)
+            by_date: dict[date, list[ExportRow]] = {}
+            for row in rows:
+                by_date.setdefault(trade_date(row.time, self._zone), []).append(row)
             batches = [
                 Batch(
-                    dataset=FILLS_DATASET,
+                    dataset=self._dataset.name,
                     trade_date=day,
                     batch_id=batch_id(group[0].seq, group[-1].seq),
                     first_seq=group[0].seq,
@@ -208,19 +205,19 @@ class Exporter:
             raise
 
     def _write(self, batch: Batch) -> None:
-        fills = [
-            fill
-            for fill in self._source.fills_in_range(batch.first_seq, batch.last_seq)
-            if trade_date(fill.time, self._zone) == batch.trade_date
+        rows = [
+            row
+            for row in self._dataset.rows_in_range(batch.first_seq, batch.last_seq)
+            if trade_date(row.time, self._zone) == batch.trade_date
         ]
-        if len(fills) != batch.row_count:
+        if len(rows) != batch.row_count:
             # The journal changed under a planned range: refusing is safer than exporting a
             # file whose content differs from what may already be in the bucket.
             raise RuntimeError(
-                f"records: batch {batch.relative_path} planned {batch.row_count} fills but the "
-                f"journal now has {len(fills)} in seq {batch.first_seq}..{batch.last_seq}"
+                f"records: batch {batch.relative_path} planned {batch.row_count} rows but the "
+                f"journal now has {len(rows)} in seq {batch.first_seq}..{batch.last_seq}"
             )
-        data = parquet_bytes(fills_table(fills, self._zone))
+        data = parquet_bytes(self._dataset.table(rows, self._zone))
         sums = Checksums.of(data)
         path = self._dir / batch.relative_path
         write_atomic(path, data)
@@ -259,10 +256,11 @@ class Exporter:
         now = self._clock()
         rows = self._conn.execute(
             "SELECT b.dataset, b.trade_date, b.batch_id, b.local_file, b.md5, b.crc32c "
-            "FROM record_batches b WHERE b.written_at IS NOT NULL AND NOT EXISTS ("
-            "SELECT 1 FROM records_outbox o WHERE o.bucket = ? AND o.dataset = b.dataset "
-            "AND o.trade_date = b.trade_date AND o.batch_id = b.batch_id) ORDER BY b.first_seq",
-            (self._gcs.bucket,),
+            "FROM record_batches b WHERE b.dataset = ? AND b.written_at IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM records_outbox o WHERE o.bucket = ? "
+            "AND o.dataset = b.dataset AND o.trade_date = b.trade_date "
+            "AND o.batch_id = b.batch_id) ORDER BY b.first_seq",
+            (self._dataset.name, self._gcs.bucket),
         ).fetchall()
         self._conn.executemany(
             "INSERT OR IGNORE INTO records_outbox (dataset, trade_date, batch_id, bucket, "

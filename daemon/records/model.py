@@ -1,4 +1,5 @@
-"""What the records module reads from the journal: one ``FillRecord`` per execution.
+"""What the records module reads from the journal: one ``FillRecord`` per execution and one
+``OrderRecord`` per order that reached a final status.
 
 The journal owns how executions are stored; this module only needs the ``FillSource`` protocol,
 so the exporter and its tests do not depend on the journal's tables.
@@ -49,6 +50,57 @@ class FillRecord:
         if self.time.tzinfo is None:
             raise ValueError(f"execution {self.exec_id}: time must be timezone-aware")
 
+    @property
+    def complete(self) -> bool:
+        """Nothing more is expected for it: its commission report has arrived."""
+        return self.commission is not None
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """One order at its final status (Filled, Cancelled, ApiCancelled, Inactive).
+
+    ``time`` is when the journal first saw the final status; ``seq`` numbers orders in that
+    order. ``filled`` is the broker's cumulative filled quantity, ``average_price`` the
+    quantity-weighted price of the order's executions in the journal (None without any).
+    """
+
+    seq: int
+    time: datetime
+    account: str | None
+    symbol: str
+    con_id: int | None
+    side: str
+    order_type: str
+    quantity: float
+    status: str
+    filled: float
+    order_id: int
+    perm_id: int
+    client_id: int
+    average_price: float | None = None
+    limit_price: float | None = None
+    aux_price: float | None = None
+    executions: int = 0
+    commission: float | None = None
+    submitted: datetime | None = None
+    order_ref: str | None = None
+    rule: str | None = None
+    leg: str | None = None
+    rule_generation: str | None = None
+    intent_reason: str | None = None
+    config_generation: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.time.tzinfo is None:
+            raise ValueError(f"order {self.order_id}: time must be timezone-aware")
+
+    @property
+    def complete(self) -> bool:
+        # Executions and commissions may still arrive after the final status (IB does not
+        # order its messages), so an order is exported only after the settle time.
+        return False
+
 
 class FillSource(Protocol):
     """Read access to the journal's executions, ordered by ``seq``."""
@@ -64,6 +116,16 @@ class FillSource(Protocol):
     def fills_between(self, start: datetime, end: datetime) -> Sequence[FillRecord]:
         """Executions with ``start <= time < end``, by ``seq``."""
         ...
+
+
+class OrderSource(Protocol):
+    """Read access to the journal's final orders, ordered by ``seq``."""
+
+    def orders_after(self, seq: int, limit: int) -> Sequence[OrderRecord]: ...
+
+    def orders_in_range(self, first: int, last: int) -> Sequence[OrderRecord]: ...
+
+    def orders_between(self, start: datetime, end: datetime) -> Sequence[OrderRecord]: ...
 
 
 def trade_date(moment: datetime, zone: ZoneInfo = DEFAULT_TRADE_ZONE) -> date:

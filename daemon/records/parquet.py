@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from daemon.records.model import DEFAULT_TRADE_ZONE, FillRecord, trade_date
+from daemon.records.model import DEFAULT_TRADE_ZONE, FillRecord, OrderRecord, trade_date
 
 FILLS_DATASET = "fills"
 
@@ -39,6 +39,39 @@ FILL_SCHEMA = pa.schema(
         pa.field("commission_currency", pa.string()),
         pa.field("order_id", pa.int64(), nullable=False),
         pa.field("perm_id", pa.int64(), nullable=False),
+        pa.field("order_ref", pa.string()),
+        pa.field("rule", pa.string()),
+        pa.field("leg", pa.string()),
+        pa.field("rule_generation", pa.string()),
+        pa.field("intent_reason", pa.string()),
+        pa.field("config_generation", pa.string()),
+        pa.field("journal_seq", pa.int64(), nullable=False),
+    ]
+)
+
+ORDERS_DATASET = "orders"
+
+ORDER_SCHEMA = pa.schema(
+    [
+        pa.field("order_id", pa.int64(), nullable=False),
+        pa.field("perm_id", pa.int64(), nullable=False),
+        pa.field("client_id", pa.int64(), nullable=False),
+        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("trade_date", pa.date32(), nullable=False),
+        pa.field("submitted", pa.timestamp("us", tz="UTC")),
+        pa.field("account", pa.string()),
+        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("con_id", pa.int64()),
+        pa.field("side", pa.string(), nullable=False),
+        pa.field("order_type", pa.string(), nullable=False),
+        pa.field("quantity", pa.float64(), nullable=False),
+        pa.field("limit_price", pa.float64()),
+        pa.field("aux_price", pa.float64()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("filled", pa.float64(), nullable=False),
+        pa.field("average_price", pa.float64()),
+        pa.field("executions", pa.int64(), nullable=False),
+        pa.field("commission", pa.float64()),
         pa.field("order_ref", pa.string()),
         pa.field("rule", pa.string()),
         pa.field("leg", pa.string()),
@@ -79,6 +112,41 @@ def fills_table(fills: Sequence[FillRecord], zone: ZoneInfo = DEFAULT_TRADE_ZONE
         for fill in fills
     ]
     return pa.Table.from_pylist(rows, schema=FILL_SCHEMA)
+
+
+def orders_table(orders: Sequence[OrderRecord], zone: ZoneInfo = DEFAULT_TRADE_ZONE) -> pa.Table:
+    rows: list[dict[str, Any]] = [
+        {
+            "order_id": order.order_id,
+            "perm_id": order.perm_id,
+            "client_id": order.client_id,
+            "time": order.time,
+            "trade_date": trade_date(order.time, zone),
+            "submitted": order.submitted,
+            "account": order.account,
+            "symbol": order.symbol,
+            "con_id": order.con_id,
+            "side": order.side,
+            "order_type": order.order_type,
+            "quantity": float(order.quantity),
+            "limit_price": order.limit_price,
+            "aux_price": order.aux_price,
+            "status": order.status,
+            "filled": float(order.filled),
+            "average_price": order.average_price,
+            "executions": order.executions,
+            "commission": order.commission,
+            "order_ref": order.order_ref,
+            "rule": order.rule,
+            "leg": order.leg,
+            "rule_generation": order.rule_generation,
+            "intent_reason": order.intent_reason,
+            "config_generation": order.config_generation,
+            "journal_seq": order.seq,
+        }
+        for order in orders
+    ]
+    return pa.Table.from_pylist(rows, schema=ORDER_SCHEMA)
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from daemon.journal import Journal
+from daemon.records.datasets import fills_dataset
 from daemon.records.exporter import Exporter, GcsTarget
 from daemon.records.gcs import client_from_environment
 from daemon.records.journal_source import JournalFillSource
@@ -103,7 +104,7 @@ def export_to_outbox(state_dir: Path, records_dir: Path) -> int:
     try:
         exporter = Exporter(
             conn,
-            JournalFillSource(conn),
+            fills_dataset(JournalFillSource(conn)),
             records_dir,
             GcsTarget.parse(f"gs://{BUCKET}/desk-a"),
             max_rows=4,

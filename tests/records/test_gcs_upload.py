@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.records.datasets import fills_dataset
 from daemon.records.exporter import Exporter, GcsTarget
 from daemon.records.gcs import Backoff, Uploader, client_from_environment
 from daemon.records.store import backlog, connect
@@ -39,7 +40,7 @@ def conn(journal_path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def exporter(conn: sqlite3.Connection, journal: ListJournal, tmp_path: Path) -> Exporter:
-    return Exporter(conn, journal, tmp_path / "records", TARGET, clock=time.time)
+    return Exporter(conn, fills_dataset(journal), tmp_path / "records", TARGET, clock=time.time)
 
 
 def uploader(journal_path: Path) -> Uploader:

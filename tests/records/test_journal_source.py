@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow.dataset as ds
 
 from daemon.journal import Journal
+from daemon.records.datasets import fills_dataset
 from daemon.records.exporter import Exporter
 from daemon.records.journal_source import JournalFillSource
 from daemon.records.store import connect, journal_file
@@ -22,7 +23,7 @@ def test_exported_rows_carry_the_journal_context(tmp_path: Path) -> None:
         exec_ids = journal_fills(journal, 6, start=START)
         conn = connect(journal_file(tmp_path / "state"))
         source = JournalFillSource(conn, account="DU1234567")
-        Exporter(conn, source, tmp_path / "records").export(force=True)
+        Exporter(conn, fills_dataset(source), tmp_path / "records").export(force=True)
 
     table = ds.dataset(tmp_path / "records" / "fills", partitioning="hive").to_table()
     rows = sorted(table.to_pylist(), key=lambda row: row["journal_seq"])
@@ -45,7 +46,7 @@ def test_an_execution_seen_again_after_a_reconnect_is_exported_once(tmp_path: Pa
     with Journal.open(tmp_path / "state", clock=lambda: START) as journal:
         journal_fills(journal, 2, start=START)
         conn = connect(journal_file(tmp_path / "state"))
-        exporter = Exporter(conn, JournalFillSource(conn), tmp_path / "records")
+        exporter = Exporter(conn, fills_dataset(JournalFillSource(conn)), tmp_path / "records")
         exporter.export(force=True)
         again = journal.executions()[0]
         assert not journal.record_execution(again)  # re-read after a reconnect: ignored

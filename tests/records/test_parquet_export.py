@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon.records.datasets import fills_dataset
 from daemon.records.exporter import Exporter
 from tests.records.helpers import FakeClock, ListJournal, make_fills, migrated_journal
 
@@ -37,9 +38,9 @@ def parquet_files(records_dir: Path) -> list[str]:
 
 def test_read_back_equals_the_journal(conn: sqlite3.Connection, tmp_path: Path) -> None:
     journal = ListJournal(make_fills(60, spacing=timedelta(minutes=25)))
-    Exporter(conn, journal, tmp_path, clock=FakeClock(START.timestamp() + 86400 * 3)).export(
-        force=True
-    )
+    Exporter(
+        conn, fills_dataset(journal), tmp_path, clock=FakeClock(START.timestamp() + 86400 * 3)
+    ).export(force=True)
 
     table = read_dataset(tmp_path)
 
@@ -73,7 +74,7 @@ def test_read_back_equals_the_journal(conn: sqlite3.Connection, tmp_path: Path) 
 def test_trade_date_is_the_new_york_calendar_day(conn: sqlite3.Connection, tmp_path: Path) -> None:
     # 00:30 UTC on the 25th is 19:30 on the 24th in New York: the statement says the 24th.
     late = make_fills(1, start=datetime(2026, 11, 25, 0, 30, tzinfo=UTC))
-    Exporter(conn, ListJournal(late), tmp_path).export(force=True)
+    Exporter(conn, fills_dataset(ListJournal(late)), tmp_path).export(force=True)
 
     assert parquet_files(tmp_path) == ["fills/date=2026-11-24/000000000001-000000000001.parquet"]
 
@@ -82,7 +83,12 @@ def test_fills_are_batched_not_one_file_per_fill(conn: sqlite3.Connection, tmp_p
     clock = FakeClock(START.timestamp())
     journal = ListJournal()
     exporter = Exporter(
-        conn, journal, tmp_path, clock=clock, flush_after=timedelta(minutes=5), max_rows=50
+        conn,
+        fills_dataset(journal),
+        tmp_path,
+        clock=clock,
+        flush_after=timedelta(minutes=5),
+        max_rows=50,
     )
     for fill in make_fills(20, start=START, spacing=timedelta(seconds=10)):
         clock.now = fill.time.timestamp() + 1
@@ -100,7 +106,7 @@ def test_fills_are_batched_not_one_file_per_fill(conn: sqlite3.Connection, tmp_p
 def test_a_full_batch_is_written_without_waiting(conn: sqlite3.Connection, tmp_path: Path) -> None:
     fills = make_fills(25, start=START, spacing=timedelta(seconds=1))
     clock = FakeClock(fills[-1].time.timestamp())
-    Exporter(conn, ListJournal(fills), tmp_path, clock=clock, max_rows=10).export()
+    Exporter(conn, fills_dataset(ListJournal(fills)), tmp_path, clock=clock, max_rows=10).export()
 
     assert parquet_files(tmp_path) == ["fills/date=2026-11-24/000000000001-000000000010.parquet"]
 
@@ -112,7 +118,9 @@ def test_a_fill_waits_for_its_commission_and_holds_back_later_fills(
     pending = replace(fills[1], commission=None)
     journal = ListJournal([fills[0], pending, fills[2]])
     clock = FakeClock(fills[2].time.timestamp() + 1)
-    exporter = Exporter(conn, journal, tmp_path, clock=clock, settle=timedelta(seconds=60))
+    exporter = Exporter(
+        conn, fills_dataset(journal), tmp_path, clock=clock, settle=timedelta(seconds=60)
+    )
 
     exporter.export(force=True)
     assert read_dataset(tmp_path)["exec_id"].to_pylist() == [fills[0].exec_id]
@@ -127,7 +135,7 @@ def test_commission_that_never_comes_is_exported_as_null_after_the_settle_time(
 ) -> None:
     fill = replace(make_fills(1, start=START)[0], commission=None)
     clock = FakeClock(START.timestamp() + 1)
-    exporter = Exporter(conn, ListJournal([fill]), tmp_path, clock=clock)
+    exporter = Exporter(conn, fills_dataset(ListJournal([fill])), tmp_path, clock=clock)
     exporter.export(force=True)
     assert parquet_files(tmp_path) == []
 
@@ -140,11 +148,15 @@ def test_crash_between_planning_and_writing_rewrites_the_same_file(
     conn: sqlite3.Connection, tmp_path: Path
 ) -> None:
     journal = ListJournal(make_fills(12, start=START))
-    crashing = Exporter(conn, journal, tmp_path, clock=FakeClock(START.timestamp() + 86400))
+    crashing = Exporter(
+        conn, fills_dataset(journal), tmp_path, clock=FakeClock(START.timestamp() + 86400)
+    )
     planned = crashing._plan(force=True)  # committed the range, then the process died
     journal.fills.extend(make_fills(5, start=START + timedelta(hours=2), first_seq=13, seed=8))
 
-    restarted = Exporter(conn, journal, tmp_path, clock=FakeClock(START.timestamp() + 86400))
+    restarted = Exporter(
+        conn, fills_dataset(journal), tmp_path, clock=FakeClock(START.timestamp() + 86400)
+    )
     restarted.recover()
     restarted.export(force=True)
 
@@ -161,7 +173,9 @@ def test_crash_between_planning_and_writing_rewrites_the_same_file(
 
 def test_rewriting_a_batch_gives_identical_bytes(conn: sqlite3.Connection, tmp_path: Path) -> None:
     journal = ListJournal(make_fills(8, start=START))
-    exporter = Exporter(conn, journal, tmp_path, clock=FakeClock(START.timestamp() + 86400))
+    exporter = Exporter(
+        conn, fills_dataset(journal), tmp_path, clock=FakeClock(START.timestamp() + 86400)
+    )
     (batch,) = exporter.export(force=True)
     path = tmp_path / batch.relative_path
     first = path.read_bytes()
@@ -177,7 +191,7 @@ def test_a_leftover_temp_file_is_invisible_to_readers(
     conn: sqlite3.Connection, tmp_path: Path
 ) -> None:
     journal = ListJournal(make_fills(4, start=START))
-    (batch,) = Exporter(conn, journal, tmp_path).export(force=True)
+    (batch,) = Exporter(conn, fills_dataset(journal), tmp_path).export(force=True)
     partition = (tmp_path / batch.relative_path).parent
     (partition / f".{batch.batch_id}.parquet.1234.tmp").write_bytes(b"half a file")
 
@@ -201,13 +215,13 @@ def test_every_execution_exported_exactly_once_across_crashes(
     for step, size in enumerate(chunks):
         journal.fills.extend(all_fills[offset : offset + size])
         offset += size
-        exporter = Exporter(conn, journal, tmp_path / "records", clock=clock)
+        exporter = Exporter(conn, fills_dataset(journal), tmp_path / "records", clock=clock)
         exporter.recover()
         if crash_after_plan[step]:
             exporter._plan(force=True)
         else:
             exporter.export(force=True)
-    final = Exporter(conn, journal, tmp_path / "records", clock=clock)
+    final = Exporter(conn, fills_dataset(journal), tmp_path / "records", clock=clock)
     final.recover()
     final.export(force=True)
     conn.close()
