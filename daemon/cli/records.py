@@ -13,9 +13,17 @@ from pathlib import Path
 
 from daemon.journal.store import resolve_state_dir
 from daemon.records.gcs import Uploader, retry_failed
-from daemon.records.journal_source import JournalFillSource
+from daemon.records.journal_source import JournalFillSource, JournalOrderSource
 from daemon.records.model import trade_day_bounds
-from daemon.records.parquet import csv_bytes, fills_table, parquet_bytes, write_atomic
+from daemon.records.parquet import (
+    FILLS_DATASET,
+    ORDERS_DATASET,
+    csv_bytes,
+    fills_table,
+    orders_table,
+    parquet_bytes,
+    write_atomic,
+)
 from daemon.records.store import Backlog, connect, has_records_tables, journal_file, read_backlog
 
 
@@ -25,12 +33,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     commands = parser.add_subparsers(dest="records_command", metavar="ACTION", required=True)
 
-    export = commands.add_parser("export", help="write the fills of a date range to one file")
+    export = commands.add_parser(
+        "export", help="write the fills (or final orders) of a date range to one file"
+    )
     export.add_argument("--since", type=_date, required=True, help="first trade date, YYYY-MM-DD")
     export.add_argument("--until", type=_date, help="last trade date, YYYY-MM-DD (default: since)")
     export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     export.add_argument(
-        "--out", help="output file (default fills-SINCE-UNTIL.FORMAT; '-' writes CSV to stdout)"
+        "--dataset",
+        choices=(FILLS_DATASET, ORDERS_DATASET),
+        default=FILLS_DATASET,
+        help="one row per execution (fills, default) or per order at its final status (orders)",
+    )
+    export.add_argument(
+        "--out", help="output file (default DATASET-SINCE-UNTIL.FORMAT; '-' writes CSV to stdout)"
     )
     export.add_argument("--account", help="account id to record in each row (from your rules)")
     _state_dir_option(export)
@@ -105,18 +121,25 @@ def _export(args: argparse.Namespace) -> int:
         return 1
     try:
         start, end = trade_day_bounds(since, until)
-        fills = JournalFillSource(conn, account=args.account).fills_between(start, end)
+        if args.dataset == ORDERS_DATASET:
+            orders = JournalOrderSource(conn, account=args.account).orders_between(start, end)
+            table = orders_table(orders)
+        else:
+            fills = JournalFillSource(conn, account=args.account).fills_between(start, end)
+            table = fills_table(fills)
     finally:
         conn.close()
-    table = fills_table(fills)
     data = csv_bytes(table) if args.format == "csv" else parquet_bytes(table)
     if args.out == "-":
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return 0
-    out = Path(args.out or f"fills-{since}-{until}.{args.format}")
+    out = Path(args.out or f"{args.dataset}-{since}-{until}.{args.format}")
     write_atomic(out, data)
-    print(f"{len(fills)} fills from {since} to {until} written to {out}", file=sys.stderr)
+    print(
+        f"{table.num_rows} {args.dataset} from {since} to {until} written to {out}",
+        file=sys.stderr,
+    )
     return 0
 
 

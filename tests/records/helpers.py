@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from daemon.journal import CachedContract, Journal, RecordedExecution
@@ -106,7 +107,8 @@ def migrated_journal(path: Path) -> sqlite3.Connection:
 
 def journal_fills(journal: Journal, orders: int, *, start: datetime, seed: int = 3) -> list[str]:
     """Write what the apply path journals for ``orders`` filled orders: a reconcile pass, the
-    place intents, two partial executions per order (IB's BOT/SLD sides) and their commissions.
+    place intents, the orders going from Submitted to Filled through two partial executions
+    (IB's BOT/SLD sides) and their commissions.
     Returns the execIds in the order they were recorded."""
     rng = random.Random(seed)
     journal.store_contracts(
@@ -145,6 +147,20 @@ def journal_fills(journal: Journal, orders: int, *, start: datetime, seed: int =
     exec_ids: list[str] = []
     for index, (intent, row) in enumerate(zip(intents, journaled, strict=True)):
         assert intent.order is not None and row.order_id is not None
+        record_status = partial(
+            journal.record_order,
+            client_id=17,
+            order_id=row.order_id,
+            perm_id=500_000 + row.order_id,
+            order_ref=intent.order.order_ref,
+            symbol=intent.symbol,
+            action=intent.order.action,
+            order_type="LMT",
+            quantity=40.0,
+            limit_price=200.0,
+            aux_price=None,
+        )
+        record_status(status="Submitted", filled=0.0)
         for part in range(2):
             exec_id = f"0000e0d5.{0x6700 + index:08x}.01.0{part + 1}"
             journal.record_execution(
@@ -163,4 +179,5 @@ def journal_fills(journal: Journal, orders: int, *, start: datetime, seed: int =
             )
             journal.record_commission(exec_id, round(rng.uniform(0.35, 1.5), 4), "USD", None)
             exec_ids.append(exec_id)
+        record_status(status="Filled", filled=40.0)
     return exec_ids

@@ -62,6 +62,18 @@ def test_export_writes_the_requested_days_as_parquet(state_dir: Path, tmp_path: 
     assert set(table["account"].to_pylist()) == {"DU1234567"}
 
 
+def test_export_of_final_orders(state_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "orders.parquet"
+    result = tradectl(
+        "records", "export", "--since", "2026-11-24", "--dataset", "orders", "--out", str(out),
+        "--state-dir", str(state_dir),
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert "5 orders from 2026-11-24 to 2026-11-24" in result.stderr
+    assert set(pq.read_table(out)["status"].to_pylist()) == {"Filled"}
+
+
 def test_export_csv_to_stdout_and_empty_ranges(state_dir: Path) -> None:
     result = tradectl(
         "records", "export", "--since", "2026-11-24", "--until", "2026-11-25",

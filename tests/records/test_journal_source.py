@@ -6,12 +6,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pytest
 
 from daemon.journal import Journal
-from daemon.records.datasets import fills_dataset
+from daemon.records.datasets import fills_dataset, orders_dataset
 from daemon.records.exporter import Exporter
-from daemon.records.journal_source import JournalFillSource
+from daemon.records.journal_source import JournalFillSource, JournalOrderSource
 from daemon.records.store import connect, journal_file
 from tests.records.helpers import journal_fills
 
@@ -69,3 +71,43 @@ def test_fills_between_selects_by_trade_day(tmp_path: Path) -> None:
             "0000e0d5.00006700.01.01",
             "0000e0d5.00006700.01.02",
         ]
+
+
+def test_final_orders_are_exported_with_fill_totals(tmp_path: Path) -> None:
+    with Journal.open(tmp_path / "state", clock=lambda: START) as journal:
+        journal_fills(journal, 3, start=START)
+        journal.record_order(
+            client_id=17, order_id=900, perm_id=0, order_ref="tctl:ladder:abc:l1",
+            symbol="MSFT", action="BUY", order_type="LMT", quantity=100.0, limit_price=410.0,
+            aux_price=None, status="Cancelled", filled=0.0,
+        )  # fmt: skip
+        journal.record_order(
+            client_id=17, order_id=901, perm_id=0, order_ref="tctl:ladder:abc:l2",
+            symbol="MSFT", action="BUY", order_type="LMT", quantity=100.0, limit_price=409.9,
+            aux_price=None, status="Submitted", filled=0.0,
+        )  # fmt: skip
+        conn = connect(journal_file(tmp_path / "state"))
+        source = JournalFillSource(conn)
+        orders = JournalOrderSource(conn, account="DU1234567")
+        Exporter(conn, orders_dataset(orders), tmp_path / "records").export(force=True)
+        fills = source.fills_after(0, 100)
+
+    table = ds.dataset(tmp_path / "records" / "orders", partitioning="hive").to_table()
+    rows = sorted(table.to_pylist(), key=lambda row: row["journal_seq"])
+    assert [(row["order_id"], row["status"]) for row in rows] == [
+        (100, "Filled"),
+        (101, "Filled"),
+        (102, "Filled"),
+        (900, "Cancelled"),
+    ]  # 901 is still working: not final, not exported
+    first = rows[0]
+    first_fills = [fill for fill in fills if fill.order_id == 100]
+    assert first["filled"] == 40.0 and first["executions"] == 2
+    expected_average = sum(f.price * f.quantity for f in first_fills) / 40.0
+    assert first["average_price"] == pytest.approx(expected_average)
+    assert first["commission"] == pytest.approx(sum(f.commission or 0 for f in first_fills))
+    assert first["perm_id"] == 500_100 and first["account"] == "DU1234567"
+    assert first["intent_reason"] == "AAPL weight 0.21 below target 0.30 (drift 0.09 > 0.01)"
+    assert (rows[3]["average_price"], rows[3]["executions"], rows[3]["rule"]) == (None, 0, "ladder")
+    assert table.schema.field("average_price").type == pa.float64()
+    assert table.schema.field("time").type == pa.timestamp("us", tz="UTC")
