@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from daemon.journal.migrations import migrate
+from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
 from daemon.planner.types import Intent
 
 STATE_DIR_ENV = "TRADECTL_STATE_DIR"
@@ -124,10 +124,34 @@ def _parse(text: str | None) -> datetime | None:
 
 
 class Journal:
-    def __init__(self, connection: sqlite3.Connection, lock: IO[str], clock: Clock) -> None:
+    def __init__(self, connection: sqlite3.Connection, lock: IO[str] | None, clock: Clock) -> None:
         self._db = connection
         self._lock = lock
         self._clock = clock
+
+    @property
+    def writable(self) -> bool:
+        return self._lock is not None
+
+    @classmethod
+    def open_read_only(cls, state_dir: Path, clock: Clock = utc_now) -> Journal | None:
+        """The journal for reading only (``tradectl plan`` beside a running daemon), without the
+        lock; None when there is no journal yet."""
+        path = state_dir / JOURNAL_FILE
+        if not path.exists():
+            return None
+        connection = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+        )
+        connection.row_factory = sqlite3.Row
+        version = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        if version != len(MIGRATIONS):
+            connection.close()
+            raise JournalVersionError(
+                f"the journal in {state_dir} has schema version {version}, this tradectl expects "
+                f"{len(MIGRATIONS)}: run tradectl apply once to migrate it, or upgrade tradectl"
+            )
+        return cls(connection, None, clock)
 
     @classmethod
     def open(cls, state_dir: Path, clock: Clock = utc_now) -> Journal:
@@ -157,8 +181,9 @@ class Journal:
 
     def close(self) -> None:
         self._db.close()
-        fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
-        self._lock.close()
+        if self._lock is not None:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -375,6 +400,12 @@ class Journal:
             "SELECT key FROM intents WHERE state IN ('journaled', 'sent')"
         ).fetchall()
         return frozenset(str(row["key"]) for row in rows)
+
+    def sent_since(self, moment: datetime) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM intents WHERE sent_at >= ?", (_iso(moment),)
+        ).fetchone()
+        return int(row[0])
 
     def known_perm_ids(self) -> frozenset[int]:
         rows = self._db.execute("SELECT perm_id FROM intents WHERE perm_id != 0").fetchall()

@@ -85,7 +85,7 @@ def read_backlog(state_dir: Path, now: float) -> Backlog | None:
     path = journal_file(state_dir)
     if not path.exists():
         return None
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30.0)
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
     try:
         if not has_records_tables(conn):
             return None

@@ -1,0 +1,128 @@
+"""`tradectl apply` end to end: the real ib_insync client against the simulated gateway."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from ib_insync import IB, LimitOrder, Stock
+
+from daemon.journal import Journal
+
+from .conftest import CLIENT_ID, Gateway, Outcome, write_rules
+
+pytestmark = pytest.mark.e2e
+
+TARGETS = {"AAPL": 0.2, "MSFT": 0.2, "SPY": 0.3}
+
+
+def allocation(targets: dict[str, float], drift: float = 0.001) -> dict[str, object]:
+    return {
+        "core": {
+            "capital": {"fraction_of_nav": 0.95},
+            "drift": {"absolute": drift},
+            "min_trade_value": 0,
+            "order": {"type": "limit", "offset_bps": 10},
+            "targets": targets,
+        }
+    }
+
+
+def converge(apply: Callable[..., Outcome], rules: Path, passes: int = 10) -> list[Outcome]:
+    outcomes = []
+    for _ in range(passes):
+        outcome = apply(rules)
+        outcomes.append(outcome)
+        assert outcome.code == 0, outcome.out + outcome.err
+        if "Nothing to send." in outcome.out:
+            return outcomes
+    raise AssertionError(f"no convergence after {passes} passes:\n{outcomes[-1].out}")
+
+
+def test_allocation_from_cash_converges_and_a_second_apply_sends_nothing(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS))
+    outcomes = converge(apply_in_process, rules)
+    # 0.3 x 950k at 500 is 570 SPY shares: more than max_order_value, so sliced over passes.
+    assert len(outcomes) >= 3
+    snapshot = gateway.sim.snapshot()
+    capital = 0.95 * snapshot.net_liquidation
+    prices = {"AAPL": 100.0, "MSFT": 200.0, "SPY": 500.0}
+    for symbol, weight in TARGETS.items():
+        desired = math.floor(weight * capital / prices[symbol])
+        band = math.ceil(0.001 * capital / prices[symbol])
+        assert abs(snapshot.positions[symbol].quantity - desired) <= max(1, band), symbol
+    placed = gateway.messages("placeOrder")
+    refs = gateway.placed_refs()
+    assert len(refs) == len(set(refs)), "an orderRef was sent twice"
+    assert all(line["fields"]["account"] == "DU0000001" for line in placed)
+    assert all(ref.startswith("tctl:core:") for ref in refs)
+
+    again = apply_in_process(rules)
+    assert again.code == 0 and "Nothing to send." in again.out
+    assert len(gateway.messages("placeOrder")) == len(placed)
+    assert gateway.messages("cancelOrder") == []
+
+
+def test_a_manual_order_from_another_client_is_never_touched(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    manual = IB()
+    manual.connect("127.0.0.1", gateway.sim.port, clientId=99, timeout=5)
+    try:
+        trade = manual.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 10, 50.0))
+        manual.sleep(0)
+        manual_id = trade.order.orderId
+    finally:
+        manual.disconnect()
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.2}))
+    converge(apply_in_process, rules)
+    ours = [line for line in gateway.messages() if line["client_id"] == CLIENT_ID]
+    touched = [
+        line
+        for line in ours
+        if line["msg"] in ("placeOrder", "cancelOrder")
+        and line["fields"].get("orderId") == manual_id
+    ]
+    assert touched == []
+    open_orders = gateway.sim.snapshot().open_orders
+    assert [(o.client_id, o.order_id, o.order_ref) for o in open_orders] == [(99, manual_id, "")]
+
+
+def test_the_journal_records_intents_orders_and_executions(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.02}))
+    outcome = apply_in_process(rules)
+    assert outcome.code == 0, outcome.out
+    assert "sent 1 / acknowledged 1 / filled 1 / rejected 0" in outcome.out
+    with Journal.open(tmp_path / "state") as journal:
+        (intent,) = journal.intents()
+        assert (intent.state, intent.symbol, intent.perm_id != 0) == ("filled", "AAPL", True)
+        executions = journal.executions()
+        assert sum(ex.shares for ex in executions) == intent.quantity
+        assert {ex.order_ref for ex in executions} == {intent.order_ref}
+        assert journal.commission(executions[0].exec_id) is not None
+        assert journal.order_id_high_water(CLIENT_ID) == intent.order_id
+        # The contract cache spares the next run a qualification.
+        assert set(journal.cached_contracts(["AAPL"])) == {"AAPL"}
+    details_before = len(gateway.messages("reqContractDetails"))
+    assert apply_in_process(rules).code == 0
+    assert len(gateway.messages("reqContractDetails")) == details_before
+
+
+def test_rejections_are_shown_with_ibs_code_and_backed_off(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    gateway.sim.control.reject_next_orders(1)
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.02}))
+    first = apply_in_process(rules)
+    assert first.code == 1
+    assert "rejected 1" in first.out
+    assert "IB error 201" in first.out
+    second = apply_in_process(rules)
+    assert "blocked: rejected by IB (IB 201" in second.out
+    assert len(gateway.messages("placeOrder")) == 1
