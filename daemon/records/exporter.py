@@ -120,12 +120,14 @@ class Exporter:
         self._enqueue_written()
         return planned
 
-    def recover(self) -> None:
-        """After a restart: rewrite planned batches whose file is missing or unconfirmed, and
-        queue every written batch that has no outbox row for the configured bucket."""
+    def recover(self, *, verify_files: bool = True) -> None:
+        """Rewrite planned batches whose file was never confirmed written (a crash, a full
+        disk) and queue written batches that have no outbox row for the configured bucket.
+        With ``verify_files`` (at start-up), also rewrite batches whose file has gone missing."""
+        condition = "" if verify_files else " AND written_at IS NULL"
         rows = self._conn.execute(
             "SELECT dataset, trade_date, batch_id, first_seq, last_seq, row_count, local_file, "
-            "written_at FROM record_batches WHERE dataset = ? ORDER BY first_seq",
+            "written_at FROM record_batches WHERE dataset = ?" + condition + " ORDER BY first_seq",
             (self._dataset.name,),
         ).fetchall()
         for row in rows:

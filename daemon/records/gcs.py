@@ -51,6 +51,9 @@ class Backoff:
         return ceiling / 2 + rng.uniform(0.0, ceiling / 2)
 
 
+DEFAULT_BACKOFF = Backoff()
+
+
 def client_from_environment() -> Any:
     """A storage client: anonymous against ``STORAGE_EMULATOR_HOST`` when set, else ADC."""
     if os.environ.get("STORAGE_EMULATOR_HOST"):
@@ -97,7 +100,7 @@ class Uploader:
         conn: sqlite3.Connection,
         *,
         client_factory: Callable[[], Any] = client_from_environment,
-        backoff: Backoff = Backoff(),
+        backoff: Backoff = DEFAULT_BACKOFF,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         timeout: float = 60.0,
@@ -151,7 +154,7 @@ class Uploader:
                 except sqlite3.Error:
                     log.exception("records: outbox unreadable; retrying in %.0fs", idle)
                     timeout = idle
-                await _first_of(stop, wake, timeout)
+                await first_of(stop, wake, timeout)
 
     def _claim(self, row: _Row) -> bool:
         """Count the attempt and schedule the next one before trying, so that a crash during
@@ -260,7 +263,8 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
-async def _first_of(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
+async def first_of(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
+    """Return when ``stop`` or ``wake`` is set, or after ``timeout`` seconds."""
     waiters = [asyncio.ensure_future(stop.wait())]
     if wake is not None:
         waiters.append(asyncio.ensure_future(wake.wait()))

@@ -125,9 +125,10 @@ class Emulator:
         }
 
     def exec_ids(self, tmp_path: Path) -> list[str]:
-        """Every execId in every object in the bucket (duplicates kept)."""
+        """Every execId in every fills object in the bucket (duplicates kept)."""
         found: list[str] = []
-        for index, data in enumerate(self.objects().values()):
+        fills = [data for name, data in self.objects().items() if "/fills/" in f"/{name}"]
+        for index, data in enumerate(fills):
             path = tmp_path / f"downloaded-{index}.parquet"
             path.write_bytes(data)
             found.extend(pq.read_table(path).column("exec_id").to_pylist())

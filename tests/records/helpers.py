@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import sqlite3
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -105,11 +107,14 @@ def migrated_journal(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def journal_fills(journal: Journal, orders: int, *, start: datetime, seed: int = 3) -> list[str]:
+def journal_fills(
+    journal: Journal, orders: int, *, start: datetime, seed: int = 3, batch: int = 0
+) -> list[str]:
     """Write what the apply path journals for ``orders`` filled orders: a reconcile pass, the
     place intents, the orders going from Submitted to Filled through two partial executions
     (IB's BOT/SLD sides) and their commissions.
-    Returns the execIds in the order they were recorded."""
+    Returns the execIds in the order they were recorded; calls with distinct ``batch`` numbers
+    write distinct intents and executions."""
     rng = random.Random(seed)
     journal.store_contracts(
         [
@@ -122,7 +127,7 @@ def journal_fills(journal: Journal, orders: int, *, start: datetime, seed: int =
     symbols = sorted(SYMBOLS)
     intents = [
         Intent(
-            key=f"core:{symbols[i % 4]}:{i}",
+            key=f"core:{symbols[i % 4]}:{batch}:{i}",
             action="place",
             kind="allocations",
             rule="core",
@@ -162,7 +167,7 @@ def journal_fills(journal: Journal, orders: int, *, start: datetime, seed: int =
         )
         record_status(status="Submitted", filled=0.0)
         for part in range(2):
-            exec_id = f"0000e0d5.{0x6700 + index:08x}.01.0{part + 1}"
+            exec_id = f"0000e0d5.{0x6700 + 0x100 * batch + index:08x}.01.0{part + 1}"
             journal.record_execution(
                 RecordedExecution(
                     exec_id=exec_id,
@@ -181,3 +186,29 @@ def journal_fills(journal: Journal, orders: int, *, start: datetime, seed: int =
             exec_ids.append(exec_id)
         record_status(status="Filled", filled=40.0)
     return exec_ids
+
+
+class BackgroundLoop:
+    """Runs ``main(stop)`` on its own event loop in a thread, as the daemon would run it."""
+
+    def __init__(self, main: Callable[[asyncio.Event], Coroutine[object, object, None]]) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._stop = asyncio.Event()
+        self._main = main
+        self._thread = threading.Thread(target=self.loop.run_until_complete, args=(self._run(),))
+
+    async def _run(self) -> None:
+        await self._main(self._stop)
+
+    def __enter__(self) -> BackgroundLoop:
+        self._thread.start()
+        return self
+
+    def call(self, callback: Callable[[], object]) -> None:
+        self.loop.call_soon_threadsafe(callback)
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=30)
+        assert not self._thread.is_alive(), "the loop did not stop"
+        self.loop.close()

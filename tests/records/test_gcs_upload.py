@@ -6,7 +6,6 @@ import asyncio
 import logging
 import random
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,7 +18,13 @@ from daemon.records.exporter import Exporter, GcsTarget
 from daemon.records.gcs import Backoff, Uploader, client_from_environment
 from daemon.records.store import backlog, connect
 from tests.records.conftest import BUCKET, Emulator
-from tests.records.helpers import ListJournal, make_fills, migrated_journal, wait_until
+from tests.records.helpers import (
+    BackgroundLoop,
+    ListJournal,
+    make_fills,
+    migrated_journal,
+    wait_until,
+)
 
 FAST = Backoff(initial=0.02, cap=0.1)
 TARGET = GcsTarget(bucket=BUCKET, prefix="desk-a/tradectl")
@@ -120,32 +125,6 @@ def test_a_different_object_under_our_name_is_an_alarm_and_is_never_overwritten(
     assert status.last_error is not None and "different content" in status.last_error
 
 
-class BackgroundUploader:
-    """``Uploader.run`` on its own event loop in a thread, as the daemon runs it."""
-
-    def __init__(self, upload: Uploader) -> None:
-        self._upload = upload
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._wake = asyncio.Event()
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._run(),))
-
-    async def _run(self) -> None:
-        await self._upload.run(self._stop, self._wake, idle=0.05)
-
-    def __enter__(self) -> BackgroundUploader:
-        self._thread.start()
-        return self
-
-    def wake(self) -> None:
-        self._loop.call_soon_threadsafe(self._wake.set)
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=30)
-        self._loop.close()
-
-
 def test_gcs_outage_loses_nothing_and_duplicates_nothing(
     emulator: Emulator, conn: sqlite3.Connection, journal_path: Path, tmp_path: Path
 ) -> None:
@@ -153,10 +132,13 @@ def test_gcs_outage_loses_nothing_and_duplicates_nothing(
     export = exporter(conn, journal, tmp_path)
     fills = make_fills(30, spacing=timedelta(minutes=1))
 
-    with BackgroundUploader(uploader(journal_path)) as background:
+    upload = uploader(journal_path)
+    wake = asyncio.Event()
+
+    with BackgroundLoop(lambda stop: upload.run(stop, wake, idle=0.05)) as background:
         journal.fills.extend(fills[:10])
         export.export(force=True)
-        background.wake()
+        background.call(wake.set)
         wait_until(lambda: backlog(conn, 0).done == 1, what="first batch uploaded")
 
         emulator.stop()
@@ -164,7 +146,7 @@ def test_gcs_outage_loses_nothing_and_duplicates_nothing(
         export.export(force=True)
         journal.fills.extend(fills[20:])
         export.export(force=True)
-        background.wake()
+        background.call(wake.set)
 
         def retried_while_down() -> bool:
             rows = conn.execute(
