@@ -131,8 +131,8 @@ def _export(args: argparse.Namespace) -> int:
         conn.close()
     data = csv_bytes(table) if args.format == "csv" else parquet_bytes(table)
     if args.out == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        sys.stdout.write(data.decode("utf-8"))
+        sys.stdout.flush()
         return 0
     out = Path(args.out or f"{args.dataset}-{since}-{until}.{args.format}")
     write_atomic(out, data)

@@ -123,11 +123,24 @@ class Uploader:
             "ORDER BY id",
             (everything, now),
         ).fetchall()
+        unreachable: dict[str, float] = {}
         for raw in rows:
             row = _Row(*raw)
-            if not self._claim(row):
+            if row.bucket in unreachable:
+                # One failed request says the bucket is down (or refuses us); trying every other
+                # row now would only multiply timeouts. They wait as long as the failed one.
+                self._conn.execute(
+                    "UPDATE records_outbox SET next_attempt_at = MAX(next_attempt_at, ?) "
+                    "WHERE id = ?",
+                    (unreachable[row.bucket], row.id),
+                )
+                report.retrying += 1
                 continue
-            self._attempt(row, report)
+            next_at = self._claim(row)
+            if next_at is None:
+                continue
+            if not self._attempt(row, report):
+                unreachable[row.bucket] = next_at
         due = self._conn.execute(
             "SELECT MIN(next_attempt_at) FROM records_outbox WHERE state = 'pending'"
         ).fetchone()[0]
@@ -156,9 +169,10 @@ class Uploader:
                     timeout = idle
                 await first_of(stop, wake, timeout)
 
-    def _claim(self, row: _Row) -> bool:
+    def _claim(self, row: _Row) -> float | None:
         """Count the attempt and schedule the next one before trying, so that a crash during
-        the upload neither loses the row nor retries it in a tight loop."""
+        the upload neither loses the row nor retries it in a tight loop. Returns the time of
+        the next attempt, or None when another uploader claimed the row first."""
         attempts = row.attempts + 1
         next_at = self._clock() + self._backoff.delay(attempts, self._rng)
         claimed = self._conn.execute(
@@ -166,9 +180,11 @@ class Uploader:
             "WHERE id = ? AND state = 'pending' AND attempts = ?",
             (attempts, next_at, row.id, row.attempts),
         )
-        return claimed.rowcount == 1
+        return next_at if claimed.rowcount == 1 else None
 
-    def _attempt(self, row: _Row, report: PassReport) -> None:
+    def _attempt(self, row: _Row, report: PassReport) -> bool:
+        """Try one row; False when the failure was the bucket's (unreachable, refused), not
+        this row's."""
         target = f"gs://{row.bucket}/{row.object_name}"
         try:
             data = self._read_local(row)
@@ -183,10 +199,11 @@ class Uploader:
                 )
             except PreconditionFailed:
                 self._resolve_existing(row, target, report)
-                return
+                return True
             self._mark_done(row, blob.generation)
             report.uploaded += 1
             log.info("records: uploaded %s", target)
+            return True
         except Exception as exc:
             message = _describe(exc)
             self._conn.execute(
@@ -194,6 +211,7 @@ class Uploader:
             )
             report.retrying += 1
             log.warning("records: upload of %s failed, will retry: %s", target, message)
+            return isinstance(exc, _Retry)
 
     def _resolve_existing(self, row: _Row, target: str, report: PassReport) -> None:
         existing = self._bucket(row.bucket).get_blob(

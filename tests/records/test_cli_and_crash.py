@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+from daemon.cli import main
 from daemon.journal import Journal
 from daemon.records.datasets import fills_dataset
 from daemon.records.exporter import Exporter, GcsTarget
@@ -28,7 +31,25 @@ START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
 
 
-def tradectl(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+@dataclass(frozen=True)
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def tradectl(*args: str) -> Result:
+    """``tradectl ARGS`` in this process (fast); the crash test below uses real processes."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = int(exit_.code or 0)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def tradectl_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "daemon", *args],
         capture_output=True,
@@ -148,7 +169,7 @@ def test_uploader_killed_mid_upload_loses_nothing_and_duplicates_nothing(
     )
     assert (status["done"], status["pending"]) == (1, 2)  # the landed one is not known as done
 
-    restarted = tradectl("records", "upload", "--state-dir", str(state_dir), env=env)
+    restarted = tradectl_process("records", "upload", "--state-dir", str(state_dir), env=env)
 
     assert restarted.returncode == 0, restarted.stderr
     assert "uploaded 1, already in the bucket 1, failed 0" in restarted.stdout
@@ -170,9 +191,7 @@ def test_status_reports_an_alarm_with_a_failing_exit_code(
     (name,) = conn.execute("SELECT object_name FROM records_outbox ORDER BY id LIMIT 1").fetchone()
     conn.close()
     client_from_environment().bucket(BUCKET).blob(name).upload_from_string(b"not ours")
-    env = {**os.environ, "STORAGE_EMULATOR_HOST": emulator.host}
-
-    upload = tradectl("records", "upload", "--state-dir", str(state_dir), env=env)
+    upload = tradectl("records", "upload", "--state-dir", str(state_dir))
     status = tradectl("records", "status", "--state-dir", str(state_dir))
 
     assert upload.returncode == 1 and "failed 1" in upload.stdout
