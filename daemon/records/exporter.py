@@ -123,26 +123,39 @@ class Exporter:
     def recover(self, *, verify_files: bool = True) -> None:
         """Rewrite planned batches whose file was never confirmed written (a crash, a full
         disk) and queue written batches that have no outbox row for the configured bucket.
-        With ``verify_files`` (at start-up), also rewrite batches whose file has gone missing."""
-        condition = "" if verify_files else " AND written_at IS NULL"
+
+        With ``verify_files`` (at start-up), also rewrite batches whose file has gone missing,
+        and those still to upload whose bytes no longer match the checksum recorded when they
+        were written (a damaged file is never uploaded)."""
+        condition = "" if verify_files else " AND b.written_at IS NULL"
         rows = self._conn.execute(
-            "SELECT dataset, trade_date, batch_id, first_seq, last_seq, row_count, local_file, "
-            "written_at FROM record_batches WHERE dataset = ?" + condition + " ORDER BY first_seq",
+            "SELECT b.trade_date, b.batch_id, b.first_seq, b.last_seq, b.row_count, "
+            "b.local_file, b.written_at, b.md5, EXISTS (SELECT 1 FROM records_outbox o "
+            "WHERE o.state = 'pending' AND o.dataset = b.dataset AND o.trade_date = b.trade_date "
+            "AND o.batch_id = b.batch_id) AS to_upload FROM record_batches b "
+            "WHERE b.dataset = ?" + condition + " ORDER BY b.first_seq",
             (self._dataset.name,),
         ).fetchall()
         for row in rows:
             batch = Batch(
-                dataset=row["dataset"],
+                dataset=self._dataset.name,
                 trade_date=date.fromisoformat(row["trade_date"]),
                 batch_id=row["batch_id"],
                 first_seq=row["first_seq"],
                 last_seq=row["last_seq"],
                 row_count=row["row_count"],
             )
-            if row["written_at"] is None or not Path(row["local_file"]).exists():
-                log.info("records: rewriting batch %s", batch.relative_path)
+            if self._needs_rewrite(row):
+                log.warning("records: rewriting batch %s from the journal", batch.relative_path)
                 self._write(batch)
         self._enqueue_written()
+
+    @staticmethod
+    def _needs_rewrite(row: sqlite3.Row) -> bool:
+        path = Path(row["local_file"])
+        if row["written_at"] is None or not path.exists():
+            return True
+        return bool(row["to_upload"]) and Checksums.of(path.read_bytes()).md5 != row["md5"]
 
     def _settled_prefix(self, rows: Sequence[ExportRow]) -> list[ExportRow]:
         cutoff = self._clock() - self._settle.total_seconds()

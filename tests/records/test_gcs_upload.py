@@ -167,3 +167,22 @@ def test_gcs_outage_loses_nothing_and_duplicates_nothing(
     assert sorted(emulator.exec_ids(tmp_path)) == sorted(f.exec_id for f in journal.fills)
     assert len(emulator.hooks.stored) == 3
     assert all(count == 1 for count in emulator.hooks.stored.values())
+
+
+def test_a_damaged_local_file_is_not_uploaded_and_is_rewritten_on_restart(
+    emulator: Emulator, conn: sqlite3.Connection, journal_path: Path, tmp_path: Path
+) -> None:
+    journal = ListJournal(make_fills(6))
+    export = exporter(conn, journal, tmp_path)
+    (batch,) = export.export(force=True)
+    path = tmp_path / "records" / batch.relative_path
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+
+    refused = uploader(journal_path).upload_due()
+    exporter(conn, journal, tmp_path).recover()  # the daemon starting again
+    retried = uploader(journal_path).upload_due(everything=True)
+
+    assert (refused.uploaded, refused.retrying) == (0, 1)
+    assert retried.uploaded == 1
+    assert emulator.objects() == {TARGET.object_name(batch.relative_path): good}
