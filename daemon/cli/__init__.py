@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("validate", "schema", "apply", "records")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("validate", "schema", "sim", "apply", "records")
 
 
 def build_parser() -> argparse.ArgumentParser:

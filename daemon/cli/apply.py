@@ -9,6 +9,7 @@ from typing import Any
 from daemon.cli.plan_table import render_plan
 from daemon.ib import AdapterError, Progress
 from daemon.journal import JournalError, resolve_state_dir, utc_now
+from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from daemon.planner.types import Plan
 from daemon.runtime.reconcile import PassResult, reconcile_pass
 from daemon.runtime.session import open_session
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--yes", action="store_true", help="send without asking")
     parser.add_argument(
         "--state-dir",
+        metavar="D",
         help="journal directory (default: $TRADECTL_STATE_DIR or var/state)",
     )
     parser.add_argument(
@@ -42,7 +44,27 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="seconds to wait for acknowledgements (default 30)",
     )
+    parser.add_argument(
+        "--max-rate",
+        type=_rate,
+        default=DEFAULT_RATE,
+        metavar="N",
+        help=f"messages per second to the gateway, all kinds together (default {DEFAULT_RATE:g}; "
+        "IB allows 50)",
+    )
     parser.set_defaults(func=run)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= value <= IB_MESSAGE_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be between 1 and {IB_MESSAGE_LIMIT} (IB answers error 100 above its limit)"
+        )
+    return value
 
 
 def load_rules(path: str) -> RuleSet | None:
@@ -72,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             sim=args.sim,
             readonly=False,
             progress=_show_progress,
+            pacing_rate=args.max_rate,
         ) as session:
             result = reconcile_pass(
                 rules,

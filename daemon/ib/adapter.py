@@ -672,7 +672,14 @@ class IbAdapter:
                 "the gateway connection is down (IB 1100 or disconnected): not sending"
             )
         problems: list[str] = []
+        # Within one rule the planner's order matters (a new stop goes out before the cancel of
+        # the old one): a rule's later group never gets a more urgent priority than its earlier
+        # ones, so the pacer cannot reorder them. Across rules, urgency wins.
+        rule_floor: dict[tuple[str, str], Priority] = {}
         for group in groups:
+            rule = (group[0].kind, group[0].rule)
+            priority = max(_urgency(group), rule_floor.get(rule, Priority.CANCEL))
+            rule_floor[rule] = priority
             problem = self._check_group(group, contracts, working)
             if problem is not None:
                 problems.append(problem)
@@ -691,7 +698,7 @@ class IbAdapter:
             self._crash_point("journal")
             highest = max((intent.order_id or 0) for intent in journaled)
             self.ib.client.updateReqId(highest + 1)
-            self._submit(journaled, group, contracts, working)
+            self._submit(journaled, group, contracts, working, priority)
         return problems
 
     def _check_group(
@@ -723,13 +730,8 @@ class IbAdapter:
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
+        priority: Priority,
     ) -> None:
-        if any(intent.action == "cancel" for intent in group):
-            priority = Priority.CANCEL
-        elif any(intent.purpose == "protective" for intent in group):
-            priority = Priority.PROTECTIVE
-        else:
-            priority = Priority.ORDER
         parent_ids = {
             entry.order_ref: entry.order_id
             for entry in journaled
@@ -788,6 +790,14 @@ class IbAdapter:
     @property
     def unacknowledged(self) -> int:
         return len(self._awaiting)
+
+
+def _urgency(group: Sequence[Intent]) -> Priority:
+    if any(intent.action == "cancel" for intent in group):
+        return Priority.CANCEL
+    if any(intent.purpose == "protective" for intent in group):
+        return Priority.PROTECTIVE
+    return Priority.ORDER
 
 
 def _tapped(original: Callable[..., Any], observer: Callable[..., None]) -> Callable[..., None]:

@@ -33,6 +33,7 @@ HALT_KEY = "halt"
 BREAKER_KEY = "breaker_tripped_on"
 
 _SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
+_BRACKET_EXIT_LEGS = frozenset({"stop", "target"})
 
 
 @dataclass
@@ -84,18 +85,25 @@ def build_observed(
         for recorded in journal.executions():
             executions.setdefault(recorded.exec_id, recorded)
     entry_fills: dict[tuple[str, str], float] = {}
+    entry_values: dict[tuple[str, str], float] = {}
+    exit_fills: dict[tuple[str, str], float] = {}
     for execution in executions.values():
         parsed = parse_order_ref(execution.order_ref)
         if parsed is None:
             continue
         rule, generation, leg = parsed
+        key = (rule, generation)
         is_entry = (rule in rules.brackets and leg == "entry") or (
             rule in rules.scales and _SCALE_LEG.match(leg) is not None
         )
         if is_entry:
-            entry_fills[(rule, generation)] = (
-                entry_fills.get((rule, generation), 0.0) + execution.shares
-            )
+            entry_fills[key] = entry_fills.get(key, 0.0) + execution.shares
+            entry_values[key] = entry_values.get(key, 0.0) + execution.shares * execution.price
+        elif rule in rules.brackets and leg in _BRACKET_EXIT_LEGS:
+            exit_fills[key] = exit_fills.get(key, 0.0) + execution.shares
+    entry_fill_prices = {
+        key: entry_values[key] / filled for key, filled in entry_fills.items() if filled
+    }
     commissions: dict[str, float | None] = {}
     if journal is not None:
         commissions = {ex.exec_id: journal.commission(ex.exec_id) for ex in state.executions}
@@ -113,6 +121,8 @@ def build_observed(
         quotes=state.quotes,
         contracts=state.contracts,
         entry_fills=entry_fills,
+        entry_fill_prices=entry_fill_prices,
+        exit_fills=exit_fills,
         in_flight=in_flight,
         orders_sent_last_minute=sent_last_minute,
         halted=halted,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from daemon.ib import ConnectionSettings, IbAdapter, Progress
 from daemon.journal import Journal
+from daemon.pacer import DEFAULT_RATE
 from schemas.models import RuleSet
 
 
@@ -21,7 +22,12 @@ class Session:
 
 
 def connection_settings(
-    rules: RuleSet, *, readonly: bool, host: str | None = None, port: int | None = None
+    rules: RuleSet,
+    *,
+    readonly: bool,
+    host: str | None = None,
+    port: int | None = None,
+    pacing_rate: float = DEFAULT_RATE,
 ) -> ConnectionSettings:
     gateway = rules.gateway
     return ConnectionSettings(
@@ -32,6 +38,7 @@ def connection_settings(
         live_allowed=rules.account.live,
         timeout=gateway.connect_timeout.total_seconds(),
         readonly=readonly,
+        pacing_rate=pacing_rate,
     )
 
 
@@ -43,6 +50,7 @@ def open_session(
     sim: bool,
     readonly: bool,
     progress: Callable[[Progress], None] | None = None,
+    pacing_rate: float = DEFAULT_RATE,
 ) -> Iterator[Session]:
     """``readonly`` connects read-only and reads the journal without taking its lock (``plan``
     beside a running daemon); otherwise the journal is locked for this process."""
@@ -57,7 +65,9 @@ def open_session(
         journal = Journal.open_read_only(state_dir) if readonly else Journal.open(state_dir)
         if journal is not None:
             stack.callback(journal.close)
-        settings = connection_settings(rules, readonly=readonly, host=host, port=port)
+        settings = connection_settings(
+            rules, readonly=readonly, host=host, port=port, pacing_rate=pacing_rate
+        )
         adapter = IbAdapter(settings, journal, progress=progress)
         stack.callback(adapter.disconnect)
         adapter.connect()

@@ -3,9 +3,9 @@ it, and ways to run ``tradectl apply`` in this process or as a subprocess."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass

@@ -98,7 +98,12 @@ def test_the_journal_records_intents_orders_and_executions(
     rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.02}))
     outcome = apply_in_process(rules)
     assert outcome.code == 0, outcome.out
-    assert "sent 1 / acknowledged 1 / filled 1 / rejected 0" in outcome.out
+    # apply waits for the acknowledgement; the fill may come with it or just after.
+    assert "sent 1 / acknowledged 1 / filled " in outcome.out
+    details_before = len(gateway.messages("reqContractDetails"))
+    # The next pass reads executions and completed orders first and settles the journal.
+    assert apply_in_process(rules).code == 0
+    assert len(gateway.messages("reqContractDetails")) == details_before
     with Journal.open(tmp_path / "state") as journal:
         (intent,) = journal.intents()
         assert (intent.state, intent.symbol, intent.perm_id != 0) == ("filled", "AAPL", True)
@@ -107,11 +112,8 @@ def test_the_journal_records_intents_orders_and_executions(
         assert {ex.order_ref for ex in executions} == {intent.order_ref}
         assert journal.commission(executions[0].exec_id) is not None
         assert journal.order_id_high_water(CLIENT_ID) == intent.order_id
-        # The contract cache spares the next run a qualification.
+        # The contract cache spared the second run a qualification.
         assert set(journal.cached_contracts(["AAPL"])) == {"AAPL"}
-    details_before = len(gateway.messages("reqContractDetails"))
-    assert apply_in_process(rules).code == 0
-    assert len(gateway.messages("reqContractDetails")) == details_before
 
 
 def test_rejections_are_shown_with_ibs_code_and_backed_off(
@@ -126,3 +128,65 @@ def test_rejections_are_shown_with_ibs_code_and_backed_off(
     second = apply_in_process(rules)
     assert "blocked: rejected by IB (IB 201" in second.out
     assert len(gateway.messages("placeOrder")) == 1
+
+
+def standing_rules(stop: float = 45.0) -> dict[str, object]:
+    return {
+        "brackets": {
+            "nvda-pullback": {
+                "symbol": "NVDA",
+                "side": "BUY",
+                "quantity": 100,
+                "entry": {"limit": 48.0},
+                "stop_loss": {"price": stop},
+                "take_profit": {"price": 60.0},
+            }
+        },
+        "scales": {
+            "amzn-ladder": {
+                "symbol": "AMZN",
+                "side": "BUY",
+                "total_quantity": 50,
+                "levels": 3,
+                "start_price": 210.0,
+                "step": 2.5,
+            }
+        },
+    }
+
+
+def test_a_bracket_and_a_scale_land_with_the_right_legs_and_edits_modify_in_place(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    rules = write_rules(tmp_path / "rules", gateway, **standing_rules())
+    outcome = apply_in_process(rules)
+    assert outcome.code == 0, outcome.out + outcome.err
+    placed = {
+        line["fields"]["orderRef"].rsplit(":", 1)[1]: line["fields"]
+        for line in gateway.messages("placeOrder")
+    }
+    assert sorted(placed) == ["L1", "L2", "L3", "entry", "stop", "target"]
+    entry, stop, target = placed["entry"], placed["stop"], placed["target"]
+    assert (entry["orderType"], entry["lmtPrice"], entry["transmit"]) == ("LMT", 48.0, False)
+    assert (stop["orderType"], stop["auxPrice"], stop["transmit"]) == ("STP", 45.0, False)
+    assert (target["orderType"], target["lmtPrice"], target["transmit"]) == ("LMT", 60.0, True)
+    assert stop["parentId"] == target["parentId"] == entry["orderId"]
+    assert stop["ocaGroup"] and stop["ocaGroup"] == target["ocaGroup"]
+    assert all(order["account"] == "DU0000001" for order in placed.values())
+    assert all(order["orderRef"].startswith("tctl:") for order in placed.values())
+    assert [placed[level]["totalQuantity"] for level in ("L1", "L2", "L3")] == [17, 17, 16]
+    assert [placed[level]["lmtPrice"] for level in ("L1", "L2", "L3")] == [210.0, 207.5, 205.0]
+    working = {o.order_ref for o in gateway.sim.snapshot().open_orders}
+    assert working == {order["orderRef"] for order in placed.values()}
+
+    again = apply_in_process(rules)
+    assert again.code == 0 and "Nothing to send." in again.out
+    assert len(gateway.messages("placeOrder")) == 6
+
+    write_rules(tmp_path / "rules", gateway, **standing_rules(stop=44.0))
+    edited = apply_in_process(rules)
+    assert edited.code == 0, edited.out
+    new = gateway.messages("placeOrder")[6:]
+    ids = {order["orderId"] for order in placed.values()}
+    assert new and all(line["fields"]["orderId"] in ids for line in new), "edits must modify"
+    assert gateway.messages("cancelOrder") == []

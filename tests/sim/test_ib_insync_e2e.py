@@ -254,3 +254,26 @@ def test_wire_log_records_each_order_exactly(
     cancels = [r for r in records if r["msg"] == "cancelOrder"]
     assert [(c["client_id"], c["fields"]["orderId"]) for c in cancels] == [(1, bracket[0].orderId)]
     assert {r["client_id"] for r in records} == {1}
+
+
+class TestThinMarket:
+    """fill_chunk > 0: orders fill in pieces, one per matching pass (timer or price move)."""
+
+    @pytest.fixture
+    def sim_state(self) -> SimState:
+        return small_state(
+            account={"cash": 1_000_000},
+            matching={"fill_chunk": 4},
+            market={"tick_interval": 0.05},
+        )
+
+    def test_partial_fills_over_the_wire(self, ib: IB, aapl: Stock, until: Until) -> None:
+        statuses: list[tuple[str, float]] = []
+        trade = ib.placeOrder(aapl, MarketOrder("BUY", 10))
+        trade.statusEvent += lambda t: statuses.append((t.orderStatus.status, t.filled()))
+        until(trade.isDone)
+        assert [f.execution.shares for f in trade.fills] == [4, 4, 2]
+        assert ("Submitted", 4) in statuses
+        until(lambda: all(f.commissionReport.execId for f in trade.fills))
+        assert sum(f.commissionReport.commission for f in trade.fills) == pytest.approx(1.0)
+        until(lambda: position(ib, "AAPL") == 10)

@@ -1,0 +1,134 @@
+"""Crashes between journal and send and between send and acknowledgement, pacing of a large plan,
+and accounts that must be refused."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter
+from daemon.sim import SimState
+
+from .conftest import (
+    CLIENT_ID,
+    DEFAULT_PRICES,
+    Gateway,
+    Outcome,
+    apply_subprocess,
+    sim_state,
+    wait_until,
+    write_rules,
+)
+from .test_apply_e2e import allocation, converge
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("point", ["journal", "send"])
+def test_a_crash_never_leads_to_a_second_order(
+    point: str,
+    gateway: Gateway,
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+) -> None:
+    targets = {"AAPL": 0.1, "MSFT": 0.1, "NVDA": 0.05}
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(targets))
+    state_dir = tmp_path / "state"
+    crashed = apply_subprocess(rules, state_dir, env={"TRADECTL_TEST_CRASH_AFTER": point})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    wait_until(lambda: not gateway.client_connected(CLIENT_ID))
+    placed_at_crash = gateway.placed_refs()
+    assert len(placed_at_crash) == (0 if point == "journal" else 1)
+
+    converge(apply_in_process, rules)
+    refs = gateway.placed_refs()
+    assert len(refs) == len(set(refs)), f"an intent was sent twice: {refs}"
+    assert set(placed_at_crash) <= set(refs)
+    assert set(gateway.positions()) == set(targets)
+
+
+@pytest.mark.slow
+def test_a_500_symbol_allocation_is_paced_without_a_single_error_100(
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+) -> None:
+    symbols = {f"S{number:03d}": 20.0 + number % 50 for number in range(500)}
+    gateway = gateway_factory(sim_state(symbols, cash=10_000_000))
+    weight = 0.0019
+    rules = write_rules(
+        tmp_path / "rules", gateway, allocations=allocation(dict.fromkeys(symbols, weight))
+    )
+    outcome = apply_in_process(rules, "--timeout", "120")
+    assert outcome.code == 0, outcome.out[-2000:]
+    assert "sent 500 / acknowledged 500" in outcome.out
+    messages = gateway.messages()
+    assert [line for line in messages if line.get("dropped")] == []
+    assert len(gateway.messages("placeOrder")) == 500
+    assert len(gateway.positions()) == 500
+
+
+def test_a_live_account_without_live_true_is_refused_before_any_order(
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+) -> None:
+    gateway = gateway_factory(sim_state(DEFAULT_PRICES, account="U7654321"))
+    rules = write_rules(
+        tmp_path / "rules",
+        gateway,
+        account={"id": "U7654321"},
+        allocations=allocation({"AAPL": 0.2}),
+    )
+    outcome = apply_in_process(rules)
+    assert outcome.code == 1
+    assert "live: true" in outcome.err
+    assert gateway.messages() == []
+    # The adapter refuses on its own too, whatever produced its settings.
+    adapter = IbAdapter(
+        ConnectionSettings("127.0.0.1", gateway.sim.port, CLIENT_ID, "U7654321", False), None
+    )
+    try:
+        with pytest.raises(
+            AccountRefused, match=r"U7654321 is a live account .*account.live: true"
+        ):
+            adapter.connect()
+    finally:
+        adapter.disconnect()
+    assert gateway.messages("placeOrder") == []
+
+
+def test_an_account_the_gateway_does_not_manage_is_refused(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    rules = write_rules(
+        tmp_path / "rules",
+        gateway,
+        account={"id": "DU9999999"},
+        allocations=allocation({"AAPL": 0.2}),
+    )
+    outcome = apply_in_process(rules)
+    assert outcome.code == 1
+    assert "DU9999999 is not among the gateway's managed accounts (DU0000001)" in outcome.err
+    assert gateway.messages("placeOrder") == []
+
+
+def test_apply_without_a_terminal_needs_yes(gateway: Gateway, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.2}))
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "apply", str(rules), "--state-dir", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "stdin is not a terminal" in result.stderr and "--yes" in result.stderr
+    assert gateway.messages("placeOrder") == []
