@@ -164,8 +164,9 @@ class Uploader:
                 try:
                     report = await loop.run_in_executor(worker, self.upload_due)
                     timeout = idle if report.next_due_in is None else min(idle, report.next_due_in)
-                except sqlite3.Error:
-                    log.exception("records: outbox unreadable; retrying in %.0fs", idle)
+                except Exception:
+                    # Never let the uploader die silently: the outbox keeps every row.
+                    log.exception("records: upload pass failed; next pass in %.0fs", idle)
                     timeout = idle
                 await first_of(stop, wake, timeout)
 

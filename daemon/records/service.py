@@ -78,23 +78,23 @@ class RecordsService:
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         self._poked = asyncio.Event()
-        uploaded = asyncio.Event()
+        queued = asyncio.Event()
         stop_uploading = asyncio.Event()
         exporters = self._exporters()
         upload_task: asyncio.Task[None] | None = None
-        if self._gcs is not None:
-            uploader = self._uploader()
-            upload_task = asyncio.create_task(
-                uploader.run(stop_uploading, uploaded, idle=self._upload_idle)
-            )
         try:
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="records-export") as worker:
+                # Repair files before the uploader reads them.
                 await loop.run_in_executor(worker, self._recover, exporters)
+                if self._gcs is not None:
+                    upload_task = asyncio.create_task(
+                        self._uploader().run(stop_uploading, queued, idle=self._upload_idle)
+                    )
                 while not stop.is_set():
-                    if await loop.run_in_executor(worker, self._export, exporters, False):
-                        uploaded.set()
-                    await first_of(stop, self._poked, self._export_every)
                     self._poked.clear()
+                    if await loop.run_in_executor(worker, self._export, exporters, False):
+                        queued.set()
+                    await first_of(stop, self._poked, self._export_every)
                 # Shutting down: write what is settled; the outbox uploads it on the next start
                 # if there is no time now.
                 await loop.run_in_executor(worker, self._export, exporters, True)

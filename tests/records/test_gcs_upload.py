@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from google.auth.exceptions import DefaultCredentialsError
 
 from daemon.records.datasets import fills_dataset
 from daemon.records.exporter import Exporter, GcsTarget
@@ -186,3 +187,23 @@ def test_a_damaged_local_file_is_not_uploaded_and_is_rewritten_on_restart(
     assert (refused.uploaded, refused.retrying) == (0, 1)
     assert retried.uploaded == 1
     assert emulator.objects() == {TARGET.object_name(batch.relative_path): good}
+
+
+def test_missing_credentials_are_reported_and_retried(
+    conn: sqlite3.Connection, journal_path: Path, tmp_path: Path
+) -> None:
+    def no_credentials() -> object:
+        raise DefaultCredentialsError(
+            "Your default credentials were not found. To set up Application Default Credentials"
+        )
+
+    exporter(conn, ListJournal(make_fills(3)), tmp_path).export(force=True)
+    upload = Uploader(connect(journal_path), client_factory=no_credentials, backoff=FAST)
+
+    report = upload.upload_due()
+
+    assert (report.uploaded, report.retrying, report.failed) == (0, 1, 0)
+    status = backlog(conn, time.time())
+    assert status.pending == 1 and status.healthy
+    assert status.last_error is not None
+    assert status.last_error.startswith("DefaultCredentialsError: Your default credentials")
