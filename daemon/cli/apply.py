@@ -8,7 +8,7 @@ from typing import Any
 
 from daemon.cli.plan_table import render_plan
 from daemon.ib import AdapterError, Progress
-from daemon.journal import JournalError, resolve_state_dir, utc_now
+from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
 from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from daemon.planner.types import Plan
 from daemon.runtime.reconcile import PassResult, reconcile_pass
@@ -101,15 +101,34 @@ def run(args: argparse.Namespace) -> int:
                 session.adapter,
                 session.journal,
                 clock=utc_now,
-                confirm=None if args.yes else _confirm,
+                confirm=_show_and_go if args.yes else _confirm,
                 act=True,
                 ack_timeout=args.timeout,
                 trigger="apply",
+                on_resync=lambda transitions: _show_resync(session.journal, transitions),
             )
     except (AdapterError, JournalError) as exc:
         print(f"tradectl apply: {exc}", file=sys.stderr)
         return 1
-    return _report(result, confirmed=args.yes)
+    except (ConnectionError, TimeoutError) as exc:
+        print(
+            f"tradectl apply: the gateway connection failed during the pass ({exc or 'timeout'}); "
+            "run apply again: the journal makes that safe, nothing is sent twice",
+            file=sys.stderr,
+        )
+        return 1
+    return _report(result)
+
+
+def _show_resync(journal: Journal | None, transitions: list[Transition]) -> None:
+    for transition in transitions:
+        key = journal.intent(transition.intent_id).key if journal is not None else "?"
+        print(f"journal: {key}: {transition.state} ({transition.note})")
+
+
+def _show_and_go(plan: Plan) -> bool:
+    print(render_plan(plan), flush=True)
+    return True
 
 
 def _confirm(plan: Plan) -> bool:
@@ -123,15 +142,13 @@ def _show_progress(progress: Progress) -> None:
         print(f"\r{progress.line()}", end="", file=sys.stderr, flush=True)
 
 
-def _report(result: PassResult, *, confirmed: bool) -> int:
-    for transition in result.resync:
-        print(f"resync: intent {transition.intent_id} → {transition.state} ({transition.note})")
-    if confirmed or not result.plan.actionable:
-        print(render_plan(result.plan))
+def _report(result: PassResult) -> int:
     for note in result.notes:
         print(f"note: {note}")
     if not result.plan.actionable:
-        print("Nothing to send.")
+        print(render_plan(result.plan))
+        blocked = len(result.plan.blocked)
+        print("Nothing to send." if not blocked else f"Nothing to send ({blocked} blocked).")
         return 0
     if result.progress.sent == 0 and not result.problems:
         print("Not confirmed: nothing sent.")

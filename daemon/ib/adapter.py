@@ -85,6 +85,7 @@ class ConnectionSettings:
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
     ack_timeout: timedelta = timedelta(seconds=60)
+    request_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class _OrderRecord:
 @dataclass
 class _Outgoing:
     message: str
+    before_write: Callable[[], None] | None
     after_write: Callable[[], None] | None
 
 
@@ -174,9 +176,12 @@ class IbAdapter:
         self.progress = Progress()
         self._on_progress = progress
         self.ib = IB()
+        # A request the gateway never answers must fail, not hang the pass.
+        self.ib.RequestTimeout = settings.request_timeout
         self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
         self._pump_scheduled = False
         self._priority = Priority.REQUEST
+        self._before_write: Callable[[], None] | None = None
         self._after_write: Callable[[], None] | None = None
         self._link_up = True
         self._orders: dict[tuple[int, int], _OrderRecord] = {}
@@ -193,6 +198,9 @@ class IbAdapter:
 
     def connect(self) -> None:
         settings = self.settings
+        # A new connection is a new session: what the last one sent and never saw acknowledged
+        # is settled by the next resync instead of waiting out the timeout.
+        self.session = uuid.uuid4().hex[:12]
         where = f"{settings.host}:{settings.port} (client id {settings.client_id})"
         try:
             self.ib.connect(
@@ -250,17 +258,23 @@ class IbAdapter:
 
     @contextmanager
     def _sending(
-        self, priority: Priority, after_write: Callable[[], None] | None = None
+        self,
+        priority: Priority,
+        before_write: Callable[[], None] | None = None,
+        after_write: Callable[[], None] | None = None,
     ) -> Iterator[None]:
-        self._priority, self._after_write = priority, after_write
+        self._priority = priority
+        self._before_write, self._after_write = before_write, after_write
         try:
             yield
         finally:
-            self._priority, self._after_write = Priority.REQUEST, None
+            self._priority = Priority.REQUEST
+            self._before_write = self._after_write = None
 
     def _paced_send(self, message: str) -> None:
+        before_write, self._before_write = self._before_write, None
         after_write, self._after_write = self._after_write, None
-        self._pacer.submit(_Outgoing(message, after_write), self._priority)
+        self._pacer.submit(_Outgoing(message, before_write, after_write), self._priority)
         self._pump()
 
     def _pump(self) -> None:
@@ -271,6 +285,8 @@ class IbAdapter:
         if handshake_done and not self._link_up:
             return
         for outgoing in self._pacer.release():
+            if outgoing.before_write is not None:
+                outgoing.before_write()
             Client.sendMsg(self.ib.client, outgoing.message)
             if outgoing.after_write is not None:
                 outgoing.after_write()
@@ -516,7 +532,6 @@ class IbAdapter:
             journal.live_intents(),
             records,
             known_perm_ids=journal.known_perm_ids(),
-            session=self.session,
             now=journal.now,
             ack_timeout=self.settings.ack_timeout,
         )
@@ -615,11 +630,14 @@ class IbAdapter:
         for start in range(0, len(missing), 50):
             batch = missing[start : start + 50]
             results = self.ib.run(
-                asyncio.gather(
-                    *(
-                        self.ib.reqContractDetailsAsync(Stock(symbol, "SMART", "USD"))
-                        for symbol in batch
-                    )
+                asyncio.wait_for(
+                    asyncio.gather(
+                        *(
+                            self.ib.reqContractDetailsAsync(Stock(symbol, "SMART", "USD"))
+                            for symbol in batch
+                        )
+                    ),
+                    self.settings.request_timeout,
                 )
             )
             for symbol, details in zip(batch, results, strict=True):
@@ -676,11 +694,16 @@ class IbAdapter:
         # the old one): a rule's later group never gets a more urgent priority than its earlier
         # ones, so the pacer cannot reorder them. Across rules, urgency wins.
         rule_floor: dict[tuple[str, str], Priority] = {}
+        # A child may name a parent that already works at the broker (its entry was placed in
+        # an earlier pass), or one in its own group.
+        working_parents = {
+            order.order_ref: order.order_id for order in working.values() if order.order_ref
+        }
         for group in groups:
             rule = (group[0].kind, group[0].rule)
             priority = max(_urgency(group), rule_floor.get(rule, Priority.CANCEL))
             rule_floor[rule] = priority
-            problem = self._check_group(group, contracts, working)
+            problem = self._check_group(group, contracts, working, working_parents)
             if problem is not None:
                 problems.append(problem)
                 continue
@@ -698,7 +721,7 @@ class IbAdapter:
             self._crash_point("journal")
             highest = max((intent.order_id or 0) for intent in journaled)
             self.ib.client.updateReqId(highest + 1)
-            self._submit(journaled, group, contracts, working, priority)
+            self._submit(journaled, group, contracts, working, working_parents, priority)
         return problems
 
     def _check_group(
@@ -706,7 +729,10 @@ class IbAdapter:
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
+        working_parents: Mapping[str, int],
     ) -> str | None:
+        """Why this group cannot be sent, found before anything is journaled."""
+        group_refs = {intent.order.order_ref: 0 for intent in group if intent.order is not None}
         for intent in group:
             if intent.action != "place":
                 target = working.get(intent.order_id or 0)
@@ -722,6 +748,15 @@ class IbAdapter:
                     return f"{intent.key}: {intent.action} without order fields"
                 if intent.symbol not in contracts:
                     return f"{intent.key}: no contract for {intent.symbol}; nothing sent"
+                try:
+                    translate.to_ib_order(
+                        intent.order,
+                        order_id=0,
+                        account=self.settings.account,
+                        parent_ids={**working_parents, **group_refs},
+                    )
+                except ValueError as exc:
+                    return f"{intent.key}: {exc}; nothing sent"
         return None
 
     def _submit(
@@ -730,20 +765,24 @@ class IbAdapter:
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
+        working_parents: Mapping[str, int],
         priority: Priority,
     ) -> None:
-        parent_ids = {
-            entry.order_ref: entry.order_id
+        parent_ids = dict(working_parents)
+        parent_ids.update(
+            (entry.order_ref, entry.order_id)
             for entry in journaled
-            if entry.order_ref is not None and entry.order_id is not None
-        }
+            if entry.order_ref is not None
+            and entry.order_id is not None
+            and entry.action == "place"
+        )
         for entry, intent in zip(journaled, group, strict=True):
             self._track(entry)
             self._awaiting.add(entry.id)
             assert entry.order_id is not None
-            after_write = self._written(entry.id)
+            before_write, after_write = self._sending_hooks(entry.id)
             if intent.action == "cancel":
-                with self._sending(priority, after_write):
+                with self._sending(priority, before_write, after_write):
                     self.ib.client.cancelOrder(entry.order_id, "")
                 continue
             assert intent.order is not None
@@ -757,18 +796,23 @@ class IbAdapter:
             )
             order.clientId = self.settings.client_id
             contract = translate.stock_contract(contracts[intent.symbol])
-            with self._sending(priority, after_write):
+            with self._sending(priority, before_write, after_write):
                 self.ib.client.placeOrder(entry.order_id, contract, order)
 
-    def _written(self, intent_id: int) -> Callable[[], None]:
-        def after_write() -> None:
-            self._crash_point("send")
+    def _sending_hooks(self, intent_id: int) -> tuple[Callable[[], None], Callable[[], None]]:
+        # "sent" is committed durably just before the write: an intent still "journaled" after a
+        # crash certainly never left this process (safe to plan afresh), while a "sent" one may
+        # have reached IB and is waited for until the acknowledgement timeout.
+        def before_write() -> None:
             assert self.journal is not None
             self.journal.mark_sent(intent_id)
+
+        def after_write() -> None:
+            self._crash_point("send")
             self.progress.sent += 1
             self._report()
 
-        return after_write
+        return before_write, after_write
 
     def _crash_point(self, point: str) -> None:
         if self._crash_after == point:

@@ -207,6 +207,7 @@ def reconcile_pass(
     act: bool,
     ack_timeout: float,
     trigger: str,
+    on_resync: Callable[[list[Transition]], None] | None = None,
 ) -> PassResult:
     """Resync, observe, plan, gate; then, when ``act`` and ``confirm`` agree, journal and send
     the actionable intents and wait for their acknowledgement."""
@@ -219,6 +220,8 @@ def reconcile_pass(
         pass_id = journal.begin_pass(trigger, rules.generation())
     day_start = trading_day_start(now)
     transitions = adapter.resync(day_start)
+    if on_resync is not None and transitions:
+        on_resync(transitions)
     state = adapter.observe(rules.symbols(), day_start)
     observed = build_observed(rules, state, journal, now)
     plan = hold_rejected(make_plan(rules, observed, now), journal, now)

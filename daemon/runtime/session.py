@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.ib import ConnectionSettings, IbAdapter, Progress
-from daemon.journal import Journal
+from daemon.journal import Journal, utc_now
 from daemon.pacer import DEFAULT_RATE
+from daemon.runtime.reconcile import PassResult, reconcile_pass
 from schemas.models import RuleSet
 
 
@@ -72,3 +73,19 @@ def open_session(
         stack.callback(adapter.disconnect)
         adapter.connect()
         yield Session(adapter=adapter, journal=journal, sim_port=port)
+
+
+def plan_against_gateway(rules: RuleSet, *, state_dir: Path, sim: bool) -> PassResult:
+    """``tradectl plan`` against a gateway: a read-only connection, the journal read without its
+    lock, and nothing sent."""
+    with open_session(rules, state_dir=state_dir, sim=sim, readonly=True) as session:
+        return reconcile_pass(
+            rules,
+            session.adapter,
+            session.journal,
+            clock=utc_now,
+            confirm=None,
+            act=False,
+            ack_timeout=0.0,
+            trigger="plan",
+        )

@@ -85,13 +85,14 @@ def write_rules(
     *,
     account: dict[str, Any] | None = None,
     risk: dict[str, Any] | None = None,
+    client_id: int = CLIENT_ID,
     **sections: Any,
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     document: dict[str, Any] = {
         "version": 1,
         "account": account or {"id": ACCOUNT},
-        "gateway": {"host": "127.0.0.1", "port": gateway.sim.port, "client_id": CLIENT_ID},
+        "gateway": {"host": "127.0.0.1", "port": gateway.sim.port, "client_id": client_id},
         "risk": {
             "max_order_value": 50_000,
             "max_position_fraction": 0.35,

@@ -190,3 +190,46 @@ def test_a_bracket_and_a_scale_land_with_the_right_legs_and_edits_modify_in_plac
     ids = {order["orderId"] for order in placed.values()}
     assert new and all(line["fields"]["orderId"] in ids for line in new), "edits must modify"
     assert gateway.messages("cancelOrder") == []
+
+
+def test_planning_against_the_gateway_is_read_only(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    from daemon.runtime.session import plan_against_gateway
+    from schemas.loader import load_rule_set
+
+    rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    rules = load_rule_set([rules_dir]).rule_set
+    assert rules is not None
+    result = plan_against_gateway(rules, state_dir=tmp_path / "state", sim=False)
+    assert [intent.symbol for intent in result.plan.actionable] == ["AAPL"]
+    assert gateway.messages("placeOrder") == []
+    assert not (tmp_path / "state").exists()
+    assert apply_in_process(rules_dir).code == 0
+    # Beside a process that holds the journal (a running daemon), planning still works.
+    with Journal.open(tmp_path / "state"):
+        result = plan_against_gateway(rules, state_dir=tmp_path / "state", sim=False)
+    assert result.plan.actionable == ()
+
+
+@pytest.mark.parametrize(("answer", "sent"), [("no", 0), ("yes", 1)])
+def test_on_a_terminal_apply_sends_only_after_yes(
+    answer: str,
+    sent: int,
+    gateway: Gateway,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from daemon.cli import main
+
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    code = main(["apply", str(rules), "--state-dir", str(tmp_path / "state")])
+    out = capsys.readouterr().out
+    assert "allocations.core:AAPL" in out
+    assert len(gateway.messages("placeOrder")) == sent
+    assert code == (1 if answer == "no" else 0)
+    if answer == "no":
+        assert "Not confirmed: nothing sent." in out

@@ -132,3 +132,24 @@ def test_apply_without_a_terminal_needs_yes(gateway: Gateway, tmp_path: Path) ->
     assert result.returncode == 1
     assert "stdin is not a terminal" in result.stderr and "--yes" in result.stderr
     assert gateway.messages("placeOrder") == []
+
+
+def test_an_order_the_gateway_is_slow_to_take_is_waited_for_not_sent_again(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    targets = allocation({"AAPL": 0.04})
+    rules = write_rules(tmp_path / "rules", gateway, allocations=targets)
+    gateway.sim.control.delay_acks(4000)
+    slow = apply_in_process(rules, "--timeout", "0.3")
+    assert slow.code == 1
+    assert "not acknowledged in time" in slow.out
+    # The gateway holds the order unprocessed (and the old client id, so the next pass comes in
+    # under another one): the next pass must not send it again.
+    write_rules(tmp_path / "rules", gateway, client_id=CLIENT_ID + 1, allocations=targets)
+    waiting = apply_in_process(rules)
+    assert "waiting for the broker to acknowledge" in waiting.out
+    assert len(gateway.messages("placeOrder")) == 1
+    gateway.sim.control.delay_acks(0)
+    wait_until(lambda: gateway.positions().get("AAPL", 0) > 0)
+    converge(apply_in_process, rules)
+    assert len(gateway.messages("placeOrder")) == 1
