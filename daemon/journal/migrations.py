@@ -143,7 +143,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 2: records export batches and the GCS outbox (issue #7, daemon/records/store.py).
     # record_fill_seq numbers executions in commit order with a sequence that never changes
     # (executions' own rowid may be renumbered by VACUUM); export batches are named by it.
-    # Triggers fill these tables, so the journal's writers need not know about records.
+    # Triggers fill these tables, so the journal's writers need not know about records. They run
+    # inside the journal's own statements, whose conflict policy overrides a trigger's (an
+    # upsert's ABORT beats OR IGNORE), so they guard with WHEN NOT EXISTS and can never fail.
     """
     CREATE TABLE record_fill_seq (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -151,8 +153,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO record_fill_seq (exec_id) SELECT exec_id FROM executions ORDER BY rowid;
     CREATE TRIGGER record_fill_seq_on_execution AFTER INSERT ON executions
+    WHEN NOT EXISTS (SELECT 1 FROM record_fill_seq WHERE exec_id = NEW.exec_id)
     BEGIN
-        INSERT OR IGNORE INTO record_fill_seq (exec_id) VALUES (NEW.exec_id);
+        INSERT INTO record_fill_seq (exec_id) VALUES (NEW.exec_id);
     END;
     -- record_order_seq numbers orders as they reach a final status, with the time it was seen.
     CREATE TABLE record_order_seq (
@@ -167,15 +170,17 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')
         GROUP BY client_id, order_id ORDER BY MIN(updated_at);
     CREATE TRIGGER record_order_seq_on_final_insert AFTER INSERT ON orders
-    WHEN NEW.status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')
+    WHEN NEW.status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive') AND NOT EXISTS (
+        SELECT 1 FROM record_order_seq WHERE client_id = NEW.client_id AND order_id = NEW.order_id)
     BEGIN
-        INSERT OR IGNORE INTO record_order_seq (client_id, order_id, final_at)
+        INSERT INTO record_order_seq (client_id, order_id, final_at)
         VALUES (NEW.client_id, NEW.order_id, NEW.updated_at);
     END;
     CREATE TRIGGER record_order_seq_on_final_update AFTER UPDATE OF status ON orders
-    WHEN NEW.status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')
+    WHEN NEW.status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive') AND NOT EXISTS (
+        SELECT 1 FROM record_order_seq WHERE client_id = NEW.client_id AND order_id = NEW.order_id)
     BEGIN
-        INSERT OR IGNORE INTO record_order_seq (client_id, order_id, final_at)
+        INSERT INTO record_order_seq (client_id, order_id, final_at)
         VALUES (NEW.client_id, NEW.order_id, NEW.updated_at);
     END;
     CREATE TABLE record_batches (

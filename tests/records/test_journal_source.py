@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -111,3 +112,22 @@ def test_final_orders_are_exported_with_fill_totals(tmp_path: Path) -> None:
     assert (rows[3]["average_price"], rows[3]["executions"], rows[3]["rule"]) == (None, 0, "ladder")
     assert table.schema.field("average_price").type == pa.float64()
     assert table.schema.field("time").type == pa.timestamp("us", tz="UTC")
+
+
+def test_repeated_final_statuses_and_permid_updates_never_break_journaling(
+    tmp_path: Path,
+) -> None:
+    with Journal.open(tmp_path / "state", clock=lambda: START) as journal:
+        order = partial(
+            journal.record_order,
+            client_id=17, order_id=7, order_ref="tctl:core:abc:AAPL", symbol="AAPL",
+            action="BUY", order_type="LMT", quantity=10.0, limit_price=100.0, aux_price=None,
+        )  # fmt: skip
+        order(perm_id=0, status="Submitted", filled=0.0)
+        order(perm_id=0, status="Filled", filled=10.0)
+        order(perm_id=0, status="Filled", filled=10.0)  # IB repeats orderStatus
+        order(perm_id=4242, status="Filled", filled=10.0)  # the permId arrives later
+        conn = connect(journal_file(tmp_path / "state"))
+        (final,) = JournalOrderSource(conn).orders_after(0, 10)
+
+    assert (final.order_id, final.perm_id, final.status, final.filled) == (7, 4242, "Filled", 10.0)

@@ -65,16 +65,19 @@ def test_fills_of_an_apply_run_reach_files_and_bucket_once(
     try:
         rules = write_rules(tmp_path / "rules", sim.port, records.model_dump(exclude_none=True))
         state_dir = tmp_path / "state"
-        assert main(["apply", str(rules), "--yes", "--state-dir", str(state_dir)]) == 0
+        # apply may return before every fill is reported; the next pass journals the rest.
+        for _ in range(5):
+            assert main(["apply", str(rules), "--yes", "--state-dir", str(state_dir)]) == 0
+            if "Nothing to send." in capsys.readouterr().out:
+                break
     finally:
         sim.stop()
-    capsys.readouterr()
 
     journal = Journal.open_read_only(state_dir)
     assert journal is not None
     executions = {execution.exec_id: execution for execution in journal.executions()}
     journal.close()
-    assert len(executions) >= 2, "the apply run produced no fills to record"
+    assert {e.symbol for e in executions.values()} == {"AAPL", "MSFT"}
 
     report = RecordsService(state_dir, records, ACCOUNT).flush_once()
 
