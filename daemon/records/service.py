@@ -165,8 +165,12 @@ class RecordsService:
     def _export(exporters: list[tuple[Exporter, sqlite3.Connection]], force: bool) -> bool:
         wrote = False
         for exporter, _ in exporters:
+            # A batch that cannot be rewritten must not hold up the batches after it.
             try:
                 exporter.recover(verify_files=False)
+            except Exception:
+                log.exception("records: rewriting an unwritten batch failed; will retry")
+            try:
                 wrote = bool(exporter.export(force=force)) or wrote
             except Exception:
                 log.exception("records: export failed; the journal keeps the rows, will retry")
