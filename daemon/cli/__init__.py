@@ -18,6 +18,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "sim",
     "plan",
     "apply",
+    "records",
 )
 
 
