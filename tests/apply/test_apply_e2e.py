@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from ib_insync import IB, LimitOrder, Stock
 
@@ -58,6 +59,8 @@ def test_allocation_from_cash_converges_and_a_second_apply_sends_nothing(
     refs = gateway.placed_refs()
     assert len(refs) == len(set(refs)), "an orderRef was sent twice"
     assert all(line["fields"]["account"] == "DU0000001" for line in placed)
+    exported = pq.read_table(tmp_path / "records" / "fills").column("exec_id").to_pylist()
+    assert len(exported) == len(set(exported)) == len(snapshot.executions)
     assert all(ref.startswith("tctl:core:") for ref in refs)
 
     again = apply_in_process(rules)
