@@ -25,9 +25,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -69,7 +72,9 @@ Weight = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Percent = Annotated[float, Field(gt=0, lt=100, allow_inf_nan=False)]
 Side = Literal["BUY", "SELL"]
 
-_DURATION_RE = re.compile(r"^(?P<value>[1-9][0-9]{0,6})(?P<unit>ms|s|m|h|d)$")
+# No named groups: the pattern is also the JSON Schema pattern, which is ECMA-262.
+_DURATION_PATTERN = r"^([1-9][0-9]{0,6})(ms|s|m|h|d)$"
+_DURATION_RE = re.compile(_DURATION_PATTERN)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -80,13 +85,13 @@ def parse_duration(value: object) -> object:
         return value
     if not isinstance(value, str):
         raise ValueError("must be a duration string such as 30s, 5m or 1h")
-    match = _DURATION_RE.match(value.strip())
+    match = _DURATION_RE.match(value)
     if match is None:
         raise ValueError(
             f"{value!r} is not a duration: write a whole number and a unit (ms, s, m, h, d), "
             "e.g. 30s or 5m"
         )
-    return timedelta(seconds=int(match["value"]) * _DURATION_UNITS[match["unit"]])
+    return timedelta(seconds=int(match[1]) * _DURATION_UNITS[match[2]])
 
 
 Duration = Annotated[
@@ -95,7 +100,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": _DURATION_RE.pattern,
+            "pattern": _DURATION_PATTERN,
             "description": "A whole number and a unit: ms, s, m, h or d (e.g. 30s, 5m)",
         }
     ),
@@ -133,6 +138,31 @@ CronExpression = Annotated[
     AfterValidator(_check_cron),
     Field(description="Five-field crontab: minute hour day-of-month month day-of-week"),
 ]
+
+
+def _check_version(value: object) -> object:
+    # Literal[1] alone would also accept true and 1.0; the version must be written as 1.
+    if type(value) is int and value != RULE_LANGUAGE_VERSION:
+        raise ValueError(
+            f"version {value} is not supported: this tradectl reads rule language version "
+            f"{RULE_LANGUAGE_VERSION}; write version: {RULE_LANGUAGE_VERSION}"
+        )
+    if type(value) is not int:
+        raise ValueError(f"must be the number {RULE_LANGUAGE_VERSION} (write version: 1)")
+    return value
+
+
+Version = Annotated[
+    Literal[1],
+    BeforeValidator(_check_version),
+    Field(description="Rule language version; always 1"),
+]
+
+
+def _check_true(value: object) -> object:
+    if value is not True:
+        raise ValueError("must be true (write market: true)")
+    return value
 
 
 def _exactly_one(model: BaseModel, fields: tuple[str, ...], where: str) -> None:
@@ -276,13 +306,13 @@ class RiskSizedQuantity(StrictModel):
 
 class Entry(StrictModel):
     limit: Price | None = None
-    market: Literal[True] | None = None
+    market: Annotated[Literal[True], BeforeValidator(_check_true)] | None = None
     stop: Price | None = None
 
     @model_validator(mode="after")
     def _one_form(self) -> Entry:
         if self.market is not None and (self.limit is not None or self.stop is not None):
-            raise ValueError("entry: market: true takes no limit or stop")
+            raise ValueError("market: true takes no limit or stop")
         if self.market is None and self.limit is None:
             raise ValueError("entry needs one of {limit: P}, {market: true} or {stop: S, limit: P}")
         return self
@@ -322,10 +352,34 @@ class TakeProfit(StrictModel):
         return self
 
 
+def _quantity_form(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return "whole-shares"
+    if isinstance(value, dict | RiskSizedQuantity):
+        return "risk-sized"
+    return None
+
+
+QUANTITY_FORM_TAGS = frozenset({"whole-shares", "risk-sized"})
+
+Quantity = Annotated[
+    Annotated[Annotated[int, Field(gt=0, le=10_000_000)], Tag("whole-shares")]
+    | Annotated[RiskSizedQuantity, Tag("risk-sized")],
+    Discriminator(
+        _quantity_form,
+        custom_error_type="quantity_form",
+        custom_error_message="must be a whole number of shares or {risk_fraction: F}",
+    ),
+    Field(description="Whole shares, or {risk_fraction: F} sized from the stop distance and NAV"),
+]
+
+
 class Bracket(StrictModel):
     symbol: Symbol
     side: Side
-    quantity: Annotated[int, Field(gt=0, le=10_000_000)] | RiskSizedQuantity
+    quantity: Quantity
     entry: Entry
     stop_loss: StopLoss
     take_profit: TakeProfit
@@ -375,7 +429,7 @@ SINGLETON_SECTIONS = ("account", "gateway", "risk", "schedule", "records")
 class RuleFile(StrictModel):
     """One YAML document of a rule set, as written."""
 
-    version: Literal[1] = Field(description="Rule language version; always 1")
+    version: Version
     account: Account | None = None
     gateway: Gateway | None = None
     risk: Risk | None = None
@@ -384,6 +438,14 @@ class RuleFile(StrictModel):
     allocations: dict[RuleName, Allocation] = Field(default_factory=dict)
     brackets: dict[RuleName, Bracket] = Field(default_factory=dict)
     scales: dict[RuleName, Scale] = Field(default_factory=dict)
+
+    @field_validator(*SINGLETON_SECTIONS, mode="before")
+    @classmethod
+    def _section_not_empty(cls, value: object) -> object:
+        # `risk:` with every line commented out must not silently mean "no risk section".
+        if value is None:
+            raise ValueError("is empty: write the section's keys or remove the section")
+        return value
 
 
 class RuleSet(StrictModel):
@@ -446,6 +508,20 @@ def parse_order_ref(ref: str | None) -> tuple[str, str, str] | None:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of one rule file (what editors validate as you type)."""
     schema = RuleFile.model_json_schema()
+    _close_pattern_properties(schema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tradectl rule file (version 1)"
     return schema
+
+
+def _close_pattern_properties(node: object) -> None:
+    """Mappings keyed by tickers or rule names: a key that misses the pattern is an error in the
+    models, so it must be one in the schema too (JSON Schema would let it through)."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_pattern_properties(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_properties(value)

@@ -1,0 +1,843 @@
+"""The simulated account and order matching: pure logic, no sockets, no clock of its own.
+
+Every mutating call returns the list of :class:`Event` objects it caused, in
+the order a gateway would report them; the server turns them into wire
+messages. Prices move only through :meth:`Engine.set_price` (tests, random
+walk); each move re-runs matching for that symbol.
+
+Matching model, per order type (``last`` is the symbol's price, ``bid``/``ask``
+are ``last`` minus/plus the half spread):
+
+* MKT fills at the touch: ask for buys, bid for sells.
+* LMT fills at the touch once marketable (ask <= limit for buys, bid >= limit for sells).
+* STP triggers when last crosses auxPrice (>= for buys, <= for sells), then acts as MKT.
+* STP LMT triggers like STP, then acts as LMT at lmtPrice.
+* TRAIL keeps a stop that follows last at auxPrice (amount) or trailingPercent and
+  only ratchets in the order's favour; it triggers like STP.
+
+Children (``parentId``) stay PreSubmitted until their parent is completely
+filled; siblings of one parent reduce each other like an OCA group, so a take
+profit fill shrinks or cancels the stop. An order sent with ``transmit=False``
+is held (invisible to clients) until an order of the same parent chain is sent
+with ``transmit=True``. With ``fill_chunk`` > 0 each matching pass fills at most
+that many shares of an order, which is how partial fills are produced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from daemon.sim.protocol import OrderRequest
+from daemon.sim.state import SimState, SymbolSpec
+
+ACTIVE = frozenset({"PreSubmitted", "Submitted"})
+DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
+ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
+TIFS = frozenset({"", "DAY", "GTC", "IOC"})
+FIRST_PERM_ID = 1_000_001
+
+
+@dataclass
+class Instrument:
+    symbol: str
+    con_id: int
+    exchange: str
+    name: str
+    min_tick: float
+    lot_size: int
+    last: float
+    close: float
+    half_spread: float
+
+    @property
+    def bid(self) -> float:
+        return round_to_tick(self.last - self.half_spread, self.min_tick)
+
+    @property
+    def ask(self) -> float:
+        return round_to_tick(self.last + self.half_spread, self.min_tick)
+
+
+@dataclass
+class SimOrder:
+    order_id: int
+    client_id: int
+    perm_id: int
+    account: str
+    symbol: str
+    action: str
+    quantity: float
+    order_type: str
+    lmt_price: float | None
+    aux_price: float | None
+    trailing_percent: float | None
+    trail_stop_price: float | None
+    tif: str
+    oca_group: str
+    oca_type: int
+    order_ref: str
+    parent_id: int
+    outside_rth: bool
+    status: str = "PendingSubmit"
+    transmitted: bool = False
+    triggered: bool = False
+    filled: float = 0.0
+    avg_fill_price: float = 0.0
+    last_fill_price: float = 0.0
+    commission: float = 0.0
+    filled_value: float = 0.0
+    completed_time: str = ""
+    completed_status: str = ""
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.quantity - self.filled)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.action == "BUY" else -1
+
+
+@dataclass
+class Execution:
+    exec_id: str
+    order_id: int
+    client_id: int
+    perm_id: int
+    account: str
+    symbol: str
+    side: str  # BOT / SLD, as IB reports it
+    shares: float
+    price: float
+    time: float
+    cum_qty: float
+    avg_price: float
+    order_ref: str
+    commission: float
+    realized_pnl: float | None
+
+
+@dataclass
+class Position:
+    quantity: float = 0.0
+    avg_cost: float = 0.0
+    realized_pnl: float = 0.0
+
+
+# -- events ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderChanged:
+    """New, modified, released or cancelled order: openOrder + orderStatus."""
+
+    order: SimOrder
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class OrderFilled:
+    """An execution: execDetails, openOrder, orderStatus, commissionReport."""
+
+    order: SimOrder
+    execution: Execution
+
+
+@dataclass(frozen=True)
+class ErrorNotice:
+    client_id: int
+    req_id: int
+    code: int
+    message: str
+
+
+@dataclass(frozen=True)
+class QuoteChanged:
+    symbol: str
+
+
+@dataclass(frozen=True)
+class AccountChanged:
+    symbols: frozenset[str]
+
+
+Event = OrderChanged | OrderFilled | ErrorNotice | QuoteChanged | AccountChanged
+
+
+def round_to_tick(price: float, tick: float) -> float:
+    return round(round(price / tick) * tick, 10)
+
+
+def on_tick(price: float, tick: float) -> bool:
+    return math.isclose(price, round_to_tick(price, tick), abs_tol=tick * 1e-6)
+
+
+class OrderRejected(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _reject(reason: str) -> OrderRejected:
+    return OrderRejected(201, f"Order rejected - reason:{reason}")
+
+
+class Engine:
+    def __init__(self, state: SimState, clock: Callable[[], float] = time.time) -> None:
+        self.state = state
+        self.clock = clock
+        self.account_id = state.account.id
+        self.currency = state.account.currency
+        self.cash = state.account.cash
+        self.instruments: dict[str, Instrument] = {
+            symbol: self._instrument(symbol, spec) for symbol, spec in state.symbols.items()
+        }
+        self._by_con_id = {i.con_id: i for i in self.instruments.values()}
+        self.positions: dict[str, Position] = {
+            p.symbol: Position(p.quantity, p.avg_cost) for p in state.positions
+        }
+        self.orders: dict[tuple[int, int], SimOrder] = {}
+        self.executions: list[Execution] = []
+        self._next_perm_id = FIRST_PERM_ID
+        self._exec_seq = 0
+        self._next_ids: dict[int, int] = {}
+        self.reject_next = 0
+
+    def _instrument(self, symbol: str, spec: SymbolSpec) -> Instrument:
+        assert spec.con_id is not None  # assigned by SimState validation
+        matching = self.state.matching
+        half = max(
+            matching.half_spread_ticks * spec.min_tick,
+            round_to_tick(spec.price * matching.half_spread_bps / 10_000, spec.min_tick),
+        )
+        return Instrument(
+            symbol=symbol,
+            con_id=spec.con_id,
+            exchange=spec.exchange,
+            name=spec.name or symbol,
+            min_tick=spec.min_tick,
+            lot_size=spec.lot_size,
+            last=spec.price,
+            close=spec.close if spec.close is not None else spec.price,
+            half_spread=half,
+        )
+
+    # -- lookups ------------------------------------------------------------------
+
+    def find_instrument(
+        self, *, con_id: int = 0, symbol: str = "", sec_type: str = "", currency: str = ""
+    ) -> Instrument | None:
+        if sec_type not in ("", "STK") or currency not in ("", self.currency):
+            return None
+        inst = self._by_con_id.get(con_id) if con_id else self.instruments.get(symbol)
+        if inst is None or (symbol and inst.symbol != symbol):
+            return None
+        return inst
+
+    def instrument(self, symbol: str) -> Instrument:
+        try:
+            return self.instruments[symbol]
+        except KeyError:
+            raise KeyError(f"unknown symbol {symbol!r}") from None
+
+    def next_valid_id(self, client_id: int) -> int:
+        return self._next_ids.get(client_id, 1)
+
+    def orders_of(self, client_id: int | None = None) -> list[SimOrder]:
+        return [
+            o
+            for o in self.orders.values()
+            if o.transmitted and (client_id is None or o.client_id == client_id)
+        ]
+
+    # -- account ----------------------------------------------------------------
+
+    def market_value(self, symbol: str) -> float:
+        pos = self.positions.get(symbol)
+        return pos.quantity * self.instruments[symbol].last if pos else 0.0
+
+    def unrealized_pnl(self, symbol: str) -> float:
+        pos = self.positions.get(symbol)
+        if not pos or not pos.quantity:
+            return 0.0
+        return (self.instruments[symbol].last - pos.avg_cost) * pos.quantity
+
+    def net_liquidation(self) -> float:
+        return self.cash + sum(self.market_value(s) for s in self.positions)
+
+    def gross_position_value(self) -> float:
+        return sum(abs(self.market_value(s)) for s in self.positions)
+
+    def buying_power(self) -> float:
+        leverage = self.state.matching.leverage
+        return max(0.0, self.net_liquidation() * leverage - self.gross_position_value())
+
+    def account_values(self) -> dict[str, float]:
+        nav = self.net_liquidation()
+        gpv = self.gross_position_value()
+        bp = self.buying_power()
+        return {
+            "NetLiquidation": nav,
+            "TotalCashValue": self.cash,
+            "SettledCash": self.cash,
+            "CashBalance": self.cash,
+            "EquityWithLoanValue": nav,
+            "GrossPositionValue": gpv,
+            "BuyingPower": bp,
+            "AvailableFunds": bp / self.state.matching.leverage,
+            "ExcessLiquidity": bp / self.state.matching.leverage,
+            "InitMarginReq": gpv / self.state.matching.leverage if gpv else 0.0,
+            "MaintMarginReq": gpv / self.state.matching.leverage if gpv else 0.0,
+            "UnrealizedPnL": sum(self.unrealized_pnl(s) for s in self.positions),
+            "RealizedPnL": sum(p.realized_pnl for p in self.positions.values()),
+        }
+
+    # -- orders -----------------------------------------------------------------
+
+    def place(self, client_id: int, req: OrderRequest) -> list[Event]:
+        """Handle a placeOrder: a new order, or a modify if the id is already in use."""
+        self._next_ids[client_id] = max(self.next_valid_id(client_id), req.order_id + 1)
+        existing = self.orders.get((client_id, req.order_id))
+        try:
+            if existing is not None:
+                return self._modify(existing, req)
+            order = self._new_order(client_id, req)
+        except OrderRejected as exc:
+            events: list[Event] = [ErrorNotice(client_id, req.order_id, exc.code, exc.message)]
+            rejected = self.orders.get((client_id, req.order_id))
+            if existing is None and rejected is not None:
+                events.append(OrderChanged(_copy(rejected), cancelled=True))
+            return events
+        self.orders[(client_id, order.order_id)] = order
+        if not req.transmit:
+            return []
+        return self._transmit_chain(order)
+
+    def _new_order(self, client_id: int, req: OrderRequest) -> SimOrder:
+        inst = self.find_instrument(
+            con_id=req.contract.con_id,
+            symbol=req.contract.symbol,
+            sec_type=req.contract.sec_type,
+            currency=req.contract.currency,
+        )
+        if inst is None:
+            raise OrderRejected(200, "No security definition has been found for the request")
+        order = SimOrder(
+            order_id=req.order_id,
+            client_id=client_id,
+            perm_id=self._new_perm_id(),
+            account=req.account or self.account_id,
+            symbol=inst.symbol,
+            action=req.action,
+            quantity=req.total_quantity,
+            order_type=req.order_type,
+            lmt_price=req.lmt_price,
+            aux_price=req.aux_price,
+            trailing_percent=req.trailing_percent,
+            trail_stop_price=req.trail_stop_price,
+            tif=req.tif or "DAY",
+            oca_group=req.oca_group,
+            oca_type=req.oca_type,
+            order_ref=req.order_ref,
+            parent_id=req.parent_id,
+            outside_rth=req.outside_rth,
+        )
+        try:
+            if self.reject_next > 0:
+                self.reject_next -= 1
+                raise _reject("rejected by the simulator's fault injection")
+            self._validate(order, inst)
+            self._check_side_limit(order)
+            self._check_buying_power(order, inst)
+        except OrderRejected:
+            # A rejected order is kept as done so it shows up among completed
+            # orders. Cancelled rather than Inactive: ib_insync does not count
+            # Inactive as done and would wait on it forever.
+            self._finish(order, "Cancelled")
+            order.transmitted = True
+            self.orders[(client_id, order.order_id)] = order
+            raise
+        return order
+
+    def _validate(self, order: SimOrder, inst: Instrument) -> None:
+        if order.action not in ("BUY", "SELL"):
+            raise _reject(f"invalid action {order.action!r}")
+        if order.quantity <= 0 or not order.quantity.is_integer():
+            raise _reject(f"invalid total quantity {order.quantity:g}")
+        if order.quantity % inst.lot_size:
+            raise _reject(f"quantity {order.quantity:g} is not a multiple of {inst.lot_size}")
+        if order.order_type not in ORDER_TYPES:
+            raise _reject(f"order type {order.order_type!r} is not supported")
+        if order.tif not in TIFS:
+            raise _reject(f"time in force {order.tif!r} is not supported")
+        if order.account != self.account_id:
+            raise _reject(f"unknown account {order.account!r}")
+        if order.order_type in ("LMT", "STP LMT"):
+            self._check_price("limit price", order.lmt_price, inst)
+        if order.order_type in ("STP", "STP LMT"):
+            self._check_price("stop price", order.aux_price, inst)
+        if order.order_type == "TRAIL":
+            if order.aux_price is None and order.trailing_percent is None:
+                raise _reject("a trailing stop needs auxPrice or trailingPercent")
+            if order.aux_price is not None and order.aux_price <= 0:
+                raise _reject("trailing amount must be positive")
+            if order.trailing_percent is not None and not 0 < order.trailing_percent < 100:
+                raise _reject("trailing percent must be between 0 and 100")
+        if order.parent_id:
+            parent = self.orders.get((order.client_id, order.parent_id))
+            if parent is None or parent.done:
+                raise _reject(f"parent order {order.parent_id} is not working")
+            if parent.symbol != order.symbol:
+                raise _reject("a child order must trade its parent's contract")
+
+    @staticmethod
+    def _check_price(what: str, price: float | None, inst: Instrument) -> None:
+        if price is None or price <= 0:
+            raise _reject(f"missing or invalid {what}")
+        if not on_tick(price, inst.min_tick):
+            raise _reject(
+                f"The {what} {price} does not conform to the minimum price variation "
+                f"{inst.min_tick} of {inst.symbol}"
+            )
+
+    def _check_side_limit(self, order: SimOrder) -> None:
+        limit = self.state.limits.max_orders_per_side
+        if not limit:
+            return
+        working = sum(
+            1
+            for o in self.orders.values()
+            if o.account == order.account
+            and o.symbol == order.symbol
+            and o.action == order.action
+            and not o.done
+        )
+        if working >= limit:
+            raise _reject(
+                f"Maximum number of {limit} active orders per contract and side "
+                f"exceeded for {order.symbol} {order.action}"
+            )
+
+    def _reference_price(self, order: SimOrder, inst: Instrument) -> float:
+        if order.order_type in ("LMT", "STP LMT") and order.lmt_price is not None:
+            return order.lmt_price
+        if order.order_type == "STP" and order.aux_price is not None:
+            return order.aux_price
+        return inst.ask if order.action == "BUY" else inst.bid
+
+    def _commitment(self, order: SimOrder) -> float:
+        """Cash a working order may still consume: buys, and sells that open a short."""
+        inst = self.instruments[order.symbol]
+        if order.parent_id:
+            return 0.0  # protective legs close what their parent opens
+        if order.action == "BUY":
+            return order.remaining * self._reference_price(order, inst)
+        held = self.positions.get(order.symbol, Position()).quantity
+        pending_sells = sum(
+            o.remaining
+            for o in self.orders.values()
+            if not o.done and o is not order and o.symbol == order.symbol and o.action == "SELL"
+        )
+        short = max(0.0, order.remaining - max(0.0, held - pending_sells))
+        return short * self._reference_price(order, inst)
+
+    def _check_buying_power(self, order: SimOrder, inst: Instrument) -> None:
+        required = self._commitment(order)
+        if not required:
+            return
+        committed = sum(
+            self._commitment(o) for o in self.orders.values() if not o.done and o.transmitted
+        )
+        available = self.buying_power()
+        if required + committed > available + 1e-9:
+            raise _reject(
+                f"insufficient buying power: order needs {required:.2f} {self.currency}, "
+                f"{available - committed:.2f} available"
+            )
+
+    def _modify(self, order: SimOrder, req: OrderRequest) -> list[Event]:
+        if order.done:
+            if order.status == "Filled":
+                raise OrderRejected(104, "Can't modify a filled order.")
+            raise OrderRejected(103, "Duplicate order id")
+        if req.action != order.action or (
+            req.contract.symbol and req.contract.symbol != order.symbol
+        ):
+            raise _reject("the contract or side of a working order cannot be modified")
+        if req.total_quantity < order.filled:
+            raise _reject("the new quantity is below the quantity already filled")
+        if req.order_type != order.order_type:
+            raise _reject("the order type of a working order cannot be modified")
+        candidate = dataclasses.replace(
+            order,
+            quantity=req.total_quantity,
+            lmt_price=req.lmt_price,
+            aux_price=req.aux_price,
+            trailing_percent=req.trailing_percent,
+            trail_stop_price=req.trail_stop_price
+            if req.trail_stop_price is not None
+            else order.trail_stop_price,
+            tif=req.tif or order.tif,
+            order_ref=req.order_ref,
+            oca_group=req.oca_group,
+            oca_type=req.oca_type,
+            outside_rth=req.outside_rth,
+        )
+        self._validate(candidate, self.instruments[order.symbol])
+        for name in (
+            "quantity",
+            "lmt_price",
+            "aux_price",
+            "trailing_percent",
+            "trail_stop_price",
+            "tif",
+            "order_ref",
+            "oca_group",
+            "oca_type",
+            "outside_rth",
+        ):
+            setattr(order, name, getattr(candidate, name))
+        if order.order_type == "TRAIL" and req.trail_stop_price is None:
+            order.trail_stop_price = None  # re-anchor the trail on the new amount
+        if not order.transmitted:
+            return self._transmit_chain(order) if req.transmit else []
+        events: list[Event] = [OrderChanged(_copy(order))]
+        if order.remaining <= 0:
+            self._finish(order, "Filled")
+            events.append(OrderChanged(_copy(order)))
+            return events
+        events += self._match({order.symbol})
+        return events
+
+    def _transmit_chain(self, order: SimOrder) -> list[Event]:
+        root = order.parent_id or order.order_id
+        chain = sorted(
+            (
+                o
+                for o in self.orders.values()
+                if o.client_id == order.client_id
+                and not o.transmitted
+                and not o.done
+                and (o.order_id == root or o.parent_id == root or o is order)
+            ),
+            key=lambda o: o.order_id,
+        )
+        events: list[Event] = []
+        for o in chain:
+            o.transmitted = True
+            o.status = "PreSubmitted" if self._waiting_for_parent(o) else "Submitted"
+            events.append(OrderChanged(_copy(o)))
+        events += self._match({order.symbol})
+        return events
+
+    def _waiting_for_parent(self, order: SimOrder) -> bool:
+        if not order.parent_id:
+            return False
+        parent = self.orders.get((order.client_id, order.parent_id))
+        return parent is not None and parent.status != "Filled"
+
+    def cancel(self, client_id: int, order_id: int) -> list[Event]:
+        order = self.orders.get((client_id, order_id))
+        if order is None:
+            return [
+                ErrorNotice(
+                    client_id,
+                    order_id,
+                    10147,
+                    f"OrderId {order_id} that needs to be cancelled is not found.",
+                )
+            ]
+        if order.done:
+            return [
+                ErrorNotice(
+                    client_id,
+                    order_id,
+                    10148,
+                    f"OrderId {order_id} that needs to be cancelled cannot be cancelled, "
+                    f"state: {order.status}.",
+                )
+            ]
+        return self._cancel(order)
+
+    def _cancel(self, order: SimOrder, reason: str = "") -> list[Event]:
+        self._finish(order, "Cancelled")
+        events: list[Event] = [
+            OrderChanged(_copy(order), cancelled=True),
+            ErrorNotice(order.client_id, order.order_id, 202, f"Order Canceled - reason:{reason}"),
+        ]
+        for child in self._children(order):
+            if not child.done:
+                events += self._cancel(child, "parent order cancelled")
+        return events
+
+    def global_cancel(self) -> list[Event]:
+        events: list[Event] = []
+        for order in sorted(self.orders.values(), key=lambda o: o.perm_id):
+            if not order.done:
+                events += self._cancel(order)
+        return events
+
+    def _children(self, order: SimOrder) -> list[SimOrder]:
+        return [
+            o
+            for o in self.orders.values()
+            if o.client_id == order.client_id and o.parent_id == order.order_id
+        ]
+
+    def _finish(self, order: SimOrder, status: str) -> None:
+        order.status = status
+        order.completed_time = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(self.clock()))
+        order.completed_status = status
+
+    def _new_perm_id(self) -> int:
+        self._next_perm_id += 1
+        return self._next_perm_id - 1
+
+    # -- prices and matching ---------------------------------------------------
+
+    def set_price(self, symbol: str, price: float) -> list[Event]:
+        inst = self.instrument(symbol)
+        if price <= 0:
+            raise ValueError("price must be positive")
+        inst.last = round_to_tick(price, inst.min_tick)
+        events: list[Event] = [QuoteChanged(symbol)]
+        events += self._match({symbol})
+        if symbol in self.positions:
+            events.append(AccountChanged(frozenset({symbol})))
+        return events
+
+    def random_walk(self, rng: random.Random, volatility_bps: float) -> list[Event]:
+        events: list[Event] = []
+        for symbol, inst in self.instruments.items():
+            move = math.exp(rng.gauss(0.0, volatility_bps / 10_000))
+            price = max(inst.min_tick, round_to_tick(inst.last * move, inst.min_tick))
+            if price != inst.last:
+                events += self.set_price(symbol, price)
+        return events
+
+    def step(self) -> list[Event]:
+        """Run one matching pass over every symbol (advances chunked partial fills)."""
+        return self._match(set(self.instruments))
+
+    def _match(self, symbols: Iterable[str]) -> list[Event]:
+        events: list[Event] = []
+        touched: set[str] = set()
+        wanted = set(symbols)
+        queue = sorted(
+            (o for o in self.orders.values() if o.symbol in wanted and o.status == "Submitted"),
+            key=lambda o: o.perm_id,
+        )
+        seen: set[int] = set()
+        while queue:
+            order = queue.pop(0)
+            if order.perm_id in seen or order.status != "Submitted":
+                continue
+            seen.add(order.perm_id)
+            price = self._fill_price(order)
+            if price is None:
+                if order.tif == "IOC":
+                    events += self._cancel(order, "IOC order not marketable")
+                continue
+            events += self._fill(order, price)
+            touched.add(order.symbol)
+            if order.status == "Filled":
+                released = self._release_children(order, events)
+                queue.extend(released)
+            elif order.tif == "IOC":
+                events += self._cancel(order, "IOC remainder")
+        if touched:
+            events.append(AccountChanged(frozenset(touched)))
+        return events
+
+    def _fill_price(self, order: SimOrder) -> float | None:
+        inst = self.instruments[order.symbol]
+        touch = inst.ask if order.action == "BUY" else inst.bid
+        kind = order.order_type
+        if kind in ("STP", "STP LMT", "TRAIL") and not order.triggered:
+            stop = self._stop_price(order, inst)
+            crossed = inst.last >= stop if order.action == "BUY" else inst.last <= stop
+            if not crossed:
+                return None
+            order.triggered = True
+        if kind in ("MKT", "STP", "TRAIL"):
+            return touch
+        limit = order.lmt_price
+        assert limit is not None  # validated on placement
+        marketable = touch <= limit if order.action == "BUY" else touch >= limit
+        return touch if marketable else None
+
+    def _stop_price(self, order: SimOrder, inst: Instrument) -> float:
+        if order.order_type != "TRAIL":
+            assert order.aux_price is not None
+            return order.aux_price
+        if order.trailing_percent is not None:
+            amount = inst.last * order.trailing_percent / 100
+        else:
+            assert order.aux_price is not None
+            amount = order.aux_price
+        candidate = round_to_tick(inst.last + order.sign * amount, inst.min_tick)
+        current = order.trail_stop_price
+        if current is None:
+            order.trail_stop_price = candidate
+        elif order.action == "SELL":
+            order.trail_stop_price = max(current, candidate)
+        else:
+            order.trail_stop_price = min(current, candidate)
+        return order.trail_stop_price
+
+    def _fill(self, order: SimOrder, price: float) -> list[Event]:
+        inst = self.instruments[order.symbol]
+        chunk = self.state.matching.fill_chunk
+        qty = order.remaining
+        if chunk:
+            qty = min(qty, max(inst.lot_size, chunk - chunk % inst.lot_size))
+        commission = self._commission_for(order, qty, price)
+        realized = self._apply_to_position(order, qty, price, commission)
+        order.filled_value += qty * price
+        order.filled += qty
+        order.avg_fill_price = round(order.filled_value / order.filled, 8)
+        order.last_fill_price = price
+        order.commission += commission
+        self._exec_seq += 1
+        execution = Execution(
+            exec_id=f"{order.perm_id:08x}.{self._exec_seq:08x}.01.01",
+            order_id=order.order_id,
+            client_id=order.client_id,
+            perm_id=order.perm_id,
+            account=order.account,
+            symbol=order.symbol,
+            side="BOT" if order.action == "BUY" else "SLD",
+            shares=qty,
+            price=price,
+            time=self.clock(),
+            cum_qty=order.filled,
+            avg_price=order.avg_fill_price,
+            order_ref=order.order_ref,
+            commission=commission,
+            realized_pnl=realized,
+        )
+        self.executions.append(execution)
+        if order.remaining <= 0:
+            self._finish(order, "Filled")
+        events: list[Event] = [OrderFilled(_copy(order), execution)]
+        events += self._reduce_oca(order, qty)
+        return events
+
+    def _commission_for(self, order: SimOrder, qty: float, price: float) -> float:
+        """IB fixed pricing, applied per order: each fill pays the increase of the order's total."""
+        m = self.state.matching
+
+        def total(shares: float, value: float) -> float:
+            if not shares:
+                return 0.0
+            fee = max(m.commission_min, shares * m.commission_per_share)
+            return min(fee, value * m.commission_max_fraction)
+
+        before = total(order.filled, order.filled_value)
+        after = total(order.filled + qty, order.filled_value + qty * price)
+        return round(after - before, 6)
+
+    def _apply_to_position(
+        self, order: SimOrder, qty: float, price: float, commission: float
+    ) -> float | None:
+        """Book a fill; return the realized P&L if it closed shares (IB reports none otherwise)."""
+        pos = self.positions.setdefault(order.symbol, Position())
+        signed = order.sign * qty
+        self.cash -= signed * price + commission
+        realized: float | None = None
+        if pos.quantity and (pos.quantity > 0) != (signed > 0):
+            closing = min(qty, abs(pos.quantity))
+            realized = (price - pos.avg_cost) * closing * (1 if pos.quantity > 0 else -1)
+            realized -= commission * closing / qty
+            pos.realized_pnl += realized
+            pos.quantity += order.sign * closing
+            opening = qty - closing
+            if opening:
+                # Flipped through zero: the rest opens a new position at this price.
+                pos.quantity = order.sign * opening
+                pos.avg_cost = price + commission / qty
+            elif not pos.quantity:
+                pos.avg_cost = 0.0
+        else:
+            # IB folds commissions into the average cost of an opening trade.
+            cost = abs(pos.quantity) * pos.avg_cost + qty * price + commission
+            pos.quantity += signed
+            pos.avg_cost = cost / abs(pos.quantity)
+        return realized
+
+    def _reduce_oca(self, filled: SimOrder, qty: float) -> list[Event]:
+        events: list[Event] = []
+        for other in self.orders.values():
+            if other is filled or other.done or other.client_id != filled.client_id:
+                continue
+            explicit = bool(filled.oca_group) and other.oca_group == filled.oca_group
+            siblings = bool(filled.parent_id) and other.parent_id == filled.parent_id
+            if not (explicit or siblings):
+                continue
+            if explicit and filled.oca_type == 1:
+                events += self._cancel(other, f"OCA group {filled.oca_group} filled")
+                continue
+            other.quantity = max(other.filled, other.quantity - qty)
+            if other.remaining <= 0:
+                events += self._cancel(other, "OCA sibling filled")
+            elif other.transmitted:
+                events.append(OrderChanged(_copy(other)))
+        return events
+
+    def _release_children(self, parent: SimOrder, events: list[Event]) -> list[SimOrder]:
+        released = []
+        for child in sorted(self._children(parent), key=lambda o: o.order_id):
+            if child.transmitted and child.status == "PreSubmitted":
+                child.status = "Submitted"
+                events.append(OrderChanged(_copy(child)))
+                released.append(child)
+        return released
+
+
+def _copy(order: SimOrder) -> SimOrder:
+    return dataclasses.replace(order)
+
+
+@dataclass
+class AccountSnapshot:
+    """A point-in-time copy of the account for assertions in tests."""
+
+    account: str
+    cash: float
+    net_liquidation: float
+    buying_power: float
+    positions: dict[str, Position]
+    prices: dict[str, float]
+    open_orders: list[SimOrder]
+    orders: list[SimOrder]
+    executions: list[Execution] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, engine: Engine) -> AccountSnapshot:
+        return cls(
+            account=engine.account_id,
+            cash=engine.cash,
+            net_liquidation=engine.net_liquidation(),
+            buying_power=engine.buying_power(),
+            positions={
+                s: dataclasses.replace(p) for s, p in engine.positions.items() if p.quantity
+            },
+            prices={s: i.last for s, i in engine.instruments.items()},
+            open_orders=[_copy(o) for o in engine.orders.values() if not o.done],
+            orders=[_copy(o) for o in engine.orders.values()],
+            executions=[dataclasses.replace(e) for e in engine.executions],
+        )

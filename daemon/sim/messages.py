@@ -1,0 +1,402 @@
+"""Outgoing TWS API messages, laid out field by field as the clients decode them.
+
+Each function returns the field list of one message at
+:data:`~daemon.sim.protocol.SERVER_VERSION`; empty strings stand for fields the
+simulator leaves unset (the clients then keep their defaults).
+"""
+
+from __future__ import annotations
+
+import time
+
+from daemon.sim.engine import Execution, Instrument, SimOrder
+from daemon.sim.protocol import UNSET_DOUBLE, Field, Out
+
+# IB's tick types (https://interactivebrokers.github.io/tws-api/tick_types.html).
+TICK_BID_SIZE, TICK_BID, TICK_ASK, TICK_ASK_SIZE, TICK_LAST, TICK_LAST_SIZE = 0, 1, 2, 3, 4, 5
+TICK_CLOSE = 9
+QUOTE_SIZE = 100.0
+TRADING_HOURS_TZ = "US/Eastern"
+
+
+def _contract(inst: Instrument, *, primary: bool) -> list[Field]:
+    """conId .. tradingClass; ``primary`` puts primaryExchange where exchange goes."""
+    return [
+        inst.con_id,
+        inst.symbol,
+        "STK",
+        "",
+        0.0,
+        "",
+        "",
+        inst.exchange if primary else "SMART",
+        "USD",
+        inst.symbol,
+        "NMS",
+    ]
+
+
+def _price(value: float | None) -> Field:
+    return "" if value is None else value
+
+
+def error(req_id: int, code: int, message: str) -> list[Field]:
+    return [Out.ERROR, 2, req_id, code, message, ""]
+
+
+def order_status(order: SimOrder) -> list[Field]:
+    return [
+        Out.ORDER_STATUS,
+        order.order_id,
+        order.status,
+        order.filled,
+        order.remaining if not order.done else 0.0,
+        order.avg_fill_price,
+        order.perm_id,
+        order.parent_id,
+        order.last_fill_price,
+        order.client_id,
+        "",
+        0.0,
+    ]
+
+
+def _order_head(order: SimOrder) -> list[Field]:
+    return [
+        order.action,
+        order.quantity,
+        order.order_type,
+        _price(order.lmt_price),
+        _price(order.aux_price),
+        order.tif,
+        order.oca_group,
+        order.account,
+        "O",
+        0,
+        order.order_ref,
+    ]
+
+
+def _combo_scale_hedge() -> list[Field]:
+    # no combo legs, order combo legs, smart combo params; unset scale fields; no hedge
+    return [0, 0, 0, "", "", "", ""]
+
+
+def open_order(order: SimOrder, inst: Instrument) -> list[Field]:
+    fields: list[Field] = [Out.OPEN_ORDER, order.order_id, *_contract(inst, primary=False)]
+    fields += _order_head(order)
+    fields += [
+        order.client_id,
+        order.perm_id,
+        order.outside_rth,
+        False,  # hidden
+        "",  # discretionaryAmt
+        "",  # goodAfterTime
+        "",  # sharesAllocation (deprecated)
+        "",  # faGroup
+        "",  # faMethod
+        "",  # faPercentage
+        "",  # faProfile (v < 177)
+        "",  # modelCode
+        "",  # goodTillDate
+        "",  # rule80A
+        "",  # percentOffset
+        "",  # settlingFirm
+        0,  # shortSaleSlot
+        "",  # designatedLocation
+        -1,  # exemptCode
+        0,  # auctionStrategy
+        "",  # startingPrice
+        "",  # stockRefPrice
+        "",  # delta
+        "",  # stockRangeLower
+        "",  # stockRangeUpper
+        "",  # displaySize
+        False,  # blockOrder
+        False,  # sweepToFill
+        False,  # allOrNone
+        "",  # minQty
+        order.oca_type,
+        False,  # eTradeOnly
+        False,  # firmQuoteOnly
+        "",  # nbboPriceCap
+        order.parent_id,
+        0,  # triggerMethod
+        "",  # volatility
+        0,  # volatilityType
+        "",  # deltaNeutralOrderType (none, so no further delta-neutral fields)
+        "",  # deltaNeutralAuxPrice
+        0,  # continuousUpdate
+        0,  # referencePriceType
+        _price(order.trail_stop_price),
+        _price(order.trailing_percent),
+        "",  # basisPoints
+        "",  # basisPointsType
+        "",  # comboLegsDescrip
+    ]
+    fields += _combo_scale_hedge()
+    fields += [
+        False,  # optOutSmartRouting
+        "",  # clearingAccount
+        "",  # clearingIntent
+        False,  # notHeld
+        0,  # no delta-neutral contract
+        "",  # algoStrategy
+        False,  # solicited
+        False,  # whatIf
+        order.status,
+        *([""] * 9),  # margin before/change/after
+        "",  # commission
+        "",  # minCommission
+        "",  # maxCommission
+        "",  # commissionCurrency
+        "",  # warningText
+        False,  # randomizeSize
+        False,  # randomizePrice
+        0,  # no conditions
+        "",  # adjustedOrderType
+        "",  # triggerPrice
+        _price(order.trail_stop_price),
+        "",  # lmtPriceOffset
+        "",  # adjustedStopPrice
+        "",  # adjustedStopLimitPrice
+        "",  # adjustedTrailingAmount
+        0,  # adjustableTrailingUnit
+        "",  # softDollarTier name
+        "",  # softDollarTier value
+        "",  # softDollarTier displayName
+        "",  # cashQty
+        False,  # dontUseAutoPriceForHedge
+        False,  # isOmsContainer
+        False,  # discretionaryUpToLimitPrice
+        False,  # usePriceMgmtAlgo
+        "",  # duration (v159+)
+        "",  # postToAts (v160+)
+        False,  # autoCancelParent (v162+)
+        "",  # minTradeQty (v170+)
+        "",  # minCompeteSize
+        "",  # competeAgainstBestOffset
+        "",  # midOffsetAtWhole
+        "",  # midOffsetAtHalf
+    ]
+    return fields
+
+
+def completed_order(order: SimOrder, inst: Instrument, parent_perm_id: int) -> list[Field]:
+    fields: list[Field] = [Out.COMPLETED_ORDER, *_contract(inst, primary=False)]
+    fields += _order_head(order)
+    fields += [
+        order.perm_id,
+        order.outside_rth,
+        False,  # hidden
+        "",  # discretionaryAmt
+        "",  # goodAfterTime
+        "",  # faGroup
+        "",  # faMethod
+        "",  # faPercentage
+        "",  # faProfile (v < 177)
+        "",  # modelCode
+        "",  # goodTillDate
+        "",  # rule80A
+        "",  # percentOffset
+        "",  # settlingFirm
+        0,  # shortSaleSlot
+        "",  # designatedLocation
+        -1,  # exemptCode
+        "",  # startingPrice
+        "",  # stockRefPrice
+        "",  # delta
+        "",  # stockRangeLower
+        "",  # stockRangeUpper
+        "",  # displaySize
+        False,  # sweepToFill
+        False,  # allOrNone
+        "",  # minQty
+        order.oca_type,
+        0,  # triggerMethod
+        "",  # volatility
+        0,  # volatilityType
+        "",  # deltaNeutralOrderType
+        "",  # deltaNeutralAuxPrice
+        0,  # continuousUpdate
+        0,  # referencePriceType
+        _price(order.trail_stop_price),
+        _price(order.trailing_percent),
+        "",  # comboLegsDescrip
+    ]
+    fields += _combo_scale_hedge()
+    fields += [
+        "",  # clearingAccount
+        "",  # clearingIntent
+        False,  # notHeld
+        0,  # no delta-neutral contract
+        "",  # algoStrategy
+        False,  # solicited
+        order.status,
+        False,  # randomizeSize
+        False,  # randomizePrice
+        0,  # no conditions
+        _price(order.trail_stop_price),
+        "",  # lmtPriceOffset
+        "",  # cashQty
+        False,  # dontUseAutoPriceForHedge
+        False,  # isOmsContainer
+        "",  # autoCancelDate
+        order.filled,
+        0,  # refFuturesConId
+        False,  # autoCancelParent
+        "",  # shareholder
+        False,  # imbalanceOnly
+        False,  # routeMarketableToBbo
+        parent_perm_id,
+        order.completed_time,
+        order.completed_status,
+        "",  # minTradeQty (v170+)
+        "",  # minCompeteSize
+        "",  # competeAgainstBestOffset
+        "",  # midOffsetAtWhole
+        "",  # midOffsetAtHalf
+    ]
+    return fields
+
+
+def exec_details(req_id: int, ex: Execution, inst: Instrument) -> list[Field]:
+    return [
+        Out.EXECUTION_DATA,
+        req_id,
+        ex.order_id,
+        *_contract(inst, primary=True),
+        ex.exec_id,
+        ib_time(ex.time),
+        ex.account,
+        inst.exchange,
+        ex.side,
+        ex.shares,
+        ex.price,
+        ex.perm_id,
+        ex.client_id,
+        0,  # liquidation
+        ex.cum_qty,
+        ex.avg_price,
+        ex.order_ref,
+        "",  # evRule
+        "",  # evMultiplier
+        "",  # modelCode
+        2,  # lastLiquidity: removed liquidity, as a marketable fill does
+    ]
+
+
+def commission_report(ex: Execution, currency: str) -> list[Field]:
+    realized = UNSET_DOUBLE if ex.realized_pnl is None else ex.realized_pnl
+    return [Out.COMMISSION_REPORT, 1, ex.exec_id, ex.commission, currency, realized, "", ""]
+
+
+def contract_details(req_id: int, inst: Instrument) -> list[Field]:
+    hours = trading_hours(time.time())
+    return [
+        Out.CONTRACT_DATA,
+        req_id,
+        inst.symbol,
+        "STK",
+        "",  # lastTradeDateOrContractMonth
+        0.0,  # strike
+        "",  # right
+        "SMART",
+        "USD",
+        inst.symbol,  # localSymbol
+        "NMS",  # marketName
+        "NMS",  # tradingClass
+        inst.con_id,
+        inst.min_tick,
+        "",  # multiplier
+        "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,AVGCOST,BASKET,DAY,GTC,IOC,LIT,LMT,MKT,MIT,"
+        "STP,STPLMT,TRAIL,WHATIF",
+        f"SMART,{inst.exchange}",
+        1,  # priceMagnifier
+        0,  # underConId
+        inst.name,
+        inst.exchange,
+        "",  # contractMonth
+        "",  # industry
+        "",  # category
+        "",  # subcategory
+        TRADING_HOURS_TZ,
+        hours[0],
+        hours[1],
+        "",  # evRule
+        "",  # evMultiplier
+        0,  # no secIds
+        1,  # aggGroup
+        "",  # underSymbol
+        "",  # underSecType
+        "26,26",  # marketRuleIds
+        "",  # realExpirationDate
+        "COMMON",
+        float(inst.lot_size),  # minSize
+        float(inst.lot_size),  # sizeIncrement
+        float(inst.lot_size),  # suggestedSizeIncrement
+    ]
+
+
+def trading_hours(now: float) -> tuple[str, str]:
+    """Regular and extended hours for today and tomorrow, in IB's format."""
+    days = [time.strftime("%Y%m%d", time.gmtime(now + 86_400 * i)) for i in range(2)]
+    trading = ";".join(f"{d}:0400-{d}:2000" for d in days)
+    liquid = ";".join(f"{d}:0930-{d}:1600" for d in days)
+    return trading, liquid
+
+
+def ib_time(ts: float) -> str:
+    return time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def position(account: str, inst: Instrument, quantity: float, avg_cost: float) -> list[Field]:
+    return [
+        Out.POSITION_DATA,
+        3,
+        account,
+        *_contract(inst, primary=True),
+        quantity,
+        avg_cost,
+    ]
+
+
+def portfolio(
+    inst: Instrument,
+    quantity: float,
+    avg_cost: float,
+    unrealized: float,
+    realized: float,
+    account: str,
+) -> list[Field]:
+    return [
+        Out.PORTFOLIO_VALUE,
+        8,
+        *_contract(inst, primary=True),  # here the slot is primaryExchange
+        quantity,
+        inst.last,
+        quantity * inst.last,
+        avg_cost,
+        unrealized,
+        realized,
+        account,
+    ]
+
+
+def tick_price(req_id: int, tick_type: int, price: float, size: float) -> list[Field]:
+    return [Out.TICK_PRICE, 6, req_id, tick_type, price, size, 0]
+
+
+def tick_size(req_id: int, tick_type: int, size: float) -> list[Field]:
+    return [Out.TICK_SIZE, 6, req_id, tick_type, size]
+
+
+def quote_ticks(req_id: int, inst: Instrument, *, with_close: bool) -> list[list[Field]]:
+    ticks = [
+        tick_price(req_id, TICK_BID, inst.bid, QUOTE_SIZE),
+        tick_price(req_id, TICK_ASK, inst.ask, QUOTE_SIZE),
+        tick_price(req_id, TICK_LAST, inst.last, QUOTE_SIZE),
+    ]
+    if with_close:
+        ticks.append(tick_price(req_id, TICK_CLOSE, inst.close, 0.0))
+    return ticks

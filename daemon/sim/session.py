@@ -1,0 +1,475 @@
+"""One client connection: handshake, pacing, wire log and request handling."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from daemon.sim import messages as m
+from daemon.sim.engine import Event, Execution, Instrument, SimOrder
+from daemon.sim.protocol import (
+    API_PREFIX,
+    MIN_CLIENT_VERSION,
+    SERVER_VERSION,
+    ContractFields,
+    Field,
+    FrameReader,
+    Out,
+    decode_place_order,
+    decode_request,
+    encode_message,
+    frame,
+    parse_client_versions,
+    split_fields,
+)
+
+if TYPE_CHECKING:
+    from daemon.sim.server import SimGateway
+
+log = logging.getLogger(__name__)
+
+ORDER_MESSAGES = frozenset({"placeOrder", "cancelOrder", "reqGlobalCancel"})
+US_VENUES = frozenset({"", "SMART", "ISLAND", "NASDAQ", "NYSE", "ARCA", "AMEX", "BATS", "IEX"})
+# Delayed market data uses its own tick ids (bid, ask, last, close).
+DELAYED_TICKS = {m.TICK_BID: 66, m.TICK_ASK: 67, m.TICK_LAST: 68, m.TICK_CLOSE: 75}
+FARM_NOTICES = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+
+
+@dataclass
+class Subscriptions:
+    market_data: dict[int, str] = field(default_factory=dict)  # reqId -> symbol
+    market_data_type: int = 1
+    account_updates: bool = False
+    positions: bool = False
+    auto_bind: bool = False
+
+
+class Session:
+    def __init__(
+        self, gateway: SimGateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.gateway = gateway
+        self.engine = gateway.engine
+        self.reader = reader
+        self.writer = writer
+        self.client_id: int | None = None
+        self.subs = Subscriptions()
+        self._sent_times: deque[float] = deque()
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+
+    # -- output -------------------------------------------------------------------
+
+    def send(self, fields: list[Field]) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(encode_message(fields))
+
+    def send_error(self, req_id: int, code: int, message: str) -> None:
+        self.send(m.error(req_id, code, message))
+
+    def close(self) -> None:
+        self.writer.close()
+
+    # -- connection lifecycle -----------------------------------------------------
+
+    async def run(self) -> None:
+        worker = asyncio.create_task(self._work())
+        try:
+            await self._handshake()
+            await self._read_loop()
+        except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
+            log.debug("client %s: connection ended: %s", self.client_id, exc)
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+            self.gateway.unregister(self)
+            self.writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.writer.wait_closed()
+
+    async def _handshake(self) -> None:
+        prefix = await self.reader.readexactly(len(API_PREFIX))
+        if prefix != API_PREFIX:
+            raise ValueError(f"bad API prefix {prefix!r}")
+        size = int.from_bytes(await self.reader.readexactly(4), "big")
+        low, high = parse_client_versions(await self.reader.readexactly(size))
+        if not low <= SERVER_VERSION <= high or high < MIN_CLIENT_VERSION:
+            raise ValueError(f"client versions {low}..{high} exclude {SERVER_VERSION}")
+        reply = f"{SERVER_VERSION}\0{m.ib_time(time.time())}\0".encode()
+        self.writer.write(frame(reply))
+
+    async def _read_loop(self) -> None:
+        frames = FrameReader()
+        while True:
+            data = await self.reader.read(65536)
+            if not data:
+                return
+            for payload in frames.feed(data):
+                fields = split_fields(payload)
+                if fields:
+                    self._receive(fields)
+
+    def _receive(self, fields: list[str]) -> None:
+        try:
+            name, decoded = decode_request(fields)
+            if name == "placeOrder":
+                decoded = {"order": decode_place_order(fields)}
+        except (ValueError, IndexError) as exc:
+            name, decoded = f"msg{fields[0]}", {"error": str(exc), "raw": fields[1:]}
+            self._log(name, decoded)
+            self.send_error(-1, 320, f"Error reading request: {exc}")
+            return
+        if name == "startApi":
+            self._log(name, decoded, client_id=decoded["clientId"])
+            self._start_api(decoded["clientId"])
+            return
+        if self.client_id is None:
+            self._log(name, decoded)
+            return
+        if not self._within_pacing():
+            self._log(name, decoded, dropped=True)
+            limit = self.engine.state.limits.max_messages_per_second
+            text = f"Max rate of messages per second has been exceeded:max={limit} rec={limit + 1}"
+            self.send_error(-1, 100, text)
+            return
+        self._log(name, decoded)
+        self._queue.put_nowait((name, decoded))
+
+    def _log(
+        self,
+        name: str,
+        decoded: dict[str, Any],
+        *,
+        client_id: int | None = None,
+        dropped: bool = False,
+    ) -> None:
+        wire_log = self.gateway.wire_log
+        if wire_log is None:
+            return
+        fields = decoded
+        if name == "placeOrder" and "order" in decoded:
+            fields = decoded["order"].log_fields()
+        cid = self.client_id if client_id is None else client_id
+        wire_log.write(cid, name, fields, dropped=dropped)
+
+    def _within_pacing(self) -> bool:
+        limit = self.engine.state.limits.max_messages_per_second
+        if not limit:
+            return True
+        now = asyncio.get_running_loop().time()
+        times = self._sent_times
+        while times and now - times[0] >= 1.0:
+            times.popleft()
+        if len(times) >= limit:
+            return False
+        times.append(now)
+        return True
+
+    def _start_api(self, client_id: int) -> None:
+        if self.client_id is not None:
+            return
+        if not self.gateway.register(self, client_id):
+            self.send_error(
+                -1,
+                326,
+                "Unable to connect as the client id is already in use. "
+                "Retry with a unique client id.",
+            )
+            self.close()
+            return
+        self.client_id = client_id
+        self.send([Out.MANAGED_ACCTS, 1, self.engine.account_id])
+        self.send([Out.NEXT_VALID_ID, 1, self.engine.next_valid_id(client_id)])
+        for code, text in FARM_NOTICES:
+            self.send_error(-1, code, text)
+
+    async def _work(self) -> None:
+        while True:
+            name, decoded = await self._queue.get()
+            delay = self.gateway.faults.ack_delay_ms
+            if delay and name in ORDER_MESSAGES:
+                await asyncio.sleep(delay / 1000)
+            handler = getattr(self, f"_on_{name}", None)
+            if handler is None:
+                log.debug("client %s: ignoring %s", self.client_id, name)
+                continue
+            try:
+                handler(**decoded)
+            except Exception:
+                log.exception("client %s: %s failed", self.client_id, name)
+                self.send_error(-1, 320, f"Error processing request {name}")
+            with contextlib.suppress(ConnectionError):
+                await self.writer.drain()
+
+    # -- helpers --------------------------------------------------------------------
+
+    @property
+    def cid(self) -> int:
+        assert self.client_id is not None
+        return self.client_id
+
+    def _publish(self, events: list[Event]) -> None:
+        self.gateway.publish(events)
+
+    def _resolve(self, contract: ContractFields) -> Instrument | None:
+        if contract.exchange not in US_VENUES and contract.exchange not in (
+            i.exchange for i in self.engine.instruments.values()
+        ):
+            return None
+        return self.engine.find_instrument(
+            con_id=contract.con_id,
+            symbol=contract.symbol or contract.local_symbol,
+            sec_type=contract.sec_type,
+            currency=contract.currency,
+        )
+
+    def send_order(self, order: SimOrder) -> None:
+        self.send(m.open_order(order, self.engine.instruments[order.symbol]))
+        self.send(m.order_status(order))
+
+    def send_execution(self, req_id: int, ex: Execution) -> None:
+        self.send(m.exec_details(req_id, ex, self.engine.instruments[ex.symbol]))
+
+    def send_commission(self, ex: Execution) -> None:
+        self.send(m.commission_report(ex, self.engine.currency))
+
+    def send_quote(self, req_id: int, symbol: str, *, with_close: bool) -> None:
+        inst = self.engine.instruments[symbol]
+        delayed = self.subs.market_data_type in (3, 4)
+        for tick in m.quote_ticks(req_id, inst, with_close=with_close):
+            if delayed:
+                tick[3] = DELAYED_TICKS[int(tick[3])]  # type: ignore[arg-type]
+            self.send(tick)
+
+    def send_account_values(self) -> None:
+        acct = self.engine.account_id
+        for key, value in self.engine.account_values().items():
+            self.send([Out.ACCT_VALUE, 2, key, f"{value:.2f}", self.engine.currency, acct])
+        self.send([Out.ACCT_VALUE, 2, "AccountCode", acct, "", acct])
+        self.send([Out.ACCT_VALUE, 2, "AccountType", "INDIVIDUAL", "", acct])
+        self.send([Out.ACCT_VALUE, 2, "Currency", self.engine.currency, self.engine.currency, acct])
+        self.send([Out.ACCT_UPDATE_TIME, 1, time.strftime("%H:%M", time.gmtime())])
+
+    def send_portfolio(self, symbol: str) -> None:
+        pos = self.engine.positions.get(symbol)
+        if pos is None:
+            return
+        self.send(
+            m.portfolio(
+                self.engine.instruments[symbol],
+                pos.quantity,
+                pos.avg_cost,
+                self.engine.unrealized_pnl(symbol),
+                pos.realized_pnl,
+                self.engine.account_id,
+            )
+        )
+
+    def send_position(self, symbol: str) -> None:
+        pos = self.engine.positions.get(symbol)
+        if pos is None:
+            return
+        inst = self.engine.instruments[symbol]
+        self.send(m.position(self.engine.account_id, inst, pos.quantity, pos.avg_cost))
+
+    # -- request handlers (named _on_<message name>) -------------------------------
+
+    def _on_reqIds(self, numIds: int) -> None:
+        self.send([Out.NEXT_VALID_ID, 1, self.engine.next_valid_id(self.cid)])
+
+    def _on_reqManagedAccts(self) -> None:
+        self.send([Out.MANAGED_ACCTS, 1, self.engine.account_id])
+
+    def _on_reqCurrentTime(self) -> None:
+        self.send([Out.CURRENT_TIME, 1, int(time.time())])
+
+    def _on_reqMarketDataType(self, marketDataType: int) -> None:
+        self.subs.market_data_type = marketDataType
+
+    def _on_reqContractDetails(self, reqId: int, contract: ContractFields) -> None:
+        inst = self._resolve(contract)
+        if inst is None:
+            self.send_error(reqId, 200, "No security definition has been found for the request")
+            return
+        self.send(m.contract_details(reqId, inst))
+        self.send([Out.CONTRACT_DATA_END, 1, reqId])
+
+    def _on_reqMktData(
+        self,
+        reqId: int,
+        contract: ContractFields,
+        genericTickList: str,
+        snapshot: bool,
+        regulatorySnapshot: bool,
+    ) -> None:
+        inst = self._resolve(contract)
+        if inst is None:
+            self.send_error(reqId, 200, "No security definition has been found for the request")
+            return
+        if not snapshot:
+            limit = self.engine.state.limits.max_market_data_lines
+            if limit and self.gateway.market_data_lines() >= limit:
+                self.send_error(
+                    reqId,
+                    101,
+                    f"Max number of tickers has been reached (max {limit} market data lines)",
+                )
+                return
+            self.subs.market_data[reqId] = inst.symbol
+        self.send([Out.TICK_REQ_PARAMS, reqId, inst.min_tick, "9c0001", 3])
+        self.send([Out.MARKET_DATA_TYPE, 1, reqId, self.subs.market_data_type])
+        self.send_quote(reqId, inst.symbol, with_close=True)
+        if snapshot:
+            self.send([Out.TICK_SNAPSHOT_END, 1, reqId])
+
+    def _on_cancelMktData(self, reqId: int) -> None:
+        self.subs.market_data.pop(reqId, None)
+
+    def _on_reqPositions(self) -> None:
+        self.subs.positions = True
+        for symbol, pos in self.engine.positions.items():
+            if pos.quantity:
+                self.send_position(symbol)
+        self.send([Out.POSITION_END, 1])
+
+    def _on_cancelPositions(self) -> None:
+        self.subs.positions = False
+
+    def _on_reqAccountUpdates(self, subscribe: bool, acctCode: str) -> None:
+        self.subs.account_updates = subscribe
+        if not subscribe:
+            return
+        self.send_account_values()
+        for symbol, pos in self.engine.positions.items():
+            if pos.quantity:
+                self.send_portfolio(symbol)
+        self.send([Out.ACCT_DOWNLOAD_END, 1, self.engine.account_id])
+
+    def _on_reqAccountUpdatesMulti(self, reqId: int, account: str, modelCode: str) -> None:
+        acct = self.engine.account_id
+        for key, value in self.engine.account_values().items():
+            self.send(
+                [
+                    Out.ACCOUNT_UPDATE_MULTI,
+                    1,
+                    reqId,
+                    acct,
+                    modelCode,
+                    key,
+                    f"{value:.2f}",
+                    self.engine.currency,
+                ]
+            )
+        self.send([Out.ACCOUNT_UPDATE_MULTI_END, 1, reqId])
+
+    def _on_cancelAccountUpdatesMulti(self, reqId: int) -> None:
+        """Updates are not streamed after the first download, so nothing to stop."""
+
+    def _on_reqAccountSummary(self, reqId: int, group: str, tags: str) -> None:
+        acct = self.engine.account_id
+        values = self.engine.account_values()
+        for tag in (t.strip() for t in tags.split(",")):
+            if tag == "AccountType":
+                self.send([Out.ACCOUNT_SUMMARY, 1, reqId, acct, tag, "INDIVIDUAL", ""])
+            elif tag in values:
+                value = f"{values[tag]:.2f}"
+                self.send([Out.ACCOUNT_SUMMARY, 1, reqId, acct, tag, value, self.engine.currency])
+        self.send([Out.ACCOUNT_SUMMARY_END, 1, reqId])
+
+    def _on_cancelAccountSummary(self, reqId: int) -> None:
+        """A summary is sent once; there is no stream to stop."""
+
+    def _on_reqOpenOrders(self) -> None:
+        for order in self.engine.orders_of(self.cid):
+            if not order.done:
+                self.send_order(order)
+        self.send([Out.OPEN_ORDER_END, 1])
+
+    def _on_reqAllOpenOrders(self) -> None:
+        for order in self.engine.orders_of():
+            if not order.done:
+                self.send_order(order)
+        self.send([Out.OPEN_ORDER_END, 1])
+
+    def _on_reqAutoOpenOrders(self, autoBind: bool) -> None:
+        if self.cid != 0:
+            self.send_error(
+                -1, 321, "Error validating request:-'bU' : cause - reqAutoOpenOrders needs client 0"
+            )
+            return
+        self.subs.auto_bind = autoBind
+
+    def _on_reqCompletedOrders(self, apiOnly: bool) -> None:
+        done = sorted(
+            (o for o in self.engine.orders_of() if o.done), key=lambda o: o.completed_time
+        )
+        for order in done:
+            parent = self.engine.orders.get((order.client_id, order.parent_id))
+            parent_perm = parent.perm_id if parent else 0
+            inst = self.engine.instruments[order.symbol]
+            self.send(m.completed_order(order, inst, parent_perm))
+        self.send([Out.COMPLETED_ORDERS_END])
+
+    def _on_reqExecutions(
+        self,
+        reqId: int,
+        clientId: int,
+        acctCode: str,
+        time: str,
+        symbol: str,
+        secType: str,
+        exchange: str,
+        side: str,
+    ) -> None:
+        since = _parse_filter_time(time)
+        for ex in self.engine.executions:
+            if clientId and ex.client_id != clientId:
+                continue
+            if acctCode and ex.account != acctCode:
+                continue
+            if symbol and ex.symbol != symbol:
+                continue
+            if secType and secType != "STK":
+                continue
+            if side and {"BUY": "BOT", "SELL": "SLD"}.get(side, side) != ex.side:
+                continue
+            if since is not None and ex.time < since:
+                continue
+            self.send_execution(reqId, ex)
+            self.send_commission(ex)
+        self.send([Out.EXECUTION_DATA_END, 1, reqId])
+
+    def _on_placeOrder(self, order: Any) -> None:
+        if order.what_if:
+            self.send_error(order.order_id, 201, "Order rejected - reason:what-if is not simulated")
+            return
+        self._publish(self.engine.place(self.cid, order))
+
+    def _on_cancelOrder(self, orderId: int) -> None:
+        self._publish(self.engine.cancel(self.cid, orderId))
+
+    def _on_reqGlobalCancel(self) -> None:
+        self._publish(self.engine.global_cancel())
+
+
+def _parse_filter_time(text: str) -> float | None:
+    """ExecutionFilter.time: 'yyyymmdd hh:mm:ss' (UTC unless a zone follows) or '-' form."""
+    text = text.strip().replace("-", " ")
+    if not text:
+        return None
+    parts = text.split()
+    try:
+        parsed = time.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")
+    except ValueError:
+        return None
+    return float(calendar.timegm(parsed))

@@ -1,0 +1,344 @@
+"""Read one YAML rule file into plain Python data plus the position of every node.
+
+PyYAML's own loading is not good enough for files that move money: it silently keeps the last of
+two duplicate keys, resolves ``ON``/``NO``/``Y`` to booleans (YAML 1.1), reads ``1:30`` as a
+sexagesimal integer, and expands aliases without bound. So this module composes the node graph
+with YAML-1.2-core scalar resolution and builds the Python data itself, recording where each
+key and value sits so that every later error can point at ``file:line:col``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+PathKey = str | int
+FieldPath = tuple[PathKey, ...]
+
+_TAG_STR = "tag:yaml.org,2002:str"
+_TAG_INT = "tag:yaml.org,2002:int"
+_TAG_FLOAT = "tag:yaml.org,2002:float"
+_TAG_BOOL = "tag:yaml.org,2002:bool"
+_TAG_NULL = "tag:yaml.org,2002:null"
+_TAG_MAP = "tag:yaml.org,2002:map"
+_TAG_SEQ = "tag:yaml.org,2002:seq"
+
+# YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
+_NULL_RE = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL_RE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT_RE = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT_RE = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
+class _CoreSchemaLoader(yaml.SafeLoader):
+    """SafeLoader whose implicit resolvers follow the YAML 1.2 core schema."""
+
+
+_CoreSchemaLoader.yaml_implicit_resolvers = {}
+for _tag, _regexp, _first in (
+    (_TAG_BOOL, _BOOL_RE, "tTfF"),
+    (_TAG_INT, _INT_RE, "-+0123456789"),
+    (_TAG_FLOAT, _FLOAT_RE, "-+.0123456789"),
+    (_TAG_NULL, _NULL_RE, ["~", "n", "N", ""]),
+):
+    _CoreSchemaLoader.add_implicit_resolver(_tag, _regexp, list(_first))
+
+
+@dataclass(frozen=True, order=True)
+class Mark:
+    """A 1-based position in a file."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class NodeSpan:
+    """Where one entry of the data sits: its key (for mapping entries) and its value."""
+
+    value: Mark
+    key: Mark | None
+    is_collection: bool
+    """True for mappings, lists and empty values: errors about them point at their key."""
+
+
+@dataclass(frozen=True)
+class SourceError:
+    line: int
+    column: int
+    path: FieldPath
+    message: str
+
+
+@dataclass
+class ParsedFile:
+    """The data of one rule file and the position of every node in it, by field path."""
+
+    data: object = None
+    spans: dict[FieldPath, NodeSpan] = field(default_factory=dict)
+    errors: list[SourceError] = field(default_factory=list)
+
+
+def _mark(node_mark: yaml.Mark | None) -> Mark:
+    if node_mark is None:
+        return Mark(1, 1)
+    return Mark(node_mark.line + 1, node_mark.column + 1)
+
+
+def _position_of_offset(text: str, offset: int) -> Mark:
+    before = text[:offset]
+    line = before.count("\n") + 1
+    return Mark(line, offset - (before.rfind("\n") + 1) + 1)
+
+
+def read_rule_file(path: Path) -> ParsedFile:
+    """Read and parse one file; problems come back as ``errors``, never as exceptions."""
+    parsed = ParsedFile()
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        parsed.errors.append(SourceError(1, 1, (), f"cannot read the file: {exc.strerror}"))
+        return parsed
+    if len(raw) > MAX_FILE_BYTES:
+        parsed.errors.append(
+            SourceError(
+                1, 1, (), "file is larger than 1 MiB; rule files are small, split or trim it"
+            )
+        )
+        return parsed
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        decoded_prefix = raw[: exc.start].decode("utf-8", "replace")
+        position = _position_of_offset(decoded_prefix, len(decoded_prefix))
+        parsed.errors.append(
+            SourceError(
+                position.line,
+                position.column,
+                (),
+                f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded; save the file as UTF-8",
+            )
+        )
+        return parsed
+    return parse_rule_text(text)
+
+
+def parse_rule_text(text: str) -> ParsedFile:
+    """Parse the text of one rule file (a single YAML document holding a mapping)."""
+    parsed = ParsedFile()
+    try:
+        root = yaml.compose(text, Loader=_CoreSchemaLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = _mark(exc.problem_mark or exc.context_mark)
+        parsed.errors.append(SourceError(mark.line, mark.column, (), _syntax_message(exc)))
+        return parsed
+    except yaml.reader.ReaderError as exc:
+        mark = _position_of_offset(text, exc.position)
+        parsed.errors.append(
+            SourceError(
+                mark.line,
+                mark.column,
+                (),
+                f"character {chr(exc.character)!r} (U+{exc.character:04X}) is not allowed "
+                "in YAML; remove it",
+            )
+        )
+        return parsed
+    except yaml.YAMLError as exc:
+        parsed.errors.append(SourceError(1, 1, (), f"not valid YAML: {exc}"))
+        return parsed
+    except RecursionError:
+        parsed.errors.append(
+            SourceError(1, 1, (), f"nesting is too deep (more than {MAX_DEPTH} levels)")
+        )
+        return parsed
+    if root is None:
+        parsed.errors.append(
+            SourceError(1, 1, (), "file is empty: a rule file holds at least 'version: 1'")
+        )
+        return parsed
+    if not isinstance(root, MappingNode):
+        mark = _mark(root.start_mark)
+        parsed.errors.append(
+            SourceError(
+                mark.line,
+                mark.column,
+                (),
+                f"a rule file must be a mapping of sections (version, account, risk, ...), "
+                f"not {_describe(root)}",
+            )
+        )
+        return parsed
+    builder = _Builder(parsed)
+    parsed.spans[()] = NodeSpan(_mark(root.start_mark), None, True)
+    try:
+        parsed.data = builder.build(root, (), 0)
+    except _TooLarge as exc:
+        parsed.data = None
+        parsed.errors.append(SourceError(exc.mark.line, exc.mark.column, (), str(exc)))
+    if parsed.errors:
+        parsed.data = None
+    return parsed
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
+    problem = exc.problem or "syntax error"
+    context = exc.context or ""
+    if "'\\t'" in problem:
+        return "tab character: YAML indentation must use spaces, not tabs"
+    if "expected a single document" in context:
+        return "more than one YAML document ('---'); put one document in each file"
+    if context and exc.context_mark is not None:
+        start = _mark(exc.context_mark)
+        context = f" ({context} at line {start.line}, column {start.column})"
+    elif context:
+        context = f" ({context})"
+    return f"YAML syntax error: {problem}{context}"
+
+
+def _describe(node: Node) -> str:
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if isinstance(node, ScalarNode):
+        return f"the scalar {node.value!r}"[:80]
+    return "a mapping"
+
+
+class _TooLarge(Exception):
+    def __init__(self, message: str, mark: Mark) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
+def _parse_int(text: str) -> int:
+    if text.startswith("0o"):
+        return int(text[2:], 8)
+    if text.startswith("0x"):
+        return int(text[2:], 16)
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    lowered = text.lower()
+    if lowered.endswith(".nan"):
+        return math.nan
+    if lowered.endswith(".inf"):
+        return -math.inf if lowered.startswith("-") else math.inf
+    return float(text)
+
+
+class _Builder:
+    """Turns a composed node graph into plain data, counting nodes so that aliases cannot
+    expand without bound (billion laughs) and recording the span of every path."""
+
+    def __init__(self, parsed: ParsedFile) -> None:
+        self._parsed = parsed
+        self._nodes = 0
+
+    def _error(self, mark: Mark, path: FieldPath, message: str) -> None:
+        self._parsed.errors.append(SourceError(mark.line, mark.column, path, message))
+
+    def build(self, node: Node, path: FieldPath, depth: int) -> object:
+        self._nodes += 1
+        mark = _mark(node.start_mark)
+        if self._nodes > MAX_NODES:
+            raise _TooLarge(
+                f"the document expands to more than {MAX_NODES} nodes (aliases that repeat "
+                "aliases?); rule files are small, write the values out",
+                mark,
+            )
+        if depth > MAX_DEPTH:
+            raise _TooLarge(
+                f"nesting is too deep (more than {MAX_DEPTH} levels; an alias inside itself?)",
+                mark,
+            )
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, SequenceNode):
+            if node.tag != _TAG_SEQ:
+                self._error(mark, path, f"unsupported YAML tag {node.tag!r}")
+            items: list[object] = []
+            for index, item in enumerate(node.value):
+                item_path = (*path, index)
+                self._record(item_path, item, None)
+                items.append(self.build(item, item_path, depth + 1))
+            return items
+        assert isinstance(node, ScalarNode)
+        return self._scalar(node, path, mark)
+
+    def _record(self, path: FieldPath, value: Node, key: Node | None) -> None:
+        self._parsed.spans.setdefault(
+            path,
+            NodeSpan(
+                value=_mark(value.start_mark),
+                key=None if key is None else _mark(key.start_mark),
+                is_collection=not isinstance(value, ScalarNode) or value.value == "",
+            ),
+        )
+
+    def _mapping(self, node: MappingNode, path: FieldPath, depth: int) -> dict[str, object]:
+        if node.tag != _TAG_MAP:
+            self._error(_mark(node.start_mark), path, f"unsupported YAML tag {node.tag!r}")
+        result: dict[str, object] = {}
+        first_seen: dict[str, Mark] = {}
+        for key_node, value_node in node.value:
+            key_mark = _mark(key_node.start_mark)
+            if not isinstance(key_node, ScalarNode):
+                self._error(key_mark, path, "mapping keys must be plain names, not lists or maps")
+                continue
+            # Keys are names (sections, fields, rule names, tickers): always text, so that a
+            # ticker such as ON, NO or Y can never turn into a boolean.
+            key = key_node.value
+            entry_path = (*path, key)
+            if key == "<<" and key_node.style is None:
+                self._error(
+                    key_mark,
+                    entry_path,
+                    "YAML merge keys (<<) are not supported; write the keys out",
+                )
+                continue
+            if key in first_seen:
+                first = first_seen[key]
+                self._error(
+                    key_mark,
+                    entry_path,
+                    f"duplicate key {key!r} (first at line {first.line}, column "
+                    f"{first.column}); each key may appear only once in a mapping",
+                )
+                continue
+            first_seen[key] = key_mark
+            self._record(entry_path, value_node, key_node)
+            result[key] = self.build(value_node, entry_path, depth + 1)
+        return result
+
+    def _scalar(self, node: ScalarNode, path: FieldPath, mark: Mark) -> object:
+        text = node.value
+        tag = node.tag
+        if tag == _TAG_STR:
+            return text
+        if tag == _TAG_NULL and _NULL_RE.match(text):
+            return None
+        if tag == _TAG_BOOL and _BOOL_RE.match(text):
+            return text.lower() == "true"
+        if tag == _TAG_INT and _INT_RE.match(text):
+            return _parse_int(text)
+        if tag == _TAG_FLOAT and (_FLOAT_RE.match(text) or _INT_RE.match(text)):
+            return _parse_float(text)
+        if tag in (_TAG_NULL, _TAG_BOOL, _TAG_INT, _TAG_FLOAT):
+            self._error(mark, path, f"{text!r} is not a valid {tag.rsplit(':', 1)[-1]}")
+        else:
+            self._error(mark, path, f"unsupported YAML tag {tag!r}")
+        return None

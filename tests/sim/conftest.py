@@ -1,0 +1,63 @@
+"""Fixtures: a simulated gateway on a background thread and a connected ib_insync client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ib_insync import IB
+
+from daemon.sim import SimState, SimThread, start_sim_thread
+
+from .helpers import small_state, wait_for
+
+
+@pytest.fixture
+def sim_state() -> SimState:
+    return small_state(account={"cash": 1_000_000})
+
+
+@pytest.fixture
+def wire_log_path(tmp_path: Path) -> Path:
+    return tmp_path / "wire.jsonl"
+
+
+@pytest.fixture
+def sim(sim_state: SimState, wire_log_path: Path) -> Iterator[SimThread]:
+    handle = start_sim_thread(sim_state, wire_log=wire_log_path)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+
+
+@pytest.fixture
+def connect(sim: SimThread) -> Iterator[Callable[..., IB]]:
+    clients: list[IB] = []
+
+    def make(client_id: int = 1, **kwargs: Any) -> IB:
+        ib = IB()
+        ib.connect(sim.host, sim.port, clientId=client_id, timeout=5, **kwargs)
+        clients.append(ib)
+        return ib
+
+    yield make
+    for ib in clients:
+        ib.disconnect()
+
+
+@pytest.fixture
+def ib(connect: Callable[..., IB]) -> IB:
+    return connect(1)
+
+
+@pytest.fixture
+def until(ib: IB) -> Callable[..., None]:
+    """``until(predicate)``: pump ib_insync's loop until the predicate holds."""
+
+    def wait(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        wait_for(predicate, lambda t: ib.waitOnUpdate(timeout=t), timeout)
+
+    return wait
