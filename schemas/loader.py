@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,37 +111,43 @@ def discover_rule_files(paths: Sequence[Path | str]) -> tuple[list[Path], list[R
     seen: set[Path] = set()
 
     def add(candidate: Path) -> None:
-        identity = candidate.resolve()
+        try:
+            identity = candidate.resolve()
+        except (OSError, RuntimeError):
+            identity = candidate.absolute()
         if identity not in seen:
             seen.add(identity)
             files.append(candidate)
 
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            found = sorted(
-                entry
-                for entry in path.iterdir()
-                if is_rule_file_name(entry.name) and entry.is_file()
-            )
-            if not found:
-                errors.append(
-                    RuleError(
-                        str(path), 1, 1, "", "no rule files (*.yaml, *.yml) in this directory"
-                    )
-                )
-            for entry in found:
-                add(entry)
-        elif path.is_file():
-            if path.name.endswith(RULE_FILE_SUFFIXES):
-                add(path)
-            else:
-                errors.append(
-                    RuleError(str(path), 1, 1, "", "not a rule file: the name must end in .yaml")
-                )
-        else:
-            errors.append(RuleError(str(path), 1, 1, "", "no such file or directory"))
+        try:
+            _discover(path, add, errors)
+        except OSError as exc:
+            errors.append(RuleError(str(path), 1, 1, "", f"cannot read: {exc.strerror or exc}"))
     return files, errors
+
+
+def _discover(path: Path, add: Callable[[Path], None], errors: list[RuleError]) -> None:
+    if path.is_dir():
+        found = sorted(
+            entry for entry in path.iterdir() if is_rule_file_name(entry.name) and entry.is_file()
+        )
+        if not found:
+            errors.append(
+                RuleError(str(path), 1, 1, "", "no rule files (*.yaml, *.yml) in this directory")
+            )
+        for entry in found:
+            add(entry)
+    elif path.is_file():
+        if path.name.endswith(RULE_FILE_SUFFIXES):
+            add(path)
+        else:
+            errors.append(
+                RuleError(str(path), 1, 1, "", "not a rule file: the name must end in .yaml")
+            )
+    else:
+        errors.append(RuleError(str(path), 1, 1, "", "no such file or directory"))
 
 
 @dataclass

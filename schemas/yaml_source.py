@@ -20,6 +20,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 100_000
 MAX_DEPTH = 64
+MAX_NUMBER_DIGITS = 30
 
 PathKey = str | int
 FieldPath = tuple[PathKey, ...]
@@ -334,6 +335,9 @@ class _Builder:
         if tag == _TAG_BOOL and _BOOL_RE.match(text):
             return text.lower() == "true"
         if tag == _TAG_INT and _INT_RE.match(text):
+            if len(text) > MAX_NUMBER_DIGITS:
+                self._error(mark, path, f"number with more than {MAX_NUMBER_DIGITS} digits")
+                return None
             return _parse_int(text)
         if tag == _TAG_FLOAT and (_FLOAT_RE.match(text) or _INT_RE.match(text)):
             return _parse_float(text)

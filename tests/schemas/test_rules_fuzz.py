@@ -1,0 +1,108 @@
+"""The loader turns any input into a rule set or a list of located errors, never an exception."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rules_fixture import BASE_FILES
+
+from schemas.loader import RuleError, load_rule_set
+
+YAML_TOKENS = [
+    *"abcxyzAPL019 :-_.,[]{}&*!|>'\"#%@`?~\t\n\u00e9\x00",
+    "\n  ",
+    ": ",
+    "- ",
+    "version: 1\n",
+    "account: ",
+    "risk:\n  ",
+    "brackets:\n  x:\n    ",
+    "&a ",
+    "*a",
+    "<<: ",
+    "---\n",
+    "!!int ",
+    "!!python/object ",
+    "? ",
+    "1e3",
+    "true",
+    "null",
+    "ON",
+    "0x1F",
+    ".inf",
+]
+YAMLISH = st.lists(st.sampled_from(YAML_TOKENS), max_size=80).map("".join)
+VALID_LINES = [line for text in BASE_FILES.values() for line in text.splitlines()]
+
+
+def _load(files: dict[str, str | bytes]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        for name, content in files.items():
+            if isinstance(content, bytes):
+                (root / name).write_bytes(content)
+            else:
+                (root / name).write_text(content, encoding="utf-8", errors="surrogatepass")
+        result = load_rule_set([root])
+    assert (result.rule_set is None) == bool(result.errors)
+    for error in result.errors:
+        assert isinstance(error, RuleError)
+        assert error.line >= 1 and error.column >= 1
+        assert str(error).startswith(f"{error.file}:{error.line}:{error.column}: ")
+
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FUZZ
+@given(text=YAMLISH)
+def test_random_yamlish_text(text: str) -> None:
+    _load({**BASE_FILES, "fuzz.yaml": text})
+
+
+@FUZZ
+@given(data=st.binary(max_size=200))
+def test_random_bytes(data: bytes) -> None:
+    _load({**BASE_FILES, "fuzz.yaml": data})
+
+
+@st.composite
+def mutated_rule_set(draw: st.DrawFn) -> dict[str, str | bytes]:
+    name = draw(st.sampled_from(sorted(BASE_FILES)))
+    lines = BASE_FILES[name].splitlines()
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        operation = draw(
+            st.sampled_from(["delete", "insert", "duplicate", "change", "swap", "indent"])
+        )
+        index = draw(st.integers(min_value=0, max_value=max(len(lines) - 1, 0)))
+        if not lines:
+            lines.append(draw(st.sampled_from(VALID_LINES)))
+        elif operation == "delete":
+            del lines[index]
+        elif operation == "insert":
+            lines.insert(index, draw(st.sampled_from(VALID_LINES)))
+        elif operation == "duplicate":
+            lines.insert(index, lines[index])
+        elif operation == "change":
+            line = lines[index]
+            position = draw(st.integers(min_value=0, max_value=len(line)))
+            character = draw(st.sampled_from(list(" :-{}[],.0159aZ#&*\t'\"")))
+            lines[index] = line[:position] + character + line[position + 1 :]
+        elif operation == "swap":
+            other = draw(st.integers(min_value=0, max_value=len(lines) - 1))
+            key, _, value = lines[index].partition(":")
+            other_key, _, other_value = lines[other].partition(":")
+            lines[index] = f"{key}:{other_value}"
+            lines[other] = f"{other_key}:{value}"
+        else:
+            lines[index] = "  " + lines[index]
+    return {**BASE_FILES, name: "\n".join(lines) + "\n"}
+
+
+@FUZZ
+@given(files=mutated_rule_set())
+def test_random_mutations_of_valid_files(files: dict[str, str | bytes]) -> None:
+    _load(files)
