@@ -7,8 +7,6 @@ from dataclasses import dataclass
 
 @dataclass
 class Faults:
-    # loop.time() until which new connections are refused (the listener is closed)
-    refuse_until: float = 0.0
     # delay before an order message (placeOrder, cancelOrder, reqGlobalCancel) is handled
     ack_delay_ms: float = 0.0
     # set between a simulated 1100 and 1102; informational only, orders still work

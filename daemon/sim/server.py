@@ -82,6 +82,8 @@ class SimGateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._reopen: asyncio.TimerHandle | None = None
+        # A threading.Event so that tests on other threads can wait for a restart.
+        self.listening = threading.Event()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -96,6 +98,7 @@ class SimGateway:
             self._accept, self.host, self.port, reuse_address=True
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        self.listening.set()
         log.info("sim gateway listening on %s:%s", self.host, self.port)
 
     async def stop(self) -> None:
@@ -176,7 +179,7 @@ class SimGateway:
     def refuse_connections(self, seconds: float) -> None:
         """Drop every connection and stop listening for ``seconds`` (a gateway restart)."""
         loop = asyncio.get_running_loop()
-        self.faults.refuse_until = loop.time() + seconds
+        self.listening.clear()
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -322,6 +325,10 @@ class SimThread:
 
     def snapshot(self) -> AccountSnapshot:
         return self.call(self.gateway.snapshot)
+
+    def wait_listening(self, timeout: float = 10.0) -> bool:
+        """Block until the gateway accepts connections (e.g. after refuse_connections)."""
+        return self.gateway.listening.wait(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self._thread.is_alive() and self._stop is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,25 @@ def ib(connect: Callable[..., IB]) -> IB:
 def until(ib: IB) -> Callable[..., None]:
     """``until(predicate)``: pump ib_insync's loop until the predicate holds."""
 
+    def pump(timeout: float) -> None:
+        # a disconnect is an update too: re-check the predicate
+        with contextlib.suppress(ConnectionError):
+            ib.waitOnUpdate(timeout=timeout)
+
     def wait(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        wait_for(predicate, lambda t: ib.waitOnUpdate(timeout=t), timeout)
+        wait_for(predicate, pump, timeout)
 
     return wait
+
+
+@pytest.fixture(autouse=True)
+def no_decoding_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail any test in which a client could not decode a message the gateway sent."""
+    caplog.set_level(logging.INFO)
+    yield
+    broken = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.endswith(("Decoder", "decoder")) or (r.exc_info and r.name.startswith("ib_"))
+    ]
+    assert broken == []

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
 
-from daemon.sim.protocol import ContractFields, OrderRequest
+from daemon.sim.protocol import (
+    API_PREFIX,
+    ContractFields,
+    Field,
+    FrameReader,
+    OrderRequest,
+    encode_message,
+    split_fields,
+)
 from daemon.sim.state import SimState
 
 
@@ -73,3 +83,47 @@ def wait_for(
         if remaining <= 0:
             raise AssertionError("condition not met within timeout")
         pump(min(remaining, 0.2))
+
+
+class RawClient:
+    """A bare TWS API socket client, for tests that must control every byte sent."""
+
+    def __init__(self, host: str, port: int, client_id: int | None, timeout: float = 5.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.frames = FrameReader()
+        self.inbox: list[list[str]] = []  # received, not yet returned by read_until
+        self.received: list[list[str]] = []  # everything received
+        version = b"v157..176"
+        self.sock.sendall(API_PREFIX + struct.pack(">I", len(version)) + version)
+        self.server_version = int(self.read_until(lambda msg: True)[0])
+        if client_id is not None:
+            self.send(71, 2, client_id, "")  # startApi
+            self.read_until(lambda msg: msg[0] == "9")  # nextValidId ends the start-up burst
+
+    def send(self, *fields: Field) -> None:
+        self.sock.sendall(encode_message(fields))
+
+    def send_many(self, messages: list[tuple[Field, ...]]) -> None:
+        self.sock.sendall(b"".join(encode_message(m) for m in messages))
+
+    def read_until(self, predicate: Callable[[list[str]], bool], timeout: float = 5.0) -> list[str]:
+        """Read messages into ``inbox`` until one satisfies ``predicate``; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, msg in enumerate(self.inbox):
+                if predicate(msg):
+                    del self.inbox[: i + 1]
+                    return msg
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("expected message not received")
+            self.sock.settimeout(remaining)
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("server closed the connection")
+            messages = [split_fields(p) for p in self.frames.feed(data)]
+            self.inbox += messages
+            self.received += messages
+
+    def close(self) -> None:
+        self.sock.close()
