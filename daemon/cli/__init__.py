@@ -12,7 +12,15 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("validate", "schema", "apply")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "validate",
+    "schema",
+    "apply",
+    "run",
+    "status",
+    "halt",
+    "resume",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

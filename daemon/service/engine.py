@@ -1,8 +1,9 @@
 """What the daemon needs from a broker session, and what it tells the session about a pass.
 
-``daemon.runtime`` does the reconcile pass itself; the daemon only decides when it runs, whether
-it may send, and keeps the session alive. Keeping this seam explicit lets the scheduling and
-connection logic be tested against a fake session without a gateway.
+The session owns the gateway connection and the journal (both live on one broker thread, see
+``daemon.service.broker``); the daemon only decides when a pass runs and whether it may send.
+Keeping this seam explicit lets the scheduling and connection logic be tested against a fake
+session without a gateway.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any, Protocol
 
 from schemas.models import RuleSet
 
+from .safety import SafetyState
+
 
 @dataclass(frozen=True)
 class PassContext:
@@ -20,16 +23,15 @@ class PassContext:
 
     ``may_send`` is asked before every order action: it turns False the moment the link drops,
     a halt arrives or shutdown begins, so a long pass stops sending mid-way instead of finishing
-    blind. ``check_breaker(nav, day_start_nav)`` is called once NAV is observed and returns
-    whether opening orders are blocked for this pass.
+    blind. ``abandon`` turns True on shutdown: stop waiting for acknowledgements (the journal
+    lets the next start adopt whatever was sent).
     """
 
     reasons: frozenset[str]
     halted: bool
-    breaker_tripped: bool
     allocations_due: bool
     may_send: Callable[[], bool]
-    check_breaker: Callable[[float, float], bool]
+    abandon: Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,16 @@ class PassSummary:
     planned: int = 0
     sent: int = 0
     blocked: int = 0
-    failed: int = 0
+    problems: tuple[str, ...] = ()
     stopped_early: bool = False
     notes: tuple[str, ...] = ()
     net_liquidation: float | None = None
+    breaker_tripped: str | None = None
 
 
 @dataclass
 class SessionEvents:
-    """Callbacks the session invokes on the event loop."""
+    """Callbacks the session invokes on the daemon's event loop."""
 
     disconnected: Callable[[], None] = lambda: None
     link_lost: Callable[[], None] = lambda: None
@@ -56,15 +59,33 @@ class SessionEvents:
 class BrokerSession(Protocol):
     events: SessionEvents
 
+    async def open(self) -> None:
+        """Open the journal; raise JournalError when it is locked or unreadable."""
+
+    async def close(self) -> None:
+        """Disconnect, flush and close the journal."""
+
+    async def load_safety(self) -> SafetyState: ...
+
+    async def save_safety(self, state: SafetyState) -> None:
+        """Persist halt and breaker state durably before the daemon acts on it."""
+
+    async def record_generation(self, generation: str) -> None: ...
+
+    def address(self, rule_set: RuleSet) -> str:
+        """host:port the session connects to for these rules."""
+
     async def connect(self, rule_set: RuleSet) -> None:
-        """Connect to the gateway named by the rules; raise OSError/ConnectionError/TimeoutError."""
+        """Connect to the gateway named by the rules; raise on failure."""
 
     async def disconnect(self) -> None: ...
 
     async def resync(self, rule_set: RuleSet) -> None:
         """Match the journal against the broker's open and completed orders and executions."""
 
-    async def reconcile(self, rule_set: RuleSet, context: PassContext) -> PassSummary: ...
+    async def reconcile(self, rule_set: RuleSet, context: PassContext) -> PassSummary:
+        """Observe, check the daily-loss breaker (persisting a trip before planning), plan,
+        gate, journal and send what ``context`` allows."""
 
     async def cancel_owned_orders(self, may_send: Callable[[], bool]) -> list[dict[str, Any]]:
         """Cancel every working order whose orderRef starts with tctl:, nothing else."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 EXCHANGE_TIME_ZONE = ZoneInfo("America/New_York")
@@ -39,18 +38,6 @@ class SafetyState:
 
     def resumed(self) -> SafetyState:
         return SafetyState()
-
-
-class DaemonStore(Protocol):
-    """The daemon's durable state; the journal implements it."""
-
-    def load_safety(self) -> SafetyState: ...
-
-    def save_safety(self, state: SafetyState) -> None: ...
-
-    def record_generation(self, generation: str, files: list[str]) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def daily_loss_exceeded(nav: float, day_start_nav: float, max_daily_loss_fraction: float) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections import deque
 from collections.abc import Callable
@@ -26,13 +27,7 @@ from schemas.models import Gateway, RuleSet
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
 from .engine import BrokerSession, PassContext, PassRecord
-from .safety import (
-    DaemonStore,
-    SafetyState,
-    breaker_reason,
-    daily_loss_exceeded,
-    trading_day,
-)
+from .safety import SafetyState, trading_day
 from .schedule import PassScheduler
 from .sdnotify import SystemdNotifier
 from .serializer import PassSerializer
@@ -89,20 +84,21 @@ class Daemon:
         self,
         settings: DaemonSettings,
         session: BrokerSession,
-        store: DaemonStore,
         load_rules: RulesLoader,
         notifier: SystemdNotifier | None = None,
         clock: Callable[[], datetime] = _now,
     ) -> None:
         self.settings = settings
         self.session = session
-        self.store = store
         self._load_rules = load_rules
         self.notifier = notifier if notifier is not None else SystemdNotifier()
         self._clock = clock
         self.rules = RulesState()
         self.safety = SafetyState()
         self.halt_file_present = False
+        # Set the moment a halt command arrives, before it is journaled, so that a pass in
+        # flight stops sending at its next order rather than after the journal write.
+        self._halt_requested = False
         self.connection = "disconnected"
         self.connection_error = ""
         self._link_ok = False
@@ -118,6 +114,8 @@ class Daemon:
         self._serializer = PassSerializer(self._pass)
         self._scheduler = PassScheduler(self._serializer.request)
         self._watcher = RulesWatcher(settings.rules_dir, self.reload, settings.debounce)
+        self._reload_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
         self._lock = StateDirLock(settings.state_dir)
         self._control = ControlServer(
             socket_path(settings.state_dir),
@@ -147,9 +145,16 @@ class Daemon:
             log.error("cannot start: %s", exc)
             return 1
         try:
-            if not self._initial_load():
+            await self.session.open()
+        except (OSError, RuntimeError) as exc:
+            log.error("cannot start: %s", exc)
+            self._lock.release()
+            return 1
+        try:
+            if not await self._initial_load():
+                await self.session.close()
                 return 1
-            self.safety = self.store.load_safety()
+            self.safety = await self.session.load_safety()
             if self.safety.halted:
                 log.warning(
                     "halted since %s (%s): no new orders until `tradectl resume`",
@@ -169,7 +174,7 @@ class Daemon:
             self._stopping = True
             self._stop_requested.set()
 
-    def _initial_load(self) -> bool:
+    async def _initial_load(self) -> bool:
         outcome = self._load_rules(self.settings.rules_dir)
         self.halt_file_present = (self.settings.rules_dir / HALT_FILE_NAME).exists()
         if outcome.rule_set is None:
@@ -182,7 +187,7 @@ class Daemon:
                 self.settings.rules_dir,
             )
             return False
-        self._swap_rules(outcome)
+        await self._swap_rules(outcome)
         return True
 
     async def _start_components(self) -> None:
@@ -230,12 +235,13 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._fail_cancel_waiters("the daemon is stopping")
+        for task in list(self._background):
+            task.cancel()
         try:
-            await asyncio.wait_for(self.session.disconnect(), DISCONNECT_TIMEOUT_SECONDS)
+            await asyncio.wait_for(self.session.close(), DISCONNECT_TIMEOUT_SECONDS)
         except (TimeoutError, OSError, ConnectionError) as exc:
             log.warning("disconnect did not complete: %s", exc)
         await self._control.close()
-        self.store.close()
         log.info("daemon stopped")
         self.notifier.close()
         return 0
@@ -254,9 +260,20 @@ class Daemon:
         self.notifier.ready(self.status_line())
 
     def reload(self) -> None:
-        """Load and validate the whole directory; swap only to a valid rule set."""
+        """Schedule a reload (from the watcher, SIGHUP); reloads run one at a time."""
         if self._stopping:
             return
+        task = asyncio.get_running_loop().create_task(self._reload(), name="reload")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload(self) -> None:
+        async with self._reload_lock:
+            if not self._stopping:
+                await self._reload_now()
+
+    async def _reload_now(self) -> None:
+        """Load and validate the whole directory; swap only to a valid rule set."""
         self._check_halt_file()
         outcome = self._load_rules(self.settings.rules_dir)
         if outcome.rule_set is None:
@@ -279,15 +296,15 @@ class Daemon:
             self.rules.files = outcome.files
             self.notifier.status(self.status_line())
             return
-        self._swap_rules(outcome)
+        await self._swap_rules(outcome)
         self._serializer.request("rules")
 
-    def _swap_rules(self, outcome: LoadOutcome) -> None:
+    async def _swap_rules(self, outcome: LoadOutcome) -> None:
         rule_set = outcome.rule_set
         assert rule_set is not None
         generation = rule_set.generation()
         # Journal first: a generation is on record before any order carries it.
-        self.store.record_generation(generation, list(outcome.files))
+        await self.session.record_generation(generation)
         previous = self.rules.generation
         self.rules = RulesState(
             current=rule_set,
@@ -340,9 +357,8 @@ class Daemon:
                 self.connection_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 delay = backoff.next_delay()
                 log.warning(
-                    "cannot connect to the gateway at %s:%d (%s); retrying in %.1fs",
-                    gateway.host,
-                    gateway.port,
+                    "cannot connect to the gateway at %s (%s); retrying in %.1fs",
+                    self.session.address(rule_set),
                     self.connection_error,
                     delay,
                     extra={"attempt": backoff.attempt},
@@ -360,9 +376,8 @@ class Daemon:
             self._link_ok = True
             self._needs_resync = True
             log.info(
-                "connected to the gateway at %s:%d",
-                gateway.host,
-                gateway.port,
+                "connected to the gateway at %s",
+                self.session.address(rule_set),
                 extra={"client_id": gateway.client_id},
             )
             self._serializer.request("connect")
@@ -407,7 +422,7 @@ class Daemon:
 
     @property
     def halted(self) -> bool:
-        return self.safety.halted or self.halt_file_present
+        return self.safety.halted or self.halt_file_present or self._halt_requested
 
     def connection_state(self) -> str:
         if self.connection == "connected" and not self._link_ok:
@@ -459,13 +474,20 @@ class Daemon:
         context = PassContext(
             reasons=reasons,
             halted=self.halted,
-            breaker_tripped=self.safety.breaker_active(trading_day(self._clock())),
             allocations_due=allocations_due,
             may_send=self._may_send,
-            check_breaker=self._check_breaker,
+            abandon=lambda: self._stopping,
         )
         summary = await self.session.reconcile(rule_set, context)
         record.summary = asdict(summary)
+        if summary.breaker_tripped is not None:
+            self.safety = self.safety.trip(trading_day(self._clock()), summary.breaker_tripped)
+            log.error(
+                "circuit breaker tripped: %s; opening orders stop until the next trading day or "
+                "`tradectl resume`",
+                summary.breaker_tripped,
+                extra={"net_liquidation": summary.net_liquidation},
+            )
         if summary.stopped_early:
             return "stopped early"
         self._scheduler.window.pass_completed(allocations_due)
@@ -492,28 +514,9 @@ class Daemon:
             if not waiter.done():
                 waiter.set_exception(ControlError(reason))
 
-    def _check_breaker(self, nav: float, day_start_nav: float) -> bool:
-        today = trading_day(self._clock())
-        if self.safety.breaker_active(today):
-            return True
-        rule_set = self.rules.current
-        assert rule_set is not None
-        limit = rule_set.risk.max_daily_loss_fraction
-        if not daily_loss_exceeded(nav, day_start_nav, limit):
-            return False
-        reason = breaker_reason(nav, day_start_nav, limit)
-        self._save_safety(self.safety.trip(today, reason))
-        log.error(
-            "circuit breaker tripped: %s; opening orders stop until the next trading day or "
-            "`tradectl resume`",
-            reason,
-            extra={"nav": nav, "day_start_nav": day_start_nav},
-        )
-        return True
-
-    def _save_safety(self, state: SafetyState) -> None:
+    async def _save_safety(self, state: SafetyState) -> None:
         # Persisted before it takes effect, so a crash right after cannot forget it.
-        self.store.save_safety(state)
+        await self.session.save_safety(state)
         self.safety = state
 
     # --- control commands --------------------------------------------------------------------
@@ -526,7 +529,8 @@ class Daemon:
             raise ControlError("the daemon is stopping")
         reason = str(request.get("reason") or "tradectl halt")
         if not self.safety.halted:
-            self._save_safety(self.safety.halt(reason, self._clock()))
+            self._halt_requested = True
+            await self._save_safety(self.safety.halt(reason, self._clock()))
             log.warning("halted (%s): no new orders until `tradectl resume`", reason)
         result: dict[str, Any] = {"halted": True, "cancelled": [], "cancel_pending": False}
         if request.get("cancel"):
@@ -558,7 +562,8 @@ class Daemon:
         if self._stopping:
             raise ControlError("the daemon is stopping")
         was = {"halted": self.safety.halted, "breaker": self.safety.breaker_day is not None}
-        self._save_safety(self.safety.resumed())
+        await self._save_safety(self.safety.resumed())
+        self._halt_requested = False
         self._fail_cancel_waiters("resumed before the owned orders could be cancelled")
         log.info("resumed: halt and circuit breaker cleared", extra=was)
         result: dict[str, Any] = {"resumed": True, "cleared": was}
@@ -571,7 +576,7 @@ class Daemon:
         return result
 
     async def _cmd_reload(self, request: Any) -> dict[str, Any]:
-        self.reload()
+        await self._reload()
         return self._rules_status()
 
     # --- status ------------------------------------------------------------------------------
@@ -589,13 +594,13 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         today = trading_day(self._clock())
         rule_set = self.rules.current
-        gateway = rule_set.gateway if rule_set is not None else None
         return {
+            "pid": os.getpid(),
             "started_at": self._started_at,
             "rules": self._rules_status(),
             "connection": {
                 "state": self.connection_state(),
-                "gateway": f"{gateway.host}:{gateway.port}" if gateway else None,
+                "gateway": self.session.address(rule_set) if rule_set else None,
                 "error": self.connection_error,
                 "resynced": not self._needs_resync,
             },

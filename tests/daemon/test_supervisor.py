@@ -10,24 +10,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from daemon_fakes import (
+
+from daemon.service.control import ControlError, send_command
+from daemon.service.safety import SafetyState, trading_day
+from daemon.service.supervisor import Daemon, DaemonSettings
+from tests.daemon.fakes import (
     FakeSession,
-    MemoryStore,
     RecordingNotifier,
     eventually,
     load_single_file,
     rules_text,
 )
 
-from daemon.service.control import ControlError, send_command
-from daemon.service.safety import SafetyState, trading_day
-from daemon.service.supervisor import Daemon, DaemonSettings
-
 
 @contextlib.asynccontextmanager
-async def running(
-    tmp_path: Path, session: FakeSession, store: MemoryStore | None = None
-) -> AsyncIterator[Daemon]:
+async def running(tmp_path: Path, session: FakeSession) -> AsyncIterator[Daemon]:
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir(exist_ok=True)
     if not (rules_dir / "rules.yaml").exists():
@@ -40,9 +37,7 @@ async def running(
         reconnect_max=0.05,
         stop_grace=2.0,
     )
-    daemon = Daemon(
-        settings, session, store or MemoryStore(), load_single_file, RecordingNotifier()
-    )
+    daemon = Daemon(settings, session, load_single_file, RecordingNotifier())
     task = asyncio.create_task(daemon.run())
     started = asyncio.create_task(daemon.started.wait())
     await asyncio.wait({task, started}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
@@ -74,7 +69,7 @@ def test_start_resyncs_before_the_first_pass_then_reports_ready(tmp_path: Path) 
         session.refuse_connects = 3
         async with running(tmp_path, session) as daemon:
             await eventually(lambda: any(m.startswith("READY=1") for m in notifications(daemon)))
-            assert session.calls[:5] == ["connect", "disconnect"] * 2 + ["connect"]
+            assert session.calls[:6] == ["open"] + ["connect", "disconnect"] * 2 + ["connect"]
             assert session.calls[session.calls.index("resync") + 1] == "reconcile"
             status = await command(daemon, "status")
             assert status["connection"] == {  # type: ignore[comparison-overlap]
@@ -93,8 +88,7 @@ def test_an_invalid_edit_keeps_the_last_good_rules_and_the_next_valid_edit_appli
 ) -> None:
     async def scenario() -> None:
         session = FakeSession()
-        store = MemoryStore()
-        async with running(tmp_path, session, store) as daemon:
+        async with running(tmp_path, session) as daemon:
             await eventually(lambda: "reconcile" in session.calls)
             good = daemon.rules.generation
             rule_file = daemon.settings.rules_dir / "rules.yaml"
@@ -110,7 +104,7 @@ def test_an_invalid_edit_keeps_the_last_good_rules_and_the_next_valid_edit_appli
             await eventually(lambda: len(session.contexts) > passes_before)
             assert not daemon.rules.degraded
             assert "rules" in session.contexts[-1].reasons
-            assert store.generations == [good, daemon.rules.generation]
+            assert session.generations == [good, daemon.rules.generation]
 
     run(scenario())
 
@@ -154,40 +148,36 @@ def test_between_1100_and_1102_nothing_is_sent(tmp_path: Path) -> None:
 
 def test_breaker_trips_on_daily_loss_and_survives_a_restart(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = MemoryStore()
         session = FakeSession()
-        async with running(tmp_path, session, store) as daemon:
+        async with running(tmp_path, session) as daemon:
             await eventually(lambda: "reconcile" in session.calls)
-            assert session.breaker_seen == [False]
+            assert not daemon.safety.breaker_active(trading_day(datetime.now(UTC)))
             session.nav = 94_000.0
-            await command(daemon, "reload")
             session.events.order_event("fill")
-            await eventually(lambda: len(session.breaker_seen) >= 2)
-            assert session.breaker_seen[-1] is True
-            assert store.safety.breaker_day == trading_day(datetime.now(UTC))
-            assert "6.00% below" in store.safety.breaker_reason
-        session = FakeSession()
-        async with running(tmp_path, session, store) as daemon:
+            await eventually(lambda: daemon.safety.breaker_day is not None)
+            assert "6.00% below" in daemon.safety.breaker_reason
+            status = await command(daemon, "status")
+            assert status["breaker"]["tripped"] is True  # type: ignore[index]
+        session = FakeSession(safety=session.safety)
+        async with running(tmp_path, session) as daemon:
             await eventually(lambda: "reconcile" in session.calls)
-            assert session.contexts[-1].breaker_tripped
             status = await command(daemon, "status")
             assert status["breaker"]["tripped"] is True  # type: ignore[index]
             await command(daemon, "resume")
-            assert store.safety == SafetyState()
-            await eventually(lambda: not session.contexts[-1].breaker_tripped)
+            assert session.safety == SafetyState()
+            assert not daemon.safety.breaker_active(trading_day(datetime.now(UTC)))
 
     run(scenario())
 
 
 def test_halt_cancel_cancels_owned_orders_and_blocks_sending_until_resume(tmp_path: Path) -> None:
     async def scenario() -> None:
-        store = MemoryStore()
         session = FakeSession()
-        async with running(tmp_path, session, store) as daemon:
+        async with running(tmp_path, session) as daemon:
             await eventually(lambda: "reconcile" in session.calls)
             reply = await command(daemon, "halt", cancel=True)
             assert reply["cancelled"] == [{"order_id": 7, "order_ref": "tctl:x:1:a"}]
-            assert store.safety.halted
+            assert session.safety.halted
             await eventually(lambda: session.contexts[-1].halted)
             assert not session.contexts[-1].may_send()
             await command(daemon, "resume")
@@ -226,7 +216,7 @@ def test_stop_during_a_long_pass_stops_sending_and_exits_cleanly(tmp_path: Path)
             session.order_pause.set()
         # The order already being sent when the stop arrived completes; nothing after it goes.
         assert session.sent == 1
-        assert session.calls[-1] == "disconnect"
+        assert session.calls[-1] == "close"
 
     run(scenario())
 
@@ -234,9 +224,7 @@ def test_stop_during_a_long_pass_stops_sending_and_exits_cleanly(tmp_path: Path)
 def test_a_second_daemon_on_the_same_state_dir_refuses_to_start(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with running(tmp_path, FakeSession()) as daemon:
-            second = Daemon(
-                daemon.settings, FakeSession(), MemoryStore(), load_single_file, RecordingNotifier()
-            )
+            second = Daemon(daemon.settings, FakeSession(), load_single_file, RecordingNotifier())
             assert await second.run() == 1
 
     run(scenario())
@@ -252,12 +240,11 @@ def test_invalid_rules_at_start_refuse_to_start(
     daemon = Daemon(
         DaemonSettings(rules_dir, tmp_path / "state"),
         session,
-        MemoryStore(),
         load_single_file,
         RecordingNotifier(),
     )
     assert asyncio.run(daemon.run()) == 1
-    assert session.calls == []
+    assert session.calls == ["open", "close"]
     assert "is invalid: not starting" in caplog.text
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from daemon.service.engine import PassContext, PassSummary, SessionEvents
-from daemon.service.safety import SafetyState
+from daemon.service.safety import SafetyState, breaker_reason, daily_loss_exceeded, trading_day
 from daemon.service.sdnotify import SystemdNotifier
 from daemon.service.supervisor import LoadOutcome
 from schemas.models import RuleSet
@@ -47,31 +47,14 @@ def load_single_file(directory: Path) -> LoadOutcome:
         return LoadOutcome(None, tuple(f"{path}:1:1: {error['msg']}" for error in exc.errors()))
 
 
-@dataclass
-class MemoryStore:
-    safety: SafetyState = field(default_factory=SafetyState)
-    generations: list[str] = field(default_factory=list)
-    closed: bool = False
-
-    def load_safety(self) -> SafetyState:
-        return self.safety
-
-    def save_safety(self, state: SafetyState) -> None:
-        self.safety = state
-
-    def record_generation(self, generation: str, files: list[str]) -> None:
-        self.generations.append(generation)
-
-    def close(self) -> None:
-        self.closed = True
-
-
 class FakeSession:
     """Records every call; each reconcile 'sends' ``orders_per_pass`` orders, asking may_send
     before each one like the real runtime does."""
 
-    def __init__(self) -> None:
+    def __init__(self, safety: SafetyState | None = None) -> None:
         self.events = SessionEvents()
+        self.safety = safety or SafetyState()
+        self.generations: list[str] = []
         self.calls: list[str] = []
         self.contexts: list[PassContext] = []
         self.refuse_connects = 0
@@ -81,7 +64,25 @@ class FakeSession:
         self.order_pause: asyncio.Event | None = None
         self.sent = 0
         self.owned_orders: list[dict[str, Any]] = [{"order_id": 7, "order_ref": "tctl:x:1:a"}]
-        self.breaker_seen: list[bool] = []
+        self.max_daily_loss = 0.05
+
+    async def open(self) -> None:
+        self.calls.append("open")
+
+    async def close(self) -> None:
+        self.calls.append("close")
+
+    async def load_safety(self) -> SafetyState:
+        return self.safety
+
+    async def save_safety(self, state: SafetyState) -> None:
+        self.safety = state
+
+    async def record_generation(self, generation: str) -> None:
+        self.generations.append(generation)
+
+    def address(self, rule_set: RuleSet) -> str:
+        return f"{rule_set.gateway.host}:{rule_set.gateway.port}"
 
     async def connect(self, rule_set: RuleSet) -> None:
         self.calls.append("connect")
@@ -98,17 +99,28 @@ class FakeSession:
     async def reconcile(self, rule_set: RuleSet, context: PassContext) -> PassSummary:
         self.calls.append("reconcile")
         self.contexts.append(context)
-        self.breaker_seen.append(context.check_breaker(self.nav, self.day_start_nav))
+        tripped = None
+        today = trading_day(datetime.now(UTC))
+        if not self.safety.breaker_active(today) and daily_loss_exceeded(
+            self.nav, self.day_start_nav, self.max_daily_loss
+        ):
+            tripped = breaker_reason(self.nav, self.day_start_nav, self.max_daily_loss)
+            self.safety = self.safety.trip(today, tripped)
         sent = 0
         for _ in range(self.orders_per_pass):
             if not context.may_send():
-                return PassSummary(planned=self.orders_per_pass, sent=sent, stopped_early=True)
+                return PassSummary(
+                    planned=self.orders_per_pass,
+                    sent=sent,
+                    stopped_early=True,
+                    breaker_tripped=tripped,
+                )
             if self.order_pause is not None:
                 await self.order_pause.wait()
             await asyncio.sleep(0)
             sent += 1
             self.sent += 1
-        return PassSummary(planned=self.orders_per_pass, sent=sent)
+        return PassSummary(planned=self.orders_per_pass, sent=sent, breaker_tripped=tripped)
 
     async def cancel_owned_orders(self, may_send: Callable[[], bool]) -> list[dict[str, Any]]:
         self.calls.append("cancel")
