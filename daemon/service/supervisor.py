@@ -161,7 +161,12 @@ class Daemon:
                     self.safety.halted_at,
                     self.safety.halt_reason,
                 )
-            await self._start_components()
+            try:
+                await self._start_components()
+            except ControlError as exc:
+                log.error("cannot start: %s", exc)
+                await self._abort_start()
+                return 1
             self.started.set()
             await self._stop_requested.wait()
             return await self._shutdown()
@@ -196,7 +201,13 @@ class Daemon:
             loop.add_signal_handler(signum, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         self._started_at = self._clock().isoformat()
-        await self._control.start()
+        try:
+            await self._control.start()
+        except OSError as exc:
+            raise ControlError(
+                f"cannot create the control socket {self._control.path}: {exc}; use a shorter "
+                "--state-dir (unix socket paths are limited to about 100 characters)"
+            ) from exc
         self._watcher.start()
         if self.rules.current is not None:
             self._scheduler.apply(self.rules.current.schedule)
@@ -217,6 +228,12 @@ class Daemon:
                 "generation": self.rules.generation,
             },
         )
+
+    async def _abort_start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        await self.session.close()
 
     async def _shutdown(self) -> int:
         loop = asyncio.get_running_loop()
@@ -480,6 +497,15 @@ class Daemon:
         )
         summary = await self.session.reconcile(rule_set, context)
         record.summary = asdict(summary)
+        log.log(
+            logging.INFO if summary.planned or summary.sent else logging.DEBUG,
+            "pass complete: planned %d, sent %d, blocked %d%s",
+            summary.planned,
+            summary.sent,
+            summary.blocked,
+            ", stopped early" if summary.stopped_early else "",
+            extra={"reasons": sorted(reasons), "generation": self.rules.generation},
+        )
         if summary.breaker_tripped is not None:
             self.safety = self.safety.trip(trading_day(self._clock()), summary.breaker_tripped)
             log.error(
