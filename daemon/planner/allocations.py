@@ -161,9 +161,19 @@ def _plan_rule(
             continue
         redecided.update(owned.order.order_id for owned in orders)
         wants = _decide_symbol(
-            name, allocation, generation, capital, symbol, price, facts.min_tick,
-            facts.lot_size, orders, rules.risk.max_order_value, book, draft,
-        )  # fmt: skip
+            name,
+            allocation,
+            generation,
+            capital,
+            symbol,
+            price,
+            facts.min_tick,
+            facts.lot_size,
+            orders,
+            rules.risk.max_order_value,
+            book,
+            draft,
+        )
         for want in wants:
             (outcome.buys if want.action == "BUY" else outcome.sells).append(want)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -17,13 +17,14 @@ from typing import Literal
 
 from daemon.planner.types import (
     ContractFacts,
+    Execution,
     Intent,
     Observed,
     OrderSpec,
     Purpose,
     WorkingOrder,
 )
-from schemas.models import RuleKind, Side
+from schemas.models import RuleKind, Side, parse_order_ref
 
 QUOTE_MAX_AGE = timedelta(minutes=15)
 
@@ -118,6 +119,12 @@ def working_price(order: WorkingOrder, fallback: float | None) -> float | None:
 
 
 @dataclass(frozen=True)
+class Fills:
+    quantity: float
+    average_price: float | None
+
+
+@dataclass(frozen=True)
 class OwnedOrder:
     """A working order with a tradectl orderRef, its ref parsed."""
 
@@ -155,12 +162,57 @@ class Book:
             self._by_rule.setdefault((owned.kind, rule), []).append(owned)
         for orders in self._by_rule.values():
             orders.sort(key=lambda owned: owned.order.order_id)
+        self._executions: dict[str, list[tuple[str, str, Execution]]] = {}
+        for execution in observed.executions:
+            parsed = parse_order_ref(execution.order_ref)
+            if parsed is not None:
+                rule, generation, leg = parsed
+                self._executions.setdefault(rule, []).append((generation, leg, execution))
 
     def owned_by(self, kind: RuleKind | None, rule: str) -> list[OwnedOrder]:
         return self._by_rule.get((kind, rule), [])
 
     def owned_rules(self, kind: RuleKind | None) -> list[str]:
         return sorted(rule for (found, rule) in self._by_rule if found == kind)
+
+    def fills(
+        self,
+        rule: str,
+        legs: Callable[[str], bool],
+        journal: Mapping[tuple[str, str], float],
+        journal_prices: Mapping[tuple[str, str], float] | None = None,
+    ) -> Fills:
+        """Filled quantity of the rule's legs matching ``legs`` over all its generations.
+
+        Per generation the journal's cumulative quantity and today's executions are two views
+        of the same fills, so the larger one counts (never their sum). The average price comes
+        from the journal when it has one, else from today's executions; None when unknown.
+        """
+        executed: dict[str, list[Execution]] = {}
+        for generation, leg, execution in self._executions.get(rule, []):
+            if legs(leg):
+                executed.setdefault(generation, []).append(execution)
+        generations = {gen for (name, gen) in journal if name == rule} | set(executed)
+        quantity = 0.0
+        notional = 0.0
+        priced = True
+        for generation in sorted(generations):
+            from_journal = journal.get((rule, generation), 0.0)
+            today = executed.get(generation, [])
+            from_executions = sum(execution.shares for execution in today)
+            filled = max(from_journal, from_executions)
+            if filled <= 0:
+                continue
+            quantity += filled
+            price = None if journal_prices is None else journal_prices.get((rule, generation))
+            if price is None and from_executions >= filled:
+                price = sum(e.shares * e.price for e in today) / from_executions
+            if price is None:
+                priced = False
+            else:
+                notional += filled * price
+        average = notional / quantity if priced and quantity > 0 else None
+        return Fills(quantity, average)
 
     def fresh_price(self, symbol: str) -> tuple[float | None, str]:
         """The last price of ``symbol`` and ``""``, or None and why it cannot be used."""
@@ -247,7 +299,3 @@ def ordered(groups: Sequence[Group]) -> list[Intent]:
     for group in sorted(groups, key=lambda group: group.phase):
         result.extend(group.intents)
     return result
-
-
-def total_filled(values: Iterable[float]) -> float:
-    return float(sum(values))

@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from daemon.planner.allocations import plan_allocations
-from daemon.planner.common import Book, Draft, ordered
+from daemon.planner.brackets import plan_brackets
+from daemon.planner.common import Book, Draft, Group, ordered
 from daemon.planner.gate import gate
+from daemon.planner.scales import plan_scales
 from daemon.planner.types import Observed, Plan
 from schemas.models import RuleSet
 
@@ -26,17 +28,12 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
                 f"of unknown form {owned.order.order_ref!r}; not touched"
             )
 
-    standing = Draft()
-    other_buys = sum(
-        intent.value
-        for group in standing.groups
-        for intent in group.intents
-        if intent.action == "place" and intent.order is not None and intent.order.action == "BUY"
-    )
+    standing = plan_brackets(rules, book)
+    standing.extend(plan_scales(rules, book))
     draft.extend(standing)
-    draft.extend(plan_allocations(rules, book, other_buys))
+    draft.extend(plan_allocations(rules, book, _added_buy_value(standing, observed)))
 
-    groups = []
+    groups: list[Group] = []
     for group in draft.groups:
         waiting = [intent.key for intent in group.intents if intent.key in observed.in_flight]
         if waiting:
@@ -54,3 +51,24 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         )
     drafted = Plan(intents=tuple(ordered(groups)), notes=tuple(draft.notes), manual_orders=manual)
     return gate(drafted, rules, observed)
+
+
+def _added_buy_value(draft: Draft, observed: Observed) -> float:
+    """Cash that the buys planned by brackets and scales add to what working orders already
+    commit: a new buy's value, or what a modify adds to the order it changes."""
+    working = {order.order_id: order for order in observed.working_orders}
+    added = 0.0
+    for group in draft.groups:
+        for intent in group.intents:
+            order = intent.order
+            if order is None or order.action != "BUY" or intent.purpose == "protective":
+                continue
+            price = intent.estimated_price or 0.0
+            if intent.action == "place":
+                added += order.quantity * price
+            elif intent.order_id in working:
+                before = working[intent.order_id]
+                old_price = before.limit_price or before.aux_price or price
+                new_value = (order.quantity - before.filled) * price
+                added += max(0.0, new_value - before.remaining * old_price)
+    return added

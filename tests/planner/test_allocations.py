@@ -66,6 +66,7 @@ def test_sells_come_first_and_buys_share_cash_proportionally_without_sale_procee
 
 def test_cash_buffer_and_working_buys_of_other_rules_reduce_the_cash_for_buys() -> None:
     # Cash 40,000 - buffer 10,000 - a working bracket entry of 100 x 100 = 20,000 available.
+    # The entry's rule is gone, so it is cancelled, but its cash counts until IB confirms.
     rules = rule_set(
         allocations={
             "core": {**CORE, "targets": {"AAPL": 0.30}, "cash_buffer": {"amount": 10_000}}
@@ -75,7 +76,10 @@ def test_cash_buffer_and_working_buys_of_other_rules_reduce_the_cash_for_buys() 
     entry = working(7, "SPY", "BUY", 100, ref="tctl:spy-dip:abc:entry", limit=100.0)
     result = plan(rules, observed(prices=PRICES, cash=40_000, orders=[entry]), NOW)
     # 20,000 / 28,528.50 -> 0.701 x 150 = 105.1 -> 105 shares.
-    assert summary(result.intents) == [("place", "AAPL", "BUY", 105, 190.19, None)]
+    assert summary(result.intents) == [
+        ("cancel", "SPY", None, None, None, None),
+        ("place", "AAPL", "BUY", 105, 190.19, None),
+    ]
 
 
 def test_orders_are_sliced_to_max_order_value_and_say_so() -> None:

@@ -83,8 +83,9 @@ def test_max_position_fraction_counts_position_and_working_orders_on_that_side()
     assert gated(
         intent("AAPL", "BUY", 100, 100.0), prices={"AAPL": 100.0}, positions={"AAPL": 300}
     ) == ["risk.max_position_fraction: AAPL position after fill 40,000 > 35,000 (35.00% of NAV)"]
-    assert gated(intent("AAPL", "BUY", 50, 100.0), prices={"AAPL": 100.0},
-                 positions={"AAPL": 300}) == [None]  # fmt: skip
+    assert gated(
+        intent("AAPL", "BUY", 50, 100.0), prices={"AAPL": 100.0}, positions={"AAPL": 300}
+    ) == [None]
     # Two buys of 200 each: the second would take the position to 40,000.
     first = intent("AAPL", "BUY", 200, 100.0)
     second = replace(intent("AAPL", "BUY", 200, 100.0, leg="AAPL.def456"))
@@ -128,20 +129,42 @@ def test_allowed_symbols_blocks_opening_only() -> None:
         intent("TSLA", "SELL", 1, 100.0, purpose="closing"),
     )
     assert gated(
-        *plan_intents, risk={"allowed_symbols": ["AAPL"]}, prices={"TSLA": 100.0},
+        *plan_intents,
+        risk={"allowed_symbols": ["AAPL"]},
+        prices={"TSLA": 100.0},
         positions={"TSLA": 5},
-    ) == ["risk.allowed_symbols: TSLA is not in the allow-list", None]  # fmt: skip
+    ) == ["risk.allowed_symbols: TSLA is not in the allow-list", None]
 
 
 def bracket(quantity: int, stop: float) -> tuple[Intent, ...]:
     entry_ref = "tctl:dip:gen0000000:entry"
     return (
         intent("AAPL", "BUY", quantity, 150.0, kind="brackets", rule="dip", leg="entry"),
-        intent("AAPL", "SELL", quantity, stop, kind="brackets", rule="dip", leg="stop",
-               purpose="protective", order_type="STP", aux=stop, parent=entry_ref),
-        intent("AAPL", "SELL", quantity, 165.0, kind="brackets", rule="dip", leg="target",
-               purpose="protective", parent=entry_ref),
-    )  # fmt: skip
+        intent(
+            "AAPL",
+            "SELL",
+            quantity,
+            stop,
+            kind="brackets",
+            rule="dip",
+            leg="stop",
+            purpose="protective",
+            order_type="STP",
+            aux=stop,
+            parent=entry_ref,
+        ),
+        intent(
+            "AAPL",
+            "SELL",
+            quantity,
+            165.0,
+            kind="brackets",
+            rule="dip",
+            leg="target",
+            purpose="protective",
+            parent=entry_ref,
+        ),
+    )
 
 
 def test_risk_per_trade_blocks_the_whole_bracket() -> None:
@@ -162,8 +185,9 @@ def test_orders_per_minute_blocks_the_excess_opening_first() -> None:
         intent("MSFT", "SELL", 1, 90.0, purpose="protective", order_type="STP", aux=90.0),
     )
     account = {"prices": {"AAPL": 100.0, "MSFT": 100.0}, "positions": {"MSFT": 5}}
-    result = gated(*plan_intents, risk={"max_orders_per_minute": 3}, orders_sent_last_minute=1,
-                   **account)  # fmt: skip
+    result = gated(
+        *plan_intents, risk={"max_orders_per_minute": 3}, orders_sent_last_minute=1, **account
+    )
     assert result == [
         "risk.max_orders_per_minute: 1 sent in the last minute + 3 planned > 3",
         None,
