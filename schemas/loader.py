@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 
 from schemas.checks import Problem, check_rule_set
 from schemas.models import (
+    GCS_URL,
     QUANTITY_FORM_TAGS,
     RULE_KINDS,
     SINGLETON_SECTIONS,
@@ -41,6 +42,7 @@ _PATTERN_MEANINGS = {
         "rule names are 1-40 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
     ),
     r"^[A-Z]{1,3}[0-9]{4,10}$": "must be an IB account id such as DU1234567 (paper) or U1234567",
+    GCS_URL: "must be a Cloud Storage location such as gs://bucket/prefix",
 }
 
 
@@ -130,15 +132,25 @@ def discover_rule_files(paths: Sequence[Path | str]) -> tuple[list[Path], list[R
 
 def _discover(path: Path, add: Callable[[Path], None], errors: list[RuleError]) -> None:
     if path.is_dir():
-        found = sorted(
-            entry for entry in path.iterdir() if is_rule_file_name(entry.name) and entry.is_file()
-        )
+        found = sorted(entry for entry in path.iterdir() if is_rule_file_name(entry.name))
         if not found:
             errors.append(
                 RuleError(str(path), 1, 1, "", "no rule files (*.yaml, *.yml) in this directory")
             )
         for entry in found:
-            add(entry)
+            if entry.is_file():
+                add(entry)
+            else:
+                # Skipping it would silently drop its rules (and cancel their orders).
+                errors.append(
+                    RuleError(
+                        str(entry),
+                        1,
+                        1,
+                        "",
+                        "not a readable regular file (a broken symbolic link?); fix or remove it",
+                    )
+                )
     elif path.is_file():
         if path.name.endswith(RULE_FILE_SUFFIXES):
             add(path)
@@ -180,6 +192,8 @@ class _Source:
 def load_rule_set(paths: Sequence[Path | str]) -> LoadResult:
     """Load, validate and merge the rule files named by ``paths`` (files or directories)."""
     files, errors = discover_rule_files(paths)
+    if not paths:
+        errors.append(RuleError(".", 1, 1, "", "no rule files or directories given"))
     sources = [_Source(path, read_rule_file(path)) for path in files]
     rule_files: list[tuple[_Source, RuleFile]] = []
     for source in sources:

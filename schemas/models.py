@@ -110,7 +110,8 @@ Duration = Annotated[
 def _check_time_zone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # A region such as "America" is a directory of the time-zone database: OSError.
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ValueError(
             f"unknown time zone {name!r}: use an IANA name such as America/New_York"
         ) from exc

@@ -47,14 +47,32 @@ class _CoreSchemaLoader(yaml.SafeLoader):
     """SafeLoader whose implicit resolvers follow the YAML 1.2 core schema."""
 
 
-_CoreSchemaLoader.yaml_implicit_resolvers = {}
-for _tag, _regexp, _first in (
-    (_TAG_BOOL, _BOOL_RE, "tTfF"),
-    (_TAG_INT, _INT_RE, "-+0123456789"),
-    (_TAG_FLOAT, _FLOAT_RE, "-+.0123456789"),
-    (_TAG_NULL, _NULL_RE, ["~", "n", "N", ""]),
-):
-    _CoreSchemaLoader.add_implicit_resolver(_tag, _regexp, list(_first))
+# libyaml composes a 1 MiB file in a fraction of the pure-Python time; the daemon reloads on
+# every change, so use it when PyYAML was built with it.
+_FastCoreSchemaLoader: type[yaml.SafeLoader] | None = (
+    type("_FastCoreSchemaLoader", (yaml.CSafeLoader,), {}) if yaml.__with_libyaml__ else None
+)
+
+for _loader in (_CoreSchemaLoader, _FastCoreSchemaLoader):
+    if _loader is None:
+        continue
+    _loader.yaml_implicit_resolvers = {}
+    for _tag, _regexp, _first in (
+        (_TAG_BOOL, _BOOL_RE, "tTfF"),
+        (_TAG_INT, _INT_RE, "-+0123456789"),
+        (_TAG_FLOAT, _FLOAT_RE, "-+.0123456789"),
+        (_TAG_NULL, _NULL_RE, ["~", "n", "N", ""]),
+    ):
+        _loader.add_implicit_resolver(_tag, _regexp, list(_first))
+
+
+def _compose(text: str) -> Node | None:
+    if _FastCoreSchemaLoader is not None:
+        try:
+            return yaml.compose(text, Loader=_FastCoreSchemaLoader)
+        except yaml.YAMLError:
+            pass  # the pure-Python parser below reports the problem with clearer messages
+    return yaml.compose(text, Loader=_CoreSchemaLoader)
 
 
 @dataclass(frozen=True, order=True)
@@ -141,7 +159,7 @@ def parse_rule_text(text: str) -> ParsedFile:
     """Parse the text of one rule file (a single YAML document holding a mapping)."""
     parsed = ParsedFile()
     try:
-        root = yaml.compose(text, Loader=_CoreSchemaLoader)
+        root = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = _mark(exc.problem_mark or exc.context_mark)
         parsed.errors.append(SourceError(mark.line, mark.column, (), _syntax_message(exc)))
@@ -257,8 +275,8 @@ class _Builder:
         mark = _mark(node.start_mark)
         if self._nodes > MAX_NODES:
             raise _TooLarge(
-                f"the document expands to more than {MAX_NODES} nodes (aliases that repeat "
-                "aliases?); rule files are small, write the values out",
+                f"the document has, or expands through aliases to, more than {MAX_NODES} "
+                "nodes; rule files are small, write the values out",
                 mark,
             )
         if depth > MAX_DEPTH:
@@ -304,7 +322,7 @@ class _Builder:
             # ticker such as ON, NO or Y can never turn into a boolean.
             key = key_node.value
             entry_path = (*path, key)
-            if key == "<<" and key_node.style is None:
+            if key == "<<" and not key_node.style:
                 self._error(
                     key_mark,
                     entry_path,

@@ -445,7 +445,15 @@ CASES: list[Case] = [
     Case(
         "alias-bomb",
         add("bomb.yaml", ALIAS_BOMB),
-        [("bomb.yaml", 2, 32, "", "the document expands to more than 100000 nodes")],
+        [
+            (
+                "bomb.yaml",
+                2,
+                32,
+                "",
+                "the document has, or expands through aliases to, more than 100000 nodes",
+            )
+        ],
     ),
     Case(
         "recursive-alias",
@@ -672,5 +680,136 @@ CASES: list[Case] = [
         "merge-key",
         add("merge.yaml", "version: 1\nbrackets:\n  x:\n    <<: {symbol: NVDA}\n"),
         [("merge.yaml", 4, 5, "brackets.x.<<", "YAML merge keys")],
+    ),
+    Case(
+        "sell-stop-limit-above-stop",
+        edit(
+            "entries.yaml",
+            "    side: BUY\n    quantity: 100\n    entry: {limit: 170.0}\n    stop_loss: {price: 160.0}\n    take_profit: {price: 195.0}",
+            "    side: SELL\n    quantity: 100\n    entry: {stop: 168.0, limit: 169.0}\n    stop_loss: {price: 175.0}\n    take_profit: {price: 150.0}",
+        ),
+        [
+            (
+                "entries.yaml",
+                7,
+                26,
+                "brackets.nvda-dip.entry.limit",
+                "a SELL stop-limit entry needs limit <= stop",
+            )
+        ],
+    ),
+    Case(
+        "stop-without-limit",
+        edit("entries.yaml", "entry: {limit: 170.0}", "entry: {stop: 172.0}"),
+        [
+            (
+                "entries.yaml",
+                7,
+                5,
+                "brackets.nvda-dip.entry",
+                "entry needs one of {limit: P}, {market: true} or {stop: S, limit: P}",
+            )
+        ],
+    ),
+    Case(
+        "scale-too-many-levels",
+        edit("entries.yaml", "    levels: 5\n", "    levels: 21\n"),
+        [("entries.yaml", 15, 13, "scales.amzn-ladder.levels", "must be less than or equal to 20")],
+    ),
+    Case(
+        "scale-fewer-shares-than-levels",
+        edit("entries.yaml", "total_quantity: 200", "total_quantity: 3"),
+        [
+            (
+                "entries.yaml",
+                11,
+                3,
+                "scales.amzn-ladder",
+                "total_quantity 3 cannot be split over 5 levels",
+            )
+        ],
+    ),
+    Case(
+        "targets-empty",
+        edit(
+            "core.yaml",
+            "    targets:\n      SPY: 0.25\n      TLT: 0.25\n      MSFT: 0.2\n",
+            "    targets: {}\n",
+        ),
+        [("core.yaml", 6, 5, "allocations.core.targets", "must not be empty")],
+    ),
+    Case(
+        "capital-two-forms",
+        edit(
+            "core.yaml",
+            "capital: {fraction_of_nav: 0.6}",
+            "capital: {fraction_of_nav: 0.6, amount: 1000}",
+        ),
+        [
+            (
+                "core.yaml",
+                4,
+                5,
+                "allocations.core.capital",
+                "capital needs exactly one of fraction_of_nav, amount",
+            )
+        ],
+    ),
+    Case(
+        "market-order-with-offset",
+        edit(
+            "core.yaml",
+            "order: {type: limit, offset_bps: 10}",
+            "order: {type: market, offset_bps: 10}",
+        ),
+        [("core.yaml", 5, 5, "allocations.core.order", "offset_bps applies only to type: limit")],
+    ),
+    Case(
+        "gcs-not-a-gs-url",
+        edit(
+            "account.yaml",
+            "records: {dir: var/records}",
+            "records: {dir: var/records, gcs: s3://bucket}",
+        ),
+        [
+            (
+                "account.yaml",
+                14,
+                34,
+                "records.gcs",
+                "'s3://bucket': must be a Cloud Storage location such as gs://bucket/prefix",
+            )
+        ],
+    ),
+    Case(
+        "account-id-malformed",
+        edit("account.yaml", "id: DU0000001", "id: paper-1"),
+        [
+            (
+                "account.yaml",
+                3,
+                7,
+                "account.id",
+                "'paper-1': must be an IB account id such as DU1234567",
+            )
+        ],
+    ),
+    Case(
+        "percent-out-of-range",
+        edit("entries.yaml", "stop_loss: {price: 160.0}", "stop_loss: {percent: 150}"),
+        [("entries.yaml", 8, 26, "brackets.nvda-dip.stop_loss.percent", "must be less than 100")],
+    ),
+    Case(
+        "time-zone-is-a-region",
+        edit("account.yaml", "America/New_York", "America"),
+        [
+            (
+                "account.yaml",
+                13,
+                52,
+                "schedule.rebalance.timezone",
+                "unknown time zone 'America': use an IANA name such as America/New_York",
+            )
+        ],
     ),
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rules_fixture import BASE_FILES
@@ -106,3 +107,36 @@ def mutated_rule_set(draw: st.DrawFn) -> dict[str, str | bytes]:
 @given(files=mutated_rule_set())
 def test_random_mutations_of_valid_files(files: dict[str, str | bytes]) -> None:
     _load(files)
+
+
+def _leaf_paths(node: object, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(node, dict):
+        return [leaf for key, value in node.items() for leaf in _leaf_paths(value, (*path, key))]
+    if isinstance(node, list):
+        return [leaf for i, value in enumerate(node) for leaf in _leaf_paths(value, (*path, i))]
+    return [path]
+
+
+ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**12), max_value=10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from(["America", "Etc", "UTC", "30s", "0ms", "* * * * *", "*/0 * * * *", "DU1"]),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+
+
+@FUZZ
+@given(data=st.data())
+def test_random_values_in_valid_files(data: st.DataObject) -> None:
+    name = data.draw(st.sampled_from(sorted(BASE_FILES)))
+    document = yaml.safe_load(BASE_FILES[name])
+    path = data.draw(st.sampled_from(_leaf_paths(document)))
+    parent = document
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = data.draw(ODD_VALUES)
+    _load({**BASE_FILES, name: yaml.safe_dump(document, allow_unicode=True)})

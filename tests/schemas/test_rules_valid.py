@@ -170,6 +170,19 @@ def test_hidden_swap_backup_and_other_files_are_ignored(tmp_path: Path) -> None:
     assert sorted(path.name for path in result.files) == sorted(BASE_FILES)
 
 
+def test_a_broken_link_to_a_rule_file_is_an_error_not_a_silent_removal(tmp_path: Path) -> None:
+    root = write_rule_set(tmp_path, dict(BASE_FILES))
+    (root / "entries.yaml").unlink()
+    (root / "entries.yaml").symlink_to(tmp_path / "moved-away.yaml")
+
+    errors = load_rule_set([root]).errors
+
+    assert [str(error) for error in errors] == [
+        f"{root}/entries.yaml:1:1: not a readable regular file (a broken symbolic link?); "
+        "fix or remove it"
+    ]
+
+
 def test_single_files_and_yml_suffix(tmp_path: Path) -> None:
     root = write_rule_set(tmp_path, dict(BASE_FILES))
     (root / "entries.yaml").rename(root / "entries.yml")
