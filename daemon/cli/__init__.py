@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "status",
     "halt",
     "resume",
+    "sim",
 )
 
 

@@ -8,6 +8,9 @@ the same name; the CLI feeds it from stdin and from ``--control-socket``.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from daemon.sim.engine import AccountSnapshot
@@ -65,13 +68,11 @@ class SimControl:
         self._gateway.faults.ack_delay_ms = float(ms)
 
     def connectivity_lost(self) -> None:
-        """Send error 1100 to every client."""
-        self._gateway.faults.connectivity_lost = True
+        """Send error 1100 to every client (informational: orders keep working)."""
         self._gateway.broadcast_error(*CONNECTIVITY_LOST)
 
     def connectivity_restored(self) -> None:
         """Send error 1102 to every client."""
-        self._gateway.faults.connectivity_lost = False
         self._gateway.broadcast_error(*CONNECTIVITY_RESTORED)
 
     def snapshot(self) -> AccountSnapshot:
@@ -119,3 +120,22 @@ def _snapshot_json(snap: AccountSnapshot) -> dict[str, Any]:
         ],
         "executions": len(snap.executions),
     }
+
+
+async def serve_control_lines(
+    control: SimControl, reader: asyncio.StreamReader, reply: Callable[[str], None]
+) -> None:
+    """Apply one JSON command per line from ``reader``; ``reply`` gets one JSON line each."""
+    while line := await reader.readline():
+        text = line.decode(errors="replace").strip()
+        if not text:
+            continue
+        try:
+            command = json.loads(text)
+        except json.JSONDecodeError as exc:
+            reply(json.dumps({"ok": False, "error": f"invalid JSON: {exc}"}))
+            continue
+        if not isinstance(command, dict):
+            reply(json.dumps({"ok": False, "error": "a command is a JSON object"}))
+            continue
+        reply(json.dumps(control.apply(command)))

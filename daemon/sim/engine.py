@@ -39,7 +39,7 @@ ACTIVE = frozenset({"PreSubmitted", "Submitted"})
 DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
 TIFS = frozenset({"", "DAY", "GTC", "IOC"})
-FIRST_PERM_ID = 1_000_001
+PERM_ID_BASE = 1_000_000_000
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Instrument:
 
     @property
     def bid(self) -> float:
-        return round_to_tick(self.last - self.half_spread, self.min_tick)
+        return max(self.min_tick, round_to_tick(self.last - self.half_spread, self.min_tick))
 
     @property
     def ask(self) -> float:
@@ -212,7 +212,9 @@ class Engine:
         }
         self.orders: dict[tuple[int, int], SimOrder] = {}
         self.executions: list[Execution] = []
-        self._next_perm_id = FIRST_PERM_ID
+        # permIds (and the execIds built from them) must not repeat across gateway
+        # restarts, or a journal keyed on them would mistake new orders for old ones.
+        self._next_perm_id = PERM_ID_BASE + int(clock()) % 100_000 * 10_000 + 1
         self._exec_seq = 0
         self._next_ids: dict[int, int] = {}
         self.reject_next = 0
@@ -362,7 +364,7 @@ class Engine:
                 raise _reject("rejected by the simulator's fault injection")
             self._validate(order, inst)
             self._check_side_limit(order)
-            self._check_buying_power(order, inst)
+            self._check_buying_power(order)
         except OrderRejected:
             # A rejected order is kept as done so it shows up among completed
             # orders. Cancelled rather than Inactive: ib_insync does not count
@@ -439,8 +441,11 @@ class Engine:
             return order.aux_price
         return inst.ask if order.action == "BUY" else inst.bid
 
-    def _commitment(self, order: SimOrder) -> float:
-        """Cash a working order may still consume: buys, and sells that open a short."""
+    def _commitment(self, order: SimOrder, replaces: SimOrder | None = None) -> float:
+        """Cash a working order may still consume: buys, and sells that open a short.
+
+        ``replaces`` is the working order a modify would replace; it is left out.
+        """
         inst = self.instruments[order.symbol]
         if order.parent_id:
             return 0.0  # protective legs close what their parent opens
@@ -450,17 +455,23 @@ class Engine:
         pending_sells = sum(
             o.remaining
             for o in self.orders.values()
-            if not o.done and o is not order and o.symbol == order.symbol and o.action == "SELL"
+            if not o.done
+            and o is not order
+            and o is not replaces
+            and o.symbol == order.symbol
+            and o.action == "SELL"
         )
         short = max(0.0, order.remaining - max(0.0, held - pending_sells))
         return short * self._reference_price(order, inst)
 
-    def _check_buying_power(self, order: SimOrder, inst: Instrument) -> None:
-        required = self._commitment(order)
+    def _check_buying_power(self, order: SimOrder, replaces: SimOrder | None = None) -> None:
+        required = self._commitment(order, replaces)
         if not required:
             return
         committed = sum(
-            self._commitment(o) for o in self.orders.values() if not o.done and o.transmitted
+            self._commitment(o)
+            for o in self.orders.values()
+            if not o.done and o.transmitted and o is not replaces
         )
         available = self.buying_power()
         if required + committed > available + 1e-9:
@@ -498,6 +509,8 @@ class Engine:
             outside_rth=req.outside_rth,
         )
         self._validate(candidate, self.instruments[order.symbol])
+        if order.transmitted:
+            self._check_buying_power(candidate, replaces=order)
         for name in (
             "quantity",
             "lmt_price",
@@ -621,12 +634,19 @@ class Engine:
         return events
 
     def random_walk(self, rng: random.Random, volatility_bps: float) -> list[Event]:
-        events: list[Event] = []
+        """Move every price one seeded log-normal step, then match once over the movers."""
+        moved: set[str] = set()
         for symbol, inst in self.instruments.items():
             move = math.exp(rng.gauss(0.0, volatility_bps / 10_000))
             price = max(inst.min_tick, round_to_tick(inst.last * move, inst.min_tick))
             if price != inst.last:
-                events += self.set_price(symbol, price)
+                inst.last = price
+                moved.add(symbol)
+        events: list[Event] = [QuoteChanged(s) for s in sorted(moved)]
+        events += self._match(moved)
+        held = moved & self.positions.keys()
+        if held:
+            events.append(AccountChanged(frozenset(held)))
         return events
 
     def step(self) -> list[Event]:

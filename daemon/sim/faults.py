@@ -1,4 +1,8 @@
-"""Injected faults the server consults on every connection and order message."""
+"""Fault settings the sessions consult while handling messages.
+
+Faults that are one-off actions (dropping or refusing connections, rejecting
+orders, connectivity notices) are methods of :class:`~daemon.sim.control.SimControl`.
+"""
 
 from __future__ import annotations
 
@@ -9,5 +13,3 @@ from dataclasses import dataclass
 class Faults:
     # delay before an order message (placeOrder, cancelOrder, reqGlobalCancel) is handled
     ack_delay_ms: float = 0.0
-    # set between a simulated 1100 and 1102; informational only, orders still work
-    connectivity_lost: bool = False

@@ -45,7 +45,10 @@ REQUEST_NAMES: dict[int, str] = {
     16: "reqAllOpenOrders",
     17: "reqManagedAccts",
     20: "reqHistoricalData",
+    22: "reqScannerSubscription",
     49: "reqCurrentTime",
+    50: "reqRealTimeBars",
+    52: "reqFundamentalData",
     58: "reqGlobalCancel",
     59: "reqMarketDataType",
     61: "reqPositions",
@@ -57,9 +60,33 @@ REQUEST_NAMES: dict[int, str] = {
     75: "cancelPositionsMulti",
     76: "reqAccountUpdatesMulti",
     77: "cancelAccountUpdatesMulti",
+    78: "reqSecDefOptParams",
+    81: "reqMatchingSymbols",
+    87: "reqHeadTimeStamp",
     92: "reqPnL",
     93: "cancelPnL",
+    94: "reqPnLSingle",
+    96: "reqHistoricalTicks",
+    97: "reqTickByTickData",
     99: "reqCompletedOrders",
+}
+
+# Requests the simulator does not model, with the position of their reqId after
+# the message id, so that they can be answered with an error instead of hanging.
+UNSUPPORTED_REQ_ID_INDEX: dict[int, int] = {
+    10: 1,
+    20: 0,
+    22: 0,
+    50: 1,
+    52: 1,
+    74: 1,
+    78: 0,
+    81: 0,
+    87: 0,
+    92: 0,
+    94: 0,
+    96: 0,
+    97: 0,
 }
 
 
@@ -374,9 +401,13 @@ def decode_request(fields: list[str]) -> tuple[str, dict[str, Any]]:
     cur = _Cursor(fields)
     cur.skip(1)
     decoder = _DECODERS.get(msg_id)
-    if decoder is None:
-        return name, {"raw": fields[1:]}
-    return name, decoder(cur)
+    if decoder is not None:
+        return name, decoder(cur)
+    decoded: dict[str, Any] = {"raw": fields[1:]}
+    index = UNSUPPORTED_REQ_ID_INDEX.get(msg_id)
+    if index is not None and index + 1 < len(fields):
+        decoded["reqId"] = int(fields[index + 1] or 0)
+    return name, decoded
 
 
 def _mkt_data(cur: _Cursor) -> dict[str, Any]:

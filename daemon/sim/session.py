@@ -16,6 +16,7 @@ from daemon.sim.engine import Event, Execution, Instrument, SimOrder
 from daemon.sim.protocol import (
     API_PREFIX,
     MIN_CLIENT_VERSION,
+    REQUEST_NAMES,
     SERVER_VERSION,
     ContractFields,
     Field,
@@ -64,8 +65,8 @@ class Session:
         self.writer = writer
         self.client_id: int | None = None
         self.subs = Subscriptions()
-        self._sent_times: deque[float] = deque()
-        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._accepted_times: deque[float] = deque()
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = asyncio.Queue()
 
     # -- output -------------------------------------------------------------------
 
@@ -89,9 +90,10 @@ class Session:
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
             log.debug("client %s: connection ended: %s", self.client_id, exc)
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            # Messages that reached the gateway are processed even though their
+            # sender is gone, as at IB: an order sent just before a crash exists.
+            self._queue.put_nowait(None)
+            await worker
             self.gateway.unregister(self)
             self.writer.close()
             with contextlib.suppress(ConnectionError, OSError):
@@ -125,9 +127,13 @@ class Session:
             if name == "placeOrder":
                 decoded = {"order": decode_place_order(fields)}
         except (ValueError, IndexError) as exc:
-            name, decoded = f"msg{fields[0]}", {"error": str(exc), "raw": fields[1:]}
-            self._log(name, decoded)
-            self.send_error(-1, 320, f"Error reading request: {exc}")
+            msg_id = int(fields[0])
+            name = REQUEST_NAMES.get(msg_id, f"msg{msg_id}")
+            self._log(name, {"error": str(exc), "raw": fields[1:]})
+            if name == "placeOrder" and len(fields) > 1 and fields[1].isdigit():
+                self.send_error(int(fields[1]), 201, f"Order rejected - reason:{exc}")
+            else:
+                self.send_error(-1, 320, f"Error reading request {name}: {exc}")
             return
         if name == "startApi":
             self._log(name, decoded, client_id=decoded["clientId"])
@@ -167,7 +173,7 @@ class Session:
         if not limit:
             return True
         now = asyncio.get_running_loop().time()
-        times = self._sent_times
+        times = self._accepted_times
         while times and now - times[0] >= 1.0:
             times.popleft()
         if len(times) >= limit:
@@ -194,14 +200,14 @@ class Session:
             self.send_error(-1, code, text)
 
     async def _work(self) -> None:
-        while True:
-            name, decoded = await self._queue.get()
+        while (item := await self._queue.get()) is not None:
+            name, decoded = item
             delay = self.gateway.faults.ack_delay_ms
             if delay and name in ORDER_MESSAGES:
                 await asyncio.sleep(delay / 1000)
             handler = getattr(self, f"_on_{name}", None)
             if handler is None:
-                log.debug("client %s: ignoring %s", self.client_id, name)
+                self._unsupported(name, decoded)
                 continue
             try:
                 handler(**decoded)
@@ -210,6 +216,18 @@ class Session:
                 self.send_error(-1, 320, f"Error processing request {name}")
             with contextlib.suppress(ConnectionError):
                 await self.writer.drain()
+
+    def _unsupported(self, name: str, decoded: dict[str, Any]) -> None:
+        req_id = decoded.get("reqId")
+        if req_id is None:
+            log.debug("client %s: ignoring %s", self.client_id, name)
+            return
+        # Answer with an error so that the client's request ends instead of timing out.
+        self.send_error(
+            req_id,
+            321,
+            f"Error validating request:-'{name}' : cause - not supported by the simulator",
+        )
 
     # -- helpers --------------------------------------------------------------------
 

@@ -71,13 +71,14 @@ def until(ib: IB) -> Callable[..., None]:
 
 
 @pytest.fixture(autouse=True)
-def no_decoding_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Fail any test in which a client could not decode a message the gateway sent."""
+def client_logs_clean(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail any test in which a client could not decode a message or a request timed out."""
     caplog.set_level(logging.INFO)
     yield
     broken = [
         r.getMessage()
         for r in caplog.records
-        if r.name.endswith(("Decoder", "decoder")) or (r.exc_info and r.name.startswith("ib_"))
+        if r.name.endswith(("Decoder", "decoder"))
+        or (r.name.startswith("ib_") and (r.exc_info or "timed out" in r.getMessage()))
     ]
     assert broken == []

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from ib_insync import IB, LimitOrder, MarketOrder, Stock, Trade
 
 from daemon.sim import SimThread
+from daemon.sim.wirelog import read_wire_log
 
 from .helpers import RawClient, wait_for
 
@@ -81,3 +86,29 @@ def test_client_zero_auto_binds_other_clients_orders(
     until(lambda: trade.orderStatus.status == "Submitted")
     wait_for(lambda: bool(seen), lambda t: master.waitOnUpdate(timeout=t))
     assert seen[0].order.permId == trade.order.permId
+
+
+CRASHING_CLIENT = """
+import os, signal, sys
+from ib_insync import IB, LimitOrder, Stock
+ib = IB()
+ib.connect("127.0.0.1", int(sys.argv[1]), clientId=9, timeout=5)
+ib.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 3, 90.0, orderRef="crash"))
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_order_sent_just_before_a_client_crash_is_kept(
+    connect: Callable[..., IB], sim: SimThread, wire_log_path: Path
+) -> None:
+    master = connect(0)
+    seen: list[Trade] = []
+    master.openOrderEvent += seen.append
+    result = subprocess.run(
+        [sys.executable, "-c", CRASHING_CLIENT, str(sim.port)], timeout=30, check=False
+    )
+    assert result.returncode == -signal.SIGKILL
+    wait_for(lambda: bool(seen), lambda t: master.waitOnUpdate(timeout=t))
+    assert (seen[0].order.clientId, seen[0].order.orderRef) == (9, "crash")
+    placed = [r for r in read_wire_log(wire_log_path) if r["msg"] == "placeOrder"]
+    assert [(r["client_id"], r["fields"]["orderRef"]) for r in placed] == [(9, "crash")]

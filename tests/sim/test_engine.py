@@ -262,3 +262,22 @@ def test_exec_and_perm_ids_are_unique(engine: Engine) -> None:
     exec_ids = [e.exec_id for e in engine.executions]
     assert len(exec_ids) == 8 and len(set(exec_ids)) == 8
     assert engine.orders[(CLIENT, 1)].perm_id != engine.orders[(CLIENT, 2)].perm_id
+
+
+def test_modify_that_needs_more_buying_power_is_rejected(engine: Engine) -> None:
+    engine.place(CLIENT, order(1, "BUY", 500, "LMT", lmt=90.0))
+    assert not errors(engine.place(CLIENT, order(1, "BUY", 500, "LMT", lmt=95.0)))
+    events = engine.place(CLIENT, order(1, "BUY", 2_000, "LMT", lmt=95.0))
+    assert [e.code for e in errors(events)] == [201]
+    working = engine.orders[(CLIENT, 1)]
+    assert (working.status, working.quantity, working.lmt_price) == ("Submitted", 500, 95.0)
+
+
+def test_perm_ids_do_not_repeat_across_restarts() -> None:
+    first = Engine(small_state(), clock=lambda: 1_700_000_000.0)
+    later = Engine(small_state(), clock=lambda: 1_700_000_001.0)
+    first.place(CLIENT, order(1))
+    later.place(CLIENT, order(1))
+    assert first.orders[(CLIENT, 1)].perm_id != later.orders[(CLIENT, 1)].perm_id
+    assert first.executions[0].exec_id != later.executions[0].exec_id
+    assert later.orders[(CLIENT, 1)].perm_id < 2**31  # IB's permId is a 32-bit int

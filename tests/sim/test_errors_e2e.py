@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ib_insync import IB, LimitOrder, MarketOrder, Stock
 
-from daemon.sim import SimState, SimThread
+from daemon.sim import SimState, SimThread, start_sim_thread
 from daemon.sim.wirelog import read_wire_log
 
 from .helpers import RawClient, small_state
@@ -114,9 +114,7 @@ def test_pacing_51_messages_in_a_second_is_100(sim: SimThread, wire_log_path: Pa
     assert records[-1]["dropped"] is True
 
 
-def test_pacing_can_be_disabled(wire_log_path: Path) -> None:
-    from daemon.sim import start_sim_thread
-
+def test_pacing_can_be_disabled() -> None:
     with start_sim_thread(small_state(limits={"max_messages_per_second": 0})) as sim:
         client = RawClient(sim.host, sim.port, client_id=5)
         try:
@@ -126,3 +124,13 @@ def test_pacing_can_be_disabled(wire_log_path: Path) -> None:
             assert not [m for m in client.received if m[0] == "4" and m[3] == "100"]
         finally:
             client.close()
+
+
+def test_unsupported_requests_fail_fast(
+    ib: IB, errors: list[tuple[int, int, str]], until: Until
+) -> None:
+    bars = ib.reqHistoricalData(
+        Stock("AAPL", "SMART", "USD"), "", "1 D", "1 hour", "TRADES", useRTH=True, timeout=5
+    )
+    assert len(bars) == 0
+    assert codes(errors) == [321]

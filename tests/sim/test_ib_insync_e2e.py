@@ -18,7 +18,7 @@ from ib_insync import (
     StopOrder,
 )
 
-from daemon.sim import SimState, SimThread
+from daemon.sim import SimState, SimThread, start_sim_thread
 from daemon.sim.wirelog import read_wire_log
 
 from .helpers import small_state
@@ -95,6 +95,12 @@ def test_market_order_fills_with_commission(ib: IB, aapl: Stock, until: Until) -
     assert fill.execution.orderRef == "tctl:test:1:entry"
     assert fill.commissionReport.commission == 1.0
     until(lambda: position(ib, "AAPL") == 10)
+
+    def cash() -> float:
+        [value] = [v.value for v in ib.accountValues() if v.tag == "TotalCashValue"]
+        return float(value)
+
+    until(lambda: cash() == pytest.approx(1_000_000 - 10 * 100.01 - 1.0))
 
 
 def test_limit_order_rests_then_fills_when_price_moves(
@@ -254,3 +260,50 @@ def test_wire_log_records_each_order_exactly(
     cancels = [r for r in records if r["msg"] == "cancelOrder"]
     assert [(c["client_id"], c["fields"]["orderId"]) for c in cancels] == [(1, bracket[0].orderId)]
     assert {r["client_id"] for r in records} == {1}
+
+
+class TestThinMarket:
+    """fill_chunk > 0: orders fill in pieces, one per matching pass (timer or price move)."""
+
+    @pytest.fixture
+    def sim_state(self) -> SimState:
+        return small_state(
+            account={"cash": 1_000_000},
+            matching={"fill_chunk": 4},
+            market={"tick_interval": 0.05},
+        )
+
+    def test_partial_fills_over_the_wire(self, ib: IB, aapl: Stock, until: Until) -> None:
+        statuses: list[tuple[str, float]] = []
+        trade = ib.placeOrder(aapl, MarketOrder("BUY", 10))
+        trade.statusEvent += lambda t: statuses.append((t.orderStatus.status, t.filled()))
+        until(trade.isDone)
+        assert [f.execution.shares for f in trade.fills] == [4, 4, 2]
+        assert ("Submitted", 4) in statuses
+        until(lambda: all(f.commissionReport.execId for f in trade.fills))
+        assert sum(f.commissionReport.commission for f in trade.fills) == pytest.approx(1.0)
+        until(lambda: position(ib, "AAPL") == 10)
+
+
+class TestRandomWalk:
+    @pytest.fixture
+    def sim_state(self) -> SimState:
+        return small_state(market={"random_walk": True, "tick_interval": 0.02, "seed": 3})
+
+    def test_prices_move_and_stream(self, ib: IB, aapl: Stock, until: Until) -> None:
+        ticker = ib.reqMktData(aapl)
+        seen: set[float] = set()
+        ticker.updateEvent += lambda t: seen.add(t.last)
+        until(lambda: len(seen) >= 3)
+        assert all(round(p / 0.01, 6).is_integer() for p in seen)
+
+
+def test_a_thousand_symbols() -> None:
+    with start_sim_thread(SimState.default().with_synthetic_symbols(1000)) as sim:
+        ib = IB()
+        ib.connect(sim.host, sim.port, clientId=1, timeout=5)
+        try:
+            contracts = [Stock(f"SYM{i:04d}", "SMART", "USD") for i in range(1, 1001, 50)]
+            assert len(ib.qualifyContracts(*contracts)) == 20
+        finally:
+            ib.disconnect()

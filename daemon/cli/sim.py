@@ -1,0 +1,112 @@
+"""``tradectl sim``: run the simulated IB Gateway until SIGTERM or SIGINT.
+
+See docs/sim.md for the state file, the control commands and the wire log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from daemon.sim.control import serve_control_lines
+from daemon.sim.server import SimGateway
+from daemon.sim.state import SimState
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "sim",
+        help="run the simulated IB Gateway",
+        description="Serve the TWS API socket protocol on loopback with a simulated account.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
+    parser.add_argument("--port", type=int, default=4002, help="TCP port; 0 picks a free one")
+    parser.add_argument("--state", type=Path, help="state file (YAML); default: built-in account")
+    parser.add_argument("--wire-log", type=Path, help="append one JSON line per client message")
+    parser.add_argument("--seed", type=int, help="random-walk seed (overrides the state file)")
+    parser.add_argument(
+        "--symbols", type=int, default=0, metavar="N", help="add N synthetic tickers SYM0001..."
+    )
+    parser.add_argument(
+        "--random-walk", action="store_true", help="move prices (overrides the state file)"
+    )
+    parser.add_argument(
+        "--control-socket", type=Path, help="unix socket accepting JSON control commands"
+    )
+    parser.add_argument(
+        "--control-stdin", action="store_true", help="read JSON control commands from stdin"
+    )
+    parser.add_argument("--log-level", default="WARNING", help="Python logging level")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    try:
+        state = SimState.load(args.state) if args.state else SimState.default()
+    except (OSError, ValidationError, ValueError) as exc:
+        print(f"tradectl sim: cannot load state: {exc}", file=sys.stderr)
+        return 1
+    if args.symbols:
+        state = state.with_synthetic_symbols(args.symbols)
+    if args.random_walk:
+        state.market.random_walk = True
+    return asyncio.run(_serve(args, state))
+
+
+async def _serve(args: argparse.Namespace, state: SimState) -> int:
+    gateway = SimGateway(
+        state, host=args.host, port=args.port, wire_log=args.wire_log, seed=args.seed
+    )
+    try:
+        await gateway.start()
+    except OSError as exc:
+        print(f"tradectl sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    background: list[asyncio.Task[None]] = []
+    control_server = None
+    if args.control_socket:
+        control_server = await asyncio.start_unix_server(
+            lambda r, w: _control_connection(gateway, r, w), path=str(args.control_socket)
+        )
+    if args.control_stdin:
+        background.append(asyncio.create_task(_control_stdin(gateway)))
+    print(f"tradectl sim listening on {gateway.host}:{gateway.port}", flush=True)
+    await stop.wait()
+    for task in background:
+        task.cancel()
+    if control_server is not None:
+        control_server.close()
+        args.control_socket.unlink(missing_ok=True)
+    await gateway.stop()
+    return 0
+
+
+async def _control_connection(
+    gateway: SimGateway, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    with contextlib.suppress(ConnectionError):
+        await serve_control_lines(
+            gateway.control, reader, lambda s: writer.write(s.encode() + b"\n")
+        )
+        await writer.drain()
+    writer.close()
+
+
+async def _control_stdin(gateway: SimGateway) -> None:
+    reader = asyncio.StreamReader()
+    loop = asyncio.get_running_loop()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    await serve_control_lines(gateway.control, reader, lambda s: print(s, flush=True))
