@@ -116,7 +116,7 @@ def test_edits_reach_the_wire_within_a_second_and_invalid_edits_send_nothing(
         if float(message["fields"]["lmtPrice"]) in (190.0, 189.0)
     ]
     assert max(wire_time(message) for message in moved) - edited_at < 1.0
-    assert {order.limit_price for order in open_owned(sim)} == {190.0, 189.0}
+    assert {order.lmt_price for order in open_owned(sim)} == {190.0, 189.0}
 
     actions_before = wire.order_actions()
     log_mark = len(daemon.lines())
@@ -163,7 +163,7 @@ def test_survives_a_dropped_connection_and_a_30s_gateway_restart(
     daemon.wait_message("resynced with the gateway", timeout=10, after=mark)
     wire.wait_placed(lambda placed: {390.0, 389.0} <= prices(placed), 10, "the edit after restart")
     wait_until(
-        lambda: sorted(order.limit_price for order in open_owned(sim)) == [389.0, 390.0],
+        lambda: sorted(order.lmt_price for order in open_owned(sim)) == [389.0, 390.0],
         10,
         "the account to converge",
     )
@@ -254,7 +254,11 @@ def test_halt_cancel_cancels_every_owned_order_and_nothing_else(
     directory = rules_dir(tmp_path, sim, rules)
     manual_ids = _place_manual_orders(sim.port)
     daemon = start_daemon(started, directory, tmp_path)
-    wire.wait_placed(lambda placed: len(owned(placed, "")) == 5, 20, "five owned orders")
+    wire.wait_placed(
+        lambda placed: len(owned(placed, "dip")) == 3 and len(owned(placed, "msft-dip")) == 2,
+        20,
+        "five owned orders",
+    )
     owned_ids = {order.order_id for order in open_owned(sim)}
     assert len(owned_ids) == 5
 
