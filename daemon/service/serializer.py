@@ -26,6 +26,7 @@ class PassSerializer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._pass_started_at: float | None = None
         self.passes_started = 0
 
     @property
@@ -36,6 +37,12 @@ class PassSerializer:
     @property
     def in_pass(self) -> bool:
         return self._in_pass
+
+    def pass_running_for(self) -> float:
+        """Seconds the pass in flight has been running (0 when none runs)."""
+        if self._pass_started_at is None:
+            return 0.0
+        return asyncio.get_running_loop().time() - self._pass_started_at
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._worker(), name="pass-worker")
@@ -75,6 +82,7 @@ class PassSerializer:
             reasons = frozenset(self._reasons)
             self._reasons.clear()
             self._in_pass = True
+            self._pass_started_at = asyncio.get_running_loop().time()
             self.passes_started += 1
             try:
                 await self._run_pass(reasons)
@@ -86,5 +94,6 @@ class PassSerializer:
                 log.exception("reconcile pass failed", extra={"reasons": sorted(reasons)})
             finally:
                 self._in_pass = False
+                self._pass_started_at = None
             if not self._wakeup.is_set():
                 self._idle.set()

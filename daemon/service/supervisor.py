@@ -37,6 +37,7 @@ log = logging.getLogger("tradectl.daemon")
 
 HALT_CANCEL_TIMEOUT_SECONDS = 30.0
 DISCONNECT_TIMEOUT_SECONDS = 2.0
+STUCK_PASS_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -264,8 +265,22 @@ class Daemon:
         return 0
 
     async def _watchdog_loop(self, interval: float) -> None:
+        """Ping systemd's watchdog while the daemon makes progress: a live event loop and no
+        pass stuck for longer than STUCK_PASS_SECONDS (a hung gateway call, say). Then the
+        pings stop and systemd restarts the daemon, whose journal resumes without duplicates."""
+        warned = False
         while True:
-            self.notifier.watchdog()
+            stuck_for = self._serializer.pass_running_for()
+            if stuck_for < STUCK_PASS_SECONDS:
+                self.notifier.watchdog()
+                warned = False
+            elif not warned:
+                log.error(
+                    "a reconcile pass has been running for %.0fs: no longer reassuring the "
+                    "systemd watchdog, so that it restarts the daemon",
+                    stuck_for,
+                )
+                warned = True
             await asyncio.sleep(interval)
 
     # --- rules -------------------------------------------------------------------------------

@@ -96,3 +96,24 @@ def test_close_lets_the_pass_finish_within_grace_or_abandons_it(finishes: bool) 
         assert serializer.passes_started == 1
 
     asyncio.run(scenario())
+
+
+def test_reports_how_long_the_pass_in_flight_runs() -> None:
+    async def scenario() -> None:
+        release = asyncio.Event()
+
+        async def run_pass(reasons: frozenset[str]) -> None:
+            await release.wait()
+
+        serializer = PassSerializer(run_pass)
+        assert serializer.pass_running_for() == 0.0
+        serializer.start()
+        serializer.request("start")
+        await _wait_for(lambda: serializer.in_pass)
+        assert serializer.pass_running_for() >= 0.0
+        release.set()
+        await asyncio.wait_for(serializer.wait_idle(), 2)
+        assert serializer.pass_running_for() == 0.0
+        await serializer.close(grace=1)
+
+    asyncio.run(scenario())
