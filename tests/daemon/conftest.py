@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -14,3 +15,14 @@ def _leave_a_current_event_loop() -> Iterator[None]:
     # tests that run later in this process expects one.
     yield
     asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    # `tradectl run` configures the root logger with the stream of the moment, which pytest
+    # closes after a test that captures it.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -255,5 +257,21 @@ def test_control_refuses_while_stopping(tmp_path: Path) -> None:
             with pytest.raises(ControlError, match="stopping"):
                 await command(daemon, "halt")
             daemon._stopping = False
+
+    run(scenario())
+
+
+def test_sighup_reloads_the_rules_at_once(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        session = FakeSession()
+        async with running(tmp_path, session) as daemon:
+            await eventually(lambda: "reconcile" in session.calls)
+            before = daemon.rules.generation
+            daemon._watcher.stop()
+            (daemon.settings.rules_dir / "rules.yaml").write_text(rules_text(quantity=30))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await eventually(lambda: daemon.rules.generation != before)
+            await eventually(lambda: "rules" in session.contexts[-1].reasons)
+            assert any(m.startswith("RELOADING=1") for m in notifications(daemon))
 
     run(scenario())
