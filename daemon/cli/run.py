@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import signal
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,8 @@ def load_rules_dir(path: Path) -> LoadOutcome:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, getattr(logging, args.log_level.upper()))
+    # `kill -USR1 <pid>` prints every thread's stack: what a stuck daemon is waiting for.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.debounce < 0 or args.reconnect_max < 0.5:
         log.error("--debounce must be >= 0 and --reconnect-max >= 0.5 seconds")
         return 2

@@ -55,6 +55,7 @@ ACK_TIMEOUT_SECONDS = 30.0
 # While stopping, acknowledgements are awaited only briefly: the next start adopts the rest.
 ACK_TIMEOUT_STOPPING_SECONDS = 1.0
 CANCEL_ACK_TIMEOUT_SECONDS = 10.0
+REQUEST_TIMEOUT_SECONDS = 60.0
 _DRAIN_STEP_SECONDS = 0.005
 _LINK_LOST, _LINK_RESTORED_DATA_LOST, _LINK_RESTORED = 1100, 1101, 1102
 
@@ -247,6 +248,9 @@ class IbBrokerSession:
         # A fresh adapter per connection: a new session id tells the journal's resync which
         # intents were sent before the drop.
         adapter = IbAdapter(settings, self._journal)
+        # A request the gateway never answers (it holds everything between 1100 and 1102) fails
+        # the pass after this long instead of blocking the broker thread; the next trigger retries.
+        adapter.ib.RequestTimeout = REQUEST_TIMEOUT_SECONDS
         wrapper = adapter.ib.wrapper
         _tap(wrapper, "error", self._on_error)
         _tap(wrapper, "execDetails", self._on_exec_details)
@@ -300,9 +304,13 @@ class IbBrokerSession:
     # --- the pass ----------------------------------------------------------------------------
 
     def _connected_adapter(self) -> IbAdapter:
+        # The adapter holds every message while IB's link is down (1100), so a request made then
+        # would wait for the 1102: don't start one.
         adapter = self._adapter
         if adapter is None or not adapter.connected:
             raise ConnectionError("not connected to the gateway")
+        if not adapter.can_send:
+            raise ConnectionError("the gateway lost its connection to IB (1100)")
         return adapter
 
     async def resync(self, rule_set: RuleSet) -> None:
@@ -463,7 +471,9 @@ class IbBrokerSession:
     def _await_acknowledgements(self, adapter: IbAdapter, context: PassContext) -> None:
         started = self._thread.loop.time()
         while not adapter.wait(0.25):
-            if not adapter.connected:
+            if not adapter.can_send:
+                # Disconnected, or IB's 1100: nothing moves until the link is back, and the
+                # pass after the reconnect (or 1102) resyncs what was sent.
                 return
             limit = ACK_TIMEOUT_STOPPING_SECONDS if context.abandon() else self._ack_timeout
             if self._thread.loop.time() - started >= limit:
@@ -561,7 +571,7 @@ class IbBrokerSession:
         }
 
     def _remember_working(self, adapter: IbAdapter) -> None:
-        if not adapter.connected:
+        if not adapter.can_send:
             return
         owned = [order for order in adapter.working_orders() if order.owned]
         self._status = {**self._status, "working_owned_orders": [_order_view(o) for o in owned]}

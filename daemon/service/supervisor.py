@@ -16,13 +16,13 @@ import logging
 import os
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from schemas.models import Gateway, RuleSet
+from schemas.models import Account, Gateway, RuleSet
 
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
@@ -104,7 +104,8 @@ class Daemon:
         self.connection_error = ""
         self._link_ok = False
         self._needs_resync = True
-        self._connected_gateway: Gateway | None = None
+        # What the live connection was opened for: a rule change of either means reconnecting.
+        self._connected_target: tuple[Gateway, Account] | None = None
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._disconnected = asyncio.Event()
@@ -295,7 +296,16 @@ class Daemon:
         """Schedule a reload (from the watcher, SIGHUP); reloads run one at a time."""
         if self._stopping:
             return
-        task = asyncio.get_running_loop().create_task(self._reload(), name="reload")
+        self._in_background(self._reload(), "reload the rules")
+
+    def _in_background(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log.warning("could not %s: %s", what, exc)
+
+        task = asyncio.get_running_loop().create_task(guarded(), name=what)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -335,8 +345,10 @@ class Daemon:
         rule_set = outcome.rule_set
         assert rule_set is not None
         generation = rule_set.generation()
-        # Journal first: a generation is on record before any order carries it.
-        await self.session.record_generation(generation)
+        # Queued on the broker thread ahead of any later pass, so the generation is journaled
+        # before an order carries it; not awaited, so that the swap never waits for a pass in
+        # flight (the pass journals its generation itself too).
+        self._in_background(self.session.record_generation(generation), "record the generation")
         previous = self.rules.generation
         self.rules = RulesState(
             current=rule_set,
@@ -352,8 +364,9 @@ class Daemon:
             len(rule_set.rule_names()),
             extra={"generation": generation, "previous": previous},
         )
-        if self._connected_gateway is not None and self._connected_gateway != rule_set.gateway:
-            log.warning("gateway settings changed: reconnecting")
+        target = (rule_set.gateway, rule_set.account)
+        if self._connected_target is not None and self._connected_target != target:
+            log.warning("gateway or account settings changed: reconnecting")
             self._mark_disconnected()
 
     def _check_halt_file(self) -> None:
@@ -402,7 +415,7 @@ class Daemon:
                     await asyncio.wait_for(self._stop_requested.wait(), delay)
                 continue
             backoff.reset()
-            self._connected_gateway = gateway
+            self._connected_target = (gateway, rule_set.account)
             self.connection = "connected"
             self.connection_error = ""
             self._link_ok = True
@@ -414,7 +427,7 @@ class Daemon:
             )
             self._serializer.request("connect")
             await self._disconnected.wait()
-            self._connected_gateway = None
+            self._connected_target = None
             if self._stopping:
                 return
             log.warning("disconnected from the gateway: no orders until reconnected and resynced")
@@ -495,6 +508,11 @@ class Daemon:
         rule_set = self.rules.current
         assert rule_set is not None
         if not self._link_usable():
+            log.info(
+                "pass skipped: %s, nothing sent",
+                self.connection_state(),
+                extra={"reasons": sorted(reasons)},
+            )
             return f"skipped: {self.connection_state()}"
         if self._needs_resync:
             await self.session.resync(rule_set)

@@ -171,6 +171,32 @@ def test_survives_a_dropped_connection_and_a_30s_gateway_restart(
     assert_nothing_sent_twice(wire)
 
 
+def test_nothing_is_sent_between_1100_and_1102(
+    tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
+) -> None:
+    directory = rules_dir(tmp_path, sim, "version: 1\nscales:\n" + ladder("dip", "NVDA", 150))
+    daemon = start_daemon(started, directory, tmp_path)
+    wire.wait_placed(lambda placed: len(owned(placed, "dip")) == 2, 20, "the ladder")
+
+    sim.control.connectivity_lost()
+    mark = daemon.wait_message("lost its connection to IB (1100)")
+    write_atomically(directory / "rules.yaml", "version: 1\nscales:\n" + ladder("dip", "NVDA", 140))
+    daemon.wait_message("rule set loaded", after=mark)
+    assert not {140.0, 139.0} & prices(wire.placed())
+
+    restored_at = time.time()
+    sim.control.connectivity_restored()
+    wire.wait_placed(lambda placed: {140.0, 139.0} <= prices(placed), 10, "the edit after 1102")
+    moved = [
+        message
+        for message in wire.messages("placeOrder")
+        if float(message["fields"]["lmtPrice"]) in (140.0, 139.0)
+    ]
+    assert min(wire_time(message) for message in moved) >= restored_at
+    assert daemon.stop()[0] == 0
+    assert_nothing_sent_twice(wire)
+
+
 def test_circuit_breaker_trips_on_a_crash_blocks_opening_orders_and_survives_a_restart(
     tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
 ) -> None:
