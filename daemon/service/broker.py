@@ -339,6 +339,7 @@ class IbBrokerSession:
         journal.record_generation(generation)
         pass_id = journal.begin_pass(",".join(sorted(context.reasons)), generation)
         sent_before = adapter.progress.sent
+        errors_before = len(adapter.progress.errors)
         day_start = trading_day_start(now)
         adapter.resync(day_start)
         state = adapter.observe(rules.symbols(), day_start)
@@ -373,15 +374,17 @@ class IbBrokerSession:
             blocked=len(plan.blocked),
             sent=adapter.progress.sent - sent_before,
             outcome=outcome,
-            detail="; ".join(problems + adapter.progress.errors),
+            detail="; ".join(problems + adapter.progress.errors[errors_before:]),
         )
         for problem in problems:
             log.warning("not sent: %s", problem)
+        for error in adapter.progress.errors[errors_before:]:
+            log.warning("order error: %s", error)
         return PassSummary(
             planned=len(plan.intents),
             sent=adapter.progress.sent - sent_before,
             blocked=len(plan.blocked),
-            problems=tuple(problems + adapter.progress.errors),
+            problems=tuple(problems + adapter.progress.errors[errors_before:]),
             stopped_early=stopped_early,
             notes=state.notes + plan.notes,
             net_liquidation=observed.net_liquidation,
