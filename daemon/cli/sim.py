@@ -28,10 +28,18 @@ def register(subparsers: Any) -> None:
         description="Serve the TWS API socket protocol on loopback with a simulated account.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
-    parser.add_argument("--port", type=int, default=4002, help="TCP port; 0 picks a free one")
-    parser.add_argument("--state", type=Path, help="state file (YAML); default: built-in account")
-    parser.add_argument("--wire-log", type=Path, help="append one JSON line per client message")
-    parser.add_argument("--seed", type=int, help="random-walk seed (overrides the state file)")
+    parser.add_argument(
+        "--port", type=int, default=4002, help="TCP port (default 4002); 0 picks a free one"
+    )
+    parser.add_argument(
+        "--state", type=Path, metavar="FILE", help="state file (YAML); default: built-in account"
+    )
+    parser.add_argument(
+        "--wire-log", type=Path, metavar="FILE", help="append one JSON line per client message"
+    )
+    parser.add_argument(
+        "--seed", type=int, metavar="N", help="random-walk seed (overrides the state file)"
+    )
     parser.add_argument(
         "--symbols", type=int, default=0, metavar="N", help="add N synthetic tickers SYM0001..."
     )
@@ -39,12 +47,17 @@ def register(subparsers: Any) -> None:
         "--random-walk", action="store_true", help="move prices (overrides the state file)"
     )
     parser.add_argument(
-        "--control-socket", type=Path, help="unix socket accepting JSON control commands"
+        "--control-socket",
+        type=Path,
+        metavar="PATH",
+        help="unix socket accepting JSON control commands",
     )
     parser.add_argument(
         "--control-stdin", action="store_true", help="read JSON control commands from stdin"
     )
-    parser.add_argument("--log-level", default="WARNING", help="Python logging level")
+    parser.add_argument(
+        "--log-level", default="WARNING", metavar="LEVEL", help="Python logging level"
+    )
     parser.set_defaults(func=run)
 
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from daemon.sim.engine import AccountSnapshot
+from daemon.sim.model import AccountSnapshot
 
 if TYPE_CHECKING:
     from daemon.sim.server import SimGateway

@@ -30,159 +30,29 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 
+from daemon.sim.account import Account
+from daemon.sim.model import (
+    AccountChanged,
+    AccountSnapshot,
+    ErrorNotice,
+    Event,
+    Execution,
+    Instrument,
+    OrderChanged,
+    OrderFilled,
+    Position,
+    QuoteChanged,
+    SimOrder,
+    on_tick,
+    round_to_tick,
+)
 from daemon.sim.protocol import OrderRequest
 from daemon.sim.state import SimState, SymbolSpec
 
-ACTIVE = frozenset({"PreSubmitted", "Submitted"})
-DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
 TIFS = frozenset({"", "DAY", "GTC", "IOC"})
 PERM_ID_BASE = 1_000_000_000
-
-
-@dataclass
-class Instrument:
-    symbol: str
-    con_id: int
-    exchange: str
-    name: str
-    min_tick: float
-    lot_size: int
-    last: float
-    close: float
-    half_spread: float
-
-    @property
-    def bid(self) -> float:
-        return max(self.min_tick, round_to_tick(self.last - self.half_spread, self.min_tick))
-
-    @property
-    def ask(self) -> float:
-        return round_to_tick(self.last + self.half_spread, self.min_tick)
-
-
-@dataclass
-class SimOrder:
-    order_id: int
-    client_id: int
-    perm_id: int
-    account: str
-    symbol: str
-    action: str
-    quantity: float
-    order_type: str
-    lmt_price: float | None
-    aux_price: float | None
-    trailing_percent: float | None
-    trail_stop_price: float | None
-    tif: str
-    oca_group: str
-    oca_type: int
-    order_ref: str
-    parent_id: int
-    outside_rth: bool
-    status: str = "PendingSubmit"
-    transmitted: bool = False
-    triggered: bool = False
-    filled: float = 0.0
-    avg_fill_price: float = 0.0
-    last_fill_price: float = 0.0
-    commission: float = 0.0
-    filled_value: float = 0.0
-    completed_time: str = ""
-    completed_status: str = ""
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.quantity - self.filled)
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def done(self) -> bool:
-        return self.status in DONE
-
-    @property
-    def sign(self) -> int:
-        return 1 if self.action == "BUY" else -1
-
-
-@dataclass
-class Execution:
-    exec_id: str
-    order_id: int
-    client_id: int
-    perm_id: int
-    account: str
-    symbol: str
-    side: str  # BOT / SLD, as IB reports it
-    shares: float
-    price: float
-    time: float
-    cum_qty: float
-    avg_price: float
-    order_ref: str
-    commission: float
-    realized_pnl: float | None
-
-
-@dataclass
-class Position:
-    quantity: float = 0.0
-    avg_cost: float = 0.0
-    realized_pnl: float = 0.0
-
-
-# -- events ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OrderChanged:
-    """New, modified, released or cancelled order: openOrder + orderStatus."""
-
-    order: SimOrder
-    cancelled: bool = False
-
-
-@dataclass(frozen=True)
-class OrderFilled:
-    """An execution: execDetails, openOrder, orderStatus, commissionReport."""
-
-    order: SimOrder
-    execution: Execution
-
-
-@dataclass(frozen=True)
-class ErrorNotice:
-    client_id: int
-    req_id: int
-    code: int
-    message: str
-
-
-@dataclass(frozen=True)
-class QuoteChanged:
-    symbol: str
-
-
-@dataclass(frozen=True)
-class AccountChanged:
-    symbols: frozenset[str]
-
-
-Event = OrderChanged | OrderFilled | ErrorNotice | QuoteChanged | AccountChanged
-
-
-def round_to_tick(price: float, tick: float) -> float:
-    return round(round(price / tick) * tick, 10)
-
-
-def on_tick(price: float, tick: float) -> bool:
-    return math.isclose(price, round_to_tick(price, tick), abs_tol=tick * 1e-6)
 
 
 class OrderRejected(Exception):
@@ -200,16 +70,11 @@ class Engine:
     def __init__(self, state: SimState, clock: Callable[[], float] = time.time) -> None:
         self.state = state
         self.clock = clock
-        self.account_id = state.account.id
-        self.currency = state.account.currency
-        self.cash = state.account.cash
         self.instruments: dict[str, Instrument] = {
             symbol: self._instrument(symbol, spec) for symbol, spec in state.symbols.items()
         }
         self._by_con_id = {i.con_id: i for i in self.instruments.values()}
-        self.positions: dict[str, Position] = {
-            p.symbol: Position(p.quantity, p.avg_cost) for p in state.positions
-        }
+        self.account = Account(state, self.instruments)
         self.orders: dict[tuple[int, int], SimOrder] = {}
         self.executions: list[Execution] = []
         # permIds (and the execIds built from them) must not repeat across gateway
@@ -243,7 +108,7 @@ class Engine:
     def find_instrument(
         self, *, con_id: int = 0, symbol: str = "", sec_type: str = "", currency: str = ""
     ) -> Instrument | None:
-        if sec_type not in ("", "STK") or currency not in ("", self.currency):
+        if sec_type not in ("", "STK") or currency not in ("", self.account.currency):
             return None
         inst = self._by_con_id.get(con_id) if con_id else self.instruments.get(symbol)
         if inst is None or (symbol and inst.symbol != symbol):
@@ -266,47 +131,21 @@ class Engine:
             if o.transmitted and (client_id is None or o.client_id == client_id)
         ]
 
-    # -- account ----------------------------------------------------------------
-
-    def market_value(self, symbol: str) -> float:
-        pos = self.positions.get(symbol)
-        return pos.quantity * self.instruments[symbol].last if pos else 0.0
-
-    def unrealized_pnl(self, symbol: str) -> float:
-        pos = self.positions.get(symbol)
-        if not pos or not pos.quantity:
-            return 0.0
-        return (self.instruments[symbol].last - pos.avg_cost) * pos.quantity
-
-    def net_liquidation(self) -> float:
-        return self.cash + sum(self.market_value(s) for s in self.positions)
-
-    def gross_position_value(self) -> float:
-        return sum(abs(self.market_value(s)) for s in self.positions)
-
-    def buying_power(self) -> float:
-        leverage = self.state.matching.leverage
-        return max(0.0, self.net_liquidation() * leverage - self.gross_position_value())
-
-    def account_values(self) -> dict[str, float]:
-        nav = self.net_liquidation()
-        gpv = self.gross_position_value()
-        bp = self.buying_power()
-        return {
-            "NetLiquidation": nav,
-            "TotalCashValue": self.cash,
-            "SettledCash": self.cash,
-            "CashBalance": self.cash,
-            "EquityWithLoanValue": nav,
-            "GrossPositionValue": gpv,
-            "BuyingPower": bp,
-            "AvailableFunds": bp / self.state.matching.leverage,
-            "ExcessLiquidity": bp / self.state.matching.leverage,
-            "InitMarginReq": gpv / self.state.matching.leverage if gpv else 0.0,
-            "MaintMarginReq": gpv / self.state.matching.leverage if gpv else 0.0,
-            "UnrealizedPnL": sum(self.unrealized_pnl(s) for s in self.positions),
-            "RealizedPnL": sum(p.realized_pnl for p in self.positions.values()),
-        }
+    def snapshot(self) -> AccountSnapshot:
+        """A point-in-time copy of the account for assertions."""
+        return AccountSnapshot(
+            account=self.account.id,
+            cash=self.account.cash,
+            net_liquidation=self.account.net_liquidation(),
+            buying_power=self.account.buying_power(),
+            positions={
+                s: dataclasses.replace(p) for s, p in self.account.positions.items() if p.quantity
+            },
+            prices={s: i.last for s, i in self.instruments.items()},
+            open_orders=[_copy(o) for o in self.orders.values() if not o.done],
+            orders=[_copy(o) for o in self.orders.values()],
+            executions=[dataclasses.replace(e) for e in self.executions],
+        )
 
     # -- orders -----------------------------------------------------------------
 
@@ -342,7 +181,7 @@ class Engine:
             order_id=req.order_id,
             client_id=client_id,
             perm_id=self._new_perm_id(),
-            account=req.account or self.account_id,
+            account=req.account or self.account.id,
             symbol=inst.symbol,
             action=req.action,
             quantity=req.total_quantity,
@@ -386,7 +225,7 @@ class Engine:
             raise _reject(f"order type {order.order_type!r} is not supported")
         if order.tif not in TIFS:
             raise _reject(f"time in force {order.tif!r} is not supported")
-        if order.account != self.account_id:
+        if order.account != self.account.id:
             raise _reject(f"unknown account {order.account!r}")
         if order.order_type in ("LMT", "STP LMT"):
             self._check_price("limit price", order.lmt_price, inst)
@@ -451,7 +290,7 @@ class Engine:
             return 0.0  # protective legs close what their parent opens
         if order.action == "BUY":
             return order.remaining * self._reference_price(order, inst)
-        held = self.positions.get(order.symbol, Position()).quantity
+        held = self.account.positions.get(order.symbol, Position()).quantity
         pending_sells = sum(
             o.remaining
             for o in self.orders.values()
@@ -473,10 +312,10 @@ class Engine:
             for o in self.orders.values()
             if not o.done and o.transmitted and o is not replaces
         )
-        available = self.buying_power()
+        available = self.account.buying_power()
         if required + committed > available + 1e-9:
             raise _reject(
-                f"insufficient buying power: order needs {required:.2f} {self.currency}, "
+                f"insufficient buying power: order needs {required:.2f} {self.account.currency}, "
                 f"{available - committed:.2f} available"
             )
 
@@ -629,7 +468,7 @@ class Engine:
         inst.last = round_to_tick(price, inst.min_tick)
         events: list[Event] = [QuoteChanged(symbol)]
         events += self._match({symbol})
-        if symbol in self.positions:
+        if symbol in self.account.positions:
             events.append(AccountChanged(frozenset({symbol})))
         return events
 
@@ -644,7 +483,7 @@ class Engine:
                 moved.add(symbol)
         events: list[Event] = [QuoteChanged(s) for s in sorted(moved)]
         events += self._match(moved)
-        held = moved & self.positions.keys()
+        held = moved & self.account.positions.keys()
         if held:
             events.append(AccountChanged(frozenset(held)))
         return events
@@ -725,8 +564,8 @@ class Engine:
         qty = order.remaining
         if chunk:
             qty = min(qty, max(inst.lot_size, chunk - chunk % inst.lot_size))
-        commission = self._commission_for(order, qty, price)
-        realized = self._apply_to_position(order, qty, price, commission)
+        commission = self.account.commission(order, qty, price)
+        realized = self.account.book_fill(order, qty, price, commission)
         order.filled_value += qty * price
         order.filled += qty
         order.avg_fill_price = round(order.filled_value / order.filled, 8)
@@ -756,48 +595,6 @@ class Engine:
         events: list[Event] = [OrderFilled(_copy(order), execution)]
         events += self._reduce_oca(order, qty)
         return events
-
-    def _commission_for(self, order: SimOrder, qty: float, price: float) -> float:
-        """IB fixed pricing, applied per order: each fill pays the increase of the order's total."""
-        m = self.state.matching
-
-        def total(shares: float, value: float) -> float:
-            if not shares:
-                return 0.0
-            fee = max(m.commission_min, shares * m.commission_per_share)
-            return min(fee, value * m.commission_max_fraction)
-
-        before = total(order.filled, order.filled_value)
-        after = total(order.filled + qty, order.filled_value + qty * price)
-        return round(after - before, 6)
-
-    def _apply_to_position(
-        self, order: SimOrder, qty: float, price: float, commission: float
-    ) -> float | None:
-        """Book a fill; return the realized P&L if it closed shares (IB reports none otherwise)."""
-        pos = self.positions.setdefault(order.symbol, Position())
-        signed = order.sign * qty
-        self.cash -= signed * price + commission
-        realized: float | None = None
-        if pos.quantity and (pos.quantity > 0) != (signed > 0):
-            closing = min(qty, abs(pos.quantity))
-            realized = (price - pos.avg_cost) * closing * (1 if pos.quantity > 0 else -1)
-            realized -= commission * closing / qty
-            pos.realized_pnl += realized
-            pos.quantity += order.sign * closing
-            opening = qty - closing
-            if opening:
-                # Flipped through zero: the rest opens a new position at this price.
-                pos.quantity = order.sign * opening
-                pos.avg_cost = price + commission / qty
-            elif not pos.quantity:
-                pos.avg_cost = 0.0
-        else:
-            # IB folds commissions into the average cost of an opening trade.
-            cost = abs(pos.quantity) * pos.avg_cost + qty * price + commission
-            pos.quantity += signed
-            pos.avg_cost = cost / abs(pos.quantity)
-        return realized
 
     def _reduce_oca(self, filled: SimOrder, qty: float) -> list[Event]:
         events: list[Event] = []
@@ -830,34 +627,3 @@ class Engine:
 
 def _copy(order: SimOrder) -> SimOrder:
     return dataclasses.replace(order)
-
-
-@dataclass
-class AccountSnapshot:
-    """A point-in-time copy of the account for assertions in tests."""
-
-    account: str
-    cash: float
-    net_liquidation: float
-    buying_power: float
-    positions: dict[str, Position]
-    prices: dict[str, float]
-    open_orders: list[SimOrder]
-    orders: list[SimOrder]
-    executions: list[Execution] = field(default_factory=list)
-
-    @classmethod
-    def of(cls, engine: Engine) -> AccountSnapshot:
-        return cls(
-            account=engine.account_id,
-            cash=engine.cash,
-            net_liquidation=engine.net_liquidation(),
-            buying_power=engine.buying_power(),
-            positions={
-                s: dataclasses.replace(p) for s, p in engine.positions.items() if p.quantity
-            },
-            prices={s: i.last for s, i in engine.instruments.items()},
-            open_orders=[_copy(o) for o in engine.orders.values() if not o.done],
-            orders=[_copy(o) for o in engine.orders.values()],
-            executions=[dataclasses.replace(e) for e in engine.executions],
-        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from daemon.sim.engine import Execution, Instrument, SimOrder
+from daemon.sim.model import Execution, Instrument, SimOrder
 from daemon.sim.protocol import UNSET_DOUBLE, Field, Out
 
 # IB's tick types (https://interactivebrokers.github.io/tws-api/tick_types.html).

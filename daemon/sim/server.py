@@ -37,17 +37,17 @@ from typing import Any, TypeVar
 
 from daemon.sim import messages as m
 from daemon.sim.control import SimControl
-from daemon.sim.engine import (
+from daemon.sim.engine import Engine
+from daemon.sim.faults import Faults
+from daemon.sim.model import (
     AccountChanged,
     AccountSnapshot,
-    Engine,
     ErrorNotice,
     Event,
     OrderChanged,
     OrderFilled,
     QuoteChanged,
 )
-from daemon.sim.faults import Faults
 from daemon.sim.session import Session
 from daemon.sim.state import SimState
 from daemon.sim.wirelog import WireLog
@@ -198,7 +198,7 @@ class SimGateway:
             session.send_error(-1, code, message)
 
     def snapshot(self) -> AccountSnapshot:
-        return AccountSnapshot.of(self.engine)
+        return self.engine.snapshot()
 
     # -- events to wire messages ----------------------------------------------------
 

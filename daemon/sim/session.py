@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from daemon.sim import messages as m
-from daemon.sim.engine import Event, Execution, Instrument, SimOrder
+from daemon.sim.model import Event, Execution, Instrument, SimOrder
 from daemon.sim.protocol import (
     API_PREFIX,
     MIN_CLIENT_VERSION,
@@ -194,7 +194,7 @@ class Session:
             self.close()
             return
         self.client_id = client_id
-        self.send([Out.MANAGED_ACCTS, 1, self.engine.account_id])
+        self.send([Out.MANAGED_ACCTS, 1, self.engine.account.id])
         self.send([Out.NEXT_VALID_ID, 1, self.engine.next_valid_id(client_id)])
         for code, text in FARM_NOTICES:
             self.send_error(-1, code, text)
@@ -259,7 +259,7 @@ class Session:
         self.send(m.exec_details(req_id, ex, self.engine.instruments[ex.symbol]))
 
     def send_commission(self, ex: Execution) -> None:
-        self.send(m.commission_report(ex, self.engine.currency))
+        self.send(m.commission_report(ex, self.engine.account.currency))
 
     def send_quote(self, req_id: int, symbol: str, *, with_close: bool) -> None:
         inst = self.engine.instruments[symbol]
@@ -270,16 +270,17 @@ class Session:
             self.send(tick)
 
     def send_account_values(self) -> None:
-        acct = self.engine.account_id
-        for key, value in self.engine.account_values().items():
-            self.send([Out.ACCT_VALUE, 2, key, f"{value:.2f}", self.engine.currency, acct])
+        account = self.engine.account
+        acct, ccy = account.id, account.currency
+        for key, value in account.values().items():
+            self.send([Out.ACCT_VALUE, 2, key, f"{value:.2f}", ccy, acct])
         self.send([Out.ACCT_VALUE, 2, "AccountCode", acct, "", acct])
         self.send([Out.ACCT_VALUE, 2, "AccountType", "INDIVIDUAL", "", acct])
-        self.send([Out.ACCT_VALUE, 2, "Currency", self.engine.currency, self.engine.currency, acct])
+        self.send([Out.ACCT_VALUE, 2, "Currency", ccy, ccy, acct])
         self.send([Out.ACCT_UPDATE_TIME, 1, time.strftime("%H:%M", time.gmtime())])
 
     def send_portfolio(self, symbol: str) -> None:
-        pos = self.engine.positions.get(symbol)
+        pos = self.engine.account.positions.get(symbol)
         if pos is None:
             return
         self.send(
@@ -287,18 +288,18 @@ class Session:
                 self.engine.instruments[symbol],
                 pos.quantity,
                 pos.avg_cost,
-                self.engine.unrealized_pnl(symbol),
+                self.engine.account.unrealized_pnl(symbol),
                 pos.realized_pnl,
-                self.engine.account_id,
+                self.engine.account.id,
             )
         )
 
     def send_position(self, symbol: str) -> None:
-        pos = self.engine.positions.get(symbol)
+        pos = self.engine.account.positions.get(symbol)
         if pos is None:
             return
         inst = self.engine.instruments[symbol]
-        self.send(m.position(self.engine.account_id, inst, pos.quantity, pos.avg_cost))
+        self.send(m.position(self.engine.account.id, inst, pos.quantity, pos.avg_cost))
 
     # -- request handlers (named _on_<message name>) -------------------------------
 
@@ -306,7 +307,7 @@ class Session:
         self.send([Out.NEXT_VALID_ID, 1, self.engine.next_valid_id(self.cid)])
 
     def _on_reqManagedAccts(self) -> None:
-        self.send([Out.MANAGED_ACCTS, 1, self.engine.account_id])
+        self.send([Out.MANAGED_ACCTS, 1, self.engine.account.id])
 
     def _on_reqCurrentTime(self) -> None:
         self.send([Out.CURRENT_TIME, 1, int(time.time())])
@@ -355,7 +356,7 @@ class Session:
 
     def _on_reqPositions(self) -> None:
         self.subs.positions = True
-        for symbol, pos in self.engine.positions.items():
+        for symbol, pos in self.engine.account.positions.items():
             if pos.quantity:
                 self.send_position(symbol)
         self.send([Out.POSITION_END, 1])
@@ -368,14 +369,14 @@ class Session:
         if not subscribe:
             return
         self.send_account_values()
-        for symbol, pos in self.engine.positions.items():
+        for symbol, pos in self.engine.account.positions.items():
             if pos.quantity:
                 self.send_portfolio(symbol)
-        self.send([Out.ACCT_DOWNLOAD_END, 1, self.engine.account_id])
+        self.send([Out.ACCT_DOWNLOAD_END, 1, self.engine.account.id])
 
     def _on_reqAccountUpdatesMulti(self, reqId: int, account: str, modelCode: str) -> None:
-        acct = self.engine.account_id
-        for key, value in self.engine.account_values().items():
+        acct = self.engine.account.id
+        for key, value in self.engine.account.values().items():
             self.send(
                 [
                     Out.ACCOUNT_UPDATE_MULTI,
@@ -385,7 +386,7 @@ class Session:
                     modelCode,
                     key,
                     f"{value:.2f}",
-                    self.engine.currency,
+                    self.engine.account.currency,
                 ]
             )
         self.send([Out.ACCOUNT_UPDATE_MULTI_END, 1, reqId])
@@ -394,14 +395,16 @@ class Session:
         """Updates are not streamed after the first download, so nothing to stop."""
 
     def _on_reqAccountSummary(self, reqId: int, group: str, tags: str) -> None:
-        acct = self.engine.account_id
-        values = self.engine.account_values()
+        acct = self.engine.account.id
+        values = self.engine.account.values()
         for tag in (t.strip() for t in tags.split(",")):
             if tag == "AccountType":
                 self.send([Out.ACCOUNT_SUMMARY, 1, reqId, acct, tag, "INDIVIDUAL", ""])
             elif tag in values:
                 value = f"{values[tag]:.2f}"
-                self.send([Out.ACCOUNT_SUMMARY, 1, reqId, acct, tag, value, self.engine.currency])
+                self.send(
+                    [Out.ACCOUNT_SUMMARY, 1, reqId, acct, tag, value, self.engine.account.currency]
+                )
         self.send([Out.ACCOUNT_SUMMARY_END, 1, reqId])
 
     def _on_cancelAccountSummary(self, reqId: int) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.sim.engine import Engine, ErrorNotice, OrderChanged, OrderFilled
+from daemon.sim.engine import Engine
+from daemon.sim.model import ErrorNotice, OrderChanged, OrderFilled
 
 from .helpers import order, small_state
 
@@ -28,7 +29,7 @@ def test_market_orders_fill_at_the_touch(engine: Engine) -> None:
     buy = fills(engine.place(CLIENT, order(1, "BUY", 10)))
     sell = fills(engine.place(CLIENT, order(2, "SELL", 4)))
     assert [f.execution.price for f in buy + sell] == [100.01, 99.99]
-    assert engine.positions["AAPL"].quantity == 6
+    assert engine.account.positions["AAPL"].quantity == 6
     assert engine.orders[(CLIENT, 1)].status == "Filled"
 
 
@@ -44,13 +45,13 @@ def test_commission_is_per_share_with_minimum_and_cap(engine: Engine) -> None:
 
 def test_cash_and_average_cost_include_commission(engine: Engine) -> None:
     engine.place(CLIENT, order(1, "BUY", 100))
-    avg_cost = engine.positions["AAPL"].avg_cost
+    avg_cost = engine.account.positions["AAPL"].avg_cost
     assert avg_cost == pytest.approx(100.01 + 1.0 / 100)
-    assert engine.cash == pytest.approx(100_000 - 100 * 100.01 - 1.0)
+    assert engine.account.cash == pytest.approx(100_000 - 100 * 100.01 - 1.0)
     engine.set_price("AAPL", 110.0)
     closing = fills(engine.place(CLIENT, order(2, "SELL", 100)))[0].execution
     assert closing.realized_pnl == pytest.approx((109.99 - avg_cost) * 100 - 1.0)
-    assert "AAPL" in engine.positions and engine.positions["AAPL"].quantity == 0
+    assert "AAPL" in engine.account.positions and engine.account.positions["AAPL"].quantity == 0
 
 
 def test_limit_rests_until_marketable(engine: Engine) -> None:
@@ -139,7 +140,7 @@ def test_bracket_children_wait_for_parent_and_reduce_each_other(engine: Engine) 
     events = engine.set_price("AAPL", 111.0)
     assert [f.order.order_id for f in fills(events)] == [2]
     assert engine.orders[(CLIENT, 3)].status == "Cancelled"
-    assert engine.positions["AAPL"].quantity == 0
+    assert engine.account.positions["AAPL"].quantity == 0
 
 
 def test_cancelling_a_parent_cancels_its_children(engine: Engine) -> None:

@@ -16,7 +16,8 @@ Until = Callable[..., None]
 
 def test_drop_connections_then_reconnect(ib: IB, sim: SimThread, until: Until) -> None:
     trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 5))
-    until(trade.isDone)
+    resting = ib.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 1, 90.0))
+    until(lambda: trade.isDone() and resting.orderStatus.status == "Submitted")
     disconnects: list[None] = []
     ib.disconnectedEvent += lambda: disconnects.append(None)
     sim.control.drop_connections()
@@ -25,6 +26,8 @@ def test_drop_connections_then_reconnect(ib: IB, sim: SimThread, until: Until) -
     ib.connect(sim.host, sim.port, clientId=1, timeout=5)
     assert [(p.contract.symbol, p.position) for p in ib.positions()] == [("AAPL", 5)]
     assert len(ib.fills()) == 1  # executions are re-read on reconnect
+    [working] = ib.openTrades()  # and the client's working orders
+    assert working.order.permId == resting.order.permId
 
 
 def test_refuse_connections_for_a_while(ib: IB, sim: SimThread, until: Until) -> None:

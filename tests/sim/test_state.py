@@ -7,7 +7,8 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from daemon.sim.engine import Engine, QuoteChanged
+from daemon.sim.engine import Engine
+from daemon.sim.model import QuoteChanged
 from daemon.sim.state import SimState
 
 from .helpers import small_state

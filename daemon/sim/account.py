@@ -1,0 +1,100 @@
+"""The simulated account: cash, positions, valuation, buying power and commissions."""
+
+from __future__ import annotations
+
+from daemon.sim.model import Instrument, Position, SimOrder
+from daemon.sim.state import SimState
+
+
+class Account:
+    def __init__(self, state: SimState, instruments: dict[str, Instrument]) -> None:
+        self.id = state.account.id
+        self.currency = state.account.currency
+        self.cash = state.account.cash
+        self.positions: dict[str, Position] = {
+            p.symbol: Position(p.quantity, p.avg_cost) for p in state.positions
+        }
+        self._instruments = instruments
+        self._matching = state.matching
+
+    def market_value(self, symbol: str) -> float:
+        pos = self.positions.get(symbol)
+        return pos.quantity * self._instruments[symbol].last if pos else 0.0
+
+    def unrealized_pnl(self, symbol: str) -> float:
+        pos = self.positions.get(symbol)
+        if not pos or not pos.quantity:
+            return 0.0
+        return (self._instruments[symbol].last - pos.avg_cost) * pos.quantity
+
+    def net_liquidation(self) -> float:
+        return self.cash + sum(self.market_value(s) for s in self.positions)
+
+    def gross_position_value(self) -> float:
+        return sum(abs(self.market_value(s)) for s in self.positions)
+
+    def buying_power(self) -> float:
+        leverage = self._matching.leverage
+        return max(0.0, self.net_liquidation() * leverage - self.gross_position_value())
+
+    def values(self) -> dict[str, float]:
+        nav = self.net_liquidation()
+        gpv = self.gross_position_value()
+        bp = self.buying_power()
+        return {
+            "NetLiquidation": nav,
+            "TotalCashValue": self.cash,
+            "SettledCash": self.cash,
+            "CashBalance": self.cash,
+            "EquityWithLoanValue": nav,
+            "GrossPositionValue": gpv,
+            "BuyingPower": bp,
+            "AvailableFunds": bp / self._matching.leverage,
+            "ExcessLiquidity": bp / self._matching.leverage,
+            "InitMarginReq": gpv / self._matching.leverage if gpv else 0.0,
+            "MaintMarginReq": gpv / self._matching.leverage if gpv else 0.0,
+            "UnrealizedPnL": sum(self.unrealized_pnl(s) for s in self.positions),
+            "RealizedPnL": sum(p.realized_pnl for p in self.positions.values()),
+        }
+
+    def commission(self, order: SimOrder, qty: float, price: float) -> float:
+        """IB fixed pricing, applied per order: each fill pays the increase of the order's total."""
+        m = self._matching
+
+        def total(shares: float, value: float) -> float:
+            if not shares:
+                return 0.0
+            fee = max(m.commission_min, shares * m.commission_per_share)
+            return min(fee, value * m.commission_max_fraction)
+
+        before = total(order.filled, order.filled_value)
+        after = total(order.filled + qty, order.filled_value + qty * price)
+        return round(after - before, 6)
+
+    def book_fill(
+        self, order: SimOrder, qty: float, price: float, commission: float
+    ) -> float | None:
+        """Book a fill; return the realized P&L if it closed shares (IB reports none otherwise)."""
+        pos = self.positions.setdefault(order.symbol, Position())
+        signed = order.sign * qty
+        self.cash -= signed * price + commission
+        realized: float | None = None
+        if pos.quantity and (pos.quantity > 0) != (signed > 0):
+            closing = min(qty, abs(pos.quantity))
+            realized = (price - pos.avg_cost) * closing * (1 if pos.quantity > 0 else -1)
+            realized -= commission * closing / qty
+            pos.realized_pnl += realized
+            pos.quantity += order.sign * closing
+            opening = qty - closing
+            if opening:
+                # Flipped through zero: the rest opens a new position at this price.
+                pos.quantity = order.sign * opening
+                pos.avg_cost = price + commission / qty
+            elif not pos.quantity:
+                pos.avg_cost = 0.0
+        else:
+            # IB folds commissions into the average cost of an opening trade.
+            cost = abs(pos.quantity) * pos.avg_cost + qty * price + commission
+            pos.quantity += signed
+            pos.avg_cost = cost / abs(pos.quantity)
+        return realized

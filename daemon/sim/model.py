@@ -1,0 +1,170 @@
+"""The simulator's data: instruments, orders, executions, positions and events.
+
+The engine mutates these; the server reads them to build wire messages.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+ACTIVE = frozenset({"PreSubmitted", "Submitted"})
+DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
+
+
+@dataclass
+class Instrument:
+    symbol: str
+    con_id: int
+    exchange: str
+    name: str
+    min_tick: float
+    lot_size: int
+    last: float
+    close: float
+    half_spread: float
+
+    @property
+    def bid(self) -> float:
+        return max(self.min_tick, round_to_tick(self.last - self.half_spread, self.min_tick))
+
+    @property
+    def ask(self) -> float:
+        return round_to_tick(self.last + self.half_spread, self.min_tick)
+
+
+@dataclass
+class SimOrder:
+    order_id: int
+    client_id: int
+    perm_id: int
+    account: str
+    symbol: str
+    action: str
+    quantity: float
+    order_type: str
+    lmt_price: float | None
+    aux_price: float | None
+    trailing_percent: float | None
+    trail_stop_price: float | None
+    tif: str
+    oca_group: str
+    oca_type: int
+    order_ref: str
+    parent_id: int
+    outside_rth: bool
+    status: str = "PendingSubmit"
+    transmitted: bool = False
+    triggered: bool = False
+    filled: float = 0.0
+    avg_fill_price: float = 0.0
+    last_fill_price: float = 0.0
+    commission: float = 0.0
+    filled_value: float = 0.0
+    completed_time: str = ""
+    completed_status: str = ""
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.quantity - self.filled)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE
+
+    @property
+    def sign(self) -> int:
+        return 1 if self.action == "BUY" else -1
+
+
+@dataclass
+class Execution:
+    exec_id: str
+    order_id: int
+    client_id: int
+    perm_id: int
+    account: str
+    symbol: str
+    side: str  # BOT / SLD, as IB reports it
+    shares: float
+    price: float
+    time: float
+    cum_qty: float
+    avg_price: float
+    order_ref: str
+    commission: float
+    realized_pnl: float | None
+
+
+@dataclass
+class Position:
+    quantity: float = 0.0
+    avg_cost: float = 0.0
+    realized_pnl: float = 0.0
+
+
+# -- events ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrderChanged:
+    """New, modified, released or cancelled order: openOrder + orderStatus."""
+
+    order: SimOrder
+    cancelled: bool = False
+
+
+@dataclass(frozen=True)
+class OrderFilled:
+    """An execution: execDetails, openOrder, orderStatus, commissionReport."""
+
+    order: SimOrder
+    execution: Execution
+
+
+@dataclass(frozen=True)
+class ErrorNotice:
+    client_id: int
+    req_id: int
+    code: int
+    message: str
+
+
+@dataclass(frozen=True)
+class QuoteChanged:
+    symbol: str
+
+
+@dataclass(frozen=True)
+class AccountChanged:
+    symbols: frozenset[str]
+
+
+Event = OrderChanged | OrderFilled | ErrorNotice | QuoteChanged | AccountChanged
+
+
+def round_to_tick(price: float, tick: float) -> float:
+    return round(round(price / tick) * tick, 10)
+
+
+def on_tick(price: float, tick: float) -> bool:
+    return math.isclose(price, round_to_tick(price, tick), abs_tol=tick * 1e-6)
+
+
+@dataclass
+class AccountSnapshot:
+    """A point-in-time copy of the account for assertions in tests."""
+
+    account: str
+    cash: float
+    net_liquidation: float
+    buying_power: float
+    positions: dict[str, Position]
+    prices: dict[str, float]
+    open_orders: list[SimOrder]
+    orders: list[SimOrder]
+    executions: list[Execution] = field(default_factory=list)
