@@ -340,6 +340,7 @@ class IbBrokerSession:
         pass_id = journal.begin_pass(",".join(sorted(context.reasons)), generation)
         sent_before = adapter.progress.sent
         errors_before = len(adapter.progress.errors)
+        pacing_before = adapter.pacing_violations
         day_start = trading_day_start(now)
         adapter.resync(day_start)
         state = adapter.observe(rules.symbols(), day_start)
@@ -380,6 +381,11 @@ class IbBrokerSession:
             log.warning("not sent: %s", problem)
         for error in adapter.progress.errors[errors_before:]:
             log.warning("order error: %s", error)
+        if adapter.pacing_violations > pacing_before:
+            log.warning(
+                "the gateway reported %d pacing violation(s) (IB error 100) during this pass",
+                adapter.pacing_violations - pacing_before,
+            )
         return PassSummary(
             planned=len(plan.intents),
             sent=adapter.progress.sent - sent_before,
