@@ -287,10 +287,22 @@ class Daemon:
     # --- rules -------------------------------------------------------------------------------
 
     def _on_sighup(self) -> None:
+        if self._stopping:
+            return
         log.info("SIGHUP: reloading the rules")
-        self.notifier.reloading()
-        self.reload()
-        self.notifier.ready(self.status_line())
+        if self._ready_sent:
+            self.notifier.reloading()
+
+        async def reload_then_report() -> None:
+            await self._reload()
+            # READY=1 ends systemd's "reloading" state; before the first sync it would claim a
+            # readiness the daemon does not have yet.
+            if self._ready_sent:
+                self.notifier.ready(self.status_line())
+            else:
+                self.notifier.status(self.status_line())
+
+        self._in_background(reload_then_report(), "reload the rules")
 
     def reload(self) -> None:
         """Schedule a reload (from the watcher, SIGHUP); reloads run one at a time."""
