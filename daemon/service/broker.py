@@ -41,7 +41,7 @@ from daemon.runtime.reconcile import (
     trading_day_start,
 )
 from daemon.runtime.session import connection_settings
-from schemas.models import RuleKind, RuleSet
+from schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
 from .safety import SafetyState, breaker_reason, daily_loss_exceeded, trading_day
@@ -204,10 +204,10 @@ class IbBrokerSession:
                 self._journal.close()
                 self._journal = None
 
-        try:
-            await self._thread.submit(close_all)
-        finally:
-            await asyncio.to_thread(self._thread.stop, 5.0)
+        # When a stuck job keeps this from running, the caller's timeout cancels it and the
+        # (daemon) thread ends with the process: every journal commit is already durable.
+        await self._thread.submit(close_all)
+        await asyncio.to_thread(self._thread.stop, 5.0)
 
     def _emit(self, callback: Callable[..., None], *args: Any) -> None:
         loop = self._daemon_loop
@@ -283,6 +283,7 @@ class IbBrokerSession:
         if execution.execId in self._seen_exec_ids:
             return
         self._seen_exec_ids.add(execution.execId)
+        rule, _, leg = parse_order_ref(execution.orderRef) or (None, None, None)
         log.info(
             "fill: %s %s %s @ %s",
             execution.side,
@@ -290,6 +291,8 @@ class IbBrokerSession:
             contract.symbol,
             execution.price,
             extra={
+                "rule": rule,
+                "leg": leg,
                 "order_id": execution.orderId,
                 "order_ref": execution.orderRef or None,
                 "exec_id": execution.execId,

@@ -49,7 +49,7 @@ class DaemonSettings:
     reconnect_max: float = 30.0
     # SIGTERM to exit must stay under systemd's and the 10 s: this much for the pass in
     # flight, the rest for disconnecting and flushing the journal.
-    stop_grace: float = 6.0
+    stop_grace: float = 5.0
     history: int = 20
 
 
@@ -150,6 +150,8 @@ class Daemon:
             await self.session.open()
         except (OSError, RuntimeError) as exc:
             log.error("cannot start: %s", exc)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.session.close(), DISCONNECT_TIMEOUT_SECONDS)
             self._lock.release()
             return 1
         try:
