@@ -114,7 +114,7 @@ class Daemon:
         self._cancel_waiters: list[asyncio.Future[list[dict[str, Any]]]] = []
         self.passes: deque[PassRecord] = deque(maxlen=settings.history)
         self._serializer = PassSerializer(self._pass)
-        self._scheduler = PassScheduler(self._serializer.request)
+        self._scheduler = PassScheduler(self._on_schedule)
         self._watcher = RulesWatcher(settings.rules_dir, self.reload, settings.debounce)
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -333,6 +333,8 @@ class Daemon:
         self._check_halt_file()
         outcome = self._load_rules(self.settings.rules_dir)
         if outcome.rule_set is None:
+            if outcome.errors == self.rules.errors:
+                return
             self.rules.errors = outcome.errors
             for error in outcome.errors:
                 log.error("%s", error)
@@ -476,6 +478,13 @@ class Daemon:
 
     def _on_order_event(self, what: str) -> None:
         self._serializer.request(what)
+
+    def _on_schedule(self, reason: str) -> None:
+        if reason == "timer":
+            # Also re-read the rules: inotify misses changes on some file systems and when the
+            # rules directory is replaced (a symlink swap by a deployment tool, say).
+            self.reload()
+        self._serializer.request(reason)
 
     # --- the pass ----------------------------------------------------------------------------
 
