@@ -836,7 +836,13 @@ class IbAdapter:
             remaining = deadline - loop.time()
             if remaining <= 0 or not self.connected:
                 break
-            self.ib.waitOnUpdate(timeout=min(remaining, 0.5))
+            try:
+                self.ib.waitOnUpdate(timeout=min(remaining, 0.5))
+            except ConnectionError:
+                # What was sent and not seen stays in flight in the journal; the next resync
+                # settles it.
+                log.warning("connection lost while waiting for acknowledgements")
+                break
         return not self._awaiting and not self._pacer.waiting
 
     @property

@@ -126,7 +126,8 @@ def test_rejections_are_shown_with_ibs_code_and_backed_off(
     assert "rejected 1" in first.out
     assert "IB error 201" in first.out
     second = apply_in_process(rules)
-    assert "blocked: rejected by IB (IB 201" in second.out
+    assert "rejected by IB (IB 201" in second.out
+    assert "Nothing to send (1 blocked)." in second.out
     assert len(gateway.messages("placeOrder")) == 1
 
 
@@ -228,8 +229,44 @@ def test_on_a_terminal_apply_sends_only_after_yes(
     monkeypatch.setattr("builtins.input", lambda prompt: answer)
     code = main(["apply", str(rules), "--state-dir", str(tmp_path / "state")])
     out = capsys.readouterr().out
-    assert "allocations.core:AAPL" in out
+    assert "allocations.core" in out and "AAPL" in out
     assert len(gateway.messages("placeOrder")) == sent
     assert code == (1 if answer == "no" else 0)
     if answer == "no":
         assert "Not confirmed: nothing sent." in out
+
+
+def test_plan_reads_the_gateway_read_only_and_exits_2_then_0(
+    gateway: Gateway,
+    apply_in_process: Callable[..., Outcome],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from daemon.cli import main
+
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    state = str(tmp_path / "state")
+    assert main(["plan", str(rules), "--state-dir", state]) == 2
+    out = capsys.readouterr().out
+    assert "(the gateway, read-only" in out and "allocations.core" in out
+    assert gateway.messages("placeOrder") == []
+    assert apply_in_process(rules).code == 0
+    assert main(["plan", str(rules), "--state-dir", state, "--json"]) == 0
+    assert '"intents": []' in capsys.readouterr().out
+
+
+def test_plan_with_sim_needs_no_gateway(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import main
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(
+        "version: 1\n"
+        "account: {id: DU0000001}\n"
+        "risk: {max_order_value: 50000, max_position_fraction: 0.3,\n"
+        "       max_risk_per_trade_fraction: 0.01, max_daily_loss_fraction: 0.05}\n"
+        "allocations:\n"
+        "  core: {capital: {amount: 20000}, targets: {AAPL: 0.3}}\n"
+    )
+    assert main(["plan", str(rules), "--sim", "--state-dir", str(tmp_path / "s")]) == 2
+    assert "(the simulated gateway" in capsys.readouterr().out

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter
+from daemon.runtime.reconcile import PassResult
 from daemon.sim import SimState
 
 from .conftest import (
@@ -183,3 +184,56 @@ def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sent 2 / acknowledged 2" in result.stdout
     assert (tmp_path / "var" / "state" / "journal.sqlite3").exists()
+
+
+def test_after_a_reconnect_the_journal_is_matched_before_anything_is_planned(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    import contextlib
+    import time
+
+    from daemon.journal import Journal, utc_now
+    from daemon.runtime.reconcile import reconcile_pass
+    from daemon.runtime.session import connection_settings
+    from schemas.loader import load_rule_set
+
+    rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    rules = load_rule_set([rules_dir]).rule_set
+    assert rules is not None
+    with Journal.open(tmp_path / "state") as journal:
+        adapter = IbAdapter(connection_settings(rules, readonly=False), journal)
+        adapter.connect()
+        try:
+
+            def run_pass() -> PassResult:
+                return reconcile_pass(
+                    rules,
+                    adapter,
+                    journal,
+                    clock=utc_now,
+                    confirm=None,
+                    act=True,
+                    ack_timeout=0.2,
+                    trigger="test",
+                )
+
+            gateway.sim.control.delay_acks(1000)
+            first = run_pass()
+            assert (first.sent, first.acknowledged_in_time) == (1, False)
+            gateway.sim.control.drop_connections()
+            deadline = time.monotonic() + 5
+            while adapter.connected and time.monotonic() < deadline:
+                with contextlib.suppress(ConnectionError):
+                    adapter.ib.waitOnUpdate(timeout=0.1)
+            assert not adapter.connected
+            gateway.sim.control.delay_acks(0)
+            wait_until(lambda: gateway.positions().get("AAPL", 0) > 0)
+            wait_until(lambda: not gateway.client_connected(CLIENT_ID))
+
+            adapter.connect()
+            second = run_pass()
+            assert [t.state for t in second.resync] == ["filled"]
+            assert second.plan.actionable == ()
+            assert len(gateway.messages("placeOrder")) == 1
+        finally:
+            adapter.disconnect()
