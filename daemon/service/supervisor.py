@@ -553,6 +553,14 @@ class Daemon:
         )
         summary = await self.session.reconcile(rule_set, context)
         record.summary = asdict(summary)
+        if summary.breaker_tripped is not None:
+            self.safety = self.safety.trip(trading_day(self._clock()), summary.breaker_tripped)
+            log.error(
+                "circuit breaker tripped: %s; opening orders stop until the next trading day or "
+                "`tradectl resume`",
+                summary.breaker_tripped,
+                extra={"net_liquidation": summary.net_liquidation},
+            )
         log.log(
             logging.INFO if summary.planned or summary.sent else logging.DEBUG,
             "pass complete: planned %d, sent %d, blocked %d%s",
@@ -562,14 +570,6 @@ class Daemon:
             ", stopped early" if summary.stopped_early else "",
             extra={"reasons": sorted(reasons), "generation": self.rules.generation},
         )
-        if summary.breaker_tripped is not None:
-            self.safety = self.safety.trip(trading_day(self._clock()), summary.breaker_tripped)
-            log.error(
-                "circuit breaker tripped: %s; opening orders stop until the next trading day or "
-                "`tradectl resume`",
-                summary.breaker_tripped,
-                extra={"net_liquidation": summary.net_liquidation},
-            )
         if summary.stopped_early:
             return "stopped early"
         self._scheduler.window.pass_completed(allocations_due)
