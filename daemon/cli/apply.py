@@ -158,6 +158,10 @@ def _report(result: PassResult, show: Callable[[Plan], str]) -> int:
     if result.progress.sent == 0 and not result.problems:
         print("Not confirmed: nothing sent.")
         return 1
+    if result.progress.sent == 0:
+        for problem in result.problems:
+            print(f"not sent: {problem}")
+        return 1
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(result.progress.line())

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon.ib import AdapterError
+from daemon.ib import AdapterError, GatewayUnreachable
 from daemon.journal import JournalError, resolve_state_dir
 from daemon.observed_file import ObservedFileError, Snapshot, read_snapshot
 from daemon.plan_report import plan_dict, render_table
@@ -117,6 +117,13 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
         passed = plan_against_gateway(
             rules, state_dir=resolve_state_dir(args.state_dir), sim=args.sim
         )
+    except GatewayUnreachable as exc:
+        print(
+            f"tradectl plan: {exc}; or pass --observed FILE to plan against an account snapshot "
+            "(docs/planning.md), or --sim to plan against the simulated gateway",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except (AdapterError, JournalError) as exc:
         print(f"tradectl plan: {exc}", file=sys.stderr)
         return EXIT_ERROR

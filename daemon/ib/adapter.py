@@ -72,6 +72,10 @@ class AccountRefused(AdapterError):
     pass
 
 
+class GatewayUnreachable(AdapterError):
+    pass
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     host: str
@@ -213,13 +217,13 @@ class IbAdapter:
             )
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
-            raise AdapterError(
+            raise GatewayUnreachable(
                 f"cannot connect to the IB gateway at {where}: {reason}; check that IB Gateway or "
                 "TWS runs with the API enabled on that port and that no other program uses this "
                 "client id"
             ) from exc
         if not self.ib.isConnected():
-            raise AdapterError(
+            raise GatewayUnreachable(
                 f"the IB gateway at {where} closed the connection during the handshake; "
                 "is the client id already in use?"
             )
@@ -297,10 +301,6 @@ class IbAdapter:
         if delay is not None and not self._pump_scheduled:
             self._pump_scheduled = True
             asyncio.get_event_loop_policy().get_event_loop().call_later(delay, self._pump_later)
-
-    @property
-    def waiting_messages(self) -> int:
-        return self._pacer.waiting
 
     def _on_disconnected(self) -> None:
         dropped = self._pacer.clear()
@@ -844,10 +844,6 @@ class IbAdapter:
                 log.warning("connection lost while waiting for acknowledgements")
                 break
         return not self._awaiting and not self._pacer.waiting
-
-    @property
-    def unacknowledged(self) -> int:
-        return len(self._awaiting)
 
 
 def _urgency(group: Sequence[Intent]) -> Priority:

@@ -29,6 +29,9 @@ REJECTION_BACKOFF = timedelta(minutes=1)
 REJECTION_BACKOFF_MAX = timedelta(hours=1)
 REJECTIONS_PER_RULE_PER_DAY = 5
 
+# A plan confirmed later than this is not acted on: its prices and positions are stale.
+PLAN_MAX_AGE = timedelta(seconds=60)
+
 HALT_KEY = "halt"
 BREAKER_KEY = "breaker_tripped_on"
 
@@ -235,7 +238,20 @@ def reconcile_pass(
     if confirm is not None and not confirm(plan):
         _finish(journal, pass_id, result, "declined")
         return result
-    working = {order.order_id: order for order in observed.owned_orders}
+    if clock() - now > PLAN_MAX_AGE:
+        result.problems.append(
+            f"the plan is older than {PLAN_MAX_AGE.seconds} s (confirmation took a while) and "
+            "prices may have moved: nothing sent; run it again"
+        )
+        _finish(journal, pass_id, result, "stale")
+        return result
+    # Order ids are per client: should another client's owned order share an id, ours wins.
+    working = {
+        order.order_id: order
+        for order in sorted(
+            observed.owned_orders, key=lambda order: order.client_id == adapter.settings.client_id
+        )
+    }
     result.problems = adapter.execute(
         sending_groups(actionable), contracts=state.qualified, working=working, pass_id=pass_id
     )

@@ -270,3 +270,78 @@ def test_plan_with_sim_needs_no_gateway(tmp_path: Path, capsys: pytest.CaptureFi
     )
     assert main(["plan", str(rules), "--sim", "--state-dir", str(tmp_path / "s")]) == 2
     assert "(the simulated gateway" in capsys.readouterr().out
+
+
+def test_removing_a_rule_cancels_its_orders_and_a_trailing_stop_lands(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    sections = standing_rules()
+    bracket = sections["brackets"]["nvda-pullback"]  # type: ignore[index]
+    bracket["stop_loss"] = {"trailing_percent": 2.0}
+    rules = write_rules(tmp_path / "rules", gateway, **sections)
+    assert apply_in_process(rules).code == 0
+    stop = next(
+        line["fields"]
+        for line in gateway.messages("placeOrder")
+        if line["fields"]["orderRef"].endswith(":stop")
+    )
+    assert (stop["orderType"], stop["trailingPercent"]) == ("TRAIL", 2.0)
+    scale_ids = {
+        line["fields"]["orderId"]
+        for line in gateway.messages("placeOrder")
+        if line["fields"]["orderRef"].startswith("tctl:amzn-ladder:")
+    }
+    assert len(scale_ids) == 3
+
+    del sections["scales"]
+    write_rules(tmp_path / "rules", gateway, **sections)
+    removed = apply_in_process(rules)
+    assert removed.code == 0, removed.out
+    assert {line["fields"]["orderId"] for line in gateway.messages("cancelOrder")} == scale_ids
+    assert len(gateway.messages("placeOrder")) == 6
+    working = {o.order_ref for o in gateway.sim.snapshot().open_orders}
+    assert not any(ref.startswith("tctl:amzn-ladder:") for ref in working)
+    with Journal.open(tmp_path / "state") as journal:
+        cancels = [intent for intent in journal.intents() if intent.action == "cancel"]
+        assert {intent.order_id for intent in cancels} == scale_ids
+        assert {intent.state for intent in cancels} == {"cancelled"}
+    assert "Nothing to send." in apply_in_process(rules).out
+
+
+def test_a_plan_confirmed_too_late_is_not_sent(gateway: Gateway, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from daemon.ib import IbAdapter
+    from daemon.planner.types import Plan
+    from daemon.runtime.reconcile import reconcile_pass
+    from daemon.runtime.session import connection_settings
+    from schemas.loader import load_rule_set
+
+    rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    rules = load_rule_set([rules_dir]).rule_set
+    assert rules is not None
+    moments = [datetime.now(UTC)]
+
+    def slow_confirmation(plan: Plan) -> bool:
+        moments.append(moments[0] + timedelta(minutes=2))
+        return True
+
+    with Journal.open(tmp_path / "state") as journal:
+        adapter = IbAdapter(connection_settings(rules, readonly=False), journal)
+        adapter.connect()
+        try:
+            result = reconcile_pass(
+                rules,
+                adapter,
+                journal,
+                clock=lambda: moments[-1],
+                confirm=slow_confirmation,
+                act=True,
+                ack_timeout=5,
+                trigger="test",
+            )
+        finally:
+            adapter.disconnect()
+    assert result.sent == 0
+    assert "the plan is older than 60 s" in result.problems[0]
+    assert gateway.messages("placeOrder") == []
