@@ -189,6 +189,8 @@ class IbBrokerSession:
         self._status: dict[str, Any] = {}
         # Executions come again in every reqExecutions answer: only a new exec id is a fill.
         self._seen_exec_ids: set[str] = set()
+        # The newest journaled intent id seen, so each pass reads only the intents it added.
+        self._newest_intent_id = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -428,9 +430,12 @@ class IbBrokerSession:
         """Journal and send the actionable intents group by group, collecting what could not be
         sent in ``problems``; True when stopped early."""
         working = {order.order_id: order for order in observed.owned_orders}
-        last_intent = max((intent.id for intent in journal.intents()), default=0)
+        last_intent = self._catch_up_intents(journal)
+        # Each journaled intent is one message on the wire; ``written`` counts how many the
+        # pacer must have written before the next group is journaled.
+        written = adapter.progress.sent
         for group in sending_groups(plan.actionable):
-            if not self._drain(adapter, context):
+            if not self._drain(adapter, context, written):
                 return True
             if not context.may_send():
                 return True
@@ -441,19 +446,30 @@ class IbBrokerSession:
             except AdapterError as exc:
                 problems.append(str(exc))
                 return True
-            last_intent = self._log_actions(journal, group, last_intent)
-        return not self._drain(adapter, context)
+            last_intent, journaled = self._log_actions(journal, group, last_intent)
+            self._newest_intent_id = last_intent
+            written += journaled
+        return not self._drain(adapter, context, written)
 
-    def _drain(self, adapter: IbAdapter, context: PassContext) -> bool:
-        """Run the connection until the pacer has written everything queued; False when the
-        link went down or shutdown began first."""
-        while adapter.waiting_messages:
+    def _catch_up_intents(self, journal: Journal) -> int:
+        """The newest intent id in the journal (other writers: halt --cancel, earlier runs)."""
+        newer = journal.intents(since_id=self._newest_intent_id)
+        if newer:
+            self._newest_intent_id = newer[-1].id
+        return self._newest_intent_id
+
+    def _drain(self, adapter: IbAdapter, context: PassContext, written: int) -> bool:
+        """Run the connection until the pacer has written ``written`` order messages in all;
+        False when the link went down or shutdown began first."""
+        while adapter.progress.sent < written:
             if not adapter.can_send or context.abandon():
                 return False
             adapter.ib.sleep(_DRAIN_STEP_SECONDS)
         return True
 
-    def _log_actions(self, journal: Journal, group: list[Intent], after_id: int) -> int:
+    def _log_actions(self, journal: Journal, group: list[Intent], after_id: int) -> tuple[int, int]:
+        """Log the order actions of ``group`` that were journaled; returns the newest intent id
+        and how many were journaled."""
         journaled = {entry.key: entry for entry in journal.intents(since_id=after_id)}
         newest = max((entry.id for entry in journaled.values()), default=after_id)
         for intent in group:
@@ -478,7 +494,7 @@ class IbBrokerSession:
                     "aux": order.aux_price if order is not None else None,
                 },
             )
-        return newest
+        return newest, len(journaled)
 
     def _await_acknowledgements(self, adapter: IbAdapter, context: PassContext) -> None:
         started = self._thread.loop.time()
@@ -490,8 +506,9 @@ class IbBrokerSession:
             limit = ACK_TIMEOUT_STOPPING_SECONDS if context.abandon() else self._ack_timeout
             if self._thread.loop.time() - started >= limit:
                 log.warning(
-                    "%d order action(s) not acknowledged yet; they stay in flight in the journal",
-                    adapter.unacknowledged,
+                    "order actions not acknowledged after %.0fs; they stay in flight in the "
+                    "journal and are matched with the broker at the next pass",
+                    limit,
                 )
                 return
 
