@@ -343,8 +343,7 @@ class IbBrokerSession:
         generation = rules.generation()
         journal.record_generation(generation)
         pass_id = journal.begin_pass(",".join(sorted(context.reasons)), generation)
-        sent_before = adapter.progress.sent
-        errors_before = len(adapter.progress.errors)
+        adapter.start_pass()
         pacing_before = adapter.pacing_violations
         day_start = trading_day_start(now)
         adapter.resync(day_start)
@@ -378,13 +377,13 @@ class IbBrokerSession:
             pass_id,
             planned=len(plan.intents),
             blocked=len(plan.blocked),
-            sent=adapter.progress.sent - sent_before,
+            sent=adapter.progress.sent,
             outcome=outcome,
-            detail="; ".join(problems + adapter.progress.errors[errors_before:]),
+            detail="; ".join(problems + adapter.progress.errors),
         )
         for problem in problems:
             log.warning("not sent: %s", problem)
-        for error in adapter.progress.errors[errors_before:]:
+        for error in adapter.progress.errors:
             log.warning("order error: %s", error)
         if adapter.pacing_violations > pacing_before:
             log.warning(
@@ -393,9 +392,9 @@ class IbBrokerSession:
             )
         return PassSummary(
             planned=len(plan.intents),
-            sent=adapter.progress.sent - sent_before,
+            sent=adapter.progress.sent,
             blocked=len(plan.blocked),
-            problems=tuple(problems + adapter.progress.errors[errors_before:]),
+            problems=tuple(problems + adapter.progress.errors),
             stopped_early=stopped_early,
             notes=state.notes + plan.notes,
             net_liquidation=observed.net_liquidation,
@@ -429,7 +428,12 @@ class IbBrokerSession:
     ) -> bool:
         """Journal and send the actionable intents group by group, collecting what could not be
         sent in ``problems``; True when stopped early."""
-        working = {order.order_id: order for order in observed.owned_orders}
+        # Order ids are per client: should another client's owned order share an id, ours wins.
+        ours = adapter.settings.client_id
+        working = {
+            order.order_id: order
+            for order in sorted(observed.owned_orders, key=lambda order: order.client_id == ours)
+        }
         last_intent = self._catch_up_intents(journal)
         # Each journaled intent is one message on the wire; ``written`` counts how many the
         # pacer must have written before the next group is journaled.
