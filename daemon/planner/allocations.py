@@ -36,7 +36,15 @@ from daemon.planner.common import (
     working_price,
 )
 from daemon.planner.types import Intent, IntentAction, OrderSpec, OrderType, Purpose
-from schemas.models import Allocation, RuleKind, RuleSet, Side, order_ref, rule_generation
+from schemas.models import (
+    Allocation,
+    Risk,
+    RuleKind,
+    RuleSet,
+    Side,
+    order_ref,
+    rule_generation,
+)
 
 KIND: RuleKind = "allocations"
 
@@ -180,7 +188,7 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
             facts.min_tick,
             facts.lot_size,
             orders,
-            rules.risk.max_order_value,
+            rules.risk,
             book,
             draft,
         )
@@ -198,7 +206,7 @@ def _decide_symbol(
     tick: float,
     lot: int,
     orders: list[OwnedOrder],
-    max_order_value: float,
+    risk: Risk,
     book: Book,
     draft: Draft,
 ) -> list[_Want]:
@@ -209,11 +217,20 @@ def _decide_symbol(
         signed(owned.order.action, owned.order.remaining) for owned in current
     )
     desired = 0 if weight == 0 else lots_down(weight * capital / price, lot)
+    # A capital above NAV can ask for more than the gate allows; aim at what it allows
+    # rather than planning a buy that stays blocked and holds cash from the other targets.
+    position_cap = lots_down(
+        risk.max_position_fraction * book.observed.net_liquidation / price, lot
+    )
+    capped = desired > position_cap
+    desired = min(desired, position_cap)
     effective_weight = effective * price / capital
     describe = (
         f"weight {effective_weight:.4f} vs target {weight:.4f} "
         f"(band {allocation.drift.absolute:.4f}); {shares(effective)} → {shares(desired)} shares"
     )
+    if capped:
+        describe += " (capped by risk.max_position_fraction)"
 
     if weight == 0:
         act = position != 0 or effective != 0
@@ -268,7 +285,7 @@ def _decide_symbol(
     already_filled = 0 if carrier is None else int(carrier.order.filled)
     quantity = wanted_quantity
     reason = describe
-    per_order_cap = lots_down(max_order_value / estimated, lot)
+    per_order_cap = lots_down(risk.max_order_value / estimated, lot)
     if per_order_cap == 0:
         quantity = min(wanted_quantity, lot)
     elif already_filled + wanted_quantity > per_order_cap:

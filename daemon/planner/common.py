@@ -309,9 +309,11 @@ def modify_key(existing_ref: str, spec: OrderSpec) -> str:
     return f"{existing_ref}#mod:{spec_hash(spec)}"
 
 
+def ordered_groups(groups: Sequence[Group]) -> list[Group]:
+    """Cancels, then sells, then buys; stable within a phase."""
+    return sorted(groups, key=lambda group: group.phase)
+
+
 def ordered(groups: Sequence[Group]) -> list[Intent]:
-    """Flatten groups: cancels, then sells, then buys; stable within a phase."""
-    result: list[Intent] = []
-    for group in sorted(groups, key=lambda group: group.phase):
-        result.extend(group.intents)
-    return result
+    """The groups' intents in plan order (see ``ordered_groups``)."""
+    return [intent for group in ordered_groups(groups) for intent in group.intents]

@@ -303,3 +303,13 @@ def test_targets_inside_their_own_drift_band_are_reported() -> None:
     rules = core_rules(targets={"AAPL": 0.005, "MSFT": 0.5})
     result = plan(rules, observed(prices=PRICES), NOW)
     assert any("1 target(s) (AAPL) weigh no more than the drift band" in n for n in result.notes)
+
+
+def test_capital_above_nav_is_capped_at_the_position_limit_not_blocked() -> None:
+    # 0.30 x 200,000 / 190 = 315 shares wanted, but 35 % of a 100,000 NAV is 184 shares.
+    rules = core_rules(
+        capital={"amount": 200_000}, targets={"AAPL": 0.30}, risk={"max_position_fraction": 0.35}
+    )
+    result = plan(rules, observed(prices=PRICES), NOW)
+    assert summary(result.intents) == [("place", "AAPL", "BUY", 184, 190.19, None)]
+    assert "capped by risk.max_position_fraction" in result.intents[0].reason
