@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Stock, Ticker
@@ -402,11 +402,22 @@ class IbAdapter:
                 order_ref=order_ref,
                 informational=informational,
             )
-            live = [intent for intent in intents if intent.live]
-            if live and not informational and code not in _CANCEL_CONFIRMATIONS:
-                # The error answers the latest message about this order: a rejected modify
-                # must not make the order's own placement count as rejected.
-                self.journal.record_intent_error(live[-1].id, code, text)
+            # The error answers the latest message about this order: a rejected modify must
+            # not make the order's own placement count as rejected.
+            latest = intents[-1] if intents else None
+            if (
+                latest is not None
+                and latest.live
+                and not informational
+                and code not in _CANCEL_CONFIRMATIONS
+            ):
+                self.journal.record_intent_error(latest.id, code, text)
+                if latest.action == "modify":
+                    # The order keeps its old fields; the modify is over, and its rejection
+                    # makes the next identical modify wait (backoff) instead of repeating.
+                    self.journal.finish_intent(latest.id, "rejected")
+                    self.progress.rejected += 1
+                    self._awaiting.discard(latest.id)
         if intents and not informational and code not in _CANCEL_CONFIRMATIONS:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()
@@ -507,7 +518,7 @@ class IbAdapter:
         open_keys = self._refresh_open_orders()
         self._completed = []
         self.ib.reqCompletedOrders(apiOnly=True)
-        self.ib.reqExecutions(ExecutionFilter(time=day_start.strftime("%Y%m%d-%H:%M:%S")))
+        self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         records = [
             translate.broker_record(
                 "open", self._orders[key].order, self._orders[key].status, self._orders[key].filled
@@ -587,7 +598,7 @@ class IbAdapter:
         wanted = sorted(set(symbols) | set(positions))
         contracts = self.contracts(wanted, notes)
         quotes = self.quotes(contracts, notes)
-        self.ib.reqExecutions(ExecutionFilter(time=day_start.strftime("%Y%m%d-%H:%M:%S")))
+        self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         executions = tuple(
             sorted(
                 (ex for ex in self._executions.values() if ex.time >= day_start),
@@ -844,6 +855,11 @@ class IbAdapter:
                 log.warning("connection lost while waiting for acknowledgements")
                 break
         return not self._awaiting and not self._pacer.waiting
+
+
+def _utc_filter_time(moment: datetime) -> str:
+    # IB reads "yyyymmdd-hh:mm:ss" as UTC.
+    return moment.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
 
 
 def _urgency(group: Sequence[Intent]) -> Priority:
