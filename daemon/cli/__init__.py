@@ -19,6 +19,10 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "plan",
     "apply",
     "records",
+    "run",
+    "status",
+    "halt",
+    "resume",
 )
 
 
