@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
@@ -39,6 +39,11 @@ _ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9]{0,9}(?:[.][A-Z]{1,2})?)
 
 # Extra decimals kept before tick rounding so that 142.49999999999997 counts as 142.5.
 _PRICE_GRID = Decimal("1e-9")
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Times without a zone are UTC, so that aware and naive times compare."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def short_hash(*parts: object) -> str:
@@ -237,7 +242,7 @@ class Book:
             return None, f"{symbol}: no quote"
         if not (math.isfinite(quote.last) and quote.last > 0):
             return None, f"{symbol}: no usable last price ({quote.last})"
-        age = self.now - quote.time
+        age = _as_utc(self.now) - _as_utc(quote.time)
         if age > QUOTE_MAX_AGE:
             minutes = int(age.total_seconds() // 60)
             return None, f"{symbol}: quote is stale ({minutes} min old, limit 15 min)"
