@@ -224,13 +224,14 @@ def _decide_symbol(
     )
     capped = desired > position_cap
     desired = min(desired, position_cap)
+    target_weight = desired * price / capital if capped else weight
     effective_weight = effective * price / capital
     describe = (
-        f"weight {effective_weight:.4f} vs target {weight:.4f} "
+        f"weight {effective_weight:.4f} vs target {target_weight:.4f} "
         f"(band {allocation.drift.absolute:.4f}); {shares(effective)} → {shares(desired)} shares"
     )
     if capped:
-        describe += " (capped by risk.max_position_fraction)"
+        describe += f" (target {weight:g} capped by risk.max_position_fraction)"
 
     if weight == 0:
         act = position != 0 or effective != 0
@@ -239,7 +240,7 @@ def _decide_symbol(
     else:
         gap = desired - effective
         act = (
-            abs(effective_weight - weight) > allocation.drift.absolute
+            abs(effective_weight - target_weight) > allocation.drift.absolute
             and abs(gap) * price >= allocation.min_trade_value
         )
         wanted_quantity = lots_down(abs(desired - position), lot)

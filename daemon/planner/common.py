@@ -158,8 +158,8 @@ class OwnedOrder:
 
 
 class Book:
-    """Read-only index over an ``Observed``: live orders by rule and symbol, fresh prices,
-    contract facts. Built once per pass so that planning stays linear in the account size."""
+    """Read-only index over an ``Observed``: live owned orders by rule, fills by rule, fresh
+    prices, contract facts. Built once per pass, so planning stays linear in the account."""
 
     def __init__(self, observed: Observed, now: datetime) -> None:
         self.observed = observed
@@ -169,12 +169,11 @@ class Book:
         )
         self.owned: list[OwnedOrder] = []
         self._by_rule: dict[tuple[RuleKind | None, str], list[OwnedOrder]] = {}
-        self.by_symbol: dict[str, list[WorkingOrder]] = {}
         for order in self.live:
-            self.by_symbol.setdefault(order.symbol, []).append(order)
-            rule, generation, leg = order.rule, order.generation, order.leg
-            if rule is None or generation is None or leg is None:
+            parsed = parse_order_ref(order.order_ref)
+            if parsed is None:
                 continue
+            rule, generation, leg = parsed
             owned = OwnedOrder(order, rule, generation, leg, leg_kind(leg))
             self.owned.append(owned)
             self._by_rule.setdefault((owned.kind, rule), []).append(owned)
