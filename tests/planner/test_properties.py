@@ -271,12 +271,13 @@ def test_no_unblocked_intent_breaks_a_risk_limit(scenario: Scenario) -> None:
     actionable = result.actionable
     assert len(actionable) <= max(0, risk.max_orders_per_minute - account.orders_sent_last_minute)
     tripped = account.net_liquidation < account.day_start_nav * (1 - risk.max_daily_loss_fraction)
-    touched = {intent.order_id for intent in actionable if intent.order_id is not None}
+    # Worst case: every working order fills as it is now (a modify or cancel may be late),
+    # plus what each admitted opening intent adds to its side.
+    by_id = {order.order_id: order for order in account.working_orders}
     exposure: dict[tuple[str, str], float] = {}
     for order in account.working_orders:
-        if order.order_id not in touched:
-            key = (order.symbol, order.action)
-            exposure[key] = exposure.get(key, 0.0) + order.remaining
+        key = (order.symbol, order.action)
+        exposure[key] = exposure.get(key, 0.0) + order.remaining
     for intent in actionable:
         order = intent.order
         if intent.action == "cancel" or order is None:
@@ -291,21 +292,25 @@ def test_no_unblocked_intent_breaks_a_risk_limit(scenario: Scenario) -> None:
         assert order.quantity * intent.estimated_price <= risk.max_order_value + 1e-6
         if intent.purpose != "opening":
             continue
+        if intent.kind == "brackets" and intent.leg == "entry":
+            planned = [o.order for o in actionable if o.rule == intent.rule and o.leg == "stop"]
+            working_stops = [
+                o for o in account.working_orders if (o.rule, o.leg) == (intent.rule, "stop")
+            ]
+            stop = (planned + working_stops)[0]
+            assert stop is not None and stop.aux_price is not None
+            at_risk = abs(intent.estimated_price - stop.aux_price) * order.quantity
+            assert at_risk <= risk.max_risk_per_trade_fraction * account.net_liquidation + 1e-6
+        before = by_id.get(intent.order_id) if intent.action == "modify" else None
+        grows = order.quantity - (0 if before is None else before.filled + before.remaining)
+        if grows <= 0:
+            continue
         key = (intent.symbol, order.action)
-        exposure[key] = exposure.get(key, 0.0) + order.quantity
+        exposure[key] = exposure.get(key, 0.0) + grows
         sign = 1 if order.action == "BUY" else -1
         after = account.position(intent.symbol) + sign * exposure[key]
         value = abs(after) * account.quotes[intent.symbol].last
         assert value <= risk.max_position_fraction * account.net_liquidation + 1e-6
-        if intent.kind == "brackets" and intent.leg == "entry":
-            stop = next(
-                other.order
-                for other in actionable
-                if other.rule == intent.rule and other.leg == "stop" and other.order
-            )
-            assert stop.aux_price is not None
-            at_risk = abs(intent.estimated_price - stop.aux_price) * order.quantity
-            assert at_risk <= risk.max_risk_per_trade_fraction * account.net_liquidation + 1e-6
 
 
 @SETTINGS
