@@ -274,15 +274,13 @@ class Draft:
     notes: list[str] = field(default_factory=list)
 
     def add(self, *intents: Intent) -> None:
-        if not intents:
-            return
-        if all(intent.action == "cancel" for intent in intents):
-            phase = 0
-        else:
-            first = next(intent for intent in intents if intent.order is not None)
-            assert first.order is not None
-            phase = 1 if first.order.action == "SELL" else 2
-        self.groups.append(Group(list(intents), phase))
+        phase = 0
+        for intent in intents:
+            if intent.order is not None:
+                phase = 1 if intent.order.action == "SELL" else 2
+                break
+        if intents:
+            self.groups.append(Group(list(intents), phase))
 
     def extend(self, other: Draft) -> None:
         self.groups.extend(other.groups)
