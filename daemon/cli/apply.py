@@ -15,7 +15,7 @@ from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from daemon.plan_report import render_table
 from daemon.planner.types import Plan
 from daemon.records.service import RecordsService
-from daemon.runtime.reconcile import PassResult, reconcile_pass
+from daemon.runtime.reconcile import PassResult, halt_file, reconcile_pass
 from daemon.runtime.session import open_session, quiet_client_logging
 from schemas.loader import load_rule_set
 from schemas.models import RuleSet
@@ -107,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
         return answer.strip().lower() == "yes"
 
     state_dir = resolve_state_dir(args.state_dir)
+    halted = halt_file(Path(args.path)).is_file()
+    if halted:
+        print(
+            f"tradectl apply: {halt_file(Path(args.path))} exists: trading is halted, nothing "
+            "will be sent (the plan below shows what is held back); remove the file to resume",
+            file=sys.stderr,
+        )
     try:
         with open_session(
             rules,
@@ -126,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 ack_timeout=args.timeout,
                 trigger="apply",
                 on_resync=lambda transitions: _show_resync(session.journal, transitions),
+                halted=halted,
             )
     except (AdapterError, JournalError) as exc:
         print(f"tradectl apply: {exc}", file=sys.stderr)

@@ -347,3 +347,17 @@ def test_a_plan_confirmed_too_late_is_not_sent(gateway: Gateway, tmp_path: Path)
     assert result.sent == 0
     assert "the plan is older than 60 s" in result.problems[0]
     assert gateway.messages("placeOrder") == []
+
+
+def test_a_halt_file_in_the_rules_directory_stops_apply_from_sending(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS))
+    (rules / "HALT").write_text("maintenance\n")
+    outcome = apply_in_process(rules)
+    assert "trading is halted" in outcome.err
+    assert "halt" in outcome.out
+    assert gateway.messages("placeOrder") == []
+    (rules / "HALT").unlink()
+    converge(apply_in_process, rules)
+    assert gateway.messages("placeOrder")
