@@ -19,6 +19,7 @@ from daemon.planner.types import (
     ContractFacts,
     Execution,
     Intent,
+    IntentAction,
     Observed,
     OrderSpec,
     Purpose,
@@ -309,6 +310,45 @@ def cancel_intent(
 
 def modify_key(existing_ref: str, spec: OrderSpec) -> str:
     return f"{existing_ref}#mod:{spec_hash(spec)}"
+
+
+def place_or_modify(
+    spec: OrderSpec,
+    *,
+    kind: RuleKind,
+    rule: str,
+    leg: str,
+    purpose: Purpose,
+    reason: str,
+    estimated_price: float,
+    current: float,
+    target: float,
+    existing: WorkingOrder | None,
+) -> Intent:
+    """A standing order as ``spec`` says: placed afresh, or the working ``existing`` modified in
+    place (DESIGN.md §3: modify, don't churn)."""
+    action: IntentAction = "place"
+    key, order_id = spec.order_ref, None
+    if existing is not None:
+        assert existing.order_ref is not None
+        action, key = "modify", modify_key(existing.order_ref, spec)
+        order_id = existing.order_id
+        reason = f"order {existing.order_id}: {reason}"
+    return Intent(
+        key=key,
+        action=action,
+        kind=kind,
+        rule=rule,
+        leg=leg,
+        symbol=spec.symbol,
+        purpose=purpose,
+        reason=reason,
+        order=spec,
+        order_id=order_id,
+        estimated_price=estimated_price,
+        current_quantity=current,
+        target_quantity=target,
+    )
 
 
 def ordered_groups(groups: Sequence[Group]) -> list[Group]:
