@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 
 from daemon.cli import main
 from daemon.journal import Journal
+from daemon.records.store import connect, journal_file
 from daemon.runtime.reconcile import HALT_KEY
 
 
@@ -46,3 +50,33 @@ def test_run_refuses_a_path_that_is_not_a_directory(
     missing = tmp_path / "nope"
     assert main(["run", str(missing), "--state-dir", str(tmp_path / "state")]) == 1
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_status_shows_the_records_backlog_and_a_failed_upload_as_an_alarm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--state-dir", str(tmp_path)]) == 3
+    assert "records:     unknown (no records outbox in the journal yet)" in capsys.readouterr().out
+
+    with Journal.open(tmp_path):
+        pass
+    conn = connect(journal_file(tmp_path))
+    for state, created_at in (("pending", time.time() - 125), ("failed", time.time())):
+        conn.execute(
+            "INSERT INTO records_outbox (dataset, trade_date, batch_id, bucket, object_name, "
+            "local_file, md5, crc32c, state, created_at, next_attempt_at, last_error) "
+            "VALUES ('fills', '2026-11-24', 'x', 'b', ?, 'f', 'm', 'c', ?, ?, 0, 'conflict')",
+            (f"o-{state}", state, created_at),
+        )
+    conn.close()
+
+    assert main(["status", "--state-dir", str(tmp_path)]) == 3
+    line = next(line for line in capsys.readouterr().out.splitlines() if "records:" in line)
+    assert re.fullmatch(
+        r"records: +1 batch\(es\) pending upload \(oldest waiting 2m 0[5-9]s\), 1 failed "
+        r"<- ALARM: see `tradectl records status`",
+        line,
+    ), line
+    assert main(["status", "--json", "--state-dir", str(tmp_path)]) == 3
+    records = json.loads(capsys.readouterr().out)["records"]
+    assert (records["pending"], records["failed"], records["last_error"]) == (1, 1, "conflict")
