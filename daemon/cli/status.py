@@ -11,8 +11,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from daemon.journal import Journal, JournalError, resolve_state_dir
+from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
 from daemon.records.store import read_backlog
+from daemon.runtime.reconcile import trading_day_start
 from daemon.service.broker import read_safety
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
 from daemon.service.safety import SafetyState
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tradectl status: {exc}", file=sys.stderr)
         return 1
     status["records"] = records_backlog(state_dir)
+    status["order_efficiency"] = order_efficiency_today(state_dir)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:
@@ -58,6 +60,7 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
         safety = read_safety(journal)
         journal.close()
     records = records_backlog(state_dir)
+    efficiency = order_efficiency_today(state_dir)
     if as_json:
         breaker_day = None if safety.breaker_day is None else safety.breaker_day.isoformat()
         shown = {
@@ -65,6 +68,7 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
             "halted": safety.halted,
             "breaker_day": breaker_day,
             "records": records,
+            "order_efficiency": efficiency,
         }
         print(json.dumps(shown))
         return NOT_RUNNING
@@ -74,6 +78,7 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
     if safety.breaker_day is not None:
         print(f"Circuit breaker tripped on {safety.breaker_day}: {safety.breaker_reason}")
     print(render_records(records))
+    print(render_order_efficiency(efficiency))
     return NOT_RUNNING
 
 
@@ -86,6 +91,34 @@ def records_backlog(state_dir: Path) -> dict[str, Any]:
     if backlog is None:
         return {"available": False, "error": None}
     return {"available": True, **asdict(backlog)}
+
+
+def order_efficiency_today(state_dir: Path) -> dict[str, Any]:
+    """IB's Order Efficiency Ratio of tradectl's orders since the trading day's start."""
+    try:
+        journal = Journal.open_read_only(state_dir)
+        if journal is None:
+            return {"available": False, "error": None}
+        try:
+            found = journal.order_efficiency(trading_day_start(utc_now()))
+        finally:
+            journal.close()
+    except (JournalError, sqlite3.Error, OSError) as exc:
+        return {"available": False, "error": str(exc)}
+    return {
+        "available": True,
+        **asdict(found),
+        "ratio": found.ratio,
+        "too_high": found.too_high,
+        "line": found.line(),
+    }
+
+
+def render_order_efficiency(efficiency: dict[str, Any]) -> str:
+    if not efficiency["available"]:
+        return f"orders:      efficiency unknown ({efficiency['error'] or 'no journal yet'})"
+    alarm = " <- too high: IB may restrict the account" if efficiency["too_high"] else ""
+    return f"orders:      {efficiency['line']}{alarm}"
 
 
 def render_records(records: dict[str, Any]) -> str:
@@ -140,6 +173,8 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append("breaker:     ok")
     if "records" in status:
         lines.append(render_records(status["records"]))
+    if "order_efficiency" in status:
+        lines.append(render_order_efficiency(status["order_efficiency"]))
     schedule = status["schedule"]
     if schedule["next_rebalance"]:
         due = "due now" if schedule["allocations_due"] else "not due"

@@ -11,6 +11,7 @@ import pytest
 
 from daemon.cli import main
 from daemon.journal import Journal
+from daemon.planner.types import Intent, OrderSpec
 from daemon.records.store import connect, journal_file
 from daemon.runtime.reconcile import HALT_KEY
 
@@ -80,3 +81,42 @@ def test_status_shows_the_records_backlog_and_a_failed_upload_as_an_alarm(
     assert main(["status", "--json", "--state-dir", str(tmp_path)]) == 3
     records = json.loads(capsys.readouterr().out)["records"]
     assert (records["pending"], records["failed"], records["last_error"]) == (1, 1, "conflict")
+
+
+def test_status_reports_the_order_efficiency_ratio_and_warns_when_it_is_too_high(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with Journal.open(tmp_path) as journal:
+        intents = [
+            Intent(
+                key=f"tctl:core:g:AAPL.{n}",
+                action="place",
+                kind="allocations",
+                rule="core",
+                leg=f"AAPL.{n}",
+                symbol="AAPL",
+                purpose="opening",
+                reason="test",
+                order=OrderSpec(
+                    symbol="AAPL",
+                    action="BUY",
+                    quantity=1,
+                    order_type="LMT",
+                    order_ref=f"tctl:core:g:AAPL.{n}",
+                    limit_price=100.0,
+                ),
+            )
+            for n in range(21)
+        ]
+        for journaled in journal.journal_intents(
+            intents, client_id=17, session="s", next_valid_order_id=1
+        ):
+            journal.mark_sent(journaled.id)
+
+    assert main(["status", "--state-dir", str(tmp_path)]) == 3
+    line = next(line for line in capsys.readouterr().out.splitlines() if "efficiency" in line)
+    assert "order efficiency ratio 21.0 (21 submitted, 0 modified, 0 cancelled" in line
+    assert line.endswith("<- too high: IB may restrict the account")
+    assert main(["status", "--json", "--state-dir", str(tmp_path)]) == 3
+    shown = json.loads(capsys.readouterr().out)["order_efficiency"]
+    assert (shown["submissions"], shown["executions"], shown["too_high"]) == (21, 0, True)
