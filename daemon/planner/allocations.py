@@ -291,6 +291,20 @@ def _decide_symbol(
     quantity = wanted_quantity
     reason = describe()
     per_order_cap = lots_down(risk.max_order_value / estimated, lot)
+    if per_order_cap == 0 and carrier is not None:
+        # Modified to one lot, the order would still be above the limit: the gate blocks that
+        # modify and the old order would keep working (and holding cash) as it is. A cancel is
+        # always allowed; the one lot follows on the next pass, for the gate to show the block.
+        one_lot = f"one lot of {symbol} ({money(lot * estimated)})"
+        draft.add(
+            cancel_intent(
+                carrier,
+                KIND,
+                f"{one_lot} is worth more than risk.max_order_value "
+                f"({money(risk.max_order_value)}); {describe()}",
+            )
+        )
+        return []
     if per_order_cap == 0:
         quantity = min(wanted_quantity, lot)
     elif already_filled + wanted_quantity > per_order_cap:
@@ -464,31 +478,25 @@ def _plan_buys(
     other_buys_value: float,
 ) -> None:
     """Buys never spend cash below the rule's buffer. Spent already: every working buy that no
-    buy below carries (manual orders, other rules' orders, and orders being cancelled, which
-    may still fill until IB confirms the cancel), and the buys other rule kinds plan in this
-    pass. The working orders that the buys below carry count at their new size."""
+    buy below changes, at its own price (manual orders, other rules' orders, orders kept as
+    they are, and orders being cancelled, which may still fill until IB confirms the cancel),
+    and the buys other rule kinds plan in this pass. The working orders that the buys below
+    change count at their new size."""
     observed = book.observed
-    committed = other_buys_value
-    carried = {
+    spent = other_buys_value
+    changed = {
         want.carrier.order.order_id
         for outcome in outcomes
         for want in outcome.buys
-        if want.carrier is not None
+        if want.carrier is not None and not _unchanged(want)
     }
     for order in book.live:
-        if order.action != "BUY" or order.order_id in carried:
+        if order.action != "BUY" or order.order_id in changed:
             continue
         quote = observed.quotes.get(order.symbol)
         price = working_price(order, None if quote is None else quote.last)
-        committed += order.remaining * (price or 0.0)
+        spent += order.remaining * (price or 0.0)
 
-    kept = sum(
-        want.carrier.order.remaining * want.estimated_price
-        for outcome in outcomes
-        for want in outcome.buys
-        if want.carrier is not None and _unchanged(want)
-    )
-    spent = committed + kept
     for outcome in outcomes:
         changing = [want for want in outcome.buys if not _unchanged(want)]
         if not changing:
