@@ -374,3 +374,34 @@ def test_an_over_limit_order_is_cancelled_not_left_holding_cash_for_buys_it_fund
         ("place", "AAPL", "BUY", 1, 501.0, "risk.max_order_value: 501 > 500"),
         ("place", "MSFT", "BUY", 500, 1.0, None),
     ]
+
+
+def test_a_buy_dropped_for_cash_keeps_its_orders_cash_from_the_others() -> None:
+    """Cash 150. AAPL (lot 100 at 1.00) wants 300 and has a working 100 of an older generation;
+    MSFT wants 10 at 100. Shared proportionally, AAPL comes to 0 lots: its order is cancelled,
+    but until IB confirms it may still fill, so its 100 stay committed and MSFT's share shrinks
+    to 50, below one share. (It used to get the whole 150: 200 of buys on 150 of cash.)"""
+    rules = rule_set(
+        allocations={
+            "core": {
+                "capital": {"amount": 10_000},
+                "order": {"type": "limit", "offset_bps": 0},
+                "targets": {"AAPL": 0.03, "MSFT": 0.1},
+            }
+        }
+    )
+    account = observed(
+        nav=10_000,
+        cash=150,
+        prices={"AAPL": 1.0, "MSFT": 100.0},
+        contracts={
+            "AAPL": ContractFacts("AAPL", con_id=1, lot_size=100),
+            "MSFT": ContractFacts("MSFT", con_id=2),
+        },
+        orders=[
+            working(801, "AAPL", "BUY", 100, ref="tctl:core:0ldgen0000:AAPL.abc123", limit=1.0)
+        ],
+    )
+    result = plan(rules, account, NOW)
+    assert summary(result.intents) == [("cancel", "AAPL", None, None, None, None)]
+    assert result.intents[0].reason == "no cash left for this buy"
