@@ -93,6 +93,25 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     )
 
 
+def recheck_cash(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
+    """The gate's cash check again, on a gated plan in which more intents were held since (the
+    runtime holds intents IB rejected earlier): a held modify that was to free cash leaves its
+    order as it is, so allocation buys it funded may no longer fit. Only adds blocks."""
+    intents = list(plan.intents)
+    blocked_by = {
+        index: intent.blocked_by
+        for index, intent in enumerate(intents)
+        if intent.blocked_by is not None
+    }
+    _limit_cash(intents, blocked_by, rules, observed)
+    return replace(
+        plan,
+        intents=tuple(
+            _marked(intent, blocked_by.get(index)) for index, intent in enumerate(intents)
+        ),
+    )
+
+
 def _marked(intent: Intent, blocked_by: str | None) -> Intent:
     return intent if intent.blocked_by == blocked_by else replace(intent, blocked_by=blocked_by)
 
