@@ -195,6 +195,14 @@ def _unconfirmed_orders(
     return tuple(orders)
 
 
+def plan_pass(rules: RuleSet, observed: Observed, journal: Journal | None, now: datetime) -> Plan:
+    """The plan one pass acts on, for ``apply`` and the daemon alike: the planner's gated plan,
+    minus what IB rejected recently, with the cash check run again because a held intent may be
+    a modify whose freed cash the plan's buys count on."""
+    held = hold_rejected(make_plan(rules, observed, now), journal, now)
+    return recheck_cash(held, rules, observed)
+
+
 def hold_rejected(plan: Plan, journal: Journal | None, now: datetime) -> Plan:
     """Block intents whose key IB rejected recently (exponential backoff) and every opening or
     closing intent of a rule IB rejected too often today, so a rejected order is never retried
@@ -293,9 +301,7 @@ def reconcile_pass(
     observed = build_observed(rules, state, journal, now)
     if halted:
         observed = replace(observed, halted=True)
-    held = hold_rejected(make_plan(rules, observed, now), journal, now)
-    # A held intent may be a modify whose freed cash the plan's buys count on.
-    plan = recheck_cash(held, rules, observed)
+    plan = plan_pass(rules, observed, journal, now)
     notes = state.notes
     if observed.in_flight:
         notes += (

@@ -30,13 +30,12 @@ from typing import Any, TypeVar
 from daemon.ib import AdapterError, IbAdapter
 from daemon.journal import Journal, utc_now
 from daemon.journal.resync import TERMINAL_STATUSES
-from daemon.planner import plan as make_plan
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.reconcile import (
     BREAKER_KEY,
     HALT_KEY,
     build_observed,
-    hold_rejected,
+    plan_pass,
     sending_groups,
     trading_day_start,
 )
@@ -379,7 +378,7 @@ class IbBrokerSession:
             halted=observed.halted or context.halted,
             allocations_due=context.allocations_due,
         )
-        plan = hold_rejected(make_plan(rules, observed, now), journal, now)
+        plan = plan_pass(rules, observed, journal, now)
         self._remember(observed)
         for intent in plan.blocked:
             log.debug(
