@@ -15,6 +15,11 @@ from collections.abc import Sequence
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "validate",
     "schema",
+    "apply",
+    "run",
+    "status",
+    "halt",
+    "resume",
     "sim",
 )
 
