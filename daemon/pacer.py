@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Generic, TypeVar
 
+IB_MESSAGE_LIMIT = 50
 DEFAULT_RATE = 45.0
 DEFAULT_BURST = 1.0
 

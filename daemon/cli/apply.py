@@ -8,7 +8,8 @@ from typing import Any
 
 from daemon.cli.plan_table import render_plan
 from daemon.ib import AdapterError, Progress
-from daemon.journal import JournalError, resolve_state_dir, utc_now
+from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
+from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from daemon.planner.types import Plan
 from daemon.runtime.reconcile import PassResult, reconcile_pass
 from daemon.runtime.session import open_session
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--yes", action="store_true", help="send without asking")
     parser.add_argument(
         "--state-dir",
+        metavar="D",
         help="journal directory (default: $TRADECTL_STATE_DIR or var/state)",
     )
     parser.add_argument(
@@ -42,7 +44,27 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="seconds to wait for acknowledgements (default 30)",
     )
+    parser.add_argument(
+        "--max-rate",
+        type=_rate,
+        default=DEFAULT_RATE,
+        metavar="N",
+        help=f"messages per second to the gateway, all kinds together (default {DEFAULT_RATE:g}; "
+        "IB allows 50)",
+    )
     parser.set_defaults(func=run)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= value <= IB_MESSAGE_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be between 1 and {IB_MESSAGE_LIMIT} (IB answers error 100 above its limit)"
+        )
+    return value
 
 
 def load_rules(path: str) -> RuleSet | None:
@@ -72,21 +94,41 @@ def run(args: argparse.Namespace) -> int:
             sim=args.sim,
             readonly=False,
             progress=_show_progress,
+            pacing_rate=args.max_rate,
         ) as session:
             result = reconcile_pass(
                 rules,
                 session.adapter,
                 session.journal,
                 clock=utc_now,
-                confirm=None if args.yes else _confirm,
+                confirm=_show_and_go if args.yes else _confirm,
                 act=True,
                 ack_timeout=args.timeout,
                 trigger="apply",
+                on_resync=lambda transitions: _show_resync(session.journal, transitions),
             )
     except (AdapterError, JournalError) as exc:
         print(f"tradectl apply: {exc}", file=sys.stderr)
         return 1
-    return _report(result, confirmed=args.yes)
+    except (ConnectionError, TimeoutError) as exc:
+        print(
+            f"tradectl apply: the gateway connection failed during the pass ({exc or 'timeout'}); "
+            "run apply again: the journal makes that safe, nothing is sent twice",
+            file=sys.stderr,
+        )
+        return 1
+    return _report(result)
+
+
+def _show_resync(journal: Journal | None, transitions: list[Transition]) -> None:
+    for transition in transitions:
+        key = journal.intent(transition.intent_id).key if journal is not None else "?"
+        print(f"journal: {key}: {transition.state} ({transition.note})")
+
+
+def _show_and_go(plan: Plan) -> bool:
+    print(render_plan(plan), flush=True)
+    return True
 
 
 def _confirm(plan: Plan) -> bool:
@@ -100,15 +142,13 @@ def _show_progress(progress: Progress) -> None:
         print(f"\r{progress.line()}", end="", file=sys.stderr, flush=True)
 
 
-def _report(result: PassResult, *, confirmed: bool) -> int:
-    for transition in result.resync:
-        print(f"resync: intent {transition.intent_id} → {transition.state} ({transition.note})")
-    if confirmed or not result.plan.actionable:
-        print(render_plan(result.plan))
+def _report(result: PassResult) -> int:
     for note in result.notes:
         print(f"note: {note}")
     if not result.plan.actionable:
-        print("Nothing to send.")
+        print(render_plan(result.plan))
+        blocked = len(result.plan.blocked)
+        print("Nothing to send." if not blocked else f"Nothing to send ({blocked} blocked).")
         return 0
     if result.progress.sent == 0 and not result.problems:
         print("Not confirmed: nothing sent.")
@@ -120,6 +160,11 @@ def _report(result: PassResult, *, confirmed: bool) -> int:
         print(f"error: {error}")
     for problem in result.problems:
         print(f"not sent: {problem}")
+    if result.pacing_violations:
+        print(
+            f"warning: IB reported {result.pacing_violations} pacing violation(s) (error 100); "
+            "another program may share this gateway's message budget: lower --max-rate"
+        )
     ok = True
     if not result.acknowledged_in_time:
         print(

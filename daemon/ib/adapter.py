@@ -85,6 +85,7 @@ class ConnectionSettings:
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
     ack_timeout: timedelta = timedelta(seconds=60)
+    request_timeout: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class _OrderRecord:
 @dataclass
 class _Outgoing:
     message: str
+    before_write: Callable[[], None] | None
     after_write: Callable[[], None] | None
 
 
@@ -174,9 +176,12 @@ class IbAdapter:
         self.progress = Progress()
         self._on_progress = progress
         self.ib = IB()
+        # A request the gateway never answers must fail, not hang the pass.
+        self.ib.RequestTimeout = settings.request_timeout
         self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
         self._pump_scheduled = False
         self._priority = Priority.REQUEST
+        self._before_write: Callable[[], None] | None = None
         self._after_write: Callable[[], None] | None = None
         self._link_up = True
         self._orders: dict[tuple[int, int], _OrderRecord] = {}
@@ -193,6 +198,9 @@ class IbAdapter:
 
     def connect(self) -> None:
         settings = self.settings
+        # A new connection is a new session: what the last one sent and never saw acknowledged
+        # is settled by the next resync instead of waiting out the timeout.
+        self.session = uuid.uuid4().hex[:12]
         where = f"{settings.host}:{settings.port} (client id {settings.client_id})"
         try:
             self.ib.connect(
@@ -250,34 +258,45 @@ class IbAdapter:
 
     @contextmanager
     def _sending(
-        self, priority: Priority, after_write: Callable[[], None] | None = None
+        self,
+        priority: Priority,
+        before_write: Callable[[], None] | None = None,
+        after_write: Callable[[], None] | None = None,
     ) -> Iterator[None]:
-        self._priority, self._after_write = priority, after_write
+        self._priority = priority
+        self._before_write, self._after_write = before_write, after_write
         try:
             yield
         finally:
-            self._priority, self._after_write = Priority.REQUEST, None
+            self._priority = Priority.REQUEST
+            self._before_write = self._after_write = None
 
     def _paced_send(self, message: str) -> None:
+        before_write, self._before_write = self._before_write, None
         after_write, self._after_write = self._after_write, None
-        self._pacer.submit(_Outgoing(message, after_write), self._priority)
+        self._pacer.submit(_Outgoing(message, before_write, after_write), self._priority)
+        self._pump()
+
+    def _pump_later(self) -> None:
+        self._pump_scheduled = False
         self._pump()
 
     def _pump(self) -> None:
-        self._pump_scheduled = False
         if not self.ib.client.isConnected():
             return
         handshake_done = self.ib.client.isReady()
         if handshake_done and not self._link_up:
             return
         for outgoing in self._pacer.release():
+            if outgoing.before_write is not None:
+                outgoing.before_write()
             Client.sendMsg(self.ib.client, outgoing.message)
             if outgoing.after_write is not None:
                 outgoing.after_write()
         delay = self._pacer.delay()
         if delay is not None and not self._pump_scheduled:
             self._pump_scheduled = True
-            asyncio.get_event_loop_policy().get_event_loop().call_later(delay, self._pump)
+            asyncio.get_event_loop_policy().get_event_loop().call_later(delay, self._pump_later)
 
     @property
     def waiting_messages(self) -> int:
@@ -383,10 +402,11 @@ class IbAdapter:
                 order_ref=order_ref,
                 informational=informational,
             )
-            if not informational and code not in _CANCEL_CONFIRMATIONS:
-                for intent in intents:
-                    if intent.live:
-                        self.journal.record_intent_error(intent.id, code, text)
+            live = [intent for intent in intents if intent.live]
+            if live and not informational and code not in _CANCEL_CONFIRMATIONS:
+                # The error answers the latest message about this order: a rejected modify
+                # must not make the order's own placement count as rejected.
+                self.journal.record_intent_error(live[-1].id, code, text)
         if intents and not informational and code not in _CANCEL_CONFIRMATIONS:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()
@@ -472,6 +492,10 @@ class IbAdapter:
         else:
             self.progress.cancelled += 1
 
+    def start_pass(self) -> None:
+        """Count progress afresh (a daemon runs many passes on one connection)."""
+        self.progress = Progress()
+
     def _report(self) -> None:
         if self._on_progress is not None:
             self._on_progress(self.progress)
@@ -516,7 +540,6 @@ class IbAdapter:
             journal.live_intents(),
             records,
             known_perm_ids=journal.known_perm_ids(),
-            session=self.session,
             now=journal.now,
             ack_timeout=self.settings.ack_timeout,
         )
@@ -615,11 +638,14 @@ class IbAdapter:
         for start in range(0, len(missing), 50):
             batch = missing[start : start + 50]
             results = self.ib.run(
-                asyncio.gather(
-                    *(
-                        self.ib.reqContractDetailsAsync(Stock(symbol, "SMART", "USD"))
-                        for symbol in batch
-                    )
+                asyncio.wait_for(
+                    asyncio.gather(
+                        *(
+                            self.ib.reqContractDetailsAsync(Stock(symbol, "SMART", "USD"))
+                            for symbol in batch
+                        )
+                    ),
+                    self.settings.request_timeout,
                 )
             )
             for symbol, details in zip(batch, results, strict=True):
@@ -672,8 +698,20 @@ class IbAdapter:
                 "the gateway connection is down (IB 1100 or disconnected): not sending"
             )
         problems: list[str] = []
+        # Within one rule the planner's order matters (a new stop goes out before the cancel of
+        # the old one): a rule's later group never gets a more urgent priority than its earlier
+        # ones, so the pacer cannot reorder them. Across rules, urgency wins.
+        rule_floor: dict[tuple[str, str], Priority] = {}
+        # A child may name a parent that already works at the broker (its entry was placed in
+        # an earlier pass), or one in its own group.
+        working_parents = {
+            order.order_ref: order.order_id for order in working.values() if order.order_ref
+        }
         for group in groups:
-            problem = self._check_group(group, contracts, working)
+            rule = (group[0].kind, group[0].rule)
+            priority = max(_urgency(group), rule_floor.get(rule, Priority.CANCEL))
+            rule_floor[rule] = priority
+            problem = self._check_group(group, contracts, working, working_parents)
             if problem is not None:
                 problems.append(problem)
                 continue
@@ -691,7 +729,7 @@ class IbAdapter:
             self._crash_point("journal")
             highest = max((intent.order_id or 0) for intent in journaled)
             self.ib.client.updateReqId(highest + 1)
-            self._submit(journaled, group, contracts, working)
+            self._submit(journaled, group, contracts, working, working_parents, priority)
         return problems
 
     def _check_group(
@@ -699,7 +737,10 @@ class IbAdapter:
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
+        working_parents: Mapping[str, int],
     ) -> str | None:
+        """Why this group cannot be sent, found before anything is journaled."""
+        group_refs = {intent.order.order_ref: 0 for intent in group if intent.order is not None}
         for intent in group:
             if intent.action != "place":
                 target = working.get(intent.order_id or 0)
@@ -715,6 +756,15 @@ class IbAdapter:
                     return f"{intent.key}: {intent.action} without order fields"
                 if intent.symbol not in contracts:
                     return f"{intent.key}: no contract for {intent.symbol}; nothing sent"
+                try:
+                    translate.to_ib_order(
+                        intent.order,
+                        order_id=0,
+                        account=self.settings.account,
+                        parent_ids={**working_parents, **group_refs},
+                    )
+                except ValueError as exc:
+                    return f"{intent.key}: {exc}; nothing sent"
         return None
 
     def _submit(
@@ -723,25 +773,24 @@ class IbAdapter:
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
+        working_parents: Mapping[str, int],
+        priority: Priority,
     ) -> None:
-        if any(intent.action == "cancel" for intent in group):
-            priority = Priority.CANCEL
-        elif any(intent.purpose == "protective" for intent in group):
-            priority = Priority.PROTECTIVE
-        else:
-            priority = Priority.ORDER
-        parent_ids = {
-            entry.order_ref: entry.order_id
+        parent_ids = dict(working_parents)
+        parent_ids.update(
+            (entry.order_ref, entry.order_id)
             for entry in journaled
-            if entry.order_ref is not None and entry.order_id is not None
-        }
+            if entry.order_ref is not None
+            and entry.order_id is not None
+            and entry.action == "place"
+        )
         for entry, intent in zip(journaled, group, strict=True):
             self._track(entry)
             self._awaiting.add(entry.id)
             assert entry.order_id is not None
-            after_write = self._written(entry.id)
+            before_write, after_write = self._sending_hooks(entry.id)
             if intent.action == "cancel":
-                with self._sending(priority, after_write):
+                with self._sending(priority, before_write, after_write):
                     self.ib.client.cancelOrder(entry.order_id, "")
                 continue
             assert intent.order is not None
@@ -755,18 +804,23 @@ class IbAdapter:
             )
             order.clientId = self.settings.client_id
             contract = translate.stock_contract(contracts[intent.symbol])
-            with self._sending(priority, after_write):
+            with self._sending(priority, before_write, after_write):
                 self.ib.client.placeOrder(entry.order_id, contract, order)
 
-    def _written(self, intent_id: int) -> Callable[[], None]:
-        def after_write() -> None:
-            self._crash_point("send")
+    def _sending_hooks(self, intent_id: int) -> tuple[Callable[[], None], Callable[[], None]]:
+        # "sent" is committed durably just before the write: an intent still "journaled" after a
+        # crash certainly never left this process (safe to plan afresh), while a "sent" one may
+        # have reached IB and is waited for until the acknowledgement timeout.
+        def before_write() -> None:
             assert self.journal is not None
             self.journal.mark_sent(intent_id)
+
+        def after_write() -> None:
+            self._crash_point("send")
             self.progress.sent += 1
             self._report()
 
-        return after_write
+        return before_write, after_write
 
     def _crash_point(self, point: str) -> None:
         if self._crash_after == point:
@@ -788,6 +842,14 @@ class IbAdapter:
     @property
     def unacknowledged(self) -> int:
         return len(self._awaiting)
+
+
+def _urgency(group: Sequence[Intent]) -> Priority:
+    if any(intent.action == "cancel" for intent in group):
+        return Priority.CANCEL
+    if any(intent.purpose == "protective" for intent in group):
+        return Priority.PROTECTIVE
+    return Priority.ORDER
 
 
 def _tapped(original: Callable[..., Any], observer: Callable[..., None]) -> Callable[..., None]:

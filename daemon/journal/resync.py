@@ -5,10 +5,12 @@ view (all open orders, completed orders, executions of the day). For each live i
 
 * the broker has its order (same orderRef, and the same order id and client, or a permId no other
   intent claims) → the order was sent: adopt it (acknowledged, or its terminal state); never resend;
-* the broker has no trace and the intent was only journaled, or was sent in an earlier session or
-  longer ago than the acknowledgement timeout → it never reached the broker: mark it ``unsent`` so
-  the planner decides afresh;
-* a sent intent of the current session within the timeout stays in flight.
+* the broker has no trace and the intent is still ``journaled`` → it never left the process (the
+  adapter commits ``sent`` durably just before it writes): mark it ``unsent`` so the planner
+  decides afresh;
+* the broker has no trace of a ``sent`` intent → it may still be on its way (a slow gateway, a
+  crash right after the write, a reconnect): it stays in flight until the acknowledgement timeout
+  has passed since it was sent, and only then becomes ``unsent``.
 
 Modify and cancel intents are idempotent at the broker (the same fields or the same cancel again
 change nothing), so an unconfirmed one is closed as ``unsent`` and the planner compares the
@@ -72,7 +74,6 @@ def match_journal(
     broker: Sequence[BrokerRecord],
     *,
     known_perm_ids: frozenset[int],
-    session: str,
     now: datetime,
     ack_timeout: timedelta,
 ) -> list[Transition]:
@@ -80,9 +81,9 @@ def match_journal(
     transitions: list[Transition] = []
     for intent in sorted(intents, key=lambda item: item.id):
         if intent.action == "place":
-            transition = _match_place(intent, broker, claimed, session, now, ack_timeout)
+            transition = _match_place(intent, broker, claimed, now, ack_timeout)
         else:
-            transition = _match_change(intent, broker, session, now, ack_timeout)
+            transition = _match_change(intent, broker, now, ack_timeout)
         if transition is not None:
             transitions.append(transition)
     return transitions
@@ -122,7 +123,6 @@ def _match_place(
     intent: JournaledIntent,
     broker: Sequence[BrokerRecord],
     claimed: set[int],
-    session: str,
     now: datetime,
     ack_timeout: timedelta,
 ) -> Transition | None:
@@ -157,7 +157,7 @@ def _match_place(
         return Transition(
             intent.id, "cancelled", note="no longer at the broker (expired or cancelled unseen)"
         )
-    if _still_in_flight(intent, session, now, ack_timeout):
+    if _still_in_flight(intent, now, ack_timeout):
         return None
     return Transition(intent.id, "unsent", note=_unsent_note(intent))
 
@@ -165,7 +165,6 @@ def _match_place(
 def _match_change(
     intent: JournaledIntent,
     broker: Sequence[BrokerRecord],
-    session: str,
     now: datetime,
     ack_timeout: timedelta,
 ) -> Transition | None:
@@ -182,21 +181,17 @@ def _match_change(
                 return Transition(intent.id, "cancelled", record.perm_id, note="order cancelled")
     if intent.state == "acknowledged":
         return None
-    if _still_in_flight(intent, session, now, ack_timeout):
+    if _still_in_flight(intent, now, ack_timeout):
         return None
     return Transition(
         intent.id, "unsent", note="not confirmed before the resync; the planner decides afresh"
     )
 
 
-def _still_in_flight(
-    intent: JournaledIntent, session: str, now: datetime, ack_timeout: timedelta
-) -> bool:
+def _still_in_flight(intent: JournaledIntent, now: datetime, ack_timeout: timedelta) -> bool:
+    # Whatever the session: bytes that left the process may reach the gateway late.
     return (
-        intent.state == "sent"
-        and intent.session == session
-        and intent.sent_at is not None
-        and now - intent.sent_at < ack_timeout
+        intent.state == "sent" and intent.sent_at is not None and now - intent.sent_at < ack_timeout
     )
 
 

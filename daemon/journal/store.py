@@ -313,7 +313,7 @@ class Journal:
 
     def mark_sent(self, intent_id: int) -> None:
         now = _iso(self.now)
-        with self._transaction(durable=False) as db:
+        with self._transaction(durable=True) as db:
             db.execute(
                 "UPDATE intents SET state = 'sent', sent_at = ?, updated_at = ? "
                 "WHERE id = ? AND state = 'journaled'",

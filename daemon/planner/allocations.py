@@ -129,6 +129,9 @@ def _plan_rule(
     name, allocation = outcome.name, outcome.allocation
     generation = rule_generation(allocation)
     capital = capital_of(allocation, book.observed.net_liquidation)
+    if not capital > 0:
+        draft.notes.append(f"allocations.{name}: capital is {money(capital)}; nothing planned")
+        return
     by_symbol: dict[str, list[OwnedOrder]] = {}
     for owned in book.owned_by(KIND, name):
         by_symbol.setdefault(owned.order.symbol, []).append(owned)
@@ -462,25 +465,39 @@ def _plan_buys(
                 _emit(want, draft)
             spent += demand
             continue
-        factor = max(available, 0.0) / demand
+        budget = max(available, 0.0)
         draft.notes.append(
-            f"allocations.{outcome.name}: buys limited by cash: {money(max(available, 0.0))} "
-            f"available (cash {money(observed.cash)} - buffer {money(buffer)} - working and "
-            f"planned buys {money(spent)}) for {money(demand)} wanted; "
-            f"each buy scaled by {factor:.3f}"
+            f"allocations.{outcome.name}: buys limited by cash: {money(budget)} available "
+            f"(cash {money(observed.cash)} - buffer {money(buffer)} - working and planned buys "
+            f"{money(spent)}) for {money(demand)} wanted; buys scaled down proportionally"
         )
-        for want in changing:
-            scaled = lots_down(want.quantity * factor, want.lot)
-            value = scaled * want.estimated_price
-            if scaled == 0 or value < outcome.allocation.min_trade_value:
+        for want, quantity in zip(changing, _share_cash(changing, budget), strict=True):
+            value = quantity * want.estimated_price
+            if quantity == 0 or value < outcome.allocation.min_trade_value:
                 if want.carrier is not None:
-                    draft.add(
-                        cancel_intent(want.carrier, KIND, "no cash left for this buy (cash_buffer)")
-                    )
+                    draft.add(cancel_intent(want.carrier, KIND, "no cash left for this buy"))
                 continue
             want.reason = (
-                f"{want.reason}; cash-limited: {shares(scaled)} of {shares(want.quantity)} shares"
+                f"{want.reason}; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares"
             )
-            want.quantity = scaled
+            want.quantity = quantity
             _emit(want, draft)
             spent += value
+
+
+def _share_cash(wants: list[_Want], budget: float) -> list[int]:
+    """Quantities within ``budget``: each want scaled by budget / demand and rounded down to
+    the lot, then what rounding left over filled in target order (sorted by symbol), a lot at a
+    time, so that one pass spends what it can instead of leaving crumbs for the next."""
+    demand = sum(want.quantity * want.estimated_price for want in wants)
+    factor = budget / demand
+    quantities = [lots_down(want.quantity * factor, want.lot) for want in wants]
+    left = budget - sum(q * w.estimated_price for q, w in zip(quantities, wants, strict=True))
+    for index, want in enumerate(wants):
+        extra = min(
+            want.quantity - quantities[index], lots_down(left / want.estimated_price, want.lot)
+        )
+        if extra > 0:
+            quantities[index] += extra
+            left -= extra * want.estimated_price
+    return quantities

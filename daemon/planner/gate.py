@@ -40,7 +40,7 @@ def breaker_reason(risk: Risk, observed: Observed) -> str | None:
     if observed.breaker_tripped:
         return "risk.max_daily_loss_fraction: circuit breaker tripped (until `tradectl resume`)"
     floor = observed.day_start_nav * (1 - risk.max_daily_loss_fraction)
-    if observed.net_liquidation < floor:
+    if observed.day_start_nav > 0 and observed.net_liquidation < floor:
         loss = 1 - observed.net_liquidation / observed.day_start_nav
         return (
             f"risk.max_daily_loss_fraction: NAV {money(observed.net_liquidation)} is "

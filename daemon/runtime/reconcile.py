@@ -33,6 +33,7 @@ HALT_KEY = "halt"
 BREAKER_KEY = "breaker_tripped_on"
 
 _SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
+_BRACKET_EXIT_LEGS = frozenset({"stop", "target"})
 
 
 @dataclass
@@ -45,6 +46,7 @@ class PassResult:
     acknowledged_in_time: bool = True
     progress: Progress = field(default_factory=Progress)
     notes: tuple[str, ...] = ()
+    pacing_violations: int = 0
 
     @property
     def rejected(self) -> int:
@@ -84,18 +86,25 @@ def build_observed(
         for recorded in journal.executions():
             executions.setdefault(recorded.exec_id, recorded)
     entry_fills: dict[tuple[str, str], float] = {}
+    entry_values: dict[tuple[str, str], float] = {}
+    exit_fills: dict[tuple[str, str], float] = {}
     for execution in executions.values():
         parsed = parse_order_ref(execution.order_ref)
         if parsed is None:
             continue
         rule, generation, leg = parsed
+        key = (rule, generation)
         is_entry = (rule in rules.brackets and leg == "entry") or (
             rule in rules.scales and _SCALE_LEG.match(leg) is not None
         )
         if is_entry:
-            entry_fills[(rule, generation)] = (
-                entry_fills.get((rule, generation), 0.0) + execution.shares
-            )
+            entry_fills[key] = entry_fills.get(key, 0.0) + execution.shares
+            entry_values[key] = entry_values.get(key, 0.0) + execution.shares * execution.price
+        elif rule in rules.brackets and leg in _BRACKET_EXIT_LEGS:
+            exit_fills[key] = exit_fills.get(key, 0.0) + execution.shares
+    entry_fill_prices = {
+        key: entry_values[key] / filled for key, filled in entry_fills.items() if filled
+    }
     commissions: dict[str, float | None] = {}
     if journal is not None:
         commissions = {ex.exec_id: journal.commission(ex.exec_id) for ex in state.executions}
@@ -113,6 +122,8 @@ def build_observed(
         quotes=state.quotes,
         contracts=state.contracts,
         entry_fills=entry_fills,
+        entry_fill_prices=entry_fill_prices,
+        exit_fills=exit_fills,
         in_flight=in_flight,
         orders_sent_last_minute=sent_last_minute,
         halted=halted,
@@ -197,10 +208,12 @@ def reconcile_pass(
     act: bool,
     ack_timeout: float,
     trigger: str,
+    on_resync: Callable[[list[Transition]], None] | None = None,
 ) -> PassResult:
     """Resync, observe, plan, gate; then, when ``act`` and ``confirm`` agree, journal and send
     the actionable intents and wait for their acknowledgement."""
     now = clock()
+    adapter.start_pass()
     writable = journal is not None and journal.writable
     pass_id = None
     if writable:
@@ -209,6 +222,8 @@ def reconcile_pass(
         pass_id = journal.begin_pass(trigger, rules.generation())
     day_start = trading_day_start(now)
     transitions = adapter.resync(day_start)
+    if on_resync is not None and transitions:
+        on_resync(transitions)
     state = adapter.observe(rules.symbols(), day_start)
     observed = build_observed(rules, state, journal, now)
     plan = hold_rejected(make_plan(rules, observed, now), journal, now)
@@ -227,6 +242,7 @@ def reconcile_pass(
     result.acknowledged_in_time = adapter.wait(ack_timeout)
     result.progress = adapter.progress
     result.sent = adapter.progress.sent
+    result.pacing_violations = adapter.pacing_violations
     _finish(journal, pass_id, result, "sent")
     return result
 
