@@ -15,6 +15,7 @@ from collections.abc import Sequence
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "validate",
     "schema",
+    "plan",
     "apply",
     "run",
     "status",
