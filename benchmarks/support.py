@@ -197,3 +197,64 @@ def machine() -> str:
         f"machine: {os.cpu_count()} CPUs, python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}, load average {load}"
     )
+
+
+@dataclass
+class DaemonProcess:
+    """``tradectl run`` as a subprocess, logging JSON lines to a file."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                lines.append({"message": line})
+        return lines
+
+    def count(self, text: str) -> int:
+        if self.process.poll() is not None:
+            tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-20:])
+            raise RuntimeError(f"the daemon exited with {self.process.returncode}:\n{tail}")
+        return sum(text in line.get("message", "") for line in self.log_lines())
+
+
+@contextmanager
+def daemon_process(
+    rules_dir: Path, state_dir: Path, log_path: Path, *, debounce: float | None = None
+) -> Iterator[DaemonProcess]:
+    command = [
+        sys.executable,
+        "-m",
+        "daemon",
+        "run",
+        str(rules_dir),
+        "--state-dir",
+        str(state_dir),
+        "--log-format",
+        "json",
+    ]
+    if debounce is not None:
+        command += ["--debounce", str(debounce)]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
+    try:
+        yield DaemonProcess(process, log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def scale_ladder(name: str, symbol: str, start_price: float, quantity: int) -> str:
+    """A two-level BUY ladder resting below the market (it never fills in a benchmark)."""
+    return (
+        f"  {name}: {{symbol: {symbol}, side: BUY, total_quantity: {quantity}, levels: 2, "
+        f"start_price: {start_price:.2f}, step: 0.5}}\n"
+    )
