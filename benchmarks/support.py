@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import time
@@ -258,3 +259,14 @@ def scale_ladder(name: str, symbol: str, start_price: float, quantity: int) -> s
         f"  {name}: {{symbol: {symbol}, side: BUY, total_quantity: {quantity}, levels: 2, "
         f"start_price: {start_price:.2f}, step: 0.5}}\n"
     )
+
+
+def finished_passes(state_dir: Path) -> int:
+    """Reconcile passes the daemon has finished, read from its journal (a pass with nothing to
+    do is logged only at debug level)."""
+    uri = f"file:{state_dir / 'journal.sqlite3'}?mode=ro"
+    with sqlite3.connect(uri, uri=True) as connection:
+        row = connection.execute(
+            "SELECT count(*) FROM reconcile_passes WHERE finished_at IS NOT NULL"
+        ).fetchone()
+    return int(row[0])
