@@ -7,6 +7,7 @@ import asyncio
 import faulthandler
 import logging
 import signal
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -79,8 +80,6 @@ def load_rules_dir(path: Path) -> LoadOutcome:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, getattr(logging, args.log_level.upper()))
-    # `kill -USR1 <pid>` prints every thread's stack: what a stuck daemon is waiting for.
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
     if args.debounce < 0 or args.reconnect_max < 0.5:
         log.error("--debounce must be >= 0 and --reconnect-max >= 0.5 seconds")
         return 2
@@ -96,13 +95,15 @@ def run(args: argparse.Namespace) -> int:
             gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
             stack.callback(gateway.stop)
             host, port = gateway.host, gateway.port
-            log.info("simulated gateway listening on %s:%d", host, port)
         settings = DaemonSettings(
             rules_dir=rules_dir,
             state_dir=resolve_state_dir(args.state_dir),
             debounce=args.debounce,
             reconnect_max=args.reconnect_max,
         )
+        if sys.__stderr__ is not None:
+            # `kill -USR1 <pid>` prints every thread's stack: what a stuck daemon waits for.
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
         session = IbBrokerSession(settings.state_dir, host=host, port=port)
         daemon = Daemon(settings, session, load_rules_dir, SystemdNotifier())
         return asyncio.run(daemon.run())

@@ -386,13 +386,6 @@ class Journal:
         ).fetchall()
         return [_intent_from_row(row) for row in rows]
 
-    def intents_for_order(self, client_id: int, order_id: int) -> list[JournaledIntent]:
-        rows = self._db.execute(
-            "SELECT * FROM intents WHERE client_id = ? AND order_id = ? ORDER BY id",
-            (client_id, order_id),
-        ).fetchall()
-        return [_intent_from_row(row) for row in rows]
-
     def in_flight_keys(self) -> frozenset[str]:
         """Keys sent (or about to be) and not yet seen at the broker: the planner leaves them
         alone until the broker shows them or the resync gives up on them."""
