@@ -296,6 +296,8 @@ class Journal:
                         ),
                     )
                 except sqlite3.IntegrityError as exc:
+                    if "intents.key" not in str(exc):
+                        raise
                     raise AlreadyLive(intent.key) from exc
                 ids.append(int(cursor.lastrowid or 0))
             if next_id - 1 > high_water:
