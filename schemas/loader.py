@@ -97,6 +97,10 @@ def dotted(path: Iterable[str | int]) -> str:
     return text
 
 
+# DESIGN.md §3: a file of this name in a rules directory halts trading; it is never a rule file.
+HALT_FILE_NAME = "HALT"
+
+
 def is_rule_file_name(name: str) -> bool:
     """YAML files only; hidden files, editor swap, lock and backup files never are rules."""
     return (

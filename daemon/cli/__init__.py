@@ -15,14 +15,14 @@ from collections.abc import Sequence
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "validate",
     "schema",
+    "sim",
     "plan",
     "apply",
+    "records",
     "run",
     "status",
     "halt",
     "resume",
-    "sim",
-    "records",
 )
 
 

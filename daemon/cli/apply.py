@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from daemon.ib import AdapterError, Progress
@@ -12,7 +14,8 @@ from daemon.journal import Journal, JournalError, Transition, resolve_state_dir,
 from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from daemon.plan_report import render_table
 from daemon.planner.types import Plan
-from daemon.runtime.reconcile import PassResult, reconcile_pass
+from daemon.records.service import RecordsService
+from daemon.runtime.reconcile import PassResult, halt_file, reconcile_pass
 from daemon.runtime.session import open_session, quiet_client_logging
 from schemas.loader import load_rule_set
 from schemas.models import RuleSet
@@ -103,10 +106,18 @@ def run(args: argparse.Namespace) -> int:
         answer = input(f"Send {len(plan.actionable)} order action(s)? Type yes to confirm: ")
         return answer.strip().lower() == "yes"
 
+    state_dir = resolve_state_dir(args.state_dir)
+    halted = halt_file(Path(args.path)).is_file()
+    if halted:
+        print(
+            f"tradectl apply: {halt_file(Path(args.path))} exists: trading is halted, nothing "
+            "will be sent (the plan below shows what is held back); remove the file to resume",
+            file=sys.stderr,
+        )
     try:
         with open_session(
             rules,
-            state_dir=resolve_state_dir(args.state_dir),
+            state_dir=state_dir,
             sim=args.sim,
             readonly=False,
             progress=_show_progress,
@@ -122,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
                 ack_timeout=args.timeout,
                 trigger="apply",
                 on_resync=lambda transitions: _show_resync(session.journal, transitions),
+                halted=halted,
             )
     except (AdapterError, JournalError) as exc:
         print(f"tradectl apply: {exc}", file=sys.stderr)
@@ -133,7 +145,27 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    _export_records(rules, state_dir)
     return _report(result, show)
+
+
+def _export_records(rules: RuleSet, state_dir: Path) -> None:
+    """Write this pass's fills to records.dir (and GCS) now; the journal already holds them,
+    so a failure here loses nothing: the next apply or the daemon exports them."""
+    try:
+        report = RecordsService(state_dir, rules.records, rules.account.id).flush_once()
+    except (OSError, sqlite3.Error, ValueError) as exc:
+        print(f"warning: records not exported ({exc}); they stay in the journal", file=sys.stderr)
+        return
+    for batch in report.batches:
+        print(f"records: {batch.row_count} {batch.dataset} row(s) in {batch.relative_path}")
+    pending = report.upload and report.upload.retrying + report.upload.failed
+    if pending:
+        print(
+            f"warning: {pending} record batch(es) not uploaded yet; "
+            "`tradectl records upload` retries them",
+            file=sys.stderr,
+        )
 
 
 def _show_resync(journal: Journal | None, transitions: list[Transition]) -> None:

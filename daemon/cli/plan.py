@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,9 @@ from daemon.journal import JournalError, resolve_state_dir
 from daemon.observed_file import ObservedFileError, Snapshot, read_snapshot
 from daemon.plan_report import plan_dict, render_table
 from daemon.planner import plan
+from daemon.planner.gate import HALT
 from daemon.planner.types import Plan
+from daemon.runtime.reconcile import halt_file
 from daemon.runtime.session import plan_against_gateway, quiet_client_logging
 from schemas.loader import load_rule_set
 from schemas.models import RuleSet
@@ -106,16 +109,20 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
 
-    result = plan(rules, snapshot.observed, snapshot.as_of)
-    return _print(args, rules, result, snapshot.as_of, f"snapshot {args.observed}")
+    observed = snapshot.observed
+    if halt_file(Path(args.rules_dir)).is_file():
+        observed = replace(observed, halted=True)
+    result = plan(rules, observed, snapshot.as_of)
+    return _print(args, rules, result, snapshot.as_of, f"snapshot {args.observed}", observed.halted)
 
 
 def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
     quiet_client_logging()
     as_of = datetime.now(UTC)
+    halted = halt_file(Path(args.rules_dir)).is_file()
     try:
         passed = plan_against_gateway(
-            rules, state_dir=resolve_state_dir(args.state_dir), sim=args.sim
+            rules, state_dir=resolve_state_dir(args.state_dir), sim=args.sim, halted=halted
         )
     except GatewayUnreachable as exc:
         print(
@@ -136,17 +143,24 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
     for note in passed.notes:
         print(f"note: {note}", file=sys.stderr)
     source = "the simulated gateway" if args.sim else "the gateway, read-only"
-    return _print(args, rules, passed.plan, as_of, source)
+    halted = halted or any(intent.blocked_by == HALT for intent in passed.plan.intents)
+    return _print(args, rules, passed.plan, as_of, source, halted)
 
 
 def _print(
-    args: argparse.Namespace, rules: RuleSet, result: Plan, as_of: datetime, source: str
+    args: argparse.Namespace,
+    rules: RuleSet,
+    result: Plan,
+    as_of: datetime,
+    source: str,
+    halted: bool,
 ) -> int:
     if args.json:
         document = {
             "rules": str(args.rules_dir),
             "account": rules.account.id,
             "as_of": as_of.isoformat(),
+            "halted": halted,
             **plan_dict(result),
         }
         print(json.dumps(document, indent=2))
@@ -155,5 +169,9 @@ def _print(
             f"tradectl plan: {args.rules_dir} against {rules.account.id} "
             f"({source}, as of {as_of:%Y-%m-%d %H:%M:%S} UTC)"
         )
+        if halted:
+            heading += (
+                "\nHALTED: every intent is blocked (tradectl resume, or remove the HALT file)"
+            )
         print(render_table(result, heading))
     return EXIT_CHANGES if result.intents else EXIT_IN_SYNC

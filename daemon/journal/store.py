@@ -115,6 +115,41 @@ class RecordedExecution:
     time: datetime
 
 
+# IB may restrict an account whose daily (submissions + revisions + cancels) / (executions + 1)
+# stays above this; below a handful of actions the ratio says nothing yet.
+ORDER_EFFICIENCY_LIMIT = 20.0
+ORDER_EFFICIENCY_MIN_ACTIONS = 20
+
+
+@dataclass(frozen=True)
+class OrderEfficiency:
+    """IB's Order Efficiency Ratio for tradectl's own orders (DESIGN.md §3)."""
+
+    submissions: int
+    revisions: int
+    cancels: int
+    executions: int
+
+    @property
+    def actions(self) -> int:
+        return self.submissions + self.revisions + self.cancels
+
+    @property
+    def ratio(self) -> float:
+        return self.actions / (self.executions + 1)
+
+    @property
+    def too_high(self) -> bool:
+        return self.actions >= ORDER_EFFICIENCY_MIN_ACTIONS and self.ratio > ORDER_EFFICIENCY_LIMIT
+
+    def line(self) -> str:
+        return (
+            f"order efficiency ratio {self.ratio:.1f} ({self.submissions} submitted, "
+            f"{self.revisions} modified, {self.cancels} cancelled / {self.executions} "
+            f"executions + 1; IB may restrict above {ORDER_EFFICIENCY_LIMIT:.0f})"
+        )
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -401,6 +436,27 @@ class Journal:
             "SELECT COUNT(*) FROM intents WHERE sent_at >= ?", (_iso(moment),)
         ).fetchone()
         return int(row[0])
+
+    def order_efficiency(self, since: datetime) -> OrderEfficiency:
+        """Counts of what tradectl sent since ``since`` (the trading day's start) and of the
+        executions of its orders."""
+        counts = {
+            row["action"]: int(row["n"])
+            for row in self._db.execute(
+                "SELECT action, COUNT(*) AS n FROM intents WHERE sent_at >= ? GROUP BY action",
+                (_iso(since),),
+            )
+        }
+        executions = self._db.execute(
+            "SELECT COUNT(*) FROM executions WHERE time >= ? AND order_ref LIKE 'tctl:%'",
+            (_iso(since),),
+        ).fetchone()
+        return OrderEfficiency(
+            submissions=counts.get("place", 0),
+            revisions=counts.get("modify", 0),
+            cancels=counts.get("cancel", 0),
+            executions=int(executions[0]),
+        )
 
     def known_perm_ids(self) -> frozenset[int]:
         rows = self._db.execute("SELECT perm_id FROM intents WHERE perm_id != 0").fetchall()

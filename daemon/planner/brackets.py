@@ -26,15 +26,14 @@ from daemon.planner.common import (
     OwnedOrder,
     cancel_intent,
     lots_down,
-    modify_key,
     opposite,
+    place_or_modify,
     round_passive,
     round_to_tick,
     shares,
 )
 from daemon.planner.types import (
     Intent,
-    IntentAction,
     OrderSpec,
     OrderType,
     Purpose,
@@ -237,27 +236,17 @@ def _intent(
     target: float,
     existing: WorkingOrder | None = None,
 ) -> Intent:
-    action: IntentAction = "place"
-    key, order_id = spec.order_ref, None
-    if existing is not None:
-        assert existing.order_ref is not None
-        action, key = "modify", modify_key(existing.order_ref, spec)
-        order_id = existing.order_id
-        reason = f"order {existing.order_id}: {reason}"
-    return Intent(
-        key=key,
-        action=action,
+    return place_or_modify(
+        spec,
         kind=KIND,
         rule=name,
         leg=leg,
-        symbol=spec.symbol,
         purpose=purpose,
         reason=reason,
-        order=spec,
-        order_id=order_id,
         estimated_price=estimated_price,
-        current_quantity=current,
-        target_quantity=target,
+        current=current,
+        target=target,
+        existing=existing,
     )
 
 

@@ -7,6 +7,7 @@ flight; order the intents (cancels, sells, buys); run the risk gate last.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime
 
@@ -20,6 +21,16 @@ from schemas.models import RuleSet
 
 
 def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
+    manual = observed.manual_orders
+    values = (observed.net_liquidation, observed.cash, observed.day_start_nav)
+    if not all(math.isfinite(value) for value in values):
+        return Plan(
+            notes=(
+                "account values are not all numbers (net liquidation, cash, day-start NAV): "
+                "nothing planned",
+            ),
+            manual_orders=manual,
+        )
     book = Book(observed, now)
     draft = Draft()
     for owned in book.owned:
@@ -45,7 +56,6 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
             continue
         groups.append(group)
 
-    manual = observed.manual_orders
     if manual:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"

@@ -21,13 +21,13 @@ from daemon.planner.common import (
     OwnedOrder,
     cancel_intent,
     leg_kind,
-    modify_key,
+    place_or_modify,
     reduces,
     round_passive,
     shares,
     signed,
 )
-from daemon.planner.types import Intent, IntentAction, OrderSpec, Purpose
+from daemon.planner.types import Intent, OrderSpec, Purpose
 from schemas.models import RuleKind, RuleSet, Scale, order_ref, rule_generation
 
 KIND: RuleKind = "scales"
@@ -72,12 +72,13 @@ def _plan_rule(
             intents.append(cancel_intent(owned, KIND, f"duplicate {owned.leg} order"))
             continue
         by_leg[owned.leg] = owned
-        if owned.order.action != scale.side or owned.order.symbol != scale.symbol:
+        order = owned.order
+        if (order.action, order.symbol, order.order_type) != (scale.side, scale.symbol, "LMT"):
             blocked = True
     if blocked:
         notes.append(
-            f"{where}: side or symbol changed; the working ladder is cancelled and the new one "
-            "placed on the next pass"
+            f"{where}: side, symbol or order type changed; the working ladder is cancelled and "
+            "the new one placed on the next pass"
         )
         return [*intents, *(cancel_intent(o, KIND, "rule changed") for o in by_leg.values())]
 
@@ -154,25 +155,15 @@ def _intent(
     owned: OwnedOrder | None = None,
 ) -> Intent:
     assert spec.limit_price is not None
-    action: IntentAction = "place"
-    key, order_id = spec.order_ref, None
-    if owned is not None:
-        assert owned.order.order_ref is not None
-        action, key = "modify", modify_key(owned.order.order_ref, spec)
-        order_id = owned.order.order_id
-        reason = f"order {owned.order.order_id}: {reason}"
-    return Intent(
-        key=key,
-        action=action,
+    return place_or_modify(
+        spec,
         kind=KIND,
         rule=name,
         leg=leg,
-        symbol=spec.symbol,
         purpose=purpose,
         reason=reason,
-        order=spec,
-        order_id=order_id,
         estimated_price=spec.limit_price,
-        current_quantity=level_filled,
-        target_quantity=float(quantity),
+        current=level_filled,
+        target=float(quantity),
+        existing=None if owned is None else owned.order,
     )

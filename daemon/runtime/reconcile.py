@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from daemon.ib import BrokerState, IbAdapter, Progress
@@ -17,6 +18,7 @@ from daemon.ib.translate import planner_execution
 from daemon.journal import Journal, JournaledIntent, Transition
 from daemon.planner import plan as make_plan
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
+from schemas.loader import HALT_FILE_NAME
 from schemas.models import RuleSet, parse_order_ref
 
 # US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
@@ -33,6 +35,14 @@ REJECTIONS_PER_RULE_PER_DAY = 5
 PLAN_MAX_AGE = timedelta(seconds=60)
 
 HALT_KEY = "halt"
+
+
+def halt_file(rules_path: Path) -> Path:
+    """Where the HALT file of a rule directory (or of a single rule file's directory) lives."""
+    directory = rules_path if rules_path.is_dir() else rules_path.parent
+    return directory / HALT_FILE_NAME
+
+
 BREAKER_KEY = "breaker_tripped_on"
 
 _SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
@@ -262,6 +272,7 @@ def reconcile_pass(
     ack_timeout: float,
     trigger: str,
     on_resync: Callable[[list[Transition]], None] | None = None,
+    halted: bool = False,
 ) -> PassResult:
     """Resync, observe, plan, gate; then, when ``act`` and ``confirm`` agree, journal and send
     the actionable intents and wait for their acknowledgement."""
@@ -279,6 +290,8 @@ def reconcile_pass(
         on_resync(transitions)
     state = adapter.observe(rules.symbols(), day_start)
     observed = build_observed(rules, state, journal, now)
+    if halted:
+        observed = replace(observed, halted=True)
     plan = hold_rejected(make_plan(rules, observed, now), journal, now)
     notes = state.notes
     if observed.in_flight:

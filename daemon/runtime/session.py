@@ -83,7 +83,9 @@ def open_session(
         yield Session(adapter=adapter, journal=journal, sim_port=port)
 
 
-def plan_against_gateway(rules: RuleSet, *, state_dir: Path, sim: bool) -> PassResult:
+def plan_against_gateway(
+    rules: RuleSet, *, state_dir: Path, sim: bool, halted: bool = False
+) -> PassResult:
     """``tradectl plan`` against a gateway: a read-only connection, the journal read without its
     lock, and nothing sent."""
     with open_session(rules, state_dir=state_dir, sim=sim, readonly=True) as session:
@@ -96,4 +98,5 @@ def plan_against_gateway(rules: RuleSet, *, state_dir: Path, sim: bool) -> PassR
             act=False,
             ack_timeout=0.0,
             trigger="plan",
+            halted=halted,
         )

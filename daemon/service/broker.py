@@ -344,6 +344,29 @@ class IbBrokerSession:
         journal.record_generation(generation)
         pass_id = journal.begin_pass(",".join(sorted(context.reasons)), generation)
         adapter.start_pass()
+        try:
+            return self._observe_plan_act(adapter, journal, rules, context, pass_id, now)
+        except Exception as exc:
+            # A dropped connection mid-pass, say: the journal shows the pass ended and why.
+            journal.finish_pass(
+                pass_id,
+                planned=0,
+                blocked=0,
+                sent=adapter.progress.sent,
+                outcome="failed",
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+            raise
+
+    def _observe_plan_act(
+        self,
+        adapter: IbAdapter,
+        journal: Journal,
+        rules: RuleSet,
+        context: PassContext,
+        pass_id: int,
+        now: datetime,
+    ) -> PassSummary:
         pacing_before = adapter.pacing_violations
         day_start = trading_day_start(now)
         adapter.resync(day_start)

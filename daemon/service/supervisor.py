@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from schemas.loader import HALT_FILE_NAME
 from schemas.models import Account, Gateway, RuleSet
 
 from .backoff import Backoff
@@ -31,7 +32,7 @@ from .safety import SafetyState, trading_day
 from .schedule import PassScheduler
 from .sdnotify import SystemdNotifier
 from .serializer import PassSerializer
-from .watcher import DEFAULT_DEBOUNCE_SECONDS, HALT_FILE_NAME, RulesWatcher
+from .watcher import DEFAULT_DEBOUNCE_SECONDS, RulesWatcher
 
 log = logging.getLogger("tradectl.daemon")
 

@@ -23,9 +23,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from schemas.loader import is_rule_file_name
+from schemas.loader import HALT_FILE_NAME, is_rule_file_name
 
-HALT_FILE_NAME = "HALT"
 DEFAULT_DEBOUNCE_SECONDS = 0.15
 
 # Opening or merely reading a file is not a change; the loader itself reads every file, and

@@ -101,6 +101,7 @@ def write_rules(
             "max_orders_per_minute": 3000,
             **(risk or {}),
         },
+        "records": {"dir": str(directory.parent / "records")},
         **sections,
     }
     (directory / "rules.yaml").write_text(yaml.safe_dump(document, sort_keys=False))

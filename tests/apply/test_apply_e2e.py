@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from ib_insync import IB, LimitOrder, Stock
 
@@ -58,6 +59,8 @@ def test_allocation_from_cash_converges_and_a_second_apply_sends_nothing(
     refs = gateway.placed_refs()
     assert len(refs) == len(set(refs)), "an orderRef was sent twice"
     assert all(line["fields"]["account"] == "DU0000001" for line in placed)
+    exported = pq.read_table(tmp_path / "records" / "fills").column("exec_id").to_pylist()
+    assert len(exported) == len(set(exported)) == len(snapshot.executions)
     assert all(ref.startswith("tctl:core:") for ref in refs)
 
     again = apply_in_process(rules)
@@ -344,3 +347,17 @@ def test_a_plan_confirmed_too_late_is_not_sent(gateway: Gateway, tmp_path: Path)
     assert result.sent == 0
     assert "the plan is older than 60 s" in result.problems[0]
     assert gateway.messages("placeOrder") == []
+
+
+def test_a_halt_file_in_the_rules_directory_stops_apply_from_sending(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS))
+    (rules / "HALT").write_text("maintenance\n")
+    outcome = apply_in_process(rules)
+    assert "trading is halted" in outcome.err
+    assert "halt" in outcome.out
+    assert gateway.messages("placeOrder") == []
+    (rules / "HALT").unlink()
+    converge(apply_in_process, rules)
+    assert gateway.messages("placeOrder")

@@ -13,6 +13,7 @@ from daemon.journal import (
     Journal,
     JournalLocked,
     JournalVersionError,
+    RecordedExecution,
     match_journal,
     resolve_state_dir,
 )
@@ -246,3 +247,33 @@ def test_key_value_state_survives_reopening(tmp_path: Path) -> None:
     with Journal.open(tmp_path) as journal:
         assert journal.get_state("halt") == "by operator"
         assert journal.get_state("breaker_tripped_on") is None
+
+
+def test_order_efficiency_counts_todays_sent_actions_against_owned_executions(
+    journal: Journal,
+) -> None:
+    day_start = NOW - timedelta(hours=6)
+    placed = journal.journal_intents(
+        [place(f"k{i}", f"tctl:a:g:L{i}") for i in range(1, 4)],
+        client_id=17,
+        session="s",
+        next_valid_order_id=1,
+    )
+    for intent in placed[:2]:
+        journal.mark_sent(intent.id)
+    assert placed[2].state == "journaled"
+    for exec_id, ref, when in [
+        ("e1", "tctl:a:g:L1", NOW),
+        ("e2", None, NOW),
+        ("e3", "tctl:a:g:L2", day_start - timedelta(minutes=1)),
+    ]:
+        journal.record_execution(
+            RecordedExecution(exec_id, 1, 17, 0, ref, "AAPL", "BOT", 10, 150.0, when)
+        )
+    efficiency = journal.order_efficiency(day_start)
+    # Unsent intents, manual fills and yesterday's fills do not count.
+    assert (efficiency.submissions, efficiency.revisions, efficiency.cancels) == (2, 0, 0)
+    assert efficiency.executions == 1
+    assert efficiency.ratio == 1.0
+    assert not efficiency.too_high
+    assert "order efficiency ratio 1.0" in efficiency.line()

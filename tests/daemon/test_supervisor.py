@@ -301,3 +301,20 @@ def test_the_resync_timer_picks_up_changes_the_watcher_missed_and_repeats_no_err
             assert not daemon.rules.degraded
 
     run(scenario())
+
+
+def test_halt_during_a_long_pass_stops_it_before_the_next_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        session = FakeSession()
+        session.orders_per_pass = 200
+        session.order_pause = asyncio.Event()
+        async with running(tmp_path, session) as daemon:
+            await eventually(lambda: "reconcile" in session.calls)
+            await command(daemon, "halt")
+            session.order_pause.set()
+            await eventually(lambda: daemon.passes[0].outcome == "stopped early")
+            # The order already being sent when the halt arrived completes; nothing after it.
+            assert session.sent == 1
+            assert session.safety.halted
+
+    run(scenario())

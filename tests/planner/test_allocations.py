@@ -8,6 +8,7 @@ limit sells rounded up: MSFT 399.60, GOOGL 149.85.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -313,3 +314,17 @@ def test_capital_above_nav_is_capped_at_the_position_limit_not_blocked() -> None
     result = plan(rules, observed(prices=PRICES), NOW)
     assert summary(result.intents) == [("place", "AAPL", "BUY", 184, 190.19, None)]
     assert "capped by risk.max_position_fraction" in result.intents[0].reason
+
+
+def test_account_values_that_are_not_numbers_plan_nothing() -> None:
+    result = plan(core_rules(), observed(prices=PRICES, cash=float("nan")), NOW)
+    assert result.intents == ()
+    assert any("not all numbers" in note for note in result.notes)
+
+
+def test_quote_times_without_a_zone_are_utc() -> None:
+    naive = observed(prices=PRICES, quote_age=timedelta(minutes=16))
+    quotes = {s: replace(q, time=q.time.replace(tzinfo=None)) for s, q in naive.quotes.items()}
+    result = plan(core_rules(), replace(naive, quotes=quotes), NOW)
+    assert result.intents == ()
+    assert any("quote is stale (16 min old" in note for note in result.notes)
