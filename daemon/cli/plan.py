@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ DEFAULT_RULES = "rules/"
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+HALT_FILE = "HALT"  # DESIGN.md §3: a file HALT in the rules directory stops all new orders
 
 
 class ObserveError(Exception):
@@ -89,12 +91,17 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
 
-    result = plan(rules, snapshot.observed, snapshot.as_of)
+    observed = snapshot.observed
+    halt_file = Path(args.rules_dir) / HALT_FILE
+    if halt_file.is_file() and not observed.halted:
+        observed = replace(observed, halted=True)
+    result = plan(rules, observed, snapshot.as_of)
     if args.json:
         document = {
             "rules": str(args.rules_dir),
             "account": rules.account.id,
             "as_of": snapshot.as_of.isoformat(),
+            "halted": observed.halted,
             **plan_dict(result),
         }
         print(json.dumps(document, indent=2))
@@ -104,5 +111,9 @@ def run(args: argparse.Namespace) -> int:
             f"tradectl plan: {args.rules_dir} against {rules.account.id} "
             f"({source}, as of {snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC)"
         )
+        if observed.halted:
+            heading += (
+                "\nHALTED: every intent is blocked (tradectl resume, or remove the HALT file)"
+            )
         print(render_table(result, heading))
     return EXIT_CHANGES if result.intents else EXIT_IN_SYNC
