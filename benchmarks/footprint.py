@@ -68,7 +68,7 @@ def measure(rules: int, seconds: float) -> Footprint:
         with sim_process(workdir) as sim:
             rules_dir = workdir / "rules"
             rules_dir.mkdir()
-            header = rules_header(sim.port, reconcile_every=RECONCILE_EVERY)
+            header = rules_header(sim.port, workdir / "records", reconcile_every=RECONCILE_EVERY)
             (rules_dir / "account.yaml").write_text(header)
             (rules_dir / "ladders.yaml").write_text(ladders(rules))
             state_dir = workdir / "state"

@@ -54,7 +54,9 @@ def measure(edits: int, debounce: float | None) -> list[float]:
             rules_dir = workdir / "rules"
             rules_dir.mkdir()
             # No timer passes while measuring: only the edits trigger passes.
-            (rules_dir / "account.yaml").write_text(rules_header(sim.port, reconcile_every="1h"))
+            (rules_dir / "account.yaml").write_text(
+                rules_header(sim.port, workdir / "records", reconcile_every="1h")
+            )
             ladder = rules_dir / "ladder.yaml"
             ladder.write_text(ladder_file(FIRST_PRICE))
             log_path = workdir / "daemon.log"

@@ -71,7 +71,7 @@ def run_apply(workdir: Path, symbols: int, case: str, state_dir: Path) -> Run:
     with sim_process(workdir, symbols=symbols, ack_delay_ms=ACK_DELAY_MS, name=case) as sim:
         rules_dir = workdir / f"rules-{case}"
         rules_dir.mkdir()
-        text = allocation_rules(sim.port, synthetic_symbols(symbols))
+        text = allocation_rules(sim.port, workdir / "records", synthetic_symbols(symbols))
         (rules_dir / "allocation.yaml").write_text(text)
         command = [sys.executable, "-m", "daemon", "apply", str(rules_dir), "--yes"]
         started = time.monotonic()

@@ -112,8 +112,9 @@ def synthetic_symbols(count: int) -> list[str]:
     return [f"SYM{i:04d}" for i in range(1, count + 1)]
 
 
-def rules_header(port: int, *, reconcile_every: str = "30s") -> str:
-    # Loose risk limits: nothing in a benchmark's plan is sliced or blocked.
+def rules_header(port: int, records_dir: Path, *, reconcile_every: str = "30s") -> str:
+    # Loose risk limits: nothing in a benchmark's plan is sliced or blocked. Fills are exported
+    # (tradectl always does) into the benchmark's scratch directory, not the checkout's var/.
     return (
         "version: 1\n"
         f"account: {{id: {SIM_ACCOUNT}}}\n"
@@ -125,15 +126,16 @@ def rules_header(port: int, *, reconcile_every: str = "30s") -> str:
         "  max_daily_loss_fraction: 0.05\n"
         "  max_orders_per_minute: 3000\n"
         f"schedule: {{reconcile_every: {reconcile_every}}}\n"
+        f"records: {{dir: {json.dumps(str(records_dir))}}}\n"
     )
 
 
-def allocation_rules(port: int, symbols: Sequence[str]) -> str:
+def allocation_rules(port: int, records_dir: Path, symbols: Sequence[str]) -> str:
     """One allocation over ``symbols``, each weighted 0.9 / N of the whole NAV."""
     weight = 0.9 / len(symbols)
     targets = "".join(f"      {symbol}: {weight:.10f}\n" for symbol in symbols)
     return (
-        rules_header(port)
+        rules_header(port, records_dir)
         + "allocations:\n"
         + "  bench:\n"
         + "    capital: {fraction_of_nav: 1.0}\n"
