@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -267,7 +267,7 @@ def finished_passes(state_dir: Path) -> int:
     """Reconcile passes the daemon has finished, read from its journal (a pass with nothing to
     do is logged only at debug level)."""
     uri = f"file:{state_dir / 'journal.sqlite3'}?mode=ro"
-    with sqlite3.connect(uri, uri=True) as connection:
+    with closing(sqlite3.connect(uri, uri=True)) as connection:
         row = connection.execute(
             "SELECT count(*) FROM reconcile_passes WHERE finished_at IS NOT NULL"
         ).fetchone()
