@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from daemon.journal import resolve_state_dir
+from daemon.records.service import RecordsService
 from daemon.service.broker import IbBrokerSession
 from daemon.service.logformat import configure_logging
 from daemon.service.sdnotify import SystemdNotifier
 from daemon.service.supervisor import Daemon, DaemonSettings, LoadOutcome
 from daemon.service.watcher import DEFAULT_DEBOUNCE_SECONDS
 from schemas.loader import load_rule_set
+from schemas.models import RuleSet
 
 DEFAULT_RULES = "rules/"
 
@@ -105,5 +107,12 @@ def run(args: argparse.Namespace) -> int:
             # `kill -USR1 <pid>` prints every thread's stack: what a stuck daemon waits for.
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
         session = IbBrokerSession(settings.state_dir, host=host, port=port)
-        daemon = Daemon(settings, session, load_rules_dir, SystemdNotifier())
+        state_dir = settings.state_dir
+
+        def records_service(rules: RuleSet) -> RecordsService:
+            return RecordsService(state_dir, rules.records, rules.account.id)
+
+        daemon = Daemon(
+            settings, session, load_rules_dir, SystemdNotifier(), records=records_service
+        )
         return asyncio.run(daemon.run())

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from daemon.journal import Journal, JournalError, resolve_state_dir
+from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
+from daemon.records.store import read_backlog
+from daemon.runtime.reconcile import trading_day_start
 from daemon.service.broker import read_safety
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
 from daemon.service.safety import SafetyState
@@ -35,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     except (ControlError, OSError) as exc:
         print(f"tradectl status: {exc}", file=sys.stderr)
         return 1
+    status["records"] = records_backlog(state_dir)
+    status["order_efficiency"] = order_efficiency_today(state_dir)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:
@@ -52,16 +59,86 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
     if journal is not None:
         safety = read_safety(journal)
         journal.close()
+    records = records_backlog(state_dir)
+    efficiency = order_efficiency_today(state_dir)
     if as_json:
         breaker_day = None if safety.breaker_day is None else safety.breaker_day.isoformat()
-        print(json.dumps({"running": False, "halted": safety.halted, "breaker_day": breaker_day}))
+        shown = {
+            "running": False,
+            "halted": safety.halted,
+            "breaker_day": breaker_day,
+            "records": records,
+            "order_efficiency": efficiency,
+        }
+        print(json.dumps(shown))
         return NOT_RUNNING
     print(f"No tradectl daemon is running on {state_dir}.")
     if safety.halted:
         print(f"Halted since {safety.halted_at} ({safety.halt_reason}); it will start halted.")
     if safety.breaker_day is not None:
         print(f"Circuit breaker tripped on {safety.breaker_day}: {safety.breaker_reason}")
+    print(render_records(records))
+    print(render_order_efficiency(efficiency))
     return NOT_RUNNING
+
+
+def records_backlog(state_dir: Path) -> dict[str, Any]:
+    """The records outbox at a glance, read from the journal (the daemon need not run)."""
+    try:
+        backlog = read_backlog(state_dir, time.time())
+    except (sqlite3.Error, OSError) as exc:
+        return {"available": False, "error": str(exc)}
+    if backlog is None:
+        return {"available": False, "error": None}
+    return {"available": True, **asdict(backlog)}
+
+
+def order_efficiency_today(state_dir: Path) -> dict[str, Any]:
+    """IB's Order Efficiency Ratio of tradectl's orders since the trading day's start."""
+    try:
+        journal = Journal.open_read_only(state_dir)
+        if journal is None:
+            return {"available": False, "error": None}
+        try:
+            found = journal.order_efficiency(trading_day_start(utc_now()))
+        finally:
+            journal.close()
+    except (JournalError, sqlite3.Error, OSError) as exc:
+        return {"available": False, "error": str(exc)}
+    return {
+        "available": True,
+        **asdict(found),
+        "ratio": found.ratio,
+        "too_high": found.too_high,
+        "line": found.line(),
+    }
+
+
+def render_order_efficiency(efficiency: dict[str, Any]) -> str:
+    if not efficiency["available"]:
+        return f"orders:      efficiency unknown ({efficiency['error'] or 'no journal yet'})"
+    alarm = " <- too high: IB may restrict the account" if efficiency["too_high"] else ""
+    return f"orders:      {efficiency['line']}{alarm}"
+
+
+def render_records(records: dict[str, Any]) -> str:
+    if not records["available"]:
+        reason = records["error"] or "no records outbox in the journal yet"
+        return f"records:     unknown ({reason})"
+    line = f"records:     {records['pending']} batch(es) pending upload"
+    age = records["oldest_pending_age_seconds"]
+    if age is not None:
+        line += f" (oldest waiting {_age(age)})"
+    line += f", {records['failed']} failed"
+    if records["failed"]:
+        line += " <- ALARM: see `tradectl records status`"
+    return line
+
+
+def _age(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
 
 
 def _money(value: Any) -> str:
@@ -94,6 +171,10 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"breaker:     TRIPPED {breaker['day']}: {breaker['reason']}")
     else:
         lines.append("breaker:     ok")
+    if "records" in status:
+        lines.append(render_records(status["records"]))
+    if "order_efficiency" in status:
+        lines.append(render_order_efficiency(status["order_efficiency"]))
     schedule = status["schedule"]
     if schedule["next_rebalance"]:
         due = "due now" if schedule["allocations_due"] else "not due"

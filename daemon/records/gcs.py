@@ -22,7 +22,6 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from daemon.records.parquet import PARQUET_CONTENT_TYPE, Checksums
+from daemon.records.worker import AbandonableWorker
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Uploader:
         """Upload until ``stop`` is set. Set ``wake`` after queueing rows to upload them now;
         otherwise the loop looks again when the next row is due, or after ``idle`` seconds."""
         loop = asyncio.get_running_loop()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="records-gcs") as worker:
+        with AbandonableWorker("records-gcs") as worker:
             while not stop.is_set():
                 if wake is not None:
                     wake.clear()

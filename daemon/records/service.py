@@ -13,7 +13,6 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from daemon.records.gcs import (
 )
 from daemon.records.journal_source import JournalFillSource, JournalOrderSource
 from daemon.records.store import connect, journal_file
+from daemon.records.worker import AbandonableWorker
 from schemas.models import Records
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class RecordsService:
         exporters = self._exporters()
         upload_task: asyncio.Task[None] | None = None
         try:
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="records-export") as worker:
+            with AbandonableWorker("records-export") as worker:
                 # Repair files before the uploader reads them.
                 await loop.run_in_executor(worker, self._recover, exporters)
                 if self._gcs is not None:

@@ -413,6 +413,13 @@ class IbBrokerSession:
                 "the gateway reported %d pacing violation(s) (IB error 100) during this pass",
                 adapter.pacing_violations - pacing_before,
             )
+        efficiency = journal.order_efficiency(day_start)
+        if adapter.progress.sent and efficiency.too_high:
+            log.warning(
+                "%s: today tradectl sends far more order actions than it gets fills; widen "
+                "drift bands or limit offsets so working orders are not repriced so often",
+                efficiency.line(),
+            )
         return PassSummary(
             planned=len(plan.intents),
             sent=adapter.progress.sent,

@@ -28,6 +28,7 @@ from schemas.models import Account, Gateway, RuleSet
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
 from .engine import BrokerSession, PassContext, PassRecord
+from .records_task import RecordsFactory, RecordsTask
 from .safety import SafetyState, trading_day
 from .schedule import PassScheduler
 from .sdnotify import SystemdNotifier
@@ -38,6 +39,8 @@ log = logging.getLogger("tradectl.daemon")
 
 HALT_CANCEL_TIMEOUT_SECONDS = 30.0
 DISCONNECT_TIMEOUT_SECONDS = 2.0
+# The records task's last export on stop runs beside the disconnect, within the same budget.
+RECORDS_STOP_TIMEOUT_SECONDS = 2.0
 STUCK_PASS_SECONDS = 600.0
 
 
@@ -89,9 +92,11 @@ class Daemon:
         load_rules: RulesLoader,
         notifier: SystemdNotifier | None = None,
         clock: Callable[[], datetime] = _now,
+        records: RecordsFactory | None = None,
     ) -> None:
         self.settings = settings
         self.session = session
+        self._records = None if records is None else RecordsTask(records)
         self._load_rules = load_rules
         self.notifier = notifier if notifier is not None else SystemdNotifier()
         self._clock = clock
@@ -222,6 +227,8 @@ class Daemon:
         interval = self.notifier.watchdog_interval
         if interval is not None:
             self._tasks.append(loop.create_task(self._watchdog_loop(interval), name="watchdog"))
+        if self._records is not None and self.rules.current is not None:
+            self._records.start(self.rules.current)
         if self.halt_file_present:
             log.warning("HALT file present in %s: no new orders", self.settings.rules_dir)
         self.notifier.status("connecting to the gateway")
@@ -259,14 +266,21 @@ class Daemon:
         self._fail_cancel_waiters("the daemon is stopping")
         for task in list(self._background):
             task.cancel()
-        try:
-            await asyncio.wait_for(self.session.close(), DISCONNECT_TIMEOUT_SECONDS)
-        except (TimeoutError, OSError, ConnectionError) as exc:
-            log.warning("disconnect did not complete: %s", exc)
+        await asyncio.gather(self._stop_records(), self._close_session())
         await self._control.close()
         log.info("daemon stopped")
         self.notifier.close()
         return 0
+
+    async def _stop_records(self) -> None:
+        if self._records is not None:
+            await self._records.stop(RECORDS_STOP_TIMEOUT_SECONDS)
+
+    async def _close_session(self) -> None:
+        try:
+            await asyncio.wait_for(self.session.close(), DISCONNECT_TIMEOUT_SECONDS)
+        except (TimeoutError, OSError, ConnectionError) as exc:
+            log.warning("disconnect did not complete: %s", exc)
 
     async def _watchdog_loop(self, interval: float) -> None:
         """Ping systemd's watchdog while the daemon makes progress: a live event loop and no
@@ -375,6 +389,8 @@ class Daemon:
         )
         if previous is not None:
             self._scheduler.apply(rule_set.schedule)
+            if self._records is not None:
+                self._records.rules_changed(rule_set)
         log.info(
             "rule set loaded: generation %s (%d rules)",
             generation,
@@ -554,6 +570,9 @@ class Daemon:
         )
         summary = await self.session.reconcile(rule_set, context)
         record.summary = asdict(summary)
+        if self._records is not None:
+            # The pass journaled any executions it saw (resync included).
+            self._records.poke()
         if summary.breaker_tripped is not None:
             self.safety = self.safety.trip(trading_day(self._clock()), summary.breaker_tripped)
             log.error(

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
+import re
 import socket
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from ib_insync import IB, LimitOrder, Stock
 
+from daemon.journal.store import JOURNAL_FILE
 from daemon.sim import SimState, SimThread, start_sim_thread
 from tests.daemon.e2e_support import (
     ACCOUNT_RULES,
@@ -388,3 +393,72 @@ def test_sd_notify_ready_after_first_sync_and_watchdog_pings(
         receive_until(lambda: received.count("WATCHDOG=1") >= 3, 3, "three WATCHDOG=1 pings")
         assert daemon.stop()[0] == 0
         receive_until(lambda: seen("STOPPING=1"), 2, "STOPPING=1")
+
+
+def _journal_rows(state_dir: Path, query: str) -> list[tuple[Any, ...]]:
+    path = state_dir / JOURNAL_FILE
+    if not path.exists():
+        return []
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return conn.execute(query).fetchall()
+    finally:
+        conn.close()
+
+
+def _closed_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_a_fill_reaches_the_records_parquet_and_status_shows_the_upload_backlog(
+    tmp_path: Path, sim: SimThread, started: list[DaemonProcess]
+) -> None:
+    records_dir = tmp_path / "records"
+    rules = (
+        "version: 1\nallocations:\n  core:\n    capital: {fraction_of_nav: 1.0}\n"
+        "    targets: {AAPL: 0.05}\n"
+        f"records: {{dir: {records_dir}, gcs: gs://tradectl-test/desk}}\n"
+    )
+    directory = rules_dir(tmp_path, sim, rules)
+    # GCS is unreachable (a closed loopback port), so the batch stays in the upload backlog.
+    emulator = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{_closed_loopback_port()}"}
+    daemon = start_daemon(started, directory, tmp_path, env=emulator)
+    state_dir = tmp_path / "state"
+    wait_until(lambda: sim.snapshot().positions.get("AAPL"), 20, "the AAPL position")
+    exec_ids = wait_until(
+        lambda: [
+            row[0]
+            for row in _journal_rows(
+                state_dir, "SELECT e.exec_id FROM executions e JOIN commissions c USING (exec_id)"
+            )
+        ],
+        10,
+        "the fill and its commission in the journal",
+    )
+    running = daemon.status()["records"]
+    assert running["available"] and running["failed"] == 0
+    assert "records:     0 batch(es) pending upload, 0 failed" in daemon.cli("status").stdout
+
+    code, seconds = daemon.stop()
+    assert code == 0
+    assert seconds < 10
+    files = wait_until(
+        lambda: sorted(records_dir.glob("fills/date=*/*.parquet")), 5, "a fills Parquet file"
+    )
+    exported = pq.ParquetDataset(files).read().to_pylist()
+    assert sorted(row["exec_id"] for row in exported) == sorted(exec_ids)
+    assert {(row["symbol"], row["account"], row["rule"]) for row in exported} == {
+        ("AAPL", "DU0000001", "core")
+    }
+
+    shown = daemon.cli("status")
+    assert shown.returncode == 3, shown.stderr
+    assert re.search(
+        r"records:\s+[1-9]\d* batch\(es\) pending upload \(oldest waiting \d+m \d\ds\), 0 failed",
+        shown.stdout,
+    ), shown.stdout
+    backlog = json.loads(daemon.cli("status", "--json").stdout)["records"]
+    assert backlog["pending"] >= 1 and backlog["failed"] == 0
