@@ -43,3 +43,11 @@ def test_a_subcommands_own_help_works() -> None:
     )
     assert result.returncode == 0
     assert "--debounce" in result.stdout
+
+
+def test_the_daemon_loads_the_cloud_storage_client_only_when_a_bucket_is_configured() -> None:
+    script = "import sys, daemon.cli.run\nprint('google.cloud.storage' in sys.modules)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split()[-1] == "False"
