@@ -291,6 +291,20 @@ def _decide_symbol(
     quantity = wanted_quantity
     reason = describe()
     per_order_cap = lots_down(risk.max_order_value / estimated, lot)
+    if per_order_cap == 0 and carrier is not None:
+        # Modified to one lot, the order would still be above the limit: the gate blocks that
+        # modify and the old order would keep working (and holding cash) as it is. A cancel is
+        # always allowed; the one lot follows on the next pass, for the gate to show the block.
+        one_lot = f"one lot of {symbol} ({money(lot * estimated)})"
+        draft.add(
+            cancel_intent(
+                carrier,
+                KIND,
+                f"{one_lot} is worth more than risk.max_order_value "
+                f"({money(risk.max_order_value)}); {describe()}",
+            )
+        )
+        return []
     if per_order_cap == 0:
         quantity = min(wanted_quantity, lot)
     elif already_filled + wanted_quantity > per_order_cap:
@@ -464,31 +478,25 @@ def _plan_buys(
     other_buys_value: float,
 ) -> None:
     """Buys never spend cash below the rule's buffer. Spent already: every working buy that no
-    buy below carries (manual orders, other rules' orders, and orders being cancelled, which
-    may still fill until IB confirms the cancel), and the buys other rule kinds plan in this
-    pass. The working orders that the buys below carry count at their new size."""
+    buy below changes, at its own price (manual orders, other rules' orders, orders kept as
+    they are, and orders being cancelled, which may still fill until IB confirms the cancel),
+    and the buys other rule kinds plan in this pass. The working orders that the buys below
+    change count at their new size."""
     observed = book.observed
-    committed = other_buys_value
-    carried = {
+    spent = other_buys_value
+    changed = {
         want.carrier.order.order_id
         for outcome in outcomes
         for want in outcome.buys
-        if want.carrier is not None
+        if want.carrier is not None and not _unchanged(want)
     }
     for order in book.live:
-        if order.action != "BUY" or order.order_id in carried:
+        if order.action != "BUY" or order.order_id in changed:
             continue
         quote = observed.quotes.get(order.symbol)
         price = working_price(order, None if quote is None else quote.last)
-        committed += order.remaining * (price or 0.0)
+        spent += order.remaining * (price or 0.0)
 
-    kept = sum(
-        want.carrier.order.remaining * want.estimated_price
-        for outcome in outcomes
-        for want in outcome.buys
-        if want.carrier is not None and _unchanged(want)
-    )
-    spent = committed + kept
     for outcome in outcomes:
         changing = [want for want in outcome.buys if not _unchanged(want)]
         if not changing:
@@ -507,20 +515,52 @@ def _plan_buys(
             f"(cash {money(observed.cash)} - buffer {money(buffer)} - working and planned buys "
             f"{money(spent)}) for {money(demand)} wanted; buys scaled down proportionally"
         )
-        for want, quantity in zip(changing, _share_cash(changing, budget), strict=True):
-            value = quantity * want.estimated_price
-            if quantity == 0 or value < outcome.allocation.min_trade_value:
+        quantities = _share_cash_dropping(changing, budget, outcome.allocation.min_trade_value)
+        for want, quantity in zip(changing, quantities, strict=True):
+            if quantity == 0:
                 if want.carrier is not None:
                     draft.add(cancel_intent(want.carrier, KIND, "no cash left for this buy"))
-                    # Until IB confirms the cancel, the order may still fill.
-                    spent += want.carrier.order.remaining * want.estimated_price
+                    spent += _held_by_cancel(want)
                 continue
             want.reason = (
                 f"{want.reason}; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares"
             )
             want.quantity = quantity
             _emit(want, draft)
-            spent += value
+            spent += quantity * want.estimated_price
+
+
+def _held_by_cancel(want: _Want) -> float:
+    """Cash the working order of a dropped buy keeps: until IB confirms its cancel, it may still
+    fill at its own limit."""
+    if want.carrier is None:
+        return 0.0
+    order = want.carrier.order
+    return order.remaining * (working_price(order, want.estimated_price) or 0.0)
+
+
+def _share_cash_dropping(wants: list[_Want], budget: float, min_trade_value: float) -> list[int]:
+    """Each buy's quantity within ``budget``, 0 for a dropped one. A buy whose share comes to 0
+    or below ``min_trade_value`` is dropped; its working order, cancelled, still holds its cash
+    until IB confirms, so the budget of the others shrinks by that and they are shared again."""
+    sharing = list(range(len(wants)))
+    held = 0.0
+    while sharing:
+        shared = _share_cash([wants[index] for index in sharing], max(budget - held, 0.0))
+        dropped = [
+            index
+            for index, quantity in zip(sharing, shared, strict=True)
+            if quantity == 0 or quantity * wants[index].estimated_price < min_trade_value
+        ]
+        if not dropped:
+            quantities = [0] * len(wants)
+            for index, quantity in zip(sharing, shared, strict=True):
+                quantities[index] = quantity
+            return quantities
+        held += sum(_held_by_cancel(wants[index]) for index in dropped)
+        gone = set(dropped)
+        sharing = [index for index in sharing if index not in gone]
+    return [0] * len(wants)
 
 
 def _share_cash(wants: list[_Want], budget: float) -> list[int]:

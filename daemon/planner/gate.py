@@ -18,6 +18,12 @@ Checks, in order (the first that fails names the block):
   exceeds the fraction of NAV.
 * ``risk.max_orders_per_minute`` blocks the excess over the limit, opening intents first,
   then closing ones, protective ones last.
+* Last, cash (DESIGN.md §3: buys never spend cash below zero): the buy commitment of what
+  actually passes (every working buy at its current size, except those an unblocked modify
+  changes, plus unblocked places and modifies) may not exceed cash minus the rule's cash buffer.
+  The planner sizes allocation buys assuming all its intents go through; when one is blocked
+  (say a modify that was to free cash), the allocation buys it would have funded are blocked
+  here instead.
 
 A bracket's intents are one unit: if one of them is blocked, all of them are, so a parent is
 never sent without its children and a protective leg is never cancelled without its successor.
@@ -27,7 +33,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from daemon.planner.common import TERMINAL_STATUSES, money
+from daemon.planner.allocations import cash_buffer_of
+from daemon.planner.common import TERMINAL_STATUSES, money, working_price
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from schemas.models import Risk, RuleSet
 
@@ -77,6 +84,26 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
             exposure.add(intents[index])
 
     _limit_rate(intents, groups, blocked_by, rules.risk, observed)
+    _limit_cash(intents, blocked_by, rules, observed)
+    return replace(
+        plan,
+        intents=tuple(
+            _marked(intent, blocked_by.get(index)) for index, intent in enumerate(intents)
+        ),
+    )
+
+
+def recheck_cash(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
+    """The gate's cash check again, on a gated plan in which more intents were held since (the
+    runtime holds intents IB rejected earlier): a held modify that was to free cash leaves its
+    order as it is, so allocation buys it funded may no longer fit. Only adds blocks."""
+    intents = list(plan.intents)
+    blocked_by = {
+        index: intent.blocked_by
+        for index, intent in enumerate(intents)
+        if intent.blocked_by is not None
+    }
+    _limit_cash(intents, blocked_by, rules, observed)
     return replace(
         plan,
         intents=tuple(
@@ -273,3 +300,71 @@ def _limit_rate(
             used += len(unit)
         else:
             blocked_by.update(dict.fromkeys(unit, reason))
+
+
+def _buy_value(order: WorkingOrder, observed: Observed) -> float:
+    """Cash a working buy order may still take: its remaining quantity at its limit (else its
+    stop, else the last price)."""
+    if order.action != "BUY":
+        return 0.0
+    quote = observed.quotes.get(order.symbol)
+    price = working_price(order, None if quote is None else quote.last)
+    return order.remaining * (price or 0.0)
+
+
+def _limit_cash(
+    intents: list[Intent], blocked_by: dict[int, str], rules: RuleSet, observed: Observed
+) -> None:
+    """Block the allocation buys that would take the buy commitment of what passes above cash
+    minus the rule's cash buffer. Run last, on the verdicts of every other check.
+
+    The commitment counts the planner's way: every live working buy at its current size (a
+    cancel frees nothing until IB confirms it; a blocked modify or cancel leaves the order as
+    it is); an unblocked allocation modify replaces its order's value by the new one, so a
+    modify that shrinks a buy frees cash; a bracket or scale modify adds only what it grows the
+    order by. Brackets and scales are standing orders sent as written: they count, first, but
+    are not blocked here (a bracket must not lose its protective legs over an entry's cash).
+    Only additions are blocked; they are admitted in plan order while they fit.
+    """
+    live = {
+        order.order_id: order
+        for order in observed.working_orders
+        if order.status not in TERMINAL_STATUSES
+    }
+    committed = sum(_buy_value(order, observed) for order in live.values())
+    additions: list[tuple[int, float]] = []
+    for index, intent in enumerate(intents):
+        if index in blocked_by or intent.order is None or intent.purpose == "protective":
+            continue
+        change = _commitment_change(intent, live, observed)
+        if intent.kind != "allocations":
+            committed += max(0.0, change)
+        elif change <= 0:
+            committed += change
+        else:
+            additions.append((index, change))
+    for index, change in additions:
+        allocation = rules.allocations.get(intents[index].rule)
+        buffer = 0.0 if allocation is None else cash_buffer_of(allocation, observed.net_liquidation)
+        available = observed.cash - buffer
+        if committed + change > available + 1e-6:
+            blocked_by[index] = (
+                f"cash: buys would commit {money(committed + change)} > {money(available)} "
+                f"available (cash {money(observed.cash)} - buffer {money(buffer)})"
+            )
+            continue
+        committed += change
+
+
+def _commitment_change(intent: Intent, live: dict[int, WorkingOrder], observed: Observed) -> float:
+    """How much the buy commitment changes if this place or modify goes through."""
+    assert intent.order is not None
+    before = None
+    if intent.action == "modify" and intent.order_id is not None:
+        before = live.get(intent.order_id)
+    filled = 0.0 if before is None else before.filled
+    new = 0.0
+    if intent.order.action == "BUY":
+        new = (intent.order.quantity - filled) * (intent.estimated_price or 0.0)
+    old = 0.0 if before is None else _buy_value(before, observed)
+    return new - old

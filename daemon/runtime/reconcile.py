@@ -17,6 +17,7 @@ from daemon.ib import BrokerState, IbAdapter, Progress
 from daemon.ib.translate import planner_execution
 from daemon.journal import Journal, JournaledIntent, Transition
 from daemon.planner import plan as make_plan
+from daemon.planner.gate import recheck_cash
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from schemas.loader import HALT_FILE_NAME
 from schemas.models import RuleSet, parse_order_ref
@@ -292,7 +293,9 @@ def reconcile_pass(
     observed = build_observed(rules, state, journal, now)
     if halted:
         observed = replace(observed, halted=True)
-    plan = hold_rejected(make_plan(rules, observed, now), journal, now)
+    held = hold_rejected(make_plan(rules, observed, now), journal, now)
+    # A held intent may be a modify whose freed cash the plan's buys count on.
+    plan = recheck_cash(held, rules, observed)
     notes = state.notes
     if observed.in_flight:
         notes += (

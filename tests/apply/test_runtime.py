@@ -8,6 +8,7 @@ import pytest
 
 from daemon.ib import BrokerState
 from daemon.journal import Journal, RecordedExecution
+from daemon.planner.gate import recheck_cash
 from daemon.planner.types import Intent, OrderSpec, Plan
 from daemon.runtime.reconcile import (
     REJECTIONS_PER_RULE_PER_DAY,
@@ -16,6 +17,7 @@ from daemon.runtime.reconcile import (
     sending_groups,
 )
 from schemas.models import RuleSet
+from tests.planner.builders import observed, rule_set, working
 
 NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 
@@ -189,3 +191,37 @@ def test_sent_but_unseen_orders_count_as_working_orders(journal: Journal) -> Non
     journal.mark_acknowledged(sent[0].id, perm_id=1)
     journal.mark_acknowledged(sent[1].id, perm_id=2)
     assert build_observed(rules, state, journal, NOW).working_orders == ()
+
+
+def test_a_held_modify_that_was_to_free_cash_blocks_the_buy_it_funded(
+    journal: Journal, clock: Clock
+) -> None:
+    # Cash 2,100, all in working buys: AAPL 20 @ 100 and MSFT 1 @ 100. The plan shrinks AAPL to 5
+    # (freeing 1,500) and grows MSFT to 11 (1,000 more). IB rejected that AAPL modify a moment
+    # ago, so the runtime holds it: AAPL stays at 2,000 and the MSFT growth has no cash.
+    old = "tctl:core:0ldgen0000"
+    rules = rule_set(
+        allocations={"core": {"capital": {"fraction_of_nav": 1.0}, "targets": {"AAPL": 0.5}}}
+    )
+    account = observed(
+        nav=2_100.0,
+        prices={"AAPL": 100.0, "MSFT": 100.0},
+        orders=[
+            working(1, "AAPL", "BUY", 20, ref=f"{old}:AAPL.abc123", limit=100.0),
+            working(2, "MSFT", "BUY", 1, ref=f"{old}:MSFT.abc123", limit=100.0),
+        ],
+    )
+    shrink = intent(f"{old}:AAPL.abc123#mod:1", action="modify", order_id=1)
+    grow = intent(f"{old}:MSFT.abc123#mod:2", action="modify", order_id=2, symbol="MSFT")
+    assert shrink.order is not None and grow.order is not None
+    shrink = replace(shrink, order=replace(shrink.order, quantity=5))
+    grow = replace(grow, order=replace(grow.order, symbol="MSFT", quantity=11))
+    reject(journal, shrink)
+    clock.now += timedelta(seconds=5)
+    held = hold_rejected(Plan(intents=(shrink, grow)), journal, clock.now)
+    assert [item.blocked for item in held.intents] == [True, False]
+    checked = recheck_cash(held, rules, account)
+    assert checked.intents[0].blocked_by == held.intents[0].blocked_by
+    assert checked.intents[1].blocked_by == (
+        "cash: buys would commit 3,100 > 2,100 available (cash 2,100 - buffer 0)"
+    )

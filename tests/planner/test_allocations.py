@@ -345,3 +345,80 @@ def test_order_with_a_modify_in_flight_is_not_modified_again_when_the_market_mov
     again = plan(rules, moved, NOW)
     assert again.intents == ()
     assert any("waiting for the broker to acknowledge" in note for note in again.notes)
+
+
+def test_an_over_limit_order_is_cancelled_not_left_holding_cash_for_buys_it_funds() -> None:
+    """Found by test_buys_never_exceed_cash_minus_buffer. Cash 2,004; working buys of an older
+    generation: MSFT 1 @ 1 and AAPL 4 @ 501 (2,004, all the cash). The rule wants 1 AAPL (one
+    lot, 501 > max_order_value 500) and 501 MSFT (sliced to 500). Modifying AAPL down to one lot
+    would still be over the limit, so the gate blocks it and the 2,004 stay committed: the
+    planner used to count that cash as freed and raise MSFT to 500, 2,504 of buys on 2,004."""
+    rules = rule_set(
+        allocations={
+            "core": {
+                "capital": {"fraction_of_nav": 1.0},
+                "drift": {"absolute": 0.03125},
+                "min_trade_value": 0,
+                "cash_buffer": {"amount": 0},
+                "order": {"type": "limit", "offset_bps": 0},
+                "targets": {"MSFT": 0.25, "AAPL": 0.25},
+            }
+        },
+        risk={"max_order_value": 500, "max_position_fraction": 0.25},
+    )
+    old = "tctl:core:0ldgen0000"
+    account = observed(
+        nav=2004.0,
+        prices={"MSFT": 1.0, "AAPL": 501.0},
+        orders=[
+            working(800, "MSFT", "BUY", 1, ref=f"{old}:MSFT.abc123", limit=1.0),
+            working(801, "AAPL", "BUY", 4, ref=f"{old}:AAPL.abc123", limit=501.0),
+        ],
+    )
+    result = plan(rules, account, NOW)
+    assert summary(result.intents) == [
+        ("cancel", "AAPL", None, None, None, None),
+        ("cancel", "MSFT", None, None, None, None),
+    ]
+    assert result.intents[0].reason.startswith(
+        "one lot of AAPL (501) is worth more than risk.max_order_value (500)"
+    )
+    assert result.intents[1].reason == "no cash left for this buy"
+
+    # Once IB confirms the cancels: MSFT is bought, the one AAPL lot is shown blocked.
+    confirmed = replace(account, working_orders=())
+    assert summary(plan(rules, confirmed, NOW).intents) == [
+        ("place", "AAPL", "BUY", 1, 501.0, "risk.max_order_value: 501 > 500"),
+        ("place", "MSFT", "BUY", 500, 1.0, None),
+    ]
+
+
+def test_a_buy_dropped_for_cash_keeps_its_orders_cash_from_the_others() -> None:
+    """Cash 150. AAPL (lot 100 at 1.00) wants 300 and has a working 100 of an older generation;
+    MSFT wants 10 at 100. Shared proportionally, AAPL comes to 0 lots: its order is cancelled,
+    but until IB confirms it may still fill, so its 100 stay committed and MSFT's share shrinks
+    to 50, below one share. (It used to get the whole 150: 200 of buys on 150 of cash.)"""
+    rules = rule_set(
+        allocations={
+            "core": {
+                "capital": {"amount": 10_000},
+                "order": {"type": "limit", "offset_bps": 0},
+                "targets": {"AAPL": 0.03, "MSFT": 0.1},
+            }
+        }
+    )
+    account = observed(
+        nav=10_000,
+        cash=150,
+        prices={"AAPL": 1.0, "MSFT": 100.0},
+        contracts={
+            "AAPL": ContractFacts("AAPL", con_id=1, lot_size=100),
+            "MSFT": ContractFacts("MSFT", con_id=2),
+        },
+        orders=[
+            working(801, "AAPL", "BUY", 100, ref="tctl:core:0ldgen0000:AAPL.abc123", limit=1.0)
+        ],
+    )
+    result = plan(rules, account, NOW)
+    assert summary(result.intents) == [("cancel", "AAPL", None, None, None, None)]
+    assert result.intents[0].reason == "no cash left for this buy"

@@ -7,8 +7,13 @@ from typing import Any
 
 from daemon.planner import gate
 from daemon.planner.types import Intent, OrderSpec, Plan
-from tests.planner.builders import observed, rule_set
+from tests.planner.builders import observed, rule_set, working
 
+CASH_ALLOCATION: dict[str, Any] = {
+    "capital": {"fraction_of_nav": 1.0},
+    "cash_buffer": {"amount": 0},
+    "targets": {"AAPL": 0.25, "MSFT": 0.25},
+}
 RISK: dict[str, Any] = {
     "max_order_value": 25_000,
     "max_position_fraction": 0.35,
@@ -60,8 +65,13 @@ def intent(
     )
 
 
-def gated(*intents: Intent, risk: dict[str, Any] | None = None, **account: Any) -> list[Any]:
-    rules = rule_set(risk={**RISK, **(risk or {})})
+def gated(
+    *intents: Intent,
+    risk: dict[str, Any] | None = None,
+    allocations: dict[str, Any] | None = None,
+    **account: Any,
+) -> list[Any]:
+    rules = rule_set(risk={**RISK, **(risk or {})}, allocations=allocations)
     result = gate(Plan(intents=intents), rules, observed(**account))
     return [found.blocked_by for found in result.intents]
 
@@ -200,3 +210,84 @@ def test_gate_is_idempotent() -> None:
     account = observed(prices={"AAPL": 125.0})
     once = gate(Plan(intents=(intent("AAPL", "BUY", 250, 125.0),)), rules, account)
     assert gate(once, rules, account) == once
+
+
+def modify(order_id: int, symbol: str, quantity: int, price: float) -> Intent:
+    base = intent(symbol, "BUY", quantity, price)
+    assert base.order is not None
+    return replace(base, action="modify", order_id=order_id, key=f"{base.order.order_ref}#mod")
+
+
+CASH_ORDERS = [
+    working(800, "MSFT", "BUY", 1, ref="tctl:core:0ldgen0000:MSFT.abc123", limit=1.0),
+    working(801, "AAPL", "BUY", 4, ref="tctl:core:0ldgen0000:AAPL.abc123", limit=501.0),
+]
+
+
+def test_cash_blocks_buys_that_a_blocked_modify_was_to_fund() -> None:
+    # AAPL 4 @ 501 commits all 2,004 of cash. Its modify to 1 share would free 1,503 but is
+    # itself over max_order_value, so the order stays at 2,004, and MSFT grown from 1 to 500
+    # shares would make 2,004 + 500 = 2,504 committed.
+    blocks = gated(
+        modify(801, "AAPL", 1, 501.0),
+        modify(800, "MSFT", 500, 1.0),
+        risk={"max_order_value": 500},
+        allocations={"core": CASH_ALLOCATION},
+        nav=2004.0,
+        prices={"AAPL": 501.0, "MSFT": 1.0},
+        orders=CASH_ORDERS,
+    )
+    assert blocks == [
+        "risk.max_order_value: 501 > 500",
+        "cash: buys would commit 2,504 > 2,004 available (cash 2,004 - buffer 0)",
+    ]
+
+
+def test_cash_lets_a_shrinking_modify_fund_a_growing_one() -> None:
+    blocks = gated(
+        modify(801, "AAPL", 1, 501.0),
+        modify(800, "MSFT", 500, 1.0),
+        risk={"max_order_value": 5_000},
+        allocations={"core": CASH_ALLOCATION},
+        nav=2004.0,
+        prices={"AAPL": 501.0, "MSFT": 1.0},
+        orders=CASH_ORDERS,
+    )
+    assert blocks == [None, None]
+
+
+def test_cash_keeps_the_rules_buffer_and_admits_buys_in_plan_order() -> None:
+    # Cash 1,000 - buffer 300 = 700: AAPL 500 fits, MSFT 300 more would make 800.
+    blocks = gated(
+        intent("AAPL", "BUY", 5, 100.0),
+        intent("MSFT", "BUY", 3, 100.0),
+        intent("GOOGL", "BUY", 2, 100.0),
+        allocations={"core": {**CASH_ALLOCATION, "cash_buffer": {"amount": 300}}},
+        nav=1_000.0,
+        prices={"AAPL": 100.0, "MSFT": 100.0, "GOOGL": 100.0},
+        risk={"max_position_fraction": 1.0},
+    )
+    assert blocks == [
+        None,
+        "cash: buys would commit 800 > 700 available (cash 1,000 - buffer 300)",
+        None,
+    ]
+
+
+def test_cash_counts_bracket_buys_first_and_never_blocks_them() -> None:
+    # The bracket's entry (100 x 150 = 15,000 on 10,000 of cash) goes as written; the
+    # allocation buy after it finds no cash.
+    blocks = gated(
+        *bracket(100, 140.0),
+        intent("MSFT", "BUY", 1, 100.0),
+        allocations={"core": CASH_ALLOCATION},
+        nav=100_000.0,
+        cash=10_000.0,
+        prices={"AAPL": 150.0, "MSFT": 100.0},
+    )
+    assert blocks == [
+        None,
+        None,
+        None,
+        "cash: buys would commit 15,100 > 10,000 available (cash 10,000 - buffer 0)",
+    ]

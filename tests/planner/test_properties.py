@@ -340,7 +340,13 @@ def test_same_inputs_same_plan_and_keys(scenario: Scenario) -> None:
 
 
 def _buy_commitment(result: Plan, account: Observed) -> float:
-    touched = {intent.order_id for intent in result.actionable if intent.order_id is not None}
+    """Working buys at their size (a cancelled one may fill until IB confirms the cancel), the
+    ones an unblocked modify changes at their new size, plus unblocked new buys."""
+    touched = {
+        intent.order_id
+        for intent in result.actionable
+        if intent.action == "modify" and intent.order_id is not None
+    }
     by_id = {order.order_id: order for order in account.working_orders}
     committed = 0.0
     for order in account.working_orders:
