@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint pytest schema clean
+.PHONY: demo test lint pytest schema bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,20 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Benchmarks are not part of `make test` (timings on a shared machine are noisy); their --quick
+# smoke runs are. Takes about 10 minutes; see benchmarks/README.md.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.rebalance
+	$(BIN)/python -m benchmarks.reaction
+	$(BIN)/python benchmarks/planner_scaling.py
+	$(BIN)/python -m benchmarks.footprint
 
 schema: $(STAMP)
 	$(BIN)/tradectl schema --out schemas/rules.schema.json

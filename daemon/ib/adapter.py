@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import signal
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -133,6 +134,17 @@ class _OrderRecord:
     filled: float
 
 
+@dataclass(frozen=True)
+class _ResyncedView:
+    open_keys: frozenset[tuple[int, int]]
+    day_start: datetime
+    at: float
+
+
+# observe() right after a resync reuses the open orders and executions the resync just read.
+RESYNC_REUSE_SECONDS = 1.0
+
+
 @dataclass
 class _Outgoing:
     message: str
@@ -194,6 +206,7 @@ class IbAdapter:
         self._executions: dict[str, RecordedExecution] = {}
         self._tracked: dict[tuple[int, int], list[int]] = {}
         self._awaiting: set[int] = set()
+        self._resynced: _ResyncedView | None = None
         self._crash_after = os.environ.get(CRASH_ENV, "")
         self.pacing_violations = 0
         self._install_hooks()
@@ -519,6 +532,7 @@ class IbAdapter:
         self._completed = []
         self.ib.reqCompletedOrders(apiOnly=True)
         self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
+        self._resynced = _ResyncedView(frozenset(open_keys), day_start, time.monotonic())
         records = [
             translate.broker_record(
                 "open", self._orders[key].order, self._orders[key].status, self._orders[key].filled
@@ -574,8 +588,13 @@ class IbAdapter:
         if intent.id not in ids:
             ids.append(intent.id)
 
-    def working_orders(self) -> tuple[WorkingOrder, ...]:
-        open_keys = self._refresh_open_orders()
+    def working_orders(
+        self, open_keys: frozenset[tuple[int, int]] | None = None
+    ) -> tuple[WorkingOrder, ...]:
+        """Working orders among ``open_keys`` (default: ask the gateway for all open orders);
+        their statuses are kept current by the order events that stream in."""
+        if open_keys is None:
+            open_keys = frozenset(self._refresh_open_orders())
         working = []
         for key in sorted(open_keys):
             record = self._orders[key]
@@ -587,6 +606,14 @@ class IbAdapter:
         return tuple(working)
 
     def observe(self, symbols: Sequence[str], day_start: datetime) -> BrokerState:
+        # Right after a resync (every pass starts with one) its reads of open orders and
+        # executions are current: asking again would cost two paced messages (~45 ms) before a
+        # rule edit reaches the wire. Orders and fills since then arrive as events.
+        resynced, self._resynced = self._resynced, None
+        if resynced is not None and (
+            resynced.day_start != day_start or time.monotonic() - resynced.at > RESYNC_REUSE_SECONDS
+        ):
+            resynced = None
         account = self.settings.account
         notes: list[str] = []
         values = self._account_values()
@@ -598,7 +625,8 @@ class IbAdapter:
         wanted = sorted(set(symbols) | set(positions))
         contracts = self.contracts(wanted, notes)
         quotes = self.quotes(contracts, notes)
-        self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
+        if resynced is None:
+            self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         executions = tuple(
             sorted(
                 (ex for ex in self._executions.values() if ex.time >= day_start),
@@ -611,7 +639,7 @@ class IbAdapter:
             cash=values["TotalCashValue"],
             buying_power=values["BuyingPower"],
             positions=positions,
-            working_orders=self.working_orders(),
+            working_orders=self.working_orders(None if resynced is None else resynced.open_keys),
             executions=executions,
             quotes=quotes,
             contracts={symbol: _facts(cached) for symbol, cached in contracts.items()},

@@ -45,9 +45,17 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     draft.extend(standing)
     draft.extend(plan_allocations(rules, book, _added_buy_value(standing, observed)))
 
+    # A modify or cancel in flight still changes its order: plan nothing else for that order
+    # until IB has acknowledged it, even when the market has moved and the new fields differ.
+    busy_refs = {key.split("#", 1)[0] for key in observed.in_flight if "#" in key}
     groups: list[Group] = []
     for group in _with_unique_keys(draft.groups):
-        waiting = [intent.key for intent in group.intents if intent.key in observed.in_flight]
+        waiting = [
+            intent.key
+            for intent in group.intents
+            if intent.key in observed.in_flight
+            or (intent.action != "place" and intent.key.split("#", 1)[0] in busy_refs)
+        ]
         if waiting:
             draft.notes.append(
                 f"{group.intents[0].kind}.{group.intents[0].rule}: waiting for the broker to "

@@ -26,10 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.api_core.exceptions import PreconditionFailed
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
-
 from daemon.records.parquet import PARQUET_CONTENT_TYPE, Checksums
 from daemon.records.worker import AbandonableWorker
 
@@ -56,6 +52,11 @@ DEFAULT_BACKOFF = Backoff()
 
 def client_from_environment() -> Any:
     """A storage client: anonymous against ``STORAGE_EMULATOR_HOST`` when set, else ADC."""
+    # The client library is imported only when a bucket is configured: it is ~35 MB of
+    # resident memory that a daemon exporting to a local directory only would carry forever.
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
     if os.environ.get("STORAGE_EMULATOR_HOST"):
         project = os.environ.get("GOOGLE_CLOUD_PROJECT", EMULATOR_PROJECT)
         anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
@@ -186,6 +187,8 @@ class Uploader:
     def _attempt(self, row: _Row, report: PassReport) -> bool:
         """Try one row; False when the failure was the bucket's (unreachable, refused), not
         this row's."""
+        from google.api_core.exceptions import PreconditionFailed
+
         target = f"gs://{row.bucket}/{row.object_name}"
         try:
             data = self._read_local(row)

@@ -330,6 +330,23 @@ def test_quote_times_without_a_zone_are_utc() -> None:
     assert any("quote is stale (16 min old" in note for note in result.notes)
 
 
+def test_order_with_a_modify_in_flight_is_not_modified_again_when_the_market_moves() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    ref = order_ref("core", generation(rules), "AAPL.abc123")
+    order = working(5, "AAPL", "BUY", 20, ref=ref, limit=190.19)
+    account = observed(prices=PRICES, positions={"AAPL": 100}, orders=[order])
+    first = plan(rules, account, NOW).intents[0]
+    assert first.action == "modify"
+    moved = replace(
+        account,
+        quotes={"AAPL": replace(account.quotes["AAPL"], last=185.0)},
+        in_flight=frozenset({first.key}),
+    )
+    again = plan(rules, moved, NOW)
+    assert again.intents == ()
+    assert any("waiting for the broker to acknowledge" in note for note in again.notes)
+
+
 def test_an_over_limit_order_is_cancelled_not_left_holding_cash_for_buys_it_funds() -> None:
     """Found by test_buys_never_exceed_cash_minus_buffer. Cash 2,004; working buys of an older
     generation: MSFT 1 @ 1 and AAPL 4 @ 501 (2,004, all the cash). The rule wants 1 AAPL (one

@@ -1,0 +1,296 @@
+"""Rebalance throughput: an allocation over N symbols from cash, against the simulated gateway
+with IB's 50 messages/s limit enforced and 5 ms acknowledgement delay.
+
+    .venv/bin/python -m benchmarks.rebalance [--sizes 50,200,500] [--naive-symbols 50] [--quick]
+
+For each size, ``tradectl apply --yes`` runs as a subprocess against a fresh gateway:
+
+* cold: a fresh journal, so every contract is qualified (one reqContractDetails per symbol);
+* warm: a fresh gateway (cash again) but the journal of the cold run, whose contract cache
+  saves the qualification requests.
+
+The time to all acknowledgements runs from starting the process (interpreter start-up
+included) to the last acknowledgement the journal recorded; the ratio to the floor is taken on
+it. The process time runs until it exits (after exporting the pass's fills). Wire time is the
+span from the first to the last message the gateway received. Messages are counted from the
+gateway's wire log; the floor is messages / 50 s; the busiest second is the most messages the
+gateway received within one second; pacing errors are the messages it dropped with error 100.
+
+The naive baseline (``benchmarks/naive_loop.py``: quote, sleep 1 s, order, sleep 0.5 s per
+symbol, with ib_insync) runs on ``--naive-symbols`` symbols and is extrapolated linearly to the
+other sizes: its time is almost all sleeping, 1.5 s per symbol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.naive_loop import ORDER_WAIT, QUOTE_WAIT, rebalance_from_cash
+from benchmarks.support import (
+    IB_MESSAGES_PER_SECOND,
+    ROOT,
+    SIM_ACCOUNT,
+    allocation_rules,
+    machine,
+    sim_process,
+    synthetic_symbols,
+    table,
+    wire_time,
+)
+
+ACK_DELAY_MS = 5.0
+SIM_CASH = 1_000_000.0
+NAIVE_CLIENT_ID = 31
+FLOOR_GOAL = 1.10
+SPEEDUP_GOAL = 50.0
+
+
+@dataclass
+class Run:
+    symbols: int
+    case: str
+    seconds: float
+    messages: int
+    orders: int
+    pacing_errors: int
+    wire_seconds: float
+    busiest_second: int
+    process_seconds: float
+    extrapolated: bool = False
+
+    @property
+    def floor(self) -> float:
+        return self.messages / IB_MESSAGES_PER_SECOND
+
+    @property
+    def ratio(self) -> float:
+        return self.seconds / self.floor
+
+
+def run_apply(workdir: Path, symbols: int, case: str, state_dir: Path) -> Run:
+    with sim_process(workdir, symbols=symbols, ack_delay_ms=ACK_DELAY_MS, name=case) as sim:
+        rules_dir = workdir / f"rules-{case}"
+        rules_dir.mkdir()
+        text = allocation_rules(sim.port, workdir / "records", synthetic_symbols(symbols))
+        (rules_dir / "allocation.yaml").write_text(text)
+        command = [sys.executable, "-m", "daemon", "apply", str(rules_dir), "--yes"]
+        started_wall = time.time()
+        started = time.monotonic()
+        finished = subprocess.run(
+            [*command, "--state-dir", str(state_dir)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
+        )
+        seconds = time.monotonic() - started
+        if finished.returncode != 0:
+            raise RuntimeError(
+                f"tradectl apply failed ({case}, {symbols} symbols):\n"
+                f"{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
+            )
+        messages = sim.messages()
+        orders = sum(message["msg"] == "placeOrder" for message in messages)
+        if orders != symbols:
+            raise RuntimeError(f"expected {symbols} orders on the wire, saw {orders}")
+        dropped = sum(bool(message.get("dropped")) for message in messages)
+        acknowledged = last_acknowledgement(state_dir, started_wall, symbols) - started_wall
+        return Run(
+            symbols,
+            case,
+            acknowledged,
+            len(messages),
+            orders,
+            dropped,
+            wire_span(messages),
+            busiest_second(messages),
+            seconds,
+        )
+
+
+def run_naive(workdir: Path, symbols: int) -> Run:
+    with sim_process(workdir, symbols=symbols, ack_delay_ms=ACK_DELAY_MS, name="naive") as sim:
+        result = rebalance_from_cash(
+            "127.0.0.1",
+            sim.port,
+            NAIVE_CLIENT_ID,
+            SIM_ACCOUNT,
+            synthetic_symbols(symbols),
+            0.9 * SIM_CASH,
+        )
+        if result.acknowledged != symbols:
+            raise RuntimeError(f"naive loop: {result.acknowledged} of {symbols} acknowledged")
+        messages = sim.messages(NAIVE_CLIENT_ID)
+        dropped = sum(bool(message.get("dropped")) for message in messages)
+        return Run(
+            symbols,
+            "naive",
+            result.seconds,
+            len(messages),
+            result.orders,
+            dropped,
+            wire_span(messages),
+            busiest_second(messages),
+            # The loop runs in this process: connecting to all acknowledged is all there is.
+            result.seconds,
+        )
+
+
+def last_acknowledgement(state_dir: Path, since: float, orders: int) -> float:
+    """Wall time of the last acknowledgement the journal recorded for the orders sent since."""
+    since_text = datetime.fromtimestamp(since, UTC).isoformat(timespec="microseconds")
+    uri = f"file:{state_dir / 'journal.sqlite3'}?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as journal:
+        count, last = journal.execute(
+            "SELECT count(acknowledged_at), max(acknowledged_at) FROM intents "
+            "WHERE created_at >= ?",
+            (since_text,),
+        ).fetchone()
+    if count != orders:
+        raise RuntimeError(f"the journal recorded {count} acknowledgements, expected {orders}")
+    return datetime.fromisoformat(last).timestamp()
+
+
+def wire_span(messages: list[dict[str, Any]]) -> float:
+    """Seconds from the first message the gateway received to the last."""
+    return wire_time(messages[-1]) - wire_time(messages[0])
+
+
+def busiest_second(messages: list[dict[str, Any]]) -> int:
+    """The most messages the gateway received within any one second (IB allows 50)."""
+    times = [wire_time(message) for message in messages]
+    busiest = start = 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= 1.0:
+            start += 1
+        busiest = max(busiest, end - start + 1)
+    return busiest
+
+
+def extrapolate(naive: Run, symbols: int) -> Run:
+    scale = symbols / naive.symbols
+    return Run(
+        symbols,
+        "naive",
+        naive.seconds * scale,
+        round(naive.messages * scale),
+        round(naive.orders * scale),
+        naive.pacing_errors,
+        naive.wire_seconds * scale,
+        naive.busiest_second,
+        naive.process_seconds * scale,
+        extrapolated=symbols != naive.symbols,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="50,200,500", help="comma-separated symbol counts")
+    parser.add_argument("--naive-symbols", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="5 symbols, naive on 1: a smoke run")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    naive_symbols = args.naive_symbols
+    if args.quick:
+        sizes, naive_symbols = [5], 1
+
+    workdir = Path(tempfile.mkdtemp(prefix="tradectl-bench-"))
+    try:
+        runs: list[Run] = []
+        for size in sizes:
+            state_dir = workdir / f"state-{size}"
+            size_dir = workdir / f"n{size}"
+            size_dir.mkdir()
+            runs.append(run_apply(size_dir, size, "cold", state_dir))
+            runs.append(run_apply(size_dir, size, "warm", state_dir))
+            print(
+                f"{size} symbols: cold {runs[-2].seconds:.1f} s, warm {runs[-1].seconds:.1f} s",
+                file=sys.stderr,
+            )
+        naive_dir = workdir / "naive"
+        naive_dir.mkdir()
+        naive = run_naive(naive_dir, naive_symbols)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    rows = []
+    verdicts = []
+    for size in sizes:
+        cold, warm = (run for run in runs if run.symbols == size)
+        baseline = extrapolate(naive, size)
+        for run in (cold, warm, baseline):
+            tool = "naive loop" if run.case == "naive" else f"tradectl {run.case}"
+            if run.extrapolated:
+                tool += f" (extrapolated from {naive.symbols})"
+            speedup = baseline.seconds / run.seconds
+            rows.append(
+                [
+                    size,
+                    tool,
+                    f"{run.seconds:.2f}",
+                    f"{run.process_seconds:.2f}",
+                    f"{run.wire_seconds:.2f}",
+                    run.messages,
+                    f"{run.floor:.2f}",
+                    f"{run.ratio:.3f}",
+                    run.busiest_second,
+                    run.pacing_errors,
+                    f"{speedup:.1f}×",
+                ]
+            )
+        saved = cold.messages - warm.messages
+        rows.append([size, "saved by the contract cache", "", "", "", saved, "", "", "", "", ""])
+        verdicts.append(
+            f"{size} symbols: cold {cold.ratio:.3f}× floor, warm {warm.ratio:.3f}× floor "
+            f"(goal ≤ {FLOOR_GOAL:.2f}×), pacing errors {cold.pacing_errors + warm.pacing_errors} "
+            f"(goal 0), {baseline.seconds / cold.seconds:.1f}× / "
+            f"{baseline.seconds / warm.seconds:.1f}× faster than the naive loop "
+            f"(goal ≥ {SPEEDUP_GOAL:.0f}×)"
+        )
+    headers = [
+        "symbols",
+        "run",
+        "all acked s",
+        "process s",
+        "wire s",
+        "messages",
+        "floor s",
+        "× floor",
+        "busiest second",
+        "pacing errors",
+        "vs naive",
+    ]
+    print(f"## Rebalance from cash (ack delay {ACK_DELAY_MS:g} ms, 50 msg/s enforced)\n")
+    print(table(headers, rows))
+    print()
+    print(
+        "all acked s: `tradectl apply --yes` started → its last order acknowledged (journal); "
+        "process s: → the process exited; wire s: first → last message on the wire; "
+        "× floor = all acked s / floor s; busiest second: "
+        "most messages the gateway received within one second (IB's limit: 50)"
+    )
+    per_symbol = QUOTE_WAIT + ORDER_WAIT
+    print(
+        f"naive loop measured on {naive.symbols} symbols: {naive.seconds:.2f} s "
+        f"({naive.seconds / naive.symbols:.3f} s per symbol, of which {per_symbol:g} s sleeping); "
+        "other sizes extrapolated linearly"
+    )
+    for verdict in verdicts:
+        print(verdict)
+    print(machine())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

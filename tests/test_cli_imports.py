@@ -1,0 +1,53 @@
+"""A command loads only its own module: memory and start-up time a user notices."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+HEAVY = ("pyarrow", "google.cloud.storage", "apscheduler", "watchdog")
+
+
+def loaded_after(*command: str) -> dict[str, bool]:
+    script = (
+        "import sys\n"
+        "from daemon.cli import main\n"
+        f"code = main({list(command)!r})\n"
+        f"print(code, *[name in sys.modules for name in {HEAVY!r}])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    code, *flags = result.stdout.split()[-1 - len(HEAVY) :]
+    assert code == "0", result.stdout + result.stderr
+    return dict(zip(HEAVY, (flag == "True" for flag in flags), strict=True))
+
+
+def test_a_command_does_not_load_what_only_other_commands_need(tmp_path: Path) -> None:
+    loaded = loaded_after("schema", "--out", str(tmp_path / "schema.json"))
+    assert not any(loaded.values()), loaded
+    assert (tmp_path / "schema.json").exists()
+
+
+def test_help_still_lists_every_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "--help"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    for command in ("validate", "plan", "apply", "run", "status", "sim", "records"):
+        assert command in result.stdout
+
+
+def test_a_subcommands_own_help_works() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "run", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    assert "--debounce" in result.stdout
+
+
+def test_the_daemon_loads_the_cloud_storage_client_only_when_a_bucket_is_configured() -> None:
+    script = "import sys, daemon.cli.run\nprint('google.cloud.storage' in sys.modules)\n"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split()[-1] == "False"
