@@ -12,11 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "validate",
-    "schema",
-    "sim",
-)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("validate", "schema", "sim", "apply")
 
 
 def build_parser() -> argparse.ArgumentParser:

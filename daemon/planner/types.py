@@ -113,6 +113,11 @@ class Observed:
     ``entry_fills`` is the cumulative filled quantity of each bracket or scale entry,
     keyed by ``(rule, generation)``, taken from the journal and today's executions, so that a
     filled entry is never entered again even across days and restarts.
+    ``entry_fill_prices`` is the average fill price of those entries (same keys), so that a
+    bracket's percent stop and target can follow the fill price on a later day, when today's
+    executions no longer show it. ``exit_fills`` is the cumulative filled quantity of a bracket's
+    ``stop`` and ``target`` legs, keyed by ``(rule, generation)``, so that a position its stop
+    has already closed is never protected again (a stop on a flat position would open a new one).
     ``in_flight`` holds the intent keys that were sent and are not yet seen at the broker: the
     planner plans nothing for them (DESIGN.md §3, Expectations).
     """
@@ -128,6 +133,8 @@ class Observed:
     quotes: Mapping[str, Quote] = field(default_factory=dict)
     contracts: Mapping[str, ContractFacts] = field(default_factory=dict)
     entry_fills: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    entry_fill_prices: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    exit_fills: Mapping[tuple[str, str], float] = field(default_factory=dict)
     in_flight: frozenset[str] = frozenset()
     orders_sent_last_minute: int = 0
     halted: bool = False

@@ -1,0 +1,178 @@
+"""`tradectl apply [DIR] [--sim] [--yes]`: one reconcile pass that sends what the plan says."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from daemon.cli.plan_table import render_plan
+from daemon.ib import AdapterError, Progress
+from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
+from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
+from daemon.planner.types import Plan
+from daemon.runtime.reconcile import PassResult, reconcile_pass
+from daemon.runtime.session import open_session
+from schemas.loader import load_rule_set
+from schemas.models import RuleSet
+
+DEFAULT_RULES = "rules/"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "apply",
+        help="one pass: plan, confirm, send, wait for acknowledgements",
+        description="Connect, match the journal with the broker, plan, show the plan, ask for "
+        "confirmation, send through the pacer and wait for acknowledgements. Exit 0 when the "
+        "account already matched or everything sent was acknowledged, 1 otherwise.",
+    )
+    parser.add_argument("path", nargs="?", default=DEFAULT_RULES, metavar="DIR")
+    parser.add_argument(
+        "--sim", action="store_true", help="start the simulated gateway in-process and use it"
+    )
+    parser.add_argument("--yes", action="store_true", help="send without asking")
+    parser.add_argument(
+        "--state-dir",
+        metavar="D",
+        help="journal directory (default: $TRADECTL_STATE_DIR or var/state)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for acknowledgements (default 30)",
+    )
+    parser.add_argument(
+        "--max-rate",
+        type=_rate,
+        default=DEFAULT_RATE,
+        metavar="N",
+        help=f"messages per second to the gateway, all kinds together (default {DEFAULT_RATE:g}; "
+        "IB allows 50)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= value <= IB_MESSAGE_LIMIT:
+        raise argparse.ArgumentTypeError(
+            f"must be between 1 and {IB_MESSAGE_LIMIT} (IB answers error 100 above its limit)"
+        )
+    return value
+
+
+def load_rules(path: str) -> RuleSet | None:
+    result = load_rule_set([path])
+    if result.rule_set is None:
+        for error in result.errors:
+            print(error, file=sys.stderr)
+        print(f"{len(result.errors)} error(s) in {path}: nothing done", file=sys.stderr)
+    return result.rule_set
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.yes and not sys.stdin.isatty():
+        print(
+            "tradectl apply: stdin is not a terminal, so there is nobody to confirm the plan; "
+            "pass --yes to send without asking (or run tradectl plan to only look)",
+            file=sys.stderr,
+        )
+        return 1
+    rules = load_rules(args.path)
+    if rules is None:
+        return 1
+    try:
+        with open_session(
+            rules,
+            state_dir=resolve_state_dir(args.state_dir),
+            sim=args.sim,
+            readonly=False,
+            progress=_show_progress,
+            pacing_rate=args.max_rate,
+        ) as session:
+            result = reconcile_pass(
+                rules,
+                session.adapter,
+                session.journal,
+                clock=utc_now,
+                confirm=_show_and_go if args.yes else _confirm,
+                act=True,
+                ack_timeout=args.timeout,
+                trigger="apply",
+                on_resync=lambda transitions: _show_resync(session.journal, transitions),
+            )
+    except (AdapterError, JournalError) as exc:
+        print(f"tradectl apply: {exc}", file=sys.stderr)
+        return 1
+    except (ConnectionError, TimeoutError) as exc:
+        print(
+            f"tradectl apply: the gateway connection failed during the pass ({exc or 'timeout'}); "
+            "run apply again: the journal makes that safe, nothing is sent twice",
+            file=sys.stderr,
+        )
+        return 1
+    return _report(result)
+
+
+def _show_resync(journal: Journal | None, transitions: list[Transition]) -> None:
+    for transition in transitions:
+        key = journal.intent(transition.intent_id).key if journal is not None else "?"
+        print(f"journal: {key}: {transition.state} ({transition.note})")
+
+
+def _show_and_go(plan: Plan) -> bool:
+    print(render_plan(plan), flush=True)
+    return True
+
+
+def _confirm(plan: Plan) -> bool:
+    print(render_plan(plan))
+    answer = input(f"Send {len(plan.actionable)} order action(s)? Type yes to confirm: ")
+    return answer.strip().lower() == "yes"
+
+
+def _show_progress(progress: Progress) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{progress.line()}", end="", file=sys.stderr, flush=True)
+
+
+def _report(result: PassResult) -> int:
+    for note in result.notes:
+        print(f"note: {note}")
+    if not result.plan.actionable:
+        print(render_plan(result.plan))
+        blocked = len(result.plan.blocked)
+        print("Nothing to send." if not blocked else f"Nothing to send ({blocked} blocked).")
+        return 0
+    if result.progress.sent == 0 and not result.problems:
+        print("Not confirmed: nothing sent.")
+        return 1
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(result.progress.line())
+    for error in result.progress.errors:
+        print(f"error: {error}")
+    for problem in result.problems:
+        print(f"not sent: {problem}")
+    if result.pacing_violations:
+        print(
+            f"warning: IB reported {result.pacing_violations} pacing violation(s) (error 100); "
+            "another program may share this gateway's message budget: lower --max-rate"
+        )
+    ok = True
+    if not result.acknowledged_in_time:
+        print(
+            "Some orders were not acknowledged in time; they stay in flight in the journal and "
+            "the next apply adopts them (it never sends them twice)."
+        )
+        ok = False
+    if result.progress.rejected or result.problems:
+        ok = False
+    print("Done." if ok else "Finished with problems (see above).")
+    return 0 if ok else 1

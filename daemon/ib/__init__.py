@@ -1,0 +1,23 @@
+"""The IB adapter: the only product package that imports ib_insync (issue #5)."""
+
+from daemon.ib.adapter import (
+    CRASH_ENV,
+    AccountRefused,
+    AdapterError,
+    BrokerState,
+    ConnectionSettings,
+    IbAdapter,
+    Progress,
+    check_account,
+)
+
+__all__ = [
+    "CRASH_ENV",
+    "AccountRefused",
+    "AdapterError",
+    "BrokerState",
+    "ConnectionSettings",
+    "IbAdapter",
+    "Progress",
+    "check_account",
+]

@@ -1,0 +1,907 @@
+"""The IB adapter: connect, observe, send, and turn broker events into journal rows.
+
+This package is the only product code that imports ib_insync. Design choices worth knowing:
+
+* **Every message is paced.** ``Client.sendMsg`` (the one place ib_insync writes a message,
+  including its own start-up requests) is replaced by a queue drained through ``daemon.pacer``;
+  ib_insync's own burst throttle is switched off. Cancels and protective orders go first.
+* **Orders bypass ib_insync's Trade bookkeeping.** ib_insync marks an order Cancelled on any error
+  code it does not know as a warning (10349, for one), which would end a live order. The adapter
+  sends through ``Client.placeOrder``/``cancelOrder`` and reads the raw ``openOrder``,
+  ``orderStatus``, ``execDetails``, ``commissionReport``, ``completedOrder`` and ``error``
+  callbacks; only a real terminal status ends an order (DESIGN.md §3).
+* **Open orders come from reqAllOpenOrders**, not from this client id's reqOpenOrders: owned orders
+  placed under another client id in an earlier session (the gateway.client_id was changed, say)
+  must still be seen, or the planner would place them again. IB lets only the placing client
+  modify or cancel an order, so such orders are reported and left alone (``client_id`` differs).
+* **Order ids** are the larger of the connection's next valid id and the journal's high-water
+  mark plus one, reserved in the same transaction that journals the intent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import signal
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Stock, Ticker
+from ib_insync import Execution as IbExecution
+from ib_insync.objects import CommissionReport
+from ib_insync.order import OrderState
+from ib_insync.util import UNSET_DOUBLE
+
+from daemon.ib import translate
+from daemon.journal import (
+    AlreadyLive,
+    BrokerRecord,
+    CachedContract,
+    Journal,
+    JournaledIntent,
+    RecordedExecution,
+    Transition,
+    match_journal,
+    terminal_state,
+)
+from daemon.journal.resync import CANCELLED_STATUSES, TERMINAL_STATUSES
+from daemon.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
+from daemon.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
+
+log = logging.getLogger(__name__)
+
+# Test-only fault hook (docs/apply.md): SIGKILL this process right after the first intent group
+# is journaled ("journal") or right after the first order message is written ("send").
+CRASH_ENV = "TRADECTL_TEST_CRASH_AFTER"
+
+# Error codes that confirm a cancel rather than reject an order.
+_CANCEL_CONFIRMATIONS = frozenset({202})
+
+
+class AdapterError(RuntimeError):
+    """Something the user must fix or retry; the message says what and how."""
+
+
+class AccountRefused(AdapterError):
+    pass
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    host: str
+    port: int
+    client_id: int
+    account: str
+    live_allowed: bool
+    timeout: float = 10.0
+    readonly: bool = False
+    pacing_rate: float = DEFAULT_RATE
+    pacing_burst: float = DEFAULT_BURST
+    market_data_lines: int = 90
+    ack_timeout: timedelta = timedelta(seconds=60)
+    request_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class BrokerState:
+    """What the broker shows at one moment, before the journal's view is added."""
+
+    account_id: str
+    net_liquidation: float
+    cash: float
+    buying_power: float
+    positions: Mapping[str, Position]
+    working_orders: tuple[WorkingOrder, ...]
+    executions: tuple[RecordedExecution, ...]
+    quotes: Mapping[str, Quote]
+    contracts: Mapping[str, ContractFacts]
+    qualified: Mapping[str, CachedContract]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class Progress:
+    sent: int = 0
+    acknowledged: int = 0
+    filled: int = 0
+    rejected: int = 0
+    cancelled: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (
+            f"sent {self.sent} / acknowledged {self.acknowledged} / filled {self.filled} / "
+            f"rejected {self.rejected}"
+        )
+
+
+@dataclass
+class _OrderRecord:
+    contract: Contract
+    order: Order
+    status: str
+    filled: float
+
+
+@dataclass
+class _Outgoing:
+    message: str
+    before_write: Callable[[], None] | None
+    after_write: Callable[[], None] | None
+
+
+def check_account(account: str, live_allowed: bool, managed: Sequence[str]) -> None:
+    """Refuse an account the gateway does not manage, and a live account not marked live."""
+    if account not in managed:
+        shown = ", ".join(managed) or "none"
+        raise AccountRefused(
+            f"account {account} is not among the gateway's managed accounts ({shown}): "
+            "fix account.id in the rules or log the gateway into that account"
+        )
+    if not account.startswith("DU") and not live_allowed:
+        raise AccountRefused(
+            f"account {account} is a live account (paper account ids start with DU): refusing to "
+            "trade it; set account.live: true in the rules if you really mean to"
+        )
+
+
+def _order_key(client_id: int, order_id: int, perm_id: int) -> tuple[int, int]:
+    # Manual TWS orders may carry order id 0: their permId is the only identity they have.
+    return (client_id, order_id) if order_id else (-1, perm_id)
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or math.isnan(value) or value <= 0 or value == UNSET_DOUBLE:
+        return None
+    return float(value)
+
+
+class IbAdapter:
+    def __init__(
+        self,
+        settings: ConnectionSettings,
+        journal: Journal | None,
+        *,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.journal = journal
+        self.session = uuid.uuid4().hex[:12]
+        self.progress = Progress()
+        self._on_progress = progress
+        self.ib = IB()
+        # A request the gateway never answers must fail, not hang the pass.
+        self.ib.RequestTimeout = settings.request_timeout
+        self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
+        self._pump_scheduled = False
+        self._priority = Priority.REQUEST
+        self._before_write: Callable[[], None] | None = None
+        self._after_write: Callable[[], None] | None = None
+        self._link_up = True
+        self._orders: dict[tuple[int, int], _OrderRecord] = {}
+        self._collecting_open: set[tuple[int, int]] | None = None
+        self._completed: list[_OrderRecord] = []
+        self._executions: dict[str, RecordedExecution] = {}
+        self._tracked: dict[tuple[int, int], list[int]] = {}
+        self._awaiting: set[int] = set()
+        self._crash_after = os.environ.get(CRASH_ENV, "")
+        self.pacing_violations = 0
+        self._install_hooks()
+
+    # --- connection --------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        settings = self.settings
+        # A new connection is a new session: what the last one sent and never saw acknowledged
+        # is settled by the next resync instead of waiting out the timeout.
+        self.session = uuid.uuid4().hex[:12]
+        where = f"{settings.host}:{settings.port} (client id {settings.client_id})"
+        try:
+            self.ib.connect(
+                settings.host,
+                settings.port,
+                clientId=settings.client_id,
+                timeout=settings.timeout,
+                readonly=settings.readonly,
+                account=settings.account,
+            )
+        except (OSError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise AdapterError(
+                f"cannot connect to the IB gateway at {where}: {reason}; check that IB Gateway or "
+                "TWS runs with the API enabled on that port and that no other program uses this "
+                "client id"
+            ) from exc
+        if not self.ib.isConnected():
+            raise AdapterError(
+                f"the IB gateway at {where} closed the connection during the handshake; "
+                "is the client id already in use?"
+            )
+        self._link_up = True
+        check_account(settings.account, settings.live_allowed, self.ib.managedAccounts())
+
+    def disconnect(self) -> None:
+        self.ib.disconnect()
+
+    @property
+    def connected(self) -> bool:
+        return self.ib.isConnected()
+
+    @property
+    def can_send(self) -> bool:
+        """Nothing goes out while disconnected or between IB's 1100 and 1101/1102."""
+        return self.connected and self._link_up
+
+    def _install_hooks(self) -> None:
+        client = self.ib.client
+        client.MaxRequests = 0
+        client.sendMsg = self._paced_send  # type: ignore[method-assign,assignment]
+        wrapper = self.ib.wrapper
+        for name, observer in (
+            ("openOrder", self._on_open_order),
+            ("orderStatus", self._on_order_status),
+            ("completedOrder", self._on_completed_order),
+            ("execDetails", self._on_exec_details),
+            ("commissionReport", self._on_commission),
+            ("error", self._on_error),
+        ):
+            setattr(wrapper, name, _tapped(getattr(wrapper, name), observer))
+        self.ib.disconnectedEvent += self._on_disconnected
+
+    # --- pacing ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _sending(
+        self,
+        priority: Priority,
+        before_write: Callable[[], None] | None = None,
+        after_write: Callable[[], None] | None = None,
+    ) -> Iterator[None]:
+        self._priority = priority
+        self._before_write, self._after_write = before_write, after_write
+        try:
+            yield
+        finally:
+            self._priority = Priority.REQUEST
+            self._before_write = self._after_write = None
+
+    def _paced_send(self, message: str) -> None:
+        before_write, self._before_write = self._before_write, None
+        after_write, self._after_write = self._after_write, None
+        self._pacer.submit(_Outgoing(message, before_write, after_write), self._priority)
+        self._pump()
+
+    def _pump_later(self) -> None:
+        self._pump_scheduled = False
+        self._pump()
+
+    def _pump(self) -> None:
+        if not self.ib.client.isConnected():
+            return
+        handshake_done = self.ib.client.isReady()
+        if handshake_done and not self._link_up:
+            return
+        for outgoing in self._pacer.release():
+            if outgoing.before_write is not None:
+                outgoing.before_write()
+            Client.sendMsg(self.ib.client, outgoing.message)
+            if outgoing.after_write is not None:
+                outgoing.after_write()
+        delay = self._pacer.delay()
+        if delay is not None and not self._pump_scheduled:
+            self._pump_scheduled = True
+            asyncio.get_event_loop_policy().get_event_loop().call_later(delay, self._pump_later)
+
+    @property
+    def waiting_messages(self) -> int:
+        return self._pacer.waiting
+
+    def _on_disconnected(self) -> None:
+        dropped = self._pacer.clear()
+        if dropped:
+            log.warning("connection lost with %d messages not yet sent", len(dropped))
+
+    # --- broker events -----------------------------------------------------------------------
+
+    def _on_open_order(
+        self, order_id: int, contract: Contract, order: Order, state: OrderState
+    ) -> None:
+        if order.whatIf:
+            return
+        key = _order_key(order.clientId, order_id, order.permId)
+        record = self._orders.get(key)
+        filled = record.filled if record is not None else 0.0
+        self._orders[key] = _OrderRecord(contract, order, state.status, filled)
+        if self._collecting_open is not None:
+            self._collecting_open.add(key)
+        self._journal_order(key)
+        self._advance(order.clientId, order_id, order.orderRef, order.permId, state.status, filled)
+
+    def _on_order_status(
+        self,
+        order_id: int,
+        status: str,
+        filled: float,
+        remaining: float,
+        avg_fill_price: float,
+        perm_id: int,
+        parent_id: int,
+        last_fill_price: float,
+        client_id: int,
+        why_held: str,
+        mkt_cap_price: float = 0.0,
+    ) -> None:
+        key = _order_key(client_id, order_id, perm_id)
+        record = self._orders.get(key)
+        order_ref: str | None = None
+        if record is not None:
+            record.status, record.filled = status, filled
+            order_ref = record.order.orderRef or None
+            self._journal_order(key)
+        if self.journal is not None and self.journal.writable:
+            self.journal.record_status(
+                client_id=client_id,
+                order_id=order_id,
+                perm_id=perm_id,
+                order_ref=order_ref,
+                status=status,
+                filled=filled,
+                remaining=remaining,
+            )
+        self._advance(client_id, order_id, order_ref, perm_id, status, filled)
+
+    def _on_completed_order(self, contract: Contract, order: Order, state: OrderState) -> None:
+        self._completed.append(_OrderRecord(contract, order, state.status, order.filledQuantity))
+
+    def _on_exec_details(self, req_id: int, contract: Contract, execution: IbExecution) -> None:
+        recorded = translate.recorded_execution(contract, execution)
+        self._executions[recorded.exec_id] = recorded
+        if self.journal is not None and self.journal.writable:
+            self.journal.record_execution(recorded)
+        executed = sum(
+            other.shares
+            for other in self._executions.values()
+            if other.client_id == recorded.client_id and other.order_id == recorded.order_id
+        )
+        self._advance(
+            recorded.client_id,
+            recorded.order_id,
+            recorded.order_ref,
+            recorded.perm_id,
+            "",
+            executed,
+        )
+
+    def _on_commission(self, report: CommissionReport) -> None:
+        if self.journal is not None and self.journal.writable:
+            pnl = None if report.realizedPNL == UNSET_DOUBLE else report.realizedPNL
+            self.journal.record_commission(report.execId, report.commission, report.currency, pnl)
+
+    def _on_error(self, req_id: int, code: int, text: str, advanced: str = "") -> None:
+        informational = translate.is_informational(code)
+        if code == 1100:
+            self._link_up = False
+        elif code in (1101, 1102):
+            self._link_up = True
+            self._pump()
+        elif code == 100:
+            self.pacing_violations += 1
+        intents = self._intents_for(self.settings.client_id, req_id) if req_id > 0 else []
+        order_ref = intents[0].order_ref if intents else None
+        if self.journal is not None and self.journal.writable:
+            self.journal.record_gateway_error(
+                req_id=req_id,
+                code=code,
+                message=text,
+                order_ref=order_ref,
+                informational=informational,
+            )
+            live = [intent for intent in intents if intent.live]
+            if live and not informational and code not in _CANCEL_CONFIRMATIONS:
+                # The error answers the latest message about this order: a rejected modify
+                # must not make the order's own placement count as rejected.
+                self.journal.record_intent_error(live[-1].id, code, text)
+        if intents and not informational and code not in _CANCEL_CONFIRMATIONS:
+            self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
+            self._report()
+
+    def _journal_order(self, key: tuple[int, int]) -> None:
+        if self.journal is None or not self.journal.writable:
+            return
+        record = self._orders[key]
+        order = record.order
+        self.journal.record_order(
+            client_id=order.clientId,
+            order_id=order.orderId,
+            perm_id=order.permId,
+            order_ref=order.orderRef or None,
+            symbol=record.contract.symbol,
+            action=order.action,
+            order_type=order.orderType,
+            quantity=float(order.totalQuantity),
+            limit_price=_finite(order.lmtPrice),
+            aux_price=_finite(order.auxPrice),
+            status=record.status,
+            filled=record.filled,
+        )
+
+    def _intents_for(self, client_id: int, order_id: int) -> list[JournaledIntent]:
+        if self.journal is None:
+            return []
+        ids = self._tracked.get((client_id, order_id), [])
+        return [self.journal.intent(intent_id) for intent_id in ids]
+
+    def _advance(
+        self,
+        client_id: int,
+        order_id: int,
+        order_ref: str | None,
+        perm_id: int,
+        status: str,
+        filled: float,
+    ) -> None:
+        """Move the intents acting on this order along: journaled/sent → acknowledged →
+        filled/cancelled/rejected. Matched by orderRef first (permId is 0 right after
+        placeOrder), then order id and client."""
+        if self.journal is None or not self.journal.writable:
+            return
+        for intent in self._intents_for(client_id, order_id):
+            if not intent.live:
+                continue
+            if intent.action == "place" and order_ref and order_ref != intent.order_ref:
+                continue
+            if intent.state in ("journaled", "sent"):
+                self.journal.mark_acknowledged(intent.id, perm_id)
+                self.progress.acknowledged += 1
+            if intent.action == "place" and filled > intent.filled:
+                self.journal.mark_filled_quantity(intent.id, filled)
+            self._finish_if_terminal(intent, status)
+            self._awaiting.discard(intent.id)
+        self._report()
+
+    def _finish_if_terminal(self, intent: JournaledIntent, status: str) -> None:
+        assert self.journal is not None
+        if status not in TERMINAL_STATUSES:
+            return
+        rejected_by = intent.error_code
+        if rejected_by is None:
+            rejected_by = self.journal.intent(intent.id).error_code
+        if status == "Inactive" and rejected_by is None:
+            # Inactive without an error can be transient at IB (an order waiting for its
+            # parent, say): the order is not over until IB says so.
+            return
+        if intent.action == "modify":
+            return
+        state = terminal_state(status)
+        if state == "cancelled" and rejected_by is not None and intent.action == "place":
+            state = "rejected"
+        if intent.action == "cancel" and status not in CANCELLED_STATUSES:
+            state = "filled"
+        assert state is not None
+        self.journal.finish_intent(intent.id, state)
+        if state == "filled":
+            self.progress.filled += 1
+        elif state == "rejected":
+            self.progress.rejected += 1
+        else:
+            self.progress.cancelled += 1
+
+    def start_pass(self) -> None:
+        """Count progress afresh (a daemon runs many passes on one connection)."""
+        self.progress = Progress()
+
+    def _report(self) -> None:
+        if self._on_progress is not None:
+            self._on_progress(self.progress)
+
+    # --- observing ---------------------------------------------------------------------------
+
+    def broker_records(self, day_start: datetime) -> list[BrokerRecord]:
+        """Re-read all open orders, completed orders and the day's executions."""
+        open_keys = self._refresh_open_orders()
+        self._completed = []
+        self.ib.reqCompletedOrders(apiOnly=True)
+        self.ib.reqExecutions(ExecutionFilter(time=day_start.strftime("%Y%m%d-%H:%M:%S")))
+        records = [
+            translate.broker_record(
+                "open", self._orders[key].order, self._orders[key].status, self._orders[key].filled
+            )
+            for key in open_keys
+        ]
+        records += [
+            translate.broker_record("completed", done.order, done.status, done.filled)
+            for done in self._completed
+        ]
+        records += [translate.execution_record(ex) for ex in self._executions.values()]
+        return records
+
+    def _refresh_open_orders(self) -> set[tuple[int, int]]:
+        self._collecting_open = set()
+        try:
+            self.ib.reqAllOpenOrders()
+            return self._collecting_open
+        finally:
+            self._collecting_open = None
+
+    def resync(self, day_start: datetime) -> list[Transition]:
+        """Match the journal's live intents with the broker (exactly once across crashes and
+        reconnects) and record the outcome. Run before anything is planned."""
+        records = self.broker_records(day_start)
+        journal = self.journal
+        if journal is None or not journal.writable:
+            return []
+        transitions = match_journal(
+            journal.live_intents(),
+            records,
+            known_perm_ids=journal.known_perm_ids(),
+            now=journal.now,
+            ack_timeout=self.settings.ack_timeout,
+        )
+        for transition in transitions:
+            if transition.state == "acknowledged":
+                journal.mark_acknowledged(transition.intent_id, transition.perm_id, transition.note)
+                if transition.filled:
+                    journal.mark_filled_quantity(transition.intent_id, transition.filled)
+            else:
+                if transition.filled:
+                    journal.mark_filled_quantity(transition.intent_id, transition.filled)
+                journal.finish_intent(transition.intent_id, transition.state, note=transition.note)
+        for intent in journal.live_intents():
+            if intent.order_id is not None:
+                self._track(intent)
+        return transitions
+
+    def _track(self, intent: JournaledIntent) -> None:
+        assert intent.order_id is not None
+        ids = self._tracked.setdefault((intent.client_id, intent.order_id), [])
+        if intent.id not in ids:
+            ids.append(intent.id)
+
+    def working_orders(self) -> tuple[WorkingOrder, ...]:
+        open_keys = self._refresh_open_orders()
+        working = []
+        for key in sorted(open_keys):
+            record = self._orders[key]
+            if record.status in TERMINAL_STATUSES:
+                continue
+            working.append(
+                translate.working_order(record.contract, record.order, record.status, record.filled)
+            )
+        return tuple(working)
+
+    def observe(self, symbols: Sequence[str], day_start: datetime) -> BrokerState:
+        account = self.settings.account
+        notes: list[str] = []
+        values = self._account_values()
+        positions = {
+            item.contract.symbol: Position(item.contract.symbol, item.position, item.avgCost)
+            for item in self.ib.positions(account)
+            if item.contract.secType == "STK" and item.position
+        }
+        wanted = sorted(set(symbols) | set(positions))
+        contracts = self.contracts(wanted, notes)
+        quotes = self.quotes(contracts, notes)
+        self.ib.reqExecutions(ExecutionFilter(time=day_start.strftime("%Y%m%d-%H:%M:%S")))
+        executions = tuple(
+            sorted(
+                (ex for ex in self._executions.values() if ex.time >= day_start),
+                key=lambda ex: (ex.time, ex.exec_id),
+            )
+        )
+        return BrokerState(
+            account_id=account,
+            net_liquidation=values["NetLiquidation"],
+            cash=values["TotalCashValue"],
+            buying_power=values["BuyingPower"],
+            positions=positions,
+            working_orders=self.working_orders(),
+            executions=executions,
+            quotes=quotes,
+            contracts={symbol: _facts(cached) for symbol, cached in contracts.items()},
+            qualified=contracts,
+            notes=tuple(notes),
+        )
+
+    def _account_values(self) -> dict[str, float]:
+        wanted = ("NetLiquidation", "TotalCashValue", "BuyingPower")
+        found: dict[str, float] = {}
+        for value in self.ib.accountValues(self.settings.account):
+            if value.tag not in wanted or value.modelCode:
+                continue
+            try:
+                number = float(value.value)
+            except ValueError:
+                continue
+            # Prefer the base-currency figure; otherwise the first one reported.
+            if value.currency == "BASE" or value.tag not in found:
+                found[value.tag] = number
+        missing = [tag for tag in wanted if tag not in found]
+        if missing:
+            raise AdapterError(
+                f"the gateway sent no {', '.join(missing)} for account {self.settings.account}; "
+                "retry, and check that the account is logged in"
+            )
+        return found
+
+    def contracts(self, symbols: Sequence[str], notes: list[str]) -> dict[str, CachedContract]:
+        """Qualified contracts, from the journal's cache when possible (a restart does not
+        qualify again), otherwise from contract details (cached afterwards)."""
+        cached = self.journal.cached_contracts(symbols) if self.journal is not None else {}
+        missing = [symbol for symbol in symbols if symbol not in cached]
+        fresh: list[CachedContract] = []
+        for start in range(0, len(missing), 50):
+            batch = missing[start : start + 50]
+            results = self.ib.run(
+                asyncio.wait_for(
+                    asyncio.gather(
+                        *(
+                            self.ib.reqContractDetailsAsync(Stock(symbol, "SMART", "USD"))
+                            for symbol in batch
+                        )
+                    ),
+                    self.settings.request_timeout,
+                )
+            )
+            for symbol, details in zip(batch, results, strict=True):
+                qualified = _qualified(symbol, details, notes)
+                if qualified is not None:
+                    fresh.append(qualified)
+        if fresh and self.journal is not None and self.journal.writable:
+            self.journal.store_contracts(fresh)
+        cached.update({contract.symbol: contract for contract in fresh})
+        return cached
+
+    def quotes(self, contracts: Mapping[str, CachedContract], notes: list[str]) -> dict[str, Quote]:
+        """Snapshot prices, requested in batches that stay within the market-data line limit."""
+        quotes: dict[str, Quote] = {}
+        symbols = sorted(contracts)
+        lines = max(1, self.settings.market_data_lines)
+        for start in range(0, len(symbols), lines):
+            batch = symbols[start : start + lines]
+            tickers: list[Ticker] = self.ib.reqTickers(
+                *(translate.stock_contract(contracts[symbol]) for symbol in batch)
+            )
+            for symbol, ticker in zip(batch, tickers, strict=True):
+                quote = _quote(symbol, ticker, self.ib.wrapper.lastTime)
+                if quote is None:
+                    notes.append(f"{symbol}: no price from the gateway")
+                else:
+                    quotes[symbol] = quote
+        return quotes
+
+    # --- acting ------------------------------------------------------------------------------
+
+    def execute(
+        self,
+        groups: Sequence[Sequence[Intent]],
+        *,
+        contracts: Mapping[str, CachedContract],
+        working: Mapping[int, WorkingOrder],
+        pass_id: int | None,
+    ) -> list[str]:
+        """Journal each group of intents (durably), then hand it to the pacer. Returns the
+        problems that kept a group from being sent; the rest is sent as the pacer allows."""
+        if self.settings.readonly:
+            raise AdapterError("this connection is read-only: refusing to send orders")
+        if self.journal is None or not self.journal.writable:
+            raise AdapterError(
+                "no writable journal: refusing to send orders that are not journaled"
+            )
+        if not self.can_send:
+            raise AdapterError(
+                "the gateway connection is down (IB 1100 or disconnected): not sending"
+            )
+        problems: list[str] = []
+        # Within one rule the planner's order matters (a new stop goes out before the cancel of
+        # the old one): a rule's later group never gets a more urgent priority than its earlier
+        # ones, so the pacer cannot reorder them. Across rules, urgency wins.
+        rule_floor: dict[tuple[str, str], Priority] = {}
+        # A child may name a parent that already works at the broker (its entry was placed in
+        # an earlier pass), or one in its own group.
+        working_parents = {
+            order.order_ref: order.order_id for order in working.values() if order.order_ref
+        }
+        for group in groups:
+            rule = (group[0].kind, group[0].rule)
+            priority = max(_urgency(group), rule_floor.get(rule, Priority.CANCEL))
+            rule_floor[rule] = priority
+            problem = self._check_group(group, contracts, working, working_parents)
+            if problem is not None:
+                problems.append(problem)
+                continue
+            try:
+                journaled = self.journal.journal_intents(
+                    group,
+                    client_id=self.settings.client_id,
+                    session=self.session,
+                    next_valid_order_id=self.ib.client._reqIdSeq,
+                    pass_id=pass_id,
+                )
+            except AlreadyLive as exc:
+                problems.append(str(exc))
+                continue
+            self._crash_point("journal")
+            highest = max((intent.order_id or 0) for intent in journaled)
+            self.ib.client.updateReqId(highest + 1)
+            self._submit(journaled, group, contracts, working, working_parents, priority)
+        return problems
+
+    def _check_group(
+        self,
+        group: Sequence[Intent],
+        contracts: Mapping[str, CachedContract],
+        working: Mapping[int, WorkingOrder],
+        working_parents: Mapping[str, int],
+    ) -> str | None:
+        """Why this group cannot be sent, found before anything is journaled."""
+        group_refs = {intent.order.order_ref: 0 for intent in group if intent.order is not None}
+        for intent in group:
+            if intent.action != "place":
+                target = working.get(intent.order_id or 0)
+                if target is None:
+                    return f"{intent.key}: order {intent.order_id} is not working any more"
+                if target.client_id != self.settings.client_id:
+                    return (
+                        f"{intent.key}: order {intent.order_id} was placed by client id "
+                        f"{target.client_id}; IB lets only that client change it"
+                    )
+            if intent.action != "cancel":
+                if intent.order is None:
+                    return f"{intent.key}: {intent.action} without order fields"
+                if intent.symbol not in contracts:
+                    return f"{intent.key}: no contract for {intent.symbol}; nothing sent"
+                try:
+                    translate.to_ib_order(
+                        intent.order,
+                        order_id=0,
+                        account=self.settings.account,
+                        parent_ids={**working_parents, **group_refs},
+                    )
+                except ValueError as exc:
+                    return f"{intent.key}: {exc}; nothing sent"
+        return None
+
+    def _submit(
+        self,
+        journaled: Sequence[JournaledIntent],
+        group: Sequence[Intent],
+        contracts: Mapping[str, CachedContract],
+        working: Mapping[int, WorkingOrder],
+        working_parents: Mapping[str, int],
+        priority: Priority,
+    ) -> None:
+        parent_ids = dict(working_parents)
+        parent_ids.update(
+            (entry.order_ref, entry.order_id)
+            for entry in journaled
+            if entry.order_ref is not None
+            and entry.order_id is not None
+            and entry.action == "place"
+        )
+        for entry, intent in zip(journaled, group, strict=True):
+            self._track(entry)
+            self._awaiting.add(entry.id)
+            assert entry.order_id is not None
+            before_write, after_write = self._sending_hooks(entry.id)
+            if intent.action == "cancel":
+                with self._sending(priority, before_write, after_write):
+                    self.ib.client.cancelOrder(entry.order_id, "")
+                continue
+            assert intent.order is not None
+            existing = working.get(entry.order_id)
+            order = translate.to_ib_order(
+                intent.order,
+                order_id=entry.order_id,
+                account=self.settings.account,
+                parent_ids=parent_ids,
+                parent_id=existing.parent_id if existing is not None else 0,
+            )
+            order.clientId = self.settings.client_id
+            contract = translate.stock_contract(contracts[intent.symbol])
+            with self._sending(priority, before_write, after_write):
+                self.ib.client.placeOrder(entry.order_id, contract, order)
+
+    def _sending_hooks(self, intent_id: int) -> tuple[Callable[[], None], Callable[[], None]]:
+        # "sent" is committed durably just before the write: an intent still "journaled" after a
+        # crash certainly never left this process (safe to plan afresh), while a "sent" one may
+        # have reached IB and is waited for until the acknowledgement timeout.
+        def before_write() -> None:
+            assert self.journal is not None
+            self.journal.mark_sent(intent_id)
+
+        def after_write() -> None:
+            self._crash_point("send")
+            self.progress.sent += 1
+            self._report()
+
+        return before_write, after_write
+
+    def _crash_point(self, point: str) -> None:
+        if self._crash_after == point:
+            log.error("%s=%s: killing this process (test hook)", CRASH_ENV, point)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def wait(self, timeout: float) -> bool:
+        """Run the connection until every sent intent is acknowledged (or over) and nothing waits
+        in the pacer, or ``timeout`` seconds pass. True when everything was acknowledged."""
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+        deadline = loop.time() + timeout
+        while self._awaiting or self._pacer.waiting:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not self.connected:
+                break
+            self.ib.waitOnUpdate(timeout=min(remaining, 0.5))
+        return not self._awaiting and not self._pacer.waiting
+
+    @property
+    def unacknowledged(self) -> int:
+        return len(self._awaiting)
+
+
+def _urgency(group: Sequence[Intent]) -> Priority:
+    if any(intent.action == "cancel" for intent in group):
+        return Priority.CANCEL
+    if any(intent.purpose == "protective" for intent in group):
+        return Priority.PROTECTIVE
+    return Priority.ORDER
+
+
+def _tapped(original: Callable[..., Any], observer: Callable[..., None]) -> Callable[..., None]:
+    def tapped(*args: Any) -> None:
+        try:
+            observer(*args)
+        finally:
+            original(*args)
+
+    return tapped
+
+
+def _qualified(
+    symbol: str, details: list[ContractDetails], notes: list[str]
+) -> CachedContract | None:
+    stocks = [d for d in details if d.contract is not None and d.contract.secType == "STK"]
+    if not stocks:
+        notes.append(f"{symbol}: IB has no US stock with this symbol; it is not traded")
+        return None
+    if len(stocks) > 1:
+        notes.append(f"{symbol}: {len(stocks)} contracts match; using conId {stocks[0].contract}")
+    chosen = stocks[0]
+    contract = chosen.contract
+    assert contract is not None
+    increment = chosen.sizeIncrement if chosen.sizeIncrement not in (0, UNSET_DOUBLE) else 1
+    return CachedContract(
+        symbol=symbol,
+        con_id=contract.conId,
+        exchange="SMART",
+        primary_exchange=contract.primaryExchange or contract.exchange,
+        currency=contract.currency or "USD",
+        min_tick=chosen.minTick or 0.01,
+        lot_size=max(1, int(increment)),
+    )
+
+
+def _facts(cached: CachedContract) -> ContractFacts:
+    return ContractFacts(
+        symbol=cached.symbol,
+        con_id=cached.con_id,
+        min_tick=cached.min_tick,
+        lot_size=cached.lot_size,
+    )
+
+
+def _quote(symbol: str, ticker: Ticker, now: datetime) -> Quote | None:
+    bid, ask = _finite(ticker.bid), _finite(ticker.ask)
+    last = _finite(ticker.last)
+    if last is None and bid is not None and ask is not None:
+        last = (bid + ask) / 2
+    if last is None:
+        last = _finite(ticker.close)
+    if last is None:
+        return None
+    return Quote(symbol=symbol, last=last, time=ticker.time or now, bid=bid, ask=ask)

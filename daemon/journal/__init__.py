@@ -1,0 +1,35 @@
+"""The journal (SQLite, WAL) and the exactly-once resync against the broker (issue #5)."""
+
+from daemon.journal.migrations import MIGRATIONS, JournalVersionError
+from daemon.journal.resync import BrokerRecord, Transition, match_journal, terminal_state
+from daemon.journal.store import (
+    TERMINAL_STATES,
+    AlreadyLive,
+    CachedContract,
+    Journal,
+    JournaledIntent,
+    JournalError,
+    JournalLocked,
+    RecordedExecution,
+    resolve_state_dir,
+    utc_now,
+)
+
+__all__ = [
+    "MIGRATIONS",
+    "TERMINAL_STATES",
+    "AlreadyLive",
+    "BrokerRecord",
+    "CachedContract",
+    "Journal",
+    "JournalError",
+    "JournalLocked",
+    "JournalVersionError",
+    "JournaledIntent",
+    "RecordedExecution",
+    "Transition",
+    "match_journal",
+    "resolve_state_dir",
+    "terminal_state",
+    "utc_now",
+]

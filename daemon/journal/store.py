@@ -1,0 +1,653 @@
+"""The journal: tradectl's local source of truth, one SQLite database in WAL mode.
+
+Every intent is written here, and committed with ``synchronous=FULL`` (fsync'd), before its order
+is handed to the socket; events from the broker (status changes, executions, commissions, errors)
+are appended as they arrive. One process at a time may hold a state directory: a second ``apply``
+or daemon against the same directory is refused, since two writers could send the same intent.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
+from daemon.planner.types import Intent
+
+STATE_DIR_ENV = "TRADECTL_STATE_DIR"
+DEFAULT_STATE_DIR = "var/state"
+JOURNAL_FILE = "journal.sqlite3"
+LOCK_FILE = "journal.lock"
+
+IntentState = Literal[
+    "journaled", "sent", "acknowledged", "filled", "cancelled", "rejected", "unsent"
+]
+TERMINAL_STATES: frozenset[str] = frozenset({"filled", "cancelled", "rejected", "unsent"})
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def resolve_state_dir(option: str | None) -> Path:
+    """``--state-dir`` wins, then ``$TRADECTL_STATE_DIR``, then ``var/state``."""
+    return Path(option or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+
+
+class JournalError(RuntimeError):
+    pass
+
+
+class JournalLocked(JournalError):
+    pass
+
+
+class AlreadyLive(JournalError):
+    """An intent with this key is already journaled and not finished: sending it again could
+    duplicate an order."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"intent {key} is already in flight or working; not sent again")
+        self.key = key
+
+
+@dataclass(frozen=True)
+class JournaledIntent:
+    id: int
+    key: str
+    action: str
+    kind: str
+    rule: str
+    leg: str
+    symbol: str
+    purpose: str
+    order_ref: str | None
+    order_id: int | None
+    client_id: int
+    perm_id: int
+    quantity: float
+    filled: float
+    state: str
+    session: str
+    created_at: datetime
+    sent_at: datetime | None
+    error_code: int | None
+    error_text: str | None
+    fields: dict[str, Any]
+
+    @property
+    def live(self) -> bool:
+        return self.state not in TERMINAL_STATES
+
+
+@dataclass(frozen=True)
+class CachedContract:
+    symbol: str
+    con_id: int
+    exchange: str
+    primary_exchange: str
+    currency: str
+    min_tick: float
+    lot_size: int
+
+
+@dataclass(frozen=True)
+class RecordedExecution:
+    exec_id: str
+    order_id: int
+    client_id: int
+    perm_id: int
+    order_ref: str | None
+    symbol: str
+    side: str
+    shares: float
+    price: float
+    time: datetime
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class Journal:
+    def __init__(self, connection: sqlite3.Connection, lock: IO[str] | None, clock: Clock) -> None:
+        self._db = connection
+        self._lock = lock
+        self._clock = clock
+
+    @property
+    def writable(self) -> bool:
+        return self._lock is not None
+
+    @classmethod
+    def open_read_only(cls, state_dir: Path, clock: Clock = utc_now) -> Journal | None:
+        """The journal for reading only (``tradectl plan`` beside a running daemon), without the
+        lock; None when there is no journal yet."""
+        path = state_dir / JOURNAL_FILE
+        if not path.exists():
+            return None
+        connection = sqlite3.connect(
+            f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
+        )
+        connection.row_factory = sqlite3.Row
+        version = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+        if version != len(MIGRATIONS):
+            connection.close()
+            raise JournalVersionError(
+                f"the journal in {state_dir} has schema version {version}, this tradectl expects "
+                f"{len(MIGRATIONS)}: run tradectl apply once to migrate it, or upgrade tradectl"
+            )
+        return cls(connection, None, clock)
+
+    @classmethod
+    def open(cls, state_dir: Path, clock: Clock = utc_now) -> Journal:
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"cannot create state directory {state_dir}: {exc}") from exc
+        lock = (state_dir / LOCK_FILE).open("a", encoding="utf-8")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            lock.close()
+            raise JournalLocked(
+                f"{state_dir} is in use by another tradectl process (apply or run); wait for it "
+                "to finish or use another --state-dir"
+            ) from exc
+        connection = sqlite3.connect(
+            state_dir / JOURNAL_FILE, isolation_level=None, check_same_thread=False
+        )
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA busy_timeout=5000")
+        connection.execute("PRAGMA synchronous=FULL")
+        migrate(connection, _iso(clock()))
+        return cls(connection, lock, clock)
+
+    def close(self) -> None:
+        self._db.close()
+        if self._lock is not None:
+            fcntl.flock(self._lock.fileno(), fcntl.LOCK_UN)
+            self._lock.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def now(self) -> datetime:
+        return self._clock()
+
+    @contextmanager
+    def _transaction(self, durable: bool) -> Iterator[sqlite3.Connection]:
+        # FULL fsyncs the WAL on every commit: what an intent needs before its order is sent.
+        # Broker events can be read again from the broker, so they commit with NORMAL.
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # --- config generations and passes -----------------------------------------------------
+
+    def record_generation(self, generation: str) -> None:
+        now = _iso(self.now)
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "INSERT INTO config_generations (generation, first_seen, last_seen) "
+                "VALUES (?, ?, ?) ON CONFLICT(generation) DO UPDATE SET "
+                "last_seen = excluded.last_seen",
+                (generation, now, now),
+            )
+
+    def begin_pass(self, trigger: str, generation: str | None) -> int:
+        with self._transaction(durable=False) as db:
+            cursor = db.execute(
+                "INSERT INTO reconcile_passes (started_at, generation, trigger) VALUES (?, ?, ?)",
+                (_iso(self.now), generation, trigger),
+            )
+            return int(cursor.lastrowid or 0)
+
+    def finish_pass(
+        self, pass_id: int, *, planned: int, blocked: int, sent: int, outcome: str, detail: str
+    ) -> None:
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "UPDATE reconcile_passes SET finished_at = ?, planned = ?, blocked = ?, sent = ?, "
+                "outcome = ?, detail = ? WHERE id = ?",
+                (_iso(self.now), planned, blocked, sent, outcome, detail, pass_id),
+            )
+
+    # --- intents ----------------------------------------------------------------------------
+
+    def journal_intents(
+        self,
+        intents: Sequence[Intent],
+        *,
+        client_id: int,
+        session: str,
+        next_valid_order_id: int,
+        pass_id: int | None = None,
+    ) -> list[JournaledIntent]:
+        """Journal a group of intents atomically and durably (all legs of a bracket, say).
+
+        Each ``place`` gets a fresh order id: above the connection's next valid id and above every
+        id this client ever used (the high-water mark is stored in the same transaction, so an id
+        is never reused even if its order was never sent). Modify and cancel keep the id of the
+        order they act on. Raises ``AlreadyLive`` (and journals nothing) when a key is live.
+        """
+        now = _iso(self.now)
+        ids: list[int] = []
+        with self._transaction(durable=True) as db:
+            high_water = self._order_id_high_water(db, client_id)
+            next_id = max(next_valid_order_id, high_water + 1)
+            for intent in intents:
+                if intent.action == "place":
+                    order_id: int | None = next_id
+                    next_id += 1
+                else:
+                    order_id = intent.order_id
+                order = intent.order
+                fields = {} if order is None else asdict(order)
+                try:
+                    cursor = db.execute(
+                        "INSERT INTO intents (key, pass_id, session, action, kind, rule, leg, "
+                        "symbol, purpose, order_ref, order_id, client_id, quantity, fields, "
+                        "reason, state, created_at, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'journaled', ?, ?)",
+                        (
+                            intent.key,
+                            pass_id,
+                            session,
+                            intent.action,
+                            intent.kind,
+                            intent.rule,
+                            intent.leg,
+                            intent.symbol,
+                            intent.purpose,
+                            None if order is None else order.order_ref,
+                            order_id,
+                            client_id,
+                            0 if order is None else order.quantity,
+                            json.dumps(fields, sort_keys=True),
+                            intent.reason,
+                            now,
+                            now,
+                        ),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise AlreadyLive(intent.key) from exc
+                ids.append(int(cursor.lastrowid or 0))
+            if next_id - 1 > high_water:
+                self._set(db, _high_water_key(client_id), str(next_id - 1))
+        return [self._intent(intent_id) for intent_id in ids]
+
+    def order_id_high_water(self, client_id: int) -> int:
+        return self._order_id_high_water(self._db, client_id)
+
+    def _order_id_high_water(self, db: sqlite3.Connection, client_id: int) -> int:
+        row = db.execute(
+            "SELECT value FROM kv WHERE key = ?", (_high_water_key(client_id),)
+        ).fetchone()
+        return -1 if row is None else int(row["value"])
+
+    def mark_sent(self, intent_id: int) -> None:
+        now = _iso(self.now)
+        with self._transaction(durable=True) as db:
+            db.execute(
+                "UPDATE intents SET state = 'sent', sent_at = ?, updated_at = ? "
+                "WHERE id = ? AND state = 'journaled'",
+                (now, now, intent_id),
+            )
+
+    def mark_acknowledged(self, intent_id: int, perm_id: int, note: str | None = None) -> None:
+        now = _iso(self.now)
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "UPDATE intents SET state = 'acknowledged', acknowledged_at = ?, updated_at = ?, "
+                "perm_id = CASE WHEN ? != 0 THEN ? ELSE perm_id END, "
+                "note = COALESCE(?, note) WHERE id = ? AND state IN ('journaled', 'sent')",
+                (now, now, perm_id, perm_id, note, intent_id),
+            )
+
+    def mark_filled_quantity(self, intent_id: int, filled: float) -> None:
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "UPDATE intents SET filled = MAX(filled, ?), updated_at = ? WHERE id = ?",
+                (filled, _iso(self.now), intent_id),
+            )
+
+    def finish_intent(
+        self,
+        intent_id: int,
+        state: IntentState,
+        *,
+        error_code: int | None = None,
+        error_text: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        if state not in TERMINAL_STATES:
+            raise ValueError(f"{state} is not a terminal intent state")
+        now = _iso(self.now)
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "UPDATE intents SET state = ?, finished_at = ?, updated_at = ?, "
+                "error_code = COALESCE(?, error_code), error_text = COALESCE(?, error_text), "
+                "note = COALESCE(?, note) WHERE id = ? AND state NOT IN "
+                "('filled', 'cancelled', 'rejected', 'unsent')",
+                (state, now, now, error_code, error_text, note, intent_id),
+            )
+
+    def record_intent_error(self, intent_id: int, code: int, text: str) -> None:
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "UPDATE intents SET error_code = ?, error_text = ?, updated_at = ? WHERE id = ?",
+                (code, text, _iso(self.now), intent_id),
+            )
+
+    def intent(self, intent_id: int) -> JournaledIntent:
+        return self._intent(intent_id)
+
+    def _intent(self, intent_id: int) -> JournaledIntent:
+        row = self._db.execute("SELECT * FROM intents WHERE id = ?", (intent_id,)).fetchone()
+        if row is None:
+            raise KeyError(intent_id)
+        return _intent_from_row(row)
+
+    def live_intents(self) -> list[JournaledIntent]:
+        rows = self._db.execute(
+            "SELECT * FROM intents WHERE state IN ('journaled', 'sent', 'acknowledged') ORDER BY id"
+        ).fetchall()
+        return [_intent_from_row(row) for row in rows]
+
+    def intents(self, since_id: int = 0) -> list[JournaledIntent]:
+        rows = self._db.execute(
+            "SELECT * FROM intents WHERE id > ? ORDER BY id", (since_id,)
+        ).fetchall()
+        return [_intent_from_row(row) for row in rows]
+
+    def intents_for_order(self, client_id: int, order_id: int) -> list[JournaledIntent]:
+        rows = self._db.execute(
+            "SELECT * FROM intents WHERE client_id = ? AND order_id = ? ORDER BY id",
+            (client_id, order_id),
+        ).fetchall()
+        return [_intent_from_row(row) for row in rows]
+
+    def in_flight_keys(self) -> frozenset[str]:
+        """Keys sent (or about to be) and not yet seen at the broker: the planner leaves them
+        alone until the broker shows them or the resync gives up on them."""
+        rows = self._db.execute(
+            "SELECT key FROM intents WHERE state IN ('journaled', 'sent')"
+        ).fetchall()
+        return frozenset(str(row["key"]) for row in rows)
+
+    def sent_since(self, moment: datetime) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM intents WHERE sent_at >= ?", (_iso(moment),)
+        ).fetchone()
+        return int(row[0])
+
+    def known_perm_ids(self) -> frozenset[int]:
+        rows = self._db.execute("SELECT perm_id FROM intents WHERE perm_id != 0").fetchall()
+        return frozenset(int(row["perm_id"]) for row in rows)
+
+    def rejections(self, since: datetime) -> list[JournaledIntent]:
+        rows = self._db.execute(
+            "SELECT * FROM intents WHERE state = 'rejected' AND finished_at >= ? ORDER BY id",
+            (_iso(since),),
+        ).fetchall()
+        return [_intent_from_row(row) for row in rows]
+
+    # --- broker events ----------------------------------------------------------------------
+
+    def record_order(
+        self,
+        *,
+        client_id: int,
+        order_id: int,
+        perm_id: int,
+        order_ref: str | None,
+        symbol: str,
+        action: str,
+        order_type: str,
+        quantity: float,
+        limit_price: float | None,
+        aux_price: float | None,
+        status: str,
+        filled: float,
+    ) -> None:
+        now = _iso(self.now)
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "INSERT INTO orders (client_id, order_id, perm_id, order_ref, symbol, action, "
+                "order_type, quantity, limit_price, aux_price, status, filled, first_seen, "
+                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT(client_id, order_id, perm_id) DO UPDATE SET "
+                "order_ref = excluded.order_ref, quantity = excluded.quantity, "
+                "order_type = excluded.order_type, limit_price = excluded.limit_price, "
+                "aux_price = excluded.aux_price, status = excluded.status, "
+                "filled = MAX(orders.filled, excluded.filled), updated_at = excluded.updated_at",
+                (
+                    client_id,
+                    order_id,
+                    perm_id,
+                    order_ref,
+                    symbol,
+                    action,
+                    order_type,
+                    quantity,
+                    limit_price,
+                    aux_price,
+                    status,
+                    filled,
+                    now,
+                    now,
+                ),
+            )
+
+    def record_status(
+        self,
+        *,
+        client_id: int,
+        order_id: int,
+        perm_id: int,
+        order_ref: str | None,
+        status: str,
+        filled: float,
+        remaining: float,
+    ) -> None:
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "INSERT INTO order_status_history (at, client_id, order_id, perm_id, order_ref, "
+                "status, filled, remaining) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _iso(self.now),
+                    client_id,
+                    order_id,
+                    perm_id,
+                    order_ref,
+                    status,
+                    filled,
+                    remaining,
+                ),
+            )
+
+    def record_execution(self, execution: RecordedExecution) -> bool:
+        """Store an execution once (by execId); True when it was new."""
+        with self._transaction(durable=False) as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO executions (exec_id, order_id, client_id, perm_id, "
+                "order_ref, symbol, side, shares, price, time, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    execution.exec_id,
+                    execution.order_id,
+                    execution.client_id,
+                    execution.perm_id,
+                    execution.order_ref,
+                    execution.symbol,
+                    execution.side,
+                    execution.shares,
+                    execution.price,
+                    _iso(execution.time),
+                    _iso(self.now),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def executions(self) -> list[RecordedExecution]:
+        rows = self._db.execute("SELECT * FROM executions ORDER BY time, exec_id").fetchall()
+        return [
+            RecordedExecution(
+                exec_id=row["exec_id"],
+                order_id=row["order_id"],
+                client_id=row["client_id"],
+                perm_id=row["perm_id"],
+                order_ref=row["order_ref"],
+                symbol=row["symbol"],
+                side=row["side"],
+                shares=row["shares"],
+                price=row["price"],
+                time=datetime.fromisoformat(row["time"]),
+            )
+            for row in rows
+        ]
+
+    def record_commission(
+        self, exec_id: str, commission: float, currency: str, realized_pnl: float | None
+    ) -> None:
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "INSERT OR REPLACE INTO commissions (exec_id, commission, currency, realized_pnl, "
+                "recorded_at) VALUES (?, ?, ?, ?, ?)",
+                (exec_id, commission, currency, realized_pnl, _iso(self.now)),
+            )
+
+    def commission(self, exec_id: str) -> float | None:
+        row = self._db.execute(
+            "SELECT commission FROM commissions WHERE exec_id = ?", (exec_id,)
+        ).fetchone()
+        return None if row is None else float(row["commission"])
+
+    def record_gateway_error(
+        self, *, req_id: int, code: int, message: str, order_ref: str | None, informational: bool
+    ) -> None:
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "INSERT INTO gateway_errors (at, req_id, code, message, order_ref, informational) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (_iso(self.now), req_id, code, message, order_ref, int(informational)),
+            )
+
+    # --- contract cache ---------------------------------------------------------------------
+
+    def cached_contracts(self, symbols: Sequence[str]) -> dict[str, CachedContract]:
+        found: dict[str, CachedContract] = {}
+        for symbol in symbols:
+            row = self._db.execute("SELECT * FROM contracts WHERE symbol = ?", (symbol,)).fetchone()
+            if row is not None:
+                found[symbol] = CachedContract(
+                    symbol=row["symbol"],
+                    con_id=row["con_id"],
+                    exchange=row["exchange"],
+                    primary_exchange=row["primary_exchange"],
+                    currency=row["currency"],
+                    min_tick=row["min_tick"],
+                    lot_size=row["lot_size"],
+                )
+        return found
+
+    def store_contracts(self, contracts: Sequence[CachedContract]) -> None:
+        now = _iso(self.now)
+        with self._transaction(durable=False) as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO contracts (symbol, con_id, exchange, primary_exchange, "
+                "currency, min_tick, lot_size, qualified_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c.symbol,
+                        c.con_id,
+                        c.exchange,
+                        c.primary_exchange,
+                        c.currency,
+                        c.min_tick,
+                        c.lot_size,
+                        now,
+                    )
+                    for c in contracts
+                ],
+            )
+
+    # --- key-value state (halt, circuit breaker, day-start NAV, order id high-water marks) ---
+
+    def get_state(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._transaction(durable=True) as db:
+            self._set(db, key, value)
+
+    def delete_state(self, key: str) -> None:
+        with self._transaction(durable=True) as db:
+            db.execute("DELETE FROM kv WHERE key = ?", (key,))
+
+    def _set(self, db: sqlite3.Connection, key: str, value: str) -> None:
+        db.execute(
+            "INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+            "updated_at = excluded.updated_at",
+            (key, value, _iso(self.now)),
+        )
+
+
+def _high_water_key(client_id: int) -> str:
+    return f"order_id_high_water:{client_id}"
+
+
+def _intent_from_row(row: sqlite3.Row) -> JournaledIntent:
+    created = _parse(row["created_at"])
+    assert created is not None
+    return JournaledIntent(
+        id=row["id"],
+        key=row["key"],
+        action=row["action"],
+        kind=row["kind"],
+        rule=row["rule"],
+        leg=row["leg"],
+        symbol=row["symbol"],
+        purpose=row["purpose"],
+        order_ref=row["order_ref"],
+        order_id=row["order_id"],
+        client_id=row["client_id"],
+        perm_id=row["perm_id"],
+        quantity=row["quantity"],
+        filled=row["filled"],
+        state=row["state"],
+        session=row["session"],
+        created_at=created,
+        sent_at=_parse(row["sent_at"]),
+        error_code=row["error_code"],
+        error_text=row["error_text"],
+        fields=json.loads(row["fields"]),
+    )

@@ -1,0 +1,98 @@
+"""Keep every client message under IB's rate limit, most urgent first.
+
+IB disconnects or answers error 100 when a client sends more than 50 messages per second. Every
+message the adapter writes (market data, contract details, orders, cancels, the client's own
+start-up requests) passes through one ``Pacer``: a token bucket refilled at ``rate`` per second on
+an injected monotonic clock, holding at most ``burst`` tokens. With ``burst`` small, no one-second
+window ever carries more than ``rate + burst`` messages, so a large plan goes out at the limit
+instead of in bursts.
+
+Waiting messages leave in priority order (cancels, then protective orders, then other orders,
+then requests for data), first come first served within a priority. Callers that must keep
+several messages in order (the legs of a bracket) give them the same priority.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Generic, TypeVar
+
+IB_MESSAGE_LIMIT = 50
+DEFAULT_RATE = 45.0
+DEFAULT_BURST = 1.0
+
+Item = TypeVar("Item")
+
+
+class Priority(IntEnum):
+    CANCEL = 0
+    PROTECTIVE = 1
+    ORDER = 2
+    REQUEST = 3
+
+
+@dataclass(order=True)
+class _Waiting(Generic[Item]):
+    priority: int
+    sequence: int
+    item: Item = field(compare=False)
+
+
+class Pacer(Generic[Item]):
+    def __init__(
+        self,
+        rate: float = DEFAULT_RATE,
+        burst: float = DEFAULT_BURST,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("pacing rate must be positive (messages per second)")
+        if burst < 1:
+            raise ValueError("pacing burst must be at least 1 message")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = burst
+        self._refilled_at = clock()
+        self._queue: list[_Waiting[Item]] = []
+        self._sequence = itertools.count()
+
+    def submit(self, item: Item, priority: Priority = Priority.REQUEST) -> None:
+        heapq.heappush(self._queue, _Waiting(int(priority), next(self._sequence), item))
+
+    def release(self) -> list[Item]:
+        """Take every waiting item the bucket allows now, most urgent first."""
+        self._refill()
+        released: list[Item] = []
+        while self._queue and self._tokens >= 1:
+            self._tokens -= 1
+            released.append(heapq.heappop(self._queue).item)
+        return released
+
+    def delay(self) -> float | None:
+        """Seconds until the next waiting item may go; None when nothing waits."""
+        if not self._queue:
+            return None
+        self._refill()
+        return max(0.0, (1 - self._tokens) / self.rate)
+
+    def clear(self) -> list[Item]:
+        """Drop everything waiting (the connection it was meant for is gone)."""
+        dropped = [waiting.item for waiting in sorted(self._queue)]
+        self._queue.clear()
+        return dropped
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    def _refill(self) -> None:
+        now = self._clock()
+        elapsed = max(0.0, now - self._refilled_at)
+        self._refilled_at = now
+        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)

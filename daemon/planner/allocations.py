@@ -1,0 +1,503 @@
+"""Allocation rules: keep each target symbol within its drift band of the target weight.
+
+Per symbol of each allocation rule (docs/planning.md, "Allocations"):
+
+* desired = round_down(weight x capital / price) to the lot; effective = position + signed
+  remaining of the rule's current-generation working orders on that symbol;
+* act only when |effective weight - target| > drift band and the gap is worth at least
+  ``min_trade_value``; weight 0 means "sell everything", regardless of band and minimum;
+* one working order per symbol: an existing one on the right side is modified (quantity, price,
+  a new orderRef when the rule's generation changed), others are cancelled; a change IB cannot
+  modify (side, order type) is a cancel now and a place on the next pass, so that an order and
+  its replacement can never both fill;
+* orders are sized down to ``risk.max_order_value``; buys share the cash left after the
+  buffer and every working buy, scaled down proportionally when short.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from daemon.planner.common import (
+    Book,
+    Draft,
+    OwnedOrder,
+    cancel_intent,
+    lots_down,
+    modify_key,
+    money,
+    reduces,
+    round_passive,
+    shares,
+    short_hash,
+    signed,
+    working_price,
+)
+from daemon.planner.types import Intent, IntentAction, OrderSpec, OrderType, Purpose
+from schemas.models import Allocation, RuleKind, RuleSet, Side, order_ref, rule_generation
+
+KIND: RuleKind = "allocations"
+
+
+@dataclass
+class _Want:
+    """The order one symbol of one rule needs after sizing, before the cash check."""
+
+    rule: str
+    generation: str
+    symbol: str
+    action: Side
+    quantity: int
+    order_type: OrderType
+    limit_price: float | None
+    estimated_price: float
+    tif: Literal["DAY", "GTC"]
+    lot: int
+    tolerance: float
+    desired: int
+    position: float
+    reason: str
+    carrier: OwnedOrder | None
+
+
+@dataclass
+class _RuleOutcome:
+    name: str
+    allocation: Allocation
+    sells: list[_Want] = field(default_factory=list)
+    buys: list[_Want] = field(default_factory=list)
+
+
+def capital_of(allocation: Allocation, net_liquidation: float) -> float:
+    if allocation.capital.amount is not None:
+        return allocation.capital.amount
+    assert allocation.capital.fraction_of_nav is not None
+    return allocation.capital.fraction_of_nav * net_liquidation
+
+
+def cash_buffer_of(allocation: Allocation, net_liquidation: float) -> float:
+    if allocation.cash_buffer.amount is not None:
+        return allocation.cash_buffer.amount
+    assert allocation.cash_buffer.fraction_of_nav is not None
+    return allocation.cash_buffer.fraction_of_nav * net_liquidation
+
+
+def allocation_leg(symbol: str, action: Side, quantity: int, desired: int, position: float) -> str:
+    return f"{symbol}.{short_hash(action, quantity, desired, position)[:6]}"
+
+
+def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Draft:
+    """Intents for every allocation rule. ``other_buys_value`` is the cash that buys planned in
+    this pass by other rule kinds will take."""
+    draft = Draft()
+    observed = book.observed
+    redecided: set[int] = set()
+
+    for rule in book.owned_rules(KIND):
+        if rule in rules.allocations:
+            continue
+        for owned in book.owned_by(KIND, rule):
+            redecided.add(owned.order.order_id)
+            if not owned.pending_cancel:
+                draft.add(cancel_intent(owned, KIND, f"rule allocations.{rule} was removed"))
+
+    if rules.allocations and rules.schedule.rebalance is not None and not observed.allocations_due:
+        cron = rules.schedule.rebalance.cron
+        draft.notes.append(
+            f"allocations: not due (schedule.rebalance {cron!r}); nothing planned until then"
+        )
+        return draft
+
+    outcomes: list[_RuleOutcome] = []
+    for name in sorted(rules.allocations):
+        outcome = _RuleOutcome(name, rules.allocations[name])
+        _plan_rule(outcome, rules, book, draft, redecided)
+        outcomes.append(outcome)
+
+    for outcome in outcomes:
+        for want in outcome.sells:
+            _emit(want, draft)
+    _plan_buys(outcomes, book, draft, redecided, other_buys_value)
+    return draft
+
+
+def _plan_rule(
+    outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft, redecided: set[int]
+) -> None:
+    name, allocation = outcome.name, outcome.allocation
+    generation = rule_generation(allocation)
+    capital = capital_of(allocation, book.observed.net_liquidation)
+    if not capital > 0:
+        draft.notes.append(f"allocations.{name}: capital is {money(capital)}; nothing planned")
+        return
+    by_symbol: dict[str, list[OwnedOrder]] = {}
+    for owned in book.owned_by(KIND, name):
+        by_symbol.setdefault(owned.order.symbol, []).append(owned)
+
+    for symbol in sorted(by_symbol):
+        if symbol in allocation.targets:
+            continue
+        for owned in by_symbol[symbol]:
+            redecided.add(owned.order.order_id)
+            if not owned.pending_cancel:
+                reason = f"{symbol} is no longer a target of allocations.{name}"
+                draft.add(cancel_intent(owned, KIND, reason))
+
+    for symbol in sorted(allocation.targets):
+        orders = by_symbol.get(symbol, [])
+        where = f"allocations.{name}: {symbol}"
+        pending = [owned.order.order_id for owned in orders if owned.pending_cancel]
+        if pending:
+            draft.notes.append(
+                f"{where}: waiting for the cancel of order {pending[0]} to be confirmed"
+            )
+            continue
+        price, why = book.fresh_price(symbol)
+        if price is None:
+            draft.notes.append(f"allocations.{name}: {why}; {symbol} not planned")
+            continue
+        facts = book.facts(symbol)
+        if facts is None:
+            draft.notes.append(f"{where}: no contract details (min tick, lot size); not planned")
+            continue
+        redecided.update(owned.order.order_id for owned in orders)
+        wants = _decide_symbol(
+            name,
+            allocation,
+            generation,
+            capital,
+            symbol,
+            price,
+            facts.min_tick,
+            facts.lot_size,
+            orders,
+            rules.risk.max_order_value,
+            book,
+            draft,
+        )
+        for want in wants:
+            (outcome.buys if want.action == "BUY" else outcome.sells).append(want)
+
+
+def _decide_symbol(
+    name: str,
+    allocation: Allocation,
+    generation: str,
+    capital: float,
+    symbol: str,
+    price: float,
+    tick: float,
+    lot: int,
+    orders: list[OwnedOrder],
+    max_order_value: float,
+    book: Book,
+    draft: Draft,
+) -> list[_Want]:
+    weight = allocation.targets[symbol]
+    position = book.observed.position(symbol)
+    current = [owned for owned in orders if owned.generation == generation]
+    effective = position + sum(
+        signed(owned.order.action, owned.order.remaining) for owned in current
+    )
+    desired = 0 if weight == 0 else lots_down(weight * capital / price, lot)
+    effective_weight = effective * price / capital
+    describe = (
+        f"weight {effective_weight:.4f} vs target {weight:.4f} "
+        f"(band {allocation.drift.absolute:.4f}); {shares(effective)} → {shares(desired)} shares"
+    )
+
+    if weight == 0:
+        act = position != 0 or effective != 0
+        wanted_quantity = math.floor(abs(position) + 1e-9)
+        describe = f"target weight 0: sell all {shares(position)} shares"
+    else:
+        gap = desired - effective
+        act = (
+            abs(effective_weight - weight) > allocation.drift.absolute
+            and abs(gap) * price >= allocation.min_trade_value
+        )
+        wanted_quantity = lots_down(abs(desired - position), lot)
+
+    if not act:
+        wants: list[_Want] = []
+        for owned in orders:
+            if owned.generation != generation:
+                reason = f"left by an earlier version of the rule; {describe}"
+                draft.add(cancel_intent(owned, KIND, reason))
+                continue
+            kept = _kept(owned, allocation, name, price, tick, lot, desired, position)
+            if kept is not None:
+                wants.append(kept)
+        return wants
+
+    need = (0 if weight == 0 else desired) - position
+    action: Side = "BUY" if need > 0 else "SELL"
+    order_type: OrderType = "MKT" if allocation.order.type == "market" else "LMT"
+    limit_price = _limit_price(allocation, price, tick, action)
+    estimated = limit_price if limit_price is not None else price
+
+    carrier: OwnedOrder | None = None
+    blocking_change = False
+    for owned in sorted(orders, key=lambda o: (o.generation != generation, o.order.order_id)):
+        order = owned.order
+        same_form = order.action == action and order.order_type == order_type
+        if carrier is None and same_form and wanted_quantity > 0:
+            carrier = owned
+            continue
+        if not same_form:
+            blocking_change = True
+        draft.add(cancel_intent(owned, KIND, f"replaced: {describe}"))
+    if wanted_quantity == 0:
+        return []
+    if blocking_change and carrier is None:
+        draft.notes.append(
+            f"allocations.{name}: {symbol}: a working order on the other side or of another "
+            "type is being cancelled; the new order follows on the next pass"
+        )
+        return []
+
+    already_filled = 0 if carrier is None else int(carrier.order.filled)
+    quantity = wanted_quantity
+    reason = describe
+    per_order_cap = lots_down(max_order_value / estimated, lot)
+    if per_order_cap == 0:
+        quantity = min(wanted_quantity, lot)
+    elif already_filled + wanted_quantity > per_order_cap:
+        quantity = per_order_cap - already_filled
+        if quantity <= 0:
+            assert carrier is not None
+            draft.add(
+                cancel_intent(
+                    carrier,
+                    KIND,
+                    "partly filled order at risk.max_order_value; a new slice follows",
+                )
+            )
+            return []
+        reason = (
+            f"{describe}; sliced: {shares(quantity)} of {shares(wanted_quantity)} shares, "
+            "risk.max_order_value"
+        )
+
+    return [
+        _Want(
+            rule=name,
+            generation=generation,
+            symbol=symbol,
+            action=action,
+            quantity=quantity,
+            order_type=order_type,
+            limit_price=limit_price,
+            estimated_price=estimated,
+            tif=allocation.order.tif,
+            lot=lot,
+            tolerance=_tolerance(allocation, price, tick),
+            desired=desired,
+            position=position,
+            reason=reason,
+            carrier=carrier,
+        )
+    ]
+
+
+def _tolerance(allocation: Allocation, price: float, tick: float) -> float:
+    """How far a working limit may lag the fresh one before it is repriced: the order's own
+    offset, at least one tick. Repricing on every tick of the market would churn (OER)."""
+    return max(price * allocation.order.limit_offset_bps / 10_000, tick)
+
+
+def _limit_price(allocation: Allocation, price: float, tick: float, action: Side) -> float | None:
+    if allocation.order.type == "market":
+        return None
+    offset = allocation.order.limit_offset_bps / 10_000
+    through = price * (1 + offset) if action == "BUY" else price * (1 - offset)
+    return round_passive(through, tick, action)
+
+
+def _kept(
+    owned: OwnedOrder,
+    allocation: Allocation,
+    name: str,
+    price: float,
+    tick: float,
+    lot: int,
+    desired: int,
+    position: float,
+) -> _Want | None:
+    """A current-generation order inside the band stays as it is; only its limit follows the
+    market when it lags by more than the tolerance."""
+    order = owned.order
+    if order.order_type not in ("LMT", "MKT"):
+        return None
+    fresh = (
+        _limit_price(allocation, price, tick, order.action) if order.order_type == "LMT" else None
+    )
+    reason = "working order kept"
+    if fresh is not None and order.limit_price is not None:
+        reason = (
+            f"repriced: limit {order.limit_price:g} is more than "
+            f"{allocation.order.limit_offset_bps:g} bps (or a tick) away from {fresh:g}"
+        )
+    return _Want(
+        rule=name,
+        generation=owned.generation,
+        symbol=order.symbol,
+        action=order.action,
+        quantity=int(order.remaining),
+        order_type=order.order_type,
+        limit_price=fresh,
+        estimated_price=fresh if fresh is not None else price,
+        tif=allocation.order.tif,
+        lot=lot,
+        tolerance=_tolerance(allocation, price, tick),
+        desired=desired,
+        position=position,
+        reason=reason,
+        carrier=owned,
+    )
+
+
+def _unchanged(want: _Want) -> bool:
+    carrier = want.carrier
+    if carrier is None or carrier.generation != want.generation:
+        return False
+    order = carrier.order
+    if order.remaining != want.quantity or order.tif != want.tif:
+        return False
+    if want.limit_price is None:
+        return order.limit_price is None
+    if order.limit_price is None:
+        return False
+    return abs(order.limit_price - want.limit_price) <= want.tolerance + 1e-9
+
+
+def _emit(want: _Want, draft: Draft) -> None:
+    """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
+    if _unchanged(want):
+        return
+    carrier = want.carrier
+    already_filled = 0 if carrier is None else int(carrier.order.filled)
+    if carrier is not None and carrier.generation == want.generation:
+        ref = carrier.order.order_ref
+        assert ref is not None
+    else:
+        leg = allocation_leg(want.symbol, want.action, want.quantity, want.desired, want.position)
+        ref = order_ref(want.rule, want.generation, leg)
+    spec = OrderSpec(
+        symbol=want.symbol,
+        action=want.action,
+        quantity=already_filled + want.quantity,
+        order_type=want.order_type,
+        order_ref=ref,
+        tif=want.tif,
+        limit_price=want.limit_price,
+    )
+    purpose: Purpose = (
+        "closing" if reduces(want.position, want.action, want.quantity) else "opening"
+    )
+    if carrier is None:
+        action: IntentAction = "place"
+        key = ref
+        reason = want.reason
+        order_id = None
+    else:
+        old_ref = carrier.order.order_ref
+        assert old_ref is not None
+        action = "modify"
+        key = modify_key(old_ref, spec)
+        reason = f"order {carrier.order.order_id}: {want.reason}"
+        order_id = carrier.order.order_id
+    draft.add(
+        Intent(
+            key=key,
+            action=action,
+            kind=KIND,
+            rule=want.rule,
+            leg=ref.rsplit(":", 1)[1],
+            symbol=want.symbol,
+            purpose=purpose,
+            reason=reason,
+            order=spec,
+            order_id=order_id,
+            estimated_price=want.estimated_price,
+            current_quantity=want.position,
+            target_quantity=float(want.desired),
+        )
+    )
+
+
+def _plan_buys(
+    outcomes: list[_RuleOutcome],
+    book: Book,
+    draft: Draft,
+    redecided: set[int],
+    other_buys_value: float,
+) -> None:
+    """Buys never spend cash below the rule's buffer: every working buy that is not being
+    re-decided here counts as spent, and so do the buys other rule kinds plan in this pass."""
+    observed = book.observed
+    committed = other_buys_value
+    for order in book.live:
+        if order.action != "BUY" or order.order_id in redecided:
+            continue
+        quote = observed.quotes.get(order.symbol)
+        price = working_price(order, None if quote is None else quote.last)
+        committed += order.remaining * (price or 0.0)
+
+    kept = sum(
+        want.carrier.order.remaining * want.estimated_price
+        for outcome in outcomes
+        for want in outcome.buys
+        if want.carrier is not None and _unchanged(want)
+    )
+    spent = committed + kept
+    for outcome in outcomes:
+        changing = [want for want in outcome.buys if not _unchanged(want)]
+        if not changing:
+            continue
+        buffer = cash_buffer_of(outcome.allocation, observed.net_liquidation)
+        available = observed.cash - buffer - spent
+        demand = sum(want.quantity * want.estimated_price for want in changing)
+        if demand <= available:
+            for want in changing:
+                _emit(want, draft)
+            spent += demand
+            continue
+        budget = max(available, 0.0)
+        draft.notes.append(
+            f"allocations.{outcome.name}: buys limited by cash: {money(budget)} available "
+            f"(cash {money(observed.cash)} - buffer {money(buffer)} - working and planned buys "
+            f"{money(spent)}) for {money(demand)} wanted; buys scaled down proportionally"
+        )
+        for want, quantity in zip(changing, _share_cash(changing, budget), strict=True):
+            value = quantity * want.estimated_price
+            if quantity == 0 or value < outcome.allocation.min_trade_value:
+                if want.carrier is not None:
+                    draft.add(cancel_intent(want.carrier, KIND, "no cash left for this buy"))
+                continue
+            want.reason = (
+                f"{want.reason}; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares"
+            )
+            want.quantity = quantity
+            _emit(want, draft)
+            spent += value
+
+
+def _share_cash(wants: list[_Want], budget: float) -> list[int]:
+    """Quantities within ``budget``: each want scaled by budget / demand and rounded down to
+    the lot, then what rounding left over filled in target order (sorted by symbol), a lot at a
+    time, so that one pass spends what it can instead of leaving crumbs for the next."""
+    demand = sum(want.quantity * want.estimated_price for want in wants)
+    factor = budget / demand
+    quantities = [lots_down(want.quantity * factor, want.lot) for want in wants]
+    left = budget - sum(q * w.estimated_price for q, w in zip(quantities, wants, strict=True))
+    for index, want in enumerate(wants):
+        extra = min(
+            want.quantity - quantities[index], lots_down(left / want.estimated_price, want.lot)
+        )
+        if extra > 0:
+            quantities[index] += extra
+            left -= extra * want.estimated_price
+    return quantities

@@ -1,0 +1,628 @@
+"""Bracket rules: an entry with a stop loss and a take profit, as standing orders.
+
+Life of a bracket (docs/planning.md, "Brackets"):
+
+* not entered and no working entry: place parent (transmit False), stop (transmit False) and
+  target (transmit True); the children name the parent by orderRef and share the OCA group
+  ``tctl:<rule>:<generation>``;
+* rule edited before any fill: modify the working legs in place (new generation in the ref,
+  new prices and quantities). A change IB cannot modify (side, symbol, entry form) cancels the
+  bracket now and places the new one on the next pass, so the two can never both fill;
+* entry filled, partly or fully, in any generation: the rule is done and never entered again
+  under that name; the stop and target cover the open quantity and follow the rule's current
+  ``stop_loss`` and ``take_profit`` (percent forms relative to the average fill price);
+* rule removed: cancel the unfilled entry; keep the protective legs of a filled entry.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from daemon.planner.common import (
+    Book,
+    Draft,
+    Fills,
+    OwnedOrder,
+    cancel_intent,
+    lots_down,
+    modify_key,
+    opposite,
+    round_passive,
+    round_to_tick,
+    shares,
+)
+from daemon.planner.types import (
+    Intent,
+    IntentAction,
+    OrderSpec,
+    OrderType,
+    Purpose,
+    WorkingOrder,
+)
+from schemas.models import Bracket, RuleKind, RuleSet, Side, order_ref, rule_generation
+
+KIND: RuleKind = "brackets"
+PROTECTIVE_LEGS = ("stop", "target")
+_EPSILON = 1e-9
+
+
+@dataclass(frozen=True)
+class _Protection:
+    """Stop and target prices of one bracket (the stop is a price or a trailing percent)."""
+
+    stop_price: float | None
+    trailing_percent: float | None
+    target_price: float
+
+    @property
+    def stop_type(self) -> OrderType:
+        return "TRAIL" if self.trailing_percent is not None else "STP"
+
+    def stop_value_price(self, reference: float, side: Side) -> float:
+        if self.stop_price is not None:
+            return self.stop_price
+        assert self.trailing_percent is not None
+        direction = -1 if side == "BUY" else 1
+        return reference * (1 + direction * self.trailing_percent / 100)
+
+
+def oca_group(rule: str, generation: str) -> str:
+    return f"tctl:{rule}:{generation}"
+
+
+def plan_brackets(rules: RuleSet, book: Book) -> Draft:
+    draft = Draft()
+    for name in sorted(set(rules.brackets) | set(book.owned_rules(KIND))):
+        intents = _plan_rule(name, rules.brackets.get(name), book, draft.notes)
+        draft.add(*intents)
+    return draft
+
+
+def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) -> list[Intent]:
+    where = f"brackets.{name}"
+    legs: dict[str, OwnedOrder] = {}
+    for owned in book.owned_by(KIND, name):
+        if owned.leg in legs:
+            ids = f"{legs[owned.leg].order.order_id} and {owned.order.order_id}"
+            notes.append(
+                f"{where}: two working {owned.leg} orders ({ids}); not touched, resolve by hand"
+            )
+            return []
+        legs[owned.leg] = owned
+    pending = [owned.order.order_id for owned in legs.values() if owned.pending_cancel]
+    if pending:
+        notes.append(f"{where}: waiting for the cancel of order {pending[0]} to be confirmed")
+        return []
+
+    observed = book.observed
+    entered = book.fills(
+        name, lambda leg: leg == "entry", observed.entry_fills, observed.entry_fill_prices
+    )
+    exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, observed.exit_fills)
+    if rule is None:
+        return _removed(name, legs, entered, exited, book, notes)
+    generation = rule_generation(rule)
+    if entered.quantity > 0:
+        return _protect(name, rule, generation, legs, entered, exited, book, notes)
+    return _unfilled(name, rule, generation, legs, book, notes)
+
+
+# --- prices and quantities -----------------------------------------------------------------
+
+
+def _entry_order(
+    rule: Bracket, tick: float, quote: float | None
+) -> tuple[OrderType, float | None, float | None, float] | str:
+    """(order type, limit, stop trigger, reference price) of the entry, or why not."""
+    side = rule.side
+    entry = rule.entry
+    if entry.kind == "market":
+        if quote is None:
+            return "market entry needs a fresh quote"
+        return "MKT", None, None, quote
+    assert entry.limit is not None
+    limit = round_passive(entry.limit, tick, side)
+    if entry.kind == "limit":
+        return "LMT", limit, None, limit
+    assert entry.stop is not None
+    trigger = round_to_tick(entry.stop, tick, "up" if side == "BUY" else "down")
+    return "STP LMT", limit, trigger, trigger
+
+
+def _protection(
+    rule: Bracket, reference: float, tick: float, check_order: bool
+) -> _Protection | str:
+    """Stop and target from the rule, relative to ``reference`` for percent forms, rounded to
+    the tick towards the reference (a tighter stop, a nearer target: the conservative side)."""
+    side = rule.side
+    towards_up = side == "BUY"
+    direction = 1 if side == "BUY" else -1
+    loss = rule.stop_loss
+    stop_price: float | None = None
+    if loss.price is not None:
+        stop_price = round_to_tick(loss.price, tick, "up" if towards_up else "down")
+    elif loss.percent is not None:
+        raw = reference * (1 - direction * loss.percent / 100)
+        stop_price = round_to_tick(raw, tick, "up" if towards_up else "down")
+    profit = rule.take_profit
+    if profit.price is not None:
+        raw_target = profit.price
+    else:
+        assert profit.percent is not None
+        raw_target = reference * (1 + direction * profit.percent / 100)
+    target = round_to_tick(raw_target, tick, "down" if towards_up else "up")
+    if stop_price is not None and stop_price <= 0:
+        return f"stop price {stop_price:g} is not positive"
+    if check_order:
+        if stop_price is not None and (stop_price - reference) * direction >= 0:
+            return f"stop {stop_price:g} is not beyond the entry reference {reference:g}"
+        if (target - reference) * direction <= 0:
+            return f"target {target:g} is not beyond the entry reference {reference:g}"
+    return _Protection(stop_price, loss.trailing_percent, target)
+
+
+def _quantity(
+    rule: Bracket, worst_entry: float, protection: _Protection, lot: int, nav: float
+) -> int:
+    """Fixed, or risk-sized: floor(risk_fraction x NAV / distance) to the lot, the distance
+    measured from the worst fill the entry allows (its limit; the quote for market entries)."""
+    if isinstance(rule.quantity, int):
+        return rule.quantity
+    distance = abs(worst_entry - protection.stop_value_price(worst_entry, rule.side))
+    if distance <= 0:
+        return 0
+    return lots_down(rule.quantity.risk_fraction * nav / distance, lot)
+
+
+# --- specs and intents ---------------------------------------------------------------------
+
+
+def _leg_spec(
+    rule: Bracket,
+    name: str,
+    generation: str,
+    leg: str,
+    quantity: int,
+    protection: _Protection,
+    *,
+    parent_ref: str | None,
+    oca: str | None,
+    transmit: bool,
+) -> OrderSpec:
+    action = opposite(rule.side)
+    ref = order_ref(name, generation, leg)
+    if leg == "target":
+        return OrderSpec(
+            symbol=rule.symbol,
+            action=action,
+            quantity=quantity,
+            order_type="LMT",
+            order_ref=ref,
+            tif=rule.tif,
+            limit_price=protection.target_price,
+            parent_ref=parent_ref,
+            oca_group=oca,
+            transmit=transmit,
+        )
+    return OrderSpec(
+        symbol=rule.symbol,
+        action=action,
+        quantity=quantity,
+        order_type=protection.stop_type,
+        order_ref=ref,
+        tif=rule.tif,
+        aux_price=protection.stop_price,
+        trailing_percent=protection.trailing_percent,
+        parent_ref=parent_ref,
+        oca_group=oca,
+        transmit=transmit,
+    )
+
+
+def _estimate(spec: OrderSpec, reference: float) -> float:
+    if spec.order_type == "TRAIL":
+        assert spec.trailing_percent is not None
+        direction = -1 if spec.action == "SELL" else 1
+        return reference * (1 + direction * spec.trailing_percent / 100)
+    price = spec.price_for_value
+    return reference if price is None else price
+
+
+def _intent(
+    spec: OrderSpec,
+    name: str,
+    leg: str,
+    purpose: Purpose,
+    reason: str,
+    estimated_price: float,
+    current: float,
+    target: float,
+    existing: WorkingOrder | None = None,
+) -> Intent:
+    action: IntentAction = "place"
+    key, order_id = spec.order_ref, None
+    if existing is not None:
+        assert existing.order_ref is not None
+        action, key = "modify", modify_key(existing.order_ref, spec)
+        order_id = existing.order_id
+        reason = f"order {existing.order_id}: {reason}"
+    return Intent(
+        key=key,
+        action=action,
+        kind=KIND,
+        rule=name,
+        leg=leg,
+        symbol=spec.symbol,
+        purpose=purpose,
+        reason=reason,
+        order=spec,
+        order_id=order_id,
+        estimated_price=estimated_price,
+        current_quantity=current,
+        target_quantity=target,
+    )
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return abs(a - b) <= _EPSILON
+
+
+def _differs(order: WorkingOrder, spec: OrderSpec) -> bool:
+    return not (
+        order.order_ref == spec.order_ref
+        and order.total_quantity == spec.quantity
+        and order.tif == spec.tif
+        and _close(order.limit_price, spec.limit_price)
+        and _close(order.aux_price, spec.aux_price)
+        and _close(order.trailing_percent, spec.trailing_percent)
+    )
+
+
+def _same_form(order: WorkingOrder, spec: OrderSpec) -> bool:
+    """IB modifies quantity, prices, tif and orderRef in place, not side, symbol or type."""
+    return (
+        order.action == spec.action
+        and order.symbol == spec.symbol
+        and order.order_type == spec.order_type
+    )
+
+
+def _follow(
+    owned: OwnedOrder | None,
+    spec: OrderSpec,
+    name: str,
+    purpose: Purpose,
+    reason: str,
+    reference: float,
+    current: float,
+) -> list[Intent]:
+    """Make the working leg ``owned`` look like ``spec``: nothing, a modify, or (for a change
+    of order type) the new leg first and then the cancel of the old one, in one OCA group so
+    that at most one of them can fill."""
+    leg = spec.order_ref.rsplit(":", 1)[1]
+    estimated = _estimate(spec, reference)
+    if owned is None:
+        return [_intent(spec, name, leg, purpose, reason, estimated, current, spec.quantity)]
+    order = owned.order
+    if not _same_form(order, spec):
+        placed = _intent(spec, name, leg, purpose, reason, estimated, current, spec.quantity)
+        replaced = cancel_intent(owned, KIND, f"replaced by {spec.order_type} {leg}", purpose)
+        return [placed, replaced]
+    # IB's quantity is the order's total: what already filled plus what should remain.
+    modify_spec = replace(
+        spec,
+        quantity=int(order.filled) + spec.quantity,
+        parent_ref=None,
+        oca_group=order.oca_group or None,
+        transmit=True,
+    )
+    if not _differs(order, modify_spec):
+        return []
+    return [
+        _intent(modify_spec, name, leg, purpose, reason, estimated, current, spec.quantity, order)
+    ]
+
+
+def _cover(side: Side, symbol: str, entered: Fills, exited: Fills, book: Book) -> int:
+    """Shares the protective legs must cover: filled minus exited, and never more than the
+    account holds in the entry's direction (a stop larger than the position would open a new
+    one the other way)."""
+    open_quantity = entered.quantity - exited.quantity
+    held = book.observed.position(symbol) * (1 if side == "BUY" else -1)
+    return math.floor(max(0.0, min(open_quantity, held)) + _EPSILON)
+
+
+# --- the three states ----------------------------------------------------------------------
+
+
+def _unfilled(
+    name: str,
+    rule: Bracket,
+    generation: str,
+    legs: dict[str, OwnedOrder],
+    book: Book,
+    notes: list[str],
+) -> list[Intent]:
+    where = f"brackets.{name}"
+    entry = legs.get("entry")
+    children = [legs[leg] for leg in PROTECTIVE_LEGS if leg in legs]
+    if entry is None and children:
+        notes.append(f"{where}: children without an entry are cancelled; entry on the next pass")
+        return [
+            cancel_intent(owned, KIND, "child of a bracket with no entry") for owned in children
+        ]
+
+    facts = book.facts(rule.symbol)
+    if facts is None:
+        notes.append(f"{where}: {rule.symbol}: no contract details (min tick); not planned")
+        return []
+    quote, why = book.fresh_price(rule.symbol)
+    if entry is not None and rule.entry.kind == "market":
+        notes.append(f"{where}: market entry working (order {entry.order.order_id}); waiting")
+        return []
+    shaped = _entry_order(rule, facts.min_tick, quote)
+    if isinstance(shaped, str):
+        notes.append(f"{where}: {why}; {shaped}; not planned")
+        return []
+    order_type, limit, trigger, reference = shaped
+    protection = _protection(rule, reference, facts.min_tick, check_order=True)
+    if isinstance(protection, str):
+        notes.append(f"{where}: {protection}; not planned")
+        return []
+    worst = limit if limit is not None else reference
+    quantity = _quantity(rule, worst, protection, facts.lot_size, book.observed.net_liquidation)
+    if quantity <= 0:
+        notes.append(f"{where}: risk-sized quantity rounds to 0 shares; not planned")
+        return []
+
+    entry_ref = order_ref(name, generation, "entry")
+    entry_spec = OrderSpec(
+        symbol=rule.symbol,
+        action=rule.side,
+        quantity=quantity,
+        order_type=order_type,
+        order_ref=entry_ref,
+        tif=rule.tif,
+        limit_price=limit,
+        aux_price=trigger,
+        transmit=entry is not None,
+    )
+    describe = _describe(rule, quantity, limit, trigger, protection)
+    if entry is None:
+        group = oca_group(name, generation)
+        stop = _leg_spec(
+            rule,
+            name,
+            generation,
+            "stop",
+            quantity,
+            protection,
+            parent_ref=entry_ref,
+            oca=group,
+            transmit=False,
+        )
+        target = _leg_spec(
+            rule,
+            name,
+            generation,
+            "target",
+            quantity,
+            protection,
+            parent_ref=entry_ref,
+            oca=group,
+            transmit=True,
+        )
+        estimated = limit if limit is not None else reference
+        return [
+            _intent(
+                entry_spec, name, "entry", "opening", f"enter: {describe}", estimated, 0, quantity
+            ),
+            _intent(
+                stop,
+                name,
+                "stop",
+                "protective",
+                f"stop of {describe}",
+                _estimate(stop, reference),
+                0,
+                quantity,
+            ),
+            _intent(
+                target,
+                name,
+                "target",
+                "protective",
+                f"target of {describe}",
+                _estimate(target, reference),
+                0,
+                quantity,
+            ),
+        ]
+
+    if not _same_form(entry.order, entry_spec):
+        notes.append(
+            f"{where}: entry changed side, symbol or form; the working bracket is cancelled and "
+            "the new one placed on the next pass"
+        )
+        return [
+            cancel_intent(owned, KIND, "rule changed in a way IB cannot modify")
+            for owned in [entry, *children]
+        ]
+    intents = _follow(entry, entry_spec, name, "opening", f"rule edited: {describe}", reference, 0)
+    sibling_group = next(
+        (owned.order.oca_group for owned in children if owned.order.oca_group), None
+    )
+    for leg in PROTECTIVE_LEGS:
+        owned = legs.get(leg)
+        spec = _leg_spec(
+            rule,
+            name,
+            generation,
+            leg,
+            quantity,
+            protection,
+            parent_ref=entry.order.order_ref,
+            oca=sibling_group or oca_group(name, generation),
+            transmit=True,
+        )
+        intents += _follow(owned, spec, name, "protective", f"{leg} of {describe}", reference, 0)
+    return intents
+
+
+def _protect(
+    name: str,
+    rule: Bracket,
+    generation: str,
+    legs: dict[str, OwnedOrder],
+    entered: Fills,
+    exited: Fills,
+    book: Book,
+    notes: list[str],
+) -> list[Intent]:
+    where = f"brackets.{name}"
+    working = list(legs.values())
+    if any(
+        owned.order.symbol != rule.symbol
+        or (owned.leg == "entry") != (owned.order.action == rule.side)
+        for owned in working
+    ):
+        notes.append(
+            f"{where}: symbol or side changed after the entry filled; the filled position keeps "
+            "its protective orders unchanged (give a new setup a new rule name)"
+        )
+        return []
+    cover = _cover(rule.side, rule.symbol, entered, exited, book)
+    children = {leg: legs.get(leg) for leg in PROTECTIVE_LEGS}
+    if cover == 0:
+        flat = "the bracket's position is closed; a protective order would open a new one"
+        return [
+            cancel_intent(owned, KIND, flat, "protective")
+            for owned in children.values()
+            if owned is not None
+        ]
+    facts = book.facts(rule.symbol)
+    if facts is None:
+        notes.append(f"{where}: {rule.symbol}: no contract details (min tick); not planned")
+        return []
+    protection = _post_fill_protection(rule, entered, facts.min_tick)
+    reference = entered.average_price or rule.entry.reference_price or 0.0
+    sibling_group = next(
+        (owned.order.oca_group for owned in children.values() if owned and owned.order.oca_group),
+        oca_group(name, generation),
+    )
+    filled = f"{shares(entered.quantity)} filled"
+    if exited.quantity:
+        filled += f", {shares(exited.quantity)} exited"
+    intents: list[Intent] = []
+    for leg, owned in children.items():
+        if owned is not None and owned.generation == generation:
+            # The rule is unchanged since this leg was placed: its prices stand, only the
+            # quantity follows the fills.
+            spec = _as_spec(owned.order, cover)
+        elif isinstance(protection, str):
+            notes.append(f"{where}: {leg}: {protection}")
+            if owned is None:
+                continue
+            # Keep protecting the position at the old prices rather than not at all.
+            spec = _as_spec(owned.order, cover)
+        else:
+            spec = _leg_spec(
+                rule, name, generation, leg, cover, protection,
+                parent_ref=None, oca=sibling_group, transmit=True,
+            )  # fmt: skip
+        reason = f"protect {shares(cover)} shares ({filled}): {leg} {_leg_price(spec)}"
+        intents += _follow(owned, spec, name, "protective", reason, reference, cover)
+    return intents
+
+
+def _post_fill_protection(rule: Bracket, entered: Fills, tick: float) -> _Protection | str:
+    """Stop and target of a filled entry; percent forms are relative to the average fill."""
+    uses_fill = rule.stop_loss.percent is not None or rule.take_profit.percent is not None
+    if entered.average_price is None and uses_fill:
+        return "average fill price unknown, so a percent stop or target cannot be priced"
+    reference = entered.average_price or rule.entry.reference_price or 0.0
+    return _protection(rule, reference, tick, check_order=False)
+
+
+def _removed(
+    name: str,
+    legs: dict[str, OwnedOrder],
+    entered: Fills,
+    exited: Fills,
+    book: Book,
+    notes: list[str],
+) -> list[Intent]:
+    intents: list[Intent] = []
+    entry = legs.get("entry")
+    if entry is not None:
+        intents.append(cancel_intent(entry, KIND, f"rule brackets.{name} removed: unfilled entry"))
+    children = [legs[leg] for leg in PROTECTIVE_LEGS if leg in legs]
+    if not children:
+        return intents
+    if entered.quantity <= 0:
+        return intents + [
+            cancel_intent(owned, KIND, f"rule brackets.{name} removed; nothing filled")
+            for owned in children
+        ]
+    side = opposite(children[0].order.action)
+    symbol = children[0].order.symbol
+    cover = _cover(side, symbol, entered, exited, book)
+    if cover == 0:
+        flat = "the bracket's position is closed; a protective order would open a new one"
+        return intents + [cancel_intent(owned, KIND, flat, "protective") for owned in children]
+    notes.append(f"brackets.{name}: rule removed; its filled position keeps its protective orders")
+    for owned in children:
+        reference = entered.average_price or owned.order.limit_price or owned.order.aux_price
+        reason = f"rule removed; protect the {shares(cover)} shares still held"
+        intents += _follow(
+            owned, _as_spec(owned.order, cover), name, "protective", reason, reference or 0.0, cover
+        )
+    return intents
+
+
+def _as_spec(order: WorkingOrder, quantity: int) -> OrderSpec:
+    """A working order as a spec, with a new remaining quantity."""
+    assert order.order_ref is not None
+    return OrderSpec(
+        symbol=order.symbol,
+        action=order.action,
+        quantity=quantity,
+        order_type=order.order_type,
+        order_ref=order.order_ref,
+        tif=order.tif,
+        limit_price=order.limit_price,
+        aux_price=order.aux_price,
+        trailing_percent=order.trailing_percent,
+        oca_group=order.oca_group or None,
+    )
+
+
+def _leg_price(spec: OrderSpec) -> str:
+    if spec.trailing_percent is not None:
+        return f"trailing {spec.trailing_percent:g}%"
+    price = spec.price_for_value
+    return "" if price is None else f"{price:g}"
+
+
+def _describe(
+    rule: Bracket,
+    quantity: int,
+    limit: float | None,
+    trigger: float | None,
+    protection: _Protection,
+) -> str:
+    entry = "market" if limit is None else f"limit {limit:g}"
+    if trigger is not None:
+        entry = f"stop {trigger:g} {entry}"
+    stop = (
+        f"trailing {protection.trailing_percent:g}%"
+        if protection.trailing_percent is not None
+        else f"stop {protection.stop_price:g}"
+    )
+    return (
+        f"{rule.side} {shares(quantity)} {rule.symbol} {entry}, {stop}, "
+        f"target {protection.target_price:g}"
+    )

@@ -1,0 +1,301 @@
+"""Helpers shared by the planner's rule kinds: tick and lot arithmetic, deterministic short
+hashes, an index over the observed working orders, and the plan builder.
+
+Everything here is pure: the same inputs give the same outputs on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import astuple, dataclass, field
+from datetime import datetime, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal
+
+from daemon.planner.types import (
+    ContractFacts,
+    Execution,
+    Intent,
+    Observed,
+    OrderSpec,
+    Purpose,
+    WorkingOrder,
+)
+from schemas.models import RuleKind, Side, parse_order_ref
+
+QUOTE_MAX_AGE = timedelta(minutes=15)
+
+# Statuses after which an order can no longer fill; the adapter should not report them as
+# working, but the planner must not act on them if it does.
+TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled"})
+PENDING_CANCEL = "PendingCancel"
+
+BRACKET_LEGS = ("entry", "stop", "target")
+_SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
+_ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9]{0,9}(?:[.][A-Z]{1,2})?)[.][0-9a-f]{4,}$")
+
+# Extra decimals kept before tick rounding so that 142.49999999999997 counts as 142.5.
+_PRICE_GRID = Decimal("1e-9")
+
+
+def short_hash(*parts: object) -> str:
+    """Eight hex digits of SHA-256 over the parts' reprs: stable across processes."""
+    text = "|".join(repr(part) for part in parts)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def spec_hash(spec: OrderSpec) -> str:
+    return short_hash(*astuple(spec))
+
+
+def round_to_tick(price: float, tick: float, direction: Literal["down", "up"]) -> float:
+    exact = Decimal(repr(price)).quantize(_PRICE_GRID)
+    step = Decimal(repr(tick))
+    rounding = ROUND_FLOOR if direction == "down" else ROUND_CEILING
+    ticks = (exact / step).to_integral_value(rounding=rounding)
+    return float(ticks * step)
+
+
+def round_passive(price: float, tick: float, action: Side) -> float:
+    """Round a limit price to the tick on the less aggressive side: BUY down, SELL up."""
+    return round_to_tick(price, tick, "down" if action == "BUY" else "up")
+
+
+def lots_down(quantity: float, lot: int) -> int:
+    """``quantity`` rounded down to a whole number of lots (a hair of float noise tolerated)."""
+    if quantity <= 0:
+        return 0
+    return math.floor(quantity / lot + 1e-9) * lot
+
+
+def signed(action: Side, quantity: float) -> float:
+    return quantity if action == "BUY" else -quantity
+
+
+def opposite(action: Side) -> Side:
+    return "SELL" if action == "BUY" else "BUY"
+
+
+def reduces(position: float, action: Side, quantity: float) -> bool:
+    """True when the order only shrinks the position towards zero, never past it."""
+    after = position + signed(action, quantity)
+    return position != 0 and abs(after) < abs(position) and after * position >= 0
+
+
+def money(value: float) -> str:
+    """``31250.0`` -> ``"31,250"``; ``9515.5`` -> ``"9,515.50"``."""
+    if abs(value - round(value)) < 0.005:
+        return f"{round(value):,}"
+    return f"{value:,.2f}"
+
+
+def shares(quantity: float) -> str:
+    if quantity == int(quantity):
+        return f"{int(quantity):,}"
+    return f"{quantity:,}"
+
+
+def leg_kind(leg: str) -> RuleKind | None:
+    """Which kind of rule an orderRef leg belongs to, from its form alone."""
+    if leg in BRACKET_LEGS:
+        return "brackets"
+    if _SCALE_LEG.match(leg):
+        return "scales"
+    if _ALLOCATION_LEG.match(leg):
+        return "allocations"
+    return None
+
+
+def working_price(order: WorkingOrder, fallback: float | None) -> float | None:
+    """The price that bounds a working order's value: its limit, else its stop, else the quote."""
+    if order.limit_price is not None:
+        return order.limit_price
+    if order.aux_price is not None:
+        return order.aux_price
+    return fallback
+
+
+@dataclass(frozen=True)
+class Fills:
+    quantity: float
+    average_price: float | None
+
+
+@dataclass(frozen=True)
+class OwnedOrder:
+    """A working order with a tradectl orderRef, its ref parsed."""
+
+    order: WorkingOrder
+    rule: str
+    generation: str
+    leg: str
+    kind: RuleKind | None
+
+    @property
+    def pending_cancel(self) -> bool:
+        return self.order.status == PENDING_CANCEL
+
+
+class Book:
+    """Read-only index over an ``Observed``: live orders by rule and symbol, fresh prices,
+    contract facts. Built once per pass so that planning stays linear in the account size."""
+
+    def __init__(self, observed: Observed, now: datetime) -> None:
+        self.observed = observed
+        self.now = now
+        self.live: tuple[WorkingOrder, ...] = tuple(
+            order for order in observed.working_orders if order.status not in TERMINAL_STATUSES
+        )
+        self.owned: list[OwnedOrder] = []
+        self._by_rule: dict[tuple[RuleKind | None, str], list[OwnedOrder]] = {}
+        self.by_symbol: dict[str, list[WorkingOrder]] = {}
+        for order in self.live:
+            self.by_symbol.setdefault(order.symbol, []).append(order)
+            rule, generation, leg = order.rule, order.generation, order.leg
+            if rule is None or generation is None or leg is None:
+                continue
+            owned = OwnedOrder(order, rule, generation, leg, leg_kind(leg))
+            self.owned.append(owned)
+            self._by_rule.setdefault((owned.kind, rule), []).append(owned)
+        for orders in self._by_rule.values():
+            orders.sort(key=lambda owned: owned.order.order_id)
+        self._executions: dict[str, list[tuple[str, str, Execution]]] = {}
+        for execution in observed.executions:
+            parsed = parse_order_ref(execution.order_ref)
+            if parsed is not None:
+                rule, generation, leg = parsed
+                self._executions.setdefault(rule, []).append((generation, leg, execution))
+
+    def owned_by(self, kind: RuleKind | None, rule: str) -> list[OwnedOrder]:
+        return self._by_rule.get((kind, rule), [])
+
+    def owned_rules(self, kind: RuleKind | None) -> list[str]:
+        return sorted(rule for (found, rule) in self._by_rule if found == kind)
+
+    def fills(
+        self,
+        rule: str,
+        legs: Callable[[str], bool],
+        journal: Mapping[tuple[str, str], float],
+        journal_prices: Mapping[tuple[str, str], float] | None = None,
+    ) -> Fills:
+        """Filled quantity of the rule's legs matching ``legs`` over all its generations.
+
+        Per generation the journal's cumulative quantity and today's executions are two views
+        of the same fills, so the larger one counts (never their sum). The average price comes
+        from the journal when it has one, else from today's executions; None when unknown.
+        """
+        executed: dict[str, list[Execution]] = {}
+        for generation, leg, execution in self._executions.get(rule, []):
+            if legs(leg):
+                executed.setdefault(generation, []).append(execution)
+        generations = {gen for (name, gen) in journal if name == rule} | set(executed)
+        quantity = 0.0
+        notional = 0.0
+        priced = True
+        for generation in sorted(generations):
+            from_journal = journal.get((rule, generation), 0.0)
+            today = executed.get(generation, [])
+            from_executions = sum(execution.shares for execution in today)
+            filled = max(from_journal, from_executions)
+            if filled <= 0:
+                continue
+            quantity += filled
+            price = None if journal_prices is None else journal_prices.get((rule, generation))
+            if price is None and from_executions >= filled:
+                price = sum(e.shares * e.price for e in today) / from_executions
+            if price is None:
+                priced = False
+            else:
+                notional += filled * price
+        average = notional / quantity if priced and quantity > 0 else None
+        return Fills(quantity, average)
+
+    def fresh_price(self, symbol: str) -> tuple[float | None, str]:
+        """The last price of ``symbol`` and ``""``, or None and why it cannot be used."""
+        quote = self.observed.quotes.get(symbol)
+        if quote is None:
+            return None, f"{symbol}: no quote"
+        if not (math.isfinite(quote.last) and quote.last > 0):
+            return None, f"{symbol}: no usable last price ({quote.last})"
+        age = self.now - quote.time
+        if age > QUOTE_MAX_AGE:
+            minutes = int(age.total_seconds() // 60)
+            return None, f"{symbol}: quote is stale ({minutes} min old, limit 15 min)"
+        return quote.last, ""
+
+    def facts(self, symbol: str) -> ContractFacts | None:
+        facts = self.observed.contracts.get(symbol)
+        if facts is None or not (facts.min_tick > 0 and facts.lot_size >= 1):
+            return None
+        return facts
+
+
+@dataclass
+class Group:
+    """Intents that must stay together and in this order (a bracket's parent and children).
+
+    ``phase`` orders groups in the plan: 0 cancels, 1 sells, 2 buys, so that sells free cash
+    before buys spend it and cancels free working-order slots first.
+    """
+
+    intents: list[Intent]
+    phase: int
+
+
+@dataclass
+class Draft:
+    """What one rule kind contributes to a plan."""
+
+    groups: list[Group] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, *intents: Intent) -> None:
+        if not intents:
+            return
+        if all(intent.action == "cancel" for intent in intents):
+            phase = 0
+        else:
+            first = next(intent for intent in intents if intent.order is not None)
+            assert first.order is not None
+            phase = 1 if first.order.action == "SELL" else 2
+        self.groups.append(Group(list(intents), phase))
+
+    def extend(self, other: Draft) -> None:
+        self.groups.extend(other.groups)
+        self.notes.extend(other.notes)
+
+
+def cancel_intent(
+    owned: OwnedOrder, kind: RuleKind, reason: str, purpose: Purpose = "closing"
+) -> Intent:
+    order = owned.order
+    return Intent(
+        key=f"{order.order_ref}#cancel",
+        action="cancel",
+        kind=kind,
+        rule=owned.rule,
+        leg=owned.leg,
+        symbol=order.symbol,
+        purpose=purpose,
+        reason=reason,
+        order_id=order.order_id,
+        estimated_price=working_price(order, None),
+        current_quantity=order.remaining,
+        target_quantity=0.0,
+    )
+
+
+def modify_key(existing_ref: str, spec: OrderSpec) -> str:
+    return f"{existing_ref}#mod:{spec_hash(spec)}"
+
+
+def ordered(groups: Sequence[Group]) -> list[Intent]:
+    """Flatten groups: cancels, then sells, then buys; stable within a phase."""
+    result: list[Intent] = []
+    for group in sorted(groups, key=lambda group: group.phase):
+        result.extend(group.intents)
+    return result

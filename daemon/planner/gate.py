@@ -1,0 +1,257 @@
+"""The risk gate: marks the intents of a plan that break a risk limit as blocked.
+
+Blocked intents stay in the plan with ``blocked_by`` naming the limit, so the user sees what
+tradectl would have done and why it did not. The gate is pure and idempotent: it recomputes
+every ``blocked_by`` from the rules and the observed account.
+
+Checks, in order (the first that fails names the block):
+
+* ``halt`` blocks everything.
+* ``risk.allowed_symbols`` and ``risk.max_daily_loss_fraction`` (the circuit breaker) block
+  opening intents only: closing, protective and cancel intents reduce risk and always go.
+* ``risk.max_order_value`` blocks opening and closing orders whose value exceeds it;
+  protective orders (the stop and target of a position) are never blocked by size, since
+  blocking them would leave a position unprotected.
+* ``risk.max_position_fraction`` blocks opening orders after which the symbol's position,
+  assuming every working and planned order on that side fills, would exceed the fraction of NAV.
+* ``risk.max_risk_per_trade_fraction`` blocks bracket entries whose |entry - stop| x quantity
+  exceeds the fraction of NAV.
+* ``risk.max_orders_per_minute`` blocks the excess over the limit, opening intents first,
+  then closing ones, protective ones last.
+
+A bracket's intents are one unit: if one of them is blocked, all of them are, so a parent is
+never sent without its children and a protective leg is never cancelled without its successor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from daemon.planner.common import TERMINAL_STATUSES, money
+from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
+from schemas.models import Risk, RuleSet
+
+HALT = "halt"
+_PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
+
+
+def breaker_reason(risk: Risk, observed: Observed) -> str | None:
+    """Why the daily-loss circuit breaker is tripped, or None when it is not."""
+    if observed.breaker_tripped:
+        return "risk.max_daily_loss_fraction: circuit breaker tripped (until `tradectl resume`)"
+    floor = observed.day_start_nav * (1 - risk.max_daily_loss_fraction)
+    if observed.day_start_nav > 0 and observed.net_liquidation < floor:
+        loss = 1 - observed.net_liquidation / observed.day_start_nav
+        return (
+            f"risk.max_daily_loss_fraction: NAV {money(observed.net_liquidation)} is "
+            f"{loss:.2%} below the day's first NAV {money(observed.day_start_nav)} "
+            f"(limit {risk.max_daily_loss_fraction:.2%})"
+        )
+    return None
+
+
+def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
+    intents = [replace(intent, blocked_by=None) for intent in plan.intents]
+    if observed.halted:
+        blocked = tuple(replace(intent, blocked_by=HALT) for intent in intents)
+        return replace(plan, intents=blocked)
+
+    groups = _units(intents)
+    blocked_by: dict[int, str] = {}
+    exposure = _Exposure(intents, observed)
+    breaker = breaker_reason(rules.risk, observed)
+    for unit in groups:
+        reason = next(
+            (
+                found
+                for index in unit
+                if (found := _check(intents[index], rules, observed, breaker, exposure, intents))
+            ),
+            None,
+        )
+        if reason is not None:
+            blocked_by.update(dict.fromkeys(unit, reason))
+            continue
+        for index in unit:
+            exposure.add(intents[index])
+
+    _limit_rate(intents, groups, blocked_by, rules.risk, observed)
+    return replace(
+        plan,
+        intents=tuple(
+            replace(intent, blocked_by=blocked_by.get(index))
+            for index, intent in enumerate(intents)
+        ),
+    )
+
+
+def _units(intents: list[Intent]) -> list[list[int]]:
+    """Indices of intents that stand or fall together: all intents of one bracket rule; every
+    other intent alone. Units keep plan order (by their first intent)."""
+    units: list[list[int]] = []
+    bracket_unit: dict[str, list[int]] = {}
+    for index, intent in enumerate(intents):
+        if intent.kind == "brackets":
+            unit = bracket_unit.get(intent.rule)
+            if unit is None:
+                unit = bracket_unit[intent.rule] = []
+                units.append(unit)
+            unit.append(index)
+        else:
+            units.append([index])
+    return units
+
+
+class _Exposure:
+    """Worst-case position per symbol: the position plus every working order on one side that
+    this plan leaves alone, plus the opening orders admitted so far."""
+
+    def __init__(self, intents: list[Intent], observed: Observed) -> None:
+        self.observed = observed
+        touched = {intent.order_id for intent in intents if intent.order_id is not None}
+        self.orders_by_id: dict[int, WorkingOrder] = {}
+        self.long: dict[str, float] = {}
+        self.short: dict[str, float] = {}
+        for order in observed.working_orders:
+            self.orders_by_id[order.order_id] = order
+            if order.status in TERMINAL_STATUSES or order.order_id in touched:
+                continue
+            book = self.long if order.action == "BUY" else self.short
+            book[order.symbol] = book.get(order.symbol, 0.0) + order.remaining
+
+    def new_remaining(self, intent: Intent) -> float:
+        assert intent.order is not None
+        if intent.action == "modify" and intent.order_id in self.orders_by_id:
+            return intent.order.quantity - self.orders_by_id[intent.order_id].filled
+        return float(intent.order.quantity)
+
+    def after(self, intent: Intent) -> float:
+        """The signed position if this order and all same-side orders fill."""
+        assert intent.order is not None
+        symbol = intent.symbol
+        position = self.observed.position(symbol)
+        quantity = self.new_remaining(intent)
+        if intent.order.action == "BUY":
+            return position + self.long.get(symbol, 0.0) + quantity
+        return position - self.short.get(symbol, 0.0) - quantity
+
+    def add(self, intent: Intent) -> None:
+        if intent.order is None or intent.purpose != "opening":
+            return
+        book = self.long if intent.order.action == "BUY" else self.short
+        book[intent.symbol] = book.get(intent.symbol, 0.0) + self.new_remaining(intent)
+
+
+def _check(
+    intent: Intent,
+    rules: RuleSet,
+    observed: Observed,
+    breaker: str | None,
+    exposure: _Exposure,
+    intents: list[Intent],
+) -> str | None:
+    if intent.action == "cancel" or intent.order is None:
+        return None
+    risk = rules.risk
+    opening = intent.purpose == "opening"
+    if opening and risk.allowed_symbols is not None and intent.symbol not in risk.allowed_symbols:
+        return f"risk.allowed_symbols: {intent.symbol} is not in the allow-list"
+    if opening and breaker is not None:
+        return breaker
+    if intent.purpose == "protective":
+        return None
+    if intent.estimated_price is None:
+        return "risk.max_order_value: no price to value the order"
+    if intent.value > risk.max_order_value + 1e-6:
+        return f"risk.max_order_value: {money(intent.value)} > {money(risk.max_order_value)}"
+    if not opening:
+        return None
+    nav = observed.net_liquidation
+    quote = observed.quotes.get(intent.symbol)
+    price = quote.last if quote is not None and quote.last > 0 else intent.estimated_price
+    after_value = abs(exposure.after(intent)) * price
+    limit_value = risk.max_position_fraction * nav
+    if after_value > limit_value + 1e-6:
+        return (
+            f"risk.max_position_fraction: {intent.symbol} position after fill "
+            f"{money(after_value)} > {money(limit_value)} "
+            f"({risk.max_position_fraction:.2%} of NAV)"
+        )
+    if intent.kind == "brackets" and intent.leg == "entry":
+        return _risk_per_trade(intent, risk, observed, intents)
+    return None
+
+
+def _risk_per_trade(
+    entry: Intent, risk: Risk, observed: Observed, intents: list[Intent]
+) -> str | None:
+    assert entry.order is not None and entry.estimated_price is not None
+    distance = _stop_distance(entry, observed, intents)
+    if distance is None:
+        return "risk.max_risk_per_trade_fraction: no stop loss found for this entry"
+    quantity = entry.order.quantity
+    at_risk = distance * quantity
+    limit = risk.max_risk_per_trade_fraction * observed.net_liquidation
+    if at_risk > limit + 1e-6:
+        return (
+            f"risk.max_risk_per_trade_fraction: {money(at_risk)} at risk > {money(limit)} "
+            f"({risk.max_risk_per_trade_fraction:.2%} of NAV)"
+        )
+    return None
+
+
+def _stop_distance(entry: Intent, observed: Observed, intents: list[Intent]) -> float | None:
+    """|entry - stop| per share, from the stop planned with this entry or else the working one."""
+    assert entry.estimated_price is not None
+    price = entry.estimated_price
+    for intent in intents:
+        if (
+            intent.kind == "brackets"
+            and intent.rule == entry.rule
+            and intent.leg == "stop"
+            and intent.order is not None
+        ):
+            if intent.order.trailing_percent is not None:
+                return price * intent.order.trailing_percent / 100
+            if intent.order.aux_price is not None:
+                return abs(price - intent.order.aux_price)
+    for order in observed.working_orders:
+        if (
+            order.rule == entry.rule
+            and order.leg == "stop"
+            and order.status not in TERMINAL_STATUSES
+        ):
+            if order.trailing_percent is not None:
+                return price * order.trailing_percent / 100
+            if order.aux_price is not None:
+                return abs(price - order.aux_price)
+    return None
+
+
+def _limit_rate(
+    intents: list[Intent],
+    units: list[list[int]],
+    blocked_by: dict[int, str],
+    risk: Risk,
+    observed: Observed,
+) -> None:
+    candidates = [unit for unit in units if unit[0] not in blocked_by]
+    planned = sum(len(unit) for unit in candidates)
+    limit = risk.max_orders_per_minute
+    room = limit - observed.orders_sent_last_minute
+    if planned <= room:
+        return
+    reason = (
+        f"risk.max_orders_per_minute: {observed.orders_sent_last_minute} sent in the last "
+        f"minute + {planned} planned > {limit}"
+    )
+
+    def priority(unit: list[int]) -> int:
+        return max(_PRIORITY[intents[index].purpose] for index in unit)
+
+    used = 0
+    for unit in sorted(candidates, key=priority):
+        if used + len(unit) <= room:
+            used += len(unit)
+        else:
+            blocked_by.update(dict.fromkeys(unit, reason))

@@ -1,0 +1,74 @@
+"""``plan(rules, observed, now) -> Plan``: the whole reconcile decision, as a pure function.
+
+Order of work: index the observed account; plan brackets and scales (standing orders) and then
+allocations (which need to know the cash those standing orders take); drop what is already in
+flight; order the intents (cancels, sells, buys); run the risk gate last.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from daemon.planner.allocations import plan_allocations
+from daemon.planner.brackets import plan_brackets
+from daemon.planner.common import Book, Draft, Group, ordered
+from daemon.planner.gate import gate
+from daemon.planner.scales import plan_scales
+from daemon.planner.types import Observed, Plan
+from schemas.models import RuleSet
+
+
+def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
+    book = Book(observed, now)
+    draft = Draft()
+    for owned in book.owned:
+        if owned.kind is None:
+            draft.notes.append(
+                f"order {owned.order.order_id} ({owned.order.symbol}) has a tradectl orderRef "
+                f"of unknown form {owned.order.order_ref!r}; not touched"
+            )
+
+    standing = plan_brackets(rules, book)
+    standing.extend(plan_scales(rules, book))
+    draft.extend(standing)
+    draft.extend(plan_allocations(rules, book, _added_buy_value(standing, observed)))
+
+    groups: list[Group] = []
+    for group in draft.groups:
+        waiting = [intent.key for intent in group.intents if intent.key in observed.in_flight]
+        if waiting:
+            draft.notes.append(
+                f"{group.intents[0].kind}.{group.intents[0].rule}: waiting for the broker to "
+                f"acknowledge {waiting[0]}; not planned again"
+            )
+            continue
+        groups.append(group)
+
+    manual = observed.manual_orders
+    if manual:
+        draft.notes.append(
+            f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
+        )
+    drafted = Plan(intents=tuple(ordered(groups)), notes=tuple(draft.notes), manual_orders=manual)
+    return gate(drafted, rules, observed)
+
+
+def _added_buy_value(draft: Draft, observed: Observed) -> float:
+    """Cash that the buys planned by brackets and scales add to what working orders already
+    commit: a new buy's value, or what a modify adds to the order it changes."""
+    working = {order.order_id: order for order in observed.working_orders}
+    added = 0.0
+    for group in draft.groups:
+        for intent in group.intents:
+            order = intent.order
+            if order is None or order.action != "BUY" or intent.purpose == "protective":
+                continue
+            price = intent.estimated_price or 0.0
+            if intent.action == "place":
+                added += order.quantity * price
+            elif intent.order_id in working:
+                before = working[intent.order_id]
+                old_price = before.limit_price or before.aux_price or price
+                new_value = (order.quantity - before.filled) * price
+                added += max(0.0, new_value - before.remaining * old_price)
+    return added

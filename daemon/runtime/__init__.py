@@ -1,0 +1,1 @@
+"""The runtime: reconcile passes shared by apply, plan and the daemon."""

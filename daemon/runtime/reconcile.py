@@ -1,0 +1,261 @@
+"""One reconcile pass: connect → resync → observe → plan → gate → act → record (DESIGN.md §3).
+
+``tradectl apply`` runs one pass; ``tradectl plan`` runs one without acting; the daemon
+(``tradectl run``) will call ``reconcile_pass`` once per pass on a connection it keeps open.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from daemon.ib import BrokerState, IbAdapter, Progress
+from daemon.ib.translate import planner_execution
+from daemon.journal import Journal, JournaledIntent, Transition
+from daemon.planner import plan as make_plan
+from daemon.planner.types import Intent, Observed, Plan
+from schemas.models import RuleSet, parse_order_ref
+
+# US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
+# begins at midnight New York time.
+TRADING_TIME_ZONE = ZoneInfo("America/New_York")
+
+# A rejected intent waits before it is tried again: 1, 2, 4, ... minutes, at most an hour; a rule
+# whose orders were rejected this many times today is held until tomorrow.
+REJECTION_BACKOFF = timedelta(minutes=1)
+REJECTION_BACKOFF_MAX = timedelta(hours=1)
+REJECTIONS_PER_RULE_PER_DAY = 5
+
+HALT_KEY = "halt"
+BREAKER_KEY = "breaker_tripped_on"
+
+_SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
+_BRACKET_EXIT_LEGS = frozenset({"stop", "target"})
+
+
+@dataclass
+class PassResult:
+    plan: Plan
+    observed: Observed
+    resync: list[Transition] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    sent: int = 0
+    acknowledged_in_time: bool = True
+    progress: Progress = field(default_factory=Progress)
+    notes: tuple[str, ...] = ()
+    pacing_violations: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return self.progress.rejected
+
+
+def trading_day_start(now: datetime) -> datetime:
+    local = now.astimezone(TRADING_TIME_ZONE)
+    return datetime.combine(local.date(), time(0), tzinfo=TRADING_TIME_ZONE)
+
+
+def build_observed(
+    rules: RuleSet,
+    state: BrokerState,
+    journal: Journal | None,
+    now: datetime,
+) -> Observed:
+    """The planner's view: the broker's state plus what only the journal knows (entry fills
+    across days and restarts, intents in flight, halt and breaker)."""
+    day = trading_day_start(now).date().isoformat()
+    day_start_nav = state.net_liquidation
+    in_flight: frozenset[str] = frozenset()
+    sent_last_minute = 0
+    halted = breaker = False
+    executions = {execution.exec_id: execution for execution in state.executions}
+    if journal is not None:
+        nav_key = f"day_start_nav:{day}"
+        stored = journal.get_state(nav_key)
+        if stored is not None:
+            day_start_nav = float(stored)
+        elif journal.writable:
+            journal.set_state(nav_key, repr(state.net_liquidation))
+        in_flight = journal.in_flight_keys()
+        sent_last_minute = journal.sent_since(now - timedelta(minutes=1))
+        halted = journal.get_state(HALT_KEY) is not None
+        breaker = journal.get_state(BREAKER_KEY) == day
+        for recorded in journal.executions():
+            executions.setdefault(recorded.exec_id, recorded)
+    entry_fills: dict[tuple[str, str], float] = {}
+    entry_values: dict[tuple[str, str], float] = {}
+    exit_fills: dict[tuple[str, str], float] = {}
+    for execution in executions.values():
+        parsed = parse_order_ref(execution.order_ref)
+        if parsed is None:
+            continue
+        rule, generation, leg = parsed
+        key = (rule, generation)
+        is_entry = (rule in rules.brackets and leg == "entry") or (
+            rule in rules.scales and _SCALE_LEG.match(leg) is not None
+        )
+        if is_entry:
+            entry_fills[key] = entry_fills.get(key, 0.0) + execution.shares
+            entry_values[key] = entry_values.get(key, 0.0) + execution.shares * execution.price
+        elif rule in rules.brackets and leg in _BRACKET_EXIT_LEGS:
+            exit_fills[key] = exit_fills.get(key, 0.0) + execution.shares
+    entry_fill_prices = {
+        key: entry_values[key] / filled for key, filled in entry_fills.items() if filled
+    }
+    commissions: dict[str, float | None] = {}
+    if journal is not None:
+        commissions = {ex.exec_id: journal.commission(ex.exec_id) for ex in state.executions}
+    return Observed(
+        account_id=state.account_id,
+        net_liquidation=state.net_liquidation,
+        cash=state.cash,
+        buying_power=state.buying_power,
+        day_start_nav=day_start_nav,
+        positions=state.positions,
+        working_orders=state.working_orders,
+        executions=tuple(
+            planner_execution(ex, commissions.get(ex.exec_id)) for ex in state.executions
+        ),
+        quotes=state.quotes,
+        contracts=state.contracts,
+        entry_fills=entry_fills,
+        entry_fill_prices=entry_fill_prices,
+        exit_fills=exit_fills,
+        in_flight=in_flight,
+        orders_sent_last_minute=sent_last_minute,
+        halted=halted,
+        breaker_tripped=breaker,
+    )
+
+
+def hold_rejected(plan: Plan, journal: Journal | None, now: datetime) -> Plan:
+    """Block intents whose key IB rejected recently (exponential backoff) and every opening or
+    closing intent of a rule IB rejected too often today, so a rejected order is never retried
+    in a tight loop."""
+    if journal is None:
+        return plan
+    rejected = journal.rejections(trading_day_start(now))
+    if not rejected:
+        return plan
+    per_rule: dict[str, list[JournaledIntent]] = {}
+    per_key: dict[str, list[JournaledIntent]] = {}
+    for earlier in rejected:
+        per_rule.setdefault(earlier.rule, []).append(earlier)
+        per_key.setdefault(earlier.key, []).append(earlier)
+    held: list[Intent] = []
+    for intent in plan.intents:
+        reason = None
+        if intent.blocked or intent.action == "cancel" or intent.purpose == "protective":
+            held.append(intent)
+            continue
+        rule_rejections = per_rule.get(intent.rule, [])
+        key_rejections = per_key.get(intent.key, [])
+        if len(rule_rejections) >= REJECTIONS_PER_RULE_PER_DAY:
+            last = rule_rejections[-1]
+            reason = (
+                f"rejected by IB {len(rule_rejections)} times today (last: {_ib_error(last)}); "
+                "held until the next trading day: fix the rule or the account"
+            )
+        elif key_rejections:
+            last = key_rejections[-1]
+            wait = min(REJECTION_BACKOFF * 2 ** (len(key_rejections) - 1), REJECTION_BACKOFF_MAX)
+            finished = journal_finished_at(last)
+            if finished is not None and now < finished + wait:
+                retry = (finished + wait).astimezone(TRADING_TIME_ZONE).strftime("%H:%M:%S %Z")
+                reason = f"rejected by IB ({_ib_error(last)}); retry after {retry}"
+        held.append(intent if reason is None else replace(intent, blocked_by=reason))
+    return replace(plan, intents=tuple(held))
+
+
+def journal_finished_at(intent: JournaledIntent) -> datetime | None:
+    # A rejected intent's time is when it was sent (or journaled): the backoff counts from there.
+    return intent.sent_at or intent.created_at
+
+
+def _ib_error(intent: JournaledIntent) -> str:
+    if intent.error_code is None:
+        return "no error text"
+    return f"IB {intent.error_code}: {intent.error_text}"
+
+
+def sending_groups(intents: Sequence[Intent]) -> list[list[Intent]]:
+    """Intents that must be journaled and sent together: a bracket parent with its children
+    (children name the parent by orderRef). Everything else goes alone. Plan order is kept."""
+    groups: list[list[Intent]] = []
+    by_ref: dict[str, list[Intent]] = {}
+    for intent in intents:
+        order = intent.order
+        if order is not None and order.parent_ref is not None and order.parent_ref in by_ref:
+            by_ref[order.parent_ref].append(intent)
+            continue
+        group = [intent]
+        groups.append(group)
+        if order is not None:
+            by_ref[order.order_ref] = group
+    return groups
+
+
+def reconcile_pass(
+    rules: RuleSet,
+    adapter: IbAdapter,
+    journal: Journal | None,
+    *,
+    clock: Callable[[], datetime],
+    confirm: Callable[[Plan], bool] | None,
+    act: bool,
+    ack_timeout: float,
+    trigger: str,
+    on_resync: Callable[[list[Transition]], None] | None = None,
+) -> PassResult:
+    """Resync, observe, plan, gate; then, when ``act`` and ``confirm`` agree, journal and send
+    the actionable intents and wait for their acknowledgement."""
+    now = clock()
+    adapter.start_pass()
+    writable = journal is not None and journal.writable
+    pass_id = None
+    if writable:
+        assert journal is not None
+        journal.record_generation(rules.generation())
+        pass_id = journal.begin_pass(trigger, rules.generation())
+    day_start = trading_day_start(now)
+    transitions = adapter.resync(day_start)
+    if on_resync is not None and transitions:
+        on_resync(transitions)
+    state = adapter.observe(rules.symbols(), day_start)
+    observed = build_observed(rules, state, journal, now)
+    plan = hold_rejected(make_plan(rules, observed, now), journal, now)
+    result = PassResult(plan=plan, observed=observed, resync=transitions, notes=state.notes)
+    actionable = plan.actionable
+    if not act or not actionable:
+        _finish(journal, pass_id, result, "converged" if not actionable else "planned")
+        return result
+    if confirm is not None and not confirm(plan):
+        _finish(journal, pass_id, result, "declined")
+        return result
+    working = {order.order_id: order for order in observed.owned_orders}
+    result.problems = adapter.execute(
+        sending_groups(actionable), contracts=state.qualified, working=working, pass_id=pass_id
+    )
+    result.acknowledged_in_time = adapter.wait(ack_timeout)
+    result.progress = adapter.progress
+    result.sent = adapter.progress.sent
+    result.pacing_violations = adapter.pacing_violations
+    _finish(journal, pass_id, result, "sent")
+    return result
+
+
+def _finish(journal: Journal | None, pass_id: int | None, result: PassResult, outcome: str) -> None:
+    if journal is None or pass_id is None:
+        return
+    detail = "; ".join(result.problems + result.progress.errors)
+    journal.finish_pass(
+        pass_id,
+        planned=len(result.plan.intents),
+        blocked=len(result.plan.blocked),
+        sent=result.sent,
+        outcome=outcome,
+        detail=detail,
+    )

@@ -1,0 +1,91 @@
+"""A connected session for one command: the gateway (or an in-process sim), the journal and the
+adapter, opened in the right order and always closed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from daemon.ib import ConnectionSettings, IbAdapter, Progress
+from daemon.journal import Journal, utc_now
+from daemon.pacer import DEFAULT_RATE
+from daemon.runtime.reconcile import PassResult, reconcile_pass
+from schemas.models import RuleSet
+
+
+@dataclass
+class Session:
+    adapter: IbAdapter
+    journal: Journal | None
+    sim_port: int | None
+
+
+def connection_settings(
+    rules: RuleSet,
+    *,
+    readonly: bool,
+    host: str | None = None,
+    port: int | None = None,
+    pacing_rate: float = DEFAULT_RATE,
+) -> ConnectionSettings:
+    gateway = rules.gateway
+    return ConnectionSettings(
+        host=host or gateway.host,
+        port=port or gateway.port,
+        client_id=gateway.client_id,
+        account=rules.account.id,
+        live_allowed=rules.account.live,
+        timeout=gateway.connect_timeout.total_seconds(),
+        readonly=readonly,
+        pacing_rate=pacing_rate,
+    )
+
+
+@contextmanager
+def open_session(
+    rules: RuleSet,
+    *,
+    state_dir: Path,
+    sim: bool,
+    readonly: bool,
+    progress: Callable[[Progress], None] | None = None,
+    pacing_rate: float = DEFAULT_RATE,
+) -> Iterator[Session]:
+    """``readonly`` connects read-only and reads the journal without taking its lock (``plan``
+    beside a running daemon); otherwise the journal is locked for this process."""
+    with ExitStack() as stack:
+        host = port = None
+        if sim:
+            from daemon.sim import SimState, start_sim_thread
+
+            gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
+            stack.callback(gateway.stop)
+            host, port = gateway.host, gateway.port
+        journal = Journal.open_read_only(state_dir) if readonly else Journal.open(state_dir)
+        if journal is not None:
+            stack.callback(journal.close)
+        settings = connection_settings(
+            rules, readonly=readonly, host=host, port=port, pacing_rate=pacing_rate
+        )
+        adapter = IbAdapter(settings, journal, progress=progress)
+        stack.callback(adapter.disconnect)
+        adapter.connect()
+        yield Session(adapter=adapter, journal=journal, sim_port=port)
+
+
+def plan_against_gateway(rules: RuleSet, *, state_dir: Path, sim: bool) -> PassResult:
+    """``tradectl plan`` against a gateway: a read-only connection, the journal read without its
+    lock, and nothing sent."""
+    with open_session(rules, state_dir=state_dir, sim=sim, readonly=True) as session:
+        return reconcile_pass(
+            rules,
+            session.adapter,
+            session.journal,
+            clock=utc_now,
+            confirm=None,
+            act=False,
+            ack_timeout=0.0,
+            trigger="plan",
+        )

@@ -1,0 +1,185 @@
+"""Crashes between journal and send and between send and acknowledgement, pacing of a large plan,
+and accounts that must be refused."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter
+from daemon.sim import SimState
+
+from .conftest import (
+    CLIENT_ID,
+    DEFAULT_PRICES,
+    Gateway,
+    Outcome,
+    apply_subprocess,
+    sim_state,
+    wait_until,
+    write_rules,
+)
+from .test_apply_e2e import allocation, converge
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("point", ["journal", "send"])
+def test_a_crash_never_leads_to_a_second_order(
+    point: str,
+    gateway: Gateway,
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+) -> None:
+    targets = {"AAPL": 0.1, "MSFT": 0.1, "NVDA": 0.05}
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(targets))
+    state_dir = tmp_path / "state"
+    crashed = apply_subprocess(rules, state_dir, env={"TRADECTL_TEST_CRASH_AFTER": point})
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    wait_until(lambda: not gateway.client_connected(CLIENT_ID))
+    placed_at_crash = gateway.placed_refs()
+    assert len(placed_at_crash) == (0 if point == "journal" else 1)
+
+    converge(apply_in_process, rules)
+    refs = gateway.placed_refs()
+    assert len(refs) == len(set(refs)), f"an intent was sent twice: {refs}"
+    assert set(placed_at_crash) <= set(refs)
+    assert set(gateway.positions()) == set(targets)
+
+
+@pytest.mark.slow
+def test_a_500_symbol_allocation_is_paced_without_a_single_error_100(
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+) -> None:
+    # The sim's synthetic tickers SYM0001..SYM0500 (what `tradectl sim --symbols 500` serves).
+    state = sim_state({}, cash=10_000_000).with_synthetic_symbols(500)
+    gateway = gateway_factory(state)
+    symbols = sorted(state.symbols)
+    assert len(symbols) == 500
+    rules = write_rules(
+        tmp_path / "rules", gateway, allocations=allocation(dict.fromkeys(symbols, 0.0019))
+    )
+    outcome = apply_in_process(rules, "--timeout", "120")
+    assert outcome.code == 0, outcome.out[-2000:]
+    assert "sent 500 / acknowledged 500" in outcome.out
+    messages = gateway.messages()
+    assert [line for line in messages if line.get("dropped")] == []
+    assert len(gateway.messages("placeOrder")) == 500
+    assert len(gateway.positions()) == 500
+
+
+def test_a_live_account_without_live_true_is_refused_before_any_order(
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+) -> None:
+    gateway = gateway_factory(sim_state(DEFAULT_PRICES, account="U7654321"))
+    rules = write_rules(
+        tmp_path / "rules",
+        gateway,
+        account={"id": "U7654321"},
+        allocations=allocation({"AAPL": 0.2}),
+    )
+    outcome = apply_in_process(rules)
+    assert outcome.code == 1
+    assert "live: true" in outcome.err
+    assert gateway.messages() == []
+    # The adapter refuses on its own too, whatever produced its settings.
+    adapter = IbAdapter(
+        ConnectionSettings("127.0.0.1", gateway.sim.port, CLIENT_ID, "U7654321", False), None
+    )
+    try:
+        with pytest.raises(
+            AccountRefused, match=r"U7654321 is a live account .*account.live: true"
+        ):
+            adapter.connect()
+    finally:
+        adapter.disconnect()
+    assert gateway.messages("placeOrder") == []
+
+
+def test_an_account_the_gateway_does_not_manage_is_refused(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    rules = write_rules(
+        tmp_path / "rules",
+        gateway,
+        account={"id": "DU9999999"},
+        allocations=allocation({"AAPL": 0.2}),
+    )
+    outcome = apply_in_process(rules)
+    assert outcome.code == 1
+    assert "DU9999999 is not among the gateway's managed accounts (DU0000001)" in outcome.err
+    assert gateway.messages("placeOrder") == []
+
+
+def test_apply_without_a_terminal_needs_yes(gateway: Gateway, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.2}))
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "apply", str(rules), "--state-dir", str(tmp_path / "s")],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "stdin is not a terminal" in result.stderr and "--yes" in result.stderr
+    assert gateway.messages("placeOrder") == []
+
+
+def test_an_order_the_gateway_is_slow_to_take_is_waited_for_not_sent_again(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    targets = allocation({"AAPL": 0.04})
+    rules = write_rules(tmp_path / "rules", gateway, allocations=targets)
+    gateway.sim.control.delay_acks(4000)
+    slow = apply_in_process(rules, "--timeout", "0.3")
+    assert slow.code == 1
+    assert "not acknowledged in time" in slow.out
+    # The gateway holds the order unprocessed (and the old client id, so the next pass comes in
+    # under another one): the next pass must not send it again.
+    write_rules(tmp_path / "rules", gateway, client_id=CLIENT_ID + 1, allocations=targets)
+    waiting = apply_in_process(rules)
+    assert "waiting for the broker to acknowledge" in waiting.out
+    assert len(gateway.messages("placeOrder")) == 1
+    gateway.sim.control.delay_acks(0)
+    wait_until(lambda: gateway.positions().get("AAPL", 0) > 0)
+    converge(apply_in_process, rules)
+    assert len(gateway.messages("placeOrder")) == 1
+
+
+def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(
+        "version: 1\n"
+        "account: {id: DU0000001}\n"
+        "gateway: {host: 127.0.0.1, port: 4002, client_id: 17}\n"
+        "risk: {max_order_value: 50000, max_position_fraction: 0.3,\n"
+        "       max_risk_per_trade_fraction: 0.01, max_daily_loss_fraction: 0.05}\n"
+        "allocations:\n"
+        "  core: {capital: {amount: 20000}, targets: {AAPL: 0.3, MSFT: 0.3}}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "apply", str(rules), "--sim", "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sent 2 / acknowledged 2" in result.stdout
+    assert (tmp_path / "var" / "state" / "journal.sqlite3").exists()

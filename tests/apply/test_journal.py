@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.journal import (
+    MIGRATIONS,
+    AlreadyLive,
+    BrokerRecord,
+    Journal,
+    JournalLocked,
+    JournalVersionError,
+    match_journal,
+    resolve_state_dir,
+)
+from daemon.planner.types import Intent, OrderSpec
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+def place(key: str, ref: str, quantity: int = 10) -> Intent:
+    return Intent(
+        key=key,
+        action="place",
+        kind="brackets",
+        rule="aapl-pullback",
+        leg=ref.rsplit(":", 1)[1],
+        symbol="AAPL",
+        purpose="opening",
+        reason="entry not working",
+        order=OrderSpec(
+            symbol="AAPL",
+            action="BUY",
+            quantity=quantity,
+            order_type="LMT",
+            order_ref=ref,
+            limit_price=150.0,
+        ),
+    )
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Journal:
+    return Journal.open(tmp_path, clock=lambda: NOW)
+
+
+def test_fresh_journal_is_wal_and_at_the_latest_schema_version(
+    journal: Journal, tmp_path: Path
+) -> None:
+    journal.close()
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    versions = [row[0] for row in db.execute("SELECT version FROM schema_version ORDER BY version")]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
+    Journal.open(tmp_path).close()
+    Journal.open(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    assert db.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_a_journal_from_a_newer_tradectl_is_refused(tmp_path: Path) -> None:
+    Journal.open(tmp_path).close()
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    db.execute("INSERT INTO schema_version VALUES (?, 'later')", (len(MIGRATIONS) + 1,))
+    db.commit()
+    db.close()
+    with pytest.raises(JournalVersionError, match="upgrade tradectl"):
+        Journal.open(tmp_path)
+
+
+def test_a_second_process_on_the_same_state_dir_is_refused(
+    journal: Journal, tmp_path: Path
+) -> None:
+    with pytest.raises(JournalLocked, match="in use by another tradectl process"):
+        Journal.open(tmp_path)
+
+
+def test_state_dir_comes_from_option_then_env_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRADECTL_STATE_DIR", raising=False)
+    assert resolve_state_dir(None) == Path("var/state")
+    monkeypatch.setenv("TRADECTL_STATE_DIR", "/srv/tradectl")
+    assert resolve_state_dir(None) == Path("/srv/tradectl")
+    assert resolve_state_dir("here") == Path("here")
+
+
+def test_order_ids_increase_and_are_never_reused_even_when_unsent(journal: Journal) -> None:
+    first = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="s1", next_valid_order_id=5
+    )
+    assert first[0].order_id == 5
+    journal.finish_intent(first[0].id, "unsent")
+    # The connection offers a lower id again (a gateway restart, say): the journal's mark wins.
+    second = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry"), place("k2", "tctl:a:g:stop")],
+        client_id=17,
+        session="s2",
+        next_valid_order_id=1,
+    )
+    assert [intent.order_id for intent in second] == [6, 7]
+    assert journal.order_id_high_water(17) == 7
+    assert journal.order_id_high_water(18) == -1
+
+
+def test_a_live_key_is_never_journaled_twice_and_the_group_rolls_back(journal: Journal) -> None:
+    journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="s", next_valid_order_id=1
+    )
+    with pytest.raises(AlreadyLive, match="k1"):
+        journal.journal_intents(
+            [place("k2", "tctl:a:g:stop"), place("k1", "tctl:a:g:entry")],
+            client_id=17,
+            session="s",
+            next_valid_order_id=1,
+        )
+    assert [intent.key for intent in journal.live_intents()] == ["k1"]
+    assert journal.order_id_high_water(17) == 1
+
+
+def test_intent_lifecycle_and_in_flight_keys(journal: Journal) -> None:
+    (intent,) = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="s", next_valid_order_id=1
+    )
+    assert journal.in_flight_keys() == {"k1"}
+    journal.mark_sent(intent.id)
+    assert journal.intent(intent.id).state == "sent"
+    assert journal.in_flight_keys() == {"k1"}
+    journal.mark_acknowledged(intent.id, perm_id=9001)
+    assert journal.in_flight_keys() == frozenset()
+    assert journal.known_perm_ids() == {9001}
+    journal.finish_intent(intent.id, "filled")
+    assert journal.live_intents() == []
+    # A finished key may be planned again (tomorrow's allocation, say).
+    journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="s", next_valid_order_id=1
+    )
+
+
+def resync(journal: Journal, broker: list[BrokerRecord], now: datetime = NOW) -> dict[str, str]:
+    transitions = match_journal(
+        journal.live_intents(),
+        broker,
+        known_perm_ids=journal.known_perm_ids(),
+        now=now,
+        ack_timeout=timedelta(seconds=30),
+    )
+    return {
+        journal.intent(transition.intent_id).key: transition.state for transition in transitions
+    }
+
+
+def test_crash_between_journal_and_send_marks_the_intent_unsent(journal: Journal) -> None:
+    journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="old", next_valid_order_id=1
+    )
+    assert resync(journal, []) == {"k1": "unsent"}
+
+
+def test_crash_between_send_and_ack_adopts_the_broker_order(journal: Journal) -> None:
+    (intent,) = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="old", next_valid_order_id=1
+    )
+    broker = [BrokerRecord("open", "tctl:a:g:entry", intent.order_id or 0, 17, 555, "Submitted")]
+    assert resync(journal, broker) == {"k1": "acknowledged"}
+
+
+def test_an_earlier_order_with_the_same_ref_is_not_mistaken_for_this_intent(
+    journal: Journal,
+) -> None:
+    (earlier,) = journal.journal_intents(
+        [place("slice-1", "tctl:core:g:AAPL")], client_id=17, session="old", next_valid_order_id=1
+    )
+    journal.mark_acknowledged(earlier.id, perm_id=100)
+    journal.finish_intent(earlier.id, "filled")
+    journal.journal_intents(
+        [place("slice-2", "tctl:core:g:AAPL")], client_id=17, session="old", next_valid_order_id=1
+    )
+    # Completed orders may carry no order id: only the permId tells them apart.
+    broker = [BrokerRecord("completed", "tctl:core:g:AAPL", 0, 17, 100, "Filled", 10)]
+    assert resync(journal, broker) == {"slice-2": "unsent"}
+    broker.append(BrokerRecord("completed", "tctl:core:g:AAPL", 0, 17, 101, "Filled", 10))
+    assert resync(journal, broker) == {"slice-2": "filled"}
+
+
+def test_executions_alone_prove_an_order_was_sent(journal: Journal) -> None:
+    (intent,) = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry", quantity=10)],
+        client_id=17,
+        session="old",
+        next_valid_order_id=1,
+    )
+    order_id = intent.order_id or 0
+    broker = [BrokerRecord("execution", "tctl:a:g:entry", order_id, 17, 7, filled=4)]
+    assert resync(journal, broker) == {"k1": "acknowledged"}
+    broker.append(BrokerRecord("execution", "tctl:a:g:entry", order_id, 17, 7, filled=6))
+    assert resync(journal, broker) == {"k1": "filled"}
+
+
+def test_a_sent_intent_without_trace_stays_in_flight_until_the_timeout(journal: Journal) -> None:
+    # Sent by an earlier process that crashed right after the write: the gateway may still be
+    # processing it, so it is not planned again before the acknowledgement timeout.
+    (intent,) = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="old", next_valid_order_id=1
+    )
+    journal.mark_sent(intent.id)
+    assert resync(journal, []) == {}
+    assert resync(journal, [], now=NOW + timedelta(seconds=29)) == {}
+    assert resync(journal, [], now=NOW + timedelta(minutes=5)) == {"k1": "unsent"}
+
+
+def test_another_clients_order_with_the_same_id_is_not_adopted(journal: Journal) -> None:
+    (intent,) = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="old", next_valid_order_id=1
+    )
+    broker = [BrokerRecord("open", "tctl:a:g:entry", intent.order_id or 0, 99, 0, "Submitted")]
+    assert resync(journal, broker) == {"k1": "unsent"}
+
+
+def test_terminal_broker_status_ends_an_adopted_intent(journal: Journal) -> None:
+    (intent,) = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="old", next_valid_order_id=1
+    )
+    broker = [BrokerRecord("completed", "tctl:a:g:entry", intent.order_id or 0, 17, 5, "Inactive")]
+    assert resync(journal, broker) == {"k1": "rejected"}
+
+
+def test_an_acknowledged_order_that_vanished_is_closed(journal: Journal) -> None:
+    (intent,) = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry")], client_id=17, session="old", next_valid_order_id=1
+    )
+    journal.mark_acknowledged(intent.id, perm_id=5)
+    assert resync(journal, [BrokerRecord("open", "tctl:a:g:entry", 0, 17, 5, "Submitted")]) == {}
+    assert resync(journal, []) == {"k1": "cancelled"}

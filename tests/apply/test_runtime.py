@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from daemon.ib import BrokerState
+from daemon.journal import Journal, RecordedExecution
+from daemon.planner.types import Intent, OrderSpec, Plan
+from daemon.runtime.reconcile import (
+    REJECTIONS_PER_RULE_PER_DAY,
+    build_observed,
+    hold_rejected,
+    sending_groups,
+)
+from schemas.models import RuleSet
+
+NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+
+
+def intent(key: str, rule: str = "core", parent: str | None = None, **fields: object) -> Intent:
+    order = OrderSpec(
+        symbol="AAPL",
+        action="BUY",
+        quantity=10,
+        order_type="LMT",
+        order_ref=key,
+        limit_price=100.0,
+        parent_ref=parent,
+    )
+    base = Intent(
+        key=key,
+        action="place",
+        kind="allocations",
+        rule=rule,
+        leg=key.rsplit(":", 1)[1],
+        symbol="AAPL",
+        purpose="opening",
+        reason="test",
+        order=order,
+        estimated_price=100.0,
+    )
+    return replace(base, **fields)  # type: ignore[arg-type]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def journal(tmp_path: Path, clock: Clock) -> Journal:
+    return Journal.open(tmp_path, clock=clock)
+
+
+def reject(journal: Journal, item: Intent) -> None:
+    (entry,) = journal.journal_intents([item], client_id=1, session="s", next_valid_order_id=1)
+    journal.mark_sent(entry.id)
+    journal.record_intent_error(entry.id, 201, "Order rejected - reason: test")
+    journal.finish_intent(entry.id, "rejected")
+
+
+def test_a_rejected_intent_backs_off_exponentially(journal: Journal, clock: Clock) -> None:
+    planned = Plan(intents=(intent("tctl:core:g:AAPL.1"),))
+    reject(journal, planned.intents[0])
+    clock.now += timedelta(seconds=30)
+    (held,) = hold_rejected(planned, journal, clock.now).intents
+    assert held.blocked_by is not None
+    assert "rejected by IB (IB 201: Order rejected - reason: test); retry after" in held.blocked_by
+    clock.now += timedelta(seconds=31)
+    assert not hold_rejected(planned, journal, clock.now).intents[0].blocked
+    reject(journal, planned.intents[0])
+    clock.now += timedelta(seconds=90)
+    assert hold_rejected(planned, journal, clock.now).intents[0].blocked
+    clock.now += timedelta(seconds=31)
+    assert not hold_rejected(planned, journal, clock.now).intents[0].blocked
+
+
+def test_a_rule_rejected_too_often_today_is_held_but_not_its_protection(
+    journal: Journal, clock: Clock
+) -> None:
+    for number in range(REJECTIONS_PER_RULE_PER_DAY):
+        reject(journal, intent(f"tctl:core:g:AAPL.{number}"))
+    clock.now += timedelta(hours=2)
+    fresh = intent("tctl:core:g:AAPL.new")
+    protective = intent("tctl:core:g:stop", purpose="protective")
+    other_rule = intent("tctl:other:g:AAPL.x", rule="other")
+    held = hold_rejected(Plan(intents=(fresh, protective, other_rule)), journal, clock.now)
+    assert [item.blocked for item in held.intents] == [True, False, False]
+    assert "held until the next trading day" in (held.intents[0].blocked_by or "")
+    tomorrow = clock.now + timedelta(days=1)
+    assert not hold_rejected(Plan(intents=(fresh,)), journal, tomorrow).intents[0].blocked
+
+
+def test_bracket_legs_are_sent_as_one_group_in_plan_order() -> None:
+    entry = intent("tctl:b:g:entry", rule="b")
+    stop = intent("tctl:b:g:stop", rule="b", parent="tctl:b:g:entry")
+    target = intent("tctl:b:g:target", rule="b", parent="tctl:b:g:entry")
+    single = intent("tctl:core:g:MSFT.1")
+    groups = sending_groups([single, entry, stop, target])
+    assert [[item.leg for item in group] for group in groups] == [
+        ["MSFT.1"],
+        ["entry", "stop", "target"],
+    ]
+
+
+def test_entry_and_exit_fills_come_from_the_journal_across_days(
+    journal: Journal, tmp_path: Path
+) -> None:
+    rules = RuleSet.model_validate(
+        {
+            "account": {"id": "DU1234567"},
+            "risk": {
+                "max_order_value": 1e6,
+                "max_position_fraction": 0.5,
+                "max_risk_per_trade_fraction": 0.05,
+                "max_daily_loss_fraction": 0.05,
+            },
+            "brackets": {
+                "b": {
+                    "symbol": "AAPL",
+                    "side": "BUY",
+                    "quantity": 10,
+                    "entry": {"limit": 100.0},
+                    "stop_loss": {"price": 90.0},
+                    "take_profit": {"price": 120.0},
+                }
+            },
+        },
+        strict=False,
+    )
+    yesterday = NOW - timedelta(days=1)
+    for exec_id, leg, shares, price in (
+        ("e1", "entry", 6, 100.0),
+        ("e2", "entry", 4, 99.0),
+        ("e3", "stop", 3, 90.0),
+        ("e4", "AAPL.1", 5, 1.0),
+    ):
+        journal.record_execution(
+            RecordedExecution(
+                exec_id, 1, 1, 1, f"tctl:b:g:{leg}", "AAPL", "BUY", shares, price, yesterday
+            )
+        )
+    state = BrokerState("DU1234567", 1e6, 1e6, 1e6, {}, (), (), {}, {}, {})
+    observed = build_observed(rules, state, journal, NOW)
+    assert observed.entry_fills == {("b", "g"): 10}
+    assert observed.entry_fill_prices == {("b", "g"): pytest.approx(99.6)}
+    assert observed.exit_fills == {("b", "g"): 3}
+    assert observed.day_start_nav == 1e6
+    later = replace(state, net_liquidation=9e5)
+    assert build_observed(rules, later, journal, NOW + timedelta(hours=1)).day_start_nav == 1e6

@@ -1,0 +1,160 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ib_insync import Contract, Order
+from ib_insync.util import UNSET_DOUBLE
+
+from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter, check_account
+from daemon.ib.translate import is_informational, to_ib_order, working_order
+from daemon.journal import Journal
+from daemon.planner.types import Intent, OrderSpec
+
+
+def spec(**fields: object) -> OrderSpec:
+    base: dict[str, object] = {
+        "symbol": "AAPL",
+        "action": "BUY",
+        "quantity": 100,
+        "order_type": "LMT",
+        "order_ref": "tctl:aapl:abc:entry",
+        "limit_price": 150.0,
+    }
+    base.update(fields)
+    return OrderSpec(**base)  # type: ignore[arg-type]
+
+
+def test_limit_order_carries_account_ref_tif_and_id() -> None:
+    order = to_ib_order(spec(tif="GTC"), order_id=42, account="DU1", parent_ids={})
+    assert (order.orderId, order.action, order.totalQuantity) == (42, "BUY", 100)
+    assert (order.orderType, order.lmtPrice, order.tif) == ("LMT", 150.0, "GTC")
+    assert (order.account, order.orderRef, order.transmit) == ("DU1", "tctl:aapl:abc:entry", True)
+    assert order.auxPrice == UNSET_DOUBLE
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"order_type": "MKT", "limit_price": None}, {"orderType": "MKT"}),
+        (
+            {"order_type": "STP", "limit_price": None, "aux_price": 140.0},
+            {"orderType": "STP", "auxPrice": 140.0},
+        ),
+        (
+            {"order_type": "STP LMT", "limit_price": 152.5, "aux_price": 152.0},
+            {"orderType": "STP LMT", "auxPrice": 152.0, "lmtPrice": 152.5},
+        ),
+        (
+            {"order_type": "TRAIL", "limit_price": None, "trailing_percent": 2.0},
+            {"orderType": "TRAIL", "trailingPercent": 2.0, "auxPrice": UNSET_DOUBLE},
+        ),
+    ],
+)
+def test_each_order_type_sets_its_prices(
+    fields: dict[str, object], expected: dict[str, object]
+) -> None:
+    order = to_ib_order(spec(**fields), order_id=1, account="DU1", parent_ids={})
+    for name, value in expected.items():
+        assert getattr(order, name) == value
+
+
+def test_bracket_children_point_at_the_parent_and_share_an_oca_group() -> None:
+    child = spec(
+        action="SELL",
+        order_type="STP",
+        limit_price=None,
+        aux_price=140.0,
+        order_ref="tctl:aapl:abc:stop",
+        parent_ref="tctl:aapl:abc:entry",
+        oca_group="tctl:aapl:abc",
+        transmit=False,
+    )
+    order = to_ib_order(child, order_id=8, account="DU1", parent_ids={"tctl:aapl:abc:entry": 7})
+    assert (order.parentId, order.ocaGroup, order.ocaType, order.transmit) == (
+        7,
+        "tctl:aapl:abc",
+        2,
+        False,
+    )
+    with pytest.raises(ValueError, match="parent"):
+        to_ib_order(child, order_id=8, account="DU1", parent_ids={})
+
+
+def test_an_order_type_without_its_price_is_refused() -> None:
+    with pytest.raises(ValueError, match="stop price"):
+        to_ib_order(
+            spec(order_type="STP", limit_price=None), order_id=1, account="D", parent_ids={}
+        )
+
+
+def test_open_order_becomes_a_working_order() -> None:
+    contract = Contract(symbol="MSFT", secType="STK")
+    order = Order(
+        orderId=5,
+        clientId=17,
+        permId=900,
+        action="SELL",
+        totalQuantity=30,
+        orderType="LMT",
+        lmtPrice=500.0,
+        tif="GTC",
+        orderRef="tctl:core:g:MSFT.abcd",
+    )
+    working = working_order(contract, order, "Submitted", 10)
+    assert working.owned and working.rule == "core"
+    assert (working.symbol, working.remaining, working.limit_price, working.aux_price) == (
+        "MSFT",
+        20,
+        500.0,
+        None,
+    )
+    manual = working_order(contract, Order(orderId=0, permId=1, action="BUY"), "Submitted", 0)
+    assert not manual.owned
+
+
+def test_informational_codes() -> None:
+    assert all(is_informational(code) for code in (2104, 2158, 404, 10349, 399))
+    assert not any(is_informational(code) for code in (201, 103, 110, 200))
+
+
+def test_account_checks() -> None:
+    check_account("DU1", live_allowed=False, managed=["DU1"])
+    check_account("U1", live_allowed=True, managed=["U1"])
+    with pytest.raises(AccountRefused, match="not among the gateway's managed accounts"):
+        check_account("DU2", live_allowed=False, managed=["DU1"])
+    with pytest.raises(AccountRefused, match=r"live account .* account.live: true"):
+        check_account("U1", live_allowed=False, managed=["U1"])
+
+
+def test_notices_do_not_end_an_order_only_a_terminal_status_does(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path)
+    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), journal)
+    intent = Intent(
+        key="tctl:aapl:abc:entry",
+        action="place",
+        kind="brackets",
+        rule="aapl",
+        leg="entry",
+        symbol="AAPL",
+        purpose="opening",
+        reason="test",
+        order=spec(),
+    )
+    (entry,) = journal.journal_intents([intent], client_id=17, session="s", next_valid_order_id=3)
+    adapter._track(entry)
+    adapter._on_error(3, 10349, "Order TIF was set to DAY based on order preset.", "")
+    adapter._on_error(3, 404, "Shares for this order are not immediately available.", "")
+    assert journal.intent(entry.id).state == "journaled"
+    adapter._on_order_status(3, "Submitted", 0, 100, 0, 77, 0, 0, 17, "", 0)
+    assert journal.intent(entry.id).state == "acknowledged"
+    assert journal.intent(entry.id).perm_id == 77
+    adapter._on_error(3, 201, "Order rejected - reason: no funds", "")
+    assert journal.intent(entry.id).state == "acknowledged"
+    adapter._on_order_status(3, "Cancelled", 0, 100, 0, 77, 0, 0, 17, "", 0)
+    finished = journal.intent(entry.id)
+    assert (finished.state, finished.error_code) == ("rejected", 201)
+    assert adapter.progress.errors == [
+        "tctl:aapl:abc:entry: IB error 201: Order rejected - reason: no funds"
+    ]
+    journal.close()

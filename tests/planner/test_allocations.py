@@ -1,0 +1,285 @@
+"""Allocation rules, DESIGN.md §3: hand-computed plans for a 100,000 account.
+
+Capital 0.95 x 100,000 = 95,000. Targets AAPL 0.30, MSFT 0.30, GOOGL 0.40 at 190 / 400 / 150:
+desired AAPL floor(28,500 / 190) = 150, MSFT floor(28,500 / 400) = 71, GOOGL floor(38,000 / 150)
+= 253. Limit buys 10 bps through the last, rounded down to the tick: 190.19, 400.40, 150.15;
+limit sells rounded up: MSFT 399.60, GOOGL 149.85.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from daemon.planner import plan
+from daemon.planner.types import ContractFacts
+from schemas.models import order_ref, rule_generation
+from tests.planner.builders import NOW, observed, rule_set, summary, working
+
+PRICES = {"AAPL": 190.0, "MSFT": 400.0, "GOOGL": 150.0}
+CORE: dict[str, Any] = {
+    "capital": {"fraction_of_nav": 0.95},
+    "targets": {"AAPL": 0.30, "MSFT": 0.30, "GOOGL": 0.40},
+}
+
+
+def core_rules(risk: dict[str, Any] | None = None, **changes: Any) -> Any:
+    return rule_set(
+        allocations={"core": {**CORE, **changes}},
+        risk={"max_order_value": 50_000, **(risk or {})},
+    )
+
+
+def generation(rules: Any) -> str:
+    return rule_generation(rules.allocations["core"])
+
+
+def test_empty_account_buys_every_target_at_its_rounded_limit() -> None:
+    result = plan(core_rules(), observed(prices=PRICES), NOW)
+    assert summary(result.intents) == [
+        ("place", "AAPL", "BUY", 150, 190.19, None),
+        ("place", "GOOGL", "BUY", 253, 150.15, None),
+        ("place", "MSFT", "BUY", 71, 400.40, None),
+    ]
+    for intent in result.intents:
+        assert intent.purpose == "opening"
+        assert intent.order is not None and intent.order.order_type == "LMT"
+        assert intent.key == intent.order.order_ref
+        assert intent.order.order_ref.startswith(f"tctl:core:{generation(core_rules())}:")
+        assert intent.leg.startswith(f"{intent.symbol}.")
+
+
+def test_sells_come_first_and_buys_share_cash_proportionally_without_sale_proceeds() -> None:
+    # 200 MSFT (80,000) + 20,000 cash. Sell 129 MSFT. Buys want 28,528.50 + 37,987.95 = 66,516.45
+    # but only 20,000 is cash: factor 0.3007 -> AAPL 45, GOOGL 76 (19,969.95 in all).
+    rules = core_rules(risk={"max_order_value": 60_000})
+    result = plan(rules, observed(prices=PRICES, cash=20_000, positions={"MSFT": 200}), NOW)
+    assert summary(result.intents) == [
+        ("place", "MSFT", "SELL", 129, 399.60, None),
+        ("place", "AAPL", "BUY", 45, 190.19, None),
+        ("place", "GOOGL", "BUY", 76, 150.15, None),
+    ]
+    assert result.intents[0].purpose == "closing"
+    assert "cash-limited: 45 of 150 shares" in result.intents[1].reason
+    assert any("buys limited by cash" in note for note in result.notes)
+
+
+def test_cash_buffer_and_working_buys_of_other_rules_reduce_the_cash_for_buys() -> None:
+    # Cash 40,000 - buffer 10,000 - a working bracket entry of 100 x 100 = 20,000 available.
+    # The entry's rule is gone, so it is cancelled, but its cash counts until IB confirms.
+    rules = rule_set(
+        allocations={
+            "core": {**CORE, "targets": {"AAPL": 0.30}, "cash_buffer": {"amount": 10_000}}
+        },
+        risk={"max_order_value": 50_000},
+    )
+    entry = working(7, "SPY", "BUY", 100, ref="tctl:spy-dip:abc:entry", limit=100.0)
+    result = plan(rules, observed(prices=PRICES, cash=40_000, orders=[entry]), NOW)
+    # 20,000 / 28,528.50 -> 0.701 x 150 = 105.1 -> 105 shares.
+    assert summary(result.intents) == [
+        ("cancel", "SPY", None, None, None, None),
+        ("place", "AAPL", "BUY", 105, 190.19, None),
+    ]
+
+
+def test_orders_are_sliced_to_max_order_value_and_say_so() -> None:
+    result = plan(core_rules(risk={"max_order_value": 25_000}), observed(prices=PRICES), NOW)
+    aapl = next(intent for intent in result.intents if intent.symbol == "AAPL")
+    # floor(25,000 / 190.19) = 131
+    assert summary([aapl]) == [("place", "AAPL", "BUY", 131, 190.19, None)]
+    assert "sliced: 131 of 150 shares, risk.max_order_value" in aapl.reason
+    assert not result.blocked
+
+
+def test_inside_the_drift_band_nothing_is_done() -> None:
+    # AAPL 146 x 190 / 95,000 = 0.292: 0.008 from target, inside the 0.01 band.
+    only_aapl = core_rules(targets={"AAPL": 0.30})
+    result = plan(only_aapl, observed(prices=PRICES, positions={"AAPL": 146}), NOW)
+    assert result.intents == ()
+
+
+def test_outside_the_band_but_below_min_trade_value_nothing_is_done() -> None:
+    # 149 shares: 0.298, outside a 0.001 band; the gap is one share, 190 < 200.
+    rules = core_rules(targets={"AAPL": 0.30}, drift={"absolute": 0.001}, min_trade_value=200)
+    assert plan(rules, observed(prices=PRICES, positions={"AAPL": 149}), NOW).intents == ()
+    rules = core_rules(targets={"AAPL": 0.30}, drift={"absolute": 0.001}, min_trade_value=100)
+    result = plan(rules, observed(prices=PRICES, positions={"AAPL": 149}), NOW)
+    assert summary(result.intents) == [("place", "AAPL", "BUY", 1, 190.19, None)]
+
+
+def test_weight_zero_sells_everything_and_untargeted_holdings_are_left_alone() -> None:
+    rules = core_rules(targets={"GOOGL": 0.0})
+    account = observed(prices={**PRICES, "TSLA": 250.0}, positions={"GOOGL": 7, "TSLA": 50})
+    result = plan(rules, account, NOW)
+    assert summary(result.intents) == [("place", "GOOGL", "SELL", 7, 149.85, None)]
+    assert result.intents[0].purpose == "closing"
+
+
+def test_lot_rounding_rounds_desired_shares_down_to_the_lot() -> None:
+    contracts = {"AAPL": ContractFacts("AAPL", con_id=1, min_tick=0.05, lot_size=100)}
+    rules = core_rules(targets={"AAPL": 0.30})
+    result = plan(rules, observed(prices={"AAPL": 47.0}, contracts=contracts), NOW)
+    # 28,500 / 47 = 606.4 -> 600; limit 47 x 1.001 = 47.047 -> 47.00 on a 0.05 tick.
+    assert summary(result.intents) == [("place", "AAPL", "BUY", 600, 47.0, None)]
+
+
+def test_market_orders_carry_no_price() -> None:
+    rules = core_rules(targets={"AAPL": 0.30}, order={"type": "market"})
+    result = plan(rules, observed(prices=PRICES), NOW)
+    assert summary(result.intents) == [("place", "AAPL", "BUY", 150, None, None)]
+    assert result.intents[0].order is not None
+    assert result.intents[0].order.order_type == "MKT"
+    assert result.intents[0].estimated_price == 190.0
+
+
+def test_working_order_of_the_current_generation_counts_toward_the_position() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    ref = order_ref("core", generation(rules), "AAPL.abc123")
+    order = working(5, "AAPL", "BUY", 50, ref=ref, limit=190.19)
+    result = plan(rules, observed(prices=PRICES, positions={"AAPL": 100}, orders=[order]), NOW)
+    assert result.intents == ()
+
+
+def test_working_order_with_wrong_quantity_is_modified_in_place() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    ref = order_ref("core", generation(rules), "AAPL.abc123")
+    order = working(5, "AAPL", "BUY", 20, ref=ref, limit=190.19)
+    result = plan(rules, observed(prices=PRICES, positions={"AAPL": 100}, orders=[order]), NOW)
+    assert summary(result.intents) == [("modify", "AAPL", "BUY", 50, 190.19, None)]
+    intent = result.intents[0]
+    assert intent.order_id == 5
+    assert intent.order is not None and intent.order.order_ref == ref
+    assert intent.key.startswith(f"{ref}#mod:")
+
+
+def test_partly_filled_working_order_is_modified_to_filled_plus_remaining() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    ref = order_ref("core", generation(rules), "AAPL.abc123")
+    order = working(5, "AAPL", "BUY", 30, filled=10, ref=ref, limit=190.19)
+    # Position 110 (10 filled); 40 more wanted: the order's total becomes 10 + 40.
+    result = plan(rules, observed(prices=PRICES, positions={"AAPL": 110}, orders=[order]), NOW)
+    assert summary(result.intents) == [("modify", "AAPL", "BUY", 50, 190.19, None)]
+
+
+def test_lagging_limit_is_repriced_but_a_small_lag_is_not() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    ref = order_ref("core", generation(rules), "AAPL.abc123")
+    near = working(5, "AAPL", "BUY", 50, ref=ref, limit=190.05)  # 0.14 off, tolerance 0.19
+    account = observed(prices=PRICES, positions={"AAPL": 100}, orders=[near])
+    assert plan(rules, account, NOW).intents == ()
+    far = working(5, "AAPL", "BUY", 50, ref=ref, limit=185.00)
+    account = observed(prices=PRICES, positions={"AAPL": 100}, orders=[far])
+    assert summary(plan(rules, account, NOW).intents) == [
+        ("modify", "AAPL", "BUY", 50, 190.19, None)
+    ]
+
+
+def test_order_of_an_earlier_generation_is_modified_to_the_new_ref() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    old_ref = order_ref("core", "0ldgen0000", "AAPL.abc123")
+    order = working(5, "AAPL", "BUY", 50, ref=old_ref, limit=190.19)
+    result = plan(rules, observed(prices=PRICES, positions={"AAPL": 100}, orders=[order]), NOW)
+    assert summary(result.intents) == [("modify", "AAPL", "BUY", 50, 190.19, None)]
+    intent = result.intents[0]
+    assert intent.order is not None
+    assert intent.order.order_ref.startswith(f"tctl:core:{generation(rules)}:AAPL.")
+    assert intent.key.startswith(f"{old_ref}#mod:")
+
+
+def test_order_of_an_earlier_generation_no_longer_needed_is_cancelled() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    old_ref = order_ref("core", "0ldgen0000", "AAPL.abc123")
+    order = working(5, "AAPL", "BUY", 50, ref=old_ref, limit=190.19)
+    result = plan(rules, observed(prices=PRICES, positions={"AAPL": 150}, orders=[order]), NOW)
+    assert summary(result.intents) == [("cancel", "AAPL", None, None, None, None)]
+    assert result.intents[0].key == f"{old_ref}#cancel"
+
+
+def test_wrong_side_order_is_cancelled_and_replacement_waits_for_the_next_pass() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    ref = order_ref("core", generation(rules), "AAPL.abc123")
+    order = working(5, "AAPL", "SELL", 10, ref=ref, limit=200.0)
+    result = plan(rules, observed(prices=PRICES, orders=[order]), NOW)
+    assert summary(result.intents) == [("cancel", "AAPL", None, None, None, None)]
+    assert any("next pass" in note for note in result.notes)
+
+
+def test_orders_of_a_removed_rule_or_target_are_cancelled() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    gen = generation(rules)
+    gone_rule = working(5, "MSFT", "BUY", 3, ref="tctl:growth:abc:MSFT.abc123", limit=400.0)
+    gone_target = working(6, "GOOGL", "BUY", 3, ref=order_ref("core", gen, "GOOGL.abc123"))
+    account = observed(prices=PRICES, positions={"AAPL": 150}, orders=[gone_rule, gone_target])
+    result = plan(rules, account, NOW)
+    assert sorted((intent.action, intent.order_id) for intent in result.intents) == [
+        ("cancel", 5),
+        ("cancel", 6),
+    ]
+
+
+def test_stale_or_missing_quote_or_contract_means_no_intents_and_a_note() -> None:
+    rules = core_rules(targets={"AAPL": 0.5, "MSFT": 0.45})
+    stale = observed(prices=PRICES, quote_age=timedelta(minutes=16))
+    result = plan(rules, stale, NOW)
+    assert result.intents == ()
+    assert any("AAPL: quote is stale (16 min old" in note for note in result.notes)
+
+    no_facts = observed(prices=PRICES, contracts={})
+    result = plan(rules, no_facts, NOW)
+    assert result.intents == ()
+    assert any("no contract details" in note for note in result.notes)
+
+    no_quote = observed(prices={"AAPL": 190.0})
+    result = plan(rules, no_quote, NOW)
+    assert [intent.symbol for intent in result.intents] == ["AAPL"]
+    assert any("MSFT: no quote" in note for note in result.notes)
+
+
+def test_with_a_rebalance_schedule_allocations_act_only_when_due() -> None:
+    rules = rule_set(
+        allocations={"core": CORE},
+        risk={"max_order_value": 50_000},
+        schedule={"rebalance": {"cron": "45 15 * * mon-fri", "timezone": "America/New_York"}},
+    )
+    not_due = plan(rules, observed(prices=PRICES, allocations_due=False), NOW)
+    assert not_due.intents == ()
+    assert any("not due" in note for note in not_due.notes)
+    due = plan(rules, observed(prices=PRICES, allocations_due=True), NOW)
+    assert len(due.intents) == 3
+
+
+def test_manual_orders_are_reported_and_never_touched() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    manual = working(9, "AAPL", "BUY", 50, ref=None, limit=180.0)
+    result = plan(rules, observed(prices=PRICES, orders=[manual]), NOW)
+    assert result.manual_orders == (manual,)
+    assert all(intent.order_id != 9 for intent in result.intents)
+    # The manual buy's 9,000 is committed cash, but 100,000 is plenty: AAPL is still bought.
+    assert summary(result.intents) == [("place", "AAPL", "BUY", 150, 190.19, None)]
+
+
+def test_pending_cancel_order_holds_the_symbol_until_confirmed() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    ref = order_ref("core", "0ldgen0000", "AAPL.abc123")
+    order = working(5, "AAPL", "BUY", 50, ref=ref, limit=190.19, status="PendingCancel")
+    result = plan(rules, observed(prices=PRICES, orders=[order]), NOW)
+    assert result.intents == ()
+    assert any("waiting for the cancel of order 5" in note for note in result.notes)
+
+
+def test_in_flight_intent_is_not_planned_again() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    first = plan(rules, observed(prices=PRICES), NOW)
+    key = first.intents[0].key
+    again = plan(rules, observed(prices=PRICES, in_flight=frozenset({key})), NOW)
+    assert again.intents == ()
+    assert any("waiting for the broker" in note for note in again.notes)
+
+
+def test_same_inputs_give_the_same_plan_and_a_new_state_gives_a_new_key() -> None:
+    rules = core_rules()
+    assert plan(rules, observed(prices=PRICES), NOW) == plan(rules, observed(prices=PRICES), NOW)
+    first = plan(rules, observed(prices=PRICES), NOW).intents[0]
+    later = plan(rules, observed(prices=PRICES, positions={"AAPL": 20}), NOW).intents[0]
+    assert first.symbol == later.symbol == "AAPL"
+    assert first.key != later.key

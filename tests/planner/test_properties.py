@@ -1,0 +1,311 @@
+"""Property tests of the planner over random rule sets and random accounts (hypothesis).
+
+1. Convergence: applying a plan and planning again reaches a plan with nothing to do.
+2. No unblocked intent breaks a risk limit (checked here independently of the gate's code).
+3. Orders without the tradectl orderRef prefix are never modified or cancelled.
+4. The same inputs give the same plan and the same intent keys.
+5. Buys never spend more than the cash minus the buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from daemon.planner import plan
+from daemon.planner.allocations import capital_of, cash_buffer_of
+from daemon.planner.types import ContractFacts, Observed, Plan
+from schemas.models import RuleSet, parse_order_ref
+from tests.planner.builders import NOW, observed, rule_set, working
+from tests.planner.simulator import apply
+
+POOL = ["AAPL", "MSFT", "GOOGL", "SPY", "TSLA", "NVDA", "AMZN", "META"]
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@dataclass(frozen=True)
+class Scenario:
+    rules: RuleSet
+    account: Observed
+
+
+def money_amount(low: float, high: float) -> st.SearchStrategy[float]:
+    return st.floats(low, high, allow_nan=False).map(lambda value: round(value, 2))
+
+
+@st.composite
+def scenarios(
+    draw: st.DrawFn, *, rate_limit: bool = False, separate_symbols: bool = False
+) -> Scenario:
+    prices = {symbol: draw(money_amount(1.0, 1000.0)) for symbol in POOL}
+    contracts = {
+        symbol: ContractFacts(
+            symbol,
+            con_id=i + 1,
+            min_tick=draw(st.sampled_from([0.01, 0.01, 0.05])),
+            lot_size=draw(st.sampled_from([1, 1, 1, 10, 100])),
+        )
+        for i, symbol in enumerate(POOL)
+    }
+    max_position = draw(st.sampled_from([0.25, 0.35, 0.5, 1.0]))
+    symbols = draw(st.lists(st.sampled_from(POOL), min_size=1, max_size=6, unique=True))
+    raw = draw(st.lists(st.integers(0, 100), min_size=len(symbols), max_size=len(symbols)))
+    share = draw(st.floats(0.3, 1.0))
+    total = sum(raw) or 1
+    targets = {
+        symbol: min(max_position, math.floor(value / total * share * 10_000) / 10_000)
+        for symbol, value in zip(symbols, raw, strict=True)
+    }
+    capital = draw(
+        st.one_of(
+            st.builds(lambda f: {"fraction_of_nav": f}, st.floats(0.5, 1.0)),
+            st.builds(lambda a: {"amount": a}, money_amount(1_000, 500_000)),
+        )
+    )
+    order = draw(
+        st.one_of(
+            st.just({"type": "market"}),
+            st.builds(lambda bps: {"type": "limit", "offset_bps": bps}, st.integers(0, 50)),
+        )
+    )
+    allocation = {
+        "capital": capital,
+        "drift": {"absolute": draw(st.floats(0.005, 0.05))},
+        "min_trade_value": draw(st.sampled_from([0, 50, 100, 500])),
+        "cash_buffer": {"amount": draw(money_amount(0, 5_000))},
+        "order": order,
+        "targets": targets,
+    }
+    others = [symbol for symbol in POOL if symbol not in targets] if separate_symbols else POOL
+    brackets: dict[str, Any] = {}
+    for i in range(draw(st.integers(0, 2)) if others else 0):
+        symbol = draw(st.sampled_from(others))
+        limit = round(prices[symbol] * draw(st.floats(0.90, 0.99)), 2)
+        brackets[f"dip-{i}"] = {
+            "symbol": symbol,
+            "side": "BUY",
+            "quantity": draw(st.integers(1, 200)),
+            "entry": {"limit": limit},
+            "stop_loss": {"percent": draw(st.integers(1, 10))},
+            "take_profit": {"percent": draw(st.integers(1, 20))},
+        }
+    scales: dict[str, Any] = {}
+    if others and draw(st.booleans()):
+        symbol = draw(st.sampled_from(others))
+        levels = draw(st.integers(1, 5))
+        start = round(prices[symbol] * 0.95, 2)
+        step = round(start / 100, 2) or 0.01
+        scales["ladder"] = {
+            "symbol": symbol,
+            "side": "BUY",
+            "total_quantity": draw(st.integers(levels, 500)),
+            "levels": levels,
+            "start_price": start,
+            "step": step,
+        }
+    risk = {
+        "max_order_value": draw(money_amount(500, 200_000)),
+        "max_position_fraction": max_position,
+        "max_risk_per_trade_fraction": draw(st.sampled_from([0.01, 0.02, 0.1])),
+        "max_daily_loss_fraction": 0.05,
+        "max_orders_per_minute": draw(st.integers(1, 12)) if rate_limit else 3000,
+    }
+    if draw(st.booleans()):
+        # As schemas.checks requires: every symbol a rule names is allowed.
+        named = set(targets) | {rule["symbol"] for rule in [*brackets.values(), *scales.values()]}
+        extra = draw(st.lists(st.sampled_from(POOL)))
+        risk["allowed_symbols"] = sorted(named | set(extra))
+    rules = rule_set(allocations={"core": allocation}, brackets=brackets, scales=scales, risk=risk)
+
+    positions = {
+        symbol: float(draw(st.integers(0, 2000)))
+        for symbol in draw(st.lists(st.sampled_from(POOL), unique=True, max_size=5))
+    }
+    cash = draw(money_amount(0, 1_000_000))
+    nav = cash + sum(quantity * prices[symbol] for symbol, quantity in positions.items())
+    manual = [
+        working(
+            900 + i,
+            draw(st.sampled_from(POOL)),
+            draw(st.sampled_from(["BUY", "SELL"])),
+            draw(st.integers(1, 100)),
+            ref=draw(st.sampled_from([None, "", "manual:1", "tctl-lookalike"])),
+            limit=draw(money_amount(1, 1000)),
+        )
+        for i in range(draw(st.integers(0, 3)))
+    ]
+    stale_owned = [
+        working(
+            800 + i,
+            symbol,
+            draw(st.sampled_from(["BUY", "SELL"])),
+            draw(st.integers(1, 50)),
+            ref=f"tctl:core:0ldgen0000:{symbol}.abc123",
+            limit=prices[symbol],
+        )
+        for i, symbol in enumerate(draw(st.lists(st.sampled_from(symbols), unique=True)))
+    ]
+    day_start = nav * draw(st.sampled_from([1.0, 1.0, 1.0, 1.2]))
+    account = observed(
+        nav=max(nav, 1.0),
+        cash=cash,
+        day_start_nav=max(day_start, 1.0),
+        prices=prices,
+        positions=positions,
+        orders=[*manual, *stale_owned],
+        contracts=contracts,
+        orders_sent_last_minute=draw(st.integers(0, 5)) if rate_limit else 0,
+    )
+    return Scenario(rules, account)
+
+
+def passes_needed(scenario: Scenario) -> int:
+    """The brief's bound: ceil(largest gap / order size) + 1, with the order size the whole
+    lots that fit in max_order_value at the order's limit (never less than one lot when one lot
+    fits at all), plus one pass for the cash that the sells of a pass free: buys never count
+    unfilled sale proceeds."""
+    rules, account = scenario.rules, scenario.account
+    allocation = rules.allocations["core"]
+    capital = capital_of(allocation, account.net_liquidation)
+    worst = 1
+    for symbol, weight in allocation.targets.items():
+        last = account.quotes[symbol].last
+        lot = account.contracts[symbol].lot_size
+        desired = math.floor(weight * capital / last / lot) * lot
+        gap = abs(desired - account.position(symbol))
+        buying = desired > account.position(symbol)
+        highest = last * 1.005 if buying else last  # offset_bps <= 50
+        lowest = last if buying else last * 0.995
+        if lot * lowest > rules.risk.max_order_value:
+            continue  # one lot is over the limit: the gate blocks it, nothing to converge
+        slice_size = max(lot, math.floor(rules.risk.max_order_value / highest / lot) * lot)
+        worst = max(worst, math.ceil(gap / slice_size))
+    return worst + 2
+
+
+@SETTINGS
+@given(scenarios(separate_symbols=True))
+def test_applying_plans_converges(scenario: Scenario) -> None:
+    """Brackets and scales here trade symbols the allocation does not target: rules that share
+    a symbol meet in the gate's worst-case exposure, and a buy the gate blocks keeps its share
+    of the cash (conservative), which can cost the allocation extra passes."""
+    account = scenario.account
+    limit = passes_needed(scenario)
+    for _ in range(limit):
+        result = plan(scenario.rules, account, NOW)
+        if not result.actionable:
+            return
+        account = apply(result, account)
+        assert account.cash >= -1e-6, "buys spent more cash than the account has"
+    leftover = plan(scenario.rules, account, NOW).actionable
+    assert leftover == (), f"not converged after {limit} passes: {leftover}"
+
+
+@SETTINGS
+@given(scenarios(rate_limit=True))
+def test_no_unblocked_intent_breaks_a_risk_limit(scenario: Scenario) -> None:
+    rules, account = scenario.rules, scenario.account
+    risk = rules.risk
+    result = plan(rules, account, NOW)
+    actionable = result.actionable
+    assert len(actionable) <= max(0, risk.max_orders_per_minute - account.orders_sent_last_minute)
+    tripped = account.net_liquidation < account.day_start_nav * (1 - risk.max_daily_loss_fraction)
+    touched = {intent.order_id for intent in actionable if intent.order_id is not None}
+    exposure: dict[tuple[str, str], float] = {}
+    for order in account.working_orders:
+        if order.order_id not in touched:
+            key = (order.symbol, order.action)
+            exposure[key] = exposure.get(key, 0.0) + order.remaining
+    for intent in actionable:
+        order = intent.order
+        if intent.action == "cancel" or order is None:
+            continue
+        if intent.purpose == "opening":
+            assert not tripped
+            if risk.allowed_symbols is not None:
+                assert intent.symbol in risk.allowed_symbols
+        if intent.purpose == "protective":
+            continue
+        assert intent.estimated_price is not None
+        assert order.quantity * intent.estimated_price <= risk.max_order_value + 1e-6
+        if intent.purpose != "opening":
+            continue
+        key = (intent.symbol, order.action)
+        exposure[key] = exposure.get(key, 0.0) + order.quantity
+        sign = 1 if order.action == "BUY" else -1
+        after = account.position(intent.symbol) + sign * exposure[key]
+        value = abs(after) * account.quotes[intent.symbol].last
+        assert value <= risk.max_position_fraction * account.net_liquidation + 1e-6
+        if intent.kind == "brackets" and intent.leg == "entry":
+            stop = next(
+                other.order
+                for other in actionable
+                if other.rule == intent.rule and other.leg == "stop" and other.order
+            )
+            assert stop.aux_price is not None
+            at_risk = abs(intent.estimated_price - stop.aux_price) * order.quantity
+            assert at_risk <= risk.max_risk_per_trade_fraction * account.net_liquidation + 1e-6
+
+
+@SETTINGS
+@given(scenarios())
+def test_orders_without_the_tradectl_prefix_are_never_touched(scenario: Scenario) -> None:
+    result = plan(scenario.rules, scenario.account, NOW)
+    by_id = {order.order_id: order for order in scenario.account.working_orders}
+    for intent in result.intents:
+        if intent.action in ("modify", "cancel"):
+            assert intent.order_id in by_id
+            assert parse_order_ref(by_id[intent.order_id].order_ref) is not None
+    assert set(result.manual_orders) == {
+        order
+        for order in scenario.account.working_orders
+        if parse_order_ref(order.order_ref) is None
+    }
+
+
+@SETTINGS
+@given(scenarios())
+def test_same_inputs_same_plan_and_keys(scenario: Scenario) -> None:
+    first = plan(scenario.rules, scenario.account, NOW)
+    second = plan(scenario.rules, scenario.account, NOW)
+    assert first == second
+    keys = [intent.key for intent in first.intents]
+    assert len(keys) == len(set(keys)), "intent keys must be unique within a plan"
+
+
+def _buy_commitment(result: Plan, account: Observed) -> float:
+    touched = {intent.order_id for intent in result.actionable if intent.order_id is not None}
+    by_id = {order.order_id: order for order in account.working_orders}
+    committed = 0.0
+    for order in account.working_orders:
+        if order.action == "BUY" and order.order_id not in touched:
+            price = order.limit_price or order.aux_price or account.quotes[order.symbol].last
+            committed += order.remaining * price
+    for intent in result.actionable:
+        order = intent.order
+        if order is None or order.action != "BUY" or intent.purpose == "protective":
+            continue
+        assert intent.estimated_price is not None
+        filled = by_id[intent.order_id].filled if intent.action == "modify" else 0.0
+        committed += (order.quantity - filled) * intent.estimated_price
+    return committed
+
+
+@SETTINGS
+@given(scenarios())
+def test_buys_never_exceed_cash_minus_buffer(scenario: Scenario) -> None:
+    rules, account = scenario.rules, scenario.account
+    result = plan(rules, account, NOW)
+    allocation_buys = [
+        intent
+        for intent in result.actionable
+        if intent.kind == "allocations" and intent.order and intent.order.action == "BUY"
+    ]
+    if not allocation_buys:
+        return
+    buffer = cash_buffer_of(rules.allocations["core"], account.net_liquidation)
+    assert _buy_commitment(result, account) <= account.cash - buffer + 1e-6
