@@ -12,7 +12,17 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("validate", "schema", "sim", "apply")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "validate",
+    "schema",
+    "plan",
+    "apply",
+    "run",
+    "status",
+    "halt",
+    "resume",
+    "sim",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,110 @@
+"""`tradectl run [DIR] [--sim] [--state-dir D] [--log-format text|json]`: the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import faulthandler
+import logging
+import signal
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from daemon.journal import resolve_state_dir
+from daemon.service.broker import IbBrokerSession
+from daemon.service.logformat import configure_logging
+from daemon.service.sdnotify import SystemdNotifier
+from daemon.service.supervisor import Daemon, DaemonSettings, LoadOutcome
+from daemon.service.watcher import DEFAULT_DEBOUNCE_SECONDS
+from schemas.loader import load_rule_set
+
+DEFAULT_RULES = "rules/"
+
+log = logging.getLogger("tradectl.daemon")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="the daemon: keep the account converged on the rules until SIGTERM",
+        description="Watch DIR, reconcile on start, on every rule change, on fills, after "
+        "reconnects, every schedule.reconcile_every and at schedule.rebalance; stop cleanly on "
+        "SIGTERM. Control it with tradectl status, halt and resume.",
+    )
+    parser.add_argument("path", nargs="?", default=DEFAULT_RULES, metavar="DIR")
+    parser.add_argument(
+        "--sim",
+        action="store_true",
+        help="start the simulated gateway in-process on a free loopback port and trade it",
+    )
+    parser.add_argument(
+        "--state-dir", help="journal and control socket (default: $TRADECTL_STATE_DIR or var/state)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="text for a terminal (default), json for journald and log shippers",
+    )
+    parser.add_argument(
+        "--log-level", choices=("debug", "info", "warning", "error"), default="info"
+    )
+    parser.add_argument(
+        "--debounce",
+        type=float,
+        default=DEFAULT_DEBOUNCE_SECONDS,
+        metavar="S",
+        help=f"quiet time after a rule file change before reloading (default "
+        f"{DEFAULT_DEBOUNCE_SECONDS})",
+    )
+    parser.add_argument(
+        "--reconnect-max",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="longest wait between reconnection attempts (default 30)",
+    )
+    parser.set_defaults(func=run)
+
+
+def load_rules_dir(path: Path) -> LoadOutcome:
+    result = load_rule_set([path])
+    return LoadOutcome(
+        result.rule_set,
+        tuple(str(error) for error in result.errors),
+        tuple(str(file) for file in result.files),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_format, getattr(logging, args.log_level.upper()))
+    if args.debounce < 0 or args.reconnect_max < 0.5:
+        log.error("--debounce must be >= 0 and --reconnect-max >= 0.5 seconds")
+        return 2
+    rules_dir = Path(args.path)
+    if not rules_dir.is_dir():
+        log.error("%s is not a directory: give the directory that holds the rule files", rules_dir)
+        return 1
+    with ExitStack() as stack:
+        host = port = None
+        if args.sim:
+            from daemon.sim import SimState, start_sim_thread
+
+            gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
+            stack.callback(gateway.stop)
+            host, port = gateway.host, gateway.port
+            log.info("simulated gateway listening on %s:%d", host, port)
+        settings = DaemonSettings(
+            rules_dir=rules_dir,
+            state_dir=resolve_state_dir(args.state_dir),
+            debounce=args.debounce,
+            reconnect_max=args.reconnect_max,
+        )
+        if sys.__stderr__ is not None:
+            # `kill -USR1 <pid>` prints every thread's stack: what a stuck daemon waits for.
+            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+        session = IbBrokerSession(settings.state_dir, host=host, port=port)
+        daemon = Daemon(settings, session, load_rules_dir, SystemdNotifier())
+        return asyncio.run(daemon.run())

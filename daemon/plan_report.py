@@ -1,0 +1,163 @@
+"""Render a ``Plan`` for people (a Terraform-like table) and for machines (JSON-ready dicts).
+
+Shared by ``tradectl plan`` and whatever else shows a plan before acting on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from daemon.planner.types import Intent, Plan, WorkingOrder
+
+_MARKS = {"place": "+", "modify": "~", "cancel": "-"}
+_COLUMNS = (
+    "RULE",
+    "SYMBOL",
+    "CURRENT → TARGET",
+    "ACTION",
+    "QTY",
+    "PRICE",
+    "VALUE",
+    "BLOCKED BY",
+    "REASON",
+)
+
+
+def counts(plan: Plan) -> dict[str, int]:
+    actionable = plan.actionable
+    return {
+        "place": sum(intent.action == "place" for intent in actionable),
+        "modify": sum(intent.action == "modify" for intent in actionable),
+        "cancel": sum(intent.action == "cancel" for intent in actionable),
+        "blocked": len(plan.blocked),
+    }
+
+
+def summary_line(plan: Plan) -> str:
+    found = counts(plan)
+    return (
+        f"Plan: {found['place']} to place, {found['modify']} to modify, "
+        f"{found['cancel']} to cancel, {found['blocked']} blocked."
+    )
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if value == int(value) else f"{value:,.4f}".rstrip("0")
+
+
+def _price(intent: Intent) -> str:
+    order = intent.order
+    if order is None:
+        return "-"
+    if order.order_type == "TRAIL" and order.trailing_percent is not None:
+        return f"trail {order.trailing_percent:g}%"
+    parts = []
+    if order.aux_price is not None:
+        parts.append(f"stop {order.aux_price:,.2f}")
+    if order.limit_price is not None:
+        parts.append(f"{order.limit_price:,.2f}")
+    return " ".join(parts) if parts else "MKT"
+
+
+def _row(intent: Intent) -> tuple[str, ...]:
+    order = intent.order
+    action = intent.action if order is None else f"{intent.action} {order.action}"
+    if order is not None and order.order_type not in ("LMT", "MKT"):
+        action += f" {order.order_type}"
+    if intent.order_id is not None:
+        action += f" #{intent.order_id}"
+    mark = "x" if intent.blocked else _MARKS[intent.action]
+    return (
+        f"{mark} {intent.kind}.{intent.rule}",
+        intent.symbol,
+        f"{_number(intent.current_quantity)} → {_number(intent.target_quantity)}",
+        action,
+        "-" if order is None else f"{order.quantity:,}",
+        _price(intent),
+        "-" if intent.value == 0 else f"{intent.value:,.2f}",
+        intent.blocked_by or "-",
+        intent.reason,
+    )
+
+
+def _manual(order: WorkingOrder) -> str:
+    price = "" if order.limit_price is None else f" @ {order.limit_price:g}"
+    ref = order.order_ref or "none"
+    return (
+        f"order {order.order_id}: {order.action} {_number(order.remaining)} {order.symbol} "
+        f"{order.order_type}{price} (orderRef {ref})"
+    )
+
+
+def render_table(plan: Plan, heading: str) -> str:
+    lines = [heading, ""]
+    if plan.intents:
+        rows = [("  " + _COLUMNS[0], *_COLUMNS[1:])] + [_row(intent) for intent in plan.intents]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
+            lines.append("  ".join([*cells, row[-1]]).rstrip())
+    else:
+        lines.append("No changes: the account matches the rules.")
+    if plan.notes:
+        lines += ["", "Notes:"] + [f"  - {note}" for note in plan.notes]
+    if plan.manual_orders:
+        lines += ["", "Manual orders (observed, never touched):"]
+        lines += [f"  - {_manual(order)}" for order in plan.manual_orders]
+    lines += ["", summary_line(plan)]
+    return "\n".join(lines)
+
+
+def intent_dict(intent: Intent) -> dict[str, Any]:
+    order = intent.order
+    return {
+        "key": intent.key,
+        "action": intent.action,
+        "kind": intent.kind,
+        "rule": intent.rule,
+        "leg": intent.leg,
+        "symbol": intent.symbol,
+        "purpose": intent.purpose,
+        "order_id": intent.order_id,
+        "order": None
+        if order is None
+        else {
+            "action": order.action,
+            "quantity": order.quantity,
+            "order_type": order.order_type,
+            "order_ref": order.order_ref,
+            "tif": order.tif,
+            "limit_price": order.limit_price,
+            "aux_price": order.aux_price,
+            "trailing_percent": order.trailing_percent,
+            "parent_ref": order.parent_ref,
+            "oca_group": order.oca_group,
+            "transmit": order.transmit,
+        },
+        "estimated_price": intent.estimated_price,
+        "value": intent.value,
+        "current_quantity": intent.current_quantity,
+        "target_quantity": intent.target_quantity,
+        "reason": intent.reason,
+        "blocked_by": intent.blocked_by,
+    }
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    return {
+        "intents": [intent_dict(intent) for intent in plan.intents],
+        "notes": list(plan.notes),
+        "manual_orders": [
+            {
+                "order_id": order.order_id,
+                "symbol": order.symbol,
+                "action": order.action,
+                "order_type": order.order_type,
+                "remaining": order.remaining,
+                "limit_price": order.limit_price,
+                "order_ref": order.order_ref,
+            }
+            for order in plan.manual_orders
+        ],
+        "summary": counts(plan),
+    }

@@ -1,0 +1,104 @@
+"""What the daemon needs from a broker session, and what it tells the session about a pass.
+
+The session owns the gateway connection and the journal (both live on one broker thread, see
+``daemon.service.broker``); the daemon only decides when a pass runs and whether it may send.
+Keeping this seam explicit lets the scheduling and connection logic be tested against a fake
+session without a gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from schemas.models import RuleSet
+
+from .safety import SafetyState
+
+
+@dataclass(frozen=True)
+class PassContext:
+    """What a pass must respect besides the rules.
+
+    ``may_send`` is asked before every order action: it turns False the moment the link drops,
+    a halt arrives or shutdown begins, so a long pass stops sending mid-way instead of finishing
+    blind. ``abandon`` turns True on shutdown: stop waiting for acknowledgements (the journal
+    lets the next start adopt whatever was sent).
+    """
+
+    reasons: frozenset[str]
+    halted: bool
+    allocations_due: bool
+    may_send: Callable[[], bool]
+    abandon: Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class PassSummary:
+    planned: int = 0
+    sent: int = 0
+    blocked: int = 0
+    problems: tuple[str, ...] = ()
+    stopped_early: bool = False
+    notes: tuple[str, ...] = ()
+    net_liquidation: float | None = None
+    breaker_tripped: str | None = None
+
+
+@dataclass
+class SessionEvents:
+    """Callbacks the session invokes on the daemon's event loop."""
+
+    disconnected: Callable[[], None] = lambda: None
+    link_lost: Callable[[], None] = lambda: None
+    link_restored: Callable[[bool], None] = lambda data_lost: None
+    order_event: Callable[[str], None] = lambda what: None
+
+
+class BrokerSession(Protocol):
+    events: SessionEvents
+
+    async def open(self) -> None:
+        """Open the journal; raise JournalError when it is locked or unreadable."""
+
+    async def close(self) -> None:
+        """Disconnect, flush and close the journal."""
+
+    async def load_safety(self) -> SafetyState: ...
+
+    async def save_safety(self, state: SafetyState) -> None:
+        """Persist halt and breaker state durably before the daemon acts on it."""
+
+    async def record_generation(self, generation: str) -> None: ...
+
+    def address(self, rule_set: RuleSet) -> str:
+        """host:port the session connects to for these rules."""
+
+    async def connect(self, rule_set: RuleSet) -> None:
+        """Connect to the gateway named by the rules; raise on failure."""
+
+    async def disconnect(self) -> None: ...
+
+    async def resync(self, rule_set: RuleSet) -> None:
+        """Match the journal against the broker's open and completed orders and executions."""
+
+    async def reconcile(self, rule_set: RuleSet, context: PassContext) -> PassSummary:
+        """Observe, check the daily-loss breaker (persisting a trip before planning), plan,
+        gate, journal and send what ``context`` allows."""
+
+    async def cancel_owned_orders(self, may_send: Callable[[], bool]) -> list[dict[str, Any]]:
+        """Cancel every working order whose orderRef starts with tctl:, nothing else."""
+
+    def status(self) -> dict[str, Any]:
+        """Working owned orders, today's fills and anything else worth showing in status."""
+
+
+@dataclass
+class PassRecord:
+    started: str
+    finished: str = ""
+    reasons: list[str] = field(default_factory=list)
+    outcome: str = ""
+    generation: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)

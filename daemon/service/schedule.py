@@ -1,0 +1,109 @@
+"""Timed triggers: the periodic resync (``schedule.reconcile_every``) and the rebalance cron
+(``schedule.rebalance``), both on APScheduler's AsyncIOScheduler.
+
+With a rebalance cron set, allocation orders may go only at those times: the cron opens a
+rebalance window (``allocations_due``), which the next pass that completes while connected
+closes. A window stays open across a disconnect, so a rebalance missed while the gateway was
+restarting happens as soon as it is back. Without a cron, allocations are always due.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from schemas.models import Schedule
+
+log = logging.getLogger("tradectl.daemon")
+
+_RESYNC_JOB = "resync"
+_REBALANCE_JOB = "rebalance"
+
+
+class RebalanceWindow:
+    def __init__(self) -> None:
+        self._cron_set = False
+        self._open = False
+
+    def configure(self, cron_set: bool) -> None:
+        self._cron_set = cron_set
+        if not cron_set:
+            self._open = False
+
+    def open(self) -> None:
+        self._open = True
+
+    @property
+    def due(self) -> bool:
+        return not self._cron_set or self._open
+
+    def pass_completed(self, allocations_were_due: bool) -> None:
+        """Close the window after a connected pass that planned allocations."""
+        if allocations_were_due:
+            self._open = False
+
+
+class PassScheduler:
+    def __init__(self, request_pass: Callable[[str], None]) -> None:
+        self._request_pass = request_pass
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self.window = RebalanceWindow()
+        self._applied: Schedule | None = None
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
+
+    def apply(self, schedule: Schedule) -> None:
+        """(Re)configure the jobs for ``schedule``; keeps the timers when nothing changed."""
+        if schedule == self._applied:
+            return
+        previous = self._applied
+        self._applied = schedule
+        if previous is None or previous.reconcile_every != schedule.reconcile_every:
+            self._scheduler.add_job(
+                self._request_pass,
+                IntervalTrigger(seconds=schedule.reconcile_every.total_seconds()),
+                args=("timer",),
+                id=_RESYNC_JOB,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+            )
+        if previous is None or previous.rebalance != schedule.rebalance:
+            if self._scheduler.get_job(_REBALANCE_JOB) is not None:
+                self._scheduler.remove_job(_REBALANCE_JOB)
+            rebalance = schedule.rebalance
+            self.window.configure(rebalance is not None)
+            if rebalance is not None:
+                self._scheduler.add_job(
+                    self._rebalance_due,
+                    CronTrigger.from_crontab(rebalance.cron, timezone=ZoneInfo(rebalance.timezone)),
+                    id=_REBALANCE_JOB,
+                    replace_existing=True,
+                    coalesce=True,
+                    max_instances=1,
+                    # A rebalance fires even if the loop was busy for a while at that minute.
+                    misfire_grace_time=int(timedelta(minutes=5).total_seconds()),
+                )
+
+    def next_rebalance(self) -> datetime | None:
+        job = self._scheduler.get_job(_REBALANCE_JOB)
+        if job is None:
+            return None
+        next_run: datetime | None = job.next_run_time
+        return next_run
+
+    def _rebalance_due(self) -> None:
+        log.info("rebalance time reached: allocation orders may go in the next pass")
+        self.window.open()
+        self._request_pass("rebalance")
