@@ -140,6 +140,85 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at TEXT NOT NULL
     );
     """,
+    # 2: records export batches and the GCS outbox (issue #7, daemon/records/store.py).
+    # record_fill_seq numbers executions in commit order with a sequence that never changes
+    # (executions' own rowid may be renumbered by VACUUM); export batches are named by it.
+    # Triggers fill these tables, so the journal's writers need not know about records. They run
+    # inside the journal's own statements, whose conflict policy overrides a trigger's (an
+    # upsert's ABORT beats OR IGNORE), so they guard with WHEN NOT EXISTS and can never fail.
+    """
+    CREATE TABLE record_fill_seq (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        exec_id TEXT NOT NULL UNIQUE
+    );
+    INSERT INTO record_fill_seq (exec_id) SELECT exec_id FROM executions ORDER BY rowid;
+    CREATE TRIGGER record_fill_seq_on_execution AFTER INSERT ON executions
+    WHEN NOT EXISTS (SELECT 1 FROM record_fill_seq WHERE exec_id = NEW.exec_id)
+    BEGIN
+        INSERT INTO record_fill_seq (exec_id) VALUES (NEW.exec_id);
+    END;
+    -- record_order_seq numbers orders as they reach a final status, with the time it was seen.
+    CREATE TABLE record_order_seq (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        client_id INTEGER NOT NULL,
+        order_id INTEGER NOT NULL,
+        final_at TEXT NOT NULL,
+        UNIQUE (client_id, order_id)
+    );
+    INSERT INTO record_order_seq (client_id, order_id, final_at)
+        SELECT client_id, order_id, MIN(updated_at) FROM orders
+        WHERE status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')
+        GROUP BY client_id, order_id ORDER BY MIN(updated_at);
+    CREATE TRIGGER record_order_seq_on_final_insert AFTER INSERT ON orders
+    WHEN NEW.status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive') AND NOT EXISTS (
+        SELECT 1 FROM record_order_seq WHERE client_id = NEW.client_id AND order_id = NEW.order_id)
+    BEGIN
+        INSERT INTO record_order_seq (client_id, order_id, final_at)
+        VALUES (NEW.client_id, NEW.order_id, NEW.updated_at);
+    END;
+    CREATE TRIGGER record_order_seq_on_final_update AFTER UPDATE OF status ON orders
+    WHEN NEW.status IN ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive') AND NOT EXISTS (
+        SELECT 1 FROM record_order_seq WHERE client_id = NEW.client_id AND order_id = NEW.order_id)
+    BEGIN
+        INSERT INTO record_order_seq (client_id, order_id, final_at)
+        VALUES (NEW.client_id, NEW.order_id, NEW.updated_at);
+    END;
+    CREATE TABLE record_batches (
+        dataset TEXT NOT NULL,
+        trade_date TEXT NOT NULL,
+        batch_id TEXT NOT NULL,
+        first_seq INTEGER NOT NULL,
+        last_seq INTEGER NOT NULL,
+        row_count INTEGER NOT NULL,
+        local_file TEXT NOT NULL,
+        md5 TEXT,
+        crc32c TEXT,
+        size INTEGER,
+        planned_at REAL NOT NULL,
+        written_at REAL,
+        PRIMARY KEY (dataset, trade_date, batch_id)
+    );
+    CREATE TABLE records_outbox (
+        id INTEGER PRIMARY KEY,
+        dataset TEXT NOT NULL,
+        trade_date TEXT NOT NULL,
+        batch_id TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        object_name TEXT NOT NULL,
+        local_file TEXT NOT NULL,
+        md5 TEXT NOT NULL,
+        crc32c TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        last_error TEXT,
+        created_at REAL NOT NULL,
+        done_at REAL,
+        generation INTEGER,
+        UNIQUE (bucket, object_name)
+    );
+    CREATE INDEX records_outbox_due ON records_outbox (state, next_attempt_at);
+    """,
 )
 
 
