@@ -1,0 +1,134 @@
+"""Crash-restart: a 200-order rebalance; the daemon is SIGKILLed at random points and restarted
+each time; after the last restart it converges, and the wire log shows no intent sent twice, no
+order owed to no intent, no limit broken and no manual order touched."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .chaos_support import (
+    DAEMON_CLIENT_ID,
+    audit,
+    gateway,
+    place_manual_orders,
+    rebalance_symbols,
+    rules_text,
+    start_daemon,
+    wait_converged,
+    wait_for,
+    write_rules,
+)
+from .report import record_figures
+
+pytestmark = pytest.mark.e2e
+SEED = int(os.environ.get("TRADECTL_CHAOS_SEED", "9"))
+HOOKS = ("journal", "send")
+
+
+def kill_points(count: int, rng: random.Random) -> list[str]:
+    """Where to kill: IB adapter's crash hooks (exactly between journal and send, and between
+    send and acknowledgement), after a random number of orders on the wire, or at a random
+    moment (start-up, resync, market data, a quiet pass)."""
+    points = [f"hook:{hook}" for hook in (HOOKS if count > 3 else HOOKS[1:])]
+    while len(points) < count:
+        if rng.random() < 0.5:
+            points.append(f"orders:{rng.randrange(1, 60)}")
+        else:
+            points.append(f"time:{rng.uniform(0.5, 15.0):.2f}")
+    rng.shuffle(points)
+    return points
+
+
+def _daemon_orders(wire_log: Path) -> int:
+    if not wire_log.exists():
+        return 0
+    text = wire_log.read_text(errors="replace")
+    return sum(
+        1
+        for line in text.splitlines()
+        if '"placeOrder"' in line and f'"client_id": {DAEMON_CLIENT_ID},' in line
+    )
+
+
+def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]:
+    rng = random.Random(SEED)
+    symbols = rebalance_symbols()
+    points = kill_points(kills, rng)
+    state_dir = tmp_path / "state"
+    log_path = tmp_path / "daemon.log"
+    with gateway(tmp_path) as (sim, wire_log):
+        manual = place_manual_orders(sim)
+        rules = write_rules(tmp_path / "rules", rules_text(sim.port))
+        killed_after_orders: list[int] = []
+        for point in points:
+            kind, _, argument = point.partition(":")
+            before = _daemon_orders(wire_log)
+            if kind == "hook":
+                daemon = start_daemon(
+                    rules, state_dir, log_path, TRADECTL_TEST_CRASH_AFTER=argument
+                )
+                process = daemon.process
+                assert process is not None
+                # The hook fires on the first intent group; after convergence there is none.
+                wait_for(lambda p=process: p.poll() is not None, 60, f"the {point} crash")
+                if process.returncode != -signal.SIGKILL:
+                    daemon.kill()
+            else:
+                daemon = start_daemon(rules, state_dir, log_path)
+                if kind == "orders":
+                    wanted = before + int(argument)
+                    started = time.monotonic()
+                    wait_for(
+                        lambda w=wanted, s=started: (
+                            _daemon_orders(wire_log) >= w or time.monotonic() - s > 20
+                        ),
+                        30,
+                        point,
+                    )
+                else:
+                    deadline = time.monotonic() + float(argument)
+                    wait_for(lambda d=deadline: time.monotonic() >= d, 30, point)
+                daemon.kill()
+            killed_after_orders.append(_daemon_orders(wire_log) - before)
+        restarted = time.time()
+        daemon = start_daemon(rules, state_dir, log_path)
+        try:
+            converged_at = wait_converged(sim, state_dir, symbols, timeout=180)
+        finally:
+            code, _ = daemon.stop(timeout=20)
+        assert code == 0, "the daemon did not stop cleanly after converging"
+        result = audit(
+            wire_log,
+            sim,
+            state_dir / "journal.sqlite3",
+            manual,
+            allowed=set(symbols),
+            prices=sim.snapshot().prices,
+        )
+    figures: dict[str, object] = {
+        "seed": SEED,
+        "kills": kills,
+        "kill points": points,
+        "orders on the wire between each start and its kill": killed_after_orders,
+        "converged after the last restart (s)": round(converged_at - restarted, 1),
+        **result.figures(),
+    }
+    record_figures(name, figures)
+    assert result.clean, result.details
+    assert result.orders_placed >= len(symbols)
+    return figures
+
+
+def test_crash_restart_fast(tmp_path: Path) -> None:
+    crash_restart(tmp_path, kills=3, name="crash-restart-fast")
+
+
+@pytest.mark.chaos
+def test_crash_restart_long(tmp_path: Path) -> None:
+    crash_restart(tmp_path, kills=20, name="crash-restart-long")
