@@ -160,24 +160,53 @@ def daemon_status(state_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def gateway_converged(sim: SimThread, symbols: list[str]) -> bool:
-    """Every target symbol held and no owned order working at the gateway."""
+def rejected_symbols(sim: SimThread) -> set[str]:
+    """Symbols whose latest daemon order the gateway rejected (it ended Cancelled, unfilled)
+    and that are not held: the daemon waits out its rejection backoff before trying again."""
+    snapshot = sim.snapshot()
+    latest: dict[str, Any] = {}
+    for order in sorted(snapshot.orders, key=lambda order: order.order_id):
+        if order.client_id == DAEMON_CLIENT_ID:
+            latest[order.symbol] = order
+    return {
+        symbol
+        for symbol, order in latest.items()
+        if order.status == "Cancelled"
+        and not order.filled
+        and not (symbol in snapshot.positions and snapshot.positions[symbol].quantity)
+    }
+
+
+def gateway_converged(sim: SimThread, symbols: list[str], *, allow_rejected: bool) -> bool:
+    """Every target symbol held (but those waiting out a rejection, when allowed) and no owned
+    order working at the gateway."""
     snapshot = sim.snapshot()
     if any(order.order_ref.startswith("tctl:") for order in snapshot.open_orders):
         return False
+    excused = rejected_symbols(sim) if allow_rejected else set()
     return all(
-        symbol in snapshot.positions and snapshot.positions[symbol].quantity > 0
+        symbol in excused
+        or (symbol in snapshot.positions and snapshot.positions[symbol].quantity > 0)
         for symbol in symbols
     )
 
 
-def wait_converged(sim: SimThread, state_dir: Path, symbols: list[str], timeout: float) -> float:
-    """Wait until the gateway holds the targets and a pass that started after that planned and
-    sent nothing (the daemon agrees); returns the wall time that pass finished."""
+def wait_converged(
+    sim: SimThread,
+    state_dir: Path,
+    symbols: list[str],
+    timeout: float,
+    *,
+    allow_rejected: bool = False,
+) -> float:
+    """Wait until the gateway holds the targets and a pass that started after that sent nothing
+    and planned nothing that was not blocked (the daemon agrees); returns the wall time that
+    pass finished. With ``allow_rejected``, symbols whose order IB rejected may still be
+    missing, as long as the daemon holds them back (blocked, waiting out the backoff)."""
     deadline = time.monotonic() + timeout
     while True:
         wait_for(
-            lambda: gateway_converged(sim, symbols),
+            lambda: gateway_converged(sim, symbols, allow_rejected=allow_rejected),
             max(0.1, deadline - time.monotonic()),
             "the gateway to hold every target with no owned order working",
             poll=0.2,
@@ -192,7 +221,9 @@ def wait_converged(sim: SimThread, state_dir: Path, symbols: list[str], timeout:
                 if datetime.fromisoformat(record["started"]) <= settled_at:
                     continue
                 summary = record.get("summary") or {}
-                if summary.get("planned") == 0 and summary.get("sent") == 0:
+                acting = summary.get("planned", 0) - summary.get("blocked", 0)
+                quiet = summary.get("sent") == 0 and acting == 0
+                if quiet and (allow_rejected or summary.get("blocked") == 0):
                     return datetime.fromisoformat(record["finished"]).timestamp()
                 return -1.0  # a later pass still acted: look at the gateway again
             return None

@@ -45,7 +45,7 @@ def kill_points(count: int, rng: random.Random) -> list[str]:
     return points
 
 
-def _daemon_orders(wire_log: Path) -> int:
+def daemon_orders(wire_log: Path) -> int:
     if not wire_log.exists():
         return 0
     text = wire_log.read_text(errors="replace")
@@ -68,7 +68,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
         killed_after_orders: list[int] = []
         for point in points:
             kind, _, argument = point.partition(":")
-            before = _daemon_orders(wire_log)
+            before = daemon_orders(wire_log)
             if kind == "hook":
                 daemon = start_daemon(
                     rules, state_dir, log_path, TRADECTL_TEST_CRASH_AFTER=argument
@@ -86,7 +86,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
                     started = time.monotonic()
                     wait_for(
                         lambda w=wanted, s=started: (
-                            _daemon_orders(wire_log) >= w or time.monotonic() - s > 20
+                            daemon_orders(wire_log) >= w or time.monotonic() - s > 20
                         ),
                         30,
                         point,
@@ -95,7 +95,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
                     deadline = time.monotonic() + float(argument)
                     wait_for(lambda d=deadline: time.monotonic() >= d, 30, point)
                 daemon.kill()
-            killed_after_orders.append(_daemon_orders(wire_log) - before)
+            killed_after_orders.append(daemon_orders(wire_log) - before)
         restarted = time.time()
         daemon = start_daemon(rules, state_dir, log_path)
         try:

@@ -1,0 +1,160 @@
+"""Gateway faults during the 200-order rebalance: dropped connections, refused reconnects (a
+gateway restart), rejected orders, acknowledgements delayed by up to 2 s, IB's 1100/1102. The
+daemon converges, and the wire log shows no intent sent twice, no order owed to no intent, no
+limit broken and no manual order touched."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from daemon.sim import SimThread
+
+from .chaos_support import (
+    audit,
+    gateway,
+    place_manual_orders,
+    rebalance_symbols,
+    rejected_symbols,
+    rules_text,
+    start_daemon,
+    wait_converged,
+    wait_for,
+    write_rules,
+)
+from .report import record_figures
+from .test_crash_restart import daemon_orders
+
+pytestmark = pytest.mark.e2e
+SEED = int(os.environ.get("TRADECTL_CHAOS_SEED", "9"))
+# IB rejections are retried after 1, 2, 4... minutes, and a rule with 5 rejections in a day is
+# held until the next day (daemon/runtime/reconcile.py): the one 200-symbol rule gets 4 at most.
+MAX_REJECTIONS = 4
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    rounds: int
+    refuse_seconds: tuple[float, float]
+    longest_refusal: float
+    rejections: int
+    ack_delay_ms: tuple[int, int]
+
+
+FAST = FaultPlan(
+    rounds=2, refuse_seconds=(2, 5), longest_refusal=5, rejections=2, ack_delay_ms=(200, 2000)
+)
+LONG = FaultPlan(
+    rounds=8,
+    refuse_seconds=(2, 20),
+    longest_refusal=60,
+    rejections=MAX_REJECTIONS,
+    ack_delay_ms=(200, 2000),
+)
+
+
+def _inject(sim: SimThread, rng: random.Random, plan: FaultPlan, wire_log: Path) -> list[str]:
+    """Fault rounds while the orders go out; each round waits for a few more orders on the wire
+    (or a few seconds when the rebalance is done), then hits the gateway with one fault mix."""
+    control = sim.control
+    done: list[str] = []
+    rejections_left = plan.rejections
+    longest_used = False
+    for round_index in range(plan.rounds):
+        wanted = daemon_orders(wire_log) + rng.randrange(5, 30)
+        started = time.monotonic()
+        wait_for(
+            lambda w=wanted, s=started: daemon_orders(wire_log) >= w or time.monotonic() - s > 8,
+            30,
+            "more orders on the wire",
+        )
+        delay = rng.randrange(*plan.ack_delay_ms)
+        control.delay_acks(delay)
+        done.append(f"delay_acks {delay} ms")
+        if rejections_left and rng.random() < 0.7:
+            count = rng.randrange(1, rejections_left + 1)
+            control.reject_next_orders(count)
+            rejections_left -= count
+            done.append(f"reject_next_orders {count}")
+        fault = rng.choice(("drop", "refuse", "1100"))
+        if round_index == plan.rounds - 1 and not longest_used:
+            fault = "refuse-longest"
+        if fault == "drop":
+            control.drop_connections()
+            done.append("drop_connections")
+        elif fault.startswith("refuse"):
+            seconds = (
+                plan.longest_refusal
+                if fault == "refuse-longest"
+                else round(rng.uniform(*plan.refuse_seconds), 1)
+            )
+            longest_used = longest_used or seconds >= plan.longest_refusal
+            control.refuse_connections(seconds)
+            assert sim.wait_listening(seconds + 10), "the gateway did not listen again"
+            done.append(f"refuse_connections {seconds} s")
+        else:
+            control.connectivity_lost()
+            pause = time.monotonic() + rng.uniform(0.5, 3.0)
+            wait_for(lambda p=pause: time.monotonic() >= p, 10, "the 1100 pause")
+            control.connectivity_restored()
+            done.append("1100 ... 1102")
+        control.delay_acks(0)
+    # Rejections not yet consumed would hit the retries after the last fault: clear them.
+    control.reject_next_orders(0)
+    return done
+
+
+def gateway_faults(tmp_path: Path, plan: FaultPlan, *, name: str) -> dict[str, object]:
+    rng = random.Random(SEED)
+    symbols = rebalance_symbols()
+    state_dir = tmp_path / "state"
+    with gateway(tmp_path) as (sim, wire_log):
+        manual = place_manual_orders(sim)
+        rules = write_rules(tmp_path / "rules", rules_text(sim.port))
+        daemon = start_daemon(rules, state_dir, tmp_path / "daemon.log")
+        try:
+            faults = _inject(sim, rng, plan, wire_log)
+            last_fault_at = time.time()
+            # The fast tier cannot wait out IB's one-minute rejection backoff: symbols whose
+            # order was rejected may be missing there, as long as the daemon holds them back.
+            fast = plan is FAST
+            converged_at = wait_converged(
+                sim, state_dir, symbols, timeout=90 if fast else 600, allow_rejected=fast
+            )
+            held_back = sorted(rejected_symbols(sim))
+        finally:
+            code, _ = daemon.stop(timeout=20)
+        assert code == 0, "the daemon did not stop cleanly after converging"
+        result = audit(
+            wire_log,
+            sim,
+            state_dir / "journal.sqlite3",
+            manual,
+            allowed=set(symbols),
+            prices=sim.snapshot().prices,
+        )
+    figures: dict[str, object] = {
+        "seed": SEED,
+        "faults": faults,
+        "converged after the last fault (s)": round(converged_at - last_fault_at, 1),
+        "symbols held back after a rejection (backoff)": held_back,
+        **result.figures(),
+    }
+    record_figures(name, figures)
+    assert result.clean, result.details
+    return figures
+
+
+def test_gateway_faults_fast(tmp_path: Path) -> None:
+    gateway_faults(tmp_path, FAST, name="gateway-faults-fast")
+
+
+@pytest.mark.chaos
+def test_gateway_faults_long(tmp_path: Path) -> None:
+    figures = gateway_faults(tmp_path, LONG, name="gateway-faults-long")
+    assert figures["symbols held back after a rejection (backoff)"] == []
