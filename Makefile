@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint pytest schema clean
+.PHONY: demo test lint pytest schema clean chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The long reliability tier (tests marked chaos; about 25 minutes on 2 cores); its figures go
+# into docs/reliability.md.
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -m chaos tests/reliability
+	$(BIN)/python -m tests.reliability.report
 
 schema: $(STAMP)
 	$(BIN)/tradectl schema --out schemas/rules.schema.json

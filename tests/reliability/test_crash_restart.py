@@ -130,5 +130,6 @@ def test_crash_restart_fast(tmp_path: Path) -> None:
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(3600)
 def test_crash_restart_long(tmp_path: Path) -> None:
     crash_restart(tmp_path, kills=20, name="crash-restart-long")

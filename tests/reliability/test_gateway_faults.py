@@ -155,6 +155,7 @@ def test_gateway_faults_fast(tmp_path: Path) -> None:
 
 
 @pytest.mark.chaos
+@pytest.mark.timeout(3600)
 def test_gateway_faults_long(tmp_path: Path) -> None:
     figures = gateway_faults(tmp_path, LONG, name="gateway-faults-long")
     assert figures["symbols held back after a rejection (backoff)"] == []
