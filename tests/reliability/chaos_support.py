@@ -238,8 +238,29 @@ def wait_converged(
             return float(found)
 
 
-def start_daemon(rules: Path, state_dir: Path, log_path: Path, **env: str) -> DaemonProcess:
-    return DaemonProcess(rules, state_dir, log_path, env=env or None).start()
+class Daemons:
+    """Every daemon a test starts, so that a failing or timed-out test leaves none behind."""
+
+    def __init__(self) -> None:
+        self.started: list[DaemonProcess] = []
+
+    def start(self, rules: Path, state_dir: Path, log_path: Path, **env: str) -> DaemonProcess:
+        daemon = DaemonProcess(rules, state_dir, log_path, env=env or None).start()
+        self.started.append(daemon)
+        return daemon
+
+    def kill_all(self) -> None:
+        for daemon in self.started:
+            daemon.kill()
+
+
+@contextmanager
+def daemons() -> Iterator[Daemons]:
+    started = Daemons()
+    try:
+        yield started
+    finally:
+        started.kill_all()
 
 
 # --- the audit ------------------------------------------------------------------------------------

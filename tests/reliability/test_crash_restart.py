@@ -15,11 +15,11 @@ import pytest
 from .chaos_support import (
     DAEMON_CLIENT_ID,
     audit,
+    daemons,
     gateway,
     place_manual_orders,
     rebalance_symbols,
     rules_text,
-    start_daemon,
     wait_converged,
     wait_for,
     write_rules,
@@ -62,7 +62,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
     points = kill_points(kills, rng)
     state_dir = tmp_path / "state"
     log_path = tmp_path / "daemon.log"
-    with gateway(tmp_path) as (sim, wire_log):
+    with gateway(tmp_path) as (sim, wire_log), daemons() as started:
         manual = place_manual_orders(sim)
         rules = write_rules(tmp_path / "rules", rules_text(sim.port))
         killed_after_orders: list[int] = []
@@ -70,7 +70,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
             kind, _, argument = point.partition(":")
             before = daemon_orders(wire_log)
             if kind == "hook":
-                daemon = start_daemon(
+                daemon = started.start(
                     rules, state_dir, log_path, TRADECTL_TEST_CRASH_AFTER=argument
                 )
                 process = daemon.process
@@ -80,7 +80,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
                 if process.returncode != -signal.SIGKILL:
                     daemon.kill()
             else:
-                daemon = start_daemon(rules, state_dir, log_path)
+                daemon = started.start(rules, state_dir, log_path)
                 if kind == "orders":
                     wanted = before + int(argument)
                     started = time.monotonic()
@@ -97,7 +97,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
                 daemon.kill()
             killed_after_orders.append(daemon_orders(wire_log) - before)
         restarted = time.time()
-        daemon = start_daemon(rules, state_dir, log_path)
+        daemon = started.start(rules, state_dir, log_path)
         try:
             converged_at = wait_converged(sim, state_dir, symbols, timeout=180)
         finally:

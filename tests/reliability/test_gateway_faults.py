@@ -17,12 +17,12 @@ from daemon.sim import SimThread
 
 from .chaos_support import (
     audit,
+    daemons,
     gateway,
     place_manual_orders,
     rebalance_symbols,
     rejected_symbols,
     rules_text,
-    start_daemon,
     wait_converged,
     wait_for,
     write_rules,
@@ -113,10 +113,10 @@ def gateway_faults(tmp_path: Path, plan: FaultPlan, *, name: str) -> dict[str, o
     rng = random.Random(SEED)
     symbols = rebalance_symbols()
     state_dir = tmp_path / "state"
-    with gateway(tmp_path) as (sim, wire_log):
+    with gateway(tmp_path) as (sim, wire_log), daemons() as started:
         manual = place_manual_orders(sim)
         rules = write_rules(tmp_path / "rules", rules_text(sim.port))
-        daemon = start_daemon(rules, state_dir, tmp_path / "daemon.log")
+        daemon = started.start(rules, state_dir, tmp_path / "daemon.log")
         try:
             faults = _inject(sim, rng, plan, wire_log)
             last_fault_at = time.time()

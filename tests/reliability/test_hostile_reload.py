@@ -20,7 +20,7 @@ from .chaos_support import (
     ACCOUNT,
     DAEMON_CLIENT_ID,
     daemon_status,
-    start_daemon,
+    daemons,
     wait_for,
 )
 from .hostile import HostileCase, hostile_cases
@@ -131,11 +131,11 @@ def hostile_reload(tmp_path: Path, count: int, *, name: str) -> dict[str, object
     rules.mkdir()
     state_dir = tmp_path / "state"
     findings: list[str] = []
-    with start_sim_thread(state, wire_log=wire_log) as sim:
+    with start_sim_thread(state, wire_log=wire_log) as sim, daemons() as started:
         base_text = good_rules(sim.port)
         base = {file: text.encode() for file, text in base_text.items()}
         _sync_directory(rules, base)
-        daemon = start_daemon(rules, state_dir, tmp_path / "daemon.log")
+        daemon = started.start(rules, state_dir, tmp_path / "daemon.log")
         log = JsonLog(tmp_path / "daemon.log")
         try:
             wait_for(
