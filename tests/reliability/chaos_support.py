@@ -6,9 +6,13 @@ that counts what went over the wire (the sim's wire log), not what the daemon be
 from __future__ import annotations
 
 import math
+import random
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -16,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyarrow.dataset as ds
 from ib_insync import IB, LimitOrder, Stock
 
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
@@ -23,6 +28,7 @@ from daemon.sim import SimState, SimThread, start_sim_thread
 from daemon.sim.wirelog import read_wire_log
 from tests.daemon.e2e_support import DaemonProcess
 
+REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "DU0000001"
 DAEMON_CLIENT_ID = 17
 MANUAL_CLIENT_ID = 99
@@ -429,3 +435,58 @@ def _journal_check(journal: Path) -> tuple[str, list[str]]:
             )
         ]
     return integrity, exec_ids
+
+
+# --- records under SIGKILL --------------------------------------------------------------------
+
+
+@dataclass
+class RecordsAudit:
+    kills: int = 0
+    killed_before_done: int = 0
+    fills_in_journal: int = 0
+    fills_in_parquet: int = 0
+    fills_missing: int = 0
+    fills_duplicated: int = 0
+    journal_integrity: str = ""
+
+
+def records_survive_sigkill(
+    state_dir: Path, records_dir: Path, kills: int, rng: random.Random
+) -> RecordsAudit:
+    """Export the journal's fills to Parquet, SIGKILLing the exporter ``kills`` times at random
+    moments of its work, then once to the end; every fill must be in the files exactly once."""
+    result = RecordsAudit(kills=kills)
+    command = [
+        sys.executable,
+        "-m",
+        "tests.reliability.records_writer",
+        str(state_dir),
+        str(records_dir),
+        ACCOUNT,
+    ]
+    for _ in range(kills + 1):
+        killing = result.killed_before_done < kills
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=REPO)
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == b"ready"
+        if killing:
+            moment = time.monotonic() + rng.uniform(0.0, 0.3)
+            wait_for(
+                lambda m=moment, p=process: time.monotonic() >= m or p.poll() is not None,
+                5,
+                "the kill moment",
+                poll=0.005,
+            )
+            process.kill()
+            result.killed_before_done += process.wait(10) == -signal.SIGKILL
+        else:
+            assert process.wait(60) == 0, "the final export failed"
+    table = ds.dataset(records_dir / "fills", format="parquet", partitioning="hive").to_table()
+    in_files = Counter(str(value) for value in table.column("exec_id").to_pylist())
+    result.journal_integrity, journal_ids = _journal_check(state_dir / "journal.sqlite3")
+    result.fills_in_journal = len(journal_ids)
+    result.fills_in_parquet = sum(in_files.values())
+    result.fills_missing = len(set(journal_ids) - set(in_files))
+    result.fills_duplicated = sum(count - 1 for count in in_files.values())
+    return result

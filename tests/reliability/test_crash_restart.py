@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from .chaos_support import (
     gateway,
     place_manual_orders,
     rebalance_symbols,
+    records_survive_sigkill,
     rules_text,
     wait_converged,
     wait_for,
@@ -111,6 +113,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
             allowed=set(symbols),
             prices=sim.snapshot().prices,
         )
+    records = records_survive_sigkill(state_dir, tmp_path / "records", kills, rng)
     figures: dict[str, object] = {
         "seed": SEED,
         "kills": kills,
@@ -118,9 +121,13 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
         "orders on the wire between each start and its kill": killed_after_orders,
         "converged after the last restart (s)": round(converged_at - restarted, 1),
         **result.figures(),
+        "records": asdict(records),
     }
     record_figures(name, figures)
     assert result.clean, result.details
+    assert records.journal_integrity == "ok"
+    assert records.fills_in_journal == result.executions_at_gateway
+    assert (records.fills_missing, records.fills_duplicated) == (0, 0)
     assert result.orders_placed >= len(symbols)
     return figures
 
