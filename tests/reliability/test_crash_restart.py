@@ -18,6 +18,7 @@ from .chaos_support import (
     audit,
     daemons,
     gateway,
+    gateway_converged,
     place_manual_orders,
     rebalance_symbols,
     records_survive_sigkill,
@@ -34,16 +35,19 @@ HOOKS = ("journal", "send")
 
 
 def kill_points(count: int, rng: random.Random) -> list[str]:
-    """Where to kill: IB adapter's crash hooks (exactly between journal and send, and between
-    send and acknowledgement), after a random number of orders on the wire, or at a random
-    moment (start-up, resync, market data, a quiet pass)."""
-    points = [f"hook:{hook}" for hook in (HOOKS if count > 3 else HOOKS[1:])]
-    while len(points) < count:
+    """Where to kill: the IB adapter's crash hooks (exactly between journal and send, and
+    between send and acknowledgement), after a random number of orders on the wire, or at a
+    random moment (start-up, resync, market data, a quiet pass). The hooks come early, while
+    there are still orders to send: they fire on a run's first intent group."""
+    points = []
+    for _ in range(count):
         if rng.random() < 0.5:
             points.append(f"orders:{rng.randrange(1, 60)}")
         else:
-            points.append(f"time:{rng.uniform(0.5, 15.0):.2f}")
-    rng.shuffle(points)
+            points.append(f"time:{rng.uniform(0.5, 12.0):.2f}")
+    hooks = HOOKS if count > 3 else HOOKS[1:]
+    for index, hook in enumerate(hooks):
+        points[1 + 2 * index] = f"hook:{hook}"
     return points
 
 
@@ -68,35 +72,42 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
         manual = place_manual_orders(sim)
         rules = write_rules(tmp_path / "rules", rules_text(sim.port))
         killed_after_orders: list[int] = []
+        hooks_fired = 0
         for point in points:
             kind, _, argument = point.partition(":")
             before = daemon_orders(wire_log)
+            begun = time.monotonic()
             if kind == "hook":
                 daemon = started.start(
                     rules, state_dir, log_path, TRADECTL_TEST_CRASH_AFTER=argument
                 )
                 process = daemon.process
                 assert process is not None
-                # The hook fires on the first intent group; after convergence there is none.
-                wait_for(lambda p=process: p.poll() is not None, 60, f"the {point} crash")
-                if process.returncode != -signal.SIGKILL:
-                    daemon.kill()
+                # The hook kills the process on its first intent group; a run with nothing left
+                # to send never reaches it and is killed at a quiet moment instead.
+                wait_for(
+                    lambda p=process, b=begun: p.poll() is not None or time.monotonic() - b > 20,
+                    30,
+                    f"the {point} crash",
+                )
+                hooks_fired += process.poll() == -signal.SIGKILL
+            elif kind == "orders":
+                daemon = started.start(rules, state_dir, log_path)
+                wanted = before + int(argument)
+                # Once nothing is left to send, the kill lands on a quiet moment instead.
+                wait_for(
+                    lambda w=wanted: (
+                        daemon_orders(wire_log) >= w
+                        or gateway_converged(sim, symbols, allow_rejected=False)
+                    ),
+                    60,
+                    point,
+                )
             else:
                 daemon = started.start(rules, state_dir, log_path)
-                if kind == "orders":
-                    wanted = before + int(argument)
-                    started = time.monotonic()
-                    wait_for(
-                        lambda w=wanted, s=started: (
-                            daemon_orders(wire_log) >= w or time.monotonic() - s > 20
-                        ),
-                        30,
-                        point,
-                    )
-                else:
-                    deadline = time.monotonic() + float(argument)
-                    wait_for(lambda d=deadline: time.monotonic() >= d, 30, point)
-                daemon.kill()
+                deadline = begun + float(argument)
+                wait_for(lambda d=deadline: time.monotonic() >= d, 30, point)
+            daemon.kill()
             killed_after_orders.append(daemon_orders(wire_log) - before)
         restarted = time.time()
         daemon = started.start(rules, state_dir, log_path)
@@ -118,6 +129,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
         "seed": SEED,
         "kills": kills,
         "kill points": points,
+        "crash hooks that fired": hooks_fired,
         "orders on the wire between each start and its kill": killed_after_orders,
         "converged after the last restart (s)": round(converged_at - restarted, 1),
         **result.figures(),
