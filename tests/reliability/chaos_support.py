@@ -6,6 +6,7 @@ that counts what went over the wire (the sim's wire log), not what the daemon be
 from __future__ import annotations
 
 import math
+import os
 import random
 import signal
 import sqlite3
@@ -56,10 +57,17 @@ def sim_state() -> SimState:
     return base.with_synthetic_symbols(REBALANCE_SYMBOLS)
 
 
-def rules_text(port: int, *, reconcile_every: str = "2s") -> dict[str, str]:
+def rules_text(port: int, *, reconcile_every: str = "2s", tilted: bool = False) -> dict[str, str]:
+    """Equal weights; ``tilted`` moves half the symbols to 0.75 % and half to 0.25 % (a second
+    rebalance that sells as much as it buys)."""
     symbols = rebalance_symbols()
-    weight = round(1 / len(symbols), 6)
-    targets = "".join(f"      {symbol}: {weight}\n" for symbol in symbols)
+    weights = [
+        (0.0075 if index % 2 else 0.0025) if tilted else round(1 / len(symbols), 6)
+        for index in range(len(symbols))
+    ]
+    targets = "".join(
+        f"      {symbol}: {weight}\n" for symbol, weight in zip(symbols, weights, strict=True)
+    )
     return {
         "account.yaml": (
             "version: 1\n"
@@ -88,9 +96,12 @@ def rules_text(port: int, *, reconcile_every: str = "2s") -> dict[str, str]:
 
 
 def write_rules(directory: Path, files: dict[str, str]) -> Path:
+    """Write the rule files as an editor saves them: a temp file, then a rename."""
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        (directory / name).write_text(text)
+        temporary = directory / f".{name}.tmp"
+        temporary.write_text(text)
+        os.replace(temporary, directory / name)
     return directory
 
 
@@ -127,19 +138,21 @@ class ManualOrder:
     limit: float
 
 
-def place_manual_orders(sim: SimThread) -> list[ManualOrder]:
+def place_manual_orders(
+    sim: SimThread, limit: float = 1.0, symbols: tuple[str, ...] = MANUAL_SYMBOLS
+) -> list[ManualOrder]:
     """Resting limit orders far from the market, placed by a person in TWS (another client id),
     without an orderRef; the daemon must never modify or cancel them."""
     ib = IB()
     ib.connect(sim.host, sim.port, clientId=MANUAL_CLIENT_ID, timeout=10)
     placed = []
     try:
-        for symbol in MANUAL_SYMBOLS:
+        for symbol in symbols:
             contract = Stock(symbol, "SMART", "USD")
             ib.qualifyContracts(contract)
-            order = LimitOrder("BUY", 7, 1.0, tif="GTC", account=ACCOUNT)
+            order = LimitOrder("BUY", 7, limit, tif="GTC", account=ACCOUNT)
             trade = ib.placeOrder(contract, order)
-            placed.append(ManualOrder(trade.order.orderId, symbol, "BUY", 7, 1.0))
+            placed.append(ManualOrder(trade.order.orderId, symbol, "BUY", 7, limit))
         wait_for(
             lambda: all(
                 any(

@@ -109,6 +109,9 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
                 wait_for(lambda d=deadline: time.monotonic() >= d, 30, point)
             daemon.kill()
             killed_after_orders.append(daemon_orders(wire_log) - before)
+            if len(killed_after_orders) == 1:
+                # A person places more orders in TWS while the daemon is down.
+                manual += place_manual_orders(sim, limit=2.0)
         restarted = time.time()
         daemon = started.start(rules, state_dir, log_path)
         try:

@@ -16,6 +16,7 @@ import pytest
 from daemon.sim import SimThread
 
 from .chaos_support import (
+    ManualOrder,
     audit,
     daemons,
     gateway,
@@ -44,6 +45,8 @@ class FaultPlan:
     longest_refusal: float
     rejections: int
     ack_delay_ms: tuple[int, int]
+    retarget_at_round: int | None = None
+    """Before this round the rules change to tilted weights: a second rebalance, by hot reload."""
 
 
 FAST = FaultPlan(
@@ -55,10 +58,18 @@ LONG = FaultPlan(
     longest_refusal=60,
     rejections=MAX_REJECTIONS,
     ack_delay_ms=(200, 2000),
+    retarget_at_round=4,
 )
 
 
-def _inject(sim: SimThread, rng: random.Random, plan: FaultPlan, wire_log: Path) -> list[str]:
+def _inject(
+    sim: SimThread,
+    rng: random.Random,
+    plan: FaultPlan,
+    wire_log: Path,
+    rules: Path,
+    manual: list[ManualOrder],
+) -> list[str]:
     """Fault rounds while the orders go out; each round waits for a few more orders on the wire
     (or a few seconds when the rebalance is done), then hits the gateway with one fault mix."""
     control = sim.control
@@ -66,6 +77,12 @@ def _inject(sim: SimThread, rng: random.Random, plan: FaultPlan, wire_log: Path)
     rejections_left = plan.rejections
     longest_used = False
     for round_index in range(plan.rounds):
+        if round_index == 1:
+            # A person places more orders in TWS while the daemon is trading.
+            manual += place_manual_orders(sim, limit=2.0)
+        if round_index == plan.retarget_at_round:
+            write_rules(rules, rules_text(sim.port, tilted=True))
+            done.append("rules edited: second rebalance to tilted weights")
         wanted = daemon_orders(wire_log) + rng.randrange(5, 30)
         started = time.monotonic()
         wait_for(
@@ -118,7 +135,7 @@ def gateway_faults(tmp_path: Path, plan: FaultPlan, *, name: str) -> dict[str, o
         rules = write_rules(tmp_path / "rules", rules_text(sim.port))
         daemon = started.start(rules, state_dir, tmp_path / "daemon.log")
         try:
-            faults = _inject(sim, rng, plan, wire_log)
+            faults = _inject(sim, rng, plan, wire_log, rules, manual)
             last_fault_at = time.time()
             # The fast tier cannot wait out IB's one-minute rejection backoff: symbols whose
             # order was rejected may be missing there, as long as the daemon holds them back.

@@ -21,6 +21,7 @@ from .chaos_support import (
     DAEMON_CLIENT_ID,
     daemon_status,
     daemons,
+    place_manual_orders,
     wait_for,
 )
 from .hostile import HostileCase, hostile_cases
@@ -146,6 +147,7 @@ def hostile_reload(tmp_path: Path, count: int, *, name: str) -> dict[str, object
                 60,
                 "the ladder and the bracket working at the gateway",
             )
+            place_manual_orders(sim, symbols=("AAPL", "MSFT", "SPY"))
             status = wait_for(
                 lambda: (daemon_status(state_dir) or {}).get("passes"), 30, "a pass"
             ) and daemon_status(state_dir)
