@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import Any
 
-from daemon.cli.plan_table import render_plan
 from daemon.ib import AdapterError, Progress
 from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
 from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
+from daemon.plan_report import render_table
 from daemon.planner.types import Plan
 from daemon.runtime.reconcile import PassResult, reconcile_pass
-from daemon.runtime.session import open_session
+from daemon.runtime.session import open_session, quiet_client_logging
 from schemas.loader import load_rule_set
 from schemas.models import RuleSet
 
@@ -87,6 +88,21 @@ def run(args: argparse.Namespace) -> int:
     rules = load_rules(args.path)
     if rules is None:
         return 1
+    quiet_client_logging()
+    heading = f"tradectl apply: {args.path} against {rules.account.id}"
+
+    def show(plan: Plan) -> str:
+        return render_table(plan, heading)
+
+    def show_and_go(plan: Plan) -> bool:
+        print(show(plan), flush=True)
+        return True
+
+    def confirm(plan: Plan) -> bool:
+        print(show(plan))
+        answer = input(f"Send {len(plan.actionable)} order action(s)? Type yes to confirm: ")
+        return answer.strip().lower() == "yes"
+
     try:
         with open_session(
             rules,
@@ -101,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 session.adapter,
                 session.journal,
                 clock=utc_now,
-                confirm=_show_and_go if args.yes else _confirm,
+                confirm=show_and_go if args.yes else confirm,
                 act=True,
                 ack_timeout=args.timeout,
                 trigger="apply",
@@ -117,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return _report(result)
+    return _report(result, show)
 
 
 def _show_resync(journal: Journal | None, transitions: list[Transition]) -> None:
@@ -126,32 +142,25 @@ def _show_resync(journal: Journal | None, transitions: list[Transition]) -> None
         print(f"journal: {key}: {transition.state} ({transition.note})")
 
 
-def _show_and_go(plan: Plan) -> bool:
-    print(render_plan(plan), flush=True)
-    return True
-
-
-def _confirm(plan: Plan) -> bool:
-    print(render_plan(plan))
-    answer = input(f"Send {len(plan.actionable)} order action(s)? Type yes to confirm: ")
-    return answer.strip().lower() == "yes"
-
-
 def _show_progress(progress: Progress) -> None:
     if sys.stderr.isatty():
         print(f"\r{progress.line()}", end="", file=sys.stderr, flush=True)
 
 
-def _report(result: PassResult) -> int:
+def _report(result: PassResult, show: Callable[[Plan], str]) -> int:
     for note in result.notes:
         print(f"note: {note}")
     if not result.plan.actionable:
-        print(render_plan(result.plan))
+        print(show(result.plan))
         blocked = len(result.plan.blocked)
         print("Nothing to send." if not blocked else f"Nothing to send ({blocked} blocked).")
         return 0
     if result.progress.sent == 0 and not result.problems:
         print("Not confirmed: nothing sent.")
+        return 1
+    if result.progress.sent == 0:
+        for problem in result.problems:
+            print(f"not sent: {problem}")
         return 1
     if sys.stderr.isatty():
         print(file=sys.stderr)

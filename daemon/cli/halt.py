@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _halt_offline(state_dir: Any, args: argparse.Namespace) -> int:
+def _halt_offline(state_dir: Path, args: argparse.Namespace) -> int:
     try:
         with Journal.open(state_dir) as journal:
             state = read_safety(journal)

@@ -1,4 +1,8 @@
-"""`tradectl plan [DIR] [--json] [--observed FILE]`: what tradectl would do, sending nothing.
+"""`tradectl plan [DIR] [--json] [--observed FILE | --sim]`: what tradectl would do; sends nothing.
+
+Without ``--observed`` the account is read from the gateway in the rules (or, with ``--sim``, from
+the simulated gateway started in-process) over a read-only connection, with the journal read
+beside it, exactly as ``apply`` would see it.
 
 Exit 0 when the account matches the rules, 2 when the plan has intents (blocked ones
 included: the account still differs from the rules), 1 on any error.
@@ -13,9 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.ib import AdapterError, GatewayUnreachable
+from daemon.journal import JournalError, resolve_state_dir
 from daemon.observed_file import ObservedFileError, Snapshot, read_snapshot
 from daemon.plan_report import plan_dict, render_table
 from daemon.planner import plan
+from daemon.planner.types import Plan
+from daemon.runtime.session import plan_against_gateway, quiet_client_logging
 from schemas.loader import load_rule_set
 from schemas.models import RuleSet
 
@@ -44,24 +52,31 @@ def register(subparsers: Any) -> None:
         help=f"rule directory or file (default: {DEFAULT_RULES})",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
         "--observed",
         metavar="FILE",
         type=Path,
         help="plan against an account snapshot (YAML or JSON, see docs/planning.md)",
     )
+    source.add_argument(
+        "--sim",
+        action="store_true",
+        help="plan against the simulated gateway, started in-process with its default state",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="D",
+        help="journal directory, read only (default: $TRADECTL_STATE_DIR or var/state)",
+    )
     parser.set_defaults(func=run)
 
 
 def observe(args: argparse.Namespace, rules: RuleSet, now: datetime) -> Snapshot:
-    """The account to plan against. The seam for other sources (``--sim``, the live gateway):
-    each returns a ``Snapshot`` and raises ``ObserveError`` when it cannot."""
-    del rules  # the live gateway will need the account and gateway settings from the rules
-    if args.observed is None:
-        raise ObserveError(
-            "no account to plan against: pass --observed FILE with an account snapshot "
-            "(format in docs/planning.md, example in examples/observed.yaml)"
-        )
+    """The account to plan against, from a snapshot file. Raises ``ObserveError`` when it
+    cannot be read."""
+    del rules
+    assert args.observed is not None
     try:
         return read_snapshot(args.observed, now)
     except ObservedFileError as exc:
@@ -76,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"tradectl plan: {args.rules_dir}: the rules are invalid", file=sys.stderr)
         return EXIT_ERROR
     rules = loaded.rule_set
+    if args.observed is None:
+        return _plan_against_gateway(args, rules)
     try:
         snapshot = observe(args, rules, datetime.now(UTC))
     except ObserveError as exc:
@@ -90,19 +107,53 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
     result = plan(rules, snapshot.observed, snapshot.as_of)
+    return _print(args, rules, result, snapshot.as_of, f"snapshot {args.observed}")
+
+
+def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
+    quiet_client_logging()
+    as_of = datetime.now(UTC)
+    try:
+        passed = plan_against_gateway(
+            rules, state_dir=resolve_state_dir(args.state_dir), sim=args.sim
+        )
+    except GatewayUnreachable as exc:
+        print(
+            f"tradectl plan: {exc}; or pass --observed FILE to plan against an account snapshot "
+            "(docs/planning.md), or --sim to plan against the simulated gateway",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    except (AdapterError, JournalError) as exc:
+        print(f"tradectl plan: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ConnectionError, TimeoutError) as exc:
+        print(
+            f"tradectl plan: the gateway connection failed ({exc or 'timeout'}); try again",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    for note in passed.notes:
+        print(f"note: {note}", file=sys.stderr)
+    source = "the simulated gateway" if args.sim else "the gateway, read-only"
+    return _print(args, rules, passed.plan, as_of, source)
+
+
+def _print(
+    args: argparse.Namespace, rules: RuleSet, result: Plan, as_of: datetime, source: str
+) -> int:
     if args.json:
         document = {
             "rules": str(args.rules_dir),
             "account": rules.account.id,
-            "as_of": snapshot.as_of.isoformat(),
+            "as_of": as_of.isoformat(),
             **plan_dict(result),
         }
         print(json.dumps(document, indent=2))
     else:
-        source = f"snapshot {args.observed}" if args.observed else "the account"
         heading = (
             f"tradectl plan: {args.rules_dir} against {rules.account.id} "
-            f"({source}, as of {snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC)"
+            f"({source}, as of {as_of:%Y-%m-%d %H:%M:%S} UTC)"
         )
         print(render_table(result, heading))
     return EXIT_CHANGES if result.intents else EXIT_IN_SYNC

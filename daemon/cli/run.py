@@ -95,7 +95,6 @@ def run(args: argparse.Namespace) -> int:
             gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
             stack.callback(gateway.stop)
             host, port = gateway.host, gateway.port
-            log.info("simulated gateway listening on %s:%d", host, port)
         settings = DaemonSettings(
             rules_dir=rules_dir,
             state_dir=resolve_state_dir(args.state_dir),

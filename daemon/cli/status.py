@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from daemon.journal import Journal, JournalError, resolve_state_dir
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_running(state_dir: Any, as_json: bool) -> int:
+def _not_running(state_dir: Path, as_json: bool) -> int:
     try:
         journal = Journal.open_read_only(state_dir)
     except (JournalError, OSError) as exc:

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Stock, Ticker
@@ -69,6 +69,10 @@ class AdapterError(RuntimeError):
 
 
 class AccountRefused(AdapterError):
+    pass
+
+
+class GatewayUnreachable(AdapterError):
     pass
 
 
@@ -213,13 +217,13 @@ class IbAdapter:
             )
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
-            raise AdapterError(
+            raise GatewayUnreachable(
                 f"cannot connect to the IB gateway at {where}: {reason}; check that IB Gateway or "
                 "TWS runs with the API enabled on that port and that no other program uses this "
                 "client id"
             ) from exc
         if not self.ib.isConnected():
-            raise AdapterError(
+            raise GatewayUnreachable(
                 f"the IB gateway at {where} closed the connection during the handshake; "
                 "is the client id already in use?"
             )
@@ -297,10 +301,6 @@ class IbAdapter:
         if delay is not None and not self._pump_scheduled:
             self._pump_scheduled = True
             asyncio.get_event_loop_policy().get_event_loop().call_later(delay, self._pump_later)
-
-    @property
-    def waiting_messages(self) -> int:
-        return self._pacer.waiting
 
     def _on_disconnected(self) -> None:
         dropped = self._pacer.clear()
@@ -402,11 +402,22 @@ class IbAdapter:
                 order_ref=order_ref,
                 informational=informational,
             )
-            live = [intent for intent in intents if intent.live]
-            if live and not informational and code not in _CANCEL_CONFIRMATIONS:
-                # The error answers the latest message about this order: a rejected modify
-                # must not make the order's own placement count as rejected.
-                self.journal.record_intent_error(live[-1].id, code, text)
+            # The error answers the latest message about this order: a rejected modify must
+            # not make the order's own placement count as rejected.
+            latest = intents[-1] if intents else None
+            if (
+                latest is not None
+                and latest.live
+                and not informational
+                and code not in _CANCEL_CONFIRMATIONS
+            ):
+                self.journal.record_intent_error(latest.id, code, text)
+                if latest.action == "modify":
+                    # The order keeps its old fields; the modify is over, and its rejection
+                    # makes the next identical modify wait (backoff) instead of repeating.
+                    self.journal.finish_intent(latest.id, "rejected")
+                    self.progress.rejected += 1
+                    self._awaiting.discard(latest.id)
         if intents and not informational and code not in _CANCEL_CONFIRMATIONS:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()
@@ -507,7 +518,7 @@ class IbAdapter:
         open_keys = self._refresh_open_orders()
         self._completed = []
         self.ib.reqCompletedOrders(apiOnly=True)
-        self.ib.reqExecutions(ExecutionFilter(time=day_start.strftime("%Y%m%d-%H:%M:%S")))
+        self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         records = [
             translate.broker_record(
                 "open", self._orders[key].order, self._orders[key].status, self._orders[key].filled
@@ -587,7 +598,7 @@ class IbAdapter:
         wanted = sorted(set(symbols) | set(positions))
         contracts = self.contracts(wanted, notes)
         quotes = self.quotes(contracts, notes)
-        self.ib.reqExecutions(ExecutionFilter(time=day_start.strftime("%Y%m%d-%H:%M:%S")))
+        self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         executions = tuple(
             sorted(
                 (ex for ex in self._executions.values() if ex.time >= day_start),
@@ -836,12 +847,19 @@ class IbAdapter:
             remaining = deadline - loop.time()
             if remaining <= 0 or not self.connected:
                 break
-            self.ib.waitOnUpdate(timeout=min(remaining, 0.5))
+            try:
+                self.ib.waitOnUpdate(timeout=min(remaining, 0.5))
+            except ConnectionError:
+                # What was sent and not seen stays in flight in the journal; the next resync
+                # settles it.
+                log.warning("connection lost while waiting for acknowledgements")
+                break
         return not self._awaiting and not self._pacer.waiting
 
-    @property
-    def unacknowledged(self) -> int:
-        return len(self._awaiting)
+
+def _utc_filter_time(moment: datetime) -> str:
+    # IB reads "yyyymmdd-hh:mm:ss" as UTC.
+    return moment.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
 
 
 def _urgency(group: Sequence[Intent]) -> Priority:

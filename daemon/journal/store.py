@@ -296,6 +296,8 @@ class Journal:
                         ),
                     )
                 except sqlite3.IntegrityError as exc:
+                    if "intents.key" not in str(exc):
+                        raise
                     raise AlreadyLive(intent.key) from exc
                 ids.append(int(cursor.lastrowid or 0))
             if next_id - 1 > high_water:
@@ -383,13 +385,6 @@ class Journal:
     def intents(self, since_id: int = 0) -> list[JournaledIntent]:
         rows = self._db.execute(
             "SELECT * FROM intents WHERE id > ? ORDER BY id", (since_id,)
-        ).fetchall()
-        return [_intent_from_row(row) for row in rows]
-
-    def intents_for_order(self, client_id: int, order_id: int) -> list[JournaledIntent]:
-        rows = self._db.execute(
-            "SELECT * FROM intents WHERE client_id = ? AND order_id = ? ORDER BY id",
-            (client_id, order_id),
         ).fetchall()
         return [_intent_from_row(row) for row in rows]
 

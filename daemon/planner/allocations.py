@@ -36,7 +36,15 @@ from daemon.planner.common import (
     working_price,
 )
 from daemon.planner.types import Intent, IntentAction, OrderSpec, OrderType, Purpose
-from schemas.models import Allocation, RuleKind, RuleSet, Side, order_ref, rule_generation
+from schemas.models import (
+    Allocation,
+    Risk,
+    RuleKind,
+    RuleSet,
+    Side,
+    order_ref,
+    rule_generation,
+)
 
 KIND: RuleKind = "allocations"
 
@@ -93,13 +101,11 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
     this pass by other rule kinds will take."""
     draft = Draft()
     observed = book.observed
-    redecided: set[int] = set()
 
     for rule in book.owned_rules(KIND):
         if rule in rules.allocations:
             continue
         for owned in book.owned_by(KIND, rule):
-            redecided.add(owned.order.order_id)
             if not owned.pending_cancel:
                 draft.add(cancel_intent(owned, KIND, f"rule allocations.{rule} was removed"))
 
@@ -113,19 +119,17 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
     outcomes: list[_RuleOutcome] = []
     for name in sorted(rules.allocations):
         outcome = _RuleOutcome(name, rules.allocations[name])
-        _plan_rule(outcome, rules, book, draft, redecided)
+        _plan_rule(outcome, rules, book, draft)
         outcomes.append(outcome)
 
     for outcome in outcomes:
         for want in outcome.sells:
             _emit(want, draft)
-    _plan_buys(outcomes, book, draft, redecided, other_buys_value)
+    _plan_buys(outcomes, book, draft, other_buys_value)
     return draft
 
 
-def _plan_rule(
-    outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft, redecided: set[int]
-) -> None:
+def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) -> None:
     name, allocation = outcome.name, outcome.allocation
     generation = rule_generation(allocation)
     capital = capital_of(allocation, book.observed.net_liquidation)
@@ -140,10 +144,22 @@ def _plan_rule(
         if symbol in allocation.targets:
             continue
         for owned in by_symbol[symbol]:
-            redecided.add(owned.order.order_id)
             if not owned.pending_cancel:
                 reason = f"{symbol} is no longer a target of allocations.{name}"
                 draft.add(cancel_intent(owned, KIND, reason))
+
+    unreachable = sorted(
+        symbol
+        for symbol, weight in allocation.targets.items()
+        if 0 < weight <= allocation.drift.absolute
+    )
+    if unreachable:
+        listed = ", ".join(unreachable[:5]) + (", ..." if len(unreachable) > 5 else "")
+        draft.notes.append(
+            f"allocations.{name}: {len(unreachable)} target(s) ({listed}) weigh no more than the "
+            f"drift band {allocation.drift.absolute:g}: from zero they are never bought; "
+            "narrow drift.absolute"
+        )
 
     for symbol in sorted(allocation.targets):
         orders = by_symbol.get(symbol, [])
@@ -162,7 +178,6 @@ def _plan_rule(
         if facts is None:
             draft.notes.append(f"{where}: no contract details (min tick, lot size); not planned")
             continue
-        redecided.update(owned.order.order_id for owned in orders)
         wants = _decide_symbol(
             name,
             allocation,
@@ -173,7 +188,7 @@ def _plan_rule(
             facts.min_tick,
             facts.lot_size,
             orders,
-            rules.risk.max_order_value,
+            rules.risk,
             book,
             draft,
         )
@@ -191,7 +206,7 @@ def _decide_symbol(
     tick: float,
     lot: int,
     orders: list[OwnedOrder],
-    max_order_value: float,
+    risk: Risk,
     book: Book,
     draft: Draft,
 ) -> list[_Want]:
@@ -202,11 +217,20 @@ def _decide_symbol(
         signed(owned.order.action, owned.order.remaining) for owned in current
     )
     desired = 0 if weight == 0 else lots_down(weight * capital / price, lot)
+    # A capital above NAV can ask for more than the gate allows; aim at what it allows
+    # rather than planning a buy that stays blocked and holds cash from the other targets.
+    position_cap = lots_down(
+        risk.max_position_fraction * book.observed.net_liquidation / price, lot
+    )
+    capped = desired > position_cap
+    desired = min(desired, position_cap)
     effective_weight = effective * price / capital
     describe = (
         f"weight {effective_weight:.4f} vs target {weight:.4f} "
         f"(band {allocation.drift.absolute:.4f}); {shares(effective)} → {shares(desired)} shares"
     )
+    if capped:
+        describe += " (capped by risk.max_position_fraction)"
 
     if weight == 0:
         act = position != 0 or effective != 0
@@ -261,7 +285,7 @@ def _decide_symbol(
     already_filled = 0 if carrier is None else int(carrier.order.filled)
     quantity = wanted_quantity
     reason = describe
-    per_order_cap = lots_down(max_order_value / estimated, lot)
+    per_order_cap = lots_down(risk.max_order_value / estimated, lot)
     if per_order_cap == 0:
         quantity = min(wanted_quantity, lot)
     elif already_filled + wanted_quantity > per_order_cap:
@@ -432,15 +456,22 @@ def _plan_buys(
     outcomes: list[_RuleOutcome],
     book: Book,
     draft: Draft,
-    redecided: set[int],
     other_buys_value: float,
 ) -> None:
-    """Buys never spend cash below the rule's buffer: every working buy that is not being
-    re-decided here counts as spent, and so do the buys other rule kinds plan in this pass."""
+    """Buys never spend cash below the rule's buffer. Spent already: every working buy that no
+    buy below carries (manual orders, other rules' orders, and orders being cancelled, which
+    may still fill until IB confirms the cancel), and the buys other rule kinds plan in this
+    pass. The working orders that the buys below carry count at their new size."""
     observed = book.observed
     committed = other_buys_value
+    carried = {
+        want.carrier.order.order_id
+        for outcome in outcomes
+        for want in outcome.buys
+        if want.carrier is not None
+    }
     for order in book.live:
-        if order.action != "BUY" or order.order_id in redecided:
+        if order.action != "BUY" or order.order_id in carried:
             continue
         quote = observed.quotes.get(order.symbol)
         price = working_price(order, None if quote is None else quote.last)
@@ -476,6 +507,8 @@ def _plan_buys(
             if quantity == 0 or value < outcome.allocation.min_trade_value:
                 if want.carrier is not None:
                     draft.add(cancel_intent(want.carrier, KIND, "no cash left for this buy"))
+                    # Until IB confirms the cancel, the order may still fill.
+                    spent += want.carrier.order.remaining * want.estimated_price
                 continue
             want.reason = (
                 f"{want.reason}; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares"

@@ -95,11 +95,8 @@ def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) ->
         notes.append(f"{where}: waiting for the cancel of order {pending[0]} to be confirmed")
         return []
 
-    observed = book.observed
-    entered = book.fills(
-        name, lambda leg: leg == "entry", observed.entry_fills, observed.entry_fill_prices
-    )
-    exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, observed.exit_fills)
+    entered = book.fills(name, lambda leg: leg == "entry", "entry")
+    exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
     if rule is None:
         return _removed(name, legs, entered, exited, book, notes)
     generation = rule_generation(rule)
@@ -374,6 +371,9 @@ def _unfilled(
         return []
     worst = limit if limit is not None else reference
     quantity = _quantity(rule, worst, protection, facts.lot_size, book.observed.net_liquidation)
+    if entry is not None and entry.generation == generation and not isinstance(rule.quantity, int):
+        # Sized when placed; resizing it as NAV moves would modify the order on every pass.
+        quantity = int(entry.order.total_quantity)
     if quantity <= 0:
         notes.append(f"{where}: risk-sized quantity rounds to 0 shares; not planned")
         return []

@@ -10,7 +10,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
@@ -47,8 +47,11 @@ def short_hash(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+_SPEC_FIELDS = tuple(spec_field.name for spec_field in fields(OrderSpec))
+
+
 def spec_hash(spec: OrderSpec) -> str:
-    return short_hash(*astuple(spec))
+    return short_hash(*(getattr(spec, name) for name in _SPEC_FIELDS))
 
 
 def round_to_tick(price: float, tick: float, direction: Literal["down", "up"]) -> float:
@@ -118,6 +121,16 @@ def working_price(order: WorkingOrder, fallback: float | None) -> float | None:
     return fallback
 
 
+FillKind = Literal["entry", "exit"]
+
+
+def _generations_by_rule(journal: Mapping[tuple[str, str], float]) -> dict[str, set[str]]:
+    by_rule: dict[str, set[str]] = {}
+    for rule, generation in journal:
+        by_rule.setdefault(rule, set()).add(generation)
+    return by_rule
+
+
 @dataclass(frozen=True)
 class Fills:
     quantity: float
@@ -162,6 +175,10 @@ class Book:
             self._by_rule.setdefault((owned.kind, rule), []).append(owned)
         for orders in self._by_rule.values():
             orders.sort(key=lambda owned: owned.order.order_id)
+        self._journaled = {
+            "entry": _generations_by_rule(observed.entry_fills),
+            "exit": _generations_by_rule(observed.exit_fills),
+        }
         self._executions: dict[str, list[tuple[str, str, Execution]]] = {}
         for execution in observed.executions:
             parsed = parse_order_ref(execution.order_ref)
@@ -175,24 +192,23 @@ class Book:
     def owned_rules(self, kind: RuleKind | None) -> list[str]:
         return sorted(rule for (found, rule) in self._by_rule if found == kind)
 
-    def fills(
-        self,
-        rule: str,
-        legs: Callable[[str], bool],
-        journal: Mapping[tuple[str, str], float],
-        journal_prices: Mapping[tuple[str, str], float] | None = None,
-    ) -> Fills:
-        """Filled quantity of the rule's legs matching ``legs`` over all its generations.
+    def fills(self, rule: str, legs: Callable[[str], bool], which: FillKind) -> Fills:
+        """Filled quantity of the rule's legs matching ``legs`` over all its generations, with
+        the journal's ``entry_fills`` (and prices) or ``exit_fills`` as ``which`` says.
 
         Per generation the journal's cumulative quantity and today's executions are two views
         of the same fills, so the larger one counts (never their sum). The average price comes
-        from the journal when it has one, else from today's executions; None when unknown.
+        from the journal when it has one, else from today's executions when they cover the
+        whole quantity; None when unknown.
         """
+        observed = self.observed
+        journal = observed.entry_fills if which == "entry" else observed.exit_fills
+        journal_prices = observed.entry_fill_prices if which == "entry" else None
         executed: dict[str, list[Execution]] = {}
         for generation, leg, execution in self._executions.get(rule, []):
             if legs(leg):
                 executed.setdefault(generation, []).append(execution)
-        generations = {gen for (name, gen) in journal if name == rule} | set(executed)
+        generations = self._journaled[which].get(rule, set()) | set(executed)
         quantity = 0.0
         notional = 0.0
         priced = True
@@ -293,9 +309,11 @@ def modify_key(existing_ref: str, spec: OrderSpec) -> str:
     return f"{existing_ref}#mod:{spec_hash(spec)}"
 
 
+def ordered_groups(groups: Sequence[Group]) -> list[Group]:
+    """Cancels, then sells, then buys; stable within a phase."""
+    return sorted(groups, key=lambda group: group.phase)
+
+
 def ordered(groups: Sequence[Group]) -> list[Intent]:
-    """Flatten groups: cancels, then sells, then buys; stable within a phase."""
-    result: list[Intent] = []
-    for group in sorted(groups, key=lambda group: group.phase):
-        result.extend(group.intents)
-    return result
+    """The groups' intents in plan order (see ``ordered_groups``)."""
+    return [intent for group in ordered_groups(groups) for intent in group.intents]

@@ -51,10 +51,10 @@ def breaker_reason(risk: Risk, observed: Observed) -> str | None:
 
 
 def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
-    intents = [replace(intent, blocked_by=None) for intent in plan.intents]
+    # Every check below reads only the intents' other fields; blocked_by is recomputed.
+    intents = list(plan.intents)
     if observed.halted:
-        blocked = tuple(replace(intent, blocked_by=HALT) for intent in intents)
-        return replace(plan, intents=blocked)
+        return replace(plan, intents=tuple(_marked(intent, HALT) for intent in intents))
 
     groups = _units(intents)
     blocked_by: dict[int, str] = {}
@@ -79,10 +79,13 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     return replace(
         plan,
         intents=tuple(
-            replace(intent, blocked_by=blocked_by.get(index))
-            for index, intent in enumerate(intents)
+            _marked(intent, blocked_by.get(index)) for index, intent in enumerate(intents)
         ),
     )
+
+
+def _marked(intent: Intent, blocked_by: str | None) -> Intent:
+    return intent if intent.blocked_by == blocked_by else replace(intent, blocked_by=blocked_by)
 
 
 def _units(intents: list[Intent]) -> list[list[int]]:
@@ -104,11 +107,13 @@ def _units(intents: list[Intent]) -> list[list[int]]:
 
 class _Exposure:
     """Worst-case position per symbol: the position plus every working order on one side that
-    this plan leaves alone, plus the opening orders admitted so far."""
+    this plan does not modify, plus the opening orders admitted so far."""
 
     def __init__(self, intents: list[Intent], observed: Observed) -> None:
         self.observed = observed
-        touched = {intent.order_id for intent in intents if intent.order_id is not None}
+        # A modified order counts at its new size; a cancelled one may still fill until IB
+        # confirms the cancel, so it keeps counting.
+        touched = {intent.order_id for intent in intents if intent.action == "modify"}
         self.orders_by_id: dict[int, WorkingOrder] = {}
         self.long: dict[str, float] = {}
         self.short: dict[str, float] = {}

@@ -7,14 +7,15 @@ flight; order the intents (cancels, sells, buys); run the risk gate last.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from daemon.planner.allocations import plan_allocations
 from daemon.planner.brackets import plan_brackets
-from daemon.planner.common import Book, Draft, Group, ordered
+from daemon.planner.common import Book, Draft, Group, ordered, ordered_groups
 from daemon.planner.gate import gate
 from daemon.planner.scales import plan_scales
-from daemon.planner.types import Observed, Plan
+from daemon.planner.types import Intent, Observed, Plan
 from schemas.models import RuleSet
 
 
@@ -34,7 +35,7 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     draft.extend(plan_allocations(rules, book, _added_buy_value(standing, observed)))
 
     groups: list[Group] = []
-    for group in draft.groups:
+    for group in _with_unique_keys(draft.groups):
         waiting = [intent.key for intent in group.intents if intent.key in observed.in_flight]
         if waiting:
             draft.notes.append(
@@ -72,3 +73,20 @@ def _added_buy_value(draft: Draft, observed: Observed) -> float:
                 new_value = (order.quantity - before.filled) * price
                 added += max(0.0, new_value - before.remaining * old_price)
     return added
+
+
+def _with_unique_keys(groups: list[Group]) -> list[Group]:
+    """Two working orders can share an orderRef (a duplicate tradectl must clean up); their
+    cancel or modify intents then get the order id in the key, so keys stay unique. Done in
+    the plan's final order, so the same inputs always give the same keys."""
+    seen: set[str] = set()
+    result: list[Group] = []
+    for group in ordered_groups(groups):
+        intents: list[Intent] = []
+        for intent in group.intents:
+            if intent.key in seen and intent.order_id is not None:
+                intent = replace(intent, key=f"{intent.key}@{intent.order_id}")
+            seen.add(intent.key)
+            intents.append(intent)
+        result.append(Group(intents, group.phase))
+    return result

@@ -62,7 +62,7 @@ def _plan_rule(
         return []
     generation = rule_generation(scale)
     observed = book.observed
-    filled = book.fills(name, lambda leg: leg_kind(leg) == KIND, observed.entry_fills).quantity
+    filled = book.fills(name, lambda leg: leg_kind(leg) == KIND, "entry").quantity
 
     by_leg: dict[str, OwnedOrder] = {}
     intents: list[Intent] = []

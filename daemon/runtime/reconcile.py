@@ -16,7 +16,7 @@ from daemon.ib import BrokerState, IbAdapter, Progress
 from daemon.ib.translate import planner_execution
 from daemon.journal import Journal, JournaledIntent, Transition
 from daemon.planner import plan as make_plan
-from daemon.planner.types import Intent, Observed, Plan
+from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from schemas.models import RuleSet, parse_order_ref
 
 # US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
@@ -28,6 +28,9 @@ TRADING_TIME_ZONE = ZoneInfo("America/New_York")
 REJECTION_BACKOFF = timedelta(minutes=1)
 REJECTION_BACKOFF_MAX = timedelta(hours=1)
 REJECTIONS_PER_RULE_PER_DAY = 5
+
+# A plan confirmed later than this is not acted on: its prices and positions are stale.
+PLAN_MAX_AGE = timedelta(seconds=60)
 
 HALT_KEY = "halt"
 BREAKER_KEY = "breaker_tripped_on"
@@ -105,6 +108,9 @@ def build_observed(
     entry_fill_prices = {
         key: entry_values[key] / filled for key, filled in entry_fills.items() if filled
     }
+    working = state.working_orders
+    if journal is not None:
+        working += _unconfirmed_orders(journal, working)
     commissions: dict[str, float | None] = {}
     if journal is not None:
         commissions = {ex.exec_id: journal.commission(ex.exec_id) for ex in state.executions}
@@ -115,7 +121,7 @@ def build_observed(
         buying_power=state.buying_power,
         day_start_nav=day_start_nav,
         positions=state.positions,
-        working_orders=state.working_orders,
+        working_orders=working,
         executions=tuple(
             planner_execution(ex, commissions.get(ex.exec_id)) for ex in state.executions
         ),
@@ -129,6 +135,53 @@ def build_observed(
         halted=halted,
         breaker_tripped=breaker,
     )
+
+
+def _unconfirmed_orders(
+    journal: Journal, at_broker: tuple[WorkingOrder, ...]
+) -> tuple[WorkingOrder, ...]:
+    """Orders sent but not yet seen at the broker, as working orders in ``PendingSubmit``: the
+    planner counts them like any working order (toward positions, cash, a bracket's legs), so a
+    lagging broker view never makes it plan the same exposure twice under another key."""
+    seen = {(order.client_id, order.order_id) for order in at_broker}
+    ids_by_ref = {order.order_ref: order.order_id for order in at_broker if order.order_ref}
+    pending = [
+        intent
+        for intent in journal.live_intents()
+        if intent.action == "place"
+        and intent.state in ("journaled", "sent")
+        and intent.order_id is not None
+        and (intent.client_id, intent.order_id) not in seen
+    ]
+    ids_by_ref.update(
+        (intent.order_ref, intent.order_id)
+        for intent in pending
+        if intent.order_ref is not None and intent.order_id is not None
+    )
+    orders = []
+    for intent in pending:
+        fields = intent.fields
+        assert intent.order_id is not None
+        orders.append(
+            WorkingOrder(
+                order_id=intent.order_id,
+                symbol=fields["symbol"],
+                action=fields["action"],
+                order_type=fields["order_type"],
+                total_quantity=float(fields["quantity"]),
+                filled=intent.filled,
+                limit_price=fields.get("limit_price"),
+                aux_price=fields.get("aux_price"),
+                trailing_percent=fields.get("trailing_percent"),
+                tif=fields.get("tif", "DAY"),
+                order_ref=intent.order_ref,
+                client_id=intent.client_id,
+                parent_id=ids_by_ref.get(fields.get("parent_ref") or "", 0),
+                oca_group=fields.get("oca_group") or "",
+                status="PendingSubmit",
+            )
+        )
+    return tuple(orders)
 
 
 def hold_rejected(plan: Plan, journal: Journal | None, now: datetime) -> Plan:
@@ -227,7 +280,14 @@ def reconcile_pass(
     state = adapter.observe(rules.symbols(), day_start)
     observed = build_observed(rules, state, journal, now)
     plan = hold_rejected(make_plan(rules, observed, now), journal, now)
-    result = PassResult(plan=plan, observed=observed, resync=transitions, notes=state.notes)
+    notes = state.notes
+    if observed.in_flight:
+        notes += (
+            f"{len(observed.in_flight)} intent(s) sent earlier are not yet confirmed by the "
+            "broker: counted as working orders and not sent again until the broker shows them "
+            "or the acknowledgement timeout passes",
+        )
+    result = PassResult(plan=plan, observed=observed, resync=transitions, notes=notes)
     actionable = plan.actionable
     if not act or not actionable:
         _finish(journal, pass_id, result, "converged" if not actionable else "planned")
@@ -235,7 +295,20 @@ def reconcile_pass(
     if confirm is not None and not confirm(plan):
         _finish(journal, pass_id, result, "declined")
         return result
-    working = {order.order_id: order for order in observed.owned_orders}
+    if clock() - now > PLAN_MAX_AGE:
+        result.problems.append(
+            f"the plan is older than {PLAN_MAX_AGE.seconds} s (confirmation took a while) and "
+            "prices may have moved: nothing sent; run it again"
+        )
+        _finish(journal, pass_id, result, "stale")
+        return result
+    # Order ids are per client: should another client's owned order share an id, ours wins.
+    working = {
+        order.order_id: order
+        for order in sorted(
+            observed.owned_orders, key=lambda order: order.client_id == adapter.settings.client_id
+        )
+    }
     result.problems = adapter.execute(
         sending_groups(actionable), contracts=state.qualified, working=working, pass_id=pass_id
     )

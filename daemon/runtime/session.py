@@ -3,6 +3,7 @@ adapter, opened in the right order and always closed."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,13 @@ from daemon.journal import Journal, utc_now
 from daemon.pacer import DEFAULT_RATE
 from daemon.runtime.reconcile import PassResult, reconcile_pass
 from schemas.models import RuleSet
+
+
+def quiet_client_logging() -> None:
+    """The adapter reports every gateway error itself, with IB's code and text, in the journal
+    and the command's output; ib_insync's own log lines would repeat them (and warn about
+    orders it does not track, since the adapter bypasses its order bookkeeping)."""
+    logging.getLogger("ib_insync").setLevel(logging.CRITICAL)
 
 
 @dataclass

@@ -41,7 +41,7 @@ from daemon.runtime.reconcile import (
     trading_day_start,
 )
 from daemon.runtime.session import connection_settings
-from schemas.models import RuleKind, RuleSet
+from schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
 from .safety import SafetyState, breaker_reason, daily_loss_exceeded, trading_day
@@ -189,6 +189,8 @@ class IbBrokerSession:
         self._status: dict[str, Any] = {}
         # Executions come again in every reqExecutions answer: only a new exec id is a fill.
         self._seen_exec_ids: set[str] = set()
+        # The newest journaled intent id seen, so each pass reads only the intents it added.
+        self._newest_intent_id = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -204,10 +206,10 @@ class IbBrokerSession:
                 self._journal.close()
                 self._journal = None
 
-        try:
-            await self._thread.submit(close_all)
-        finally:
-            await asyncio.to_thread(self._thread.stop, 5.0)
+        # When a stuck job keeps this from running, the caller's timeout cancels it and the
+        # (daemon) thread ends with the process: every journal commit is already durable.
+        await self._thread.submit(close_all)
+        await asyncio.to_thread(self._thread.stop, 5.0)
 
     def _emit(self, callback: Callable[..., None], *args: Any) -> None:
         loop = self._daemon_loop
@@ -283,6 +285,7 @@ class IbBrokerSession:
         if execution.execId in self._seen_exec_ids:
             return
         self._seen_exec_ids.add(execution.execId)
+        rule, _, leg = parse_order_ref(execution.orderRef) or (None, None, None)
         log.info(
             "fill: %s %s %s @ %s",
             execution.side,
@@ -290,6 +293,8 @@ class IbBrokerSession:
             contract.symbol,
             execution.price,
             extra={
+                "rule": rule,
+                "leg": leg,
                 "order_id": execution.orderId,
                 "order_ref": execution.orderRef or None,
                 "exec_id": execution.execId,
@@ -338,8 +343,31 @@ class IbBrokerSession:
         generation = rules.generation()
         journal.record_generation(generation)
         pass_id = journal.begin_pass(",".join(sorted(context.reasons)), generation)
-        sent_before = adapter.progress.sent
-        errors_before = len(adapter.progress.errors)
+        adapter.start_pass()
+        try:
+            return self._observe_plan_act(adapter, journal, rules, context, pass_id, now)
+        except Exception as exc:
+            # A dropped connection mid-pass, say: the journal shows the pass ended and why.
+            journal.finish_pass(
+                pass_id,
+                planned=0,
+                blocked=0,
+                sent=adapter.progress.sent,
+                outcome="failed",
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+            raise
+
+    def _observe_plan_act(
+        self,
+        adapter: IbAdapter,
+        journal: Journal,
+        rules: RuleSet,
+        context: PassContext,
+        pass_id: int,
+        now: datetime,
+    ) -> PassSummary:
+        pacing_before = adapter.pacing_violations
         day_start = trading_day_start(now)
         adapter.resync(day_start)
         state = adapter.observe(rules.symbols(), day_start)
@@ -372,19 +400,24 @@ class IbBrokerSession:
             pass_id,
             planned=len(plan.intents),
             blocked=len(plan.blocked),
-            sent=adapter.progress.sent - sent_before,
+            sent=adapter.progress.sent,
             outcome=outcome,
-            detail="; ".join(problems + adapter.progress.errors[errors_before:]),
+            detail="; ".join(problems + adapter.progress.errors),
         )
         for problem in problems:
             log.warning("not sent: %s", problem)
-        for error in adapter.progress.errors[errors_before:]:
+        for error in adapter.progress.errors:
             log.warning("order error: %s", error)
+        if adapter.pacing_violations > pacing_before:
+            log.warning(
+                "the gateway reported %d pacing violation(s) (IB error 100) during this pass",
+                adapter.pacing_violations - pacing_before,
+            )
         return PassSummary(
             planned=len(plan.intents),
-            sent=adapter.progress.sent - sent_before,
+            sent=adapter.progress.sent,
             blocked=len(plan.blocked),
-            problems=tuple(problems + adapter.progress.errors[errors_before:]),
+            problems=tuple(problems + adapter.progress.errors),
             stopped_early=stopped_early,
             notes=state.notes + plan.notes,
             net_liquidation=observed.net_liquidation,
@@ -418,10 +451,18 @@ class IbBrokerSession:
     ) -> bool:
         """Journal and send the actionable intents group by group, collecting what could not be
         sent in ``problems``; True when stopped early."""
-        working = {order.order_id: order for order in observed.owned_orders}
-        last_intent = max((intent.id for intent in journal.intents()), default=0)
+        # Order ids are per client: should another client's owned order share an id, ours wins.
+        ours = adapter.settings.client_id
+        working = {
+            order.order_id: order
+            for order in sorted(observed.owned_orders, key=lambda order: order.client_id == ours)
+        }
+        last_intent = self._catch_up_intents(journal)
+        # Each journaled intent is one message on the wire; ``written`` counts how many the
+        # pacer must have written before the next group is journaled.
+        written = adapter.progress.sent
         for group in sending_groups(plan.actionable):
-            if not self._drain(adapter, context):
+            if not self._drain(adapter, context, written):
                 return True
             if not context.may_send():
                 return True
@@ -432,19 +473,30 @@ class IbBrokerSession:
             except AdapterError as exc:
                 problems.append(str(exc))
                 return True
-            last_intent = self._log_actions(journal, group, last_intent)
-        return not self._drain(adapter, context)
+            last_intent, journaled = self._log_actions(journal, group, last_intent)
+            self._newest_intent_id = last_intent
+            written += journaled
+        return not self._drain(adapter, context, written)
 
-    def _drain(self, adapter: IbAdapter, context: PassContext) -> bool:
-        """Run the connection until the pacer has written everything queued; False when the
-        link went down or shutdown began first."""
-        while adapter.waiting_messages:
+    def _catch_up_intents(self, journal: Journal) -> int:
+        """The newest intent id in the journal (other writers: halt --cancel, earlier runs)."""
+        newer = journal.intents(since_id=self._newest_intent_id)
+        if newer:
+            self._newest_intent_id = newer[-1].id
+        return self._newest_intent_id
+
+    def _drain(self, adapter: IbAdapter, context: PassContext, written: int) -> bool:
+        """Run the connection until the pacer has written ``written`` order messages in all;
+        False when the link went down or shutdown began first."""
+        while adapter.progress.sent < written:
             if not adapter.can_send or context.abandon():
                 return False
             adapter.ib.sleep(_DRAIN_STEP_SECONDS)
         return True
 
-    def _log_actions(self, journal: Journal, group: list[Intent], after_id: int) -> int:
+    def _log_actions(self, journal: Journal, group: list[Intent], after_id: int) -> tuple[int, int]:
+        """Log the order actions of ``group`` that were journaled; returns the newest intent id
+        and how many were journaled."""
         journaled = {entry.key: entry for entry in journal.intents(since_id=after_id)}
         newest = max((entry.id for entry in journaled.values()), default=after_id)
         for intent in group:
@@ -469,7 +521,7 @@ class IbBrokerSession:
                     "aux": order.aux_price if order is not None else None,
                 },
             )
-        return newest
+        return newest, len(journaled)
 
     def _await_acknowledgements(self, adapter: IbAdapter, context: PassContext) -> None:
         started = self._thread.loop.time()
@@ -481,8 +533,9 @@ class IbBrokerSession:
             limit = ACK_TIMEOUT_STOPPING_SECONDS if context.abandon() else self._ack_timeout
             if self._thread.loop.time() - started >= limit:
                 log.warning(
-                    "%d order action(s) not acknowledged yet; they stay in flight in the journal",
-                    adapter.unacknowledged,
+                    "order actions not acknowledged after %.0fs; they stay in flight in the "
+                    "journal and are matched with the broker at the next pass",
+                    limit,
                 )
                 return
 

@@ -42,6 +42,8 @@ def _error_summary(record: logging.LogRecord) -> str | None:
 
 
 def _text_value(value: object) -> str:
+    if isinstance(value, list | tuple | set | frozenset):
+        value = ",".join(str(item) for item in value)
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     if text == "" or any(char.isspace() for char in text) or '"' in text:
         return json.dumps(text)

@@ -71,9 +71,8 @@ class PassScheduler:
         self._applied = schedule
         if previous is None or previous.reconcile_every != schedule.reconcile_every:
             self._scheduler.add_job(
-                self._request_pass,
+                self._resync_due,
                 IntervalTrigger(seconds=schedule.reconcile_every.total_seconds()),
-                args=("timer",),
                 id=_RESYNC_JOB,
                 replace_existing=True,
                 coalesce=True,
@@ -103,7 +102,12 @@ class PassScheduler:
         next_run: datetime | None = job.next_run_time
         return next_run
 
-    def _rebalance_due(self) -> None:
+    # Coroutine functions, so that AsyncIOScheduler runs them on the event loop rather than in
+    # its thread pool: everything they touch belongs to the loop.
+    async def _resync_due(self) -> None:
+        self._request_pass("timer")
+
+    async def _rebalance_due(self) -> None:
         log.info("rebalance time reached: allocation orders may go in the next pass")
         self.window.open()
         self._request_pass("rebalance")

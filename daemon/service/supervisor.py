@@ -49,7 +49,7 @@ class DaemonSettings:
     reconnect_max: float = 30.0
     # SIGTERM to exit must stay under systemd's and the issue's 10 s: this much for the pass in
     # flight, the rest for disconnecting and flushing the journal.
-    stop_grace: float = 6.0
+    stop_grace: float = 5.0
     history: int = 20
 
 
@@ -114,7 +114,7 @@ class Daemon:
         self._cancel_waiters: list[asyncio.Future[list[dict[str, Any]]]] = []
         self.passes: deque[PassRecord] = deque(maxlen=settings.history)
         self._serializer = PassSerializer(self._pass)
-        self._scheduler = PassScheduler(self._serializer.request)
+        self._scheduler = PassScheduler(self._on_schedule)
         self._watcher = RulesWatcher(settings.rules_dir, self.reload, settings.debounce)
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
@@ -150,6 +150,8 @@ class Daemon:
             await self.session.open()
         except (OSError, RuntimeError) as exc:
             log.error("cannot start: %s", exc)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.session.close(), DISCONNECT_TIMEOUT_SECONDS)
             self._lock.release()
             return 1
         try:
@@ -287,10 +289,22 @@ class Daemon:
     # --- rules -------------------------------------------------------------------------------
 
     def _on_sighup(self) -> None:
+        if self._stopping:
+            return
         log.info("SIGHUP: reloading the rules")
-        self.notifier.reloading()
-        self.reload()
-        self.notifier.ready(self.status_line())
+        if self._ready_sent:
+            self.notifier.reloading()
+
+        async def reload_then_report() -> None:
+            await self._reload()
+            # READY=1 ends systemd's "reloading" state; before the first sync it would claim a
+            # readiness the daemon does not have yet.
+            if self._ready_sent:
+                self.notifier.ready(self.status_line())
+            else:
+                self.notifier.status(self.status_line())
+
+        self._in_background(reload_then_report(), "reload the rules")
 
     def reload(self) -> None:
         """Schedule a reload (from the watcher, SIGHUP); reloads run one at a time."""
@@ -319,6 +333,8 @@ class Daemon:
         self._check_halt_file()
         outcome = self._load_rules(self.settings.rules_dir)
         if outcome.rule_set is None:
+            if outcome.errors == self.rules.errors:
+                return
             self.rules.errors = outcome.errors
             for error in outcome.errors:
                 log.error("%s", error)
@@ -463,6 +479,13 @@ class Daemon:
     def _on_order_event(self, what: str) -> None:
         self._serializer.request(what)
 
+    def _on_schedule(self, reason: str) -> None:
+        if reason == "timer":
+            # Also re-read the rules: inotify misses changes on some file systems and when the
+            # rules directory is replaced (a symlink swap by a deployment tool, say).
+            self.reload()
+        self._serializer.request(reason)
+
     # --- the pass ----------------------------------------------------------------------------
 
     @property
@@ -530,6 +553,14 @@ class Daemon:
         )
         summary = await self.session.reconcile(rule_set, context)
         record.summary = asdict(summary)
+        if summary.breaker_tripped is not None:
+            self.safety = self.safety.trip(trading_day(self._clock()), summary.breaker_tripped)
+            log.error(
+                "circuit breaker tripped: %s; opening orders stop until the next trading day or "
+                "`tradectl resume`",
+                summary.breaker_tripped,
+                extra={"net_liquidation": summary.net_liquidation},
+            )
         log.log(
             logging.INFO if summary.planned or summary.sent else logging.DEBUG,
             "pass complete: planned %d, sent %d, blocked %d%s",
@@ -539,14 +570,6 @@ class Daemon:
             ", stopped early" if summary.stopped_early else "",
             extra={"reasons": sorted(reasons), "generation": self.rules.generation},
         )
-        if summary.breaker_tripped is not None:
-            self.safety = self.safety.trip(trading_day(self._clock()), summary.breaker_tripped)
-            log.error(
-                "circuit breaker tripped: %s; opening orders stop until the next trading day or "
-                "`tradectl resume`",
-                summary.breaker_tripped,
-                extra={"net_liquidation": summary.net_liquidation},
-            )
         if summary.stopped_early:
             return "stopped early"
         self._scheduler.window.pass_completed(allocations_due)

@@ -23,8 +23,9 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from schemas.loader import is_rule_file_name
+
 HALT_FILE_NAME = "HALT"
-RULE_SUFFIXES = (".yaml", ".yml")
 DEFAULT_DEBOUNCE_SECONDS = 0.15
 
 # Opening or merely reading a file is not a change; the loader itself reads every file, and
@@ -41,12 +42,9 @@ _CHANGE_EVENTS = frozenset(
 
 
 def is_relevant_name(name: str) -> bool:
-    """True for names that can change the rule set or the halt state."""
-    if name == HALT_FILE_NAME:
-        return True
-    if name.startswith(".") or name.endswith("~"):
-        return False
-    return name.endswith(RULE_SUFFIXES)
+    """True for names that can change the rule set (exactly the files the loader reads) or the
+    halt state."""
+    return name == HALT_FILE_NAME or is_rule_file_name(name)
 
 
 def _path_text(path: str | bytes) -> str:

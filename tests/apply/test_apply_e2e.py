@@ -44,7 +44,7 @@ def converge(apply: Callable[..., Outcome], rules: Path, passes: int = 10) -> li
 def test_allocation_from_cash_converges_and_a_second_apply_sends_nothing(
     gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
 ) -> None:
-    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS))
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS, drift=0.00001))
     outcomes = converge(apply_in_process, rules)
     # 0.3 x 950k at 500 is 570 SPY shares: more than max_order_value, so sliced over passes.
     assert len(outcomes) >= 3
@@ -53,8 +53,7 @@ def test_allocation_from_cash_converges_and_a_second_apply_sends_nothing(
     prices = {"AAPL": 100.0, "MSFT": 200.0, "SPY": 500.0}
     for symbol, weight in TARGETS.items():
         desired = math.floor(weight * capital / prices[symbol])
-        band = math.ceil(0.001 * capital / prices[symbol])
-        assert abs(snapshot.positions[symbol].quantity - desired) <= max(1, band), symbol
+        assert abs(snapshot.positions[symbol].quantity - desired) <= 1, symbol
     placed = gateway.messages("placeOrder")
     refs = gateway.placed_refs()
     assert len(refs) == len(set(refs)), "an orderRef was sent twice"
@@ -126,7 +125,8 @@ def test_rejections_are_shown_with_ibs_code_and_backed_off(
     assert "rejected 1" in first.out
     assert "IB error 201" in first.out
     second = apply_in_process(rules)
-    assert "blocked: rejected by IB (IB 201" in second.out
+    assert "rejected by IB (IB 201" in second.out
+    assert "Nothing to send (1 blocked)." in second.out
     assert len(gateway.messages("placeOrder")) == 1
 
 
@@ -228,8 +228,119 @@ def test_on_a_terminal_apply_sends_only_after_yes(
     monkeypatch.setattr("builtins.input", lambda prompt: answer)
     code = main(["apply", str(rules), "--state-dir", str(tmp_path / "state")])
     out = capsys.readouterr().out
-    assert "allocations.core:AAPL" in out
+    assert "allocations.core" in out and "AAPL" in out
     assert len(gateway.messages("placeOrder")) == sent
     assert code == (1 if answer == "no" else 0)
     if answer == "no":
         assert "Not confirmed: nothing sent." in out
+
+
+def test_plan_reads_the_gateway_read_only_and_exits_2_then_0(
+    gateway: Gateway,
+    apply_in_process: Callable[..., Outcome],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from daemon.cli import main
+
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    state = str(tmp_path / "state")
+    assert main(["plan", str(rules), "--state-dir", state]) == 2
+    out = capsys.readouterr().out
+    assert "(the gateway, read-only" in out and "allocations.core" in out
+    assert gateway.messages("placeOrder") == []
+    assert apply_in_process(rules).code == 0
+    assert main(["plan", str(rules), "--state-dir", state, "--json"]) == 0
+    assert '"intents": []' in capsys.readouterr().out
+
+
+def test_plan_with_sim_needs_no_gateway(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from daemon.cli import main
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(
+        "version: 1\n"
+        "account: {id: DU0000001}\n"
+        "risk: {max_order_value: 50000, max_position_fraction: 0.3,\n"
+        "       max_risk_per_trade_fraction: 0.01, max_daily_loss_fraction: 0.05}\n"
+        "allocations:\n"
+        "  core: {capital: {amount: 20000}, targets: {AAPL: 0.3}}\n"
+    )
+    assert main(["plan", str(rules), "--sim", "--state-dir", str(tmp_path / "s")]) == 2
+    assert "(the simulated gateway" in capsys.readouterr().out
+
+
+def test_removing_a_rule_cancels_its_orders_and_a_trailing_stop_lands(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    sections = standing_rules()
+    bracket = sections["brackets"]["nvda-pullback"]  # type: ignore[index]
+    bracket["stop_loss"] = {"trailing_percent": 2.0}
+    rules = write_rules(tmp_path / "rules", gateway, **sections)
+    assert apply_in_process(rules).code == 0
+    stop = next(
+        line["fields"]
+        for line in gateway.messages("placeOrder")
+        if line["fields"]["orderRef"].endswith(":stop")
+    )
+    assert (stop["orderType"], stop["trailingPercent"]) == ("TRAIL", 2.0)
+    scale_ids = {
+        line["fields"]["orderId"]
+        for line in gateway.messages("placeOrder")
+        if line["fields"]["orderRef"].startswith("tctl:amzn-ladder:")
+    }
+    assert len(scale_ids) == 3
+
+    del sections["scales"]
+    write_rules(tmp_path / "rules", gateway, **sections)
+    removed = apply_in_process(rules)
+    assert removed.code == 0, removed.out
+    assert {line["fields"]["orderId"] for line in gateway.messages("cancelOrder")} == scale_ids
+    assert len(gateway.messages("placeOrder")) == 6
+    working = {o.order_ref for o in gateway.sim.snapshot().open_orders}
+    assert not any(ref.startswith("tctl:amzn-ladder:") for ref in working)
+    with Journal.open(tmp_path / "state") as journal:
+        cancels = [intent for intent in journal.intents() if intent.action == "cancel"]
+        assert {intent.order_id for intent in cancels} == scale_ids
+        assert {intent.state for intent in cancels} == {"cancelled"}
+    assert "Nothing to send." in apply_in_process(rules).out
+
+
+def test_a_plan_confirmed_too_late_is_not_sent(gateway: Gateway, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from daemon.ib import IbAdapter
+    from daemon.planner.types import Plan
+    from daemon.runtime.reconcile import reconcile_pass
+    from daemon.runtime.session import connection_settings
+    from schemas.loader import load_rule_set
+
+    rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    rules = load_rule_set([rules_dir]).rule_set
+    assert rules is not None
+    moments = [datetime.now(UTC)]
+
+    def slow_confirmation(plan: Plan) -> bool:
+        moments.append(moments[0] + timedelta(minutes=2))
+        return True
+
+    with Journal.open(tmp_path / "state") as journal:
+        adapter = IbAdapter(connection_settings(rules, readonly=False), journal)
+        adapter.connect()
+        try:
+            result = reconcile_pass(
+                rules,
+                adapter,
+                journal,
+                clock=lambda: moments[-1],
+                confirm=slow_confirmation,
+                act=True,
+                ack_timeout=5,
+                trigger="test",
+            )
+        finally:
+            adapter.disconnect()
+    assert result.sent == 0
+    assert "the plan is older than 60 s" in result.problems[0]
+    assert gateway.messages("placeOrder") == []

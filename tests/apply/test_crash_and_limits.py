@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter
+from daemon.runtime.reconcile import PassResult
 from daemon.sim import SimState
 
 from .conftest import (
@@ -68,7 +70,19 @@ def test_a_500_symbol_allocation_is_paced_without_a_single_error_100(
     assert outcome.code == 0, outcome.out[-2000:]
     assert "sent 500 / acknowledged 500" in outcome.out
     messages = gateway.messages()
+    # The sim marks every message it answered with error 100 as dropped.
     assert [line for line in messages if line.get("dropped")] == []
+    assert "pacing violation" not in outcome.out
+    # Sent at the limit, not in bursts: about rate + burst (45 + 1) in any one-second window as
+    # the gateway receives them (a little more when the network bunches them), never its 50.
+    times = [datetime.fromisoformat(line["time"]).timestamp() for line in messages]
+    start = 0
+    busiest = 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= 1.0:
+            start += 1
+        busiest = max(busiest, end - start + 1)
+    assert 40 <= busiest <= 48
     assert len(gateway.messages("placeOrder")) == 500
     assert len(gateway.positions()) == 500
 
@@ -149,7 +163,8 @@ def test_an_order_the_gateway_is_slow_to_take_is_waited_for_not_sent_again(
     # under another one): the next pass must not send it again.
     write_rules(tmp_path / "rules", gateway, client_id=CLIENT_ID + 1, allocations=targets)
     waiting = apply_in_process(rules)
-    assert "waiting for the broker to acknowledge" in waiting.out
+    assert "1 intent(s) sent earlier are not yet confirmed by the broker" in waiting.out
+    assert "Nothing to send." in waiting.out
     assert len(gateway.messages("placeOrder")) == 1
     gateway.sim.control.delay_acks(0)
     wait_until(lambda: gateway.positions().get("AAPL", 0) > 0)
@@ -183,3 +198,56 @@ def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sent 2 / acknowledged 2" in result.stdout
     assert (tmp_path / "var" / "state" / "journal.sqlite3").exists()
+
+
+def test_after_a_reconnect_the_journal_is_matched_before_anything_is_planned(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    import contextlib
+    import time
+
+    from daemon.journal import Journal, utc_now
+    from daemon.runtime.reconcile import reconcile_pass
+    from daemon.runtime.session import connection_settings
+    from schemas.loader import load_rule_set
+
+    rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
+    rules = load_rule_set([rules_dir]).rule_set
+    assert rules is not None
+    with Journal.open(tmp_path / "state") as journal:
+        adapter = IbAdapter(connection_settings(rules, readonly=False), journal)
+        adapter.connect()
+        try:
+
+            def run_pass() -> PassResult:
+                return reconcile_pass(
+                    rules,
+                    adapter,
+                    journal,
+                    clock=utc_now,
+                    confirm=None,
+                    act=True,
+                    ack_timeout=0.2,
+                    trigger="test",
+                )
+
+            gateway.sim.control.delay_acks(1000)
+            first = run_pass()
+            assert (first.sent, first.acknowledged_in_time) == (1, False)
+            gateway.sim.control.drop_connections()
+            deadline = time.monotonic() + 5
+            while adapter.connected and time.monotonic() < deadline:
+                with contextlib.suppress(ConnectionError):
+                    adapter.ib.waitOnUpdate(timeout=0.1)
+            assert not adapter.connected
+            gateway.sim.control.delay_acks(0)
+            wait_until(lambda: gateway.positions().get("AAPL", 0) > 0)
+            wait_until(lambda: not gateway.client_connected(CLIENT_ID))
+
+            adapter.connect()
+            second = run_pass()
+            assert [t.state for t in second.resync] == ["filled"]
+            assert second.plan.actionable == ()
+            assert len(gateway.messages("placeOrder")) == 1
+        finally:
+            adapter.disconnect()

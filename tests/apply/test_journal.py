@@ -236,3 +236,13 @@ def test_an_acknowledged_order_that_vanished_is_closed(journal: Journal) -> None
     journal.mark_acknowledged(intent.id, perm_id=5)
     assert resync(journal, [BrokerRecord("open", "tctl:a:g:entry", 0, 17, 5, "Submitted")]) == {}
     assert resync(journal, []) == {"k1": "cancelled"}
+
+
+def test_key_value_state_survives_reopening(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        journal.set_state("halt", "by operator")
+        journal.set_state("breaker_tripped_on", "2026-11-25")
+        journal.delete_state("breaker_tripped_on")
+    with Journal.open(tmp_path) as journal:
+        assert journal.get_state("halt") == "by operator"
+        assert journal.get_state("breaker_tripped_on") is None

@@ -159,3 +159,33 @@ def test_entry_and_exit_fills_come_from_the_journal_across_days(
     assert observed.day_start_nav == 1e6
     later = replace(state, net_liquidation=9e5)
     assert build_observed(rules, later, journal, NOW + timedelta(hours=1)).day_start_nav == 1e6
+
+
+def test_sent_but_unseen_orders_count_as_working_orders(journal: Journal) -> None:
+    rules = RuleSet.model_validate(
+        {
+            "account": {"id": "DU1234567"},
+            "risk": {
+                "max_order_value": 1e6,
+                "max_position_fraction": 0.5,
+                "max_risk_per_trade_fraction": 0.05,
+                "max_daily_loss_fraction": 0.05,
+            },
+        },
+        strict=False,
+    )
+    entry = intent("tctl:b:g:entry", rule="b")
+    stop = intent("tctl:b:g:stop", rule="b", parent="tctl:b:g:entry")
+    sent = journal.journal_intents([entry, stop], client_id=7, session="s", next_valid_order_id=40)
+    for item in sent:
+        journal.mark_sent(item.id)
+    state = BrokerState("DU1234567", 1e6, 1e6, 1e6, {}, (), (), {}, {}, {})
+    pending = build_observed(rules, state, journal, NOW).working_orders
+    assert [(o.order_id, o.order_ref, o.status, o.parent_id) for o in pending] == [
+        (40, "tctl:b:g:entry", "PendingSubmit", 0),
+        (41, "tctl:b:g:stop", "PendingSubmit", 40),
+    ]
+    assert all(order.owned and order.client_id == 7 for order in pending)
+    journal.mark_acknowledged(sent[0].id, perm_id=1)
+    journal.mark_acknowledged(sent[1].id, perm_id=2)
+    assert build_observed(rules, state, journal, NOW).working_orders == ()

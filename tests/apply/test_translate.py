@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -157,4 +158,53 @@ def test_notices_do_not_end_an_order_only_a_terminal_status_does(tmp_path: Path)
     assert adapter.progress.errors == [
         "tctl:aapl:abc:entry: IB error 201: Order rejected - reason: no funds"
     ]
+    journal.close()
+
+
+def test_the_execution_filter_starts_at_new_york_midnight_in_utc() -> None:
+    from daemon.ib.adapter import _utc_filter_time
+    from daemon.runtime.reconcile import trading_day_start
+
+    start = trading_day_start(datetime(2026, 11, 25, 3, 0, tzinfo=UTC))
+    assert _utc_filter_time(start) == "20261124-05:00:00"
+
+
+def test_a_rejected_modify_is_rejected_and_the_order_lives_on(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path)
+    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), journal)
+    placed = Intent(
+        key="tctl:aapl:abc:entry",
+        action="place",
+        kind="brackets",
+        rule="aapl",
+        leg="entry",
+        symbol="AAPL",
+        purpose="opening",
+        reason="test",
+        order=spec(),
+    )
+    (entry,) = journal.journal_intents([placed], client_id=17, session="s", next_valid_order_id=3)
+    adapter._track(entry)
+    adapter._on_order_status(3, "Submitted", 0, 100, 0, 77, 0, 0, 17, "", 0)
+    modify = Intent(
+        key="tctl:aapl:abc:entry#mod:1",
+        action="modify",
+        kind="brackets",
+        rule="aapl",
+        leg="entry",
+        symbol="AAPL",
+        purpose="opening",
+        reason="edit",
+        order=spec(limit_price=150.005),
+        order_id=3,
+    )
+    (change,) = journal.journal_intents([modify], client_id=17, session="s", next_valid_order_id=4)
+    adapter._track(change)
+    adapter._on_error(3, 110, "The price does not conform to the minimum price variation.", "")
+    assert (journal.intent(change.id).state, journal.intent(change.id).error_code) == (
+        "rejected",
+        110,
+    )
+    assert journal.intent(entry.id).state == "acknowledged"
+    assert journal.intent(entry.id).error_code is None
     journal.close()

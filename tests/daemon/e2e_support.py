@@ -130,8 +130,6 @@ class DaemonProcess:
             "json",
             "--reconnect-max",
             "1",
-            "--debounce",
-            "0.1",
             *self._extra,
         ]
         env = {**os.environ, **(self._env or {})}

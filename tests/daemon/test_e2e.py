@@ -118,6 +118,17 @@ def test_edits_reach_the_wire_within_a_second_and_invalid_edits_send_nothing(
     assert max(wire_time(message) for message in moved) - edited_at < 1.0
     assert {order.lmt_price for order in open_owned(sim)} == {190.0, 189.0}
 
+    def after_a_finished_pass() -> dict[str, Any] | None:
+        status = daemon.status()
+        return status if status["passes"][-1]["outcome"] == "ok" else None
+
+    status = wait_until(after_a_finished_pass, 5, "a finished pass")
+    assert status["connection"]["state"] == "connected"
+    assert status["rules"]["health"] == "ok"
+    assert status["rules"]["generation"]
+    working = status["account"]["working_owned_orders"]
+    assert sorted(order["limit"] for order in working) == [189.0, 190.0]
+
     actions_before = wire.order_actions()
     log_mark = len(daemon.lines())
     write_atomically(
@@ -230,7 +241,9 @@ def test_circuit_breaker_trips_on_a_crash_blocks_opening_orders_and_survives_a_r
         after=tripped,
     )
     assert len(wire.placed()) == placed_at_trip
-    assert daemon.status()["breaker"]["tripped"] is True
+    status = daemon.status()
+    assert status["breaker"]["tripped"] is True
+    assert [fill["symbol"] for fill in status["account"]["fills_today"]] == ["AAPL"]
     assert daemon.stop()[0] == 0
 
     daemon.start()

@@ -15,7 +15,13 @@ def _emit(log_format: str) -> str:
     log = logging.getLogger("tradectl.test")
     log.info(
         "placed order",
-        extra={"rule": "core", "leg": "AAPL", "order_id": 12, "order_ref": "tctl:core:abc:AAPL"},
+        extra={
+            "rule": "core",
+            "leg": "AAPL",
+            "order_id": 12,
+            "order_ref": "tctl:core:abc:AAPL",
+            "reasons": ["fill", "timer"],
+        },
     )
     try:
         raise ValueError("bad\nthing")
@@ -35,6 +41,7 @@ def test_json_lines_carry_the_order_fields() -> None:
     assert placed["leg"] == "AAPL"
     assert placed["order_id"] == 12
     assert placed["order_ref"] == "tctl:core:abc:AAPL"
+    assert placed["reasons"] == ["fill", "timer"]
     assert failed["error"] == "ValueError: bad\nthing"
     assert "Traceback" in failed["traceback"]
 
@@ -43,5 +50,8 @@ def test_text_is_one_readable_line_per_event() -> None:
     lines = _emit("text").splitlines()
     assert len(lines) == 2
     assert "INFO" in lines[0]
-    assert "placed order rule=core leg=AAPL order_id=12 order_ref=tctl:core:abc:AAPL" in lines[0]
+    assert (
+        "placed order rule=core leg=AAPL order_id=12 order_ref=tctl:core:abc:AAPL "
+        "reasons=fill,timer" in lines[0]
+    )
     assert lines[1].endswith('pass failed error="ValueError: bad\\nthing"')

@@ -47,7 +47,7 @@ def test_cron_runs_in_its_time_zone_and_fires_a_rebalance_pass() -> None:
             assert (local.hour, local.minute) == (15, 45)
             assert local.weekday() < 5
             assert not scheduler.window.due
-            scheduler._rebalance_due()
+            await scheduler._rebalance_due()
             assert scheduler.window.due
             assert requested == ["rebalance"]
 
@@ -64,8 +64,11 @@ def test_the_resync_timer_requests_passes() -> None:
     async def scenario() -> None:
         fired = asyncio.Event()
         requested: list[str] = []
+        loop = asyncio.get_running_loop()
 
         def request(reason: str) -> None:
+            # asyncio.get_running_loop() raises off the loop's thread.
+            assert asyncio.get_running_loop() is loop
             requested.append(reason)
             fired.set()
 

@@ -275,3 +275,46 @@ def test_sighup_reloads_the_rules_at_once(tmp_path: Path) -> None:
             assert any(m.startswith("RELOADING=1") for m in notifications(daemon))
 
     run(scenario())
+
+
+def test_the_resync_timer_picks_up_changes_the_watcher_missed_and_repeats_no_errors(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        session = FakeSession()
+        async with running(tmp_path, session) as daemon:
+            await eventually(lambda: "reconcile" in session.calls)
+            daemon._watcher.stop()
+            rule_file = daemon.settings.rules_dir / "rules.yaml"
+            rule_file.write_text(rules_text().replace("levels: 2", "levels: 0"))
+            daemon._on_schedule("timer")
+            await eventually(lambda: daemon.rules.degraded)
+            await eventually(lambda: "timer" in session.contexts[-1].reasons)
+            for _ in range(2):
+                await daemon._reload()
+            assert caplog.text.count("rule change rejected") == 1
+
+            before = daemon.rules.generation
+            rule_file.write_text(rules_text(quantity=40))
+            daemon._on_schedule("timer")
+            await eventually(lambda: daemon.rules.generation != before)
+            assert not daemon.rules.degraded
+
+    run(scenario())
+
+
+def test_halt_during_a_long_pass_stops_it_before_the_next_order(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        session = FakeSession()
+        session.orders_per_pass = 200
+        session.order_pause = asyncio.Event()
+        async with running(tmp_path, session) as daemon:
+            await eventually(lambda: "reconcile" in session.calls)
+            await command(daemon, "halt")
+            session.order_pause.set()
+            await eventually(lambda: daemon.passes[0].outcome == "stopped early")
+            # The order already being sent when the halt arrived completes; nothing after it.
+            assert session.sent == 1
+            assert session.safety.halted
+
+    run(scenario())

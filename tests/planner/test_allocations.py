@@ -283,3 +283,33 @@ def test_same_inputs_give_the_same_plan_and_a_new_state_gives_a_new_key() -> Non
     later = plan(rules, observed(prices=PRICES, positions={"AAPL": 20}), NOW).intents[0]
     assert first.symbol == later.symbol == "AAPL"
     assert first.key != later.key
+
+
+def test_a_buy_being_cancelled_still_holds_its_cash_until_ib_confirms() -> None:
+    # AAPL's old-generation buy of 100 x 190 is cancelled (AAPL is in band without it)
+    # but may still fill: only 40,000 - 19,000 = 21,000 is left for MSFT (52 x 400.40).
+    rules = core_rules(targets={"AAPL": 0.30, "MSFT": 0.30})
+    old = working(5, "AAPL", "BUY", 100, ref=order_ref("core", "0ldgen0000", "AAPL.abc123"),
+                  limit=190.0)  # fmt: skip
+    account = observed(prices=PRICES, cash=40_000, positions={"AAPL": 150}, orders=[old])
+    result = plan(rules, account, NOW)
+    assert summary(result.intents) == [
+        ("cancel", "AAPL", None, None, None, None),
+        ("place", "MSFT", "BUY", 52, 400.40, None),
+    ]
+
+
+def test_targets_inside_their_own_drift_band_are_reported() -> None:
+    rules = core_rules(targets={"AAPL": 0.005, "MSFT": 0.5})
+    result = plan(rules, observed(prices=PRICES), NOW)
+    assert any("1 target(s) (AAPL) weigh no more than the drift band" in n for n in result.notes)
+
+
+def test_capital_above_nav_is_capped_at_the_position_limit_not_blocked() -> None:
+    # 0.30 x 200,000 / 190 = 315 shares wanted, but 35 % of a 100,000 NAV is 184 shares.
+    rules = core_rules(
+        capital={"amount": 200_000}, targets={"AAPL": 0.30}, risk={"max_position_fraction": 0.35}
+    )
+    result = plan(rules, observed(prices=PRICES), NOW)
+    assert summary(result.intents) == [("place", "AAPL", "BUY", 184, 190.19, None)]
+    assert "capped by risk.max_position_fraction" in result.intents[0].reason

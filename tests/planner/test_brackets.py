@@ -372,3 +372,37 @@ def test_gate_blocks_the_whole_bracket_and_lets_protection_through_the_breaker()
         NOW,
     )
     assert moved.intents and not moved.blocked
+
+
+def test_risk_sized_working_entry_keeps_its_size_while_nav_moves() -> None:
+    rules = rules_with(quantity={"risk_fraction": 0.01})
+    g = gen(rules)
+    orders = legs_of(g, quantity=133)
+    assert plan(rules, account(nav=100_600.0, orders=orders), NOW).intents == ()
+
+
+def test_in_flight_bracket_is_not_planned_again_in_part() -> None:
+    rules = rules_with()
+    entry_key = order_ref(NAME, gen(rules), "entry")
+    result = plan(rules, account(in_flight=frozenset({entry_key})), NOW)
+    assert result.intents == ()
+    assert any("waiting for the broker to acknowledge" in note for note in result.notes)
+
+
+def test_halt_blocks_the_bracket_and_orders_per_minute_never_split_it() -> None:
+    halted = plan(rules_with(), account(halted=True), NOW)
+    assert [intent.blocked_by for intent in halted.intents] == ["halt"] * 3
+    # Room for 2 orders: the 3-leg bracket is blocked whole, the 1-order ladder goes.
+    rules = rule_set(
+        brackets={NAME: BASE},
+        scales={"ladder": {"symbol": "AAPL", "side": "BUY", "total_quantity": 10, "levels": 1,
+                           "start_price": 140.0, "step": 1.0}},
+        risk={"max_orders_per_minute": 3},
+    )  # fmt: skip
+    result = plan(rules, account(orders_sent_last_minute=1), NOW)
+    assert [(intent.rule, intent.blocked) for intent in result.intents] == [
+        (NAME, True),
+        (NAME, True),
+        (NAME, True),
+        ("ladder", False),
+    ]

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from daemon.planner import plan
 from daemon.planner.allocations import capital_of, cash_buffer_of
-from daemon.planner.types import ContractFacts, Observed, Plan
-from schemas.models import RuleSet, parse_order_ref
+from daemon.planner.types import ContractFacts, Observed, Plan, WorkingOrder
+from schemas.models import RuleSet, parse_order_ref, rule_generation
 from tests.planner.builders import NOW, observed, rule_set, working
 from tests.planner.simulator import apply
 
@@ -149,6 +149,7 @@ def scenarios(
         )
         for i, symbol in enumerate(draw(st.lists(st.sampled_from(symbols), unique=True)))
     ]
+    standing, entry_fills = draw(standing_orders(rules, prices))
     day_start = nav * draw(st.sampled_from([1.0, 1.0, 1.0, 1.2]))
     account = observed(
         nav=max(nav, 1.0),
@@ -156,11 +157,50 @@ def scenarios(
         day_start_nav=max(day_start, 1.0),
         prices=prices,
         positions=positions,
-        orders=[*manual, *stale_owned],
+        orders=[*manual, *stale_owned, *standing],
+        entry_fills=entry_fills,
         contracts=contracts,
         orders_sent_last_minute=draw(st.integers(0, 5)) if rate_limit else 0,
     )
     return Scenario(rules, account)
+
+
+@st.composite
+def standing_orders(
+    draw: st.DrawFn, rules: RuleSet, prices: dict[str, float]
+) -> tuple[list[WorkingOrder], dict[tuple[str, str], float]]:
+    """Working bracket legs and scale levels of current, earlier and removed rules, and
+    journal fills for some of them."""
+    names = [*rules.brackets, *rules.scales, "gone"]
+    orders: list[WorkingOrder] = []
+    fills: dict[tuple[str, str], float] = {}
+    for i in range(draw(st.integers(0, 4))):
+        name = draw(st.sampled_from(names))
+        rule = rules.brackets.get(name) or rules.scales.get(name)
+        generation = draw(
+            st.sampled_from([rule_generation(rule), "0ldgen0000"] if rule else ["0ldgen0000"])
+        )
+        symbol = rule.symbol if rule else draw(st.sampled_from(POOL))
+        leg = draw(
+            st.sampled_from(["L1", "L2"] if name in rules.scales else ["entry", "stop", "target"])
+        )
+        action = "BUY" if leg in ("entry", "L1", "L2") else "SELL"
+        orders.append(
+            working(
+                700 + i,
+                symbol,
+                action,
+                draw(st.integers(1, 100)),
+                ref=f"tctl:{name}:{generation}:{leg}",
+                order_type="STP" if leg == "stop" else "LMT",
+                limit=None if leg == "stop" else prices[symbol],
+                aux=prices[symbol] * 0.9 if leg == "stop" else None,
+                tif="GTC",
+            )
+        )
+        if draw(st.booleans()):
+            fills[(name, generation)] = float(draw(st.integers(1, 50)))
+    return orders, fills
 
 
 def passes_needed(scenario: Scenario) -> int:
