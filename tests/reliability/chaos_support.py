@@ -57,16 +57,22 @@ def sim_state() -> SimState:
     return base.with_synthetic_symbols(REBALANCE_SYMBOLS)
 
 
+DRIFT_BAND = 0.001
+
+
+def target_weights(*, tilted: bool = False) -> dict[str, float]:
+    symbols = rebalance_symbols()
+    return {
+        symbol: (0.0075 if index % 2 else 0.0025) if tilted else round(1 / len(symbols), 6)
+        for index, symbol in enumerate(symbols)
+    }
+
+
 def rules_text(port: int, *, reconcile_every: str = "2s", tilted: bool = False) -> dict[str, str]:
     """Equal weights; ``tilted`` moves half the symbols to 0.75 % and half to 0.25 % (a second
     rebalance that sells as much as it buys)."""
-    symbols = rebalance_symbols()
-    weights = [
-        (0.0075 if index % 2 else 0.0025) if tilted else round(1 / len(symbols), 6)
-        for index in range(len(symbols))
-    ]
     targets = "".join(
-        f"      {symbol}: {weight}\n" for symbol, weight in zip(symbols, weights, strict=True)
+        f"      {symbol}: {weight}\n" for symbol, weight in target_weights(tilted=tilted).items()
     )
     return {
         "account.yaml": (
@@ -79,7 +85,7 @@ def rules_text(port: int, *, reconcile_every: str = "2s", tilted: bool = False) 
             "  max_risk_per_trade_fraction: 0.01\n"
             "  max_daily_loss_fraction: 0.05\n"
             "  max_orders_per_minute: 3000\n"
-            f"  allowed_symbols: [{', '.join(symbols)}]\n"
+            f"  allowed_symbols: [{', '.join(rebalance_symbols())}]\n"
             f"schedule: {{reconcile_every: {reconcile_every}}}\n"
         ),
         "rebalance.yaml": (
@@ -87,7 +93,7 @@ def rules_text(port: int, *, reconcile_every: str = "2s", tilted: bool = False) 
             "allocations:\n"
             "  rebalance:\n"
             f"    capital: {{fraction_of_nav: {CAPITAL_FRACTION}}}\n"
-            "    drift: {absolute: 0.001}\n"
+            f"    drift: {{absolute: {DRIFT_BAND}}}\n"
             "    min_trade_value: 100\n"
             "    order: {type: limit, offset_bps: 10, tif: DAY}\n"
             f"    targets:\n{targets}"
@@ -297,6 +303,8 @@ class Audit:
     risk_violations: int = 0
     manual_orders_touched: int = 0
     overshoot_symbols: int = 0
+    off_target_symbols: int = 0
+    """Symbols further from their target weight than the drift band (plus one share) at the end."""
     journal_integrity: str = ""
     executions_at_gateway: int = 0
     executions_in_journal: int = 0
@@ -316,6 +324,7 @@ class Audit:
             or self.risk_violations
             or self.manual_orders_touched
             or self.overshoot_symbols
+            or self.off_target_symbols
             or self.journal_integrity != "ok"
             or self.executions_missing_or_duplicated
         )
@@ -329,6 +338,8 @@ def audit(
     *,
     allowed: set[str],
     prices: dict[str, float],
+    targets: dict[str, float],
+    excused: frozenset[str] = frozenset(),
 ) -> Audit:
     result = Audit()
     messages = [line for line in read_wire_log(wire_log) if not line.get("dropped")]
@@ -398,6 +409,17 @@ def audit(
         if value > MAX_POSITION_FRACTION * snapshot.net_liquidation * 1.05:
             result.overshoot_symbols += 1
             result.details.append(f"{symbol} position worth {value:.0f} overshoots its target")
+
+    for symbol, weight in targets.items():
+        if symbol in excused:
+            continue
+        position = snapshot.positions.get(symbol)
+        price = snapshot.prices[symbol]
+        held = (position.quantity if position else 0.0) * price / snapshot.net_liquidation
+        wanted = weight * CAPITAL_FRACTION
+        if abs(held - wanted) > DRIFT_BAND + price / snapshot.net_liquidation:
+            result.off_target_symbols += 1
+            result.details.append(f"{symbol} holds {held:.4%} of NAV, target {wanted:.4%}")
 
     for manual_order in manual:
         match = [

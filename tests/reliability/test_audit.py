@@ -62,6 +62,7 @@ def test_the_audit_counts_duplicates_strangers_limits_and_touched_manual_orders(
             manual,
             allowed=set(rebalance_symbols()),
             prices=sim.snapshot().prices,
+            targets={},
         )
     assert result.intents_sent_twice == 1
     assert result.orders_not_owed == 1

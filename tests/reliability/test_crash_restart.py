@@ -23,6 +23,7 @@ from .chaos_support import (
     rebalance_symbols,
     records_survive_sigkill,
     rules_text,
+    target_weights,
     wait_converged,
     wait_for,
     write_rules,
@@ -73,7 +74,15 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
         rules = write_rules(tmp_path / "rules", rules_text(sim.port))
         killed_after_orders: list[int] = []
         hooks_fired = 0
+        tilted = False
+        retargets = 0
         for point in points:
+            if gateway_converged(sim, symbols, allow_rejected=False):
+                # Nothing left to send: a new rebalance (the other weights, half of it sells),
+                # so that every kill lands on a daemon with orders to send.
+                tilted = not tilted
+                retargets += 1
+                write_rules(rules, rules_text(sim.port, tilted=tilted))
             kind, _, argument = point.partition(":")
             before = daemon_orders(wire_log)
             begun = time.monotonic()
@@ -94,11 +103,10 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
             elif kind == "orders":
                 daemon = started.start(rules, state_dir, log_path)
                 wanted = before + int(argument)
-                # Once nothing is left to send, the kill lands on a quiet moment instead.
+                # When fewer orders are left to send, the kill lands on a quiet moment instead.
                 wait_for(
-                    lambda w=wanted: (
-                        daemon_orders(wire_log) >= w
-                        or gateway_converged(sim, symbols, allow_rejected=False)
+                    lambda w=wanted, b=begun: (
+                        daemon_orders(wire_log) >= w or time.monotonic() - b > 40
                     ),
                     60,
                     point,
@@ -126,6 +134,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
             manual,
             allowed=set(symbols),
             prices=sim.snapshot().prices,
+            targets=target_weights(tilted=tilted),
         )
     records = records_survive_sigkill(state_dir, tmp_path / "records", kills, rng)
     figures: dict[str, object] = {
@@ -133,6 +142,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
         "kills": kills,
         "kill points": points,
         "crash hooks that fired": hooks_fired,
+        "rebalances (rule edits while the daemon was down)": 1 + retargets,
         "orders on the wire between each start and its kill": killed_after_orders,
         "converged after the last restart (s)": round(converged_at - restarted, 1),
         **result.figures(),

@@ -24,6 +24,7 @@ from .chaos_support import (
     rebalance_symbols,
     rejected_symbols,
     rules_text,
+    target_weights,
     wait_converged,
     wait_for,
     write_rules,
@@ -78,7 +79,9 @@ def _inject(
     longest_used = False
     for round_index in range(plan.rounds):
         if round_index == 1:
-            # A person places more orders in TWS while the daemon is trading.
+            # A person places more orders in TWS while the daemon is trading (with no rejection
+            # armed: the gateway's fault would hit the person's orders too).
+            control.reject_next_orders(0)
             manual += place_manual_orders(sim, limit=2.0)
         if round_index == plan.retarget_at_round:
             write_rules(rules, rules_text(sim.port, tilted=True))
@@ -154,6 +157,8 @@ def gateway_faults(tmp_path: Path, plan: FaultPlan, *, name: str) -> dict[str, o
             manual,
             allowed=set(symbols),
             prices=sim.snapshot().prices,
+            targets=target_weights(tilted=plan.retarget_at_round is not None),
+            excused=frozenset(held_back),
         )
     figures: dict[str, object] = {
         "seed": SEED,
