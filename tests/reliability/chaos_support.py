@@ -68,9 +68,12 @@ def target_weights(*, tilted: bool = False) -> dict[str, float]:
     }
 
 
-def rules_text(port: int, *, reconcile_every: str = "2s", tilted: bool = False) -> dict[str, str]:
+def rules_text(
+    port: int, *, reconcile_every: str = "2s", tilted: bool = False, variant: int = 0
+) -> dict[str, str]:
     """Equal weights; ``tilted`` moves half the symbols to 0.75 % and half to 0.25 % (a second
-    rebalance that sells as much as it buys)."""
+    rebalance that sells as much as it buys). Each ``variant`` is a new generation of the rule
+    (its orderRefs differ), so that orders of one generation can be told apart on the wire."""
     targets = "".join(
         f"      {symbol}: {weight}\n" for symbol, weight in target_weights(tilted=tilted).items()
     )
@@ -94,7 +97,7 @@ def rules_text(port: int, *, reconcile_every: str = "2s", tilted: bool = False) 
             "  rebalance:\n"
             f"    capital: {{fraction_of_nav: {CAPITAL_FRACTION}}}\n"
             f"    drift: {{absolute: {DRIFT_BAND}}}\n"
-            "    min_trade_value: 100\n"
+            f"    min_trade_value: {100 + variant}\n"
             "    order: {type: limit, offset_bps: 10, tif: DAY}\n"
             f"    targets:\n{targets}"
         ),
@@ -202,18 +205,38 @@ def rejected_symbols(sim: SimThread) -> set[str]:
     }
 
 
-def gateway_converged(sim: SimThread, symbols: list[str], *, allow_rejected: bool) -> bool:
-    """Every target symbol held (but those waiting out a rejection, when allowed) and no owned
-    order working at the gateway."""
+def lost_on_the_wire(journal: Path, wire_log: Path) -> set[str]:
+    """Symbols of intents the daemon marked sent whose order never reached the gateway (written
+    to a connection as it died): the daemon cannot know that and rightly waits out its
+    acknowledgement timeout before planning them again."""
+    if not journal.exists() or not wire_log.exists():
+        return set()
+    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as connection:
+        sent = connection.execute(
+            "SELECT symbol, order_id FROM intents WHERE state = 'sent' AND order_id IS NOT NULL"
+        ).fetchall()
+    on_wire = {
+        line["fields"]["orderId"]
+        for line in read_wire_log(wire_log)
+        if line["msg"] == "placeOrder" and line["client_id"] == DAEMON_CLIENT_ID
+    }
+    return {str(symbol) for symbol, order_id in sent if order_id not in on_wire}
+
+
+def gateway_converged(
+    sim: SimThread, symbols: list[str], *, excused: Callable[[], set[str]] | None = None
+) -> bool:
+    """Every target symbol held (but the ``excused`` ones) and no owned order working at the
+    gateway."""
     snapshot = sim.snapshot()
     if any(order.order_ref.startswith("tctl:") for order in snapshot.open_orders):
         return False
-    excused = rejected_symbols(sim) if allow_rejected else set()
-    return all(
-        symbol in excused
-        or (symbol in snapshot.positions and snapshot.positions[symbol].quantity > 0)
+    missing = {
+        symbol
         for symbol in symbols
-    )
+        if not (symbol in snapshot.positions and snapshot.positions[symbol].quantity > 0)
+    }
+    return not missing or (excused is not None and missing <= excused())
 
 
 def wait_converged(
@@ -222,16 +245,16 @@ def wait_converged(
     symbols: list[str],
     timeout: float,
     *,
-    allow_rejected: bool = False,
+    excused: Callable[[], set[str]] | None = None,
 ) -> float:
     """Wait until the gateway holds the targets and a pass that started after that sent nothing
     and planned nothing that was not blocked (the daemon agrees); returns the wall time that
-    pass finished. With ``allow_rejected``, symbols whose order IB rejected may still be
-    missing, as long as the daemon holds them back (blocked, waiting out the backoff)."""
+    pass finished. Symbols in ``excused()`` may still be missing (the fast tier cannot wait out
+    IB's rejection backoff or the daemon's acknowledgement timeout)."""
     deadline = time.monotonic() + timeout
     while True:
         wait_for(
-            lambda: gateway_converged(sim, symbols, allow_rejected=allow_rejected),
+            lambda: gateway_converged(sim, symbols, excused=excused),
             max(0.1, deadline - time.monotonic()),
             "the gateway to hold every target with no owned order working",
             poll=0.2,
@@ -248,7 +271,7 @@ def wait_converged(
                 summary = record.get("summary") or {}
                 acting = summary.get("planned", 0) - summary.get("blocked", 0)
                 quiet = summary.get("sent") == 0 and acting == 0
-                if quiet and (allow_rejected or summary.get("blocked") == 0):
+                if quiet and (excused is not None or summary.get("blocked") == 0):
                     return datetime.fromisoformat(record["finished"]).timestamp()
                 return -1.0  # a later pass still acted: look at the gateway again
             return None

@@ -77,12 +77,12 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
         tilted = False
         retargets = 0
         for point in points:
-            if gateway_converged(sim, symbols, allow_rejected=False):
+            if gateway_converged(sim, symbols):
                 # Nothing left to send: a new rebalance (the other weights, half of it sells),
                 # so that every kill lands on a daemon with orders to send.
                 tilted = not tilted
                 retargets += 1
-                write_rules(rules, rules_text(sim.port, tilted=tilted))
+                write_rules(rules, rules_text(sim.port, tilted=tilted, variant=retargets))
             kind, _, argument = point.partition(":")
             before = daemon_orders(wire_log)
             begun = time.monotonic()
