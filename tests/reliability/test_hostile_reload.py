@@ -15,6 +15,7 @@ import pytest
 
 from daemon.sim import SimState, start_sim_thread
 from daemon.sim.wirelog import read_wire_log
+from schemas.loader import RuleError, load_rule_set
 
 from .chaos_support import (
     ACCOUNT,
@@ -106,11 +107,32 @@ def _sync_directory(rules: Path, files: dict[str, bytes]) -> None:
         os.replace(temporary, target)
 
 
-def _feed(rules: Path, base: dict[str, bytes], case: HostileCase) -> None:
+def _feed(
+    rules: Path,
+    base: dict[str, bytes],
+    case: HostileCase,
+    previous_errors: tuple[RuleError, ...],
+    state_dir: Path,
+) -> tuple[RuleError, ...]:
+    """Save the hostile set; returns the errors the loader finds in it (the same strings the
+    daemon logs: same loader, same paths)."""
     # Back to the good set first, then the one breaking change: the watcher may load in between,
     # but it can only ever see the good set or the hostile one, never a mix of two cases.
     _sync_directory(rules, base)
     _sync_directory(rules, case.files)
+    errors = load_rule_set([rules]).errors
+    if errors == previous_errors:
+        # The daemon logs a repeated error set once, unless a good set came in between, which
+        # the watcher may have coalesced away: show it the good set, then the hostile one again.
+        _sync_directory(rules, base)
+        wait_for(
+            lambda: (daemon_status(state_dir) or {}).get("rules", {}).get("health") == "ok",
+            30,
+            "the daemon to see the good rules between two identical hostile sets",
+            poll=0.01,
+        )
+        _sync_directory(rules, case.files)
+    return errors
 
 
 ERROR_LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<column>\d+): ")
@@ -160,12 +182,13 @@ def hostile_reload(tmp_path: Path, count: int, *, name: str) -> dict[str, object
             wire_before = len(read_wire_log(wire_log))
             started = time.monotonic()
             slowest = 0.0
+            previous_errors: tuple[RuleError, ...] = ()
             for case in hostile_cases(count, seed=SEED, bases=[base_text]):
                 rejections = sum(
                     1 for line in log.refresh() if "rule change rejected" in line["message"]
                 )
                 fed_at = time.monotonic()
-                _feed(rules, base, case)
+                previous_errors = _feed(rules, base, case, previous_errors, state_dir)
 
                 def rejected(already: int = rejections) -> bool:
                     found = [
