@@ -26,6 +26,7 @@ from ib_insync import IB, LimitOrder, Stock
 
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
 from daemon.sim import SimState, SimThread, start_sim_thread
+from daemon.sim.model import AccountSnapshot
 from daemon.sim.wirelog import read_wire_log
 from tests.daemon.e2e_support import DaemonProcess
 
@@ -223,26 +224,35 @@ def lost_on_the_wire(journal: Path, wire_log: Path) -> set[str]:
     return {str(symbol) for symbol, order_id in sent if order_id not in on_wire}
 
 
+def off_target(snapshot: AccountSnapshot, targets: dict[str, float]) -> dict[str, str]:
+    """Symbols further from their target than the drift band plus one share, and why."""
+    found = {}
+    for symbol, weight in targets.items():
+        position = snapshot.positions.get(symbol)
+        price = snapshot.prices[symbol]
+        held = (position.quantity if position else 0.0) * price / snapshot.net_liquidation
+        wanted = weight * CAPITAL_FRACTION
+        if abs(held - wanted) > DRIFT_BAND + price / snapshot.net_liquidation:
+            found[symbol] = f"{symbol} holds {held:.4%} of NAV, target {wanted:.4%}"
+    return found
+
+
 def gateway_converged(
-    sim: SimThread, symbols: list[str], *, excused: Callable[[], set[str]] | None = None
+    sim: SimThread, targets: dict[str, float], *, excused: Callable[[], set[str]] | None = None
 ) -> bool:
-    """Every target symbol held (but the ``excused`` ones) and no owned order working at the
-    gateway."""
+    """Every symbol within its drift band of the target (but the ``excused`` ones) and no owned
+    order working at the gateway."""
     snapshot = sim.snapshot()
     if any(order.order_ref.startswith("tctl:") for order in snapshot.open_orders):
         return False
-    missing = {
-        symbol
-        for symbol in symbols
-        if not (symbol in snapshot.positions and snapshot.positions[symbol].quantity > 0)
-    }
+    missing = set(off_target(snapshot, targets))
     return not missing or (excused is not None and missing <= excused())
 
 
 def wait_converged(
     sim: SimThread,
     state_dir: Path,
-    symbols: list[str],
+    targets: dict[str, float],
     timeout: float,
     *,
     excused: Callable[[], set[str]] | None = None,
@@ -254,9 +264,9 @@ def wait_converged(
     deadline = time.monotonic() + timeout
     while True:
         wait_for(
-            lambda: gateway_converged(sim, symbols, excused=excused),
+            lambda: gateway_converged(sim, targets, excused=excused),
             max(0.1, deadline - time.monotonic()),
-            "the gateway to hold every target with no owned order working",
+            "the gateway to hold every target (within the drift band) with no order working",
             poll=0.2,
         )
         settled_at = datetime.now(UTC)
@@ -433,16 +443,10 @@ def audit(
             result.overshoot_symbols += 1
             result.details.append(f"{symbol} position worth {value:.0f} overshoots its target")
 
-    for symbol, weight in targets.items():
-        if symbol in excused:
-            continue
-        position = snapshot.positions.get(symbol)
-        price = snapshot.prices[symbol]
-        held = (position.quantity if position else 0.0) * price / snapshot.net_liquidation
-        wanted = weight * CAPITAL_FRACTION
-        if abs(held - wanted) > DRIFT_BAND + price / snapshot.net_liquidation:
+    for symbol, why in off_target(snapshot, targets).items():
+        if symbol not in excused:
             result.off_target_symbols += 1
-            result.details.append(f"{symbol} holds {held:.4%} of NAV, target {wanted:.4%}")
+            result.details.append(why)
 
     for manual_order in manual:
         match = [

@@ -77,7 +77,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
         tilted = False
         retargets = 0
         for point in points:
-            if gateway_converged(sim, symbols):
+            if gateway_converged(sim, target_weights(tilted=tilted)):
                 # Nothing left to send: a new rebalance (the other weights, half of it sells),
                 # so that every kill lands on a daemon with orders to send.
                 tilted = not tilted
@@ -123,7 +123,9 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
         restarted = time.time()
         daemon = started.start(rules, state_dir, log_path)
         try:
-            converged_at = wait_converged(sim, state_dir, symbols, timeout=180)
+            converged_at = wait_converged(
+                sim, state_dir, target_weights(tilted=tilted), timeout=180
+            )
         finally:
             code, _ = daemon.stop(timeout=20)
         assert code == 0, "the daemon did not stop cleanly after converging"

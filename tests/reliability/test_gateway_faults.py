@@ -153,7 +153,7 @@ def gateway_faults(tmp_path: Path, plan: FaultPlan, *, name: str) -> dict[str, o
             converged_at = wait_converged(
                 sim,
                 state_dir,
-                symbols,
+                target_weights(tilted=plan.retarget_at_round is not None),
                 timeout=90 if fast else 600,
                 excused=held_back if fast else None,
             )
