@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ DEFAULT_RULES = "rules/"
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+HALT_FILE = "HALT"  # DESIGN.md §3: a file HALT in the rules directory stops all new orders
 
 
 class ObserveError(Exception):
@@ -106,8 +108,12 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
 
-    result = plan(rules, snapshot.observed, snapshot.as_of)
-    return _print(args, rules, result, snapshot.as_of, f"snapshot {args.observed}")
+    observed = snapshot.observed
+    halt_file = Path(args.rules_dir) / HALT_FILE
+    if halt_file.is_file() and not observed.halted:
+        observed = replace(observed, halted=True)
+    result = plan(rules, observed, snapshot.as_of)
+    return _print(args, rules, result, snapshot.as_of, f"snapshot {args.observed}", observed.halted)
 
 
 def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
@@ -136,17 +142,23 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
     for note in passed.notes:
         print(f"note: {note}", file=sys.stderr)
     source = "the simulated gateway" if args.sim else "the gateway, read-only"
-    return _print(args, rules, passed.plan, as_of, source)
+    return _print(args, rules, passed.plan, as_of, source, halted=False)
 
 
 def _print(
-    args: argparse.Namespace, rules: RuleSet, result: Plan, as_of: datetime, source: str
+    args: argparse.Namespace,
+    rules: RuleSet,
+    result: Plan,
+    as_of: datetime,
+    source: str,
+    halted: bool,
 ) -> int:
     if args.json:
         document = {
             "rules": str(args.rules_dir),
             "account": rules.account.id,
             "as_of": as_of.isoformat(),
+            "halted": halted,
             **plan_dict(result),
         }
         print(json.dumps(document, indent=2))
@@ -155,5 +167,9 @@ def _print(
             f"tradectl plan: {args.rules_dir} against {rules.account.id} "
             f"({source}, as of {as_of:%Y-%m-%d %H:%M:%S} UTC)"
         )
+        if halted:
+            heading += (
+                "\nHALTED: every intent is blocked (tradectl resume, or remove the HALT file)"
+            )
         print(render_table(result, heading))
     return EXIT_CHANGES if result.intents else EXIT_IN_SYNC

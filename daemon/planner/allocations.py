@@ -224,22 +224,27 @@ def _decide_symbol(
     )
     capped = desired > position_cap
     desired = min(desired, position_cap)
+    target_weight = desired * price / capital if capped else weight
     effective_weight = effective * price / capital
-    describe = (
-        f"weight {effective_weight:.4f} vs target {weight:.4f} "
-        f"(band {allocation.drift.absolute:.4f}); {shares(effective)} → {shares(desired)} shares"
-    )
-    if capped:
-        describe += " (capped by risk.max_position_fraction)"
+
+    def describe() -> str:
+        if weight == 0:
+            return f"target weight 0: sell all {shares(position)} shares"
+        text = (
+            f"weight {effective_weight:.4f} vs target {target_weight:.4f} (band "
+            f"{allocation.drift.absolute:.4f}); {shares(effective)} → {shares(desired)} shares"
+        )
+        if capped:
+            text += f" (target {weight:g} capped by risk.max_position_fraction)"
+        return text
 
     if weight == 0:
         act = position != 0 or effective != 0
         wanted_quantity = math.floor(abs(position) + 1e-9)
-        describe = f"target weight 0: sell all {shares(position)} shares"
     else:
         gap = desired - effective
         act = (
-            abs(effective_weight - weight) > allocation.drift.absolute
+            abs(effective_weight - target_weight) > allocation.drift.absolute
             and abs(gap) * price >= allocation.min_trade_value
         )
         wanted_quantity = lots_down(abs(desired - position), lot)
@@ -248,7 +253,7 @@ def _decide_symbol(
         wants: list[_Want] = []
         for owned in orders:
             if owned.generation != generation:
-                reason = f"left by an earlier version of the rule; {describe}"
+                reason = f"left by an earlier version of the rule; {describe()}"
                 draft.add(cancel_intent(owned, KIND, reason))
                 continue
             kept = _kept(owned, allocation, name, price, tick, lot, desired, position)
@@ -272,7 +277,7 @@ def _decide_symbol(
             continue
         if not same_form:
             blocking_change = True
-        draft.add(cancel_intent(owned, KIND, f"replaced: {describe}"))
+        draft.add(cancel_intent(owned, KIND, f"replaced: {describe()}"))
     if wanted_quantity == 0:
         return []
     if blocking_change and carrier is None:
@@ -284,7 +289,7 @@ def _decide_symbol(
 
     already_filled = 0 if carrier is None else int(carrier.order.filled)
     quantity = wanted_quantity
-    reason = describe
+    reason = describe()
     per_order_cap = lots_down(risk.max_order_value / estimated, lot)
     if per_order_cap == 0:
         quantity = min(wanted_quantity, lot)
@@ -301,7 +306,7 @@ def _decide_symbol(
             )
             return []
         reason = (
-            f"{describe}; sliced: {shares(quantity)} of {shares(wanted_quantity)} shares, "
+            f"{reason}; sliced: {shares(quantity)} of {shares(wanted_quantity)} shares, "
             "risk.max_order_value"
         )
 

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
@@ -39,6 +39,11 @@ _ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9]{0,9}(?:[.][A-Z]{1,2})?)
 
 # Extra decimals kept before tick rounding so that 142.49999999999997 counts as 142.5.
 _PRICE_GRID = Decimal("1e-9")
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Times without a zone are UTC, so that aware and naive times compare."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 def short_hash(*parts: object) -> str:
@@ -153,8 +158,8 @@ class OwnedOrder:
 
 
 class Book:
-    """Read-only index over an ``Observed``: live orders by rule and symbol, fresh prices,
-    contract facts. Built once per pass so that planning stays linear in the account size."""
+    """Read-only index over an ``Observed``: live owned orders by rule, fills by rule, fresh
+    prices, contract facts. Built once per pass, so planning stays linear in the account."""
 
     def __init__(self, observed: Observed, now: datetime) -> None:
         self.observed = observed
@@ -164,12 +169,11 @@ class Book:
         )
         self.owned: list[OwnedOrder] = []
         self._by_rule: dict[tuple[RuleKind | None, str], list[OwnedOrder]] = {}
-        self.by_symbol: dict[str, list[WorkingOrder]] = {}
         for order in self.live:
-            self.by_symbol.setdefault(order.symbol, []).append(order)
-            rule, generation, leg = order.rule, order.generation, order.leg
-            if rule is None or generation is None or leg is None:
+            parsed = parse_order_ref(order.order_ref)
+            if parsed is None:
                 continue
+            rule, generation, leg = parsed
             owned = OwnedOrder(order, rule, generation, leg, leg_kind(leg))
             self.owned.append(owned)
             self._by_rule.setdefault((owned.kind, rule), []).append(owned)
@@ -237,7 +241,7 @@ class Book:
             return None, f"{symbol}: no quote"
         if not (math.isfinite(quote.last) and quote.last > 0):
             return None, f"{symbol}: no usable last price ({quote.last})"
-        age = self.now - quote.time
+        age = _as_utc(self.now) - _as_utc(quote.time)
         if age > QUOTE_MAX_AGE:
             minutes = int(age.total_seconds() // 60)
             return None, f"{symbol}: quote is stale ({minutes} min old, limit 15 min)"
@@ -270,15 +274,13 @@ class Draft:
     notes: list[str] = field(default_factory=list)
 
     def add(self, *intents: Intent) -> None:
-        if not intents:
-            return
-        if all(intent.action == "cancel" for intent in intents):
-            phase = 0
-        else:
-            first = next(intent for intent in intents if intent.order is not None)
-            assert first.order is not None
-            phase = 1 if first.order.action == "SELL" else 2
-        self.groups.append(Group(list(intents), phase))
+        phase = 0
+        for intent in intents:
+            if intent.order is not None:
+                phase = 1 if intent.order.action == "SELL" else 2
+                break
+        if intents:
+            self.groups.append(Group(list(intents), phase))
 
     def extend(self, other: Draft) -> None:
         self.groups.extend(other.groups)

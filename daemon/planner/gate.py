@@ -33,6 +33,7 @@ from schemas.models import Risk, RuleSet
 
 HALT = "halt"
 _PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
+_ACTION_ORDER = {"cancel": 0, "modify": 1, "place": 2}
 
 
 def breaker_reason(risk: Risk, observed: Observed) -> str | None:
@@ -58,7 +59,7 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
 
     groups = _units(intents)
     blocked_by: dict[int, str] = {}
-    exposure = _Exposure(intents, observed)
+    exposure = _Exposure(observed)
     breaker = breaker_reason(rules.risk, observed)
     for unit in groups:
         reason = next(
@@ -106,28 +107,34 @@ def _units(intents: list[Intent]) -> list[list[int]]:
 
 
 class _Exposure:
-    """Worst-case position per symbol: the position plus every working order on one side that
-    this plan does not modify, plus the opening orders admitted so far."""
+    """Worst-case position per symbol: the position plus every working order on one side, as
+    it is now, plus what the opening intents admitted so far add.
 
-    def __init__(self, intents: list[Intent], observed: Observed) -> None:
+    Working orders count as they are even when the plan modifies or cancels them: the modify
+    or cancel may itself be blocked, or come too late, and the order may fill meanwhile. So a
+    modify adds only what it grows the order by, and one that does not grow it adds nothing.
+    """
+
+    def __init__(self, observed: Observed) -> None:
         self.observed = observed
-        # A modified order counts at its new size; a cancelled one may still fill until IB
-        # confirms the cancel, so it keeps counting.
-        touched = {intent.order_id for intent in intents if intent.action == "modify"}
         self.orders_by_id: dict[int, WorkingOrder] = {}
         self.long: dict[str, float] = {}
         self.short: dict[str, float] = {}
         for order in observed.working_orders:
-            self.orders_by_id[order.order_id] = order
-            if order.status in TERMINAL_STATUSES or order.order_id in touched:
+            if order.status in TERMINAL_STATUSES:
                 continue
+            self.orders_by_id[order.order_id] = order
             book = self.long if order.action == "BUY" else self.short
             book[order.symbol] = book.get(order.symbol, 0.0) + order.remaining
 
-    def new_remaining(self, intent: Intent) -> float:
+    def growth(self, intent: Intent) -> float:
+        """Shares this intent adds on its side if it fills."""
         assert intent.order is not None
-        if intent.action == "modify" and intent.order_id in self.orders_by_id:
-            return intent.order.quantity - self.orders_by_id[intent.order_id].filled
+        before = self.orders_by_id.get(intent.order_id or -1)
+        if intent.action == "modify" and before is not None:
+            if before.action != intent.order.action:
+                return float(intent.order.quantity)
+            return max(0.0, intent.order.quantity - before.filled - before.remaining)
         return float(intent.order.quantity)
 
     def after(self, intent: Intent) -> float:
@@ -135,16 +142,15 @@ class _Exposure:
         assert intent.order is not None
         symbol = intent.symbol
         position = self.observed.position(symbol)
-        quantity = self.new_remaining(intent)
         if intent.order.action == "BUY":
-            return position + self.long.get(symbol, 0.0) + quantity
-        return position - self.short.get(symbol, 0.0) - quantity
+            return position + self.long.get(symbol, 0.0) + self.growth(intent)
+        return position - self.short.get(symbol, 0.0) - self.growth(intent)
 
     def add(self, intent: Intent) -> None:
         if intent.order is None or intent.purpose != "opening":
             return
         book = self.long if intent.order.action == "BUY" else self.short
-        book[intent.symbol] = book.get(intent.symbol, 0.0) + self.new_remaining(intent)
+        book[intent.symbol] = book.get(intent.symbol, 0.0) + self.growth(intent)
 
 
 def _check(
@@ -171,17 +177,19 @@ def _check(
         return f"risk.max_order_value: {money(intent.value)} > {money(risk.max_order_value)}"
     if not opening:
         return None
-    nav = observed.net_liquidation
-    quote = observed.quotes.get(intent.symbol)
-    price = quote.last if quote is not None and quote.last > 0 else intent.estimated_price
-    after_value = abs(exposure.after(intent)) * price
-    limit_value = risk.max_position_fraction * nav
-    if after_value > limit_value + 1e-6:
-        return (
-            f"risk.max_position_fraction: {intent.symbol} position after fill "
-            f"{money(after_value)} > {money(limit_value)} "
-            f"({risk.max_position_fraction:.2%} of NAV)"
-        )
+    # A modify that does not grow its order adds no exposure and is not held to the limit.
+    if exposure.growth(intent) > 0:
+        nav = observed.net_liquidation
+        quote = observed.quotes.get(intent.symbol)
+        price = quote.last if quote is not None and quote.last > 0 else intent.estimated_price
+        after_value = abs(exposure.after(intent)) * price
+        limit_value = risk.max_position_fraction * nav
+        if after_value > limit_value + 1e-6:
+            return (
+                f"risk.max_position_fraction: {intent.symbol} position after fill "
+                f"{money(after_value)} > {money(limit_value)} "
+                f"({risk.max_position_fraction:.2%} of NAV)"
+            )
     if intent.kind == "brackets" and intent.leg == "entry":
         return _risk_per_trade(intent, risk, observed, intents)
     return None
@@ -251,8 +259,13 @@ def _limit_rate(
         f"minute + {planned} planned > {limit}"
     )
 
-    def priority(unit: list[int]) -> int:
-        return max(_PRIORITY[intents[index].purpose] for index in unit)
+    def priority(unit: list[int]) -> tuple[int, int]:
+        # Within a purpose, cancels and modifies before places: a modify that shrinks a buy
+        # frees the cash that the places were sized with.
+        return (
+            max(_PRIORITY[intents[index].purpose] for index in unit),
+            max(_ACTION_ORDER[intents[index].action] for index in unit),
+        )
 
     used = 0
     for unit in sorted(candidates, key=priority):

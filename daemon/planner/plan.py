@@ -7,6 +7,7 @@ flight; order the intents (cancels, sells, buys); run the risk gate last.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import datetime
 
@@ -20,6 +21,16 @@ from schemas.models import RuleSet
 
 
 def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
+    manual = observed.manual_orders
+    values = (observed.net_liquidation, observed.cash, observed.day_start_nav)
+    if not all(math.isfinite(value) for value in values):
+        return Plan(
+            notes=(
+                "account values are not all numbers (net liquidation, cash, day-start NAV): "
+                "nothing planned",
+            ),
+            manual_orders=manual,
+        )
     book = Book(observed, now)
     draft = Draft()
     for owned in book.owned:
@@ -34,9 +45,17 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     draft.extend(standing)
     draft.extend(plan_allocations(rules, book, _added_buy_value(standing, observed)))
 
+    # A modify or cancel in flight still changes its order: plan nothing else for that order
+    # until IB has acknowledged it, even when the market has moved and the new fields differ.
+    busy_refs = {key.split("#", 1)[0] for key in observed.in_flight if "#" in key}
     groups: list[Group] = []
     for group in _with_unique_keys(draft.groups):
-        waiting = [intent.key for intent in group.intents if intent.key in observed.in_flight]
+        waiting = [
+            intent.key
+            for intent in group.intents
+            if intent.key in observed.in_flight
+            or (intent.action != "place" and intent.key.split("#", 1)[0] in busy_refs)
+        ]
         if waiting:
             draft.notes.append(
                 f"{group.intents[0].kind}.{group.intents[0].rule}: waiting for the broker to "
@@ -45,7 +64,6 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
             continue
         groups.append(group)
 
-    manual = observed.manual_orders
     if manual:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"

@@ -72,12 +72,13 @@ def _plan_rule(
             intents.append(cancel_intent(owned, KIND, f"duplicate {owned.leg} order"))
             continue
         by_leg[owned.leg] = owned
-        if owned.order.action != scale.side or owned.order.symbol != scale.symbol:
+        order = owned.order
+        if (order.action, order.symbol, order.order_type) != (scale.side, scale.symbol, "LMT"):
             blocked = True
     if blocked:
         notes.append(
-            f"{where}: side or symbol changed; the working ladder is cancelled and the new one "
-            "placed on the next pass"
+            f"{where}: side, symbol or order type changed; the working ladder is cancelled and "
+            "the new one placed on the next pass"
         )
         return [*intents, *(cancel_intent(o, KIND, "rule changed") for o in by_leg.values())]
 

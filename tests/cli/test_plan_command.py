@@ -140,3 +140,14 @@ def test_the_shipped_example_plans_against_the_default_rules(
     assert "~ allocations.core        JPM" in out
     assert "GLD: quote is stale" in out
     assert "order 57: SELL 50 AAPL" in out
+
+
+def test_a_halt_file_in_the_rules_directory_blocks_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules_dir, observed = write(tmp_path)
+    (rules_dir / "HALT").write_text("")
+    assert main(["plan", str(rules_dir), "--observed", str(observed)]) == 2
+    out = capsys.readouterr().out
+    assert "HALTED" in out
+    assert "Plan: 0 to place, 0 to modify, 0 to cancel, 1 blocked." in out

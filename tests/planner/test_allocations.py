@@ -8,6 +8,7 @@ limit sells rounded up: MSFT 399.60, GOOGL 149.85.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -313,3 +314,34 @@ def test_capital_above_nav_is_capped_at_the_position_limit_not_blocked() -> None
     result = plan(rules, observed(prices=PRICES), NOW)
     assert summary(result.intents) == [("place", "AAPL", "BUY", 184, 190.19, None)]
     assert "capped by risk.max_position_fraction" in result.intents[0].reason
+
+
+def test_account_values_that_are_not_numbers_plan_nothing() -> None:
+    result = plan(core_rules(), observed(prices=PRICES, cash=float("nan")), NOW)
+    assert result.intents == ()
+    assert any("not all numbers" in note for note in result.notes)
+
+
+def test_quote_times_without_a_zone_are_utc() -> None:
+    naive = observed(prices=PRICES, quote_age=timedelta(minutes=16))
+    quotes = {s: replace(q, time=q.time.replace(tzinfo=None)) for s, q in naive.quotes.items()}
+    result = plan(core_rules(), replace(naive, quotes=quotes), NOW)
+    assert result.intents == ()
+    assert any("quote is stale (16 min old" in note for note in result.notes)
+
+
+def test_order_with_a_modify_in_flight_is_not_modified_again_when_the_market_moves() -> None:
+    rules = core_rules(targets={"AAPL": 0.30})
+    ref = order_ref("core", generation(rules), "AAPL.abc123")
+    order = working(5, "AAPL", "BUY", 20, ref=ref, limit=190.19)
+    account = observed(prices=PRICES, positions={"AAPL": 100}, orders=[order])
+    first = plan(rules, account, NOW).intents[0]
+    assert first.action == "modify"
+    moved = replace(
+        account,
+        quotes={"AAPL": replace(account.quotes["AAPL"], last=185.0)},
+        in_flight=frozenset({first.key}),
+    )
+    again = plan(rules, moved, NOW)
+    assert again.intents == ()
+    assert any("waiting for the broker to acknowledge" in note for note in again.notes)

@@ -204,18 +204,20 @@ def standing_orders(
 
 
 def passes_needed(scenario: Scenario) -> int:
-    """The brief's bound: ceil(largest gap / order size) + 1, with the order size the whole
-    lots that fit in max_order_value at the order's limit (never less than one lot when one lot
-    fits at all), plus one pass for the cash that the sells of a pass free: buys never count
-    unfilled sale proceeds."""
+    """The brief's bound, ceil(largest gap / order size) + 1, where the order size is the whole
+    lots that fit in max_order_value at the order's limit (at least one lot when one lot fits
+    at all), taken over sells and buys separately and added: buys never count the proceeds of
+    unfilled sells, so an account short of cash sells first and buys after, in series. One more
+    pass for the cash that cancelled orders release once IB confirms the cancel."""
     rules, account = scenario.rules, scenario.account
     allocation = rules.allocations["core"]
     capital = capital_of(allocation, account.net_liquidation)
-    worst = 1
+    worst = {True: 0, False: 0}
     for symbol, weight in allocation.targets.items():
         last = account.quotes[symbol].last
         lot = account.contracts[symbol].lot_size
-        desired = math.floor(weight * capital / last / lot) * lot
+        cap = rules.risk.max_position_fraction * account.net_liquidation
+        desired = math.floor(min(weight * capital, cap) / last / lot) * lot
         gap = abs(desired - account.position(symbol))
         buying = desired > account.position(symbol)
         highest = last * 1.005 if buying else last  # offset_bps <= 50
@@ -223,8 +225,8 @@ def passes_needed(scenario: Scenario) -> int:
         if lot * lowest > rules.risk.max_order_value:
             continue  # one lot is over the limit: the gate blocks it, nothing to converge
         slice_size = max(lot, math.floor(rules.risk.max_order_value / highest / lot) * lot)
-        worst = max(worst, math.ceil(gap / slice_size))
-    return worst + 2
+        worst[buying] = max(worst[buying], math.ceil(gap / slice_size))
+    return worst[False] + worst[True] + 2
 
 
 @SETTINGS
@@ -235,14 +237,29 @@ def test_applying_plans_converges(scenario: Scenario) -> None:
     of the cash (conservative), which can cost the allocation extra passes."""
     account = scenario.account
     limit = passes_needed(scenario)
+    history: list[str] = []
     for _ in range(limit):
         result = plan(scenario.rules, account, NOW)
         if not result.actionable:
             return
+        history.append(_describe(result))
         account = apply(result, account)
         assert account.cash >= -1e-6, "buys spent more cash than the account has"
-    leftover = plan(scenario.rules, account, NOW).actionable
-    assert leftover == (), f"not converged after {limit} passes: {leftover}"
+    leftover = plan(scenario.rules, account, NOW)
+    history.append(_describe(leftover))
+    passes = "\n".join(history)
+    assert leftover.actionable == (), f"not converged after {limit} passes:\n{passes}"
+
+
+def _describe(result: Plan) -> str:
+    """One line per pass, for the failure message: intents, blocks, cash notes."""
+    rows = [
+        f"{i.action} {i.kind}.{i.rule} {i.symbol} {i.order.action if i.order else ''} "
+        f"{i.order.quantity if i.order else ''} @{i.estimated_price} [{i.blocked_by or ''}]"
+        for i in result.intents
+    ]
+    notes = [note for note in result.notes if "cash" in note]
+    return "PASS: " + "; ".join(rows) + " | " + " | ".join(notes)
 
 
 @SETTINGS
@@ -254,12 +271,13 @@ def test_no_unblocked_intent_breaks_a_risk_limit(scenario: Scenario) -> None:
     actionable = result.actionable
     assert len(actionable) <= max(0, risk.max_orders_per_minute - account.orders_sent_last_minute)
     tripped = account.net_liquidation < account.day_start_nav * (1 - risk.max_daily_loss_fraction)
-    touched = {intent.order_id for intent in actionable if intent.order_id is not None}
+    # Worst case: every working order fills as it is now (a modify or cancel may be late),
+    # plus what each admitted opening intent adds to its side.
+    by_id = {order.order_id: order for order in account.working_orders}
     exposure: dict[tuple[str, str], float] = {}
     for order in account.working_orders:
-        if order.order_id not in touched:
-            key = (order.symbol, order.action)
-            exposure[key] = exposure.get(key, 0.0) + order.remaining
+        key = (order.symbol, order.action)
+        exposure[key] = exposure.get(key, 0.0) + order.remaining
     for intent in actionable:
         order = intent.order
         if intent.action == "cancel" or order is None:
@@ -274,21 +292,25 @@ def test_no_unblocked_intent_breaks_a_risk_limit(scenario: Scenario) -> None:
         assert order.quantity * intent.estimated_price <= risk.max_order_value + 1e-6
         if intent.purpose != "opening":
             continue
+        if intent.kind == "brackets" and intent.leg == "entry":
+            planned = [o.order for o in actionable if o.rule == intent.rule and o.leg == "stop"]
+            working_stops = [
+                o for o in account.working_orders if (o.rule, o.leg) == (intent.rule, "stop")
+            ]
+            stop = (planned + working_stops)[0]
+            assert stop is not None and stop.aux_price is not None
+            at_risk = abs(intent.estimated_price - stop.aux_price) * order.quantity
+            assert at_risk <= risk.max_risk_per_trade_fraction * account.net_liquidation + 1e-6
+        before = by_id.get(intent.order_id) if intent.action == "modify" else None
+        grows = order.quantity - (0 if before is None else before.filled + before.remaining)
+        if grows <= 0:
+            continue
         key = (intent.symbol, order.action)
-        exposure[key] = exposure.get(key, 0.0) + order.quantity
+        exposure[key] = exposure.get(key, 0.0) + grows
         sign = 1 if order.action == "BUY" else -1
         after = account.position(intent.symbol) + sign * exposure[key]
         value = abs(after) * account.quotes[intent.symbol].last
         assert value <= risk.max_position_fraction * account.net_liquidation + 1e-6
-        if intent.kind == "brackets" and intent.leg == "entry":
-            stop = next(
-                other.order
-                for other in actionable
-                if other.rule == intent.rule and other.leg == "stop" and other.order
-            )
-            assert stop.aux_price is not None
-            at_risk = abs(intent.estimated_price - stop.aux_price) * order.quantity
-            assert at_risk <= risk.max_risk_per_trade_fraction * account.net_liquidation + 1e-6
 
 
 @SETTINGS
