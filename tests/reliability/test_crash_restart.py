@@ -159,10 +159,6 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
     return figures
 
 
-def test_crash_restart_fast(tmp_path: Path) -> None:
-    crash_restart(tmp_path, kills=3, name="crash-restart-fast")
-
-
 @pytest.mark.chaos
 @pytest.mark.timeout(3600)
 def test_crash_restart_long(tmp_path: Path) -> None:
