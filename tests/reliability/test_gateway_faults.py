@@ -112,11 +112,13 @@ def _inject(
             10,
             "the held orders to be handled",
         )
-        unused = sim.call(lambda: sim.gateway.engine.reject_next)
+        # Rejections not used by the orders that went out in this round are disarmed, so that
+        # they hit neither a person's orders nor the retries after the last fault; the figures
+        # count the orders the gateway actually rejected.
         control.reject_next_orders(0)
         if armed:
-            rejections_left -= armed - unused
-            done.append(f"rejected {armed - unused} of the next orders")
+            rejections_left -= armed
+            done.append(f"reject the next {armed} orders")
         fault = rng.choice(("drop", "refuse", "1100"))
         if round_index == plan.rounds - 1 and not longest_used:
             fault = "refuse-longest"
