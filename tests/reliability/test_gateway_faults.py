@@ -79,6 +79,7 @@ def _inject(
     control = sim.control
     done: list[str] = []
     rejections_left = plan.rejections
+    wait_for(lambda: daemon_orders(wire_log) > 0, 60, "the rebalance to start sending")
     longest_used = False
     for round_index in range(plan.rounds):
         if round_index == 1:
