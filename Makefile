@@ -25,7 +25,7 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
 
-# The long reliability tier (tests marked chaos; about 25 minutes on 2 cores); its figures go
+# The long reliability tier (tests marked chaos; about 10 minutes on 2 cores); its figures go
 # into docs/reliability.md.
 chaos: $(STAMP)
 	$(BIN)/python -m pytest -m chaos tests/reliability
