@@ -26,8 +26,37 @@ def record_figures(name: str, figures: dict[str, Any]) -> None:
     (FIGURES_DIR / f"{name}.json").write_text(json.dumps({**entry, **figures}, indent=2) + "\n")
 
 
+SUMMARY = (
+    ("intents sent twice", "intents_sent_twice"),
+    ("orders not owed", "orders_not_owed"),
+    ("risk violations", "risk_violations"),
+    ("manual orders touched", "manual_orders_touched"),
+    ("off target", "off_target_symbols"),
+    ("journal", "journal_integrity"),
+    ("executions lost/doubled", "executions_missing_or_duplicated"),
+    ("converged after last restart (s)", "converged after the last restart (s)"),
+    ("converged after last fault (s)", "converged after the last fault (s)"),
+    ("exceptions or acceptances", "exceptions or acceptances"),
+    ("orders caused", "orders caused (place/cancel on the wire)"),
+    ("not logged with file:line", "rule sets not logged with the broken file:line"),
+)
+
+
+def _summary(runs: list[dict[str, Any]]) -> list[str]:
+    columns = [(title, key) for title, key in SUMMARY if any(key in run for run in runs)]
+    lines = [
+        "| test | " + " | ".join(title for title, _ in columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for run in runs:
+        cells = [str(run.get(key, "")) for _, key in columns]
+        lines.append(f"| {run['test']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def render(directory: Path) -> str:
-    lines = [BEGIN, ""]
+    runs = [json.loads(path.read_text()) for path in sorted(directory.glob("*.json"))]
+    lines = [BEGIN, "", *_summary(runs)]
     for path in sorted(directory.glob("*.json")):
         figures = json.loads(path.read_text())
         lines.append(f"### {figures.pop('test')} (finished {figures.pop('finished')})")
