@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint pytest schema bench clean
+.PHONY: demo test lint pytest schema bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.reaction
 	$(BIN)/python benchmarks/planner_scaling.py
 	$(BIN)/python -m benchmarks.footprint
+
+# The long reliability tier (tests marked chaos; about 10 minutes on 2 cores); its figures go
+# into docs/reliability.md.
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -m chaos tests/reliability
+	$(BIN)/python -m tests.reliability.report
 
 schema: $(STAMP)
 	$(BIN)/tradectl schema --out schemas/rules.schema.json

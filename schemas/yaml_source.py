@@ -204,6 +204,7 @@ def parse_rule_text(text: str) -> ParsedFile:
     builder = _Builder(parsed)
     parsed.spans[()] = NodeSpan(_mark(root.start_mark), None, True)
     try:
+        _check_expanded_size(root)
         parsed.data = builder.build(root, (), 0)
     except _TooLarge as exc:
         parsed.data = None
@@ -240,6 +241,46 @@ class _TooLarge(Exception):
     def __init__(self, message: str, mark: Mark) -> None:
         super().__init__(message)
         self.mark = mark
+
+
+def _check_expanded_size(root: Node) -> None:
+    """Refuse alias bombs before building anything: the size of the expanded document is
+    counted once per distinct node, so a bomb costs as little to refuse as it is to read."""
+    sizes: dict[int, int] = {}
+    entered: set[int] = set()
+    pending: list[tuple[Node, bool]] = [(root, False)]
+    while pending:
+        node, children_done = pending.pop()
+        if id(node) in sizes or (not children_done and id(node) in entered):
+            continue
+        children = _children(node)
+        if not children_done:
+            entered.add(id(node))
+            pending.append((node, True))
+            pending.extend(
+                (child, False)
+                for child in children
+                if id(child) not in sizes and id(child) not in entered
+            )
+            continue
+        # A child still unsized here is an ancestor of this node (an alias inside itself):
+        # the builder reports that as too deep, so count it once and let it.
+        size = 1 + sum(sizes.get(id(child), 1) for child in children)
+        if size > MAX_NODES:
+            raise _TooLarge(
+                f"the document has, or expands through aliases to, more than {MAX_NODES} "
+                "nodes; rule files are small, write the values out",
+                _mark(node.start_mark),
+            )
+        sizes[id(node)] = size
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
 
 
 def _parse_int(text: str) -> int:

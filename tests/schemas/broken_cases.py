@@ -448,8 +448,8 @@ CASES: list[Case] = [
         [
             (
                 "bomb.yaml",
-                2,
-                32,
+                6,
+                4,
                 "",
                 "the document has, or expands through aliases to, more than 100000 nodes",
             )
