@@ -70,7 +70,12 @@ def target_weights(*, tilted: bool = False) -> dict[str, float]:
 
 
 def rules_text(
-    port: int, *, reconcile_every: str = "2s", tilted: bool = False, variant: int = 0
+    port: int,
+    *,
+    records_dir: Path,
+    reconcile_every: str = "2s",
+    tilted: bool = False,
+    variant: int = 0,
 ) -> dict[str, str]:
     """Equal weights; ``tilted`` moves half the symbols to 0.75 % and half to 0.25 % (a second
     rebalance that sells as much as it buys). Each ``variant`` is a new generation of the rule
@@ -91,6 +96,7 @@ def rules_text(
             "  max_orders_per_minute: 3000\n"
             f"  allowed_symbols: [{', '.join(rebalance_symbols())}]\n"
             f"schedule: {{reconcile_every: {reconcile_every}}}\n"
+            f"records: {{dir: '{records_dir}'}}\n"
         ),
         "rebalance.yaml": (
             "version: 1\n"

@@ -71,7 +71,9 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
     log_path = tmp_path / "daemon.log"
     with gateway(tmp_path) as (sim, wire_log), daemons() as started:
         manual = place_manual_orders(sim)
-        rules = write_rules(tmp_path / "rules", rules_text(sim.port))
+        rules = write_rules(
+            tmp_path / "rules", rules_text(sim.port, records_dir=tmp_path / "records")
+        )
         killed_after_orders: list[int] = []
         hooks_fired = 0
         tilted = False
@@ -82,7 +84,15 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
                 # so that every kill lands on a daemon with orders to send.
                 tilted = not tilted
                 retargets += 1
-                write_rules(rules, rules_text(sim.port, tilted=tilted, variant=retargets))
+                write_rules(
+                    rules,
+                    rules_text(
+                        sim.port,
+                        records_dir=tmp_path / "records",
+                        tilted=tilted,
+                        variant=retargets,
+                    ),
+                )
             kind, _, argument = point.partition(":")
             before = daemon_orders(wire_log)
             begun = time.monotonic()

@@ -87,7 +87,10 @@ def _inject(
             # armed between rounds: the gateway's fault would hit the person's orders too).
             manual += place_manual_orders(sim, limit=2.0)
         if round_index == plan.retarget_at_round:
-            write_rules(rules, rules_text(sim.port, tilted=True, variant=1))
+            write_rules(
+                rules,
+                rules_text(sim.port, records_dir=rules.parent / "records", tilted=True, variant=1),
+            )
             done.append("rules edited: second rebalance to tilted weights")
         delay = rng.randrange(*plan.ack_delay_ms)
         control.delay_acks(delay)
@@ -152,7 +155,9 @@ def gateway_faults(tmp_path: Path, plan: FaultPlan, *, name: str) -> dict[str, o
     state_dir = tmp_path / "state"
     with gateway(tmp_path) as (sim, wire_log), daemons() as started:
         manual = place_manual_orders(sim)
-        rules = write_rules(tmp_path / "rules", rules_text(sim.port))
+        rules = write_rules(
+            tmp_path / "rules", rules_text(sim.port, records_dir=tmp_path / "records")
+        )
         daemon = started.start(rules, state_dir, tmp_path / "daemon.log")
         try:
             faults = _inject(sim, rng, plan, wire_log, rules, manual)
