@@ -175,7 +175,9 @@ def gateway_faults(tmp_path: Path, plan: FaultPlan, *, name: str) -> dict[str, o
                 sim,
                 state_dir,
                 target_weights(tilted=plan.retarget_at_round is not None),
-                timeout=90 if fast else 600,
+                # An order lost on a dying connection waits out the daemon's 60 s
+                # acknowledgement timeout before it is planned again: the deadline must outlast it.
+                timeout=180 if fast else 600,
                 excused=held_back if fast else None,
             )
             excused = sorted(held_back()) if fast else []
