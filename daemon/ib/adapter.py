@@ -242,6 +242,8 @@ class IbAdapter:
             )
         self._link_up = True
         check_account(settings.account, settings.live_allowed, self.ib.managedAccounts())
+        if self.journal is not None:
+            self.journal.bind_account(settings.account)
 
     def disconnect(self) -> None:
         self.ib.disconnect()

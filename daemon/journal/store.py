@@ -115,6 +115,8 @@ class RecordedExecution:
     time: datetime
 
 
+# The kv key naming the one account a journal belongs to.
+ACCOUNT_KEY = "account"
 # IB may restrict an account whose daily (submissions + revisions + cancels) / (executions + 1)
 # stays above this; below a handful of actions the ratio says nothing yet.
 ORDER_EFFICIENCY_LIMIT = 20.0
@@ -436,6 +438,23 @@ class Journal:
             "SELECT COUNT(*) FROM intents WHERE sent_at >= ?", (_iso(moment),)
         ).fetchone()
         return int(row[0])
+
+    def bind_account(self, account: str) -> None:
+        """Tie this journal to one account for good. Its fills, working orders and intents are
+        that account's: read against another account (a simulated one's history against a real
+        one, say), filled bracket entries would look filled there too and tradectl would protect
+        positions that do not exist. Raises JournalError on a mismatch."""
+        bound = self.get_state(ACCOUNT_KEY)
+        if bound is None:
+            if self.writable:
+                self.set_state(ACCOUNT_KEY, account)
+            return
+        if bound != account:
+            raise JournalError(
+                f"this state directory's journal belongs to account {bound}, but the rules trade "
+                f"{account}: each account needs its own state directory (--state-dir or "
+                "TRADECTL_STATE_DIR); nothing was sent"
+            )
 
     def order_efficiency(self, since: datetime) -> OrderEfficiency:
         """Counts of what tradectl sent since ``since`` (the trading day's start) and of the

@@ -361,3 +361,16 @@ def test_a_halt_file_in_the_rules_directory_stops_apply_from_sending(
     (rules / "HALT").unlink()
     converge(apply_in_process, rules)
     assert gateway.messages("placeOrder")
+
+
+def test_a_journal_of_another_account_is_refused_before_anything_is_sent(
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    with Journal.open(state) as journal:
+        journal.bind_account("DU7654321")
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS))
+    outcome = apply_in_process(rules, state_dir=state)
+    assert outcome.code == 1
+    assert "journal belongs to account DU7654321, but the rules trade DU0000001" in outcome.err
+    assert gateway.messages("placeOrder") == []

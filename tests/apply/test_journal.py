@@ -11,6 +11,7 @@ from daemon.journal import (
     AlreadyLive,
     BrokerRecord,
     Journal,
+    JournalError,
     JournalLocked,
     JournalVersionError,
     RecordedExecution,
@@ -277,3 +278,19 @@ def test_order_efficiency_counts_todays_sent_actions_against_owned_executions(
     assert efficiency.ratio == 1.0
     assert not efficiency.too_high
     assert "order efficiency ratio 1.0" in efficiency.line()
+
+
+def test_a_journal_belongs_to_the_first_account_it_trades(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, clock=lambda: NOW) as journal:
+        journal.bind_account("DU0000001")
+        journal.bind_account("DU0000001")
+        with pytest.raises(JournalError, match=r"belongs to account DU0000001.*DU7654321"):
+            journal.bind_account("DU7654321")
+    other = tmp_path / "other"
+    other.mkdir()
+    Journal.open(other).close()
+    reader = Journal.open_read_only(other)
+    assert reader is not None
+    reader.bind_account("DU7654321")
+    assert reader.get_state("account") is None
+    reader.close()
