@@ -101,6 +101,12 @@ def dotted(path: Iterable[str | int]) -> str:
 HALT_FILE_NAME = "HALT"
 
 
+def halt_file(rules_path: Path) -> Path:
+    """Where the HALT file of a rule directory (or of a single rule file's directory) lives."""
+    directory = rules_path if rules_path.is_dir() else rules_path.parent
+    return directory / HALT_FILE_NAME
+
+
 def is_rule_file_name(name: str) -> bool:
     """YAML files only; hidden files, editor swap, lock and backup files never are rules."""
     return (

@@ -14,9 +14,9 @@ from daemon.journal import Journal, JournalError, Transition, resolve_state_dir,
 from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from daemon.plan_report import render_table
 from daemon.planner.types import Plan
-from daemon.runtime.reconcile import PassResult, halt_file, reconcile_pass
+from daemon.runtime.reconcile import PassResult, reconcile_pass
 from daemon.runtime.session import open_session, quiet_client_logging
-from schemas.loader import load_rule_set
+from schemas.loader import halt_file, load_rule_set
 from schemas.models import RuleSet
 
 DEFAULT_RULES = "rules/"
@@ -106,10 +106,11 @@ def run(args: argparse.Namespace) -> int:
         return answer.strip().lower() == "yes"
 
     state_dir = resolve_state_dir(args.state_dir)
-    halted = halt_file(Path(args.path)).is_file()
+    halt = halt_file(Path(args.path))
+    halted = halt.is_file()
     if halted:
         print(
-            f"tradectl apply: {halt_file(Path(args.path))} exists: trading is halted, nothing "
+            f"tradectl apply: {halt} exists: trading is halted, nothing "
             "will be sent (the plan below shows what is held back); remove the file to resume",
             file=sys.stderr,
         )

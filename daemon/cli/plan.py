@@ -25,9 +25,8 @@ from daemon.plan_report import plan_dict, render_table
 from daemon.planner import plan
 from daemon.planner.gate import HALT
 from daemon.planner.types import Plan
-from daemon.runtime.reconcile import halt_file
 from daemon.runtime.session import plan_against_gateway, quiet_client_logging
-from schemas.loader import load_rule_set
+from schemas.loader import halt_file, load_rule_set
 from schemas.models import RuleSet
 
 DEFAULT_RULES = "rules/"

@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from daemon.ib import BrokerState, IbAdapter, Progress
@@ -19,7 +18,6 @@ from daemon.journal import Journal, JournaledIntent, Transition
 from daemon.planner import plan as make_plan
 from daemon.planner.gate import recheck_cash
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
-from schemas.loader import HALT_FILE_NAME
 from schemas.models import RuleSet, parse_order_ref
 
 # US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
@@ -36,12 +34,6 @@ REJECTIONS_PER_RULE_PER_DAY = 5
 PLAN_MAX_AGE = timedelta(seconds=60)
 
 HALT_KEY = "halt"
-
-
-def halt_file(rules_path: Path) -> Path:
-    """Where the HALT file of a rule directory (or of a single rule file's directory) lives."""
-    directory = rules_path if rules_path.is_dir() else rules_path.parent
-    return directory / HALT_FILE_NAME
 
 
 BREAKER_KEY = "breaker_tripped_on"

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from schemas.loader import HALT_FILE_NAME
+from schemas.loader import halt_file
 from schemas.models import Account, Gateway, RuleSet
 
 from .backoff import Backoff
@@ -191,7 +191,7 @@ class Daemon:
 
     async def _initial_load(self) -> bool:
         outcome = self._load_rules(self.settings.rules_dir)
-        self.halt_file_present = (self.settings.rules_dir / HALT_FILE_NAME).exists()
+        self.halt_file_present = halt_file(self.settings.rules_dir).exists()
         if outcome.rule_set is None:
             for error in outcome.errors:
                 log.error("%s", error)
@@ -403,7 +403,7 @@ class Daemon:
             self._mark_disconnected()
 
     def _check_halt_file(self) -> None:
-        present = (self.settings.rules_dir / HALT_FILE_NAME).exists()
+        present = halt_file(self.settings.rules_dir).exists()
         if present == self.halt_file_present:
             return
         self.halt_file_present = present
@@ -671,7 +671,7 @@ class Daemon:
         result: dict[str, Any] = {"resumed": True, "cleared": was}
         if self.halt_file_present:
             result["message"] = (
-                f"still halted: remove {self.settings.rules_dir / HALT_FILE_NAME} to resume"
+                f"still halted: remove {halt_file(self.settings.rules_dir)} to resume"
             )
         self._serializer.request("resume")
         self.notifier.status(self.status_line())
