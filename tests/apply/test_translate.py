@@ -8,8 +8,9 @@ from ib_insync import Contract, Order
 from ib_insync.util import UNSET_DOUBLE
 
 from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter, check_account
-from daemon.ib.translate import is_informational, to_ib_order, working_order
+from daemon.ib.translate import to_ib_order, working_order
 from daemon.journal import Journal
+from daemon.journal.lifecycle import is_informational
 from daemon.planner.types import Intent, OrderSpec
 
 
