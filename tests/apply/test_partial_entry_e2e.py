@@ -176,7 +176,9 @@ def test_the_rest_of_a_partly_filled_entry_cancelled_while_away_leaves_its_fill_
 
     sim = gateway.sim
     entry = legs(gateway)["entry"]
-    sim.call(lambda: sim.gateway.publish(sim.gateway.engine.cancel(entry.client_id, entry.order_id)))
+    sim.call(
+        lambda: sim.gateway.publish(sim.gateway.engine.cancel(entry.client_id, entry.order_id))
+    )
     assert held(gateway) == 30
     if parent_cancel == "cancel":
         assert sorted(legs(gateway)) == []
@@ -191,4 +193,48 @@ def test_the_rest_of_a_partly_filled_entry_cancelled_while_away_leaves_its_fill_
     assert held(gateway) == 0
     assert_converged(apply_in_process(rules))
     assert live_place_intents(state_dir) == []
+    assert sum(1 for ref in gateway.placed_refs() if ref.endswith(":entry")) == 1
+
+
+@pytest.mark.parametrize("partial_fill", PARTIAL_FILL_MODES)
+def test_failure_3_a_stop_left_at_the_partial_size_fills_while_away_and_is_replaced(
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+    partial_fill: str,
+) -> None:
+    """The issue's exact sequence: the entry completes and the stop fires before any tradectl
+    pass could resize the stop. Where the sim left the stop at 30 (the children were resized to
+    the partial fill), 70 shares stay long; the restart closes the filled stop's place intent
+    (its completed record has order id 0) and places a stop for the 70 instead of refusing it
+    as "already in flight or working"."""
+    gateway = gateway_factory(state(partial_fill, "cancel"))
+    rules = write_rules(tmp_path / "rules", gateway, **bracket())
+    state_dir = tmp_path / "state"
+    assert apply_in_process(rules).code == 0
+    fill_entry(gateway, 30)
+    assert apply_in_process(rules).code == 0
+    assert assert_protected(gateway) == 30
+
+    fill_entry(gateway, 0)
+    gateway.sim.control.set_price("NVDA", 44.0)
+    # The price recovers above the stop level, so a replacement stop rests instead of firing.
+    gateway.sim.control.set_price("NVDA", 46.0)
+    left = held(gateway)
+    assert left == (0 if partial_fill == "activate_filled" else 70)
+
+    restarted = apply_in_process(rules)
+    assert restarted.code == 0, restarted.out + restarted.err
+    assert "already in flight" not in restarted.out + restarted.err
+    if left:
+        assert assert_protected(gateway) == left
+        assert legs(gateway)["stop"].status == "Submitted"
+    else:
+        assert legs(gateway) == {}
+    assert_converged(apply_in_process(rules))
+    assert live_place_intents(state_dir) == (
+        [f"{legs(gateway)[leg].order_ref}" for leg in ("stop", "target")] if left else []
+    )
+    working = [o.order_ref for o in gateway.sim.snapshot().open_orders]
+    assert len(working) == len(set(working)), working
     assert sum(1 for ref in gateway.placed_refs() if ref.endswith(":entry")) == 1
