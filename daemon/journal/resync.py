@@ -20,7 +20,7 @@ Which broker records belong to which intent is decided here; what they mean for 
 decided by ``daemon.journal.lifecycle``, the same function that handles live order events. An
 order is identified by permId once the journal knows it, otherwise by orderRef with this
 session's order id, otherwise (completed orders carry order id 0) by orderRef and a permId no
-other place intent owns (/work/shared/ib-behaviour.md: never by order id alone).
+other place intent owns (docs/apply.md, "Exactly once": never by order id alone).
 
 This module is pure: it returns transitions; the caller writes them.
 """
