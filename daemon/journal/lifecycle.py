@@ -10,12 +10,13 @@ Which statuses end an order:
 * ``Filled``, ``Cancelled`` and ``ApiCancelled`` always do (``ORDER_ENDED_STATUSES``, shared
   with the planner, which must not count such an order as working);
 * ``Inactive`` ends an order only as the answer to a rejection (IB sends error 201 and then
-  ``Inactive``) or when IB lists the order among completed orders. Alone, on an open order, it is an order IB holds but has not given up
-  (ib_insync counts it neither done nor active): treating it as ended would let the planner place
-  the same order a second time, so it stays live;
-* error codes never end a place intent by themselves, and informational ones (2xxx notices, 399,
-  404, 10349-style TIF notices) change nothing at all (DESIGN.md §3). Only the status IB sends
-  after a rejection ends the order.
+  ``Inactive``) or when IB lists the order among completed orders. Alone, on an open order, it
+  is an order IB holds but has not given up (ib_insync counts it neither done nor active):
+  treating it as ended would let the planner place the same order a second time, so it stays
+  live;
+* error codes never end a place intent by themselves, and informational ones (2xxx notices,
+  399, 404, 10349-style TIF notices) change nothing at all (docs/apply.md). Only the status IB
+  sends after a rejection ends the order.
 
 Messages come in any order (an execution after ``Cancelled``, ``orderStatus`` before
 ``openOrder``, permId 0 right after placeOrder): a finished intent stays finished and only
