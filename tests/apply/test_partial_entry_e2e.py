@@ -113,28 +113,43 @@ def live_place_intents(state_dir: Path) -> list[str]:
         journal.close()
 
 
-@pytest.mark.parametrize("parent_cancel", PARENT_CANCEL_MODES)
-@pytest.mark.parametrize("partial_fill", PARTIAL_FILL_MODES)
+def partly_entered(
+    start: Callable[[SimState], Gateway],
+    apply: Callable[..., Outcome],
+    rules_dir: Path,
+    options: tuple[str, str],
+) -> tuple[Gateway, Path]:
+    """The bracket placed, its entry filled 30 of 100 while away, and one pass since: the stop
+    and target cover the 30."""
+    gateway = start(state(*options))
+    rules = write_rules(rules_dir, gateway, **bracket())
+    first = apply(rules)
+    assert first.code == 0, first.out + first.err
+    assert sorted(legs(gateway)) == ["entry", "stop", "target"]
+    fill_entry(gateway, 30)
+    assert held(gateway) == 30
+    resized = apply(rules)
+    assert resized.code == 0, resized.out + resized.err
+    assert assert_protected(gateway) == 30
+    assert_converged(apply(rules))
+    return gateway, rules
+
+
+EVERY_OPTION = pytest.mark.parametrize(
+    "options",
+    [(fill, cancel) for fill in PARTIAL_FILL_MODES for cancel in PARENT_CANCEL_MODES],
+    ids=lambda options: "-".join(options),
+)
+
+
+@EVERY_OPTION
 def test_failure_3_the_stop_follows_a_partial_then_complete_entry_and_a_fill_while_away(
     gateway_factory: Callable[[SimState], Gateway],
     apply_in_process: Callable[..., Outcome],
     tmp_path: Path,
-    partial_fill: str,
-    parent_cancel: str,
+    options: tuple[str, str],
 ) -> None:
-    gateway = gateway_factory(state(partial_fill, parent_cancel))
-    rules = write_rules(tmp_path / "rules", gateway, **bracket())
-    state_dir = tmp_path / "state"
-    first = apply_in_process(rules)
-    assert first.code == 0, first.out + first.err
-    assert sorted(legs(gateway)) == ["entry", "stop", "target"]
-
-    fill_entry(gateway, 30)
-    assert held(gateway) == 30
-    resized = apply_in_process(rules)
-    assert resized.code == 0, resized.out + resized.err
-    assert assert_protected(gateway) == 30
-    assert_converged(apply_in_process(rules))
+    gateway, rules = partly_entered(gateway_factory, apply_in_process, tmp_path / "rules", options)
 
     fill_entry(gateway, 0)
     assert held(gateway) == 100
@@ -150,37 +165,28 @@ def test_failure_3_the_stop_follows_a_partial_then_complete_entry_and_a_fill_whi
     assert legs(gateway) == {}
     after = apply_in_process(rules)
     assert_converged(after)
-    assert live_place_intents(state_dir) == []
+    assert live_place_intents(tmp_path / "state") == []
     assert_each_order_placed_once(gateway)
     assert sum(1 for ref in gateway.placed_refs() if ref.endswith(":entry")) == 1
 
 
-@pytest.mark.parametrize("parent_cancel", PARENT_CANCEL_MODES)
-@pytest.mark.parametrize("partial_fill", PARTIAL_FILL_MODES)
+@EVERY_OPTION
 def test_the_rest_of_a_partly_filled_entry_cancelled_while_away_leaves_its_fill_protected(
     gateway_factory: Callable[[SimState], Gateway],
     apply_in_process: Callable[..., Outcome],
     tmp_path: Path,
-    partial_fill: str,
-    parent_cancel: str,
+    options: tuple[str, str],
 ) -> None:
     """IB cancels a partly filled DAY entry's rest at the close; what it does with the children
     then is unknown (both options). The next pass protects the 30 shares either way."""
-    gateway = gateway_factory(state(partial_fill, parent_cancel))
-    rules = write_rules(tmp_path / "rules", gateway, **bracket())
-    state_dir = tmp_path / "state"
-    assert apply_in_process(rules).code == 0
-    fill_entry(gateway, 30)
-    assert apply_in_process(rules).code == 0
-    assert assert_protected(gateway) == 30
-
+    gateway, rules = partly_entered(gateway_factory, apply_in_process, tmp_path / "rules", options)
     sim = gateway.sim
     entry = legs(gateway)["entry"]
     sim.call(
         lambda: sim.gateway.publish(sim.gateway.engine.cancel(entry.client_id, entry.order_id))
     )
     assert held(gateway) == 30
-    if parent_cancel == "cancel":
+    if options[1] == "cancel":
         assert sorted(legs(gateway)) == []
 
     reprotected = apply_in_process(rules)
@@ -192,7 +198,7 @@ def test_the_rest_of_a_partly_filled_entry_cancelled_while_away_leaves_its_fill_
     gateway.sim.control.set_price("NVDA", 44.0)
     assert held(gateway) == 0
     assert_converged(apply_in_process(rules))
-    assert live_place_intents(state_dir) == []
+    assert live_place_intents(tmp_path / "state") == []
     assert sum(1 for ref in gateway.placed_refs() if ref.endswith(":entry")) == 1
 
 
@@ -208,13 +214,8 @@ def test_failure_3_a_stop_left_at_the_partial_size_fills_while_away_and_is_repla
     the partial fill), 70 shares stay long; the restart closes the filled stop's place intent
     (its completed record has order id 0) and places a stop for the 70 instead of refusing it
     as "already in flight or working"."""
-    gateway = gateway_factory(state(partial_fill, "cancel"))
-    rules = write_rules(tmp_path / "rules", gateway, **bracket())
-    state_dir = tmp_path / "state"
-    assert apply_in_process(rules).code == 0
-    fill_entry(gateway, 30)
-    assert apply_in_process(rules).code == 0
-    assert assert_protected(gateway) == 30
+    options = (partial_fill, "cancel")
+    gateway, rules = partly_entered(gateway_factory, apply_in_process, tmp_path / "rules", options)
 
     fill_entry(gateway, 0)
     gateway.sim.control.set_price("NVDA", 44.0)
@@ -232,8 +233,8 @@ def test_failure_3_a_stop_left_at_the_partial_size_fills_while_away_and_is_repla
     else:
         assert legs(gateway) == {}
     assert_converged(apply_in_process(rules))
-    assert live_place_intents(state_dir) == (
-        [f"{legs(gateway)[leg].order_ref}" for leg in ("stop", "target")] if left else []
+    assert live_place_intents(tmp_path / "state") == (
+        [legs(gateway)[leg].order_ref for leg in ("stop", "target")] if left else []
     )
     working = [o.order_ref for o in gateway.sim.snapshot().open_orders]
     assert len(working) == len(set(working)), working
