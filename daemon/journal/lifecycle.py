@@ -156,8 +156,10 @@ def _on_error(intent: JournaledIntent, event: ErrorReport) -> Transition | None:
         note = f"modify refused: IB {code}"
         return Transition(intent.id, "rejected", error_code=code, error_text=text, note=note)
     if intent.action == "cancel" and code in CANCEL_REFUSALS:
-        note = "nothing left to cancel"
-        return Transition(intent.id, "rejected", error_code=code, error_text=text, note=note)
+        # The order is already over: the cancel has nothing left to do. Not a rejection, which
+        # would count against the rule's daily rejection limit (docs/apply.md, "Rejections").
+        note = f"nothing left to cancel (IB {code})"
+        return Transition(intent.id, "cancelled", error_code=code, error_text=text, note=note)
     # A place ends with the status IB sends after the rejection (201 → Inactive or Cancelled).
     return Transition(intent.id, error_code=code, error_text=text)
 

@@ -194,10 +194,10 @@ CASES: list[tuple[str, JournaledIntent, BrokerEvent, tuple[str | None, float, in
         ("rejected", 0, 0),
     ),
     (
-        "a cancel of an order already over is itself over",
+        "a cancel of an order already over is itself over, and no rejection",
         intent("cancel", "sent"),
         ErrorReport(10148, "OrderId 7 that needs to be cancelled cannot be cancelled"),
-        ("rejected", 0, 0),
+        ("cancelled", 0, 0),
     ),
     (
         "202 confirms a cancel; the status that follows ends it",
