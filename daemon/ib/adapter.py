@@ -422,11 +422,13 @@ class IbAdapter:
         elif code == 100:
             self.pacing_violations += 1
         rejection = req_id > 0 and not informational and code not in CANCEL_CONFIRMATIONS
-        order = self._orders.get((self.settings.client_id, req_id)) if req_id > 0 else None
-        if order is not None and rejection:
-            # IB follows a rejection with Inactive: from then on that status ends the order.
-            order.rejected = True
         intents = self._intents_for(self.settings.client_id, req_id) if req_id > 0 else []
+        order = self._orders.get((self.settings.client_id, req_id)) if req_id > 0 else None
+        answers_placement = not intents or intents[-1].action == "place"
+        if order is not None and rejection and answers_placement:
+            # IB follows a rejected order with Inactive: from then on that status ends it. A
+            # refused modify or cancel leaves the order as it was.
+            order.rejected = True
         order_ref = intents[0].order_ref if intents else None
         if self.journal is not None and self.journal.writable:
             self.journal.record_gateway_error(
