@@ -9,7 +9,7 @@ from ib_insync.util import UNSET_DOUBLE
 
 from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter, check_account
 from daemon.ib.translate import to_ib_order, working_order
-from daemon.journal import Journal
+from daemon.journal import Journal, JournaledIntent
 from daemon.journal.lifecycle import is_informational
 from daemon.planner.types import Intent, OrderSpec
 
@@ -25,6 +25,26 @@ def spec(**fields: object) -> OrderSpec:
     }
     base.update(fields)
     return OrderSpec(**base)  # type: ignore[arg-type]
+
+
+def tracked_entry(tmp_path: Path) -> tuple[Journal, IbAdapter, JournaledIntent]:
+    """An adapter with a journaled bracket entry (order id 3) it follows."""
+    journal = Journal.open(tmp_path)
+    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), journal)
+    placed = Intent(
+        key="tctl:aapl:abc:entry",
+        action="place",
+        kind="brackets",
+        rule="aapl",
+        leg="entry",
+        symbol="AAPL",
+        purpose="opening",
+        reason="test",
+        order=spec(),
+    )
+    (entry,) = journal.journal_intents([placed], client_id=17, session="s", next_valid_order_id=3)
+    adapter._track(entry)
+    return journal, adapter, entry
 
 
 def test_limit_order_carries_account_ref_tif_and_id() -> None:
@@ -130,21 +150,7 @@ def test_account_checks() -> None:
 
 
 def test_notices_do_not_end_an_order_only_a_terminal_status_does(tmp_path: Path) -> None:
-    journal = Journal.open(tmp_path)
-    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), journal)
-    intent = Intent(
-        key="tctl:aapl:abc:entry",
-        action="place",
-        kind="brackets",
-        rule="aapl",
-        leg="entry",
-        symbol="AAPL",
-        purpose="opening",
-        reason="test",
-        order=spec(),
-    )
-    (entry,) = journal.journal_intents([intent], client_id=17, session="s", next_valid_order_id=3)
-    adapter._track(entry)
+    journal, adapter, entry = tracked_entry(tmp_path)
     adapter._on_error(3, 10349, "Order TIF was set to DAY based on order preset.", "")
     adapter._on_error(3, 404, "Shares for this order are not immediately available.", "")
     assert journal.intent(entry.id).state == "journaled"
@@ -171,21 +177,7 @@ def test_the_execution_filter_starts_at_new_york_midnight_in_utc() -> None:
 
 
 def test_a_rejected_modify_is_rejected_and_the_order_lives_on(tmp_path: Path) -> None:
-    journal = Journal.open(tmp_path)
-    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), journal)
-    placed = Intent(
-        key="tctl:aapl:abc:entry",
-        action="place",
-        kind="brackets",
-        rule="aapl",
-        leg="entry",
-        symbol="AAPL",
-        purpose="opening",
-        reason="test",
-        order=spec(),
-    )
-    (entry,) = journal.journal_intents([placed], client_id=17, session="s", next_valid_order_id=3)
-    adapter._track(entry)
+    journal, adapter, entry = tracked_entry(tmp_path)
     adapter._on_order_status(3, "Submitted", 0, 100, 0, 77, 0, 0, 17, "", 0)
     modify = Intent(
         key="tctl:aapl:abc:entry#mod:1",
@@ -216,21 +208,7 @@ def test_out_of_order_events_through_the_adapter(tmp_path: Path) -> None:
     adapter writes what the one lifecycle decides (docs/apply.md, "One order lifecycle")."""
     from ib_insync import Execution as IbExecution
 
-    journal = Journal.open(tmp_path)
-    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), journal)
-    placed = Intent(
-        key="tctl:aapl:abc:entry",
-        action="place",
-        kind="brackets",
-        rule="aapl",
-        leg="entry",
-        symbol="AAPL",
-        purpose="opening",
-        reason="test",
-        order=spec(),
-    )
-    (entry,) = journal.journal_intents([placed], client_id=17, session="s", next_valid_order_id=3)
-    adapter._track(entry)
+    journal, adapter, entry = tracked_entry(tmp_path)
     adapter._on_order_status(3, "PreSubmitted", 0, 100, 0, 0, 0, 0, 17, "", 0)
     assert (journal.intent(entry.id).state, journal.intent(entry.id).perm_id) == ("acknowledged", 0)
     adapter._on_order_status(3, "Inactive", 0, 100, 0, 77, 0, 0, 17, "", 0)
