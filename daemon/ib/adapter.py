@@ -9,7 +9,9 @@ This package is the only product code that imports ib_insync. Design choices wor
   code it does not know as a warning (10349, for one), which would end a live order. The adapter
   sends through ``Client.placeOrder``/``cancelOrder`` and reads the raw ``openOrder``,
   ``orderStatus``, ``execDetails``, ``commissionReport``, ``completedOrder`` and ``error``
-  callbacks; only a real terminal status ends an order (DESIGN.md §3).
+  callbacks. It turns each into a ``daemon.journal.lifecycle`` event and writes the transition
+  that module returns: what an event means for an intent is decided there, for live events and
+  for the resync alike (docs/apply.md, "One order lifecycle").
 * **Open orders come from reqAllOpenOrders**, not from this client id's reqOpenOrders: owned orders
   placed under another client id in an earlier session (the gateway.client_id was changed, say)
   must still be seen, or the planner would place them again. IB lets only the placing client
@@ -49,9 +51,17 @@ from daemon.journal import (
     RecordedExecution,
     Transition,
     match_journal,
-    terminal_state,
 )
-from daemon.journal.resync import CANCELLED_STATUSES, TERMINAL_STATUSES
+from daemon.journal.lifecycle import (
+    CANCEL_CONFIRMATIONS,
+    BrokerEvent,
+    ErrorReport,
+    ExecutionReport,
+    OrderReport,
+    advance,
+    is_informational,
+    order_ended,
+)
 from daemon.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
 from daemon.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
 
@@ -60,9 +70,6 @@ log = logging.getLogger(__name__)
 # Test-only fault hook (docs/apply.md): SIGKILL this process right after the first intent group
 # is journaled ("journal") or right after the first order message is written ("send").
 CRASH_ENV = "TRADECTL_TEST_CRASH_AFTER"
-
-# Error codes that confirm a cancel rather than reject an order.
-_CANCEL_CONFIRMATIONS = frozenset({202})
 
 
 class AdapterError(RuntimeError):
@@ -132,6 +139,7 @@ class _OrderRecord:
     order: Order
     status: str
     filled: float
+    rejected: bool = False
 
 
 @dataclass(frozen=True)
@@ -332,11 +340,13 @@ class IbAdapter:
         key = _order_key(order.clientId, order_id, order.permId)
         record = self._orders.get(key)
         filled = record.filled if record is not None else 0.0
-        self._orders[key] = _OrderRecord(contract, order, state.status, filled)
+        rejected = record.rejected if record is not None else False
+        self._orders[key] = _OrderRecord(contract, order, state.status, filled, rejected)
         if self._collecting_open is not None:
             self._collecting_open.add(key)
         self._journal_order(key)
-        self._advance(order.clientId, order_id, order.orderRef, order.permId, state.status, filled)
+        report = OrderReport(state.status, filled, float(order.totalQuantity), order.permId)
+        self._advance(order.clientId, order_id, order.orderRef, order.permId, report)
 
     def _on_order_status(
         self,
@@ -369,7 +379,8 @@ class IbAdapter:
                 filled=filled,
                 remaining=remaining,
             )
-        self._advance(client_id, order_id, order_ref, perm_id, status, filled)
+        report = OrderReport(status, filled, filled + remaining, perm_id)
+        self._advance(client_id, order_id, order_ref, perm_id, report)
 
     def _on_completed_order(self, contract: Contract, order: Order, state: OrderState) -> None:
         self._completed.append(_OrderRecord(contract, order, state.status, order.filledQuantity))
@@ -384,13 +395,16 @@ class IbAdapter:
             for other in self._executions.values()
             if other.client_id == recorded.client_id and other.order_id == recorded.order_id
         )
+        order = self._orders.get(
+            _order_key(recorded.client_id, recorded.order_id, recorded.perm_id)
+        )
+        quantity = float(order.order.totalQuantity) if order is not None else 0.0
         self._advance(
             recorded.client_id,
             recorded.order_id,
             recorded.order_ref,
             recorded.perm_id,
-            "",
-            executed,
+            ExecutionReport(executed, recorded.perm_id, quantity),
         )
 
     def _on_commission(self, report: CommissionReport) -> None:
@@ -399,7 +413,7 @@ class IbAdapter:
             self.journal.record_commission(report.execId, report.commission, report.currency, pnl)
 
     def _on_error(self, req_id: int, code: int, text: str, advanced: str = "") -> None:
-        informational = translate.is_informational(code)
+        informational = is_informational(code)
         if code == 1100:
             self._link_up = False
         elif code in (1101, 1102):
@@ -407,7 +421,14 @@ class IbAdapter:
             self._pump()
         elif code == 100:
             self.pacing_violations += 1
+        rejection = req_id > 0 and not informational and code not in CANCEL_CONFIRMATIONS
         intents = self._intents_for(self.settings.client_id, req_id) if req_id > 0 else []
+        order = self._orders.get((self.settings.client_id, req_id)) if req_id > 0 else None
+        answers_placement = not intents or intents[-1].action == "place"
+        if order is not None and rejection and answers_placement:
+            # IB follows a rejected order with Inactive: from then on that status ends it. A
+            # refused modify or cancel leaves the order as it was.
+            order.rejected = True
         order_ref = intents[0].order_ref if intents else None
         if self.journal is not None and self.journal.writable:
             self.journal.record_gateway_error(
@@ -419,21 +440,10 @@ class IbAdapter:
             )
             # The error answers the latest message about this order: a rejected modify must
             # not make the order's own placement count as rejected.
-            latest = intents[-1] if intents else None
-            if (
-                latest is not None
-                and latest.live
-                and not informational
-                and code not in _CANCEL_CONFIRMATIONS
-            ):
-                self.journal.record_intent_error(latest.id, code, text)
-                if latest.action == "modify":
-                    # The order keeps its old fields; the modify is over, and its rejection
-                    # makes the next identical modify wait (backoff) instead of repeating.
-                    self.journal.finish_intent(latest.id, "rejected")
-                    self.progress.rejected += 1
-                    self._awaiting.discard(latest.id)
-        if intents and not informational and code not in _CANCEL_CONFIRMATIONS:
+            if intents:
+                self._apply(intents[-1], ErrorReport(code, text))
+                self._report()
+        if intents and rejection:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()
 
@@ -469,54 +479,39 @@ class IbAdapter:
         order_id: int,
         order_ref: str | None,
         perm_id: int,
-        status: str,
-        filled: float,
+        event: OrderReport | ExecutionReport,
     ) -> None:
-        """Move the intents acting on this order along: journaled/sent → acknowledged →
-        filled/cancelled/rejected. Matched by orderRef first (permId is 0 right after
-        placeOrder), then order id and client."""
+        """Hand an order event to the intents acting on this order. Matched by orderRef first
+        (permId is 0 right after placeOrder), then order id and client; a place intent whose
+        order took a new orderRef (a rule edit) is still known by its permId."""
         if self.journal is None or not self.journal.writable:
             return
         for intent in self._intents_for(client_id, order_id):
-            if not intent.live:
+            same_order = not order_ref or order_ref == intent.order_ref
+            known_by_perm = bool(perm_id) and perm_id == intent.perm_id
+            if intent.action == "place" and not same_order and not known_by_perm:
                 continue
-            if intent.action == "place" and order_ref and order_ref != intent.order_ref:
-                continue
-            if intent.state in ("journaled", "sent"):
-                self.journal.mark_acknowledged(intent.id, perm_id)
-                self.progress.acknowledged += 1
-            if intent.action == "place" and filled > intent.filled:
-                self.journal.mark_filled_quantity(intent.id, filled)
-            self._finish_if_terminal(intent, status)
+            self._apply(intent, event)
             self._awaiting.discard(intent.id)
         self._report()
 
-    def _finish_if_terminal(self, intent: JournaledIntent, status: str) -> None:
+    def _apply(self, intent: JournaledIntent, event: BrokerEvent) -> None:
+        """Write the lifecycle's transition for ``event`` and count it in the progress line."""
         assert self.journal is not None
-        if status not in TERMINAL_STATUSES:
+        transition = advance(intent, event)
+        if transition is None:
             return
-        rejected_by = intent.error_code
-        if rejected_by is None:
-            rejected_by = self.journal.intent(intent.id).error_code
-        if status == "Inactive" and rejected_by is None:
-            # Inactive without an error can be transient at IB (an order waiting for its
-            # parent, say): the order is not over until IB says so.
-            return
-        if intent.action == "modify":
-            return
-        state = terminal_state(status)
-        if state == "cancelled" and rejected_by is not None and intent.action == "place":
-            state = "rejected"
-        if intent.action == "cancel" and status not in CANCELLED_STATUSES:
-            state = "filled"
-        assert state is not None
-        self.journal.finish_intent(intent.id, state)
-        if state == "filled":
+        self.journal.apply_transition(transition)
+        if transition.state == "acknowledged":
+            self.progress.acknowledged += 1
+        elif transition.state == "filled":
             self.progress.filled += 1
-        elif state == "rejected":
+        elif transition.state == "rejected":
             self.progress.rejected += 1
-        else:
+        elif transition.state == "cancelled":
             self.progress.cancelled += 1
+        if transition.finished:
+            self._awaiting.discard(intent.id)
 
     def start_pass(self) -> None:
         """Count progress afresh (a daemon runs many passes on one connection)."""
@@ -571,14 +566,7 @@ class IbAdapter:
             ack_timeout=self.settings.ack_timeout,
         )
         for transition in transitions:
-            if transition.state == "acknowledged":
-                journal.mark_acknowledged(transition.intent_id, transition.perm_id, transition.note)
-                if transition.filled:
-                    journal.mark_filled_quantity(transition.intent_id, transition.filled)
-            else:
-                if transition.filled:
-                    journal.mark_filled_quantity(transition.intent_id, transition.filled)
-                journal.finish_intent(transition.intent_id, transition.state, note=transition.note)
+            journal.apply_transition(transition)
         for intent in journal.live_intents():
             if intent.order_id is not None:
                 self._track(intent)
@@ -600,7 +588,7 @@ class IbAdapter:
         working = []
         for key in sorted(open_keys):
             record = self._orders[key]
-            if record.status in TERMINAL_STATUSES:
+            if order_ended(record.status, rejected=record.rejected):
                 continue
             working.append(
                 translate.working_order(record.contract, record.order, record.status, record.filled)

@@ -25,13 +25,6 @@ from schemas.models import Side
 # partly, leaving the rest of the position unprotected.
 OCA_REDUCE_WITH_BLOCK = 2
 
-# Notices that leave an order live (DESIGN.md §3). Only a terminal order status ends an order.
-_INFORMATIONAL = frozenset({399, 404, 434, 10167, 10349})
-
-
-def is_informational(code: int) -> bool:
-    return 2000 <= code < 3000 or code in _INFORMATIONAL or code in (1100, 1101, 1102)
-
 
 def stock_contract(cached: CachedContract) -> Contract:
     return Stock(
@@ -127,6 +120,7 @@ def broker_record(source: BrokerSource, order: Order, status: str, filled: float
         perm_id=order.permId,
         status=status,
         filled=filled,
+        quantity=float(order.totalQuantity),
     )
 
 

@@ -1,7 +1,8 @@
 """The journal (SQLite, WAL) and the exactly-once resync against the broker (issue #5)."""
 
+from daemon.journal.lifecycle import Transition
 from daemon.journal.migrations import MIGRATIONS, JournalVersionError
-from daemon.journal.resync import BrokerRecord, Transition, match_journal, terminal_state
+from daemon.journal.resync import BrokerRecord, match_journal
 from daemon.journal.store import (
     TERMINAL_STATES,
     AlreadyLive,
@@ -32,6 +33,5 @@ __all__ = [
     "Transition",
     "match_journal",
     "resolve_state_dir",
-    "terminal_state",
     "utc_now",
 ]

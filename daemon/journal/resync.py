@@ -16,6 +16,12 @@ Modify and cancel intents are idempotent at the broker (the same fields or the s
 change nothing), so an unconfirmed one is closed as ``unsent`` and the planner compares the
 working order with the rules again.
 
+Which broker records belong to which intent is decided here; what they mean for the intent is
+decided by ``daemon.journal.lifecycle``, the same function that handles live order events. An
+order is identified by permId once the journal knows it, otherwise by orderRef with this
+session's order id, otherwise (completed orders carry order id 0) by orderRef and a permId no
+other place intent owns (docs/apply.md, "Exactly once": never by order id alone).
+
 This module is pure: it returns transitions; the caller writes them.
 """
 
@@ -26,20 +32,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from daemon.journal.store import IntentState, JournaledIntent
+from daemon.journal.lifecycle import (
+    BrokerEvent,
+    ExecutionReport,
+    NoTrace,
+    OrderReport,
+    Transition,
+    settle,
+)
+from daemon.journal.store import JournaledIntent
 
 BrokerSource = Literal["open", "completed", "execution"]
-
-# Real terminal statuses (DESIGN.md §3): error codes and notices never end an order by themselves.
-FILLED_STATUSES = frozenset({"Filled"})
-CANCELLED_STATUSES = frozenset({"Cancelled", "ApiCancelled"})
-REJECTED_STATUSES = frozenset({"Inactive"})
-TERMINAL_STATUSES = FILLED_STATUSES | CANCELLED_STATUSES | REJECTED_STATUSES
 
 
 @dataclass(frozen=True)
 class BrokerRecord:
-    """One order or execution as the broker reports it, reduced to what matching needs."""
+    """One order or execution as the broker reports it, reduced to what matching needs.
+    ``filled`` is the order's filled quantity (an execution's shares); ``quantity`` the order's
+    current total, 0 for executions."""
 
     source: BrokerSource
     order_ref: str | None
@@ -48,25 +58,7 @@ class BrokerRecord:
     perm_id: int
     status: str = ""
     filled: float = 0.0
-
-
-@dataclass(frozen=True)
-class Transition:
-    intent_id: int
-    state: IntentState
-    perm_id: int = 0
-    filled: float = 0.0
-    note: str = ""
-
-
-def terminal_state(status: str) -> IntentState | None:
-    if status in FILLED_STATUSES:
-        return "filled"
-    if status in CANCELLED_STATUSES:
-        return "cancelled"
-    if status in REJECTED_STATUSES:
-        return "rejected"
-    return None
+    quantity: float = 0.0
 
 
 def match_journal(
@@ -77,21 +69,62 @@ def match_journal(
     now: datetime,
     ack_timeout: timedelta,
 ) -> list[Transition]:
+    """``known_perm_ids``: the permIds the journal's place intents already own."""
     claimed = set(known_perm_ids)
+    absent = NoTrace(now, ack_timeout)
     transitions: list[Transition] = []
     for intent in sorted(intents, key=lambda item: item.id):
         if intent.action == "place":
-            transition = _match_place(intent, broker, claimed, now, ack_timeout)
+            records = _records_of(intent, broker, claimed)
+            perm_id = next((record.perm_id for record in records if record.perm_id), 0)
+            if perm_id:
+                claimed.add(perm_id)
+            events = _events(records) if records else [absent]
         else:
-            transition = _match_change(intent, broker, now, ack_timeout)
+            events = [*_events(_target_of(intent, broker)), absent]
+        transition = settle(intent, events)
         if transition is not None:
             transitions.append(transition)
     return transitions
 
 
+def _events(records: Sequence[BrokerRecord]) -> list[BrokerEvent]:
+    orders = [record for record in records if record.source != "execution"]
+    events: list[BrokerEvent] = [
+        OrderReport(
+            record.status,
+            record.filled,
+            record.quantity,
+            record.perm_id,
+            "completed" if record.source == "completed" else "open",
+        )
+        for record in orders
+    ]
+    executions = [record for record in records if record.source == "execution"]
+    if executions:
+        events.append(
+            ExecutionReport(
+                sum(record.filled for record in executions),
+                next((record.perm_id for record in executions if record.perm_id), 0),
+                max((record.quantity for record in orders), default=0.0),
+            )
+        )
+    return events
+
+
 def _records_of(
     intent: JournaledIntent, broker: Sequence[BrokerRecord], claimed: set[int]
 ) -> list[BrokerRecord]:
+    if intent.perm_id:
+        by_perm = [record for record in broker if record.perm_id == intent.perm_id]
+        if by_perm:
+            return by_perm
+
+    def unclaimed(record: BrokerRecord) -> bool:
+        return (
+            not record.perm_id or record.perm_id == intent.perm_id or record.perm_id not in claimed
+        )
+
     by_id = [
         record
         for record in broker
@@ -99,15 +132,15 @@ def _records_of(
         and record.order_id != 0
         and record.order_id == intent.order_id
         and record.client_id == intent.client_id
+        and unclaimed(record)
     ]
     if by_id:
-        return by_id
-    if intent.perm_id:
-        by_perm = [record for record in broker if record.perm_id == intent.perm_id]
-        if by_perm:
-            return by_perm
-    # Completed orders may come without an order id; a record with our orderRef whose permId no
-    # other intent owns can only be this intent's order.
+        # The completed record of the same order carries order id 0: join it by permId.
+        perm_id = next((record.perm_id for record in by_id if record.perm_id), 0)
+        joined = [record for record in broker if perm_id and record.perm_id == perm_id]
+        return by_id + [record for record in joined if record not in by_id]
+    # Completed orders come without an order id; a record with our orderRef whose permId no
+    # other place intent owns can only be this intent's order.
     for record in broker:
         if (
             record.order_ref == intent.order_ref
@@ -119,83 +152,18 @@ def _records_of(
     return []
 
 
-def _match_place(
-    intent: JournaledIntent,
-    broker: Sequence[BrokerRecord],
-    claimed: set[int],
-    now: datetime,
-    ack_timeout: timedelta,
-) -> Transition | None:
-    records = _records_of(intent, broker, claimed)
-    if records:
-        perm_id = next((record.perm_id for record in records if record.perm_id), 0)
-        if perm_id:
-            claimed.add(perm_id)
-        executed = sum(record.filled for record in records if record.source == "execution")
-        order_filled = max(
-            (record.filled for record in records if record.source != "execution"), default=0.0
-        )
-        filled = max(executed, order_filled)
-        for record in records:
-            if record.source == "execution":
-                continue
-            state = terminal_state(record.status)
-            if state is not None:
-                return Transition(
-                    intent.id, state, perm_id, filled, f"broker status {record.status}"
-                )
-        if intent.quantity and filled >= intent.quantity:
-            return Transition(intent.id, "filled", perm_id, filled, "fully executed")
-        if intent.state == "acknowledged":
-            return (
-                None
-                if filled <= intent.filled
-                else Transition(intent.id, "acknowledged", perm_id, filled, "")
-            )
-        return Transition(intent.id, "acknowledged", perm_id, filled, "adopted: found at broker")
-    if intent.state == "acknowledged":
-        return Transition(
-            intent.id, "cancelled", note="no longer at the broker (expired or cancelled unseen)"
-        )
-    if _still_in_flight(intent, now, ack_timeout):
-        return None
-    return Transition(intent.id, "unsent", note=_unsent_note(intent))
-
-
-def _match_change(
-    intent: JournaledIntent,
-    broker: Sequence[BrokerRecord],
-    now: datetime,
-    ack_timeout: timedelta,
-) -> Transition | None:
-    target = [
+def _target_of(intent: JournaledIntent, broker: Sequence[BrokerRecord]) -> list[BrokerRecord]:
+    """The order a modify or cancel acts on, as open or completed orders show it."""
+    return [
         record
         for record in broker
         if record.source != "execution"
-        and record.order_id == intent.order_id
-        and record.client_id == intent.client_id
+        and (
+            (
+                record.order_id != 0
+                and record.order_id == intent.order_id
+                and record.client_id == intent.client_id
+            )
+            or (intent.perm_id and record.perm_id == intent.perm_id)
+        )
     ]
-    if intent.action == "cancel":
-        for record in target:
-            if record.status in CANCELLED_STATUSES:
-                return Transition(intent.id, "cancelled", record.perm_id, note="order cancelled")
-    if intent.state == "acknowledged":
-        return None
-    if _still_in_flight(intent, now, ack_timeout):
-        return None
-    return Transition(
-        intent.id, "unsent", note="not confirmed before the resync; the planner decides afresh"
-    )
-
-
-def _still_in_flight(intent: JournaledIntent, now: datetime, ack_timeout: timedelta) -> bool:
-    # Whatever the session: bytes that left the process may reach the gateway late.
-    return (
-        intent.state == "sent" and intent.sent_at is not None and now - intent.sent_at < ack_timeout
-    )
-
-
-def _unsent_note(intent: JournaledIntent) -> str:
-    if intent.state == "journaled":
-        return "journaled but never reached the broker (no order with its orderRef)"
-    return "sent but never seen at the broker within the acknowledgement timeout"

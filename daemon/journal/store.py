@@ -17,10 +17,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
 from daemon.planner.types import Intent
+
+if TYPE_CHECKING:
+    from daemon.journal.lifecycle import Transition
 
 STATE_DIR_ENV = "TRADECTL_STATE_DIR"
 DEFAULT_STATE_DIR = "var/state"
@@ -397,6 +400,42 @@ class Journal:
                 (state, now, now, error_code, error_text, note, intent_id),
             )
 
+    def apply_transition(self, transition: Transition) -> None:
+        """Write what ``daemon.journal.lifecycle`` decided for one intent, in one transaction:
+        a permId learnt, a larger filled quantity, an error, a new state. A finished intent keeps
+        its state."""
+        now = _iso(self.now)
+        state = transition.state
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "UPDATE intents SET perm_id = CASE WHEN ? != 0 THEN ? ELSE perm_id END, "
+                "filled = MAX(filled, ?), error_code = COALESCE(?, error_code), "
+                "error_text = COALESCE(?, error_text), updated_at = ? WHERE id = ?",
+                (
+                    transition.perm_id,
+                    transition.perm_id,
+                    transition.filled,
+                    transition.error_code,
+                    transition.error_text,
+                    now,
+                    transition.intent_id,
+                ),
+            )
+            if state == "acknowledged":
+                db.execute(
+                    "UPDATE intents SET state = 'acknowledged', acknowledged_at = ?, "
+                    "note = COALESCE(?, note) WHERE id = ? AND state IN ('journaled', 'sent')",
+                    (now, transition.note or None, transition.intent_id),
+                )
+            elif state is not None:
+                if state not in TERMINAL_STATES:
+                    raise ValueError(f"{state} is not a state an intent moves to")
+                db.execute(
+                    "UPDATE intents SET state = ?, finished_at = ?, note = COALESCE(?, note) "
+                    "WHERE id = ? AND state NOT IN ('filled', 'cancelled', 'rejected', 'unsent')",
+                    (state, now, transition.note or None, transition.intent_id),
+                )
+
     def record_intent_error(self, intent_id: int, code: int, text: str) -> None:
         with self._transaction(durable=False) as db:
             db.execute(
@@ -478,7 +517,11 @@ class Journal:
         )
 
     def known_perm_ids(self) -> frozenset[int]:
-        rows = self._db.execute("SELECT perm_id FROM intents WHERE perm_id != 0").fetchall()
+        """PermIds owned by place intents (a modify or cancel carries its order's permId too,
+        which must not make that order look owned by someone else)."""
+        rows = self._db.execute(
+            "SELECT perm_id FROM intents WHERE perm_id != 0 AND action = 'place'"
+        ).fetchall()
         return frozenset(int(row["perm_id"]) for row in rows)
 
     def rejections(self, since: datetime) -> list[JournaledIntent]:

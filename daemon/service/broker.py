@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from daemon.ib import AdapterError, IbAdapter
 from daemon.journal import Journal, utc_now
-from daemon.journal.resync import TERMINAL_STATUSES
+from daemon.journal.lifecycle import REJECTION_STATUS, order_ended
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.reconcile import (
     BREAKER_KEY,
@@ -302,7 +302,8 @@ class IbBrokerSession:
         self._emit(self.events.order_event, "fill")
 
     def _on_order_status(self, order_id: int, status: str, *rest: Any) -> None:
-        if status in TERMINAL_STATUSES:
+        # An Inactive order may have just been rejected: worth a look either way.
+        if order_ended(status) or status == REJECTION_STATUS:
             self._emit(self.events.order_event, f"order-{status.lower()}")
 
     # --- the pass ----------------------------------------------------------------------------

@@ -15,9 +15,11 @@ are ``last`` minus/plus the half spread):
 * TRAIL keeps a stop that follows last at auxPrice (amount) or trailingPercent and
   only ratchets in the order's favour; it triggers like STP.
 
-Children (``parentId``) stay PreSubmitted until their parent is completely
-filled; siblings of one parent reduce each other like an OCA group, so a take
-profit fill shrinks or cancels the stop. An order sent with ``transmit=False``
+Children (``parentId``) stay PreSubmitted until their parent fills; what a
+partial parent fill does to them, and what cancelling the rest of a partly
+filled parent does, are options of the state file (``brackets``; docs/sim.md).
+Siblings of one parent reduce each other like an OCA group, so a take profit
+fill shrinks or cancels the stop. An order sent with ``transmit=False``
 is held (invisible to clients) until an order of the same parent chain is sent
 with ``transmit=True``. With ``fill_chunk`` > 0 each matching pass fills at most
 that many shares of an order, which is how partial fills are produced.
@@ -214,7 +216,7 @@ class Engine:
             raise
         return order
 
-    def _validate(self, order: SimOrder, inst: Instrument) -> None:
+    def _validate(self, order: SimOrder, inst: Instrument, *, modifying: bool = False) -> None:
         if order.action not in ("BUY", "SELL"):
             raise _reject(f"invalid action {order.action!r}")
         if order.quantity <= 0 or not order.quantity.is_integer():
@@ -240,7 +242,10 @@ class Engine:
                 raise _reject("trailing percent must be between 0 and 100")
         if order.parent_id:
             parent = self.orders.get((order.client_id, order.parent_id))
-            if parent is None or parent.done:
+            # A working child stays modifiable after its parent filled (that is when its
+            # quantity is resized to the position); only a new child needs a working parent.
+            settled = modifying and parent is not None and parent.filled > 0
+            if parent is None or (parent.done and not settled):
                 raise _reject(f"parent order {order.parent_id} is not working")
             if parent.symbol != order.symbol:
                 raise _reject("a child order must trade its parent's contract")
@@ -347,7 +352,7 @@ class Engine:
             oca_type=req.oca_type,
             outside_rth=req.outside_rth,
         )
-        self._validate(candidate, self.instruments[order.symbol])
+        self._validate(candidate, self.instruments[order.symbol], modifying=True)
         if order.transmitted:
             self._check_buying_power(candidate, replaces=order)
         for name in (
@@ -400,7 +405,13 @@ class Engine:
         if not order.parent_id:
             return False
         parent = self.orders.get((order.client_id, order.parent_id))
-        return parent is not None and parent.status != "Filled"
+        return parent is not None and not self._activates_children(parent)
+
+    def _activates_children(self, parent: SimOrder) -> bool:
+        if parent.status == "Filled":
+            return True
+        partly = parent.filled > 0
+        return partly and self.state.brackets.children_on_partial_fill != "hold_until_complete"
 
     def cancel(self, client_id: int, order_id: int) -> list[Event]:
         order = self.orders.get((client_id, order_id))
@@ -431,9 +442,17 @@ class Engine:
             OrderChanged(_copy(order), cancelled=True),
             ErrorNotice(order.client_id, order.order_id, 202, f"Order Canceled - reason:{reason}"),
         ]
-        for child in self._children(order):
-            if not child.done:
-                events += self._cancel(child, "parent order cancelled")
+        children = [child for child in self._children(order) if not child.done]
+        keep = order.filled > 0 and (
+            self.state.brackets.children_on_partial_parent_cancel == "keep_filled"
+        )
+        if keep and children:
+            events += self._cover_parent_fills(order, children)
+            events += self._activate(children)
+            events += self._match({order.symbol})
+            return events
+        for child in children:
+            events += self._cancel(child, "parent order cancelled")
         return events
 
     def global_cancel(self) -> list[Event]:
@@ -513,10 +532,8 @@ class Engine:
                 continue
             events += self._fill(order, price)
             touched.add(order.symbol)
-            if order.status == "Filled":
-                released = self._release_children(order, events)
-                queue.extend(released)
-            elif order.tif == "IOC":
+            queue.extend(self._release_children(order, events))
+            if order.status != "Filled" and order.tif == "IOC":
                 events += self._cancel(order, "IOC remainder")
         if touched:
             events.append(AccountChanged(frozenset(touched)))
@@ -616,13 +633,44 @@ class Engine:
         return events
 
     def _release_children(self, parent: SimOrder, events: list[Event]) -> list[SimOrder]:
-        released = []
-        for child in sorted(self._children(parent), key=lambda o: o.order_id):
-            if child.transmitted and child.status == "PreSubmitted":
+        """After a fill of ``parent``: resize and activate its children as
+        ``brackets.children_on_partial_fill`` says; returns those newly active."""
+        if not self._activates_children(parent):
+            return []
+        children = sorted(
+            (c for c in self._children(parent) if c.transmitted and not c.done),
+            key=lambda o: o.order_id,
+        )
+        if self.state.brackets.children_on_partial_fill == "activate_filled":
+            events += self._cover_parent_fills(parent, children)
+        released = [child for child in children if child.status == "PreSubmitted"]
+        events += self._activate(released)
+        return released
+
+    def _cover_parent_fills(self, parent: SimOrder, children: list[SimOrder]) -> list[Event]:
+        """Size each live child to what the parent filled and no sibling has closed yet (the
+        NautilusTrader report in docs/sim.md: openOrder totalQuantity follows the fills)."""
+        exited = sum(child.filled for child in self._children(parent))
+        open_quantity = parent.filled - exited
+        events: list[Event] = []
+        if open_quantity <= 0:
+            return events
+        for child in children:
+            wanted = child.filled + open_quantity
+            if child.quantity != wanted:
+                child.quantity = wanted
+                if child.status != "PreSubmitted":
+                    events.append(OrderChanged(_copy(child)))
+        return events
+
+    @staticmethod
+    def _activate(children: list[SimOrder]) -> list[Event]:
+        events: list[Event] = []
+        for child in children:
+            if child.status == "PreSubmitted":
                 child.status = "Submitted"
                 events.append(OrderChanged(_copy(child)))
-                released.append(child)
-        return released
+        return events
 
 
 def _copy(order: SimOrder) -> SimOrder:

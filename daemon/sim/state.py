@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -67,6 +67,18 @@ class LimitsSpec(_Strict):
     max_orders_per_side: int = Field(default=20, ge=0)
 
 
+# What IB does with attached children while their parent is only partly filled is not
+# documented (docs/sim.md, "Brackets on a partial parent fill"), so each behaviour seen or
+# argued for is an option, and tradectl is tested under all of them.
+ChildrenOnPartialFill = Literal["activate_filled", "activate_full", "hold_until_complete"]
+ChildrenOnParentCancel = Literal["cancel", "keep_filled"]
+
+
+class BracketsSpec(_Strict):
+    children_on_partial_fill: ChildrenOnPartialFill = "activate_filled"
+    children_on_partial_parent_cancel: ChildrenOnParentCancel = "cancel"
+
+
 class SimState(_Strict):
     account: AccountSpec = AccountSpec()
     positions: list[PositionSpec] = []
@@ -74,6 +86,7 @@ class SimState(_Strict):
     market: MarketSpec = MarketSpec()
     matching: MatchingSpec = MatchingSpec()
     limits: LimitsSpec = LimitsSpec()
+    brackets: BracketsSpec = BracketsSpec()
 
     @field_validator("symbols")
     @classmethod

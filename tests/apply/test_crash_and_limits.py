@@ -246,7 +246,10 @@ def test_after_a_reconnect_the_journal_is_matched_before_anything_is_planned(
 
             adapter.connect()
             second = run_pass()
-            assert [t.state for t in second.resync] == ["filled"]
+            # The fill is settled by the executions IB replays on connecting, or else by the
+            # resync: either way through the one lifecycle, before anything is planned.
+            assert [t.state for t in second.resync] in ([], ["filled"])
+            assert [intent.state for intent in journal.intents()] == ["filled"]
             assert second.plan.actionable == ()
             assert len(gateway.messages("placeOrder")) == 1
         finally:

@@ -294,3 +294,106 @@ def test_a_journal_belongs_to_the_first_account_it_trades(tmp_path: Path) -> Non
     reader.bind_account("DU7654321")
     assert reader.get_state("account") is None
     reader.close()
+
+
+def settle_resync(journal: Journal, broker: list[BrokerRecord]) -> None:
+    for transition in match_journal(
+        journal.live_intents(),
+        broker,
+        known_perm_ids=journal.known_perm_ids(),
+        now=NOW,
+        ack_timeout=timedelta(seconds=30),
+    ):
+        journal.apply_transition(transition)
+
+
+def modify(ref: str, order_id: int, quantity: int) -> Intent:
+    spec = place("unused", ref, quantity).order
+    return Intent(
+        key=f"{ref}#mod:{quantity}",
+        action="modify",
+        kind="brackets",
+        rule="aapl-pullback",
+        leg="stop",
+        symbol="AAPL",
+        purpose="protective",
+        reason="resize to the filled entry",
+        order=spec,
+        order_id=order_id,
+    )
+
+
+def test_failure_3_a_stop_filled_for_its_shrunk_quantity_closes_its_place_intent(
+    journal: Journal,
+) -> None:
+    """Issue #12, failure 3: the stop was placed for 100, modified down to 30 and filled 30
+    while no tradectl ran. IB's completed order carries order id 0; its executions carry the
+    order id. The place intent must close, so a replacement stop is not refused."""
+    ref = "tctl:aapl-pullback:g1:stop"
+    (stop,) = journal.journal_intents(
+        [place(ref, ref, quantity=100)], client_id=17, session="old", next_valid_order_id=1
+    )
+    order_id = stop.order_id or 0
+    # The place was acknowledged before IB had given the order a permId.
+    journal.mark_acknowledged(stop.id, perm_id=0)
+    (resize,) = journal.journal_intents(
+        [modify(ref, order_id, 30)], client_id=17, session="old", next_valid_order_id=1
+    )
+    journal.mark_acknowledged(resize.id, perm_id=555)
+    broker = [
+        BrokerRecord("completed", ref, 0, 0, 555, "Filled", filled=30, quantity=30),
+        BrokerRecord("execution", ref, order_id, 17, 555, filled=30),
+    ]
+    settle_resync(journal, broker)
+    closed = journal.intent(stop.id)
+    assert (closed.state, closed.filled, closed.perm_id) == ("filled", 30, 555)
+    assert [intent.action for intent in journal.live_intents()] == ["modify"]  # done once acked
+    (replacement,) = journal.journal_intents(
+        [place(ref, ref, quantity=70)], client_id=17, session="new", next_valid_order_id=1
+    )
+    assert replacement.state == "journaled"
+
+
+def test_executions_are_matched_by_perm_id_when_the_order_id_was_reused(journal: Journal) -> None:
+    # After a gateway restart IB may hand out the same order ids again (ib-behaviour.md).
+    ref = "tctl:aapl-pullback:g1:entry"
+    (entry,) = journal.journal_intents(
+        [place(ref, ref, quantity=10)], client_id=17, session="old", next_valid_order_id=1
+    )
+    journal.mark_acknowledged(entry.id, perm_id=777)
+    broker = [
+        BrokerRecord("execution", ref, 0, 17, 777, filled=4),
+        BrokerRecord("execution", ref, 99, 17, 777, filled=6),
+    ]
+    settle_resync(journal, broker)
+    assert (journal.intent(entry.id).state, journal.intent(entry.id).filled) == ("filled", 10)
+
+
+def test_a_completed_order_renamed_by_a_rule_edit_is_still_found_by_perm_id(
+    journal: Journal,
+) -> None:
+    ref = "tctl:aapl-pullback:g1:stop"
+    (stop,) = journal.journal_intents(
+        [place(ref, ref, quantity=10)], client_id=17, session="old", next_valid_order_id=1
+    )
+    journal.mark_acknowledged(stop.id, perm_id=888)
+    edited = "tctl:aapl-pullback:g2:stop"
+    settle_resync(journal, [BrokerRecord("completed", edited, 0, 0, 888, "Filled", 10, 10)])
+    assert journal.intent(stop.id).state == "filled"
+
+
+def test_an_id_0_completed_order_owned_by_another_place_intent_is_not_adopted(
+    journal: Journal,
+) -> None:
+    ref = "tctl:aapl-pullback:g1:stop"
+    (first,) = journal.journal_intents(
+        [place(ref, ref)], client_id=17, session="old", next_valid_order_id=1
+    )
+    journal.mark_acknowledged(first.id, perm_id=100)
+    journal.finish_intent(first.id, "filled")
+    (second,) = journal.journal_intents(
+        [place(ref, ref)], client_id=17, session="old", next_valid_order_id=1
+    )
+    journal.mark_sent(second.id)
+    settle_resync(journal, [BrokerRecord("completed", ref, 0, 0, 100, "Filled", 10, 10)])
+    assert journal.intent(second.id).state == "sent"

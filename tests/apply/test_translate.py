@@ -8,8 +8,9 @@ from ib_insync import Contract, Order
 from ib_insync.util import UNSET_DOUBLE
 
 from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter, check_account
-from daemon.ib.translate import is_informational, to_ib_order, working_order
-from daemon.journal import Journal
+from daemon.ib.translate import to_ib_order, working_order
+from daemon.journal import Journal, JournaledIntent
+from daemon.journal.lifecycle import is_informational
 from daemon.planner.types import Intent, OrderSpec
 
 
@@ -24,6 +25,26 @@ def spec(**fields: object) -> OrderSpec:
     }
     base.update(fields)
     return OrderSpec(**base)  # type: ignore[arg-type]
+
+
+def tracked_entry(tmp_path: Path) -> tuple[Journal, IbAdapter, JournaledIntent]:
+    """An adapter with a journaled bracket entry (order id 3) it follows."""
+    journal = Journal.open(tmp_path)
+    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), journal)
+    placed = Intent(
+        key="tctl:aapl:abc:entry",
+        action="place",
+        kind="brackets",
+        rule="aapl",
+        leg="entry",
+        symbol="AAPL",
+        purpose="opening",
+        reason="test",
+        order=spec(),
+    )
+    (entry,) = journal.journal_intents([placed], client_id=17, session="s", next_valid_order_id=3)
+    adapter._track(entry)
+    return journal, adapter, entry
 
 
 def test_limit_order_carries_account_ref_tif_and_id() -> None:
@@ -129,21 +150,7 @@ def test_account_checks() -> None:
 
 
 def test_notices_do_not_end_an_order_only_a_terminal_status_does(tmp_path: Path) -> None:
-    journal = Journal.open(tmp_path)
-    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), journal)
-    intent = Intent(
-        key="tctl:aapl:abc:entry",
-        action="place",
-        kind="brackets",
-        rule="aapl",
-        leg="entry",
-        symbol="AAPL",
-        purpose="opening",
-        reason="test",
-        order=spec(),
-    )
-    (entry,) = journal.journal_intents([intent], client_id=17, session="s", next_valid_order_id=3)
-    adapter._track(entry)
+    journal, adapter, entry = tracked_entry(tmp_path)
     adapter._on_error(3, 10349, "Order TIF was set to DAY based on order preset.", "")
     adapter._on_error(3, 404, "Shares for this order are not immediately available.", "")
     assert journal.intent(entry.id).state == "journaled"
@@ -170,21 +177,7 @@ def test_the_execution_filter_starts_at_new_york_midnight_in_utc() -> None:
 
 
 def test_a_rejected_modify_is_rejected_and_the_order_lives_on(tmp_path: Path) -> None:
-    journal = Journal.open(tmp_path)
-    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), journal)
-    placed = Intent(
-        key="tctl:aapl:abc:entry",
-        action="place",
-        kind="brackets",
-        rule="aapl",
-        leg="entry",
-        symbol="AAPL",
-        purpose="opening",
-        reason="test",
-        order=spec(),
-    )
-    (entry,) = journal.journal_intents([placed], client_id=17, session="s", next_valid_order_id=3)
-    adapter._track(entry)
+    journal, adapter, entry = tracked_entry(tmp_path)
     adapter._on_order_status(3, "Submitted", 0, 100, 0, 77, 0, 0, 17, "", 0)
     modify = Intent(
         key="tctl:aapl:abc:entry#mod:1",
@@ -208,3 +201,64 @@ def test_a_rejected_modify_is_rejected_and_the_order_lives_on(tmp_path: Path) ->
     assert journal.intent(entry.id).state == "acknowledged"
     assert journal.intent(entry.id).error_code is None
     journal.close()
+
+
+def test_out_of_order_events_through_the_adapter(tmp_path: Path) -> None:
+    """permId 0 on the first status, Inactive without an error, a fill after Cancelled: the
+    adapter writes what the one lifecycle decides (docs/apply.md, "One order lifecycle")."""
+    from ib_insync import Execution as IbExecution
+
+    journal, adapter, entry = tracked_entry(tmp_path)
+    adapter._on_order_status(3, "PreSubmitted", 0, 100, 0, 0, 0, 0, 17, "", 0)
+    assert (journal.intent(entry.id).state, journal.intent(entry.id).perm_id) == ("acknowledged", 0)
+    adapter._on_order_status(3, "Inactive", 0, 100, 0, 77, 0, 0, 17, "", 0)
+    assert (journal.intent(entry.id).state, journal.intent(entry.id).perm_id) == (
+        "acknowledged",
+        77,
+    )
+    adapter._on_order_status(3, "Cancelled", 0, 100, 0, 77, 0, 0, 17, "", 0)
+    assert journal.intent(entry.id).state == "cancelled"
+    late_fill = IbExecution(
+        execId="0001.01",
+        time=datetime(2026, 11, 25, 15, 0, tzinfo=UTC),
+        side="BOT",
+        shares=30,
+        price=150.0,
+        permId=77,
+        clientId=17,
+        orderId=3,
+        orderRef="tctl:aapl:abc:entry",
+    )
+    adapter._on_exec_details(1, Contract(symbol="AAPL", secType="STK"), late_fill)
+    finished = journal.intent(entry.id)
+    assert (finished.state, finished.filled) == ("cancelled", 30)
+    journal.close()
+
+
+def test_an_inactive_order_counts_as_working_until_ib_rejected_it() -> None:
+    from ib_insync.order import OrderState
+
+    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), None)
+    contract = Contract(symbol="AAPL", secType="STK")
+
+    def open_order(order_id: int) -> tuple[int, int]:
+        order = Order(
+            orderId=order_id,
+            clientId=17,
+            permId=100 + order_id,
+            action="BUY",
+            totalQuantity=10,
+            orderType="LMT",
+            lmtPrice=150.0,
+            orderRef=f"tctl:aapl:abc:L{order_id}",
+        )
+        adapter._on_open_order(order_id, contract, order, OrderState(status="Inactive"))
+        return (17, order_id)
+
+    held, rejected = open_order(3), open_order(4)
+    adapter._on_error(4, 201, "Order rejected - reason: no funds", "")
+    adapter._on_open_order(
+        4, contract, adapter._orders[rejected].order, OrderState(status="Inactive")
+    )
+    working = adapter.working_orders(frozenset({held, rejected}))
+    assert [order.order_id for order in working] == [3]

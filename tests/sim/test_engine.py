@@ -282,3 +282,75 @@ def test_perm_ids_do_not_repeat_across_restarts() -> None:
     assert first.orders[(CLIENT, 1)].perm_id != later.orders[(CLIENT, 1)].perm_id
     assert first.executions[0].exec_id != later.executions[0].exec_id
     assert later.orders[(CLIENT, 1)].perm_id < 2**31  # IB's permId is a 32-bit int
+
+
+def _bracket(engine: Engine, quantity: int = 100) -> None:
+    engine.place(CLIENT, order(1, "BUY", quantity, "LMT", lmt=95.0, transmit=False))
+    engine.place(
+        CLIENT,
+        order(2, "SELL", quantity, "LMT", lmt=110, parent_id=1, transmit=False, oca_group="b"),
+    )
+    engine.place(CLIENT, order(3, "SELL", quantity, "STP", aux=90.0, parent_id=1, oca_group="b"))
+
+
+def _children(engine: Engine) -> list[tuple[str, float]]:
+    return [
+        (engine.orders[(CLIENT, i)].status, engine.orders[(CLIENT, i)].remaining) for i in (2, 3)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mode", "after_partial"),
+    [
+        ("activate_filled", [("Submitted", 30), ("Submitted", 30)]),
+        ("activate_full", [("Submitted", 100), ("Submitted", 100)]),
+        ("hold_until_complete", [("PreSubmitted", 100), ("PreSubmitted", 100)]),
+    ],
+)
+def test_children_on_a_partial_parent_fill_follow_the_state_option(
+    mode: str, after_partial: list[tuple[str, float]]
+) -> None:
+    state = small_state(matching={"fill_chunk": 30}, brackets={"children_on_partial_fill": mode})
+    engine = Engine(state)
+    _bracket(engine)
+    events = engine.set_price("AAPL", 94.0)
+    assert [f.execution.shares for f in fills(events)] == [30]
+    assert _children(engine) == after_partial
+    state.matching.fill_chunk = 0
+    engine.step()
+    assert engine.orders[(CLIENT, 1)].status == "Filled"
+    assert _children(engine) == [("Submitted", 100), ("Submitted", 100)]
+
+
+@pytest.mark.parametrize(
+    ("mode", "after_cancel"),
+    [
+        ("cancel", [("Cancelled", 100), ("Cancelled", 100)]),
+        ("keep_filled", [("Submitted", 30), ("Submitted", 30)]),
+    ],
+)
+def test_cancelling_the_rest_of_a_partly_filled_parent_follows_the_state_option(
+    mode: str, after_cancel: list[tuple[str, float]]
+) -> None:
+    state = small_state(
+        matching={"fill_chunk": 30},
+        brackets={
+            "children_on_partial_fill": "hold_until_complete",
+            "children_on_partial_parent_cancel": mode,
+        },
+    )
+    engine = Engine(state)
+    _bracket(engine)
+    engine.set_price("AAPL", 94.0)
+    engine.cancel(CLIENT, 1)
+    assert engine.orders[(CLIENT, 1)].status == "Cancelled"
+    assert _children(engine) == after_cancel
+    assert engine.account.positions["AAPL"].quantity == 30
+
+
+def test_a_child_can_be_resized_after_its_parent_filled(engine: Engine) -> None:
+    _bracket(engine, quantity=10)
+    engine.set_price("AAPL", 94.0)
+    events = engine.place(CLIENT, order(3, "SELL", 4, "STP", aux=90.0, parent_id=1, oca_group="b"))
+    assert errors(events) == []
+    assert engine.orders[(CLIENT, 3)].quantity == 4
