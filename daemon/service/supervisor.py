@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ from .safety import SafetyState, trading_day
 from .schedule import PassScheduler
 from .sdnotify import SystemdNotifier
 from .serializer import PassSerializer
+from .telemetry import PassFacts, Telemetry
 from .watcher import DEFAULT_DEBOUNCE_SECONDS, RulesWatcher
 
 log = logging.getLogger("tradectl.daemon")
@@ -42,6 +44,8 @@ DISCONNECT_TIMEOUT_SECONDS = 2.0
 # The records task's last export on stop runs beside the disconnect, within the same budget.
 RECORDS_STOP_TIMEOUT_SECONDS = 2.0
 STUCK_PASS_SECONDS = 600.0
+# Alerts still queued at SIGTERM (the "stopping" one included) get this long to go out.
+TELEMETRY_STOP_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class LoadOutcome:
 
 
 RulesLoader = Callable[[Path], LoadOutcome]
+# Builds the daemon's metrics and alerts from the rule set it starts with (``alerts:``).
+TelemetryFactory = Callable[[RuleSet], Telemetry]
 
 
 @dataclass
@@ -93,8 +99,15 @@ class Daemon:
         notifier: SystemdNotifier | None = None,
         clock: Callable[[], datetime] = _now,
         records: RecordsFactory | None = None,
+        telemetry: TelemetryFactory | None = None,
     ) -> None:
         self.settings = settings
+        self._telemetry_factory = telemetry
+        self.telemetry = Telemetry()
+        # What telemetry was last told, so that it hears of each change once.
+        self._published: dict[str, object] = {}
+        self._pass_facts: PassFacts | None = None
+        self._connected_before = False
         self.session = session
         self._records = None if records is None else RecordsTask(records)
         self._load_rules = load_rules
@@ -140,6 +153,8 @@ class Daemon:
         session.events.link_lost = self._on_link_lost
         session.events.link_restored = self._on_link_restored
         session.events.order_event = self._on_order_event
+        session.events.order_rejected = self._on_order_rejected
+        session.events.order_filled = self._on_order_filled
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -165,6 +180,9 @@ class Daemon:
                 await self.session.close()
                 return 1
             self.safety = await self.session.load_safety()
+            if not self._start_telemetry():
+                await self.session.close()
+                return 1
             if self.safety.halted:
                 log.warning(
                     "halted since %s (%s): no new orders until `tradectl resume`",
@@ -232,6 +250,8 @@ class Daemon:
         if self.halt_file_present:
             log.warning("HALT file present in %s: no new orders", self.settings.rules_dir)
         self.notifier.status("connecting to the gateway")
+        self.telemetry.daemon_started(self.rules.generation)
+        self._publish()
         log.info(
             "daemon started",
             extra={
@@ -241,17 +261,30 @@ class Daemon:
             },
         )
 
+    def _start_telemetry(self) -> bool:
+        rule_set = self.rules.current
+        if self._telemetry_factory is None or rule_set is None:
+            return True
+        try:
+            self.telemetry = self._telemetry_factory(rule_set)
+        except Exception as exc:
+            log.error("cannot start metrics or alerts: %s", exc)
+            return False
+        return True
+
     async def _abort_start(self) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await self.session.close()
+        self.telemetry.close(0)
 
     async def _shutdown(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         self.notifier.stopping("stopping: finishing the pass in flight")
+        self.telemetry.daemon_stopping()
         self._watcher.stop()
         self._scheduler.shutdown()
         finished = await self._serializer.close(self.settings.stop_grace)
@@ -268,6 +301,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(self._stop_records(), self._close_session())
         await self._control.close()
+        await asyncio.to_thread(self.telemetry.close, TELEMETRY_STOP_TIMEOUT_SECONDS)
         log.info("daemon stopped")
         self.notifier.close()
         return 0
@@ -317,7 +351,7 @@ class Daemon:
             if self._ready_sent:
                 self.notifier.ready(self.status_line())
             else:
-                self.notifier.status(self.status_line())
+                self._status_changed()
 
         self._in_background(reload_then_report(), "reload the rules")
 
@@ -360,14 +394,14 @@ class Daemon:
                 self.rules.generation,
                 extra={"generation": self.rules.generation},
             )
-            self.notifier.status(self.status_line())
+            self._status_changed()
             return
         if outcome.rule_set.generation() == self.rules.generation:
             if self.rules.degraded:
                 log.info("rule set valid again, unchanged: generation %s", self.rules.generation)
             self.rules.errors = ()
             self.rules.files = outcome.files
-            self.notifier.status(self.status_line())
+            self._status_changed()
             return
         await self._swap_rules(outcome)
         self._serializer.request("rules")
@@ -441,7 +475,7 @@ class Daemon:
                     delay,
                     extra={"attempt": backoff.attempt},
                 )
-                self.notifier.status(self.status_line())
+                self._status_changed()
                 with contextlib.suppress(Exception):
                     await self.session.disconnect()
                 with contextlib.suppress(TimeoutError):
@@ -453,6 +487,10 @@ class Daemon:
             self.connection_error = ""
             self._link_ok = True
             self._needs_resync = True
+            if self._connected_before:
+                self.telemetry.reconnected()
+            self._connected_before = True
+            self._publish()
             log.info(
                 "connected to the gateway at %s",
                 self.session.address(rule_set),
@@ -464,7 +502,7 @@ class Daemon:
             if self._stopping:
                 return
             log.warning("disconnected from the gateway: no orders until reconnected and resynced")
-            self.notifier.status(self.status_line())
+            self._status_changed()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.disconnect(), DISCONNECT_TIMEOUT_SECONDS)
 
@@ -482,7 +520,7 @@ class Daemon:
         if self._link_ok:
             log.warning("gateway lost its connection to IB (1100): no orders until restored")
         self._link_ok = False
-        self.notifier.status(self.status_line())
+        self._status_changed()
 
     def _on_link_restored(self, data_lost: bool) -> None:
         log.info(
@@ -495,6 +533,12 @@ class Daemon:
 
     def _on_order_event(self, what: str) -> None:
         self._serializer.request(what)
+
+    def _on_order_rejected(self, rule: str | None, code: int, text: str) -> None:
+        self.telemetry.order_rejected(rule, code, text)
+
+    def _on_order_filled(self, rule: str | None, description: str) -> None:
+        self.telemetry.order_filled(rule, description)
 
     def _on_schedule(self, reason: str) -> None:
         if reason == "timer":
@@ -532,6 +576,8 @@ class Daemon:
             generation=self.rules.generation,
         )
         self.passes.append(record)
+        self._pass_facts = None
+        started = time.monotonic()
         try:
             record.outcome = await self._run_pass(reasons, record)
         except asyncio.CancelledError:
@@ -542,7 +588,10 @@ class Daemon:
             log.warning("reconcile pass failed: %s", exc, exc_info=True)
         finally:
             record.finished = self._clock().isoformat()
-            self.notifier.status(self.status_line())
+            self.telemetry.pass_finished(
+                time.monotonic() - started, record.outcome, self._pass_facts
+            )
+            self._status_changed()
 
     async def _run_pass(self, reasons: frozenset[str], record: PassRecord) -> str:
         rule_set = self.rules.current
@@ -570,6 +619,7 @@ class Daemon:
         )
         summary = await self.session.reconcile(rule_set, context)
         record.summary = asdict(summary)
+        self._pass_facts = summary.facts
         if self._records is not None:
             # The pass journaled any executions it saw (resync included).
             self._records.poke()
@@ -657,7 +707,7 @@ class Daemon:
                 result["message"] = "cancelling owned orders is still in progress"
         else:
             self._serializer.request("halt")
-        self.notifier.status(self.status_line())
+        self._status_changed()
         return result
 
     async def _cmd_resume(self, request: Any) -> dict[str, Any]:
@@ -674,7 +724,7 @@ class Daemon:
                 f"still halted: remove {halt_file(self.settings.rules_dir)} to resume"
             )
         self._serializer.request("resume")
-        self.notifier.status(self.status_line())
+        self._status_changed()
         return result
 
     async def _cmd_reload(self, request: Any) -> dict[str, Any]:
@@ -727,6 +777,34 @@ class Daemon:
             "account": self.session.status(),
         }
 
+    def _status_changed(self) -> None:
+        self.notifier.status(self.status_line())
+        self._publish()
+
+    def _publish(self) -> None:
+        """Tell telemetry about every state that changed since it last heard."""
+        today = trading_day(self._clock())
+        connection = self.connection_state()
+        if self._published.get("connection") != connection:
+            self._published["connection"] = connection
+            self.telemetry.connection_changed(connection)
+        halt = (self.halted, self.safety.halt_reason or ("HALT file" if self.halted else ""))
+        if self._published.get("halt") != halt[0]:
+            self._published["halt"] = halt[0]
+            self.telemetry.halt_changed(*halt)
+        breaker = self.safety.breaker_active(today)
+        if self._published.get("breaker") != breaker:
+            self._published["breaker"] = breaker
+            self.telemetry.breaker_changed(breaker, self.safety.breaker_reason)
+        rules = (self.rules.generation, self.rules.errors)
+        if self._published.get("rules") != rules:
+            self._published["rules"] = rules
+            self.telemetry.rules_changed(*rules)
+        orphaned = _orphaned_protections(self.session.status())
+        if self._published.get("orphaned") != orphaned:
+            self._published["orphaned"] = orphaned
+            self.telemetry.orphaned_protections(orphaned)
+
     def status_line(self) -> str:
         parts = [self.connection_state()]
         generation = self.rules.generation or "none"
@@ -739,6 +817,15 @@ class Daemon:
             last = self.passes[-1]
             parts.append(f"last pass {last.outcome or 'running'}")
         return "; ".join(parts)
+
+
+def _orphaned_protections(account: dict[str, Any]) -> int:
+    """How many orphaned protections the session's status lists (``orphaned_protections``, a
+    list or a count); 0 while the session does not report them."""
+    found = account.get("orphaned_protections")
+    if isinstance(found, list | tuple | dict):
+        return len(found)
+    return found if isinstance(found, int) else 0
 
 
 def _iso(moment: datetime | None) -> str | None:
