@@ -536,7 +536,10 @@ def content_hash(model: BaseModel, exclude: set[str] | None = None) -> str:
     """A short, stable hash of a model's content: the same rule text gives the same value on
     every machine and in every process, so it can be part of an orderRef."""
     canonical = json.dumps(
-        model.model_dump(mode="json", exclude=exclude), sort_keys=True, separators=(",", ":"), allow_nan=False
+        model.model_dump(mode="json", exclude=exclude),
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
