@@ -87,7 +87,8 @@ def alert_urls(settings: Alerts, environ: Mapping[str, str] | None = None) -> li
     if settings.urls_from_env is not None:
         urls += environ.get(settings.urls_from_env, "").replace(",", " ").split()
     if settings.urls_from_file is not None:
-        path = Path(settings.urls_from_file).expanduser()
+        # $CREDENTIALS_DIRECTORY/alert-urls: systemd's LoadCredential= (docs/observability.md).
+        path = Path(os.path.expandvars(settings.urls_from_file)).expanduser()
         try:
             mode = path.stat().st_mode
             text = path.read_text()
