@@ -278,6 +278,38 @@ class AlertTargets(Protocol):
         """Deliver ``alert`` to target ``index``; False when it did not go out."""
 
 
+class _WhileDelivering(logging.Filter):
+    """Drops the HTTP libraries' log lines while an alert is being delivered: they name the
+    target's host and path, and a path can be the secret (a Slack webhook, an ntfy topic).
+    Apprise may deliver on threads of its own, so this holds for every thread meanwhile; the
+    lines it also drops from other work (a records upload's debug lines) are rarely wanted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._deliveries = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self._deliveries == 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._deliveries += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        with self._lock:
+            self._deliveries -= 1
+
+
+_DELIVERING = _WhileDelivering()
+for _name in ("urllib3", "requests"):
+    logging.getLogger(_name).addFilter(_DELIVERING)
+# urllib3 logs from loggers below "urllib3"; a logger's filters do not apply to its children.
+logging.getLogger("urllib3.connectionpool").addFilter(_DELIVERING)
+logging.getLogger("urllib3.connection").addFilter(_DELIVERING)
+logging.getLogger("urllib3.util.retry").addFilter(_DELIVERING)
+
+
 class AppriseTargets:
     """Each URL as its own Apprise object, so a retry goes only to the target that failed."""
 
@@ -311,11 +343,12 @@ class AppriseTargets:
             "failure": self._apprise.NotifyType.FAILURE,
         }[alert.severity]
         try:
-            return bool(
-                self._targets[index].notify(
-                    body=alert.body, title=alert.title, notify_type=notify_type
+            with _DELIVERING:
+                return bool(
+                    self._targets[index].notify(
+                        body=alert.body, title=alert.title, notify_type=notify_type
+                    )
                 )
-            )
         except Exception as exc:
             log.warning("alerts: %s raised %s", self._labels[index], type(exc).__name__)
             return False

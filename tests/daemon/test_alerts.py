@@ -4,6 +4,7 @@ much it flaps; rate-limited; delivered with bounded retries; URLs never in the l
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -18,6 +19,7 @@ from daemon.service.alerts import (
     AlertConfigError,
     AlertDispatcher,
     AlertPolicy,
+    AppriseTargets,
     OutboxState,
     alert_urls,
     deliver,
@@ -262,3 +264,26 @@ def test_a_rule_file_cannot_hold_an_alert_url() -> None:
         Alerts(urls_from_env="ntfy://my-topic")
     with pytest.raises(ValueError, match="urls_from_env or urls_from_file"):
         Alerts(urls_from_env=None)
+
+
+def test_an_unusable_url_is_refused_without_showing_it() -> None:
+    with pytest.raises(AlertConfigError) as refused:
+        AppriseTargets(["json://127.0.0.1/ok", "nosuchservice://secret-token@host"])
+    assert "target 2 (nosuchservice)" in str(refused.value)
+    assert "secret-token" not in str(refused.value)
+
+
+def test_a_failed_apprise_delivery_logs_neither_the_url_nor_its_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    targets = AppriseTargets([f"json://user:secret-password@127.0.0.1:{closed_port}/secret-path"])
+    alert = Alert("k", "tradectl halted", "body", "failure")
+    with caplog.at_level(logging.DEBUG):
+        delivered = deliver(targets, alert, 1, lambda seconds: False, 0.0)
+    assert delivered == [False]
+    assert "target 1 (json) failed (attempt 2 of 2)" in caplog.text
+    assert "secret" not in caplog.text
+    assert str(closed_port) not in caplog.text
