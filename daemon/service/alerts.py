@@ -31,10 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from daemon.records.store import read_backlog
 from schemas.models import Alerts
 
-from .telemetry import PassFacts, Telemetry
+from .telemetry import OutboxState, PassFacts, Telemetry, read_outbox
 
 log = logging.getLogger("tradectl.daemon")
 
@@ -65,13 +64,6 @@ class Alert:
     title: str
     body: str
     severity: Severity
-
-
-@dataclass(frozen=True)
-class OutboxState:
-    pending: int
-    failed: int
-    last_error: str | None = None
 
 
 def target_label(index: int, url: str) -> str:
@@ -199,13 +191,14 @@ class AlertPolicy:
     def outbox(self, state: OutboxState | None, now: float) -> list[Alert]:
         if state is None:
             return []
-        if state.failed:
+        if state.failing:
             body = (
-                f"{state.failed} records batch(es) failed to upload ({state.last_error}); the "
-                "journal keeps every fill: see `tradectl records`"
+                f"{state.failed} batch(es) refused, {state.retrying} retrying, the oldest "
+                f"waiting {_duration(state.oldest_pending_age_seconds)} ({state.last_error}); "
+                "the journal keeps every fill: see `tradectl records`"
             )
             return self._start(RECORDS, "tradectl records upload failing", body, now)
-        return self._end(RECORDS, "tradectl records uploads recovered", "no failed batch", now)
+        return self._end(RECORDS, "tradectl records uploads recovered", "the outbox drains", now)
 
     # --- time -----------------------------------------------------------------------------------
 
@@ -500,13 +493,7 @@ class AlertDispatcher(Telemetry):
 
 
 def records_outbox(state_dir: Path) -> Callable[[], OutboxState | None]:
-    def read() -> OutboxState | None:
-        found = read_backlog(state_dir, time.time())
-        if found is None:
-            return None
-        return OutboxState(found.pending, found.failed, found.last_error)
-
-    return read
+    return lambda: read_outbox(state_dir, time.time())
 
 
 def start_alerts(settings: Alerts, state_dir: Path) -> Telemetry:

@@ -29,9 +29,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from daemon.records.store import read_backlog
-
-from .telemetry import CONNECTION_STATES, PassFacts, Telemetry
+from .telemetry import CONNECTION_STATES, OutboxState, PassFacts, Telemetry, read_outbox
 
 log = logging.getLogger("tradectl.daemon")
 
@@ -121,29 +119,35 @@ class _PulledValues(Collector):
         if state_dir is None:
             return
         try:
-            backlog = read_backlog(state_dir, time.time())
+            found = read_outbox(state_dir, time.time())
         except Exception as exc:
             log.debug("metrics: cannot read the records outbox: %s", exc)
             return
-        pending = failed = 0
-        oldest = 0.0
-        if backlog is not None:
-            pending, failed = backlog.pending, backlog.failed
-            oldest = backlog.oldest_pending_age_seconds or 0.0
+        outbox = found if found is not None else OutboxState(pending=0, failed=0)
         yield GaugeMetricFamily(
             "tradectl_records_outbox_pending_batches",
             "Records batches waiting to be uploaded",
-            value=pending,
+            value=outbox.pending,
+        )
+        yield GaugeMetricFamily(
+            "tradectl_records_outbox_retrying_batches",
+            "Waiting records batches whose upload already failed at least once",
+            value=outbox.retrying,
         )
         yield GaugeMetricFamily(
             "tradectl_records_outbox_failed_batches",
-            "Records batches whose upload failed for good (see `tradectl records`)",
-            value=failed,
+            "Records batches the bucket refused for good (see `tradectl records`)",
+            value=outbox.failed,
+        )
+        yield CounterMetricFamily(
+            "tradectl_records_upload_failures",
+            "Failed upload attempts of records batches, over the journal's lifetime",
+            value=outbox.failed_attempts,
         )
         yield GaugeMetricFamily(
             "tradectl_records_outbox_oldest_pending_age_seconds",
             "Age of the oldest batch waiting to be uploaded (0 when none waits)",
-            value=oldest,
+            value=outbox.oldest_pending_age_seconds,
         )
 
 

@@ -9,11 +9,14 @@ event loop and must return at once: an implementation that does I/O hands it to 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from daemon.planner.allocations import capital_of
 from daemon.planner.types import Observed
+from daemon.records.store import backlog, has_records_tables, journal_file
 from schemas.models import RuleSet
 
 # The connection states the daemon reports (``Daemon.connection_state``), in this order.
@@ -143,3 +146,54 @@ def allocation_drift(rules: RuleSet, observed: Observed) -> dict[str, float]:
         if gaps:
             drift[name] = max(gaps)
     return drift
+
+
+# A batch still waiting this long after failed attempts means the uploads are failing.
+OUTBOX_STUCK_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class OutboxState:
+    """The records outbox (docs/records.md) as metrics and alerts see it."""
+
+    pending: int
+    failed: int
+    # Pending batches with at least one failed upload attempt behind them.
+    retrying: int = 0
+    # Failed upload attempts over the journal's lifetime (a counter).
+    failed_attempts: int = 0
+    oldest_pending_age_seconds: float = 0.0
+    last_error: str | None = None
+
+    @property
+    def failing(self) -> bool:
+        """A batch the bucket refuses for good, or uploads failing for an hour."""
+        stuck = self.retrying and self.oldest_pending_age_seconds >= OUTBOX_STUCK_SECONDS
+        return bool(self.failed or stuck)
+
+
+def read_outbox(state_dir: Path, now: float) -> OutboxState | None:
+    """The outbox of the journal in ``state_dir``, read-only; None without a journal or records
+    tables. Safe from any thread while the daemon runs."""
+    path = journal_file(state_dir)
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    try:
+        if not has_records_tables(conn):
+            return None
+        found = backlog(conn, now)
+        retrying, attempts = conn.execute(
+            "SELECT COUNT(*) FILTER (WHERE state = 'pending' AND attempts > 0), "
+            "COALESCE(SUM(attempts), 0) FROM records_outbox"
+        ).fetchone()
+    finally:
+        conn.close()
+    return OutboxState(
+        pending=found.pending,
+        failed=found.failed,
+        retrying=int(retrying),
+        failed_attempts=int(attempts),
+        oldest_pending_age_seconds=found.oldest_pending_age_seconds or 0.0,
+        last_error=found.last_error,
+    )

@@ -20,10 +20,10 @@ from daemon.service.alerts import (
     AlertDispatcher,
     AlertPolicy,
     AppriseTargets,
-    OutboxState,
     alert_urls,
     deliver,
 )
+from daemon.service.telemetry import OutboxState
 from schemas.models import Alerts
 from tests.daemon.e2e_support import wait_until
 
@@ -89,8 +89,18 @@ def test_the_unreachable_alert_falls_due_with_time_alone() -> None:
             "tradectl rules recovered",
         ),
         (
-            lambda p, t: p.outbox(OutboxState(3, 1, "503"), t),
+            lambda p, t: p.outbox(OutboxState(3, 1, last_error="conflict"), t),
             lambda p, t: p.outbox(OutboxState(0, 0), t),
+            "tradectl records upload failing",
+            "tradectl records uploads recovered",
+        ),
+        (
+            lambda p, t: p.outbox(
+                OutboxState(3, 0, retrying=1, oldest_pending_age_seconds=4000), t
+            ),
+            lambda p, t: p.outbox(
+                OutboxState(3, 0, retrying=0, oldest_pending_age_seconds=4000), t
+            ),
             "tradectl records upload failing",
             "tradectl records uploads recovered",
         ),
@@ -224,7 +234,7 @@ def test_the_dispatcher_checks_the_records_outbox() -> None:
             received.append(alert.title)
             return True
 
-    state = OutboxState(2, 1, "503 Service Unavailable")
+    state = OutboxState(2, 1, last_error="another object under our name")
     dispatcher = AlertDispatcher(SETTINGS, Targets(), outbox=lambda: state, records_check=0.05)
     wait_until(lambda: received == ["tradectl records upload failing"], 10, "the failing alert")
     state = OutboxState(0, 0)

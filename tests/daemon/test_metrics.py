@@ -3,6 +3,7 @@ rules of --metrics, and that a daemon without metrics or alerts loads neither li
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.journal import Journal
 from daemon.planner.types import Observed, Position, Quote
+from daemon.records.store import journal_file
 from daemon.service.metrics import (
     DaemonMetrics,
     MetricsAddress,
@@ -18,7 +21,7 @@ from daemon.service.metrics import (
     parse_metrics_address,
     pass_outcome_label,
 )
-from daemon.service.telemetry import PassFacts, allocation_drift
+from daemon.service.telemetry import PassFacts, allocation_drift, read_outbox
 from schemas.models import RuleSet
 
 
@@ -210,3 +213,34 @@ def test_a_daemon_without_metrics_or_alerts_loads_neither_library() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.split()[-2:] == ["False", "False"]
+
+
+def test_the_records_outbox_is_read_from_the_journal(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path)
+    journal.close()
+    assert read_outbox(tmp_path / "missing", 0) is None
+    conn = sqlite3.connect(journal_file(tmp_path))
+    rows = [
+        ("a", "pending", 0, 1000.0, None),
+        ("b", "pending", 3, 500.0, "503 Service Unavailable"),
+        ("c", "done", 2, 100.0, None),
+        ("d", "failed", 1, 100.0, "another object under our name"),
+    ]
+    with conn:
+        conn.executemany(
+            "INSERT INTO records_outbox (dataset, trade_date, batch_id, bucket, object_name, "
+            "local_file, md5, crc32c, state, attempts, next_attempt_at, last_error, created_at) "
+            "VALUES ('fills', '2026-01-05', ?1, 'b', ?1, 'f', 'm', 'c', ?2, ?3, 0, ?5, ?4)",
+            rows,
+        )
+    conn.close()
+    outbox = read_outbox(tmp_path, 4600.0)
+    assert outbox is not None
+    assert (outbox.pending, outbox.retrying, outbox.failed, outbox.failed_attempts) == (2, 1, 1, 6)
+    assert outbox.oldest_pending_age_seconds == 4100.0
+    assert outbox.failing
+    metrics = DaemonMetrics(state_dir=tmp_path)
+    assert sample(metrics, "tradectl_records_outbox_pending_batches") == 2
+    assert sample(metrics, "tradectl_records_outbox_retrying_batches") == 1
+    assert sample(metrics, "tradectl_records_outbox_failed_batches") == 1
+    assert sample(metrics, "tradectl_records_upload_failures_total") == 6
