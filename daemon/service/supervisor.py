@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.loader import halt_file
-from schemas.models import Account, Gateway, RuleSet
+from schemas.models import Account, Alerts, Gateway, RuleSet
 
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
@@ -108,6 +108,8 @@ class Daemon:
         self._published: dict[str, object] = {}
         self._pass_facts: PassFacts | None = None
         self._connected_before = False
+        # The alerts section the telemetry was built with: a reload takes it up at the next start.
+        self._alerts_settings: Alerts | None = None
         self.session = session
         self._records = None if records is None else RecordsTask(records)
         self._load_rules = load_rules
@@ -270,6 +272,7 @@ class Daemon:
         except Exception as exc:
             log.error("cannot start metrics or alerts: %s", exc)
             return False
+        self._alerts_settings = rule_set.alerts
         return True
 
     async def _abort_start(self) -> None:
@@ -415,6 +418,7 @@ class Daemon:
         # flight (the pass journals its generation itself too).
         self._in_background(self.session.record_generation(generation), "record the generation")
         previous = self.rules.generation
+        previous_alerts = None if self.rules.current is None else self.rules.current.alerts
         self.rules = RulesState(
             current=rule_set,
             generation=generation,
@@ -425,6 +429,15 @@ class Daemon:
             self._scheduler.apply(rule_set.schedule)
             if self._records is not None:
                 self._records.rules_changed(rule_set)
+            if (
+                self._telemetry_factory is not None
+                and rule_set.alerts != self._alerts_settings
+                and rule_set.alerts != previous_alerts
+            ):
+                log.warning(
+                    "alerts settings changed: they take effect when the daemon restarts "
+                    "(systemctl restart tradectl)"
+                )
         log.info(
             "rule set loaded: generation %s (%d rules)",
             generation,
