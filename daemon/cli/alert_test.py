@@ -39,22 +39,19 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    from daemon.service.alerts import Alert, AlertConfigError, AppriseTargets, alert_urls, deliver
+    from daemon.service.alerts import (
+        Alert,
+        AlertConfigError,
+        AppriseTargets,
+        alert_urls,
+        deliver,
+        url_sources,
+    )
 
     try:
         urls = alert_urls(settings)
         if not urls:
-            raise AlertConfigError(
-                "no alert URL found in "
-                + " or ".join(
-                    where
-                    for where in (
-                        settings.urls_from_env and f"${settings.urls_from_env}",
-                        settings.urls_from_file,
-                    )
-                    if where
-                )
-            )
+            raise AlertConfigError(f"no alert URL found in {url_sources(settings)}")
         targets = AppriseTargets(urls)
     except AlertConfigError as exc:
         print(f"tradectl alert-test: {exc}", file=sys.stderr)

@@ -72,6 +72,15 @@ def target_label(index: int, url: str) -> str:
     return f"target {index} ({scheme})"
 
 
+def url_sources(settings: Alerts) -> str:
+    """Where ``settings`` look for alert URLs, e.g. "$TRADECTL_ALERT_URLS or /etc/x"."""
+    sources = (
+        settings.urls_from_env and f"${settings.urls_from_env}",
+        settings.urls_from_file,
+    )
+    return " or ".join(source for source in sources if source)
+
+
 def alert_urls(settings: Alerts, environ: Mapping[str, str] | None = None) -> list[str]:
     """The alert URLs from the environment variable and the file ``settings`` name."""
     environ = os.environ if environ is None else environ
@@ -504,14 +513,7 @@ def start_alerts(settings: Alerts, state_dir: Path) -> Telemetry:
         log.warning(
             "alerts: the rules have an alerts section but no alert URL is set (%s): no alerts "
             "will be sent",
-            " or ".join(
-                where
-                for where in (
-                    settings.urls_from_env and f"${settings.urls_from_env}",
-                    settings.urls_from_file,
-                )
-                if where
-            ),
+            url_sources(settings),
         )
         return Telemetry()
     targets = AppriseTargets(urls)

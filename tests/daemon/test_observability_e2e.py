@@ -4,6 +4,7 @@ Prometheus scrapes, and the alerts a JSON webhook on loopback receives (docs/obs
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -16,33 +17,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.sim import SimState, SimThread, start_sim_thread
+from daemon.sim import SimThread
 from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, ladder, wait_until
 from tests.daemon.test_e2e import owned, rules_dir, start_daemon, write_atomically
 
 pytestmark = pytest.mark.e2e
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimThread]:
-    gateway = start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl")
-    yield gateway
-    gateway.stop()
-
-
-@pytest.fixture
-def wire(tmp_path: Path, sim: SimThread) -> Wire:
-    return Wire(tmp_path / "wire.jsonl")
-
-
-@pytest.fixture
-def started() -> Iterator[list[DaemonProcess]]:
-    daemons: list[DaemonProcess] = []
-    yield daemons
-    for daemon in daemons:
-        daemon.kill()
 
 
 def metrics_url(daemon: DaemonProcess) -> str:
@@ -243,3 +224,28 @@ def test_alert_test_sends_one_test_alert_to_every_target(
         assert "127.0.0.1" not in result.stdout + result.stderr
     finally:
         other.close()
+
+
+def test_alert_test_fails_without_a_url_or_an_alerts_section(tmp_path: Path) -> None:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "account.yaml").write_text(ACCOUNT_RULES.format(port=4002, every="30s"))
+
+    def alert_test() -> subprocess.CompletedProcess[str]:
+        environment = {k: v for k, v in os.environ.items() if k != "TRADECTL_ALERT_URLS"}
+        return subprocess.run(
+            [sys.executable, "-m", "daemon", "alert-test", str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=environment,
+        )
+
+    missing_section = alert_test()
+    assert missing_section.returncode == 1
+    assert "no alerts section" in missing_section.stderr
+    (directory / "alerts.yaml").write_text("version: 1\nalerts: {fills: true}\n")
+    missing_url = alert_test()
+    assert missing_url.returncode == 1
+    assert "no alert URL found in $TRADECTL_ALERT_URLS" in missing_url.stderr

@@ -9,16 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from daemon.service.control import send_command
-from daemon.service.supervisor import Daemon, DaemonSettings
 from daemon.service.telemetry import PassFacts, Telemetry
 from schemas.models import RuleSet
-from tests.daemon.fakes import (
-    FakeSession,
-    RecordingNotifier,
-    eventually,
-    load_single_file,
-    rules_text,
-)
+from tests.daemon.fakes import FakeSession, eventually, rules_text
+from tests.daemon.test_supervisor import running
 
 
 class RecordingTelemetry(Telemetry):
@@ -74,33 +68,24 @@ def test_the_daemon_reports_each_change_once(tmp_path: Path) -> None:
     async def scenario() -> None:
         session = FakeSession()
         session.nav = 90_000.0  # 10 % below the day's first NAV: the breaker trips
-        rules_dir = tmp_path / "rules"
-        rules_dir.mkdir()
-        (rules_dir / "rules.yaml").write_text(rules_text())
-        settings = DaemonSettings(
-            rules_dir=rules_dir,
-            state_dir=tmp_path / "state",
-            debounce=0.05,
-            reconnect_initial=0.01,
-            reconnect_max=0.05,
-        )
-        daemon = Daemon(settings, session, load_single_file, RecordingNotifier(), telemetry=factory)
-        task = asyncio.create_task(daemon.run())
-        await eventually(lambda: ("breaker", True) in telemetry.events, 5)
-        session.nav = 100_000.0
-        await asyncio.to_thread(send_command, settings.state_dir, "halt")
-        await asyncio.to_thread(send_command, settings.state_dir, "resume")
-        await eventually(lambda: ("halt", False) in telemetry.events, 5)
-        (rules_dir / "rules.yaml").write_text("version: 1\nrisk: [\n")
-        await eventually(lambda: ("rules", True) in telemetry.events, 5)
-        (rules_dir / "rules.yaml").write_text(rules_text())
-        await eventually(lambda: telemetry.of("rules")[-1] == ("rules", False), 5)
-        session.events.order_rejected("dip", 201, "Order rejected")
-        session.events.disconnected()
-        await eventually(lambda: ("reconnected",) in telemetry.events, 5)
-        await eventually(lambda: telemetry.of("connection")[-1] == ("connection", "connected"), 5)
-        daemon.request_stop()
-        assert await asyncio.wait_for(task, 10) == 0
+        async with running(tmp_path, session, telemetry=factory) as daemon:
+            state_dir = daemon.settings.state_dir
+            rules = daemon.settings.rules_dir / "rules.yaml"
+            await eventually(lambda: ("breaker", True) in telemetry.events, 5)
+            session.nav = 100_000.0
+            await asyncio.to_thread(send_command, state_dir, "halt")
+            await asyncio.to_thread(send_command, state_dir, "resume")
+            await eventually(lambda: ("halt", False) in telemetry.events, 5)
+            rules.write_text("version: 1\nrisk: [\n")
+            await eventually(lambda: ("rules", True) in telemetry.events, 5)
+            rules.write_text(rules_text())
+            await eventually(lambda: telemetry.of("rules")[-1] == ("rules", False), 5)
+            session.events.order_rejected("dip", 201, "Order rejected")
+            session.events.disconnected()
+            await eventually(lambda: ("reconnected",) in telemetry.events, 5)
+            await eventually(
+                lambda: telemetry.of("connection")[-1] == ("connection", "connected"), 5
+            )
 
     asyncio.run(scenario())
     assert len(built_for) == 1
