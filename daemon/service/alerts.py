@@ -448,12 +448,12 @@ class AlertDispatcher(Telemetry):
         self._put(lambda now: self.policy.orphaned(count, now))
 
     def close(self, timeout: float) -> None:
-        """Deliver what is queued within ``timeout`` seconds, then stop retrying and return."""
+        """Deliver what is queued within ``timeout`` seconds, then stop retrying and return; a
+        delivery still in flight is left to the (daemon) thread."""
         self._closed = True
         self._events.put(None)
         self._thread.join(timeout)
         self._stopping.set()
-        self._thread.join(1.0)
 
     # --- the worker -----------------------------------------------------------------------------
 

@@ -44,7 +44,8 @@ DISCONNECT_TIMEOUT_SECONDS = 2.0
 # The records task's last export on stop runs beside the disconnect, within the same budget.
 RECORDS_STOP_TIMEOUT_SECONDS = 2.0
 STUCK_PASS_SECONDS = 600.0
-# Alerts still queued at SIGTERM (the "stopping" one included) get this long to go out.
+# Alerts still queued at SIGTERM (the "stopping" one included) get this long to go out, beside
+# the disconnect.
 TELEMETRY_STOP_TIMEOUT_SECONDS = 2.0
 
 
@@ -302,9 +303,12 @@ class Daemon:
         self._fail_cancel_waiters("the daemon is stopping")
         for task in list(self._background):
             task.cancel()
-        await asyncio.gather(self._stop_records(), self._close_session())
+        await asyncio.gather(
+            self._stop_records(),
+            self._close_session(),
+            asyncio.to_thread(self.telemetry.close, TELEMETRY_STOP_TIMEOUT_SECONDS),
+        )
         await self._control.close()
-        await asyncio.to_thread(self.telemetry.close, TELEMETRY_STOP_TIMEOUT_SECONDS)
         log.info("daemon stopped")
         self.notifier.close()
         return 0
