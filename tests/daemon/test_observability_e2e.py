@@ -158,6 +158,10 @@ def test_one_alert_and_one_recovery_per_event_and_nothing_twice(
     receiver.wait_for("tradectl circuit breaker tripped")
     assert daemon.cli("resume").returncode == 0
     receiver.wait_for("tradectl circuit breaker reset")
+    assert daemon.cli("halt", "--reason", "lunch").returncode == 0
+    receiver.wait_for("tradectl halted")
+    assert daemon.cli("resume").returncode == 0
+    receiver.wait_for("tradectl resumed")
 
     mark = len(daemon.lines())
     write_atomically(directory / "rules.yaml", ALLOCATION + "  broken: [\n")
@@ -183,6 +187,8 @@ def test_one_alert_and_one_recovery_per_event_and_nothing_twice(
             "tradectl started",
             "tradectl circuit breaker tripped",
             "tradectl circuit breaker reset",
+            "tradectl halted",
+            "tradectl resumed",
             "tradectl rules degraded",
             "tradectl rules recovered",
             "tradectl gateway unreachable",
@@ -193,6 +199,8 @@ def test_one_alert_and_one_recovery_per_event_and_nothing_twice(
     kinds = {alert["title"]: alert["type"] for alert in receiver.alerts}
     assert kinds["tradectl circuit breaker tripped"] == "failure"
     assert kinds["tradectl circuit breaker reset"] == "success"
+    halted = next(alert for alert in receiver.alerts if alert["title"] == "tradectl halted")
+    assert "lunch" in halted["message"]
     assert all(receiver.url.split("//")[1] not in str(line) for line in daemon.lines())
 
 
