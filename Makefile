@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PROMTOOL_STAMP := $(VENV)/.promtool-tried
 
-.PHONY: demo test lint pytest schema bench chaos clean
+.PHONY: demo test lint pytest schema bench chaos clean promtool
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tradectl run rules/ --sim
 
-test: $(STAMP) lint pytest
+test: $(STAMP) $(PROMTOOL_STAMP) lint pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -24,6 +25,21 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest
+
+# promtool (Debian's prometheus package) checks examples/prometheus/alerts.yml; its tests skip
+# without it. Tried once per venv, only as root with apt-get, and never fails the build.
+$(PROMTOOL_STAMP): $(STAMP)
+	@command -v promtool >/dev/null \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+			&& { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+				|| { apt-get update -q >/dev/null 2>&1 \
+					&& DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; }; }; } \
+		|| echo "promtool not installed: the promtool tests will skip (apt-get install prometheus)"
+	@touch $(PROMTOOL_STAMP)
+
+promtool:
+	rm -f $(PROMTOOL_STAMP)
+	$(MAKE) $(PROMTOOL_STAMP)
 
 # Benchmarks are not part of `make test` (timings on a shared machine are noisy); their --quick
 # smoke runs are. Takes about 10 minutes; see benchmarks/README.md.

@@ -237,6 +237,56 @@ class Records(StrictModel):
     )
 
 
+ENVIRONMENT_VARIABLE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class Alerts(StrictModel):
+    """Push alerts (docs/observability.md). Alert target URLs carry tokens and passwords, so a
+    rule file names only where they are: an environment variable or a file readable by the
+    service user."""
+
+    urls_from_env: Annotated[str, StringConstraints(pattern=ENVIRONMENT_VARIABLE)] | None = Field(
+        default="TRADECTL_ALERT_URLS",
+        description="environment variable holding the Apprise URLs, separated by spaces or commas",
+    )
+    urls_from_file: str | None = Field(
+        default=None,
+        min_length=1,
+        description="file holding the Apprise URLs, one per line (# starts a comment)",
+    )
+    fills: bool = Field(default=False, description="also alert on every fill")
+    disconnect_after: Duration = Field(
+        default=timedelta(minutes=10),
+        description="alert when the gateway stays unreachable this long (then once reconnected)",
+    )
+    repeat_after: Duration = Field(
+        default=timedelta(hours=1),
+        description="the same one-off alert (an IB rejection code for one rule) at most this often",
+    )
+    max_per_hour: int = Field(default=60, ge=1, le=3600)
+    retries: int = Field(default=3, ge=0, le=10, description="delivery attempts after the first")
+
+    @field_validator("urls_from_file")
+    @classmethod
+    def _a_path_not_a_url(cls, value: str | None) -> str | None:
+        if value is not None and "://" in value:
+            raise ValueError(
+                "give the path of a file that holds the alert URLs, never a URL: they carry "
+                "secrets and rule files are not secret"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _somewhere_to_look(self) -> Alerts:
+        if self.urls_from_env is None and self.urls_from_file is None:
+            raise ValueError("set urls_from_env or urls_from_file (or both)")
+        if not timedelta(seconds=1) <= self.disconnect_after <= timedelta(days=1):
+            raise ValueError("disconnect_after must be between 1s and 1d")
+        if not timedelta(seconds=1) <= self.repeat_after <= timedelta(days=1):
+            raise ValueError("repeat_after must be between 1s and 1d")
+        return self
+
+
 # --- allocations ---------------------------------------------------------------------------
 
 
@@ -424,7 +474,7 @@ class Scale(StrictModel):
 
 RuleKind = Literal["allocations", "brackets", "scales"]
 RULE_KINDS: tuple[RuleKind, ...] = ("allocations", "brackets", "scales")
-SINGLETON_SECTIONS = ("account", "gateway", "risk", "schedule", "records")
+SINGLETON_SECTIONS = ("account", "gateway", "risk", "schedule", "records", "alerts")
 
 
 class RuleFile(StrictModel):
@@ -436,6 +486,7 @@ class RuleFile(StrictModel):
     risk: Risk | None = None
     schedule: Schedule | None = None
     records: Records | None = None
+    alerts: Alerts | None = None
     allocations: dict[RuleName, Allocation] = Field(default_factory=dict)
     brackets: dict[RuleName, Bracket] = Field(default_factory=dict)
     scales: dict[RuleName, Scale] = Field(default_factory=dict)
@@ -458,6 +509,9 @@ class RuleSet(StrictModel):
     risk: Risk
     schedule: Schedule = Schedule()
     records: Records = Records()
+    # None: no push alerts. Not part of the generation while absent, so rule sets written before
+    # alerts existed keep theirs.
+    alerts: Alerts | None = None
     allocations: dict[RuleName, Allocation] = Field(default_factory=dict)
     brackets: dict[RuleName, Bracket] = Field(default_factory=dict)
     scales: dict[RuleName, Scale] = Field(default_factory=dict)
@@ -475,14 +529,17 @@ class RuleSet(StrictModel):
 
     def generation(self) -> str:
         """Content hash of the whole rule set (recorded as the config generation)."""
-        return content_hash(self)
+        return content_hash(self, exclude=None if self.alerts is not None else {"alerts"})
 
 
-def content_hash(model: BaseModel) -> str:
+def content_hash(model: BaseModel, exclude: set[str] | None = None) -> str:
     """A short, stable hash of a model's content: the same rule text gives the same value on
     every machine and in every process, so it can be part of an orderRef."""
     canonical = json.dumps(
-        model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False
+        model.model_dump(mode="json", exclude=exclude),
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 

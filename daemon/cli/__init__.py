@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "status",
     "halt",
     "resume",
+    "alert-test",
 )
 
 
@@ -39,7 +40,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     names = (command,) if command in SUBCOMMAND_MODULES else SUBCOMMAND_MODULES
     for name in names:
-        importlib.import_module(f"daemon.cli.{name}").register(subparsers)
+        importlib.import_module(f"daemon.cli.{name.replace('-', '_')}").register(subparsers)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""`tradectl run [DIR] [--sim] [--state-dir D] [--log-format text|json]`: the daemon."""
+"""`tradectl run [DIR] [--sim] [--state-dir D] [--log-format text|json] [--metrics HOST:PORT]`:
+the daemon."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from daemon.service.broker import IbBrokerSession
 from daemon.service.logformat import configure_logging
 from daemon.service.sdnotify import SystemdNotifier
 from daemon.service.supervisor import Daemon, DaemonSettings, LoadOutcome
+from daemon.service.telemetry import Telemetry, TelemetryFanout
 from daemon.service.watcher import DEFAULT_DEBOUNCE_SECONDS
 from schemas.loader import load_rule_set
 from schemas.models import RuleSet
@@ -68,6 +70,18 @@ def register(subparsers: Any) -> None:
         metavar="S",
         help="longest wait between reconnection attempts (default 30)",
     )
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (off by default; a bare PORT "
+        "means 127.0.0.1:PORT; see docs/observability.md)",
+    )
+    parser.add_argument(
+        "--metrics-allow-remote",
+        action="store_true",
+        help="allow --metrics on an address other than loopback: anyone who reaches it sees "
+        "what the account does",
+    )
     parser.set_defaults(func=run)
 
 
@@ -108,11 +122,65 @@ def run(args: argparse.Namespace) -> int:
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
         session = IbBrokerSession(settings.state_dir, host=host, port=port)
         state_dir = settings.state_dir
+        metrics: Telemetry | None = None
+        if args.metrics:
+            served = serve_metrics(args, session, state_dir, stack)
+            if served is None:
+                return 1
+            metrics = served
 
         def records_service(rules: RuleSet) -> RecordsService:
             return RecordsService(state_dir, rules.records, rules.account.id)
 
+        def telemetry(rules: RuleSet) -> Telemetry:
+            sinks = [] if metrics is None else [metrics]
+            if rules.alerts is not None:
+                # Imported only with an alerts section: apprise is big.
+                from daemon.service.alerts import start_alerts
+
+                sinks.append(start_alerts(rules.alerts, state_dir))
+            return TelemetryFanout(sinks)
+
         daemon = Daemon(
-            settings, session, load_rules_dir, SystemdNotifier(), records=records_service
+            settings,
+            session,
+            load_rules_dir,
+            SystemdNotifier(),
+            records=records_service,
+            telemetry=telemetry,
         )
         return asyncio.run(daemon.run())
+
+
+def serve_metrics(
+    args: argparse.Namespace, session: IbBrokerSession, state_dir: Path, stack: ExitStack
+) -> Telemetry | None:
+    """Start the metrics endpoint; None (logged) when the address is refused or taken."""
+    # Imported only with --metrics: a daemon without metrics never loads prometheus_client.
+    from daemon.service.metrics import (
+        DaemonMetrics,
+        MetricsAddressError,
+        MetricsServer,
+        parse_metrics_address,
+    )
+
+    try:
+        address = parse_metrics_address(args.metrics, args.metrics_allow_remote)
+    except MetricsAddressError as exc:
+        log.error("%s", exc)
+        return None
+    metrics = DaemonMetrics(
+        pacer_waiting=session.pacer_waiting,
+        messages_sent=session.messages_sent,
+        state_dir=state_dir,
+    )
+    try:
+        server = MetricsServer(address, metrics.registry)
+    except OSError as exc:
+        log.error("cannot serve metrics on %s:%d: %s", address.host, address.port, exc.strerror)
+        return None
+    stack.callback(server.close)
+    if not address.loopback:
+        log.warning("metrics: serving on %s, reachable beyond this machine", address.host)
+    log.info("metrics: serving %s", server.url, extra={"metrics_port": server.port})
+    return metrics

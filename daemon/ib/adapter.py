@@ -193,12 +193,17 @@ class IbAdapter:
         journal: Journal | None,
         *,
         progress: Callable[[Progress], None] | None = None,
+        rejected: Callable[[str | None, int, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal
         self.session = uuid.uuid4().hex[:12]
         self.progress = Progress()
         self._on_progress = progress
+        # (orderRef, IB error code, text) of each of our order actions IB refuses.
+        self._on_rejected = rejected
+        # Every message written to the socket, for the metrics' messages per second.
+        self.messages_sent = 0
         self.ib = IB()
         # A request the gateway never answers must fail, not hang the pass.
         self.ib.RequestTimeout = settings.request_timeout
@@ -261,6 +266,11 @@ class IbAdapter:
         return self.ib.isConnected()
 
     @property
+    def pacer_waiting(self) -> int:
+        """Messages held back by the pacer right now."""
+        return self._pacer.waiting
+
+    @property
     def can_send(self) -> bool:
         """Nothing goes out while disconnected or between IB's 1100 and 1101/1102."""
         return self.connected and self._link_up
@@ -318,6 +328,7 @@ class IbAdapter:
             if outgoing.before_write is not None:
                 outgoing.before_write()
             Client.sendMsg(self.ib.client, outgoing.message)
+            self.messages_sent += 1
             if outgoing.after_write is not None:
                 outgoing.after_write()
         delay = self._pacer.delay()
@@ -446,6 +457,8 @@ class IbAdapter:
         if intents and rejection:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()
+            if self._on_rejected is not None:
+                self._on_rejected(order_ref, code, text)
 
     def _journal_order(self, key: tuple[int, int]) -> None:
         if self.journal is None or not self.journal.writable:

@@ -44,6 +44,7 @@ from schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
 from .safety import SafetyState, breaker_reason, daily_loss_exceeded, trading_day
+from .telemetry import PassFacts, allocation_drift
 
 log = logging.getLogger("tradectl.daemon")
 
@@ -190,6 +191,11 @@ class IbBrokerSession:
         self._seen_exec_ids: set[str] = set()
         # The newest journaled intent id seen, so each pass reads only the intents it added.
         self._newest_intent_id = 0
+        # Messages written by the adapters of earlier connections (metrics).
+        self._messages_sent_before = 0
+        self._messages_reported = 0
+        # (action, rule kind) of every order action the pass in progress journaled and sent.
+        self._sent_actions: list[tuple[str, str]] = []
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -248,7 +254,7 @@ class IbBrokerSession:
         settings = connection_settings(rules, readonly=False, host=self._host, port=self._port)
         # A fresh adapter per connection: a new session id tells the journal's resync which
         # intents were sent before the drop.
-        adapter = IbAdapter(settings, self._journal)
+        adapter = IbAdapter(settings, self._journal, rejected=self._on_rejected)
         # A request the gateway never answers (it holds everything between 1100 and 1102) fails
         # the pass after this long instead of blocking the broker thread; the next trigger retries.
         adapter.ib.RequestTimeout = REQUEST_TIMEOUT_SECONDS
@@ -270,9 +276,14 @@ class IbBrokerSession:
         if adapter is not None:
             adapter.ib.disconnectedEvent -= self._on_disconnected
             adapter.disconnect()
+            self._messages_sent_before += adapter.messages_sent
 
     def _on_disconnected(self) -> None:
         self._emit(self.events.disconnected)
+
+    def _on_rejected(self, order_ref: str | None, code: int, text: str) -> None:
+        rule, _, _ = parse_order_ref(order_ref) or (None, None, None)
+        self._emit(self.events.order_rejected, rule, code, text)
 
     def _on_error(self, req_id: int, code: int, text: str, *rest: Any) -> None:
         if code == _LINK_LOST:
@@ -300,6 +311,9 @@ class IbBrokerSession:
             },
         )
         self._emit(self.events.order_event, "fill")
+        if rule is not None:
+            what = f"{execution.side} {execution.shares:g} {contract.symbol} @ {execution.price}"
+            self._emit(self.events.order_filled, rule, what)
 
     def _on_order_status(self, order_id: int, status: str, *rest: Any) -> None:
         # An Inactive order may have just been rejected: worth a look either way.
@@ -389,6 +403,7 @@ class IbBrokerSession:
             )
         problems: list[str] = []
         stopped_early = False
+        self._sent_actions = []
         if plan.actionable:
             stopped_early = self._send(
                 adapter, journal, plan, observed, state.qualified, pass_id, context, problems
@@ -420,6 +435,12 @@ class IbBrokerSession:
                 "drift bands or limit offsets so working orders are not repriced so often",
                 efficiency.line(),
             )
+        facts = PassFacts(
+            sent=tuple(self._sent_actions),
+            blocked=tuple((intent.action, intent.kind) for intent in plan.blocked),
+            drift=allocation_drift(rules, observed),
+            order_efficiency_ratio=efficiency.ratio,
+        )
         return PassSummary(
             planned=len(plan.intents),
             sent=adapter.progress.sent,
@@ -429,6 +450,7 @@ class IbBrokerSession:
             notes=state.notes + plan.notes,
             net_liquidation=observed.net_liquidation,
             breaker_tripped=tripped,
+            facts=facts,
         )
 
     def _check_breaker(
@@ -508,6 +530,8 @@ class IbBrokerSession:
         newest = max((entry.id for entry in journaled.values()), default=after_id)
         for intent in group:
             entry = journaled.get(intent.key)
+            if entry is not None:
+                self._sent_actions.append((intent.action, intent.kind))
             order = intent.order
             what = (
                 f"{order.action} {order.quantity} {order.symbol} {order.order_type}"
@@ -641,6 +665,18 @@ class IbBrokerSession:
 
     def status(self) -> dict[str, Any]:
         return self._status
+
+    def pacer_waiting(self) -> int:
+        adapter = self._adapter
+        return 0 if adapter is None else adapter.pacer_waiting
+
+    def messages_sent(self) -> int:
+        adapter = self._adapter
+        current = self._messages_sent_before + (0 if adapter is None else adapter.messages_sent)
+        # Read from the metrics thread while a disconnect moves an adapter's count into
+        # ``_messages_sent_before``: never report less than before (a counter only goes up).
+        self._messages_reported = max(self._messages_reported, current)
+        return self._messages_reported
 
 
 def read_safety(journal: Journal) -> SafetyState:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from schemas.models import RuleSet
 
 from .safety import SafetyState
+from .telemetry import PassFacts
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class PassSummary:
     notes: tuple[str, ...] = ()
     net_liquidation: float | None = None
     breaker_tripped: str | None = None
+    facts: PassFacts = field(default_factory=PassFacts)
 
 
 @dataclass
@@ -54,6 +56,10 @@ class SessionEvents:
     link_lost: Callable[[], None] = lambda: None
     link_restored: Callable[[bool], None] = lambda data_lost: None
     order_event: Callable[[str], None] = lambda what: None
+    # (rule, IB error code, text) of an order action IB refused.
+    order_rejected: Callable[[str | None, int, str], None] = lambda rule, code, text: None
+    # (rule, "BUY 10 AAPL @ 187.5") of each new execution of a tradectl order.
+    order_filled: Callable[[str | None, str], None] = lambda rule, description: None
 
 
 class BrokerSession(Protocol):
@@ -92,6 +98,12 @@ class BrokerSession(Protocol):
 
     def status(self) -> dict[str, Any]:
         """Working owned orders, today's fills and anything else worth showing in status."""
+
+    def pacer_waiting(self) -> int:
+        """Messages the pacer holds back right now; safe to call from any thread."""
+
+    def messages_sent(self) -> int:
+        """Messages written to the gateway since the session opened; any thread."""
 
 
 @dataclass

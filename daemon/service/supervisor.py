@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.loader import halt_file
-from schemas.models import Account, Gateway, RuleSet
+from schemas.models import Account, Alerts, Gateway, RuleSet
 
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
@@ -33,6 +34,7 @@ from .safety import SafetyState, trading_day
 from .schedule import PassScheduler
 from .sdnotify import SystemdNotifier
 from .serializer import PassSerializer
+from .telemetry import PassFacts, Telemetry
 from .watcher import DEFAULT_DEBOUNCE_SECONDS, RulesWatcher
 
 log = logging.getLogger("tradectl.daemon")
@@ -42,6 +44,9 @@ DISCONNECT_TIMEOUT_SECONDS = 2.0
 # The records task's last export on stop runs beside the disconnect, within the same budget.
 RECORDS_STOP_TIMEOUT_SECONDS = 2.0
 STUCK_PASS_SECONDS = 600.0
+# Alerts still queued at SIGTERM (the "stopping" one included) get this long to go out, beside
+# the disconnect.
+TELEMETRY_STOP_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,8 @@ class LoadOutcome:
 
 
 RulesLoader = Callable[[Path], LoadOutcome]
+# Builds the daemon's metrics and alerts from the rule set it starts with (``alerts:``).
+TelemetryFactory = Callable[[RuleSet], Telemetry]
 
 
 @dataclass
@@ -93,8 +100,17 @@ class Daemon:
         notifier: SystemdNotifier | None = None,
         clock: Callable[[], datetime] = _now,
         records: RecordsFactory | None = None,
+        telemetry: TelemetryFactory | None = None,
     ) -> None:
         self.settings = settings
+        self._telemetry_factory = telemetry
+        self.telemetry = Telemetry()
+        # What telemetry was last told, so that it hears of each change once.
+        self._published: dict[str, object] = {}
+        self._pass_facts: PassFacts | None = None
+        self._connected_before = False
+        # The alerts section the telemetry was built with: a reload takes it up at the next start.
+        self._alerts_settings: Alerts | None = None
         self.session = session
         self._records = None if records is None else RecordsTask(records)
         self._load_rules = load_rules
@@ -140,6 +156,8 @@ class Daemon:
         session.events.link_lost = self._on_link_lost
         session.events.link_restored = self._on_link_restored
         session.events.order_event = self._on_order_event
+        session.events.order_rejected = self._on_order_rejected
+        session.events.order_filled = self._on_order_filled
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -165,6 +183,9 @@ class Daemon:
                 await self.session.close()
                 return 1
             self.safety = await self.session.load_safety()
+            if not self._start_telemetry():
+                await self.session.close()
+                return 1
             if self.safety.halted:
                 log.warning(
                     "halted since %s (%s): no new orders until `tradectl resume`",
@@ -232,6 +253,8 @@ class Daemon:
         if self.halt_file_present:
             log.warning("HALT file present in %s: no new orders", self.settings.rules_dir)
         self.notifier.status("connecting to the gateway")
+        self.telemetry.daemon_started(self.rules.generation)
+        self._publish()
         log.info(
             "daemon started",
             extra={
@@ -241,17 +264,31 @@ class Daemon:
             },
         )
 
+    def _start_telemetry(self) -> bool:
+        rule_set = self.rules.current
+        if self._telemetry_factory is None or rule_set is None:
+            return True
+        try:
+            self.telemetry = self._telemetry_factory(rule_set)
+        except Exception as exc:
+            log.error("cannot start metrics or alerts: %s", exc)
+            return False
+        self._alerts_settings = rule_set.alerts
+        return True
+
     async def _abort_start(self) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await self.session.close()
+        self.telemetry.close(0)
 
     async def _shutdown(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         self.notifier.stopping("stopping: finishing the pass in flight")
+        self.telemetry.daemon_stopping()
         self._watcher.stop()
         self._scheduler.shutdown()
         finished = await self._serializer.close(self.settings.stop_grace)
@@ -266,7 +303,11 @@ class Daemon:
         self._fail_cancel_waiters("the daemon is stopping")
         for task in list(self._background):
             task.cancel()
-        await asyncio.gather(self._stop_records(), self._close_session())
+        await asyncio.gather(
+            self._stop_records(),
+            self._close_session(),
+            asyncio.to_thread(self.telemetry.close, TELEMETRY_STOP_TIMEOUT_SECONDS),
+        )
         await self._control.close()
         log.info("daemon stopped")
         self.notifier.close()
@@ -317,7 +358,7 @@ class Daemon:
             if self._ready_sent:
                 self.notifier.ready(self.status_line())
             else:
-                self.notifier.status(self.status_line())
+                self._status_changed()
 
         self._in_background(reload_then_report(), "reload the rules")
 
@@ -360,14 +401,14 @@ class Daemon:
                 self.rules.generation,
                 extra={"generation": self.rules.generation},
             )
-            self.notifier.status(self.status_line())
+            self._status_changed()
             return
         if outcome.rule_set.generation() == self.rules.generation:
             if self.rules.degraded:
                 log.info("rule set valid again, unchanged: generation %s", self.rules.generation)
             self.rules.errors = ()
             self.rules.files = outcome.files
-            self.notifier.status(self.status_line())
+            self._status_changed()
             return
         await self._swap_rules(outcome)
         self._serializer.request("rules")
@@ -381,6 +422,7 @@ class Daemon:
         # flight (the pass journals its generation itself too).
         self._in_background(self.session.record_generation(generation), "record the generation")
         previous = self.rules.generation
+        previous_alerts = None if self.rules.current is None else self.rules.current.alerts
         self.rules = RulesState(
             current=rule_set,
             generation=generation,
@@ -391,6 +433,15 @@ class Daemon:
             self._scheduler.apply(rule_set.schedule)
             if self._records is not None:
                 self._records.rules_changed(rule_set)
+            if (
+                self._telemetry_factory is not None
+                and rule_set.alerts != self._alerts_settings
+                and rule_set.alerts != previous_alerts
+            ):
+                log.warning(
+                    "alerts settings changed: they take effect when the daemon restarts "
+                    "(systemctl restart tradectl)"
+                )
         log.info(
             "rule set loaded: generation %s (%d rules)",
             generation,
@@ -441,7 +492,7 @@ class Daemon:
                     delay,
                     extra={"attempt": backoff.attempt},
                 )
-                self.notifier.status(self.status_line())
+                self._status_changed()
                 with contextlib.suppress(Exception):
                     await self.session.disconnect()
                 with contextlib.suppress(TimeoutError):
@@ -453,6 +504,10 @@ class Daemon:
             self.connection_error = ""
             self._link_ok = True
             self._needs_resync = True
+            if self._connected_before:
+                self.telemetry.reconnected()
+            self._connected_before = True
+            self._publish()
             log.info(
                 "connected to the gateway at %s",
                 self.session.address(rule_set),
@@ -464,7 +519,7 @@ class Daemon:
             if self._stopping:
                 return
             log.warning("disconnected from the gateway: no orders until reconnected and resynced")
-            self.notifier.status(self.status_line())
+            self._status_changed()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.disconnect(), DISCONNECT_TIMEOUT_SECONDS)
 
@@ -482,7 +537,7 @@ class Daemon:
         if self._link_ok:
             log.warning("gateway lost its connection to IB (1100): no orders until restored")
         self._link_ok = False
-        self.notifier.status(self.status_line())
+        self._status_changed()
 
     def _on_link_restored(self, data_lost: bool) -> None:
         log.info(
@@ -495,6 +550,12 @@ class Daemon:
 
     def _on_order_event(self, what: str) -> None:
         self._serializer.request(what)
+
+    def _on_order_rejected(self, rule: str | None, code: int, text: str) -> None:
+        self.telemetry.order_rejected(rule, code, text)
+
+    def _on_order_filled(self, rule: str | None, description: str) -> None:
+        self.telemetry.order_filled(rule, description)
 
     def _on_schedule(self, reason: str) -> None:
         if reason == "timer":
@@ -532,6 +593,8 @@ class Daemon:
             generation=self.rules.generation,
         )
         self.passes.append(record)
+        self._pass_facts = None
+        started = time.monotonic()
         try:
             record.outcome = await self._run_pass(reasons, record)
         except asyncio.CancelledError:
@@ -542,7 +605,10 @@ class Daemon:
             log.warning("reconcile pass failed: %s", exc, exc_info=True)
         finally:
             record.finished = self._clock().isoformat()
-            self.notifier.status(self.status_line())
+            self.telemetry.pass_finished(
+                time.monotonic() - started, record.outcome, self._pass_facts
+            )
+            self._status_changed()
 
     async def _run_pass(self, reasons: frozenset[str], record: PassRecord) -> str:
         rule_set = self.rules.current
@@ -570,6 +636,7 @@ class Daemon:
         )
         summary = await self.session.reconcile(rule_set, context)
         record.summary = asdict(summary)
+        self._pass_facts = summary.facts
         if self._records is not None:
             # The pass journaled any executions it saw (resync included).
             self._records.poke()
@@ -657,7 +724,7 @@ class Daemon:
                 result["message"] = "cancelling owned orders is still in progress"
         else:
             self._serializer.request("halt")
-        self.notifier.status(self.status_line())
+        self._status_changed()
         return result
 
     async def _cmd_resume(self, request: Any) -> dict[str, Any]:
@@ -674,7 +741,7 @@ class Daemon:
                 f"still halted: remove {halt_file(self.settings.rules_dir)} to resume"
             )
         self._serializer.request("resume")
-        self.notifier.status(self.status_line())
+        self._status_changed()
         return result
 
     async def _cmd_reload(self, request: Any) -> dict[str, Any]:
@@ -727,6 +794,34 @@ class Daemon:
             "account": self.session.status(),
         }
 
+    def _status_changed(self) -> None:
+        self.notifier.status(self.status_line())
+        self._publish()
+
+    def _publish(self) -> None:
+        """Tell telemetry about every state that changed since it last heard."""
+        today = trading_day(self._clock())
+        connection = self.connection_state()
+        if self._published.get("connection") != connection:
+            self._published["connection"] = connection
+            self.telemetry.connection_changed(connection)
+        halt = (self.halted, self.safety.halt_reason or ("HALT file" if self.halted else ""))
+        if self._published.get("halt") != halt[0]:
+            self._published["halt"] = halt[0]
+            self.telemetry.halt_changed(*halt)
+        breaker = self.safety.breaker_active(today)
+        if self._published.get("breaker") != breaker:
+            self._published["breaker"] = breaker
+            self.telemetry.breaker_changed(breaker, self.safety.breaker_reason)
+        rules = (self.rules.generation, self.rules.errors)
+        if self._published.get("rules") != rules:
+            self._published["rules"] = rules
+            self.telemetry.rules_changed(*rules)
+        orphaned = _orphaned_protections(self.session.status())
+        if self._published.get("orphaned") != orphaned:
+            self._published["orphaned"] = orphaned
+            self.telemetry.orphaned_protections(orphaned)
+
     def status_line(self) -> str:
         parts = [self.connection_state()]
         generation = self.rules.generation or "none"
@@ -739,6 +834,15 @@ class Daemon:
             last = self.passes[-1]
             parts.append(f"last pass {last.outcome or 'running'}")
         return "; ".join(parts)
+
+
+def _orphaned_protections(account: dict[str, Any]) -> int:
+    """How many orphaned protections the session's status lists (``orphaned_protections``, a
+    list or a count); 0 while the session does not report them."""
+    found = account.get("orphaned_protections")
+    if isinstance(found, list | tuple | dict):
+        return len(found)
+    return found if isinstance(found, int) else 0
 
 
 def _iso(moment: datetime | None) -> str | None:

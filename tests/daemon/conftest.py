@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from daemon.sim import SimState, SimThread, start_sim_thread
+from tests.daemon.e2e_support import DaemonProcess, Wire
 
 
 @pytest.fixture(autouse=True)
@@ -26,3 +30,25 @@ def _restore_logging() -> Iterator[None]:
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+# The end-to-end tests' simulated gateway, its wire log, and the daemons they start.
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimThread]:
+    gateway = start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl")
+    yield gateway
+    gateway.stop()
+
+
+@pytest.fixture
+def wire(tmp_path: Path, sim: SimThread) -> Wire:
+    return Wire(tmp_path / "wire.jsonl")
+
+
+@pytest.fixture
+def started() -> Iterator[list[DaemonProcess]]:
+    """Daemons a test started; any still running at the end are killed."""
+    daemons: list[DaemonProcess] = []
+    yield daemons
+    for daemon in daemons:
+        daemon.kill()

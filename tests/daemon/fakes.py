@@ -130,6 +130,12 @@ class FakeSession:
     def status(self) -> dict[str, Any]:
         return {"working_owned_orders": self.owned_orders}
 
+    def pacer_waiting(self) -> int:
+        return 0
+
+    def messages_sent(self) -> int:
+        return self.sent
+
 
 class RecordingNotifier(SystemdNotifier):
     """Captures what would go to systemd."""

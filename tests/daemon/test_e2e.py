@@ -10,7 +10,6 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import pytest
 from ib_insync import IB, LimitOrder, Stock
 
 from daemon.journal.store import JOURNAL_FILE
-from daemon.sim import SimState, SimThread, start_sim_thread
+from daemon.sim import SimThread
 from tests.daemon.e2e_support import (
     ACCOUNT_RULES,
     DaemonProcess,
@@ -35,33 +34,12 @@ pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimThread]:
-    gateway = start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl")
-    yield gateway
-    gateway.stop()
-
-
-@pytest.fixture
-def wire(tmp_path: Path, sim: SimThread) -> Wire:
-    return Wire(tmp_path / "wire.jsonl")
-
-
 def rules_dir(tmp_path: Path, sim: SimThread, rules: str, every: str = "1h") -> Path:
     directory = tmp_path / "rules"
     directory.mkdir(exist_ok=True)
     (directory / "account.yaml").write_text(ACCOUNT_RULES.format(port=sim.port, every=every))
     (directory / "rules.yaml").write_text(rules)
     return directory
-
-
-@pytest.fixture
-def started() -> Iterator[list[DaemonProcess]]:
-    """Daemons a test started; any still running at the end are killed."""
-    daemons: list[DaemonProcess] = []
-    yield daemons
-    for daemon in daemons:
-        daemon.kill()
 
 
 def start_daemon(

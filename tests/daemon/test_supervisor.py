@@ -15,7 +15,7 @@ import pytest
 
 from daemon.service.control import ControlError, send_command
 from daemon.service.safety import SafetyState, trading_day
-from daemon.service.supervisor import Daemon, DaemonSettings
+from daemon.service.supervisor import Daemon, DaemonSettings, TelemetryFactory
 from tests.daemon.fakes import (
     FakeSession,
     RecordingNotifier,
@@ -26,7 +26,9 @@ from tests.daemon.fakes import (
 
 
 @contextlib.asynccontextmanager
-async def running(tmp_path: Path, session: FakeSession) -> AsyncIterator[Daemon]:
+async def running(
+    tmp_path: Path, session: FakeSession, telemetry: TelemetryFactory | None = None
+) -> AsyncIterator[Daemon]:
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir(exist_ok=True)
     if not (rules_dir / "rules.yaml").exists():
@@ -39,7 +41,7 @@ async def running(tmp_path: Path, session: FakeSession) -> AsyncIterator[Daemon]
         reconnect_max=0.05,
         stop_grace=2.0,
     )
-    daemon = Daemon(settings, session, load_single_file, RecordingNotifier())
+    daemon = Daemon(settings, session, load_single_file, RecordingNotifier(), telemetry=telemetry)
     task = asyncio.create_task(daemon.run())
     started = asyncio.create_task(daemon.started.wait())
     await asyncio.wait({task, started}, timeout=5, return_when=asyncio.FIRST_COMPLETED)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Folders of examples/ that hold no rule set: the systemd unit, the Grafana dashboard and the
+# Prometheus alert rules (docs/observability.md).
+NOT_RULE_SETS = ("systemd", "grafana", "prometheus")
+
 BASE_FILES: dict[str, str] = {
     "account.yaml": """\
 version: 1

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from rules_fixture import NOT_RULE_SETS
 
 from daemon.cli import main
 from daemon.cli.schema import schema_text
@@ -16,7 +17,13 @@ from daemon.cli.schema import schema_text
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "schemas" / "rules.schema.json"
 RULE_FILES = sorted(
-    [*ROOT.glob("rules/*.yaml"), *ROOT.glob("examples/*/*.yaml"), *ROOT.glob("examples/*/*.yml")]
+    path
+    for path in [
+        *ROOT.glob("rules/*.yaml"),
+        *ROOT.glob("examples/*/*.yaml"),
+        *ROOT.glob("examples/*/*.yml"),
+    ]
+    if path.parent.name not in NOT_RULE_SETS
 )
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from rules_fixture import BASE_FILES, write_rule_set
+from rules_fixture import BASE_FILES, NOT_RULE_SETS, write_rule_set
 
 from daemon.cli import main
 from schemas.loader import load_rule_set
@@ -16,7 +16,9 @@ from schemas.models import RuleSet
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(
-    path for path in (ROOT / "examples").iterdir() if path.is_dir() and path.name != "systemd"
+    path
+    for path in (ROOT / "examples").iterdir()
+    if path.is_dir() and path.name not in NOT_RULE_SETS
 )
 RULE_SETS = [ROOT / "rules", *EXAMPLES]
 DESIGN_EXAMPLE = Path(__file__).parent / "fixtures" / "design-example"
