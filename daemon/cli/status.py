@@ -186,6 +186,11 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(
             f"account:     {account.get('account')} NAV {nav} (day start {day_start}), cash {cash}"
         )
+    for decision in account.get("targets_files", []):
+        lines.append(
+            f"targets:     allocations.{decision['rule']} {decision['status'].upper()}: "
+            f"{decision['reason']}"
+        )
     lines.append("last passes:")
     for record in status["passes"][-5:]:
         summary = record.get("summary") or {}

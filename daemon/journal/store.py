@@ -674,6 +674,13 @@ class Journal:
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row["value"])
 
+    def state_with_prefix(self, prefix: str) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
+        ).fetchall()
+        return {str(row["key"]): str(row["value"]) for row in rows}
+
     def set_state(self, key: str, value: str) -> None:
         with self._transaction(durable=True) as db:
             self._set(db, key, value)

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -17,7 +17,9 @@ from daemon.ib.translate import planner_execution
 from daemon.journal import Journal, JournaledIntent, Transition
 from daemon.planner import plan as make_plan
 from daemon.planner.gate import recheck_cash
-from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
+from daemon.planner.types import Intent, Observed, Plan, TargetsSource, WorkingOrder
+from daemon.runtime.targets_file import TargetsFiles, targets_symbols
+from daemon.runtime.targets_journal import accepted_targets, record_decisions
 from schemas.models import RuleSet, parse_order_ref
 
 # US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
@@ -69,9 +71,11 @@ def build_observed(
     state: BrokerState,
     journal: Journal | None,
     now: datetime,
+    targets_sources: Mapping[str, TargetsSource] | None = None,
 ) -> Observed:
     """The planner's view: the broker's state plus what only the journal knows (entry fills
-    across days and restarts, intents in flight, halt and breaker)."""
+    across days and restarts, intents in flight, halt and breaker, the targets each file-fed
+    allocation last traded on) and the targets files the runtime read."""
     day = trading_day_start(now).date().isoformat()
     day_start_nav = state.net_liquidation
     in_flight: frozenset[str] = frozenset()
@@ -137,7 +141,14 @@ def build_observed(
         orders_sent_last_minute=sent_last_minute,
         halted=halted,
         breaker_tripped=breaker,
+        targets_sources=targets_sources or {},
+        accepted_targets=accepted_targets(journal, list(targets_sources or {})),
     )
+
+
+def observed_symbols(rules: RuleSet, sources: Mapping[str, TargetsSource]) -> list[str]:
+    """The symbols a pass needs prices and contracts for: the rules' and their files'."""
+    return sorted({*rules.symbols(), *targets_symbols(sources)})
 
 
 def _unconfirmed_orders(
@@ -289,11 +300,15 @@ def reconcile_pass(
     transitions = adapter.resync(day_start)
     if on_resync is not None and transitions:
         on_resync(transitions)
-    state = adapter.observe(rules.symbols(), day_start)
-    observed = build_observed(rules, state, journal, now)
+    sources = TargetsFiles().sources(rules)
+    state = adapter.observe(observed_symbols(rules, sources), day_start)
+    observed = build_observed(rules, state, journal, now, sources)
     if halted:
         observed = replace(observed, halted=True)
     plan = plan_pass(rules, observed, journal, now)
+    if writable:
+        assert journal is not None
+        record_decisions(journal, plan, now)
     notes = state.notes
     if observed.in_flight:
         notes += (

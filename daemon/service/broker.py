@@ -30,16 +30,20 @@ from typing import Any, TypeVar
 from daemon.ib import AdapterError, IbAdapter
 from daemon.journal import Journal, utc_now
 from daemon.journal.resync import TERMINAL_STATUSES
+from daemon.plan_report import decision_view
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.reconcile import (
     BREAKER_KEY,
     HALT_KEY,
     build_observed,
+    observed_symbols,
     plan_pass,
     sending_groups,
     trading_day_start,
 )
 from daemon.runtime.session import connection_settings
+from daemon.runtime.targets_file import TargetsFiles
+from daemon.runtime.targets_journal import accept_pending, record_decisions
 from schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
@@ -190,6 +194,9 @@ class IbBrokerSession:
         self._seen_exec_ids: set[str] = set()
         # The newest journaled intent id seen, so each pass reads only the intents it added.
         self._newest_intent_id = 0
+        # Targets files keep their last good version across passes (like the rules).
+        self._targets_files = TargetsFiles()
+        self._targets_problems: dict[str, str] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -227,6 +234,13 @@ class IbBrokerSession:
 
     async def save_safety(self, state: SafetyState) -> None:
         await self._thread.submit(lambda: write_safety(self._journal_or_fail(), state))
+
+    async def accept_targets(self, rule: str) -> str:
+        def accept() -> str:
+            journal = self._journal_or_fail()
+            return accept_pending(journal, rule, self._clock()).line()
+
+        return await self._thread.submit(accept)
 
     async def record_generation(self, generation: str) -> None:
         await self._thread.submit(lambda: self._journal_or_fail().record_generation(generation))
@@ -369,8 +383,15 @@ class IbBrokerSession:
         pacing_before = adapter.pacing_violations
         day_start = trading_day_start(now)
         adapter.resync(day_start)
-        state = adapter.observe(rules.symbols(), day_start)
-        observed = build_observed(rules, state, journal, now)
+        sources = self._targets_files.sources(rules)
+        for rule, source in sources.items():
+            if source.problem is not None and self._targets_problems.get(rule) != source.problem:
+                log.error("targets file of allocations.%s: %s", rule, source.problem)
+        self._targets_problems = {
+            rule: source.problem for rule, source in sources.items() if source.problem
+        }
+        state = adapter.observe(observed_symbols(rules, sources), day_start)
+        observed = build_observed(rules, state, journal, now, sources)
         tripped = self._check_breaker(rules, observed, journal, now)
         observed = replace(
             observed,
@@ -379,7 +400,8 @@ class IbBrokerSession:
             allocations_due=context.allocations_due,
         )
         plan = plan_pass(rules, observed, journal, now)
-        self._remember(observed)
+        record_decisions(journal, plan, now)
+        self._remember(observed, plan)
         for intent in plan.blocked:
             log.debug(
                 "blocked: %s",
@@ -605,9 +627,10 @@ class IbBrokerSession:
 
     # --- status ------------------------------------------------------------------------------
 
-    def _remember(self, observed: Observed) -> None:
+    def _remember(self, observed: Observed, plan: Plan) -> None:
         # Replaced as a whole: the daemon's thread reads it without locking.
         self._status = {
+            "targets_files": [decision_view(decision) for decision in plan.targets],
             "account": observed.account_id,
             "net_liquidation": observed.net_liquidation,
             "day_start_nav": observed.day_start_nav,

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.runtime.targets_file import resolve_targets_path
 from schemas.loader import halt_file
 from schemas.models import Account, Gateway, RuleSet
 
@@ -121,7 +122,10 @@ class Daemon:
         self.passes: deque[PassRecord] = deque(maxlen=settings.history)
         self._serializer = PassSerializer(self._pass)
         self._scheduler = PassScheduler(self._on_schedule)
-        self._watcher = RulesWatcher(settings.rules_dir, self.reload, settings.debounce)
+        self._watcher = RulesWatcher(
+            settings.rules_dir, self.reload, settings.debounce, self._targets_file_paths
+        )
+        self._targets_paths: frozenset[str] = frozenset()
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._lock = StateDirLock(settings.state_dir)
@@ -132,6 +136,7 @@ class Daemon:
                 "halt": self._cmd_halt,
                 "resume": self._cmd_resume,
                 "reload": self._cmd_reload,
+                "accept": self._cmd_accept,
             },
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -322,10 +327,22 @@ class Daemon:
         self._in_background(reload_then_report(), "reload the rules")
 
     def reload(self) -> None:
-        """Schedule a reload (from the watcher, SIGHUP); reloads run one at a time."""
+        """Schedule a reload (from the watcher, SIGHUP); reloads run one at a time. A pass
+        follows when the rules read targets files: one of them may be what changed (the pass
+        reads them again, validated whole, the last good version kept)."""
         if self._stopping:
             return
-        self._in_background(self._reload(), "reload the rules")
+
+        async def reload_then_targets() -> None:
+            await self._reload()
+            if self._targets_paths and not self._stopping:
+                self._serializer.request("targets file")
+
+        self._in_background(reload_then_targets(), "reload the rules")
+
+    def _targets_file_paths(self) -> frozenset[str]:
+        # Called on watchdog's thread: reads one attribute the event loop replaces whole.
+        return self._targets_paths
 
     def _in_background(self, work: Coroutine[Any, Any, None], what: str) -> None:
         async def guarded() -> None:
@@ -381,6 +398,11 @@ class Daemon:
         # flight (the pass journals its generation itself too).
         self._in_background(self.session.record_generation(generation), "record the generation")
         previous = self.rules.generation
+        self._targets_paths = frozenset(
+            os.path.abspath(resolve_targets_path(rule_set, allocation.targets_from))
+            for allocation in rule_set.allocations.values()
+            if allocation.targets_from is not None
+        )
         self.rules = RulesState(
             current=rule_set,
             generation=generation,
@@ -676,6 +698,18 @@ class Daemon:
         self._serializer.request("resume")
         self.notifier.status(self.status_line())
         return result
+
+    async def _cmd_accept(self, request: Any) -> dict[str, Any]:
+        if self._stopping:
+            raise ControlError("the daemon is stopping")
+        rule = str(request.get("rule") or "")
+        try:
+            line = await self.session.accept_targets(rule)
+        except LookupError as exc:
+            raise ControlError(str(exc)) from exc
+        log.warning("%s (tradectl accept)", line, extra={"rule": rule})
+        self._serializer.request("accept")
+        return {"accepted": True, "message": line}
 
     async def _cmd_reload(self, request: Any) -> dict[str, Any]:
         await self._reload()
