@@ -237,9 +237,8 @@ def _validate(
                     f"first row's {as_of.isoformat()}: one file is one signal",
                 )
             as_of = stamp
-    for problem in _rule_problems(targets, mode, rules, rule):
-        symbol, message = problem
-        cell = next(r.cells[mode] for r in records if r.cells[SYMBOL_COLUMN].value == symbol)
+    for symbol, column, message in _rule_problems(targets, mode, rules, rule):
+        cell = next(r.cells[column] for r in records if r.cells[SYMBOL_COLUMN].value == symbol)
         raise TargetsFileError(name, cell.row, cell.column, message)
     if mode == "weight":
         total = sum(targets.values())
@@ -257,28 +256,26 @@ def _validate(
 
 def _rule_problems(
     targets: Mapping[str, float], mode: str, rules: RuleSet, rule: str
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[tuple[str, str, str]]:
     """The checks inline targets get in schemas.checks: allow-list, position limit, and one
-    owner per symbol."""
+    owner per symbol. Each problem: (symbol, the column at fault, message)."""
     allowed = rules.risk.allowed_symbols
     limit = rules.risk.max_position_fraction
     others = _symbols_of_other_rules(rules, rule)
     for symbol, value in targets.items():
         if allowed is not None and symbol not in allowed:
-            yield symbol, f"{symbol} is not an allowed symbol (risk.allowed_symbols)"
+            yield symbol, SYMBOL_COLUMN, f"{symbol} is not an allowed symbol (risk.allowed_symbols)"
         if mode == "weight" and value > limit + _EPSILON:
-            yield (
-                symbol,
-                f"{symbol}: weight {value:g} must be <= {limit:g} (risk.max_position_fraction)",
+            message = (
+                f"{symbol}: weight {value:g} must be <= {limit:g} (risk.max_position_fraction)"
             )
+            yield symbol, mode, message
         if symbol in others:
-            yield (
-                symbol,
-                (
-                    f"{symbol} is also traded by {others[symbol]}: two rules would fight over the "
-                    "same shares, keep it in one"
-                ),
+            message = (
+                f"{symbol} is also traded by {others[symbol]}: two rules would fight over the "
+                "same shares, keep it in one"
             )
+            yield symbol, SYMBOL_COLUMN, message
 
 
 def _symbols_of_other_rules(rules: RuleSet, rule: str) -> dict[str, str]:
