@@ -4,6 +4,7 @@ from daemon.journal.migrations import MIGRATIONS, JournalVersionError
 from daemon.journal.resync import BrokerRecord, Transition, match_journal, terminal_state
 from daemon.journal.store import (
     TERMINAL_STATES,
+    AccountSample,
     AlreadyLive,
     CachedContract,
     Journal,
@@ -19,6 +20,7 @@ from daemon.journal.store import (
 __all__ = [
     "MIGRATIONS",
     "TERMINAL_STATES",
+    "AccountSample",
     "AlreadyLive",
     "BrokerRecord",
     "CachedContract",

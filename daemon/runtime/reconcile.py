@@ -18,6 +18,7 @@ from daemon.journal import Journal, JournaledIntent, Transition
 from daemon.planner import plan as make_plan
 from daemon.planner.gate import recheck_cash
 from daemon.planner.types import Intent, Observed, Plan, TargetsSource, WorkingOrder
+from daemon.runtime.account_sample import record_account_sample
 from daemon.runtime.targets_file import TargetsFiles, targets_symbols
 from daemon.runtime.targets_journal import accepted_targets, record_decisions
 from schemas.models import RuleSet, parse_order_ref
@@ -309,6 +310,7 @@ def reconcile_pass(
     if writable:
         assert journal is not None
         record_decisions(journal, plan, now)
+        record_account_sample(journal, rules, observed, plan)
     notes = state.notes
     if observed.in_flight:
         notes += (

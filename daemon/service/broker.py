@@ -32,6 +32,7 @@ from daemon.journal import Journal, utc_now
 from daemon.journal.resync import TERMINAL_STATUSES
 from daemon.plan_report import decision_view
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
+from daemon.runtime.account_sample import record_account_sample
 from daemon.runtime.reconcile import (
     BREAKER_KEY,
     HALT_KEY,
@@ -401,6 +402,7 @@ class IbBrokerSession:
         )
         plan = plan_pass(rules, observed, journal, now)
         record_decisions(journal, plan, now)
+        record_account_sample(journal, rules, observed, plan)
         self._remember(observed, plan)
         for intent in plan.blocked:
             log.debug(
