@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,9 @@ td.text, th.text { text-align: left; }
 """
 
 
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
+
+
 def _dates(times: Sequence[str]) -> Any:
     from matplotlib.dates import date2num
 
@@ -96,7 +100,8 @@ def _svg(figure: Figure) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    # The Dublin Core block names a few namespaces and nothing a reader needs.
+    return _METADATA.sub("", text[text.index("<svg") :])
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -133,12 +138,14 @@ def weights_chart(report: Report) -> str | None:
     for bar, weight in zip(bars.patches, report.weights, strict=True):
         bar.set_gid(f"weight-{weight.rule}-{weight.symbol}")
     targets = axes.scatter(
-        [w.target for w in report.weights], rows, marker="|", s=400, color="#d62728", zorder=3
+        [w.target for w in report.weights], rows, marker="D", s=60, color="#d62728", zorder=3
     )
     targets.set_gid("targets")
     axes.set_yticks(rows, labels)
     axes.invert_yaxis()
-    axes.set_xlabel("weight of the allocation's capital (bar), target (red), drift band (blue)")
+    axes.set_xlabel(
+        "weight of the allocation's capital (bar), target (red diamond), drift band (light blue)"
+    )
     axes.set_title("Allocation weights against targets at the close")
     return _svg(figure)
 
@@ -158,6 +165,7 @@ def nav_chart(report: Report) -> str | None:
     for day in report.days:
         floor = axes.axhline(day.breaker_floor, color="#d62728", linestyle="--", linewidth=1)
         floor.set_gid(f"breaker-floor-{day.day}")
+    axes.ticklabel_format(axis="y", style="plain", useOffset=False)
     axes.set_title("NAV through the day (dashed: the circuit breaker's floor)")
     figure.autofmt_xdate()
     return _svg(figure)
