@@ -218,9 +218,24 @@ class Rebalance(StrictModel):
     timezone: TimeZoneName
 
 
+class ReportSchedule(StrictModel):
+    """The daemon writes the day's report (`tradectl report`) at these times."""
+
+    cron: CronExpression
+    timezone: TimeZoneName = "America/New_York"
+    dir: str = Field(
+        default="var/reports",
+        min_length=1,
+        description="Where the reports go (report-YYYY-MM-DD.html); relative to the daemon's "
+        "working directory, like records.dir",
+    )
+    format: Literal["html", "json", "text"] = "html"
+
+
 class Schedule(StrictModel):
     reconcile_every: Duration = Field(default=timedelta(seconds=30))
     rebalance: Rebalance | None = None
+    report: ReportSchedule | None = None
 
     @model_validator(mode="after")
     def _reconcile_interval_in_range(self) -> Schedule:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
@@ -24,7 +25,7 @@ from typing import Any
 
 from daemon.runtime.targets_file import resolve_targets_path
 from schemas.loader import halt_file
-from schemas.models import Account, Gateway, RuleSet
+from schemas.models import Account, Gateway, ReportSchedule, RuleSet
 
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
@@ -43,6 +44,8 @@ DISCONNECT_TIMEOUT_SECONDS = 2.0
 # The records task's last export on stop runs beside the disconnect, within the same budget.
 RECORDS_STOP_TIMEOUT_SECONDS = 2.0
 STUCK_PASS_SECONDS = 600.0
+REPORT_TIMEOUT_SECONDS = 300.0
+_REPORT_SUFFIXES = {"html": "html", "json": "json", "text": "txt"}
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class Daemon:
         self._cancel_waiters: list[asyncio.Future[list[dict[str, Any]]]] = []
         self.passes: deque[PassRecord] = deque(maxlen=settings.history)
         self._serializer = PassSerializer(self._pass)
-        self._scheduler = PassScheduler(self._on_schedule)
+        self._scheduler = PassScheduler(self._on_schedule, self._write_report)
         self._watcher = RulesWatcher(
             settings.rules_dir, self.reload, settings.debounce, self._targets_file_paths
         )
@@ -518,6 +521,38 @@ class Daemon:
     def _on_order_event(self, what: str) -> None:
         self._serializer.request(what)
 
+    async def _write_report(self, schedule: ReportSchedule) -> None:
+        """The day's report, written by `tradectl report` in a child process: the charts'
+        library never loads into the daemon, and a failure there cannot hurt trading."""
+        day = trading_day(self._clock())
+        directory = Path(schedule.dir)
+        out = directory / f"report-{day.isoformat()}.{_REPORT_SUFFIXES[schedule.format]}"
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "daemon",
+                "report",
+                "--date",
+                day.isoformat(),
+                "--format",
+                schedule.format,
+                "--out",
+                str(out),
+                "--state-dir",
+                str(self.settings.state_dir),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, errors = await asyncio.wait_for(process.communicate(), REPORT_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            log.warning("could not write the daily report %s: %s", out, exc)
+            return
+        if process.returncode != 0:
+            log.warning("could not write the daily report %s: %s", out, errors.decode().strip())
+            return
+        log.info("daily report written: %s", out, extra={"report": str(out)})
+
     def _on_schedule(self, reason: str) -> None:
         if reason == "timer":
             # Also re-read the rules: inotify misses changes on some file systems and when the
@@ -755,6 +790,7 @@ class Daemon:
             "schedule": {
                 "allocations_due": self._scheduler.window.due,
                 "next_rebalance": _iso(self._scheduler.next_rebalance()),
+                "next_report": _iso(self._scheduler.next_report()),
             },
             "passes": [asdict(record) for record in self.passes],
             "pass_running": self._serializer.in_pass,

@@ -29,17 +29,17 @@ def fill(
 # Hand-computed (cost per share includes the buy's commission; proceeds per share are net of
 # the sell's commission):
 #
-# | # | fill                          | lots after                 | realized                          |
-# |---|-------------------------------|----------------------------|-----------------------------------|
-# | 1 | BUY 100 AAPL @ 10.00, fee 1.00| 100 @ 10.01                |                                   |
-# | 2 | BUY  50 AAPL @ 12.00, fee 0.50| 100 @ 10.01, 50 @ 12.01    |                                   |
-# | 3 | BUY  10 MSFT @ 50.00, fee 1.00| (MSFT) 10 @ 50.10          |                                   |
-# | 4 | SELL 120 AAPL @ 13.00, fee 1.20| 30 @ 12.01 (partial close)| 100 x (12.99 - 10.01) = 298.00    |
-# |   |                               |                            | + 20 x (12.99 - 12.01) = 19.60    |
-# |   |                               |                            | = 317.60                          |
-# | 5 | SELL   4 MSFT @ 49.00, fee 1.00| (MSFT) 6 @ 50.10          | 4 x (48.75 - 50.10) = -5.40       |
-# | 6 | SELL  30 AAPL @ 11.00, fee 0.30| none                      | 30 x (10.99 - 12.01) = -30.60     |
-# | 7 | SELL   5 AAPL @ 11.00, fee 1.00| none                      | unmatched 5 (no journaled buy): - |
+# | # | fill                           | lots after               | realized                    |
+# |---|--------------------------------|--------------------------|-----------------------------|
+# | 1 | BUY 100 AAPL @ 10.00, fee 1.00 | 100 @ 10.01              |                             |
+# | 2 | BUY  50 AAPL @ 12.00, fee 0.50 | 100 @ 10.01, 50 @ 12.01  |                             |
+# | 3 | BUY  10 MSFT @ 50.00, fee 1.00 | MSFT 10 @ 50.10          |                             |
+# | 4 | SELL 120 AAPL @ 13.00, fee 1.20| 30 @ 12.01 (partial)     | 100 x (12.99 - 10.01) 298.00|
+# |   |                                |                          | + 20 x (12.99 - 12.01) 19.60|
+# |   |                                |                          | = 317.60                    |
+# | 5 | SELL   4 MSFT @ 49.00, fee 1.00| MSFT 6 @ 50.10           | 4 x (48.75 - 50.10) = -5.40 |
+# | 6 | SELL  30 AAPL @ 11.00, fee 0.30| none                     | 30 x (10.99 - 12.01) -30.60 |
+# | 7 | SELL   5 AAPL @ 11.00, fee 1.00| none                     | unmatched 5: none           |
 #
 # AAPL total: 317.60 - 30.60 = 287.00 = (1,560 + 330) - (1,000 + 600) - 3.00 in fees.
 TABLE = [
