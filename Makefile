@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint pytest schema bench chaos clean
+.PHONY: demo test lint pytest browser schema bench chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,22 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The HTML report's test opens it in Debian's Chromium (driven by Playwright, never by
+# `playwright install`). Installed when apt-get can (as root); otherwise that test skips.
+# Never fails, and costs nothing once chromium is there.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing chromium for the HTML report's browser test"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				chromium) >/dev/null 2>&1 || true; \
+		fi; \
+		command -v chromium >/dev/null 2>&1 || \
+			echo "chromium is not installed: the HTML report's browser test will skip"; \
+	}
 
 # Benchmarks are not part of `make test` (timings on a shared machine are noisy); their --quick
 # smoke runs are. Takes about 10 minutes; see benchmarks/README.md.
