@@ -15,14 +15,19 @@ from schemas.loader import load_rule_set
 from schemas.models import RuleSet
 
 ROOT = Path(__file__).resolve().parents[2]
+# An example with more than rules (examples/signals: a strategy script) keeps them in rules/.
 EXAMPLES = sorted(
-    path for path in (ROOT / "examples").iterdir() if path.is_dir() and path.name != "systemd"
+    path / "rules" if (path / "rules").is_dir() else path
+    for path in (ROOT / "examples").iterdir()
+    if path.is_dir() and path.name != "systemd"
 )
 RULE_SETS = [ROOT / "rules", *EXAMPLES]
 DESIGN_EXAMPLE = Path(__file__).parent / "fixtures" / "design-example"
 
 
-@pytest.mark.parametrize("rule_set", RULE_SETS, ids=[path.name for path in RULE_SETS])
+@pytest.mark.parametrize(
+    "rule_set", RULE_SETS, ids=[str(path.relative_to(ROOT)) for path in RULE_SETS]
+)
 def test_shipped_rule_set_validates(rule_set: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["validate", str(rule_set)])
 
