@@ -20,7 +20,8 @@ def sample_detail(rules: RuleSet, observed: Observed, plan: Plan) -> dict[str, A
         targets: dict[str, float] = allocation.inline_targets
         status = "inline"
         if allocation.targets_from is not None:
-            status = "invalid" if decision is None else decision.status
+            # No decision: allocations were not planned this pass (outside schedule.rebalance).
+            status = "not planned" if decision is None else decision.status
             file = None if decision is None else decision.targets
             targets = {} if file is None else dict(file.targets)
             mode = "weight" if file is None else file.mode
