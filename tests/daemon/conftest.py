@@ -5,8 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from daemon.sim import SimState, SimThread, start_sim_thread
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimThread]:
+    """The default simulated gateway on a free loopback port, its wire log in tmp_path."""
+    gateway = start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl")
+    yield gateway
+    gateway.stop()
 
 
 @pytest.fixture(autouse=True)

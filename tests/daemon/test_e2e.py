@@ -19,7 +19,7 @@ import pytest
 from ib_insync import IB, LimitOrder, Stock
 
 from daemon.journal.store import JOURNAL_FILE
-from daemon.sim import SimState, SimThread, start_sim_thread
+from daemon.sim import SimThread
 from tests.daemon.e2e_support import (
     ACCOUNT_RULES,
     DaemonProcess,
@@ -33,13 +33,6 @@ from tests.daemon.e2e_support import (
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimThread]:
-    gateway = start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl")
-    yield gateway
-    gateway.stop()
 
 
 @pytest.fixture

@@ -6,12 +6,11 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimState, SimThread, start_sim_thread
+from daemon.sim import SimThread
 from tests.daemon.e2e_support import DaemonProcess, Wire, wait_until
 from tests.daemon.test_e2e import assert_nothing_sent_twice
 
@@ -20,13 +19,6 @@ pytestmark = pytest.mark.e2e
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "signals"
 SIGNAL_ON = "2026-09-15"
 SIGNAL_OFF = "2026-10-20"
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimThread]:
-    gateway = start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl")
-    yield gateway
-    gateway.stop()
 
 
 def strategy(as_of: str, out: Path) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from daemon.sim import SimState, SimThread, start_sim_thread
+from daemon.sim import SimThread
 from tests.daemon.e2e_support import (
     ACCOUNT_RULES,
     DaemonProcess,
@@ -28,13 +28,6 @@ allocations:
     capital: {{amount: 100000}}
     targets_from: {{file: signals/momentum.csv, max_age: 1h, max_turnover: {turnover}}}
 """
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimThread]:
-    gateway = start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl")
-    yield gateway
-    gateway.stop()
 
 
 @pytest.fixture

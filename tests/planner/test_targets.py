@@ -333,7 +333,8 @@ def test_turnover_is_a_share_of_the_book(old: dict[str, float], new: dict[str, f
 def test_shares_targets_converge_in_one_pass(
     targets: dict[str, int], positions: dict[str, int]
 ) -> None:
-    rules = signal_rules(min_trade_value=0)
+    # Capital enough for any generated targets (worth more, the rule would hold instead).
+    rules = signal_rules(min_trade_value=0, capital={"amount": 200_000})
     prices = {"AAPL": 190.0, "MSFT": 410.0, "SPY": 450.0}
     file = file_targets({symbol: float(n) for symbol, n in targets.items()})
     account = with_file(
