@@ -21,7 +21,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from daemon.planner.types import FileTargets, TargetsMode, TargetsSource
 from schemas.models import RuleSet, TargetsFrom
@@ -391,17 +390,6 @@ class TargetsFiles:
             )
         return found
 
-    def changed(self, rules: RuleSet) -> bool:
-        """True when some targets file of the rules differs from what was last read."""
-        for rule, allocation in rules.allocations.items():
-            if allocation.targets_from is None:
-                continue
-            path = resolve_targets_path(rules, allocation.targets_from)
-            seen = self._seen.get(f"{rule}\0{path}")
-            if seen is None or seen != (_signature(path), rules.generation()):
-                return True
-        return False
-
     def _refresh(self, key: str, path: Path, rules: RuleSet, rule: str) -> None:
         signature = (_signature(path), rules.generation())
         if self._seen.get(key) == signature:
@@ -428,13 +416,3 @@ def targets_symbols(sources: Mapping[str, TargetsSource]) -> list[str]:
 
 def _symbols(source: TargetsSource) -> Iterable[str]:
     return () if source.targets is None else source.targets.targets
-
-
-def as_json(targets: FileTargets) -> dict[str, Any]:
-    return {
-        "path": targets.path,
-        "mode": targets.mode,
-        "targets": dict(targets.targets),
-        "as_of": targets.as_of.isoformat(),
-        "content_hash": targets.content_hash,
-    }

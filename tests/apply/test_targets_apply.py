@@ -58,6 +58,9 @@ def test_a_jump_is_held_until_accepted_on_the_journal(
     assert gateway.messages("placeOrder") == []
 
     state = str(tmp_path / "state")
+    capsys.readouterr()
+    assert main(["status", "--state-dir", state]) == 3
+    assert "Targets file held for allocations.signal: new targets file" in capsys.readouterr().out
     assert main(["accept", "signal", "--state-dir", state]) == 0
     accepted = capsys.readouterr().out
     assert "accepted" in accepted and "allocations.signal" in accepted

@@ -11,6 +11,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from daemon.runtime.targets_file import (
     TargetsFileError,
@@ -197,11 +199,9 @@ def test_last_good_version_is_kept_and_the_problem_reported(tmp_path: Path) -> N
 
     first = files.sources(rule_set)["momentum"]
     assert first.problem is None and first.targets is not None
-    assert not files.changed(rule_set)
 
     path.write_text("symbol,shares\nAAPL,lots\n")
     os.utime(path, ns=(path.stat().st_mtime_ns + 10**9,) * 2)
-    assert files.changed(rule_set)
     second = files.sources(rule_set)["momentum"]
 
     assert second.targets == first.targets
@@ -218,3 +218,34 @@ def test_a_missing_file_has_no_targets(tmp_path: Path) -> None:
     source = TargetsFiles().sources(rules().with_source_dir(tmp_path))["momentum"]
     assert source.targets is None
     assert source.problem is not None and "cannot read the targets file" in source.problem
+
+
+SYMBOLS = st.sampled_from(["AAPL", "MSFT", "SPY", "GOOGL"])
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    mode=st.sampled_from(["weight", "shares"]),
+    targets=st.dictionaries(
+        SYMBOLS, st.integers(0, 25).map(lambda n: n / 100), min_size=1, max_size=4
+    ),
+    file_format=st.sampled_from(["csv", "json", "parquet"]),
+)
+def test_any_valid_targets_read_back_the_same_in_every_format(
+    tmp_path: Path, mode: str, targets: dict[str, float], file_format: str
+) -> None:
+    values = targets if mode == "weight" else {s: float(round(w * 400)) for s, w in targets.items()}
+    path = tmp_path / f"t.{file_format}"
+    if file_format == "csv":
+        path.write_text(f"symbol,{mode}\n" + "".join(f"{s},{v!r}\n" for s, v in values.items()))
+    elif file_format == "json":
+        path.write_text(json.dumps([{"symbol": s, mode: v} for s, v in values.items()]))
+    else:
+        pq.write_table(pa.table({"symbol": list(values), mode: list(values.values())}), path)
+
+    loaded = read_targets_file(path, rules(), "momentum")
+
+    assert loaded.mode == mode
+    assert dict(loaded.targets) == values
