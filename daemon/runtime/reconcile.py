@@ -309,7 +309,9 @@ def reconcile_pass(
     plan = plan_pass(rules, observed, journal, now)
     if writable:
         assert journal is not None
-        record_decisions(journal, plan, now)
+        # Held files are recorded at once (for `tradectl accept`); a file traded within
+        # max_turnover becomes the baseline only when its orders go (or nothing is left to do).
+        record_decisions(journal, plan, now, accept=False)
         record_account_sample(journal, rules, observed, plan)
     notes = state.notes
     if observed.in_flight:
@@ -321,6 +323,9 @@ def reconcile_pass(
     result = PassResult(plan=plan, observed=observed, resync=transitions, notes=notes)
     actionable = plan.actionable
     if not act or not actionable:
+        if writable and act:
+            assert journal is not None
+            record_decisions(journal, plan, now)
         _finish(journal, pass_id, result, "converged" if not actionable else "planned")
         return result
     if confirm is not None and not confirm(plan):
@@ -340,6 +345,9 @@ def reconcile_pass(
             observed.owned_orders, key=lambda order: order.client_id == adapter.settings.client_id
         )
     }
+    if writable:
+        assert journal is not None
+        record_decisions(journal, plan, now)
     result.problems = adapter.execute(
         sending_groups(actionable), contracts=state.qualified, working=working, pass_id=pass_id
     )

@@ -56,14 +56,14 @@ def accepted_targets(journal: Journal | None, rules: list[str]) -> dict[str, Acc
     return found
 
 
-def record_decisions(journal: Journal, plan: Plan, now: datetime) -> None:
-    """After planning, before sending: a file traded within max_turnover becomes the new
-    baseline; a held one is recorded for `tradectl accept`."""
+def record_decisions(journal: Journal, plan: Plan, now: datetime, *, accept: bool = True) -> None:
+    """After planning, before sending: a held file is recorded for `tradectl accept`; with
+    ``accept``, a file traded within max_turnover becomes the new baseline."""
     for decision in plan.targets:
         targets = decision.targets
         if targets is None:
             continue
-        if decision.status == "trading":
+        if decision.status == "trading" and accept:
             current = journal.get_state(ACCEPTED_PREFIX + decision.rule)
             if current is None or json.loads(current)["content_hash"] != targets.content_hash:
                 _accept(journal, _entry(decision), now, "within max_turnover")
