@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.journal import Journal
+from daemon.plan_report import decision_view
 from daemon.planner.types import AcceptedTargets, Plan, TargetsDecision
 
 ACCEPTED_PREFIX = "targets_accepted:"
@@ -118,3 +119,8 @@ def _accept(journal: Journal, entry: dict[str, Any], now: datetime, how: str) ->
     text = json.dumps(accepted)
     journal.set_state(ACCEPTED_PREFIX + entry["rule"], text)
     journal.set_state(f"{LOG_PREFIX}{entry['rule']}:{now.isoformat()}", text)
+
+
+def decision_views(plan: Plan) -> list[dict[str, Any]]:
+    """The plan's targets decisions as `tradectl status` shows them."""
+    return [decision_view(decision) for decision in plan.targets]

@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 from daemon.ib import AdapterError, IbAdapter
 from daemon.journal import Journal, utc_now
 from daemon.journal.resync import TERMINAL_STATUSES
-from daemon.plan_report import decision_view
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.account_sample import record_account_sample
 from daemon.runtime.reconcile import (
@@ -44,7 +43,7 @@ from daemon.runtime.reconcile import (
 )
 from daemon.runtime.session import connection_settings
 from daemon.runtime.targets_file import TargetsFiles
-from daemon.runtime.targets_journal import accept_pending, record_decisions
+from daemon.runtime.targets_journal import accept_pending, decision_views, record_decisions
 from schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
@@ -632,7 +631,7 @@ class IbBrokerSession:
     def _remember(self, observed: Observed, plan: Plan) -> None:
         # Replaced as a whole: the daemon's thread reads it without locking.
         self._status = {
-            "targets_files": [decision_view(decision) for decision in plan.targets],
+            "targets_files": decision_views(plan),
             "account": observed.account_id,
             "net_liquidation": observed.net_liquidation,
             "day_start_nav": observed.day_start_nav,
