@@ -219,7 +219,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX records_outbox_due ON records_outbox (state, next_attempt_at);
     """,
-    # 2: the account as each pass saw it, for the daily report (issue #18): NAV, cash, and in
+    # 3: the account as each pass saw it, for the daily report (issue #18): NAV, cash, and in
     # ``detail`` the positions, last prices and allocation targets (JSON).
     """
     CREATE TABLE account_samples (
