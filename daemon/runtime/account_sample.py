@@ -27,7 +27,8 @@ def sample_detail(rules: RuleSet, observed: Observed, plan: Plan) -> dict[str, A
             mode = "weight" if file is None else file.mode
         allocations[name] = {
             "capital": capital_of(allocation, observed.net_liquidation),
-            "drift": allocation.drift.absolute,
+            # Shares targets are exact: no band.
+            "drift": allocation.drift.absolute if mode == "weight" else 0.0,
             "mode": mode,
             "targets": targets,
             "status": status,
