@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROMTOOL_STAMP := $(VENV)/.promtool-tried
 
-.PHONY: demo test lint pytest schema bench chaos clean promtool
+.PHONY: demo test lint pytest browser schema bench chaos clean promtool
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(BIN)/python -m pytest
 
 # promtool (Debian's prometheus package) checks examples/prometheus/alerts.yml; its tests skip
@@ -40,6 +40,19 @@ $(PROMTOOL_STAMP): $(STAMP)
 promtool:
 	rm -f $(PROMTOOL_STAMP)
 	$(MAKE) $(PROMTOOL_STAMP)
+# The HTML report's test opens it in Debian's Chromium (driven by Playwright, never by
+# `playwright install`). Installed when apt-get can (as root); otherwise that test skips.
+# Never fails, and costs nothing once chromium is there.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			echo "installing chromium for the HTML report's browser test"; \
+			(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+				chromium) >/dev/null 2>&1 || true; \
+		fi; \
+		command -v chromium >/dev/null 2>&1 || \
+			echo "chromium is not installed: the HTML report's browser test will skip"; \
+	}
 
 # Benchmarks are not part of `make test` (timings on a shared machine are noisy); their --quick
 # smoke runs are. Takes about 10 minutes; see benchmarks/README.md.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.planner.types import Intent, Plan, WorkingOrder
+from daemon.planner.types import Intent, Plan, TargetsDecision, WorkingOrder
 
 _MARKS = {"place": "+", "modify": "~", "cancel": "-"}
 _COLUMNS = (
@@ -99,6 +99,8 @@ def render_table(plan: Plan, heading: str) -> str:
             lines.append("  ".join([*cells, row[-1]]).rstrip())
     else:
         lines.append("No changes: the account matches the rules.")
+    if plan.targets:
+        lines += ["", "Targets files:"] + [f"  - {_targets_line(d)}" for d in plan.targets]
     if plan.notes:
         lines += ["", "Notes:"] + [f"  - {note}" for note in plan.notes]
     if plan.manual_orders:
@@ -160,4 +162,29 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             for order in plan.manual_orders
         ],
         "summary": counts(plan),
+        "targets_files": [decision_view(decision) for decision in plan.targets],
+    }
+
+
+def _targets_line(decision: TargetsDecision) -> str:
+    targets = decision.targets
+    where = "no valid file" if targets is None else f"{targets.path} [{targets.content_hash}]"
+    turnover = "" if decision.turnover is None else f", turnover {decision.turnover:.0%}"
+    hint = f"; accept with `tradectl accept {decision.rule}`" if decision.needs_acceptance else ""
+    return f"allocations.{decision.rule}: {decision.status.upper()} {where}{turnover}{hint}"
+
+
+def decision_view(decision: TargetsDecision) -> dict[str, Any]:
+    """A decision as status and plan --json show it."""
+    targets = decision.targets
+    return {
+        "rule": decision.rule,
+        "status": decision.status,
+        "reason": decision.reason,
+        "turnover": decision.turnover,
+        "path": None if targets is None else targets.path,
+        "mode": None if targets is None else targets.mode,
+        "content_hash": None if targets is None else targets.content_hash,
+        "as_of": None if targets is None else targets.as_of.isoformat(),
+        "targets": None if targets is None else dict(targets.targets),
     }

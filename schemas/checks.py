@@ -63,14 +63,14 @@ def _check_allocations(rules: RuleSet) -> Iterator[Problem]:
     fraction_total = 0.0
     for name, allocation in rules.allocations.items():
         targets_path: FieldPath = ("allocations", name, "targets")
-        total = sum(allocation.targets.values())
+        total = sum(allocation.inline_targets.values())
         if total > 1 + _EPSILON:
             yield Problem(
                 targets_path,
                 f"target weights sum to {number(round(total, 10))}; they must sum to at most 1 "
                 "(what is left stays in cash)",
             )
-        for symbol, weight in allocation.targets.items():
+        for symbol, weight in allocation.inline_targets.items():
             if weight > limit + _EPSILON:
                 yield Problem(
                     (*targets_path, symbol),
@@ -117,7 +117,7 @@ def _check_allowed_symbols(rules: RuleSet) -> Iterator[Problem]:
         return
     see = (("risk", "allowed_symbols"),)
     for name, allocation in rules.allocations.items():
-        for symbol in allocation.targets:
+        for symbol in allocation.inline_targets:
             if symbol not in allowed:
                 yield Problem(
                     ("allocations", name, "targets", symbol),
@@ -293,7 +293,7 @@ def _bracket_orders(bracket: Bracket) -> dict[str, int]:
 def _check_working_orders(rules: RuleSet) -> Iterator[Problem]:
     needs: dict[tuple[str, str], list[tuple[FieldPath, int]]] = defaultdict(list)
     for name, allocation in rules.allocations.items():
-        for symbol in allocation.targets:
+        for symbol in allocation.inline_targets:
             for side in ("BUY", "SELL"):
                 needs[(symbol, side)].append((("allocations", name, "targets", symbol), 1))
     for name, bracket in rules.brackets.items():

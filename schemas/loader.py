@@ -227,6 +227,9 @@ def load_rule_set(paths: Sequence[Path | str]) -> LoadResult:
             errors.extend(_problem_errors(check_rule_set(rule_set), rule_files))
     if errors:
         return LoadResult(None, tuple(sorted(set(errors))), tuple(files))
+    if rule_set is not None and paths:
+        first = Path(paths[0])
+        rule_set.with_source_dir(first if first.is_dir() else first.parent)
     return LoadResult(rule_set, (), tuple(files), origins)
 
 

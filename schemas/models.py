@@ -17,6 +17,7 @@ import hashlib
 import json
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -27,6 +28,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PrivateAttr,
     StringConstraints,
     Tag,
     WithJsonSchema,
@@ -216,9 +218,24 @@ class Rebalance(StrictModel):
     timezone: TimeZoneName
 
 
+class ReportSchedule(StrictModel):
+    """The daemon writes the day's report (`tradectl report`) at these times."""
+
+    cron: CronExpression
+    timezone: TimeZoneName = "America/New_York"
+    dir: str = Field(
+        default="var/reports",
+        min_length=1,
+        description="Where the reports go (report-YYYY-MM-DD.html); relative to the daemon's "
+        "working directory, like records.dir",
+    )
+    format: Literal["html", "json", "text"] = "html"
+
+
 class Schedule(StrictModel):
     reconcile_every: Duration = Field(default=timedelta(seconds=30))
     rebalance: Rebalance | None = None
+    report: ReportSchedule | None = None
 
     @model_validator(mode="after")
     def _reconcile_interval_in_range(self) -> Schedule:
@@ -337,13 +354,54 @@ class AllocationOrder(StrictModel):
         return 10.0 if self.offset_bps is None else self.offset_bps
 
 
+TARGETS_FILE_SUFFIXES = (".csv", ".parquet", ".json")
+
+
+def _check_targets_file(path: str) -> str:
+    if not path.lower().endswith(TARGETS_FILE_SUFFIXES):
+        raise ValueError(
+            f"{path!r}: a targets file is CSV, Parquet or JSON (name ending in .csv, .parquet "
+            "or .json)"
+        )
+    return path
+
+
+class TargetsFrom(StrictModel):
+    """Targets a strategy writes to a file (docs/rules.md, "Targets from a file")."""
+
+    file: Annotated[str, Field(min_length=1), AfterValidator(_check_targets_file)] = Field(
+        description="CSV, Parquet or JSON with a symbol column and a weight or shares column; "
+        "a relative path resolves against the rules directory"
+    )
+    max_age: Duration = Field(
+        description="Older than this (by its as_of column, else the file's modification time) "
+        "the file holds the allocation"
+    )
+    max_turnover: Fraction = Field(
+        default=0.5,
+        description="A new file that would turn over more than this share of the allocation "
+        "is held until `tradectl accept RULE`; 1 never holds",
+    )
+
+
 class Allocation(StrictModel):
     capital: Capital
     drift: Drift = Drift()
     min_trade_value: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 100.0
     cash_buffer: CashBuffer = CashBuffer(amount=0.0)
     order: AllocationOrder = AllocationOrder()
-    targets: dict[Symbol, Weight] = Field(min_length=1)
+    targets: dict[Symbol, Weight] | None = Field(default=None, min_length=1)
+    targets_from: TargetsFrom | None = None
+
+    @model_validator(mode="after")
+    def _one_source_of_targets(self) -> Allocation:
+        _exactly_one(self, ("targets", "targets_from"), "an allocation")
+        return self
+
+    @property
+    def inline_targets(self) -> dict[str, float]:
+        """The targets written in the rule; empty for a rule whose targets come from a file."""
+        return {} if self.targets is None else dict(self.targets)
 
 
 # --- brackets ------------------------------------------------------------------------------
@@ -516,13 +574,25 @@ class RuleSet(StrictModel):
     brackets: dict[RuleName, Bracket] = Field(default_factory=dict)
     scales: dict[RuleName, Scale] = Field(default_factory=dict)
 
+    _source_dir: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_dir(self) -> Path | None:
+        """The rules directory this set was loaded from: relative targets files resolve here.
+        Not part of the content (nor of the generation)."""
+        return self._source_dir
+
+    def with_source_dir(self, directory: Path) -> RuleSet:
+        self._source_dir = directory
+        return self
+
     def rule_names(self) -> list[str]:
         return [*self.allocations, *self.brackets, *self.scales]
 
     def symbols(self) -> list[str]:
         found: set[str] = set()
         for allocation in self.allocations.values():
-            found.update(allocation.targets)
+            found.update(allocation.inline_targets)
         found.update(bracket.symbol for bracket in self.brackets.values())
         found.update(scale.symbol for scale in self.scales.values())
         return sorted(found)

@@ -24,6 +24,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "halt",
     "resume",
     "alert-test",
+    "accept",
+    "report",
 )
 
 

@@ -26,6 +26,7 @@ from daemon.planner import plan
 from daemon.planner.gate import HALT
 from daemon.planner.types import Plan
 from daemon.runtime.session import plan_against_gateway, quiet_client_logging
+from daemon.runtime.targets_file import TargetsFiles
 from schemas.loader import halt_file, load_rule_set
 from schemas.models import RuleSet
 
@@ -108,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_ERROR
 
-    observed = snapshot.observed
+    # The targets files are read as the daemon reads them; the snapshot has no journal, so a
+    # targets file is measured against nothing accepted (a first file).
+    observed = replace(snapshot.observed, targets_sources=TargetsFiles().sources(rules))
     if halt_file(Path(args.rules_dir)).is_file():
         observed = replace(observed, halted=True)
     result = plan(rules, observed, snapshot.as_of)

@@ -14,6 +14,7 @@ from typing import Any
 from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
 from daemon.records.store import read_backlog
 from daemon.runtime.reconcile import trading_day_start
+from daemon.runtime.targets_journal import pending_targets
 from daemon.service.broker import read_safety
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
 from daemon.service.safety import SafetyState
@@ -56,8 +57,10 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
         print(f"tradectl status: {exc}", file=sys.stderr)
         return 1
     safety = SafetyState()
+    held: dict[str, dict[str, Any]] = {}
     if journal is not None:
         safety = read_safety(journal)
+        held = pending_targets(journal)
         journal.close()
     records = records_backlog(state_dir)
     efficiency = order_efficiency_today(state_dir)
@@ -69,6 +72,7 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
             "breaker_day": breaker_day,
             "records": records,
             "order_efficiency": efficiency,
+            "targets_held": held,
         }
         print(json.dumps(shown))
         return NOT_RUNNING
@@ -77,6 +81,11 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
         print(f"Halted since {safety.halted_at} ({safety.halt_reason}); it will start halted.")
     if safety.breaker_day is not None:
         print(f"Circuit breaker tripped on {safety.breaker_day}: {safety.breaker_reason}")
+    for rule, entry in held.items():
+        print(
+            f"Targets file held for allocations.{rule}: {entry['reason']} "
+            f"(`tradectl accept {rule}` accepts {entry['content_hash']})"
+        )
     print(render_records(records))
     print(render_order_efficiency(efficiency))
     return NOT_RUNNING
@@ -185,6 +194,11 @@ def render_status(status: dict[str, Any]) -> str:
         cash = _money(account.get("cash"))
         lines.append(
             f"account:     {account.get('account')} NAV {nav} (day start {day_start}), cash {cash}"
+        )
+    for decision in account.get("targets_files", []):
+        lines.append(
+            f"targets:     allocations.{decision['rule']} {decision['status'].upper()}: "
+            f"{decision['reason']}"
         )
     lines.append("last passes:")
     for record in status["passes"][-5:]:

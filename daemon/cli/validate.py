@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from daemon.runtime.targets_file import TargetsFiles
 from schemas.loader import LoadResult, load_rule_set
 from schemas.models import RuleSet
 
@@ -61,7 +62,26 @@ def summary(result: LoadResult, rules: RuleSet) -> dict[str, Any]:
             else {"cron": rebalance.cron, "timezone": rebalance.timezone},
         },
         "generation": rules.generation(),
+        "targets_files": {
+            rule: {"path": source.path, "problem": source.problem}
+            for rule, source in TargetsFiles().sources(rules).items()
+        },
     }
+
+
+def _targets_lines(rules: RuleSet) -> list[str]:
+    """Targets files are checked too, but they are the strategy's input, read on every pass:
+    a missing or broken one holds its allocation at run time and does not make the rule set
+    invalid."""
+    lines = []
+    for rule, source in TargetsFiles().sources(rules).items():
+        if source.problem is None and source.targets is not None:
+            targets = source.targets
+            state = f"valid: {len(targets.targets)} row(s) of {targets.mode}"
+        else:
+            state = f"not usable now (the allocation holds): {source.problem}"
+        lines.append(f"  targets      allocations.{rule}: {source.path} ({state})")
+    return lines
 
 
 def _json(result: LoadResult) -> Any:
@@ -102,6 +122,7 @@ def _text(result: LoadResult) -> str:
             f"               {_count(rules.scales, 'scale')}",
             f"  symbols      {', '.join(rules.symbols()) or '(none)'}",
             f"  schedule     reconcile every {seconds:g}s; {timing}",
+            *_targets_lines(rules),
             f"  generation   {rules.generation()}",
         ]
     )

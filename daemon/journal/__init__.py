@@ -5,6 +5,7 @@ from daemon.journal.migrations import MIGRATIONS, JournalVersionError
 from daemon.journal.resync import BrokerRecord, match_journal
 from daemon.journal.store import (
     TERMINAL_STATES,
+    AccountSample,
     AlreadyLive,
     CachedContract,
     Journal,
@@ -20,6 +21,7 @@ from daemon.journal.store import (
 __all__ = [
     "MIGRATIONS",
     "TERMINAL_STATES",
+    "AccountSample",
     "AlreadyLive",
     "BrokerRecord",
     "CachedContract",

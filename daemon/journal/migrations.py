@@ -219,6 +219,19 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX records_outbox_due ON records_outbox (state, next_attempt_at);
     """,
+    # 3: the account as each pass saw it, for the daily report (issue #18): NAV, cash, and in
+    # ``detail`` the positions, last prices and allocation targets (JSON).
+    """
+    CREATE TABLE account_samples (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at TEXT NOT NULL,
+        net_liquidation REAL NOT NULL,
+        cash REAL NOT NULL,
+        day_start_nav REAL NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE INDEX account_samples_at ON account_samples (at);
+    """,
 )
 
 

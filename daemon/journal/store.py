@@ -105,6 +105,17 @@ class CachedContract:
 
 
 @dataclass(frozen=True)
+class AccountSample:
+    """The account as one pass saw it (``detail``: positions, prices, allocation targets)."""
+
+    at: datetime
+    net_liquidation: float
+    cash: float
+    day_start_nav: float
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class RecordedExecution:
     exec_id: str
     order_id: int
@@ -711,11 +722,53 @@ class Journal:
                 ],
             )
 
+    # --- account samples (the daily report) ----------------------------------------------
+
+    def record_account_sample(
+        self, net_liquidation: float, cash: float, day_start_nav: float, detail: dict[str, Any]
+    ) -> None:
+        with self._transaction(durable=False) as db:
+            db.execute(
+                "INSERT INTO account_samples (at, net_liquidation, cash, day_start_nav, detail) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (_iso(self.now), net_liquidation, cash, day_start_nav, json.dumps(detail)),
+            )
+
+    def account_samples(self, start: datetime, end: datetime) -> list[AccountSample]:
+        rows = self._db.execute(
+            "SELECT * FROM account_samples WHERE at >= ? AND at < ? ORDER BY at, id",
+            (_iso(start), _iso(end)),
+        ).fetchall()
+        return [
+            AccountSample(
+                at=datetime.fromisoformat(row["at"]),
+                net_liquidation=float(row["net_liquidation"]),
+                cash=float(row["cash"]),
+                day_start_nav=float(row["day_start_nav"]),
+                detail=json.loads(row["detail"]),
+            )
+            for row in rows
+        ]
+
+    def intents_sent_between(self, start: datetime, end: datetime) -> list[JournaledIntent]:
+        rows = self._db.execute(
+            "SELECT * FROM intents WHERE sent_at >= ? AND sent_at < ? ORDER BY sent_at, id",
+            (_iso(start), _iso(end)),
+        ).fetchall()
+        return [_intent_from_row(row) for row in rows]
+
     # --- key-value state (halt, circuit breaker, day-start NAV, order id high-water marks) ---
 
     def get_state(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row["value"])
+
+    def state_with_prefix(self, prefix: str) -> dict[str, str]:
+        rows = self._db.execute(
+            "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix),
+        ).fetchall()
+        return {str(row["key"]): str(row["value"]) for row in rows}
 
     def set_state(self, key: str, value: str) -> None:
         with self._transaction(durable=True) as db:

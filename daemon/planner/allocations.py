@@ -2,6 +2,9 @@
 
 Per symbol of each allocation rule (docs/planning.md, "Allocations"):
 
+* targets are inline weights, or come from a file (``targets_from``, decided in
+  ``daemon.planner.targets``): weights, or shares (desired = the shares, to the lot; exact, no
+  drift band; the rule holds when they are worth more than its capital);
 * desired = round_down(weight x capital / price) to the lot; effective = position + signed
   remaining of the rule's current-generation working orders on that symbol;
 * act only when |effective weight - target| > drift band and the gap is worth at least
@@ -17,6 +20,7 @@ Per symbol of each allocation rule (docs/planning.md, "Allocations"):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,7 +39,15 @@ from daemon.planner.common import (
     signed,
     working_price,
 )
-from daemon.planner.types import Intent, IntentAction, OrderSpec, OrderType, Purpose
+from daemon.planner.targets import decide_targets
+from daemon.planner.types import (
+    Intent,
+    IntentAction,
+    OrderSpec,
+    OrderType,
+    Purpose,
+    TargetsMode,
+)
 from schemas.models import (
     Allocation,
     Risk,
@@ -74,6 +86,8 @@ class _Want:
 class _RuleOutcome:
     name: str
     allocation: Allocation
+    targets: Mapping[str, float]
+    mode: TargetsMode
     sells: list[_Want] = field(default_factory=list)
     buys: list[_Want] = field(default_factory=list)
 
@@ -118,7 +132,26 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
 
     outcomes: list[_RuleOutcome] = []
     for name in sorted(rules.allocations):
-        outcome = _RuleOutcome(name, rules.allocations[name])
+        allocation = rules.allocations[name]
+        if allocation.targets_from is None:
+            outcome = _RuleOutcome(name, allocation, allocation.inline_targets, "weight")
+        else:
+            decision = decide_targets(
+                name,
+                allocation.targets_from,
+                observed.targets_sources.get(name),
+                observed.accepted_targets.get(name),
+                observed.quotes,
+                book.now,
+            )
+            draft.targets.append(decision)
+            if decision.status != "trading" or decision.targets is None:
+                _hold(name, decision.reason, book, draft)
+                continue
+            targets = decision.targets
+            outcome = _RuleOutcome(name, allocation, targets.targets, targets.mode)
+            if not _shares_within_capital(outcome, book, draft):
+                continue
         _plan_rule(outcome, rules, book, draft)
         outcomes.append(outcome)
 
@@ -127,6 +160,37 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
             _emit(want, draft)
     _plan_buys(outcomes, book, draft, other_buys_value)
     return draft
+
+
+def _hold(name: str, reason: str, book: Book, draft: Draft) -> None:
+    """A held allocation places and modifies nothing; its working orders, which chase targets
+    that are no longer confirmed, are cancelled. Positions stay as they are."""
+    draft.notes.append(f"allocations.{name}: {reason}")
+    for owned in book.owned_by(KIND, name):
+        if not owned.pending_cancel:
+            draft.add(cancel_intent(owned, KIND, f"allocation held: {reason}"))
+
+
+def _shares_within_capital(outcome: _RuleOutcome, book: Book, draft: Draft) -> bool:
+    """Target shares are bounded by the rule's capital: a file asking for more (a strategy
+    writing 10,000 instead of 100, say) holds the allocation instead of being traded."""
+    if outcome.mode != "shares":
+        return True
+    capital = capital_of(outcome.allocation, book.observed.net_liquidation)
+    value = 0.0
+    for symbol, quantity in outcome.targets.items():
+        price, _ = book.fresh_price(symbol)
+        value += quantity * (price or 0.0)
+    if value <= capital + 1e-9:
+        return True
+    _hold(
+        outcome.name,
+        f"target shares are worth {money(value)}, more than the rule's capital "
+        f"{money(capital)}; holding",
+        book,
+        draft,
+    )
+    return False
 
 
 def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) -> None:
@@ -141,7 +205,7 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
         by_symbol.setdefault(owned.order.symbol, []).append(owned)
 
     for symbol in sorted(by_symbol):
-        if symbol in allocation.targets:
+        if symbol in outcome.targets:
             continue
         for owned in by_symbol[symbol]:
             if not owned.pending_cancel:
@@ -150,8 +214,8 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
 
     unreachable = sorted(
         symbol
-        for symbol, weight in allocation.targets.items()
-        if 0 < weight <= allocation.drift.absolute
+        for symbol, weight in outcome.targets.items()
+        if outcome.mode == "weight" and 0 < weight <= allocation.drift.absolute
     )
     if unreachable:
         listed = ", ".join(unreachable[:5]) + (", ..." if len(unreachable) > 5 else "")
@@ -161,7 +225,7 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
             "narrow drift.absolute"
         )
 
-    for symbol in sorted(allocation.targets):
+    for symbol in sorted(outcome.targets):
         orders = by_symbol.get(symbol, [])
         where = f"allocations.{name}: {symbol}"
         pending = [owned.order.order_id for owned in orders if owned.pending_cancel]
@@ -181,6 +245,7 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
         wants = _decide_symbol(
             name,
             allocation,
+            (outcome.mode, outcome.targets[symbol]),
             generation,
             capital,
             symbol,
@@ -199,6 +264,7 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
 def _decide_symbol(
     name: str,
     allocation: Allocation,
+    target: tuple[TargetsMode, float],
     generation: str,
     capital: float,
     symbol: str,
@@ -210,13 +276,19 @@ def _decide_symbol(
     book: Book,
     draft: Draft,
 ) -> list[_Want]:
-    weight = allocation.targets[symbol]
+    mode, amount = target
+    weight = amount if mode == "weight" else amount * price / capital
     position = book.observed.position(symbol)
     current = [owned for owned in orders if owned.generation == generation]
     effective = position + sum(
         signed(owned.order.action, owned.order.remaining) for owned in current
     )
-    desired = 0 if weight == 0 else lots_down(weight * capital / price, lot)
+    if amount == 0:
+        desired = 0
+    elif mode == "shares":
+        desired = lots_down(amount, lot)
+    else:
+        desired = lots_down(weight * capital / price, lot)
     # A capital above NAV can ask for more than the gate allows; aim at what it allows
     # rather than planning a buy that stays blocked and holds cash from the other targets.
     position_cap = lots_down(
@@ -228,8 +300,13 @@ def _decide_symbol(
     effective_weight = effective * price / capital
 
     def describe() -> str:
-        if weight == 0:
-            return f"target weight 0: sell all {shares(position)} shares"
+        if amount == 0:
+            return f"target {mode} 0: sell all {shares(position)} shares"
+        if mode == "shares":
+            text = f"target {shares(amount)} shares; {shares(effective)} → {shares(desired)} shares"
+            if capped:
+                text += " (capped by risk.max_position_fraction)"
+            return text
         text = (
             f"weight {effective_weight:.4f} vs target {target_weight:.4f} (band "
             f"{allocation.drift.absolute:.4f}); {shares(effective)} → {shares(desired)} shares"
@@ -238,9 +315,14 @@ def _decide_symbol(
             text += f" (target {weight:g} capped by risk.max_position_fraction)"
         return text
 
-    if weight == 0:
+    if amount == 0:
         act = position != 0 or effective != 0
         wanted_quantity = math.floor(abs(position) + 1e-9)
+    elif mode == "shares":
+        # Shares targets are exact: no drift band, only the minimum trade value.
+        gap = desired - effective
+        act = gap != 0 and abs(gap) * price >= allocation.min_trade_value
+        wanted_quantity = lots_down(abs(desired - position), lot)
     else:
         gap = desired - effective
         act = (
@@ -261,7 +343,7 @@ def _decide_symbol(
                 wants.append(kept)
         return wants
 
-    need = (0 if weight == 0 else desired) - position
+    need = (0 if amount == 0 else desired) - position
     action: Side = "BUY" if need > 0 else "SELL"
     order_type: OrderType = "MKT" if allocation.order.type == "market" else "LMT"
     limit_price = _limit_price(allocation, price, tick, action)

@@ -23,6 +23,7 @@ from daemon.planner.types import (
     Observed,
     OrderSpec,
     Purpose,
+    TargetsDecision,
     WorkingOrder,
 )
 from schemas.models import RuleKind, Side, parse_order_ref
@@ -273,6 +274,7 @@ class Draft:
 
     groups: list[Group] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    targets: list[TargetsDecision] = field(default_factory=list)
 
     def add(self, *intents: Intent) -> None:
         phase = 0
@@ -286,6 +288,7 @@ class Draft:
     def extend(self, other: Draft) -> None:
         self.groups.extend(other.groups)
         self.notes.extend(other.notes)
+        self.targets.extend(other.targets)
 
 
 def cancel_intent(

@@ -68,7 +68,12 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
         )
-    drafted = Plan(intents=tuple(ordered(groups)), notes=tuple(draft.notes), manual_orders=manual)
+    drafted = Plan(
+        intents=tuple(ordered(groups)),
+        notes=tuple(draft.notes),
+        manual_orders=manual,
+        targets=tuple(draft.targets),
+    )
     return gate(drafted, rules, observed)
 
 

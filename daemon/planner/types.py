@@ -106,6 +106,43 @@ class Execution:
     commission: float | None = None
 
 
+TargetsMode = Literal["weight", "shares"]
+
+
+@dataclass(frozen=True)
+class FileTargets:
+    """One valid version of a targets file (``targets_from``). ``as_of`` is the file's own
+    ``as_of`` column when it has one, else its modification time; ``content_hash`` covers the
+    mode and the targets only, so rewriting the same signal is not a new file."""
+
+    path: str
+    mode: TargetsMode
+    targets: Mapping[str, float]
+    as_of: datetime
+    as_of_source: Literal["as_of column", "modification time"]
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class TargetsSource:
+    """What the runtime read for one ``targets_from`` allocation: the last good version of the
+    file (None when there never was one) and, when the file as it is now cannot be used, why."""
+
+    path: str
+    targets: FileTargets | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class AcceptedTargets:
+    """The targets of a file an allocation last traded on (journaled): the baseline a new
+    file's turnover is measured against."""
+
+    content_hash: str
+    mode: TargetsMode
+    targets: Mapping[str, float]
+
+
 @dataclass(frozen=True)
 class Observed:
     """Everything the planner may know about the account at one instant.
@@ -140,6 +177,8 @@ class Observed:
     halted: bool = False
     breaker_tripped: bool = False
     allocations_due: bool = True
+    targets_sources: Mapping[str, TargetsSource] = field(default_factory=dict)
+    accepted_targets: Mapping[str, AcceptedTargets] = field(default_factory=dict)
 
     def position(self, symbol: str) -> float:
         held = self.positions.get(symbol)
@@ -217,11 +256,36 @@ class Intent:
         return self.blocked_by is not None
 
 
+TargetsStatus = Literal["trading", "stale", "held", "invalid"]
+
+
+@dataclass(frozen=True)
+class TargetsDecision:
+    """What an allocation with ``targets_from`` does with its file this pass.
+
+    ``trading``: the file's targets are planned. Otherwise the allocation is held (nothing
+    placed or modified, its working orders cancelled) for ``reason``: ``stale`` (older than
+    max_age), ``held`` (a jump above max_turnover, waiting for `tradectl accept`), ``invalid``
+    (no valid version of the file). ``targets`` is the file version the decision is about.
+    """
+
+    rule: str
+    status: TargetsStatus
+    reason: str
+    targets: FileTargets | None = None
+    turnover: float | None = None
+
+    @property
+    def needs_acceptance(self) -> bool:
+        return self.status == "held"
+
+
 @dataclass(frozen=True)
 class Plan:
     intents: tuple[Intent, ...] = ()
     notes: tuple[str, ...] = ()
     manual_orders: tuple[WorkingOrder, ...] = ()
+    targets: tuple[TargetsDecision, ...] = ()
 
     @property
     def actionable(self) -> tuple[Intent, ...]:

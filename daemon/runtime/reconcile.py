@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -17,7 +17,10 @@ from daemon.ib.translate import planner_execution
 from daemon.journal import Journal, JournaledIntent, Transition
 from daemon.planner import plan as make_plan
 from daemon.planner.gate import recheck_cash
-from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
+from daemon.planner.types import Intent, Observed, Plan, TargetsSource, WorkingOrder
+from daemon.runtime.account_sample import record_account_sample
+from daemon.runtime.targets_file import TargetsFiles, targets_symbols
+from daemon.runtime.targets_journal import accepted_targets, record_decisions
 from schemas.models import RuleSet, parse_order_ref
 
 # US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
@@ -69,9 +72,11 @@ def build_observed(
     state: BrokerState,
     journal: Journal | None,
     now: datetime,
+    targets_sources: Mapping[str, TargetsSource] | None = None,
 ) -> Observed:
     """The planner's view: the broker's state plus what only the journal knows (entry fills
-    across days and restarts, intents in flight, halt and breaker)."""
+    across days and restarts, intents in flight, halt and breaker, the targets each file-fed
+    allocation last traded on) and the targets files the runtime read."""
     day = trading_day_start(now).date().isoformat()
     day_start_nav = state.net_liquidation
     in_flight: frozenset[str] = frozenset()
@@ -137,7 +142,14 @@ def build_observed(
         orders_sent_last_minute=sent_last_minute,
         halted=halted,
         breaker_tripped=breaker,
+        targets_sources=targets_sources or {},
+        accepted_targets=accepted_targets(journal, list(targets_sources or {})),
     )
+
+
+def observed_symbols(rules: RuleSet, sources: Mapping[str, TargetsSource]) -> list[str]:
+    """The symbols a pass needs prices and contracts for: the rules' and their files'."""
+    return sorted({*rules.symbols(), *targets_symbols(sources)})
 
 
 def _unconfirmed_orders(
@@ -289,11 +301,18 @@ def reconcile_pass(
     transitions = adapter.resync(day_start)
     if on_resync is not None and transitions:
         on_resync(transitions)
-    state = adapter.observe(rules.symbols(), day_start)
-    observed = build_observed(rules, state, journal, now)
+    sources = TargetsFiles().sources(rules)
+    state = adapter.observe(observed_symbols(rules, sources), day_start)
+    observed = build_observed(rules, state, journal, now, sources)
     if halted:
         observed = replace(observed, halted=True)
     plan = plan_pass(rules, observed, journal, now)
+    if writable:
+        assert journal is not None
+        # Held files are recorded at once (for `tradectl accept`); a file traded within
+        # max_turnover becomes the baseline only when its orders go (or nothing is left to do).
+        record_decisions(journal, plan, now, accept=False)
+        record_account_sample(journal, rules, observed, plan)
     notes = state.notes
     if observed.in_flight:
         notes += (
@@ -304,6 +323,9 @@ def reconcile_pass(
     result = PassResult(plan=plan, observed=observed, resync=transitions, notes=notes)
     actionable = plan.actionable
     if not act or not actionable:
+        if writable and act:
+            assert journal is not None
+            record_decisions(journal, plan, now)
         _finish(journal, pass_id, result, "converged" if not actionable else "planned")
         return result
     if confirm is not None and not confirm(plan):
@@ -323,6 +345,9 @@ def reconcile_pass(
             observed.owned_orders, key=lambda order: order.client_id == adapter.settings.client_id
         )
     }
+    if writable:
+        assert journal is not None
+        record_decisions(journal, plan, now)
     result.problems = adapter.execute(
         sending_groups(actionable), contracts=state.qualified, working=working, pass_id=pass_id
     )

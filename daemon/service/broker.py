@@ -31,15 +31,19 @@ from daemon.ib import AdapterError, IbAdapter
 from daemon.journal import Journal, utc_now
 from daemon.journal.lifecycle import REJECTION_STATUS, order_ended
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
+from daemon.runtime.account_sample import record_account_sample
 from daemon.runtime.reconcile import (
     BREAKER_KEY,
     HALT_KEY,
     build_observed,
+    observed_symbols,
     plan_pass,
     sending_groups,
     trading_day_start,
 )
 from daemon.runtime.session import connection_settings
+from daemon.runtime.targets_file import TargetsFiles
+from daemon.runtime.targets_journal import accept_pending, decision_views, record_decisions
 from schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
@@ -196,6 +200,9 @@ class IbBrokerSession:
         self._messages_reported = 0
         # (action, rule kind) of every order action the pass in progress journaled and sent.
         self._sent_actions: list[tuple[str, str]] = []
+        # Targets files keep their last good version across passes (like the rules).
+        self._targets_files = TargetsFiles()
+        self._targets_problems: dict[str, str] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -233,6 +240,13 @@ class IbBrokerSession:
 
     async def save_safety(self, state: SafetyState) -> None:
         await self._thread.submit(lambda: write_safety(self._journal_or_fail(), state))
+
+    async def accept_targets(self, rule: str) -> str:
+        def accept() -> str:
+            journal = self._journal_or_fail()
+            return accept_pending(journal, rule, self._clock()).line()
+
+        return await self._thread.submit(accept)
 
     async def record_generation(self, generation: str) -> None:
         await self._thread.submit(lambda: self._journal_or_fail().record_generation(generation))
@@ -384,8 +398,15 @@ class IbBrokerSession:
         pacing_before = adapter.pacing_violations
         day_start = trading_day_start(now)
         adapter.resync(day_start)
-        state = adapter.observe(rules.symbols(), day_start)
-        observed = build_observed(rules, state, journal, now)
+        sources = self._targets_files.sources(rules)
+        for rule, source in sources.items():
+            if source.problem is not None and self._targets_problems.get(rule) != source.problem:
+                log.error("targets file of allocations.%s: %s", rule, source.problem)
+        self._targets_problems = {
+            rule: source.problem for rule, source in sources.items() if source.problem
+        }
+        state = adapter.observe(observed_symbols(rules, sources), day_start)
+        observed = build_observed(rules, state, journal, now, sources)
         tripped = self._check_breaker(rules, observed, journal, now)
         observed = replace(
             observed,
@@ -394,7 +415,9 @@ class IbBrokerSession:
             allocations_due=context.allocations_due,
         )
         plan = plan_pass(rules, observed, journal, now)
-        self._remember(observed)
+        record_decisions(journal, plan, now)
+        record_account_sample(journal, rules, observed, plan)
+        self._remember(observed, plan)
         for intent in plan.blocked:
             log.debug(
                 "blocked: %s",
@@ -630,9 +653,10 @@ class IbBrokerSession:
 
     # --- status ------------------------------------------------------------------------------
 
-    def _remember(self, observed: Observed) -> None:
+    def _remember(self, observed: Observed, plan: Plan) -> None:
         # Replaced as a whole: the daemon's thread reads it without locking.
         self._status = {
+            "targets_files": decision_views(plan),
             "account": observed.account_id,
             "net_liquidation": observed.net_liquidation,
             "day_start_nav": observed.day_start_nav,

@@ -96,6 +96,10 @@ class BrokerSession(Protocol):
     async def cancel_owned_orders(self, may_send: Callable[[], bool]) -> list[dict[str, Any]]:
         """Cancel every working order whose orderRef starts with tctl:, nothing else."""
 
+    async def accept_targets(self, rule: str) -> str:
+        """Journal the acceptance of the targets file held for ``rule``; raise LookupError
+        when none is held. Returns the line to show."""
+
     def status(self) -> dict[str, Any]:
         """Working owned orders, today's fills and anything else worth showing in status."""
 

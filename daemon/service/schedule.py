@@ -10,7 +10,7 @@ restarting happens as soon as it is back. Without a cron, allocations are always
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -18,12 +18,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from schemas.models import Schedule
+from schemas.models import ReportSchedule, Schedule
 
 log = logging.getLogger("tradectl.daemon")
 
 _RESYNC_JOB = "resync"
 _REBALANCE_JOB = "rebalance"
+_REPORT_JOB = "report"
 
 
 class RebalanceWindow:
@@ -50,8 +51,13 @@ class RebalanceWindow:
 
 
 class PassScheduler:
-    def __init__(self, request_pass: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        request_pass: Callable[[str], None],
+        write_report: Callable[[ReportSchedule], Awaitable[None]] | None = None,
+    ) -> None:
         self._request_pass = request_pass
+        self._write_report = write_report
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self.window = RebalanceWindow()
         self._applied: Schedule | None = None
@@ -95,6 +101,29 @@ class PassScheduler:
                     misfire_grace_time=int(timedelta(minutes=5).total_seconds()),
                 )
 
+        if previous is None or previous.report != schedule.report:
+            if self._scheduler.get_job(_REPORT_JOB) is not None:
+                self._scheduler.remove_job(_REPORT_JOB)
+            report = schedule.report
+            if report is not None and self._write_report is not None:
+                self._scheduler.add_job(
+                    self._report_due,
+                    CronTrigger.from_crontab(report.cron, timezone=ZoneInfo(report.timezone)),
+                    args=[report],
+                    id=_REPORT_JOB,
+                    replace_existing=True,
+                    coalesce=True,
+                    max_instances=1,
+                    misfire_grace_time=int(timedelta(minutes=30).total_seconds()),
+                )
+
+    def next_report(self) -> datetime | None:
+        job = self._scheduler.get_job(_REPORT_JOB)
+        if job is None:
+            return None
+        next_run: datetime | None = job.next_run_time
+        return next_run
+
     def next_rebalance(self) -> datetime | None:
         job = self._scheduler.get_job(_REBALANCE_JOB)
         if job is None:
@@ -106,6 +135,10 @@ class PassScheduler:
     # its thread pool: everything they touch belongs to the loop.
     async def _resync_due(self) -> None:
         self._request_pass("timer")
+
+    async def _report_due(self, report: ReportSchedule) -> None:
+        if self._write_report is not None:
+            await self._write_report(report)
 
     async def _rebalance_due(self) -> None:
         log.info("rebalance time reached: allocation orders may go in the next pass")

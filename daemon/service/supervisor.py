@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -23,8 +24,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.runtime.targets_file import resolve_targets_path
 from schemas.loader import halt_file
-from schemas.models import Account, Alerts, Gateway, RuleSet
+from schemas.models import Account, Alerts, Gateway, ReportSchedule, RuleSet
 
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
@@ -47,6 +49,8 @@ STUCK_PASS_SECONDS = 600.0
 # Alerts still queued at SIGTERM (the "stopping" one included) get this long to go out, beside
 # the disconnect.
 TELEMETRY_STOP_TIMEOUT_SECONDS = 2.0
+REPORT_TIMEOUT_SECONDS = 300.0
+_REPORT_SUFFIXES = {"html": "html", "json": "json", "text": "txt"}
 
 
 @dataclass(frozen=True)
@@ -136,8 +140,11 @@ class Daemon:
         self._cancel_waiters: list[asyncio.Future[list[dict[str, Any]]]] = []
         self.passes: deque[PassRecord] = deque(maxlen=settings.history)
         self._serializer = PassSerializer(self._pass)
-        self._scheduler = PassScheduler(self._on_schedule)
-        self._watcher = RulesWatcher(settings.rules_dir, self.reload, settings.debounce)
+        self._scheduler = PassScheduler(self._on_schedule, self._write_report)
+        self._watcher = RulesWatcher(
+            settings.rules_dir, self.reload, settings.debounce, self._targets_file_paths
+        )
+        self._targets_paths: frozenset[str] = frozenset()
         self._reload_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
         self._lock = StateDirLock(settings.state_dir)
@@ -148,6 +155,7 @@ class Daemon:
                 "halt": self._cmd_halt,
                 "resume": self._cmd_resume,
                 "reload": self._cmd_reload,
+                "accept": self._cmd_accept,
             },
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -363,10 +371,22 @@ class Daemon:
         self._in_background(reload_then_report(), "reload the rules")
 
     def reload(self) -> None:
-        """Schedule a reload (from the watcher, SIGHUP); reloads run one at a time."""
+        """Schedule a reload (from the watcher, SIGHUP); reloads run one at a time. A pass
+        follows when the rules read targets files: one of them may be what changed (the pass
+        reads them again, validated whole, the last good version kept)."""
         if self._stopping:
             return
-        self._in_background(self._reload(), "reload the rules")
+
+        async def reload_then_targets() -> None:
+            await self._reload()
+            if self._targets_paths and not self._stopping:
+                self._serializer.request("targets file")
+
+        self._in_background(reload_then_targets(), "reload the rules")
+
+    def _targets_file_paths(self) -> frozenset[str]:
+        # Called on watchdog's thread: reads one attribute the event loop replaces whole.
+        return self._targets_paths
 
     def _in_background(self, work: Coroutine[Any, Any, None], what: str) -> None:
         async def guarded() -> None:
@@ -423,6 +443,11 @@ class Daemon:
         self._in_background(self.session.record_generation(generation), "record the generation")
         previous = self.rules.generation
         previous_alerts = None if self.rules.current is None else self.rules.current.alerts
+        self._targets_paths = frozenset(
+            os.path.abspath(resolve_targets_path(rule_set, allocation.targets_from))
+            for allocation in rule_set.allocations.values()
+            if allocation.targets_from is not None
+        )
         self.rules = RulesState(
             current=rule_set,
             generation=generation,
@@ -556,6 +581,38 @@ class Daemon:
 
     def _on_order_filled(self, rule: str | None, description: str) -> None:
         self.telemetry.order_filled(rule, description)
+
+    async def _write_report(self, schedule: ReportSchedule) -> None:
+        """The day's report, written by `tradectl report` in a child process: the charts'
+        library never loads into the daemon, and a failure there cannot hurt trading."""
+        day = trading_day(self._clock())
+        directory = Path(schedule.dir)
+        out = directory / f"report-{day.isoformat()}.{_REPORT_SUFFIXES[schedule.format]}"
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "daemon",
+                "report",
+                "--date",
+                day.isoformat(),
+                "--format",
+                schedule.format,
+                "--out",
+                str(out),
+                "--state-dir",
+                str(self.settings.state_dir),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            _, errors = await asyncio.wait_for(process.communicate(), REPORT_TIMEOUT_SECONDS)
+        except (OSError, TimeoutError) as exc:
+            log.warning("could not write the daily report %s: %s", out, exc)
+            return
+        if process.returncode != 0:
+            log.warning("could not write the daily report %s: %s", out, errors.decode().strip())
+            return
+        log.info("daily report written: %s", out, extra={"report": str(out)})
 
     def _on_schedule(self, reason: str) -> None:
         if reason == "timer":
@@ -744,6 +801,18 @@ class Daemon:
         self._status_changed()
         return result
 
+    async def _cmd_accept(self, request: Any) -> dict[str, Any]:
+        if self._stopping:
+            raise ControlError("the daemon is stopping")
+        rule = str(request.get("rule") or "")
+        try:
+            line = await self.session.accept_targets(rule)
+        except LookupError as exc:
+            raise ControlError(str(exc)) from exc
+        log.warning("%s (tradectl accept)", line, extra={"rule": rule})
+        self._serializer.request("accept")
+        return {"accepted": True, "message": line}
+
     async def _cmd_reload(self, request: Any) -> dict[str, Any]:
         await self._reload()
         return self._rules_status()
@@ -788,6 +857,7 @@ class Daemon:
             "schedule": {
                 "allocations_due": self._scheduler.window.due,
                 "next_rebalance": _iso(self._scheduler.next_rebalance()),
+                "next_report": _iso(self._scheduler.next_report()),
             },
             "passes": [asdict(record) for record in self.passes],
             "pass_running": self._serializer.in_pass,

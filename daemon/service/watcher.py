@@ -50,7 +50,9 @@ def _path_text(path: str | bytes) -> str:
     return os.fsdecode(path)
 
 
-def is_relevant_event(event: FileSystemEvent) -> bool:
+def is_relevant_event(event: FileSystemEvent, also: frozenset[str] = frozenset()) -> bool:
+    """True for a change of a rule file, the HALT file, or a path in ``also`` (the targets
+    files of the current rules, as absolute paths)."""
     if event.event_type not in _CHANGE_EVENTS:
         return False
     if event.is_directory and event.event_type != EVENT_TYPE_MOVED:
@@ -58,7 +60,9 @@ def is_relevant_event(event: FileSystemEvent) -> bool:
     paths = [_path_text(event.src_path)]
     if event.event_type == EVENT_TYPE_MOVED:
         paths.append(_path_text(event.dest_path))
-    return any(is_relevant_name(os.path.basename(path)) for path in paths)
+    return any(
+        is_relevant_name(os.path.basename(path)) or os.path.abspath(path) in also for path in paths
+    )
 
 
 class Debouncer:
@@ -91,26 +95,40 @@ class Debouncer:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, loop: asyncio.AbstractEventLoop, debouncer: Debouncer) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        debouncer: Debouncer,
+        also: Callable[[], frozenset[str]],
+    ) -> None:
         self._loop = loop
         self._debouncer = debouncer
+        self._also = also
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if is_relevant_event(event) and not self._loop.is_closed():
+        if is_relevant_event(event, self._also()) and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._debouncer.poke)
 
 
 class RulesWatcher:
-    """Reports debounced changes of the rule files (and the HALT file) in one directory."""
+    """Reports debounced changes of the rule files (and the HALT file) in one directory, and of
+    the files ``also`` names that lie inside it (targets files)."""
 
-    def __init__(self, directory: Path, on_change: Callable[[], None], debounce: float) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        on_change: Callable[[], None],
+        debounce: float,
+        also: Callable[[], frozenset[str]] = frozenset,
+    ) -> None:
         self.directory = directory
         self._debouncer = Debouncer(debounce, on_change)
+        self._also = also
         self._observer: Observer | None = None  # type: ignore[valid-type]
 
     def start(self) -> None:
         observer = Observer()
-        handler = _Handler(asyncio.get_running_loop(), self._debouncer)
+        handler = _Handler(asyncio.get_running_loop(), self._debouncer, self._also)
         observer.schedule(handler, str(self.directory), recursive=True)
         observer.daemon = True
         observer.start()

@@ -7,7 +7,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from daemon.service.schedule import PassScheduler, RebalanceWindow
-from schemas.models import Rebalance, Schedule
+from schemas.models import Rebalance, ReportSchedule, Schedule
 
 
 def test_without_a_cron_allocations_are_always_due() -> None:
@@ -78,6 +78,33 @@ def test_the_resync_timer_requests_passes() -> None:
             scheduler.apply(Schedule(reconcile_every=timedelta(seconds=1)))
             await asyncio.wait_for(fired.wait(), 5)
             assert requested[0] == "timer"
+        finally:
+            scheduler.shutdown()
+
+    asyncio.run(scenario())
+
+
+def test_the_report_cron_runs_in_its_time_zone_and_writes_the_report() -> None:
+    async def scenario() -> None:
+        written: list[ReportSchedule] = []
+
+        async def write_report(report: ReportSchedule) -> None:
+            written.append(report)
+
+        scheduler = PassScheduler(lambda reason: None, write_report)
+        scheduler.start()
+        try:
+            report = ReportSchedule(cron="15 16 * * mon-fri", dir="reports")
+            scheduler.apply(Schedule(report=report))
+            next_run = scheduler.next_report()
+            assert next_run is not None
+            local = next_run.astimezone(ZoneInfo("America/New_York"))
+            assert (local.hour, local.minute) == (16, 15)
+            await scheduler._report_due(report)
+            assert written == [report]
+
+            scheduler.apply(Schedule())
+            assert scheduler.next_report() is None
         finally:
             scheduler.shutdown()
 

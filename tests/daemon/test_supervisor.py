@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -320,3 +321,27 @@ def test_halt_during_a_long_pass_stops_it_before_the_next_order(tmp_path: Path) 
             assert session.safety.halted
 
     run(scenario())
+
+
+def test_the_scheduled_report_is_written_by_tradectl_report(tmp_path: Path) -> None:
+    from daemon.journal import Journal
+    from schemas.models import ReportSchedule
+
+    state_dir = tmp_path / "state"
+    Journal.open(state_dir).close()
+    daemon = Daemon(
+        DaemonSettings(tmp_path / "rules", state_dir),
+        FakeSession(),
+        load_single_file,
+        RecordingNotifier(),
+        clock=lambda: datetime(2026, 11, 30, 21, 15, tzinfo=UTC),
+    )
+    schedule = ReportSchedule(
+        cron="15 16 * * mon-fri", dir=str(tmp_path / "reports"), format="json"
+    )
+
+    asyncio.run(daemon._write_report(schedule))
+
+    written = tmp_path / "reports" / "report-2026-11-30.json"
+    data = json.loads(written.read_text())
+    assert (data["start"], data["end"]) == ("2026-11-30", "2026-11-30")
