@@ -17,7 +17,7 @@ from pathlib import Path
 from daemon.planner.allocations import capital_of
 from daemon.planner.types import Observed
 from daemon.records.store import backlog, has_records_tables, journal_file
-from schemas.models import RuleSet
+from schemas.models import Allocation, RuleSet
 
 # The connection states the daemon reports (``Daemon.connection_state``), in this order.
 CONNECTION_STATES = ("disconnected", "connecting", "connected", "link down (1100)")
@@ -140,7 +140,7 @@ def allocation_drift(rules: RuleSet, observed: Observed) -> dict[str, float]:
         capital = capital_of(allocation, observed.net_liquidation)
         gaps = [
             abs(observed.position(symbol) * quote.last / capital - target)
-            for symbol, target in allocation.targets.items()
+            for symbol, target in _weight_targets(name, allocation, observed).items()
             if capital > 0 and (quote := observed.quotes.get(symbol)) is not None and quote.last > 0
         ]
         if gaps:
@@ -197,3 +197,14 @@ def read_outbox(state_dir: Path, now: float) -> OutboxState | None:
         oldest_pending_age_seconds=found.oldest_pending_age_seconds or 0.0,
         last_error=found.last_error,
     )
+
+
+def _weight_targets(name: str, allocation: Allocation, observed: Observed) -> Mapping[str, float]:
+    """The weights an allocation aims at: inline, or the last good targets file it read (a
+    file of target shares has no weights to drift from)."""
+    if allocation.targets_from is None:
+        return allocation.inline_targets
+    source = observed.targets_sources.get(name)
+    if source is None or source.targets is None or source.targets.mode != "weight":
+        return {}
+    return source.targets.targets
