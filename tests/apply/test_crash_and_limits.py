@@ -73,8 +73,9 @@ def test_a_500_symbol_allocation_is_paced_without_a_single_error_100(
     # The sim marks every message it answered with error 100 as dropped.
     assert [line for line in messages if line.get("dropped")] == []
     assert "pacing violation" not in outcome.out
-    # Sent at the limit, not in bursts: about rate + burst (45 + 1) in any one-second window as
-    # the gateway receives them (a little more when the network bunches them), never its 50.
+    # Sent at the limit, not in bursts: the pacer puts at most rate + burst (47 + 1.5) in any
+    # one-second window as it sends them; as the gateway receives them, scheduling on a loaded
+    # machine can bunch one more into a window (seen: 49), still under IB's 50.
     times = [datetime.fromisoformat(line["time"]).timestamp() for line in messages]
     start = 0
     busiest = 0
@@ -82,7 +83,7 @@ def test_a_500_symbol_allocation_is_paced_without_a_single_error_100(
         while moment - times[start] >= 1.0:
             start += 1
         busiest = max(busiest, end - start + 1)
-    assert 40 <= busiest <= 48
+    assert 40 <= busiest <= 49
     assert len(gateway.messages("placeOrder")) == 500
     assert len(gateway.positions()) == 500
 
