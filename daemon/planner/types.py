@@ -120,6 +120,9 @@ class Observed:
     has already closed is never protected again (a stop on a flat position would open a new one).
     ``in_flight`` holds the intent keys that were sent and are not yet seen at the broker: the
     planner plans nothing for them (DESIGN.md §3, Expectations).
+    ``margin_account`` is True when the account can borrow (IB reports a ``BuyingPower`` above
+    its ``AvailableFunds``): bracket entries and scale levels are then counted against
+    ``buying_power`` instead of ``cash`` (daemon/planner/cash.py).
     """
 
     account_id: str
@@ -140,6 +143,7 @@ class Observed:
     halted: bool = False
     breaker_tripped: bool = False
     allocations_due: bool = True
+    margin_account: bool = False
 
     def position(self, symbol: str) -> float:
         held = self.positions.get(symbol)
