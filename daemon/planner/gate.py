@@ -36,6 +36,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from daemon.planner.allocations import cash_buffer_of
+from daemon.planner.breaker import RULE as BREAKER_RULE
+from daemon.planner.breaker import breaker_reason
 from daemon.planner.cash import check_cash
 from daemon.planner.common import TERMINAL_STATUSES, money
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
@@ -46,19 +48,11 @@ _PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
 _ACTION_ORDER = {"cancel": 0, "modify": 1, "place": 2}
 
 
-def breaker_reason(risk: Risk, observed: Observed) -> str | None:
-    """Why the daily-loss circuit breaker is tripped, or None when it is not."""
+def breaker_block(risk: Risk, observed: Observed) -> str | None:
+    """Why opening intents are blocked by the daily-loss circuit breaker, or None."""
     if observed.breaker_tripped:
-        return "risk.max_daily_loss_fraction: circuit breaker tripped (until `tradectl resume`)"
-    floor = observed.day_start_nav * (1 - risk.max_daily_loss_fraction)
-    if observed.day_start_nav > 0 and observed.net_liquidation < floor:
-        loss = 1 - observed.net_liquidation / observed.day_start_nav
-        return (
-            f"risk.max_daily_loss_fraction: NAV {money(observed.net_liquidation)} is "
-            f"{loss:.2%} below the day's first NAV {money(observed.day_start_nav)} "
-            f"(limit {risk.max_daily_loss_fraction:.2%})"
-        )
-    return None
+        return f"{BREAKER_RULE}: circuit breaker tripped (until `tradectl resume`)"
+    return breaker_reason(observed, risk.max_daily_loss_fraction)
 
 
 def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
@@ -70,7 +64,7 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     groups = _units(intents)
     blocked_by: dict[int, str] = {}
     exposure = _Exposure(observed)
-    breaker = breaker_reason(rules.risk, observed)
+    breaker = breaker_block(rules.risk, observed)
     for unit in groups:
         reason = next(
             (

@@ -46,9 +46,9 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     draft.extend(standing)
     # The gate runs the same cash check again on the whole plan (defence in depth): here it
     # tells allocations how much cash the bracket entries and scale levels that fit will take.
-    drafted = _drafted_intents(standing)
-    standing_cash = check_cash(drafted, {}, observed)
-    if any(needs_cash(intent) for intent in drafted):
+    standing_intents = _drafted_intents(standing)
+    standing_cash = check_cash(standing_intents, {}, observed)
+    if any(needs_cash(intent) for intent in standing_intents):
         draft.notes.append(
             "cash: bracket entries and scale levels that buy are counted against "
             f"{standing_cash.funding.describe()}, brackets first, then scales, by rule name"
