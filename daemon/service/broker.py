@@ -613,6 +613,7 @@ class IbBrokerSession:
             "account": observed.account_id,
             "net_liquidation": observed.net_liquidation,
             "day_start_nav": observed.day_start_nav,
+            "daily_pnl": observed.daily_pnl,
             "cash": observed.cash,
             "positions": {
                 symbol: position.quantity for symbol, position in observed.positions.items()
