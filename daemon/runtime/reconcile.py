@@ -20,8 +20,8 @@ from daemon.planner.gate import recheck_cash
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from schemas.models import RuleSet, parse_order_ref
 
-# US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
-# begins at midnight New York time.
+# US equities: the trading day (for "since the day start", the breaker's journal keys,
+# rejection caps) begins at midnight New York time.
 TRADING_TIME_ZONE = ZoneInfo("America/New_York")
 
 # A rejected intent waits before it is tried again: 1, 2, 4, ... minutes, at most an hour; a rule
