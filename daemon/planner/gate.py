@@ -29,6 +29,9 @@ Checks, in order (the first that fails names the block):
 
 A bracket's intents are one unit: if one of them is blocked, all of them are, so a parent is
 never sent without its children and a protective leg is never cancelled without its successor.
+The cash check alone is narrower: an entry it blocks takes along the children attached to that
+entry and the rule's other non-protective intents, never the protective legs of a filled entry
+(they need no cash, and a position must not lose its stop over a new entry's cash).
 """
 
 from __future__ import annotations

@@ -390,3 +390,49 @@ def test_margin_account_counts_standing_buys_against_buying_power() -> None:
         "cash: brackets.dip entry buy of 15,000 would commit 15,000 > "
         "cash 5,000 (cash account: TotalCashValue)"
     )
+
+
+def test_cash_keeps_the_stop_of_a_filled_entry_when_a_new_entry_does_not_fit() -> None:
+    # A partly filled entry (40 of 100) grows to 200 (rule edit) beyond cash; the stop covering
+    # the filled 40 shares is resized in the same pass. The entry waits, the stop goes.
+    grow_entry = replace(
+        intent("AAPL", "BUY", 200, 150.0, kind="brackets", rule="dip", leg="entry"),
+        action="modify",
+        order_id=701,
+    )
+    stop = intent(
+        "AAPL",
+        "SELL",
+        40,
+        140.0,
+        kind="brackets",
+        rule="dip",
+        leg="stop",
+        purpose="protective",
+        order_type="STP",
+        aux=140.0,
+    )
+    blocks = gated(
+        grow_entry,
+        stop,
+        risk={
+            "max_order_value": 100_000,
+            "max_position_fraction": 1.0,
+            "max_risk_per_trade_fraction": 1.0,
+        },
+        nav=100_000.0,
+        cash=10_000.0,
+        prices={"AAPL": 150.0},
+        positions={"AAPL": 40},
+        orders=[
+            working(
+                701, "AAPL", "BUY", 100, ref="tctl:dip:gen0000000:entry", limit=150.0, filled=40
+            )
+        ],
+    )
+    # The working entry holds 60 x 150 = 9,000; grown to 160 left it would add 15,000.
+    assert blocks[0] == (
+        "cash: brackets.dip entry buy of 15,000 would commit 24,000 > "
+        "cash 10,000 (cash account: TotalCashValue)"
+    )
+    assert blocks[1] is None
