@@ -54,3 +54,11 @@ def test_pnl_for_another_account_is_refused(ib: IB, until: Until) -> None:
     ib.errorEvent += lambda req_id, code, *_: errors.append(code)
     ib.reqPnL("DU9999999")
     until(lambda: errors == [321])
+
+
+def test_transfer_is_a_json_control_command(sim: SimThread) -> None:
+    assert sim.control.apply({"op": "transfer", "amount": -10_000}) == {"ok": True}
+    reply = sim.control.apply({"op": "snapshot"})
+    assert (reply["snapshot"]["cash"], reply["snapshot"]["daily_pnl"]) == (80_000.0, -1_000.0)
+    assert reply["snapshot"]["previous_day_equity"] == 101_000.0
+    assert sim.control.apply({"op": "transfer"})["ok"] is False
