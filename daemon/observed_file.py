@@ -100,7 +100,9 @@ class _Snapshot(_Model):
     net_liquidation: FiniteFloat
     cash: FiniteFloat
     buying_power: FiniteFloat | None = None
+    margin_account: bool = False
     day_start_nav: FiniteFloat | None = None
+    daily_pnl: FiniteFloat | None = None
     positions: dict[str, FiniteFloat | _Position] = Field(default_factory=dict)
     quotes: dict[str, PositiveFloat | _Quote] = Field(default_factory=dict)
     contracts: dict[str, _Contract] = Field(default_factory=dict)
@@ -195,9 +197,11 @@ def _convert(snapshot: _Snapshot, now: datetime) -> Snapshot:
         net_liquidation=snapshot.net_liquidation,
         cash=snapshot.cash,
         buying_power=snapshot.cash if snapshot.buying_power is None else snapshot.buying_power,
+        margin_account=snapshot.margin_account,
         day_start_nav=(
             snapshot.net_liquidation if snapshot.day_start_nav is None else snapshot.day_start_nav
         ),
+        daily_pnl=snapshot.daily_pnl,
         positions=positions,
         working_orders=tuple(
             WorkingOrder(**order.model_dump()) for order in snapshot.working_orders

@@ -204,8 +204,8 @@ class Risk(StrictModel):
         description="Brackets: |entry - stop| * quantity / net liquidation"
     )
     max_daily_loss_fraction: Fraction = Field(
-        description="Circuit breaker: opening orders stop when NAV falls this far below the "
-        "day's first NAV"
+        description="Circuit breaker: opening orders stop when today's loss (IB's daily P&L, "
+        "deposits and withdrawals excluded) exceeds this fraction of the previous close's equity"
     )
     max_orders_per_minute: int = Field(default=120, ge=1, le=3000)
     allowed_symbols: list[Symbol] | None = Field(

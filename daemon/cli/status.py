@@ -192,8 +192,11 @@ def render_status(status: dict[str, Any]) -> str:
         nav = _money(account.get("net_liquidation"))
         day_start = _money(account.get("day_start_nav"))
         cash = _money(account.get("cash"))
+        pnl = account.get("daily_pnl")
+        today = "" if pnl is None else f", today's P&L {_money(pnl)}"
         lines.append(
-            f"account:     {account.get('account')} NAV {nav} (day start {day_start}), cash {cash}"
+            f"account:     {account.get('account')} NAV {nav} (day start {day_start}{today}), "
+            f"cash {cash}"
         )
     for decision in account.get("targets_files", []):
         lines.append(

@@ -115,6 +115,9 @@ class BrokerState:
     contracts: Mapping[str, ContractFacts]
     qualified: Mapping[str, CachedContract]
     notes: tuple[str, ...] = ()
+    margin_account: bool = False
+    previous_day_equity: float | None = None
+    daily_pnl: float | None = None
 
 
 @dataclass
@@ -151,6 +154,12 @@ class _ResyncedView:
 
 # observe() right after a resync reuses the open orders and executions the resync just read.
 RESYNC_REUSE_SECONDS = 1.0
+# The daily-loss breaker's baseline (daemon/planner/breaker.py).
+PREVIOUS_DAY_EQUITY = "PreviousDayEquityWithLoanValue"
+FIRST_PNL_WAIT_SECONDS = 3.0
+# IB reports BuyingPower = AvailableFunds for a cash account and a multiple of it (2x Reg T
+# overnight, 4x intraday) for a margin account; a margin account shows clearly more.
+MARGIN_BUYING_POWER_RATIO = 1.05
 
 
 @dataclass
@@ -620,6 +629,7 @@ class IbAdapter:
         account = self.settings.account
         notes: list[str] = []
         values = self._account_values()
+        daily_pnl = self._daily_pnl()
         positions = {
             item.contract.symbol: Position(item.contract.symbol, item.position, item.avgCost)
             for item in self.ib.positions(account)
@@ -641,6 +651,9 @@ class IbAdapter:
             net_liquidation=values["NetLiquidation"],
             cash=values["TotalCashValue"],
             buying_power=values["BuyingPower"],
+            margin_account=_is_margin_account(values),
+            previous_day_equity=values.get(PREVIOUS_DAY_EQUITY),
+            daily_pnl=daily_pnl,
             positions=positions,
             working_orders=self.working_orders(None if resynced is None else resynced.open_keys),
             executions=executions,
@@ -650,8 +663,24 @@ class IbAdapter:
             notes=tuple(notes),
         )
 
+    def _daily_pnl(self) -> float | None:
+        """IB's P&L for the account today (reqPnL), None while the gateway sends none. The
+        subscription starts on the first call of a connection, which waits briefly for IB's
+        first report (IB sends one about every second)."""
+        account = self.settings.account
+        subscribed = [pnl for pnl in self.ib.pnl(account) if not pnl.modelCode]
+        if subscribed:
+            pnl = subscribed[0]
+        else:
+            pnl = self.ib.reqPnL(account)
+            deadline = time.monotonic() + FIRST_PNL_WAIT_SECONDS
+            while not _reported(pnl.dailyPnL) and (remaining := deadline - time.monotonic()) > 0:
+                self.ib.waitOnUpdate(timeout=min(remaining, 0.25))
+        return pnl.dailyPnL if _reported(pnl.dailyPnL) else None
+
     def _account_values(self) -> dict[str, float]:
-        wanted = ("NetLiquidation", "TotalCashValue", "BuyingPower")
+        required = ("NetLiquidation", "TotalCashValue", "BuyingPower")
+        wanted = (*required, "AvailableFunds", PREVIOUS_DAY_EQUITY)
         found: dict[str, float] = {}
         for value in self.ib.accountValues(self.settings.account):
             if value.tag not in wanted or value.modelCode:
@@ -663,7 +692,7 @@ class IbAdapter:
             # Prefer the base-currency figure; otherwise the first one reported.
             if value.currency == "BASE" or value.tag not in found:
                 found[value.tag] = number
-        missing = [tag for tag in wanted if tag not in found]
+        missing = [tag for tag in required if tag not in found]
         if missing:
             raise AdapterError(
                 f"the gateway sent no {', '.join(missing)} for account {self.settings.account}; "
@@ -886,6 +915,18 @@ class IbAdapter:
                 log.warning("connection lost while waiting for acknowledgements")
                 break
         return not self._awaiting and not self._pacer.waiting
+
+
+def _reported(value: float) -> bool:
+    """ib_insync's PnL fields start as NaN; IB sends UNSET_DOUBLE for a figure it lacks."""
+    return math.isfinite(value) and value != UNSET_DOUBLE
+
+
+def _is_margin_account(values: Mapping[str, float]) -> bool:
+    available = values.get("AvailableFunds")
+    if available is None or available <= 0:
+        return False
+    return values["BuyingPower"] > available * MARGIN_BUYING_POWER_RATIO
 
 
 def _utc_filter_time(moment: datetime) -> str:

@@ -18,15 +18,20 @@ Checks, in order (the first that fails names the block):
   exceeds the fraction of NAV.
 * ``risk.max_orders_per_minute`` blocks the excess over the limit, opening intents first,
   then closing ones, protective ones last.
-* Last, cash (DESIGN.md §3: buys never spend cash below zero): the buy commitment of what
-  actually passes (every working buy at its current size, except those an unblocked modify
-  changes, plus unblocked places and modifies) may not exceed cash minus the rule's cash buffer.
-  The planner sizes allocation buys assuming all its intents go through; when one is blocked
-  (say a modify that was to free cash), the allocation buys it would have funded are blocked
-  here instead.
+* Last, cash (DESIGN.md §3: buys never spend cash below zero; daemon/planner/cash.py): the
+  buy commitment of what actually passes (every working buy at its current size, except those
+  an unblocked modify changes, plus unblocked places and modifies) may not exceed the funding.
+  Bracket entries and scale levels are admitted first, in a fixed order, against cash (in a
+  margin account: IB's buying power); allocation buys last, against cash minus their rule's
+  buffer. The planner sizes allocation buys with the same arithmetic, assuming all its intents
+  go through; when one is blocked (say a modify that was to free cash), the buys it would have
+  funded are blocked here instead.
 
 A bracket's intents are one unit: if one of them is blocked, all of them are, so a parent is
 never sent without its children and a protective leg is never cancelled without its successor.
+The cash check alone is narrower: an entry it blocks takes along the children attached to that
+entry and the rule's other non-protective intents, never the protective legs of a filled entry
+(they need no cash, and a position must not lose its stop over a new entry's cash).
 """
 
 from __future__ import annotations
@@ -34,7 +39,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from daemon.planner.allocations import cash_buffer_of
-from daemon.planner.common import TERMINAL_STATUSES, money, working_price
+from daemon.planner.breaker import RULE as BREAKER_RULE
+from daemon.planner.breaker import breaker_reason
+from daemon.planner.cash import check_cash
+from daemon.planner.common import TERMINAL_STATUSES, money
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from schemas.models import Risk, RuleSet
 
@@ -43,19 +51,11 @@ _PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
 _ACTION_ORDER = {"cancel": 0, "modify": 1, "place": 2}
 
 
-def breaker_reason(risk: Risk, observed: Observed) -> str | None:
-    """Why the daily-loss circuit breaker is tripped, or None when it is not."""
+def breaker_block(risk: Risk, observed: Observed) -> str | None:
+    """Why opening intents are blocked by the daily-loss circuit breaker, or None."""
     if observed.breaker_tripped:
-        return "risk.max_daily_loss_fraction: circuit breaker tripped (until `tradectl resume`)"
-    floor = observed.day_start_nav * (1 - risk.max_daily_loss_fraction)
-    if observed.day_start_nav > 0 and observed.net_liquidation < floor:
-        loss = 1 - observed.net_liquidation / observed.day_start_nav
-        return (
-            f"risk.max_daily_loss_fraction: NAV {money(observed.net_liquidation)} is "
-            f"{loss:.2%} below the day's first NAV {money(observed.day_start_nav)} "
-            f"(limit {risk.max_daily_loss_fraction:.2%})"
-        )
-    return None
+        return f"{BREAKER_RULE}: circuit breaker tripped (until `tradectl resume`)"
+    return breaker_reason(observed, risk.max_daily_loss_fraction)
 
 
 def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
@@ -67,7 +67,7 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     groups = _units(intents)
     blocked_by: dict[int, str] = {}
     exposure = _Exposure(observed)
-    breaker = breaker_reason(rules.risk, observed)
+    breaker = breaker_block(rules.risk, observed)
     for unit in groups:
         reason = next(
             (
@@ -96,7 +96,10 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
 def recheck_cash(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     """The gate's cash check again, on a gated plan in which more intents were held since (the
     runtime holds intents IB rejected earlier): a held modify that was to free cash leaves its
-    order as it is, so allocation buys it funded may no longer fit. Only adds blocks."""
+    order as it is, so buys it funded may no longer fit. Only adds blocks.
+
+    Deliberate repetition, as defence in depth: the planner sized allocation buys with this
+    arithmetic, the gate checked it, and this last recheck runs on exactly what will be sent."""
     intents = list(plan.intents)
     blocked_by = {
         index: intent.blocked_by
@@ -302,48 +305,32 @@ def _limit_rate(
             blocked_by.update(dict.fromkeys(unit, reason))
 
 
-def _buy_value(order: WorkingOrder, observed: Observed) -> float:
-    """Cash a working buy order may still take: its remaining quantity at its limit (else its
-    stop, else the last price)."""
-    if order.action != "BUY":
-        return 0.0
-    quote = observed.quotes.get(order.symbol)
-    price = working_price(order, None if quote is None else quote.last)
-    return order.remaining * (price or 0.0)
-
-
 def _limit_cash(
     intents: list[Intent], blocked_by: dict[int, str], rules: RuleSet, observed: Observed
 ) -> None:
-    """Block the allocation buys that would take the buy commitment of what passes above cash
-    minus the rule's cash buffer. Run last, on the verdicts of every other check.
+    """Block the buys that would take the buy commitment of what passes above the account's
+    funding (daemon/planner/cash.py). Run last, on the verdicts of every other check.
 
-    The commitment counts the planner's way: every live working buy at its current size (a
-    cancel frees nothing until IB confirms it; a blocked modify or cancel leaves the order as
-    it is); an unblocked allocation modify replaces its order's value by the new one, so a
-    modify that shrinks a buy frees cash; a bracket or scale modify adds only what it grows the
-    order by. Brackets and scales are standing orders sent as written: they count, first, but
-    are not blocked here (a bracket must not lose its protective legs over an entry's cash).
-    Only additions are blocked; they are admitted in plan order while they fit.
+    Bracket entries and scale levels are admitted first (cash, or buying power in a margin
+    account); an entry that does not fit takes with it the children attached to it, so a
+    parent and its children go together or not at all. Protective legs of what already filled
+    are not attached to a new entry and still go. Allocation buys come last, in plan order
+    while they fit within cash minus their rule's buffer.
     """
-    live = {
-        order.order_id: order
-        for order in observed.working_orders
-        if order.status not in TERMINAL_STATUSES
-    }
-    committed = sum(_buy_value(order, observed) for order in live.values())
-    additions: list[tuple[int, float]] = []
-    for index, intent in enumerate(intents):
-        if index in blocked_by or intent.order is None or intent.purpose == "protective":
+    check = check_cash(intents, blocked_by, observed)
+    for index, reason in check.blocked.items():
+        blocked_by[index] = reason
+        entry = intents[index]
+        if entry.kind != "brackets" or entry.order is None:
             continue
-        change = _commitment_change(intent, live, observed)
-        if intent.kind != "allocations":
-            committed += max(0.0, change)
-        elif change <= 0:
-            committed += change
-        else:
-            additions.append((index, change))
-    for index, change in additions:
+        for other, intent in enumerate(intents):
+            if other in blocked_by or intent.kind != "brackets" or intent.rule != entry.rule:
+                continue
+            attached = intent.order is not None and intent.order.parent_ref == entry.order.order_ref
+            if attached or intent.purpose != "protective":
+                blocked_by[other] = reason
+    committed = check.committed
+    for index, change in check.allocation_additions:
         allocation = rules.allocations.get(intents[index].rule)
         buffer = 0.0 if allocation is None else cash_buffer_of(allocation, observed.net_liquidation)
         available = observed.cash - buffer
@@ -354,17 +341,3 @@ def _limit_cash(
             )
             continue
         committed += change
-
-
-def _commitment_change(intent: Intent, live: dict[int, WorkingOrder], observed: Observed) -> float:
-    """How much the buy commitment changes if this place or modify goes through."""
-    assert intent.order is not None
-    before = None
-    if intent.action == "modify" and intent.order_id is not None:
-        before = live.get(intent.order_id)
-    filled = 0.0 if before is None else before.filled
-    new = 0.0
-    if intent.order.action == "BUY":
-        new = (intent.order.quantity - filled) * (intent.estimated_price or 0.0)
-    old = 0.0 if before is None else _buy_value(before, observed)
-    return new - old

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from daemon.planner.allocations import plan_allocations
 from daemon.planner.brackets import plan_brackets
+from daemon.planner.cash import check_cash, needs_cash
 from daemon.planner.common import Book, Draft, Group, ordered, ordered_groups
 from daemon.planner.gate import gate
 from daemon.planner.scales import plan_scales
@@ -43,7 +44,16 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     standing = plan_brackets(rules, book)
     standing.extend(plan_scales(rules, book))
     draft.extend(standing)
-    draft.extend(plan_allocations(rules, book, _added_buy_value(standing, observed)))
+    # The gate runs the same cash check again on the whole plan (defence in depth): here it
+    # tells allocations how much cash the bracket entries and scale levels that fit will take.
+    standing_intents = _drafted_intents(standing)
+    standing_cash = check_cash(standing_intents, {}, observed)
+    if any(needs_cash(intent) for intent in standing_intents):
+        draft.notes.append(
+            "cash: bracket entries and scale levels that buy are counted against "
+            f"{standing_cash.funding.describe()}, brackets first, then scales, by rule name"
+        )
+    draft.extend(plan_allocations(rules, book, standing_cash.standing_added))
 
     # A modify or cancel in flight still changes its order: plan nothing else for that order
     # until IB has acknowledged it, even when the market has moved and the new fields differ.
@@ -77,25 +87,8 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     return gate(drafted, rules, observed)
 
 
-def _added_buy_value(draft: Draft, observed: Observed) -> float:
-    """Cash that the buys planned by brackets and scales add to what working orders already
-    commit: a new buy's value, or what a modify adds to the order it changes."""
-    working = {order.order_id: order for order in observed.working_orders}
-    added = 0.0
-    for group in draft.groups:
-        for intent in group.intents:
-            order = intent.order
-            if order is None or order.action != "BUY" or intent.purpose == "protective":
-                continue
-            price = intent.estimated_price or 0.0
-            if intent.action == "place":
-                added += order.quantity * price
-            elif intent.order_id in working:
-                before = working[intent.order_id]
-                old_price = before.limit_price or before.aux_price or price
-                new_value = (order.quantity - before.filled) * price
-                added += max(0.0, new_value - before.remaining * old_price)
-    return added
+def _drafted_intents(draft: Draft) -> list[Intent]:
+    return [intent for group in ordered_groups(draft.groups) for intent in group.intents]
 
 
 def _with_unique_keys(groups: list[Group]) -> list[Group]:

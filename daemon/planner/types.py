@@ -157,6 +157,14 @@ class Observed:
     has already closed is never protected again (a stop on a flat position would open a new one).
     ``in_flight`` holds the intent keys that were sent and are not yet seen at the broker: the
     planner plans nothing for them (DESIGN.md §3, Expectations).
+    ``day_start_nav`` is the equity the daily-loss breaker measures against: the previous
+    session's closing equity as IB reports it (``PreviousDayEquityWithLoanValue``), else the
+    first net liquidation tradectl saw that day. ``daily_pnl`` is IB's P&L for the day
+    (``reqPnL``; deposits and withdrawals left out), None when the gateway sends none
+    (daemon/planner/breaker.py).
+    ``margin_account`` is True when the account can borrow (IB reports a ``BuyingPower`` above
+    its ``AvailableFunds``): bracket entries and scale levels are then counted against
+    ``buying_power`` instead of ``cash`` (daemon/planner/cash.py).
     """
 
     account_id: str
@@ -164,6 +172,7 @@ class Observed:
     cash: float
     buying_power: float
     day_start_nav: float
+    daily_pnl: float | None = None
     positions: Mapping[str, Position] = field(default_factory=dict)
     working_orders: tuple[WorkingOrder, ...] = ()
     executions: tuple[Execution, ...] = ()
@@ -179,6 +188,7 @@ class Observed:
     allocations_due: bool = True
     targets_sources: Mapping[str, TargetsSource] = field(default_factory=dict)
     accepted_targets: Mapping[str, AcceptedTargets] = field(default_factory=dict)
+    margin_account: bool = False
 
     def position(self, symbol: str) -> float:
         held = self.positions.get(symbol)

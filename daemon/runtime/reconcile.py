@@ -23,8 +23,8 @@ from daemon.runtime.targets_file import TargetsFiles, targets_symbols
 from daemon.runtime.targets_journal import accepted_targets, record_decisions
 from schemas.models import RuleSet, parse_order_ref
 
-# US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
-# begins at midnight New York time.
+# US equities: the trading day (for "since the day start", the breaker's journal keys,
+# rejection caps) begins at midnight New York time.
 TRADING_TIME_ZONE = ZoneInfo("America/New_York")
 
 # A rejected intent waits before it is tried again: 1, 2, 4, ... minutes, at most an hour; a rule
@@ -40,6 +40,10 @@ HALT_KEY = "halt"
 
 
 BREAKER_KEY = "breaker_tripped_on"
+# After `tradectl resume`, the daily-loss breaker measures from the P&L at that moment: the key
+# (suffixed with the trading day) holds RESUME_PENDING until the next pass records that P&L.
+PNL_AT_RESUME_KEY = "daily_pnl_at_resume"
+RESUME_PENDING = "pending"
 
 _SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
 _BRACKET_EXIT_LEGS = frozenset({"stop", "target"})
@@ -67,6 +71,44 @@ def trading_day_start(now: datetime) -> datetime:
     return datetime.combine(local.date(), time(0), tzinfo=TRADING_TIME_ZONE)
 
 
+def _loss_reference(
+    state: BrokerState, daily_pnl: float, journal: Journal | None, day: str
+) -> tuple[float, float]:
+    """The daily-loss breaker's baseline and today's P&L from IB's figures
+    (daemon/planner/breaker.py): the previous close's equity (PreviousDayEquityWithLoanValue,
+    else net liquidation minus the P&L), both moved to the moment of `tradectl resume` when
+    the breaker was resumed today."""
+    previous = state.previous_day_equity
+    baseline = (
+        previous if previous is not None and previous > 0 else state.net_liquidation - daily_pnl
+    )
+    if journal is None:
+        return baseline, daily_pnl
+    key = f"{PNL_AT_RESUME_KEY}:{day}"
+    at_resume = journal.get_state(key)
+    if at_resume == RESUME_PENDING:
+        if not journal.writable:
+            return baseline, daily_pnl
+        at_resume = repr(daily_pnl)
+        journal.set_state(key, at_resume)
+    if at_resume is None:
+        return baseline, daily_pnl
+    offset = float(at_resume)
+    return baseline + offset, daily_pnl - offset
+
+
+def _first_nav_of_day(journal: Journal, day: str, net_liquidation: float) -> float:
+    """The breaker's fallback baseline when IB reports no daily P&L: the first net liquidation
+    seen that trading day, journaled so that a restart keeps it."""
+    key = f"day_start_nav:{day}"
+    stored = journal.get_state(key)
+    if stored is not None:
+        return float(stored)
+    if journal.writable:
+        journal.set_state(key, repr(net_liquidation))
+    return net_liquidation
+
+
 def build_observed(
     rules: RuleSet,
     state: BrokerState,
@@ -79,17 +121,16 @@ def build_observed(
     allocation last traded on) and the targets files the runtime read."""
     day = trading_day_start(now).date().isoformat()
     day_start_nav = state.net_liquidation
+    daily_pnl = state.daily_pnl
     in_flight: frozenset[str] = frozenset()
     sent_last_minute = 0
     halted = breaker = False
     executions = {execution.exec_id: execution for execution in state.executions}
+    if daily_pnl is not None:
+        day_start_nav, daily_pnl = _loss_reference(state, daily_pnl, journal, day)
     if journal is not None:
-        nav_key = f"day_start_nav:{day}"
-        stored = journal.get_state(nav_key)
-        if stored is not None:
-            day_start_nav = float(stored)
-        elif journal.writable:
-            journal.set_state(nav_key, repr(state.net_liquidation))
+        if daily_pnl is None:
+            day_start_nav = _first_nav_of_day(journal, day, state.net_liquidation)
         in_flight = journal.in_flight_keys()
         sent_last_minute = journal.sent_since(now - timedelta(minutes=1))
         halted = journal.get_state(HALT_KEY) is not None
@@ -127,7 +168,9 @@ def build_observed(
         net_liquidation=state.net_liquidation,
         cash=state.cash,
         buying_power=state.buying_power,
+        margin_account=state.margin_account,
         day_start_nav=day_start_nav,
+        daily_pnl=daily_pnl,
         positions=state.positions,
         working_orders=working,
         executions=tuple(

@@ -30,11 +30,14 @@ from typing import Any, TypeVar
 from daemon.ib import AdapterError, IbAdapter
 from daemon.journal import Journal, utc_now
 from daemon.journal.lifecycle import REJECTION_STATUS, order_ended
+from daemon.planner.breaker import breaker_reason
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.account_sample import record_account_sample
 from daemon.runtime.reconcile import (
     BREAKER_KEY,
     HALT_KEY,
+    PNL_AT_RESUME_KEY,
+    RESUME_PENDING,
     build_observed,
     observed_symbols,
     plan_pass,
@@ -47,7 +50,7 @@ from daemon.runtime.targets_journal import accept_pending, decision_views, recor
 from schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
-from .safety import SafetyState, breaker_reason, daily_loss_exceeded, trading_day
+from .safety import SafetyState, trading_day
 from .telemetry import PassFacts, allocation_drift
 
 log = logging.getLogger("tradectl.daemon")
@@ -482,10 +485,9 @@ class IbBrokerSession:
         """Trip and journal the daily-loss breaker before anything is planned."""
         if observed.breaker_tripped:
             return None
-        limit = rules.risk.max_daily_loss_fraction
-        if not daily_loss_exceeded(observed.net_liquidation, observed.day_start_nav, limit):
+        reason = breaker_reason(observed, rules.risk.max_daily_loss_fraction)
+        if reason is None:
             return None
-        reason = breaker_reason(observed.net_liquidation, observed.day_start_nav, limit)
         journal.set_state(BREAKER_REASON_KEY, reason)
         journal.set_state(BREAKER_KEY, trading_day(now).isoformat())
         return reason
@@ -660,6 +662,7 @@ class IbBrokerSession:
             "account": observed.account_id,
             "net_liquidation": observed.net_liquidation,
             "day_start_nav": observed.day_start_nav,
+            "daily_pnl": observed.daily_pnl,
             "cash": observed.cash,
             "positions": {
                 symbol: position.quantity for symbol, position in observed.positions.items()
@@ -722,9 +725,10 @@ def read_safety(journal: Journal) -> SafetyState:
 
 
 def write_safety(journal: Journal, state: SafetyState) -> None:
-    """Journal halt and breaker state. Clearing a tripped breaker also drops the day's first NAV,
-    so the next observation becomes the new reference: otherwise the loss that tripped it would
-    block opening orders again at once."""
+    """Journal halt and breaker state. Clearing a tripped breaker also moves the breaker's
+    reference to the next observation (the day's first NAV is dropped; the daily P&L at that
+    moment is recorded): otherwise the loss that tripped it would block opening orders again
+    at once."""
     previous = read_safety(journal)
     if state.halted:
         details = {"reason": state.halt_reason, "at": state.halted_at}
@@ -739,3 +743,4 @@ def write_safety(journal: Journal, state: SafetyState) -> None:
         journal.delete_state(BREAKER_REASON_KEY)
         day = trading_day_start(journal.now).date().isoformat()
         journal.delete_state(f"day_start_nav:{day}")
+        journal.set_state(f"{PNL_AT_RESUME_KEY}:{day}", RESUME_PENDING)

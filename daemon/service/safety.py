@@ -1,4 +1,5 @@
-"""Halt and circuit-breaker state (DESIGN.md §3), and the rule that trips the breaker.
+"""Halt and circuit-breaker state (DESIGN.md §3). When the breaker trips is decided by
+daemon/planner/breaker.py, the one owner of that arithmetic.
 
 Both survive a restart: the daemon loads them from its store (the journal) at start and saves
 every change before acting on it. A halt lasts until ``tradectl resume``; a HALT file in the
@@ -38,18 +39,3 @@ class SafetyState:
 
     def resumed(self) -> SafetyState:
         return SafetyState()
-
-
-def daily_loss_exceeded(nav: float, day_start_nav: float, max_daily_loss_fraction: float) -> bool:
-    """True when NAV fell more than the allowed fraction below the day's first NAV."""
-    if day_start_nav <= 0:
-        return False
-    return nav < day_start_nav * (1.0 - max_daily_loss_fraction)
-
-
-def breaker_reason(nav: float, day_start_nav: float, max_daily_loss_fraction: float) -> str:
-    loss = 1.0 - nav / day_start_nav
-    return (
-        f"net liquidation {nav:,.2f} is {loss:.2%} below the day's first {day_start_nav:,.2f} "
-        f"(risk.max_daily_loss_fraction {max_daily_loss_fraction:.2%})"
-    )

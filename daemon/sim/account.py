@@ -16,6 +16,13 @@ class Account:
         }
         self._instruments = instruments
         self._matching = state.matching
+        self.previous_day_equity = (
+            self.net_liquidation()
+            if state.account.previous_day_equity is None
+            else state.account.previous_day_equity
+        )
+        # Deposits minus withdrawals since the session opened: IB's daily P&L leaves them out.
+        self.transfers_today = 0.0
 
     def market_value(self, symbol: str) -> float:
         pos = self.positions.get(symbol)
@@ -37,6 +44,16 @@ class Account:
         leverage = self._matching.leverage
         return max(0.0, self.net_liquidation() * leverage - self.gross_position_value())
 
+    def daily_pnl(self) -> float:
+        """Today's P&L as IB's reqPnL reports it: the change of value since the previous close,
+        without deposits and withdrawals."""
+        return self.net_liquidation() - self.previous_day_equity - self.transfers_today
+
+    def transfer(self, amount: float) -> None:
+        """A deposit (positive) or withdrawal (negative) of cash."""
+        self.cash += amount
+        self.transfers_today += amount
+
     def values(self) -> dict[str, float]:
         nav = self.net_liquidation()
         gpv = self.gross_position_value()
@@ -47,6 +64,7 @@ class Account:
             "SettledCash": self.cash,
             "CashBalance": self.cash,
             "EquityWithLoanValue": nav,
+            "PreviousDayEquityWithLoanValue": self.previous_day_equity,
             "GrossPositionValue": gpv,
             "BuyingPower": bp,
             "AvailableFunds": bp / self._matching.leverage,

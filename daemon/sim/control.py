@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from daemon.sim.model import AccountSnapshot
+from daemon.sim.model import AccountChanged, AccountSnapshot
 
 if TYPE_CHECKING:
     from daemon.sim.server import SimGateway
@@ -37,6 +37,7 @@ class SimControl:
             "connectivity_lost",
             "connectivity_restored",
             "snapshot",
+            "transfer",
         }
     )
 
@@ -75,6 +76,12 @@ class SimControl:
         """Send error 1102 to every client."""
         self._gateway.broadcast_error(*CONNECTIVITY_RESTORED)
 
+    def transfer(self, amount: float) -> None:
+        """Deposit (positive ``amount``) or withdraw (negative) cash: net liquidation moves,
+        today's P&L does not."""
+        self._gateway.engine.account.transfer(float(amount))
+        self._gateway.publish([AccountChanged(frozenset())])
+
     def snapshot(self) -> AccountSnapshot:
         return self._gateway.snapshot()
 
@@ -101,6 +108,8 @@ def _snapshot_json(snap: AccountSnapshot) -> dict[str, Any]:
         "account": snap.account,
         "cash": snap.cash,
         "net_liquidation": snap.net_liquidation,
+        "previous_day_equity": snap.previous_day_equity,
+        "daily_pnl": snap.daily_pnl,
         "positions": {
             s: {"quantity": p.quantity, "avg_cost": p.avg_cost} for s, p in snap.positions.items()
         },

@@ -147,6 +147,8 @@ class Engine:
             open_orders=[_copy(o) for o in self.orders.values() if not o.done],
             orders=[_copy(o) for o in self.orders.values()],
             executions=[dataclasses.replace(e) for e in self.executions],
+            previous_day_equity=self.account.previous_day_equity,
+            daily_pnl=self.account.daily_pnl(),
         )
 
     # -- orders -----------------------------------------------------------------

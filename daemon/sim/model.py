@@ -168,3 +168,5 @@ class AccountSnapshot:
     open_orders: list[SimOrder]
     orders: list[SimOrder]
     executions: list[Execution] = field(default_factory=list)
+    previous_day_equity: float = 0.0
+    daily_pnl: float = 0.0

@@ -83,7 +83,6 @@ UNSUPPORTED_REQ_ID_INDEX: dict[int, int] = {
     78: 0,
     81: 0,
     87: 0,
-    92: 0,
     94: 0,
     96: 0,
     97: 0,
@@ -121,6 +120,7 @@ class Out:
     POSITION_MULTI_END = 72
     ACCOUNT_UPDATE_MULTI = 73
     ACCOUNT_UPDATE_MULTI_END = 74
+    PNL = 94
     TICK_REQ_PARAMS = 81
     COMPLETED_ORDER = 101
     COMPLETED_ORDERS_END = 102
@@ -500,6 +500,14 @@ def _no_fields(cur: _Cursor) -> dict[str, Any]:
     return {}
 
 
+def _req_pnl(cur: _Cursor) -> dict[str, Any]:
+    return {"reqId": cur.integer(), "account": cur.text(), "modelCode": cur.text()}
+
+
+def _cancel_pnl(cur: _Cursor) -> dict[str, Any]:
+    return {"reqId": cur.integer()}
+
+
 _DECODERS: dict[int, Any] = {
     1: _mkt_data,
     2: _versioned_req_id,
@@ -523,5 +531,7 @@ _DECODERS: dict[int, Any] = {
     71: _start_api,
     76: _account_updates_multi,
     77: _versioned_req_id,
+    92: _req_pnl,
+    93: _cancel_pnl,
     99: _completed_orders,
 }

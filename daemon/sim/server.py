@@ -248,6 +248,7 @@ class SimGateway:
             if s.subs.positions:
                 for symbol in sorted(symbols):
                     s.send_position(symbol)
+            s.send_pnl()
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -53,6 +53,7 @@ class Subscriptions:
     account_updates: bool = False
     positions: bool = False
     auto_bind: bool = False
+    pnl: set[int] = field(default_factory=set)  # reqIds of reqPnL subscriptions
 
 
 class Session:
@@ -279,6 +280,13 @@ class Session:
         self.send([Out.ACCT_VALUE, 2, "Currency", ccy, ccy, acct])
         self.send([Out.ACCT_UPDATE_TIME, 1, time.strftime("%H:%M", time.gmtime())])
 
+    def send_pnl(self) -> None:
+        account = self.engine.account
+        unrealized = sum(account.unrealized_pnl(symbol) for symbol in account.positions)
+        realized = sum(position.realized_pnl for position in account.positions.values())
+        for req_id in sorted(self.subs.pnl):
+            self.send([Out.PNL, req_id, account.daily_pnl(), unrealized, realized])
+
     def send_portfolio(self, symbol: str) -> None:
         pos = self.engine.account.positions.get(symbol)
         if pos is None:
@@ -409,6 +417,18 @@ class Session:
 
     def _on_cancelAccountSummary(self, reqId: int) -> None:
         """A summary is sent once; there is no stream to stop."""
+
+    def _on_reqPnL(self, reqId: int, account: str, modelCode: str) -> None:
+        """Account P&L: sent at once and again whenever the account changes (IB sends it about
+        once a second)."""
+        if account != self.engine.account.id:
+            self.send_error(reqId, 321, f"Error validating request:-'reqPnL' : account {account}")
+            return
+        self.subs.pnl.add(reqId)
+        self.send_pnl()
+
+    def _on_cancelPnL(self, reqId: int) -> None:
+        self.subs.pnl.discard(reqId)
 
     def _on_reqOpenOrders(self) -> None:
         for order in self.engine.orders_of(self.cid):

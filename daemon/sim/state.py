@@ -26,6 +26,9 @@ class AccountSpec(_Strict):
     id: str = DEFAULT_ACCOUNT
     currency: str = "USD"
     cash: float = 1_000_000.0
+    # Equity with loan value at the previous session's close (IB's
+    # PreviousDayEquityWithLoanValue); by default the account's value at start.
+    previous_day_equity: float | None = Field(default=None, gt=0)
 
 
 class PositionSpec(_Strict):

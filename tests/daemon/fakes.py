@@ -11,8 +11,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from daemon.planner.breaker import daily_loss
 from daemon.service.engine import PassContext, PassSummary, SessionEvents
-from daemon.service.safety import SafetyState, breaker_reason, daily_loss_exceeded, trading_day
+from daemon.service.safety import SafetyState, trading_day
 from daemon.service.sdnotify import SystemdNotifier
 from daemon.service.supervisor import LoadOutcome
 from schemas.models import RuleSet
@@ -101,10 +102,9 @@ class FakeSession:
         self.contexts.append(context)
         tripped = None
         today = trading_day(datetime.now(UTC))
-        if not self.safety.breaker_active(today) and daily_loss_exceeded(
-            self.nav, self.day_start_nav, self.max_daily_loss
-        ):
-            tripped = breaker_reason(self.nav, self.day_start_nav, self.max_daily_loss)
+        loss = daily_loss(self.nav, self.day_start_nav, None)
+        if not self.safety.breaker_active(today) and loss.exceeds(self.max_daily_loss):
+            tripped = loss.describe(self.max_daily_loss)
             self.safety = self.safety.trip(today, tripped)
         sent = 0
         for _ in range(self.orders_per_pass):

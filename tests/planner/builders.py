@@ -51,6 +51,7 @@ def observed(
     *,
     nav: float = 100_000.0,
     cash: float | None = None,
+    buying_power: float | None = None,
     day_start_nav: float | None = None,
     prices: Mapping[str, float] | None = None,
     positions: Mapping[str, float] | None = None,
@@ -71,7 +72,7 @@ def observed(
         account_id="DU1234567",
         net_liquidation=nav,
         cash=nav if cash is None else cash,
-        buying_power=nav if cash is None else cash,
+        buying_power=buying_power if buying_power is not None else nav if cash is None else cash,
         day_start_nav=nav if day_start_nav is None else day_start_nav,
         positions={
             symbol: Position(symbol, quantity) for symbol, quantity in (positions or {}).items()

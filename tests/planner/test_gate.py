@@ -274,9 +274,13 @@ def test_cash_keeps_the_rules_buffer_and_admits_buys_in_plan_order() -> None:
     ]
 
 
-def test_cash_counts_bracket_buys_first_and_never_blocks_them() -> None:
-    # The bracket's entry (100 x 150 = 15,000 on 10,000 of cash) goes as written; the
-    # allocation buy after it finds no cash.
+def test_cash_blocks_a_bracket_whose_entry_does_not_fit_with_its_children() -> None:
+    # The bracket's entry (100 x 150 = 15,000) does not fit in 10,000 of cash: the entry and
+    # the stop and target attached to it stay home; the allocation buy after it fits.
+    reason = (
+        "cash: brackets.dip entry buy of 15,000 would commit 15,000 > "
+        "cash 10,000 (cash account: TotalCashValue)"
+    )
     blocks = gated(
         *bracket(100, 140.0),
         intent("MSFT", "BUY", 1, 100.0),
@@ -285,9 +289,150 @@ def test_cash_counts_bracket_buys_first_and_never_blocks_them() -> None:
         cash=10_000.0,
         prices={"AAPL": 150.0, "MSFT": 100.0},
     )
+    assert blocks == [reason, reason, reason, None]
+
+
+def scale_level(level: int, quantity: int, price: float, rule: str = "ladder") -> Intent:
+    return intent("MSFT", "BUY", quantity, price, kind="scales", rule=rule, leg=f"L{level}")
+
+
+def test_cash_admits_brackets_then_scales_then_allocations_while_they_fit() -> None:
+    # 5,000 of cash; 60,000 of bracket and scale buys and an allocation buy are planned.
+    # Bracket dip (100 x 150) does not fit; the scale's L1 (20 x 100 = 2,000) and L2
+    # (25 x 99 = 2,475) do, L3 (30 x 98 = 2,940) would make 7,415; the allocation buy of 600
+    # would make 5,075 > 5,000. The plan lists the allocation first: order does not matter.
+    blocks = gated(
+        intent("GOOGL", "BUY", 6, 100.0),
+        scale_level(1, 20, 100.0),
+        scale_level(2, 25, 99.0),
+        scale_level(3, 30, 98.0),
+        *bracket(100, 140.0),
+        allocations={"core": CASH_ALLOCATION},
+        nav=100_000.0,
+        cash=5_000.0,
+        prices={"AAPL": 150.0, "MSFT": 100.0, "GOOGL": 100.0},
+    )
+    entry_blocked = (
+        "cash: brackets.dip entry buy of 15,000 would commit 15,000 > "
+        "cash 5,000 (cash account: TotalCashValue)"
+    )
+    assert blocks == [
+        "cash: buys would commit 5,075 > 5,000 available (cash 5,000 - buffer 0)",
+        None,
+        None,
+        "cash: scales.ladder L3 buy of 2,940 would commit 7,415 > "
+        "cash 5,000 (cash account: TotalCashValue)",
+        entry_blocked,
+        entry_blocked,
+        entry_blocked,
+    ]
+
+
+def test_cash_counts_working_buys_before_new_standing_buys() -> None:
+    # A working allocation buy already holds 4,500 of the 5,000: a scale level of 1,000 waits.
+    blocks = gated(
+        scale_level(1, 10, 100.0),
+        nav=100_000.0,
+        cash=5_000.0,
+        prices={"MSFT": 100.0},
+        orders=[working(801, "AAPL", "BUY", 45, ref="tctl:core:gen0000000:AAPL.abc123", limit=100)],
+    )
+    assert blocks == [
+        "cash: scales.ladder L1 buy of 1,000 would commit 5,500 > "
+        "cash 5,000 (cash account: TotalCashValue)"
+    ]
+
+
+def test_cash_never_blocks_protective_or_closing_orders() -> None:
+    blocks = gated(
+        intent(
+            "AAPL",
+            "SELL",
+            100,
+            140.0,
+            kind="brackets",
+            rule="dip",
+            leg="stop",
+            purpose="protective",
+            order_type="STP",
+            aux=140.0,
+        ),
+        intent("MSFT", "SELL", 100, 100.0, purpose="closing"),
+        intent("MSFT", "SELL", 50, 101.0, kind="scales", rule="exit", leg="L1", purpose="closing"),
+        nav=100_000.0,
+        cash=0.0,
+        prices={"AAPL": 150.0, "MSFT": 100.0},
+        positions={"AAPL": 100, "MSFT": 250},
+    )
+    assert blocks == [None, None, None]
+
+
+def test_margin_account_counts_standing_buys_against_buying_power() -> None:
+    # Cash 5,000 but buying power 20,000 (a margin account): the 15,000 entry fits; the
+    # scale level of 6,000 after it would make 21,000.
+    account: dict[str, Any] = {
+        "nav": 100_000.0,
+        "cash": 5_000.0,
+        "buying_power": 20_000.0,
+        "margin_account": True,
+        "prices": {"AAPL": 150.0, "MSFT": 100.0},
+    }
+    blocks = gated(*bracket(100, 140.0), scale_level(1, 60, 100.0), **account)
     assert blocks == [
         None,
         None,
         None,
-        "cash: buys would commit 15,100 > 10,000 available (cash 10,000 - buffer 0)",
+        "cash: scales.ladder L1 buy of 6,000 would commit 21,000 > "
+        "buying power 20,000 (margin account: BuyingPower)",
     ]
+    cash_account = {**account, "margin_account": False}
+    assert gated(*bracket(100, 140.0), **cash_account)[0] == (
+        "cash: brackets.dip entry buy of 15,000 would commit 15,000 > "
+        "cash 5,000 (cash account: TotalCashValue)"
+    )
+
+
+def test_cash_keeps_the_stop_of_a_filled_entry_when_a_new_entry_does_not_fit() -> None:
+    # A partly filled entry (40 of 100) grows to 200 (rule edit) beyond cash; the stop covering
+    # the filled 40 shares is resized in the same pass. The entry waits, the stop goes.
+    grow_entry = replace(
+        intent("AAPL", "BUY", 200, 150.0, kind="brackets", rule="dip", leg="entry"),
+        action="modify",
+        order_id=701,
+    )
+    stop = intent(
+        "AAPL",
+        "SELL",
+        40,
+        140.0,
+        kind="brackets",
+        rule="dip",
+        leg="stop",
+        purpose="protective",
+        order_type="STP",
+        aux=140.0,
+    )
+    blocks = gated(
+        grow_entry,
+        stop,
+        risk={
+            "max_order_value": 100_000,
+            "max_position_fraction": 1.0,
+            "max_risk_per_trade_fraction": 1.0,
+        },
+        nav=100_000.0,
+        cash=10_000.0,
+        prices={"AAPL": 150.0},
+        positions={"AAPL": 40},
+        orders=[
+            working(
+                701, "AAPL", "BUY", 100, ref="tctl:dip:gen0000000:entry", limit=150.0, filled=40
+            )
+        ],
+    )
+    # The working entry holds 60 x 150 = 9,000; grown to 160 left it would add 15,000.
+    assert blocks[0] == (
+        "cash: brackets.dip entry buy of 15,000 would commit 24,000 > "
+        "cash 10,000 (cash account: TotalCashValue)"
+    )
+    assert blocks[1] is None

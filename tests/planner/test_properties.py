@@ -5,6 +5,8 @@
 3. Orders without the tradectl orderRef prefix are never modified or cancelled.
 4. The same inputs give the same plan and the same intent keys.
 5. Buys never spend more than the cash minus the buffer.
+6. Opening buys of every kind that pass never commit more than the funding: cash, or buying
+   power in a margin account.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from hypothesis import strategies as st
 
 from daemon.planner import plan
 from daemon.planner.allocations import capital_of, cash_buffer_of
-from daemon.planner.types import ContractFacts, Observed, Plan, WorkingOrder
+from daemon.planner.cash import funding_of, needs_cash
+from daemon.planner.types import ContractFacts, Intent, Observed, Plan, WorkingOrder
 from schemas.models import RuleSet, parse_order_ref, rule_generation
 from tests.planner.builders import NOW, observed, rule_set, working
 from tests.planner.simulator import apply
@@ -126,6 +129,8 @@ def scenarios(
         for symbol in draw(st.lists(st.sampled_from(POOL), unique=True, max_size=5))
     }
     cash = draw(money_amount(0, 1_000_000))
+    margin_account = draw(st.booleans())
+    buying_power = cash * draw(st.sampled_from([1.0, 2.0, 4.0])) if margin_account else cash
     nav = cash + sum(quantity * prices[symbol] for symbol, quantity in positions.items())
     manual = [
         working(
@@ -154,6 +159,8 @@ def scenarios(
     account = observed(
         nav=max(nav, 1.0),
         cash=cash,
+        buying_power=buying_power,
+        margin_account=margin_account,
         day_start_nav=max(day_start, 1.0),
         prices=prices,
         positions=positions,
@@ -377,3 +384,37 @@ def test_buys_never_exceed_cash_minus_buffer(scenario: Scenario) -> None:
         return
     buffer = cash_buffer_of(rules.allocations["core"], account.net_liquidation)
     assert _buy_commitment(result, account) <= account.cash - buffer + 1e-6
+
+
+@SETTINGS
+@given(scenarios())
+def test_opening_buys_that_pass_never_exceed_the_funding(scenario: Scenario) -> None:
+    """Whenever a bracket entry, scale level or allocation buy that takes more cash passes, the
+    whole buy commitment (working buys and everything that passes) fits the funding: cash in a
+    cash account, IB's buying power in a margin account (generated at or above cash here).
+    A modify that makes a buy smaller may always pass: it lowers the commitment."""
+    rules, account = scenario.rules, scenario.account
+    result = plan(rules, account, NOW)
+    by_id = {order.order_id: order for order in account.working_orders}
+
+    def takes_more(intent: Intent) -> bool:
+        assert intent.order is not None and intent.estimated_price is not None
+        before = by_id.get(intent.order_id) if intent.action == "modify" else None
+        if before is None:
+            return True
+        old_price = before.limit_price or before.aux_price or account.quotes[before.symbol].last
+        new_value = (intent.order.quantity - before.filled) * intent.estimated_price
+        return new_value > before.remaining * old_price + 1e-9
+
+    growing_buys = [
+        intent
+        for intent in result.actionable
+        if (
+            needs_cash(intent)
+            or (intent.kind == "allocations" and intent.order and intent.order.action == "BUY")
+        )
+        and takes_more(intent)
+    ]
+    if not growing_buys:
+        return
+    assert _buy_commitment(result, account) <= funding_of(account).amount + 1e-6

@@ -1,0 +1,73 @@
+"""The daily-loss circuit breaker's arithmetic (docs/daemon.md, "Circuit breaker"), in one place:
+the gate blocks opening intents with it, and the daemon trips and journals the breaker with it.
+
+Today's loss is measured the way IB measures it, so that a restart, a deposit or a withdrawal
+changes nothing:
+
+* the loss is minus IB's daily P&L for the account (``reqPnL``'s ``dailyPnL``), which leaves
+  deposits and withdrawals out;
+* it is a fraction of the previous session's closing equity as IB reports it
+  (``PreviousDayEquityWithLoanValue``; else net liquidation minus the daily P&L, the same
+  figure derived).
+
+When the gateway reports no daily P&L, the breaker falls back to the fall of net liquidation
+below the first one tradectl saw that day. A withdrawal then looks like a loss (it may trip the
+breaker, which only stops opening orders) and a deposit hides one; the plan says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from daemon.planner.common import money
+from daemon.planner.types import Observed
+
+RULE = "risk.max_daily_loss_fraction"
+
+
+@dataclass(frozen=True)
+class DailyLoss:
+    """``loss`` is positive when the account lost money today; ``baseline`` is the equity the
+    loss is a fraction of."""
+
+    loss: float
+    baseline: float
+    measured_by: Literal["daily P&L", "net liquidation"]
+
+    @property
+    def fraction(self) -> float:
+        return self.loss / self.baseline if self.baseline > 0 else 0.0
+
+    def exceeds(self, max_daily_loss_fraction: float) -> bool:
+        return self.baseline > 0 and self.loss > max_daily_loss_fraction * self.baseline
+
+    def describe(self, max_daily_loss_fraction: float) -> str:
+        limit = f"(limit {max_daily_loss_fraction:.2%})"
+        if self.measured_by == "daily P&L":
+            return (
+                f"IB's daily P&L {money(-self.loss)} is a {self.fraction:.2%} loss of the "
+                f"previous close's equity {money(self.baseline)} {limit}"
+            )
+        return (
+            f"NAV {money(self.baseline - self.loss)} is {self.fraction:.2%} below the day's "
+            f"first NAV {money(self.baseline)} {limit}"
+        )
+
+
+def daily_loss(net_liquidation: float, baseline: float, daily_pnl: float | None) -> DailyLoss:
+    if daily_pnl is not None:
+        return DailyLoss(-daily_pnl, baseline, "daily P&L")
+    return DailyLoss(baseline - net_liquidation, baseline, "net liquidation")
+
+
+def observed_daily_loss(observed: Observed) -> DailyLoss:
+    return daily_loss(observed.net_liquidation, observed.day_start_nav, observed.daily_pnl)
+
+
+def breaker_reason(observed: Observed, max_daily_loss_fraction: float) -> str | None:
+    """Why the loss measured now trips the breaker, or None when it does not."""
+    loss = observed_daily_loss(observed)
+    if not loss.exceeds(max_daily_loss_fraction):
+        return None
+    return f"{RULE}: {loss.describe(max_daily_loss_fraction)}"

@@ -1,0 +1,150 @@
+"""Cash for opening buys (docs/planning.md, "Cash"): what a pass may commit, and in which order.
+
+One arithmetic, used twice on purpose: the planner runs it on the bracket and scale intents it
+drafted, to size allocation buys with what those leave; the gate runs it again on the whole
+plan, with every other verdict known, and blocks what does not fit.
+
+* The commitment starts with every live working buy at its current size: a cancel frees nothing
+  until IB confirms it, and manual orders spend the same cash.
+* Bracket entries and scale levels that buy (opening, ``BUY``) are admitted next, in a fixed
+  order: brackets before scales, then by rule name, then by leg (L1 before L2). Each is admitted
+  while the commitment stays within the account's funding; one that does not fit is blocked,
+  and later, smaller ones may still fit.
+* Allocation buys come last and are checked by the gate against cash minus their rule's buffer.
+* Protective and closing orders never need cash and are never blocked here; sells (short
+  entries included) do not count.
+
+The funding is cash (``TotalCashValue``) for a cash account and IB's ``BuyingPower`` for a
+margin account (``Observed.margin_account``). Allocation buys stay within cash in both
+(DESIGN.md §3: buys never spend cash below zero).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from daemon.planner.common import TERMINAL_STATUSES, money, working_price
+from daemon.planner.types import Intent, Observed, WorkingOrder
+
+# Sums of floats: a commitment this close to the funding still fits.
+_SLACK = 1e-6
+_KIND_ORDER = {"brackets": 0, "scales": 1}
+
+
+@dataclass(frozen=True)
+class Funding:
+    """What opening bracket and scale buys may commit, and where the figure comes from."""
+
+    source: Literal["cash", "buying power"]
+    amount: float
+
+    def describe(self) -> str:
+        if self.source == "cash":
+            return f"cash {money(self.amount)} (cash account: TotalCashValue)"
+        return f"buying power {money(self.amount)} (margin account: BuyingPower)"
+
+
+def funding_of(observed: Observed) -> Funding:
+    if observed.margin_account:
+        return Funding("buying power", observed.buying_power)
+    return Funding("cash", observed.cash)
+
+
+def needs_cash(intent: Intent) -> bool:
+    """A bracket entry or scale level that buys to open."""
+    if intent.order is None or intent.order.action != "BUY" or intent.purpose != "opening":
+        return False
+    return intent.kind == "scales" or (intent.kind == "brackets" and intent.leg == "entry")
+
+
+def buy_value(order: WorkingOrder, observed: Observed) -> float:
+    """Cash a working buy order may still take: its remaining quantity at its limit (else its
+    stop, else the last price)."""
+    if order.action != "BUY":
+        return 0.0
+    quote = observed.quotes.get(order.symbol)
+    price = working_price(order, None if quote is None else quote.last)
+    return order.remaining * (price or 0.0)
+
+
+def live_orders(observed: Observed) -> dict[int, WorkingOrder]:
+    return {
+        order.order_id: order
+        for order in observed.working_orders
+        if order.status not in TERMINAL_STATUSES
+    }
+
+
+def commitment_change(
+    intent: Intent, live: Mapping[int, WorkingOrder], observed: Observed
+) -> float:
+    """How much the buy commitment changes if this place or modify goes through."""
+    assert intent.order is not None
+    before = None
+    if intent.action == "modify" and intent.order_id is not None:
+        before = live.get(intent.order_id)
+    filled = 0.0 if before is None else before.filled
+    new = 0.0
+    if intent.order.action == "BUY":
+        new = (intent.order.quantity - filled) * (intent.estimated_price or 0.0)
+    old = 0.0 if before is None else buy_value(before, observed)
+    return new - old
+
+
+@dataclass
+class CashCheck:
+    """The outcome of admitting a plan's buys: ``committed`` after every admitted bracket and
+    scale buy and every allocation change that frees cash; ``blocked`` the bracket and scale
+    buys that do not fit (intent index to reason); ``standing_added`` what the admitted bracket
+    and scale buys add; ``allocation_additions`` the allocation buys still to be checked, in
+    plan order, with what each adds."""
+
+    funding: Funding
+    committed: float
+    standing_added: float = 0.0
+    blocked: dict[int, str] = field(default_factory=dict)
+    allocation_additions: list[tuple[int, float]] = field(default_factory=list)
+
+
+def check_cash(
+    intents: Sequence[Intent], blocked_by: Mapping[int, str], observed: Observed
+) -> CashCheck:
+    """Admit the buys of ``intents`` that are not already blocked (see the module docstring)."""
+    live = live_orders(observed)
+    check = CashCheck(
+        funding=funding_of(observed),
+        committed=sum(buy_value(order, observed) for order in live.values()),
+    )
+    standing: list[tuple[int, float]] = []
+    for index, intent in enumerate(intents):
+        if index in blocked_by or intent.order is None or intent.purpose == "protective":
+            continue
+        change = commitment_change(intent, live, observed)
+        if intent.kind == "allocations":
+            if change <= 0:
+                check.committed += change
+            else:
+                check.allocation_additions.append((index, change))
+        elif needs_cash(intent) and change > 0:
+            standing.append((index, change))
+        else:
+            # A bracket or scale modify that shrinks a buy frees nothing until IB confirms it.
+            check.committed += max(0.0, change)
+
+    def admission_order(item: tuple[int, float]) -> tuple[int, str, int]:
+        intent = intents[item[0]]
+        return (_KIND_ORDER.get(intent.kind, len(_KIND_ORDER)), intent.rule, item[0])
+
+    for index, change in sorted(standing, key=admission_order):
+        intent = intents[index]
+        if check.committed + change > check.funding.amount + _SLACK:
+            check.blocked[index] = (
+                f"cash: {intent.kind}.{intent.rule} {intent.leg} buy of {money(change)} would "
+                f"commit {money(check.committed + change)} > {check.funding.describe()}"
+            )
+            continue
+        check.committed += change
+        check.standing_added += change
+    return check
