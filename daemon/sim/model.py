@@ -23,6 +23,8 @@ class Instrument:
     last: float
     close: float
     half_spread: float
+    last_trade_time: float = 0.0
+    halted: int = 0  # tick type 49: 0 trading, 1 regulatory halt, 2 volatility halt
 
     @property
     def bid(self) -> float:
@@ -56,6 +58,8 @@ class SimOrder:
     status: str = "PendingSubmit"
     transmitted: bool = False
     triggered: bool = False
+    # held by the gateway until a session in which it may trade (IB's warning 399)
+    held: bool = False
     filled: float = 0.0
     avg_fill_price: float = 0.0
     last_fill_price: float = 0.0
@@ -63,6 +67,7 @@ class SimOrder:
     filled_value: float = 0.0
     completed_time: str = ""
     completed_status: str = ""
+    completed_at: float = 0.0
 
     @property
     def remaining(self) -> float:
@@ -144,7 +149,14 @@ class AccountChanged:
     symbols: frozenset[str]
 
 
-Event = OrderChanged | OrderFilled | ErrorNotice | QuoteChanged | AccountChanged
+@dataclass(frozen=True)
+class HaltChanged:
+    """A symbol was halted or resumed: tick type 49 to its subscribers."""
+
+    symbol: str
+
+
+Event = OrderChanged | OrderFilled | ErrorNotice | QuoteChanged | AccountChanged | HaltChanged
 
 
 def round_to_tick(price: float, tick: float) -> float:

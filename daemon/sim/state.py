@@ -7,9 +7,10 @@ errors so that a typo never silently changes the simulation.
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -32,6 +33,7 @@ class PositionSpec(_Strict):
     symbol: str
     quantity: float
     avg_cost: float = Field(gt=0)
+    realized_pnl: float = 0.0
 
 
 class SymbolSpec(_Strict):
@@ -42,6 +44,9 @@ class SymbolSpec(_Strict):
     min_tick: float = Field(default=0.01, gt=0)
     lot_size: int = Field(default=1, ge=1)
     close: float | None = None
+    # live: quotes; delayed: 354 for live requests, 10167 and delayed ticks for
+    # reqMarketDataType 3/4; none: 354 always.
+    market_data: Literal["live", "delayed", "none"] = "live"
 
 
 class MarketSpec(_Strict):
@@ -49,6 +54,12 @@ class MarketSpec(_Strict):
     tick_interval: float = Field(default=1.0, gt=0)
     volatility_bps: float = Field(default=10.0, ge=0)
     seed: int = 0
+    # nyse calendar, while no session is on: "unset" sends bid and ask as -1 as
+    # IB was reported to; "keep" quotes as during the session.
+    quotes_when_closed: Literal["unset", "keep"] = "unset"
+    # an `advance` moves prices (random walk) and chunked fills every this many
+    # simulated seconds while a session is on
+    advance_step_seconds: float = Field(default=60.0, gt=0)
 
 
 class MatchingSpec(_Strict):
@@ -67,13 +78,95 @@ class LimitsSpec(_Strict):
     max_orders_per_side: int = Field(default=20, ge=0)
 
 
+class ClockSpec(_Strict):
+    start: datetime | None = None
+    frozen: bool = False
+
+    @field_validator("start")
+    @classmethod
+    def _has_offset(cls, start: datetime | None) -> datetime | None:
+        if start is not None and start.tzinfo is None:
+            raise ValueError("clock.start needs a UTC offset, e.g. 2026-11-30T09:30:00-05:00")
+        return start
+
+
+class GatewaySpec(_Strict):
+    # After a restart nextValidId starts again above the restored working orders
+    # only, so ids of the day's finished orders are handed out again.
+    reuse_order_ids: bool = False
+
+
+class OrderSpec(_Strict):
+    """A working order written back by ``--persist``; the fields of ``model.SimOrder``."""
+
+    order_id: int
+    client_id: int
+    perm_id: int
+    account: str
+    symbol: str
+    action: str
+    quantity: float
+    order_type: str
+    lmt_price: float | None = None
+    aux_price: float | None = None
+    trailing_percent: float | None = None
+    trail_stop_price: float | None = None
+    tif: str = "DAY"
+    oca_group: str = ""
+    oca_type: int = 0
+    order_ref: str = ""
+    parent_id: int = 0
+    outside_rth: bool = False
+    status: str = "Submitted"
+    transmitted: bool = True
+    triggered: bool = False
+    held: bool = False
+    filled: float = 0.0
+    avg_fill_price: float = 0.0
+    last_fill_price: float = 0.0
+    commission: float = 0.0
+    filled_value: float = 0.0
+
+
+class ExecutionSpec(_Strict):
+    """An execution of the current day written back by ``--persist``; ``model.Execution``."""
+
+    exec_id: str
+    order_id: int
+    client_id: int
+    perm_id: int
+    account: str
+    symbol: str
+    side: str
+    shares: float
+    price: float
+    time: float
+    cum_qty: float
+    avg_price: float
+    order_ref: str = ""
+    commission: float = 0.0
+    realized_pnl: float | None = None
+
+
+class IdsSpec(_Strict):
+    next_order_id: dict[int, int] = {}
+    next_perm_id: int | None = None
+    next_exec_seq: int = 0
+
+
 class SimState(_Strict):
+    calendar: Literal["always_open", "nyse"] = "always_open"
+    clock: ClockSpec = ClockSpec()
+    gateway: GatewaySpec = GatewaySpec()
     account: AccountSpec = AccountSpec()
     positions: list[PositionSpec] = []
     symbols: dict[str, SymbolSpec] = {}
     market: MarketSpec = MarketSpec()
     matching: MatchingSpec = MatchingSpec()
     limits: LimitsSpec = LimitsSpec()
+    orders: list[OrderSpec] = []
+    executions: list[ExecutionSpec] = []
+    ids: IdsSpec = IdsSpec()
 
     @field_validator("symbols")
     @classmethod
@@ -95,7 +188,18 @@ class SimState(_Strict):
         for pos in self.positions:
             if pos.symbol not in self.symbols:
                 raise ValueError(f"position in {pos.symbol}: symbol not listed under symbols")
+        for symbol in [o.symbol for o in self.orders] + [e.symbol for e in self.executions]:
+            if symbol not in self.symbols:
+                raise ValueError(f"order or execution in {symbol}: symbol not listed")
         return self
+
+    def save(self, path: str | Path) -> None:
+        """Write the state as YAML, atomically (a crash leaves the old file or the new one)."""
+        target = Path(path)
+        scratch = target.with_name(target.name + ".tmp")
+        data = self.model_dump(mode="json", exclude_none=True)
+        scratch.write_text(yaml.safe_dump(data, sort_keys=False))
+        scratch.replace(target)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SimState:
