@@ -136,7 +136,6 @@ class Engine:
             last=spec.price,
             close=spec.close if spec.close is not None else spec.price,
             half_spread=half,
-            last_trade_time=self.hours.last_traded(self.clock()),
         )
 
     # -- lookups ------------------------------------------------------------------
@@ -570,7 +569,10 @@ class Engine:
     def halt(self, symbol: str, reason: int = 1) -> list[Event]:
         if reason not in (1, 2):
             raise ValueError("a halt reason is 1 (regulatory) or 2 (volatility)")
-        self.instrument(symbol).halted = reason
+        inst = self.instrument(symbol)
+        if not inst.halted:
+            inst.halted_since = self.clock()
+        inst.halted = reason
         return [HaltChanged(symbol)]
 
     def resume(self, symbol: str) -> list[Event]:
@@ -611,17 +613,17 @@ class Engine:
 
     # -- prices and matching ---------------------------------------------------
 
-    def _traded(self, inst: Instrument) -> None:
-        now = self.clock()
-        if not inst.halted and self.hours.phase(now) is not Phase.CLOSED:
-            inst.last_trade_time = now
+    def last_trade_time(self, symbol: str) -> float:
+        """A liquid stock trades all the time while a session is on and it is not halted."""
+        last = self.hours.last_traded(self.clock())
+        inst = self.instruments[symbol]
+        return min(last, inst.halted_since) if inst.halted else last
 
     def set_price(self, symbol: str, price: float) -> list[Event]:
         inst = self.instrument(symbol)
         if price <= 0:
             raise ValueError("price must be positive")
         inst.last = round_to_tick(price, inst.min_tick)
-        self._traded(inst)
         events: list[Event] = [QuoteChanged(symbol)]
         events += self._match({symbol})
         if symbol in self.account.positions:
@@ -640,7 +642,6 @@ class Engine:
             price = max(inst.min_tick, round_to_tick(inst.last * move, inst.min_tick))
             if price != inst.last:
                 inst.last = price
-                self._traded(inst)
                 moved.add(symbol)
         events: list[Event] = [QuoteChanged(s) for s in sorted(moved)]
         events += self._match(moved)

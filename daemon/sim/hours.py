@@ -11,6 +11,7 @@ Times are Unix seconds (floats), as everywhere in the sim.
 from __future__ import annotations
 
 import enum
+import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import cache
@@ -184,9 +185,12 @@ def check_supported(ts: float) -> None:
 def _nyse_days() -> dict[date, TradingDay]:
     import exchange_calendars  # deferred: pulls in pandas (about a second)
 
-    calendar = exchange_calendars.get_calendar(
-        "XNYS", start=CALENDAR_FIRST_DAY.isoformat(), end=CALENDAR_LAST_DAY.isoformat()
-    )
+    with warnings.catch_warnings():
+        # exchange_calendars uses pandas APIs that newer pandas marks as deprecated
+        warnings.simplefilter("ignore")
+        calendar = exchange_calendars.get_calendar(
+            "XNYS", start=CALENDAR_FIRST_DAY.isoformat(), end=CALENDAR_LAST_DAY.isoformat()
+        )
     days: dict[date, TradingDay] = {}
     for label, row in calendar.schedule.iterrows():
         day = label.date()

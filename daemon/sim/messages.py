@@ -395,7 +395,12 @@ def tick_generic(req_id: int, tick_type: int, value: float) -> list[Field]:
 
 
 def quote_ticks(
-    req_id: int, inst: Instrument, *, with_close: bool, bid_ask: bool = True
+    req_id: int,
+    inst: Instrument,
+    last_trade_time: float,
+    *,
+    with_close: bool,
+    bid_ask: bool = True,
 ) -> list[list[Field]]:
     """Bid, ask, last, last-trade time (Unix seconds) and optionally the previous close.
 
@@ -406,7 +411,7 @@ def quote_ticks(
         tick_price(req_id, TICK_BID, bid, size),
         tick_price(req_id, TICK_ASK, ask, size),
         tick_price(req_id, TICK_LAST, inst.last, QUOTE_SIZE),
-        tick_string(req_id, TICK_LAST_TIMESTAMP, str(int(inst.last_trade_time))),
+        tick_string(req_id, TICK_LAST_TIMESTAMP, str(int(last_trade_time))),
     ]
     if with_close:
         ticks.append(tick_price(req_id, TICK_CLOSE, inst.close, 0.0))

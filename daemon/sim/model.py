@@ -23,8 +23,8 @@ class Instrument:
     last: float
     close: float
     half_spread: float
-    last_trade_time: float = 0.0
     halted: int = 0  # tick type 49: 0 trading, 1 regulatory halt, 2 volatility halt
+    halted_since: float = 0.0
 
     @property
     def bid(self) -> float:

@@ -278,7 +278,9 @@ class Session:
             self.engine.hours.phase(self.engine.clock()) is Phase.CLOSED
             and self.engine.state.market.quotes_when_closed == "unset"
         )
-        for tick in m.quote_ticks(req_id, inst, with_close=with_close, bid_ask=not closed):
+        traded = self.engine.last_trade_time(symbol)
+        ticks = m.quote_ticks(req_id, inst, traded, with_close=with_close, bid_ask=not closed)
+        for tick in ticks:
             if delayed:
                 tick[3] = DELAYED_TICKS[int(tick[3])]  # type: ignore[arg-type]
             self.send(tick)
