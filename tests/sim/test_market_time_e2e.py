@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from ib_insync import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
 
-from daemon.sim import SimState, SimThread
+from daemon.sim import SimState, SimThread, start_sim_thread
 
-from .helpers import small_state
+from .helpers import small_state, wait_for
 
 pytestmark = pytest.mark.e2e
 Until = Callable[..., None]
@@ -254,3 +254,21 @@ def test_market_data_permissions_354_and_10167(
     assert [t.tickType for t in delayed.ticks if t.tickType in (66, 67, 68)] == [66, 67, 68]
     ib.reqMktData(lot, "", False, False)
     until(lambda: errors[-1][1] == 354)
+
+
+def test_a_running_clock_crosses_the_close_in_real_time() -> None:
+    """Without ``frozen`` the clock runs on from its start: a daemon sees the close come."""
+    state = small_state(calendar="nyse", clock={"start": ny(2026, 11, 30, 15, 59, 59).isoformat()})
+    with start_sim_thread(state) as sim:
+        ib = IB()
+        ib.connect(sim.host, sim.port, clientId=1, timeout=10)
+        try:
+            trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 1, 90.0))
+            wait_for(
+                lambda: trade.orderStatus.status == "Cancelled",
+                lambda t: ib.waitOnUpdate(timeout=t),
+                timeout=15,
+            )
+            assert ib.reqCurrentTime() >= ny(2026, 11, 30, 16, 0).astimezone(UTC)
+        finally:
+            ib.disconnect()
