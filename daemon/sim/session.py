@@ -176,7 +176,15 @@ class Session:
         if name == "placeOrder" and "order" in decoded:
             fields = decoded["order"].log_fields()
         cid = self.client_id if client_id is None else client_id
-        wire_log.write(cid, name, fields, dropped=dropped)
+        now = self.engine.clock()
+        wire_log.write(
+            cid,
+            name,
+            fields,
+            dropped=dropped,
+            sim_time=now,
+            market=self.engine.hours.phase(now).value,
+        )
 
     def _within_pacing(self) -> bool:
         limit = self.engine.state.limits.max_messages_per_second

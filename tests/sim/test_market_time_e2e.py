@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from ib_insync import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
 
 from daemon.sim import SimState, SimThread, start_sim_thread
+from daemon.sim.wirelog import read_wire_log
 
 from .helpers import small_state, wait_for
 
@@ -121,7 +123,12 @@ def test_order_outside_rth_is_held_with_399_over_the_holiday_and_fills_at_the_op
 
 
 def test_order_placed_on_saturday_waits_for_monday_open(
-    ib: IB, sim: SimThread, aapl: Stock, errors: list[tuple[int, int, str]], until: Until
+    ib: IB,
+    sim: SimThread,
+    aapl: Stock,
+    errors: list[tuple[int, int, str]],
+    until: Until,
+    wire_log_path: Path,
 ) -> None:
     advance_to(sim, ny(2026, 11, 28, 11, 0))
     trade = ib.placeOrder(aapl, LimitOrder("BUY", 5, 101.0, tif="GTC"))
@@ -133,6 +140,8 @@ def test_order_placed_on_saturday_waits_for_monday_open(
     advance_to(sim, ny(2026, 11, 30, 9, 30))
     until(lambda: trade.orderStatus.status == "Filled")
     assert trade.fills[0].execution.time == ny(2026, 11, 30, 9, 30).astimezone(UTC)
+    [placed] = [r for r in read_wire_log(wire_log_path) if r["msg"] == "placeOrder"]
+    assert (placed["sim_time"], placed["market"]) == ("2026-11-28T16:00:00.000000+00:00", "closed")
 
 
 def test_outside_rth_order_trades_after_hours(
