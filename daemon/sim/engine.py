@@ -411,6 +411,11 @@ class Engine:
             order.trail_stop_price = None  # re-anchor the trail on the new amount
         if not order.transmitted:
             return self._transmit_chain(order) if req.transmit else []
+        if order.held and self._session_allows(order):
+            # e.g. outsideRth set on an order held for the open, in after hours
+            order.held = False
+            if not self._waiting_for_parent(order):
+                order.status = "Submitted"
         events: list[Event] = [OrderChanged(_copy(order))]
         if order.remaining <= 0:
             self._finish(order, "Filled")

@@ -130,3 +130,14 @@ def test_advance_walks_prices_in_sessions_and_fills_on_the_way() -> None:
     assert engine.instruments["AAPL"].last != 100.0
     # the same seed walks the same path
     assert walked_week().engine.snapshot().prices == engine.snapshot().prices
+
+
+def test_setting_outside_rth_on_a_held_order_releases_it_after_hours() -> None:
+    now = [ny(2026, 11, 30, 17, 0)]
+    engine = Engine(small_state(calendar="nyse"), clock=lambda: now[0])
+    engine.place(1, order(1, "BUY", 10, "LMT", lmt=101.0))
+    assert engine.orders[(1, 1)].status == "PreSubmitted"
+    modify = order(1, "BUY", 10, "LMT", lmt=101.0)
+    modify.outside_rth = True
+    engine.place(1, modify)
+    assert engine.orders[(1, 1)].status == "Filled"
