@@ -60,9 +60,7 @@ from daemon.sim.model import (
 from daemon.sim.protocol import OrderRequest
 from daemon.sim.state import (
     ClockSpec,
-    ExecutionSpec,
     IdsSpec,
-    OrderSpec,
     PositionSpec,
     SimState,
     SymbolSpec,
@@ -101,10 +99,9 @@ class Engine:
         self.account = Account(state, self.instruments)
         # A persisted state brings back the gateway's working orders and the day's executions.
         self.orders: dict[tuple[int, int], SimOrder] = {}
-        for spec in state.orders:
-            restored = SimOrder(**spec.model_dump())
+        for restored in map(_copy, state.orders):
             self.orders[(restored.client_id, restored.order_id)] = restored
-        self.executions = [Execution(**e.model_dump()) for e in state.executions]
+        self.executions = [dataclasses.replace(e) for e in state.executions]
         # permIds (and the execIds built from them) must not repeat across gateway
         # restarts, or a journal keyed on them would mistake new orders for old ones.
         seeded = PERM_ID_BASE + int(clock()) % 100_000 * 10_000 + 1
@@ -603,11 +600,8 @@ class Engine:
             (o for o in self.orders.values() if o.transmitted and not o.done),
             key=lambda o: o.perm_id,
         )
-        state.orders = [
-            OrderSpec(**{name: getattr(o, name) for name in OrderSpec.model_fields})
-            for o in working
-        ]
-        state.executions = [ExecutionSpec(**dataclasses.asdict(e)) for e in self.executions_today()]
+        state.orders = [_copy(o) for o in working]
+        state.executions = [dataclasses.replace(e) for e in self.executions_today()]
         state.ids = IdsSpec(
             next_order_id=dict(self._next_ids),
             next_perm_id=self._next_perm_id,

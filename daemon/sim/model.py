@@ -8,6 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from pydantic import ConfigDict
+
+# SimOrder and Execution are also state-file sections (written by --persist):
+# pydantic validates them there, rejecting unknown keys like the rest of the file.
+_STRICT = ConfigDict(extra="forbid")
+
 ACTIVE = frozenset({"PreSubmitted", "Submitted"})
 DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 
@@ -37,6 +43,8 @@ class Instrument:
 
 @dataclass
 class SimOrder:
+    __pydantic_config__ = _STRICT
+
     order_id: int
     client_id: int
     perm_id: int
@@ -88,6 +96,8 @@ class SimOrder:
 
 @dataclass
 class Execution:
+    __pydantic_config__ = _STRICT
+
     exec_id: str
     order_id: int
     client_id: int

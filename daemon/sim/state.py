@@ -15,6 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from daemon.sim.model import Execution, SimOrder
+
 DEFAULT_ACCOUNT = "DU0000001"
 SYNTHETIC_CON_ID_BASE = 900_000_000
 
@@ -96,58 +98,6 @@ class GatewaySpec(_Strict):
     reuse_order_ids: bool = False
 
 
-class OrderSpec(_Strict):
-    """A working order written back by ``--persist``; the fields of ``model.SimOrder``."""
-
-    order_id: int
-    client_id: int
-    perm_id: int
-    account: str
-    symbol: str
-    action: str
-    quantity: float
-    order_type: str
-    lmt_price: float | None = None
-    aux_price: float | None = None
-    trailing_percent: float | None = None
-    trail_stop_price: float | None = None
-    tif: str = "DAY"
-    oca_group: str = ""
-    oca_type: int = 0
-    order_ref: str = ""
-    parent_id: int = 0
-    outside_rth: bool = False
-    status: str = "Submitted"
-    transmitted: bool = True
-    triggered: bool = False
-    held: bool = False
-    filled: float = 0.0
-    avg_fill_price: float = 0.0
-    last_fill_price: float = 0.0
-    commission: float = 0.0
-    filled_value: float = 0.0
-
-
-class ExecutionSpec(_Strict):
-    """An execution of the current day written back by ``--persist``; ``model.Execution``."""
-
-    exec_id: str
-    order_id: int
-    client_id: int
-    perm_id: int
-    account: str
-    symbol: str
-    side: str
-    shares: float
-    price: float
-    time: float
-    cum_qty: float
-    avg_price: float
-    order_ref: str = ""
-    commission: float = 0.0
-    realized_pnl: float | None = None
-
-
 class IdsSpec(_Strict):
     next_order_id: dict[int, int] = {}
     next_perm_id: int | None = None
@@ -164,8 +114,9 @@ class SimState(_Strict):
     market: MarketSpec = MarketSpec()
     matching: MatchingSpec = MatchingSpec()
     limits: LimitsSpec = LimitsSpec()
-    orders: list[OrderSpec] = []
-    executions: list[ExecutionSpec] = []
+    # written by --persist: the working orders and the current day's executions
+    orders: list[SimOrder] = []
+    executions: list[Execution] = []
     ids: IdsSpec = IdsSpec()
 
     @field_validator("symbols")
@@ -197,7 +148,7 @@ class SimState(_Strict):
         """Write the state as YAML, atomically (a crash leaves the old file or the new one)."""
         target = Path(path)
         scratch = target.with_name(target.name + ".tmp")
-        data = self.model_dump(mode="json", exclude_none=True)
+        data = self.model_dump(mode="json")
         scratch.write_text(yaml.safe_dump(data, sort_keys=False))
         scratch.replace(target)
 
