@@ -149,9 +149,16 @@ class SimGateway:
         self.save()
 
     def save(self) -> None:
-        """Write the account back to the ``persist`` state file, if there is one."""
-        if self.persist_path is not None:
+        """Write the account back to the ``persist`` state file, if there is one.
+
+        A failed write is logged, not raised: the gateway keeps serving.
+        """
+        if self.persist_path is None:
+            return
+        try:
             self.engine.export_state().save(self.persist_path)
+        except OSError as exc:
+            log.error("sim gateway could not write its state to %s: %s", self.persist_path, exc)
 
     async def __aenter__(self) -> SimGateway:
         await self.start()
