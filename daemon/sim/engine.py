@@ -784,9 +784,6 @@ class Engine:
         released = []
         for child in sorted(self._children(parent), key=lambda o: o.order_id):
             if child.transmitted and child.status == "PreSubmitted":
-                child.held = not self._session_allows(child)
-                if child.held:
-                    continue
                 child.status = "Submitted"
                 events.append(OrderChanged(_copy(child)))
                 released.append(child)

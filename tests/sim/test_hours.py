@@ -141,3 +141,18 @@ def test_setting_outside_rth_on_a_held_order_releases_it_after_hours() -> None:
     modify.outside_rth = True
     engine.place(1, modify)
     assert engine.orders[(1, 1)].status == "Filled"
+
+
+def test_child_activated_after_hours_trades_only_in_its_session() -> None:
+    now = [ny(2026, 11, 30, 17, 0)]
+    engine = Engine(small_state(calendar="nyse"), clock=lambda: now[0])
+    entry = order(1, "BUY", 10, "LMT", lmt=101.0, transmit=False)
+    entry.outside_rth = True
+    engine.place(1, entry)
+    engine.place(1, order(2, "SELL", 10, "STP", aux=99.0, parent_id=1))
+    assert engine.orders[(1, 1)].status == "Filled"
+    engine.set_price("AAPL", 98.0)
+    assert engine.orders[(1, 2)].filled == 0  # the stop has no outsideRth: not after hours
+    now[0] = ny(2026, 12, 1, 9, 30)
+    engine.on_boundary(Boundary.OPEN)
+    assert engine.orders[(1, 2)].status == "Filled"
