@@ -25,6 +25,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ClockSpec(_Strict):
+    start: datetime | None = None
+    frozen: bool = False
+
+    @field_validator("start")
+    @classmethod
+    def _has_offset(cls, start: datetime | None) -> datetime | None:
+        if start is not None and start.tzinfo is None:
+            raise ValueError("clock.start needs a UTC offset, e.g. 2026-11-30T09:30:00-05:00")
+        return start
+
+
+class GatewaySpec(_Strict):
+    # After a restart nextValidId starts again above the restored working orders
+    # only, so ids of the day's finished orders are handed out again.
+    reuse_order_ids: bool = False
+
+
+class IdsSpec(_Strict):
+    next_order_id: dict[int, int] = {}
+    next_perm_id: int | None = None
+    next_exec_seq: int = 0
+
+
 class AccountSpec(_Strict):
     id: str = DEFAULT_ACCOUNT
     currency: str = "USD"
@@ -80,44 +104,20 @@ class LimitsSpec(_Strict):
     max_orders_per_side: int = Field(default=20, ge=0)
 
 
-class ClockSpec(_Strict):
-    start: datetime | None = None
-    frozen: bool = False
-
-    @field_validator("start")
-    @classmethod
-    def _has_offset(cls, start: datetime | None) -> datetime | None:
-        if start is not None and start.tzinfo is None:
-            raise ValueError("clock.start needs a UTC offset, e.g. 2026-11-30T09:30:00-05:00")
-        return start
-
-
-class GatewaySpec(_Strict):
-    # After a restart nextValidId starts again above the restored working orders
-    # only, so ids of the day's finished orders are handed out again.
-    reuse_order_ids: bool = False
-
-
-class IdsSpec(_Strict):
-    next_order_id: dict[int, int] = {}
-    next_perm_id: int | None = None
-    next_exec_seq: int = 0
-
-
 class SimState(_Strict):
     calendar: Literal["always_open", "nyse"] = "always_open"
     clock: ClockSpec = ClockSpec()
     gateway: GatewaySpec = GatewaySpec()
     account: AccountSpec = AccountSpec()
     positions: list[PositionSpec] = []
-    symbols: dict[str, SymbolSpec] = {}
-    market: MarketSpec = MarketSpec()
-    matching: MatchingSpec = MatchingSpec()
-    limits: LimitsSpec = LimitsSpec()
     # written by --persist: the working orders and the current day's executions
     orders: list[SimOrder] = []
     executions: list[Execution] = []
     ids: IdsSpec = IdsSpec()
+    symbols: dict[str, SymbolSpec] = {}
+    market: MarketSpec = MarketSpec()
+    matching: MatchingSpec = MatchingSpec()
+    limits: LimitsSpec = LimitsSpec()
 
     @field_validator("symbols")
     @classmethod
