@@ -35,6 +35,12 @@ def register(subparsers: Any) -> None:
         "--state", type=Path, metavar="FILE", help="state file (YAML); default: built-in account"
     )
     parser.add_argument(
+        "--persist",
+        action="store_true",
+        help="write the account back to --state on exit and at every day roll "
+        "(a restart is a gateway restart, not a new account)",
+    )
+    parser.add_argument(
         "--wire-log", type=Path, metavar="FILE", help="append one JSON line per client message"
     )
     parser.add_argument(
@@ -63,6 +69,9 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    if args.persist and not args.state:
+        print("tradectl sim: --persist needs --state FILE", file=sys.stderr)
+        return 2
     try:
         state = SimState.load(args.state) if args.state else SimState.default()
     except (OSError, ValidationError, ValueError) as exc:
@@ -76,9 +85,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, state: SimState) -> int:
-    gateway = SimGateway(
-        state, host=args.host, port=args.port, wire_log=args.wire_log, seed=args.seed
-    )
+    try:
+        gateway = SimGateway(
+            state,
+            host=args.host,
+            port=args.port,
+            wire_log=args.wire_log,
+            seed=args.seed,
+            persist=args.state if args.persist else None,
+        )
+    except ValueError as exc:
+        print(f"tradectl sim: {exc}", file=sys.stderr)
+        return 1
     try:
         await gateway.start()
     except OSError as exc:

@@ -12,7 +12,7 @@ class Account:
         self.currency = state.account.currency
         self.cash = state.account.cash
         self.positions: dict[str, Position] = {
-            p.symbol: Position(p.quantity, p.avg_cost) for p in state.positions
+            p.symbol: Position(p.quantity, p.avg_cost, p.realized_pnl) for p in state.positions
         }
         self._instruments = instruments
         self._matching = state.matching

@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from daemon.sim.clock import iso_time, parse_iso
 from daemon.sim.model import AccountChanged, AccountSnapshot
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ class SimControl:
             "connectivity_restored",
             "snapshot",
             "transfer",
+            "now",
+            "advance",
+            "halt",
+            "resume",
         }
     )
 
@@ -85,6 +90,31 @@ class SimControl:
     def snapshot(self) -> AccountSnapshot:
         return self._gateway.snapshot()
 
+    def now(self) -> dict[str, str]:
+        """The gateway's time, ISO-8601 in UTC."""
+        return {"now": iso_time(self._gateway.clock.now())}
+
+    def advance(self, to: str | None = None, seconds: float | None = None) -> dict[str, str]:
+        """Jump the clock to ``to`` (ISO-8601 with offset) or by ``seconds``; returns the new time.
+
+        Everything due on the way happens in order (see SimGateway.advance).
+        """
+        if (to is None) == (seconds is None):
+            raise ValueError("advance takes either 'to' or 'seconds'")
+        target = (
+            parse_iso(to) if to is not None else self._gateway.clock.now() + float(seconds or 0)
+        )
+        self._gateway.advance(target)
+        return self.now()
+
+    def halt(self, symbol: str, reason: int = 1) -> None:
+        """Halt trading in ``symbol``: tick 49 = ``reason`` (1 regulatory, 2 volatility)."""
+        self._gateway.publish(self._gateway.engine.halt(symbol, int(reason)))
+
+    def resume(self, symbol: str) -> None:
+        """End a halt: tick 49 = 0, and matching runs again."""
+        self._gateway.publish(self._gateway.engine.resume(symbol))
+
     def apply(self, command: dict[str, Any]) -> dict[str, Any]:
         """Run one JSON command and report ``{"ok": true, ...}`` or an ``error``.
 
@@ -100,6 +130,8 @@ class SimControl:
             return {"ok": False, "error": str(exc)}
         if isinstance(result, AccountSnapshot):
             return {"ok": True, "snapshot": _snapshot_json(result)}
+        if isinstance(result, dict):
+            return {"ok": True, **result}
         return {"ok": True}
 
 

@@ -23,6 +23,13 @@ fill shrinks or cancels the stop. An order sent with ``transmit=False``
 is held (invisible to clients) until an order of the same parent chain is sent
 with ``transmit=True``. With ``fill_chunk`` > 0 each matching pass fills at most
 that many shares of an order, which is how partial fills are produced.
+
+Market hours (``hours``, see :mod:`daemon.sim.hours`): an order trades only
+while its session is on (regular hours, or pre-market and after hours with
+``outsideRth``) and its symbol is not halted. An order placed outside its
+session is held PreSubmitted (warning 399 without ``outsideRth``) and released
+by :meth:`Engine.on_boundary` at the next open; the same call expires DAY
+orders at the close and rolls the execution day at midnight New York.
 """
 
 from __future__ import annotations
@@ -32,14 +39,17 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 from daemon.sim.account import Account
+from daemon.sim.hours import NEW_YORK, Boundary, MarketHours, Phase, market_hours
 from daemon.sim.model import (
     AccountChanged,
     AccountSnapshot,
     ErrorNotice,
     Event,
     Execution,
+    HaltChanged,
     Instrument,
     OrderChanged,
     OrderFilled,
@@ -50,7 +60,13 @@ from daemon.sim.model import (
     round_to_tick,
 )
 from daemon.sim.protocol import OrderRequest
-from daemon.sim.state import SimState, SymbolSpec
+from daemon.sim.state import (
+    ClockSpec,
+    IdsSpec,
+    PositionSpec,
+    SimState,
+    SymbolSpec,
+)
 
 ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
 TIFS = frozenset({"", "DAY", "GTC", "IOC"})
@@ -69,21 +85,37 @@ def _reject(reason: str) -> OrderRejected:
 
 
 class Engine:
-    def __init__(self, state: SimState, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        state: SimState,
+        clock: Callable[[], float] = time.time,
+        hours: MarketHours | None = None,
+    ) -> None:
         self.state = state
         self.clock = clock
+        self.hours = hours if hours is not None else market_hours(state.calendar)
         self.instruments: dict[str, Instrument] = {
             symbol: self._instrument(symbol, spec) for symbol, spec in state.symbols.items()
         }
         self._by_con_id = {i.con_id: i for i in self.instruments.values()}
         self.account = Account(state, self.instruments)
+        # A persisted state brings back the gateway's working orders and the day's executions.
         self.orders: dict[tuple[int, int], SimOrder] = {}
-        self.executions: list[Execution] = []
+        for restored in map(_copy, state.orders):
+            self.orders[(restored.client_id, restored.order_id)] = restored
+        self.executions = [dataclasses.replace(e) for e in state.executions]
         # permIds (and the execIds built from them) must not repeat across gateway
         # restarts, or a journal keyed on them would mistake new orders for old ones.
-        self._next_perm_id = PERM_ID_BASE + int(clock()) % 100_000 * 10_000 + 1
-        self._exec_seq = 0
-        self._next_ids: dict[int, int] = {}
+        seeded = PERM_ID_BASE + int(clock()) % 100_000 * 10_000 + 1
+        self._next_perm_id = max(seeded, state.ids.next_perm_id or 0)
+        self._exec_seq = state.ids.next_exec_seq
+        self._next_ids: dict[int, int] = (
+            {} if state.gateway.reuse_order_ids else dict(state.ids.next_order_id)
+        )
+        for order in self.orders.values():
+            self._next_ids[order.client_id] = max(
+                self.next_valid_id(order.client_id), order.order_id + 1
+            )
         self.reject_next = 0
 
     def _instrument(self, symbol: str, spec: SymbolSpec) -> Instrument:
@@ -125,6 +157,15 @@ class Engine:
 
     def next_valid_id(self, client_id: int) -> int:
         return self._next_ids.get(client_id, 1)
+
+    def executions_today(self) -> list[Execution]:
+        """Executions since midnight New York, as IB Gateway reports them (nyse calendar)."""
+        start = self.hours.day_start(self.clock())
+        return [e for e in self.executions if e.time >= start]
+
+    def completed_today(self) -> list[SimOrder]:
+        start = self.hours.day_start(self.clock())
+        return [o for o in self.orders_of() if o.done and o.completed_at >= start]
 
     def orders_of(self, client_id: int | None = None) -> list[SimOrder]:
         return [
@@ -374,6 +415,11 @@ class Engine:
             order.trail_stop_price = None  # re-anchor the trail on the new amount
         if not order.transmitted:
             return self._transmit_chain(order) if req.transmit else []
+        if order.held and self._session_allows(order):
+            # e.g. outsideRth set on an order held for the open, in after hours
+            order.held = False
+            if not self._waiting_for_parent(order):
+                order.status = "Submitted"
         events: list[Event] = [OrderChanged(_copy(order))]
         if order.remaining <= 0:
             self._finish(order, "Filled")
@@ -398,10 +444,29 @@ class Engine:
         events: list[Event] = []
         for o in chain:
             o.transmitted = True
-            o.status = "PreSubmitted" if self._waiting_for_parent(o) else "Submitted"
+            o.held = not self._session_allows(o)
+            o.status = "PreSubmitted" if o.held or self._waiting_for_parent(o) else "Submitted"
             events.append(OrderChanged(_copy(o)))
+            if o.held and not o.outside_rth:
+                events.append(ErrorNotice(o.client_id, o.order_id, 399, self._held_message(o)))
         events += self._match({order.symbol})
         return events
+
+    def _session_allows(self, order: SimOrder) -> bool:
+        phase = self.hours.phase(self.clock())
+        return phase is Phase.REGULAR or (order.outside_rth and phase is not Phase.CLOSED)
+
+    def _tradable(self, order: SimOrder) -> bool:
+        return not self.instruments[order.symbol].halted and self._session_allows(order)
+
+    def _held_message(self, order: SimOrder) -> str:
+        opens = datetime.fromtimestamp(self.hours.next_open(self.clock()), NEW_YORK)
+        exchange = self.instruments[order.symbol].exchange
+        return (
+            f"Order Message:\n{order.action} {order.quantity:g} {order.symbol} {exchange}\n"
+            f"Warning: your order will not be placed at the exchange until "
+            f"{opens:%Y-%m-%d %H:%M:%S} US/Eastern"
+        )
 
     def _waiting_for_parent(self, order: SimOrder) -> bool:
         if not order.parent_id:
@@ -472,15 +537,107 @@ class Engine:
         ]
 
     def _finish(self, order: SimOrder, status: str) -> None:
+        now = self.clock()
         order.status = status
-        order.completed_time = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(self.clock()))
+        order.completed_time = time.strftime("%Y%m%d %H:%M:%S UTC", time.gmtime(now))
         order.completed_status = status
+        order.completed_at = now
 
     def _new_perm_id(self) -> int:
         self._next_perm_id += 1
         return self._next_perm_id - 1
 
+    # -- market time -----------------------------------------------------------
+
+    def on_boundary(self, boundary: Boundary) -> list[Event]:
+        """What happens when the clock crosses a session boundary (nyse calendar)."""
+        events: list[Event] = []
+        if boundary is Boundary.DAY_ROLL:
+            for inst in self.instruments.values():
+                inst.close = inst.last  # tick 9 is the previous day's close
+            return events
+        if boundary is Boundary.CLOSE:
+            events += self._expire_day_orders(outside_rth=False)
+        elif boundary is Boundary.AFTER_HOURS_CLOSE:
+            events += self._expire_day_orders(outside_rth=True)
+        events += self.release_held()
+        # bid and ask change meaning when a session starts or ends
+        events += [QuoteChanged(s) for s in sorted(self.instruments)]
+        return events
+
+    def _expire_day_orders(self, *, outside_rth: bool) -> list[Event]:
+        events: list[Event] = []
+        for order in sorted(self.orders.values(), key=lambda o: o.perm_id):
+            if (
+                order.transmitted
+                and not order.done
+                and order.tif == "DAY"
+                and order.outside_rth == outside_rth
+            ):
+                events += self._cancel(order, "DAY order expired at the close")
+        return events
+
+    def release_held(self) -> list[Event]:
+        """Release the held orders whose session is on now, then match them."""
+        events: list[Event] = []
+        for order in sorted(self.orders.values(), key=lambda o: o.perm_id):
+            if order.held and not order.done and self._session_allows(order):
+                order.held = False
+                if order.status == "PreSubmitted" and not self._waiting_for_parent(order):
+                    order.status = "Submitted"
+                    events.append(OrderChanged(_copy(order)))
+        events += self._match(set(self.instruments))
+        return events
+
+    def halt(self, symbol: str, reason: int = 1) -> list[Event]:
+        if reason not in (1, 2):
+            raise ValueError("a halt reason is 1 (regulatory) or 2 (volatility)")
+        inst = self.instrument(symbol)
+        if not inst.halted:
+            inst.halted_since = self.clock()
+        inst.halted = reason
+        return [HaltChanged(symbol)]
+
+    def resume(self, symbol: str) -> list[Event]:
+        self.instrument(symbol).halted = 0
+        return [HaltChanged(symbol), *self._match({symbol})]
+
+    def export_state(self) -> SimState:
+        """The account as a state file: what a restarted gateway starts from (``--persist``)."""
+        now = self.clock()
+        state = self.state.model_copy(deep=True)
+        state.account.cash = self.account.cash
+        state.positions = [
+            PositionSpec(
+                symbol=s, quantity=p.quantity, avg_cost=p.avg_cost, realized_pnl=p.realized_pnl
+            )
+            for s, p in sorted(self.account.positions.items())
+            if p.quantity
+        ]
+        for symbol, inst in self.instruments.items():
+            state.symbols[symbol].price = inst.last
+            state.symbols[symbol].close = inst.close
+        working = sorted(
+            (o for o in self.orders.values() if o.transmitted and not o.done),
+            key=lambda o: o.perm_id,
+        )
+        state.orders = [_copy(o) for o in working]
+        state.executions = [dataclasses.replace(e) for e in self.executions_today()]
+        state.ids = IdsSpec(
+            next_order_id=dict(self._next_ids),
+            next_perm_id=self._next_perm_id,
+            next_exec_seq=self._exec_seq,
+        )
+        state.clock = ClockSpec(start=datetime.fromtimestamp(now, UTC), frozen=state.clock.frozen)
+        return state
+
     # -- prices and matching ---------------------------------------------------
+
+    def last_trade_time(self, symbol: str) -> float:
+        """A liquid stock trades all the time while a session is on and it is not halted."""
+        last = self.hours.last_traded(self.clock())
+        inst = self.instruments[symbol]
+        return min(last, inst.halted_since) if inst.halted else last
 
     def set_price(self, symbol: str, price: float) -> list[Event]:
         inst = self.instrument(symbol)
@@ -496,8 +653,12 @@ class Engine:
     def random_walk(self, rng: random.Random, volatility_bps: float) -> list[Event]:
         """Move every price one seeded log-normal step, then match once over the movers."""
         moved: set[str] = set()
+        if self.hours.phase(self.clock()) is Phase.CLOSED:
+            return []
         for symbol, inst in self.instruments.items():
             move = math.exp(rng.gauss(0.0, volatility_bps / 10_000))
+            if inst.halted:
+                continue
             price = max(inst.min_tick, round_to_tick(inst.last * move, inst.min_tick))
             if price != inst.last:
                 inst.last = price
@@ -518,13 +679,17 @@ class Engine:
         touched: set[str] = set()
         wanted = set(symbols)
         queue = sorted(
-            (o for o in self.orders.values() if o.symbol in wanted and o.status == "Submitted"),
+            (
+                o
+                for o in self.orders.values()
+                if o.symbol in wanted and o.status == "Submitted" and self._tradable(o)
+            ),
             key=lambda o: o.perm_id,
         )
         seen: set[int] = set()
         while queue:
             order = queue.pop(0)
-            if order.perm_id in seen or order.status != "Submitted":
+            if order.perm_id in seen or order.status != "Submitted" or not self._tradable(order):
                 continue
             seen.add(order.perm_id)
             price = self._fill_price(order)

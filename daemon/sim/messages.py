@@ -15,8 +15,9 @@ from daemon.sim.protocol import UNSET_DOUBLE, Field, Out
 # IB's tick types (https://interactivebrokers.github.io/tws-api/tick_types.html).
 TICK_BID_SIZE, TICK_BID, TICK_ASK, TICK_ASK_SIZE, TICK_LAST, TICK_LAST_SIZE = 0, 1, 2, 3, 4, 5
 TICK_CLOSE = 9
+TICK_LAST_TIMESTAMP = 45
+TICK_HALTED = 49
 QUOTE_SIZE = 100.0
-TRADING_HOURS_TZ = "US/Eastern"
 
 
 def _contract(inst: Instrument, *, primary: bool) -> list[Field]:
@@ -291,8 +292,10 @@ def commission_report(ex: Execution, currency: str) -> list[Field]:
     return [Out.COMMISSION_REPORT, 1, ex.exec_id, ex.commission, currency, realized, "", ""]
 
 
-def contract_details(req_id: int, inst: Instrument) -> list[Field]:
-    hours = trading_hours(time.time())
+def contract_details(
+    req_id: int, inst: Instrument, hours: tuple[str, str], time_zone_id: str
+) -> list[Field]:
+    """``hours``: tradingHours and liquidHours in IB's format (see daemon.sim.hours)."""
     return [
         Out.CONTRACT_DATA,
         req_id,
@@ -320,7 +323,7 @@ def contract_details(req_id: int, inst: Instrument) -> list[Field]:
         "",  # industry
         "",  # category
         "",  # subcategory
-        TRADING_HOURS_TZ,
+        time_zone_id,
         hours[0],
         hours[1],
         "",  # evRule
@@ -336,14 +339,6 @@ def contract_details(req_id: int, inst: Instrument) -> list[Field]:
         float(inst.lot_size),  # sizeIncrement
         float(inst.lot_size),  # suggestedSizeIncrement
     ]
-
-
-def trading_hours(now: float) -> tuple[str, str]:
-    """Regular and extended hours for today and tomorrow, in IB's format."""
-    days = [time.strftime("%Y%m%d", time.gmtime(now + 86_400 * i)) for i in range(2)]
-    trading = ";".join(f"{d}:0400-{d}:2000" for d in days)
-    liquid = ";".join(f"{d}:0930-{d}:1600" for d in days)
-    return trading, liquid
 
 
 def ib_time(ts: float) -> str:
@@ -391,11 +386,32 @@ def tick_size(req_id: int, tick_type: int, size: float) -> list[Field]:
     return [Out.TICK_SIZE, 6, req_id, tick_type, size]
 
 
-def quote_ticks(req_id: int, inst: Instrument, *, with_close: bool) -> list[list[Field]]:
+def tick_string(req_id: int, tick_type: int, value: str) -> list[Field]:
+    return [Out.TICK_STRING, 6, req_id, tick_type, value]
+
+
+def tick_generic(req_id: int, tick_type: int, value: float) -> list[Field]:
+    return [Out.TICK_GENERIC, 6, req_id, tick_type, value]
+
+
+def quote_ticks(
+    req_id: int,
+    inst: Instrument,
+    last_trade_time: float,
+    *,
+    with_close: bool,
+    bid_ask: bool = True,
+) -> list[list[Field]]:
+    """Bid, ask, last, last-trade time (Unix seconds) and optionally the previous close.
+
+    ``bid_ask`` False sends bid and ask as -1, as IB does while the market is closed.
+    """
+    bid, ask, size = (inst.bid, inst.ask, QUOTE_SIZE) if bid_ask else (-1.0, -1.0, 0.0)
     ticks = [
-        tick_price(req_id, TICK_BID, inst.bid, QUOTE_SIZE),
-        tick_price(req_id, TICK_ASK, inst.ask, QUOTE_SIZE),
+        tick_price(req_id, TICK_BID, bid, size),
+        tick_price(req_id, TICK_ASK, ask, size),
         tick_price(req_id, TICK_LAST, inst.last, QUOTE_SIZE),
+        tick_string(req_id, TICK_LAST_TIMESTAMP, str(int(last_trade_time))),
     ]
     if with_close:
         ticks.append(tick_price(req_id, TICK_CLOSE, inst.close, 0.0))

@@ -8,6 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from pydantic import ConfigDict
+
+# SimOrder and Execution are also state-file sections (written by --persist):
+# pydantic validates them there, rejecting unknown keys like the rest of the file.
+_STRICT = ConfigDict(extra="forbid")
+
 ACTIVE = frozenset({"PreSubmitted", "Submitted"})
 DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 
@@ -23,6 +29,8 @@ class Instrument:
     last: float
     close: float
     half_spread: float
+    halted: int = 0  # tick type 49: 0 trading, 1 regulatory halt, 2 volatility halt
+    halted_since: float = 0.0
 
     @property
     def bid(self) -> float:
@@ -35,6 +43,8 @@ class Instrument:
 
 @dataclass
 class SimOrder:
+    __pydantic_config__ = _STRICT
+
     order_id: int
     client_id: int
     perm_id: int
@@ -56,6 +66,8 @@ class SimOrder:
     status: str = "PendingSubmit"
     transmitted: bool = False
     triggered: bool = False
+    # held by the gateway until a session in which it may trade (IB's warning 399)
+    held: bool = False
     filled: float = 0.0
     avg_fill_price: float = 0.0
     last_fill_price: float = 0.0
@@ -63,6 +75,7 @@ class SimOrder:
     filled_value: float = 0.0
     completed_time: str = ""
     completed_status: str = ""
+    completed_at: float = 0.0
 
     @property
     def remaining(self) -> float:
@@ -83,6 +96,8 @@ class SimOrder:
 
 @dataclass
 class Execution:
+    __pydantic_config__ = _STRICT
+
     exec_id: str
     order_id: int
     client_id: int
@@ -144,7 +159,14 @@ class AccountChanged:
     symbols: frozenset[str]
 
 
-Event = OrderChanged | OrderFilled | ErrorNotice | QuoteChanged | AccountChanged
+@dataclass(frozen=True)
+class HaltChanged:
+    """A symbol was halted or resumed: tick type 49 to its subscribers."""
+
+    symbol: str
+
+
+Event = OrderChanged | OrderFilled | ErrorNotice | QuoteChanged | AccountChanged | HaltChanged
 
 
 def round_to_tick(price: float, tick: float) -> float:

@@ -29,21 +29,23 @@ import contextlib
 import logging
 import random
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from daemon.sim import messages as m
+from daemon.sim.clock import SimClock
 from daemon.sim.control import SimControl
 from daemon.sim.engine import Engine
 from daemon.sim.faults import Faults
+from daemon.sim.hours import Boundary, NyseHours, check_supported, market_hours
 from daemon.sim.model import (
     AccountChanged,
     AccountSnapshot,
     ErrorNotice,
     Event,
+    HaltChanged,
     OrderChanged,
     OrderFilled,
     QuoteChanged,
@@ -54,6 +56,8 @@ from daemon.sim.wirelog import WireLog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# How often a running clock is checked for a session boundary it has passed.
+CLOCK_POLL_SECONDS = 0.5
 
 
 class SimGateway:
@@ -65,12 +69,30 @@ class SimGateway:
         port: int = 0,
         wire_log: str | Path | None = None,
         seed: int | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: SimClock | None = None,
+        persist: str | Path | None = None,
     ) -> None:
+        """``persist``: write the account back to this state file on stop and at each day roll.
+
+        Raises ValueError if the clock lies outside the calendar's years.
+        """
         self.state = state if state is not None else SimState.default()
         self.host = host
         self.port = port
-        self.engine = Engine(self.state, clock=clock)
+        start = self.state.clock.start
+        self.clock = (
+            clock
+            if clock is not None
+            else SimClock(
+                start.timestamp() if start is not None else None, frozen=self.state.clock.frozen
+            )
+        )
+        self.hours = market_hours(self.state.calendar)
+        if isinstance(self.hours, NyseHours):
+            check_supported(self.clock.now())
+        self.persist_path = Path(persist) if persist is not None else None
+        self.engine = Engine(self.state, clock=self.clock.now, hours=self.hours)
+        self._processed_until = self.clock.now()
         self.faults = Faults()
         self.control = SimControl(self)
         self.wire_log = WireLog(wire_log) if wire_log is not None else None
@@ -81,6 +103,7 @@ class SimGateway:
         self._clients: dict[int, Session] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._clock_watch: asyncio.Task[None] | None = None
         self._reopen: asyncio.TimerHandle | None = None
         # A threading.Event so that tests on other threads can wait for a restart.
         self.listening = threading.Event()
@@ -88,10 +111,14 @@ class SimGateway:
     # -- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
+        # restored orders held for a session that is on by now go to work
+        self.engine.release_held()
         await self._listen()
         market = self.state.market
         if market.random_walk or self.state.matching.fill_chunk:
             self._ticker = asyncio.create_task(self._tick_forever(market.tick_interval))
+        if isinstance(self.hours, NyseHours) and not self.clock.frozen:
+            self._clock_watch = asyncio.create_task(self._follow_clock())
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(
@@ -104,10 +131,11 @@ class SimGateway:
     async def stop(self) -> None:
         if self._reopen is not None:
             self._reopen.cancel()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        for task in (self._ticker, self._clock_watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
@@ -118,6 +146,19 @@ class SimGateway:
                 await asyncio.wait_for(task, 2)
         if self.wire_log is not None:
             self.wire_log.close()
+        self.save()
+
+    def save(self) -> None:
+        """Write the account back to the ``persist`` state file, if there is one.
+
+        A failed write is logged, not raised: the gateway keeps serving.
+        """
+        if self.persist_path is None:
+            return
+        try:
+            self.engine.export_state().save(self.persist_path)
+        except OSError as exc:
+            log.error("sim gateway could not write its state to %s: %s", self.persist_path, exc)
 
     async def __aenter__(self) -> SimGateway:
         await self.start()
@@ -143,15 +184,75 @@ class SimGateway:
             if task is not None:
                 self._tasks.discard(task)
 
+    async def _follow_clock(self) -> None:
+        while True:
+            await asyncio.sleep(CLOCK_POLL_SECONDS)
+            self.catch_up()
+
+    # -- market time ------------------------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Handle the session boundaries the running clock has passed since the last call."""
+        now = self.clock.now()
+        for ts, boundary in self.hours.boundaries(self._processed_until, now):
+            self._processed_until = ts
+            self.publish(self._cross(boundary))
+        self._processed_until = max(self._processed_until, now)
+
+    def _cross(self, boundary: Boundary) -> list[Event]:
+        events = self.engine.on_boundary(boundary)
+        if boundary is Boundary.DAY_ROLL:
+            self.save()
+        return events
+
+    def advance(self, to: float) -> None:
+        """Jump the clock to ``to``; everything due on the way happens in time order.
+
+        Session boundaries are crossed one by one with the clock set to each, so
+        DAY expiries, releases at the open and day rolls carry their own times.
+        With a random walk or chunked fills, prices and fills also step every
+        ``market.advance_step_seconds`` of simulated time. Quotes and account
+        updates reach clients once, at the end.
+        """
+        self.catch_up()
+        now = self.clock.now()
+        if to < now:
+            raise ValueError(f"the clock does not go back: it is {now:.0f}, asked for {to:.0f}")
+        market = self.state.market
+        walking = market.random_walk or bool(self.state.matching.fill_chunk)
+        pending = self.hours.boundaries(now, to)
+        cursor = now
+        events: list[Event] = []
+        while True:
+            due = pending[0][0] if pending else to
+            step_at = cursor + market.advance_step_seconds
+            if walking and step_at < due:
+                self.clock.set(step_at)
+                cursor = step_at
+                events += self._path_step()
+                continue
+            if not pending:
+                break
+            cursor, boundary = pending.pop(0)
+            self.clock.set(cursor)
+            self._processed_until = cursor
+            events += self._cross(boundary)
+        self.clock.set(to)
+        self._processed_until = to
+        self.publish(_quotes_last(events))
+
+    def _path_step(self) -> list[Event]:
+        events: list[Event] = []
+        if self.state.market.random_walk:
+            events += self.engine.random_walk(self._rng, self.state.market.volatility_bps)
+        if self.state.matching.fill_chunk:
+            events += self.engine.step()
+        return events
+
     async def _tick_forever(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            events: list[Event] = []
-            if self.state.market.random_walk:
-                events += self.engine.random_walk(self._rng, self.state.market.volatility_bps)
-            if self.state.matching.fill_chunk:
-                events += self.engine.step()
-            self.publish(events)
+            self.publish(self._path_step())
 
     # -- sessions -------------------------------------------------------------------
 
@@ -230,6 +331,11 @@ class SimGateway:
                     owner.send_error(event.req_id, event.code, event.message)
             elif isinstance(event, QuoteChanged):
                 self._publish_quote(event.symbol)
+            elif isinstance(event, HaltChanged):
+                for s in self.sessions():
+                    for req_id, sub_symbol in s.subs.market_data.items():
+                        if sub_symbol == event.symbol:
+                            s.send_halted(req_id, event.symbol)
             elif isinstance(event, AccountChanged):
                 self._publish_account(event.symbols)
 
@@ -249,6 +355,24 @@ class SimGateway:
                 for symbol in sorted(symbols):
                     s.send_position(symbol)
             s.send_pnl()
+
+
+def _quotes_last(events: list[Event]) -> list[Event]:
+    """Order events in their order, then one quote and one account update per symbol."""
+    quotes: dict[str, None] = {}
+    accounts: set[str] = set()
+    kept: list[Event] = []
+    for event in events:
+        if isinstance(event, QuoteChanged):
+            quotes[event.symbol] = None
+        elif isinstance(event, AccountChanged):
+            accounts |= event.symbols
+        else:
+            kept.append(event)
+    kept += [QuoteChanged(s) for s in quotes]
+    if accounts:
+        kept.append(AccountChanged(frozenset(accounts)))
+    return kept
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:
@@ -355,7 +479,8 @@ def start_sim_thread(
     port: int = 0,
     wire_log: str | Path | None = None,
     seed: int | None = None,
+    persist: str | Path | None = None,
 ) -> SimThread:
     """Start a gateway on a background thread; returns once it is listening."""
-    gateway = SimGateway(state, host=host, port=port, wire_log=wire_log, seed=seed)
+    gateway = SimGateway(state, host=host, port=port, wire_log=wire_log, seed=seed, persist=persist)
     return SimThread(gateway).start()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from daemon.sim import messages as m
+from daemon.sim.hours import IB_TIME_ZONE_ID, Phase
 from daemon.sim.model import Event, Execution, Instrument, SimOrder
 from daemon.sim.protocol import (
     API_PREFIX,
@@ -37,8 +38,17 @@ log = logging.getLogger(__name__)
 
 ORDER_MESSAGES = frozenset({"placeOrder", "cancelOrder", "reqGlobalCancel"})
 US_VENUES = frozenset({"", "SMART", "ISLAND", "NASDAQ", "NYSE", "ARCA", "AMEX", "BATS", "IEX"})
-# Delayed market data uses its own tick ids (bid, ask, last, close).
-DELAYED_TICKS = {m.TICK_BID: 66, m.TICK_ASK: 67, m.TICK_LAST: 68, m.TICK_CLOSE: 75}
+# Delayed market data uses its own tick ids (bid, ask, last, close, last-trade time).
+DELAYED_TICKS = {
+    m.TICK_BID: 66,
+    m.TICK_ASK: 67,
+    m.TICK_LAST: 68,
+    m.TICK_CLOSE: 75,
+    m.TICK_LAST_TIMESTAMP: 88,
+}
+NOT_SUBSCRIBED = "Requested market data is not subscribed."
+DELAYED_AVAILABLE = "Requested market data is not subscribed. Delayed market data is available."
+DELAYED_SHOWN = "Requested market data is not subscribed. Displaying delayed market data."
 FARM_NOTICES = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2106, "HMDS data farm connection is OK:ushmds"),
@@ -108,7 +118,7 @@ class Session:
         low, high = parse_client_versions(await self.reader.readexactly(size))
         if not low <= SERVER_VERSION <= high or high < MIN_CLIENT_VERSION:
             raise ValueError(f"client versions {low}..{high} exclude {SERVER_VERSION}")
-        reply = f"{SERVER_VERSION}\0{m.ib_time(time.time())}\0".encode()
+        reply = f"{SERVER_VERSION}\0{m.ib_time(self.engine.clock())}\0".encode()
         self.writer.write(frame(reply))
 
     async def _read_loop(self) -> None:
@@ -167,7 +177,15 @@ class Session:
         if name == "placeOrder" and "order" in decoded:
             fields = decoded["order"].log_fields()
         cid = self.client_id if client_id is None else client_id
-        wire_log.write(cid, name, fields, dropped=dropped)
+        now = self.engine.clock()
+        wire_log.write(
+            cid,
+            name,
+            fields,
+            dropped=dropped,
+            sim_time=now,
+            market=self.engine.hours.phase(now).value,
+        )
 
     def _within_pacing(self) -> bool:
         limit = self.engine.state.limits.max_messages_per_second
@@ -265,10 +283,19 @@ class Session:
     def send_quote(self, req_id: int, symbol: str, *, with_close: bool) -> None:
         inst = self.engine.instruments[symbol]
         delayed = self.subs.market_data_type in (3, 4)
-        for tick in m.quote_ticks(req_id, inst, with_close=with_close):
+        closed = (
+            self.engine.hours.phase(self.engine.clock()) is Phase.CLOSED
+            and self.engine.state.market.quotes_when_closed == "unset"
+        )
+        traded = self.engine.last_trade_time(symbol)
+        ticks = m.quote_ticks(req_id, inst, traded, with_close=with_close, bid_ask=not closed)
+        for tick in ticks:
             if delayed:
                 tick[3] = DELAYED_TICKS[int(tick[3])]  # type: ignore[arg-type]
             self.send(tick)
+
+    def send_halted(self, req_id: int, symbol: str) -> None:
+        self.send(m.tick_generic(req_id, m.TICK_HALTED, self.engine.instruments[symbol].halted))
 
     def send_account_values(self) -> None:
         account = self.engine.account
@@ -278,7 +305,9 @@ class Session:
         self.send([Out.ACCT_VALUE, 2, "AccountCode", acct, "", acct])
         self.send([Out.ACCT_VALUE, 2, "AccountType", "INDIVIDUAL", "", acct])
         self.send([Out.ACCT_VALUE, 2, "Currency", ccy, ccy, acct])
-        self.send([Out.ACCT_UPDATE_TIME, 1, time.strftime("%H:%M", time.gmtime())])
+        self.send(
+            [Out.ACCT_UPDATE_TIME, 1, time.strftime("%H:%M", time.gmtime(self.engine.clock()))]
+        )
 
     def send_pnl(self) -> None:
         account = self.engine.account
@@ -318,7 +347,7 @@ class Session:
         self.send([Out.MANAGED_ACCTS, 1, self.engine.account.id])
 
     def _on_reqCurrentTime(self) -> None:
-        self.send([Out.CURRENT_TIME, 1, int(time.time())])
+        self.send([Out.CURRENT_TIME, 1, int(self.engine.clock())])
 
     def _on_reqMarketDataType(self, marketDataType: int) -> None:
         self.subs.market_data_type = marketDataType
@@ -328,7 +357,8 @@ class Session:
         if inst is None:
             self.send_error(reqId, 200, "No security definition has been found for the request")
             return
-        self.send(m.contract_details(reqId, inst))
+        hours = self.engine.hours.hours(self.engine.clock())
+        self.send(m.contract_details(reqId, inst, hours, IB_TIME_ZONE_ID))
         self.send([Out.CONTRACT_DATA_END, 1, reqId])
 
     def _on_reqMktData(
@@ -343,6 +373,14 @@ class Session:
         if inst is None:
             self.send_error(reqId, 200, "No security definition has been found for the request")
             return
+        permission = self.engine.state.symbols[inst.symbol].market_data
+        wants_delayed = self.subs.market_data_type in (3, 4)
+        if permission == "none" or (permission == "delayed" and not wants_delayed):
+            text = NOT_SUBSCRIBED if permission == "none" else DELAYED_AVAILABLE
+            self.send_error(reqId, 354, text)
+            return
+        if permission == "delayed":
+            self.send_error(reqId, 10167, DELAYED_SHOWN)
         if not snapshot:
             limit = self.engine.state.limits.max_market_data_lines
             if limit and self.gateway.market_data_lines() >= limit:
@@ -356,6 +394,7 @@ class Session:
         self.send([Out.TICK_REQ_PARAMS, reqId, inst.min_tick, "9c0001", 3])
         self.send([Out.MARKET_DATA_TYPE, 1, reqId, self.subs.market_data_type])
         self.send_quote(reqId, inst.symbol, with_close=True)
+        self.send_halted(reqId, inst.symbol)
         if snapshot:
             self.send([Out.TICK_SNAPSHOT_END, 1, reqId])
 
@@ -451,9 +490,7 @@ class Session:
         self.subs.auto_bind = autoBind
 
     def _on_reqCompletedOrders(self, apiOnly: bool) -> None:
-        done = sorted(
-            (o for o in self.engine.orders_of() if o.done), key=lambda o: o.completed_time
-        )
+        done = sorted(self.engine.completed_today(), key=lambda o: o.completed_at)
         for order in done:
             parent = self.engine.orders.get((order.client_id, order.parent_id))
             parent_perm = parent.perm_id if parent else 0
@@ -473,7 +510,7 @@ class Session:
         side: str,
     ) -> None:
         since = _parse_filter_time(time)
-        for ex in self.engine.executions:
+        for ex in self.engine.executions_today():
             if clientId and ex.client_id != clientId:
                 continue
             if acctCode and ex.account != acctCode:

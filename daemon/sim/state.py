@@ -7,6 +7,7 @@ errors so that a typo never silently changes the simulation.
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -14,12 +15,38 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from daemon.sim.model import Execution, SimOrder
+
 DEFAULT_ACCOUNT = "DU0000001"
 SYNTHETIC_CON_ID_BASE = 900_000_000
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class ClockSpec(_Strict):
+    start: datetime | None = None
+    frozen: bool = False
+
+    @field_validator("start")
+    @classmethod
+    def _has_offset(cls, start: datetime | None) -> datetime | None:
+        if start is not None and start.tzinfo is None:
+            raise ValueError("clock.start needs a UTC offset, e.g. 2026-11-30T09:30:00-05:00")
+        return start
+
+
+class GatewaySpec(_Strict):
+    # After a restart nextValidId starts again above the restored working orders
+    # only, so ids of the day's finished orders are handed out again.
+    reuse_order_ids: bool = False
+
+
+class IdsSpec(_Strict):
+    next_order_id: dict[int, int] = {}
+    next_perm_id: int | None = None
+    next_exec_seq: int = 0
 
 
 class AccountSpec(_Strict):
@@ -35,6 +62,7 @@ class PositionSpec(_Strict):
     symbol: str
     quantity: float
     avg_cost: float = Field(gt=0)
+    realized_pnl: float = 0.0
 
 
 class SymbolSpec(_Strict):
@@ -45,6 +73,9 @@ class SymbolSpec(_Strict):
     min_tick: float = Field(default=0.01, gt=0)
     lot_size: int = Field(default=1, ge=1)
     close: float | None = None
+    # live: quotes; delayed: 354 for live requests, 10167 and delayed ticks for
+    # reqMarketDataType 3/4; none: 354 always.
+    market_data: Literal["live", "delayed", "none"] = "live"
 
 
 class MarketSpec(_Strict):
@@ -52,6 +83,12 @@ class MarketSpec(_Strict):
     tick_interval: float = Field(default=1.0, gt=0)
     volatility_bps: float = Field(default=10.0, ge=0)
     seed: int = 0
+    # nyse calendar, while no session is on: "unset" sends bid and ask as -1 as
+    # IB was reported to; "keep" quotes as during the session.
+    quotes_when_closed: Literal["unset", "keep"] = "unset"
+    # an `advance` moves prices (random walk) and chunked fills every this many
+    # simulated seconds while a session is on
+    advance_step_seconds: float = Field(default=60.0, gt=0)
 
 
 class MatchingSpec(_Strict):
@@ -83,8 +120,15 @@ class BracketsSpec(_Strict):
 
 
 class SimState(_Strict):
+    calendar: Literal["always_open", "nyse"] = "always_open"
+    clock: ClockSpec = ClockSpec()
+    gateway: GatewaySpec = GatewaySpec()
     account: AccountSpec = AccountSpec()
     positions: list[PositionSpec] = []
+    # written by --persist: the working orders and the current day's executions
+    orders: list[SimOrder] = []
+    executions: list[Execution] = []
+    ids: IdsSpec = IdsSpec()
     symbols: dict[str, SymbolSpec] = {}
     market: MarketSpec = MarketSpec()
     matching: MatchingSpec = MatchingSpec()
@@ -111,7 +155,18 @@ class SimState(_Strict):
         for pos in self.positions:
             if pos.symbol not in self.symbols:
                 raise ValueError(f"position in {pos.symbol}: symbol not listed under symbols")
+        for symbol in [o.symbol for o in self.orders] + [e.symbol for e in self.executions]:
+            if symbol not in self.symbols:
+                raise ValueError(f"order or execution in {symbol}: symbol not listed")
         return self
+
+    def save(self, path: str | Path) -> None:
+        """Write the state as YAML, atomically (a crash leaves the old file or the new one)."""
+        target = Path(path)
+        scratch = target.with_name(target.name + ".tmp")
+        data = self.model_dump(mode="json")
+        scratch.write_text(yaml.safe_dump(data, sort_keys=False))
+        scratch.replace(target)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SimState:

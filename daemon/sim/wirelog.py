@@ -2,8 +2,11 @@
 
 Each line is ``{"time": ISO-8601 UTC, "client_id": int | null, "msg": name,
 "fields": {...}}`` plus ``"dropped": true`` when pacing (error 100) discarded
-the message. Lines are flushed one by one so that a reader tailing the file,
-or a crash of either side, never misses a message that reached the socket.
+the message. ``time`` is the host's clock; ``sim_time`` (the gateway's clock,
+see daemon.sim.clock) and ``market`` (the session phase then: closed,
+pre_market, regular, after_hours) say when the message arrived in market time.
+Lines are flushed one by one so that a reader tailing the file, or a crash of
+either side, never misses a message that reached the socket.
 """
 
 from __future__ import annotations
@@ -30,12 +33,27 @@ class WireLog:
         self._fh: IO[str] | None = self.path.open("a", encoding="utf-8")
 
     def write(
-        self, client_id: int | None, msg: str, fields: dict[str, Any], *, dropped: bool = False
+        self,
+        client_id: int | None,
+        msg: str,
+        fields: dict[str, Any],
+        *,
+        dropped: bool = False,
+        sim_time: float | None = None,
+        market: str | None = None,
     ) -> None:
         if self._fh is None:
             return
         record: dict[str, Any] = {
             "time": datetime.now(UTC).isoformat(timespec="microseconds"),
+        }
+        if sim_time is not None:
+            record["sim_time"] = datetime.fromtimestamp(sim_time, UTC).isoformat(
+                timespec="microseconds"
+            )
+        if market is not None:
+            record["market"] = market
+        record |= {
             "client_id": client_id,
             "msg": msg,
             "fields": fields,

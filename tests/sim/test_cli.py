@@ -106,3 +106,20 @@ def test_example_state_file_is_valid() -> None:
     example = Path(__file__).parents[2] / "examples" / "sim-state.yaml"
     state = SimState.load(example)
     assert state.account.id.startswith("DU")
+
+
+def test_persist_needs_a_state_file_and_the_clock_must_be_in_the_calendar(tmp_path: Path) -> None:
+    def sim(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "daemon", "sim", "--port", "0", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+
+    no_state = sim("--persist")
+    assert (no_state.returncode, no_state.stderr) == (
+        2,
+        "tradectl sim: --persist needs --state FILE\n",
+    )
+    state = tmp_path / "state.yaml"
+    state.write_text("calendar: nyse\nclock: {start: '2031-01-02T10:00:00-05:00'}\n")
+    out_of_range = sim("--state", str(state))
+    assert out_of_range.returncode == 1
+    assert "outside the NYSE calendar's range" in out_of_range.stderr

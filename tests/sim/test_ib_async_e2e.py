@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from datetime import datetime
 
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
@@ -60,3 +61,17 @@ def test_ib_async_round_trip(aib: IB, sim: SimThread, await_: Callable[..., None
     assert {t.order.orderRef for t in aib.reqCompletedOrders(apiOnly=True)} >= {
         "tctl:async:1:entry"
     }
+
+
+def test_ib_async_reads_last_trade_time_and_halts(
+    aib: IB, sim: SimThread, await_: Callable[..., None]
+) -> None:
+    [aapl] = aib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+    ticker = aib.reqMktData(aapl)
+    await_(lambda: ticker.lastTimestamp is not None and ticker.halted == 0)
+    now = datetime.fromisoformat(sim.control.now()["now"])
+    assert abs((now - ticker.lastTimestamp).total_seconds()) < 60
+    sim.control.halt("AAPL")
+    await_(lambda: ticker.halted == 1)
+    sim.control.resume("AAPL")
+    await_(lambda: ticker.halted == 0)

@@ -82,7 +82,10 @@ def test_qualify_contract_and_details(ib: IB, aapl: Stock) -> None:
     [details] = ib.reqContractDetails(Stock("AAPL", "SMART", "USD"))
     assert details.minTick == 0.01
     assert details.timeZoneId == "US/Eastern"
-    assert ":0930-" in details.liquidHours
+    # the default always_open calendar reports every day as one whole session
+    [session, *_] = details.liquidSessions()
+    assert (session.start.hour, session.end.hour) == (0, 0)
+    assert session.end.date() > session.start.date()
     assert ib.qualifyContracts(Stock(conId=272093))[0].symbol == "MSFT"
 
 
