@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,14 +10,6 @@ import pytest
 
 from daemon.sim import SimState, SimThread, start_sim_thread
 from tests.daemon.e2e_support import DaemonProcess, Wire
-
-
-@pytest.fixture(autouse=True)
-def _leave_a_current_event_loop() -> Iterator[None]:
-    # asyncio.run() clears the thread's current loop on exit; ib_insync's synchronous API used by
-    # tests that run later in this process expects one.
-    yield
-    asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 @pytest.fixture(autouse=True)
