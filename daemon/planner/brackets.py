@@ -43,6 +43,7 @@ from schemas.models import Bracket, RuleKind, RuleSet, Side, order_ref, rule_gen
 
 KIND: RuleKind = "brackets"
 PROTECTIVE_LEGS = ("stop", "target")
+KEPT_SUFFIX = "-kept"
 _EPSILON = 1e-9
 
 
@@ -96,12 +97,77 @@ def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) ->
 
     entered = book.fills(name, lambda leg: leg == "entry", "entry")
     exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
+    if entered.quantity <= 0:
+        proof = _order_graph_entry(name, legs, exited, book)
+        if proof is not None:
+            notes.append(
+                f"{where}: no fills known, but its {proof.leg} works without its entry: at IB "
+                f"that means the entry filled; protecting the {shares(proof.held)} shares held"
+            )
+            entered = Fills(proof.entered, None)
     if rule is None:
         return _removed(name, legs, entered, exited, book, notes)
     generation = rule_generation(rule)
     if entered.quantity > 0:
         return _protect(name, rule, generation, legs, entered, exited, book, notes)
     return _unfilled(name, rule, generation, legs, book, notes)
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """A bracket entry the journal does not know but IB's order graph proves filled."""
+
+    rule: str
+    generation: str
+    symbol: str
+    side: Side
+    leg: str
+    held: int
+    entered: float
+
+
+def reconstructed_entries(book: Book) -> list[Reconstruction]:
+    """Every bracket rule whose fills are unknown (a lost or fresh journal, an entry that filled
+    on an earlier day) but whose protective legs work without their entry (docs/planning.md,
+    "When the journal knows nothing"); the runtime writes them to the ledger."""
+    found = []
+    for name in book.owned_rules(KIND):
+        if book.fills(name, lambda leg: leg == "entry", "entry").quantity > 0:
+            continue
+        legs = {owned.leg: owned for owned in book.owned_by(KIND, name)}
+        exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
+        proof = _order_graph_entry(name, legs, exited, book)
+        if proof is not None:
+            found.append(proof)
+    return found
+
+
+def _order_graph_entry(
+    name: str, legs: dict[str, OwnedOrder], exited: Fills, book: Book
+) -> Reconstruction | None:
+    """At IB, cancelling a parent cancels its attached children, so a stop or target working
+    without its entry means the entry filled (unless the journal saw that entry end unfilled:
+    then the legs are on their way out). It held what the account still holds on the entry's
+    side, up to the leg's size, plus what the rule's exits already closed."""
+    if "entry" in legs:
+        return None
+    for leg in PROTECTIVE_LEGS:
+        owned = legs.get(leg)
+        if owned is None or owned.pending_cancel:
+            continue
+        entry_ref = order_ref(name, owned.generation, "entry")
+        if entry_ref in book.observed.unfilled_entry_refs:
+            continue
+        order = owned.order
+        side = opposite(order.action)
+        on_side = book.observed.position(order.symbol) * (1 if side == "BUY" else -1)
+        held = math.floor(max(0.0, min(order.remaining, on_side)) + _EPSILON)
+        if held <= 0:
+            continue
+        return Reconstruction(
+            name, owned.generation, order.symbol, side, leg, held, held + exited.quantity
+        )
+    return None
 
 
 # --- prices and quantities -----------------------------------------------------------------
@@ -544,32 +610,74 @@ def _removed(
     book: Book,
     notes: list[str],
 ) -> list[Intent]:
-    intents: list[Intent] = []
+    """A rule no longer in the files: cancel its unfilled entry; what it filled stays protected
+    (an orphaned protection) until the position is closed or `tradectl release` releases it."""
+    where = f"brackets.{name}"
     entry = legs.get("entry")
-    if entry is not None:
-        intents.append(cancel_intent(entry, KIND, f"rule brackets.{name} removed: unfilled entry"))
+    cancel_entry = (
+        []
+        if entry is None
+        else [cancel_intent(entry, KIND, f"rule {where} removed: unfilled entry")]
+    )
     children = [legs[leg] for leg in PROTECTIVE_LEGS if leg in legs]
     if not children:
-        return intents
+        return cancel_entry
     if entered.quantity <= 0:
-        return intents + [
-            cancel_intent(owned, KIND, f"rule brackets.{name} removed; nothing filled")
+        return cancel_entry + [
+            cancel_intent(owned, KIND, f"rule {where} removed; nothing filled")
             for owned in children
         ]
     side = opposite(children[0].order.action)
     symbol = children[0].order.symbol
     cover = _cover(side, symbol, entered, exited, book)
     if cover == 0:
-        flat = "the bracket's position is closed; a protective order would open a new one"
-        return intents + [cancel_intent(owned, KIND, flat, "protective") for owned in children]
-    notes.append(f"brackets.{name}: rule removed; its filled position keeps its protective orders")
+        if name in book.observed.released:
+            why = f"released by `tradectl release {name}`: the position is left alone"
+        else:
+            why = "the bracket's position is closed; a protective order would open a new one"
+        return cancel_entry + [cancel_intent(owned, KIND, why, "protective") for owned in children]
+    notes.append(
+        f"{where}: rule removed; orphaned protection of the {shares(cover)} shares it still holds "
+        f"(until closed or `tradectl release {name}`)"
+    )
+    reason = f"rule removed; protect the {shares(cover)} shares still held"
+    if entry is not None and any(
+        owned.order.parent_id == entry.order.order_id for owned in children
+    ):
+        # At IB, cancelling the parent cancels its attached children: a modify of them would
+        # be lost with them. Place standalone copies first, in the children's OCA group (so at
+        # most one of them can fill meanwhile), then cancel the entry.
+        kept: list[Intent] = []
+        for owned in children:
+            spec = replace(
+                _as_spec(owned.order, cover),
+                order_ref=order_ref(name, kept_generation(owned.generation), owned.leg),
+            )
+            reference = _reference(entered, owned.order)
+            kept.append(_intent(spec, name, owned.leg, "protective", reason, reference, 0.0, cover))
+        return kept + cancel_entry
+    intents = cancel_entry
     for owned in children:
-        reference = entered.average_price or owned.order.limit_price or owned.order.aux_price
-        reason = f"rule removed; protect the {shares(cover)} shares still held"
         intents += _follow(
-            owned, _as_spec(owned.order, cover), name, "protective", reason, reference or 0.0, cover
+            owned,
+            _as_spec(owned.order, cover),
+            name,
+            "protective",
+            reason,
+            _reference(entered, owned.order),
+            cover,
         )
     return intents
+
+
+def kept_generation(generation: str) -> str:
+    """The generation in the orderRef of a removed rule's protective legs placed again without
+    their parent (the children's own orderRefs stay with the cancelled ones)."""
+    return generation if generation.endswith(KEPT_SUFFIX) else generation + KEPT_SUFFIX
+
+
+def _reference(entered: Fills, order: WorkingOrder) -> float:
+    return entered.average_price or order.limit_price or order.aux_price or 0.0
 
 
 def _as_spec(order: WorkingOrder, quantity: int) -> OrderSpec:

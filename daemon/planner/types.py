@@ -120,6 +120,13 @@ class Observed:
     has already closed is never protected again (a stop on a flat position would open a new one).
     ``in_flight`` holds the intent keys that were sent and are not yet seen at the broker: the
     planner plans nothing for them (DESIGN.md §3, Expectations).
+
+    These come from the journal's ledger (docs/planning.md, "The ledger"), for every rule it
+    ever entered, whether or not the rule still exists. ``released`` names the rules whose held
+    quantity `tradectl release` took out of protection (the release is booked in
+    ``exit_fills`` under a ``release-<id>`` generation). ``unfilled_entry_refs`` are entry
+    orderRefs the journal saw end without a fill: protective legs still working without such
+    an entry are on their way out, not evidence that it filled.
     """
 
     account_id: str
@@ -136,6 +143,8 @@ class Observed:
     entry_fill_prices: Mapping[tuple[str, str], float] = field(default_factory=dict)
     exit_fills: Mapping[tuple[str, str], float] = field(default_factory=dict)
     in_flight: frozenset[str] = frozenset()
+    released: frozenset[str] = frozenset()
+    unfilled_entry_refs: frozenset[str] = frozenset()
     orders_sent_last_minute: int = 0
     halted: bool = False
     breaker_tripped: bool = False

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
@@ -16,9 +15,11 @@ from daemon.ib import BrokerState, IbAdapter, Progress
 from daemon.ib.translate import planner_execution
 from daemon.journal import Journal, JournaledIntent, Transition
 from daemon.planner import plan as make_plan
+from daemon.planner.brackets import reconstructed_entries
+from daemon.planner.common import Book
 from daemon.planner.gate import recheck_cash
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
-from schemas.models import RuleSet, parse_order_ref
+from schemas.models import RuleSet
 
 # US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
 # begins at midnight New York time.
@@ -37,9 +38,6 @@ HALT_KEY = "halt"
 
 
 BREAKER_KEY = "breaker_tripped_on"
-
-_SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
-_BRACKET_EXIT_LEGS = frozenset({"stop", "target"})
 
 
 @dataclass
@@ -77,7 +75,11 @@ def build_observed(
     in_flight: frozenset[str] = frozenset()
     sent_last_minute = 0
     halted = breaker = False
-    executions = {execution.exec_id: execution for execution in state.executions}
+    entry_fills: dict[tuple[str, str], float] = {}
+    entry_fill_prices: dict[tuple[str, str], float] = {}
+    exit_fills: dict[tuple[str, str], float] = {}
+    released: frozenset[str] = frozenset()
+    unfilled_entry_refs: frozenset[str] = frozenset()
     if journal is not None:
         nav_key = f"day_start_nav:{day}"
         stored = journal.get_state(nav_key)
@@ -89,28 +91,22 @@ def build_observed(
         sent_last_minute = journal.sent_since(now - timedelta(minutes=1))
         halted = journal.get_state(HALT_KEY) is not None
         breaker = journal.get_state(BREAKER_KEY) == day
-        for recorded in journal.executions():
-            executions.setdefault(recorded.exec_id, recorded)
-    entry_fills: dict[tuple[str, str], float] = {}
-    entry_values: dict[tuple[str, str], float] = {}
-    exit_fills: dict[tuple[str, str], float] = {}
-    for execution in executions.values():
-        parsed = parse_order_ref(execution.order_ref)
-        if parsed is None:
-            continue
-        rule, generation, leg = parsed
-        key = (rule, generation)
-        is_entry = (rule in rules.brackets and leg == "entry") or (
-            rule in rules.scales and _SCALE_LEG.match(leg) is not None
-        )
-        if is_entry:
-            entry_fills[key] = entry_fills.get(key, 0.0) + execution.shares
-            entry_values[key] = entry_values.get(key, 0.0) + execution.shares * execution.price
-        elif rule in rules.brackets and leg in _BRACKET_EXIT_LEGS:
-            exit_fills[key] = exit_fills.get(key, 0.0) + execution.shares
-    entry_fill_prices = {
-        key: entry_values[key] / filled for key, filled in entry_fills.items() if filled
-    }
+        # The ledger covers every rule that ever entered, removed ones included, on every day:
+        # today's executions only add what the journal has not seen (the planner takes the
+        # larger of the two per generation).
+        for row in journal.ledger():
+            key = (row.rule, row.generation)
+            if row.entered_known:
+                entry_fills[key] = row.entered_known
+            if row.entered:
+                entry_fill_prices[key] = row.entered_value / row.entered
+            if row.exited:
+                exit_fills[key] = row.exited
+        releases = journal.releases()
+        for release in releases:
+            exit_fills[(release.rule, f"release-{release.id}")] = release.held
+        released = frozenset(release.rule for release in releases)
+        unfilled_entry_refs = journal.unfilled_entry_refs()
     working = state.working_orders
     if journal is not None:
         working += _unconfirmed_orders(journal, working)
@@ -134,10 +130,21 @@ def build_observed(
         entry_fill_prices=entry_fill_prices,
         exit_fills=exit_fills,
         in_flight=in_flight,
+        released=released,
+        unfilled_entry_refs=unfilled_entry_refs,
         orders_sent_last_minute=sent_last_minute,
         halted=halted,
         breaker_tripped=breaker,
     )
+
+
+def remember_reconstructions(journal: Journal, observed: Observed, now: datetime) -> None:
+    """Write to the ledger the bracket entries IB's order graph proves filled while the journal
+    knew nothing of them, so the proof outlives the protective legs that gave it."""
+    for found in reconstructed_entries(Book(observed, now)):
+        journal.record_reconstruction(
+            found.rule, found.generation, found.symbol, found.side, found.entered
+        )
 
 
 def _unconfirmed_orders(
@@ -291,6 +298,9 @@ def reconcile_pass(
         on_resync(transitions)
     state = adapter.observe(rules.symbols(), day_start)
     observed = build_observed(rules, state, journal, now)
+    if writable:
+        assert journal is not None
+        remember_reconstructions(journal, observed, now)
     if halted:
         observed = replace(observed, halted=True)
     plan = plan_pass(rules, observed, journal, now)

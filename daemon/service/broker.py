@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.ib import AdapterError, IbAdapter
-from daemon.journal import Journal, utc_now
+from daemon.journal import Journal, LedgerRelease, utc_now
 from daemon.journal.resync import TERMINAL_STATUSES
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.reconcile import (
@@ -227,6 +227,9 @@ class IbBrokerSession:
 
     async def save_safety(self, state: SafetyState) -> None:
         await self._thread.submit(lambda: write_safety(self._journal_or_fail(), state))
+
+    async def release(self, rule: str, reason: str) -> LedgerRelease:
+        return await self._thread.submit(lambda: self._journal_or_fail().release(rule, reason))
 
     async def record_generation(self, generation: str) -> None:
         await self._thread.submit(lambda: self._journal_or_fail().record_generation(generation))

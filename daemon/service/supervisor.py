@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.journal import NothingToRelease
+from daemon.ledger_view import release_result
 from schemas.loader import halt_file
 from schemas.models import Account, Gateway, RuleSet
 
@@ -132,6 +134,7 @@ class Daemon:
                 "halt": self._cmd_halt,
                 "resume": self._cmd_resume,
                 "reload": self._cmd_reload,
+                "release": self._cmd_release,
             },
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -676,6 +679,28 @@ class Daemon:
         self._serializer.request("resume")
         self.notifier.status(self.status_line())
         return result
+
+    async def _cmd_release(self, request: Any) -> dict[str, Any]:
+        """`tradectl release RULE`: journal the release, then a pass cancels the protective legs
+        (docs/planning.md, "Orphaned protections and release")."""
+        if self._stopping:
+            raise ControlError("the daemon is stopping")
+        rule = request.get("rule")
+        if not isinstance(rule, str) or not rule:
+            raise ControlError("release needs a rule name")
+        reason = str(request.get("reason") or "tradectl release")
+        try:
+            released = await self.session.release(rule, reason)
+        except NothingToRelease as exc:
+            raise ControlError(str(exc)) from None
+        log.warning(
+            "released brackets.%s: %g %s shares no longer protected",
+            rule,
+            released.held,
+            released.symbol,
+        )
+        self._serializer.request("release")
+        return release_result(released)
 
     async def _cmd_reload(self, request: Any) -> dict[str, Any]:
         await self._reload()
