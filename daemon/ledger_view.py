@@ -14,6 +14,9 @@ from typing import Any
 from daemon.journal import LedgerRelease, LedgerRow
 from schemas.models import parse_order_ref
 
+PROTECTIVE = ("stop", "target")
+ENDED = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
+
 
 @dataclass(frozen=True)
 class RuleLedger:
@@ -44,7 +47,7 @@ def rule_ledgers(
 ) -> list[RuleLedger]:
     """One line per bracket rule of the ledger. ``rules`` are the bracket names in the rule set
     (None when unknown: nothing is called removed); ``working`` the owned working orders as
-    status shows them (``order_ref``, ``remaining``), None when unknown."""
+    status shows them (``order_ref``, ``quantity``, ``filled``, ``status``), None when unknown."""
     totals: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row.kind != "brackets":
@@ -63,9 +66,11 @@ def rule_ledgers(
         protected = {}
         for order in working:
             parsed = parse_order_ref(order.get("order_ref"))
-            if parsed is not None and parsed[2] in ("stop", "target"):
-                key = (parsed[0], parsed[2])
-                protected[key] = protected.get(key, 0.0) + float(order["remaining"])
+            if order.get("status") in ENDED or parsed is None or parsed[2] not in PROTECTIVE:
+                continue
+            key = (parsed[0], parsed[2])
+            remaining = float(order["quantity"]) - float(order.get("filled") or 0.0)
+            protected[key] = protected.get(key, 0.0) + remaining
     return [
         RuleLedger(
             rule=name,

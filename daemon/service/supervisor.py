@@ -716,6 +716,7 @@ class Daemon:
             "files": list(self.rules.files),
             "health": "degraded" if self.rules.degraded else "ok",
             "errors": list(self.rules.errors),
+            "brackets": None if self.rules.current is None else sorted(self.rules.current.brackets),
         }
 
     def status(self) -> dict[str, Any]:

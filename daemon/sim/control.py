@@ -36,6 +36,7 @@ class SimControl:
             "delay_acks",
             "connectivity_lost",
             "connectivity_restored",
+            "forget_day",
             "snapshot",
         }
     )
@@ -74,6 +75,12 @@ class SimControl:
     def connectivity_restored(self) -> None:
         """Send error 1102 to every client."""
         self._gateway.broadcast_error(*CONNECTIVITY_RESTORED)
+
+    def forget_day(self) -> None:
+        """Stand-in for the next trading day (docs/sim.md): drop the day's executions and
+        completed orders, as IB Gateway's reqExecutions and reqCompletedOrders cover the current
+        day only. Positions, cash and working orders stay."""
+        self._gateway.engine.forget_day()
 
     def snapshot(self) -> AccountSnapshot:
         return self._gateway.snapshot()
