@@ -97,14 +97,19 @@ def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) ->
 
     entered = book.fills(name, lambda leg: leg == "entry", "entry")
     exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
-    if entered.quantity <= 0:
-        proof = _order_graph_entry(name, legs, exited, book)
-        if proof is not None:
+    proof = _order_graph_entry(name, legs, exited, book)
+    if proof is not None and _proves_more(proof, entered):
+        if proof.leg == "entry":
+            notes.append(
+                f"{where}: the working entry has {shares(proof.entered)} filled at IB, more than "
+                f"the {shares(entered.quantity)} the journal knows; protecting what IB shows"
+            )
+        else:
             notes.append(
                 f"{where}: no fills known, but its {proof.leg} works without its entry: at IB "
                 f"that means the entry filled; protecting the {shares(proof.held)} shares held"
             )
-            entered = Fills(proof.entered, None)
+        entered = Fills(proof.entered, entered.average_price)
     if rule is None:
         return _removed(name, legs, entered, exited, book, notes)
     generation = rule_generation(rule)
@@ -132,25 +137,46 @@ def reconstructed_entries(book: Book) -> list[Reconstruction]:
     "When the journal knows nothing"); the runtime writes them to the ledger."""
     found = []
     for name in book.owned_rules(KIND):
-        if book.fills(name, lambda leg: leg == "entry", "entry").quantity > 0:
-            continue
+        entered = book.fills(name, lambda leg: leg == "entry", "entry")
         legs = {owned.leg: owned for owned in book.owned_by(KIND, name)}
         exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
         proof = _order_graph_entry(name, legs, exited, book)
-        if proof is not None:
+        if proof is not None and _proves_more(proof, entered):
             found.append(proof)
     return found
+
+
+def _proves_more(proof: Reconstruction, entered: Fills) -> bool:
+    """A working entry's own filled quantity is IB's count of the same fills, so the larger
+    wins; a protective leg's proof only stands in when no fill is known at all (it cannot tell
+    which fills the journal already counted)."""
+    if proof.leg == "entry":
+        return proof.entered > entered.quantity
+    return entered.quantity <= 0
 
 
 def _order_graph_entry(
     name: str, legs: dict[str, OwnedOrder], exited: Fills, book: Book
 ) -> Reconstruction | None:
-    """At IB, cancelling a parent cancels its attached children, so a stop or target working
-    without its entry means the entry filled (unless the journal saw that entry end unfilled:
-    then the legs are on their way out). It held what the account still holds on the entry's
-    side, up to the leg's size, plus what the rule's exits already closed."""
-    if "entry" in legs:
-        return None
+    """IB's order graph as proof of an entry fill. A working entry reports its own filled
+    quantity. At IB, cancelling a parent cancels its attached children, so a stop or target
+    working without its entry means the entry filled (unless the journal saw that entry end
+    unfilled: then the legs are on their way out). It held what the account still holds on the
+    entry's side, up to the leg's size, plus what the rule's exits already closed."""
+    entry = legs.get("entry")
+    if entry is not None:
+        filled = entry.order.filled
+        if filled <= 0:
+            return None
+        return Reconstruction(
+            name,
+            entry.generation,
+            entry.order.symbol,
+            entry.order.action,
+            "entry",
+            math.floor(filled + _EPSILON),
+            filled,
+        )
     for leg in PROTECTIVE_LEGS:
         owned = legs.get(leg)
         if owned is None or owned.pending_cancel:
