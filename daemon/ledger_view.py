@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from daemon.journal import LedgerRelease, LedgerRow
+from daemon.journal import LedgerRelease, LedgerRow, entered_total
 from schemas.models import parse_order_ref
 
 PROTECTIVE = ("stop", "target")
@@ -48,16 +48,20 @@ def rule_ledgers(
     """One line per bracket rule of the ledger. ``rules`` are the bracket names in the rule set
     (None when unknown: nothing is called removed); ``working`` the owned working orders as
     status shows them (``order_ref``, ``quantity``, ``filled``, ``status``), None when unknown."""
-    totals: dict[str, dict[str, Any]] = {}
+    by_rule: dict[str, list[LedgerRow]] = {}
     for row in rows:
-        if row.kind != "brackets":
-            continue
-        entry = totals.setdefault(
-            row.rule,
-            {"symbol": row.symbol, "side": row.side, "entered": 0.0, "exited": 0.0, "rel": 0.0},
-        )
-        entry["entered"] += row.entered_known
-        entry["exited"] += row.exited
+        if row.kind == "brackets":
+            by_rule.setdefault(row.rule, []).append(row)
+    totals: dict[str, dict[str, Any]] = {
+        name: {
+            "symbol": found[0].symbol,
+            "side": found[0].side,
+            "entered": entered_total(found),
+            "exited": sum(row.exited for row in found),
+            "rel": 0.0,
+        }
+        for name, found in by_rule.items()
+    }
     for release in releases:
         if release.rule in totals:
             totals[release.rule]["rel"] += release.held

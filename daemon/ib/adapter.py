@@ -108,6 +108,7 @@ class BrokerState:
     contracts: Mapping[str, ContractFacts]
     qualified: Mapping[str, CachedContract]
     notes: tuple[str, ...] = ()
+    completed_orders: tuple[WorkingOrder, ...] = ()
 
 
 @dataclass
@@ -647,6 +648,10 @@ class IbAdapter:
             contracts={symbol: _facts(cached) for symbol, cached in contracts.items()},
             qualified=contracts,
             notes=tuple(notes),
+            completed_orders=tuple(
+                translate.working_order(done.contract, done.order, done.status, done.filled)
+                for done in self._completed
+            ),
         )
 
     def _account_values(self) -> dict[str, float]:

@@ -15,6 +15,7 @@ from daemon.journal.store import (
     NothingToRelease,
     OrderEfficiency,
     RecordedExecution,
+    entered_total,
     resolve_state_dir,
     utc_now,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "OrderEfficiency",
     "RecordedExecution",
     "Transition",
+    "entered_total",
     "match_journal",
     "resolve_state_dir",
     "terminal_state",

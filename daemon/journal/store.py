@@ -120,8 +120,9 @@ class RecordedExecution:
 @dataclass(frozen=True)
 class LedgerRow:
     """What one generation of a bracket or scale rule entered and exited (docs/planning.md,
-    "The ledger"). ``side`` is the entry's side; ``reconstructed`` is an entered quantity
-    inferred from IB's order graph when the journal had no fills for the rule."""
+    "The ledger"). ``side`` is the entry's side. The row with generation ``""`` holds no fills:
+    its ``reconstructed`` is the rule's entered quantity IB proved when the journal did not know
+    it (see ``entered_total``)."""
 
     rule: str
     generation: str
@@ -133,10 +134,11 @@ class LedgerRow:
     exited: float
     reconstructed: float
 
-    @property
-    def entered_known(self) -> float:
-        """Entered shares: the journaled fills, or the reconstruction when that is larger."""
-        return max(self.entered, self.reconstructed)
+
+def entered_total(rows: Sequence[LedgerRow]) -> float:
+    """One rule's entered shares: its journaled fills, or IB's proof when that is larger."""
+    journaled = sum(row.entered for row in rows)
+    return max(journaled, max((row.reconstructed for row in rows), default=0.0))
 
 
 @dataclass(frozen=True)
@@ -468,13 +470,12 @@ class Journal:
         ).fetchall()
         return [_intent_from_row(row) for row in rows]
 
-    def unfilled_entry_refs(self) -> frozenset[str]:
-        """orderRefs of bracket entries whose order ended (cancelled, rejected, never sent)
-        without a fill."""
+    def ended_entry_refs(self) -> frozenset[str]:
+        """orderRefs of bracket entries whose order the journal saw end (filled, cancelled,
+        rejected, never sent): their fills are known."""
         rows = self._db.execute(
             "SELECT DISTINCT order_ref FROM intents WHERE action = 'place' AND leg = 'entry' "
-            "AND state IN ('cancelled', 'rejected', 'unsent') AND filled = 0 "
-            "AND order_ref IS NOT NULL"
+            "AND state IN ('filled', 'cancelled', 'rejected', 'unsent') AND order_ref IS NOT NULL"
         ).fetchall()
         return frozenset(str(row["order_ref"]) for row in rows)
 
@@ -688,20 +689,7 @@ class Journal:
 
     def ledger(self) -> list[LedgerRow]:
         rows = self._db.execute("SELECT * FROM ledger ORDER BY rule, generation").fetchall()
-        return [
-            LedgerRow(
-                rule=row["rule"],
-                generation=row["generation"],
-                kind=row["kind"],
-                symbol=row["symbol"],
-                side=row["side"],
-                entered=row["entered"],
-                entered_value=row["entered_value"],
-                exited=row["exited"],
-                reconstructed=row["reconstructed"],
-            )
-            for row in rows
-        ]
+        return [_ledger_row(row) for row in rows]
 
     def releases(self) -> list[LedgerRelease]:
         rows = self._db.execute("SELECT * FROM ledger_releases ORDER BY id").fetchall()
@@ -718,53 +706,55 @@ class Journal:
             for row in rows
         ]
 
-    def record_reconstruction(
-        self, rule: str, generation: str, symbol: str, side: str, quantity: float
-    ) -> None:
-        """An entered quantity proven by IB's order graph (protective legs working without their
-        entry): kept as the largest seen, so it survives once the legs are gone."""
+    def record_reconstruction(self, rule: str, symbol: str, side: str, quantity: float) -> None:
+        """An entered quantity of ``rule`` proven by IB (its order graph, its order's filled
+        counts) beyond the journaled fills: kept as the largest seen, so the proof survives
+        once the orders that gave it are gone."""
         with self._transaction(durable=True) as db:
             db.execute(
                 "INSERT INTO ledger (rule, generation, kind, symbol, side, reconstructed, "
-                "updated_at) VALUES (?, ?, 'brackets', ?, ?, ?, ?) "
+                "updated_at) VALUES (?, '', 'brackets', ?, ?, ?, ?) "
                 "ON CONFLICT(rule, generation) DO UPDATE SET "
                 "reconstructed = MAX(ledger.reconstructed, excluded.reconstructed), "
                 "updated_at = excluded.updated_at",
-                (rule, generation, symbol, side, quantity, _iso(self.now)),
+                (rule, symbol, side, quantity, _iso(self.now)),
             )
 
     def release(self, rule: str, reason: str) -> LedgerRelease:
         """Journal that ``rule`` no longer protects what it holds; raise NothingToRelease when
         its ledger holds nothing."""
         with self._transaction(durable=True) as db:
-            rows = db.execute(
-                "SELECT * FROM ledger WHERE rule = ? AND kind = 'brackets' ORDER BY generation",
-                (rule,),
-            ).fetchall()
+            rows = [
+                _ledger_row(row)
+                for row in db.execute(
+                    "SELECT * FROM ledger WHERE rule = ? AND kind = 'brackets' ORDER BY generation",
+                    (rule,),
+                ).fetchall()
+            ]
             released = db.execute(
                 "SELECT COALESCE(SUM(held), 0) FROM ledger_releases WHERE rule = ?", (rule,)
             ).fetchone()[0]
-            entered = sum(max(row["entered"], row["reconstructed"]) for row in rows)
-            exited = sum(row["exited"] for row in rows)
+            entered = entered_total(rows)
+            exited = sum(row.exited for row in rows)
             held = entered - exited - released
             if not rows or held <= 0:
                 raise NothingToRelease(
                     f"brackets.{rule} holds nothing by its ledger (entered {entered:g}, exited "
                     f"{exited:g}, released {released:g}): nothing to release"
                 )
-            entry = next((row for row in rows if row["entered"] or row["reconstructed"]), rows[0])
+            entry = next((row for row in rows if row.entered or row.reconstructed), rows[0])
             now = _iso(self.now)
             cursor = db.execute(
                 "INSERT INTO ledger_releases (rule, symbol, side, held, reason, released_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (rule, entry["symbol"], entry["side"], held, reason, now),
+                (rule, entry.symbol, entry.side, held, reason, now),
             )
             assert cursor.lastrowid is not None
             return LedgerRelease(
                 id=cursor.lastrowid,
                 rule=rule,
-                symbol=entry["symbol"],
-                side=entry["side"],
+                symbol=entry.symbol,
+                side=entry.side,
                 held=held,
                 reason=reason,
                 released_at=datetime.fromisoformat(now),
@@ -917,4 +907,18 @@ def _execution_from_row(row: sqlite3.Row) -> RecordedExecution:
         shares=row["shares"],
         price=row["price"],
         time=datetime.fromisoformat(row["time"]),
+    )
+
+
+def _ledger_row(row: sqlite3.Row) -> LedgerRow:
+    return LedgerRow(
+        rule=row["rule"],
+        generation=row["generation"],
+        kind=row["kind"],
+        symbol=row["symbol"],
+        side=row["side"],
+        entered=row["entered"],
+        entered_value=row["entered_value"],
+        exited=row["exited"],
+        reconstructed=row["reconstructed"],
     )

@@ -95,21 +95,9 @@ def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) ->
         notes.append(f"{where}: waiting for the cancel of order {pending[0]} to be confirmed")
         return []
 
-    entered = book.fills(name, lambda leg: leg == "entry", "entry")
-    exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
-    proof = _order_graph_entry(name, legs, exited, book)
-    if proof is not None and _proves_more(proof, entered):
-        if proof.leg == "entry":
-            notes.append(
-                f"{where}: the working entry has {shares(proof.entered)} filled at IB, more than "
-                f"the {shares(entered.quantity)} the journal knows; protecting what IB shows"
-            )
-        else:
-            notes.append(
-                f"{where}: no fills known, but its {proof.leg} works without its entry: at IB "
-                f"that means the entry filled; protecting the {shares(proof.held)} shares held"
-            )
-        entered = Fills(proof.entered, entered.average_price)
+    entered, exited, proof = holdings(name, legs, book)
+    if proof is not None:
+        notes.append(f"{where}: {proof}")
     if rule is None:
         return _removed(name, legs, entered, exited, book, notes)
     generation = rule_generation(rule)
@@ -120,79 +108,70 @@ def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) ->
 
 @dataclass(frozen=True)
 class Reconstruction:
-    """A bracket entry the journal does not know but IB's order graph proves filled."""
+    """A bracket rule's entered quantity that IB proves and the journal does not know."""
 
     rule: str
-    generation: str
     symbol: str
     side: Side
-    leg: str
-    held: int
     entered: float
 
 
+def holdings(name: str, legs: dict[str, OwnedOrder], book: Book) -> tuple[Fills, Fills, str | None]:
+    """What the rule entered and exited, from the journal's ledger and IB's truth (docs/planning.md,
+    "Protection from the broker's truth"), and, when IB's order graph proved more than the
+    fills show, why."""
+    entered = book.fills(name, lambda leg: leg == "entry", "entry")
+    exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
+    if exited.quantity > entered.quantity:
+        # A stop or target only works once its entry has filled.
+        entered = Fills(exited.quantity, entered.average_price)
+    proof = _children_prove(name, legs, exited, book)
+    if proof is None or proof[0] <= entered.quantity:
+        return entered, exited, None
+    held, leg = proof
+    why = (
+        f"its {leg} works without its entry: at IB that means the entry filled; protecting "
+        f"the {shares(held)} shares held"
+    )
+    return Fills(held + exited.quantity, entered.average_price), exited, why
+
+
 def reconstructed_entries(book: Book) -> list[Reconstruction]:
-    """Every bracket rule whose fills are unknown (a lost or fresh journal, an entry that filled
-    on an earlier day) but whose protective legs work without their entry (docs/planning.md,
-    "When the journal knows nothing"); the runtime writes them to the ledger."""
+    """Bracket rules whose entered quantity IB proves beyond what the journal knows (a lost or
+    fresh journal, a fill on an earlier day); the runtime writes them to the ledger, so the proof
+    outlives the orders that gave it."""
     found = []
     for name in book.owned_rules(KIND):
-        entered = book.fills(name, lambda leg: leg == "entry", "entry")
         legs = {owned.leg: owned for owned in book.owned_by(KIND, name)}
-        exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
-        proof = _order_graph_entry(name, legs, exited, book)
-        if proof is not None and _proves_more(proof, entered):
-            found.append(proof)
+        entered, _, _ = holdings(name, legs, book)
+        if entered.quantity > book.journaled_entry(name):
+            order = next(iter(legs.values())).order
+            side = order.action if "entry" in legs else opposite(order.action)
+            found.append(Reconstruction(name, order.symbol, side, entered.quantity))
     return found
 
 
-def _proves_more(proof: Reconstruction, entered: Fills) -> bool:
-    """A working entry's own filled quantity is IB's count of the same fills, so the larger
-    wins; a protective leg's proof only stands in when no fill is known at all (it cannot tell
-    which fills the journal already counted)."""
-    if proof.leg == "entry":
-        return proof.entered > entered.quantity
-    return entered.quantity <= 0
-
-
-def _order_graph_entry(
+def _children_prove(
     name: str, legs: dict[str, OwnedOrder], exited: Fills, book: Book
-) -> Reconstruction | None:
-    """IB's order graph as proof of an entry fill. A working entry reports its own filled
-    quantity. At IB, cancelling a parent cancels its attached children, so a stop or target
-    working without its entry means the entry filled (unless the journal saw that entry end
-    unfilled: then the legs are on their way out). It held what the account still holds on the
-    entry's side, up to the leg's size, plus what the rule's exits already closed."""
-    entry = legs.get("entry")
-    if entry is not None:
-        filled = entry.order.filled
-        if filled <= 0:
-            return None
-        return Reconstruction(
-            name,
-            entry.generation,
-            entry.order.symbol,
-            entry.order.action,
-            "entry",
-            math.floor(filled + _EPSILON),
-            filled,
-        )
+) -> tuple[int, str] | None:
+    """At IB, cancelling a parent cancels its attached children, so a stop or target working
+    without its entry means the entry filled, unless the journal saw that entry end (then it
+    knows its fills, and the legs are on their way out). The rule then holds what the account
+    holds on the entry's side, up to the leg's size: (held, leg)."""
+    if "entry" in legs:
+        return None
     for leg in PROTECTIVE_LEGS:
         owned = legs.get(leg)
         if owned is None or owned.pending_cancel:
             continue
-        entry_ref = order_ref(name, owned.generation, "entry")
-        if entry_ref in book.observed.unfilled_entry_refs:
+        if order_ref(name, owned.generation, "entry") in book.observed.ended_entry_refs:
             continue
         order = owned.order
         side = opposite(order.action)
         on_side = book.observed.position(order.symbol) * (1 if side == "BUY" else -1)
         held = math.floor(max(0.0, min(order.remaining, on_side)) + _EPSILON)
-        if held <= 0:
-            continue
-        return Reconstruction(
-            name, owned.generation, order.symbol, side, leg, held, held + exited.quantity
-        )
+        if held > 0:
+            return held, leg
     return None
 
 

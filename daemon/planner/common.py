@@ -184,6 +184,13 @@ class Book:
             "entry": _generations_by_rule(observed.entry_fills),
             "exit": _generations_by_rule(observed.exit_fills),
         }
+        self._ib_filled: dict[str, dict[tuple[str, str], float]] = {}
+        for order in (*observed.working_orders, *observed.completed_orders):
+            parsed = parse_order_ref(order.order_ref)
+            if parsed is not None and order.filled > 0:
+                by_ref = self._ib_filled.setdefault(parsed[0], {})
+                key = (order.order_ref or "", parsed[2])
+                by_ref[key] = max(by_ref.get(key, 0.0), order.filled)
         self._executions: dict[str, list[tuple[str, str, Execution]]] = {}
         for execution in observed.executions:
             parsed = parse_order_ref(execution.order_ref)
@@ -233,7 +240,21 @@ class Book:
             else:
                 notional += filled * price
         average = notional / quantity if priced and quantity > 0 else None
-        return Fills(quantity, average)
+        # IB's own counts of the same fills: the filled quantity of the rule's working and
+        # today's completed orders (by orderRef; an order modified to a new generation keeps
+        # its fills, so only the rule's total compares), and the ledger's reconstruction.
+        seen_at_ib = sum(
+            filled for (found, leg), filled in self._ib_filled.get(rule, {}).items() if legs(leg)
+        )
+        floor = observed.entered_floor.get(rule, 0.0) if which == "entry" else 0.0
+        return Fills(max(quantity, seen_at_ib, floor), average)
+
+    def journaled_entry(self, rule: str) -> float:
+        """Entered shares of ``rule`` the journal's ledger knows."""
+        journaled = sum(
+            filled for (found, _), filled in self.observed.entry_fills.items() if found == rule
+        )
+        return max(journaled, self.observed.entered_floor.get(rule, 0.0))
 
     def fresh_price(self, symbol: str) -> tuple[float | None, str]:
         """The last price of ``symbol`` and ``""``, or None and why it cannot be used."""

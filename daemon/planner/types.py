@@ -122,11 +122,14 @@ class Observed:
     planner plans nothing for them (DESIGN.md §3, Expectations).
 
     These come from the journal's ledger (docs/planning.md, "The ledger"), for every rule it
-    ever entered, whether or not the rule still exists. ``released`` names the rules whose held
-    quantity `tradectl release` took out of protection (the release is booked in
-    ``exit_fills`` under a ``release-<id>`` generation). ``unfilled_entry_refs`` are entry
-    orderRefs the journal saw end without a fill: protective legs still working without such
-    an entry are on their way out, not evidence that it filled.
+    ever entered, whether or not the rule still exists. ``entered_floor`` is, per rule, an
+    entered quantity IB's order graph proved when the journal did not know it (a lost journal).
+    ``released`` names the rules whose held quantity `tradectl release` took out of protection
+    (the release is booked in ``exit_fills`` under a ``release-<id>`` generation).
+    ``ended_entry_refs`` are entry orderRefs the journal saw end: their fills are known, so
+    protective legs still working without such an entry are not evidence of more.
+    ``completed_orders`` are the day's finished orders as IB reports them (their filled
+    quantities count as fills).
     """
 
     account_id: str
@@ -143,8 +146,10 @@ class Observed:
     entry_fill_prices: Mapping[tuple[str, str], float] = field(default_factory=dict)
     exit_fills: Mapping[tuple[str, str], float] = field(default_factory=dict)
     in_flight: frozenset[str] = frozenset()
+    entered_floor: Mapping[str, float] = field(default_factory=dict)
     released: frozenset[str] = frozenset()
-    unfilled_entry_refs: frozenset[str] = frozenset()
+    ended_entry_refs: frozenset[str] = frozenset()
+    completed_orders: tuple[WorkingOrder, ...] = ()
     orders_sent_last_minute: int = 0
     halted: bool = False
     breaker_tripped: bool = False

@@ -78,8 +78,9 @@ def build_observed(
     entry_fills: dict[tuple[str, str], float] = {}
     entry_fill_prices: dict[tuple[str, str], float] = {}
     exit_fills: dict[tuple[str, str], float] = {}
+    entered_floor: dict[str, float] = {}
     released: frozenset[str] = frozenset()
-    unfilled_entry_refs: frozenset[str] = frozenset()
+    ended_entry_refs: frozenset[str] = frozenset()
     if journal is not None:
         nav_key = f"day_start_nav:{day}"
         stored = journal.get_state(nav_key)
@@ -95,10 +96,11 @@ def build_observed(
         # today's executions only add what the journal has not seen (the planner takes the
         # larger of the two per generation).
         for row in journal.ledger():
+            if row.reconstructed:
+                entered_floor[row.rule] = row.reconstructed
             key = (row.rule, row.generation)
-            if row.entered_known:
-                entry_fills[key] = row.entered_known
             if row.entered:
+                entry_fills[key] = row.entered
                 entry_fill_prices[key] = row.entered_value / row.entered
             if row.exited:
                 exit_fills[key] = row.exited
@@ -106,7 +108,7 @@ def build_observed(
         for release in releases:
             exit_fills[(release.rule, f"release-{release.id}")] = release.held
         released = frozenset(release.rule for release in releases)
-        unfilled_entry_refs = journal.unfilled_entry_refs()
+        ended_entry_refs = journal.ended_entry_refs()
     working = state.working_orders
     if journal is not None:
         working += _unconfirmed_orders(journal, working)
@@ -130,8 +132,10 @@ def build_observed(
         entry_fill_prices=entry_fill_prices,
         exit_fills=exit_fills,
         in_flight=in_flight,
+        entered_floor=entered_floor,
         released=released,
-        unfilled_entry_refs=unfilled_entry_refs,
+        ended_entry_refs=ended_entry_refs,
+        completed_orders=state.completed_orders,
         orders_sent_last_minute=sent_last_minute,
         halted=halted,
         breaker_tripped=breaker,
@@ -142,9 +146,7 @@ def remember_reconstructions(journal: Journal, observed: Observed, now: datetime
     """Write to the ledger the bracket entries IB's order graph proves filled while the journal
     knew nothing of them, so the proof outlives the protective legs that gave it."""
     for found in reconstructed_entries(Book(observed, now)):
-        journal.record_reconstruction(
-            found.rule, found.generation, found.symbol, found.side, found.entered
-        )
+        journal.record_reconstruction(found.rule, found.symbol, found.side, found.entered)
 
 
 def _unconfirmed_orders(

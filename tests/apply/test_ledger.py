@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.journal import Journal, NothingToRelease, RecordedExecution
+from daemon.journal import Journal, NothingToRelease, RecordedExecution, entered_total
 from daemon.journal.store import JOURNAL_FILE
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
@@ -70,11 +70,17 @@ def test_a_journal_from_before_the_ledger_is_posted_when_opened(tmp_path: Path) 
     assert (row.rule, row.entered) == ("dip", 100)
 
 
-def test_a_reconstruction_keeps_the_largest_quantity_seen(journal: Journal) -> None:
-    journal.record_reconstruction("dip", "g1", "AAPL", "BUY", 100)
-    journal.record_reconstruction("dip", "g1", "AAPL", "BUY", 70)
-    [row] = journal.ledger()
-    assert (row.entered, row.reconstructed, row.entered_known) == (0, 100, 100)
+def test_a_reconstruction_is_a_floor_under_the_journaled_fills(journal: Journal) -> None:
+    journal.record_execution(execution("e1", "tctl:dip:g1:entry", "BUY", 30))
+    journal.record_reconstruction("dip", "AAPL", "BUY", 100)
+    journal.record_reconstruction("dip", "AAPL", "BUY", 70)
+    rows = journal.ledger()
+    assert [(row.generation, row.entered, row.reconstructed) for row in rows] == [
+        ("", 0, 100),
+        ("g1", 30, 0),
+    ]
+    assert entered_total(rows) == 100
+    assert journal.release("dip", "by hand").held == 100
 
 
 def test_release_books_what_the_rule_holds_and_refuses_when_it_holds_nothing(

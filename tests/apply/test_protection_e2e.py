@@ -117,7 +117,7 @@ def test_failure_2_empty_journal_with_a_filled_bracket_keeps_protection_and_neve
         assert_protected(gateway, 100)
     with Journal.open(fresh) as journal:
         [row] = journal.ledger()
-    assert (row.rule, row.entered, row.reconstructed, row.exited) == (RULE, 0, 100, 0)
+    assert (row.rule, row.generation, row.reconstructed, row.exited) == (RULE, "", 100, 0)
 
 
 def test_failure_2_fresh_journal_remembers_the_reconstructed_entry_after_the_stop_filled(

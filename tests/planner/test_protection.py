@@ -19,13 +19,9 @@ def test_children_working_without_their_entry_prove_the_fill_and_keep_protecting
     assert plan(rules_with(), held, NOW).intents == ()
     assert plan(rule_set(), held, NOW).intents == ()
     [found] = reconstructed_entries(Book(held, NOW))
-    assert (found.rule, found.generation, found.side, found.held, found.entered) == (
-        NAME,
-        g,
-        "BUY",
-        100,
-        100,
-    )
+    assert (found.rule, found.symbol, found.side, found.entered) == (NAME, "AAPL", "BUY", 100)
+    remembered = replace(held, entered_floor={NAME: 100.0})
+    assert reconstructed_entries(Book(remembered, NOW)) == []
 
 
 def test_order_graph_proof_is_bounded_by_the_position_on_the_entrys_side() -> None:
@@ -47,7 +43,7 @@ def test_children_of_an_entry_the_journal_saw_end_unfilled_are_not_proof() -> No
     ended = account(
         positions={"AAPL": 100},
         orders=legs_of(g, entry=False),
-        unfilled_entry_refs=frozenset({order_ref(NAME, g, "entry")}),
+        ended_entry_refs=frozenset({order_ref(NAME, g, "entry")}),
     )
     assert [row[:2] for row in wire(plan(rules_with(), ended, NOW))] == [
         ("cancel", "stop"),
