@@ -39,7 +39,15 @@ from daemon.planner.types import (
     Purpose,
     WorkingOrder,
 )
-from schemas.models import Bracket, RuleKind, RuleSet, Side, order_ref, rule_generation
+from schemas.models import (
+    Bracket,
+    RuleKind,
+    RuleSet,
+    Side,
+    order_ref,
+    parse_order_ref,
+    rule_generation,
+)
 
 KIND: RuleKind = "brackets"
 PROTECTIVE_LEGS = ("stop", "target")
@@ -71,15 +79,45 @@ def oca_group(rule: str, generation: str) -> str:
     return f"tctl:{rule}:{generation}"
 
 
+class Allowance:
+    """The account's position per (symbol, entry side), handed out to the bracket rules that
+    hold it: several rules on one symbol never protect more than the account holds in total
+    (their stops together would open a position the other way)."""
+
+    def __init__(self, book: Book) -> None:
+        self._book = book
+        self._taken: dict[tuple[str, Side], float] = {}
+
+    def take(self, symbol: str, side: Side, wanted: float) -> int:
+        held = self._book.observed.position(symbol) * (1 if side == "BUY" else -1)
+        left = held - self._taken.get((symbol, side), 0.0)
+        granted = math.floor(max(0.0, min(wanted, left)) + _EPSILON)
+        self._taken[(symbol, side)] = self._taken.get((symbol, side), 0.0) + granted
+        return granted
+
+
 def plan_brackets(rules: RuleSet, book: Book) -> Draft:
     draft = Draft()
-    for name in sorted(set(rules.brackets) | set(book.owned_rules(KIND))):
-        intents = _plan_rule(name, rules.brackets.get(name), book, draft.notes)
+    allowance = Allowance(book)
+    # Rules whose stop or target works take their share of the position first: IB shows what
+    # they protect now, while a rule without working legs may count fills IB no longer shows.
+    names = sorted(
+        set(rules.brackets) | set(book.owned_rules(KIND)),
+        key=lambda name: (not _has_working_protection(book, name), name),
+    )
+    for name in names:
+        intents = _plan_rule(name, rules.brackets.get(name), book, draft.notes, allowance)
         draft.add(*intents)
     return draft
 
 
-def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) -> list[Intent]:
+def _has_working_protection(book: Book, name: str) -> bool:
+    return any(owned.leg in PROTECTIVE_LEGS for owned in book.owned_by(KIND, name))
+
+
+def _plan_rule(
+    name: str, rule: Bracket | None, book: Book, notes: list[str], allowance: Allowance
+) -> list[Intent]:
     where = f"brackets.{name}"
     legs: dict[str, OwnedOrder] = {}
     for owned in book.owned_by(KIND, name):
@@ -99,10 +137,10 @@ def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) ->
     if proof is not None:
         notes.append(f"{where}: {proof}")
     if rule is None:
-        return _removed(name, legs, entered, exited, book, notes)
+        return _removed(name, legs, entered, exited, book, notes, allowance)
     generation = rule_generation(rule)
     if entered.quantity > 0:
-        return _protect(name, rule, generation, legs, entered, exited, book, notes)
+        return _protect(name, rule, generation, legs, entered, exited, book, notes, allowance)
     return _unfilled(name, rule, generation, legs, book, notes)
 
 
@@ -117,16 +155,19 @@ class Reconstruction:
 
 
 def holdings(name: str, legs: dict[str, OwnedOrder], book: Book) -> tuple[Fills, Fills, str | None]:
-    """What the rule entered and exited, from the journal's ledger and IB's truth (docs/planning.md,
-    "Protection from the broker's truth"), and, when IB's order graph proved more than the
-    fills show, why."""
+    """What the rule entered and exited, from the journal's ledger and IB's truth
+    (docs/planning.md, "Protection from the broker's truth"), and, when IB's order graph proved
+    more than the fills show, why."""
     entered = book.fills(name, lambda leg: leg == "entry", "entry")
     exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
+    if name in book.observed.released:
+        # `tradectl release`: the rule protects nothing any more, whatever it filled.
+        return entered, Fills(max(entered.quantity, exited.quantity), None), None
     if exited.quantity > entered.quantity:
         # A stop or target only works once its entry has filled.
         entered = Fills(exited.quantity, entered.average_price)
     proof = _children_prove(name, legs, exited, book)
-    if proof is None or proof[0] <= entered.quantity:
+    if proof is None or proof[0] + exited.quantity <= entered.quantity:
         return entered, exited, None
     held, leg = proof
     why = (
@@ -383,13 +424,11 @@ def _follow(
     ]
 
 
-def _cover(side: Side, symbol: str, entered: Fills, exited: Fills, book: Book) -> int:
+def _cover(side: Side, symbol: str, entered: Fills, exited: Fills, allowance: Allowance) -> int:
     """Shares the protective legs must cover: filled minus exited, and never more than the
-    account holds in the entry's direction (a stop larger than the position would open a new
-    one the other way)."""
-    open_quantity = entered.quantity - exited.quantity
-    held = book.observed.position(symbol) * (1 if side == "BUY" else -1)
-    return math.floor(max(0.0, min(open_quantity, held)) + _EPSILON)
+    account holds in the entry's direction beyond what other rules already protect (a stop
+    larger than the position would open a new one the other way)."""
+    return allowance.take(symbol, side, entered.quantity - exited.quantity)
 
 
 # --- the three states ----------------------------------------------------------------------
@@ -541,6 +580,7 @@ def _protect(
     exited: Fills,
     book: Book,
     notes: list[str],
+    allowance: Allowance,
 ) -> list[Intent]:
     where = f"brackets.{name}"
     working = list(legs.values())
@@ -554,7 +594,7 @@ def _protect(
             "its protective orders unchanged (give a new setup a new rule name)"
         )
         return []
-    cover = _cover(rule.side, rule.symbol, entered, exited, book)
+    cover = _cover(rule.side, rule.symbol, entered, exited, allowance)
     children = {leg: legs.get(leg) for leg in PROTECTIVE_LEGS}
     if cover == 0:
         flat = "the bracket's position is closed; a protective order would open a new one"
@@ -614,6 +654,7 @@ def _removed(
     exited: Fills,
     book: Book,
     notes: list[str],
+    allowance: Allowance,
 ) -> list[Intent]:
     """A rule no longer in the files: cancel its unfilled entry; what it filled stays protected
     (an orphaned protection) until the position is closed or `tradectl release` releases it."""
@@ -625,16 +666,27 @@ def _removed(
         else [cancel_intent(entry, KIND, f"rule {where} removed: unfilled entry")]
     )
     children = [legs[leg] for leg in PROTECTIVE_LEGS if leg in legs]
-    if not children:
-        return cancel_entry
     if entered.quantity <= 0:
         return cancel_entry + [
             cancel_intent(owned, KIND, f"rule {where} removed; nothing filled")
             for owned in children
         ]
-    side = opposite(children[0].order.action)
-    symbol = children[0].order.symbol
-    cover = _cover(side, symbol, entered, exited, book)
+    # The removed rule's prices live on in its protective orders: the working ones, else the
+    # last of today's finished ones.
+    templates = {leg: owned.order for leg, owned in legs.items() if leg in PROTECTIVE_LEGS}
+    for leg in PROTECTIVE_LEGS:
+        finished = book.last_completed(name, leg)
+        if leg not in templates and finished is not None:
+            templates[leg] = finished
+    if not templates:
+        if entry is not None and entry.order.filled > 0:
+            notes.append(
+                f"{where}: rule removed with {shares(entry.order.filled)} filled and no stop or "
+                "target to copy prices from: the position is NOT protected; place a stop by hand"
+            )
+        return cancel_entry
+    some = next(iter(templates.values()))
+    cover = _cover(opposite(some.action), some.symbol, entered, exited, allowance)
     if cover == 0:
         if name in book.observed.released:
             why = f"released by `tradectl release {name}`: the position is left alone"
@@ -646,33 +698,24 @@ def _removed(
         f"(until closed or `tradectl release {name}`)"
     )
     reason = f"rule removed; protect the {shares(cover)} shares still held"
-    if entry is not None and any(
-        owned.order.parent_id == entry.order.order_id for owned in children
-    ):
-        # At IB, cancelling the parent cancels its attached children: a modify of them would
-        # be lost with them. Place standalone copies first, in the children's OCA group (so at
-        # most one of them can fill meanwhile), then cancel the entry.
-        kept: list[Intent] = []
-        for owned in children:
-            spec = replace(
-                _as_spec(owned.order, cover),
-                order_ref=order_ref(name, kept_generation(owned.generation), owned.leg),
-            )
-            reference = _reference(entered, owned.order)
-            kept.append(_intent(spec, name, owned.leg, "protective", reason, reference, 0.0, cover))
-        return kept + cancel_entry
-    intents = cancel_entry
-    for owned in children:
-        intents += _follow(
-            owned,
-            _as_spec(owned.order, cover),
-            name,
-            "protective",
-            reason,
-            _reference(entered, owned.order),
-            cover,
-        )
-    return intents
+    kept: list[Intent] = []
+    followed: list[Intent] = []
+    for leg, order in templates.items():
+        owned = legs.get(leg)
+        reference = _reference(entered, order)
+        spec = _as_spec(order, cover)
+        if owned is None or (entry is not None and order.parent_id == entry.order.order_id):
+            # At IB, cancelling the parent cancels its attached children: a modify of this
+            # one would be lost with it. Place a standalone copy first, in the same OCA group
+            # (so at most one of them can fill meanwhile); the entry's cancel comes after. A
+            # leg that finished while the rule still holds shares is placed again the same way.
+            parsed = parse_order_ref(order.order_ref)
+            assert parsed is not None
+            spec = replace(spec, order_ref=order_ref(name, kept_generation(parsed[1]), leg))
+            kept.append(_intent(spec, name, leg, "protective", reason, reference, 0, cover))
+        else:
+            followed += _follow(owned, spec, name, "protective", reason, reference, cover)
+    return kept + cancel_entry + followed
 
 
 def kept_generation(generation: str) -> str:

@@ -184,6 +184,11 @@ class Book:
             "entry": _generations_by_rule(observed.entry_fills),
             "exit": _generations_by_rule(observed.exit_fills),
         }
+        self._completed: dict[tuple[str, str], WorkingOrder] = {}
+        for order in observed.completed_orders:
+            parsed = parse_order_ref(order.order_ref)
+            if parsed is not None:
+                self._completed[(parsed[0], parsed[2])] = order
         self._ib_filled: dict[str, dict[tuple[str, str], float]] = {}
         for order in (*observed.working_orders, *observed.completed_orders):
             parsed = parse_order_ref(order.order_ref)
@@ -248,6 +253,10 @@ class Book:
         )
         floor = observed.entered_floor.get(rule, 0.0) if which == "entry" else 0.0
         return Fills(max(quantity, seen_at_ib, floor), average)
+
+    def last_completed(self, rule: str, leg: str) -> WorkingOrder | None:
+        """The last of today's finished orders of ``rule``'s ``leg``, as IB reported it."""
+        return self._completed.get((rule, leg))
 
     def journaled_entry(self, rule: str) -> float:
         """Entered shares of ``rule`` the journal's ledger knows."""

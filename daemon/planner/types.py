@@ -124,8 +124,8 @@ class Observed:
     These come from the journal's ledger (docs/planning.md, "The ledger"), for every rule it
     ever entered, whether or not the rule still exists. ``entered_floor`` is, per rule, an
     entered quantity IB's order graph proved when the journal did not know it (a lost journal).
-    ``released`` names the rules whose held quantity `tradectl release` took out of protection
-    (the release is booked in ``exit_fills`` under a ``release-<id>`` generation).
+    ``released`` names the rules `tradectl release` took out of protection: they protect
+    nothing any more.
     ``ended_entry_refs`` are entry orderRefs the journal saw end: their fills are known, so
     protective legs still working without such an entry are not evidence of more.
     ``completed_orders`` are the day's finished orders as IB reports them (their filled

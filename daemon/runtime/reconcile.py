@@ -104,10 +104,7 @@ def build_observed(
                 entry_fill_prices[key] = row.entered_value / row.entered
             if row.exited:
                 exit_fills[key] = row.exited
-        releases = journal.releases()
-        for release in releases:
-            exit_fills[(release.rule, f"release-{release.id}")] = release.held
-        released = frozenset(release.rule for release in releases)
+        released = frozenset(release.rule for release in journal.releases())
         ended_entry_refs = journal.ended_entry_refs()
     working = state.working_orders
     if journal is not None:

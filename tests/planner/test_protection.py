@@ -98,7 +98,6 @@ def test_a_released_orphan_has_its_legs_cancelled_and_its_position_left_alone() 
     released = account(
         positions={"AAPL": 100},
         entry_fills={(NAME, g): 100},
-        exit_fills={(NAME, "release-1"): 100},
         released=frozenset({NAME}),
         orders=legs_of(g, entry=False),
     )

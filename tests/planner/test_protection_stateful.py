@@ -81,6 +81,7 @@ class Broker:
 
     position: float = 0.0
     orders: dict[int, SimOrder] = field(default_factory=dict)
+    completed: list[WorkingOrder] = field(default_factory=list)
     executions: list[RecordedExecution] = field(default_factory=list)
     next_id: int = 1
     exec_ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -117,10 +118,9 @@ class Broker:
                 time=now,
             )
         )
+        held.order = replace(order, filled=filled)
         if filled >= order.total_quantity:
-            del self.orders[order_id]
-        else:
-            held.order = replace(order, filled=filled)
+            self._finish(order_id, "Filled")
         if order.oca_group:
             for other in list(self.working()):
                 if other.order.oca_group != order.oca_group or other.order.order_id == order_id:
@@ -131,12 +131,23 @@ class Broker:
                 else:
                     other.order = replace(other.order, total_quantity=other.order.filled + left)
 
+    def _finish(self, order_id: int, status: str) -> None:
+        done = self.orders.pop(order_id, None)
+        if done is not None:
+            self.completed.append(replace(done.order, status=status))
+
     def cancel(self, order_id: int) -> None:
-        self.orders.pop(order_id, None)
+        self._finish(order_id, "Cancelled")
         for child in [o for o in self.working() if o.order.parent_id == order_id]:
             self.cancel(child.order.order_id)
 
-    def act(self, intent: Intent) -> None:
+    def new_day(self) -> None:
+        self.executions.clear()
+        self.completed.clear()
+
+    def act(self, intent: Intent, parents: dict[str, int]) -> None:
+        """Carry out one intent; ``parents`` maps the orderRefs working when the pass began
+        (and those placed since) to order ids, as the adapter resolves a child's parent."""
         if intent.action == "cancel":
             assert intent.order_id is not None
             self.cancel(intent.order_id)
@@ -156,14 +167,14 @@ class Broker:
                 tif=spec.tif,
             )
             if held.order.remaining <= 0:
-                del self.orders[intent.order_id]
+                self._finish(intent.order_id, "Filled")
             return
         parent_id = 0
         if spec.parent_ref is not None:
-            parents = [o for o in self.working() if o.order.order_ref == spec.parent_ref]
-            assert parents, f"child placed without its parent: {intent}"
-            parent_id = parents[0].order.order_id
+            assert parents.get(spec.parent_ref) in self.orders, f"no parent working: {intent}"
+            parent_id = parents[spec.parent_ref]
         order_id, self.next_id = self.next_id, self.next_id + 1
+        parents[spec.order_ref] = order_id
         self.orders[order_id] = SimOrder(
             WorkingOrder(
                 order_id=order_id,
@@ -195,6 +206,7 @@ class Broker:
             quotes={SYMBOL: Quote(SYMBOL, last=PRICE, time=now)},
             contracts={SYMBOL: ContractFacts(SYMBOL, con_id=265598)},
             qualified={},
+            completed_orders=tuple(self.completed),
         )
 
 
@@ -287,7 +299,7 @@ class ProtectionMachine(RuleBasedStateMachine):
     @rule()
     def roll_the_day(self) -> None:
         self.now += timedelta(days=1)
-        self.broker.executions.clear()
+        self.broker.new_day()
 
     @rule()
     def restart(self) -> None:
@@ -315,12 +327,13 @@ class ProtectionMachine(RuleBasedStateMachine):
             if not plan.actionable:
                 self._assert_protected()
                 return
+            parents = {o.order.order_ref or "": o.order.order_id for o in self.broker.working()}
             for intent in plan.actionable:
                 if intent.action == "place" and intent.leg == "entry":
                     assert self.entered[intent.rule] == 0 or intent.rule in self.forgotten, (
                         f"{intent.rule} entered again: {intent.reason}"
                     )
-                self.broker.act(intent)
+                self.broker.act(intent, parents)
         raise AssertionError(f"no convergence in {MAX_PASSES_TO_SETTLE} passes: {plan.intents}")
 
     def _forget_what_nobody_remembers(self) -> None:
