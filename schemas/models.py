@@ -377,6 +377,18 @@ Quantity = Annotated[
 ]
 
 
+Reenter = Annotated[
+    Literal["never", "daily"],
+    Field(
+        description="Whether an entry that expired unfilled (tif DAY) or filled and was closed "
+        "is entered again: never (default), or daily (at most once per trading day)"
+    ),
+]
+# Fields that decide whether orders are placed, not what they look like: left out of a rule's
+# generation, so changing them never modifies working orders.
+ORDER_NEUTRAL_FIELDS = frozenset({"reenter"})
+
+
 class Bracket(StrictModel):
     symbol: Symbol
     side: Side
@@ -385,6 +397,7 @@ class Bracket(StrictModel):
     stop_loss: StopLoss
     take_profit: TakeProfit
     tif: Literal["DAY", "GTC"] = "GTC"
+    reenter: Reenter = "never"
 
 
 # --- scales --------------------------------------------------------------------------------
@@ -398,6 +411,7 @@ class Scale(StrictModel):
     start_price: Price
     step: Annotated[float, Field(gt=0, lt=1_000_000, allow_inf_nan=False)]
     tif: Literal["DAY", "GTC"] = "GTC"
+    reenter: Reenter = "never"
 
     @model_validator(mode="after")
     def _enough_shares_per_level(self) -> Scale:
@@ -478,18 +492,21 @@ class RuleSet(StrictModel):
         return content_hash(self)
 
 
-def content_hash(model: BaseModel) -> str:
+def content_hash(model: BaseModel, exclude: frozenset[str] = frozenset()) -> str:
     """A short, stable hash of a model's content: the same rule text gives the same value on
     every machine and in every process, so it can be part of an orderRef."""
     canonical = json.dumps(
-        model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False
+        model.model_dump(mode="json", exclude=set(exclude)),
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
 
 
 def rule_generation(rule: Allocation | Bracket | Scale) -> str:
-    """The generation of one rule: part of its orderRefs, changes whenever the rule does."""
-    return content_hash(rule)
+    """The generation of one rule: part of its orderRefs, changes whenever its orders do."""
+    return content_hash(rule, ORDER_NEUTRAL_FIELDS)
 
 
 def order_ref(rule: str, generation: str, leg: str) -> str:

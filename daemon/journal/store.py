@@ -479,6 +479,22 @@ class Journal:
         ).fetchall()
         return frozenset(str(row["order_ref"]) for row in rows)
 
+    def entries_ended(self) -> list[tuple[str, str, datetime]]:
+        """(orderRef, state, when) of each bracket or scale entry order that ended at IB:
+        ``filled``, or ``cancelled`` without tradectl asking (expired); for `reenter`."""
+        rows = self._db.execute(
+            "SELECT order_ref, state, finished_at FROM intents AS placed WHERE action = 'place' "
+            "AND kind IN ('brackets', 'scales') AND purpose = 'opening' "
+            "AND state IN ('filled', 'cancelled') AND order_ref IS NOT NULL "
+            "AND finished_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM intents AS asked "
+            "WHERE asked.action = 'cancel' AND asked.client_id = placed.client_id "
+            "AND asked.order_id = placed.order_id AND asked.id > placed.id)"
+        ).fetchall()
+        return [
+            (str(row["order_ref"]), str(row["state"]), datetime.fromisoformat(row["finished_at"]))
+            for row in rows
+        ]
+
     def in_flight_keys(self) -> frozenset[str]:
         """Keys sent (or about to be) and not yet seen at the broker: the planner leaves them
         alone until the broker shows them or the resync gives up on them."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from datetime import date
 
 from daemon.planner.common import (
     Book,
@@ -139,9 +140,53 @@ def _plan_rule(
     if rule is None:
         return _removed(name, legs, entered, exited, book, notes, allowance)
     generation = rule_generation(rule)
+    entry = legs.get("entry")
+    held = entered.quantity - exited.quantity
     if entered.quantity > 0:
-        return _protect(name, rule, generation, legs, entered, exited, book, notes, allowance)
+        # A new day's entry of a `reenter: daily` rule, placed after the last one closed, is
+        # managed like a first entry until it fills.
+        new_cycle = entry is not None and entry.order.filled <= 0 and held <= 0
+        closed = held <= 0 and not legs
+        if not (new_cycle or (closed and _reenters(name, rule, book, notes))):
+            return _protect(name, rule, generation, legs, entered, exited, book, notes, allowance)
+    elif entry is None:
+        expired = book.observed.entries_expired.get((name, generation))
+        if expired is not None and not _may_enter_after(rule, expired, book):
+            notes.append(
+                f"{where}: its entry expired unfilled on {expired.isoformat()}; reenter: "
+                f"{rule.reenter}, so it is not entered again"
+                + (" today" if rule.reenter == "daily" else " (edit the rule to enter anew)")
+            )
+            return [
+                cancel_intent(owned, KIND, "child of an expired entry")
+                for leg, owned in legs.items()
+                if leg in PROTECTIVE_LEGS
+            ]
     return _unfilled(name, rule, generation, legs, book, notes)
+
+
+def _reenters(name: str, rule: Bracket, book: Book, notes: list[str]) -> bool:
+    """A filled bracket whose position is closed is entered again only with `reenter: daily`,
+    once per trading day, and never after `tradectl release`."""
+    where = f"brackets.{name}"
+    if name in book.observed.released:
+        return False
+    last = book.last_entry_day(name)
+    if rule.reenter == "never":
+        notes.append(f"{where}: filled and closed; reenter: never, so it is not entered again")
+        return False
+    if last is None:
+        notes.append(f"{where}: filled and closed on a day nobody recorded; not entered again")
+        return False
+    if not _may_enter_after(rule, last, book):
+        notes.append(f"{where}: filled and closed today; reenter: daily, so again tomorrow")
+        return False
+    return True
+
+
+def _may_enter_after(rule: Bracket, ended_on: date, book: Book) -> bool:
+    today = book.observed.trading_day
+    return rule.reenter == "daily" and today is not None and ended_on < today
 
 
 @dataclass(frozen=True)

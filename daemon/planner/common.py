@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
@@ -253,6 +253,22 @@ class Book:
         )
         floor = observed.entered_floor.get(rule, 0.0) if which == "entry" else 0.0
         return Fills(max(quantity, seen_at_ib, floor), average)
+
+    def last_entry_day(self, rule: str) -> date | None:
+        """The last trading day an entry order of ``rule`` filled or expired: today when today's
+        executions show an entry fill, else from the journal; None when nobody knows."""
+        today = self.observed.trading_day
+        if today is not None and any(
+            leg == "entry" for _, leg, _ in self._executions.get(rule, [])
+        ):
+            return today
+        days = [
+            day
+            for ended in (self.observed.entries_filled, self.observed.entries_expired)
+            for (found, _), day in ended.items()
+            if found == rule
+        ]
+        return max(days, default=None)
 
     def last_completed(self, rule: str, leg: str) -> WorkingOrder | None:
         """The last of today's finished orders of ``rule``'s ``leg``, as IB reported it."""

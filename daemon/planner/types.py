@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from schemas.models import RuleKind, Side, parse_order_ref
@@ -129,7 +129,11 @@ class Observed:
     ``ended_entry_refs`` are entry orderRefs the journal saw end: their fills are known, so
     protective legs still working without such an entry are not evidence of more.
     ``completed_orders`` are the day's finished orders as IB reports them (their filled
-    quantities count as fills).
+    quantities count as fills). ``entries_expired`` and ``entries_filled`` are, per
+    ``(rule, generation)`` of a bracket or scale, the last trading day one of its entry orders
+    expired unfilled at IB (cancelled without tradectl asking) or filled: with
+    ``reenter: never`` it is not entered again, with ``daily`` not again that day.
+    ``trading_day`` is the trading day of this observation.
     """
 
     account_id: str
@@ -150,6 +154,9 @@ class Observed:
     released: frozenset[str] = frozenset()
     ended_entry_refs: frozenset[str] = frozenset()
     completed_orders: tuple[WorkingOrder, ...] = ()
+    entries_expired: Mapping[tuple[str, str], date] = field(default_factory=dict)
+    entries_filled: Mapping[tuple[str, str], date] = field(default_factory=dict)
+    trading_day: date | None = None
     orders_sent_last_minute: int = 0
     halted: bool = False
     breaker_tripped: bool = False

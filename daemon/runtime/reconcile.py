@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from daemon.ib import BrokerState, IbAdapter, Progress
@@ -19,7 +19,7 @@ from daemon.planner.brackets import reconstructed_entries
 from daemon.planner.common import Book
 from daemon.planner.gate import recheck_cash
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
-from schemas.models import RuleSet
+from schemas.models import RuleSet, parse_order_ref
 
 # US equities: the trading day (for "since the day start", the day's first NAV, rejection caps)
 # begins at midnight New York time.
@@ -81,6 +81,8 @@ def build_observed(
     entered_floor: dict[str, float] = {}
     released: frozenset[str] = frozenset()
     ended_entry_refs: frozenset[str] = frozenset()
+    entries_expired: dict[tuple[str, str], date] = {}
+    entries_filled: dict[tuple[str, str], date] = {}
     if journal is not None:
         nav_key = f"day_start_nav:{day}"
         stored = journal.get_state(nav_key)
@@ -106,6 +108,13 @@ def build_observed(
                 exit_fills[key] = row.exited
         released = frozenset(release.rule for release in journal.releases())
         ended_entry_refs = journal.ended_entry_refs()
+        for ref, how, ended_at in journal.entries_ended():
+            parsed = parse_order_ref(ref)
+            if parsed is not None:
+                ended = entries_filled if how == "filled" else entries_expired
+                key = (parsed[0], parsed[1])
+                ended_on = trading_day_start(ended_at).date()
+                ended[key] = max(ended_on, ended.get(key, ended_on))
     working = state.working_orders
     if journal is not None:
         working += _unconfirmed_orders(journal, working)
@@ -133,6 +142,9 @@ def build_observed(
         released=released,
         ended_entry_refs=ended_entry_refs,
         completed_orders=state.completed_orders,
+        entries_expired=entries_expired,
+        entries_filled=entries_filled,
+        trading_day=trading_day_start(now).date(),
         orders_sent_last_minute=sent_last_minute,
         halted=halted,
         breaker_tripped=breaker,
