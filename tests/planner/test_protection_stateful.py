@@ -23,7 +23,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
@@ -100,6 +100,13 @@ class Broker:
         quantity = min(quantity, order.remaining)
         if order.action == "SELL":
             quantity = min(quantity, self.position)
+        parent = self.orders.get(order.parent_id)
+        if parent is not None:
+            # Children of a partly filled parent work for the filled quantity only (what IB
+            # appears to do: NautilusTrader issue 2704, docs/sim.md).
+            siblings = [o for o in self.working() if o.order.parent_id == order.parent_id]
+            closed = max((o.order.filled for o in siblings), default=0.0)
+            quantity = min(quantity, parent.order.filled - closed)
         if quantity <= 0:
             return
         filled = order.filled + quantity
@@ -370,12 +377,10 @@ class ProtectionMachine(RuleBasedStateMachine):
         )
         assert active_stops <= position, f"stops {active_stops} > position {position}"
         if self.split_unknown:
-            # Which rule a lost fill belonged to is unknowable; every share the rules hold is
-            # still protected, and no more than that.
-            held = sum(self.held(name) for name in RULES)
-            for leg in ("stop", "target"):
-                covered = sum(o.order.remaining for o in self.broker.working() if o.leg == leg)
-                assert covered == held, f"{leg}s cover {covered}, the rules hold {held}"
+            # Fills lost across a day boundary before any pass saw them: IB keeps only the
+            # position, not which rule's fills they were (nor, once an entry is finished, how
+            # far it filled). What still holds is the bound above: never more stop than shares.
+            event("fills lost across a day boundary")
             return
         for name in RULES:
             if self.entered[name] <= 0:
