@@ -4,6 +4,7 @@ release, and the order of operations when a removed rule's entry is partly fille
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import date, timedelta
 
 from daemon.planner import plan
 from daemon.planner.brackets import reconstructed_entries
@@ -107,3 +108,53 @@ def test_a_released_orphan_has_its_legs_cancelled_and_its_position_left_alone() 
     assert all(intent.order is None for intent in result.intents)
     # The rule's filled entry still counts: re-adding it does not enter it again.
     assert plan(rules_with(), replace(released, working_orders=()), NOW).intents == ()
+
+
+TODAY = date(2026, 11, 25)
+
+
+def test_an_expired_day_entry_is_not_placed_again_unless_reenter_daily() -> None:
+    rules = rules_with(tif="DAY")
+    g = gen(rules)
+    yesterday = account(entries_expired={(NAME, g): TODAY - timedelta(days=1)}, trading_day=TODAY)
+    never = plan(rules, yesterday, NOW)
+    assert never.intents == ()
+    assert any("expired unfilled on 2026-11-24; reenter: never" in note for note in never.notes)
+
+    daily = rules_with(tif="DAY", reenter="daily")
+    assert gen(daily) == g, "reenter is not part of the generation: no modify for it"
+    assert [row[:2] for row in wire(plan(daily, yesterday, NOW))] == [
+        ("place", "entry"),
+        ("place", "stop"),
+        ("place", "target"),
+    ]
+    today = replace(yesterday, entries_expired={(NAME, g): TODAY})
+    assert plan(daily, today, NOW).intents == ()
+    # An edited rule is a new setup: its new generation is placed.
+    edited = rules_with(tif="DAY", entry={"limit": 149.0})
+    assert wire(plan(edited, yesterday, NOW))[0][:2] == ("place", "entry")
+
+
+def test_a_filled_and_closed_bracket_reenters_only_when_daily_once_per_day() -> None:
+    g = gen(rules_with())
+    closed = account(
+        entry_fills={(NAME, g): 100},
+        exit_fills={(NAME, g): 100},
+        entries_filled={(NAME, g): TODAY - timedelta(days=1)},
+        trading_day=TODAY,
+    )
+    never = plan(rules_with(), closed, NOW)
+    assert never.intents == ()
+    assert any("filled and closed; reenter: never" in note for note in never.notes)
+    again = plan(rules_with(reenter="daily"), closed, NOW)
+    assert [row[:2] for row in wire(again)] == [
+        ("place", "entry"),
+        ("place", "stop"),
+        ("place", "target"),
+    ]
+    same_day = replace(closed, entries_filled={(NAME, g): TODAY})
+    assert plan(rules_with(reenter="daily"), same_day, NOW).intents == ()
+    # Its new entry, working and unfilled, is managed like a first entry (not "closed").
+    entry, stop, target = legs_of(g)
+    working_again = replace(closed, working_orders=(entry, stop, target))
+    assert plan(rules_with(reenter="daily"), working_again, NOW).intents == ()
