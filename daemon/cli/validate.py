@@ -77,7 +77,7 @@ def _count(items: dict[str, Any], noun: str) -> str:
 
 
 def _reentry(rules: RuleSet) -> dict[str, str]:
-    found = {name: rule.reenter for name, rule in rules.brackets.items()}
+    found: dict[str, str] = {name: rule.reenter for name, rule in rules.brackets.items()}
     found.update((name, rule.reenter) for name, rule in rules.scales.items())
     return found
 
