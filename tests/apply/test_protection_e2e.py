@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from daemon.cli import main
 from daemon.journal import Journal
 from daemon.sim import SimState
 from daemon.sim.model import SimOrder
@@ -171,3 +172,31 @@ def test_failure_4_rule_removed_after_a_partial_fill_keeps_a_stop_and_target_for
     again = apply_in_process(rules, state_dir=state)
     assert "Nothing to send." in again.out, again.out
     assert_protected(gateway, 30)
+
+
+def test_release_cancels_an_orphaned_protection_and_leaves_the_position(
+    gateway: Gateway,
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    state = tmp_path / "state"
+    rules = bracket_rules(tmp_path / "rules", gateway)
+    enter_and_fill(gateway, apply_in_process, rules, state)
+    bracket_rules(rules, gateway, present=False)
+    assert "orphaned protection" in apply_in_process(rules, state_dir=state).out
+    assert_protected(gateway, 100)
+
+    capsys.readouterr()
+    assert main(["release", RULE, "--state-dir", str(state)]) == 0
+    assert "the position itself is left alone" in capsys.readouterr().out
+    outcome = apply_in_process(rules, state_dir=state)
+
+    assert outcome.code == 0, outcome.out + outcome.err
+    assert "released by `tradectl release aapl-dip`" in outcome.out
+    assert working_legs(gateway) == {}
+    assert gateway.positions() == {"AAPL": 100}
+    assert "Nothing to send." in apply_in_process(rules, state_dir=state).out
+    bracket_rules(rules, gateway)
+    assert "Nothing to send." in apply_in_process(rules, state_dir=state).out
+    assert entries_placed(gateway) == 1
