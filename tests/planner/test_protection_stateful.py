@@ -387,7 +387,9 @@ class ProtectionMachine(RuleBasedStateMachine):
                 continue
             held = self.held(name)
             for leg in ("stop", "target"):
-                covered = sum(o.order.remaining for o in self.legs(name, leg))
+                covered = sum(
+                    o.order.remaining for o in self.legs(name, leg) if self.broker.active(o)
+                )
                 assert covered == held, (
                     f"{name}: {leg} covers {covered}, the rule holds {held} "
                     f"(entered {self.entered[name]}, exited {self.exited[name]})"
