@@ -470,12 +470,13 @@ class Journal:
         ).fetchall()
         return [_intent_from_row(row) for row in rows]
 
-    def ended_entry_refs(self) -> frozenset[str]:
-        """orderRefs of bracket entries whose order the journal saw end (filled, cancelled,
-        rejected, never sent): their fills are known."""
+    def unfilled_entry_refs(self) -> frozenset[str]:
+        """orderRefs of bracket entries whose order the journal saw end without any fill
+        (cancelled, rejected, never sent)."""
         rows = self._db.execute(
             "SELECT DISTINCT order_ref FROM intents WHERE action = 'place' AND leg = 'entry' "
-            "AND state IN ('filled', 'cancelled', 'rejected', 'unsent') AND order_ref IS NOT NULL"
+            "AND state IN ('cancelled', 'rejected', 'unsent') AND filled = 0 "
+            "AND order_ref IS NOT NULL"
         ).fetchall()
         return frozenset(str(row["order_ref"]) for row in rows)
 

@@ -241,16 +241,16 @@ def _children_prove(
     name: str, legs: dict[str, OwnedOrder], exited: Fills, book: Book
 ) -> tuple[int, str] | None:
     """At IB, cancelling a parent cancels its attached children, so a stop or target working
-    without its entry means the entry filled, unless the journal saw that entry end (then it
-    knows its fills, and the legs are on their way out). The rule then holds what the account
-    holds on the entry's side, up to the leg's size: (held, leg)."""
+    without its entry means the entry filled, unless the journal saw that entry end unfilled
+    (then the legs are on their way out). The rule then holds what the account holds on the
+    entry's side, up to the leg's size: (held, leg)."""
     if "entry" in legs:
         return None
     for leg in PROTECTIVE_LEGS:
         owned = legs.get(leg)
         if owned is None or owned.pending_cancel:
             continue
-        if order_ref(name, owned.generation, "entry") in book.observed.ended_entry_refs:
+        if order_ref(name, owned.generation, "entry") in book.observed.unfilled_entry_refs:
             continue
         order = owned.order
         side = opposite(order.action)

@@ -126,8 +126,8 @@ class Observed:
     entered quantity IB's order graph proved when the journal did not know it (a lost journal).
     ``released`` names the rules `tradectl release` took out of protection: they protect
     nothing any more.
-    ``ended_entry_refs`` are entry orderRefs the journal saw end: their fills are known, so
-    protective legs still working without such an entry are not evidence of more.
+    ``unfilled_entry_refs`` are entry orderRefs the journal saw end without any fill: protective
+    legs still working without such an entry are on their way out, not evidence of a fill.
     ``completed_orders`` are the day's finished orders as IB reports them (their filled
     quantities count as fills). ``entries_expired`` and ``entries_filled`` are, per
     ``(rule, generation)`` of a bracket or scale, the last trading day one of its entry orders
@@ -152,7 +152,7 @@ class Observed:
     in_flight: frozenset[str] = frozenset()
     entered_floor: Mapping[str, float] = field(default_factory=dict)
     released: frozenset[str] = frozenset()
-    ended_entry_refs: frozenset[str] = frozenset()
+    unfilled_entry_refs: frozenset[str] = frozenset()
     completed_orders: tuple[WorkingOrder, ...] = ()
     entries_expired: Mapping[tuple[str, str], date] = field(default_factory=dict)
     entries_filled: Mapping[tuple[str, str], date] = field(default_factory=dict)

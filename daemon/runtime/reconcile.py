@@ -80,7 +80,7 @@ def build_observed(
     exit_fills: dict[tuple[str, str], float] = {}
     entered_floor: dict[str, float] = {}
     released: frozenset[str] = frozenset()
-    ended_entry_refs: frozenset[str] = frozenset()
+    unfilled_entry_refs: frozenset[str] = frozenset()
     entries_expired: dict[tuple[str, str], date] = {}
     entries_filled: dict[tuple[str, str], date] = {}
     if journal is not None:
@@ -107,7 +107,7 @@ def build_observed(
             if row.exited:
                 exit_fills[key] = row.exited
         released = frozenset(release.rule for release in journal.releases())
-        ended_entry_refs = journal.ended_entry_refs()
+        unfilled_entry_refs = journal.unfilled_entry_refs()
         for ref, how, ended_at in journal.entries_ended():
             parsed = parse_order_ref(ref)
             if parsed is not None:
@@ -140,7 +140,7 @@ def build_observed(
         in_flight=in_flight,
         entered_floor=entered_floor,
         released=released,
-        ended_entry_refs=ended_entry_refs,
+        unfilled_entry_refs=unfilled_entry_refs,
         completed_orders=state.completed_orders,
         entries_expired=entries_expired,
         entries_filled=entries_filled,

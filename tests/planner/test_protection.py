@@ -44,7 +44,7 @@ def test_children_of_an_entry_the_journal_saw_end_unfilled_are_not_proof() -> No
     ended = account(
         positions={"AAPL": 100},
         orders=legs_of(g, entry=False),
-        ended_entry_refs=frozenset({order_ref(NAME, g, "entry")}),
+        unfilled_entry_refs=frozenset({order_ref(NAME, g, "entry")}),
     )
     assert [row[:2] for row in wire(plan(rules_with(), ended, NOW))] == [
         ("cancel", "stop"),
