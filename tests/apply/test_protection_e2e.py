@@ -110,9 +110,12 @@ def test_failure_2_empty_journal_with_a_filled_bracket_keeps_protection_and_neve
     bracket_rules(rules, gateway, present=still_in_rules)
 
     fresh = tmp_path / "another-machine"
-    for _ in range(2):
+    for attempt in range(2):
         outcome = apply_in_process(rules, state_dir=fresh)
         assert outcome.code == 0, outcome.out + outcome.err
+        # The first pass proves the fill from IB's order graph; the ledger remembers it after.
+        proof = "its stop works without its entry: at IB that means the entry filled"
+        assert (proof in outcome.out) == (attempt == 0), outcome.out
         assert gateway.messages("cancelOrder") == []
         assert entries_placed(gateway) == 1
         assert_protected(gateway, 100)
