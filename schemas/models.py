@@ -485,6 +485,18 @@ Quantity = Annotated[
 ]
 
 
+Reenter = Annotated[
+    Literal["never", "daily"],
+    Field(
+        description="Whether an entry that expired unfilled (tif DAY) or filled and was closed "
+        "is entered again: never (default), or daily (at most once per trading day)"
+    ),
+]
+# Fields that decide whether orders are placed, not what they look like: left out of a rule's
+# generation, so changing them never modifies working orders.
+ORDER_NEUTRAL_FIELDS = frozenset({"reenter"})
+
+
 class Bracket(StrictModel):
     symbol: Symbol
     side: Side
@@ -493,6 +505,7 @@ class Bracket(StrictModel):
     stop_loss: StopLoss
     take_profit: TakeProfit
     tif: Literal["DAY", "GTC"] = "GTC"
+    reenter: Reenter = "never"
 
 
 # --- scales --------------------------------------------------------------------------------
@@ -506,6 +519,7 @@ class Scale(StrictModel):
     start_price: Price
     step: Annotated[float, Field(gt=0, lt=1_000_000, allow_inf_nan=False)]
     tif: Literal["DAY", "GTC"] = "GTC"
+    reenter: Reenter = "never"
 
     @model_validator(mode="after")
     def _enough_shares_per_level(self) -> Scale:
@@ -599,14 +613,16 @@ class RuleSet(StrictModel):
 
     def generation(self) -> str:
         """Content hash of the whole rule set (recorded as the config generation)."""
-        return content_hash(self, exclude=None if self.alerts is not None else {"alerts"})
+        return content_hash(
+            self, exclude=frozenset() if self.alerts is not None else frozenset({"alerts"})
+        )
 
 
-def content_hash(model: BaseModel, exclude: set[str] | None = None) -> str:
+def content_hash(model: BaseModel, exclude: frozenset[str] = frozenset()) -> str:
     """A short, stable hash of a model's content: the same rule text gives the same value on
     every machine and in every process, so it can be part of an orderRef."""
     canonical = json.dumps(
-        model.model_dump(mode="json", exclude=exclude),
+        model.model_dump(mode="json", exclude=set(exclude)),
         sort_keys=True,
         separators=(",", ":"),
         allow_nan=False,
@@ -615,8 +631,8 @@ def content_hash(model: BaseModel, exclude: set[str] | None = None) -> str:
 
 
 def rule_generation(rule: Allocation | Bracket | Scale) -> str:
-    """The generation of one rule: part of its orderRefs, changes whenever the rule does."""
-    return content_hash(rule)
+    """The generation of one rule: part of its orderRefs, changes whenever its orders do."""
+    return content_hash(rule, ORDER_NEUTRAL_FIELDS)
 
 
 def order_ref(rule: str, generation: str, leg: str) -> str:

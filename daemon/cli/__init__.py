@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "alert-test",
     "accept",
     "report",
+    "release",
 )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
+from daemon.ledger_view import RuleLedger, ledger_json, render_ledger, rule_ledgers
 from daemon.records.store import read_backlog
 from daemon.runtime.reconcile import trading_day_start
 from daemon.runtime.targets_journal import pending_targets
@@ -43,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     status["records"] = records_backlog(state_dir)
     status["order_efficiency"] = order_efficiency_today(state_dir)
+    account = status.get("account") or {}
+    status["ledger"] = ledger_lines(
+        state_dir, status["rules"].get("brackets"), account.get("working_owned_orders")
+    )
     if args.json:
         print(json.dumps(status, indent=2, default=str))
     else:
@@ -64,6 +69,7 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
         journal.close()
     records = records_backlog(state_dir)
     efficiency = order_efficiency_today(state_dir)
+    ledger = ledger_lines(state_dir, None, None)
     if as_json:
         breaker_day = None if safety.breaker_day is None else safety.breaker_day.isoformat()
         shown = {
@@ -73,6 +79,7 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
             "records": records,
             "order_efficiency": efficiency,
             "targets_held": held,
+            "ledger": ledger,
         }
         print(json.dumps(shown))
         return NOT_RUNNING
@@ -88,7 +95,40 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
         )
     print(render_records(records))
     print(render_order_efficiency(efficiency))
+    print("\n".join(render_ledger_lines(ledger)))
     return NOT_RUNNING
+
+
+def ledger_lines(
+    state_dir: Path, brackets: list[str] | None, working: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """Each bracket rule's ledger from the journal (read-only: the daemon may hold it), with
+    the protection its working orders give when the daemon reports them."""
+    try:
+        journal = Journal.open_read_only(state_dir)
+        if journal is None:
+            return {"available": False, "error": None, "rules": []}
+        try:
+            rows, releases = journal.ledger(), journal.releases()
+        finally:
+            journal.close()
+    except (JournalError, sqlite3.Error, OSError) as exc:
+        return {"available": False, "error": str(exc), "rules": []}
+    return {
+        "available": True,
+        "error": None,
+        "rules": ledger_json(rule_ledgers(rows, releases, brackets, working)),
+    }
+
+
+def render_ledger_lines(ledger: dict[str, Any]) -> list[str]:
+    if not ledger["available"]:
+        return [f"ledger:      unknown ({ledger['error'] or 'no journal yet'})"]
+    return render_ledger([RuleLedger(**_fields(line)) for line in ledger["rules"]])
+
+
+def _fields(line: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in line.items() if key not in ("held", "orphaned")}
 
 
 def records_backlog(state_dir: Path) -> dict[str, Any]:
@@ -203,6 +243,8 @@ def render_status(status: dict[str, Any]) -> str:
             f"targets:     allocations.{decision['rule']} {decision['status'].upper()}: "
             f"{decision['reason']}"
         )
+    if "ledger" in status:
+        lines += render_ledger_lines(status["ledger"])
     lines.append("last passes:")
     for record in status["passes"][-5:]:
         summary = record.get("summary") or {}

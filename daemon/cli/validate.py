@@ -54,6 +54,7 @@ def summary(result: LoadResult, rules: RuleSet) -> dict[str, Any]:
         "allocations": sorted(rules.allocations),
         "brackets": sorted(rules.brackets),
         "scales": sorted(rules.scales),
+        "reenter": dict(sorted(_reentry(rules).items())),
         "symbols": rules.symbols(),
         "schedule": {
             "reconcile_every_seconds": rules.schedule.reconcile_every.total_seconds(),
@@ -95,6 +96,25 @@ def _count(items: dict[str, Any], noun: str) -> str:
     return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}{names}"
 
 
+def _reentry(rules: RuleSet) -> dict[str, str]:
+    found: dict[str, str] = {name: rule.reenter for name, rule in rules.brackets.items()}
+    found.update((name, rule.reenter) for name, rule in rules.scales.items())
+    return found
+
+
+def _reentry_lines(rules: RuleSet) -> list[str]:
+    """Which brackets and scales enter again after an expired or a filled-and-closed entry."""
+    standing = _reentry(rules)
+    if not standing:
+        return []
+    daily = sorted(name for name, reenter in standing.items() if reenter == "daily")
+    never = len(standing) - len(daily)
+    line = f"  reenter      never: {never}"
+    if daily:
+        line += f"; daily (once per trading day): {', '.join(daily)}"
+    return [line]
+
+
 def _text(result: LoadResult) -> str:
     rules = result.rule_set
     if rules is None:
@@ -120,6 +140,7 @@ def _text(result: LoadResult) -> str:
             f"  rules        {_count(rules.allocations, 'allocation')}",
             f"               {_count(rules.brackets, 'bracket')}",
             f"               {_count(rules.scales, 'scale')}",
+            *_reentry_lines(rules),
             f"  symbols      {', '.join(rules.symbols()) or '(none)'}",
             f"  schedule     reconcile every {seconds:g}s; {timing}",
             *_targets_lines(rules),

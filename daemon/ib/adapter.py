@@ -118,6 +118,7 @@ class BrokerState:
     margin_account: bool = False
     previous_day_equity: float | None = None
     daily_pnl: float | None = None
+    completed_orders: tuple[WorkingOrder, ...] = ()
 
 
 @dataclass
@@ -661,6 +662,10 @@ class IbAdapter:
             contracts={symbol: _facts(cached) for symbol, cached in contracts.items()},
             qualified=contracts,
             notes=tuple(notes),
+            completed_orders=tuple(
+                translate.working_order(done.contract, done.order, done.status, done.filled)
+                for done in self._completed
+            ),
         )
 
     def _daily_pnl(self) -> float | None:

@@ -232,6 +232,40 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX account_samples_at ON account_samples (at);
     """,
+    # 4: the per-rule ledger of brackets and scales (issue #12, docs/planning.md "The ledger").
+    # One row per (rule, generation): shares its entry legs bought or sold (entered, and their
+    # value for the average price) and shares its stop and target legs closed (exited). Written
+    # with each new execution (ledger_fills makes that exactly once per execId) and kept after
+    # the rule is removed. ``reconstructed`` is an entered quantity inferred from IB's order graph
+    # when the journal had no fills for the rule (a lost or fresh journal). ledger_releases
+    # records `tradectl release`: the held quantity the rule stops protecting.
+    """
+    CREATE TABLE ledger (
+        rule TEXT NOT NULL,
+        generation TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        entered REAL NOT NULL DEFAULT 0,
+        entered_value REAL NOT NULL DEFAULT 0,
+        exited REAL NOT NULL DEFAULT 0,
+        reconstructed REAL NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (rule, generation)
+    );
+    CREATE TABLE ledger_fills (
+        exec_id TEXT PRIMARY KEY
+    );
+    CREATE TABLE ledger_releases (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        rule TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        held REAL NOT NULL,
+        reason TEXT NOT NULL,
+        released_at TEXT NOT NULL
+    );
+    """,
 )
 
 

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
+from daemon.planner.common import leg_kind
 from daemon.planner.types import Intent
+from schemas.models import parse_order_ref
 
 if TYPE_CHECKING:
     from daemon.journal.lifecycle import Transition
@@ -129,6 +131,47 @@ class RecordedExecution:
     time: datetime
 
 
+@dataclass(frozen=True)
+class LedgerRow:
+    """What one generation of a bracket or scale rule entered and exited (docs/planning.md,
+    "The ledger"). ``side`` is the entry's side. The row with generation ``""`` holds no fills:
+    its ``reconstructed`` is the rule's entered quantity IB proved when the journal did not know
+    it (see ``entered_total``)."""
+
+    rule: str
+    generation: str
+    kind: str
+    symbol: str
+    side: str
+    entered: float
+    entered_value: float
+    exited: float
+    reconstructed: float
+
+
+def entered_total(rows: Sequence[LedgerRow]) -> float:
+    """One rule's entered shares: its journaled fills, or IB's proof when that is larger."""
+    journaled = sum(row.entered for row in rows)
+    return max(journaled, max((row.reconstructed for row in rows), default=0.0))
+
+
+@dataclass(frozen=True)
+class LedgerRelease:
+    """`tradectl release RULE`: the rule stopped protecting ``held`` shares on purpose."""
+
+    id: int
+    rule: str
+    symbol: str
+    side: str
+    held: float
+    reason: str
+    released_at: datetime
+
+
+class NothingToRelease(JournalError):
+    pass
+
+
 # The kv key naming the one account a journal belongs to.
 ACCOUNT_KEY = "account"
 # IB may restrict an account whose daily (submissions + revisions + cancels) / (executions + 1)
@@ -228,7 +271,9 @@ class Journal:
         connection.execute("PRAGMA busy_timeout=5000")
         connection.execute("PRAGMA synchronous=FULL")
         migrate(connection, _iso(clock()))
-        return cls(connection, lock, clock)
+        journal = cls(connection, lock, clock)
+        journal._catch_up_ledger()
+        return journal
 
     def close(self) -> None:
         self._db.close()
@@ -475,6 +520,32 @@ class Journal:
         ).fetchall()
         return [_intent_from_row(row) for row in rows]
 
+    def unfilled_entry_refs(self) -> frozenset[str]:
+        """orderRefs of bracket entries whose order the journal saw end without any fill
+        (cancelled, rejected, never sent)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT order_ref FROM intents WHERE action = 'place' AND leg = 'entry' "
+            "AND state IN ('cancelled', 'rejected', 'unsent') AND filled = 0 "
+            "AND order_ref IS NOT NULL"
+        ).fetchall()
+        return frozenset(str(row["order_ref"]) for row in rows)
+
+    def entries_ended(self) -> list[tuple[str, str, datetime]]:
+        """(orderRef, state, when) of each bracket or scale entry order that ended at IB:
+        ``filled``, or ``cancelled`` without tradectl asking (expired); for `reenter`."""
+        rows = self._db.execute(
+            "SELECT order_ref, state, finished_at FROM intents AS placed WHERE action = 'place' "
+            "AND kind IN ('brackets', 'scales') AND purpose = 'opening' "
+            "AND state IN ('filled', 'cancelled') AND order_ref IS NOT NULL "
+            "AND finished_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM intents AS asked "
+            "WHERE asked.action = 'cancel' AND asked.client_id = placed.client_id "
+            "AND asked.order_id = placed.order_id AND asked.id > placed.id)"
+        ).fetchall()
+        return [
+            (str(row["order_ref"]), str(row["state"]), datetime.fromisoformat(row["finished_at"]))
+            for row in rows
+        ]
+
     def in_flight_keys(self) -> frozenset[str]:
         """Keys sent (or about to be) and not yet seen at the broker: the planner leaves them
         alone until the broker shows them or the resync gives up on them."""
@@ -637,25 +708,14 @@ class Journal:
                     _iso(self.now),
                 ),
             )
-            return cursor.rowcount == 1
+            new = cursor.rowcount == 1
+            if new:
+                _post_to_ledger(db, execution, _iso(self.now))
+            return new
 
     def executions(self) -> list[RecordedExecution]:
         rows = self._db.execute("SELECT * FROM executions ORDER BY time, exec_id").fetchall()
-        return [
-            RecordedExecution(
-                exec_id=row["exec_id"],
-                order_id=row["order_id"],
-                client_id=row["client_id"],
-                perm_id=row["perm_id"],
-                order_ref=row["order_ref"],
-                symbol=row["symbol"],
-                side=row["side"],
-                shares=row["shares"],
-                price=row["price"],
-                time=datetime.fromisoformat(row["time"]),
-            )
-            for row in rows
-        ]
+        return [_execution_from_row(row) for row in rows]
 
     def record_commission(
         self, exec_id: str, commission: float, currency: str, realized_pnl: float | None
@@ -681,6 +741,94 @@ class Journal:
                 "INSERT INTO gateway_errors (at, req_id, code, message, order_ref, informational) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (_iso(self.now), req_id, code, message, order_ref, int(informational)),
+            )
+
+    # --- the ledger (docs/planning.md, "The ledger") --------------------------------------
+
+    def _catch_up_ledger(self) -> None:
+        """Post executions journaled before the ledger existed (journals older than migration 3)."""
+        rows = self._db.execute(
+            "SELECT * FROM executions WHERE exec_id NOT IN (SELECT exec_id FROM ledger_fills) "
+            "ORDER BY time, exec_id"
+        ).fetchall()
+        if not rows:
+            return
+        now = _iso(self.now)
+        with self._transaction(durable=False) as db:
+            for row in rows:
+                _post_to_ledger(db, _execution_from_row(row), now)
+
+    def ledger(self) -> list[LedgerRow]:
+        rows = self._db.execute("SELECT * FROM ledger ORDER BY rule, generation").fetchall()
+        return [_ledger_row(row) for row in rows]
+
+    def releases(self) -> list[LedgerRelease]:
+        rows = self._db.execute("SELECT * FROM ledger_releases ORDER BY id").fetchall()
+        return [
+            LedgerRelease(
+                id=row["id"],
+                rule=row["rule"],
+                symbol=row["symbol"],
+                side=row["side"],
+                held=row["held"],
+                reason=row["reason"],
+                released_at=datetime.fromisoformat(row["released_at"]),
+            )
+            for row in rows
+        ]
+
+    def record_reconstruction(self, rule: str, symbol: str, side: str, quantity: float) -> None:
+        """An entered quantity of ``rule`` proven by IB (its order graph, its order's filled
+        counts) beyond the journaled fills: kept as the largest seen, so the proof survives
+        once the orders that gave it are gone."""
+        with self._transaction(durable=True) as db:
+            db.execute(
+                "INSERT INTO ledger (rule, generation, kind, symbol, side, reconstructed, "
+                "updated_at) VALUES (?, '', 'brackets', ?, ?, ?, ?) "
+                "ON CONFLICT(rule, generation) DO UPDATE SET "
+                "reconstructed = MAX(ledger.reconstructed, excluded.reconstructed), "
+                "updated_at = excluded.updated_at",
+                (rule, symbol, side, quantity, _iso(self.now)),
+            )
+
+    def release(self, rule: str, reason: str) -> LedgerRelease:
+        """Journal that ``rule`` no longer protects what it holds; raise NothingToRelease when
+        its ledger holds nothing."""
+        with self._transaction(durable=True) as db:
+            rows = [
+                _ledger_row(row)
+                for row in db.execute(
+                    "SELECT * FROM ledger WHERE rule = ? AND kind = 'brackets' ORDER BY generation",
+                    (rule,),
+                ).fetchall()
+            ]
+            released = db.execute(
+                "SELECT COALESCE(SUM(held), 0) FROM ledger_releases WHERE rule = ?", (rule,)
+            ).fetchone()[0]
+            entered = entered_total(rows)
+            exited = sum(row.exited for row in rows)
+            held = entered - exited - released
+            if not rows or held <= 0:
+                raise NothingToRelease(
+                    f"brackets.{rule} holds nothing by its ledger (entered {entered:g}, exited "
+                    f"{exited:g}, released {released:g}): nothing to release"
+                )
+            entry = next((row for row in rows if row.entered or row.reconstructed), rows[0])
+            now = _iso(self.now)
+            cursor = db.execute(
+                "INSERT INTO ledger_releases (rule, symbol, side, held, reason, released_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (rule, entry.symbol, entry.side, held, reason, now),
+            )
+            assert cursor.lastrowid is not None
+            return LedgerRelease(
+                id=cursor.lastrowid,
+                rule=rule,
+                symbol=entry.symbol,
+                side=entry.side,
+                held=held,
+                reason=reason,
+                released_at=datetime.fromisoformat(now),
             )
 
     # --- contract cache ---------------------------------------------------------------------
@@ -816,4 +964,74 @@ def _intent_from_row(row: sqlite3.Row) -> JournaledIntent:
         error_code=row["error_code"],
         error_text=row["error_text"],
         fields=json.loads(row["fields"]),
+    )
+
+
+def _post_to_ledger(db: sqlite3.Connection, execution: RecordedExecution, now: str) -> None:
+    """Count one execution in its rule's ledger row, once: an entry leg (a bracket's ``entry``,
+    a scale's ``L<n>``) adds to entered, a bracket's ``stop`` or ``target`` to exited."""
+    parsed = parse_order_ref(execution.order_ref)
+    if parsed is None:
+        return
+    rule, generation, leg = parsed
+    kind = leg_kind(leg)
+    is_entry = leg == "entry" or kind == "scales"
+    if kind not in ("brackets", "scales"):
+        return
+    if (
+        db.execute(
+            "INSERT OR IGNORE INTO ledger_fills (exec_id) VALUES (?)", (execution.exec_id,)
+        ).rowcount
+        != 1
+    ):
+        return
+    side = execution.side if is_entry else ("SELL" if execution.side == "BUY" else "BUY")
+    entered = execution.shares if is_entry else 0.0
+    exited = 0.0 if is_entry else execution.shares
+    db.execute(
+        "INSERT INTO ledger (rule, generation, kind, symbol, side, entered, entered_value, exited, "
+        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT(rule, generation) DO UPDATE SET entered = ledger.entered + excluded.entered, "
+        "entered_value = ledger.entered_value + excluded.entered_value, "
+        "exited = ledger.exited + excluded.exited, updated_at = excluded.updated_at",
+        (
+            rule,
+            generation,
+            kind,
+            execution.symbol,
+            side,
+            entered,
+            entered * execution.price,
+            exited,
+            now,
+        ),
+    )
+
+
+def _execution_from_row(row: sqlite3.Row) -> RecordedExecution:
+    return RecordedExecution(
+        exec_id=row["exec_id"],
+        order_id=row["order_id"],
+        client_id=row["client_id"],
+        perm_id=row["perm_id"],
+        order_ref=row["order_ref"],
+        symbol=row["symbol"],
+        side=row["side"],
+        shares=row["shares"],
+        price=row["price"],
+        time=datetime.fromisoformat(row["time"]),
+    )
+
+
+def _ledger_row(row: sqlite3.Row) -> LedgerRow:
+    return LedgerRow(
+        rule=row["rule"],
+        generation=row["generation"],
+        kind=row["kind"],
+        symbol=row["symbol"],
+        side=row["side"],
+        entered=row["entered"],
+        entered_value=row["entered_value"],
+        exited=row["exited"],
+        reconstructed=row["reconstructed"],
     )

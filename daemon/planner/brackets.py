@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from datetime import date
 
 from daemon.planner.common import (
     Book,
@@ -39,10 +40,19 @@ from daemon.planner.types import (
     Purpose,
     WorkingOrder,
 )
-from schemas.models import Bracket, RuleKind, RuleSet, Side, order_ref, rule_generation
+from schemas.models import (
+    Bracket,
+    RuleKind,
+    RuleSet,
+    Side,
+    order_ref,
+    parse_order_ref,
+    rule_generation,
+)
 
 KIND: RuleKind = "brackets"
 PROTECTIVE_LEGS = ("stop", "target")
+KEPT_SUFFIX = "-kept"
 _EPSILON = 1e-9
 
 
@@ -70,15 +80,45 @@ def oca_group(rule: str, generation: str) -> str:
     return f"tctl:{rule}:{generation}"
 
 
+class Allowance:
+    """The account's position per (symbol, entry side), handed out to the bracket rules that
+    hold it: several rules on one symbol never protect more than the account holds in total
+    (their stops together would open a position the other way)."""
+
+    def __init__(self, book: Book) -> None:
+        self._book = book
+        self._taken: dict[tuple[str, Side], float] = {}
+
+    def take(self, symbol: str, side: Side, wanted: float) -> int:
+        held = self._book.observed.position(symbol) * (1 if side == "BUY" else -1)
+        left = held - self._taken.get((symbol, side), 0.0)
+        granted = math.floor(max(0.0, min(wanted, left)) + _EPSILON)
+        self._taken[(symbol, side)] = self._taken.get((symbol, side), 0.0) + granted
+        return granted
+
+
 def plan_brackets(rules: RuleSet, book: Book) -> Draft:
     draft = Draft()
-    for name in sorted(set(rules.brackets) | set(book.owned_rules(KIND))):
-        intents = _plan_rule(name, rules.brackets.get(name), book, draft.notes)
+    allowance = Allowance(book)
+    # Rules whose stop or target works take their share of the position first: IB shows what
+    # they protect now, while a rule without working legs may count fills IB no longer shows.
+    names = sorted(
+        set(rules.brackets) | set(book.owned_rules(KIND)),
+        key=lambda name: (not _has_working_protection(book, name), name),
+    )
+    for name in names:
+        intents = _plan_rule(name, rules.brackets.get(name), book, draft.notes, allowance)
         draft.add(*intents)
     return draft
 
 
-def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) -> list[Intent]:
+def _has_working_protection(book: Book, name: str) -> bool:
+    return any(owned.leg in PROTECTIVE_LEGS for owned in book.owned_by(KIND, name))
+
+
+def _plan_rule(
+    name: str, rule: Bracket | None, book: Book, notes: list[str], allowance: Allowance
+) -> list[Intent]:
     where = f"brackets.{name}"
     legs: dict[str, OwnedOrder] = {}
     for owned in book.owned_by(KIND, name):
@@ -94,14 +134,131 @@ def _plan_rule(name: str, rule: Bracket | None, book: Book, notes: list[str]) ->
         notes.append(f"{where}: waiting for the cancel of order {pending[0]} to be confirmed")
         return []
 
+    entered, exited, proof = holdings(name, legs, book)
+    if proof is not None:
+        notes.append(f"{where}: {proof}")
+    if rule is None:
+        return _removed(name, legs, entered, exited, book, notes, allowance)
+    generation = rule_generation(rule)
+    entry = legs.get("entry")
+    held = entered.quantity - exited.quantity
+    if entered.quantity > 0:
+        # A new day's entry of a `reenter: daily` rule, placed after the last one closed, is
+        # managed like a first entry until it fills.
+        new_cycle = entry is not None and entry.order.filled <= 0 and held <= 0
+        closed = held <= 0 and not legs
+        if not (new_cycle or (closed and _reenters(name, rule, book, notes))):
+            return _protect(name, rule, generation, legs, entered, exited, book, notes, allowance)
+    elif entry is None:
+        expired = book.observed.entries_expired.get((name, generation))
+        if expired is not None and not _may_enter_after(rule, expired, book):
+            notes.append(
+                f"{where}: its entry expired unfilled on {expired.isoformat()}; reenter: "
+                f"{rule.reenter}, so it is not entered again"
+                + (" today" if rule.reenter == "daily" else " (edit the rule to enter anew)")
+            )
+            return [
+                cancel_intent(owned, KIND, "child of an expired entry")
+                for leg, owned in legs.items()
+                if leg in PROTECTIVE_LEGS
+            ]
+    return _unfilled(name, rule, generation, legs, book, notes)
+
+
+def _reenters(name: str, rule: Bracket, book: Book, notes: list[str]) -> bool:
+    """A filled bracket whose position is closed is entered again only with `reenter: daily`,
+    once per trading day, and never after `tradectl release`."""
+    where = f"brackets.{name}"
+    if name in book.observed.released:
+        return False
+    last = book.last_entry_day(name)
+    if rule.reenter == "never":
+        notes.append(f"{where}: filled and closed; reenter: never, so it is not entered again")
+        return False
+    if last is None:
+        notes.append(f"{where}: filled and closed on a day nobody recorded; not entered again")
+        return False
+    if not _may_enter_after(rule, last, book):
+        notes.append(f"{where}: filled and closed today; reenter: daily, so again tomorrow")
+        return False
+    return True
+
+
+def _may_enter_after(rule: Bracket, ended_on: date, book: Book) -> bool:
+    today = book.observed.trading_day
+    return rule.reenter == "daily" and today is not None and ended_on < today
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    """A bracket rule's entered quantity that IB proves and the journal does not know."""
+
+    rule: str
+    symbol: str
+    side: Side
+    entered: float
+
+
+def holdings(name: str, legs: dict[str, OwnedOrder], book: Book) -> tuple[Fills, Fills, str | None]:
+    """What the rule entered and exited, from the journal's ledger and IB's truth
+    (docs/planning.md, "Protection from the broker's truth"), and, when IB's order graph proved
+    more than the fills show, why."""
     entered = book.fills(name, lambda leg: leg == "entry", "entry")
     exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
-    if rule is None:
-        return _removed(name, legs, entered, exited, book, notes)
-    generation = rule_generation(rule)
-    if entered.quantity > 0:
-        return _protect(name, rule, generation, legs, entered, exited, book, notes)
-    return _unfilled(name, rule, generation, legs, book, notes)
+    if name in book.observed.released:
+        # `tradectl release`: the rule protects nothing any more, whatever it filled.
+        return entered, Fills(max(entered.quantity, exited.quantity), None), None
+    if exited.quantity > entered.quantity:
+        # A stop or target only works once its entry has filled.
+        entered = Fills(exited.quantity, entered.average_price)
+    proof = _children_prove(name, legs, exited, book)
+    if proof is None or proof[0] + exited.quantity <= entered.quantity:
+        return entered, exited, None
+    held, leg = proof
+    why = (
+        f"its {leg} works without its entry: at IB that means the entry filled; protecting "
+        f"the {shares(held)} shares held"
+    )
+    return Fills(held + exited.quantity, entered.average_price), exited, why
+
+
+def reconstructed_entries(book: Book) -> list[Reconstruction]:
+    """Bracket rules whose entered quantity IB proves beyond what the journal knows (a lost or
+    fresh journal, a fill on an earlier day); the runtime writes them to the ledger, so the proof
+    outlives the orders that gave it."""
+    found = []
+    for name in book.owned_rules(KIND):
+        legs = {owned.leg: owned for owned in book.owned_by(KIND, name)}
+        entered, _, _ = holdings(name, legs, book)
+        if entered.quantity > book.journaled_entry(name):
+            order = next(iter(legs.values())).order
+            side = order.action if "entry" in legs else opposite(order.action)
+            found.append(Reconstruction(name, order.symbol, side, entered.quantity))
+    return found
+
+
+def _children_prove(
+    name: str, legs: dict[str, OwnedOrder], exited: Fills, book: Book
+) -> tuple[int, str] | None:
+    """At IB, cancelling a parent cancels its attached children, so a stop or target working
+    without its entry means the entry filled, unless the journal saw that entry end unfilled
+    (then the legs are on their way out). The rule then holds what the account holds on the
+    entry's side, up to the leg's size: (held, leg)."""
+    if "entry" in legs:
+        return None
+    for leg in PROTECTIVE_LEGS:
+        owned = legs.get(leg)
+        if owned is None or owned.pending_cancel:
+            continue
+        if order_ref(name, owned.generation, "entry") in book.observed.unfilled_entry_refs:
+            continue
+        order = owned.order
+        side = opposite(order.action)
+        on_side = book.observed.position(order.symbol) * (1 if side == "BUY" else -1)
+        held = math.floor(max(0.0, min(order.remaining, on_side)) + _EPSILON)
+        if held > 0:
+            return held, leg
+    return None
 
 
 # --- prices and quantities -----------------------------------------------------------------
@@ -312,13 +469,11 @@ def _follow(
     ]
 
 
-def _cover(side: Side, symbol: str, entered: Fills, exited: Fills, book: Book) -> int:
+def _cover(side: Side, symbol: str, entered: Fills, exited: Fills, allowance: Allowance) -> int:
     """Shares the protective legs must cover: filled minus exited, and never more than the
-    account holds in the entry's direction (a stop larger than the position would open a new
-    one the other way)."""
-    open_quantity = entered.quantity - exited.quantity
-    held = book.observed.position(symbol) * (1 if side == "BUY" else -1)
-    return math.floor(max(0.0, min(open_quantity, held)) + _EPSILON)
+    account holds in the entry's direction beyond what other rules already protect (a stop
+    larger than the position would open a new one the other way)."""
+    return allowance.take(symbol, side, entered.quantity - exited.quantity)
 
 
 # --- the three states ----------------------------------------------------------------------
@@ -470,6 +625,7 @@ def _protect(
     exited: Fills,
     book: Book,
     notes: list[str],
+    allowance: Allowance,
 ) -> list[Intent]:
     where = f"brackets.{name}"
     working = list(legs.values())
@@ -483,7 +639,7 @@ def _protect(
             "its protective orders unchanged (give a new setup a new rule name)"
         )
         return []
-    cover = _cover(rule.side, rule.symbol, entered, exited, book)
+    cover = _cover(rule.side, rule.symbol, entered, exited, allowance)
     children = {leg: legs.get(leg) for leg in PROTECTIVE_LEGS}
     if cover == 0:
         flat = "the bracket's position is closed; a protective order would open a new one"
@@ -543,33 +699,78 @@ def _removed(
     exited: Fills,
     book: Book,
     notes: list[str],
+    allowance: Allowance,
 ) -> list[Intent]:
-    intents: list[Intent] = []
+    """A rule no longer in the files: cancel its unfilled entry; what it filled stays protected
+    (an orphaned protection) until the position is closed or `tradectl release` releases it."""
+    where = f"brackets.{name}"
     entry = legs.get("entry")
-    if entry is not None:
-        intents.append(cancel_intent(entry, KIND, f"rule brackets.{name} removed: unfilled entry"))
+    cancel_entry = (
+        []
+        if entry is None
+        else [cancel_intent(entry, KIND, f"rule {where} removed: unfilled entry")]
+    )
     children = [legs[leg] for leg in PROTECTIVE_LEGS if leg in legs]
-    if not children:
-        return intents
     if entered.quantity <= 0:
-        return intents + [
-            cancel_intent(owned, KIND, f"rule brackets.{name} removed; nothing filled")
+        return cancel_entry + [
+            cancel_intent(owned, KIND, f"rule {where} removed; nothing filled")
             for owned in children
         ]
-    side = opposite(children[0].order.action)
-    symbol = children[0].order.symbol
-    cover = _cover(side, symbol, entered, exited, book)
+    # The removed rule's prices live on in its protective orders: the working ones, else the
+    # last of today's finished ones.
+    templates = {leg: owned.order for leg, owned in legs.items() if leg in PROTECTIVE_LEGS}
+    for leg in PROTECTIVE_LEGS:
+        finished = book.last_completed(name, leg)
+        if leg not in templates and finished is not None:
+            templates[leg] = finished
+    if not templates:
+        if entry is not None and entry.order.filled > 0:
+            notes.append(
+                f"{where}: rule removed with {shares(entry.order.filled)} filled and no stop or "
+                "target to copy prices from: the position is NOT protected; place a stop by hand"
+            )
+        return cancel_entry
+    some = next(iter(templates.values()))
+    cover = _cover(opposite(some.action), some.symbol, entered, exited, allowance)
     if cover == 0:
-        flat = "the bracket's position is closed; a protective order would open a new one"
-        return intents + [cancel_intent(owned, KIND, flat, "protective") for owned in children]
-    notes.append(f"brackets.{name}: rule removed; its filled position keeps its protective orders")
-    for owned in children:
-        reference = entered.average_price or owned.order.limit_price or owned.order.aux_price
-        reason = f"rule removed; protect the {shares(cover)} shares still held"
-        intents += _follow(
-            owned, _as_spec(owned.order, cover), name, "protective", reason, reference or 0.0, cover
-        )
-    return intents
+        if name in book.observed.released:
+            why = f"released by `tradectl release {name}`: the position is left alone"
+        else:
+            why = "the bracket's position is closed; a protective order would open a new one"
+        return cancel_entry + [cancel_intent(owned, KIND, why, "protective") for owned in children]
+    notes.append(
+        f"{where}: rule removed; orphaned protection of the {shares(cover)} shares it still holds "
+        f"(until closed or `tradectl release {name}`)"
+    )
+    reason = f"rule removed; protect the {shares(cover)} shares still held"
+    kept: list[Intent] = []
+    followed: list[Intent] = []
+    for leg, order in templates.items():
+        owned = legs.get(leg)
+        reference = _reference(entered, order)
+        spec = _as_spec(order, cover)
+        if owned is None or (entry is not None and order.parent_id == entry.order.order_id):
+            # At IB, cancelling the parent cancels its attached children: a modify of this
+            # one would be lost with it. Place a standalone copy first, in the same OCA group
+            # (so at most one of them can fill meanwhile); the entry's cancel comes after. A
+            # leg that finished while the rule still holds shares is placed again the same way.
+            parsed = parse_order_ref(order.order_ref)
+            assert parsed is not None
+            spec = replace(spec, order_ref=order_ref(name, kept_generation(parsed[1]), leg))
+            kept.append(_intent(spec, name, leg, "protective", reason, reference, 0, cover))
+        else:
+            followed += _follow(owned, spec, name, "protective", reason, reference, cover)
+    return kept + cancel_entry + followed
+
+
+def kept_generation(generation: str) -> str:
+    """The generation in the orderRef of a removed rule's protective legs placed again without
+    their parent (the children's own orderRefs stay with the cancelled ones)."""
+    return generation if generation.endswith(KEPT_SUFFIX) else generation + KEPT_SUFFIX
+
+
+def _reference(entered: Fills, order: WorkingOrder) -> float:
+    return entered.average_price or order.limit_price or order.aux_price or 0.0
 
 
 def _as_spec(order: WorkingOrder, quantity: int) -> OrderSpec:

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
@@ -185,6 +185,18 @@ class Book:
             "entry": _generations_by_rule(observed.entry_fills),
             "exit": _generations_by_rule(observed.exit_fills),
         }
+        self._completed: dict[tuple[str, str], WorkingOrder] = {}
+        for order in observed.completed_orders:
+            parsed = parse_order_ref(order.order_ref)
+            if parsed is not None:
+                self._completed[(parsed[0], parsed[2])] = order
+        self._ib_filled: dict[str, dict[tuple[str, str], float]] = {}
+        for order in (*observed.working_orders, *observed.completed_orders):
+            parsed = parse_order_ref(order.order_ref)
+            if parsed is not None and order.filled > 0:
+                by_ref = self._ib_filled.setdefault(parsed[0], {})
+                key = (order.order_ref or "", parsed[2])
+                by_ref[key] = max(by_ref.get(key, 0.0), order.filled)
         self._executions: dict[str, list[tuple[str, str, Execution]]] = {}
         for execution in observed.executions:
             parsed = parse_order_ref(execution.order_ref)
@@ -234,7 +246,41 @@ class Book:
             else:
                 notional += filled * price
         average = notional / quantity if priced and quantity > 0 else None
-        return Fills(quantity, average)
+        # IB's own counts of the same fills: the filled quantity of the rule's working and
+        # today's completed orders (by orderRef; an order modified to a new generation keeps
+        # its fills, so only the rule's total compares), and the ledger's reconstruction.
+        seen_at_ib = sum(
+            filled for (found, leg), filled in self._ib_filled.get(rule, {}).items() if legs(leg)
+        )
+        floor = observed.entered_floor.get(rule, 0.0) if which == "entry" else 0.0
+        return Fills(max(quantity, seen_at_ib, floor), average)
+
+    def last_entry_day(self, rule: str) -> date | None:
+        """The last trading day an entry order of ``rule`` filled or expired: today when today's
+        executions show an entry fill, else from the journal; None when nobody knows."""
+        today = self.observed.trading_day
+        if today is not None and any(
+            leg == "entry" for _, leg, _ in self._executions.get(rule, [])
+        ):
+            return today
+        days = [
+            day
+            for ended in (self.observed.entries_filled, self.observed.entries_expired)
+            for (found, _), day in ended.items()
+            if found == rule
+        ]
+        return max(days, default=None)
+
+    def last_completed(self, rule: str, leg: str) -> WorkingOrder | None:
+        """The last of today's finished orders of ``rule``'s ``leg``, as IB reported it."""
+        return self._completed.get((rule, leg))
+
+    def journaled_entry(self, rule: str) -> float:
+        """Entered shares of ``rule`` the journal's ledger knows."""
+        journaled = sum(
+            filled for (found, _), filled in self.observed.entry_fills.items() if found == rule
+        )
+        return max(journaled, self.observed.entered_floor.get(rule, 0.0))
 
     def fresh_price(self, symbol: str) -> tuple[float | None, str]:
         """The last price of ``symbol`` and ``""``, or None and why it cannot be used."""

@@ -87,6 +87,12 @@ def _plan_rule(
         notes.append(f"{where}: a level price rounds to 0 or below; not planned")
         return []
     quantities = scale.level_quantities()
+    expired = observed.entries_expired.get((name, generation))
+    today = observed.trading_day
+    # DAY levels that expired unfilled come back only with `reenter: daily`, the next day.
+    held_back = expired is not None and not (
+        scale.reenter == "daily" and today is not None and expired < today
+    )
     unassigned = filled
     running = observed.position(scale.symbol)
     wanted_legs = set()
@@ -119,7 +125,14 @@ def _plan_rule(
             f"level {index} of {scale.levels}: {scale.side} {shares(remaining)} at {price:g}"
             f" ({shares(level_filled)} of {shares(quantity)} filled)"
         )
-        if working is None:
+        if working is None and held_back:
+            assert expired is not None
+            notes.append(
+                f"{where}: {leg} expired unfilled on {expired.isoformat()}; reenter: "
+                f"{scale.reenter}, so it is not placed again"
+                + (" today" if scale.reenter == "daily" else " (edit the rule to place it anew)")
+            )
+        elif working is None:
             intents.append(_intent(spec, name, leg, purpose, reason, quantity, level_filled))
         elif _differs(working, spec):
             intents.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from schemas.models import RuleKind, Side, parse_order_ref
@@ -165,6 +165,20 @@ class Observed:
     ``margin_account`` is True when the account can borrow (IB reports a ``BuyingPower`` above
     its ``AvailableFunds``): bracket entries and scale levels are then counted against
     ``buying_power`` instead of ``cash`` (daemon/planner/cash.py).
+
+    These come from the journal's ledger (docs/planning.md, "The ledger"), for every rule it
+    ever entered, whether or not the rule still exists. ``entered_floor`` is, per rule, an
+    entered quantity IB's order graph proved when the journal did not know it (a lost journal).
+    ``released`` names the rules `tradectl release` took out of protection: they protect
+    nothing any more.
+    ``unfilled_entry_refs`` are entry orderRefs the journal saw end without any fill: protective
+    legs still working without such an entry are on their way out, not evidence of a fill.
+    ``completed_orders`` are the day's finished orders as IB reports them (their filled
+    quantities count as fills). ``entries_expired`` and ``entries_filled`` are, per
+    ``(rule, generation)`` of a bracket or scale, the last trading day one of its entry orders
+    expired unfilled at IB (cancelled without tradectl asking) or filled: with
+    ``reenter: never`` it is not entered again, with ``daily`` not again that day.
+    ``trading_day`` is the trading day of this observation.
     """
 
     account_id: str
@@ -182,6 +196,13 @@ class Observed:
     entry_fill_prices: Mapping[tuple[str, str], float] = field(default_factory=dict)
     exit_fills: Mapping[tuple[str, str], float] = field(default_factory=dict)
     in_flight: frozenset[str] = frozenset()
+    entered_floor: Mapping[str, float] = field(default_factory=dict)
+    released: frozenset[str] = frozenset()
+    unfilled_entry_refs: frozenset[str] = frozenset()
+    completed_orders: tuple[WorkingOrder, ...] = ()
+    entries_expired: Mapping[tuple[str, str], date] = field(default_factory=dict)
+    entries_filled: Mapping[tuple[str, str], date] = field(default_factory=dict)
+    trading_day: date | None = None
     orders_sent_last_minute: int = 0
     halted: bool = False
     breaker_tripped: bool = False

@@ -6,16 +6,17 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from daemon.ib import BrokerState, IbAdapter, Progress
 from daemon.ib.translate import planner_execution
 from daemon.journal import Journal, JournaledIntent, Transition
 from daemon.planner import plan as make_plan
+from daemon.planner.brackets import reconstructed_entries
+from daemon.planner.common import Book
 from daemon.planner.gate import recheck_cash
 from daemon.planner.types import Intent, Observed, Plan, TargetsSource, WorkingOrder
 from daemon.runtime.account_sample import record_account_sample
@@ -44,9 +45,6 @@ BREAKER_KEY = "breaker_tripped_on"
 # (suffixed with the trading day) holds RESUME_PENDING until the next pass records that P&L.
 PNL_AT_RESUME_KEY = "daily_pnl_at_resume"
 RESUME_PENDING = "pending"
-
-_SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
-_BRACKET_EXIT_LEGS = frozenset({"stop", "target"})
 
 
 @dataclass
@@ -125,9 +123,16 @@ def build_observed(
     in_flight: frozenset[str] = frozenset()
     sent_last_minute = 0
     halted = breaker = False
-    executions = {execution.exec_id: execution for execution in state.executions}
     if daily_pnl is not None:
         day_start_nav, daily_pnl = _loss_reference(state, daily_pnl, journal, day)
+    entry_fills: dict[tuple[str, str], float] = {}
+    entry_fill_prices: dict[tuple[str, str], float] = {}
+    exit_fills: dict[tuple[str, str], float] = {}
+    entered_floor: dict[str, float] = {}
+    released: frozenset[str] = frozenset()
+    unfilled_entry_refs: frozenset[str] = frozenset()
+    entries_expired: dict[tuple[str, str], date] = {}
+    entries_filled: dict[tuple[str, str], date] = {}
     if journal is not None:
         if daily_pnl is None:
             day_start_nav = _first_nav_of_day(journal, day, state.net_liquidation)
@@ -135,28 +140,27 @@ def build_observed(
         sent_last_minute = journal.sent_since(now - timedelta(minutes=1))
         halted = journal.get_state(HALT_KEY) is not None
         breaker = journal.get_state(BREAKER_KEY) == day
-        for recorded in journal.executions():
-            executions.setdefault(recorded.exec_id, recorded)
-    entry_fills: dict[tuple[str, str], float] = {}
-    entry_values: dict[tuple[str, str], float] = {}
-    exit_fills: dict[tuple[str, str], float] = {}
-    for execution in executions.values():
-        parsed = parse_order_ref(execution.order_ref)
-        if parsed is None:
-            continue
-        rule, generation, leg = parsed
-        key = (rule, generation)
-        is_entry = (rule in rules.brackets and leg == "entry") or (
-            rule in rules.scales and _SCALE_LEG.match(leg) is not None
-        )
-        if is_entry:
-            entry_fills[key] = entry_fills.get(key, 0.0) + execution.shares
-            entry_values[key] = entry_values.get(key, 0.0) + execution.shares * execution.price
-        elif rule in rules.brackets and leg in _BRACKET_EXIT_LEGS:
-            exit_fills[key] = exit_fills.get(key, 0.0) + execution.shares
-    entry_fill_prices = {
-        key: entry_values[key] / filled for key, filled in entry_fills.items() if filled
-    }
+        # The ledger covers every rule that ever entered, removed ones included, on every day:
+        # today's executions only add what the journal has not seen (the planner takes the
+        # larger of the two per generation).
+        for row in journal.ledger():
+            if row.reconstructed:
+                entered_floor[row.rule] = row.reconstructed
+            key = (row.rule, row.generation)
+            if row.entered:
+                entry_fills[key] = row.entered
+                entry_fill_prices[key] = row.entered_value / row.entered
+            if row.exited:
+                exit_fills[key] = row.exited
+        released = frozenset(release.rule for release in journal.releases())
+        unfilled_entry_refs = journal.unfilled_entry_refs()
+        for ref, how, ended_at in journal.entries_ended():
+            parsed = parse_order_ref(ref)
+            if parsed is not None:
+                ended = entries_filled if how == "filled" else entries_expired
+                key = (parsed[0], parsed[1])
+                ended_on = trading_day_start(ended_at).date()
+                ended[key] = max(ended_on, ended.get(key, ended_on))
     working = state.working_orders
     if journal is not None:
         working += _unconfirmed_orders(journal, working)
@@ -182,6 +186,13 @@ def build_observed(
         entry_fill_prices=entry_fill_prices,
         exit_fills=exit_fills,
         in_flight=in_flight,
+        entered_floor=entered_floor,
+        released=released,
+        unfilled_entry_refs=unfilled_entry_refs,
+        completed_orders=state.completed_orders,
+        entries_expired=entries_expired,
+        entries_filled=entries_filled,
+        trading_day=trading_day_start(now).date(),
         orders_sent_last_minute=sent_last_minute,
         halted=halted,
         breaker_tripped=breaker,
@@ -193,6 +204,13 @@ def build_observed(
 def observed_symbols(rules: RuleSet, sources: Mapping[str, TargetsSource]) -> list[str]:
     """The symbols a pass needs prices and contracts for: the rules' and their files'."""
     return sorted({*rules.symbols(), *targets_symbols(sources)})
+
+
+def remember_reconstructions(journal: Journal, observed: Observed, now: datetime) -> None:
+    """Write to the ledger the bracket entries IB's order graph proves filled while the journal
+    knew nothing of them, so the proof outlives the protective legs that gave it."""
+    for found in reconstructed_entries(Book(observed, now)):
+        journal.record_reconstruction(found.rule, found.symbol, found.side, found.entered)
 
 
 def _unconfirmed_orders(
@@ -347,6 +365,9 @@ def reconcile_pass(
     sources = TargetsFiles().sources(rules)
     state = adapter.observe(observed_symbols(rules, sources), day_start)
     observed = build_observed(rules, state, journal, now, sources)
+    if writable:
+        assert journal is not None
+        remember_reconstructions(journal, observed, now)
     if halted:
         observed = replace(observed, halted=True)
     plan = plan_pass(rules, observed, journal, now)

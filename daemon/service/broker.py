@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.ib import AdapterError, IbAdapter
-from daemon.journal import Journal, utc_now
+from daemon.journal import Journal, LedgerRelease, utc_now
 from daemon.journal.lifecycle import REJECTION_STATUS, order_ended
+from daemon.ledger_view import rule_ledgers
 from daemon.planner.breaker import breaker_reason
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.account_sample import record_account_sample
@@ -41,6 +42,7 @@ from daemon.runtime.reconcile import (
     build_observed,
     observed_symbols,
     plan_pass,
+    remember_reconstructions,
     sending_groups,
     trading_day_start,
 )
@@ -251,6 +253,9 @@ class IbBrokerSession:
 
         return await self._thread.submit(accept)
 
+    async def release(self, rule: str, reason: str) -> LedgerRelease:
+        return await self._thread.submit(lambda: self._journal_or_fail().release(rule, reason))
+
     async def record_generation(self, generation: str) -> None:
         await self._thread.submit(lambda: self._journal_or_fail().record_generation(generation))
 
@@ -410,6 +415,7 @@ class IbBrokerSession:
         }
         state = adapter.observe(observed_symbols(rules, sources), day_start)
         observed = build_observed(rules, state, journal, now, sources)
+        remember_reconstructions(journal, observed, now)
         tripped = self._check_breaker(rules, observed, journal, now)
         observed = replace(
             observed,
@@ -420,7 +426,7 @@ class IbBrokerSession:
         plan = plan_pass(rules, observed, journal, now)
         record_decisions(journal, plan, now)
         record_account_sample(journal, rules, observed, plan)
-        self._remember(observed, plan)
+        self._remember(observed, plan, orphaned_protections(journal, rules))
         for intent in plan.blocked:
             log.debug(
                 "blocked: %s",
@@ -655,9 +661,10 @@ class IbBrokerSession:
 
     # --- status ------------------------------------------------------------------------------
 
-    def _remember(self, observed: Observed, plan: Plan) -> None:
+    def _remember(self, observed: Observed, plan: Plan, orphaned: list[str]) -> None:
         # Replaced as a whole: the daemon's thread reads it without locking.
         self._status = {
+            "orphaned_protections": orphaned,
             "targets_files": decision_views(plan),
             "account": observed.account_id,
             "net_liquidation": observed.net_liquidation,
@@ -704,6 +711,13 @@ class IbBrokerSession:
         # ``_messages_sent_before``: never report less than before (a counter only goes up).
         self._messages_reported = max(self._messages_reported, current)
         return self._messages_reported
+
+
+def orphaned_protections(journal: Journal, rules: RuleSet) -> list[str]:
+    """The removed bracket rules whose entered shares are still held and protected, until
+    `tradectl release` (docs/planning.md, "Orphaned protections and release")."""
+    ledgers = rule_ledgers(journal.ledger(), journal.releases(), list(rules.brackets))
+    return [line.rule for line in ledgers if line.orphaned]
 
 
 def read_safety(journal: Journal) -> SafetyState:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from daemon.journal import LedgerRelease
 from schemas.models import RuleSet
 
 from .safety import SafetyState
@@ -77,6 +78,9 @@ class BrokerSession(Protocol):
         """Persist halt and breaker state durably before the daemon acts on it."""
 
     async def record_generation(self, generation: str) -> None: ...
+
+    async def release(self, rule: str, reason: str) -> LedgerRelease:
+        """Journal `tradectl release RULE`; raise NothingToRelease when it holds nothing."""
 
     def address(self, rule_set: RuleSet) -> str:
         """host:port the session connects to for these rules."""

@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.journal import NothingToRelease
+from daemon.ledger_view import release_result
 from daemon.runtime.targets_file import resolve_targets_path
 from schemas.loader import halt_file
 from schemas.models import Account, Alerts, Gateway, ReportSchedule, RuleSet
@@ -156,6 +158,7 @@ class Daemon:
                 "resume": self._cmd_resume,
                 "reload": self._cmd_reload,
                 "accept": self._cmd_accept,
+                "release": self._cmd_release,
             },
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -813,6 +816,28 @@ class Daemon:
         self._serializer.request("accept")
         return {"accepted": True, "message": line}
 
+    async def _cmd_release(self, request: Any) -> dict[str, Any]:
+        """`tradectl release RULE`: journal the release, then a pass cancels the protective legs
+        (docs/planning.md, "Orphaned protections and release")."""
+        if self._stopping:
+            raise ControlError("the daemon is stopping")
+        rule = request.get("rule")
+        if not isinstance(rule, str) or not rule:
+            raise ControlError("release needs a rule name")
+        reason = str(request.get("reason") or "tradectl release")
+        try:
+            released = await self.session.release(rule, reason)
+        except NothingToRelease as exc:
+            raise ControlError(str(exc)) from None
+        log.warning(
+            "released brackets.%s: %g %s shares no longer protected",
+            rule,
+            released.held,
+            released.symbol,
+        )
+        self._serializer.request("release")
+        return release_result(released)
+
     async def _cmd_reload(self, request: Any) -> dict[str, Any]:
         await self._reload()
         return self._rules_status()
@@ -827,6 +852,7 @@ class Daemon:
             "files": list(self.rules.files),
             "health": "degraded" if self.rules.degraded else "ok",
             "errors": list(self.rules.errors),
+            "brackets": None if self.rules.current is None else sorted(self.rules.current.brackets),
         }
 
     def status(self) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class SimControl:
             "delay_acks",
             "connectivity_lost",
             "connectivity_restored",
+            "forget_day",
             "snapshot",
             "transfer",
             "now",
@@ -86,6 +87,12 @@ class SimControl:
         today's P&L does not."""
         self._gateway.engine.account.transfer(float(amount))
         self._gateway.publish([AccountChanged(frozenset())])
+
+    def forget_day(self) -> None:
+        """Stand-in for the next trading day (docs/sim.md): drop the day's executions and
+        completed orders, as IB Gateway's reqExecutions and reqCompletedOrders cover the current
+        day only. Positions, cash and working orders stay."""
+        self._gateway.engine.forget_day()
 
     def snapshot(self) -> AccountSnapshot:
         return self._gateway.snapshot()

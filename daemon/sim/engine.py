@@ -480,6 +480,12 @@ class Engine:
         partly = parent.filled > 0
         return partly and self.state.brackets.children_on_partial_fill != "hold_until_complete"
 
+    def forget_day(self) -> None:
+        """Executions and finished orders are reported for the current day only (ib-behaviour.md,
+        "Order life across days"); a child whose parent filled keeps working without it."""
+        self.executions.clear()
+        self.orders = {key: order for key, order in self.orders.items() if not order.done}
+
     def cancel(self, client_id: int, order_id: int) -> list[Event]:
         order = self.orders.get((client_id, order_id))
         if order is None:

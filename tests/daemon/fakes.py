@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from daemon.journal import LedgerRelease
 from daemon.planner.breaker import daily_loss
 from daemon.service.engine import PassContext, PassSummary, SessionEvents
 from daemon.service.safety import SafetyState, trading_day
@@ -81,6 +82,10 @@ class FakeSession:
 
     async def record_generation(self, generation: str) -> None:
         self.generations.append(generation)
+
+    async def release(self, rule: str, reason: str) -> LedgerRelease:
+        self.calls.append(f"release {rule}")
+        return LedgerRelease(1, rule, "AAPL", "BUY", 100.0, reason, datetime.now(UTC))
 
     def address(self, rule_set: RuleSet) -> str:
         return f"{rule_set.gateway.host}:{rule_set.gateway.port}"

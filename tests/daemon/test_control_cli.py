@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from daemon.cli import main
-from daemon.journal import Journal
+from daemon.cli.status import render_ledger_lines
+from daemon.journal import Journal, LedgerRow
+from daemon.ledger_view import ledger_json, rule_ledgers
 from daemon.planner.types import Intent, OrderSpec
 from daemon.records.store import connect, journal_file
 from daemon.runtime.reconcile import HALT_KEY
@@ -120,3 +122,29 @@ def test_status_reports_the_order_efficiency_ratio_and_warns_when_it_is_too_high
     assert main(["status", "--json", "--state-dir", str(tmp_path)]) == 3
     shown = json.loads(capsys.readouterr().out)["order_efficiency"]
     assert (shown["submissions"], shown["executions"], shown["too_high"]) == (21, 0, True)
+
+
+def test_status_of_a_running_daemon_lists_ledgers_and_orphaned_protections() -> None:
+    rows = [
+        LedgerRow("kept", "g1", "brackets", "AAPL", "BUY", 100, 10_000, 0, 0),
+        LedgerRow("gone", "g2", "brackets", "MSFT", "SELL", 0, 0, 10, 50),
+    ]
+    working = [
+        {"order_ref": "tctl:kept:g1:stop", "quantity": 100, "filled": 0, "status": "Submitted"},
+        {"order_ref": "tctl:kept:g1:target", "quantity": 100, "filled": 0, "status": "Submitted"},
+        {"order_ref": "tctl:gone:g2:stop", "quantity": 40, "filled": 0, "status": "PreSubmitted"},
+        {"order_ref": "tctl:gone:g2:target", "quantity": 40, "filled": 0, "status": "Cancelled"},
+    ]
+    ledger = {
+        "available": True,
+        "error": None,
+        "rules": ledger_json(rule_ledgers(rows, [], ["kept"], working)),
+    }
+
+    lines = render_ledger_lines(ledger)
+
+    gone = next(line for line in lines if line.strip().startswith("gone "))
+    assert gone.split()[:8] == ["gone", "MSFT", "SELL", "50", "10", "40", "40", "0"]
+    assert "ORPHANED PROTECTION" in gone and "tradectl release gone" in gone
+    kept = next(line for line in lines if line.strip().startswith("kept "))
+    assert kept.split() == ["kept", "AAPL", "BUY", "100", "0", "100", "100", "100"]

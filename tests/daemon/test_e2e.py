@@ -440,3 +440,43 @@ def test_a_fill_reaches_the_records_parquet_and_status_shows_the_upload_backlog(
     ), shown.stdout
     backlog = json.loads(daemon.cli("status", "--json").stdout)["records"]
     assert backlog["pending"] >= 1 and backlog["failed"] == 0
+
+
+def test_a_removed_rule_keeps_its_protection_until_release_through_the_running_daemon(
+    tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
+) -> None:
+    bracket = (
+        "version: 1\nbrackets:\n"
+        "  dip: {symbol: AAPL, side: BUY, quantity: 10, entry: {limit: 270},\n"
+        "        stop_loss: {price: 260}, take_profit: {price: 290}}\n"
+    )
+    directory = rules_dir(tmp_path, sim, bracket)
+    daemon = start_daemon(started, directory, tmp_path)
+    wire.wait_placed(lambda placed: len(owned(placed, "dip")) == 3, 20, "the bracket")
+    sim.control.set_price("AAPL", 269.0)
+    wait_until(lambda: sim.snapshot().positions["AAPL"].quantity == 10, 10, "the entry fill")
+
+    write_atomically(directory / "rules.yaml", "version: 1\n")
+    # A pass with nothing to do logs at debug level: the daemon's status shows it finished.
+    wait_until(
+        lambda: any(
+            "rules" in record["reasons"] and record["outcome"]
+            for record in daemon.status()["passes"]
+        ),
+        30,
+        "the pass after the removal",
+    )
+    legs = {str(order.order_ref).rsplit(":", 1)[1]: order for order in open_owned(sim)}
+    assert {leg: order.remaining for leg, order in legs.items()} == {"stop": 10, "target": 10}
+    assert wire.cancels() == []
+    status = daemon.cli("status")
+    assert "ORPHANED PROTECTION" in status.stdout, status.stdout
+
+    released = daemon.cli("release", "dip", "--reason", "closing it myself")
+
+    assert released.returncode == 0, released.stdout + released.stderr
+    assert "cancelled by the daemon's next pass" in released.stdout
+    wait_until(lambda: not open_owned(sim), 15, "the released legs cancelled")
+    assert sim.snapshot().positions["AAPL"].quantity == 10
+    assert daemon.cli("release", "dip").returncode == 1
+    assert daemon.stop()[0] == 0

@@ -345,3 +345,20 @@ def test_the_scheduled_report_is_written_by_tradectl_report(tmp_path: Path) -> N
     written = tmp_path / "reports" / "report-2026-11-30.json"
     data = json.loads(written.read_text())
     assert (data["start"], data["end"]) == ("2026-11-30", "2026-11-30")
+
+
+def test_release_through_the_control_socket_journals_it_and_runs_a_pass(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        session = FakeSession()
+        async with running(tmp_path, session) as daemon:
+            await eventually(lambda: "reconcile" in session.calls)
+            passes = session.calls.count("reconcile")
+            reply = await command(daemon, "release", rule="gone", reason="closing by hand")
+            assert reply["rule"] == "gone" and reply["held"] == 100.0
+            assert reply["reason"] == "closing by hand"
+            assert "release gone" in session.calls
+            await eventually(lambda: session.calls.count("reconcile") > passes)
+            with pytest.raises(ControlError, match="needs a rule name"):
+                await command(daemon, "release")
+
+    run(scenario())

@@ -83,6 +83,7 @@ def test_summary_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert summary["account"] == {"id": "DU0000001", "live": False}
     assert summary["brackets"] == ["nvda-pullback"]
+    assert summary["reenter"]["nvda-pullback"] == "never"
     assert summary["schedule"]["reconcile_every_seconds"] == 30
     assert len(summary["generation"]) == 10
 
@@ -258,3 +259,25 @@ def test_anchors_and_aliases_within_bounds_are_allowed(tmp_path: Path) -> None:
     assert result.errors == ()
     assert result.rule_set is not None
     assert result.rule_set.allocations["satellite"].order.limit_offset_bps == 10
+
+
+def test_summary_says_which_rules_reenter(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "rules.yaml").write_text(
+        "version: 1\n"
+        "account: {id: DU0000001}\n"
+        "risk: {max_order_value: 50000, max_position_fraction: 0.35, "
+        "max_risk_per_trade_fraction: 0.05, max_daily_loss_fraction: 0.05, "
+        "max_orders_per_minute: 100}\n"
+        "brackets:\n"
+        "  intraday: {symbol: AAPL, side: BUY, quantity: 10, entry: {limit: 150}, tif: DAY,\n"
+        "             stop_loss: {percent: 2}, take_profit: {percent: 4}, reenter: daily}\n"
+        "  swing: {symbol: MSFT, side: BUY, quantity: 5, entry: {limit: 300},\n"
+        "          stop_loss: {percent: 5}, take_profit: {percent: 10}}\n"
+    )
+
+    assert main(["validate", str(tmp_path)]) == 0
+
+    out = capsys.readouterr().out
+    assert "  reenter      never: 1; daily (once per trading day): intraday" in out
