@@ -471,12 +471,17 @@ def test_a_removed_rule_keeps_its_protection_until_release_through_the_running_d
     assert wire.cancels() == []
     status = daemon.cli("status")
     assert "ORPHANED PROTECTION" in status.stdout, status.stdout
+    # The daemon's own view (what its metrics gauge and alerts read) names the rule too.
+    assert daemon.status()["account"]["orphaned_protections"] == ["dip"]
 
     released = daemon.cli("release", "dip", "--reason", "closing it myself")
 
     assert released.returncode == 0, released.stdout + released.stderr
     assert "cancelled by the daemon's next pass" in released.stdout
     wait_until(lambda: not open_owned(sim), 15, "the released legs cancelled")
+    wait_until(
+        lambda: daemon.status()["account"]["orphaned_protections"] == [], 15, "no orphan left"
+    )
     assert sim.snapshot().positions["AAPL"].quantity == 10
     assert daemon.cli("release", "dip").returncode == 1
     assert daemon.stop()[0] == 0
