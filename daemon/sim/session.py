@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from daemon.sim import messages as m
+from daemon.sim.engine import OrderRejected
 from daemon.sim.model import Event, Execution, Instrument, SimOrder
 from daemon.sim.protocol import (
     API_PREFIX,
@@ -21,6 +22,7 @@ from daemon.sim.protocol import (
     ContractFields,
     Field,
     FrameReader,
+    OrderRequest,
     Out,
     decode_place_order,
     decode_request,
@@ -39,6 +41,13 @@ ORDER_MESSAGES = frozenset({"placeOrder", "cancelOrder", "reqGlobalCancel"})
 US_VENUES = frozenset({"", "SMART", "ISLAND", "NASDAQ", "NYSE", "ARCA", "AMEX", "BATS", "IEX"})
 # Delayed market data uses its own tick ids (bid, ask, last, close).
 DELAYED_TICKS = {m.TICK_BID: 66, m.TICK_ASK: 67, m.TICK_LAST: 68, m.TICK_CLOSE: 75}
+# IB's texts for error 354, by the symbol's permission (docs/sim.md#market-data-permissions).
+_NOT_SUBSCRIBED = {
+    "delayed": "Requested market data is not subscribed. Delayed market data is available.",
+    "none": "Requested market data is not subscribed. Check API status by selecting the Account "
+    "menu then under Management choose Market Data Subscription Manager and/or check the "
+    "market data subscriptions.",
+}
 FARM_NOTICES = (
     (2104, "Market data farm connection is OK:usfarm"),
     (2106, "HMDS data farm connection is OK:ushmds"),
@@ -261,9 +270,15 @@ class Session:
     def send_commission(self, ex: Execution) -> None:
         self.send(m.commission_report(ex, self.engine.account.currency))
 
+    def delayed_quotes(self, symbol: str) -> bool:
+        """Quotes of ``symbol`` go out as delayed ticks: delayed data was asked for and the
+        account has no live permission for it."""
+        permission = self.engine.instruments[symbol].market_data
+        return self.subs.market_data_type in (3, 4) and permission != "live"
+
     def send_quote(self, req_id: int, symbol: str, *, with_close: bool) -> None:
         inst = self.engine.instruments[symbol]
-        delayed = self.subs.market_data_type in (3, 4)
+        delayed = self.delayed_quotes(symbol)
         for tick in m.quote_ticks(req_id, inst, with_close=with_close):
             if delayed:
                 tick[3] = DELAYED_TICKS[int(tick[3])]  # type: ignore[arg-type]
@@ -335,6 +350,10 @@ class Session:
         if inst is None:
             self.send_error(reqId, 200, "No security definition has been found for the request")
             return
+        delayed = self.subs.market_data_type in (3, 4)
+        if inst.market_data == "none" or (inst.market_data == "delayed" and not delayed):
+            self.send_error(reqId, 354, _NOT_SUBSCRIBED[inst.market_data])
+            return
         if not snapshot:
             limit = self.engine.state.limits.max_market_data_lines
             if limit and self.gateway.market_data_lines() >= limit:
@@ -346,7 +365,17 @@ class Session:
                 return
             self.subs.market_data[reqId] = inst.symbol
         self.send([Out.TICK_REQ_PARAMS, reqId, inst.min_tick, "9c0001", 3])
-        self.send([Out.MARKET_DATA_TYPE, 1, reqId, self.subs.market_data_type])
+        if inst.market_data == "delayed":
+            self.send_error(
+                reqId,
+                10167,
+                "Requested market data is not subscribed. Displaying delayed market data.",
+            )
+        data_type = self.subs.market_data_type
+        if delayed and not self.delayed_quotes(inst.symbol):
+            # Delayed data is only a fallback: where live data is permitted it is sent.
+            data_type -= 2
+        self.send([Out.MARKET_DATA_TYPE, 1, reqId, data_type])
         self.send_quote(reqId, inst.symbol, with_close=True)
         if snapshot:
             self.send([Out.TICK_SNAPSHOT_END, 1, reqId])
@@ -472,9 +501,19 @@ class Session:
 
     def _on_placeOrder(self, order: Any) -> None:
         if order.what_if:
-            self.send_error(order.order_id, 201, "Order rejected - reason:what-if is not simulated")
+            self._what_if(order)
             return
         self._publish(self.engine.place(self.cid, order))
+
+    def _what_if(self, request: OrderRequest) -> None:
+        """IB answers a whatIf order with one openOrder carrying the estimate in its OrderState;
+        no orderStatus, nothing placed (docs/sim.md#what-if-orders)."""
+        try:
+            order, estimate = self.engine.what_if(self.cid, request)
+        except OrderRejected as exc:
+            self.send_error(request.order_id, exc.code, exc.message)
+            return
+        self.send(m.open_order(order, self.engine.instruments[order.symbol], estimate))
 
     def _on_cancelOrder(self, orderId: int) -> None:
         self._publish(self.engine.cancel(self.cid, orderId))

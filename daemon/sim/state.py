@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -42,6 +42,8 @@ class SymbolSpec(_Strict):
     min_tick: float = Field(default=0.01, gt=0)
     lot_size: int = Field(default=1, ge=1)
     close: float | None = None
+    # The account's market-data permission for this symbol (docs/sim.md#market-data-permissions).
+    market_data: Literal["live", "delayed", "none"] = "live"
 
 
 class MarketSpec(_Strict):
