@@ -213,7 +213,9 @@ class IbAdapter:
 
     # --- connection --------------------------------------------------------------------------
 
-    def connect(self) -> None:
+    def connect(self, *, verify_account: bool = True) -> None:
+        """Connect; unless ``verify_account`` is False (``tradectl doctor``, which reports rather
+        than refuses), refuse an account the rules may not trade and bind the journal to it."""
         settings = self.settings
         # A new connection is a new session: what the last one sent and never saw acknowledged
         # is settled by the next resync instead of waiting out the timeout.
@@ -241,6 +243,8 @@ class IbAdapter:
                 "is the client id already in use?"
             )
         self._link_up = True
+        if not verify_account:
+            return
         check_account(settings.account, settings.live_allowed, self.ib.managedAccounts())
         if self.journal is not None:
             self.journal.bind_account(settings.account)
