@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from daemon.ib import AdapterError, IbAdapter
 from daemon.ib import preflight as ask
 from daemon.journal import Journal, JournalError, JournalVersionError, utc_now
+from daemon.planner.gate import HALT
 from daemon.planner.types import OrderSpec
 from daemon.runtime.reconcile import reconcile_pass
 from daemon.runtime.session import open_session
@@ -249,6 +250,13 @@ def _what_if(rules: RuleSet, adapter: IbAdapter, journal: Journal | None, halted
         )
     except AdapterError as exc:
         return Check(name, "FAIL", f"the plan could not be made: {exc}", "run tradectl plan")
+    if any(intent.blocked_by == HALT for intent in result.plan.intents):
+        return Check(
+            name,
+            "warn",
+            "tradectl is halted (a HALT file or tradectl halt): the plan places nothing",
+            "tradectl resume, or remove the HALT file, when trading should start",
+        )
     places = [i for i in result.plan.actionable if i.action == "place" and i.order is not None]
     entries: list[OrderSpec] = [
         i.order for i in places if i.order is not None and i.order.parent_ref is None

@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from daemon.cli import main
+from daemon.ib import preflight as ask
 from daemon.journal import Journal
+from daemon.runtime import preflight
 from daemon.sim import SimState, SimThread, start_sim_thread
 from daemon.sim.wirelog import read_wire_log
 
@@ -209,3 +211,37 @@ def test_an_unreachable_gateway_fails_the_first_line(
     assert main(doctor(tmp_path, sim)) == 1
     out = capsys.readouterr().out
     assert out.startswith(f"FAIL  gateway              127.0.0.1:{sim.port} client id 17: ")
+
+
+def test_a_halt_file_is_a_warning(
+    tmp_path: Path, start: Any, wire_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sim = start(sim_state())
+    arguments = doctor(tmp_path, sim)
+    (tmp_path / "rules" / "HALT").touch()
+    assert main(arguments) == 0
+    [warned] = lines(capsys.readouterr().out, "warn")
+    assert warned.startswith("warn  what-if              tradectl is halted")
+    assert assert_nothing_placed(sim, wire_log) == []
+
+
+def test_an_ambiguous_symbol_lists_every_candidate() -> None:
+    lookup = ask.SymbolLookup(
+        symbol="ABC",
+        candidates=(
+            ask.Candidate(con_id=1, exchange="NYSE", currency="USD", name="ABC CORP"),
+            ask.Candidate(con_id=2, exchange="NASDAQ", currency="USD", name="ABC HOLDINGS"),
+        ),
+    )
+    check = preflight._contract(lookup)
+    assert check.status == "FAIL"
+    assert check.detail == (
+        "2 contracts match ABC: conId 1 NYSE USD ABC CORP; conId 2 NASDAQ USD ABC HOLDINGS"
+    )
+
+
+@pytest.mark.parametrize(
+    ("offset", "status"), [(0.4, "ok"), (-2.0, "ok"), (2.5, "warn"), (-61.0, "FAIL")]
+)
+def test_clock_offset_thresholds(offset: float, status: str) -> None:
+    assert preflight._clock(offset).status == status
