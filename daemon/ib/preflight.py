@@ -21,7 +21,7 @@ from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
 from daemon.ib import translate
-from daemon.ib.adapter import IbAdapter
+from daemon.ib.adapter import IbAdapter, cached_contract, us_stocks
 from daemon.journal import CachedContract
 from daemon.planner.types import OrderSpec
 
@@ -162,7 +162,7 @@ def look_up(adapter: IbAdapter, symbols: Sequence[str]) -> list[SymbolLookup]:
         answers = _run(adapter, [adapter.ib.reqContractDetailsAsync(c) for c in contracts])
     lookups = []
     for symbol, contract, details in zip(symbols, contracts, answers, strict=True):
-        stocks = [d for d in details or [] if d.contract is not None]
+        stocks = us_stocks(details or [])
         failed = errors.of(contract)
         lookups.append(
             SymbolLookup(
@@ -171,7 +171,7 @@ def look_up(adapter: IbAdapter, symbols: Sequence[str]) -> list[SymbolLookup]:
                 error=failed[0] if failed and not stocks else None,
                 time_zone=stocks[0].timeZoneId if len(stocks) == 1 else "",
                 regular_hours=_sessions(stocks[0]) if len(stocks) == 1 else (),
-                contract=_cached(symbol, stocks[0]) if len(stocks) == 1 else None,
+                contract=cached_contract(symbol, stocks[0]) if len(stocks) == 1 else None,
             )
         )
     return lookups
@@ -185,20 +185,6 @@ def _candidate(details: ContractDetails) -> Candidate:
         exchange=contract.primaryExchange or details.validExchanges.split(",")[-1],
         currency=contract.currency,
         name=details.longName,
-    )
-
-
-def _cached(symbol: str, details: ContractDetails) -> CachedContract:
-    contract = details.contract
-    assert contract is not None
-    return CachedContract(
-        symbol=symbol,
-        con_id=contract.conId,
-        exchange="SMART",
-        primary_exchange=contract.primaryExchange or contract.exchange,
-        currency=contract.currency or "USD",
-        min_tick=details.minTick or 0.01,
-        lot_size=1,
     )
 
 
