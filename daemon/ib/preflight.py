@@ -197,33 +197,46 @@ def _sessions(details: ContractDetails) -> tuple[Session, ...]:
 
 
 def market_data(adapter: IbAdapter, contracts: Mapping[str, CachedContract]) -> list[MarketData]:
-    """Which data the account may see per symbol: snapshots asked with delayed data as fallback
-    (IB then sends live data where permitted, delayed data with a 10167 notice where only that
-    is, and an error such as 354 where neither is). The connection is set back to live data,
-    which is what the daemon asks for."""
-    answers: list[MarketData] = []
+    """Which data the account may see per symbol. First a snapshot as the daemon asks for it,
+    live; for a symbol that got no price, one more with delayed data as fallback (IB then sends
+    delayed data with a 10167 notice where only that is permitted, and an error such as 354
+    where nothing is). The connection is set back to live data afterwards."""
     symbols = sorted(contracts)
-    lines = max(1, adapter.settings.market_data_lines)
-    adapter.ib.reqMarketDataType(DELAYED_FALLBACK)
-    try:
-        for start in range(0, len(symbols), lines):
-            batch = symbols[start : start + lines]
-            asked = [translate.stock_contract(contracts[symbol]) for symbol in batch]
-            with _errors_seen(adapter) as errors:
-                tickers = adapter.ib.reqTickers(*asked)
-            for symbol, contract, ticker in zip(batch, asked, tickers, strict=True):
-                seen = errors.of(contract)
-                kind: DataKind
-                if not _has_price(ticker):
-                    kind = "none"
-                elif ticker.marketDataType in (1, 2):
-                    kind = "live"
-                else:
-                    kind = "delayed"
-                answers.append(MarketData(symbol, kind, seen))
-    finally:
-        adapter.ib.reqMarketDataType(LIVE)
+    live = _snapshots(adapter, contracts, symbols)
+    unpriced = [symbol for symbol in symbols if not live[symbol][0]]
+    delayed: dict[str, tuple[bool, tuple[GatewayError, ...]]] = {}
+    if unpriced:
+        adapter.ib.reqMarketDataType(DELAYED_FALLBACK)
+        try:
+            delayed = _snapshots(adapter, contracts, unpriced)
+        finally:
+            adapter.ib.reqMarketDataType(LIVE)
+    answers = []
+    for symbol in symbols:
+        priced, errors = live[symbol]
+        if priced:
+            answers.append(MarketData(symbol, "live", errors))
+            continue
+        priced_delayed, more = delayed[symbol]
+        answers.append(MarketData(symbol, "delayed" if priced_delayed else "none", errors + more))
     return answers
+
+
+def _snapshots(
+    adapter: IbAdapter, contracts: Mapping[str, CachedContract], symbols: Sequence[str]
+) -> dict[str, tuple[bool, tuple[GatewayError, ...]]]:
+    """Per symbol: whether a snapshot brought a price, and the gateway's errors about it. In
+    batches within the market-data line limit, like the adapter's quotes."""
+    seen: dict[str, tuple[bool, tuple[GatewayError, ...]]] = {}
+    lines = max(1, adapter.settings.market_data_lines)
+    for start in range(0, len(symbols), lines):
+        batch = symbols[start : start + lines]
+        asked = [translate.stock_contract(contracts[symbol]) for symbol in batch]
+        with _errors_seen(adapter) as errors:
+            tickers = adapter.ib.reqTickers(*asked)
+        for symbol, contract, ticker in zip(batch, asked, tickers, strict=True):
+            seen[symbol] = (_has_price(ticker), errors.of(contract))
+    return seen
 
 
 def _has_price(ticker: Any) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -81,13 +81,15 @@ def run_checks(rules: RuleSet, *, state_dir: Path, sim: bool, halted: bool) -> l
                 _market_data(answer, answer.symbol in priced)
                 for answer in ask.market_data(adapter, resolved)
             ]
-            now = utc_now()
+            offset = ask.clock_offset(adapter)
+            # "Now" is the gateway's clock: sessions are judged by it, not by this host's.
+            now = utc_now() + timedelta(seconds=offset)
             checks += [_hours(lookup, now) for lookup in lookups if lookup.contract is not None]
             if not account_ok:
                 checks.append(Check("what-if", "skip", "not asked: the account check failed"))
             else:
                 checks.append(_what_if(rules, adapter, session.journal, halted))
-            checks.append(_clock(ask.clock_offset(adapter)))
+            checks.append(_clock(offset))
     except (AdapterError, JournalError, ConnectionError, TimeoutError, OSError) as exc:
         reason = str(exc) or type(exc).__name__
         if checks:

@@ -102,7 +102,6 @@ class Engine:
             last=spec.price,
             close=spec.close if spec.close is not None else spec.price,
             half_spread=half,
-            market_data=spec.market_data,
         )
 
     # -- lookups ------------------------------------------------------------------

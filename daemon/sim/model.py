@@ -23,7 +23,6 @@ class Instrument:
     last: float
     close: float
     half_spread: float
-    market_data: str = "live"
 
     @property
     def bid(self) -> float:

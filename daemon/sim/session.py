@@ -270,15 +270,9 @@ class Session:
     def send_commission(self, ex: Execution) -> None:
         self.send(m.commission_report(ex, self.engine.account.currency))
 
-    def delayed_quotes(self, symbol: str) -> bool:
-        """Quotes of ``symbol`` go out as delayed ticks: delayed data was asked for and the
-        account has no live permission for it."""
-        permission = self.engine.instruments[symbol].market_data
-        return self.subs.market_data_type in (3, 4) and permission != "live"
-
     def send_quote(self, req_id: int, symbol: str, *, with_close: bool) -> None:
         inst = self.engine.instruments[symbol]
-        delayed = self.delayed_quotes(symbol)
+        delayed = self.subs.market_data_type in (3, 4)
         for tick in m.quote_ticks(req_id, inst, with_close=with_close):
             if delayed:
                 tick[3] = DELAYED_TICKS[int(tick[3])]  # type: ignore[arg-type]
@@ -350,9 +344,10 @@ class Session:
         if inst is None:
             self.send_error(reqId, 200, "No security definition has been found for the request")
             return
+        permission = self.engine.state.symbols[inst.symbol].market_data
         delayed = self.subs.market_data_type in (3, 4)
-        if inst.market_data == "none" or (inst.market_data == "delayed" and not delayed):
-            self.send_error(reqId, 354, _NOT_SUBSCRIBED[inst.market_data])
+        if permission == "none" or (permission == "delayed" and not delayed):
+            self.send_error(reqId, 354, _NOT_SUBSCRIBED[permission])
             return
         if not snapshot:
             limit = self.engine.state.limits.max_market_data_lines
@@ -365,17 +360,13 @@ class Session:
                 return
             self.subs.market_data[reqId] = inst.symbol
         self.send([Out.TICK_REQ_PARAMS, reqId, inst.min_tick, "9c0001", 3])
-        if inst.market_data == "delayed":
+        if permission == "delayed":
             self.send_error(
                 reqId,
                 10167,
                 "Requested market data is not subscribed. Displaying delayed market data.",
             )
-        data_type = self.subs.market_data_type
-        if delayed and not self.delayed_quotes(inst.symbol):
-            # Delayed data is only a fallback: where live data is permitted it is sent.
-            data_type -= 2
-        self.send([Out.MARKET_DATA_TYPE, 1, reqId, data_type])
+        self.send([Out.MARKET_DATA_TYPE, 1, reqId, self.subs.market_data_type])
         self.send_quote(reqId, inst.symbol, with_close=True)
         if snapshot:
             self.send([Out.TICK_SNAPSHOT_END, 1, reqId])

@@ -152,7 +152,11 @@ def test_a_missing_market_data_permission_fails_its_line(
     assert "subscribe to the exchange's market data" in failed
     # NVDA's bracket enters at a fixed limit: no live price is a warning, not a failure.
     [warned] = lines(out, "warn")
-    assert warned.startswith("warn  market data NVDA     delayed only (IB error 10167:")
+    assert warned.startswith(
+        "warn  market data NVDA     delayed only (IB error 354: Requested market data is not "
+        "subscribed. Delayed market data is available.; IB error 10167: Requested market data "
+        "is not subscribed. Displaying delayed market data.)"
+    )
     assert out.rstrip().endswith("not ready: 1 check(s) failed")
     assert_nothing_placed(sim, wire_log)
 
