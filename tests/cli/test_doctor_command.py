@@ -88,7 +88,9 @@ def doctor(
 def assert_nothing_placed(sim: SimThread, wire_log: Path) -> list[dict[str, Any]]:
     snapshot = sim.control.snapshot()
     assert snapshot.orders == [] and snapshot.executions == []
-    placed = [r for r in read_wire_log(wire_log) if r["msg"] == "placeOrder"]
+    messages = read_wire_log(wire_log)
+    assert [r for r in messages if r.get("dropped")] == []  # paced: no error 100
+    placed = [r for r in messages if r["msg"] == "placeOrder"]
     assert [r for r in placed if not r["fields"]["whatIf"]] == []
     assert not (Path(wire_log).parent / "state").exists()  # no journal created either
     return placed
@@ -249,3 +251,16 @@ def test_an_ambiguous_symbol_lists_every_candidate() -> None:
 )
 def test_clock_offset_thresholds(offset: float, status: str) -> None:
     assert preflight._clock(offset).status == status
+
+
+def test_sim_checks_the_repository_rules_against_the_embedded_gateway(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rules = Path(__file__).resolve().parents[2] / "rules"
+    assert main(["doctor", str(rules), "--sim", "--state-dir", str(tmp_path / "state")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "ok    gateway              the simulated gateway (--sim), server version"
+    )
+    assert "ok    what-if" in out
+    assert not (tmp_path / "state").exists()
