@@ -58,7 +58,7 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class Session:
+class TradingSession:
     start: datetime
     end: datetime
 
@@ -69,7 +69,7 @@ class SymbolLookup:
     candidates: tuple[Candidate, ...]
     error: GatewayError | None = None
     time_zone: str = ""
-    regular_hours: tuple[Session, ...] = ()
+    regular_hours: tuple[TradingSession, ...] = ()
     contract: CachedContract | None = None
 
 
@@ -188,12 +188,12 @@ def _candidate(details: ContractDetails) -> Candidate:
     )
 
 
-def _sessions(details: ContractDetails) -> tuple[Session, ...]:
+def _sessions(details: ContractDetails) -> tuple[TradingSession, ...]:
     try:
         parsed = details.liquidSessions()
     except (ValueError, KeyError):
         return ()
-    return tuple(Session(s.start.astimezone(UTC), s.end.astimezone(UTC)) for s in parsed)
+    return tuple(TradingSession(s.start.astimezone(UTC), s.end.astimezone(UTC)) for s in parsed)
 
 
 def market_data(adapter: IbAdapter, contracts: Mapping[str, CachedContract]) -> list[MarketData]:
