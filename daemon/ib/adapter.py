@@ -236,7 +236,9 @@ class IbAdapter:
 
     # --- connection --------------------------------------------------------------------------
 
-    def connect(self) -> None:
+    def connect(self, *, verify_account: bool = True) -> None:
+        """Connect; unless ``verify_account`` is False (``tradectl doctor``, which reports rather
+        than refuses), refuse an account the rules may not trade and bind the journal to it."""
         settings = self.settings
         # A new connection is a new session: what the last one sent and never saw acknowledged
         # is settled by the next resync instead of waiting out the timeout.
@@ -264,6 +266,8 @@ class IbAdapter:
                 "is the client id already in use?"
             )
         self._link_up = True
+        if not verify_account:
+            return
         check_account(settings.account, settings.live_allowed, self.ib.managedAccounts())
         if self.journal is not None:
             self.journal.bind_account(settings.account)
@@ -960,23 +964,32 @@ def _tapped(original: Callable[..., Any], observer: Callable[..., None]) -> Call
 def _qualified(
     symbol: str, details: list[ContractDetails], notes: list[str]
 ) -> CachedContract | None:
-    stocks = [d for d in details if d.contract is not None and d.contract.secType == "STK"]
+    stocks = us_stocks(details)
     if not stocks:
         notes.append(f"{symbol}: IB has no US stock with this symbol; it is not traded")
         return None
     if len(stocks) > 1:
         notes.append(f"{symbol}: {len(stocks)} contracts match; using conId {stocks[0].contract}")
-    chosen = stocks[0]
-    contract = chosen.contract
+    return cached_contract(symbol, stocks[0])
+
+
+def us_stocks(details: Sequence[ContractDetails]) -> list[ContractDetails]:
+    """The stocks among IB's answer to a contract-details request."""
+    return [d for d in details if d.contract is not None and d.contract.secType == "STK"]
+
+
+def cached_contract(symbol: str, details: ContractDetails) -> CachedContract:
+    """The contract orders for ``symbol`` go to: routed SMART, with its tick and lot size."""
+    contract = details.contract
     assert contract is not None
-    increment = chosen.sizeIncrement if chosen.sizeIncrement not in (0, UNSET_DOUBLE) else 1
+    increment = details.sizeIncrement if details.sizeIncrement not in (0, UNSET_DOUBLE) else 1
     return CachedContract(
         symbol=symbol,
         con_id=contract.conId,
         exchange="SMART",
         primary_exchange=contract.primaryExchange or contract.exchange,
         currency=contract.currency or "USD",
-        min_tick=chosen.minTick or 0.01,
+        min_tick=details.minTick or 0.01,
         lot_size=max(1, int(increment)),
     )
 

@@ -560,6 +560,10 @@ class Journal:
         ).fetchone()
         return int(row[0])
 
+    def bound_account(self) -> str | None:
+        """The account this journal belongs to; None before its first connected run."""
+        return self.get_state(ACCOUNT_KEY)
+
     def bind_account(self, account: str) -> None:
         """Tie this journal to one account for good. Its fills, working orders and intents are
         that account's: read against another account (a simulated one's history against a real

@@ -55,14 +55,17 @@ def connection_settings(
 def open_session(
     rules: RuleSet,
     *,
-    state_dir: Path,
+    state_dir: Path | None,
     sim: bool,
     readonly: bool,
     progress: Callable[[Progress], None] | None = None,
     pacing_rate: float = DEFAULT_RATE,
+    verify_account: bool = True,
 ) -> Iterator[Session]:
     """``readonly`` connects read-only and reads the journal without taking its lock (``plan``
-    beside a running daemon); otherwise the journal is locked for this process."""
+    beside a running daemon); otherwise the journal is locked for this process. Without a
+    ``state_dir`` there is no journal; ``verify_account`` False leaves the account checks to
+    the caller (see ``IbAdapter.connect``)."""
     with ExitStack() as stack:
         host = port = None
         if sim:
@@ -71,7 +74,9 @@ def open_session(
             gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
             stack.callback(gateway.stop)
             host, port = gateway.host, gateway.port
-        journal = Journal.open_read_only(state_dir) if readonly else Journal.open(state_dir)
+        journal = None
+        if state_dir is not None:
+            journal = Journal.open_read_only(state_dir) if readonly else Journal.open(state_dir)
         if journal is not None:
             stack.callback(journal.close)
         settings = connection_settings(
@@ -79,7 +84,7 @@ def open_session(
         )
         adapter = IbAdapter(settings, journal, progress=progress)
         stack.callback(adapter.disconnect)
-        adapter.connect()
+        adapter.connect(verify_account=verify_account)
         yield Session(adapter=adapter, journal=journal, sim_port=port)
 
 

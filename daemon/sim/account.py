@@ -40,6 +40,16 @@ class Account:
     def gross_position_value(self) -> float:
         return sum(abs(self.market_value(s)) for s in self.positions)
 
+    @property
+    def initial_margin_rate(self) -> float:
+        """Leverage 1 is a cash account (100%); leverage 2 is Reg T's 50% initial margin."""
+        return 1.0 / max(1.0, self._matching.leverage)
+
+    @property
+    def maintenance_margin_rate(self) -> float:
+        """A cash account holds 100%; a margin account Reg T's 25% (never above the initial)."""
+        return 1.0 if self._matching.leverage <= 1 else min(0.25, self.initial_margin_rate)
+
     def buying_power(self) -> float:
         leverage = self._matching.leverage
         return max(0.0, self.net_liquidation() * leverage - self.gross_position_value())
@@ -68,9 +78,9 @@ class Account:
             "GrossPositionValue": gpv,
             "BuyingPower": bp,
             "AvailableFunds": bp / self._matching.leverage,
-            "ExcessLiquidity": bp / self._matching.leverage,
-            "InitMarginReq": gpv / self._matching.leverage if gpv else 0.0,
-            "MaintMarginReq": gpv / self._matching.leverage if gpv else 0.0,
+            "ExcessLiquidity": nav - gpv * self.maintenance_margin_rate,
+            "InitMarginReq": gpv * self.initial_margin_rate,
+            "MaintMarginReq": gpv * self.maintenance_margin_rate,
             "UnrealizedPnL": sum(self.unrealized_pnl(s) for s in self.positions),
             "RealizedPnL": sum(p.realized_pnl for p in self.positions.values()),
         }

@@ -56,6 +56,7 @@ from daemon.sim.model import (
     Position,
     QuoteChanged,
     SimOrder,
+    WhatIfEstimate,
     on_tick,
     round_to_tick,
 )
@@ -213,7 +214,45 @@ class Engine:
             return []
         return self._transmit_chain(order)
 
-    def _new_order(self, client_id: int, req: OrderRequest) -> SimOrder:
+    def what_if(self, client_id: int, req: OrderRequest) -> tuple[SimOrder, WhatIfEstimate]:
+        """A whatIf placeOrder: the order as IB would echo it and its margin and commission
+        estimate. Nothing is stored, matched or reserved; an order that placing would reject
+        raises ``OrderRejected`` the same way. Margin model: docs/sim.md#what-if-orders."""
+        order = self._order_from(client_id, req, perm_id=0)
+        inst = self.instruments[order.symbol]
+        order.status = "PreSubmitted"
+        self._validate(order, inst)
+        account = self.account
+        price = self._reference_price(order, inst)
+        signed = order.sign * order.quantity
+        held = account.positions.get(order.symbol, Position()).quantity
+        gross_before = account.gross_position_value()
+        gross_after = gross_before - abs(held * inst.last) + abs((held + signed) * inst.last)
+        commission = account.commission(order, order.quantity, price)
+        equity_before = account.net_liquidation()
+        # Cash pays the order's price; the position is valued at the last price.
+        equity_after = equity_before + signed * (inst.last - price) - commission
+        init_after = gross_after * account.initial_margin_rate
+        warning = ""
+        if init_after > equity_after:
+            warning = (
+                f"the initial margin after this order ({init_after:.2f}) would exceed the "
+                f"equity with loan value ({equity_after:.2f})"
+            )
+        estimate = WhatIfEstimate(
+            init_margin_before=gross_before * account.initial_margin_rate,
+            maint_margin_before=gross_before * account.maintenance_margin_rate,
+            equity_with_loan_before=equity_before,
+            init_margin_after=init_after,
+            maint_margin_after=gross_after * account.maintenance_margin_rate,
+            equity_with_loan_after=equity_after,
+            commission=commission,
+            currency=account.currency,
+            warning=warning,
+        )
+        return order, estimate
+
+    def _order_from(self, client_id: int, req: OrderRequest, *, perm_id: int) -> SimOrder:
         inst = self.find_instrument(
             con_id=req.contract.con_id,
             symbol=req.contract.symbol,
@@ -222,10 +261,10 @@ class Engine:
         )
         if inst is None:
             raise OrderRejected(200, "No security definition has been found for the request")
-        order = SimOrder(
+        return SimOrder(
             order_id=req.order_id,
             client_id=client_id,
-            perm_id=self._new_perm_id(),
+            perm_id=perm_id,
             account=req.account or self.account.id,
             symbol=inst.symbol,
             action=req.action,
@@ -242,6 +281,10 @@ class Engine:
             parent_id=req.parent_id,
             outside_rth=req.outside_rth,
         )
+
+    def _new_order(self, client_id: int, req: OrderRequest) -> SimOrder:
+        order = self._order_from(client_id, req, perm_id=self._new_perm_id())
+        inst = self.instruments[order.symbol]
         try:
             if self.reject_next > 0:
                 self.reject_next -= 1

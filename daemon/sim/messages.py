@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from daemon.sim.model import Execution, Instrument, SimOrder
+from daemon.sim.model import Execution, Instrument, SimOrder, WhatIfEstimate
 from daemon.sim.protocol import UNSET_DOUBLE, Field, Out
 
 # IB's tick types (https://interactivebrokers.github.io/tws-api/tick_types.html).
@@ -83,7 +83,43 @@ def _combo_scale_hedge() -> list[Field]:
     return [0, 0, 0, "", "", "", ""]
 
 
-def open_order(order: SimOrder, inst: Instrument) -> list[Field]:
+def _order_state(order: SimOrder, estimate: WhatIfEstimate | None) -> list[Field]:
+    """whatIf, status, the nine margin fields, commission, min/max, currency, warningText."""
+    if estimate is None:
+        return [False, order.status, *([""] * 9), "", "", "", "", ""]
+    e = estimate
+    margins = [
+        (e.init_margin_before, e.init_margin_after),
+        (e.maint_margin_before, e.maint_margin_after),
+        (e.equity_with_loan_before, e.equity_with_loan_after),
+    ]
+    # IB sends these nine as text: before, change and after, each for initial margin,
+    # maintenance margin and equity with loan, grouped by before / change / after.
+    before = [_money(b) for b, _ in margins]
+    change = [_money(a - b) for b, a in margins]
+    after = [_money(a) for _, a in margins]
+    commission = round(e.commission, 2)
+    return [
+        True,
+        order.status,
+        *before,
+        *change,
+        *after,
+        commission,
+        commission,  # minCommission: fixed pricing leaves no range
+        commission,  # maxCommission
+        e.currency,
+        e.warning,
+    ]
+
+
+def _money(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def open_order(
+    order: SimOrder, inst: Instrument, what_if: WhatIfEstimate | None = None
+) -> list[Field]:
     fields: list[Field] = [Out.OPEN_ORDER, order.order_id, *_contract(inst, primary=False)]
     fields += _order_head(order)
     fields += [
@@ -144,14 +180,7 @@ def open_order(order: SimOrder, inst: Instrument) -> list[Field]:
         0,  # no delta-neutral contract
         "",  # algoStrategy
         False,  # solicited
-        False,  # whatIf
-        order.status,
-        *([""] * 9),  # margin before/change/after
-        "",  # commission
-        "",  # minCommission
-        "",  # maxCommission
-        "",  # commissionCurrency
-        "",  # warningText
+        *_order_state(order, what_if),
         False,  # randomizeSize
         False,  # randomizePrice
         0,  # no conditions

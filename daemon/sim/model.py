@@ -94,6 +94,21 @@ class SimOrder:
         return 1 if self.action == "BUY" else -1
 
 
+@dataclass(frozen=True)
+class WhatIfEstimate:
+    """What a whatIf order would do to the account's margin, and what it would cost."""
+
+    init_margin_before: float
+    maint_margin_before: float
+    equity_with_loan_before: float
+    init_margin_after: float
+    maint_margin_after: float
+    equity_with_loan_after: float
+    commission: float
+    currency: str
+    warning: str = ""
+
+
 @dataclass
 class Execution:
     __pydantic_config__ = _STRICT

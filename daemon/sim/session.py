@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from daemon.sim import messages as m
+from daemon.sim.engine import OrderRejected
 from daemon.sim.hours import IB_TIME_ZONE_ID, Phase
 from daemon.sim.model import Event, Execution, Instrument, SimOrder
 from daemon.sim.protocol import (
@@ -22,6 +23,7 @@ from daemon.sim.protocol import (
     ContractFields,
     Field,
     FrameReader,
+    OrderRequest,
     Out,
     decode_place_order,
     decode_request,
@@ -379,8 +381,6 @@ class Session:
             text = NOT_SUBSCRIBED if permission == "none" else DELAYED_AVAILABLE
             self.send_error(reqId, 354, text)
             return
-        if permission == "delayed":
-            self.send_error(reqId, 10167, DELAYED_SHOWN)
         if not snapshot:
             limit = self.engine.state.limits.max_market_data_lines
             if limit and self.gateway.market_data_lines() >= limit:
@@ -392,6 +392,8 @@ class Session:
                 return
             self.subs.market_data[reqId] = inst.symbol
         self.send([Out.TICK_REQ_PARAMS, reqId, inst.min_tick, "9c0001", 3])
+        if permission == "delayed":
+            self.send_error(reqId, 10167, DELAYED_SHOWN)
         self.send([Out.MARKET_DATA_TYPE, 1, reqId, self.subs.market_data_type])
         self.send_quote(reqId, inst.symbol, with_close=True)
         self.send_halted(reqId, inst.symbol)
@@ -529,9 +531,19 @@ class Session:
 
     def _on_placeOrder(self, order: Any) -> None:
         if order.what_if:
-            self.send_error(order.order_id, 201, "Order rejected - reason:what-if is not simulated")
+            self._what_if(order)
             return
         self._publish(self.engine.place(self.cid, order))
+
+    def _what_if(self, request: OrderRequest) -> None:
+        """IB answers a whatIf order with one openOrder carrying the estimate in its OrderState;
+        no orderStatus, nothing placed (docs/sim.md#what-if-orders)."""
+        try:
+            order, estimate = self.engine.what_if(self.cid, request)
+        except OrderRejected as exc:
+            self.send_error(request.order_id, exc.code, exc.message)
+            return
+        self.send(m.open_order(order, self.engine.instruments[order.symbol], estimate))
 
     def _on_cancelOrder(self, orderId: int) -> None:
         self._publish(self.engine.cancel(self.cid, orderId))

@@ -1,0 +1,83 @@
+"""`tradectl doctor [DIR] [--sim] [--json]`: a read-only preflight against the gateway in the rules.
+
+One line per check (ok, warn, FAIL with what to do, skip when an earlier failure makes a check
+meaningless); exit 0 only when nothing failed. Nothing is placed: the plan's orders go out as
+whatIf orders only. The checks are described in docs/ib-gateway.md#tradectl-doctor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from daemon.journal import resolve_state_dir
+from daemon.runtime.preflight import passed, run_checks
+from daemon.runtime.session import quiet_client_logging
+from schemas.loader import halt_file, load_rule_set
+
+DEFAULT_RULES = "rules/"
+EXIT_READY = 0
+EXIT_NOT_READY = 1
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="check, read-only, that the gateway, account, symbols and state directory are ready",
+        description="Preflight against the gateway in the rules: connection, account, contracts, "
+        "market data, trading hours, what-if margin of the plan, clock, state directory. "
+        "Places nothing. Exit 0 when ready, 1 when a check failed.",
+    )
+    parser.add_argument(
+        "rules_dir",
+        nargs="?",
+        default=DEFAULT_RULES,
+        metavar="DIR",
+        help=f"rule directory or file (default: {DEFAULT_RULES})",
+    )
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument(
+        "--sim",
+        action="store_true",
+        help="check against the simulated gateway, started in-process with its default state",
+    )
+    parser.add_argument(
+        "--state-dir",
+        metavar="D",
+        help="journal directory, only read (default: $TRADECTL_STATE_DIR or var/state)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    loaded = load_rule_set([args.rules_dir])
+    if loaded.rule_set is None:
+        for error in loaded.errors:
+            print(error, file=sys.stderr)
+        print(f"tradectl doctor: {args.rules_dir}: the rules are invalid", file=sys.stderr)
+        return EXIT_NOT_READY
+    quiet_client_logging()
+    checks = run_checks(
+        loaded.rule_set,
+        state_dir=resolve_state_dir(args.state_dir),
+        sim=args.sim,
+        halted=halt_file(Path(args.rules_dir)).is_file(),
+    )
+    ready = passed(checks)
+    if args.json:
+        document = {
+            "rules": str(args.rules_dir),
+            "account": loaded.rule_set.account.id,
+            "ready": ready,
+            "checks": [check.as_dict() for check in checks],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for check in checks:
+            print(check.line())
+        failed = sum(check.status == "FAIL" for check in checks)
+        print("ready: nothing failed" if ready else f"not ready: {failed} check(s) failed")
+    return EXIT_READY if ready else EXIT_NOT_READY
