@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from daemon import tradectl_version
+
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "validate",
     "schema",
@@ -36,6 +38,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="tradectl",
         description="Declarative order automation for Interactive Brokers.",
     )
+    parser.add_argument("--version", action="version", version=f"tradectl {tradectl_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     names = (command,) if command in SUBCOMMAND_MODULES else SUBCOMMAND_MODULES
     for name in names:

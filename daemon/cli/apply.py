@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.target import add_state_options
 from daemon.ib import AdapterError, Progress
 from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
 from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
@@ -35,11 +36,7 @@ def register(subparsers: Any) -> None:
         "--sim", action="store_true", help="start the simulated gateway in-process and use it"
     )
     parser.add_argument("--yes", action="store_true", help="send without asking")
-    parser.add_argument(
-        "--state-dir",
-        metavar="D",
-        help="journal directory (default: $TRADECTL_STATE_DIR or var/state)",
-    )
+    add_state_options(parser, sim_flag=False)
     parser.add_argument(
         "--timeout",
         type=float,
@@ -105,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         answer = input(f"Send {len(plan.actionable)} order action(s)? Type yes to confirm: ")
         return answer.strip().lower() == "yes"
 
-    state_dir = resolve_state_dir(args.state_dir)
+    state_dir = resolve_state_dir(args.state_dir, sim=args.sim)
     halt = halt_file(Path(args.path))
     halted = halt.is_file()
     if halted:

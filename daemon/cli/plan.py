@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.target import add_state_options
 from daemon.ib import AdapterError, GatewayUnreachable
 from daemon.journal import JournalError, resolve_state_dir
 from daemon.observed_file import ObservedFileError, Snapshot, read_snapshot
@@ -66,11 +67,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="plan against the simulated gateway, started in-process with its default state",
     )
-    parser.add_argument(
-        "--state-dir",
-        metavar="D",
-        help="journal directory, read only (default: $TRADECTL_STATE_DIR or var/state)",
-    )
+    add_state_options(parser, sim_flag=False)
     parser.set_defaults(func=run)
 
 
@@ -121,7 +118,10 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
     halted = halt_file(Path(args.rules_dir)).is_file()
     try:
         passed = plan_against_gateway(
-            rules, state_dir=resolve_state_dir(args.state_dir), sim=args.sim, halted=halted
+            rules,
+            state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
+            sim=args.sim,
+            halted=halted,
         )
     except GatewayUnreachable as exc:
         print(

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.target import add_state_options
 from daemon.journal import resolve_state_dir
 from daemon.records.service import RecordsService
 from daemon.service.broker import IbBrokerSession
@@ -41,9 +42,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="start the simulated gateway in-process on a free loopback port and trade it",
     )
-    parser.add_argument(
-        "--state-dir", help="journal and control socket (default: $TRADECTL_STATE_DIR or var/state)"
-    )
+    add_state_options(parser, sim_flag=False)
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
@@ -99,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             host, port = gateway.host, gateway.port
         settings = DaemonSettings(
             rules_dir=rules_dir,
-            state_dir=resolve_state_dir(args.state_dir),
+            state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
             debounce=args.debounce,
             reconnect_max=args.reconnect_max,
         )

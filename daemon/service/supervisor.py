@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon import tradectl_version
 from schemas.loader import halt_file
 from schemas.models import Account, Gateway, RuleSet
 
@@ -698,6 +699,7 @@ class Daemon:
         rule_set = self.rules.current
         return {
             "pid": os.getpid(),
+            "version": tradectl_version(),
             "started_at": self._started_at,
             "rules": self._rules_status(),
             "connection": {
