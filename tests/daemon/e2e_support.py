@@ -136,9 +136,7 @@ class DaemonProcess:
         ]
         env = {**os.environ, **(self._env or {})}
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=log, env=env, cwd=self._cwd
-            )
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=self._cwd)
         return self
 
     def _state_dir_option(self) -> tuple[str, ...]:
