@@ -1,6 +1,8 @@
 """Suite-wide test settings."""
 
 import os
+import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,3 +27,13 @@ def private_state_home(
     home = tmp_path_factory.mktemp("xdg-state")
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def reserved_port() -> Iterator[int]:
+    """A loopback port this test owns and nobody listens on: bound, never listening, so a
+    connection to it is refused for the whole test (and never reaches a real gateway)."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port: int = holder.getsockname()[1]
+        yield port

@@ -90,9 +90,10 @@ def test_blocked_intents_are_shown_and_still_count_as_pending(
 
 
 def test_without_an_account_source_it_says_what_to_pass(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, reserved_port: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rules_dir, _ = write(tmp_path)
+    gateway = f"gateway: {{host: 127.0.0.1, port: {reserved_port}}}\n"
+    rules_dir, _ = write(tmp_path, rules=RULES + gateway)
     assert main(["plan", str(rules_dir)]) == 1
     assert "pass --observed FILE" in capsys.readouterr().err
 

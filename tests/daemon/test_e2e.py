@@ -406,15 +406,8 @@ def _journal_rows(state_dir: Path, query: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
-def _closed_loopback_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def test_a_fill_reaches_the_records_parquet_and_status_shows_the_upload_backlog(
-    tmp_path: Path, sim: SimThread, started: list[DaemonProcess]
+    tmp_path: Path, sim: SimThread, started: list[DaemonProcess], reserved_port: int
 ) -> None:
     records_dir = tmp_path / "records"
     rules = (
@@ -424,7 +417,7 @@ def test_a_fill_reaches_the_records_parquet_and_status_shows_the_upload_backlog(
     )
     directory = rules_dir(tmp_path, sim, rules)
     # GCS is unreachable (a closed loopback port), so the batch stays in the upload backlog.
-    emulator = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{_closed_loopback_port()}"}
+    emulator = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{reserved_port}"}
     daemon = start_daemon(started, directory, tmp_path, env=emulator)
     state_dir = tmp_path / "state"
     wait_until(lambda: sim.snapshot().positions.get("AAPL"), 20, "the AAPL position")
