@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.arguments import seconds
 from daemon.cli.target import add_state_options
 from daemon.ib import AdapterError, Progress
 from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
@@ -39,7 +40,7 @@ def register(subparsers: Any) -> None:
     add_state_options(parser, sim_flag=False)
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(0, inclusive=False),
         default=30.0,
         metavar="S",
         help="seconds to wait for acknowledgements (default 30)",

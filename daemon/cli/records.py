@@ -143,6 +143,9 @@ def _export(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     state_dir = state_dir_of(args)
+    if state_dir.exists() and not state_dir.is_dir():
+        print(f"tradectl records: {state_dir} is not a directory", file=sys.stderr)
+        return 1
     found = read_backlog(state_dir, time.time())
     if found is None:
         print(f"tradectl records: no records outbox in {journal_file(state_dir)} yet")

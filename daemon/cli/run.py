@@ -12,6 +12,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.arguments import seconds
 from daemon.cli.target import add_state_options
 from daemon.journal import resolve_state_dir
 from daemon.records.service import RecordsService
@@ -54,7 +55,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--debounce",
-        type=float,
+        type=seconds(0),
         default=DEFAULT_DEBOUNCE_SECONDS,
         metavar="S",
         help=f"quiet time after a rule file change before reloading (default "
@@ -62,7 +63,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--reconnect-max",
-        type=float,
+        type=seconds(0.5),
         default=30.0,
         metavar="S",
         help="longest wait between reconnection attempts (default 30)",
@@ -81,9 +82,6 @@ def load_rules_dir(path: Path) -> LoadOutcome:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, getattr(logging, args.log_level.upper()))
-    if args.debounce < 0 or args.reconnect_max < 0.5:
-        log.error("--debounce must be >= 0 and --reconnect-max >= 0.5 seconds")
-        return 2
     rules_dir = Path(args.path)
     if not rules_dir.is_dir():
         log.error("%s is not a directory: give the directory that holds the rule files", rules_dir)
