@@ -14,7 +14,7 @@ from daemon.cli.target import add_state_options
 from daemon.ib import AdapterError, Progress
 from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
 from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
-from daemon.plan_report import render_table
+from daemon.plan_report import render_table, terminal_width
 from daemon.planner.types import Plan
 from daemon.runtime.reconcile import PassResult, reconcile_pass
 from daemon.runtime.session import open_session, quiet_client_logging
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     heading = f"tradectl apply: {args.path} against {rules.account.id}"
 
     def show(plan: Plan) -> str:
-        return render_table(plan, heading)
+        return render_table(plan, heading, terminal_width())
 
     def show_and_go(plan: Plan) -> bool:
         print(show(plan), flush=True)

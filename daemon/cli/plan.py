@@ -22,7 +22,7 @@ from daemon.cli.target import add_state_options
 from daemon.ib import AdapterError, GatewayUnreachable
 from daemon.journal import JournalError, resolve_state_dir
 from daemon.observed_file import ObservedFileError, Snapshot, read_snapshot
-from daemon.plan_report import plan_dict, render_table
+from daemon.plan_report import plan_dict, render_table, terminal_width
 from daemon.planner import plan
 from daemon.planner.gate import HALT
 from daemon.planner.types import Plan
@@ -172,5 +172,5 @@ def _print(
             heading += (
                 "\nHALTED: every intent is blocked (tradectl resume, or remove the HALT file)"
             )
-        print(render_table(result, heading))
+        print(render_table(result, heading, terminal_width()))
     return EXIT_CHANGES if result.intents else EXIT_IN_SYNC

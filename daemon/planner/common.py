@@ -348,6 +348,7 @@ def place_or_modify(
         estimated_price=estimated_price,
         current_quantity=current,
         target_quantity=target,
+        replaces=existing,
     )
 
 

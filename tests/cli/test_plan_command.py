@@ -152,3 +152,38 @@ def test_a_halt_file_in_the_rules_directory_blocks_everything(
     out = capsys.readouterr().out
     assert "HALTED" in out
     assert "Plan: 0 to place, 0 to modify, 0 to cancel, 1 blocked." in out
+
+
+def test_a_modify_row_shows_the_order_before_and_after(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["plan", str(REPO / "rules"), "--observed", str(REPO / "examples/observed.yaml")])
+    assert code == 2
+    row = next(line for line in capsys.readouterr().out.splitlines() if " JPM " in line)
+    assert "100 @ 290.00 → 140 @ 300.30" in row
+    assert "modify BUY #41" in row
+
+
+@pytest.mark.parametrize("columns", [60, 100, 140])
+def test_the_table_fits_the_terminal_width_in_columns(
+    columns: int, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    main(["plan", str(REPO / "rules"), "--observed", str(REPO / "examples/observed.yaml")])
+    out = capsys.readouterr().out
+    table = out.split("\n\n")[1].splitlines()
+    for line in table:
+        # A row longer than the terminal is its cells alone (they cannot be wrapped); its reason
+        # then sits on indented lines of its own, which fit.
+        assert len(line) <= columns or "weight" not in line, line
+    flat = " ".join(out.split())
+    assert "sliced: 217 of 260 shares, risk.max_order_value" in flat  # nothing lost to wrapping
+
+
+def test_piped_output_keeps_one_line_per_intent(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    main(["plan", str(REPO / "rules"), "--observed", str(REPO / "examples/observed.yaml")])
+    table = capsys.readouterr().out.split("\n\n")[1].splitlines()
+    assert all(line[:1] in "+~-x " and not line.startswith("      ") for line in table)
