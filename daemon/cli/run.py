@@ -80,6 +80,22 @@ def load_rules_dir(path: Path) -> LoadOutcome:
     )
 
 
+def sim_banner(rules_dir: Path, gateway: str, state_dir: Path) -> str:
+    """What `make demo` (`run --sim`) runs, where things are, and what to try next."""
+    rules = rules_dir.absolute()
+    return "\n".join(
+        (
+            "tradectl demo: the daemon keeps a simulated IB paper account on your rules",
+            f"  gateway   simulated, {gateway}, account DU0000001 (a fresh account every run)",
+            f"  rules     {rules}  (edit a file: the change is traded within a second)",
+            f"  state     {state_dir}  (journal; delete it to start over)",
+            "  try       tradectl status --sim    tradectl halt --sim    tradectl resume --sim",
+            f"            tradectl plan {rules_dir} --sim    touch {rules_dir / 'HALT'}",
+            "  stop      Ctrl-C",
+        )
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, getattr(logging, args.log_level.upper()))
     rules_dir = Path(args.path)
@@ -105,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
             faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
         session = IbBrokerSession(settings.state_dir, host=host, port=port)
         state_dir = settings.state_dir
+        if args.sim and args.log_format == "text":
+            print(sim_banner(rules_dir, f"{host}:{port}", state_dir), file=sys.stderr, flush=True)
 
         def records_service(rules: RuleSet) -> RecordsService:
             return RecordsService(state_dir, rules.records, rules.account.id)

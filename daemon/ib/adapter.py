@@ -63,6 +63,16 @@ CRASH_ENV = "TRADECTL_TEST_CRASH_AFTER"
 
 # Error codes that confirm a cancel rather than reject an order.
 _CANCEL_CONFIRMATIONS = frozenset({202})
+# "OrderId N that needs to be cancelled cannot be cancelled, state: Cancelled": the order is
+# already done, e.g. a bracket child IB cancelled with its parent. Journaled, not an order error.
+_ALREADY_DONE = frozenset({10148})
+
+
+def _done_state(text: str) -> str:
+    """The order status in IB's 10148 text ("... cannot be cancelled, state: Cancelled.")."""
+    _, _, state = text.rpartition("state:")
+    status = state.strip().rstrip(".")
+    return status if status in TERMINAL_STATUSES else "Cancelled"
 
 
 class AdapterError(RuntimeError):
@@ -433,7 +443,12 @@ class IbAdapter:
                     self.journal.finish_intent(latest.id, "rejected")
                     self.progress.rejected += 1
                     self._awaiting.discard(latest.id)
-        if intents and not informational and code not in _CANCEL_CONFIRMATIONS:
+                elif latest.action == "cancel" and code in _ALREADY_DONE:
+                    # The order ended before the cancel arrived (a bracket child IB cancelled
+                    # with its parent): the cancel is over, its order in the state IB names.
+                    self._advance(self.settings.client_id, req_id, None, 0, _done_state(text), 0.0)
+        expected = code in _CANCEL_CONFIRMATIONS or code in _ALREADY_DONE
+        if intents and not informational and not expected:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()
 
