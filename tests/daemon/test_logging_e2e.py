@@ -16,6 +16,7 @@ from tests.daemon.e2e_support import (
     ACCOUNT_RULES,
     DaemonProcess,
     Wire,
+    ladder,
     wait_until,
     write_atomically,
 )
@@ -106,3 +107,31 @@ def test_the_demo_prints_a_banner_and_says_in_sync_once_after_it_traded(tmp_path
     assert text.count("in sync: the account matches the rules") == 1
     sent = text.index("pass complete: planned 15, sent 15")
     assert sent < text.index("in sync")
+
+
+def test_resync_lines_name_the_order_ref_of_what_changed_while_stopped(
+    tmp_path: Path, sim: SimThread
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "account.yaml").write_text(ACCOUNT_RULES.format(port=sim.port, every="1h"))
+    (rules / "rules.yaml").write_text("version: 1\nscales:\n" + ladder("dip", "MSFT", 400))
+    daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "daemon.log")
+    wire = Wire(tmp_path / "wire.jsonl")
+    daemon.start()
+    try:
+        wire.wait_placed(lambda placed: len(placed) == 2, 30, "the ladder")
+        refs = {fields["orderRef"] for fields in wire.placed()}
+        daemon.wait_message("first sync complete", timeout=30)
+        assert daemon.stop(30)[0] == 0
+        sim.control.set_price("MSFT", 390)
+        wait_until(lambda: sim.snapshot().positions.get("MSFT"), 30, "the ladder's fills")
+        daemon.start()
+        daemon.wait_message("first sync complete", timeout=30)
+        resync = [line["message"] for line in daemon.lines() if "resync: " in line["message"]]
+        assert daemon.stop(30)[0] == 0
+    finally:
+        daemon.kill()
+    assert resync, "the restart saw the fills"
+    assert {line.split()[1] for line in resync} <= refs
+    assert all(re.match(r"resync: tctl:dip:\w+:L[12] \(place MSFT\) is filled", m) for m in resync)
