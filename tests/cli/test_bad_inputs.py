@@ -4,6 +4,7 @@ pending" for `tradectl plan`)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,16 @@ def test_bad_input_gets_a_clean_message_and_its_exit_code(
     assert "Traceback" not in output, output
     assert result.returncode == expected, output
     assert output.strip(), "a failure must say why"
+
+
+def test_version_is_shown(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "daemon", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0
+    assert re.fullmatch(r"tradectl \d+\.\d+\.\d+\S*\n", result.stdout), result.stdout

@@ -74,5 +74,7 @@ def test_a_sim_daemon_is_found_from_any_directory_and_a_miss_fails_loudly(
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert sim_daemon.stop(30)[0] == 0
     assert (expected / "journal.sqlite3").is_file()
+    # records.dir is relative (rules/account.yaml): under the state directory, not the cwd.
+    assert (expected / "records" / "fills").is_dir()
     assert list(elsewhere.iterdir()) == []
     assert not (tmp_path / "started-here" / "var").exists()
