@@ -4,9 +4,11 @@ about a rule that can never pass its own limits, and the README's validate examp
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,17 @@ GALLERY = sorted(
     + [path for path in (REPO / "examples").iterdir() if path.is_dir() and any(path.glob("*.y*ml"))]
 )
 ON_PURPOSE = "blocked on purpose"
+
+
+@pytest.fixture(autouse=True)
+def _current_event_loop() -> Iterator[None]:
+    """ib_insync's synchronous API wants a current event loop; a test that ran asyncio.run()
+    earlier in this process may have left none."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 def _blocked_on_purpose(directory: Path, rule: str) -> bool:

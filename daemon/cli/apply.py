@@ -208,16 +208,33 @@ def run(args: argparse.Namespace) -> int:
     return code
 
 
-def _another_pass(result: PassResult) -> bool:
-    """Plan again only after a pass whose every order went out and was acknowledged: its fills
-    may free the next slices. Anything else is reported, not retried in a loop."""
+def _clean(result: PassResult) -> bool:
+    """Every order of the pass went out and was acknowledged, nothing rejected."""
     return (
-        result.sent > 0
-        and result.acknowledged_in_time
+        result.acknowledged_in_time
         and not result.problems
         and not result.progress.rejected
         and not result.progress.errors
     )
+
+
+def _more_after_fills(plan: Plan) -> bool:
+    """The plan holds part of what the rules want back until its orders fill: an allocation
+    sliced at max_order_value, or buys limited by the cash that the plan's sells will free."""
+    held = any(
+        "sliced:" in intent.reason
+        or "cash-limited:" in intent.reason
+        or (intent.blocked_by or "").startswith("cash")
+        for intent in plan.intents
+    )
+    return held or any("limited by cash" in note for note in plan.notes)
+
+
+def _another_pass(result: PassResult) -> bool:
+    """Plan again only after a clean pass that held something back for its fills (the next
+    slice, say). A pass whose plan was sent whole leaves nothing to plan; anything that went
+    wrong is reported, not retried in a loop."""
+    return result.sent > 0 and _clean(result) and _more_after_fills(result.plan)
 
 
 class _Run:
@@ -254,6 +271,9 @@ class _Run:
         last = self.passes[-1]
         out = self.out
         sent = sum(result.sent for result in self.passes)
+        if self.saved is not None and sent == 0:
+            # Also when nothing is left to send: a saved plan is applied as it is, or not at all.
+            self.plan_changed = saved_plan.plan_hash(last.plan) != self.saved.plan_hash
         if self.plan_changed and self.saved is not None:
             changed = saved_plan.differences(self.saved, last.observed, generation)
             what = ", ".join(changed) if changed else "prices"
@@ -305,7 +325,10 @@ class _Run:
         if not ok:
             print(f"Finished with problems after {total} (see above).", file=out)
         elif self.converged:
-            print(f"Converged after {total}: the account matches the rules.", file=out)
+            print(
+                f"Converged after {total}: every order the rules ask for is working or filled.",
+                file=out,
+            )
         elif self.saved is not None:
             print(f"Sent the saved plan ({total}).", file=out)
         else:
@@ -316,8 +339,15 @@ class _Run:
 
     @property
     def converged(self) -> bool:
-        """Nothing planned, and nothing waiting for fills or held by a limit."""
-        return not self.passes[-1].plan.intents and not self.remaining
+        """Nothing left to plan: the last pass planned nothing, or sent its whole plan (nothing
+        blocked, nothing held back for fills) and every order of it was acknowledged. Working
+        orders count toward the position, as the planner counts them."""
+        last = self.passes[-1]
+        if self.remaining or last.plan.blocked:
+            return False
+        if not last.plan.intents:
+            return True
+        return _clean(last) and last.sent > 0 and not _more_after_fills(last.plan)
 
     def as_json(
         self, rules: RuleSet, rules_path: str, code: int, records: list[str]

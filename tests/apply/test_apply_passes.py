@@ -55,7 +55,7 @@ def test_one_apply_sends_every_slice_and_a_json_result_says_so(
     placed = gateway.messages("placeOrder")
     assert result["converged"] is True
     assert result["sent"] == len(placed) >= 2
-    assert [p["sent"] for p in result["passes"]][-1] == 0
+    assert len(result["passes"]) >= 2  # the slices went out one pass after the other
     assert all(p["acknowledged"] == p["sent"] for p in result["passes"])
     assert abs(gateway.positions()["SPY"] - 570) <= 1  # NAV moved by the commissions
     assert "Converged after" in outcome.err  # the human report goes to stderr with --json

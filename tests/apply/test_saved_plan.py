@@ -58,6 +58,11 @@ def test_apply_sends_exactly_the_saved_plan(
     assert "Sent the saved plan (1 pass, 2 order action(s) sent)" in outcome.out
     assert sorted(gateway.placed_refs()) == refs
 
+    again = apply_in_process(plan_file)
+    assert again.code == 1, "a saved plan is applied once: the account it was made for is gone"
+    assert "no longer matches the account (positions and cash changed" in again.err
+    assert sorted(gateway.placed_refs()) == refs
+
 
 def test_a_fill_since_the_plan_was_saved_refuses_it_and_sends_nothing(
     gateway: Gateway,
