@@ -24,23 +24,24 @@ def seconds(minimum: float, *, inclusive: bool = True) -> Callable[[str], float]
     return parse
 
 
-def tcp_port(text: str) -> int:
-    """0 (any free port) to 65535."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{value} is not a port: use 0-65535 (0 picks a free one)")
-    return value
+def whole_number(
+    minimum: int, maximum: int | None = None, *, what: str = ""
+) -> Callable[[str], int]:
+    """A whole number from ``minimum`` to ``maximum`` (no upper bound when None); ``what``
+    explains the range in the message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"{minimum}-{maximum}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: use {bounds}{what}")
+        return value
+
+    return parse
 
 
-def count(text: str) -> int:
-    """A whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, not {value}")
-    return value
+tcp_port = whole_number(0, 65535, what=" (0 picks a free port)")
+count = whole_number(0)

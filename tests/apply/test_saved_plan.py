@@ -32,24 +32,22 @@ def allocation(targets: dict[str, float]) -> dict[str, object]:
     }
 
 
-def save_plan(
-    rules: Path, state: Path, out: Path, capsys: pytest.CaptureFixture[str]
-) -> dict[str, Any]:
-    assert main(["plan", str(rules), "--state-dir", str(state), "--out", str(out)]) == 2
+@pytest.fixture
+def plan_file(gateway: Gateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """A plan of TARGETS saved against the gateway (rules in tmp_path/rules)."""
+    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS))
+    out = tmp_path / "plan.json"
+    assert (
+        main(["plan", str(rules), "--state-dir", str(tmp_path / "state"), "--out", str(out)]) == 2
+    )
     assert f"Saved the plan to {out}" in capsys.readouterr().out
-    saved: dict[str, Any] = json.loads(out.read_text())
-    return saved
+    return out
 
 
 def test_apply_sends_exactly_the_saved_plan(
-    gateway: Gateway,
-    apply_in_process: Callable[..., Outcome],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], plan_file: Path
 ) -> None:
-    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS))
-    plan_file = tmp_path / "plan.json"
-    saved = save_plan(rules, tmp_path / "state", plan_file, capsys)
+    saved: dict[str, Any] = json.loads(plan_file.read_text())
     refs = sorted(intent["order"]["order_ref"] for intent in saved["intents"])
     assert len(refs) == 2
 
@@ -65,14 +63,8 @@ def test_apply_sends_exactly_the_saved_plan(
 
 
 def test_a_fill_since_the_plan_was_saved_refuses_it_and_sends_nothing(
-    gateway: Gateway,
-    apply_in_process: Callable[..., Outcome],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], plan_file: Path
 ) -> None:
-    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS))
-    plan_file = tmp_path / "plan.json"
-    save_plan(rules, tmp_path / "state", plan_file, capsys)
     manual = IB()
     manual.connect("127.0.0.1", gateway.sim.port, clientId=99, timeout=10)
     try:
@@ -90,14 +82,8 @@ def test_a_fill_since_the_plan_was_saved_refuses_it_and_sends_nothing(
 
 
 def test_a_rule_edit_since_the_plan_was_saved_refuses_it_and_sends_nothing(
-    gateway: Gateway,
-    apply_in_process: Callable[..., Outcome],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path, plan_file: Path
 ) -> None:
-    rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(TARGETS))
-    plan_file = tmp_path / "plan.json"
-    save_plan(rules, tmp_path / "state", plan_file, capsys)
     write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.3, "MSFT": 0.2}))
 
     outcome = apply_in_process(plan_file)

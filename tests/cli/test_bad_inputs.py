@@ -5,11 +5,11 @@ pending" for `tradectl plan`)."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli.helpers import tradectl
 
 EXIT_USAGE = 64
 
@@ -71,15 +71,7 @@ def test_bad_input_gets_a_clean_message_and_its_exit_code(
     command: str, expected: int, files: dict[str, str], tmp_path: Path
 ) -> None:
     arguments = [files.get(word, word) for word in command.split()]
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-    )
+    result = tradectl(tmp_path, *arguments)
     output = result.stdout + result.stderr
     assert "Traceback" not in output, output
     assert result.returncode == expected, output
@@ -87,13 +79,6 @@ def test_bad_input_gets_a_clean_message_and_its_exit_code(
 
 
 def test_version_is_shown(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "daemon", "--version"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=tmp_path,
-    )
+    result = tradectl(tmp_path, "--version")
     assert result.returncode == 0
     assert re.fullmatch(r"tradectl \d+\.\d+\.\d+\S*\n", result.stdout), result.stdout
