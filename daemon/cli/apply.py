@@ -95,11 +95,24 @@ def load_rules(path: str) -> RuleSet | None:
     if result.rule_set is None:
         for error in result.errors:
             print(error, file=sys.stderr)
-        print(f"{len(result.errors)} error(s) in {path}: nothing done", file=sys.stderr)
     return result.rule_set
 
 
+class _Failed(Exception):
+    """apply stops before or during a pass; the message says why (printed once, by ``run``)."""
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _apply(args)
+    except _Failed as exc:
+        print(f"tradectl apply: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"exit_code": 1, "error": str(exc)}, indent=2))
+        return 1
+
+
+def _apply(args: argparse.Namespace) -> int:
     saved = None
     rules_path, sim = args.path, args.sim
     if saved_plan.looks_saved(Path(args.path)):
@@ -107,8 +120,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             saved = saved_plan.load(Path(args.path))
         except saved_plan.SavedPlanError as exc:
-            print(f"tradectl apply: {exc}", file=sys.stderr)
-            return 1
+            raise _Failed(str(exc)) from exc
         rules_path, sim = saved.rules, saved.sim or args.sim
     elif args.json and not args.yes:
         print("tradectl apply: --json needs --yes (nobody can confirm a plan)", file=sys.stderr)
@@ -122,14 +134,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     rules = load_rules(rules_path)
     if rules is None:
-        return 1
+        raise _Failed(f"{rules_path}: the rules are invalid (errors above): nothing done")
     if saved is not None and saved.account != rules.account.id:
-        print(
-            f"tradectl apply: {args.path} is a plan for account {saved.account}, the rules in "
-            f"{rules_path} are for {rules.account.id}: nothing sent",
-            file=sys.stderr,
+        raise _Failed(
+            f"{args.path} is a plan for account {saved.account}, the rules in {rules_path} are "
+            f"for {rules.account.id}: nothing sent"
         )
-        return 1
     quiet_client_logging()
     out = sys.stderr if args.json else sys.stdout
     heading = f"tradectl apply: {rules_path} against {rules.account.id}"
@@ -191,16 +201,13 @@ def run(args: argparse.Namespace) -> int:
                     break
     except (AdapterError, JournalError) as exc:
         run_state.end_progress()
-        print(f"tradectl apply: {exc}", file=sys.stderr)
-        return 1
+        raise _Failed(str(exc)) from exc
     except (ConnectionError, TimeoutError) as exc:
         run_state.end_progress()
-        print(
-            f"tradectl apply: the gateway connection failed during the pass ({exc or 'timeout'}); "
-            "run apply again: the journal makes that safe, nothing is sent twice",
-            file=sys.stderr,
-        )
-        return 1
+        raise _Failed(
+            f"the gateway connection failed during the pass ({exc or 'timeout'}); run apply "
+            "again: the journal makes that safe, nothing is sent twice"
+        ) from exc
     code = run_state.report(show, args.path, rules.generation())
     records = _export_records(rules, state_dir, out)
     if args.json:

@@ -163,3 +163,22 @@ def test_on_a_terminal_each_pass_is_confirmed_and_the_output_has_no_glitches(
     not_confirmed = text.index("Not confirmed: pass 2 not sent.")
     assert not_confirmed < text.index("records: ")
     assert len(gateway.messages("placeOrder")) == 1
+
+
+def test_a_failure_before_any_pass_still_gives_a_json_result(
+    apply_in_process: Callable[..., Outcome], tmp_path: Path, reserved_port: int
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "rules.yaml").write_text(
+        "version: 1\naccount: {id: DU0000001}\n"
+        f"gateway: {{host: 127.0.0.1, port: {reserved_port}, client_id: 17}}\n"
+        "risk: {max_order_value: 1000, max_position_fraction: 0.1,\n"
+        "       max_risk_per_trade_fraction: 0.01, max_daily_loss_fraction: 0.05}\n"
+    )
+    outcome = apply_in_process(rules, "--json")
+    assert outcome.code == 1
+    result = json.loads(outcome.out)
+    assert result["exit_code"] == 1
+    assert "cannot connect to the IB gateway" in result["error"]
+    assert "cannot connect to the IB gateway" in outcome.err
