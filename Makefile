@@ -7,13 +7,23 @@ PROMTOOL_STAMP := $(VENV)/.promtool-tried
 
 .PHONY: demo test lint pytest browser schema bench chaos clean promtool
 
+# `make test` needs the linters and test tools ([test]); `make demo` only what tradectl runs on,
+# and shows pip's progress instead of a silent minute.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	touch $(STAMP) $(DEMO_STAMP)
 
-demo: $(STAMP)
+DEMO_STAMP := $(VENV)/.installed-runtime
+
+$(DEMO_STAMP): pyproject.toml
+	@echo "make demo: installing tradectl and its runtime dependencies into $(VENV) (first run only)"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check --progress-bar off -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/tradectl run rules/ --sim
 
 test: $(STAMP) $(PROMTOOL_STAMP) lint pytest

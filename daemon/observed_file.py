@@ -11,10 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.planner.types import (
     ContractFacts,
@@ -24,6 +23,8 @@ from daemon.planner.types import (
     Quote,
     WorkingOrder,
 )
+from schemas.loader import load_model_file
+from schemas.yaml_source import FileKind
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -127,35 +128,19 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _where(location: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in location:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
+SNAPSHOT_FILE = FileKind(
+    empty="file is empty: a snapshot holds at least account_id, cash and net_liquidation",
+    mapping="a snapshot must be a mapping (account_id: ..., cash: ...)",
+)
 
 
 def read_snapshot(path: Path, now: datetime) -> Snapshot:
-    """Parse and check ``path``; ``now`` is ``as_of`` when the file does not give one."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ObservedFileError(f"{path}: cannot read the snapshot: {exc.strerror}") from exc
-    try:
-        document: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ObservedFileError(f"{where}: not valid YAML or JSON: {problem}") from exc
-    if not isinstance(document, dict):
-        raise ObservedFileError(f"{path}: a snapshot is a mapping (account_id: ..., cash: ...)")
-    try:
-        snapshot = _Snapshot.model_validate(document)
-    except ValidationError as exc:
-        problems = "\n".join(
-            f"{path}: {_where(error['loc'])}: {error['msg']}" for error in exc.errors()
-        )
-        raise ObservedFileError(problems) from exc
+    """Parse and check ``path``; ``now`` is ``as_of`` when the file does not give one. Problems
+    are reported as ``validate`` reports rule files, one ``file:line:col: field: message`` per
+    line."""
+    snapshot, errors = load_model_file(path, _Snapshot, SNAPSHOT_FILE)
+    if snapshot is None:
+        raise ObservedFileError("\n".join(str(error) for error in errors))
     return _convert(snapshot, now)
 
 

@@ -5,9 +5,16 @@ Shared by ``tradectl plan`` and whatever else shows a plan before acting on it.
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+import textwrap
 from typing import Any
 
 from daemon.planner.types import Intent, Plan, TargetsDecision, WorkingOrder
+
+MIN_REASON_WIDTH = 24
+"""Narrower than this beside the other columns, a reason goes on lines of its own below its row."""
 
 _MARKS = {"place": "+", "modify": "~", "cancel": "-"}
 _COLUMNS = (
@@ -59,6 +66,27 @@ def _price(intent: Intent) -> str:
     return " ".join(parts) if parts else "MKT"
 
 
+def _order_price(limit: float | None, aux: float | None, trailing: float | None) -> str:
+    if trailing is not None:
+        return f"trail {trailing:g}%"
+    if limit is not None:
+        return f"{limit:,.2f}"
+    if aux is not None:
+        return f"stop {aux:,.2f}"
+    return "MKT"
+
+
+def _change(intent: Intent) -> str:
+    """CURRENT → TARGET: the position for a place or cancel; for a modify, the working order's
+    quantity and price before and after."""
+    before, after = intent.replaces, intent.order
+    if intent.action == "modify" and before is not None and after is not None:
+        old = _order_price(before.limit_price, before.aux_price, before.trailing_percent)
+        new = _order_price(after.limit_price, after.aux_price, after.trailing_percent)
+        return f"{_number(before.total_quantity)} @ {old} → {_number(after.quantity)} @ {new}"
+    return f"{_number(intent.current_quantity)} → {_number(intent.target_quantity)}"
+
+
 def _row(intent: Intent) -> tuple[str, ...]:
     order = intent.order
     action = intent.action if order is None else f"{intent.action} {order.action}"
@@ -70,7 +98,7 @@ def _row(intent: Intent) -> tuple[str, ...]:
     return (
         f"{mark} {intent.kind}.{intent.rule}",
         intent.symbol,
-        f"{_number(intent.current_quantity)} → {_number(intent.target_quantity)}",
+        _change(intent),
         action,
         "-" if order is None else f"{order.quantity:,}",
         _price(intent),
@@ -89,14 +117,42 @@ def _manual(order: WorkingOrder) -> str:
     )
 
 
-def render_table(plan: Plan, heading: str) -> str:
+def terminal_width() -> int | None:
+    """``$COLUMNS`` when set, else the terminal's width; None (no limit) when the output is not a
+    terminal, so that a file or a pipe gets one line per intent."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def _with_reason(cells: str, reason: str, width: int | None) -> list[str]:
+    """The row, its reason wrapped to ``width``: beside the other cells while a reason column
+    of MIN_REASON_WIDTH fits, else on indented lines of its own below them."""
+    if width is None or len(cells) + 2 + len(reason) <= width:
+        return [f"{cells}  {reason}".rstrip()]
+    room = width - len(cells) - 2
+    if room >= MIN_REASON_WIDTH:
+        wrapped = textwrap.wrap(reason, room, break_on_hyphens=False)
+        pad = " " * (len(cells) + 2)
+        return [f"{cells}  {wrapped[0]}", *(pad + line for line in wrapped[1:])]
+    indent = "      "
+    wrapped = textwrap.wrap(reason, max(MIN_REASON_WIDTH, width - len(indent)))
+    return [cells.rstrip(), *(indent + line for line in wrapped)]
+
+
+def render_table(plan: Plan, heading: str, width: int | None = None) -> str:
+    """The plan as a table; with ``width``, reasons wrap so that no line is longer (unless the
+    other columns alone are)."""
     lines = [heading, ""]
     if plan.intents:
         rows = [("  " + _COLUMNS[0], *_COLUMNS[1:])] + [_row(intent) for intent in plan.intents]
         widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
         for row in rows:
             cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)]
-            lines.append("  ".join([*cells, row[-1]]).rstrip())
+            lines += _with_reason("  ".join(cells), row[-1], width)
     else:
         lines.append("No changes: the account matches the rules.")
     if plan.targets:
@@ -142,6 +198,15 @@ def intent_dict(intent: Intent) -> dict[str, Any]:
         "target_quantity": intent.target_quantity,
         "reason": intent.reason,
         "blocked_by": intent.blocked_by,
+        "replaces": None
+        if intent.replaces is None
+        else {
+            "order_id": intent.replaces.order_id,
+            "quantity": intent.replaces.total_quantity,
+            "limit_price": intent.replaces.limit_price,
+            "aux_price": intent.replaces.aux_price,
+            "trailing_percent": intent.replaces.trailing_percent,
+        },
     }
 
 

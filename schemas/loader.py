@@ -14,7 +14,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -28,7 +28,14 @@ from schemas.models import (
     RuleFile,
     RuleSet,
 )
-from schemas.yaml_source import FieldPath, Mark, NodeSpan, ParsedFile, read_rule_file
+from schemas.yaml_source import (
+    FieldPath,
+    FileKind,
+    Mark,
+    NodeSpan,
+    ParsedFile,
+    read_rule_file,
+)
 
 RULE_FILE_SUFFIXES = (".yaml", ".yml")
 REQUIRED_SECTIONS = {
@@ -233,14 +240,40 @@ def load_rule_set(paths: Sequence[Path | str]) -> LoadResult:
     return LoadResult(rule_set, (), tuple(files), origins)
 
 
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_model_file(
+    path: Path, model: type[Model], kind: FileKind
+) -> tuple[Model | None, tuple[RuleError, ...]]:
+    """Any other YAML file tradectl reads (the sim's state file, an account snapshot), checked
+    against ``model`` and reported as ``validate`` reports rule files: file:line:col, the field
+    path, a plain message."""
+    source = _Source(path, read_rule_file(path, kind))
+    errors = [
+        RuleError(str(path), error.line, error.column, dotted(error.path), error.message)
+        for error in source.parsed.errors
+    ]
+    if errors or source.parsed.data is None:
+        return None, tuple(errors)
+    try:
+        return model.model_validate(source.parsed.data), ()
+    except ValidationError as exc:
+        return None, tuple(sorted(set(_validation_errors(source, exc, model))))
+
+
 # --- per-file validation errors -----------------------------------------------------------------
 
 
-def _validation_errors(source: _Source, exc: ValidationError) -> list[RuleError]:
-    return [_one_validation_error(source, detail) for detail in exc.errors(include_url=False)]
+def _validation_errors(
+    source: _Source, exc: ValidationError, root: type[BaseModel] = RuleFile
+) -> list[RuleError]:
+    return [_one_validation_error(source, detail, root) for detail in exc.errors(include_url=False)]
 
 
-def _one_validation_error(source: _Source, detail: ErrorDetails) -> RuleError:
+def _one_validation_error(
+    source: _Source, detail: ErrorDetails, root: type[BaseModel] = RuleFile
+) -> RuleError:
     data = source.parsed.data
     path: list[str | int] = []
     names_key = False
@@ -261,7 +294,7 @@ def _one_validation_error(source: _Source, detail: ErrorDetails) -> RuleError:
         at = parent.value if parent is not None else Mark(1, 1)
         return source.error(field_path, _missing_message(field_path), at=at)
     if kind == "extra_forbidden":
-        return source.error(field_path, _unknown_key_message(field_path), prefer_key=True)
+        return source.error(field_path, _unknown_key_message(field_path, root), prefer_key=True)
     return source.error(field_path, _message(detail), prefer_key=names_key)
 
 
@@ -277,9 +310,9 @@ def _missing_message(path: FieldPath) -> str:
     return f"missing required key {path[-1]!r}"
 
 
-def _unknown_key_message(path: FieldPath) -> str:
+def _unknown_key_message(path: FieldPath, root: type[BaseModel] = RuleFile) -> str:
     key = str(path[-1])
-    allowed = sorted(_allowed_keys(path[:-1]))
+    allowed = sorted(_allowed_keys(path[:-1], root))
     message = f"unknown key {key!r}"
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
     if close:
@@ -329,8 +362,8 @@ def _models_in(annotation: Any) -> list[Any]:
     return []
 
 
-def _allowed_keys(path: FieldPath) -> set[str]:
-    current: list[Any] = [RuleFile]
+def _allowed_keys(path: FieldPath, root: type[BaseModel] = RuleFile) -> set[str]:
+    current: list[Any] = [root]
     for element in path:
         following: list[Any] = []
         for candidate in current:

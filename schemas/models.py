@@ -248,7 +248,11 @@ GCS_URL = r"^gs://[a-z0-9][a-z0-9._-]{1,220}[a-z0-9](/[^\s]*)?$"
 
 
 class Records(StrictModel):
-    dir: str = Field(default="var/records", min_length=1)
+    dir: str = Field(
+        default="records",
+        min_length=1,
+        description="where fills are exported; a relative path is under the state directory",
+    )
     gcs: Annotated[str, StringConstraints(pattern=GCS_URL)] | None = Field(
         default=None, description="gs://bucket/prefix; credentials come from the environment"
     )

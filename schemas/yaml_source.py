@@ -122,7 +122,21 @@ def _position_of_offset(text: str, offset: int) -> Mark:
     return Mark(line, offset - (before.rfind("\n") + 1) + 1)
 
 
-def read_rule_file(path: Path) -> ParsedFile:
+@dataclass(frozen=True)
+class FileKind:
+    """What a file of this kind holds, for the messages about an empty or a non-mapping file."""
+
+    empty: str
+    mapping: str
+
+
+RULE_FILE = FileKind(
+    empty="file is empty: a rule file holds at least 'version: 1'",
+    mapping="a rule file must be a mapping of sections (version, account, risk, ...)",
+)
+
+
+def read_rule_file(path: Path, kind: FileKind = RULE_FILE) -> ParsedFile:
     """Read and parse one file; problems come back as ``errors``, never as exceptions."""
     parsed = ParsedFile()
     try:
@@ -152,10 +166,10 @@ def read_rule_file(path: Path) -> ParsedFile:
             )
         )
         return parsed
-    return parse_rule_text(text)
+    return parse_rule_text(text, kind)
 
 
-def parse_rule_text(text: str) -> ParsedFile:
+def parse_rule_text(text: str, kind: FileKind = RULE_FILE) -> ParsedFile:
     """Parse the text of one rule file (a single YAML document holding a mapping)."""
     parsed = ParsedFile()
     try:
@@ -185,9 +199,7 @@ def parse_rule_text(text: str) -> ParsedFile:
         )
         return parsed
     if root is None:
-        parsed.errors.append(
-            SourceError(1, 1, (), "file is empty: a rule file holds at least 'version: 1'")
-        )
+        parsed.errors.append(SourceError(1, 1, (), kind.empty))
         return parsed
     if not isinstance(root, MappingNode):
         mark = _mark(root.start_mark)
@@ -196,8 +208,7 @@ def parse_rule_text(text: str) -> ParsedFile:
                 mark.line,
                 mark.column,
                 (),
-                f"a rule file must be a mapping of sections (version, account, risk, ...), "
-                f"not {_describe(root)}",
+                f"{kind.mapping}, not {_describe(root)}",
             )
         )
         return parsed

@@ -7,7 +7,8 @@ import argparse
 import sys
 from typing import Any
 
-from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
+from daemon.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
+from daemon.journal import Journal, JournalError, utc_now
 from daemon.runtime.targets_journal import NothingToAccept, accept_pending
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
 
@@ -22,15 +23,22 @@ def register(subparsers: Any) -> None:
         "again. Works against a running daemon, or directly on the journal.",
     )
     parser.add_argument("rule", help="the allocation's name")
-    parser.add_argument("--state-dir", help="the daemon's state directory")
+    add_state_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    state_dir = resolve_state_dir(args.state_dir)
+    state_dir = state_dir_of(args)
     try:
         result = send_command(state_dir, "accept", timeout=30, rule=args.rule)
     except DaemonNotRunning:
+        if not has_journal(state_dir):
+            # Nothing to act on: never create a journal here and report success.
+            print(
+                f"tradectl accept: {not_running(args, state_dir)}, and no journal there",
+                file=sys.stderr,
+            )
+            return NO_DAEMON
         try:
             with Journal.open(state_dir) as journal:
                 acceptance = accept_pending(journal, args.rule, utc_now())

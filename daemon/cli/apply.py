@@ -1,48 +1,68 @@
-"""`tradectl apply [DIR] [--sim] [--yes]`: one reconcile pass that sends what the plan says."""
+"""`tradectl apply [DIR | PLAN] [--sim] [--yes] [--json]`: reconcile passes until the account
+matches the rules or nothing more can be done now; or exactly one saved plan (docs/apply.md)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from daemon import saved_plan
+from daemon.cli.arguments import seconds
+from daemon.cli.target import add_state_options
 from daemon.ib import AdapterError, Progress
 from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
 from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
-from daemon.plan_report import render_table
+from daemon.plan_report import plan_dict, render_table, terminal_width
 from daemon.planner.types import Plan
 from daemon.runtime.reconcile import PassResult, reconcile_pass
 from daemon.runtime.session import open_session, quiet_client_logging
 from schemas.loader import halt_file, load_rule_set
-from schemas.models import RuleSet
+from schemas.models import RuleSet, parse_order_ref
 
 DEFAULT_RULES = "rules/"
+EXIT_USAGE = 64
+MAX_PASSES = 20
+"""A bound on the passes of one apply: each needs the previous one's orders acknowledged, so
+this many means the account keeps moving; what is left is reported, and the next apply goes on."""
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "apply",
-        help="one pass: plan, confirm, send, wait for acknowledgements",
+        help="plan, confirm, send, wait for acknowledgements; again until nothing is left to do",
         description="Connect, match the journal with the broker, plan, show the plan, ask for "
-        "confirmation, send through the pacer and wait for acknowledgements. Exit 0 when the "
-        "account already matched or everything sent was acknowledged, 1 otherwise.",
+        "confirmation, send through the pacer and wait for acknowledgements; then plan again "
+        "(the next slices of an allocation, say) until the account matches the rules or "
+        "nothing more can be done now, and say what remains. Given a plan saved by `tradectl "
+        "plan --out FILE`, send exactly that plan, or nothing when the account, its orders or "
+        "the rules changed in a way that changes it. Exit 0 when the account matched or "
+        "everything sent was acknowledged, 1 otherwise.",
     )
-    parser.add_argument("path", nargs="?", default=DEFAULT_RULES, metavar="DIR")
+    parser.add_argument(
+        "path",
+        nargs="?",
+        default=DEFAULT_RULES,
+        metavar="DIR|PLAN",
+        help=f"rule directory (default {DEFAULT_RULES}) or a plan saved by `tradectl plan --out`",
+    )
     parser.add_argument(
         "--sim", action="store_true", help="start the simulated gateway in-process and use it"
     )
     parser.add_argument("--yes", action="store_true", help="send without asking")
     parser.add_argument(
-        "--state-dir",
-        metavar="D",
-        help="journal directory (default: $TRADECTL_STATE_DIR or var/state)",
+        "--json",
+        action="store_true",
+        help="print the result as one JSON object on stdout (the tables go to stderr); needs --yes",
     )
+    add_state_options(parser, sim_flag=False)
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds(0, inclusive=False),
         default=30.0,
         metavar="S",
         help="seconds to wait for acknowledgements (default 30)",
@@ -75,38 +95,78 @@ def load_rules(path: str) -> RuleSet | None:
     if result.rule_set is None:
         for error in result.errors:
             print(error, file=sys.stderr)
-        print(f"{len(result.errors)} error(s) in {path}: nothing done", file=sys.stderr)
     return result.rule_set
 
 
+class _Failed(Exception):
+    """apply stops before or during a pass; the message says why (printed once, by ``run``)."""
+
+
 def run(args: argparse.Namespace) -> int:
-    if not args.yes and not sys.stdin.isatty():
+    try:
+        return _apply(args)
+    except _Failed as exc:
+        print(f"tradectl apply: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"exit_code": 1, "error": str(exc)}, indent=2))
+        return 1
+
+
+def _apply(args: argparse.Namespace) -> int:
+    saved = None
+    rules_path, sim = args.path, args.sim
+    if saved_plan.looks_saved(Path(args.path)):
+        # A saved plan was reviewed when it was made: applying it asks nothing (as Terraform).
+        try:
+            saved = saved_plan.load(Path(args.path))
+        except saved_plan.SavedPlanError as exc:
+            raise _Failed(str(exc)) from exc
+        rules_path, sim = saved.rules, saved.sim or args.sim
+    elif args.json and not args.yes:
+        print("tradectl apply: --json needs --yes (nobody can confirm a plan)", file=sys.stderr)
+        return EXIT_USAGE
+    elif not args.yes and not sys.stdin.isatty():
         print(
             "tradectl apply: stdin is not a terminal, so there is nobody to confirm the plan; "
             "pass --yes to send without asking (or run tradectl plan to only look)",
             file=sys.stderr,
         )
         return 1
-    rules = load_rules(args.path)
+    rules = load_rules(rules_path)
     if rules is None:
-        return 1
+        raise _Failed(f"{rules_path}: the rules are invalid (errors above): nothing done")
+    if saved is not None and saved.account != rules.account.id:
+        raise _Failed(
+            f"{args.path} is a plan for account {saved.account}, the rules in {rules_path} are "
+            f"for {rules.account.id}: nothing sent"
+        )
     quiet_client_logging()
-    heading = f"tradectl apply: {args.path} against {rules.account.id}"
+    out = sys.stderr if args.json else sys.stdout
+    heading = f"tradectl apply: {rules_path} against {rules.account.id}"
+    width = terminal_width()
+    run_state = _Run(out=out, saved=saved)
 
     def show(plan: Plan) -> str:
-        return render_table(plan, heading)
+        return render_table(plan, heading, width)
 
-    def show_and_go(plan: Plan) -> bool:
-        print(show(plan), flush=True)
-        return True
-
-    def confirm(plan: Plan) -> bool:
-        print(show(plan))
+    def decide(plan: Plan) -> bool:
+        """Saved plan: send only the very same plan. Otherwise --yes, or ask (every pass: a
+        later pass can hold orders the first table did not show)."""
+        run_state.end_progress()
+        if saved is not None:
+            print(show(plan), file=out, flush=True)
+            if saved_plan.plan_hash(plan) != saved.plan_hash:
+                run_state.plan_changed = True
+                return False
+            return True
+        print(show(plan), file=out, flush=True)
+        if args.yes:
+            return True
         answer = input(f"Send {len(plan.actionable)} order action(s)? Type yes to confirm: ")
         return answer.strip().lower() == "yes"
 
-    state_dir = resolve_state_dir(args.state_dir)
-    halt = halt_file(Path(args.path))
+    state_dir = resolve_state_dir(args.state_dir, sim=sim)
+    halt = halt_file(Path(rules_path))
     halted = halt.is_file()
     if halted:
         print(
@@ -118,39 +178,253 @@ def run(args: argparse.Namespace) -> int:
         with open_session(
             rules,
             state_dir=state_dir,
-            sim=args.sim,
+            sim=sim,
             readonly=False,
-            progress=_show_progress,
+            progress=run_state.show_progress,
             pacing_rate=args.max_rate,
         ) as session:
-            result = reconcile_pass(
-                rules,
-                session.adapter,
-                session.journal,
-                clock=utc_now,
-                confirm=show_and_go if args.yes else confirm,
-                act=True,
-                ack_timeout=args.timeout,
-                trigger="apply",
-                on_resync=lambda transitions: _show_resync(session.journal, transitions),
-                halted=halted,
-            )
+            for number in range(1, (1 if saved else MAX_PASSES) + 1):
+                result = reconcile_pass(
+                    rules,
+                    session.adapter,
+                    session.journal,
+                    clock=utc_now,
+                    confirm=decide,
+                    act=True,
+                    ack_timeout=args.timeout,
+                    trigger="apply",
+                    on_resync=lambda transitions: _show_resync(session.journal, transitions, out),
+                    halted=halted,
+                )
+                run_state.pass_done(number, result)
+                if not _another_pass(result):
+                    break
     except (AdapterError, JournalError) as exc:
-        print(f"tradectl apply: {exc}", file=sys.stderr)
-        return 1
+        run_state.end_progress()
+        raise _Failed(str(exc)) from exc
     except (ConnectionError, TimeoutError) as exc:
-        print(
-            f"tradectl apply: the gateway connection failed during the pass ({exc or 'timeout'}); "
-            "run apply again: the journal makes that safe, nothing is sent twice",
-            file=sys.stderr,
+        run_state.end_progress()
+        raise _Failed(
+            f"the gateway connection failed during the pass ({exc or 'timeout'}); run apply "
+            "again: the journal makes that safe, nothing is sent twice"
+        ) from exc
+    code = run_state.report(show, args.path, rules.generation())
+    records = _export_records(rules, state_dir, out)
+    if args.json:
+        print(json.dumps(run_state.as_json(rules, rules_path, code, records), indent=2))
+    return code
+
+
+def _clean(result: PassResult) -> bool:
+    """Every order of the pass went out and was acknowledged, nothing rejected."""
+    return (
+        result.acknowledged_in_time
+        and not result.problems
+        and not result.progress.rejected
+        and not result.progress.errors
+    )
+
+
+def _more_after_fills(plan: Plan) -> bool:
+    """The plan holds part of what the rules want back until its orders fill: an allocation
+    sliced at max_order_value, or buys limited by the cash that the plan's sells will free."""
+    held = any(
+        "sliced:" in intent.reason
+        or "cash-limited:" in intent.reason
+        or (intent.blocked_by or "").startswith("cash")
+        for intent in plan.intents
+    )
+    return held or any("limited by cash" in note for note in plan.notes)
+
+
+def _another_pass(result: PassResult) -> bool:
+    """Plan again only after a clean pass that held something back for its fills (the next
+    slice, say). A pass whose plan was sent whole leaves nothing to plan; anything that went
+    wrong is reported, not retried in a loop."""
+    return result.sent > 0 and _clean(result) and _more_after_fills(result.plan)
+
+
+class _Run:
+    """The passes of one apply, shown as they happen and summed up at the end."""
+
+    def __init__(self, out: TextIO, saved: saved_plan.SavedPlan | None) -> None:
+        self.out = out
+        self.saved = saved
+        self.passes: list[PassResult] = []
+        self.plan_changed = False
+        self.remaining: list[str] = []
+        self._progress_on_screen = False
+
+    def show_progress(self, progress: Progress) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{progress.line()}", end="", file=sys.stderr, flush=True)
+            self._progress_on_screen = True
+
+    def end_progress(self) -> None:
+        """Finish the live progress line, so the next output starts on a line of its own."""
+        if self._progress_on_screen:
+            print(file=sys.stderr, flush=True)
+            self._progress_on_screen = False
+
+    def pass_done(self, number: int, result: PassResult) -> None:
+        self.end_progress()
+        self.passes.append(result)
+        for note in result.notes:
+            print(f"note: {note}", file=self.out)
+        if result.sent:
+            print(f"pass {number}: {result.progress.line()}", file=self.out, flush=True)
+
+    def report(self, show: Callable[[Plan], str], path: str, generation: str) -> int:
+        last = self.passes[-1]
+        out = self.out
+        sent = sum(result.sent for result in self.passes)
+        if self.saved is not None and sent == 0:
+            # Also when nothing is left to send: a saved plan is applied as it is, or not at all.
+            self.plan_changed = saved_plan.plan_hash(last.plan) != self.saved.plan_hash
+        if self.plan_changed and self.saved is not None:
+            changed = saved_plan.differences(self.saved, last.observed, generation)
+            what = ", ".join(changed) if changed else "prices"
+            print(
+                f"tradectl apply: the plan in {path} no longer matches the account ({what} "
+                "changed since it was saved): nothing sent; run `tradectl plan --out` again",
+                file=sys.stderr,
+            )
+            return 1
+        if not last.plan.actionable and sent == 0:
+            print(show(last.plan), file=out)
+            blocked = len(last.plan.blocked)
+            print("Nothing to send." if not blocked else f"Nothing to send ({blocked} blocked).")
+            self.remaining = _remaining(self.passes)
+            for line in self.remaining:
+                print(f"remains: {line}", file=out)
+            return 0
+        for result in self.passes:
+            for error in result.progress.errors:
+                print(f"error: {error}", file=out)
+            for problem in result.problems:
+                print(f"not sent: {problem}", file=out)
+            if result.pacing_violations:
+                print(
+                    f"warning: IB reported {result.pacing_violations} pacing violation(s) "
+                    "(error 100); another program may share this gateway's message budget: "
+                    "lower --max-rate",
+                    file=out,
+                )
+        declined = last.sent == 0 and not last.problems and bool(last.plan.actionable)
+        if declined and sent == 0:
+            print("Not confirmed: nothing sent.", file=out)
+            return 1
+        if declined:
+            print(f"Not confirmed: pass {len(self.passes)} not sent.", file=out)
+        ok = True
+        if not last.acknowledged_in_time:
+            print(
+                "Some orders were not acknowledged in time; they stay in flight in the journal "
+                "and the next apply adopts them (it never sends them twice).",
+                file=out,
+            )
+            ok = False
+        if any(r.progress.rejected or r.problems or r.progress.errors for r in self.passes):
+            ok = False
+        self.remaining = _remaining(self.passes)
+        count = len(self.passes)
+        total = f"{count} pass{'es' if count > 1 else ''}, {sent} order action(s) sent"
+        if not ok:
+            print(f"Finished with problems after {total} (see above).", file=out)
+        elif self.converged:
+            print(
+                f"Converged after {total}: every order the rules ask for is working or filled.",
+                file=out,
+            )
+        elif self.saved is not None:
+            print(f"Sent the saved plan ({total}).", file=out)
+        else:
+            print(f"Sent what can be sent now ({total}).", file=out)
+        for line in self.remaining:
+            print(f"remains: {line}", file=out)
+        return 0 if ok else 1
+
+    @property
+    def converged(self) -> bool:
+        """Nothing left to plan: the last pass planned nothing, or sent its whole plan (nothing
+        blocked, nothing held back for fills) and every order of it was acknowledged. Working
+        orders count toward the position, as the planner counts them."""
+        last = self.passes[-1]
+        if self.remaining or last.plan.blocked:
+            return False
+        if not last.plan.intents:
+            return True
+        return _clean(last) and last.sent > 0 and not _more_after_fills(last.plan)
+
+    def as_json(
+        self, rules: RuleSet, rules_path: str, code: int, records: list[str]
+    ) -> dict[str, Any]:
+        last = self.passes[-1]
+        return {
+            "rules": rules_path,
+            "account": rules.account.id,
+            "exit_code": code,
+            "converged": self.converged,
+            "saved_plan_refused": self.plan_changed,
+            "sent": sum(result.sent for result in self.passes),
+            "passes": [
+                {
+                    "pass": number,
+                    "planned": len(result.plan.intents),
+                    "blocked": len(result.plan.blocked),
+                    "sent": result.progress.sent,
+                    "acknowledged": result.progress.acknowledged,
+                    "filled": result.progress.filled,
+                    "rejected": result.progress.rejected,
+                    "errors": list(result.progress.errors),
+                    "problems": list(result.problems),
+                    "acknowledged_in_time": result.acknowledged_in_time,
+                }
+                for number, result in enumerate(self.passes, start=1)
+            ],
+            "remaining": self.remaining,
+            "records": records,
+            "plan": plan_dict(last.plan),
+        }
+
+
+def _remaining(passes: list[PassResult]) -> list[str]:
+    """What this apply leaves undone, in words: the last plan's blocked intents, and allocation
+    slices that wait for the fills of slices already working."""
+    last = passes[-1]
+    lines = []
+    blocked: dict[tuple[str, str], list[str]] = {}
+    for intent in last.plan.blocked:
+        label = f"{intent.kind}.{intent.rule}"
+        blocked.setdefault((label, intent.blocked_by or ""), []).append(intent.symbol)
+    for (label, reason), held in blocked.items():
+        lines.append(f"{label} ({', '.join(sorted(set(held)))}): blocked: {reason}")
+    sliced: dict[str, set[str]] = {}
+    for result in passes:
+        for intent in result.plan.actionable:
+            if "sliced:" in intent.reason:
+                sliced.setdefault(intent.rule, set()).add(intent.symbol)
+    for rule, symbols in sliced.items():
+        waiting = sorted(
+            {
+                order.symbol
+                for order in last.observed.owned_orders
+                if order.symbol in symbols
+                and (parsed := parse_order_ref(order.order_ref)) is not None
+                and parsed[0] == rule
+                and order.remaining > 0
+            }
         )
-        return 1
-    _export_records(rules, state_dir)
-    return _report(result, show)
+        if waiting:
+            lines.append(
+                f"{len(waiting)} slice(s) of allocations.{rule} remain ({', '.join(waiting)}): "
+                "run again after fills"
+            )
+    return lines
 
 
-def _export_records(rules: RuleSet, state_dir: Path) -> None:
-    """Write this pass's fills to records.dir (and GCS) now; the journal already holds them,
+def _export_records(rules: RuleSet, state_dir: Path, out: TextIO) -> list[str]:
+    """Write this run's fills to records.dir (and GCS) now; the journal already holds them,
     so a failure here loses nothing: the next apply or the daemon exports them."""
     # Imported here, after the orders are out: pyarrow and the Cloud Storage client take
     # ~0.13 s to import, which would otherwise delay the first order message.
@@ -160,9 +434,13 @@ def _export_records(rules: RuleSet, state_dir: Path) -> None:
         report = RecordsService(state_dir, rules.records, rules.account.id).flush_once()
     except (OSError, sqlite3.Error, ValueError) as exc:
         print(f"warning: records not exported ({exc}); they stay in the journal", file=sys.stderr)
-        return
+        return []
+    written = []
     for batch in report.batches:
-        print(f"records: {batch.row_count} {batch.dataset} row(s) in {batch.relative_path}")
+        print(
+            f"records: {batch.row_count} {batch.dataset} row(s) in {batch.relative_path}", file=out
+        )
+        written.append(str(batch.relative_path))
     pending = report.upload and report.upload.retrying + report.upload.failed
     if pending:
         print(
@@ -170,54 +448,10 @@ def _export_records(rules: RuleSet, state_dir: Path) -> None:
             "`tradectl records upload` retries them",
             file=sys.stderr,
         )
+    return written
 
 
-def _show_resync(journal: Journal | None, transitions: list[Transition]) -> None:
+def _show_resync(journal: Journal | None, transitions: list[Transition], out: TextIO) -> None:
     for transition in transitions:
         key = journal.intent(transition.intent_id).key if journal is not None else "?"
-        print(f"journal: {key}: {transition.state} ({transition.note})")
-
-
-def _show_progress(progress: Progress) -> None:
-    if sys.stderr.isatty():
-        print(f"\r{progress.line()}", end="", file=sys.stderr, flush=True)
-
-
-def _report(result: PassResult, show: Callable[[Plan], str]) -> int:
-    for note in result.notes:
-        print(f"note: {note}")
-    if not result.plan.actionable:
-        print(show(result.plan))
-        blocked = len(result.plan.blocked)
-        print("Nothing to send." if not blocked else f"Nothing to send ({blocked} blocked).")
-        return 0
-    if result.progress.sent == 0 and not result.problems:
-        print("Not confirmed: nothing sent.")
-        return 1
-    if result.progress.sent == 0:
-        for problem in result.problems:
-            print(f"not sent: {problem}")
-        return 1
-    if sys.stderr.isatty():
-        print(file=sys.stderr)
-    print(result.progress.line())
-    for error in result.progress.errors:
-        print(f"error: {error}")
-    for problem in result.problems:
-        print(f"not sent: {problem}")
-    if result.pacing_violations:
-        print(
-            f"warning: IB reported {result.pacing_violations} pacing violation(s) (error 100); "
-            "another program may share this gateway's message budget: lower --max-rate"
-        )
-    ok = True
-    if not result.acknowledged_in_time:
-        print(
-            "Some orders were not acknowledged in time; they stay in flight in the journal and "
-            "the next apply adopts them (it never sends them twice)."
-        )
-        ok = False
-    if result.progress.rejected or result.problems:
-        ok = False
-    print("Done." if ok else "Finished with problems (see above).")
-    return 0 if ok else 1
+        print(f"journal: {key}: {transition.state} ({transition.note})", file=out)

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_client_logging()
     checks = run_checks(
         loaded.rule_set,
-        state_dir=resolve_state_dir(args.state_dir),
+        state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
         sim=args.sim,
         halted=halt_file(Path(args.rules_dir)).is_file(),
     )

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
+from daemon.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
+from daemon.journal import Journal, JournalError, utc_now
 from daemon.service.broker import read_safety, write_safety
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
 
@@ -18,19 +19,19 @@ def register(subparsers: Any) -> None:
         help="stop all new orders at once (until tradectl resume)",
         description="Halt the daemon: no new orders until `tradectl resume`. With --cancel, "
         "also cancel every working order tradectl owns (orderRef tctl:...) and nothing else. "
-        "Without a running daemon the halt is recorded in the journal and the daemon starts "
-        "halted.",
+        "Without a running daemon it exits 3 and says where it looked; when a journal is "
+        "there, the halt is recorded in it and a daemon started on it starts halted.",
     )
     parser.add_argument(
         "--cancel", action="store_true", help="also cancel every owned working order"
     )
     parser.add_argument("--reason", default="tradectl halt", help="recorded with the halt")
-    parser.add_argument("--state-dir", help="the daemon's state directory")
+    add_state_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    state_dir = resolve_state_dir(args.state_dir)
+    state_dir = state_dir_of(args)
     try:
         result = send_command(state_dir, "halt", timeout=60, cancel=args.cancel, reason=args.reason)
     except DaemonNotRunning:
@@ -51,6 +52,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _halt_offline(state_dir: Path, args: argparse.Namespace) -> int:
+    """No daemon answers: say so loudly. A journal found there still gets the halt, so a daemon
+    started on it starts halted; no journal is ever created here."""
+    print(f"tradectl halt: {not_running(args, state_dir)}", file=sys.stderr)
+    if not has_journal(state_dir):
+        print(
+            f"tradectl halt: no journal in {state_dir} either: nothing was halted", file=sys.stderr
+        )
+        return NO_DAEMON
     try:
         with Journal.open(state_dir) as journal:
             state = read_safety(journal)
@@ -59,12 +68,14 @@ def _halt_offline(state_dir: Path, args: argparse.Namespace) -> int:
     except JournalError as exc:
         print(f"tradectl halt: {exc}", file=sys.stderr)
         return 1
-    print(f"No daemon is running on {state_dir}: halt recorded; the daemon will start halted.")
+    print(
+        f"tradectl halt: the halt is recorded in the journal in {state_dir}: a daemon started on "
+        "it starts halted",
+        file=sys.stderr,
+    )
     if args.cancel:
         print(
-            "Owned orders were NOT cancelled (that needs the gateway connection): start the "
-            "daemon (it starts halted) and run `tradectl halt --cancel` again.",
+            "tradectl halt: owned orders were NOT cancelled: only a running daemon can cancel them",
             file=sys.stderr,
         )
-        return 1
-    return 0
+    return NO_DAEMON

@@ -18,10 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon import saved_plan
+from daemon.cli.target import add_state_options
 from daemon.ib import AdapterError, GatewayUnreachable
 from daemon.journal import JournalError, resolve_state_dir
 from daemon.observed_file import ObservedFileError, Snapshot, read_snapshot
-from daemon.plan_report import plan_dict, render_table
+from daemon.plan_report import plan_dict, render_table, terminal_width
 from daemon.planner import plan
 from daemon.planner.gate import HALT
 from daemon.planner.types import Plan
@@ -55,6 +57,12 @@ def register(subparsers: Any) -> None:
         help=f"rule directory or file (default: {DEFAULT_RULES})",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        help="also save the plan, for `tradectl apply FILE` to send exactly it (or nothing)",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--observed",
@@ -67,11 +75,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="plan against the simulated gateway, started in-process with its default state",
     )
-    parser.add_argument(
-        "--state-dir",
-        metavar="D",
-        help="journal directory, read only (default: $TRADECTL_STATE_DIR or var/state)",
-    )
+    add_state_options(parser, sim_flag=False)
     parser.set_defaults(func=run)
 
 
@@ -96,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
     rules = loaded.rule_set
     if args.observed is None:
         return _plan_against_gateway(args, rules)
+    if args.out is not None:
+        print(
+            "tradectl plan: --out saves a plan made against the gateway (or --sim), not against "
+            "a snapshot: apply compares it with the live account",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     try:
         snapshot = observe(args, rules, datetime.now(UTC))
     except ObserveError as exc:
@@ -124,7 +135,10 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
     halted = halt_file(Path(args.rules_dir)).is_file()
     try:
         passed = plan_against_gateway(
-            rules, state_dir=resolve_state_dir(args.state_dir), sim=args.sim, halted=halted
+            rules,
+            state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
+            sim=args.sim,
+            halted=halted,
         )
     except GatewayUnreachable as exc:
         print(
@@ -146,7 +160,27 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
         print(f"note: {note}", file=sys.stderr)
     source = "the simulated gateway" if args.sim else "the gateway, read-only"
     halted = halted or any(intent.blocked_by == HALT for intent in passed.plan.intents)
-    return _print(args, rules, passed.plan, as_of, source, halted)
+    code = _print(args, rules, passed.plan, as_of, source, halted)
+    if args.out is not None:
+        try:
+            saved_plan.save(
+                args.out,
+                rules=str(args.rules_dir),
+                account=rules.account.id,
+                sim=args.sim,
+                rules_generation=rules.generation(),
+                observed=passed.observed,
+                plan=passed.plan,
+                as_of=as_of.isoformat(),
+            )
+        except saved_plan.SavedPlanError as exc:
+            print(f"tradectl plan: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        print(
+            f"Saved the plan to {args.out}: `tradectl apply {args.out}` sends exactly it.",
+            file=sys.stderr if args.json else sys.stdout,
+        )
+    return code
 
 
 def _print(
@@ -175,5 +209,5 @@ def _print(
             heading += (
                 "\nHALTED: every intent is blocked (tradectl resume, or remove the HALT file)"
             )
-        print(render_table(result, heading))
+        print(render_table(result, heading, terminal_width()))
     return EXIT_CHANGES if result.intents else EXIT_IN_SYNC

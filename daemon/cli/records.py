@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from daemon.journal.store import resolve_state_dir
+from daemon.cli.target import add_state_options, state_dir_of
 from daemon.records.gcs import Uploader, retry_failed
 from daemon.records.journal_source import JournalFillSource, JournalOrderSource
 from daemon.records.model import trade_day_bounds
@@ -71,9 +71,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _state_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--state-dir", help="directory of the journal (default $TRADECTL_STATE_DIR or var/state)"
-    )
+    add_state_options(parser)
 
 
 def _date(text: str) -> date:
@@ -84,12 +82,12 @@ def _date(text: str) -> date:
 
 
 def _open(args: argparse.Namespace) -> sqlite3.Connection | None:
-    state_dir = resolve_state_dir(args.state_dir)
+    state_dir = state_dir_of(args)
     path = journal_file(state_dir)
     if not path.exists():
         print(
             f"tradectl records: no journal at {path}; pass --state-dir (or set "
-            "TRADECTL_STATE_DIR) to the daemon's state directory",
+            "TRADECTL_STATE_DIR) to the daemon's state directory, or --sim for --sim runs",
             file=sys.stderr,
         )
         return None
@@ -144,7 +142,10 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    state_dir = resolve_state_dir(args.state_dir)
+    state_dir = state_dir_of(args)
+    if state_dir.exists() and not state_dir.is_dir():
+        print(f"tradectl records: {state_dir} is not a directory", file=sys.stderr)
+        return 1
     found = read_backlog(state_dir, time.time())
     if found is None:
         print(f"tradectl records: no records outbox in {journal_file(state_dir)} yet")
@@ -185,7 +186,7 @@ def _upload(args: argparse.Namespace) -> int:
         return 1
     try:
         report = Uploader(conn).upload_due(everything=True)
-        remaining = read_backlog(resolve_state_dir(args.state_dir), time.time())
+        remaining = read_backlog(state_dir_of(args), time.time())
     finally:
         conn.close()
     print(

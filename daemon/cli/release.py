@@ -11,7 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from daemon.journal import Journal, JournalError, NothingToRelease, resolve_state_dir
+from daemon.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
+from daemon.journal import Journal, JournalError, NothingToRelease
 from daemon.ledger_view import release_result
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
 
@@ -28,16 +29,23 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("rule", help="the bracket rule's name")
     parser.add_argument("--reason", default="tradectl release", help="recorded with the release")
-    parser.add_argument("--state-dir", help="the daemon's state directory")
+    add_state_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    state_dir = resolve_state_dir(args.state_dir)
+    state_dir = state_dir_of(args)
     running = True
     try:
         result = send_command(state_dir, "release", timeout=60, rule=args.rule, reason=args.reason)
     except DaemonNotRunning:
+        if not has_journal(state_dir):
+            # Nothing to act on: never create a journal here and report success.
+            print(
+                f"tradectl release: {not_running(args, state_dir)}, and no journal there",
+                file=sys.stderr,
+            )
+            return NO_DAEMON
         running = False
         try:
             with Journal.open(state_dir) as journal:

@@ -8,7 +8,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
+from daemon.cli.target import add_state_options, state_dir_of
+from daemon.journal import Journal, JournalError, utc_now
 from daemon.runtime.reconcile import TRADING_TIME_ZONE
 
 FORMATS = ("text", "json", "html")
@@ -29,7 +30,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--to", dest="last", type=date.fromisoformat, help="last day")
     parser.add_argument("--format", choices=FORMATS, default="text")
     parser.add_argument("--out", type=Path, help="write to this file instead of stdout")
-    parser.add_argument("--state-dir", help="the daemon's state directory")
+    add_state_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(period, str):
         print(f"tradectl report: {period}", file=sys.stderr)
         return 1
-    state_dir = resolve_state_dir(args.state_dir)
+    state_dir = state_dir_of(args)
     if args.format == "html" and args.out is None:
         print("tradectl report: --format html needs --out FILE", file=sys.stderr)
         return 1

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from daemon.journal import Journal, JournalError, resolve_state_dir
+from daemon.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
+from daemon.journal import Journal, JournalError
 from daemon.service.broker import read_safety, write_safety
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
 
@@ -19,23 +20,33 @@ def register(subparsers: Any) -> None:
         "daily loss from the current NAV. A HALT file in the rules directory keeps the daemon "
         "halted until it is removed.",
     )
-    parser.add_argument("--state-dir", help="the daemon's state directory")
+    add_state_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    state_dir = resolve_state_dir(args.state_dir)
+    state_dir = state_dir_of(args)
     try:
         result = send_command(state_dir, "resume", timeout=30)
     except DaemonNotRunning:
+        print(f"tradectl resume: {not_running(args, state_dir)}", file=sys.stderr)
+        if not has_journal(state_dir):
+            print(
+                f"tradectl resume: no journal in {state_dir} either: nothing to resume",
+                file=sys.stderr,
+            )
+            return NO_DAEMON
         try:
             with Journal.open(state_dir) as journal:
                 write_safety(journal, read_safety(journal).resumed())
         except JournalError as exc:
             print(f"tradectl resume: {exc}", file=sys.stderr)
             return 1
-        print(f"No daemon is running on {state_dir}: halt and breaker cleared in the journal.")
-        return 0
+        print(
+            f"tradectl resume: halt and breaker cleared in the journal in {state_dir}",
+            file=sys.stderr,
+        )
+        return NO_DAEMON
     except (ControlError, OSError) as exc:
         print(f"tradectl resume: {exc}", file=sys.stderr)
         return 1

@@ -13,6 +13,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.arguments import seconds
+from daemon.cli.target import add_state_options
 from daemon.journal import resolve_state_dir
 from daemon.records.service import RecordsService
 from daemon.service.broker import IbBrokerSession
@@ -43,9 +45,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="start the simulated gateway in-process on a free loopback port and trade it",
     )
-    parser.add_argument(
-        "--state-dir", help="journal and control socket (default: $TRADECTL_STATE_DIR or var/state)"
-    )
+    add_state_options(parser, sim_flag=False)
     parser.add_argument(
         "--log-format",
         choices=("text", "json"),
@@ -57,7 +57,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--debounce",
-        type=float,
+        type=seconds(0),
         default=DEFAULT_DEBOUNCE_SECONDS,
         metavar="S",
         help=f"quiet time after a rule file change before reloading (default "
@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--reconnect-max",
-        type=float,
+        type=seconds(0.5),
         default=30.0,
         metavar="S",
         help="longest wait between reconnection attempts (default 30)",
@@ -94,11 +94,24 @@ def load_rules_dir(path: Path) -> LoadOutcome:
     )
 
 
+def sim_banner(rules_dir: Path, gateway: str, state_dir: Path) -> str:
+    """What `make demo` (`run --sim`) runs, where things are, and what to try next."""
+    rules = rules_dir.absolute()
+    return "\n".join(
+        (
+            "tradectl demo: the daemon keeps a simulated IB paper account on your rules",
+            f"  gateway   simulated, {gateway}, account DU0000001 (a fresh account every run)",
+            f"  rules     {rules}  (edit a file: the change is traded within a second)",
+            f"  state     {state_dir}  (journal; delete it to start over)",
+            "  try       tradectl status --sim    tradectl halt --sim    tradectl resume --sim",
+            f"            tradectl plan {rules_dir} --sim    touch {rules_dir / 'HALT'}",
+            "  stop      Ctrl-C",
+        )
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, getattr(logging, args.log_level.upper()))
-    if args.debounce < 0 or args.reconnect_max < 0.5:
-        log.error("--debounce must be >= 0 and --reconnect-max >= 0.5 seconds")
-        return 2
     rules_dir = Path(args.path)
     if not rules_dir.is_dir():
         log.error("%s is not a directory: give the directory that holds the rule files", rules_dir)
@@ -113,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
             host, port = gateway.host, gateway.port
         settings = DaemonSettings(
             rules_dir=rules_dir,
-            state_dir=resolve_state_dir(args.state_dir),
+            state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
             debounce=args.debounce,
             reconnect_max=args.reconnect_max,
         )
@@ -128,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
             if served is None:
                 return 1
             metrics = served
+        if args.sim and args.log_format == "text":
+            print(sim_banner(rules_dir, f"{host}:{port}", state_dir), file=sys.stderr, flush=True)
 
         def records_service(rules: RuleSet) -> RecordsService:
             return RecordsService(state_dir, rules.records, rules.account.id)

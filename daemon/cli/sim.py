@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from daemon.cli.arguments import count, tcp_port
 from daemon.sim.control import serve_control_lines
 from daemon.sim.server import SimGateway
-from daemon.sim.state import SimState
+from daemon.sim.state import SimState, SimStateError
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +28,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
     parser.add_argument(
-        "--port", type=int, default=4002, help="TCP port (default 4002); 0 picks a free one"
+        "--port", type=tcp_port, default=4002, help="TCP port (default 4002); 0 picks a free one"
     )
     parser.add_argument(
         "--state", type=Path, metavar="FILE", help="state file (YAML); default: built-in account"
@@ -47,7 +46,7 @@ def register(subparsers: Any) -> None:
         "--seed", type=int, metavar="N", help="random-walk seed (overrides the state file)"
     )
     parser.add_argument(
-        "--symbols", type=int, default=0, metavar="N", help="add N synthetic tickers SYM0001..."
+        "--symbols", type=count, default=0, metavar="N", help="add N synthetic tickers SYM0001..."
     )
     parser.add_argument(
         "--random-walk", action="store_true", help="move prices (overrides the state file)"
@@ -74,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         state = SimState.load(args.state) if args.state else SimState.default()
-    except (OSError, ValidationError, ValueError) as exc:
-        print(f"tradectl sim: cannot load state: {exc}", file=sys.stderr)
+    except SimStateError as exc:
+        print(exc, file=sys.stderr)
+        print(f"tradectl sim: {args.state}: the state file is not valid", file=sys.stderr)
         return 1
     if args.symbols:
         state = state.with_synthetic_symbols(args.symbols)

@@ -11,7 +11,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
+from daemon import tradectl_version
+from daemon.cli.target import NO_DAEMON, add_state_options, not_running, state_dir_of
+from daemon.journal import Journal, JournalError, utc_now
 from daemon.ledger_view import RuleLedger, ledger_json, render_ledger, rule_ledgers
 from daemon.records.store import read_backlog
 from daemon.runtime.reconcile import trading_day_start
@@ -20,25 +22,23 @@ from daemon.service.broker import read_safety
 from daemon.service.control import ControlError, DaemonNotRunning, send_command
 from daemon.service.safety import SafetyState
 
-NOT_RUNNING = 3
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "status",
         help="show the running daemon: rules, connection, passes, orders, fills, halt, breaker",
     )
-    parser.add_argument("--state-dir", help="the daemon's state directory")
+    add_state_options(parser)
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    state_dir = resolve_state_dir(args.state_dir)
+    state_dir = state_dir_of(args)
     try:
         status = send_command(state_dir, "status", timeout=10)
     except DaemonNotRunning:
-        return _not_running(state_dir, args.json)
+        return _not_running(args, state_dir)
     except (ControlError, OSError) as exc:
         print(f"tradectl status: {exc}", file=sys.stderr)
         return 1
@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _not_running(state_dir: Path, as_json: bool) -> int:
+def _not_running(args: argparse.Namespace, state_dir: Path) -> int:
+    as_json: bool = args.json
     try:
         journal = Journal.open_read_only(state_dir)
     except (JournalError, OSError) as exc:
@@ -74,6 +75,8 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
         breaker_day = None if safety.breaker_day is None else safety.breaker_day.isoformat()
         shown = {
             "running": False,
+            "state_dir": str(state_dir),
+            "version": tradectl_version(),
             "halted": safety.halted,
             "breaker_day": breaker_day,
             "records": records,
@@ -82,8 +85,9 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
             "ledger": ledger,
         }
         print(json.dumps(shown))
-        return NOT_RUNNING
-    print(f"No tradectl daemon is running on {state_dir}.")
+        return NO_DAEMON
+    message = not_running(args, state_dir)
+    print(message[0].upper() + message[1:] + ".")
     if safety.halted:
         print(f"Halted since {safety.halted_at} ({safety.halt_reason}); it will start halted.")
     if safety.breaker_day is not None:
@@ -96,7 +100,7 @@ def _not_running(state_dir: Path, as_json: bool) -> int:
     print(render_records(records))
     print(render_order_efficiency(efficiency))
     print("\n".join(render_ledger_lines(ledger)))
-    return NOT_RUNNING
+    return NO_DAEMON
 
 
 def ledger_lines(
@@ -200,7 +204,10 @@ def render_status(status: dict[str, Any]) -> str:
     halt = status["halt"]
     breaker = status["breaker"]
     account = status.get("account") or {}
-    lines = [f"tradectl daemon, pid {status.get('pid')}, running since {status['started_at']}"]
+    lines = [
+        f"tradectl {status.get('version', 'unknown')} daemon, pid {status.get('pid')}, running "
+        f"since {status['started_at']}"
+    ]
     health = "ok" if rules["health"] == "ok" else f"DEGRADED ({len(rules['errors'])} errors)"
     lines.append(f"rules:       {rules['dir']} generation {rules['generation']} {health}")
     lines += [f"               {error}" for error in rules["errors"]]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from daemon.runtime.targets_file import TargetsFiles
@@ -28,16 +29,86 @@ def register(subparsers: Any) -> None:
         help=f"rule directories or files (default: {DEFAULT_RULES})",
     )
     parser.add_argument("--format", choices=("text", "json"), default="text")
+    against = parser.add_mutually_exclusive_group()
+    against.add_argument(
+        "--sim",
+        action="store_true",
+        help="also plan against the simulated gateway and warn about rules that can never pass "
+        "their own limits at its prices",
+    )
+    against.add_argument(
+        "--online",
+        action="store_true",
+        help="the same against the gateway in the rules (read-only; nothing is sent)",
+    )
     parser.set_defaults(func=run)
+
+
+# The limits a rule cannot outgrow by waiting: at today's prices it breaks them on every pass.
+# (The daily loss, the order rate, cash and the halt come and go.)
+STANDING_LIMITS = (
+    "risk.max_order_value",
+    "risk.max_position_fraction",
+    "risk.max_risk_per_trade_fraction",
+    "risk.allowed_symbols",
+)
 
 
 def run(args: argparse.Namespace) -> int:
     result = load_rule_set(args.paths)
+    check = result.rule_set is not None and (args.sim or args.online)
+    if args.format == "text":
+        print(_text(result), flush=True)
+    warnings: list[str] = []
+    if check:
+        assert result.rule_set is not None
+        try:
+            warnings = never_passing(result.rule_set, sim=args.sim)
+        except (CheckFailed, ConnectionError, TimeoutError, OSError) as exc:
+            print(
+                "tradectl validate: the rules are valid, but the check against the gateway "
+                f"could not run: {exc}",
+                file=sys.stderr,
+            )
+            return 1
     if args.format == "json":
-        print(json.dumps(_json(result), indent=2))
-    else:
-        print(_text(result))
+        document = _json(result)
+        if check:
+            document["warnings"] = warnings
+        print(json.dumps(document, indent=2))
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr if args.format == "json" else sys.stdout)
     return 0 if result.ok else 1
+
+
+class CheckFailed(Exception):
+    """The plan against the gateway could not be made; the message says why."""
+
+
+def never_passing(rules: RuleSet, *, sim: bool) -> list[str]:
+    """One line per rule the gateway's current prices put beyond one of its own standing
+    limits: planned against the account read-only, as `tradectl plan` does."""
+    from daemon.ib import AdapterError
+    from daemon.journal import JournalError, resolve_state_dir
+    from daemon.runtime.session import plan_against_gateway, quiet_client_logging
+
+    quiet_client_logging()
+    try:
+        passed = plan_against_gateway(rules, state_dir=resolve_state_dir(None, sim=sim), sim=sim)
+    except (AdapterError, JournalError) as exc:
+        raise CheckFailed(str(exc)) from exc
+    found: dict[tuple[str, str], str] = {}
+    for intent in passed.plan.blocked:
+        reason = intent.blocked_by or ""
+        if intent.purpose == "opening" and reason.startswith(STANDING_LIMITS):
+            label = f"{intent.kind}.{intent.rule}"
+            limit = reason.split(":", 1)[0]
+            found.setdefault(
+                (label, limit),
+                f"{label} ({intent.symbol}) can never pass its own limit at current prices: "
+                f"{reason}",
+            )
+    return list(found.values())
 
 
 def summary(result: LoadResult, rules: RuleSet) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from daemon.journal import (
 )
 from daemon.journal.lifecycle import (
     CANCEL_CONFIRMATIONS,
+    CANCEL_REFUSALS,
     BrokerEvent,
     ErrorReport,
     ExecutionReport,
@@ -446,7 +447,15 @@ class IbAdapter:
             self._pump()
         elif code == 100:
             self.pacing_violations += 1
-        rejection = req_id > 0 and not informational and code not in CANCEL_CONFIRMATIONS
+        # 10147/10148 answer a cancel of an order that has already ended (a bracket child IB
+        # cancelled with its parent): expected, and no rejection of any order.
+        already_ended = code in CANCEL_REFUSALS
+        rejection = (
+            req_id > 0
+            and not informational
+            and code not in CANCEL_CONFIRMATIONS
+            and not already_ended
+        )
         intents = self._intents_for(self.settings.client_id, req_id) if req_id > 0 else []
         order = self._orders.get((self.settings.client_id, req_id)) if req_id > 0 else None
         answers_placement = not intents or intents[-1].action == "place"
@@ -468,6 +477,8 @@ class IbAdapter:
             if intents:
                 self._apply(intents[-1], ErrorReport(code, text))
                 self._report()
+        if intents and already_ended:
+            log.info("%s: cancel not needed, IB %d: %s", order_ref, code, text)
         if intents and rejection:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()

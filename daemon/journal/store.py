@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from daemon.journal.lifecycle import Transition
 
 STATE_DIR_ENV = "TRADECTL_STATE_DIR"
-DEFAULT_STATE_DIR = "var/state"
+SYSTEMD_STATE_DIR_ENV = "STATE_DIRECTORY"
+SIM_SUBDIR = "sim"
 JOURNAL_FILE = "journal.sqlite3"
 LOCK_FILE = "journal.lock"
 
@@ -44,9 +45,31 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def resolve_state_dir(option: str | None) -> Path:
-    """``--state-dir`` wins, then ``$TRADECTL_STATE_DIR``, then ``var/state``."""
-    return Path(option or os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR)
+def resolve_state_dir(option: str | None, *, sim: bool = False) -> Path:
+    """The state directory every command uses, whatever the current directory (docs/daemon.md).
+
+    ``--state-dir`` wins; then systemd's ``$STATE_DIRECTORY`` (its first entry), then
+    ``$TRADECTL_STATE_DIR``, then the per-user ``$XDG_STATE_HOME/tradectl`` (by default
+    ``~/.local/state/tradectl``). Runs against the simulated gateway (``sim``) keep their journal
+    in a ``sim/`` subdirectory of that default, so they never share a journal with a real account.
+    An explicit ``--state-dir`` is used as given."""
+    if option:
+        return Path(option).absolute()
+    base = _default_state_dir()
+    return base / SIM_SUBDIR if sim else base
+
+
+def _default_state_dir() -> Path:
+    systemd = os.environ.get(SYSTEMD_STATE_DIR_ENV, "").split(":")[0]
+    if systemd:
+        return Path(systemd).absolute()
+    configured = os.environ.get(STATE_DIR_ENV)
+    if configured:
+        return Path(configured).absolute()
+    xdg = os.environ.get("XDG_STATE_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "tradectl"
+    return Path.home() / ".local" / "state" / "tradectl"
 
 
 class JournalError(RuntimeError):

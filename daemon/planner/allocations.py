@@ -549,6 +549,7 @@ def _emit(want: _Want, draft: Draft) -> None:
             estimated_price=want.estimated_price,
             current_quantity=want.position,
             target_quantity=float(want.desired),
+            replaces=None if carrier is None else carrier.order,
         )
     )
 

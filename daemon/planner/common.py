@@ -397,6 +397,7 @@ def place_or_modify(
         estimated_price=estimated_price,
         current_quantity=current,
         target_quantity=target,
+        replaces=existing,
     )
 
 

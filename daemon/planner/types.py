@@ -275,6 +275,8 @@ class Intent:
     current_quantity: float = 0.0
     target_quantity: float = 0.0
     blocked_by: str | None = None
+    replaces: WorkingOrder | None = None
+    """For a modify: the working order as it is now (what the plan table shows as old → new)."""
 
     @property
     def value(self) -> float:

@@ -42,6 +42,12 @@ class FlushReport:
     upload: PassReport | None
 
 
+def records_dir(state_dir: Path, records: Records) -> Path:
+    """``records.dir``; a relative one is under the state directory (docs/records.md), never
+    under whatever directory the command was started from."""
+    return state_dir / records.dir
+
+
 class RecordsService:
     def __init__(
         self,
@@ -59,7 +65,7 @@ class RecordsService:
     ) -> None:
         self._path = journal_file(state_dir)
         self._gcs = None if records.gcs is None else GcsTarget.parse(records.gcs)
-        self._dir = Path(records.dir)
+        self._dir = records_dir(state_dir, records)
         self._account = account
         self._export_every = export_every
         self._flush_after = flush_after

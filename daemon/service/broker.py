@@ -359,13 +359,17 @@ class IbBrokerSession:
 
     def _resync(self) -> None:
         adapter = self._connected_adapter()
+        journal = self._journal_or_fail()
         for transition in adapter.resync(trading_day_start(self._clock())):
+            intent = journal.intent(transition.intent_id)
             log.info(
-                "resync: intent %d is %s (%s)",
-                transition.intent_id,
+                "resync: %s (%s %s) is %s (%s)",
+                intent.order_ref or intent.key,
+                intent.action,
+                intent.symbol,
                 transition.state,
                 transition.note,
-                extra={"intent_id": transition.intent_id},
+                extra={"order_ref": intent.order_ref, "intent_key": intent.key},
             )
 
     async def reconcile(self, rule_set: RuleSet, context: PassContext) -> PassSummary:

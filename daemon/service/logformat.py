@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -77,11 +78,73 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str, ensure_ascii=False)
 
 
+# syslog priorities (sd-daemon(3)): journald reads a "<N>" line prefix as the line's priority, so
+# `journalctl -p err` finds tradectl's errors.
+_SYSLOG_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+class JournaldPrefix(logging.Formatter):
+    """Prefix every line of ``inner`` with its syslog priority, for journald."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = next(
+            (value for level, value in _SYSLOG_PRIORITY.items() if record.levelno >= level), 7
+        )
+        return f"<{priority}>{self._inner.format(record)}"
+
+
+def stderr_is_journal(stream: TextIO) -> bool:
+    """systemd sets $JOURNAL_STREAM to "device:inode" of the stream it connected to journald;
+    it counts only while that still is our stream (not when the output was redirected)."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    try:
+        info = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return False
+    return expected == f"{info.st_dev}:{info.st_ino}"
+
+
+class ExpectedClientNoise(logging.Filter):
+    """ib_insync logs outcomes tradectl expects as errors: "API connection failed" on every
+    reconnection attempt and "Peer closed connection" when the gateway goes away (tradectl logs
+    one warning per outage for both) and error 10148 for an order
+    that was already done when its cancel arrived (a bracket child cancelled with its parent).
+    They are demoted to DEBUG and INFO, and shown only when those levels are enabled."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.name == "ib_insync.client" and message.startswith(
+            ("API connection failed", "Make sure API port", "Peer closed connection")
+        ):
+            demoted = logging.DEBUG
+        elif record.name == "ib_insync.wrapper" and message.startswith("Error 10148,"):
+            demoted = logging.INFO
+        else:
+            return True
+        record.levelno, record.levelname = demoted, logging.getLevelName(demoted)
+        return logging.getLogger(record.name).isEnabledFor(demoted)
+
+
 def configure_logging(
     log_format: LogFormat, level: int = logging.INFO, stream: TextIO | None = None
 ) -> None:
-    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    output = sys.stderr if stream is None else stream
+    handler = logging.StreamHandler(output)
+    formatter: logging.Formatter = JsonFormatter() if log_format == "json" else TextFormatter()
+    if stderr_is_journal(output):
+        formatter = JournaldPrefix(formatter)
+    handler.setFormatter(formatter)
+    handler.addFilter(ExpectedClientNoise())
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon import tradectl_version
 from daemon.journal import NothingToRelease
 from daemon.ledger_view import release_result
 from daemon.runtime.targets_file import resolve_targets_path
@@ -163,6 +164,9 @@ class Daemon:
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._started_at = ""
+        # Whether the last pass sent anything: the next one that finds nothing to do says "in
+        # sync" once, so a quiet log still shows that the account got there.
+        self._last_pass_sent = False
         session.events.disconnected = self._on_disconnected
         session.events.link_lost = self._on_link_lost
         session.events.link_restored = self._on_link_restored
@@ -719,6 +723,12 @@ class Daemon:
         )
         if summary.stopped_early:
             return "stopped early"
+        if summary.planned == 0 and self._last_pass_sent:
+            log.info(
+                "in sync: the account matches the rules",
+                extra={"generation": self.rules.generation},
+            )
+        self._last_pass_sent = summary.sent > 0
         self._scheduler.window.pass_completed(allocations_due)
         if not self._ready_sent:
             self._ready_sent = True
@@ -860,6 +870,7 @@ class Daemon:
         rule_set = self.rules.current
         return {
             "pid": os.getpid(),
+            "version": tradectl_version(),
             "started_at": self._started_at,
             "rules": self._rules_status(),
             "connection": {

@@ -16,9 +16,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.sim.model import Execution, SimOrder
+from schemas.loader import load_model_file
+from schemas.yaml_source import FileKind
 
 DEFAULT_ACCOUNT = "DU0000001"
+SIM_STATE_FILE = FileKind(
+    empty="file is empty: a sim state file holds at least a mapping such as 'account: {}'",
+    mapping="a sim state file must be a mapping (account, symbols, positions, ...)",
+)
 SYNTHETIC_CON_ID_BASE = 900_000_000
+
+
+class SimStateError(ValueError):
+    """A state file that cannot be used; one ``file:line:col: field: message`` per line."""
 
 
 class _Strict(BaseModel):
@@ -174,8 +184,11 @@ class SimState(_Strict):
 
     @classmethod
     def load(cls, path: str | Path) -> SimState:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-        return cls.model_validate(data)
+        """Read a state file; every problem is reported as ``validate`` reports rule files."""
+        state, errors = load_model_file(Path(path), cls, SIM_STATE_FILE)
+        if state is None:
+            raise SimStateError("\n".join(str(error) for error in errors))
+        return state
 
     @classmethod
     def default(cls) -> SimState:

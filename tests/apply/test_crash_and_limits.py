@@ -173,7 +173,7 @@ def test_an_order_the_gateway_is_slow_to_take_is_waited_for_not_sent_again(
     assert len(gateway.messages("placeOrder")) == 1
 
 
-def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path) -> None:
+def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path, private_state_home: Path) -> None:
     import subprocess
     import sys
 
@@ -198,7 +198,8 @@ def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "sent 2 / acknowledged 2" in result.stdout
-    assert (tmp_path / "var" / "state" / "journal.sqlite3").exists()
+    assert (private_state_home / "tradectl" / "sim" / "journal.sqlite3").exists()
+    assert not (tmp_path / "var").exists()
 
 
 def test_after_a_reconnect_the_journal_is_matched_before_anything_is_planned(

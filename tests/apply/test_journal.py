@@ -83,12 +83,24 @@ def test_a_second_process_on_the_same_state_dir_is_refused(
         Journal.open(tmp_path)
 
 
-def test_state_dir_comes_from_option_then_env_then_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRADECTL_STATE_DIR", raising=False)
-    assert resolve_state_dir(None) == Path("var/state")
+def test_state_dir_comes_from_option_then_systemd_then_env_then_xdg(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", "/home/trader")
+    assert resolve_state_dir(None) == Path("/home/trader/.local/state/tradectl")
+    monkeypatch.setenv("XDG_STATE_HOME", "/xdg")
+    assert resolve_state_dir(None) == Path("/xdg/tradectl")
+    assert resolve_state_dir(None, sim=True) == Path("/xdg/tradectl/sim")
     monkeypatch.setenv("TRADECTL_STATE_DIR", "/srv/tradectl")
     assert resolve_state_dir(None) == Path("/srv/tradectl")
-    assert resolve_state_dir("here") == Path("here")
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/tradectl:/var/lib/other")
+    assert resolve_state_dir(None) == Path("/var/lib/tradectl")
+    assert resolve_state_dir(None, sim=True) == Path("/var/lib/tradectl/sim")
+    # Relative paths are pinned to where the command started, and an explicit one is kept.
+    assert resolve_state_dir("here") == tmp_path / "here"
+    assert resolve_state_dir("here", sim=True) == tmp_path / "here"
 
 
 def test_order_ids_increase_and_are_never_reused_even_when_unsent(journal: Journal) -> None:

@@ -61,10 +61,22 @@ def test_every_problem_is_named_with_its_field(tmp_path: Path) -> None:
     with pytest.raises(ObservedFileError) as caught:
         read_snapshot(path, NOW)
     message = str(caught.value)
-    assert f"{path}: contracts.AAPL.min_tick: Input should be greater than 0" in message
-    assert f"{path}: working_orders[0].action:" in message
+    assert f"{path}:4:30: contracts.AAPL.min_tick: must be greater than 0" in message
+    assert f"{path}:5:54: working_orders[0].action: must be 'BUY' or 'SELL'" in message
+    assert "Input should" not in message and "http" not in message
+
+
+def test_a_binary_file_and_a_typo_are_reported_like_validate_does(tmp_path: Path) -> None:
+    path = tmp_path / "observed.yaml"
+    path.write_bytes(b"account_id: DU1\n\xd0\x00\xff binary")
+    with pytest.raises(ObservedFileError, match=r":2:1: not UTF-8: byte 0xd0"):
+        read_snapshot(path, NOW)
+    path.write_text("account_id: DU1234567\nnet_liquidation: 1\ncash: 1\nquote: {}\n")
+    with pytest.raises(ObservedFileError) as caught:
+        read_snapshot(path, NOW)
+    assert str(caught.value) == f"{path}:4:1: quote: unknown key 'quote'; did you mean 'quotes'?"
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ObservedFileError, match="cannot read the snapshot"):
+    with pytest.raises(ObservedFileError, match=r"absent\.yaml:1:1: cannot read the file"):
         read_snapshot(tmp_path / "absent.yaml", NOW)

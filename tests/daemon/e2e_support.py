@@ -102,17 +102,20 @@ class DaemonProcess:
     def __init__(
         self,
         rules_dir: Path | str,
-        state_dir: Path,
+        state_dir: Path | None,
         log_path: Path,
         *,
         env: dict[str, str] | None = None,
         extra: tuple[str, ...] = (),
+        cwd: Path | None = None,
     ) -> None:
+        """``state_dir`` None runs with the default state directory (no --state-dir)."""
         self.rules_dir = rules_dir
         self.state_dir = state_dir
         self.log_path = log_path
         self._env = env
         self._extra = extra
+        self._cwd = cwd
         self.process: subprocess.Popen[bytes] | None = None
         self._log_start = 0
 
@@ -124,8 +127,7 @@ class DaemonProcess:
             "daemon",
             "run",
             str(self.rules_dir),
-            "--state-dir",
-            str(self.state_dir),
+            *self._state_dir_option(),
             "--log-format",
             "json",
             "--reconnect-max",
@@ -134,8 +136,11 @@ class DaemonProcess:
         ]
         env = {**os.environ, **(self._env or {})}
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env)
+            self.process = subprocess.Popen(command, stdout=log, stderr=log, env=env, cwd=self._cwd)
         return self
+
+    def _state_dir_option(self) -> tuple[str, ...]:
+        return () if self.state_dir is None else ("--state-dir", str(self.state_dir))
 
     def lines(self) -> list[dict[str, Any]]:
         """The JSON log lines of this run (a restart's lines start after the previous run's)."""
@@ -192,7 +197,7 @@ class DaemonProcess:
 
     def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "daemon", *args, "--state-dir", str(self.state_dir)],
+            [sys.executable, "-m", "daemon", *args, *self._state_dir_option()],
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -18,12 +18,16 @@ from daemon.records.store import connect, journal_file
 from daemon.runtime.reconcile import HALT_KEY
 
 
-def test_halt_and_resume_without_a_daemon_write_the_journal(
+def test_halt_and_resume_without_a_daemon_fail_loudly_and_still_write_an_existing_journal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    Journal.open(tmp_path).close()
     state = str(tmp_path)
-    assert main(["halt", "--state-dir", state, "--reason", "going on holiday"]) == 0
-    assert "the daemon will start halted" in capsys.readouterr().out
+    assert main(["halt", "--state-dir", state, "--reason", "going on holiday"]) == 3
+    err = capsys.readouterr().err
+    assert f"no tradectl daemon is running on {tmp_path}" in err
+    assert str(tmp_path / "control.sock") in err
+    assert "a daemon started on it starts halted" in err
     with Journal.open(tmp_path) as journal:
         assert journal.get_state(HALT_KEY) is not None
 
@@ -32,8 +36,8 @@ def test_halt_and_resume_without_a_daemon_write_the_journal(
     assert "No tradectl daemon is running" in shown
     assert "going on holiday" in shown
 
-    assert main(["resume", "--state-dir", state]) == 0
-    assert "cleared" in capsys.readouterr().out
+    assert main(["resume", "--state-dir", state]) == 3
+    assert "cleared in the journal" in capsys.readouterr().err
     with Journal.open(tmp_path) as journal:
         assert journal.get_state(HALT_KEY) is None
 
@@ -41,10 +45,28 @@ def test_halt_and_resume_without_a_daemon_write_the_journal(
 def test_halt_cancel_without_a_daemon_says_nothing_was_cancelled(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["halt", "--cancel", "--state-dir", str(tmp_path)]) == 1
+    Journal.open(tmp_path).close()
+    assert main(["halt", "--cancel", "--state-dir", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert "NOT cancelled" in err
+    assert "start the daemon" not in err
+
+
+@pytest.mark.parametrize("command", [["halt"], ["halt", "--cancel"], ["resume"], ["status"]])
+def test_steering_commands_without_a_daemon_or_journal_create_nothing_and_exit_3(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    private_state_home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(command) == 3
     captured = capsys.readouterr()
-    assert "halt recorded" in captured.out
-    assert "NOT cancelled" in captured.err
+    expected = private_state_home / "tradectl"
+    assert f"no tradectl daemon is running on {expected}" in (captured.out + captured.err).lower()
+    assert not expected.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_run_refuses_a_path_that_is_not_a_directory(

@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+from pathlib import Path
+
+import pytest
 
 from daemon.service.logformat import configure_logging
 
@@ -55,3 +59,52 @@ def test_text_is_one_readable_line_per_event() -> None:
         "reasons=fill,timer" in lines[0]
     )
     assert lines[1].endswith('pass failed error="ValueError: bad\\nthing"')
+
+
+def _emit_to_file(path: Path, monkeypatch: pytest.MonkeyPatch, journal: bool) -> list[str]:
+    with path.open("w") as stream:
+        info = os.fstat(stream.fileno())
+        if journal:
+            monkeypatch.setenv("JOURNAL_STREAM", f"{info.st_dev}:{info.st_ino}")
+        else:
+            monkeypatch.setenv("JOURNAL_STREAM", "1:2")  # another stream: output was redirected
+        configure_logging("text", stream=stream)
+        try:
+            log = logging.getLogger("tradectl.test")
+            log.debug("hidden")
+            log.info("pass complete")
+            log.warning("disconnected")
+            log.error("circuit breaker tripped")
+            logging.getLogger("ib_insync.client").error(
+                "API connection failed: ConnectionRefusedError(111)"
+            )
+            logging.getLogger("ib_insync.client").error("Make sure API port on TWS/IBG is open")
+            logging.getLogger("ib_insync.client").error("Peer closed connection.")
+            logging.getLogger("ib_insync.wrapper").error(
+                "Error 10148, reqId 8: OrderId 8 that needs to be cancelled cannot be cancelled, "
+                "state: Cancelled."
+            )
+            logging.getLogger("ib_insync.wrapper").error("Error 201, reqId 9: Order rejected")
+        finally:
+            configure_logging("text")
+    return path.read_text().splitlines()
+
+
+def test_under_journald_every_line_starts_with_its_syslog_priority(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = _emit_to_file(tmp_path / "log", monkeypatch, journal=True)
+    assert [line[:3] for line in lines] == ["<6>", "<4>", "<3>", "<3>"]
+    assert "Error 201" in lines[-1]
+
+
+def test_expected_client_noise_is_not_an_error_and_redirected_output_has_no_prefix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = _emit_to_file(tmp_path / "log", monkeypatch, journal=False)
+    assert not [line for line in lines if line.startswith("<")]
+    text = "\n".join(lines)
+    assert "API connection failed" not in text and "Make sure API port" not in text
+    assert "Peer closed connection" not in text
+    assert "10148" not in text
+    assert "ERROR   Error 201" in text

@@ -122,7 +122,7 @@ def test_bad_input_is_explained_without_a_traceback(state_dir: Path, tmp_path: P
         "records", "export", "--since", "2026-11-24", "--state-dir", str(tmp_path / "nowhere")
     )
 
-    assert bad_date.returncode == 2 and "'2026-13-01' is not a date; use YYYY-MM-DD" in (
+    assert bad_date.returncode == 64 and "'2026-13-01' is not a date; use YYYY-MM-DD" in (
         bad_date.stderr
     )
     assert backwards.returncode == 1 and "is before --since" in backwards.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim.state import SimState
+from daemon.sim.state import SimState, SimStateError
 from daemon.sim.wirelog import read_wire_log
 
 from .helpers import RawClient
@@ -123,3 +123,15 @@ def test_persist_needs_a_state_file_and_the_clock_must_be_in_the_calendar(tmp_pa
     out_of_range = sim("--state", str(state))
     assert out_of_range.returncode == 1
     assert "outside the NYSE calendar's range" in out_of_range.stderr
+
+
+def test_a_bad_state_file_is_reported_like_validate_reports_rules(tmp_path: Path) -> None:
+    state = tmp_path / "sim.yaml"
+    state.write_text("account: {id: DU1, cash: lots}\nsymbolz: {}\n")
+    with pytest.raises(SimStateError) as caught:
+        SimState.load(state)
+    assert str(caught.value).splitlines() == [
+        f"{state}:1:26: account.cash: must be a valid number, unable to parse string as a number",
+        f"{state}:2:1: symbolz: unknown key 'symbolz'; did you mean 'symbols'?",
+    ]
+    assert "http" not in str(caught.value)

@@ -1,0 +1,47 @@
+"""Argument types that refuse bad values as usage errors, before a command does anything."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def seconds(minimum: float, *, inclusive: bool = True) -> Callable[[str], float]:
+    """A number of seconds, at least ``minimum`` (above it when not ``inclusive``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+        if value < minimum or (not inclusive and value == minimum):
+            bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound} seconds, not {text}")
+        return value
+
+    return parse
+
+
+def whole_number(
+    minimum: int, maximum: int | None = None, *, what: str = ""
+) -> Callable[[str], int]:
+    """A whole number from ``minimum`` to ``maximum`` (no upper bound when None); ``what``
+    explains the range in the message."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"{minimum}-{maximum}"
+            raise argparse.ArgumentTypeError(f"{value} is out of range: use {bounds}{what}")
+        return value
+
+    return parse
+
+
+tcp_port = whole_number(0, 65535, what=" (0 picks a free port)")
+count = whole_number(0)
