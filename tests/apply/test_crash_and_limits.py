@@ -4,13 +4,15 @@ and accounts that must be refused."""
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter
+from daemon.pacer import Pacer
 from daemon.runtime.reconcile import PassResult
 from daemon.sim import SimState
 
@@ -57,7 +59,18 @@ def test_a_500_symbol_allocation_is_paced_without_a_single_error_100(
     gateway_factory: Callable[[SimState], Gateway],
     apply_in_process: Callable[..., Outcome],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # When the pacer lets each message go (the sender's side, which tradectl controls).
+    released_at: list[float] = []
+    release = Pacer.release
+
+    def timed_release(pacer: Pacer[Any]) -> list[Any]:
+        released = release(pacer)
+        released_at.extend(time.monotonic() for _ in released)
+        return released
+
+    monkeypatch.setattr(Pacer, "release", timed_release)
     # The sim's synthetic tickers SYM0001..SYM0500 (what `tradectl sim --symbols 500` serves).
     state = sim_state({}, cash=10_000_000).with_synthetic_symbols(500)
     gateway = gateway_factory(state)
@@ -73,19 +86,24 @@ def test_a_500_symbol_allocation_is_paced_without_a_single_error_100(
     # The sim marks every message it answered with error 100 as dropped.
     assert [line for line in messages if line.get("dropped")] == []
     assert "pacing violation" not in outcome.out
-    # Sent at the limit, not in bursts: the pacer puts at most rate + burst (47 + 1.5) in any
-    # one-second window as it sends them; as the gateway receives them, scheduling on a loaded
-    # machine can bunch one more into a window (seen: 49), still under IB's 50.
-    times = [datetime.fromisoformat(line["time"]).timestamp() for line in messages]
-    start = 0
-    busiest = 0
+    # Sent at the limit, not in bursts: the pacer lets at most rate + burst (47 + 1.5) go in any
+    # one-second window, and the gateway, which answers more than IB's 50 per second with error
+    # 100 (the check above), saw none. (Counted where they arrive instead, scheduling on a loaded
+    # machine can bunch one or two more into a second: a measure of the machine, not the pacer.)
+    assert len(released_at) >= 1000
+    assert 40 <= busiest_second(released_at) <= 48
+    assert len(gateway.messages("placeOrder")) == 500
+    assert len(gateway.positions()) == 500
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most of ``times`` (sorted seconds) that fall in any one-second window."""
+    start = busiest = 0
     for end, moment in enumerate(times):
         while moment - times[start] >= 1.0:
             start += 1
         busiest = max(busiest, end - start + 1)
-    assert 40 <= busiest <= 49
-    assert len(gateway.messages("placeOrder")) == 500
-    assert len(gateway.positions()) == 500
+    return busiest
 
 
 def test_a_live_account_without_live_true_is_refused_before_any_order(
