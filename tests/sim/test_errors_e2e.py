@@ -133,4 +133,4 @@ def test_unsupported_requests_fail_fast(
         Stock("AAPL", "SMART", "USD"), "", "1 D", "1 hour", "TRADES", useRTH=True, timeout=5
     )
     assert len(bars) == 0
-    assert codes(errors) == [321]
+    assert codes(errors) == [322]
