@@ -205,6 +205,11 @@ class SimGateway:
         for session in self.sessions():
             session.refresh_account_summaries(periodic=True)
 
+    def refresh_account_summaries(self) -> None:
+        """Send every account summary subscriber the values that changed, now."""
+        for session in self.sessions():
+            session.refresh_account_summaries(periodic=False)
+
     def _cross(self, boundary: Boundary) -> list[Event]:
         events = self.engine.on_boundary(boundary)
         if boundary is Boundary.DAY_ROLL:
@@ -362,7 +367,6 @@ class SimGateway:
                 for symbol in sorted(symbols):
                     s.send_position(symbol)
             s.send_pnl()
-            s.refresh_account_summaries(periodic=False)
 
 
 def _quotes_last(events: list[Event]) -> list[Event]:

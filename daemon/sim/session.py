@@ -361,7 +361,7 @@ class Session:
             self.send([Out.ACCOUNT_SUMMARY, 1, req_id, acct, tag, value, currency])
 
     def refresh_account_summaries(self, *, periodic: bool) -> None:
-        """Re-send changed summary values: after an account change, or when IB's three
+        """Re-send changed summary values: at once after a control op, or when IB's three
         minute refresh is due on the sim clock (``periodic``)."""
         now = self.engine.clock()
         for req_id, sub in self.subs.account_summary.items():

@@ -262,6 +262,15 @@ def test_account_summary_is_a_subscription(client: Client, sim: SimThread) -> No
     client.until(lambda: ("TotalCashValue", "95000.00") in seen)
     assert summary(client)[("NetLiquidation", "USD")] == "106000.00"
 
+    # a fill waits for the next refresh too (reqAccountUpdates shows it at once)
+    seen.clear()
+    bought = client.ib.placeOrder(client.stock(), client.lib.MarketOrder("BUY", 10))
+    client.until(bought.isDone)
+    client.ib.reqCurrentTime()
+    assert not [tag for tag, _ in seen if tag == "TotalCashValue"]
+    advance_to(sim, datetime(2026, 11, 30, 11, 6, tzinfo=NY))
+    client.until(lambda: ("TotalCashValue", "93898.90") in seen)  # 95,000 - 10 x 110.01 - 1
+
 
 # -- orders --------------------------------------------------------------------------
 
