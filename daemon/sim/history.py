@@ -155,6 +155,8 @@ def _start(duration: str, end: float, hours: MarketHours, use_rth: bool) -> tupl
     if count <= 0 or unit not in ("S", "D", "W", "M", "Y"):
         raise HistoryRefused(f"{HMDS}invalid duration {duration!r}")
     if unit == "S":
+        if count > DAY:
+            raise HistoryRefused(f"{HMDS}invalid duration {duration!r}: at most {DAY} S")
         return end - count, count
     if unit == "D":
         # IB counts days of data: the last `count` sessions up to the end.

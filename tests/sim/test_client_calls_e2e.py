@@ -190,6 +190,9 @@ def test_pnl_single_per_position(client: Client, sim: SimThread) -> None:
     assert held.dailyPnL == pytest.approx(60 * 2.0 + 40 * 1.99 - 1.0)
     client.ib.cancelPnLSingle(ACCOUNT, "", aapl.conId)
     client.ib.cancelPnLSingle(ACCOUNT, "", msft.conId)
+    client.ib.reqCurrentTime()  # a round trip: the cancels have been handled
+    # the clients drop updates for a cancelled reqId themselves, so ask the sim
+    assert sim.call(lambda: [s.subs.pnl_single for s in sim.gateway.sessions()]) == [{}]
 
 
 # -- account summary -----------------------------------------------------------------

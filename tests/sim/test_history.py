@@ -52,7 +52,7 @@ def test_bar_sizes_too_small_for_the_duration_are_refused(duration: str, bar_siz
         bars(request(duration, bar_size), path(), NYSE, 0.01)
 
 
-@pytest.mark.parametrize("duration", ["", "5", "D 5", "0 D", "-1 D", "5 X"])
+@pytest.mark.parametrize("duration", ["", "5", "D 5", "0 D", "-1 D", "5 X", "86401 S"])
 def test_malformed_durations_are_refused(duration: str) -> None:
     with pytest.raises(HistoryRefused, match="invalid duration"):
         bars(request(duration, "1 day"), path(), NYSE, 0.01)
