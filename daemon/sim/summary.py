@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from daemon.sim.account import Account
 
+DAY_TRADES_TAGS = tuple(
+    f"DayTradesRemaining{suffix}" for suffix in ("", "T+1", "T+2", "T+3", "T+4")
+)
 # IB's tags for reqAccountSummary (EClient.reqAccountSummary documentation), in its order.
 SUMMARY_TAGS = (
     "AccountType",
@@ -39,11 +42,7 @@ SUMMARY_TAGS = (
     "LookAheadAvailableFunds",
     "LookAheadExcessLiquidity",
     "HighestSeverity",
-    "DayTradesRemaining",
-    "DayTradesRemainingT+1",
-    "DayTradesRemainingT+2",
-    "DayTradesRemainingT+3",
-    "DayTradesRemainingT+4",
+    *DAY_TRADES_TAGS,
     "Leverage",
 )
 # Tags whose value carries no currency (a ratio, a count or a code).
@@ -53,11 +52,7 @@ PLAIN_TAGS = frozenset(
         "Cushion",
         "LookAheadNextChange",
         "HighestSeverity",
-        "DayTradesRemaining",
-        "DayTradesRemainingT+1",
-        "DayTradesRemainingT+2",
-        "DayTradesRemainingT+3",
-        "DayTradesRemainingT+4",
+        *DAY_TRADES_TAGS,
         "Leverage",
     }
 )
@@ -103,9 +98,8 @@ def _summary_values(account: Account) -> dict[str, str]:
         out[f"{prefix}AvailableFunds"] = _money(available)
         out[f"{prefix}ExcessLiquidity"] = _money(excess)
     # -1: no pattern-day-trader limit, as IB reports for accounts above 25,000 USD
-    for tag in SUMMARY_TAGS:
-        if tag.startswith("DayTradesRemaining"):
-            out[tag] = "-1"
+    for tag in DAY_TRADES_TAGS:
+        out[tag] = "-1"
     return out
 
 
@@ -151,7 +145,7 @@ def summary_rows(account: Account, tags: str) -> list[Row]:
     values = _summary_values(account)
     rows: list[Row] = []
     for tag in (t.strip() for t in tags.split(",")):
-        if tag in values:
+        if tag in SUMMARY_TAGS:
             currency = "" if tag in PLAIN_TAGS else account.currency
             rows.append((tag, values[tag], currency))
         elif tag == "$LEDGER":

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from daemon.sim import SimState, SimThread
+from daemon.sim.wirelog import read_wire_log
 
 from .helpers import small_state, wait_for
 
@@ -197,46 +199,18 @@ def test_pnl_single_per_position(client: Client, sim: SimThread) -> None:
 
 # -- account summary -----------------------------------------------------------------
 
-EVERY_TAG = {
-    "AccountType",
-    "NetLiquidation",
-    "TotalCashValue",
-    "SettledCash",
-    "AccruedCash",
-    "BuyingPower",
-    "EquityWithLoanValue",
-    "PreviousDayEquityWithLoanValue",
-    "GrossPositionValue",
-    "RegTEquity",
-    "RegTMargin",
-    "SMA",
-    "InitMarginReq",
-    "MaintMarginReq",
-    "AvailableFunds",
-    "ExcessLiquidity",
-    "Cushion",
-    "FullInitMarginReq",
-    "FullMaintMarginReq",
-    "FullAvailableFunds",
-    "FullExcessLiquidity",
-    "LookAheadNextChange",
-    "LookAheadInitMarginReq",
-    "LookAheadMaintMarginReq",
-    "LookAheadAvailableFunds",
-    "LookAheadExcessLiquidity",
-    "HighestSeverity",
-    "DayTradesRemaining",
-    "Leverage",
-}
-
 
 def summary(client: Client) -> dict[tuple[str, str], str]:
     return {(v.tag, v.currency): v.value for v in client.ib.accountSummary()}
 
 
-def test_account_summary_has_every_tag_and_ledger_rows(client: Client) -> None:
+def test_account_summary_has_every_tag_and_ledger_rows(client: Client, wire_log_path: Path) -> None:
     values = summary(client)
-    assert {tag for tag, _ in values} >= EVERY_TAG
+    # both libraries ask for every tag IB documents, and $LEDGER:ALL
+    [asked] = [r for r in read_wire_log(wire_log_path) if r["msg"] == "reqAccountSummary"]
+    tags = set(asked["fields"]["tags"].split(","))
+    assert len(tags) == 34 and "$LEDGER:ALL" in tags
+    assert {tag for tag, _ in values} >= tags - {"$LEDGER:ALL"}
     assert values[("NetLiquidation", "USD")] == "100000.00"
     assert values[("GrossPositionValue", "USD")] == "10000.00"
     assert values[("PreviousDayEquityWithLoanValue", "USD")] == "101000.00"

@@ -20,7 +20,7 @@ from daemon.sim.history import (
     parse_end,
 )
 from daemon.sim.hours import MarketHours, NyseHours
-from daemon.sim.summary import summary_rows
+from daemon.sim.summary import SUMMARY_TAGS, summary_rows
 
 from .helpers import small_state
 
@@ -121,3 +121,8 @@ def test_summary_rows_follow_the_request_and_skip_unknown_tags() -> None:
         ("NetLiquidation", "100000.00", "USD"),
         ("Cushion", "1.000000", ""),
     ]
+
+
+def test_every_documented_tag_has_a_row() -> None:
+    rows = summary_rows(account(), ",".join(SUMMARY_TAGS))
+    assert [tag for tag, _, _ in rows] == list(SUMMARY_TAGS)
