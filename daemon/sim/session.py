@@ -50,6 +50,7 @@ DELAYED_TICKS = {
 }
 # IB re-sends changed account summary values every three minutes.
 ACCOUNT_SUMMARY_REFRESH_SECONDS = 180.0
+NO_SECURITY_DEFINITION = "No security definition has been found for the request"
 NOT_SUBSCRIBED = "Requested market data is not subscribed."
 DELAYED_AVAILABLE = "Requested market data is not subscribed. Delayed market data is available."
 DELAYED_SHOWN = "Requested market data is not subscribed. Displaying delayed market data."
@@ -284,6 +285,13 @@ class Session:
             currency=contract.currency,
         )
 
+    def _resolve_or_refuse(self, req_id: int, contract: ContractFields) -> Instrument | None:
+        """The instrument, or None after telling the client with error 200."""
+        inst = self._resolve(contract)
+        if inst is None:
+            self.send_error(req_id, 200, NO_SECURITY_DEFINITION)
+        return inst
+
     def send_order(self, order: SimOrder) -> None:
         self.send(m.open_order(order, self.engine.instruments[order.symbol]))
         self.send(m.order_status(order))
@@ -408,9 +416,8 @@ class Session:
         self.subs.market_data_type = marketDataType
 
     def _on_reqContractDetails(self, reqId: int, contract: ContractFields) -> None:
-        inst = self._resolve(contract)
+        inst = self._resolve_or_refuse(reqId, contract)
         if inst is None:
-            self.send_error(reqId, 200, "No security definition has been found for the request")
             return
         hours = self.engine.hours.hours(self.engine.clock())
         self.send(m.contract_details(reqId, inst, hours, IB_TIME_ZONE_ID))
@@ -424,9 +431,8 @@ class Session:
         snapshot: bool,
         regulatorySnapshot: bool,
     ) -> None:
-        inst = self._resolve(contract)
+        inst = self._resolve_or_refuse(reqId, contract)
         if inst is None:
-            self.send_error(reqId, 200, "No security definition has been found for the request")
             return
         permission = self.engine.state.symbols[inst.symbol].market_data
         wants_delayed = self.subs.market_data_type in (3, 4)
@@ -526,7 +532,7 @@ class Session:
             return
         inst = self.engine.find_instrument(con_id=conId)
         if inst is None:
-            self.send_error(reqId, 200, "No security definition has been found for the request")
+            self.send_error(reqId, 200, NO_SECURITY_DEFINITION)
             return
         self.subs.pnl_single[reqId] = inst.symbol
         self.send_pnl_single(reqId, inst.symbol, self.engine.executions_today())
@@ -546,9 +552,8 @@ class Session:
         formatDate: int,
         keepUpToDate: bool,
     ) -> None:
-        inst = self._resolve(contract)
+        inst = self._resolve_or_refuse(reqId, contract)
         if inst is None:
-            self.send_error(reqId, 200, "No security definition has been found for the request")
             return
         now = self.engine.clock()
         try:
@@ -597,8 +602,7 @@ class Session:
     def _on_reqHeadTimeStamp(
         self, reqId: int, contract: ContractFields, useRTH: bool, whatToShow: str, formatDate: int
     ) -> None:
-        if self._resolve(contract) is None:
-            self.send_error(reqId, 200, "No security definition has been found for the request")
+        if self._resolve_or_refuse(reqId, contract) is None:
             return
         head = history.head_timestamp(self.engine.hours, use_rth=useRTH)
         self.send([Out.HEAD_TIMESTAMP, reqId, history.format_head_timestamp(head, formatDate)])
