@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.sim.model import Instrument, Position, SimOrder
+from daemon.sim.model import Execution, Instrument, Position, SimOrder
 from daemon.sim.state import SimState
 
 
@@ -58,6 +58,21 @@ class Account:
         """Today's P&L as IB's reqPnL reports it: the change of value since the previous close,
         without deposits and withdrawals."""
         return self.net_liquidation() - self.previous_day_equity - self.transfers_today
+
+    def position_daily_pnl(self, symbol: str, fills_today: list[Execution]) -> float:
+        """One position's daily P&L (reqPnLSingle): its value now, less its value at the
+        previous close, less what today's trades in it paid (commissions included)."""
+        inst = self._instruments[symbol]
+        pos = self.positions.get(symbol, Position())
+        spent = 0.0
+        bought = 0.0
+        for ex in fills_today:
+            if ex.symbol == symbol:
+                signed = ex.shares if ex.side == "BOT" else -ex.shares
+                bought += signed
+                spent += signed * ex.price + ex.commission
+        held_at_close = pos.quantity - bought
+        return pos.quantity * inst.last - held_at_close * inst.close - spent
 
     def transfer(self, amount: float) -> None:
         """A deposit (positive) or withdrawal (negative) of cash."""

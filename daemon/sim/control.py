@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from daemon.sim.clock import iso_time, parse_iso
-from daemon.sim.model import AccountChanged, AccountSnapshot
+from daemon.sim.model import AccountChanged, AccountSnapshot, Event
 
 if TYPE_CHECKING:
     from daemon.sim.server import SimGateway
@@ -50,13 +50,19 @@ class SimControl:
     def __init__(self, gateway: SimGateway) -> None:
         self._gateway = gateway
 
+    def _publish(self, events: list[Event]) -> None:
+        """Send what an op caused; account summaries show its effect at once, not at their
+        next three minute refresh."""
+        self._gateway.publish(events)
+        self._gateway.refresh_account_summaries()
+
     def set_price(self, symbol: str, price: float) -> None:
         """Move the last price (bid/ask follow), push ticks and re-run matching."""
-        self._gateway.publish(self._gateway.engine.set_price(symbol, float(price)))
+        self._publish(self._gateway.engine.set_price(symbol, float(price)))
 
     def step(self) -> None:
         """Run one matching pass over all symbols (advances chunked partial fills)."""
-        self._gateway.publish(self._gateway.engine.step())
+        self._publish(self._gateway.engine.step())
 
     def drop_connections(self) -> None:
         """Close every client connection; new connections are still accepted."""
@@ -86,7 +92,7 @@ class SimControl:
         """Deposit (positive ``amount``) or withdraw (negative) cash: net liquidation moves,
         today's P&L does not."""
         self._gateway.engine.account.transfer(float(amount))
-        self._gateway.publish([AccountChanged(frozenset())])
+        self._publish([AccountChanged(frozenset())])
 
     def forget_day(self) -> None:
         """Stand-in for the next trading day (docs/sim.md): drop the day's executions and
@@ -116,11 +122,11 @@ class SimControl:
 
     def halt(self, symbol: str, reason: int = 1) -> None:
         """Halt trading in ``symbol``: tick 49 = ``reason`` (1 regulatory, 2 volatility)."""
-        self._gateway.publish(self._gateway.engine.halt(symbol, int(reason)))
+        self._publish(self._gateway.engine.halt(symbol, int(reason)))
 
     def resume(self, symbol: str) -> None:
         """End a halt: tick 49 = 0, and matching runs again."""
-        self._gateway.publish(self._gateway.engine.resume(symbol))
+        self._publish(self._gateway.engine.resume(symbol))
 
     def apply(self, command: dict[str, Any]) -> dict[str, Any]:
         """Run one JSON command and report ``{"ok": true, ...}`` or an ``error``.

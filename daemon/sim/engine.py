@@ -372,27 +372,28 @@ class Engine:
         return inst.ask if order.action == "BUY" else inst.bid
 
     def _commitment(self, order: SimOrder, replaces: SimOrder | None = None) -> float:
-        """Cash a working order may still consume: buys, and sells that open a short.
+        """Cash a working order may still consume: the part of a buy or sell that opens or
+        adds to a position. The part that closes one (a sell of shares held, a buy that
+        covers a short) is not new exposure.
 
         ``replaces`` is the working order a modify would replace; it is left out.
         """
         inst = self.instruments[order.symbol]
         if order.parent_id:
             return 0.0  # protective legs close what their parent opens
-        if order.action == "BUY":
-            return order.remaining * self._reference_price(order, inst)
         held = self.account.positions.get(order.symbol, Position()).quantity
-        pending_sells = sum(
+        closable = held if order.action == "SELL" else -held
+        pending_same_side = sum(
             o.remaining
             for o in self.orders.values()
             if not o.done
             and o is not order
             and o is not replaces
             and o.symbol == order.symbol
-            and o.action == "SELL"
+            and o.action == order.action
         )
-        short = max(0.0, order.remaining - max(0.0, held - pending_sells))
-        return short * self._reference_price(order, inst)
+        opening = max(0.0, order.remaining - max(0.0, closable - pending_same_side))
+        return opening * self._reference_price(order, inst)
 
     def _check_buying_power(self, order: SimOrder, replaces: SimOrder | None = None) -> None:
         required = self._commitment(order, replaces)

@@ -87,6 +87,11 @@ class MarketHours:
         """The latest moment at or before ``ts`` when the market was open."""
         return ts
 
+    def session(self, day: date, *, regular: bool) -> tuple[float, float] | None:
+        """Start and end of ``day``'s session (a New York date): regular hours only, or
+        pre-market to after hours; None on a day without one. Always open: the whole day."""
+        return _midnight(day), _midnight(day + timedelta(days=1))
+
     def hours(self, ts: float) -> tuple[str, str]:
         """``tradingHours`` and ``liquidHours`` for the coming days, in IB's format."""
         days = [_ny_date(ts) + timedelta(days=i) for i in range(CONTRACT_DETAILS_DAYS)]
@@ -148,6 +153,14 @@ class NyseHours(MarketHours):
                 return min(ts, session.after_hours_close)
             day -= timedelta(days=1)
         return ts
+
+    def session(self, day: date, *, regular: bool) -> tuple[float, float] | None:
+        found = self.trading_day(day)
+        if found is None:
+            return None
+        if regular:
+            return found.open, found.close
+        return found.pre_market_open, found.after_hours_close
 
     def hours(self, ts: float) -> tuple[str, str]:
         trading: list[str] = []

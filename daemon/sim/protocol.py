@@ -46,6 +46,7 @@ REQUEST_NAMES: dict[int, str] = {
     17: "reqManagedAccts",
     20: "reqHistoricalData",
     22: "reqScannerSubscription",
+    25: "cancelHistoricalData",
     49: "reqCurrentTime",
     50: "reqRealTimeBars",
     52: "reqFundamentalData",
@@ -63,9 +64,11 @@ REQUEST_NAMES: dict[int, str] = {
     78: "reqSecDefOptParams",
     81: "reqMatchingSymbols",
     87: "reqHeadTimeStamp",
+    90: "cancelHeadTimeStamp",
     92: "reqPnL",
     93: "cancelPnL",
     94: "reqPnLSingle",
+    95: "cancelPnLSingle",
     96: "reqHistoricalTicks",
     97: "reqTickByTickData",
     99: "reqCompletedOrders",
@@ -75,15 +78,12 @@ REQUEST_NAMES: dict[int, str] = {
 # the message id, so that they can be answered with an error instead of hanging.
 UNSUPPORTED_REQ_ID_INDEX: dict[int, int] = {
     10: 1,
-    20: 0,
     22: 0,
     50: 1,
     52: 1,
     74: 1,
     78: 0,
     81: 0,
-    87: 0,
-    94: 0,
     96: 0,
     97: 0,
 }
@@ -122,7 +122,10 @@ class Out:
     POSITION_MULTI_END = 72
     ACCOUNT_UPDATE_MULTI = 73
     ACCOUNT_UPDATE_MULTI_END = 74
+    HISTORICAL_DATA = 17
+    HEAD_TIMESTAMP = 88
     PNL = 94
+    PNL_SINGLE = 95
     TICK_REQ_PARAMS = 81
     COMPLETED_ORDER = 101
     COMPLETED_ORDERS_END = 102
@@ -506,8 +509,50 @@ def _req_pnl(cur: _Cursor) -> dict[str, Any]:
     return {"reqId": cur.integer(), "account": cur.text(), "modelCode": cur.text()}
 
 
-def _cancel_pnl(cur: _Cursor) -> dict[str, Any]:
+def _req_id_only(cur: _Cursor) -> dict[str, Any]:
     return {"reqId": cur.integer()}
+
+
+def _req_pnl_single(cur: _Cursor) -> dict[str, Any]:
+    return {
+        "reqId": cur.integer(),
+        "account": cur.text(),
+        "modelCode": cur.text(),
+        "conId": cur.integer(),
+    }
+
+
+def _historical_data(cur: _Cursor) -> dict[str, Any]:
+    req_id = cur.integer()
+    contract = ContractFields.read(cur)
+    cur.skip(1)  # includeExpired
+    decoded: dict[str, Any] = {
+        "reqId": req_id,
+        "contract": contract,
+        "endDateTime": cur.text(),
+        "barSizeSetting": cur.text(),
+        "durationStr": cur.text(),
+        "useRTH": cur.flag(),
+        "whatToShow": cur.text(),
+        "formatDate": cur.integer(1),
+    }
+    if contract.sec_type == "BAG":
+        cur.skip(4 * cur.integer())
+    decoded["keepUpToDate"] = cur.flag()
+    return decoded
+
+
+def _head_timestamp(cur: _Cursor) -> dict[str, Any]:
+    req_id = cur.integer()
+    contract = ContractFields.read(cur)
+    cur.skip(1)  # includeExpired
+    return {
+        "reqId": req_id,
+        "contract": contract,
+        "useRTH": cur.flag(),
+        "whatToShow": cur.text(),
+        "formatDate": cur.integer(1),
+    }
 
 
 _DECODERS: dict[int, Any] = {
@@ -523,6 +568,8 @@ _DECODERS: dict[int, Any] = {
     15: _auto_open_orders,
     16: _no_fields,
     17: _no_fields,
+    20: _historical_data,
+    25: _versioned_req_id,
     49: _no_fields,
     58: _no_fields,
     59: _market_data_type,
@@ -534,6 +581,10 @@ _DECODERS: dict[int, Any] = {
     76: _account_updates_multi,
     77: _versioned_req_id,
     92: _req_pnl,
-    93: _cancel_pnl,
+    87: _head_timestamp,
+    90: _req_id_only,
+    93: _req_id_only,
+    94: _req_pnl_single,
+    95: _req_id_only,
     99: _completed_orders,
 }

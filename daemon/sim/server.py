@@ -117,7 +117,7 @@ class SimGateway:
         market = self.state.market
         if market.random_walk or self.state.matching.fill_chunk:
             self._ticker = asyncio.create_task(self._tick_forever(market.tick_interval))
-        if isinstance(self.hours, NyseHours) and not self.clock.frozen:
+        if not self.clock.frozen:
             self._clock_watch = asyncio.create_task(self._follow_clock())
 
     async def _listen(self) -> None:
@@ -192,12 +192,23 @@ class SimGateway:
     # -- market time ------------------------------------------------------------------
 
     def catch_up(self) -> None:
-        """Handle the session boundaries the running clock has passed since the last call."""
+        """Handle the session boundaries the running clock has passed since the last call, and
+        re-send the account summary values whose three minute refresh is due."""
         now = self.clock.now()
         for ts, boundary in self.hours.boundaries(self._processed_until, now):
             self._processed_until = ts
             self.publish(self._cross(boundary))
         self._processed_until = max(self._processed_until, now)
+        self._refresh_summaries()
+
+    def _refresh_summaries(self) -> None:
+        for session in self.sessions():
+            session.refresh_account_summaries(periodic=True)
+
+    def refresh_account_summaries(self) -> None:
+        """Send every account summary subscriber the values that changed, now."""
+        for session in self.sessions():
+            session.refresh_account_summaries(periodic=False)
 
     def _cross(self, boundary: Boundary) -> list[Event]:
         events = self.engine.on_boundary(boundary)
@@ -240,6 +251,7 @@ class SimGateway:
         self.clock.set(to)
         self._processed_until = to
         self.publish(_quotes_last(events))
+        self._refresh_summaries()
 
     def _path_step(self) -> list[Event]:
         events: list[Event] = []

@@ -11,6 +11,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from daemon.sim import history
 from daemon.sim import messages as m
 from daemon.sim.engine import OrderRejected
 from daemon.sim.hours import IB_TIME_ZONE_ID, Phase
@@ -32,6 +33,7 @@ from daemon.sim.protocol import (
     parse_client_versions,
     split_fields,
 )
+from daemon.sim.summary import summary_rows
 
 if TYPE_CHECKING:
     from daemon.sim.server import SimGateway
@@ -48,6 +50,9 @@ DELAYED_TICKS = {
     m.TICK_CLOSE: 75,
     m.TICK_LAST_TIMESTAMP: 88,
 }
+# IB re-sends changed account summary values every three minutes.
+ACCOUNT_SUMMARY_REFRESH_SECONDS = 180.0
+NO_SECURITY_DEFINITION = "No security definition has been found for the request"
 NOT_SUBSCRIBED = "Requested market data is not subscribed."
 DELAYED_AVAILABLE = "Requested market data is not subscribed. Delayed market data is available."
 DELAYED_SHOWN = "Requested market data is not subscribed. Displaying delayed market data."
@@ -66,6 +71,15 @@ class Subscriptions:
     positions: bool = False
     auto_bind: bool = False
     pnl: set[int] = field(default_factory=set)  # reqIds of reqPnL subscriptions
+    pnl_single: dict[int, str] = field(default_factory=dict)  # reqId -> symbol
+    account_summary: dict[int, SummarySubscription] = field(default_factory=dict)
+
+
+@dataclass
+class SummarySubscription:
+    tags: str
+    sent: dict[tuple[str, str], str]  # (tag, currency) -> the value the client has
+    sent_at: float  # sim time of the last periodic refresh
 
 
 class Session:
@@ -243,11 +257,12 @@ class Session:
         if req_id is None:
             log.debug("client %s: ignoring %s", self.client_id, name)
             return
-        # Answer with an error so that the client's request ends instead of timing out.
+        # 322 ends the request in both ib_insync and ib_async; ib_async takes 321 for a
+        # warning and would wait out its timeout.
         self.send_error(
             req_id,
-            321,
-            f"Error validating request:-'{name}' : cause - not supported by the simulator",
+            322,
+            f"Error processing request:-'{name}' : cause - not supported by the simulator",
         )
 
     # -- helpers --------------------------------------------------------------------
@@ -271,6 +286,13 @@ class Session:
             sec_type=contract.sec_type,
             currency=contract.currency,
         )
+
+    def _resolve_or_refuse(self, req_id: int, contract: ContractFields) -> Instrument | None:
+        """The instrument, or None after telling the client with error 200."""
+        inst = self._resolve(contract)
+        if inst is None:
+            self.send_error(req_id, 200, NO_SECURITY_DEFINITION)
+        return inst
 
     def send_order(self, order: SimOrder) -> None:
         self.send(m.open_order(order, self.engine.instruments[order.symbol]))
@@ -317,6 +339,47 @@ class Session:
         realized = sum(position.realized_pnl for position in account.positions.values())
         for req_id in sorted(self.subs.pnl):
             self.send([Out.PNL, req_id, account.daily_pnl(), unrealized, realized])
+        if self.subs.pnl_single:
+            fills_today = self.engine.executions_today()
+            for req_id, symbol in sorted(self.subs.pnl_single.items()):
+                self.send_pnl_single(req_id, symbol, fills_today)
+
+    def send_pnl_single(self, req_id: int, symbol: str, fills_today: list[Execution]) -> None:
+        account = self.engine.account
+        pos = account.positions.get(symbol)
+        quantity = pos.quantity if pos else 0.0
+        self.send(
+            [
+                Out.PNL_SINGLE,
+                req_id,
+                quantity,
+                account.position_daily_pnl(symbol, fills_today),
+                account.unrealized_pnl(symbol),
+                pos.realized_pnl if pos else 0.0,
+                account.market_value(symbol),
+            ]
+        )
+
+    def send_account_summary(self, req_id: int, *, changed_only: bool) -> None:
+        """The subscription's rows: all of them, or those whose value changed since sent."""
+        sub = self.subs.account_summary[req_id]
+        acct = self.engine.account.id
+        for tag, value, currency in summary_rows(self.engine.account, sub.tags):
+            if changed_only and sub.sent.get((tag, currency)) == value:
+                continue
+            sub.sent[(tag, currency)] = value
+            self.send([Out.ACCOUNT_SUMMARY, 1, req_id, acct, tag, value, currency])
+
+    def refresh_account_summaries(self, *, periodic: bool) -> None:
+        """Re-send changed summary values: at once after a control op, or when IB's three
+        minute refresh is due on the sim clock (``periodic``)."""
+        now = self.engine.clock()
+        for req_id, sub in self.subs.account_summary.items():
+            if periodic:
+                if now - sub.sent_at < ACCOUNT_SUMMARY_REFRESH_SECONDS:
+                    continue
+                sub.sent_at = now
+            self.send_account_summary(req_id, changed_only=True)
 
     def send_portfolio(self, symbol: str) -> None:
         pos = self.engine.account.positions.get(symbol)
@@ -355,9 +418,8 @@ class Session:
         self.subs.market_data_type = marketDataType
 
     def _on_reqContractDetails(self, reqId: int, contract: ContractFields) -> None:
-        inst = self._resolve(contract)
+        inst = self._resolve_or_refuse(reqId, contract)
         if inst is None:
-            self.send_error(reqId, 200, "No security definition has been found for the request")
             return
         hours = self.engine.hours.hours(self.engine.clock())
         self.send(m.contract_details(reqId, inst, hours, IB_TIME_ZONE_ID))
@@ -371,9 +433,8 @@ class Session:
         snapshot: bool,
         regulatorySnapshot: bool,
     ) -> None:
-        inst = self._resolve(contract)
+        inst = self._resolve_or_refuse(reqId, contract)
         if inst is None:
-            self.send_error(reqId, 200, "No security definition has been found for the request")
             return
         permission = self.engine.state.symbols[inst.symbol].market_data
         wants_delayed = self.subs.market_data_type in (3, 4)
@@ -444,20 +505,13 @@ class Session:
         """Updates are not streamed after the first download, so nothing to stop."""
 
     def _on_reqAccountSummary(self, reqId: int, group: str, tags: str) -> None:
-        acct = self.engine.account.id
-        values = self.engine.account.values()
-        for tag in (t.strip() for t in tags.split(",")):
-            if tag == "AccountType":
-                self.send([Out.ACCOUNT_SUMMARY, 1, reqId, acct, tag, "INDIVIDUAL", ""])
-            elif tag in values:
-                value = f"{values[tag]:.2f}"
-                self.send(
-                    [Out.ACCOUNT_SUMMARY, 1, reqId, acct, tag, value, self.engine.account.currency]
-                )
+        """All rows, the end marker, then changed rows as a subscription until cancelled."""
+        self.subs.account_summary[reqId] = SummarySubscription(tags, {}, self.engine.clock())
+        self.send_account_summary(reqId, changed_only=False)
         self.send([Out.ACCOUNT_SUMMARY_END, 1, reqId])
 
     def _on_cancelAccountSummary(self, reqId: int) -> None:
-        """A summary is sent once; there is no stream to stop."""
+        self.subs.account_summary.pop(reqId, None)
 
     def _on_reqPnL(self, reqId: int, account: str, modelCode: str) -> None:
         """Account P&L: sent at once and again whenever the account changes (IB sends it about
@@ -470,6 +524,97 @@ class Session:
 
     def _on_cancelPnL(self, reqId: int) -> None:
         self.subs.pnl.discard(reqId)
+
+    def _on_reqPnLSingle(self, reqId: int, account: str, modelCode: str, conId: int) -> None:
+        """One position's P&L: sent at once and again whenever the account changes."""
+        if account != self.engine.account.id:
+            self.send_error(
+                reqId, 321, f"Error validating request:-'reqPnLSingle' : account {account}"
+            )
+            return
+        inst = self.engine.find_instrument(con_id=conId)
+        if inst is None:
+            self.send_error(reqId, 200, NO_SECURITY_DEFINITION)
+            return
+        self.subs.pnl_single[reqId] = inst.symbol
+        self.send_pnl_single(reqId, inst.symbol, self.engine.executions_today())
+
+    def _on_cancelPnLSingle(self, reqId: int) -> None:
+        self.subs.pnl_single.pop(reqId, None)
+
+    def _on_reqHistoricalData(
+        self,
+        reqId: int,
+        contract: ContractFields,
+        endDateTime: str,
+        barSizeSetting: str,
+        durationStr: str,
+        useRTH: bool,
+        whatToShow: str,
+        formatDate: int,
+        keepUpToDate: bool,
+    ) -> None:
+        inst = self._resolve_or_refuse(reqId, contract)
+        if inst is None:
+            return
+        now = self.engine.clock()
+        try:
+            if keepUpToDate:
+                raise history.HistoryRefused(
+                    f"{history.HMDS}keepUpToDate is not simulated: request without it"
+                )
+            request = history.BarRequest(
+                symbol=inst.symbol,
+                end=history.parse_end(endDateTime, now),
+                duration=durationStr,
+                bar_size=barSizeSetting,
+                what_to_show=whatToShow.upper(),
+                use_rth=useRTH,
+                format_date=formatDate,
+            )
+            start, found = history.bars(
+                request, self._price_path(inst, now), self.engine.hours, inst.min_tick
+            )
+        except history.HistoryRefused as exc:
+            self.send_error(reqId, 162, str(exc))
+            return
+        fields: list[Field] = [
+            Out.HISTORICAL_DATA,
+            reqId,
+            history.format_bar_time(start, 1),
+            history.format_bar_time(request.end, 1),
+            len(found),
+        ]
+        for bar in found:
+            fields += [
+                bar.date,
+                bar.open,
+                bar.high,
+                bar.low,
+                bar.close,
+                bar.volume,
+                bar.average,
+                bar.bar_count,
+            ]
+        self.send(fields)
+
+    def _on_cancelHistoricalData(self, reqId: int) -> None:
+        """Bars are sent in one message; there is nothing left to stop."""
+
+    def _on_reqHeadTimeStamp(
+        self, reqId: int, contract: ContractFields, useRTH: bool, whatToShow: str, formatDate: int
+    ) -> None:
+        if self._resolve_or_refuse(reqId, contract) is None:
+            return
+        head = history.head_timestamp(self.engine.hours, use_rth=useRTH)
+        self.send([Out.HEAD_TIMESTAMP, reqId, history.format_head_timestamp(head, formatDate)])
+
+    def _on_cancelHeadTimeStamp(self, reqId: int) -> None:
+        """The head timestamp is a single answer; there is nothing left to stop."""
+
+    def _price_path(self, inst: Instrument, now: float) -> history.PricePath:
+        seed = self.engine.state.market.seed
+        return history.PricePath(seed, inst.symbol, inst.last, now, inst.min_tick)
 
     def _on_reqOpenOrders(self) -> None:
         for order in self.engine.orders_of(self.cid):

@@ -178,6 +178,22 @@ def test_working_buys_commit_buying_power(engine: Engine) -> None:
     assert [e.code for e in errors(events)] == [201]
 
 
+def test_a_buy_that_covers_a_short_is_not_charged_as_new_exposure() -> None:
+    # short 900 at 100: net liquidation 100k, gross positions 90k, buying power 10k
+    state = small_state(
+        account={"cash": 190_000},
+        positions=[{"symbol": "AAPL", "quantity": -900, "avg_cost": 100.0}],
+    )
+    engine = Engine(state, clock=lambda: 1_700_000_000.0)
+    assert engine.account.buying_power() == pytest.approx(10_000)
+    too_far = engine.place(CLIENT, order(1, "BUY", 1_000))  # 100 beyond the cover: 10,001
+    assert [e.code for e in errors(too_far)] == [201]
+    cover = engine.place(CLIENT, order(2, "BUY", 900))
+    assert not errors(cover)
+    assert [f.execution.shares for f in fills(cover)] == [900]
+    assert engine.account.positions["AAPL"].quantity == 0
+
+
 def test_twenty_active_orders_per_contract_and_side() -> None:
     engine = Engine(small_state(account={"cash": 10_000_000}))
     for i in range(1, 21):

@@ -129,8 +129,8 @@ def test_pacing_can_be_disabled() -> None:
 def test_unsupported_requests_fail_fast(
     ib: IB, errors: list[tuple[int, int, str]], until: Until
 ) -> None:
-    bars = ib.reqHistoricalData(
-        Stock("AAPL", "SMART", "USD"), "", "1 D", "1 hour", "TRADES", useRTH=True, timeout=5
+    ticks = ib.reqHistoricalTicks(
+        Stock("AAPL", "SMART", "USD"), "", "20261130 16:00:00 UTC", 100, "TRADES", useRth=True
     )
-    assert len(bars) == 0
-    assert codes(errors) == [321]
+    assert len(ticks) == 0
+    assert codes(errors) == [322]
