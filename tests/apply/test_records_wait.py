@@ -10,19 +10,9 @@ import pytest
 
 from daemon.cli.apply import _export_records
 from daemon.records.service import FlushReport, RecordsService
-from schemas.models import RuleSet
+from tests.planner.builders import rule_set
 
-RULES = RuleSet.model_validate(
-    {
-        "account": {"id": "DU1234567"},
-        "risk": {
-            "max_order_value": 10_000,
-            "max_position_fraction": 0.2,
-            "max_risk_per_trade_fraction": 0.01,
-            "max_daily_loss_fraction": 0.03,
-        },
-    }
-)
+RULES = rule_set()
 
 
 def test_a_stuck_export_does_not_hold_the_command_and_says_what_finishes_it(

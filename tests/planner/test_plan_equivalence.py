@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from daemon.planner import plan
 from daemon.planner.types import ContractFacts, Observed, Plan, Position, Quote, WorkingOrder
 from schemas.models import RuleSet, order_ref, rule_generation
-
-NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
+from tests.planner.builders import NOW, rule_set
 
 
 def random_account(seed: int, size: int) -> tuple[RuleSet, Observed]:
@@ -37,39 +36,36 @@ def random_account(seed: int, size: int) -> tuple[RuleSet, Observed]:
         roll = chooser.random()
         weight = 0.0 if roll < 0.05 else round(chooser.uniform(0.2, 2.0) / size, 8)
         targets[owner[symbol]][symbol] = weight
-    rules = RuleSet.model_validate(
-        {
-            "account": {"id": "DU1234567"},
-            "risk": {
-                "max_order_value": chooser.choice([2_000, 20_000, 200_000]),
-                "max_position_fraction": 0.25,
-                "max_risk_per_trade_fraction": 0.02,
-                "max_daily_loss_fraction": 0.05,
-                "max_orders_per_minute": chooser.choice([size // 2, 3000]),
+    rules = rule_set(
+        risk={
+            "max_order_value": chooser.choice([2_000, 20_000, 200_000]),
+            "max_position_fraction": 0.25,
+            "max_risk_per_trade_fraction": 0.02,
+            "max_daily_loss_fraction": 0.05,
+            "max_orders_per_minute": chooser.choice([size // 2, 3000]),
+        },
+        allocations={
+            "alpha": {
+                "capital": {"fraction_of_nav": 0.5},
+                "drift": {"absolute": 0.1 / size},
+                "min_trade_value": 0,
+                "targets": targets["alpha"],
             },
-            "allocations": {
-                "alpha": {
-                    "capital": {"fraction_of_nav": 0.5},
-                    "drift": {"absolute": 0.1 / size},
-                    "min_trade_value": 0,
-                    "targets": targets["alpha"],
-                },
-                "beta": {
-                    "capital": {"amount": 300_000.0 * size / 100},
-                    "drift": {"absolute": 0.3 / size},
-                    "min_trade_value": 50,
-                    "cash_buffer": {"fraction_of_nav": 0.05},
-                    "order": {"offset_bps": 25, "tif": "GTC"},
-                    "targets": targets["beta"],
-                },
-                "gamma": {
-                    "capital": {"fraction_of_nav": 0.3},
-                    "drift": {"absolute": 0.2 / size},
-                    "order": {"type": "market"},
-                    "targets": targets["gamma"],
-                },
+            "beta": {
+                "capital": {"amount": 300_000.0 * size / 100},
+                "drift": {"absolute": 0.3 / size},
+                "min_trade_value": 50,
+                "cash_buffer": {"fraction_of_nav": 0.05},
+                "order": {"offset_bps": 25, "tif": "GTC"},
+                "targets": targets["beta"],
             },
-        }
+            "gamma": {
+                "capital": {"fraction_of_nav": 0.3},
+                "drift": {"absolute": 0.2 / size},
+                "order": {"type": "market"},
+                "targets": targets["gamma"],
+            },
+        },
     )
     generations = {name: rule_generation(rules.allocations[name]) for name in rule_names}
     nav = 1_000_000.0 * size / 100
