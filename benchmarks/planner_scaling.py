@@ -1,6 +1,6 @@
 """How plan() time grows with the number of allocation targets.
 
-    .venv/bin/python benchmarks/planner_scaling.py [--repeat N] [--quick]
+    .venv/bin/python benchmarks/planner_scaling.py [--repeat N] [--sizes 1000,20000] [--quick]
 
 Builds one allocation rule with N targets against an account that holds half of them (some
 far from target, some inside the band) with a working order on every tenth, then times
@@ -21,10 +21,11 @@ from daemon.planner import plan
 from daemon.planner.types import ContractFacts, Observed, Position, Quote, WorkingOrder
 from schemas.models import RuleSet, order_ref, rule_generation
 
-SIZES = (100, 1_000, 5_000, 20_000)
+SIZES = (100, 1_000, 5_000, 20_000, 50_000)
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
-GOAL_TARGETS = 5_000
-GOAL_SECONDS = 0.100
+# (targets, seconds): issue #17 asks for 20,000 targets within 100 ms (about 5 µs per target);
+# the first round's goal was 5,000 within 100 ms.
+GOALS = ((5_000, 0.100), (20_000, 0.100))
 
 
 def symbol(index: int) -> str:
@@ -87,12 +88,36 @@ def scenario(size: int) -> tuple[RuleSet, Observed]:
     return rules, observed
 
 
+def print_side_by_side(walls: dict[int, float], cpus: dict[int, float]) -> None:
+    """µs per target at every size in one row (wall time, and CPU time, which other jobs on a
+    shared machine disturb less), and the growth from the first to the last size (1.00 is
+    linear)."""
+    sizes = sorted(walls)
+    first, last = sizes[0], sizes[-1]
+    print()
+    print(f"{'':>5}" + "".join(f"  {f'{size:,}':>9}" for size in sizes) + f"  {'growth':>7}")
+    for label, times in (("wall", walls), ("CPU", cpus)):
+        growth = (times[last] / times[first]) / (last / first)
+        print(
+            f"{label:>5}"
+            + "".join(f"  {times[size] / size * 1e6:>9.1f}" for size in sizes)
+            + f"  {growth:>7.2f}"
+        )
+    print(f"µs per target; growth = µs/target at {last:,} ÷ µs/target at {first:,}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="100 and 1,000 targets once")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: tuple(int(part) for part in text.split(",")),
+        default=SIZES,
+        help="comma-separated target counts (default: %(default)s)",
+    )
     args = parser.parse_args()
-    sizes, repeat = (SIZES[:2], 1) if args.quick else (SIZES, args.repeat)
+    sizes, repeat = (SIZES[:2], 1) if args.quick else (args.sizes, args.repeat)
 
     print(
         f"{'targets':>8}  {'intents':>8}  {'plan ms':>9}  {'CPU ms':>9}  {'µs/target':>9}  "
@@ -100,6 +125,7 @@ def main() -> None:
     )
     previous: tuple[int, float] | None = None
     bests: dict[int, float] = {}
+    cpu_bests: dict[int, float] = {}
     for size in sizes:
         rules, observed = scenario(size)
         best = best_cpu = float("inf")
@@ -116,19 +142,22 @@ def main() -> None:
             f"{best / size * 1e6:>9.1f}  {growth:>7}"
         )
         bests[size] = best
+        cpu_bests[size] = best_cpu
         previous = (size, best)
     print("growth = (time ratio) / (size ratio) against the previous row; 1.00 is linear")
     print(
         "plan ms is wall time, CPU ms the process's CPU time (less disturbed by other jobs on a "
         f"shared machine); best of {repeat}"
     )
-    if GOAL_TARGETS in bests:
-        best = bests[GOAL_TARGETS]
-        verdict = "met" if best < GOAL_SECONDS else "MISSED"
-        print(
-            f"{GOAL_TARGETS:,} targets: {best * 1000:.1f} ms "
-            f"(goal < {GOAL_SECONDS * 1000:.0f} ms): {verdict}"
-        )
+    print_side_by_side(bests, cpu_bests)
+    for goal_targets, goal_seconds in GOALS:
+        if goal_targets in bests:
+            best = bests[goal_targets]
+            verdict = "met" if best <= goal_seconds else "MISSED"
+            print(
+                f"{goal_targets:,} targets: {best * 1000:.1f} ms "
+                f"(goal <= {goal_seconds * 1000:.0f} ms): {verdict}"
+            )
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     print(
         f"machine: {os.cpu_count()} CPUs, python {platform.python_version()}, load average {load}"

@@ -62,10 +62,16 @@ class SimProcess:
 
 @contextmanager
 def sim_process(
-    workdir: Path, *, symbols: int = 0, ack_delay_ms: float = 0.0, name: str = "wire"
+    workdir: Path,
+    *,
+    symbols: int = 0,
+    ack_delay_ms: float = 0.0,
+    name: str = "wire",
+    state: Path | None = None,
 ) -> Iterator[SimProcess]:
-    """A fresh gateway (default account: 1,000,000 USD cash, IB's 50 messages/s enforced) on a
-    free loopback port, with ``symbols`` synthetic tickers and acknowledgements delayed."""
+    """A fresh gateway (default account: 1,000,000 USD cash, IB's 50 messages/s enforced, or
+    the ``state`` file) on a free loopback port, with ``symbols`` synthetic tickers and
+    acknowledgements delayed."""
     wire_log = workdir / f"{name}.jsonl"
     command = [
         sys.executable,
@@ -82,6 +88,8 @@ def sim_process(
     ]
     if symbols:
         command += ["--symbols", str(symbols)]
+    if state is not None:
+        command += ["--state", str(state)]
     process = subprocess.Popen(
         command,
         stdin=subprocess.PIPE,

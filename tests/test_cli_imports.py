@@ -51,3 +51,24 @@ def test_the_daemon_loads_the_cloud_storage_client_only_when_a_bucket_is_configu
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.split()[-1] == "False"
+
+
+def test_the_daemon_loads_pyarrow_only_when_it_writes_a_batch(tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "import daemon.cli.run\n"
+        "from daemon.journal import Journal\n"
+        "from daemon.records.service import RecordsService\n"
+        "from schemas.models import Records\n"
+        f"Journal.open(Path({str(tmp_path / 'state')!r})).close()\n"
+        f"records = Records(dir={str(tmp_path / 'records')!r})\n"
+        f"report = RecordsService(Path({str(tmp_path / 'state')!r}), records, None).flush_once()\n"
+        "print(len(report.batches), 'pyarrow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "from pathlib import Path\n" + script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split()[-2:] == ["0", "False"], result.stdout + result.stderr

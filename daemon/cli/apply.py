@@ -4,6 +4,7 @@ matches the rules or nothing more can be done now; or exactly one saved plan (do
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
 import sqlite3
 import sys
@@ -29,6 +30,9 @@ EXIT_USAGE = 64
 MAX_PASSES = 20
 """A bound on the passes of one apply: each needs the previous one's orders acknowledged, so
 this many means the account keeps moving; what is left is reported, and the next apply goes on."""
+# Exporting one pass's fills takes well under a second; an upload stuck in the network is what
+# this bounds.
+RECORDS_WAIT_SECONDS = 5.0
 
 
 def register(subparsers: Any) -> None:
@@ -74,6 +78,15 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help=f"messages per second to the gateway, all kinds together (default {DEFAULT_RATE:g}; "
         "IB allows 50)",
+    )
+    parser.add_argument(
+        "--records-wait",
+        type=float,
+        default=RECORDS_WAIT_SECONDS,
+        metavar="S",
+        help="seconds the command may wait at its end to export (and upload) the pass's records "
+        f"(default {RECORDS_WAIT_SECONDS:g}); what is not done by then stays in the journal for "
+        "the daemon or `tradectl records export`/`upload`",
     )
     parser.set_defaults(func=run)
 
@@ -209,7 +222,7 @@ def _apply(args: argparse.Namespace) -> int:
             "again: the journal makes that safe, nothing is sent twice"
         ) from exc
     code = run_state.report(show, args.path, rules.generation())
-    records = _export_records(rules, state_dir, out)
+    records = _export_records(rules, state_dir, out, args.records_wait)
     if args.json:
         print(json.dumps(run_state.as_json(rules, rules_path, code, records), indent=2))
     return code
@@ -423,15 +436,34 @@ def _remaining(passes: list[PassResult]) -> list[str]:
     return lines
 
 
-def _export_records(rules: RuleSet, state_dir: Path, out: TextIO) -> list[str]:
-    """Write this run's fills to records.dir (and GCS) now; the journal already holds them,
-    so a failure here loses nothing: the next apply or the daemon exports them."""
+def _export_records(rules: RuleSet, state_dir: Path, out: TextIO, wait: float) -> list[str]:
+    """Write this run's fills to records.dir (and GCS) now, waiting at most ``wait`` seconds;
+    the journal already holds them, so a failure or an export cut short loses nothing: the
+    next apply, the daemon or `tradectl records export`/`upload` finish it."""
     # Imported here, after the orders are out: pyarrow and the Cloud Storage client take
     # ~0.13 s to import, which would otherwise delay the first order message.
-    from daemon.records.service import RecordsService
+    from daemon.records.service import FlushReport, RecordsService
+    from daemon.records.worker import AbandonableWorker
 
+    # An upload can hang in the network for its whole timeout; the user should not. The worker
+    # is abandoned at exit: batch files are written under a temp name and renamed, and the
+    # journal commits each change in one transaction, so whatever is cut short is redone later.
+    def flush() -> FlushReport:
+        return RecordsService(state_dir, rules.records, rules.account.id).flush_once()
+
+    worker = AbandonableWorker("records-export")
+    flushed = worker.submit(flush)
+    worker.shutdown(wait=False)
     try:
-        report = RecordsService(state_dir, rules.records, rules.account.id).flush_once()
+        report = flushed.result(timeout=wait)
+    except concurrent.futures.TimeoutError:
+        print(
+            f"warning: records export not finished after {wait:g} s; the journal keeps every "
+            "row: the daemon or `tradectl records export` and `tradectl records upload` "
+            "finish it",
+            file=sys.stderr,
+        )
+        return []
     except (OSError, sqlite3.Error, ValueError) as exc:
         print(f"warning: records not exported ({exc}); they stay in the journal", file=sys.stderr)
         return []

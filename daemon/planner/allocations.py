@@ -225,13 +225,14 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
             "narrow drift.absolute"
         )
 
+    no_orders: list[OwnedOrder] = []
     for symbol in sorted(outcome.targets):
-        orders = by_symbol.get(symbol, [])
-        where = f"allocations.{name}: {symbol}"
+        orders = by_symbol.get(symbol, no_orders)
         pending = [owned.order.order_id for owned in orders if owned.pending_cancel]
         if pending:
             draft.notes.append(
-                f"{where}: waiting for the cancel of order {pending[0]} to be confirmed"
+                f"allocations.{name}: {symbol}: waiting for the cancel of order {pending[0]} "
+                "to be confirmed"
             )
             continue
         price, why = book.fresh_price(symbol)
@@ -240,7 +241,10 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
             continue
         facts = book.facts(symbol)
         if facts is None:
-            draft.notes.append(f"{where}: no contract details (min tick, lot size); not planned")
+            draft.notes.append(
+                f"allocations.{name}: {symbol}: no contract details (min tick, lot size); "
+                "not planned"
+            )
             continue
         wants = _decide_symbol(
             name,
@@ -279,10 +283,11 @@ def _decide_symbol(
     mode, amount = target
     weight = amount if mode == "weight" else amount * price / capital
     position = book.observed.position(symbol)
-    current = [owned for owned in orders if owned.generation == generation]
-    effective = position + sum(
-        signed(owned.order.action, owned.order.remaining) for owned in current
-    )
+    working = 0.0
+    for owned in orders:
+        if owned.generation == generation:
+            working += signed(owned.order.action, owned.order.remaining)
+    effective = position + working
     if amount == 0:
         desired = 0
     elif mode == "shares":
@@ -351,7 +356,9 @@ def _decide_symbol(
 
     carrier: OwnedOrder | None = None
     blocking_change = False
-    for owned in sorted(orders, key=lambda o: (o.generation != generation, o.order.order_id)):
+    if len(orders) > 1:
+        orders = sorted(orders, key=lambda o: (o.generation != generation, o.order.order_id))
+    for owned in orders:
         order = owned.order
         same_form = order.action == action and order.order_type == order_type
         if carrier is None and same_form and wanted_quantity > 0:

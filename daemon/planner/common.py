@@ -166,6 +166,7 @@ class Book:
     def __init__(self, observed: Observed, now: datetime) -> None:
         self.observed = observed
         self.now = now
+        self._stale_before = _as_utc(now) - QUOTE_MAX_AGE
         self.live: tuple[WorkingOrder, ...] = tuple(
             order for order in observed.working_orders if order.status not in TERMINAL_STATUSES
         )
@@ -289,9 +290,9 @@ class Book:
             return None, f"{symbol}: no quote"
         if not (math.isfinite(quote.last) and quote.last > 0):
             return None, f"{symbol}: no usable last price ({quote.last})"
-        age = _as_utc(self.now) - _as_utc(quote.time)
-        if age > QUOTE_MAX_AGE:
-            minutes = int(age.total_seconds() // 60)
+        quoted = _as_utc(quote.time)
+        if quoted < self._stale_before:
+            minutes = int((_as_utc(self.now) - quoted).total_seconds() // 60)
             return None, f"{symbol}: quote is stale ({minutes} min old, limit 15 min)"
         return quote.last, ""
 

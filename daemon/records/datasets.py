@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
-
-import pyarrow as pa
 
 from daemon.records.model import FillRecord, FillSource, OrderRecord, OrderSource
 from daemon.records.parquet import FILLS_DATASET, ORDERS_DATASET, fills_table, orders_table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class ExportRow(Protocol):

@@ -7,80 +7,96 @@ produces the same file (and the same checksum the GCS uploader compares against)
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import google_crc32c
-import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 
 from daemon.records.model import DEFAULT_TRADE_ZONE, FillRecord, OrderRecord, trade_date
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow (~40 MB resident) is imported by the functions that build tables and files, not
+# here: the daemon imports this module at start and may run for days before its first batch.
+
 FILLS_DATASET = "fills"
 
-FILL_SCHEMA = pa.schema(
-    [
-        pa.field("exec_id", pa.string(), nullable=False),
-        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("trade_date", pa.date32(), nullable=False),
-        pa.field("account", pa.string()),
-        pa.field("symbol", pa.string(), nullable=False),
-        pa.field("con_id", pa.int64()),
-        pa.field("side", pa.string(), nullable=False),
-        pa.field("quantity", pa.float64(), nullable=False),
-        pa.field("price", pa.float64(), nullable=False),
-        pa.field("commission", pa.float64()),
-        pa.field("commission_currency", pa.string()),
-        pa.field("order_id", pa.int64(), nullable=False),
-        pa.field("perm_id", pa.int64(), nullable=False),
-        pa.field("order_ref", pa.string()),
-        pa.field("rule", pa.string()),
-        pa.field("leg", pa.string()),
-        pa.field("rule_generation", pa.string()),
-        pa.field("intent_reason", pa.string()),
-        pa.field("config_generation", pa.string()),
-        pa.field("journal_seq", pa.int64(), nullable=False),
-    ]
-)
+
+@functools.cache
+def fill_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("exec_id", pa.string(), nullable=False),
+            pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("trade_date", pa.date32(), nullable=False),
+            pa.field("account", pa.string()),
+            pa.field("symbol", pa.string(), nullable=False),
+            pa.field("con_id", pa.int64()),
+            pa.field("side", pa.string(), nullable=False),
+            pa.field("quantity", pa.float64(), nullable=False),
+            pa.field("price", pa.float64(), nullable=False),
+            pa.field("commission", pa.float64()),
+            pa.field("commission_currency", pa.string()),
+            pa.field("order_id", pa.int64(), nullable=False),
+            pa.field("perm_id", pa.int64(), nullable=False),
+            pa.field("order_ref", pa.string()),
+            pa.field("rule", pa.string()),
+            pa.field("leg", pa.string()),
+            pa.field("rule_generation", pa.string()),
+            pa.field("intent_reason", pa.string()),
+            pa.field("config_generation", pa.string()),
+            pa.field("journal_seq", pa.int64(), nullable=False),
+        ]
+    )
+
 
 ORDERS_DATASET = "orders"
 
-ORDER_SCHEMA = pa.schema(
-    [
-        pa.field("order_id", pa.int64(), nullable=False),
-        pa.field("perm_id", pa.int64(), nullable=False),
-        pa.field("client_id", pa.int64(), nullable=False),
-        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field("trade_date", pa.date32(), nullable=False),
-        pa.field("submitted", pa.timestamp("us", tz="UTC")),
-        pa.field("account", pa.string()),
-        pa.field("symbol", pa.string(), nullable=False),
-        pa.field("con_id", pa.int64()),
-        pa.field("side", pa.string(), nullable=False),
-        pa.field("order_type", pa.string(), nullable=False),
-        pa.field("quantity", pa.float64(), nullable=False),
-        pa.field("limit_price", pa.float64()),
-        pa.field("aux_price", pa.float64()),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("filled", pa.float64(), nullable=False),
-        pa.field("average_price", pa.float64()),
-        pa.field("executions", pa.int64(), nullable=False),
-        pa.field("commission", pa.float64()),
-        pa.field("order_ref", pa.string()),
-        pa.field("rule", pa.string()),
-        pa.field("leg", pa.string()),
-        pa.field("rule_generation", pa.string()),
-        pa.field("intent_reason", pa.string()),
-        pa.field("config_generation", pa.string()),
-        pa.field("journal_seq", pa.int64(), nullable=False),
-    ]
-)
+
+@functools.cache
+def order_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field("order_id", pa.int64(), nullable=False),
+            pa.field("perm_id", pa.int64(), nullable=False),
+            pa.field("client_id", pa.int64(), nullable=False),
+            pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("trade_date", pa.date32(), nullable=False),
+            pa.field("submitted", pa.timestamp("us", tz="UTC")),
+            pa.field("account", pa.string()),
+            pa.field("symbol", pa.string(), nullable=False),
+            pa.field("con_id", pa.int64()),
+            pa.field("side", pa.string(), nullable=False),
+            pa.field("order_type", pa.string(), nullable=False),
+            pa.field("quantity", pa.float64(), nullable=False),
+            pa.field("limit_price", pa.float64()),
+            pa.field("aux_price", pa.float64()),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("filled", pa.float64(), nullable=False),
+            pa.field("average_price", pa.float64()),
+            pa.field("executions", pa.int64(), nullable=False),
+            pa.field("commission", pa.float64()),
+            pa.field("order_ref", pa.string()),
+            pa.field("rule", pa.string()),
+            pa.field("leg", pa.string()),
+            pa.field("rule_generation", pa.string()),
+            pa.field("intent_reason", pa.string()),
+            pa.field("config_generation", pa.string()),
+            pa.field("journal_seq", pa.int64(), nullable=False),
+        ]
+    )
+
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 
@@ -111,7 +127,9 @@ def fills_table(fills: Sequence[FillRecord], zone: ZoneInfo = DEFAULT_TRADE_ZONE
         }
         for fill in fills
     ]
-    return pa.Table.from_pylist(rows, schema=FILL_SCHEMA)
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=fill_schema())
 
 
 def orders_table(orders: Sequence[OrderRecord], zone: ZoneInfo = DEFAULT_TRADE_ZONE) -> pa.Table:
@@ -146,16 +164,24 @@ def orders_table(orders: Sequence[OrderRecord], zone: ZoneInfo = DEFAULT_TRADE_Z
         }
         for order in orders
     ]
-    return pa.Table.from_pylist(rows, schema=ORDER_SCHEMA)
+    import pyarrow as pa
+
+    return pa.Table.from_pylist(rows, schema=order_schema())
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd")
     return bytes(sink.getvalue().to_pybytes())
 
 
 def csv_bytes(table: pa.Table) -> bytes:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
     sink = pa.BufferOutputStream()
     pa_csv.write_csv(table, sink)
     return bytes(sink.getvalue().to_pybytes())

@@ -55,3 +55,10 @@ def test_footprint_reads_the_daemon_rss_and_cpu() -> None:
     output = run_quick("-m", "benchmarks.footprint")
     assert "| rules | seconds | RSS MB |" in output
     assert "peak RSS " in output
+
+
+def test_protection_measures_the_modify_after_each_fill() -> None:
+    output = run_quick("-m", "benchmarks.protection")
+    assert "| fills | modifies | p50 ms |" in output
+    # Every fill was followed by a modify of the bracket's working stop or take-profit.
+    assert "|     3 |        3 |" in output
