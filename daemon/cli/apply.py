@@ -16,7 +16,7 @@ from daemon.plan_report import render_table
 from daemon.planner.types import Plan
 from daemon.runtime.reconcile import PassResult, reconcile_pass
 from daemon.runtime.session import open_session, quiet_client_logging
-from schemas.loader import halt_file, load_rule_set
+from schemas.loader import halt_file, halt_present, load_rule_set
 from schemas.models import RuleSet
 
 DEFAULT_RULES = "rules/"
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     state_dir = resolve_state_dir(args.state_dir)
     halt = halt_file(Path(args.path))
-    halted = halt.is_file()
+    halted = halt_present(Path(args.path))
     if halted:
         print(
             f"tradectl apply: {halt} exists: trading is halted, nothing "

@@ -21,6 +21,7 @@ from typing import IO, Any, Literal
 
 from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
 from daemon.planner.types import Intent
+from daemon.private_files import LoosePermissions, ensure_state_dir, make_private, open_private
 
 STATE_DIR_ENV = "TRADECTL_STATE_DIR"
 DEFAULT_STATE_DIR = "var/state"
@@ -193,10 +194,14 @@ class Journal:
     @classmethod
     def open(cls, state_dir: Path, clock: Clock = utc_now) -> Journal:
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            ensure_state_dir(state_dir)
+        except LoosePermissions as exc:
+            raise JournalError(str(exc)) from exc
         except OSError as exc:
             raise JournalError(f"cannot create state directory {state_dir}: {exc}") from exc
-        lock = (state_dir / LOCK_FILE).open("a", encoding="utf-8")
+        lock = os.fdopen(
+            open_private(state_dir / LOCK_FILE, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8"
+        )
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -205,11 +210,15 @@ class Journal:
                 f"{state_dir} is in use by another tradectl process (apply or run); wait for it "
                 "to finish or use another --state-dir"
             ) from exc
+        # SQLite gives the WAL and SHM the mode of the database file: 0600 from the start.
+        os.close(open_private(state_dir / JOURNAL_FILE, os.O_RDWR))
         connection = sqlite3.connect(
             state_dir / JOURNAL_FILE, isolation_level=None, check_same_thread=False
         )
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA journal_mode=WAL")
+        for suffix in ("-wal", "-shm"):
+            make_private(state_dir / f"{JOURNAL_FILE}{suffix}")
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=5000")
         connection.execute("PRAGMA synchronous=FULL")

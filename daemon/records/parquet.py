@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from daemon.private_files import make_dirs, open_private, records_modes
 from daemon.records.model import DEFAULT_TRADE_ZONE, FillRecord, OrderRecord, trade_date
 
 FILLS_DATASET = "fills"
@@ -184,9 +185,10 @@ def write_atomic(path: Path, data: bytes) -> None:
     The temp name starts with a dot and does not end in ``.parquet``, so pyarrow, pandas and
     DuckDB dataset readers skip it if a crash leaves it behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    modes = records_modes()
+    make_dirs(path.parent, modes)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "wb") as handle:
+    with os.fdopen(open_private(temp, os.O_WRONLY | os.O_TRUNC, modes), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from daemon.private_files import make_private, open_private
+
 log = logging.getLogger("tradectl.daemon")
 
 SOCKET_NAME = "control.sock"
@@ -49,7 +51,7 @@ class StateDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_private(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -86,6 +88,7 @@ class ControlServer:
             )
         finally:
             os.umask(previous_umask)
+        make_private(self.path)
 
     async def close(self) -> None:
         if self._server is not None:
