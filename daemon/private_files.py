@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from schemas.strict_modes import TrustPolicy
+
 log = logging.getLogger("tradectl.security")
 
 PRIVATE_DIR_MODE = 0o700
@@ -108,9 +110,33 @@ def make_private(path: Path) -> None:
         os.chmod(path, PRIVATE_FILE_MODE)
 
 
-def loose_state_dir_problem(path: Path, euid: int | None = None) -> str | None:
+def _operators_gid() -> int | None:
+    return TrustPolicy.from_environment().operators_gid
+
+
+def state_dir_modes(operators_gid: int | None = None) -> FileModes:
+    """0700; 0710 with the operators group, whose members then reach the control socket (and
+    nothing else: the journal stays 0600)."""
+    if operators_gid is None:
+        return PRIVATE
+    return FileModes(dir_mode=0o710, group=operators_gid)
+
+
+def make_control_socket_private(path: Path, operators_gid: int | None = None) -> None:
+    """The control socket: 0600, or 0660 for the operators group (each caller is still checked
+    with SO_PEERCRED by the daemon)."""
+    if operators_gid is None:
+        make_private(path)
+    else:
+        _apply(path, 0o660, operators_gid)
+
+
+def loose_state_dir_problem(
+    path: Path, euid: int | None = None, operators_gid: int | None = None
+) -> str | None:
     """Why ``path`` is not a private state directory, with the command that fixes it; None
-    when it is (a directory owned by this user, no access for group or others)."""
+    when it is (a directory owned by this user, no access for group or others, except search
+    access for the operators group)."""
     uid = os.geteuid() if euid is None else euid
     info = path.stat()
     if not stat.S_ISDIR(info.st_mode):
@@ -121,7 +147,8 @@ def loose_state_dir_problem(path: Path, euid: int | None = None) -> str | None:
             f"another user controls the journal; fix with `chown -R {uid} {path}` or use "
             "another --state-dir"
         )
-    loose = stat.S_IMODE(info.st_mode) & 0o077
+    allowed = 0o010 if operators_gid is not None and info.st_gid == operators_gid else 0
+    loose = stat.S_IMODE(info.st_mode) & 0o077 & ~allowed
     if loose:
         return (
             f"state directory {path} is mode {stat.S_IMODE(info.st_mode):04o}: other users can "
@@ -140,10 +167,11 @@ def _what(bits: int) -> str:
 
 def ensure_state_dir(path: Path, environ: Mapping[str, str] | None = None) -> None:
     """Create the state directory 0700, or check an existing one; raises LoosePermissions."""
+    operators_gid = _operators_gid()
     if not path.exists():
-        make_dirs(path)
+        make_dirs(path, state_dir_modes(operators_gid))
         return
-    problem = loose_state_dir_problem(path)
+    problem = loose_state_dir_problem(path, operators_gid=operators_gid)
     if problem is None:
         return
     env = os.environ if environ is None else environ
