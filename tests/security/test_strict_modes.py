@@ -9,8 +9,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 from schemas.loader import load_rule_set
 from schemas.strict_modes import TrustPolicy, untrusted_input_problems
 
