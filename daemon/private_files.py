@@ -181,3 +181,15 @@ def ensure_state_dir(path: Path, environ: Mapping[str, str] | None = None) -> No
     raise LoosePermissions(
         f"{problem} (or set {ALLOW_LOOSE_STATE_ENV}=1 to accept it with a warning)"
     )
+
+
+def exposed_secret_problem(path: Path) -> str | None:
+    """Why a credentials file is not secret (other users can read or change it), with the
+    ``chmod`` that fixes it; None when only its owner can. Like ssh with a private key."""
+    loose = stat.S_IMODE(path.stat().st_mode) & 0o077
+    if not loose:
+        return None
+    return (
+        f"credentials file {path} is readable or writable by other users: refused; "
+        f"fix with `chmod 600 {path}`"
+    )

@@ -275,7 +275,17 @@ def _one_validation_error(source: _Source, detail: ErrorDetails) -> RuleError:
         return source.error(field_path, _missing_message(field_path), at=at)
     if kind == "extra_forbidden":
         return source.error(field_path, _unknown_key_message(field_path), prefer_key=True)
-    return source.error(field_path, _message(detail), prefer_key=names_key)
+    shown = None if _bears_secrets(field_path) else detail.get("input")
+    return source.error(field_path, _message(detail, shown), prefer_key=names_key)
+
+
+# Fields that can carry credentials by mistake (a URL with a user:password@ or a token): their
+# value is never repeated in an error message, which ends up in logs and `tradectl status`.
+_SECRET_BEARING_FIELDS: tuple[FieldPath, ...] = (("records", "gcs"), ("alerts",))
+
+
+def _bears_secrets(path: FieldPath) -> bool:
+    return any(path[: len(field)] == field for field in _SECRET_BEARING_FIELDS)
 
 
 def _has_child(data: object, element: str | int) -> bool:
@@ -302,10 +312,9 @@ def _unknown_key_message(path: FieldPath) -> str:
     return message
 
 
-def _message(detail: ErrorDetails) -> str:
+def _message(detail: ErrorDetails, given: object) -> str:
     kind = detail["type"]
     context: dict[str, Any] = dict(detail.get("ctx") or {})
-    given = detail.get("input")
     if kind == "string_pattern_mismatch":
         meaning = _PATTERN_MEANINGS.get(str(context.get("pattern")))
         if meaning is not None:
