@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from daemon.sim.faults import malformed_frames
 from daemon.sim.model import AccountSnapshot
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class SimControl:
             "delay_acks",
             "connectivity_lost",
             "connectivity_restored",
+            "send_malformed",
             "snapshot",
         }
     )
@@ -74,6 +76,14 @@ class SimControl:
     def connectivity_restored(self) -> None:
         """Send error 1102 to every client."""
         self._gateway.broadcast_error(*CONNECTIVITY_RESTORED)
+
+    def send_malformed(self, kind: str) -> None:
+        """Write malformed, truncated, out-of-order or oversized messages to every client:
+        one of ``daemon.sim.faults.MALFORMED`` (docs/sim.md)."""
+        frames = malformed_frames(kind)
+        for session in self._gateway.sessions():
+            for data in frames:
+                session.send_raw(data)
 
     def snapshot(self) -> AccountSnapshot:
         return self._gateway.snapshot()
