@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.private_files import records_modes
+from daemon.private_files import (
+    ensure_state_dir,
+    loose_state_dir_problem,
+    make_control_socket_private,
+    records_modes,
+)
 from daemon.records.parquet import write_atomic
 from tests.daemon.e2e_support import wait_until
 
@@ -150,3 +155,22 @@ def test_the_explicit_setting_accepts_a_loose_state_directory_with_a_warning(
     assert result.returncode == 0, result.stderr
     assert "accepted because TRADECTL_ALLOW_LOOSE_STATE_DIR=1" in result.stderr
     assert mode(state / "journal.sqlite3") == 0o600
+
+
+def test_the_operators_group_reaches_the_socket_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gid = os.getegid()
+    monkeypatch.setenv("TRADECTL_OPERATORS_GROUP", grp.getgrgid(gid).gr_name)
+    state = tmp_path / "state"
+    ensure_state_dir(state)
+    assert mode(state) == 0o710
+    assert state.stat().st_gid == gid
+    ensure_state_dir(state)  # accepted again at the next start
+    sock = state / "control.sock"
+    sock.touch(mode=0o644)
+    make_control_socket_private(sock, gid)
+    assert mode(sock) == 0o660
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir(mode=0o750)
+    assert loose_state_dir_problem(elsewhere, operators_gid=gid) is not None
