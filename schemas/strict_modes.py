@@ -71,21 +71,26 @@ def _user_name(uid: int) -> str | None:
         return None
 
 
-def _is_member(uid: int, gid: int) -> bool:
+def _user_and_group(uid: int, gid: int) -> tuple[pwd.struct_passwd, grp.struct_group] | None:
     try:
-        user = pwd.getpwuid(uid)
-        group = grp.getgrgid(gid)
+        return pwd.getpwuid(uid), grp.getgrgid(gid)
     except KeyError:
+        return None
+
+
+def _is_member(uid: int, gid: int) -> bool:
+    found = _user_and_group(uid, gid)
+    if found is None:
         return False
+    user, group = found
     return user.pw_gid == gid or user.pw_name in group.gr_mem
 
 
 def _is_private_group(gid: int, owner: int) -> bool:
-    try:
-        user = pwd.getpwuid(owner)
-        group = grp.getgrgid(gid)
-    except KeyError:
+    found = _user_and_group(owner, gid)
+    if found is None:
         return False
+    user, group = found
     return user.pw_gid == gid and set(group.gr_mem) <= {user.pw_name}
 
 

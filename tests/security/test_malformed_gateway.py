@@ -5,15 +5,16 @@ keeps its memory bounded."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from daemon.ib.inbound_guard import MAX_FRAME_BYTES, oversized_frame
-from daemon.sim import SimState, SimThread, start_sim_thread
+from daemon.sim import SimThread
 from daemon.sim.faults import MALFORMED, malformed_frames
-from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, ladder, wait_until
+from tests.daemon.e2e_support import DaemonProcess, Wire, wait_until
+
+from .support import ladder_rules
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +30,6 @@ UNDECODABLE = (
 # Well-formed but unexpected: logged or ignored, the connection stays.
 TOLERATED = ("unknown_message", "out_of_order")
 RSS_GROWTH_LIMIT_KB = 64 * 1024
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimThread]:
-    gateway = start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl")
-    yield gateway
-    gateway.stop()
 
 
 def rss_kb(pid: int) -> int:
@@ -62,10 +56,7 @@ def test_the_daemon_survives_a_malformed_gateway_and_sends_nothing_because_of_it
     tmp_path: Path, sim: SimThread
 ) -> None:
     wire = Wire(tmp_path / "wire.jsonl")
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "account.yaml").write_text(ACCOUNT_RULES.format(port=sim.port, every="1h"))
-    (rules / "rules.yaml").write_text("version: 1\nscales:\n" + ladder("dip", "AAPL", 200))
+    rules = ladder_rules(tmp_path, sim.port)
     # Debug: a pass that sends nothing logs "pass complete" only at that level.
     daemon = DaemonProcess(
         rules, tmp_path / "state", tmp_path / "daemon.log", extra=("--log-level", "debug")

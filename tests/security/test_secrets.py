@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,16 +56,6 @@ def rules_with_gcs(tmp_path: Path, url: str) -> Path:
             assert url in text
         (rules / source.name).write_text(text)
     return rules
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
 
 
 def test_a_planted_secret_appears_in_no_output(

@@ -6,22 +6,16 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimState, SimThread, start_sim_thread
+from daemon.sim import SimThread
 from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, ladder, wait_until
 
+from .support import ladder_rules
+
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def sim(tmp_path: Path) -> Iterator[SimThread]:
-    gateway = start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl")
-    yield gateway
-    gateway.stop()
 
 
 def limits(wire: Wire) -> set[float]:
@@ -40,11 +34,8 @@ def test_a_loose_rule_change_keeps_the_last_good_set_and_sends_nothing(
     tmp_path: Path, sim: SimThread
 ) -> None:
     wire = Wire(tmp_path / "wire.jsonl")
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "account.yaml").write_text(ACCOUNT_RULES.format(port=sim.port, every="1h"))
+    rules = ladder_rules(tmp_path, sim.port)
     scales = rules / "rules.yaml"
-    scales.write_text("version: 1\nscales:\n" + ladder("dip", "AAPL", 200))
     daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "daemon.log").start()
     try:
         wire.wait_placed(lambda placed: {200.0, 199.0} <= limits(wire), 60, "the ladder")
