@@ -167,11 +167,16 @@ def _what(bits: int) -> str:
 
 def ensure_state_dir(path: Path, environ: Mapping[str, str] | None = None) -> None:
     """Create the state directory 0700, or check an existing one; raises LoosePermissions."""
-    operators_gid = _operators_gid()
     if not path.exists():
-        make_dirs(path, state_dir_modes(operators_gid))
+        make_dirs(path, state_dir_modes(_operators_gid()))
         return
-    problem = loose_state_dir_problem(path, operators_gid=operators_gid)
+    check_state_dir(path, environ)
+
+
+def check_state_dir(path: Path, environ: Mapping[str, str] | None = None) -> None:
+    """Refuse an existing state directory that other users can read or write (LoosePermissions),
+    unless ``TRADECTL_ALLOW_LOOSE_STATE_DIR=1``, which only warns."""
+    problem = loose_state_dir_problem(path, operators_gid=_operators_gid())
     if problem is None:
         return
     env = os.environ if environ is None else environ

@@ -21,7 +21,13 @@ from typing import IO, Any, Literal
 
 from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
 from daemon.planner.types import Intent
-from daemon.private_files import LoosePermissions, ensure_state_dir, make_private, open_private
+from daemon.private_files import (
+    LoosePermissions,
+    check_state_dir,
+    ensure_state_dir,
+    make_private,
+    open_private,
+)
 
 STATE_DIR_ENV = "TRADECTL_STATE_DIR"
 DEFAULT_STATE_DIR = "var/state"
@@ -178,6 +184,10 @@ class Journal:
         path = state_dir / JOURNAL_FILE
         if not path.exists():
             return None
+        try:
+            check_state_dir(state_dir)
+        except LoosePermissions as exc:
+            raise JournalError(str(exc)) from exc
         connection = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
         )

@@ -163,3 +163,17 @@ def test_the_operators_group_reaches_the_socket_and_nothing_else(
     elsewhere = tmp_path / "other"
     elsewhere.mkdir(mode=0o750)
     assert loose_state_dir_problem(elsewhere, operators_gid=gid) is not None
+
+
+def test_plan_and_status_refuse_a_journal_others_could_have_replaced(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert tradectl("halt", "--state-dir", str(state), cwd=tmp_path).returncode == 0
+    state.chmod(0o775)
+    planned = tradectl(
+        "plan", str(REPO / "rules"), "--sim", "--state-dir", str(state), cwd=tmp_path
+    )
+    assert planned.returncode == 1
+    assert f"chmod 700 {state}" in planned.stderr
+    shown = tradectl("status", "--state-dir", str(state), cwd=tmp_path)
+    assert shown.returncode == 1
+    assert f"chmod 700 {state}" in shown.stderr
