@@ -97,7 +97,8 @@ class InboundGuard:
     def _on_data(self, data: bytes) -> None:
         if self._tripped:
             return
-        size = oversized_frame(self._client._data + data)
+        buffered = self._client._data
+        size = oversized_frame(buffered + data if buffered else data)
         if size is not None:
             self._fault(f"a frame of {size} bytes (the limit is {MAX_FRAME_BYTES})")
             return
