@@ -7,6 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+# asyncio.run() in these tests clears the thread's loop, which later ib_insync tests need.
+from tests.daemon.conftest import _leave_a_current_event_loop as _leave_a_current_event_loop
+
 # The daemon tests' sim: the default state, a free port, a wire log in tmp_path.
 from tests.daemon.test_e2e import sim as sim
 

@@ -30,7 +30,6 @@ def ib() -> Iterator[IB]:
     ib.client.decoder.serverVersion = 176
     ib.client._apiReady = True
     yield ib
-    asyncio.set_event_loop(None)
     loop.close()
 
 
