@@ -32,6 +32,7 @@ log = logging.getLogger("tradectl.daemon")
 SOCKET_NAME = "control.sock"
 LOCK_NAME = "daemon.lock"
 MAX_REQUEST_BYTES = 64 * 1024
+REFUSED_READ_SECONDS = 5.0
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -143,6 +144,10 @@ class ControlServer:
             refusal = self._refusal(writer)
             if refusal is not None:
                 log.warning("control socket: %s", refusal)
+                # Read (and ignore) the request first: closing on a caller still writing would
+                # show it a broken pipe instead of the refusal.
+                with contextlib.suppress(TimeoutError, ValueError, asyncio.LimitOverrunError):
+                    await asyncio.wait_for(reader.readline(), REFUSED_READ_SECONDS)
                 reply: dict[str, Any] = {"ok": False, "error": refusal}
             else:
                 reply = await self._reply(reader)
