@@ -73,10 +73,10 @@ def test_the_daemon_survives_a_malformed_gateway_and_sends_nothing_because_of_it
                 mark = len(daemon.lines())
                 sim.control.send_malformed(kind)
                 daemon.wait_message("the gateway sent", timeout=60, after=mark)
-                daemon.wait_message("resynced with the gateway", timeout=60, after=mark)
+                resynced = daemon.wait_message("resynced with the gateway", timeout=60, after=mark)
             # Between passes, so that no listing of open orders is outstanding: an end sent
             # while one is cannot be told from the real one (docs/security.md).
-            daemon.wait_message("pass complete", timeout=60, after=mark)
+            daemon.wait_message("pass complete", timeout=60, after=resynced)
             mark = len(daemon.lines())
             for kind in TOLERATED:
                 sim.control.send_malformed(kind)
