@@ -1,17 +1,30 @@
-"""Fixtures of the local-security tests: a sim with a wire log, subprocesses killed at the end."""
+"""Fixtures of the local-security tests: a sim with a wire log, subprocesses killed at the end,
+and a current event loop left behind for the ib_insync tests that run later."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-# asyncio.run() in these tests clears the thread's loop, which later ib_insync tests need.
-from tests.daemon.conftest import _leave_a_current_event_loop as _leave_a_current_event_loop
+from daemon.sim import SimState, SimThread, start_sim_thread
 
-# The daemon tests' sim: the default state, a free port, a wire log in tmp_path.
-from tests.daemon.test_e2e import sim as sim
+
+@pytest.fixture(autouse=True)
+def _current_event_loop_afterwards() -> Iterator[None]:
+    # asyncio.run() clears the thread's loop; ib_insync's synchronous API needs one.
+    yield
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimThread]:
+    """The default sim account on a free port, its wire log in tmp_path/wire.jsonl."""
+    with start_sim_thread(SimState.default(), port=0, wire_log=tmp_path / "wire.jsonl") as gateway:
+        yield gateway
 
 
 @pytest.fixture
