@@ -9,6 +9,7 @@ one is broken.
 from __future__ import annotations
 
 import difflib
+import os
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +29,7 @@ from schemas.models import (
     RuleFile,
     RuleSet,
 )
+from schemas.strict_modes import untrusted_input_problems
 from schemas.yaml_source import (
     FieldPath,
     FileKind,
@@ -112,6 +114,14 @@ def halt_file(rules_path: Path) -> Path:
     """Where the HALT file of a rule directory (or of a single rule file's directory) lives."""
     directory = rules_path if rules_path.is_dir() else rules_path.parent
     return directory / HALT_FILE_NAME
+
+
+def halt_present(rules_path: Path) -> bool:
+    """Whether trading is halted by the HALT file: *anything* named HALT halts, a regular file,
+    a directory, a dangling symbolic link or one that cannot be read alike. Every command asks
+    this one function (docs/security.md): an emergency stop must not depend on what kind of
+    file a hurried operator created, and a mistake this way only holds orders back."""
+    return os.path.lexists(halt_file(rules_path))
 
 
 def is_rule_file_name(name: str) -> bool:
@@ -211,6 +221,12 @@ def load_rule_set(paths: Sequence[Path | str]) -> LoadResult:
     files, errors = discover_rule_files(paths)
     if not paths:
         errors.append(RuleError(".", 1, 1, "", "no rule files or directories given"))
+    # Rules are read one level deep, so a file's directory is its rules root.
+    untrusted = [
+        problem for path in files for problem in untrusted_input_problems(path, path.parent)
+    ]
+    errors.extend(RuleError(str(problem.path), 1, 1, "", problem.message) for problem in untrusted)
+    files = [path for path in files if path.resolve() not in {p.path for p in untrusted}]
     sources = [_Source(path, read_rule_file(path)) for path in files]
     rule_files: list[tuple[_Source, RuleFile]] = []
     for source in sources:
@@ -295,7 +311,17 @@ def _one_validation_error(
         return source.error(field_path, _missing_message(field_path), at=at)
     if kind == "extra_forbidden":
         return source.error(field_path, _unknown_key_message(field_path, root), prefer_key=True)
-    return source.error(field_path, _message(detail), prefer_key=names_key)
+    shown = None if _bears_secrets(field_path) else detail.get("input")
+    return source.error(field_path, _message(detail, shown), prefer_key=names_key)
+
+
+# Fields that can carry credentials by mistake (a URL with a user:password@ or a token): their
+# value is never repeated in an error message, which ends up in logs and `tradectl status`.
+_SECRET_BEARING_FIELDS: tuple[FieldPath, ...] = (("records", "gcs"), ("alerts",))
+
+
+def _bears_secrets(path: FieldPath) -> bool:
+    return any(path[: len(field)] == field for field in _SECRET_BEARING_FIELDS)
 
 
 def _has_child(data: object, element: str | int) -> bool:
@@ -322,10 +348,9 @@ def _unknown_key_message(path: FieldPath, root: type[BaseModel] = RuleFile) -> s
     return message
 
 
-def _message(detail: ErrorDetails) -> str:
+def _message(detail: ErrorDetails, given: object) -> str:
     kind = detail["type"]
     context: dict[str, Any] = dict(detail.get("ctx") or {})
-    given = detail.get("input")
     if kind == "string_pattern_mismatch":
         meaning = _PATTERN_MEANINGS.get(str(context.get("pattern")))
         if meaning is not None:

@@ -22,7 +22,7 @@ from daemon.plan_report import plan_dict, render_table, terminal_width
 from daemon.planner.types import Plan
 from daemon.runtime.reconcile import PassResult, reconcile_pass
 from daemon.runtime.session import open_session, quiet_client_logging
-from schemas.loader import halt_file, load_rule_set
+from schemas.loader import halt_file, halt_present, load_rule_set
 from schemas.models import RuleSet, parse_order_ref
 
 DEFAULT_RULES = "rules/"
@@ -180,7 +180,7 @@ def _apply(args: argparse.Namespace) -> int:
 
     state_dir = resolve_state_dir(args.state_dir, sim=sim)
     halt = halt_file(Path(rules_path))
-    halted = halt.is_file()
+    halted = halt_present(Path(rules_path))
     if halted:
         print(
             f"tradectl apply: {halt} exists: trading is halted, nothing "

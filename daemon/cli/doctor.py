@@ -16,7 +16,7 @@ from typing import Any
 from daemon.journal import resolve_state_dir
 from daemon.runtime.preflight import passed, run_checks
 from daemon.runtime.session import quiet_client_logging
-from schemas.loader import halt_file, load_rule_set
+from schemas.loader import halt_present, load_rule_set
 
 DEFAULT_RULES = "rules/"
 EXIT_READY = 0
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         loaded.rule_set,
         state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
         sim=args.sim,
-        halted=halt_file(Path(args.rules_dir)).is_file(),
+        halted=halt_present(Path(args.rules_dir)),
     )
     ready = passed(checks)
     if args.json:

@@ -29,7 +29,7 @@ from daemon.planner.gate import HALT
 from daemon.planner.types import Plan
 from daemon.runtime.session import plan_against_gateway, quiet_client_logging
 from daemon.runtime.targets_file import TargetsFiles
-from schemas.loader import halt_file, load_rule_set
+from schemas.loader import halt_present, load_rule_set
 from schemas.models import RuleSet
 
 DEFAULT_RULES = "rules/"
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     # The targets files are read as the daemon reads them; the snapshot has no journal, so a
     # targets file is measured against nothing accepted (a first file).
     observed = replace(snapshot.observed, targets_sources=TargetsFiles().sources(rules))
-    if halt_file(Path(args.rules_dir)).is_file():
+    if halt_present(Path(args.rules_dir)):
         observed = replace(observed, halted=True)
     result = plan(rules, observed, snapshot.as_of)
     return _print(args, rules, result, snapshot.as_of, f"snapshot {args.observed}", observed.halted)
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
     quiet_client_logging()
     as_of = datetime.now(UTC)
-    halted = halt_file(Path(args.rules_dir)).is_file()
+    halted = halt_present(Path(args.rules_dir))
     try:
         passed = plan_against_gateway(
             rules,

@@ -42,6 +42,7 @@ from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
 from daemon.ib import translate
+from daemon.ib.inbound_guard import InboundGuard
 from daemon.journal import (
     AlreadyLive,
     BrokerRecord,
@@ -292,6 +293,7 @@ class IbAdapter:
 
     def _install_hooks(self) -> None:
         client = self.ib.client
+        self.inbound_guard = InboundGuard(client)
         client.MaxRequests = 0
         client.sendMsg = self._paced_send  # type: ignore[method-assign,assignment]
         wrapper = self.ib.wrapper

@@ -22,6 +22,13 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
 from daemon.planner.common import leg_kind
 from daemon.planner.types import Intent
+from daemon.private_files import (
+    LoosePermissions,
+    check_state_dir,
+    ensure_state_dir,
+    make_private,
+    open_private,
+)
 from schemas.models import parse_order_ref
 
 if TYPE_CHECKING:
@@ -257,6 +264,10 @@ class Journal:
         path = state_dir / JOURNAL_FILE
         if not path.exists():
             return None
+        try:
+            check_state_dir(state_dir)
+        except LoosePermissions as exc:
+            raise JournalError(str(exc)) from exc
         connection = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None
         )
@@ -273,10 +284,14 @@ class Journal:
     @classmethod
     def open(cls, state_dir: Path, clock: Clock = utc_now) -> Journal:
         try:
-            state_dir.mkdir(parents=True, exist_ok=True)
+            ensure_state_dir(state_dir)
+        except LoosePermissions as exc:
+            raise JournalError(str(exc)) from exc
         except OSError as exc:
             raise JournalError(f"cannot create state directory {state_dir}: {exc}") from exc
-        lock = (state_dir / LOCK_FILE).open("a", encoding="utf-8")
+        lock = os.fdopen(
+            open_private(state_dir / LOCK_FILE, os.O_WRONLY | os.O_APPEND), "a", encoding="utf-8"
+        )
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
@@ -285,11 +300,15 @@ class Journal:
                 f"{state_dir} is in use by another tradectl process (apply or run); wait for it "
                 "to finish or use another --state-dir"
             ) from exc
+        # SQLite gives the WAL and SHM the mode of the database file: 0600 from the start.
+        os.close(open_private(state_dir / JOURNAL_FILE, os.O_RDWR))
         connection = sqlite3.connect(
             state_dir / JOURNAL_FILE, isolation_level=None, check_same_thread=False
         )
         connection.row_factory = sqlite3.Row
         connection.execute("PRAGMA journal_mode=WAL")
+        for suffix in ("-wal", "-shm"):
+            make_private(state_dir / f"{JOURNAL_FILE}{suffix}")
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA busy_timeout=5000")
         connection.execute("PRAGMA synchronous=FULL")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from daemon.private_files import LoosePermissions, exposed_secret_problem
 from daemon.records.parquet import PARQUET_CONTENT_TYPE, Checksums
 from daemon.records.worker import AbandonableWorker
 
@@ -61,6 +62,11 @@ def client_from_environment() -> Any:
         project = os.environ.get("GOOGLE_CLOUD_PROJECT", EMULATOR_PROJECT)
         anonymous = AnonymousCredentials()  # type: ignore[no-untyped-call]
         return storage.Client(project=project, credentials=anonymous)
+    key_file = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if key_file:
+        problem = exposed_secret_problem(Path(key_file))
+        if problem is not None:
+            raise LoosePermissions(problem)
     return storage.Client()
 
 

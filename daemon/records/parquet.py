@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import google_crc32c
 
+from daemon.private_files import make_dirs, open_private, records_modes
 from daemon.records.model import DEFAULT_TRADE_ZONE, FillRecord, OrderRecord, trade_date
 
 if TYPE_CHECKING:
@@ -210,9 +211,10 @@ def write_atomic(path: Path, data: bytes) -> None:
     The temp name starts with a dot and does not end in ``.parquet``, so pyarrow, pandas and
     DuckDB dataset readers skip it if a crash leaves it behind.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    modes = records_modes()
+    make_dirs(path.parent, modes)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temp, "wb") as handle:
+    with os.fdopen(open_private(temp, os.O_WRONLY | os.O_TRUNC, modes), "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())

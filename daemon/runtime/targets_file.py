@@ -24,6 +24,7 @@ from pathlib import Path
 
 from daemon.planner.types import FileTargets, TargetsMode, TargetsSource
 from schemas.models import RuleSet, TargetsFrom
+from schemas.strict_modes import untrusted_input_problems
 
 SYMBOL_COLUMN = "symbol"
 AS_OF_COLUMN = "as_of"
@@ -71,6 +72,10 @@ def read_targets_file(path: Path, rules: RuleSet, rule: str) -> FileTargets:
         content = path.read_bytes()
     except OSError as exc:
         raise TargetsFileError(name, 0, 0, f"cannot read the targets file: {exc.strerror}") from exc
+    # A strategy's file moves money like a rule file: the same StrictModes (docs/security.md).
+    untrusted = untrusted_input_problems(path)
+    if untrusted:
+        raise TargetsFileError(name, 0, 0, "; ".join(problem.message for problem in untrusted))
     suffix = path.suffix.lower()
     if suffix == ".csv":
         header, records = _csv_records(name, content)

@@ -2,7 +2,9 @@
 
 One JSON request per connection (``{"command": "status", ...}`` and a newline), one JSON reply
 (``{"ok": true, "result": {...}}`` or ``{"ok": false, "error": "..."}``). The socket is created
-mode 0600, so only the daemon's user (and root) can steer it; there is never a network port.
+mode 0600 (0660 for the operators group, ``$TRADECTL_OPERATORS_GROUP``), and every caller is
+checked with SO_PEERCRED: the daemon's own user, root and members of the operators group are
+served, anyone else is refused and logged (docs/security.md). There is never a network port.
 A lock file next to it makes sure one state directory has at most one daemon: two daemons on one
 account would place every order twice.
 """
@@ -16,17 +18,55 @@ import json
 import logging
 import os
 import socket
+import struct
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from daemon.private_files import make_control_socket_private, open_private
+from schemas.strict_modes import TrustPolicy
 
 log = logging.getLogger("tradectl.daemon")
 
 SOCKET_NAME = "control.sock"
 LOCK_NAME = "daemon.lock"
 MAX_REQUEST_BYTES = 64 * 1024
+REFUSED_READ_SECONDS = 5.0
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class PeerCredentials:
+    pid: int
+    uid: int
+    gid: int
+
+
+def peer_credentials(connection: socket.socket) -> PeerCredentials:
+    """The process at the other end of a unix socket, as the kernel vouches for it."""
+    raw = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, gid = struct.unpack("3i", raw)
+    return PeerCredentials(pid, uid, gid)
+
+
+def peer_refusal(peer: PeerCredentials, policy: TrustPolicy) -> str | None:
+    """Why this caller may not steer the daemon; None for the daemon's user, root and the
+    operators group (by the caller's group or its membership)."""
+    if policy.trusts_owner(peer.uid):
+        return None
+    if policy.operators_gid is not None and peer.gid == policy.operators_gid:
+        return None
+    group = (
+        f"a member of the operators group {policy.operators_group!r}"
+        if policy.operators_group
+        else "in the operators group ($TRADECTL_OPERATORS_GROUP is not set)"
+    )
+    return (
+        f"refused: uid {peer.uid} (pid {peer.pid}) is not the daemon's user (uid {policy.uid}), "
+        f"root or {group}"
+    )
 
 
 class ControlError(Exception):
@@ -49,7 +89,7 @@ class StateDirLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_private(self.path, os.O_RDWR)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -70,9 +110,12 @@ class StateDirLock:
 
 
 class ControlServer:
-    def __init__(self, path: Path, handlers: Mapping[str, Handler]) -> None:
+    def __init__(
+        self, path: Path, handlers: Mapping[str, Handler], policy: TrustPolicy | None = None
+    ) -> None:
         self.path = path
         self._handlers = handlers
+        self._policy = policy if policy is not None else TrustPolicy.from_environment()
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -86,6 +129,7 @@ class ControlServer:
             )
         finally:
             os.umask(previous_umask)
+        make_control_socket_private(self.path, self._policy.operators_gid)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -97,7 +141,16 @@ class ControlServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            reply = await self._reply(reader)
+            refusal = self._refusal(writer)
+            if refusal is not None:
+                log.warning("control socket: %s", refusal)
+                # Read (and ignore) the request first: closing on a caller still writing would
+                # show it a broken pipe instead of the refusal.
+                with contextlib.suppress(TimeoutError, ValueError, asyncio.LimitOverrunError):
+                    await asyncio.wait_for(reader.readline(), REFUSED_READ_SECONDS)
+                reply: dict[str, Any] = {"ok": False, "error": refusal}
+            else:
+                reply = await self._reply(reader)
             writer.write(json.dumps(reply, default=str).encode() + b"\n")
             await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -106,6 +159,14 @@ class ControlServer:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    def _refusal(self, writer: asyncio.StreamWriter) -> str | None:
+        connection = writer.get_extra_info("socket")
+        try:
+            peer = peer_credentials(connection)
+        except (OSError, struct.error, AttributeError) as exc:
+            return f"refused: cannot tell who is calling ({exc})"
+        return peer_refusal(peer, self._policy)
 
     async def _reply(self, reader: asyncio.StreamReader) -> dict[str, Any]:
         try:

@@ -27,8 +27,9 @@ from typing import Any
 from daemon import tradectl_version
 from daemon.journal import NothingToRelease
 from daemon.ledger_view import release_result
+from daemon.private_files import LoosePermissions, ensure_state_dir
 from daemon.runtime.targets_file import resolve_targets_path
-from schemas.loader import halt_file
+from schemas.loader import halt_file, halt_present
 from schemas.models import Account, Alerts, Gateway, ReportSchedule, RuleSet
 
 from .backoff import Backoff
@@ -180,9 +181,9 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or ``request_stop``); 0 after a clean stop, 1 when the
         daemon cannot start."""
         try:
-            self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+            ensure_state_dir(self.settings.state_dir)
             self._lock.acquire()
-        except (ControlError, OSError) as exc:
+        except (ControlError, LoosePermissions, OSError) as exc:
             log.error("cannot start: %s", exc)
             return 1
         try:
@@ -227,7 +228,7 @@ class Daemon:
 
     async def _initial_load(self) -> bool:
         outcome = self._load_rules(self.settings.rules_dir)
-        self.halt_file_present = halt_file(self.settings.rules_dir).exists()
+        self.halt_file_present = halt_present(self.settings.rules_dir)
         if outcome.rule_set is None:
             for error in outcome.errors:
                 log.error("%s", error)
@@ -486,7 +487,7 @@ class Daemon:
             self._mark_disconnected()
 
     def _check_halt_file(self) -> None:
-        present = halt_file(self.settings.rules_dir).exists()
+        present = halt_present(self.settings.rules_dir)
         if present == self.halt_file_present:
             return
         self.halt_file_present = present

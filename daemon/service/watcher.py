@@ -56,7 +56,8 @@ def is_relevant_event(event: FileSystemEvent, also: frozenset[str] = frozenset()
     if event.event_type not in _CHANGE_EVENTS:
         return False
     if event.is_directory and event.event_type != EVENT_TYPE_MOVED:
-        return False
+        # A directory named HALT halts too (schemas.loader.halt_present).
+        return os.path.basename(_path_text(event.src_path)) == HALT_FILE_NAME
     paths = [_path_text(event.src_path)]
     if event.event_type == EVENT_TYPE_MOVED:
         paths.append(_path_text(event.dest_path))

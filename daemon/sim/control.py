@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from daemon.sim.clock import iso_time, parse_iso
+from daemon.sim.faults import malformed_frames
 from daemon.sim.model import AccountChanged, AccountSnapshot, Event
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class SimControl:
             "connectivity_lost",
             "connectivity_restored",
             "forget_day",
+            "send_malformed",
             "snapshot",
             "transfer",
             "now",
@@ -99,6 +101,14 @@ class SimControl:
         completed orders, as IB Gateway's reqExecutions and reqCompletedOrders cover the current
         day only. Positions, cash and working orders stay."""
         self._gateway.engine.forget_day()
+
+    def send_malformed(self, kind: str) -> None:
+        """Write malformed, truncated, out-of-order or oversized messages to every client:
+        one of ``daemon.sim.faults.MALFORMED`` (docs/sim.md)."""
+        frames = malformed_frames(kind)
+        for session in self._gateway.sessions():
+            for data in frames:
+                session.send_raw(data)
 
     def snapshot(self) -> AccountSnapshot:
         return self._gateway.snapshot()

@@ -101,6 +101,11 @@ class Session:
         if not self.writer.is_closing():
             self.writer.write(encode_message(fields))
 
+    def send_raw(self, data: bytes) -> None:
+        """Bytes as they are, malformed or not (SimControl.send_malformed)."""
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
     def send_error(self, req_id: int, code: int, message: str) -> None:
         self.send(m.error(req_id, code, message))
 

@@ -299,7 +299,7 @@ def test_a_journal_belongs_to_the_first_account_it_trades(tmp_path: Path) -> Non
         with pytest.raises(JournalError, match=r"belongs to account DU0000001.*DU7654321"):
             journal.bind_account("DU7654321")
     other = tmp_path / "other"
-    other.mkdir()
+    other.mkdir(mode=0o700)
     Journal.open(other).close()
     reader = Journal.open_read_only(other)
     assert reader is not None

@@ -39,5 +39,7 @@ def test_unit_is_notify_with_watchdog_state_dir_and_restart() -> None:
         "ExecReload=/bin/kill -HUP $MAINPID",
         "--state-dir ${STATE_DIRECTORY}",
         "--log-format json",
+        "UMask=0077",
+        "StateDirectoryMode=0700",
     ):
         assert setting in text

@@ -777,7 +777,8 @@ CASES: list[Case] = [
                 14,
                 34,
                 "records.gcs",
-                "'s3://bucket': must be a Cloud Storage location such as gs://bucket/prefix",
+                # never echoed: a URL can carry credentials (docs/security.md)
+                "must be a Cloud Storage location such as gs://bucket/prefix",
             )
         ],
     ),

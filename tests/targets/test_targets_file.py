@@ -249,3 +249,19 @@ def test_any_valid_targets_read_back_the_same_in_every_format(
 
     assert loaded.mode == mode
     assert dict(loaded.targets) == values
+
+
+def test_a_targets_file_others_can_write_is_refused_and_the_last_good_kept(tmp_path: Path) -> None:
+    rule_set = rules().with_source_dir(tmp_path)
+    path = write_csv(tmp_path / "signals/momentum.csv", "symbol,shares\nAAPL,100\n")
+    files = TargetsFiles()
+    first = files.sources(rule_set)["momentum"]
+    assert first.targets is not None
+
+    path.write_text("symbol,shares\nAAPL,5000\n")
+    path.chmod(0o666)
+    os.utime(path, ns=(path.stat().st_mtime_ns + 10**9,) * 2)
+    loose = files.sources(rule_set)["momentum"]
+
+    assert loose.targets == first.targets
+    assert loose.problem is not None and "chmod o-w" in loose.problem, loose.problem
