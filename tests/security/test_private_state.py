@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.journal import Journal
 from daemon.private_files import (
     ensure_state_dir,
     loose_state_dir_problem,
@@ -57,8 +58,9 @@ def test_the_daemon_keeps_its_state_private_under_any_umask(
     assert mode(state / "control.sock") == 0o600
     daemon.send_signal(signal.SIGTERM)
     assert daemon.wait(30) == 0, log.read_text()
-    # The journal's own lock is taken by apply, halt and resume: checked through halt.
-    assert tradectl("halt", "--state-dir", str(state), cwd=tmp_path, umask=umask).returncode == 0
+    # The journal's own lock is taken by apply, halt and resume: checked through halt, which
+    # without a daemon records the halt in the journal and exits 3 (no daemon answered).
+    assert tradectl("halt", "--state-dir", str(state), cwd=tmp_path, umask=umask).returncode == 3
     assert mode(state / "journal.lock") == 0o600
 
 
@@ -123,7 +125,7 @@ def test_a_state_directory_others_can_write_is_refused_even_when_reads_are_allow
     tmp_path: Path,
 ) -> None:
     state = tmp_path / "state"
-    state.mkdir()
+    Journal.open(state).close()
     state.chmod(0o722)
     result = tradectl("halt", "--state-dir", str(state), cwd=tmp_path)
     assert result.returncode == 1
@@ -133,7 +135,9 @@ def test_a_state_directory_others_can_write_is_refused_even_when_reads_are_allow
 def test_the_explicit_setting_accepts_a_loose_state_directory_with_a_warning(
     tmp_path: Path,
 ) -> None:
-    state = loose_state(tmp_path)
+    state = tmp_path / "state"
+    Journal.open(state).close()
+    state.chmod(0o755)
     result = tradectl(
         "halt",
         "--state-dir",
@@ -141,7 +145,7 @@ def test_the_explicit_setting_accepts_a_loose_state_directory_with_a_warning(
         cwd=tmp_path,
         env={"TRADECTL_ALLOW_LOOSE_STATE_DIR": "1"},
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # recorded in the journal; no daemon answered
     assert "accepted because TRADECTL_ALLOW_LOOSE_STATE_DIR=1" in result.stderr
     assert mode(state / "journal.sqlite3") == 0o600
 
@@ -167,7 +171,7 @@ def test_the_operators_group_reaches_the_socket_and_nothing_else(
 
 def test_plan_and_status_refuse_a_journal_others_could_have_replaced(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    assert tradectl("halt", "--state-dir", str(state), cwd=tmp_path).returncode == 0
+    Journal.open(state).close()
     state.chmod(0o775)
     planned = tradectl(
         "plan", str(REPO / "rules"), "--sim", "--state-dir", str(state), cwd=tmp_path

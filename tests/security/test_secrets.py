@@ -19,7 +19,7 @@ from .support import REPO, start_tradectl, tradectl
 pytestmark = pytest.mark.e2e
 
 SECRET = "tctl-planted-secret-5b1e"
-GCS = 'records:\n  dir: var/records\n  gcs: "{url}"\n'
+GCS = 'records:\n  dir: records\n  gcs: "{url}"\n'
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def rules_with_gcs(tmp_path: Path, url: str) -> Path:
     for source in (REPO / "rules").glob("*.yaml"):
         text = source.read_text()
         if source.name == "account.yaml":
-            text = text.replace("records:\n  dir: var/records\n", GCS.format(url=url))
+            text = text.replace("records:\n  dir: records\n", GCS.format(url=url))
             assert url in text
         (rules / source.name).write_text(text)
     return rules
