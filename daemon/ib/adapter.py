@@ -41,6 +41,7 @@ from ib_insync.objects import CommissionReport
 from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
+from daemon.errors import PermanentError, TemporaryError
 from daemon.ib import translate
 from daemon.journal import (
     AlreadyLive,
@@ -76,12 +77,12 @@ class AdapterError(RuntimeError):
     """Something the user must fix or retry; the message says what and how."""
 
 
-class AccountRefused(AdapterError):
-    pass
+class AccountRefused(AdapterError, PermanentError):
+    """The gateway does not manage the account, or it is live and the rules do not say so."""
 
 
-class GatewayUnreachable(AdapterError):
-    pass
+class GatewayUnreachable(AdapterError, TemporaryError):
+    """No gateway answered, or it closed the connection during the handshake."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from daemon.errors import PermanentError
 from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
 from daemon.planner.types import Intent
 
@@ -53,6 +54,10 @@ class JournalError(RuntimeError):
 
 class JournalLocked(JournalError):
     pass
+
+
+class JournalAccountMismatch(JournalError, PermanentError):
+    """The journal belongs to another account: no reconnect changes that."""
 
 
 class AlreadyLive(JournalError):
@@ -500,7 +505,7 @@ class Journal:
                 self.set_state(ACCOUNT_KEY, account)
             return
         if bound != account:
-            raise JournalError(
+            raise JournalAccountMismatch(
                 f"this state directory's journal belongs to account {bound}, but the rules trade "
                 f"{account}: each account needs its own state directory (--state-dir or "
                 "TRADECTL_STATE_DIR); nothing was sent"
