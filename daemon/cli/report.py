@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.journal import Journal, JournalError, resolve_state_dir, utc_now
-from daemon.runtime.reconcile import TRADING_TIME_ZONE
+from daemon.timezones import TRADING_TIME_ZONE
 
 FORMATS = ("text", "json", "html")
 

@@ -43,6 +43,13 @@ from ib_insync.util import UNSET_DOUBLE
 
 from daemon.errors import PermanentError, TemporaryError
 from daemon.ib import translate
+from daemon.ib_codes import (
+    CANCEL_CONFIRMATIONS,
+    LINK_LOST,
+    LINK_RESTORED_CODES,
+    PACING_VIOLATION,
+    is_informational,
+)
 from daemon.journal import (
     AlreadyLive,
     BrokerRecord,
@@ -54,13 +61,11 @@ from daemon.journal import (
     match_journal,
 )
 from daemon.journal.lifecycle import (
-    CANCEL_CONFIRMATIONS,
     BrokerEvent,
     ErrorReport,
     ExecutionReport,
     OrderReport,
     advance,
-    is_informational,
     order_ended,
 )
 from daemon.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
@@ -98,6 +103,8 @@ class ConnectionSettings:
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
     ack_timeout: timedelta = timedelta(seconds=60)
+    # A request the gateway never answers (it holds everything between 1100 and 1102) fails
+    # the pass after this long instead of blocking the broker thread; the next trigger retries.
     request_timeout: float = 60.0
 
 
@@ -215,7 +222,6 @@ class IbAdapter:
         # Every message written to the socket, for the metrics' messages per second.
         self.messages_sent = 0
         self.ib = IB()
-        # A request the gateway never answers must fail, not hang the pass.
         self.ib.RequestTimeout = settings.request_timeout
         self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
         self._pump_scheduled = False
@@ -435,12 +441,12 @@ class IbAdapter:
 
     def _on_error(self, req_id: int, code: int, text: str, advanced: str = "") -> None:
         informational = is_informational(code)
-        if code == 1100:
+        if code == LINK_LOST:
             self._link_up = False
-        elif code in (1101, 1102):
+        elif code in LINK_RESTORED_CODES:
             self._link_up = True
             self._pump()
-        elif code == 100:
+        elif code == PACING_VIOLATION:
             self.pacing_violations += 1
         rejection = req_id > 0 and not informational and code not in CANCEL_CONFIRMATIONS
         intents = self._intents_for(self.settings.client_id, req_id) if req_id > 0 else []

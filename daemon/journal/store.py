@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from daemon.errors import PermanentError
+from daemon.journal.keys import ACCOUNT_KEY
 from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
 from daemon.planner.types import Intent
 
@@ -134,8 +135,6 @@ class RecordedExecution:
     time: datetime
 
 
-# The kv key naming the one account a journal belongs to.
-ACCOUNT_KEY = "account"
 # IB may restrict an account whose daily (submissions + revisions + cancels) / (executions + 1)
 # stays above this; below a handful of actions the ratio says nothing yet.
 ORDER_EFFICIENCY_LIMIT = 20.0

@@ -11,9 +11,9 @@ import pytest
 
 from daemon.cli import main
 from daemon.journal import Journal
+from daemon.journal.keys import HALT_KEY
 from daemon.planner.types import Intent, OrderSpec
 from daemon.records.store import connect, journal_file
-from daemon.runtime.reconcile import HALT_KEY
 
 
 def test_halt_and_resume_without_a_daemon_write_the_journal(
