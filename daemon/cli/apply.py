@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.embedded_sim import embedded_gateway
 from daemon.ib import AdapterError, Progress
 from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
 from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
@@ -115,14 +116,17 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        with open_session(
-            rules,
-            state_dir=state_dir,
-            sim=args.sim,
-            readonly=False,
-            progress=_show_progress,
-            pacing_rate=args.max_rate,
-        ) as session:
+        with (
+            embedded_gateway(args.sim) as gateway,
+            open_session(
+                rules,
+                state_dir=state_dir,
+                gateway=gateway,
+                readonly=False,
+                progress=_show_progress,
+                pacing_rate=args.max_rate,
+            ) as session,
+        ):
             result = reconcile_pass(
                 rules,
                 session.adapter,

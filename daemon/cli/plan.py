@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.embedded_sim import embedded_gateway
 from daemon.ib import AdapterError, GatewayUnreachable
 from daemon.journal import JournalError, resolve_state_dir
 from daemon.observed_file import ObservedFileError, Snapshot, read_snapshot
@@ -123,9 +124,10 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
     as_of = datetime.now(UTC)
     halted = halt_file(Path(args.rules_dir)).is_file()
     try:
-        passed = plan_against_gateway(
-            rules, state_dir=resolve_state_dir(args.state_dir), sim=args.sim, halted=halted
-        )
+        with embedded_gateway(args.sim) as gateway:
+            passed = plan_against_gateway(
+                rules, state_dir=resolve_state_dir(args.state_dir), gateway=gateway, halted=halted
+            )
     except GatewayUnreachable as exc:
         print(
             f"tradectl plan: {exc}; or pass --observed FILE to plan against an account snapshot "

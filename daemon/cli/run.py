@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.embedded_sim import embedded_gateway
 from daemon.journal import resolve_state_dir
 from daemon.records.service import RecordsService
 from daemon.service.broker import IbBrokerSession
@@ -104,13 +105,8 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s is not a directory: give the directory that holds the rule files", rules_dir)
         return 1
     with ExitStack() as stack:
-        host = port = None
-        if args.sim:
-            from daemon.sim import SimState, start_sim_thread
-
-            gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
-            stack.callback(gateway.stop)
-            host, port = gateway.host, gateway.port
+        gateway = stack.enter_context(embedded_gateway(args.sim))
+        host, port = gateway if gateway is not None else (None, None)
         settings = DaemonSettings(
             rules_dir=rules_dir,
             state_dir=resolve_state_dir(args.state_dir),

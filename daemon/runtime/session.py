@@ -1,5 +1,6 @@
-"""A connected session for one command: the gateway (or an in-process sim), the journal and the
-adapter, opened in the right order and always closed."""
+"""A connected session for one command: the gateway, the journal and the adapter, opened in the
+right order and always closed. ``gateway`` overrides the rules' address (the command line's
+``--sim`` passes its embedded simulator's)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ def quiet_client_logging() -> None:
 class Session:
     adapter: IbAdapter
     journal: Journal | None
-    sim_port: int | None
 
 
 def connection_settings(
@@ -56,21 +56,15 @@ def open_session(
     rules: RuleSet,
     *,
     state_dir: Path,
-    sim: bool,
     readonly: bool,
+    gateway: tuple[str, int] | None = None,
     progress: Callable[[Progress], None] | None = None,
     pacing_rate: float = DEFAULT_RATE,
 ) -> Iterator[Session]:
     """``readonly`` connects read-only and reads the journal without taking its lock (``plan``
     beside a running daemon); otherwise the journal is locked for this process."""
+    host, port = gateway if gateway is not None else (None, None)
     with ExitStack() as stack:
-        host = port = None
-        if sim:
-            from daemon.sim import SimState, start_sim_thread
-
-            gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
-            stack.callback(gateway.stop)
-            host, port = gateway.host, gateway.port
         journal = Journal.open_read_only(state_dir) if readonly else Journal.open(state_dir)
         if journal is not None:
             stack.callback(journal.close)
@@ -80,15 +74,19 @@ def open_session(
         adapter = IbAdapter(settings, journal, progress=progress)
         stack.callback(adapter.disconnect)
         adapter.connect()
-        yield Session(adapter=adapter, journal=journal, sim_port=port)
+        yield Session(adapter=adapter, journal=journal)
 
 
 def plan_against_gateway(
-    rules: RuleSet, *, state_dir: Path, sim: bool, halted: bool = False
+    rules: RuleSet,
+    *,
+    state_dir: Path,
+    gateway: tuple[str, int] | None = None,
+    halted: bool = False,
 ) -> PassResult:
     """``tradectl plan`` against a gateway: a read-only connection, the journal read without its
     lock, and nothing sent."""
-    with open_session(rules, state_dir=state_dir, sim=sim, readonly=True) as session:
+    with open_session(rules, state_dir=state_dir, gateway=gateway, readonly=True) as session:
         return reconcile_pass(
             rules,
             session.adapter,
