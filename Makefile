@@ -68,6 +68,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.reaction
 	$(BIN)/python benchmarks/planner_scaling.py
 	$(BIN)/python -m benchmarks.footprint
+	$(BIN)/python -m benchmarks.startup
 
 # The long reliability tier (tests marked chaos; about 10 minutes on 2 cores); its figures go
 # into docs/reliability.md.

@@ -26,7 +26,6 @@ DEFAULT_RULES = "rules/"
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "apply",
-        help="one pass: plan, confirm, send, wait for acknowledgements",
         description="Connect, match the journal with the broker, plan, show the plan, ask for "
         "confirmation, send through the pacer and wait for acknowledgements. Exit 0 when the "
         "account already matched or everything sent was acknowledged, 1 otherwise.",

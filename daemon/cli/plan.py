@@ -44,7 +44,6 @@ class ObserveError(Exception):
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "plan",
-        help="show the orders tradectl would place, modify and cancel (sends nothing)",
         description="Diff the rules against the account and print the plan. Exit 0 when "
         "nothing is to be done, 2 when changes are pending, 1 on error.",
     )

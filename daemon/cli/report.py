@@ -17,7 +17,6 @@ FORMATS = ("text", "json", "html")
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="the day's fills, P&L, order efficiency and account, from the journal",
         description="Report one trading day (default: today, New York time) or a range of "
         "days from the journal: per rule fills, bought and sold value, realized P&L (FIFO), "
         "commissions and the Order Efficiency Ratio; for the account NAV at open and close, "

@@ -33,7 +33,6 @@ log = logging.getLogger("tradectl.daemon")
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
-        help="the daemon: keep the account converged on the rules until SIGTERM",
         description="Watch DIR, reconcile on start, on every rule change, on fills, after "
         "reconnects, every schedule.reconcile_every and at schedule.rebalance; stop cleanly on "
         "SIGTERM. Control it with tradectl status, halt and resume.",

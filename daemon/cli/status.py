@@ -25,7 +25,6 @@ NOT_RUNNING = 3
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "status",
-        help="show the running daemon: rules, connection, passes, orders, fills, halt, breaker",
     )
     parser.add_argument("--state-dir", help="the daemon's state directory")
     parser.add_argument("--json", action="store_true", help="print the status as JSON")

@@ -16,7 +16,6 @@ DEFAULT_RULES = "rules/"
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "validate",
-        help="check a rule set and print a summary or every error",
         description="Load and validate rule files; print a summary (exit 0) or every error as "
         "file:line:col: field.path: message (exit 1).",
     )

@@ -55,3 +55,11 @@ def test_footprint_reads_the_daemon_rss_and_cpu() -> None:
     output = run_quick("-m", "benchmarks.footprint")
     assert "| rules | seconds | RSS MB |" in output
     assert "peak RSS " in output
+
+
+def test_startup_prints_every_command_beside_bare_python() -> None:
+    output = run_quick("-m", "benchmarks.startup")
+    rows = {line.split("|")[1].strip(): line for line in output.splitlines() if line[:1] == "|"}
+    assert {"python -c pass", "tradectl --help", "tradectl validate rules/"} <= rows.keys()
+    assert "≤ 150" in rows["tradectl --help"]
+    assert "≤ 300" in rows["tradectl validate rules/"]
