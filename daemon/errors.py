@@ -16,6 +16,10 @@ from __future__ import annotations
 class TemporaryError(Exception):
     """A failure that retrying may fix; ``delay`` (seconds) overrides the caller's backoff."""
 
+    # A class default too: a subclass that also derives from another exception (the adapter's
+    # GatewayUnreachable) is built by that exception's __init__, which never sets it.
+    delay: float | None = None
+
     def __init__(self, message: str, *, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
