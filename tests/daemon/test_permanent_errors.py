@@ -87,23 +87,18 @@ def test_sigterm_stops_a_refused_daemon_cleanly(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_an_unreachable_gateway_is_retried_with_the_backoff(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "error",
+    [
+        GatewayUnreachable("cannot connect to the IB gateway"),
+        TemporaryError("gateway restarting", delay=0.01),
+    ],
+    ids=["adapter-unreachable", "own-delay"],
+)
+def test_a_temporary_error_is_retried(tmp_path: Path, error: Exception) -> None:
     async def scenario() -> None:
         session = FakeSession()
-        session.connect_error = GatewayUnreachable("cannot connect to the IB gateway")
-        async with running(tmp_path, session) as daemon:
-            await eventually(lambda: session.calls.count("connect") >= 3)
-            assert daemon.connection != "refused"
-            session.connect_error = None
-            await eventually(lambda: "reconcile" in session.calls)
-
-    run(scenario())
-
-
-def test_a_temporary_error_with_its_own_delay_is_retried(tmp_path: Path) -> None:
-    async def scenario() -> None:
-        session = FakeSession()
-        session.connect_error = TemporaryError("gateway restarting", delay=0.01)
+        session.connect_error = error
         async with running(tmp_path, session) as daemon:
             await eventually(lambda: session.calls.count("connect") >= 3)
             assert daemon.connection != "refused"
