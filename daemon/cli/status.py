@@ -26,7 +26,6 @@ from daemon.service.safety import SafetyState
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "status",
-        help="show the running daemon: rules, connection, passes, orders, fills, halt, breaker",
     )
     add_state_options(parser)
     parser.add_argument("--json", action="store_true", help="print the status as JSON")

@@ -41,8 +41,17 @@ from ib_insync.objects import CommissionReport
 from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
+from daemon.errors import PermanentError, TemporaryError
 from daemon.ib import translate
 from daemon.ib.inbound_guard import InboundGuard
+from daemon.ib_codes import (
+    CANCEL_CONFIRMATIONS,
+    CANCEL_REFUSALS,
+    LINK_LOST,
+    LINK_RESTORED_CODES,
+    PACING_VIOLATION,
+    is_informational,
+)
 from daemon.journal import (
     AlreadyLive,
     BrokerRecord,
@@ -54,14 +63,11 @@ from daemon.journal import (
     match_journal,
 )
 from daemon.journal.lifecycle import (
-    CANCEL_CONFIRMATIONS,
-    CANCEL_REFUSALS,
     BrokerEvent,
     ErrorReport,
     ExecutionReport,
     OrderReport,
     advance,
-    is_informational,
     order_ended,
 )
 from daemon.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
@@ -78,12 +84,12 @@ class AdapterError(RuntimeError):
     """Something the user must fix or retry; the message says what and how."""
 
 
-class AccountRefused(AdapterError):
-    pass
+class AccountRefused(AdapterError, PermanentError):
+    """The gateway does not manage the account, or it is live and the rules do not say so."""
 
 
-class GatewayUnreachable(AdapterError):
-    pass
+class GatewayUnreachable(AdapterError, TemporaryError):
+    """No gateway answered, or it closed the connection during the handshake."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,8 @@ class ConnectionSettings:
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
     ack_timeout: timedelta = timedelta(seconds=60)
+    # A request the gateway never answers (it holds everything between 1100 and 1102) fails
+    # the pass after this long instead of blocking the broker thread; the next trigger retries.
     request_timeout: float = 60.0
 
 
@@ -217,7 +225,6 @@ class IbAdapter:
         # Every message written to the socket, for the metrics' messages per second.
         self.messages_sent = 0
         self.ib = IB()
-        # A request the gateway never answers must fail, not hang the pass.
         self.ib.RequestTimeout = settings.request_timeout
         self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
         self._pump_scheduled = False
@@ -442,12 +449,12 @@ class IbAdapter:
 
     def _on_error(self, req_id: int, code: int, text: str, advanced: str = "") -> None:
         informational = is_informational(code)
-        if code == 1100:
+        if code == LINK_LOST:
             self._link_up = False
-        elif code in (1101, 1102):
+        elif code in LINK_RESTORED_CODES:
             self._link_up = True
             self._pump()
-        elif code == 100:
+        elif code == PACING_VIOLATION:
             self.pacing_violations += 1
         # 10147/10148 answer a cancel of an order that has already ended (a bracket child IB
         # cancelled with its parent): expected, and no rejection of any order.

@@ -28,17 +28,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.ib import AdapterError, IbAdapter
+from daemon.ib_codes import LINK_LOST, LINK_RESTORED_CODES, LINK_RESTORED_DATA_LOST
 from daemon.journal import Journal, LedgerRelease, utc_now
+from daemon.journal.keys import (
+    BREAKER_KEY,
+    BREAKER_REASON_KEY,
+    DAY_START_NAV_PREFIX,
+    HALT_KEY,
+    PNL_AT_RESUME_PREFIX,
+    RESUME_PENDING,
+)
 from daemon.journal.lifecycle import REJECTION_STATUS, order_ended
 from daemon.ledger_view import rule_ledgers
 from daemon.planner.breaker import breaker_reason
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.account_sample import record_account_sample
 from daemon.runtime.reconcile import (
-    BREAKER_KEY,
-    HALT_KEY,
-    PNL_AT_RESUME_KEY,
-    RESUME_PENDING,
     build_observed,
     observed_symbols,
     plan_pass,
@@ -59,14 +64,11 @@ log = logging.getLogger("tradectl.daemon")
 
 T = TypeVar("T")
 
-BREAKER_REASON_KEY = "breaker_reason"
 ACK_TIMEOUT_SECONDS = 30.0
 # While stopping, acknowledgements are awaited only briefly: the next start adopts the rest.
 ACK_TIMEOUT_STOPPING_SECONDS = 1.0
 CANCEL_ACK_TIMEOUT_SECONDS = 10.0
-REQUEST_TIMEOUT_SECONDS = 60.0
 _DRAIN_STEP_SECONDS = 0.005
-_LINK_LOST, _LINK_RESTORED_DATA_LOST, _LINK_RESTORED = 1100, 1101, 1102
 
 
 class BrokerThread:
@@ -277,9 +279,6 @@ class IbBrokerSession:
         # A fresh adapter per connection: a new session id tells the journal's resync which
         # intents were sent before the drop.
         adapter = IbAdapter(settings, self._journal, rejected=self._on_rejected)
-        # A request the gateway never answers (it holds everything between 1100 and 1102) fails
-        # the pass after this long instead of blocking the broker thread; the next trigger retries.
-        adapter.ib.RequestTimeout = REQUEST_TIMEOUT_SECONDS
         wrapper = adapter.ib.wrapper
         _tap(wrapper, "error", self._on_error)
         _tap(wrapper, "execDetails", self._on_exec_details)
@@ -308,10 +307,10 @@ class IbBrokerSession:
         self._emit(self.events.order_rejected, rule, code, text)
 
     def _on_error(self, req_id: int, code: int, text: str, *rest: Any) -> None:
-        if code == _LINK_LOST:
+        if code == LINK_LOST:
             self._emit(self.events.link_lost)
-        elif code in (_LINK_RESTORED, _LINK_RESTORED_DATA_LOST):
-            self._emit(self.events.link_restored, code == _LINK_RESTORED_DATA_LOST)
+        elif code in LINK_RESTORED_CODES:
+            self._emit(self.events.link_restored, code == LINK_RESTORED_DATA_LOST)
 
     def _on_exec_details(self, req_id: int, contract: Any, execution: Any) -> None:
         if execution.execId in self._seen_exec_ids:
@@ -760,5 +759,5 @@ def write_safety(journal: Journal, state: SafetyState) -> None:
         journal.delete_state(BREAKER_KEY)
         journal.delete_state(BREAKER_REASON_KEY)
         day = trading_day_start(journal.now).date().isoformat()
-        journal.delete_state(f"day_start_nav:{day}")
-        journal.set_state(f"{PNL_AT_RESUME_KEY}:{day}", RESUME_PENDING)
+        journal.delete_state(DAY_START_NAV_PREFIX + day)
+        journal.set_state(PNL_AT_RESUME_PREFIX + day, RESUME_PENDING)

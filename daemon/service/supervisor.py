@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import tradectl_version
+from daemon.errors import PermanentError, TemporaryError
 from daemon.journal import NothingToRelease
 from daemon.ledger_view import release_result
 from daemon.private_files import LoosePermissions, ensure_state_dir
@@ -139,6 +140,8 @@ class Daemon:
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._disconnected = asyncio.Event()
+        # Set by every rule swap: what a permanent connect failure waits for.
+        self._rules_swapped = asyncio.Event()
         self._ready_sent = False
         self.started = asyncio.Event()
         self._cancel_waiters: list[asyncio.Future[list[dict[str, Any]]]] = []
@@ -462,6 +465,7 @@ class Daemon:
             files=outcome.files,
             loaded_at=self._clock().isoformat(),
         )
+        self._rules_swapped.set()
         if previous is not None:
             self._scheduler.apply(rule_set.schedule)
             if self._records is not None:
@@ -514,10 +518,16 @@ class Daemon:
                 )
             except asyncio.CancelledError:
                 raise
+            except PermanentError as exc:
+                await self._wait_for_a_fix(rule_set, exc)
+                backoff.reset()
+                continue
             except Exception as exc:
                 self.connection = "disconnected"
                 self.connection_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 delay = backoff.next_delay()
+                if isinstance(exc, TemporaryError) and exc.delay is not None:
+                    delay = exc.delay
                 log.warning(
                     "cannot connect to the gateway at %s (%s); retrying in %.1fs",
                     self.session.address(rule_set),
@@ -555,6 +565,34 @@ class Daemon:
             self._status_changed()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.disconnect(), DISCONNECT_TIMEOUT_SECONDS)
+
+    async def _wait_for_a_fix(self, rule_set: RuleSet, error: PermanentError) -> None:
+        """A failure no retry fixes (a wrong or unmarked live account, a journal bound to
+        another account): stay up, degraded and saying why, until a rule change may fix it
+        or SIGTERM. Retrying would only repeat the refusal every few seconds."""
+        self._rules_swapped.clear()
+        self.connection = "refused"
+        self.connection_error = f"{type(error).__name__}: {error}"
+        log.error(
+            "cannot trade through the gateway at %s: %s; not retrying until the rules change "
+            "(edit them, `tradectl reload` or SIGHUP) or the daemon stops",
+            self.session.address(rule_set),
+            error,
+        )
+        self._status_changed()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.session.disconnect(), DISCONNECT_TIMEOUT_SECONDS)
+        waits = [
+            asyncio.ensure_future(self._stop_requested.wait()),
+            asyncio.ensure_future(self._rules_swapped.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if not self._stopping:
+            log.info("rules changed: connecting again")
 
     def _mark_disconnected(self) -> None:
         self.connection = "disconnected"
@@ -932,6 +970,8 @@ class Daemon:
 
     def status_line(self) -> str:
         parts = [self.connection_state()]
+        if self.connection == "refused":
+            parts[0] = f"REFUSED: {self.connection_error}"
         generation = self.rules.generation or "none"
         parts.append(f"rules {generation}" + (" DEGRADED" if self.rules.degraded else ""))
         if self.halted:
