@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from daemon.planner.market_time import MarketHours
 from schemas.models import RuleKind, Side, parse_order_ref
 
 OrderType = Literal["MKT", "LMT", "STP", "STP LMT", "TRAIL"]
@@ -37,6 +38,7 @@ class Quote:
     time: datetime
     bid: float | None = None
     ask: float | None = None
+    halted: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,9 @@ class Observed:
     executions no longer show it. ``exit_fills`` is the cumulative filled quantity of a bracket's
     ``stop`` and ``target`` legs, keyed by ``(rule, generation)``, so that a position its stop
     has already closed is never protected again (a stop on a flat position would open a new one).
+    ``market_hours`` holds each symbol's sessions as the gateway reported them; ``None`` means
+    market time is not checked at all (planner unit tests), whereas a symbol missing from the
+    mapping has unknown hours and its orders are held.
     ``in_flight`` holds the intent keys that were sent and are not yet seen at the broker: the
     planner plans nothing for them (DESIGN.md §3, Expectations).
     """
@@ -140,6 +145,7 @@ class Observed:
     halted: bool = False
     breaker_tripped: bool = False
     allocations_due: bool = True
+    market_hours: Mapping[str, MarketHours] | None = None
 
     def position(self, symbol: str) -> float:
         held = self.positions.get(symbol)
@@ -174,6 +180,7 @@ class OrderSpec:
     parent_ref: str | None = None
     oca_group: str | None = None
     transmit: bool = True
+    outside_rth: bool = False
 
     @property
     def price_for_value(self) -> float | None:
