@@ -206,6 +206,8 @@ def _joined(sessions: list[Session]) -> tuple[Session, ...]:
 
 
 def _parse_date(text: str, context: str) -> date:
+    if len(text) != 8 or not text.isdigit():
+        raise HoursFormatError(f"bad trading-hours entry {context!r}")
     try:
         return datetime.strptime(text, "%Y%m%d").date()
     except ValueError as exc:
@@ -213,6 +215,8 @@ def _parse_date(text: str, context: str) -> date:
 
 
 def _parse_clock(text: str, context: str) -> time:
+    if len(text) != 4 or not text.isdigit():
+        raise HoursFormatError(f"bad trading-hours entry {context!r}")
     try:
         return datetime.strptime(text, "%H%M").time()
     except ValueError as exc:
