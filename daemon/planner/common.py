@@ -242,8 +242,16 @@ class Book:
             return None, f"{symbol}: no quote"
         if not (math.isfinite(quote.last) and quote.last > 0):
             return None, f"{symbol}: no usable last price ({quote.last})"
+        if quote.halted:
+            return None, f"{symbol}: trading is halted (IB tick 49)"
         age = _as_utc(self.now) - _as_utc(quote.time)
-        if age > QUOTE_MAX_AGE:
+        hours = (
+            None if self.observed.market_hours is None else self.observed.market_hours.get(symbol)
+        )
+        # Outside the session no trade is expected, so the last trade is as fresh as it gets;
+        # with no hours at all (planner unit tests) the age always counts.
+        in_session = hours is None or hours.extended_session(self.now) is not None
+        if in_session and age > QUOTE_MAX_AGE:
             minutes = int(age.total_seconds() // 60)
             return None, f"{symbol}: quote is stale ({minutes} min old, limit 15 min)"
         return quote.last, ""

@@ -137,6 +137,7 @@ def build_observed(
         orders_sent_last_minute=sent_last_minute,
         halted=halted,
         breaker_tripped=breaker,
+        market_hours=state.market_hours,
     )
 
 

@@ -8,9 +8,12 @@ simulator leaves unset (the clients then keep their defaults).
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from daemon.sim.model import Execution, Instrument, SimOrder
 from daemon.sim.protocol import UNSET_DOUBLE, Field, Out
+from daemon.sim.state import MarketHoursMode
 
 # IB's tick types (https://interactivebrokers.github.io/tws-api/tick_types.html).
 TICK_BID_SIZE, TICK_BID, TICK_ASK, TICK_ASK_SIZE, TICK_LAST, TICK_LAST_SIZE = 0, 1, 2, 3, 4, 5
@@ -291,8 +294,8 @@ def commission_report(ex: Execution, currency: str) -> list[Field]:
     return [Out.COMMISSION_REPORT, 1, ex.exec_id, ex.commission, currency, realized, "", ""]
 
 
-def contract_details(req_id: int, inst: Instrument) -> list[Field]:
-    hours = trading_hours(time.time())
+def contract_details(req_id: int, inst: Instrument, mode: MarketHoursMode) -> list[Field]:
+    hours = trading_hours(time.time(), mode)
     return [
         Out.CONTRACT_DATA,
         req_id,
@@ -338,12 +341,22 @@ def contract_details(req_id: int, inst: Instrument) -> list[Field]:
     ]
 
 
-def trading_hours(now: float) -> tuple[str, str]:
-    """Regular and extended hours for today and tomorrow, in IB's format."""
-    days = [time.strftime("%Y%m%d", time.gmtime(now + 86_400 * i)) for i in range(2)]
-    trading = ";".join(f"{d}:0400-{d}:2000" for d in days)
-    liquid = ";".join(f"{d}:0930-{d}:1600" for d in days)
-    return trading, liquid
+def trading_hours(now: float, mode: MarketHoursMode) -> tuple[str, str]:
+    """Extended and regular hours in IB's format, in the ``TRADING_HOURS_TZ`` time zone."""
+    if mode == "us_equities":
+        days = [time.strftime("%Y%m%d", time.gmtime(now + 86_400 * i)) for i in range(2)]
+        trading = ";".join(f"{d}:0400-{d}:2000" for d in days)
+        liquid = ";".join(f"{d}:0930-{d}:1600" for d in days)
+        return trading, liquid
+    # Yesterday to two days ahead: the joined session covers any host hour with margin.
+    today = datetime.fromtimestamp(now, ZoneInfo(TRADING_HOURS_TZ)).date()
+    entries = []
+    for offset in range(-1, 3):
+        day = (today + timedelta(days=offset)).strftime("%Y%m%d")
+        closed = mode == "closed_today" and offset <= 0
+        entries.append(f"{day}:CLOSED" if closed else f"{day}:0000-{day}:2359")
+    hours = ";".join(entries)
+    return hours, hours
 
 
 def ib_time(ts: float) -> str:

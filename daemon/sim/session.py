@@ -320,7 +320,7 @@ class Session:
         if inst is None:
             self.send_error(reqId, 200, "No security definition has been found for the request")
             return
-        self.send(m.contract_details(reqId, inst))
+        self.send(m.contract_details(reqId, inst, self.engine.state.market.hours))
         self.send([Out.CONTRACT_DATA_END, 1, reqId])
 
     def _on_reqMktData(
