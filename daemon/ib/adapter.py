@@ -43,6 +43,7 @@ from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
 from daemon.ib import translate
+from daemon.ib.market_clock import MarketClock
 from daemon.journal import (
     AlreadyLive,
     BrokerRecord,
@@ -232,6 +233,7 @@ class IbAdapter:
         self._hours: dict[str, tuple[date, MarketHours]] = {}
         # Tick type 45 (last-trade time) by conId; ib_insync does not keep it on the Ticker.
         self._last_trade_times: dict[int, datetime] = {}
+        self.market_clock = MarketClock()
         self._install_hooks()
 
     # --- connection --------------------------------------------------------------------------
@@ -267,6 +269,22 @@ class IbAdapter:
         check_account(settings.account, settings.live_allowed, self.ib.managedAccounts())
         if self.journal is not None:
             self.journal.bind_account(settings.account)
+        self.sync_clock()
+
+    def sync_clock(self) -> None:
+        """Measure the gateway's clock against the host's (on connect and every
+        ``REFRESH_EVERY``); a skewed host clock is logged and shown by ``status``."""
+        sent_at = datetime.now(UTC)
+        gateway_time = self.ib.reqCurrentTime()
+        self.market_clock.record(gateway_time.astimezone(UTC), sent_at, datetime.now(UTC))
+        if self.market_clock.skewed:
+            log.warning("%s", self.market_clock.describe())
+
+    def market_now(self, host_now: datetime) -> datetime:
+        """ "Now" for market-time decisions: the host time moved onto the gateway's clock."""
+        if self.market_clock.due(datetime.now(UTC)) and self.connected:
+            self.sync_clock()
+        return self.market_clock.now(host_now)
 
     def disconnect(self) -> None:
         self.ib.disconnect()
@@ -700,7 +718,7 @@ class IbAdapter:
         """Qualified contracts, from the journal's cache when possible (a restart does not
         qualify again), otherwise from contract details (cached afterwards)."""
         cached = self.journal.cached_contracts(symbols) if self.journal is not None else {}
-        today = datetime.now(UTC).date()
+        today = self.market_clock.now(datetime.now(UTC)).date()
         if self.journal is not None:
             for symbol in symbols:
                 stored = self.journal.get_state(_hours_key(today, symbol))
@@ -712,6 +730,7 @@ class IbAdapter:
             if symbol not in cached or self._hours.get(symbol, (None,))[0] != today
         ]
         fresh: list[CachedContract] = []
+        read_hours: dict[str, str] = {}
         for start in range(0, len(missing), 50):
             batch = missing[start : start + 50]
             results = self.ib.run(
@@ -729,8 +748,7 @@ class IbAdapter:
                 hours = _market_hours(symbol, details, notes)
                 if hours is not None:
                     self._hours[symbol] = (today, hours[0])
-                    if self.journal is not None and self.journal.writable:
-                        self.journal.set_state(_hours_key(today, symbol), hours[1])
+                    read_hours[_hours_key(today, symbol)] = hours[1]
                 if symbol in cached:
                     continue
                 qualified = _qualified(symbol, details, notes)
@@ -738,6 +756,8 @@ class IbAdapter:
                     fresh.append(qualified)
         if fresh and self.journal is not None and self.journal.writable:
             self.journal.store_contracts(fresh)
+        if read_hours and self.journal is not None and self.journal.writable:
+            self.journal.set_cached_states(read_hours)
         cached.update({contract.symbol: contract for contract in fresh})
         return cached
 

@@ -353,7 +353,7 @@ class IbBrokerSession:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
         self._rules = rules
-        now = self._clock()
+        now = adapter.market_now(self._clock())
         generation = rules.generation()
         journal.record_generation(generation)
         pass_id = journal.begin_pass(",".join(sorted(context.reasons)), generation)
@@ -395,6 +395,12 @@ class IbBrokerSession:
         )
         plan = plan_pass(rules, observed, journal, now)
         self._remember(observed)
+        clock = adapter.market_clock
+        self._status = {
+            **self._status,
+            "gateway_clock_offset_seconds": clock.offset.total_seconds(),
+            "clock_warning": clock.describe() if clock.skewed else None,
+        }
         for intent in plan.blocked:
             log.debug(
                 "blocked: %s",
