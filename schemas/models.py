@@ -214,6 +214,11 @@ class Risk(StrictModel):
 class Rebalance(StrictModel):
     cron: CronExpression
     timezone: TimeZoneName
+    window_end: Duration | None = Field(
+        default=None,
+        description="How long after the cron time allocation orders may still go while the "
+        "allocation has not converged; default: until the close of the regular session",
+    )
 
 
 _CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"

@@ -159,6 +159,11 @@ def hold_reason(
     return None
 
 
+def session_close(hours: MarketHours, now: datetime) -> datetime | None:
+    """The close of the regular session open at ``now``, else of the next one."""
+    return next((session.close for session in hours.regular if now < session.close), None)
+
+
 def _wait_for(
     sessions: Sequence[Session], now: datetime, reason: str, hours: MarketHours
 ) -> Hold | None:

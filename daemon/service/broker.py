@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from daemon.ib import AdapterError, IbAdapter
 from daemon.journal import Journal, utc_now
 from daemon.journal.lifecycle import REJECTION_STATUS, order_ended
+from daemon.planner.market_time import session_close
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.reconcile import (
     BREAKER_KEY,
@@ -457,6 +458,8 @@ class IbBrokerSession:
             net_liquidation=observed.net_liquidation,
             breaker_tripped=tripped,
             facts=facts,
+            allocation_work_left=allocation_work_left(rules, observed, plan),
+            session_close=allocation_session_close(rules, observed, now),
         )
 
     def _check_breaker(
@@ -721,3 +724,26 @@ def write_safety(journal: Journal, state: SafetyState) -> None:
         journal.delete_state(BREAKER_REASON_KEY)
         day = trading_day_start(journal.now).date().isoformat()
         journal.delete_state(f"day_start_nav:{day}")
+
+
+def allocation_session_close(rules: RuleSet, observed: Observed, now: datetime) -> datetime | None:
+    """The earliest close, among the allocations' symbols, of the regular session open now or
+    next: the default end of a rebalance window."""
+    if observed.market_hours is None:
+        return None
+    symbols = {symbol for allocation in rules.allocations.values() for symbol in allocation.targets}
+    closes = [
+        close
+        for symbol in symbols
+        if (hours := observed.market_hours.get(symbol)) is not None
+        and (close := session_close(hours, now)) is not None
+    ]
+    return min(closes, default=None)
+
+
+def allocation_work_left(rules: RuleSet, observed: Observed, plan: Plan) -> bool:
+    """The allocation has not converged: the plan still has allocation intents (held, blocked
+    or to send), or allocation orders are still working at the broker."""
+    return any(intent.kind == "allocations" for intent in plan.intents) or any(
+        order.rule in rules.allocations for order in observed.owned_orders
+    )

@@ -659,7 +659,14 @@ class Daemon:
         )
         if summary.stopped_early:
             return "stopped early"
-        self._scheduler.window.pass_completed(allocations_due)
+        rebalance = rule_set.schedule.rebalance
+        self._scheduler.window.pass_completed(
+            allocations_due,
+            work_left=summary.allocation_work_left,
+            now=self._clock(),
+            session_close=summary.session_close,
+            window_end=None if rebalance is None else rebalance.window_end,
+        )
         if not self._ready_sent:
             self._ready_sent = True
             log.info("first sync complete", extra={"generation": self.rules.generation})
