@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from daemon.planner.market_time import in_blackout
 from schemas.loader import halt_file
 from schemas.models import Account, Alerts, Gateway, RuleSet
 
@@ -518,10 +519,25 @@ class Daemon:
             self._connected_target = None
             if self._stopping:
                 return
-            log.warning("disconnected from the gateway: no orders until reconnected and resynced")
+            if self._in_blackout():
+                log.info(
+                    "disconnected from the gateway during IB's daily reset blackout (expected): "
+                    "no orders until reconnected and resynced"
+                )
+            else:
+                log.warning(
+                    "disconnected from the gateway: no orders until reconnected and resynced"
+                )
             self._status_changed()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.disconnect(), DISCONNECT_TIMEOUT_SECONDS)
+
+    def _in_blackout(self) -> bool:
+        """IB's nightly reset drops links and sockets: expected inside a configured blackout."""
+        rules = self.rules.current
+        if rules is None:
+            return False
+        return in_blackout(self._clock(), rules.schedule.blackouts, None) is not None
 
     def _mark_disconnected(self) -> None:
         self.connection = "disconnected"
@@ -535,7 +551,11 @@ class Daemon:
 
     def _on_link_lost(self) -> None:
         if self._link_ok:
-            log.warning("gateway lost its connection to IB (1100): no orders until restored")
+            log.log(
+                logging.INFO if self._in_blackout() else logging.WARNING,
+                "gateway lost its connection to IB (1100)%s: no orders until restored",
+                " during IB's daily reset blackout (expected)" if self._in_blackout() else "",
+            )
         self._link_ok = False
         self._status_changed()
 
