@@ -211,19 +211,20 @@ def _joined(sessions: list[Session]) -> tuple[Session, ...]:
 
 
 def _parse_date(text: str, context: str) -> date:
-    if len(text) != 8 or not text.isdigit():
-        raise HoursFormatError(f"bad trading-hours entry {context!r}")
-    try:
-        return datetime.strptime(text, "%Y%m%d").date()
-    except ValueError as exc:
-        raise HoursFormatError(f"bad trading-hours entry {context!r}") from exc
+    return _parse_digits(text, "%Y%m%d", context).date()
 
 
 def _parse_clock(text: str, context: str) -> time:
-    if len(text) != 4 or not text.isdigit():
+    return _parse_digits(text, "%H%M", context).time()
+
+
+def _parse_digits(text: str, layout: str, context: str) -> datetime:
+    # strptime alone would read "2026113" as 2026-11-3: IB always writes every digit.
+    digits = 8 if layout == "%Y%m%d" else 4
+    if len(text) != digits or not text.isdigit():
         raise HoursFormatError(f"bad trading-hours entry {context!r}")
     try:
-        return datetime.strptime(text, "%H%M").time()
+        return datetime.strptime(text, layout)
     except ValueError as exc:
         raise HoursFormatError(f"bad trading-hours entry {context!r}") from exc
 

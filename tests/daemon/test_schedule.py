@@ -87,10 +87,15 @@ def test_the_resync_timer_requests_passes() -> None:
 UTC_NOON = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
 
 
-def test_the_window_stays_open_until_the_allocation_has_converged() -> None:
+def opened_at_noon() -> RebalanceWindow:
     window = RebalanceWindow()
     window.configure(cron_set=True)
     window.open(at=UTC_NOON)
+    return window
+
+
+def test_the_window_stays_open_until_the_allocation_has_converged() -> None:
+    window = opened_at_noon()
     close = UTC_NOON + timedelta(hours=4)
     for minutes in (1, 2, 3):
         window.pass_completed(
@@ -103,9 +108,7 @@ def test_the_window_stays_open_until_the_allocation_has_converged() -> None:
 
 
 def test_the_window_closes_at_the_session_close_even_with_work_left() -> None:
-    window = RebalanceWindow()
-    window.configure(cron_set=True)
-    window.open(at=UTC_NOON)
+    window = opened_at_noon()
     close = UTC_NOON + timedelta(hours=4)
     window.pass_completed(True, work_left=True, now=UTC_NOON, session_close=close)
     assert window.due
@@ -114,9 +117,7 @@ def test_the_window_closes_at_the_session_close_even_with_work_left() -> None:
 
 
 def test_window_end_overrides_the_session_close() -> None:
-    window = RebalanceWindow()
-    window.configure(cron_set=True)
-    window.open(at=UTC_NOON)
+    window = opened_at_noon()
     window.pass_completed(
         True,
         work_left=True,
@@ -130,9 +131,7 @@ def test_window_end_overrides_the_session_close() -> None:
 
 
 def test_an_unknown_window_end_closes_after_the_pass_as_before() -> None:
-    window = RebalanceWindow()
-    window.configure(cron_set=True)
-    window.open(at=UTC_NOON)
+    window = opened_at_noon()
     window.pass_completed(True, work_left=True, now=UTC_NOON, session_close=None)
     assert not window.due
 
