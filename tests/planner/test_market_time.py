@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.planner.market_time import (
     HoursFormatError,
@@ -184,3 +186,41 @@ def test_window_margins_are_configurable() -> None:
         blackouts=[],
     )
     assert hold is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    now=st.datetimes(
+        min_value=datetime(2026, 11, 24), max_value=datetime(2026, 12, 2), timezones=st.just(UTC)
+    ),
+    allocation=st.booleans(),
+    market_order=st.booleans(),
+    protective=st.booleans(),
+)
+def test_no_market_order_or_allocation_goes_while_the_market_is_closed(
+    now: datetime, allocation: bool, market_order: bool, protective: bool
+) -> None:
+    hold = hold_reason(
+        hours=WEEK,
+        now=now,
+        allocation=allocation,
+        market_order=market_order,
+        protective=protective,
+        outside_rth=False,
+        window=TradingWindow(),
+        blackouts=DEFAULT_BLACKOUTS,
+    )
+    if hold is not None:
+        assert hold.until is None or hold.until > now
+        return
+    assert in_blackout(now, DEFAULT_BLACKOUTS, WEEK) is None
+    if protective:
+        return
+    session = WEEK.regular_session(now)
+    if market_order or allocation:
+        assert session is not None, f"{now} is outside regular hours"
+    if allocation:
+        assert session is not None
+        assert session.open + timedelta(minutes=5) <= now < session.close - timedelta(minutes=10)
+    local_day = now.astimezone(NEW_YORK).date()
+    assert local_day not in WEEK.closed_days
