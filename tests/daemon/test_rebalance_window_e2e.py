@@ -7,32 +7,34 @@ from pathlib import Path
 import pytest
 
 from daemon.sim import SimThread
-from tests.daemon.e2e_support import DaemonProcess, Wire, wait_until, wire_time, write_atomically
+from tests.daemon.e2e_support import (
+    ACCOUNT_RULES,
+    DaemonProcess,
+    Wire,
+    wait_until,
+    wire_time,
+    write_atomically,
+)
 
 pytestmark = pytest.mark.e2e
 
 # AAPL at 275 in the default sim account (1,000,000 cash): 30 % is ~285,000, which
 # max_order_value 60,000 splits into five slices, one per pass.
-RULES = """\
-version: 1
-account: {{id: DU0000001}}
-gateway: {{host: 127.0.0.1, port: {port}, client_id: 17}}
-risk:
-  max_order_value: 60000
-  max_position_fraction: 0.35
-  max_risk_per_trade_fraction: 0.02
-  max_daily_loss_fraction: 0.05
-  max_orders_per_minute: 3000
-schedule:
-  reconcile_every: 1h
-  rebalance: {{cron: "* * * * *", timezone: America/New_York}}
+ALLOCATION = """\
 allocations:
   core:
-    capital: {{fraction_of_nav: 0.95}}
+    capital: {fraction_of_nav: 0.95}
     min_trade_value: 0
-    order: {{type: limit, offset_bps: 20}}
-    targets: {{AAPL: 0.30}}
+    order: {type: limit, offset_bps: 20}
+    targets: {AAPL: 0.30}
 """
+
+
+def rules(port: int) -> str:
+    account = ACCOUNT_RULES.format(port=port, every="1h")
+    account = account.replace("max_order_value: 500000", "max_order_value: 60000")
+    cron = 'rebalance: {cron: "* * * * *", timezone: America/New_York}'
+    return account.replace("{reconcile_every: 1h}", f"{{reconcile_every: 1h, {cron}}}") + ALLOCATION
 
 
 def test_one_rebalance_window_sends_every_slice_until_converged(
@@ -40,7 +42,7 @@ def test_one_rebalance_window_sends_every_slice_until_converged(
 ) -> None:
     directory = tmp_path / "rules"
     directory.mkdir()
-    write_atomically(directory / "rules.yaml", RULES.format(port=sim.port))
+    write_atomically(directory / "rules.yaml", rules(sim.port))
     daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "daemon.log")
     started.append(daemon.start())
     daemon.wait_message("first sync complete", timeout=40)
