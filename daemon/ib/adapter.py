@@ -721,9 +721,11 @@ class IbAdapter:
         today = self.market_clock.now(datetime.now(UTC)).date()
         if self.journal is not None:
             for symbol in symbols:
-                stored = self.journal.get_state(_hours_key(today, symbol))
-                if stored is not None and symbol not in self._hours:
-                    self._hours[symbol] = (today, _stored_hours(stored))
+                if self._hours.get(symbol, (None,))[0] == today:
+                    continue
+                stored = _stored_hours(self.journal.get_state(_hours_key(symbol)), today)
+                if stored is not None:
+                    self._hours[symbol] = (today, stored)
         missing = [
             symbol
             for symbol in symbols
@@ -745,10 +747,10 @@ class IbAdapter:
                 )
             )
             for symbol, details in zip(batch, results, strict=True):
-                hours = _market_hours(symbol, details, notes)
+                hours = _market_hours(symbol, details, notes, today)
                 if hours is not None:
                     self._hours[symbol] = (today, hours[0])
-                    read_hours[_hours_key(today, symbol)] = hours[1]
+                    read_hours[_hours_key(symbol)] = hours[1]
                 if symbol in cached:
                     continue
                 qualified = _qualified(symbol, details, notes)
@@ -1025,25 +1027,35 @@ def _quote(symbol: str, ticker: Ticker, last_trade: datetime) -> Quote | None:
 
 
 def _market_hours(
-    symbol: str, details: list[ContractDetails], notes: list[str]
+    symbol: str, details: list[ContractDetails], notes: list[str], today: date
 ) -> tuple[MarketHours, str] | None:
     """The symbol's hours, and their journal form (the day's cache survives a restart)."""
     stocks = [d for d in details if d.contract is not None and d.contract.secType == "STK"]
     if not stocks or not stocks[0].timeZoneId:
         return None
     chosen = stocks[0]
-    stored = json.dumps([chosen.timeZoneId, chosen.tradingHours, chosen.liquidHours])
     try:
-        return _stored_hours(stored), stored
+        hours = market_hours(chosen.timeZoneId, chosen.tradingHours, chosen.liquidHours)
     except (HoursFormatError, ValueError, KeyError) as exc:
         notes.append(f"{symbol}: trading hours from the gateway are unreadable ({exc})")
         return None
+    stored = [today.isoformat(), chosen.timeZoneId, chosen.tradingHours, chosen.liquidHours]
+    return hours, json.dumps(stored)
 
 
-def _stored_hours(stored: str) -> MarketHours:
-    time_zone, trading, liquid = json.loads(stored)
-    return market_hours(time_zone, trading, liquid)
+def _stored_hours(stored: str | None, today: date) -> MarketHours | None:
+    """The hours the journal keeps for ``today``; None when it has none (or another day's)."""
+    if stored is None:
+        return None
+    try:
+        day, time_zone, trading, liquid = json.loads(stored)
+        if day != today.isoformat():
+            return None
+        return market_hours(time_zone, trading, liquid)
+    except (HoursFormatError, ValueError, KeyError, TypeError):
+        return None
 
 
-def _hours_key(day: date, symbol: str) -> str:
-    return f"market_hours:{day.isoformat()}:{symbol}"
+def _hours_key(symbol: str) -> str:
+    # One key per symbol, overwritten each day, so the journal does not grow with the days.
+    return f"market_hours:{symbol}"

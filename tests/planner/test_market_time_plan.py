@@ -8,9 +8,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ib_insync import Ticker
-
-from daemon.ib.adapter import _quote
 from daemon.planner import plan
 from daemon.planner.common import Book
 from daemon.planner.types import Observed, Quote
@@ -114,16 +111,3 @@ def test_a_halted_symbol_has_no_price() -> None:
     state = with_quotes(observed(prices={"AAPL": 152.0}), halted)
     price, why = Book(state, NOW).fresh_price("AAPL")
     assert price is None and "halted" in why
-
-
-def test_the_adapter_never_prices_from_the_previous_close() -> None:
-    assert _quote("AAPL", Ticker(close=150.0), NOW) is None
-
-
-def test_the_adapter_times_a_quote_by_the_last_trade_and_reads_halts() -> None:
-    last_trade = NOW - timedelta(hours=3)
-    quote = _quote("AAPL", Ticker(last=151.0, halted=2.0), last_trade)
-    assert quote is not None
-    assert (quote.last, quote.time, quote.halted) == (151.0, last_trade, True)
-    trading = _quote("AAPL", Ticker(last=151.0, halted=0.0), NOW)
-    assert trading is not None and not trading.halted
