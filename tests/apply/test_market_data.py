@@ -4,11 +4,17 @@ day's trading hours kept in the journal (docs/planning.md, "Market time")."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from ib_insync import Contract, ContractDetails, Ticker
 
-from daemon.ib.adapter import _market_hours, _quote, _stored_hours
+from daemon.ib.adapter import (
+    ConnectionSettings,
+    IbAdapter,
+    _market_hours,
+    _quote,
+    _stored_hours,
+)
 from tests.planner.builders import NOW
 
 
@@ -43,3 +49,12 @@ def test_hours_kept_in_the_journal_serve_only_their_own_day() -> None:
     garbled = ContractDetails(contract=details.contract, timeZoneId="US/Eastern", liquidHours="x")
     assert _market_hours("AAPL", [garbled], notes, today) is None
     assert notes and "unreadable" in notes[0]
+
+
+def test_tick_45_is_recorded_as_the_last_trade_time_of_the_contract() -> None:
+    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), None)
+    adapter.ib.wrapper.reqId2Ticker[5] = Ticker(contract=Contract(conId=265598))
+    adapter.ib.wrapper.tickString(5, 45, "1764601200")
+    adapter.ib.wrapper.tickString(5, 45, "garbled")
+    adapter.ib.wrapper.tickString(6, 45, "1764601300")
+    assert adapter._last_trade_times == {265598: datetime(2025, 12, 1, 15, 0, tzinfo=UTC)}
