@@ -226,6 +226,8 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"breaker:     TRIPPED {breaker['day']}: {breaker['reason']}")
     else:
         lines.append("breaker:     ok")
+    if account.get("clock_warning"):
+        lines.append(f"clock:       WARNING {account['clock_warning']}")
     if "records" in status:
         lines.append(render_records(status["records"]))
     if "order_efficiency" in status:

@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -971,6 +971,13 @@ class Journal:
     def set_state(self, key: str, value: str) -> None:
         with self._transaction(durable=True) as db:
             self._set(db, key, value)
+
+    def set_cached_states(self, items: Mapping[str, str]) -> None:
+        """Several values that can be read again from the broker (a day's trading hours): one
+        transaction, not fsynced like a decision."""
+        with self._transaction(durable=False) as db:
+            for key, value in items.items():
+                self._set(db, key, value)
 
     def delete_state(self, key: str) -> None:
         with self._transaction(durable=True) as db:

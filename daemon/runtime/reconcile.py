@@ -192,6 +192,7 @@ def build_observed(
         breaker_tripped=breaker,
         targets_sources=targets_sources or {},
         accepted_targets=accepted_targets(journal, list(targets_sources or {})),
+        market_hours=state.market_hours,
     )
 
 
@@ -344,7 +345,8 @@ def reconcile_pass(
 ) -> PassResult:
     """Resync, observe, plan, gate; then, when ``act`` and ``confirm`` agree, journal and send
     the actionable intents and wait for their acknowledgement."""
-    now = clock()
+    started = clock()
+    now = adapter.market_now(started)
     adapter.start_pass()
     writable = journal is not None and journal.writable
     pass_id = None
@@ -389,7 +391,7 @@ def reconcile_pass(
     if confirm is not None and not confirm(plan):
         _finish(journal, pass_id, result, "declined")
         return result
-    if clock() - now > PLAN_MAX_AGE:
+    if clock() - started > PLAN_MAX_AGE:
         result.problems.append(
             f"the plan is older than {PLAN_MAX_AGE.seconds} s (confirmation took a while) and "
             "prices may have moved: nothing sent; run it again"

@@ -41,6 +41,7 @@ from daemon.journal.keys import (
 from daemon.journal.lifecycle import REJECTION_STATUS, order_ended
 from daemon.ledger_view import rule_ledgers
 from daemon.planner.breaker import breaker_reason
+from daemon.planner.market_time import session_close
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.account_sample import record_account_sample
 from daemon.runtime.reconcile import (
@@ -52,7 +53,7 @@ from daemon.runtime.reconcile import (
     trading_day_start,
 )
 from daemon.runtime.session import connection_settings
-from daemon.runtime.targets_file import TargetsFiles
+from daemon.runtime.targets_file import TargetsFiles, targets_symbols
 from daemon.runtime.targets_journal import accept_pending, decision_views, record_decisions
 from schemas.models import RuleKind, RuleSet, parse_order_ref
 
@@ -378,7 +379,7 @@ class IbBrokerSession:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
         self._rules = rules
-        now = self._clock()
+        now = adapter.market_now(self._clock())
         generation = rules.generation()
         journal.record_generation(generation)
         pass_id = journal.begin_pass(",".join(sorted(context.reasons)), generation)
@@ -430,6 +431,12 @@ class IbBrokerSession:
         record_decisions(journal, plan, now)
         record_account_sample(journal, rules, observed, plan)
         self._remember(observed, plan, orphaned_protections(journal, rules))
+        clock = adapter.market_clock
+        self._status = {
+            **self._status,
+            "gateway_clock_offset_seconds": clock.offset.total_seconds(),
+            "clock_warning": clock.describe() if clock.skewed else None,
+        }
         for intent in plan.blocked:
             log.debug(
                 "blocked: %s",
@@ -486,6 +493,8 @@ class IbBrokerSession:
             net_liquidation=observed.net_liquidation,
             breaker_tripped=tripped,
             facts=facts,
+            allocation_work_left=allocation_work_left(rules, observed, plan),
+            session_close=allocation_session_close(rules, observed, now),
         )
 
     def _check_breaker(
@@ -761,3 +770,28 @@ def write_safety(journal: Journal, state: SafetyState) -> None:
         day = trading_day_start(journal.now).date().isoformat()
         journal.delete_state(DAY_START_NAV_PREFIX + day)
         journal.set_state(PNL_AT_RESUME_PREFIX + day, RESUME_PENDING)
+
+
+def allocation_session_close(rules: RuleSet, observed: Observed, now: datetime) -> datetime | None:
+    """The earliest close, among the allocations' symbols, of the regular session open now or
+    next: the default end of a rebalance window."""
+    if observed.market_hours is None:
+        return None
+    symbols = {
+        symbol for allocation in rules.allocations.values() for symbol in allocation.inline_targets
+    } | set(targets_symbols(observed.targets_sources))
+    closes = [
+        close
+        for symbol in symbols
+        if (hours := observed.market_hours.get(symbol)) is not None
+        and (close := session_close(hours, now)) is not None
+    ]
+    return min(closes, default=None)
+
+
+def allocation_work_left(rules: RuleSet, observed: Observed, plan: Plan) -> bool:
+    """The allocation has not converged: the plan still has allocation intents (held, blocked
+    or to send), or allocation orders are still working at the broker."""
+    return any(intent.kind == "allocations" for intent in plan.intents) or any(
+        order.rule in rules.allocations for order in observed.owned_orders
+    )

@@ -28,6 +28,7 @@ from daemon import tradectl_version
 from daemon.errors import PermanentError, TemporaryError
 from daemon.journal import NothingToRelease
 from daemon.ledger_view import release_result
+from daemon.planner.market_time import in_blackout
 from daemon.private_files import LoosePermissions, ensure_state_dir
 from daemon.runtime.targets_file import resolve_targets_path
 from schemas.loader import halt_file, halt_present
@@ -561,7 +562,15 @@ class Daemon:
             self._connected_target = None
             if self._stopping:
                 return
-            log.warning("disconnected from the gateway: no orders until reconnected and resynced")
+            if self._in_blackout():
+                log.info(
+                    "disconnected from the gateway during IB's daily reset blackout (expected): "
+                    "no orders until reconnected and resynced"
+                )
+            else:
+                log.warning(
+                    "disconnected from the gateway: no orders until reconnected and resynced"
+                )
             self._status_changed()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.disconnect(), DISCONNECT_TIMEOUT_SECONDS)
@@ -594,6 +603,13 @@ class Daemon:
         if not self._stopping:
             log.info("rules changed: connecting again")
 
+    def _in_blackout(self) -> bool:
+        """IB's nightly reset drops links and sockets: expected inside a configured blackout."""
+        rules = self.rules.current
+        if rules is None:
+            return False
+        return in_blackout(self._clock(), rules.schedule.blackouts, None) is not None
+
     def _mark_disconnected(self) -> None:
         self.connection = "disconnected"
         self._link_ok = False
@@ -606,7 +622,11 @@ class Daemon:
 
     def _on_link_lost(self) -> None:
         if self._link_ok:
-            log.warning("gateway lost its connection to IB (1100): no orders until restored")
+            log.log(
+                logging.INFO if self._in_blackout() else logging.WARNING,
+                "gateway lost its connection to IB (1100)%s: no orders until restored",
+                " during IB's daily reset blackout (expected)" if self._in_blackout() else "",
+            )
         self._link_ok = False
         self._status_changed()
 
@@ -768,7 +788,14 @@ class Daemon:
                 extra={"generation": self.rules.generation},
             )
         self._last_pass_sent = summary.sent > 0
-        self._scheduler.window.pass_completed(allocations_due)
+        rebalance = rule_set.schedule.rebalance
+        self._scheduler.window.pass_completed(
+            allocations_due,
+            work_left=summary.allocation_work_left,
+            now=self._clock(),
+            session_close=summary.session_close,
+            window_end=None if rebalance is None else rebalance.window_end,
+        )
         if not self._ready_sent:
             self._ready_sent = True
             log.info("first sync complete", extra={"generation": self.rules.generation})
