@@ -120,8 +120,15 @@ def _plan_rule(
     name: str, rule: Bracket | None, book: Book, notes: list[str], allowance: Allowance
 ) -> list[Intent]:
     where = f"brackets.{name}"
+    owned_orders = book.owned_by(KIND, name)
+    # A leg replaced by a standalone copy is cancelled after the copy is placed: until IB
+    # confirms that cancel, both work, and the rule waits rather than calling it a duplicate.
+    pending = [owned.order.order_id for owned in owned_orders if owned.pending_cancel]
+    if pending:
+        notes.append(f"{where}: waiting for the cancel of order {pending[0]} to be confirmed")
+        return []
     legs: dict[str, OwnedOrder] = {}
-    for owned in book.owned_by(KIND, name):
+    for owned in owned_orders:
         if owned.leg in legs:
             ids = f"{legs[owned.leg].order.order_id} and {owned.order.order_id}"
             notes.append(
@@ -129,10 +136,6 @@ def _plan_rule(
             )
             return []
         legs[owned.leg] = owned
-    pending = [owned.order.order_id for owned in legs.values() if owned.pending_cancel]
-    if pending:
-        notes.append(f"{where}: waiting for the cancel of order {pending[0]} to be confirmed")
-        return []
 
     entered, exited, proof = holdings(name, legs, book)
     if proof is not None:
@@ -661,9 +664,13 @@ def _protect(
     filled = f"{shares(entered.quantity)} filled"
     if exited.quantity:
         filled += f", {shares(exited.quantity)} exited"
+    entry = legs.get("entry")
+    working_entry = None if entry is None else entry.order.order_id
+    detached: list[Intent] = []
+    released_children: list[Intent] = []
     intents: list[Intent] = []
     for leg, owned in children.items():
-        if owned is not None and owned.generation == generation:
+        if owned is not None and owned.generation in (generation, kept_generation(generation)):
             # The rule is unchanged since this leg was placed: its prices stand, only the
             # quantity follows the fills.
             spec = _as_spec(owned.order, cover)
@@ -679,8 +686,42 @@ def _protect(
                 parent_ref=None, oca=sibling_group, transmit=True,
             )  # fmt: skip
         reason = f"protect {shares(cover)} shares ({filled}): {leg} {_leg_price(spec)}"
+        if (
+            owned is not None
+            and working_entry is not None
+            and owned.order.parent_id == working_entry
+        ):
+            # Whether IB works a child while its parent is only partly filled is unknown
+            # (docs/sim.md, "Brackets on a partial parent fill"): it may hold it until the
+            # parent completes, leaving the filled shares without a stop at the exchange. So
+            # the fill is protected by a standalone copy, placed first, and the attached child
+            # is cancelled after it. Both are in one OCA group of type 2 (reduce on fill):
+            # while the cancel is on its way, a fill of either reduces the other by as much,
+            # so together they never close more than the position.
+            standalone = _detached(spec, name, leg, sibling_group)
+            estimated = _estimate(standalone, reference)
+            detached.append(
+                _intent(standalone, name, leg, "protective", reason, estimated, 0, cover)
+            )
+            released_children.append(
+                cancel_intent(owned, KIND, f"replaced by standalone {leg}", "protective")
+            )
+            continue
         intents += _follow(owned, spec, name, "protective", reason, reference, cover)
-    return intents
+    return detached + released_children + intents
+
+
+def _detached(spec: OrderSpec, name: str, leg: str, oca: str) -> OrderSpec:
+    """``spec`` as a standalone protective order (no parent) under the `-kept` orderRef."""
+    parsed = parse_order_ref(spec.order_ref)
+    assert parsed is not None
+    return replace(
+        spec,
+        order_ref=order_ref(name, kept_generation(parsed[1]), leg),
+        parent_ref=None,
+        oca_group=oca,
+        transmit=True,
+    )
 
 
 def _post_fill_protection(rule: Bracket, entered: Fills, tick: float) -> _Protection | str:
