@@ -251,3 +251,39 @@ def test_failure_3_a_stop_left_at_the_partial_size_fills_while_away_and_is_repla
     working = [o.order_ref for o in gateway.sim.snapshot().open_orders]
     assert len(working) == len(set(working)), working
     assert sum(1 for ref in gateway.placed_refs() if ref.endswith(":entry")) == 1
+
+
+@EVERY_OPTION
+def test_standalone_protection_grows_with_each_entry_fill_and_never_exceeds_the_position(
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+    options: tuple[str, str],
+) -> None:
+    """Entry fills of 30, 30 and the last 40, a pass after each: a working stop and target for
+    exactly what is held after every pass, grown by modify (one order id each), the stop never
+    larger than the position, the entry placed once."""
+    gateway, rules = partly_entered(gateway_factory, apply_in_process, tmp_path / "rules", options)
+    standalone = {leg: legs(gateway)[leg].order_id for leg in ("stop", "target")}
+
+    fill_entry(gateway, 30)
+    assert held(gateway) == 60
+    # Until the next pass the standalone stop stays at 30: smaller than the position, never larger.
+    assert legs(gateway)["stop"].remaining == 30
+    grown = apply_in_process(rules)
+    assert grown.code == 0, grown.out + grown.err
+    assert assert_working_standalone_protection(gateway) == 60
+    assert legs(gateway)["entry"].remaining == 40
+    assert_converged(apply_in_process(rules))
+
+    fill_entry(gateway, 0)
+    assert held(gateway) == 100
+    assert "entry" not in legs(gateway)
+    completed = apply_in_process(rules)
+    assert completed.code == 0, completed.out + completed.err
+    assert assert_working_standalone_protection(gateway) == 100
+    assert {leg: legs(gateway)[leg].order_id for leg in ("stop", "target")} == standalone
+    assert_converged(apply_in_process(rules))
+
+    assert_each_order_placed_once(gateway)
+    assert sum(1 for ref in gateway.placed_refs() if ref.endswith(":entry")) == 1
