@@ -73,6 +73,75 @@ def test_removed_rule_with_a_partly_filled_attached_entry_places_standalone_legs
     assert all(spec.parent_ref is None and spec.oca_group == f"tctl:{NAME}:{g}" for spec in placed)
 
 
+def test_a_partly_filled_working_entry_moves_its_protection_to_standalone_legs_first() -> None:
+    """Children held until the parent completes would leave the fill without a stop at the
+    exchange (docs/sim.md), so the fill is protected by standalone legs, placed before the
+    attached children are cancelled; the entry keeps working for the rest."""
+    g = gen(rules_with())
+    entry, stop, target = legs_of(g, filled=40)
+    attached = [entry, replace(stop, parent_id=1), replace(target, parent_id=1)]
+    partial = account(positions={"AAPL": 40}, entry_fills={(NAME, g): 40}, orders=attached)
+
+    result = plan(rules_with(), partial, NOW)
+
+    assert wire(result) == [
+        ("place", "stop", "SELL", "STP", 40, None, 142.5, None, None),
+        ("place", "target", "SELL", "LMT", 40, 165.0, None, None, None),
+        ("cancel", "stop", 2, None),
+        ("cancel", "target", 3, None),
+    ]
+    placed = [intent.order for intent in result.intents if intent.order is not None]
+    assert [spec.order_ref for spec in placed] == [
+        order_ref(NAME, f"{g}-kept", "stop"),
+        order_ref(NAME, f"{g}-kept", "target"),
+    ]
+    assert all(spec.parent_ref is None and spec.oca_group == f"tctl:{NAME}:{g}" for spec in placed)
+    assert all(intent.purpose == "protective" for intent in result.intents)
+
+
+def test_standalone_legs_of_a_working_entry_grow_with_its_fills_and_keep_their_refs() -> None:
+    g = gen(rules_with())
+    entry, stop, target = legs_of(g, filled=70)
+    standalone = [
+        entry,
+        replace(stop, order_ref=order_ref(NAME, f"{g}-kept", "stop"), total_quantity=40),
+        replace(target, order_ref=order_ref(NAME, f"{g}-kept", "target"), total_quantity=40),
+    ]
+    grown = account(positions={"AAPL": 70}, entry_fills={(NAME, g): 70}, orders=standalone)
+
+    result = plan(rules_with(), grown, NOW)
+
+    assert wire(result) == [
+        ("modify", "stop", "SELL", "STP", 70, None, 142.5, None, None),
+        ("modify", "target", "SELL", "LMT", 70, 165.0, None, None, None),
+    ]
+    assert [intent.order.order_ref for intent in result.intents if intent.order] == [
+        order_ref(NAME, f"{g}-kept", "stop"),
+        order_ref(NAME, f"{g}-kept", "target"),
+    ]
+    settled = [replace(order, total_quantity=70) for order in standalone[1:]]
+    assert plan(rules_with(), replace(grown, working_orders=(entry, *settled)), NOW).intents == ()
+
+
+def test_a_child_whose_cancel_is_pending_beside_its_standalone_copy_is_waited_for() -> None:
+    g = gen(rules_with())
+    entry, stop, target = legs_of(g, filled=40)
+    kept_stop = replace(
+        stop, order_id=4, order_ref=order_ref(NAME, f"{g}-kept", "stop"), total_quantity=40
+    )
+    cancelling = replace(stop, parent_id=1, status="PendingCancel")
+    both = account(
+        positions={"AAPL": 40},
+        entry_fills={(NAME, g): 40},
+        orders=[entry, cancelling, kept_stop, target],
+    )
+
+    result = plan(rules_with(), both, NOW)
+
+    assert result.intents == ()
+    assert any("waiting for the cancel of order 2" in note for note in result.notes)
+
+
 def test_kept_legs_follow_the_held_quantity_on_later_passes() -> None:
     g = gen(rules_with())
     _, stop, target = legs_of(g)
