@@ -103,13 +103,25 @@ def plan_brackets(rules: RuleSet, book: Book) -> Draft:
     # Rules whose stop or target works take their share of the position first: IB shows what
     # they protect now, while a rule without working legs may count fills IB no longer shows.
     names = sorted(
-        set(rules.brackets) | set(book.owned_rules(KIND)),
+        set(rules.brackets) | set(book.owned_rules(KIND)) | _protection_finished_today(book),
         key=lambda name: (not _has_working_protection(book, name), name),
     )
     for name in names:
         intents = _plan_rule(name, rules.brackets.get(name), book, draft.notes, allowance)
         draft.add(*intents)
     return draft
+
+
+def _protection_finished_today(book: Book) -> set[str]:
+    """Rules with a stop or target that finished today. A removed rule whose legs are all gone
+    may still hold shares (its stop filled for less than the entry went on to fill), so it is
+    planned like one with working legs, to protect the rest again."""
+    found = set()
+    for order in book.observed.completed_orders:
+        parsed = parse_order_ref(order.order_ref)
+        if parsed is not None and parsed[2] in PROTECTIVE_LEGS:
+            found.add(parsed[0])
+    return found
 
 
 def _has_working_protection(book: Book, name: str) -> bool:
@@ -128,7 +140,16 @@ def _plan_rule(
         notes.append(f"{where}: waiting for the cancel of order {pending[0]} to be confirmed")
         return []
     legs: dict[str, OwnedOrder] = {}
+    superseded: list[OwnedOrder] = []
     for owned in owned_orders:
+        replacing = _standalone_beside_attached(legs.get(owned.leg), owned)
+        if replacing is not None:
+            # A standalone copy was placed, but the cancel of the attached child that should
+            # have followed it never reached IB (a crash, a lost connection): finish the job.
+            standalone, attached = replacing
+            legs[owned.leg] = standalone
+            superseded.append(attached)
+            continue
         if owned.leg in legs:
             ids = f"{legs[owned.leg].order.order_id} and {owned.order.order_id}"
             notes.append(
@@ -136,6 +157,11 @@ def _plan_rule(
             )
             return []
         legs[owned.leg] = owned
+    if superseded:
+        return [
+            cancel_intent(owned, KIND, f"replaced by standalone {owned.leg}", "protective")
+            for owned in superseded
+        ]
 
     entered, exited, proof = holdings(name, legs, book)
     if proof is not None:
@@ -166,6 +192,23 @@ def _plan_rule(
                 if leg in PROTECTIVE_LEGS
             ]
     return _unfilled(name, rule, generation, legs, book, notes)
+
+
+def _standalone_beside_attached(
+    first: OwnedOrder | None, second: OwnedOrder
+) -> tuple[OwnedOrder, OwnedOrder] | None:
+    """(standalone, attached) when two working orders of one protective leg are a `-kept`
+    standalone copy and the attached child it replaces; else None."""
+    if first is None or second.leg not in PROTECTIVE_LEGS:
+        return None
+    for standalone, attached in ((first, second), (second, first)):
+        if (
+            standalone.generation.endswith(KEPT_SUFFIX)
+            and standalone.order.parent_id == 0
+            and attached.order.parent_id != 0
+        ):
+            return standalone, attached
+    return None
 
 
 def _reenters(name: str, rule: Bracket, book: Book, notes: list[str]) -> bool:

@@ -142,6 +142,35 @@ def test_a_child_whose_cancel_is_pending_beside_its_standalone_copy_is_waited_fo
     assert any("waiting for the cancel of order 2" in note for note in result.notes)
 
 
+def test_an_attached_child_left_beside_its_standalone_copy_is_cancelled() -> None:
+    """The standalone legs went out but the cancel of the attached children did not (a crash
+    between the two): the next pass cancels the attached ones instead of calling it a
+    duplicate, and the pass after that finds the standalone legs in place."""
+    g = gen(rules_with())
+    entry, stop, target = legs_of(g, filled=40)
+    attached = [replace(stop, parent_id=1), replace(target, parent_id=1)]
+    standalone = [
+        replace(
+            stop, order_id=4, order_ref=order_ref(NAME, f"{g}-kept", "stop"), total_quantity=40
+        ),
+        replace(
+            target, order_id=5, order_ref=order_ref(NAME, f"{g}-kept", "target"), total_quantity=40
+        ),
+    ]
+    both = account(
+        positions={"AAPL": 40},
+        entry_fills={(NAME, g): 40},
+        orders=[entry, *standalone, *attached],
+    )
+
+    assert wire(plan(rules_with(), both, NOW)) == [
+        ("cancel", "stop", 2, None),
+        ("cancel", "target", 3, None),
+    ]
+    after = replace(both, working_orders=(entry, *standalone))
+    assert plan(rules_with(), after, NOW).intents == ()
+
+
 def test_kept_legs_follow_the_held_quantity_on_later_passes() -> None:
     g = gen(rules_with())
     _, stop, target = legs_of(g)
