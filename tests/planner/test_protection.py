@@ -171,6 +171,38 @@ def test_an_attached_child_left_beside_its_standalone_copy_is_cancelled() -> Non
     assert plan(rules_with(), after, NOW).intents == ()
 
 
+def test_a_removed_rule_whose_legs_all_finished_still_protects_what_it_holds() -> None:
+    """Removed while its entry worked; the entry then completed (100) and the standalone stop
+    (40) filled, its target cancelled by the OCA group: no working leg is left, yet the rule
+    holds 60, so they are placed again, priced from today's finished legs."""
+    g = gen(rules_with())
+    kept = f"{g}-kept"
+    _, stop, target = legs_of(g)
+    finished = (
+        replace(
+            stop, order_ref=order_ref(NAME, kept, "stop"), total_quantity=40, filled=40.0,
+            status="Filled",
+        ),
+        replace(
+            target, order_ref=order_ref(NAME, kept, "target"), total_quantity=40,
+            status="Cancelled",
+        ),
+    )  # fmt: skip
+    holding = account(
+        positions={"AAPL": 60},
+        entry_fills={(NAME, g): 100},
+        exit_fills={(NAME, kept): 40},
+        completed_orders=finished,
+    )
+
+    result = plan(rule_set(), holding, NOW)
+
+    assert wire(result) == [
+        ("place", "stop", "SELL", "STP", 60, None, 142.5, None, None),
+        ("place", "target", "SELL", "LMT", 60, 165.0, None, None, None),
+    ]
+
+
 def test_kept_legs_follow_the_held_quantity_on_later_passes() -> None:
     g = gen(rules_with())
     _, stop, target = legs_of(g)
