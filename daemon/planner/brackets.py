@@ -10,7 +10,9 @@ Life of a bracket (docs/planning.md, "Brackets"):
   bracket now and places the new one on the next pass, so the two can never both fill;
 * entry filled, partly or fully, in any generation: the rule is done and never entered again
   under that name; the stop and target cover the open quantity and follow the rule's current
-  ``stop_loss`` and ``take_profit`` (percent forms relative to the average fill price);
+  ``stop_loss`` and ``take_profit`` (percent forms relative to the average fill price).
+  While a partly filled entry still works, they are standalone orders (``<generation>-kept``,
+  no parent): IB may hold attached children until the parent completes;
 * rule removed: cancel the unfilled entry; keep the protective legs of a filled entry.
 """
 
