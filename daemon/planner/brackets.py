@@ -115,15 +115,15 @@ def plan_brackets(rules: RuleSet, book: Book) -> Draft:
 
 
 def _protection_finished_today(book: Book) -> set[str]:
-    """Rules the ledger knows to have entered, with a stop or target that filled today. A
-    removed rule whose legs are all gone may still hold shares (its stop filled for less than
-    the entry went on to fill), so it is planned like one with working legs, to protect the
-    rest again. Legs that were only cancelled do not count: that is how `tradectl release`
-    ends them, and a lost journal forgets the release, not IB's cancels."""
+    """Rules the ledger knows to have entered, with a stop or target that ended filled today.
+    A removed rule whose legs are all gone may still hold shares (its stop filled for less
+    than the entry went on to fill), so it is planned like one with working legs, to protect
+    the rest again. Cancelled legs do not count, even partly filled: that is how `tradectl
+    release` ends them, and a lost journal forgets the release, not IB's cancels."""
     found = set()
     for order in book.observed.completed_orders:
         parsed = parse_order_ref(order.order_ref)
-        if parsed is not None and parsed[2] in PROTECTIVE_LEGS and order.filled > 0:
+        if parsed is not None and parsed[2] in PROTECTIVE_LEGS and order.status == "Filled":
             found.add(parsed[0])
     return {name for name in found if book.journaled_entry(name) > 0}
 
