@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
+import pytest
+
 from daemon.planner import plan
 from daemon.planner.brackets import reconstructed_entries
 from daemon.planner.common import Book
@@ -52,18 +54,32 @@ def test_children_of_an_entry_the_journal_saw_end_unfilled_are_not_proof() -> No
     ]
 
 
-def test_removed_rule_with_a_partly_filled_attached_entry_places_standalone_legs_first() -> None:
+@pytest.mark.parametrize(
+    ("rule_present", "then"),
+    [
+        (False, [("cancel", "entry", 1, None)]),
+        (True, [("cancel", "stop", 2, None), ("cancel", "target", 3, None)]),
+    ],
+    ids=["rule-removed", "rule-kept"],
+)
+def test_a_partly_filled_attached_entry_gets_standalone_legs_placed_first(
+    rule_present: bool, then: list[tuple[object, ...]]
+) -> None:
+    """Standalone stop and target for the 40 filled go out before anything is cancelled. A
+    removed rule then cancels its entry (IB takes the attached children with it). A kept rule
+    cancels the attached children and lets the entry work on: children held until the parent
+    completes would leave the fill without a stop at the exchange (docs/sim.md)."""
     g = gen(rules_with())
     entry, stop, target = legs_of(g, filled=40)
     attached = [entry, replace(stop, parent_id=1), replace(target, parent_id=1)]
     partial = account(positions={"AAPL": 40}, entry_fills={(NAME, g): 40}, orders=attached)
 
-    result = plan(rule_set(), partial, NOW)
+    result = plan(rules_with() if rule_present else rule_set(), partial, NOW)
 
     assert wire(result) == [
         ("place", "stop", "SELL", "STP", 40, None, 142.5, None, None),
         ("place", "target", "SELL", "LMT", 40, 165.0, None, None, None),
-        ("cancel", "entry", 1, None),
+        *then,
     ]
     placed = [intent.order for intent in result.intents if intent.order is not None]
     assert [spec.order_ref for spec in placed] == [
@@ -71,32 +87,6 @@ def test_removed_rule_with_a_partly_filled_attached_entry_places_standalone_legs
         order_ref(NAME, f"{g}-kept", "target"),
     ]
     assert all(spec.parent_ref is None and spec.oca_group == f"tctl:{NAME}:{g}" for spec in placed)
-
-
-def test_a_partly_filled_working_entry_moves_its_protection_to_standalone_legs_first() -> None:
-    """Children held until the parent completes would leave the fill without a stop at the
-    exchange (docs/sim.md), so the fill is protected by standalone legs, placed before the
-    attached children are cancelled; the entry keeps working for the rest."""
-    g = gen(rules_with())
-    entry, stop, target = legs_of(g, filled=40)
-    attached = [entry, replace(stop, parent_id=1), replace(target, parent_id=1)]
-    partial = account(positions={"AAPL": 40}, entry_fills={(NAME, g): 40}, orders=attached)
-
-    result = plan(rules_with(), partial, NOW)
-
-    assert wire(result) == [
-        ("place", "stop", "SELL", "STP", 40, None, 142.5, None, None),
-        ("place", "target", "SELL", "LMT", 40, 165.0, None, None, None),
-        ("cancel", "stop", 2, None),
-        ("cancel", "target", 3, None),
-    ]
-    placed = [intent.order for intent in result.intents if intent.order is not None]
-    assert [spec.order_ref for spec in placed] == [
-        order_ref(NAME, f"{g}-kept", "stop"),
-        order_ref(NAME, f"{g}-kept", "target"),
-    ]
-    assert all(spec.parent_ref is None and spec.oca_group == f"tctl:{NAME}:{g}" for spec in placed)
-    assert all(intent.purpose == "protective" for intent in result.intents)
 
 
 def test_standalone_legs_of_a_working_entry_grow_with_its_fills_and_keep_their_refs() -> None:
