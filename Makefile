@@ -32,6 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 pytest: $(STAMP) browser
 	$(BIN)/python -m pytest
@@ -78,6 +79,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/planner_scaling.py
 	$(BIN)/python -m benchmarks.footprint
 	$(BIN)/python -m benchmarks.protection
+	$(BIN)/python -m benchmarks.startup
 
 # The long reliability tier (tests marked chaos; about 10 minutes on 2 cores); its figures go
 # into docs/reliability.md.

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -216,6 +216,48 @@ class Risk(StrictModel):
 class Rebalance(StrictModel):
     cron: CronExpression
     timezone: TimeZoneName
+    window_end: Duration | None = Field(
+        default=None,
+        description="How long after the cron time allocation orders may still go while the "
+        "allocation has not converged; default: until the close of the regular session",
+    )
+
+
+_CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+ClockTime = Annotated[
+    str,
+    StringConstraints(pattern=_CLOCK_PATTERN),
+    Field(description="A time of day, HH:MM (24-hour)"),
+]
+
+
+class Blackout(StrictModel):
+    """A daily window in which nothing is sent (IB's nightly server reset, docs/daemon.md)."""
+
+    start: ClockTime
+    end: ClockTime = Field(description="May be after midnight: 23:45 to 00:45 spans it")
+    timezone: TimeZoneName = "America/New_York"
+
+    @property
+    def start_time(self) -> time:
+        return time.fromisoformat(self.start)
+
+    @property
+    def end_time(self) -> time:
+        return time.fromisoformat(self.end)
+
+
+# IB's North American reset as the older published schedule gives it; the newer page says
+# 00:15-01:45 (docs/daemon.md lists both).
+DEFAULT_BLACKOUTS = (Blackout(start="23:45", end="00:45"),)
+
+
+class TradingWindow(StrictModel):
+    """When allocations trade: inside each regular session, away from the auctions."""
+
+    after_open: Duration = Field(default=timedelta(minutes=5))
+    before_close: Duration = Field(default=timedelta(minutes=10))
 
 
 class ReportSchedule(StrictModel):
@@ -236,6 +278,11 @@ class Schedule(StrictModel):
     reconcile_every: Duration = Field(default=timedelta(seconds=30))
     rebalance: Rebalance | None = None
     report: ReportSchedule | None = None
+    trading_window: TradingWindow = TradingWindow()
+    blackouts: list[Blackout] = Field(
+        default_factory=lambda: list(DEFAULT_BLACKOUTS),
+        description="Daily windows with no sends; [] turns them off",
+    )
 
     @model_validator(mode="after")
     def _reconcile_interval_in_range(self) -> Schedule:
@@ -346,11 +393,17 @@ class AllocationOrder(StrictModel):
         description="Limit orders: basis points through the last price (default 10)",
     )
     tif: Literal["DAY", "GTC"] = "DAY"
+    outside_rth: bool = Field(
+        default=False,
+        description="Trade in the extended session too (sets IB's outsideRth); needs type: limit",
+    )
 
     @model_validator(mode="after")
     def _offset_only_for_limit(self) -> AllocationOrder:
         if self.type == "market" and self.offset_bps is not None:
             raise ValueError("offset_bps applies only to type: limit")
+        if self.type == "market" and self.outside_rth:
+            raise ValueError("outside_rth needs type: limit (no market orders outside RTH)")
         return self
 
     @property
@@ -510,6 +563,17 @@ class Bracket(StrictModel):
     take_profit: TakeProfit
     tif: Literal["DAY", "GTC"] = "GTC"
     reenter: Reenter = "never"
+    outside_rth: bool = Field(
+        default=False,
+        description="Orders may work and trigger outside regular hours (IB's outsideRth); "
+        "needs a limit entry",
+    )
+
+    @model_validator(mode="after")
+    def _outside_rth_needs_limit(self) -> Bracket:
+        if self.outside_rth and self.entry.market:
+            raise ValueError("outside_rth needs a limit entry (no market orders outside RTH)")
+        return self
 
 
 # --- scales --------------------------------------------------------------------------------
@@ -524,6 +588,9 @@ class Scale(StrictModel):
     step: Annotated[float, Field(gt=0, lt=1_000_000, allow_inf_nan=False)]
     tif: Literal["DAY", "GTC"] = "GTC"
     reenter: Reenter = "never"
+    outside_rth: bool = Field(
+        default=False, description="Levels may fill outside regular hours (IB's outsideRth)"
+    )
 
     @model_validator(mode="after")
     def _enough_shares_per_level(self) -> Scale:

@@ -5,21 +5,49 @@ import sys
 from pathlib import Path
 
 HEAVY = ("pyarrow", "google.cloud.storage", "apscheduler", "watchdog")
+# What `tradectl --help` and `tradectl validate` (run by editors and pre-commit on every save)
+# must never load: the broker client, the records' and report's libraries, the daemon's extras
+# and the sim's calendar.
+NOT_FOR_A_QUICK_COMMAND = (
+    "ib_insync",
+    "ib_async",
+    "pyarrow",
+    "google.cloud.storage",
+    "matplotlib",
+    "apprise",
+    "prometheus_client",
+    "exchange_calendars",
+    "pandas",
+)
+RULES = Path(__file__).resolve().parents[1] / "rules"
 
 
-def loaded_after(*command: str) -> dict[str, bool]:
+def loaded_after(*command: str, modules: tuple[str, ...] = HEAVY) -> dict[str, bool]:
     script = (
         "import sys\n"
         "from daemon.cli import main\n"
-        f"code = main({list(command)!r})\n"
-        f"print(code, *[name in sys.modules for name in {HEAVY!r}])\n"
+        "try:\n"
+        f"    code = main({list(command)!r})\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        f"print(code, *[name in sys.modules for name in {modules!r}])\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    code, *flags = result.stdout.split()[-1 - len(HEAVY) :]
+    code, *flags = result.stdout.split()[-1 - len(modules) :]
     assert code == "0", result.stdout + result.stderr
-    return dict(zip(HEAVY, (flag == "True" for flag in flags), strict=True))
+    return dict(zip(modules, (flag == "True" for flag in flags), strict=True))
+
+
+def test_help_loads_no_command_module() -> None:
+    loaded = loaded_after("--help", modules=(*NOT_FOR_A_QUICK_COMMAND, "pydantic", "daemon.ib"))
+    assert not any(loaded.values()), loaded
+
+
+def test_validate_loads_neither_the_broker_client_nor_the_heavy_extras() -> None:
+    loaded = loaded_after("validate", str(RULES), modules=NOT_FOR_A_QUICK_COMMAND)
+    assert not any(loaded.values()), loaded
 
 
 def test_a_command_does_not_load_what_only_other_commands_need(tmp_path: Path) -> None:

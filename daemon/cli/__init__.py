@@ -15,23 +15,26 @@ from typing import NoReturn
 
 from daemon import tradectl_version
 
-SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "validate",
-    "schema",
-    "sim",
-    "plan",
-    "apply",
-    "records",
-    "run",
-    "status",
-    "halt",
-    "resume",
-    "alert-test",
-    "accept",
-    "report",
-    "release",
-    "doctor",
-)
+# Every subcommand and the line `tradectl --help` shows for it: the one home of that line. The
+# listing needs no command's module, so --help imports none of them (together they load
+# ib_insync, pyarrow and the daemon: half a second before the usage would show).
+COMMANDS: dict[str, str] = {
+    "validate": "check a rule set and print a summary or every error",
+    "schema": "print or write the JSON Schema of rule files",
+    "sim": "run the simulated IB Gateway",
+    "plan": "show the orders tradectl would place, modify and cancel (sends nothing)",
+    "apply": "one pass: plan, confirm, send, wait for acknowledgements",
+    "records": "export fills from the journal; show and drain the GCS upload outbox",
+    "run": "the daemon: keep the account converged on the rules until SIGTERM",
+    "status": "show the running daemon: rules, connection, passes, orders, fills, halt, breaker",
+    "halt": "stop all new orders at once (until tradectl resume)",
+    "resume": "clear the halt and the circuit breaker",
+    "alert-test": "send one test alert to every configured alert target",
+    "accept": "accept the targets file held for an allocation (a jump above max_turnover)",
+    "report": "the day's fills, P&L, order efficiency and account, from the journal",
+    "release": "stop protecting what a bracket rule holds: cancel its stop and target",
+    "doctor": "check, read-only, that the gateway, account, symbols and state directory are ready",
+}
 
 
 EXIT_USAGE = 64
@@ -48,20 +51,24 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser with every subcommand, or with only ``command``'s when it names one.
+    """The parser with ``command``'s full subparser when it names one; otherwise (help, no or an
+    unknown command) with every command listed but none of their modules imported.
 
     A command imports only its own module: the daemon then does not carry what other commands
     need (pyarrow and the Cloud Storage client are ~50 MB of its resident memory), and every
-    command starts faster. Help and unknown commands still see them all."""
+    command starts faster."""
     parser = Parser(
         prog="tradectl",
         description="Declarative order automation for Interactive Brokers.",
     )
     parser.add_argument("--version", action="version", version=f"tradectl {tradectl_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    names = (command,) if command in SUBCOMMAND_MODULES else SUBCOMMAND_MODULES
-    for name in names:
-        importlib.import_module(f"daemon.cli.{name.replace('-', '_')}").register(subparsers)
+    if command in COMMANDS:
+        module = importlib.import_module(f"daemon.cli.{command.replace('-', '_')}")
+        module.register(subparsers)
+        return parser
+    for name, summary in COMMANDS.items():
+        subparsers.add_parser(name, help=summary)
     return parser
 
 

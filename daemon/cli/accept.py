@@ -16,7 +16,6 @@ from daemon.service.control import ControlError, DaemonNotRunning, send_command
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "accept",
-        help="accept the targets file held for an allocation (a jump above max_turnover)",
         description="Accept the targets file an allocation holds because it would turn over "
         "more than max_turnover at once. Exactly the version that was held is accepted (as "
         "`tradectl status` and `tradectl plan` show it); a file rewritten since is measured "

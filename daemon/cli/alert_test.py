@@ -15,7 +15,6 @@ DEFAULT_RULES = "rules/"
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "alert-test",
-        help="send one test alert to every configured alert target",
         description="Read the alerts section of the rules in DIR, take the alert URLs from the "
         "environment variable or file it names, and send one test alert to each target. Exit 0 "
         "when every target took it, 1 otherwise. URLs are never printed (they hold secrets).",

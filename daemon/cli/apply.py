@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from daemon import saved_plan
 from daemon.cli.arguments import seconds
+from daemon.cli.embedded_sim import embedded_gateway
 from daemon.cli.target import add_state_options
 from daemon.ib import AdapterError, Progress
 from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
@@ -38,7 +39,6 @@ RECORDS_WAIT_SECONDS = 5.0
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "apply",
-        help="plan, confirm, send, wait for acknowledgements; again until nothing is left to do",
         description="Connect, match the journal with the broker, plan, show the plan, ask for "
         "confirmation, send through the pacer and wait for acknowledgements; then plan again "
         "(the next slices of an allocation, say) until the account matches the rules or "
@@ -188,14 +188,17 @@ def _apply(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        with open_session(
-            rules,
-            state_dir=state_dir,
-            sim=sim,
-            readonly=False,
-            progress=run_state.show_progress,
-            pacing_rate=args.max_rate,
-        ) as session:
+        with (
+            embedded_gateway(sim) as gateway,
+            open_session(
+                rules,
+                state_dir=state_dir,
+                gateway=gateway,
+                readonly=False,
+                progress=run_state.show_progress,
+                pacing_rate=args.max_rate,
+            ) as session,
+        ):
             for number in range(1, (1 if saved else MAX_PASSES) + 1):
                 result = reconcile_pass(
                     rules,

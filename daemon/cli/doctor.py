@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from daemon.cli.embedded_sim import embedded_gateway
 from daemon.journal import resolve_state_dir
 from daemon.runtime.preflight import passed, run_checks
 from daemon.runtime.session import quiet_client_logging
@@ -26,7 +27,6 @@ EXIT_NOT_READY = 1
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "doctor",
-        help="check, read-only, that the gateway, account, symbols and state directory are ready",
         description="Preflight against the gateway in the rules: connection, account, contracts, "
         "market data, trading hours, what-if margin of the plan, clock, state directory. "
         "Places nothing. Exit 0 when ready, 1 when a check failed.",
@@ -60,12 +60,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"tradectl doctor: {args.rules_dir}: the rules are invalid", file=sys.stderr)
         return EXIT_NOT_READY
     quiet_client_logging()
-    checks = run_checks(
-        loaded.rule_set,
-        state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
-        sim=args.sim,
-        halted=halt_present(Path(args.rules_dir)),
-    )
+    with embedded_gateway(args.sim) as gateway:
+        checks = run_checks(
+            loaded.rule_set,
+            state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
+            gateway=gateway,
+            halted=halt_present(Path(args.rules_dir)),
+        )
     ready = passed(checks)
     if args.json:
         document = {

@@ -16,7 +16,6 @@ from daemon.service.control import ControlError, DaemonNotRunning, send_command
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "halt",
-        help="stop all new orders at once (until tradectl resume)",
         description="Halt the daemon: no new orders until `tradectl resume`. With --cancel, "
         "also cancel every working order tradectl owns (orderRef tctl:...) and nothing else. "
         "Without a running daemon it exits 3 and says where it looked; when a journal is "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon import saved_plan
+from daemon.cli.embedded_sim import embedded_gateway
 from daemon.cli.target import add_state_options
 from daemon.ib import AdapterError, GatewayUnreachable
 from daemon.journal import JournalError, resolve_state_dir
@@ -45,7 +46,6 @@ class ObserveError(Exception):
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "plan",
-        help="show the orders tradectl would place, modify and cancel (sends nothing)",
         description="Diff the rules against the account and print the plan. Exit 0 when "
         "nothing is to be done, 2 when changes are pending, 1 on error.",
     )
@@ -134,12 +134,13 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
     as_of = datetime.now(UTC)
     halted = halt_present(Path(args.rules_dir))
     try:
-        passed = plan_against_gateway(
-            rules,
-            state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
-            sim=args.sim,
-            halted=halted,
-        )
+        with embedded_gateway(args.sim) as gateway:
+            passed = plan_against_gateway(
+                rules,
+                state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
+                gateway=gateway,
+                halted=halted,
+            )
     except GatewayUnreachable as exc:
         print(
             f"tradectl plan: {exc}; or pass --observed FILE to plan against an account snapshot "

@@ -28,9 +28,7 @@ from daemon.records.store import Backlog, connect, has_records_tables, journal_f
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = subparsers.add_parser(
-        "records", help="export fills from the journal; show and drain the GCS upload outbox"
-    )
+    parser = subparsers.add_parser("records")
     commands = parser.add_subparsers(dest="records_command", metavar="ACTION", required=True)
 
     export = commands.add_parser(

@@ -20,8 +20,6 @@ from daemon.service.control import ControlError, DaemonNotRunning, send_command
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "release",
-        help="stop protecting what a bracket rule holds: cancel its stop and target, keep the "
-        "position",
         description="Release a bracket rule's protection (typically an orphaned protection: a "
         "removed rule that still holds shares). The release is journaled; the next pass cancels "
         "the rule's working stop and target and leaves the position alone. Nothing else ever "

@@ -10,7 +10,7 @@ from typing import Any
 
 from daemon.cli.target import add_state_options, state_dir_of
 from daemon.journal import Journal, JournalError, utc_now
-from daemon.runtime.reconcile import TRADING_TIME_ZONE
+from daemon.timezones import TRADING_TIME_ZONE
 
 FORMATS = ("text", "json", "html")
 
@@ -18,7 +18,6 @@ FORMATS = ("text", "json", "html")
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="the day's fills, P&L, order efficiency and account, from the journal",
         description="Report one trading day (default: today, New York time) or a range of "
         "days from the journal: per rule fills, bought and sold value, realized P&L (FIFO), "
         "commissions and the Order Efficiency Ratio; for the account NAV at open and close, "

@@ -15,7 +15,6 @@ from daemon.service.control import ControlError, DaemonNotRunning, send_command
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "resume",
-        help="clear the halt and the circuit breaker",
         description="Clear a halt and a tripped circuit breaker. The breaker then measures the "
         "daily loss from the current NAV. A HALT file in the rules directory keeps the daemon "
         "halted until it is removed.",

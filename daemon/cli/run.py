@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.cli.arguments import seconds
+from daemon.cli.embedded_sim import embedded_gateway
 from daemon.cli.target import add_state_options
 from daemon.journal import resolve_state_dir
 from daemon.records.service import RecordsService
@@ -34,7 +35,6 @@ log = logging.getLogger("tradectl.daemon")
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
-        help="the daemon: keep the account converged on the rules until SIGTERM",
         description="Watch DIR, reconcile on start, on every rule change, on fills, after "
         "reconnects, every schedule.reconcile_every and at schedule.rebalance; stop cleanly on "
         "SIGTERM. Control it with tradectl status, halt and resume.",
@@ -117,13 +117,8 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s is not a directory: give the directory that holds the rule files", rules_dir)
         return 1
     with ExitStack() as stack:
-        host = port = None
-        if args.sim:
-            from daemon.sim import SimState, start_sim_thread
-
-            gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
-            stack.callback(gateway.stop)
-            host, port = gateway.host, gateway.port
+        gateway = stack.enter_context(embedded_gateway(args.sim))
+        host, port = gateway if gateway is not None else (None, None)
         settings = DaemonSettings(
             rules_dir=rules_dir,
             state_dir=resolve_state_dir(args.state_dir, sim=args.sim),

@@ -18,7 +18,6 @@ def schema_text() -> str:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "schema",
-        help="print or write the JSON Schema of rule files",
         description="Print the JSON Schema of one rule file (for editors and check-jsonschema).",
     )
     parser.add_argument("--out", type=Path, help="write to this file instead of standard output")

@@ -23,7 +23,6 @@ from daemon.sim.state import SimState, SimStateError
 def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "sim",
-        help="run the simulated IB Gateway",
         description="Serve the TWS API socket protocol on loopback with a simulated account.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")

@@ -26,7 +26,6 @@ from daemon.service.safety import SafetyState
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "status",
-        help="show the running daemon: rules, connection, passes, orders, fills, halt, breaker",
     )
     add_state_options(parser)
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
@@ -227,6 +226,8 @@ def render_status(status: dict[str, Any]) -> str:
         lines.append(f"breaker:     TRIPPED {breaker['day']}: {breaker['reason']}")
     else:
         lines.append("breaker:     ok")
+    if account.get("clock_warning"):
+        lines.append(f"clock:       WARNING {account['clock_warning']}")
     if "records" in status:
         lines.append(render_records(status["records"]))
     if "order_efficiency" in status:

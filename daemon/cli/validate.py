@@ -17,7 +17,6 @@ DEFAULT_RULES = "rules/"
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "validate",
-        help="check a rule set and print a summary or every error",
         description="Load and validate rule files; print a summary (exit 0) or every error as "
         "file:line:col: field.path: message (exit 1).",
     )
@@ -88,13 +87,17 @@ class CheckFailed(Exception):
 def never_passing(rules: RuleSet, *, sim: bool) -> list[str]:
     """One line per rule the gateway's current prices put beyond one of its own standing
     limits: planned against the account read-only, as `tradectl plan` does."""
+    from daemon.cli.embedded_sim import embedded_gateway
     from daemon.ib import AdapterError
     from daemon.journal import JournalError, resolve_state_dir
     from daemon.runtime.session import plan_against_gateway, quiet_client_logging
 
     quiet_client_logging()
     try:
-        passed = plan_against_gateway(rules, state_dir=resolve_state_dir(None, sim=sim), sim=sim)
+        with embedded_gateway(sim) as gateway:
+            passed = plan_against_gateway(
+                rules, state_dir=resolve_state_dir(None, sim=sim), gateway=gateway
+            )
     except (AdapterError, JournalError) as exc:
         raise CheckFailed(str(exc)) from exc
     found: dict[tuple[str, str], str] = {}

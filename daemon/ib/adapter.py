@@ -23,6 +23,7 @@ This package is the only product code that imports ib_insync. Design choices wor
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import os
@@ -32,7 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Stock, Ticker
@@ -41,8 +42,18 @@ from ib_insync.objects import CommissionReport
 from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
+from daemon.errors import PermanentError, TemporaryError
 from daemon.ib import translate
 from daemon.ib.inbound_guard import InboundGuard
+from daemon.ib.market_clock import MarketClock
+from daemon.ib_codes import (
+    CANCEL_CONFIRMATIONS,
+    CANCEL_REFUSALS,
+    LINK_LOST,
+    LINK_RESTORED_CODES,
+    PACING_VIOLATION,
+    is_informational,
+)
 from daemon.journal import (
     AlreadyLive,
     BrokerRecord,
@@ -54,17 +65,15 @@ from daemon.journal import (
     match_journal,
 )
 from daemon.journal.lifecycle import (
-    CANCEL_CONFIRMATIONS,
-    CANCEL_REFUSALS,
     BrokerEvent,
     ErrorReport,
     ExecutionReport,
     OrderReport,
     advance,
-    is_informational,
     order_ended,
 )
 from daemon.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
+from daemon.planner.market_time import HoursFormatError, MarketHours, market_hours
 from daemon.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
 
 log = logging.getLogger(__name__)
@@ -73,17 +82,20 @@ log = logging.getLogger(__name__)
 # is journaled ("journal") or right after the first order message is written ("send").
 CRASH_ENV = "TRADECTL_TEST_CRASH_AFTER"
 
+# IB's "last timestamp" string tick: seconds since the epoch of the last trade.
+LAST_TIMESTAMP_TICK = 45
+
 
 class AdapterError(RuntimeError):
     """Something the user must fix or retry; the message says what and how."""
 
 
-class AccountRefused(AdapterError):
-    pass
+class AccountRefused(AdapterError, PermanentError):
+    """The gateway does not manage the account, or it is live and the rules do not say so."""
 
 
-class GatewayUnreachable(AdapterError):
-    pass
+class GatewayUnreachable(AdapterError, TemporaryError):
+    """No gateway answered, or it closed the connection during the handshake."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,8 @@ class ConnectionSettings:
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
     ack_timeout: timedelta = timedelta(seconds=60)
+    # A request the gateway never answers (it holds everything between 1100 and 1102) fails
+    # the pass after this long instead of blocking the broker thread; the next trigger retries.
     request_timeout: float = 60.0
 
 
@@ -121,6 +135,7 @@ class BrokerState:
     previous_day_equity: float | None = None
     daily_pnl: float | None = None
     completed_orders: tuple[WorkingOrder, ...] = ()
+    market_hours: Mapping[str, MarketHours] = field(default_factory=dict)
 
 
 @dataclass
@@ -217,7 +232,6 @@ class IbAdapter:
         # Every message written to the socket, for the metrics' messages per second.
         self.messages_sent = 0
         self.ib = IB()
-        # A request the gateway never answers must fail, not hang the pass.
         self.ib.RequestTimeout = settings.request_timeout
         self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
         self._pump_scheduled = False
@@ -234,6 +248,11 @@ class IbAdapter:
         self._resynced: _ResyncedView | None = None
         self._crash_after = os.environ.get(CRASH_ENV, "")
         self.pacing_violations = 0
+        # Trading hours per symbol, with the (host) day they were read: read once a day.
+        self._hours: dict[str, tuple[date, MarketHours]] = {}
+        # Tick type 45 (last-trade time) by conId; ib_insync does not keep it on the Ticker.
+        self._last_trade_times: dict[int, datetime] = {}
+        self.market_clock = MarketClock()
         self._install_hooks()
 
     # --- connection --------------------------------------------------------------------------
@@ -273,6 +292,22 @@ class IbAdapter:
         check_account(settings.account, settings.live_allowed, self.ib.managedAccounts())
         if self.journal is not None:
             self.journal.bind_account(settings.account)
+        self.sync_clock()
+
+    def sync_clock(self) -> None:
+        """Measure the gateway's clock against the host's (on connect and every
+        ``REFRESH_EVERY``); a skewed host clock is logged and shown by ``status``."""
+        sent_at = datetime.now(UTC)
+        gateway_time = self.ib.reqCurrentTime()
+        self.market_clock.record(gateway_time.astimezone(UTC), sent_at, datetime.now(UTC))
+        if self.market_clock.skewed:
+            log.warning("%s", self.market_clock.describe())
+
+    def market_now(self, host_now: datetime) -> datetime:
+        """ "Now" for market-time decisions: the host time moved onto the gateway's clock."""
+        if self.market_clock.due(datetime.now(UTC)) and self.connected:
+            self.sync_clock()
+        return self.market_clock.now(host_now)
 
     def disconnect(self) -> None:
         self.ib.disconnect()
@@ -304,6 +339,7 @@ class IbAdapter:
             ("execDetails", self._on_exec_details),
             ("commissionReport", self._on_commission),
             ("error", self._on_error),
+            ("tickString", self._on_tick_string),
         ):
             setattr(wrapper, name, _tapped(getattr(wrapper, name), observer))
         self.ib.disconnectedEvent += self._on_disconnected
@@ -440,14 +476,25 @@ class IbAdapter:
             pnl = None if report.realizedPNL == UNSET_DOUBLE else report.realizedPNL
             self.journal.record_commission(report.execId, report.commission, report.currency, pnl)
 
+    def _on_tick_string(self, req_id: int, tick_type: int, value: str) -> None:
+        if tick_type != LAST_TIMESTAMP_TICK:
+            return
+        ticker = self.ib.wrapper.reqId2Ticker.get(req_id)
+        try:
+            seconds = int(value)
+        except ValueError:
+            return
+        if ticker is not None and ticker.contract is not None:
+            self._last_trade_times[ticker.contract.conId] = datetime.fromtimestamp(seconds, UTC)
+
     def _on_error(self, req_id: int, code: int, text: str, advanced: str = "") -> None:
         informational = is_informational(code)
-        if code == 1100:
+        if code == LINK_LOST:
             self._link_up = False
-        elif code in (1101, 1102):
+        elif code in LINK_RESTORED_CODES:
             self._link_up = True
             self._pump()
-        elif code == 100:
+        elif code == PACING_VIOLATION:
             self.pacing_violations += 1
         # 10147/10148 answer a cancel of an order that has already ended (a bracket child IB
         # cancelled with its parent): expected, and no rejection of any order.
@@ -683,6 +730,9 @@ class IbAdapter:
                 translate.working_order(done.contract, done.order, done.status, done.filled)
                 for done in self._completed
             ),
+            market_hours={
+                symbol: self._hours[symbol][1] for symbol in contracts if symbol in self._hours
+            },
         )
 
     def _daily_pnl(self) -> float | None:
@@ -726,8 +776,21 @@ class IbAdapter:
         """Qualified contracts, from the journal's cache when possible (a restart does not
         qualify again), otherwise from contract details (cached afterwards)."""
         cached = self.journal.cached_contracts(symbols) if self.journal is not None else {}
-        missing = [symbol for symbol in symbols if symbol not in cached]
+        today = self.market_clock.now(datetime.now(UTC)).date()
+        if self.journal is not None:
+            for symbol in symbols:
+                if self._hours.get(symbol, (None,))[0] == today:
+                    continue
+                stored = _stored_hours(self.journal.get_state(_hours_key(symbol)), today)
+                if stored is not None:
+                    self._hours[symbol] = (today, stored)
+        missing = [
+            symbol
+            for symbol in symbols
+            if symbol not in cached or self._hours.get(symbol, (None,))[0] != today
+        ]
         fresh: list[CachedContract] = []
+        read_hours: dict[str, str] = {}
         for start in range(0, len(missing), 50):
             batch = missing[start : start + 50]
             results = self.ib.run(
@@ -742,11 +805,19 @@ class IbAdapter:
                 )
             )
             for symbol, details in zip(batch, results, strict=True):
+                hours = _market_hours(symbol, details, notes, today)
+                if hours is not None:
+                    self._hours[symbol] = (today, hours[0])
+                    read_hours[_hours_key(symbol)] = hours[1]
+                if symbol in cached:
+                    continue
                 qualified = _qualified(symbol, details, notes)
                 if qualified is not None:
                     fresh.append(qualified)
         if fresh and self.journal is not None and self.journal.writable:
             self.journal.store_contracts(fresh)
+        if read_hours and self.journal is not None and self.journal.writable:
+            self.journal.set_cached_states(read_hours)
         cached.update({contract.symbol: contract for contract in fresh})
         return cached
 
@@ -761,7 +832,10 @@ class IbAdapter:
                 *(translate.stock_contract(contracts[symbol]) for symbol in batch)
             )
             for symbol, ticker in zip(batch, tickers, strict=True):
-                quote = _quote(symbol, ticker, self.ib.wrapper.lastTime)
+                last_trade = self._last_trade_times.get(contracts[symbol].con_id)
+                quote = _quote(
+                    symbol, ticker, last_trade or ticker.time or self.ib.wrapper.lastTime
+                )
                 if quote is None:
                     notes.append(f"{symbol}: no price from the gateway")
                 else:
@@ -1016,13 +1090,51 @@ def _facts(cached: CachedContract) -> ContractFacts:
     )
 
 
-def _quote(symbol: str, ticker: Ticker, now: datetime) -> Quote | None:
+def _quote(symbol: str, ticker: Ticker, last_trade: datetime) -> Quote | None:
+    """The quote, timed by its last trade (tick 45) when the gateway sends one, else by when
+    it arrived."""
     bid, ask = _finite(ticker.bid), _finite(ticker.ask)
     last = _finite(ticker.last)
     if last is None and bid is not None and ask is not None:
         last = (bid + ask) / 2
-    if last is None:
-        last = _finite(ticker.close)
+    # The previous close (tick 9) is never a price for a new order (docs/planning.md).
     if last is None:
         return None
-    return Quote(symbol=symbol, last=last, time=ticker.time or now, bid=bid, ask=ask)
+    # Tick 49: 1 halted, 2 volatility halt; 0 or nothing means trading.
+    halted = _finite(ticker.halted) in (1.0, 2.0)
+    return Quote(symbol=symbol, last=last, time=last_trade, bid=bid, ask=ask, halted=halted)
+
+
+def _market_hours(
+    symbol: str, details: list[ContractDetails], notes: list[str], today: date
+) -> tuple[MarketHours, str] | None:
+    """The symbol's hours, and their journal form (the day's cache survives a restart)."""
+    stocks = [d for d in details if d.contract is not None and d.contract.secType == "STK"]
+    if not stocks or not stocks[0].timeZoneId:
+        return None
+    chosen = stocks[0]
+    try:
+        hours = market_hours(chosen.timeZoneId, chosen.tradingHours, chosen.liquidHours)
+    except (HoursFormatError, ValueError, KeyError) as exc:
+        notes.append(f"{symbol}: trading hours from the gateway are unreadable ({exc})")
+        return None
+    stored = [today.isoformat(), chosen.timeZoneId, chosen.tradingHours, chosen.liquidHours]
+    return hours, json.dumps(stored)
+
+
+def _stored_hours(stored: str | None, today: date) -> MarketHours | None:
+    """The hours the journal keeps for ``today``; None when it has none (or another day's)."""
+    if stored is None:
+        return None
+    try:
+        day, time_zone, trading, liquid = json.loads(stored)
+        if day != today.isoformat():
+            return None
+        return market_hours(time_zone, trading, liquid)
+    except (HoursFormatError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _hours_key(symbol: str) -> str:
+    # One key per symbol, overwritten each day, so the journal does not grow with the days.
+    return f"market_hours:{symbol}"

@@ -62,6 +62,7 @@ def to_ib_order(
         orderRef=spec.order_ref,
         transmit=spec.transmit,
         parentId=parent_id,
+        outsideRth=spec.outside_rth,
     )
     if spec.order_type in ("LMT", "STP LMT"):
         order.lmtPrice = _required(spec.limit_price, spec, "limit price")

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from daemon.ib_codes import CANCEL_CONFIRMATIONS, CANCEL_REFUSALS, is_informational
 from daemon.journal.store import IntentState, JournaledIntent
 from daemon.planner.common import TERMINAL_STATUSES as ORDER_ENDED_STATUSES
 
@@ -39,18 +40,7 @@ FILLED_STATUSES = frozenset({"Filled"})
 CANCELLED_STATUSES = frozenset({"Cancelled", "ApiCancelled"})
 REJECTION_STATUS = "Inactive"
 
-# Error codes that confirm a cancel (202) rather than reject an order.
-CANCEL_CONFIRMATIONS = frozenset({202})
-# A cancel that cannot be done because its order is not there (10147) or already over (10148).
-CANCEL_REFUSALS = frozenset({10147, 10148})
-# Notices that leave an order live (DESIGN.md §3); 2xxx codes are information too.
-_INFORMATIONAL_CODES = frozenset({399, 404, 434, 10167, 10349, 1100, 1101, 1102})
-
 ReportSource = Literal["live", "open", "completed"]
-
-
-def is_informational(code: int) -> bool:
-    return 2000 <= code < 3000 or code in _INFORMATIONAL_CODES
 
 
 def order_ended(status: str, *, rejected: bool = False, completed: bool = False) -> bool:

@@ -12,13 +12,15 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from daemon.errors import PermanentError
+from daemon.journal.keys import ACCOUNT_KEY
 from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
 from daemon.planner.common import leg_kind
 from daemon.planner.types import Intent
@@ -85,6 +87,10 @@ class JournalError(RuntimeError):
 
 class JournalLocked(JournalError):
     pass
+
+
+class JournalAccountMismatch(JournalError, PermanentError):
+    """The journal belongs to another account: no reconnect changes that."""
 
 
 class AlreadyLive(JournalError):
@@ -202,8 +208,6 @@ class NothingToRelease(JournalError):
     pass
 
 
-# The kv key naming the one account a journal belongs to.
-ACCOUNT_KEY = "account"
 # IB may restrict an account whose daily (submissions + revisions + cancels) / (executions + 1)
 # stays above this; below a handful of actions the ratio says nothing yet.
 ORDER_EFFICIENCY_LIMIT = 20.0
@@ -617,7 +621,7 @@ class Journal:
                 self.set_state(ACCOUNT_KEY, account)
             return
         if bound != account:
-            raise JournalError(
+            raise JournalAccountMismatch(
                 f"this state directory's journal belongs to account {bound}, but the rules trade "
                 f"{account}: each account needs its own state directory (--state-dir or "
                 "TRADECTL_STATE_DIR); nothing was sent"
@@ -967,6 +971,13 @@ class Journal:
     def set_state(self, key: str, value: str) -> None:
         with self._transaction(durable=True) as db:
             self._set(db, key, value)
+
+    def set_cached_states(self, items: Mapping[str, str]) -> None:
+        """Several values that can be read again from the broker (a day's trading hours): one
+        transaction, not fsynced like a decision."""
+        with self._transaction(durable=False) as db:
+            for key, value in items.items():
+                self._set(db, key, value)
 
     def delete_state(self, key: str) -> None:
         with self._transaction(durable=True) as db:

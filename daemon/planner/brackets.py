@@ -10,7 +10,9 @@ Life of a bracket (docs/planning.md, "Brackets"):
   bracket now and places the new one on the next pass, so the two can never both fill;
 * entry filled, partly or fully, in any generation: the rule is done and never entered again
   under that name; the stop and target cover the open quantity and follow the rule's current
-  ``stop_loss`` and ``take_profit`` (percent forms relative to the average fill price);
+  ``stop_loss`` and ``take_profit`` (percent forms relative to the average fill price).
+  While a partly filled entry still works, they are standalone orders (``<generation>-kept``,
+  no parent): IB may hold attached children until the parent completes;
 * rule removed: cancel the unfilled entry; keep the protective legs of a filled entry.
 """
 
@@ -103,13 +105,27 @@ def plan_brackets(rules: RuleSet, book: Book) -> Draft:
     # Rules whose stop or target works take their share of the position first: IB shows what
     # they protect now, while a rule without working legs may count fills IB no longer shows.
     names = sorted(
-        set(rules.brackets) | set(book.owned_rules(KIND)),
+        set(rules.brackets) | set(book.owned_rules(KIND)) | _protection_finished_today(book),
         key=lambda name: (not _has_working_protection(book, name), name),
     )
     for name in names:
         intents = _plan_rule(name, rules.brackets.get(name), book, draft.notes, allowance)
         draft.add(*intents)
     return draft
+
+
+def _protection_finished_today(book: Book) -> set[str]:
+    """Rules the ledger knows to have entered, with a stop or target that ended filled today.
+    A removed rule whose legs are all gone may still hold shares (its stop filled for less
+    than the entry went on to fill), so it is planned like one with working legs, to protect
+    the rest again. Cancelled legs do not count, even partly filled: that is how `tradectl
+    release` ends them, and a lost journal forgets the release, not IB's cancels."""
+    found = set()
+    for order in book.observed.completed_orders:
+        parsed = parse_order_ref(order.order_ref)
+        if parsed is not None and parsed[2] in PROTECTIVE_LEGS and order.status == "Filled":
+            found.add(parsed[0])
+    return {name for name in found if book.journaled_entry(name) > 0}
 
 
 def _has_working_protection(book: Book, name: str) -> bool:
@@ -120,8 +136,24 @@ def _plan_rule(
     name: str, rule: Bracket | None, book: Book, notes: list[str], allowance: Allowance
 ) -> list[Intent]:
     where = f"brackets.{name}"
+    owned_orders = book.owned_by(KIND, name)
+    # A leg replaced by a standalone copy is cancelled after the copy is placed: until IB
+    # confirms that cancel, both work, and the rule waits rather than calling it a duplicate.
+    pending = [owned.order.order_id for owned in owned_orders if owned.pending_cancel]
+    if pending:
+        notes.append(f"{where}: waiting for the cancel of order {pending[0]} to be confirmed")
+        return []
     legs: dict[str, OwnedOrder] = {}
-    for owned in book.owned_by(KIND, name):
+    superseded: list[OwnedOrder] = []
+    for owned in owned_orders:
+        replacing = _standalone_beside_attached(legs.get(owned.leg), owned)
+        if replacing is not None:
+            # A standalone copy was placed, but the cancel of the attached child that should
+            # have followed it never reached IB (a crash, a lost connection): finish the job.
+            standalone, attached = replacing
+            legs[owned.leg] = standalone
+            superseded.append(attached)
+            continue
         if owned.leg in legs:
             ids = f"{legs[owned.leg].order.order_id} and {owned.order.order_id}"
             notes.append(
@@ -129,10 +161,11 @@ def _plan_rule(
             )
             return []
         legs[owned.leg] = owned
-    pending = [owned.order.order_id for owned in legs.values() if owned.pending_cancel]
-    if pending:
-        notes.append(f"{where}: waiting for the cancel of order {pending[0]} to be confirmed")
-        return []
+    if superseded:
+        return [
+            cancel_intent(owned, KIND, f"replaced by standalone {owned.leg}", "protective")
+            for owned in superseded
+        ]
 
     entered, exited, proof = holdings(name, legs, book)
     if proof is not None:
@@ -163,6 +196,23 @@ def _plan_rule(
                 if leg in PROTECTIVE_LEGS
             ]
     return _unfilled(name, rule, generation, legs, book, notes)
+
+
+def _standalone_beside_attached(
+    first: OwnedOrder | None, second: OwnedOrder
+) -> tuple[OwnedOrder, OwnedOrder] | None:
+    """(standalone, attached) when two working orders of one protective leg are a `-kept`
+    standalone copy and the attached child it replaces; else None."""
+    if first is None or second.leg not in PROTECTIVE_LEGS:
+        return None
+    for standalone, attached in ((first, second), (second, first)):
+        if (
+            standalone.generation.endswith(KEPT_SUFFIX)
+            and standalone.order.parent_id == 0
+            and attached.order.parent_id != 0
+        ):
+            return standalone, attached
+    return None
 
 
 def _reenters(name: str, rule: Bracket, book: Book, notes: list[str]) -> bool:
@@ -661,9 +711,13 @@ def _protect(
     filled = f"{shares(entered.quantity)} filled"
     if exited.quantity:
         filled += f", {shares(exited.quantity)} exited"
+    entry = legs.get("entry")
+    working_entry = None if entry is None else entry.order.order_id
+    detached: list[Intent] = []
+    released_children: list[Intent] = []
     intents: list[Intent] = []
     for leg, owned in children.items():
-        if owned is not None and owned.generation == generation:
+        if owned is not None and owned.generation in (generation, kept_generation(generation)):
             # The rule is unchanged since this leg was placed: its prices stand, only the
             # quantity follows the fills.
             spec = _as_spec(owned.order, cover)
@@ -679,8 +733,42 @@ def _protect(
                 parent_ref=None, oca=sibling_group, transmit=True,
             )  # fmt: skip
         reason = f"protect {shares(cover)} shares ({filled}): {leg} {_leg_price(spec)}"
+        if (
+            owned is not None
+            and working_entry is not None
+            and owned.order.parent_id == working_entry
+        ):
+            # Whether IB works a child while its parent is only partly filled is unknown
+            # (docs/sim.md, "Brackets on a partial parent fill"): it may hold it until the
+            # parent completes, leaving the filled shares without a stop at the exchange. So
+            # the fill is protected by a standalone copy, placed first, and the attached child
+            # is cancelled after it. Both are in one OCA group of type 2 (reduce on fill):
+            # while the cancel is on its way, a fill of either reduces the other by as much,
+            # so together they never close more than the position.
+            standalone = _detached(spec, name, leg, sibling_group)
+            estimated = _estimate(standalone, reference)
+            detached.append(
+                _intent(standalone, name, leg, "protective", reason, estimated, 0, cover)
+            )
+            released_children.append(
+                cancel_intent(owned, KIND, f"replaced by standalone {leg}", "protective")
+            )
+            continue
         intents += _follow(owned, spec, name, "protective", reason, reference, cover)
-    return intents
+    return detached + released_children + intents
+
+
+def _detached(spec: OrderSpec, name: str, leg: str, oca: str) -> OrderSpec:
+    """``spec`` as a standalone protective order (no parent) under the `-kept` orderRef."""
+    parsed = parse_order_ref(spec.order_ref)
+    assert parsed is not None
+    return replace(
+        spec,
+        order_ref=order_ref(name, kept_generation(parsed[1]), leg),
+        parent_ref=None,
+        oca_group=oca,
+        transmit=True,
+    )
 
 
 def _post_fill_protection(rule: Bracket, entered: Fills, tick: float) -> _Protection | str:

@@ -166,7 +166,6 @@ class Book:
     def __init__(self, observed: Observed, now: datetime) -> None:
         self.observed = observed
         self.now = now
-        self._stale_before = _as_utc(now) - QUOTE_MAX_AGE
         self.live: tuple[WorkingOrder, ...] = tuple(
             order for order in observed.working_orders if order.status not in TERMINAL_STATUSES
         )
@@ -290,9 +289,17 @@ class Book:
             return None, f"{symbol}: no quote"
         if not (math.isfinite(quote.last) and quote.last > 0):
             return None, f"{symbol}: no usable last price ({quote.last})"
-        quoted = _as_utc(quote.time)
-        if quoted < self._stale_before:
-            minutes = int((_as_utc(self.now) - quoted).total_seconds() // 60)
+        if quote.halted:
+            return None, f"{symbol}: trading is halted (IB tick 49)"
+        age = _as_utc(self.now) - _as_utc(quote.time)
+        hours = (
+            None if self.observed.market_hours is None else self.observed.market_hours.get(symbol)
+        )
+        # Outside the session no trade is expected, so the last trade is as fresh as it gets;
+        # with no hours at all (planner unit tests) the age always counts.
+        in_session = hours is None or hours.extended_session(self.now) is not None
+        if in_session and age > QUOTE_MAX_AGE:
+            minutes = int(age.total_seconds() // 60)
             return None, f"{symbol}: quote is stale ({minutes} min old, limit 15 min)"
         return quote.last, ""
 

@@ -17,6 +17,7 @@ from daemon.planner.brackets import plan_brackets
 from daemon.planner.cash import check_cash, needs_cash
 from daemon.planner.common import Book, Draft, Group, ordered, ordered_groups
 from daemon.planner.gate import gate
+from daemon.planner.market_time import Hold, hold_reason, in_blackout
 from daemon.planner.scales import plan_scales
 from daemon.planner.types import Intent, Observed, Plan
 from schemas.models import RuleSet
@@ -92,13 +93,71 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
         )
+    intents = tuple(_with_outside_rth(intent, rules) for intent in ordered(groups))
     drafted = Plan(
-        intents=tuple(ordered(groups)),
+        intents=intents,
         notes=tuple(draft.notes),
         manual_orders=manual,
         targets=tuple(draft.targets),
     )
-    return gate(drafted, rules, observed)
+    return hold_for_market_time(gate(drafted, rules, observed), rules, observed, now)
+
+
+def _with_outside_rth(intent: Intent, rules: RuleSet) -> Intent:
+    if intent.order is None or not _outside_rth(intent, rules):
+        return intent
+    return replace(intent, order=replace(intent.order, outside_rth=True))
+
+
+def _outside_rth(intent: Intent, rules: RuleSet) -> bool:
+    if intent.kind == "allocations" and intent.rule in rules.allocations:
+        return rules.allocations[intent.rule].order.outside_rth
+    if intent.kind == "brackets" and intent.rule in rules.brackets:
+        return rules.brackets[intent.rule].outside_rth
+    if intent.kind == "scales" and intent.rule in rules.scales:
+        return rules.scales[intent.rule].outside_rth
+    return False
+
+
+def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: datetime) -> Plan:
+    """Mark the intents the market's hours hold back (docs/planning.md, "Market time"); a held
+    bracket entry holds the children sent with it. Held intents stay in the plan, like blocked
+    ones, so ``plan`` shows them with the time they will go."""
+    if observed.market_hours is None:
+        return plan
+    schedule = rules.schedule
+    held: dict[str, str] = {}
+    marked: list[Intent] = []
+    for intent in plan.intents:
+        order = intent.order
+        reason = None
+        if order is not None and order.parent_ref in held:
+            reason = held[order.parent_ref]
+        elif order is None and not intent.blocked:
+            hours = observed.market_hours.get(intent.symbol)
+            blackout_end = in_blackout(now, schedule.blackouts, hours)
+            if blackout_end is not None:
+                reason = Hold("inside IB's daily reset blackout", blackout_end).describe(
+                    "America/New_York"
+                )
+        elif order is not None and not intent.blocked:
+            hours = observed.market_hours.get(intent.symbol)
+            hold = hold_reason(
+                hours=hours,
+                now=now,
+                allocation=intent.kind == "allocations",
+                market_order=order.order_type == "MKT",
+                protective=intent.purpose == "protective",
+                outside_rth=order.outside_rth,
+                window=schedule.trading_window,
+                blackouts=schedule.blackouts,
+            )
+            if hold is not None:
+                zone = "America/New_York" if hours is None else hours.time_zone
+                reason = hold.describe(zone)
+                held[order.order_ref] = reason
+        marked.append(intent if reason is None else replace(intent, blocked_by=reason))
+    return replace(plan, intents=tuple(marked))
 
 
 def _drafted_intents(draft: Draft) -> list[Intent]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
+from daemon.planner.market_time import MarketHours
 from schemas.models import RuleKind, Side, parse_order_ref
 
 OrderType = Literal["MKT", "LMT", "STP", "STP LMT", "TRAIL"]
@@ -37,6 +38,7 @@ class Quote:
     time: datetime
     bid: float | None = None
     ask: float | None = None
+    halted: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,9 @@ class Observed:
     executions no longer show it. ``exit_fills`` is the cumulative filled quantity of a bracket's
     ``stop`` and ``target`` legs, keyed by ``(rule, generation)``, so that a position its stop
     has already closed is never protected again (a stop on a flat position would open a new one).
+    ``market_hours`` holds each symbol's sessions as the gateway reported them; ``None`` means
+    market time is not checked at all (planner unit tests), whereas a symbol missing from the
+    mapping has unknown hours and its orders are held.
     ``in_flight`` holds the intent keys that were sent and are not yet seen at the broker: the
     planner plans nothing for them (DESIGN.md §3, Expectations).
     ``day_start_nav`` is the equity the daily-loss breaker measures against: the previous
@@ -210,6 +215,7 @@ class Observed:
     targets_sources: Mapping[str, TargetsSource] = field(default_factory=dict)
     accepted_targets: Mapping[str, AcceptedTargets] = field(default_factory=dict)
     margin_account: bool = False
+    market_hours: Mapping[str, MarketHours] | None = None
 
     def position(self, symbol: str) -> float:
         held = self.positions.get(symbol)
@@ -244,6 +250,7 @@ class OrderSpec:
     parent_ref: str | None = None
     oca_group: str | None = None
     transmit: bool = True
+    outside_rth: bool = False
 
     @property
     def price_for_value(self) -> float | None:

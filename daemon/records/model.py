@@ -13,9 +13,11 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from daemon.timezones import TRADING_TIME_ZONE
+
 # US equities settle and are reported by the exchange's calendar day, not UTC's: a fill at
 # 19:30 New York time is on that day's statement although it is already tomorrow in UTC.
-DEFAULT_TRADE_ZONE = ZoneInfo("America/New_York")
+DEFAULT_TRADE_ZONE: ZoneInfo = TRADING_TIME_ZONE
 
 
 @dataclass(frozen=True)

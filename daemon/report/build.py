@@ -9,7 +9,7 @@ from typing import Any
 
 from daemon.journal import AccountSample, Journal, JournaledIntent
 from daemon.report.pnl import Fill, Realization, realize
-from daemon.runtime.reconcile import TRADING_TIME_ZONE
+from daemon.timezones import TRADING_TIME_ZONE
 from schemas.models import parse_order_ref
 
 MANUAL = "(manual)"

@@ -51,19 +51,22 @@ def passed(checks: Sequence[Check]) -> bool:
     return all(check.status != "FAIL" for check in checks)
 
 
-def run_checks(rules: RuleSet, *, state_dir: Path, sim: bool, halted: bool) -> list[Check]:
-    """All checks, in the order they are printed. Nothing is placed; nothing is written."""
+def run_checks(
+    rules: RuleSet, *, state_dir: Path, gateway: tuple[str, int] | None, halted: bool
+) -> list[Check]:
+    """All checks, in the order they are printed, against the rules' gateway or ``gateway``
+    (the command line's embedded simulator). Nothing is placed; nothing is written."""
     state_check, journal_usable = _state_directory(state_dir, rules.account.id)
     checks: list[Check] = []
-    gateway = rules.gateway
-    where = f"{gateway.host}:{gateway.port} client id {gateway.client_id}"
-    if sim:
+    configured = rules.gateway
+    where = f"{configured.host}:{configured.port} client id {configured.client_id}"
+    if gateway is not None:
         where = "the simulated gateway (--sim)"
     try:
         with open_session(
             rules,
             state_dir=state_dir if journal_usable else None,
-            sim=sim,
+            gateway=gateway,
             readonly=True,
             verify_account=False,
         ) as session:

@@ -9,11 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from daemon.ib import BrokerState, IbAdapter, Progress
 from daemon.ib.translate import planner_execution
 from daemon.journal import Journal, JournaledIntent, Transition
+from daemon.journal.keys import (
+    BREAKER_KEY,
+    DAY_START_NAV_PREFIX,
+    HALT_KEY,
+    PNL_AT_RESUME_PREFIX,
+    RESUME_PENDING,
+)
 from daemon.planner import plan as make_plan
 from daemon.planner.brackets import reconstructed_entries
 from daemon.planner.common import Book
@@ -22,11 +28,8 @@ from daemon.planner.types import Intent, Observed, Plan, TargetsSource, WorkingO
 from daemon.runtime.account_sample import record_account_sample
 from daemon.runtime.targets_file import TargetsFiles, targets_symbols
 from daemon.runtime.targets_journal import accepted_targets, record_decisions
+from daemon.timezones import TRADING_TIME_ZONE
 from schemas.models import RuleSet, parse_order_ref
-
-# US equities: the trading day (for "since the day start", the breaker's journal keys,
-# rejection caps) begins at midnight New York time.
-TRADING_TIME_ZONE = ZoneInfo("America/New_York")
 
 # A rejected intent waits before it is tried again: 1, 2, 4, ... minutes, at most an hour; a rule
 # whose orders were rejected this many times today is held until tomorrow.
@@ -36,15 +39,6 @@ REJECTIONS_PER_RULE_PER_DAY = 5
 
 # A plan confirmed later than this is not acted on: its prices and positions are stale.
 PLAN_MAX_AGE = timedelta(seconds=60)
-
-HALT_KEY = "halt"
-
-
-BREAKER_KEY = "breaker_tripped_on"
-# After `tradectl resume`, the daily-loss breaker measures from the P&L at that moment: the key
-# (suffixed with the trading day) holds RESUME_PENDING until the next pass records that P&L.
-PNL_AT_RESUME_KEY = "daily_pnl_at_resume"
-RESUME_PENDING = "pending"
 
 
 @dataclass
@@ -82,7 +76,7 @@ def _loss_reference(
     )
     if journal is None:
         return baseline, daily_pnl
-    key = f"{PNL_AT_RESUME_KEY}:{day}"
+    key = PNL_AT_RESUME_PREFIX + day
     at_resume = journal.get_state(key)
     if at_resume == RESUME_PENDING:
         if not journal.writable:
@@ -98,7 +92,7 @@ def _loss_reference(
 def _first_nav_of_day(journal: Journal, day: str, net_liquidation: float) -> float:
     """The breaker's fallback baseline when IB reports no daily P&L: the first net liquidation
     seen that trading day, journaled so that a restart keeps it."""
-    key = f"day_start_nav:{day}"
+    key = DAY_START_NAV_PREFIX + day
     stored = journal.get_state(key)
     if stored is not None:
         return float(stored)
@@ -198,6 +192,7 @@ def build_observed(
         breaker_tripped=breaker,
         targets_sources=targets_sources or {},
         accepted_targets=accepted_targets(journal, list(targets_sources or {})),
+        market_hours=state.market_hours,
     )
 
 
@@ -350,7 +345,8 @@ def reconcile_pass(
 ) -> PassResult:
     """Resync, observe, plan, gate; then, when ``act`` and ``confirm`` agree, journal and send
     the actionable intents and wait for their acknowledgement."""
-    now = clock()
+    started = clock()
+    now = adapter.market_now(started)
     adapter.start_pass()
     writable = journal is not None and journal.writable
     pass_id = None
@@ -395,7 +391,7 @@ def reconcile_pass(
     if confirm is not None and not confirm(plan):
         _finish(journal, pass_id, result, "declined")
         return result
-    if clock() - now > PLAN_MAX_AGE:
+    if clock() - started > PLAN_MAX_AGE:
         result.problems.append(
             f"the plan is older than {PLAN_MAX_AGE.seconds} s (confirmation took a while) and "
             "prices may have moved: nothing sent; run it again"

@@ -1,5 +1,6 @@
-"""A connected session for one command: the gateway (or an in-process sim), the journal and the
-adapter, opened in the right order and always closed."""
+"""A connected session for one command: the gateway, the journal and the adapter, opened in the
+right order and always closed. ``gateway`` overrides the rules' address (the command line's
+``--sim`` passes its embedded simulator's)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,6 @@ def quiet_client_logging() -> None:
 class Session:
     adapter: IbAdapter
     journal: Journal | None
-    sim_port: int | None
 
 
 def connection_settings(
@@ -56,8 +56,8 @@ def open_session(
     rules: RuleSet,
     *,
     state_dir: Path | None,
-    sim: bool,
     readonly: bool,
+    gateway: tuple[str, int] | None = None,
     progress: Callable[[Progress], None] | None = None,
     pacing_rate: float = DEFAULT_RATE,
     verify_account: bool = True,
@@ -66,14 +66,8 @@ def open_session(
     beside a running daemon); otherwise the journal is locked for this process. Without a
     ``state_dir`` there is no journal; ``verify_account`` False leaves the account checks to
     the caller (see ``IbAdapter.connect``)."""
+    host, port = gateway if gateway is not None else (None, None)
     with ExitStack() as stack:
-        host = port = None
-        if sim:
-            from daemon.sim import SimState, start_sim_thread
-
-            gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
-            stack.callback(gateway.stop)
-            host, port = gateway.host, gateway.port
         journal = None
         if state_dir is not None:
             journal = Journal.open_read_only(state_dir) if readonly else Journal.open(state_dir)
@@ -85,15 +79,19 @@ def open_session(
         adapter = IbAdapter(settings, journal, progress=progress)
         stack.callback(adapter.disconnect)
         adapter.connect(verify_account=verify_account)
-        yield Session(adapter=adapter, journal=journal, sim_port=port)
+        yield Session(adapter=adapter, journal=journal)
 
 
 def plan_against_gateway(
-    rules: RuleSet, *, state_dir: Path, sim: bool, halted: bool = False
+    rules: RuleSet,
+    *,
+    state_dir: Path,
+    gateway: tuple[str, int] | None = None,
+    halted: bool = False,
 ) -> PassResult:
     """``tradectl plan`` against a gateway: a read-only connection, the journal read without its
     lock, and nothing sent."""
-    with open_session(rules, state_dir=state_dir, sim=sim, readonly=True) as session:
+    with open_session(rules, state_dir=state_dir, gateway=gateway, readonly=True) as session:
         return reconcile_pass(
             rules,
             session.adapter,

@@ -18,12 +18,13 @@ from datetime import datetime
 from typing import Any
 
 from daemon.journal import Journal
+from daemon.journal.keys import (
+    TARGETS_ACCEPT_LOG_PREFIX,
+    TARGETS_ACCEPTED_PREFIX,
+    TARGETS_PENDING_PREFIX,
+)
 from daemon.plan_report import decision_view
 from daemon.planner.types import AcceptedTargets, Plan, TargetsDecision
-
-ACCEPTED_PREFIX = "targets_accepted:"
-PENDING_PREFIX = "targets_pending:"
-LOG_PREFIX = "targets_accept_log:"
 
 
 class NothingToAccept(LookupError):
@@ -47,7 +48,7 @@ def accepted_targets(journal: Journal | None, rules: list[str]) -> dict[str, Acc
     if journal is None:
         return found
     for rule in rules:
-        stored = journal.get_state(ACCEPTED_PREFIX + rule)
+        stored = journal.get_state(TARGETS_ACCEPTED_PREFIX + rule)
         if stored is None:
             continue
         data = json.loads(stored)
@@ -65,21 +66,21 @@ def record_decisions(journal: Journal, plan: Plan, now: datetime, *, accept: boo
         if targets is None:
             continue
         if decision.status == "trading" and accept:
-            current = journal.get_state(ACCEPTED_PREFIX + decision.rule)
+            current = journal.get_state(TARGETS_ACCEPTED_PREFIX + decision.rule)
             if current is None or json.loads(current)["content_hash"] != targets.content_hash:
                 _accept(journal, _entry(decision), now, "within max_turnover")
-            journal.delete_state(PENDING_PREFIX + decision.rule)
+            journal.delete_state(TARGETS_PENDING_PREFIX + decision.rule)
         elif decision.status == "held":
             entry = _entry(decision)
-            stored = journal.get_state(PENDING_PREFIX + decision.rule)
+            stored = journal.get_state(TARGETS_PENDING_PREFIX + decision.rule)
             if stored is None or json.loads(stored) != entry:
-                journal.set_state(PENDING_PREFIX + decision.rule, json.dumps(entry))
+                journal.set_state(TARGETS_PENDING_PREFIX + decision.rule, json.dumps(entry))
 
 
 def pending_targets(journal: Journal) -> dict[str, dict[str, Any]]:
     return {
-        key[len(PENDING_PREFIX) :]: json.loads(value)
-        for key, value in journal.state_with_prefix(PENDING_PREFIX).items()
+        key[len(TARGETS_PENDING_PREFIX) :]: json.loads(value)
+        for key, value in journal.state_with_prefix(TARGETS_PENDING_PREFIX).items()
     }
 
 
@@ -87,7 +88,7 @@ def accept_pending(journal: Journal, rule: str, now: datetime) -> Acceptance:
     """`tradectl accept RULE`: the held file becomes the allocation's baseline, so the next
     pass trades on it. Exactly the version that was held: a file rewritten since is measured
     again against it."""
-    stored = journal.get_state(PENDING_PREFIX + rule)
+    stored = journal.get_state(TARGETS_PENDING_PREFIX + rule)
     if stored is None:
         raise NothingToAccept(
             f"allocations.{rule} has no targets file held for confirmation (`tradectl status` "
@@ -95,7 +96,7 @@ def accept_pending(journal: Journal, rule: str, now: datetime) -> Acceptance:
         )
     entry = json.loads(stored)
     _accept(journal, entry, now, "tradectl accept")
-    journal.delete_state(PENDING_PREFIX + rule)
+    journal.delete_state(TARGETS_PENDING_PREFIX + rule)
     return Acceptance(rule, entry["content_hash"], entry.get("turnover"), entry["path"])
 
 
@@ -117,8 +118,8 @@ def _entry(decision: TargetsDecision) -> dict[str, Any]:
 def _accept(journal: Journal, entry: dict[str, Any], now: datetime, how: str) -> None:
     accepted = {**entry, "accepted_at": now.isoformat(), "accepted_by": how}
     text = json.dumps(accepted)
-    journal.set_state(ACCEPTED_PREFIX + entry["rule"], text)
-    journal.set_state(f"{LOG_PREFIX}{entry['rule']}:{now.isoformat()}", text)
+    journal.set_state(TARGETS_ACCEPTED_PREFIX + entry["rule"], text)
+    journal.set_state(f"{TARGETS_ACCEPT_LOG_PREFIX}{entry['rule']}:{now.isoformat()}", text)
 
 
 def decision_views(plan: Plan) -> list[dict[str, Any]]:

@@ -28,17 +28,23 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from daemon.ib import AdapterError, IbAdapter
+from daemon.ib_codes import LINK_LOST, LINK_RESTORED_CODES, LINK_RESTORED_DATA_LOST
 from daemon.journal import Journal, LedgerRelease, utc_now
+from daemon.journal.keys import (
+    BREAKER_KEY,
+    BREAKER_REASON_KEY,
+    DAY_START_NAV_PREFIX,
+    HALT_KEY,
+    PNL_AT_RESUME_PREFIX,
+    RESUME_PENDING,
+)
 from daemon.journal.lifecycle import REJECTION_STATUS, order_ended
 from daemon.ledger_view import rule_ledgers
 from daemon.planner.breaker import breaker_reason
+from daemon.planner.market_time import session_close
 from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
 from daemon.runtime.account_sample import record_account_sample
 from daemon.runtime.reconcile import (
-    BREAKER_KEY,
-    HALT_KEY,
-    PNL_AT_RESUME_KEY,
-    RESUME_PENDING,
     build_observed,
     observed_symbols,
     plan_pass,
@@ -47,7 +53,7 @@ from daemon.runtime.reconcile import (
     trading_day_start,
 )
 from daemon.runtime.session import connection_settings
-from daemon.runtime.targets_file import TargetsFiles
+from daemon.runtime.targets_file import TargetsFiles, targets_symbols
 from daemon.runtime.targets_journal import accept_pending, decision_views, record_decisions
 from schemas.models import RuleKind, RuleSet, parse_order_ref
 
@@ -59,14 +65,11 @@ log = logging.getLogger("tradectl.daemon")
 
 T = TypeVar("T")
 
-BREAKER_REASON_KEY = "breaker_reason"
 ACK_TIMEOUT_SECONDS = 30.0
 # While stopping, acknowledgements are awaited only briefly: the next start adopts the rest.
 ACK_TIMEOUT_STOPPING_SECONDS = 1.0
 CANCEL_ACK_TIMEOUT_SECONDS = 10.0
-REQUEST_TIMEOUT_SECONDS = 60.0
 _DRAIN_STEP_SECONDS = 0.005
-_LINK_LOST, _LINK_RESTORED_DATA_LOST, _LINK_RESTORED = 1100, 1101, 1102
 
 
 class BrokerThread:
@@ -277,9 +280,6 @@ class IbBrokerSession:
         # A fresh adapter per connection: a new session id tells the journal's resync which
         # intents were sent before the drop.
         adapter = IbAdapter(settings, self._journal, rejected=self._on_rejected)
-        # A request the gateway never answers (it holds everything between 1100 and 1102) fails
-        # the pass after this long instead of blocking the broker thread; the next trigger retries.
-        adapter.ib.RequestTimeout = REQUEST_TIMEOUT_SECONDS
         wrapper = adapter.ib.wrapper
         _tap(wrapper, "error", self._on_error)
         _tap(wrapper, "execDetails", self._on_exec_details)
@@ -308,10 +308,10 @@ class IbBrokerSession:
         self._emit(self.events.order_rejected, rule, code, text)
 
     def _on_error(self, req_id: int, code: int, text: str, *rest: Any) -> None:
-        if code == _LINK_LOST:
+        if code == LINK_LOST:
             self._emit(self.events.link_lost)
-        elif code in (_LINK_RESTORED, _LINK_RESTORED_DATA_LOST):
-            self._emit(self.events.link_restored, code == _LINK_RESTORED_DATA_LOST)
+        elif code in LINK_RESTORED_CODES:
+            self._emit(self.events.link_restored, code == LINK_RESTORED_DATA_LOST)
 
     def _on_exec_details(self, req_id: int, contract: Any, execution: Any) -> None:
         if execution.execId in self._seen_exec_ids:
@@ -379,7 +379,7 @@ class IbBrokerSession:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
         self._rules = rules
-        now = self._clock()
+        now = adapter.market_now(self._clock())
         generation = rules.generation()
         journal.record_generation(generation)
         pass_id = journal.begin_pass(",".join(sorted(context.reasons)), generation)
@@ -431,6 +431,12 @@ class IbBrokerSession:
         record_decisions(journal, plan, now)
         record_account_sample(journal, rules, observed, plan)
         self._remember(observed, plan, orphaned_protections(journal, rules))
+        clock = adapter.market_clock
+        self._status = {
+            **self._status,
+            "gateway_clock_offset_seconds": clock.offset.total_seconds(),
+            "clock_warning": clock.describe() if clock.skewed else None,
+        }
         for intent in plan.blocked:
             log.debug(
                 "blocked: %s",
@@ -487,6 +493,8 @@ class IbBrokerSession:
             net_liquidation=observed.net_liquidation,
             breaker_tripped=tripped,
             facts=facts,
+            allocation_work_left=allocation_work_left(rules, observed, plan),
+            session_close=allocation_session_close(rules, observed, now),
         )
 
     def _check_breaker(
@@ -760,5 +768,30 @@ def write_safety(journal: Journal, state: SafetyState) -> None:
         journal.delete_state(BREAKER_KEY)
         journal.delete_state(BREAKER_REASON_KEY)
         day = trading_day_start(journal.now).date().isoformat()
-        journal.delete_state(f"day_start_nav:{day}")
-        journal.set_state(f"{PNL_AT_RESUME_KEY}:{day}", RESUME_PENDING)
+        journal.delete_state(DAY_START_NAV_PREFIX + day)
+        journal.set_state(PNL_AT_RESUME_PREFIX + day, RESUME_PENDING)
+
+
+def allocation_session_close(rules: RuleSet, observed: Observed, now: datetime) -> datetime | None:
+    """The earliest close, among the allocations' symbols, of the regular session open now or
+    next: the default end of a rebalance window."""
+    if observed.market_hours is None:
+        return None
+    symbols = {
+        symbol for allocation in rules.allocations.values() for symbol in allocation.inline_targets
+    } | set(targets_symbols(observed.targets_sources))
+    closes = [
+        close
+        for symbol in symbols
+        if (hours := observed.market_hours.get(symbol)) is not None
+        and (close := session_close(hours, now)) is not None
+    ]
+    return min(closes, default=None)
+
+
+def allocation_work_left(rules: RuleSet, observed: Observed, plan: Plan) -> bool:
+    """The allocation has not converged: the plan still has allocation intents (held, blocked
+    or to send), or allocation orders are still working at the broker."""
+    return any(intent.kind == "allocations" for intent in plan.intents) or any(
+        order.rule in rules.allocations for order in observed.owned_orders
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from daemon.journal import LedgerRelease
@@ -47,6 +48,10 @@ class PassSummary:
     net_liquidation: float | None = None
     breaker_tripped: str | None = None
     facts: PassFacts = field(default_factory=PassFacts)
+    # Allocation intents were left in the plan (held, blocked or sent): not yet converged.
+    allocation_work_left: bool = False
+    # The close of the regular session the allocation symbols trade in now or next.
+    session_close: datetime | None = None
 
 
 @dataclass

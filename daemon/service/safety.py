@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
-EXCHANGE_TIME_ZONE = ZoneInfo("America/New_York")
+from daemon.timezones import TRADING_TIME_ZONE
 
 
 def trading_day(moment: datetime) -> date:
-    return moment.astimezone(EXCHANGE_TIME_ZONE).date()
+    return moment.astimezone(TRADING_TIME_ZONE).date()
 
 
 @dataclass(frozen=True)

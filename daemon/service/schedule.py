@@ -2,16 +2,18 @@
 (``schedule.rebalance``), both on APScheduler's AsyncIOScheduler.
 
 With a rebalance cron set, allocation orders may go only at those times: the cron opens a
-rebalance window (``allocations_due``), which the next pass that completes while connected
-closes. A window stays open across a disconnect, so a rebalance missed while the gateway was
-restarting happens as soon as it is back. Without a cron, allocations are always due.
+rebalance window (``allocations_due``), which stays open until a completed pass finds the
+allocation converged or the window's end passes, so slices left by ``max_order_value`` and buys
+funded by the pass's sells follow in the next passes. A window stays open across a disconnect,
+so a rebalance missed while the gateway was restarting happens as soon as it is back. Without a
+cron, allocations are always due.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -28,26 +30,57 @@ _REPORT_JOB = "report"
 
 
 class RebalanceWindow:
+    """Whether allocation orders may go. A cron time opens the window; it stays open until a
+    pass finds the allocation converged, or until its end: ``schedule.rebalance.window_end``
+    after the cron time, by default the close of the regular session the first pass saw
+    (docs/daemon.md, "Rebalance window")."""
+
     def __init__(self) -> None:
         self._cron_set = False
         self._open = False
+        self._opened_at: datetime | None = None
+        self._deadline: datetime | None = None
 
     def configure(self, cron_set: bool) -> None:
         self._cron_set = cron_set
         if not cron_set:
             self._open = False
 
-    def open(self) -> None:
+    def open(self, at: datetime | None = None) -> None:
         self._open = True
+        self._opened_at = at or datetime.now(UTC)
+        self._deadline = None
 
     @property
     def due(self) -> bool:
         return not self._cron_set or self._open
 
-    def pass_completed(self, allocations_were_due: bool) -> None:
-        """Close the window after a connected pass that planned allocations."""
-        if allocations_were_due:
+    @property
+    def deadline(self) -> datetime | None:
+        return self._deadline if self._open else None
+
+    def pass_completed(
+        self,
+        allocations_were_due: bool,
+        *,
+        work_left: bool = False,
+        now: datetime | None = None,
+        session_close: datetime | None = None,
+        window_end: timedelta | None = None,
+    ) -> None:
+        """After a connected pass that planned allocations: close the window when nothing is
+        left to do, or when its end has passed (an unknown end closes it at once)."""
+        if not allocations_were_due or not self._open:
+            return
+        if self._deadline is None:
+            if window_end is not None and self._opened_at is not None:
+                self._deadline = self._opened_at + window_end
+            else:
+                self._deadline = session_close
+        moment = now or datetime.now(UTC)
+        if not work_left or self._deadline is None or moment >= self._deadline:
             self._open = False
+            self._deadline = None
 
 
 class PassScheduler:

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from daemon import tradectl_version
+from daemon.errors import PermanentError, TemporaryError
 from daemon.journal import NothingToRelease
 from daemon.ledger_view import release_result
+from daemon.planner.market_time import in_blackout
 from daemon.private_files import LoosePermissions, ensure_state_dir
 from daemon.runtime.targets_file import resolve_targets_path
 from schemas.loader import halt_file, halt_present
@@ -139,6 +141,8 @@ class Daemon:
         self._stopping = False
         self._stop_requested = asyncio.Event()
         self._disconnected = asyncio.Event()
+        # Set by every rule swap: what a permanent connect failure waits for.
+        self._rules_swapped = asyncio.Event()
         self._ready_sent = False
         self.started = asyncio.Event()
         self._cancel_waiters: list[asyncio.Future[list[dict[str, Any]]]] = []
@@ -462,6 +466,7 @@ class Daemon:
             files=outcome.files,
             loaded_at=self._clock().isoformat(),
         )
+        self._rules_swapped.set()
         if previous is not None:
             self._scheduler.apply(rule_set.schedule)
             if self._records is not None:
@@ -514,10 +519,16 @@ class Daemon:
                 )
             except asyncio.CancelledError:
                 raise
+            except PermanentError as exc:
+                await self._wait_for_a_fix(rule_set, exc)
+                backoff.reset()
+                continue
             except Exception as exc:
                 self.connection = "disconnected"
                 self.connection_error = f"{type(exc).__name__}: {exc}".rstrip(": ")
                 delay = backoff.next_delay()
+                if isinstance(exc, TemporaryError) and exc.delay is not None:
+                    delay = exc.delay
                 log.warning(
                     "cannot connect to the gateway at %s (%s); retrying in %.1fs",
                     self.session.address(rule_set),
@@ -551,10 +562,53 @@ class Daemon:
             self._connected_target = None
             if self._stopping:
                 return
-            log.warning("disconnected from the gateway: no orders until reconnected and resynced")
+            if self._in_blackout():
+                log.info(
+                    "disconnected from the gateway during IB's daily reset blackout (expected): "
+                    "no orders until reconnected and resynced"
+                )
+            else:
+                log.warning(
+                    "disconnected from the gateway: no orders until reconnected and resynced"
+                )
             self._status_changed()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.session.disconnect(), DISCONNECT_TIMEOUT_SECONDS)
+
+    async def _wait_for_a_fix(self, rule_set: RuleSet, error: PermanentError) -> None:
+        """A failure no retry fixes (a wrong or unmarked live account, a journal bound to
+        another account): stay up, degraded and saying why, until a rule change may fix it
+        or SIGTERM. Retrying would only repeat the refusal every few seconds."""
+        self._rules_swapped.clear()
+        self.connection = "refused"
+        self.connection_error = f"{type(error).__name__}: {error}"
+        log.error(
+            "cannot trade through the gateway at %s: %s; not retrying until the rules change "
+            "(edit them, `tradectl reload` or SIGHUP) or the daemon stops",
+            self.session.address(rule_set),
+            error,
+        )
+        self._status_changed()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.session.disconnect(), DISCONNECT_TIMEOUT_SECONDS)
+        waits = [
+            asyncio.ensure_future(self._stop_requested.wait()),
+            asyncio.ensure_future(self._rules_swapped.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if not self._stopping:
+            log.info("rules changed: connecting again")
+
+    def _in_blackout(self) -> bool:
+        """IB's nightly reset drops links and sockets: expected inside a configured blackout."""
+        rules = self.rules.current
+        if rules is None:
+            return False
+        return in_blackout(self._clock(), rules.schedule.blackouts, None) is not None
 
     def _mark_disconnected(self) -> None:
         self.connection = "disconnected"
@@ -568,7 +622,11 @@ class Daemon:
 
     def _on_link_lost(self) -> None:
         if self._link_ok:
-            log.warning("gateway lost its connection to IB (1100): no orders until restored")
+            log.log(
+                logging.INFO if self._in_blackout() else logging.WARNING,
+                "gateway lost its connection to IB (1100)%s: no orders until restored",
+                " during IB's daily reset blackout (expected)" if self._in_blackout() else "",
+            )
         self._link_ok = False
         self._status_changed()
 
@@ -730,7 +788,14 @@ class Daemon:
                 extra={"generation": self.rules.generation},
             )
         self._last_pass_sent = summary.sent > 0
-        self._scheduler.window.pass_completed(allocations_due)
+        rebalance = rule_set.schedule.rebalance
+        self._scheduler.window.pass_completed(
+            allocations_due,
+            work_left=summary.allocation_work_left,
+            now=self._clock(),
+            session_close=summary.session_close,
+            window_end=None if rebalance is None else rebalance.window_end,
+        )
         if not self._ready_sent:
             self._ready_sent = True
             log.info("first sync complete", extra={"generation": self.rules.generation})
@@ -932,6 +997,8 @@ class Daemon:
 
     def status_line(self) -> str:
         parts = [self.connection_state()]
+        if self.connection == "refused":
+            parts[0] = f"REFUSED: {self.connection_error}"
         generation = self.rules.generation or "none"
         parts.append(f"rules {generation}" + (" DEGRADED" if self.rules.degraded else ""))
         if self.halted:

@@ -20,7 +20,8 @@ from daemon.records.store import backlog, has_records_tables, journal_file
 from schemas.models import Allocation, RuleSet
 
 # The connection states the daemon reports (``Daemon.connection_state``), in this order.
-CONNECTION_STATES = ("disconnected", "connecting", "connected", "link down (1100)")
+# "refused": a permanent connect failure (daemon/errors.py); no retry until the rules change.
+CONNECTION_STATES = ("disconnected", "connecting", "connected", "link down (1100)", "refused")
 
 
 @dataclass(frozen=True)

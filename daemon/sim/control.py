@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast, get_args
 
 from daemon.sim.clock import iso_time, parse_iso
 from daemon.sim.faults import malformed_frames
 from daemon.sim.model import AccountChanged, AccountSnapshot, Event
+from daemon.sim.state import MarketHoursMode
 
 if TYPE_CHECKING:
     from daemon.sim.server import SimGateway
@@ -31,6 +32,7 @@ class SimControl:
     COMMANDS = frozenset(
         {
             "set_price",
+            "set_hours",
             "step",
             "drop_connections",
             "refuse_connections",
@@ -61,6 +63,12 @@ class SimControl:
     def set_price(self, symbol: str, price: float) -> None:
         """Move the last price (bid/ask follow), push ticks and re-run matching."""
         self._publish(self._gateway.engine.set_price(symbol, float(price)))
+
+    def set_hours(self, hours: str) -> None:
+        """Change the hours that contract details report from now on (``market.hours``)."""
+        if hours not in get_args(MarketHoursMode):
+            raise ValueError(f"hours must be one of {', '.join(get_args(MarketHoursMode))}")
+        self._gateway.engine.state.market.hours = cast(MarketHoursMode, hours)
 
     def step(self) -> None:
         """Run one matching pass over all symbols (advances chunked partial fills)."""

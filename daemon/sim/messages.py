@@ -8,9 +8,13 @@ simulator leaves unset (the clients then keep their defaults).
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from daemon.sim.hours import IB_TIME_ZONE_ID
 from daemon.sim.model import Execution, Instrument, SimOrder, WhatIfEstimate
 from daemon.sim.protocol import UNSET_DOUBLE, Field, Out
+from daemon.sim.state import MarketHoursMode
 
 # IB's tick types (https://interactivebrokers.github.io/tws-api/tick_types.html).
 TICK_BID_SIZE, TICK_BID, TICK_ASK, TICK_ASK_SIZE, TICK_LAST, TICK_LAST_SIZE = 0, 1, 2, 3, 4, 5
@@ -368,6 +372,24 @@ def contract_details(
         float(inst.lot_size),  # sizeIncrement
         float(inst.lot_size),  # suggestedSizeIncrement
     ]
+
+
+def trading_hours(now: float, mode: MarketHoursMode) -> tuple[str, str]:
+    """Extended and regular hours in IB's format, in the ``IB_TIME_ZONE_ID`` time zone."""
+    if mode == "us_equities":
+        days = [time.strftime("%Y%m%d", time.gmtime(now + 86_400 * i)) for i in range(2)]
+        trading = ";".join(f"{d}:0400-{d}:2000" for d in days)
+        liquid = ";".join(f"{d}:0930-{d}:1600" for d in days)
+        return trading, liquid
+    # Yesterday to two days ahead: the joined session covers any host hour with margin.
+    today = datetime.fromtimestamp(now, ZoneInfo(IB_TIME_ZONE_ID)).date()
+    entries = []
+    for offset in range(-1, 3):
+        day = (today + timedelta(days=offset)).strftime("%Y%m%d")
+        closed = mode == "closed_today" and offset <= 0
+        entries.append(f"{day}:CLOSED" if closed else f"{day}:0000-{day}:2359")
+    hours = ";".join(entries)
+    return hours, hours
 
 
 def ib_time(ts: float) -> str:

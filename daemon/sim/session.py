@@ -426,7 +426,11 @@ class Session:
         inst = self._resolve_or_refuse(reqId, contract)
         if inst is None:
             return
-        hours = self.engine.hours.hours(self.engine.clock())
+        mode = self.engine.state.market.hours
+        if mode == "always_open":
+            hours = self.engine.hours.hours(self.engine.clock())
+        else:
+            hours = m.trading_hours(self.engine.clock(), mode)
         self.send(m.contract_details(reqId, inst, hours, IB_TIME_ZONE_ID))
         self.send([Out.CONTRACT_DATA_END, 1, reqId])
 

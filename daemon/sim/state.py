@@ -88,7 +88,15 @@ class SymbolSpec(_Strict):
     market_data: Literal["live", "delayed", "none"] = "live"
 
 
+# The hours contract details report (docs/sim.md, "Trading hours"): ``always_open`` (the
+# default) says every day is one session around the clock, so tradectl trades at any host
+# hour; ``us_equities`` says 04:00-20:00 / 09:30-16:00 every day; ``closed_today`` says today
+# is CLOSED and the next days are open around the clock.
+MarketHoursMode = Literal["always_open", "us_equities", "closed_today"]
+
+
 class MarketSpec(_Strict):
+    hours: MarketHoursMode = "always_open"
     random_walk: bool = False
     tick_interval: float = Field(default=1.0, gt=0)
     volatility_bps: float = Field(default=10.0, ge=0)

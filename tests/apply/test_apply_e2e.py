@@ -210,14 +210,14 @@ def test_planning_against_the_gateway_is_read_only(
     rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
     rules = load_rule_set([rules_dir]).rule_set
     assert rules is not None
-    result = plan_against_gateway(rules, state_dir=tmp_path / "state", sim=False)
+    result = plan_against_gateway(rules, state_dir=tmp_path / "state")
     assert [intent.symbol for intent in result.plan.actionable] == ["AAPL"]
     assert gateway.messages("placeOrder") == []
     assert not (tmp_path / "state").exists()
     assert apply_in_process(rules_dir).code == 0
     # Beside a process that holds the journal (a running daemon), planning still works.
     with Journal.open(tmp_path / "state"):
-        result = plan_against_gateway(rules, state_dir=tmp_path / "state", sim=False)
+        result = plan_against_gateway(rules, state_dir=tmp_path / "state")
     assert result.plan.actionable == ()
 
 

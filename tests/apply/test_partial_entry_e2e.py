@@ -76,6 +76,21 @@ def assert_protected(gateway: Gateway) -> float:
     return quantity
 
 
+def assert_working_standalone_protection(gateway: Gateway) -> float:
+    """The held shares have exactly one stop and one target at the sim, each working now
+    (``Submitted``, not held, no parent whose completion it would wait for), each covering
+    exactly the held quantity; returns it."""
+    quantity = assert_protected(gateway)
+    active = [o for o in gateway.sim.snapshot().open_orders if o.symbol == "NVDA" and o.active]
+    stops = [o for o in active if o.order_type == "STP"]
+    targets = [o for o in active if o.action == "SELL" and o.order_type == "LMT"]
+    for leg in (stops, targets):
+        assert len(leg) == 1, active
+        assert (leg[0].status, leg[0].held, leg[0].parent_id) == ("Submitted", False, 0), leg
+        assert leg[0].remaining == quantity, (leg, quantity)
+    return quantity
+
+
 def fill_entry(gateway: Gateway, chunk: int) -> None:
     """Let the entry fill ``chunk`` shares (0: all that is left) while no tradectl runs."""
     sim = gateway.sim
@@ -119,8 +134,8 @@ def partly_entered(
     rules_dir: Path,
     options: tuple[str, str],
 ) -> tuple[Gateway, Path]:
-    """The bracket placed, its entry filled 30 of 100 while away, and one pass since: the stop
-    and target cover the 30."""
+    """The bracket placed, its entry filled 30 of 100 while away, and one pass since: standalone
+    stop and target (the attached children cancelled) work for the 30 while the entry works on."""
     gateway = start(state(*options))
     rules = write_rules(rules_dir, gateway, **bracket())
     first = apply(rules)
@@ -128,9 +143,11 @@ def partly_entered(
     assert sorted(legs(gateway)) == ["entry", "stop", "target"]
     fill_entry(gateway, 30)
     assert held(gateway) == 30
-    resized = apply(rules)
-    assert resized.code == 0, resized.out + resized.err
-    assert assert_protected(gateway) == 30
+    detached = apply(rules)
+    assert detached.code == 0, detached.out + detached.err
+    assert assert_working_standalone_protection(gateway) == 30
+    assert all(legs(gateway)[leg].order_ref.endswith("-kept:" + leg) for leg in ("stop", "target"))
+    assert legs(gateway)["entry"].remaining == 70
     assert_converged(apply(rules))
     return gateway, rules
 
@@ -177,8 +194,8 @@ def test_the_rest_of_a_partly_filled_entry_cancelled_while_away_leaves_its_fill_
     tmp_path: Path,
     options: tuple[str, str],
 ) -> None:
-    """IB cancels a partly filled DAY entry's rest at the close; what it does with the children
-    then is unknown (both options). The next pass protects the 30 shares either way."""
+    """IB cancels a partly filled DAY entry's rest at the close; what it would do with attached
+    children then is unknown (both options). The 30 shares stay protected either way."""
     gateway, rules = partly_entered(gateway_factory, apply_in_process, tmp_path / "rules", options)
     sim = gateway.sim
     entry = legs(gateway)["entry"]
@@ -186,14 +203,13 @@ def test_the_rest_of_a_partly_filled_entry_cancelled_while_away_leaves_its_fill_
         lambda: sim.gateway.publish(sim.gateway.engine.cancel(entry.client_id, entry.order_id))
     )
     assert held(gateway) == 30
-    if options[1] == "cancel":
-        assert sorted(legs(gateway)) == []
+    # The standalone legs have no parent, so the cancel of the entry's rest leaves them working,
+    # whatever the sim does with attached children.
+    assert assert_working_standalone_protection(gateway) == 30
+    assert sorted(legs(gateway)) == ["stop", "target"]
 
-    reprotected = apply_in_process(rules)
-    assert reprotected.code == 0, reprotected.out + reprotected.err
-    assert assert_protected(gateway) == 30
-    assert legs(gateway)["stop"].status == "Submitted"
     assert_converged(apply_in_process(rules))
+    assert assert_working_standalone_protection(gateway) == 30
 
     gateway.sim.control.set_price("NVDA", 44.0)
     assert held(gateway) == 0
@@ -210,10 +226,10 @@ def test_failure_3_a_stop_left_at_the_partial_size_fills_while_away_and_is_repla
     partial_fill: str,
 ) -> None:
     """The issue's exact sequence: the entry completes and the stop fires before any tradectl
-    pass could resize the stop. Where the sim left the stop at 30 (the children were resized to
-    the partial fill), 70 shares stay long; the restart closes the filled stop's place intent
-    (its completed record has order id 0) and places a stop for the 70 instead of refusing it
-    as "already in flight or working"."""
+    pass could resize the stop. The stop is standalone since the partial fill, so it is still
+    at 30 and 70 shares stay long under every option; the restart closes the filled stop's
+    place intent (its completed record has order id 0) and places a stop for the 70 instead of
+    refusing it as "already in flight or working"."""
     options = (partial_fill, "cancel")
     gateway, rules = partly_entered(gateway_factory, apply_in_process, tmp_path / "rules", options)
 
@@ -222,20 +238,52 @@ def test_failure_3_a_stop_left_at_the_partial_size_fills_while_away_and_is_repla
     # The price recovers above the stop level, so a replacement stop rests instead of firing.
     gateway.sim.control.set_price("NVDA", 46.0)
     left = held(gateway)
-    assert left == (0 if partial_fill == "activate_filled" else 70)
+    assert left == 70
 
     restarted = apply_in_process(rules)
     assert restarted.code == 0, restarted.out + restarted.err
     assert "already in flight" not in restarted.out + restarted.err
-    if left:
-        assert assert_protected(gateway) == left
-        assert legs(gateway)["stop"].status == "Submitted"
-    else:
-        assert legs(gateway) == {}
+    assert assert_working_standalone_protection(gateway) == 70
     assert_converged(apply_in_process(rules))
-    assert live_place_intents(tmp_path / "state") == (
-        [legs(gateway)[leg].order_ref for leg in ("stop", "target")] if left else []
-    )
+    assert live_place_intents(tmp_path / "state") == [
+        legs(gateway)[leg].order_ref for leg in ("stop", "target")
+    ]
     working = [o.order_ref for o in gateway.sim.snapshot().open_orders]
     assert len(working) == len(set(working)), working
+    assert sum(1 for ref in gateway.placed_refs() if ref.endswith(":entry")) == 1
+
+
+@EVERY_OPTION
+def test_standalone_protection_grows_with_each_entry_fill_and_never_exceeds_the_position(
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+    options: tuple[str, str],
+) -> None:
+    """Entry fills of 30, 30 and the last 40, a pass after each: a working stop and target for
+    exactly what is held after every pass, grown by modify (one order id each), the stop never
+    larger than the position, the entry placed once."""
+    gateway, rules = partly_entered(gateway_factory, apply_in_process, tmp_path / "rules", options)
+    standalone = {leg: legs(gateway)[leg].order_id for leg in ("stop", "target")}
+
+    fill_entry(gateway, 30)
+    assert held(gateway) == 60
+    # Until the next pass the standalone stop stays at 30: smaller than the position, never larger.
+    assert legs(gateway)["stop"].remaining == 30
+    grown = apply_in_process(rules)
+    assert grown.code == 0, grown.out + grown.err
+    assert assert_working_standalone_protection(gateway) == 60
+    assert legs(gateway)["entry"].remaining == 40
+    assert_converged(apply_in_process(rules))
+
+    fill_entry(gateway, 0)
+    assert held(gateway) == 100
+    assert "entry" not in legs(gateway)
+    completed = apply_in_process(rules)
+    assert completed.code == 0, completed.out + completed.err
+    assert assert_working_standalone_protection(gateway) == 100
+    assert {leg: legs(gateway)[leg].order_id for leg in ("stop", "target")} == standalone
+    assert_converged(apply_in_process(rules))
+
+    assert_each_order_placed_once(gateway)
     assert sum(1 for ref in gateway.placed_refs() if ref.endswith(":entry")) == 1

@@ -9,8 +9,8 @@ from ib_insync.util import UNSET_DOUBLE
 
 from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter, check_account
 from daemon.ib.translate import to_ib_order, working_order
+from daemon.ib_codes import is_informational
 from daemon.journal import Journal, JournaledIntent
-from daemon.journal.lifecycle import is_informational
 from daemon.planner.types import Intent, OrderSpec
 
 

@@ -62,3 +62,11 @@ def test_protection_measures_the_modify_after_each_fill() -> None:
     assert "| fills | modifies | p50 ms |" in output
     # Every fill was followed by a modify of the bracket's working stop or take-profit.
     assert "|     3 |        3 |" in output
+
+
+def test_startup_prints_every_command_beside_bare_python() -> None:
+    output = run_quick("-m", "benchmarks.startup")
+    rows = {line.split("|")[1].strip(): line for line in output.splitlines() if line[:1] == "|"}
+    assert {"python -c pass", "tradectl --help", "tradectl validate rules/"} <= rows.keys()
+    assert "≤ 150" in rows["tradectl --help"]
+    assert "≤ 300" in rows["tradectl validate rules/"]

@@ -60,6 +60,8 @@ class FakeSession:
         self.calls: list[str] = []
         self.contexts: list[PassContext] = []
         self.refuse_connects = 0
+        # Raised by every connect while set (a PermanentError, say).
+        self.connect_error: Exception | None = None
         self.nav = 100_000.0
         self.day_start_nav = 100_000.0
         self.orders_per_pass = 0
@@ -92,6 +94,8 @@ class FakeSession:
 
     async def connect(self, rule_set: RuleSet) -> None:
         self.calls.append("connect")
+        if self.connect_error is not None:
+            raise self.connect_error
         if self.refuse_connects:
             self.refuse_connects -= 1
             raise ConnectionRefusedError("connection refused")

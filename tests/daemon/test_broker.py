@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from daemon.journal import Journal
-from daemon.runtime.reconcile import BREAKER_KEY, HALT_KEY, trading_day_start
+from daemon.journal.keys import BREAKER_KEY, HALT_KEY
+from daemon.runtime.reconcile import trading_day_start
 from daemon.service.broker import BrokerThread, read_safety, write_safety
 from daemon.service.safety import SafetyState
 

@@ -12,10 +12,10 @@ import pytest
 from daemon.cli import main
 from daemon.cli.status import render_ledger_lines
 from daemon.journal import Journal, LedgerRow
+from daemon.journal.keys import HALT_KEY
 from daemon.ledger_view import ledger_json, rule_ledgers
 from daemon.planner.types import Intent, OrderSpec
 from daemon.records.store import connect, journal_file
-from daemon.runtime.reconcile import HALT_KEY
 
 
 def test_halt_and_resume_without_a_daemon_fail_loudly_and_still_write_an_existing_journal(

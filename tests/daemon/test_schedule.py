@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from daemon.service.schedule import PassScheduler, RebalanceWindow
@@ -109,3 +109,62 @@ def test_the_report_cron_runs_in_its_time_zone_and_writes_the_report() -> None:
             scheduler.shutdown()
 
     asyncio.run(scenario())
+
+
+UTC_NOON = datetime(2026, 11, 30, 17, 0, tzinfo=UTC)
+
+
+def opened_at_noon() -> RebalanceWindow:
+    window = RebalanceWindow()
+    window.configure(cron_set=True)
+    window.open(at=UTC_NOON)
+    return window
+
+
+def test_the_window_stays_open_until_the_allocation_has_converged() -> None:
+    window = opened_at_noon()
+    close = UTC_NOON + timedelta(hours=4)
+    for minutes in (1, 2, 3):
+        window.pass_completed(
+            True, work_left=True, now=UTC_NOON + timedelta(minutes=minutes), session_close=close
+        )
+        assert window.due, "slices and sell-funded buys still to go: the window stays open"
+    assert window.deadline == close
+    window.pass_completed(True, work_left=False, now=UTC_NOON + timedelta(minutes=4))
+    assert not window.due
+
+
+def test_the_window_closes_at_the_session_close_even_with_work_left() -> None:
+    window = opened_at_noon()
+    close = UTC_NOON + timedelta(hours=4)
+    window.pass_completed(True, work_left=True, now=UTC_NOON, session_close=close)
+    assert window.due
+    window.pass_completed(True, work_left=True, now=close, session_close=close)
+    assert not window.due
+
+
+def test_window_end_overrides_the_session_close() -> None:
+    window = opened_at_noon()
+    window.pass_completed(
+        True,
+        work_left=True,
+        now=UTC_NOON,
+        session_close=UTC_NOON + timedelta(hours=4),
+        window_end=timedelta(minutes=30),
+    )
+    assert window.deadline == UTC_NOON + timedelta(minutes=30)
+    window.pass_completed(True, work_left=True, now=UTC_NOON + timedelta(minutes=30))
+    assert not window.due
+
+
+def test_an_unknown_window_end_closes_after_the_pass_as_before() -> None:
+    window = opened_at_noon()
+    window.pass_completed(True, work_left=True, now=UTC_NOON, session_close=None)
+    assert not window.due
+
+
+def test_window_end_is_a_rule_key() -> None:
+    rebalance = Rebalance.model_validate(
+        {"cron": "0 10 1 * *", "timezone": "America/New_York", "window_end": "2h"}
+    )
+    assert rebalance.window_end == timedelta(hours=2)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
+import pytest
+
 from daemon.planner import plan
 from daemon.planner.brackets import reconstructed_entries
 from daemon.planner.common import Book
@@ -52,18 +54,32 @@ def test_children_of_an_entry_the_journal_saw_end_unfilled_are_not_proof() -> No
     ]
 
 
-def test_removed_rule_with_a_partly_filled_attached_entry_places_standalone_legs_first() -> None:
+@pytest.mark.parametrize(
+    ("rule_present", "then"),
+    [
+        (False, [("cancel", "entry", 1, None)]),
+        (True, [("cancel", "stop", 2, None), ("cancel", "target", 3, None)]),
+    ],
+    ids=["rule-removed", "rule-kept"],
+)
+def test_a_partly_filled_attached_entry_gets_standalone_legs_placed_first(
+    rule_present: bool, then: list[tuple[object, ...]]
+) -> None:
+    """Standalone stop and target for the 40 filled go out before anything is cancelled. A
+    removed rule then cancels its entry (IB takes the attached children with it). A kept rule
+    cancels the attached children and lets the entry work on: children held until the parent
+    completes would leave the fill without a stop at the exchange (docs/sim.md)."""
     g = gen(rules_with())
     entry, stop, target = legs_of(g, filled=40)
     attached = [entry, replace(stop, parent_id=1), replace(target, parent_id=1)]
     partial = account(positions={"AAPL": 40}, entry_fills={(NAME, g): 40}, orders=attached)
 
-    result = plan(rule_set(), partial, NOW)
+    result = plan(rules_with() if rule_present else rule_set(), partial, NOW)
 
     assert wire(result) == [
         ("place", "stop", "SELL", "STP", 40, None, 142.5, None, None),
         ("place", "target", "SELL", "LMT", 40, 165.0, None, None, None),
-        ("cancel", "entry", 1, None),
+        *then,
     ]
     placed = [intent.order for intent in result.intents if intent.order is not None]
     assert [spec.order_ref for spec in placed] == [
@@ -71,6 +87,110 @@ def test_removed_rule_with_a_partly_filled_attached_entry_places_standalone_legs
         order_ref(NAME, f"{g}-kept", "target"),
     ]
     assert all(spec.parent_ref is None and spec.oca_group == f"tctl:{NAME}:{g}" for spec in placed)
+
+
+def test_standalone_legs_of_a_working_entry_grow_with_its_fills_and_keep_their_refs() -> None:
+    g = gen(rules_with())
+    entry, stop, target = legs_of(g, filled=70)
+    standalone = [
+        entry,
+        replace(stop, order_ref=order_ref(NAME, f"{g}-kept", "stop"), total_quantity=40),
+        replace(target, order_ref=order_ref(NAME, f"{g}-kept", "target"), total_quantity=40),
+    ]
+    grown = account(positions={"AAPL": 70}, entry_fills={(NAME, g): 70}, orders=standalone)
+
+    result = plan(rules_with(), grown, NOW)
+
+    assert wire(result) == [
+        ("modify", "stop", "SELL", "STP", 70, None, 142.5, None, None),
+        ("modify", "target", "SELL", "LMT", 70, 165.0, None, None, None),
+    ]
+    assert [intent.order.order_ref for intent in result.intents if intent.order] == [
+        order_ref(NAME, f"{g}-kept", "stop"),
+        order_ref(NAME, f"{g}-kept", "target"),
+    ]
+    settled = [replace(order, total_quantity=70) for order in standalone[1:]]
+    assert plan(rules_with(), replace(grown, working_orders=(entry, *settled)), NOW).intents == ()
+
+
+def test_a_child_whose_cancel_is_pending_beside_its_standalone_copy_is_waited_for() -> None:
+    g = gen(rules_with())
+    entry, stop, target = legs_of(g, filled=40)
+    kept_stop = replace(
+        stop, order_id=4, order_ref=order_ref(NAME, f"{g}-kept", "stop"), total_quantity=40
+    )
+    cancelling = replace(stop, parent_id=1, status="PendingCancel")
+    both = account(
+        positions={"AAPL": 40},
+        entry_fills={(NAME, g): 40},
+        orders=[entry, cancelling, kept_stop, target],
+    )
+
+    result = plan(rules_with(), both, NOW)
+
+    assert result.intents == ()
+    assert any("waiting for the cancel of order 2" in note for note in result.notes)
+
+
+def test_an_attached_child_left_beside_its_standalone_copy_is_cancelled() -> None:
+    """The standalone legs went out but the cancel of the attached children did not (a crash
+    between the two): the next pass cancels the attached ones instead of calling it a
+    duplicate, and the pass after that finds the standalone legs in place."""
+    g = gen(rules_with())
+    entry, stop, target = legs_of(g, filled=40)
+    attached = [replace(stop, parent_id=1), replace(target, parent_id=1)]
+    standalone = [
+        replace(
+            stop, order_id=4, order_ref=order_ref(NAME, f"{g}-kept", "stop"), total_quantity=40
+        ),
+        replace(
+            target, order_id=5, order_ref=order_ref(NAME, f"{g}-kept", "target"), total_quantity=40
+        ),
+    ]
+    both = account(
+        positions={"AAPL": 40},
+        entry_fills={(NAME, g): 40},
+        orders=[entry, *standalone, *attached],
+    )
+
+    assert wire(plan(rules_with(), both, NOW)) == [
+        ("cancel", "stop", 2, None),
+        ("cancel", "target", 3, None),
+    ]
+    after = replace(both, working_orders=(entry, *standalone))
+    assert plan(rules_with(), after, NOW).intents == ()
+
+
+def test_a_removed_rule_whose_legs_all_finished_still_protects_what_it_holds() -> None:
+    """Removed while its entry worked; the entry then completed (100) and the standalone stop
+    (40) filled, its target cancelled by the OCA group: no working leg is left, yet the rule
+    holds 60, so they are placed again, priced from today's finished legs."""
+    g = gen(rules_with())
+    kept = f"{g}-kept"
+    _, stop, target = legs_of(g)
+    finished = (
+        replace(
+            stop, order_ref=order_ref(NAME, kept, "stop"), total_quantity=40, filled=40.0,
+            status="Filled",
+        ),
+        replace(
+            target, order_ref=order_ref(NAME, kept, "target"), total_quantity=40,
+            status="Cancelled",
+        ),
+    )  # fmt: skip
+    holding = account(
+        positions={"AAPL": 60},
+        entry_fills={(NAME, g): 100},
+        exit_fills={(NAME, kept): 40},
+        completed_orders=finished,
+    )
+
+    result = plan(rule_set(), holding, NOW)
+
+    assert wire(result) == [
+        ("place", "stop", "SELL", "STP", 60, None, 142.5, None, None),
+        ("place", "target", "SELL", "LMT", 60, 165.0, None, None, None),
+    ]
 
 
 def test_kept_legs_follow_the_held_quantity_on_later_passes() -> None:

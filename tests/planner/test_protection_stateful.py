@@ -1,7 +1,9 @@
 """The protection invariant (docs/planning.md) as a hypothesis state machine, issue #12.
 
 The planner and the real journal are driven against a small in-memory broker that behaves like
-IB where it matters: children are held until their parent has filled, cancelling a parent
+IB where it matters: children are held until their parent has filled (what "filled" means for a
+partly filled parent is unknown, so both readings run: children that work for the parent's
+filled quantity, and children held until the parent is complete), cancelling a parent
 cancels its children, a fill of one OCA member reduces the others (tradectl sends ocaType 2),
 and executions are reported for the current day only. Random steps: partial and complete fills
 of entries, stops and targets while no pass runs (disconnected, or no tradectl process),
@@ -85,14 +87,19 @@ class Broker:
     executions: list[RecordedExecution] = field(default_factory=list)
     next_id: int = 1
     exec_ids: itertools.count[int] = field(default_factory=itertools.count)
+    # The sim's `children_on_partial_fill: hold_until_complete` (docs/sim.md).
+    hold_until_complete: bool = False
 
     def working(self) -> list[SimOrder]:
         return sorted(self.orders.values(), key=lambda o: o.order.order_id)
 
     def active(self, held: SimOrder) -> bool:
-        """IB holds a child until its parent has filled (here: until any of it has)."""
+        """IB holds a child until its parent has filled: here until any of it has, or, with
+        ``hold_until_complete``, until all of it has (a finished parent leaves ``orders``)."""
         parent = self.orders.get(held.order.parent_id)
-        return parent is None or parent.order.filled > 0
+        if parent is None:
+            return True
+        return not self.hold_until_complete and parent.order.filled > 0
 
     def fill(self, order_id: int, quantity: float, now: Any) -> None:
         held = self.orders[order_id]
@@ -101,6 +108,8 @@ class Broker:
         if order.action == "SELL":
             quantity = min(quantity, self.position)
         parent = self.orders.get(order.parent_id)
+        if parent is not None and not self.active(held):
+            return
         if parent is not None:
             # Children of a partly filled parent work for the filled quantity only (what IB
             # appears to do: NautilusTrader issue 2704, docs/sim.md).
@@ -218,6 +227,8 @@ class Broker:
 
 
 class ProtectionMachine(RuleBasedStateMachine):
+    hold_until_complete = False
+
     def __init__(self) -> None:
         super().__init__()
         self.now = NOW
@@ -225,7 +236,7 @@ class ProtectionMachine(RuleBasedStateMachine):
         self.journals = itertools.count()
         self.journal_dir = self.root
         self.journal = self._open_new_journal()
-        self.broker = Broker()
+        self.broker = Broker(hold_until_complete=self.hold_until_complete)
         self.present = {name: (0, 0) for name in RULES}
         # The truth the invariant is judged by, kept apart from tradectl's journal.
         self.entered = dict.fromkeys(RULES, 0.0)
@@ -400,10 +411,20 @@ class ProtectionMachine(RuleBasedStateMachine):
                 )
 
 
-ProtectionMachine.TestCase.settings = settings(
+class HeldChildrenProtectionMachine(ProtectionMachine):
+    """The same, with children held until their parent is completely filled: the filled part
+    of a working entry is protected only if tradectl detaches its stop and target."""
+
+    hold_until_complete = True
+
+
+SETTINGS = settings(
     max_examples=60,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+ProtectionMachine.TestCase.settings = SETTINGS
+HeldChildrenProtectionMachine.TestCase.settings = SETTINGS
 TestProtectionInvariant = ProtectionMachine.TestCase
+TestProtectionInvariantChildrenHeldUntilComplete = HeldChildrenProtectionMachine.TestCase

@@ -89,6 +89,19 @@ def test_qualify_contract_and_details(ib: IB, aapl: Stock) -> None:
     assert ib.qualifyContracts(Stock(conId=272093))[0].symbol == "MSFT"
 
 
+def test_reported_hours_follow_market_hours_and_set_hours(sim: SimThread, ib: IB) -> None:
+    sim.control.set_hours("us_equities")
+    [details] = ib.reqContractDetails(Stock("AAPL", "SMART", "USD"))
+    assert ":0930-" in details.liquidHours and ":0400-" in details.tradingHours
+    sim.control.set_hours("closed_today")
+    [details] = ib.reqContractDetails(Stock("AAPL", "SMART", "USD"))
+    days = details.liquidHours.split(";")
+    assert [day.endswith(":CLOSED") for day in days] == [True, True, False, False]
+    assert [(s.start.hour, s.end.hour) for s in details.liquidSessions()] == [(0, 23), (0, 23)]
+    refused = sim.call(lambda: sim.gateway.control.apply({"op": "set_hours", "hours": "often"}))
+    assert refused["ok"] is False and "hours must be one of" in refused["error"]
+
+
 def test_market_order_fills_with_commission(ib: IB, aapl: Stock, until: Until) -> None:
     trade = ib.placeOrder(aapl, MarketOrder("BUY", 10, orderRef="tctl:test:1:entry"))
     until(lambda: trade.isDone() and bool(trade.fills) and trade.fills[0].commissionReport.execId)

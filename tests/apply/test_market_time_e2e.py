@@ -1,0 +1,55 @@
+"""Market time end to end: tradectl follows the hours the gateway reports (docs/planning.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main
+from daemon.sim import SimState
+
+from .conftest import DEFAULT_PRICES, Gateway, Outcome, sim_state, write_rules
+from .test_apply_e2e import converge
+
+MARKET_ALLOCATION = {
+    "core": {
+        "capital": {"fraction_of_nav": 0.5},
+        "drift": {"absolute": 0.001},
+        "min_trade_value": 0,
+        "order": {"type": "market"},
+        "targets": {"AAPL": 0.2, "MSFT": 0.2},
+    }
+}
+
+
+def test_closed_market_holds_market_allocations_then_an_open_one_converges(
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    state = sim_state(DEFAULT_PRICES)
+    state.market.hours = "closed_today"
+    gateway = gateway_factory(state)
+    rules = write_rules(tmp_path / "rules", gateway, allocations=MARKET_ALLOCATION)
+    closed_state = tmp_path / "closed-state"
+
+    capsys.readouterr()
+    assert main(["plan", str(rules), "--state-dir", str(closed_state)]) == 2
+    shown = capsys.readouterr().out
+    assert "held until" in shown, shown
+    assert apply_in_process(rules, state_dir=closed_state).code == 0
+    assert gateway.messages("placeOrder") == []
+    assert gateway.positions() == {}
+
+    # Hours are read once a day (and kept in the journal), so the open market is seen by a
+    # fresh journal; nothing was sent, so nothing is lost.
+    gateway.sim.call(
+        lambda: setattr(gateway.sim.gateway.engine.state.market, "hours", "always_open")
+    )
+    converge(lambda r: apply_in_process(r, state_dir=tmp_path / "open-state"), rules)
+    positions = gateway.positions()
+    assert set(positions) == {"AAPL", "MSFT"}
+    assert all(line["fields"]["orderType"] == "MKT" for line in gateway.messages("placeOrder"))
