@@ -8,8 +8,9 @@ default state, each entry a limit 2 % below the market. The sim fills at most 5 
 matching pass and, on a partial parent fill, activates the children for the parent's whole
 quantity (``brackets.children_on_partial_fill: activate_full``, one of the behaviours
 docs/sim.md models): the position is 5 shares but its stop would sell 40, so the daemon must
-resize the stop and the take-profit to the filled quantity, a modify (``placeOrder`` for an
-existing order id) of each.
+protect exactly the filled quantity: since protection is detached from a partly filled entry
+(docs/planning.md), it places standalone stop and take-profit orders for the 5 shares and
+cancels the attached children.
 
 Once every bracket is on the wire, the entries are made to fill one at a time: the sim's
 control op ``set_price`` moves the symbol 4 % down, through the limit, and the sim fills the
@@ -78,6 +79,10 @@ def placed(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [message for message in messages if message["msg"] == "placeOrder"]
 
 
+def is_protective(message: dict[str, Any]) -> bool:
+    return str(message["fields"].get("orderRef", "")).endswith((":stop", ":target"))
+
+
 def order_id(message: dict[str, Any]) -> object:
     fields = message["fields"]
     return fields.get("orderId", fields.get("order_id"))
@@ -103,11 +108,12 @@ def protected(reply: dict[str, Any], symbol: str) -> bool:
 @dataclass(frozen=True)
 class Reaction:
     """One fill: its latency, the control op's round trip, whether the first order message was
-    a modify of a working order, and how many messages the daemon sent before it."""
+    for a protective leg (the stop or the take-profit), and how many messages the daemon sent
+    before it."""
 
     latency: float
     control: float
-    modify: bool
+    protective: bool
     messages_before: int
 
 
@@ -138,7 +144,6 @@ def measure(fills: int) -> list[Reaction]:
                 results = []
                 for symbol in symbols:
                     before = placed(sim.messages())
-                    known = {order_id(message) for message in before}
                     seen = len(before)
                     started = time.time()
                     sim.command(op="set_price", symbol=symbol, price=prices[symbol] * FILL_AT)
@@ -157,7 +162,7 @@ def measure(fills: int) -> list[Reaction]:
                         started <= wire_time(message) < arrived for message in sim.messages()
                     )
                     results.append(
-                        Reaction(arrived - started, control, order_id(new[0]) in known, requests)
+                        Reaction(arrived - started, control, is_protective(new[0]), requests)
                     )
                     wait_until(
                         lambda symbol=symbol: protected(sim.command(op="snapshot"), symbol),
@@ -178,13 +183,13 @@ def main() -> int:
     results = measure(fills)
     latencies_ms = [result.latency * 1000 for result in results]
     controls_ms = [result.control * 1000 for result in results]
-    modifies = sum(result.modify for result in results)
+    protective = sum(result.protective for result in results)
     messages_before = percentile([result.messages_before for result in results], 0.50)
     p50 = percentile(latencies_ms, 0.50)
     print("## Fill → protection: entry filled → first protective order message on the wire\n")
     headers = [
         "fills",
-        "modifies",
+        "protective",
         "p50 ms",
         "p95 ms",
         "min ms",
@@ -195,7 +200,7 @@ def main() -> int:
     ]
     row = [
         fills,
-        modifies,
+        protective,
         f"{p50:.0f}",
         f"{percentile(latencies_ms, 0.95):.0f}",
         f"{min(latencies_ms):.0f}",
@@ -207,8 +212,9 @@ def main() -> int:
     print(table(headers, [row]))
     print()
     print(
-        "modifies: fills whose first order message changed a working order (the stop or "
-        "take-profit); control: the set_price op's round trip, included in the latency; "
+        "protective: fills whose first order message was for the stop or the take-profit "
+        "(placed standalone for the filled shares, or resized); control: the set_price op's "
+        "round trip, included in the latency; "
         "messages before: what the daemon sent between the fill and that order message "
         "(the pass's requests, paced)"
     )

@@ -692,18 +692,36 @@ class RuleSet(StrictModel):
 def content_hash(model: BaseModel, exclude: frozenset[str] = frozenset()) -> str:
     """A short, stable hash of a model's content: the same rule text gives the same value on
     every machine and in every process, so it can be part of an orderRef."""
-    canonical = json.dumps(
-        model.model_dump(mode="json", exclude=set(exclude)),
-        sort_keys=True,
-        separators=(",", ":"),
-        allow_nan=False,
-    )
+    return _digest(model.model_dump(mode="json", exclude=set(exclude)))
+
+
+def _digest(content: Any) -> str:
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:10]
+
+
+# Keys added to the rule language after its first release, left out of a rule's generation while
+# they hold their default: upgrading tradectl must not change every rule's orderRefs (every
+# working order would be modified once for nothing). Set to anything else, they change the
+# generation like any other edit.
+_ADDED_WITH_DEFAULT: tuple[tuple[tuple[str, ...], object], ...] = (
+    (("targets_from",), None),
+    (("outside_rth",), False),
+    (("order", "outside_rth"), False),
+)
 
 
 def rule_generation(rule: Allocation | Bracket | Scale) -> str:
     """The generation of one rule: part of its orderRefs, changes whenever its orders do."""
-    return content_hash(rule, ORDER_NEUTRAL_FIELDS)
+    content = rule.model_dump(mode="json", exclude=set(ORDER_NEUTRAL_FIELDS))
+    for path, default in _ADDED_WITH_DEFAULT:
+        *parents, key = path
+        holder: Any = content
+        for parent in parents:
+            holder = holder.get(parent) if isinstance(holder, dict) else None
+        if isinstance(holder, dict) and key in holder and holder[key] == default:
+            del holder[key]
+    return _digest(content)
 
 
 def order_ref(rule: str, generation: str, leg: str) -> str:

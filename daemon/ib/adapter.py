@@ -233,6 +233,7 @@ class IbAdapter:
         self.messages_sent = 0
         self.ib = IB()
         self.ib.RequestTimeout = settings.request_timeout
+        _retrieve_failures_of_abandoned_requests(self.ib.wrapper)
         self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
         self._pump_scheduled = False
         self._priority = Priority.REQUEST
@@ -1138,3 +1139,24 @@ def _stored_hours(stored: str | None, today: date) -> MarketHours | None:
 def _hours_key(symbol: str) -> str:
     # One key per symbol, overwritten each day, so the journal does not grow with the days.
     return f"market_hours:{symbol}"
+
+
+def _retrieve_failures_of_abandoned_requests(wrapper: Any) -> None:
+    """When the socket closes, ib_insync fails every request still open with "Socket
+    disconnect". A request whose caller had already given up (a timeout) leaves that failure
+    unread, and asyncio logs it at ERROR ("Future exception was never retrieved") although
+    nothing is wrong: the adapter reports the disconnect itself, once. Read those failures."""
+    closed = wrapper.connectionClosed
+
+    def connection_closed() -> None:
+        for future in list(wrapper._futures.values()):
+            if not future.done():
+                future.add_done_callback(_read_failure)
+        closed()
+
+    wrapper.connectionClosed = connection_closed
+
+
+def _read_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -54,11 +54,18 @@ def short_hash(*parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-_SPEC_FIELDS = tuple(spec_field.name for spec_field in fields(OrderSpec))
+# outside_rth came after the first release: left out of the hash while False, so a modify
+# journaled by an earlier tradectl keeps its key across an upgrade (exactly once).
+_SPEC_FIELDS = tuple(
+    spec_field.name for spec_field in fields(OrderSpec) if spec_field.name != "outside_rth"
+)
 
 
 def spec_hash(spec: OrderSpec) -> str:
-    return short_hash(*(getattr(spec, name) for name in _SPEC_FIELDS))
+    values = [getattr(spec, name) for name in _SPEC_FIELDS]
+    if spec.outside_rth:
+        values.append("outside_rth")
+    return short_hash(*values)
 
 
 def round_to_tick(price: float, tick: float, direction: Literal["down", "up"]) -> float:

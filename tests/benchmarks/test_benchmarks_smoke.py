@@ -59,9 +59,9 @@ def test_footprint_reads_the_daemon_rss_and_cpu() -> None:
 
 def test_protection_measures_the_modify_after_each_fill() -> None:
     output = run_quick("-m", "benchmarks.protection")
-    assert "| fills | modifies | p50 ms |" in output
-    # Every fill was followed by a modify of the bracket's working stop or take-profit.
-    assert "|     3 |        3 |" in output
+    assert "| fills | protective | p50 ms |" in output
+    # Every fill was followed first by an order message for the bracket's stop or take-profit.
+    assert "|     3 |          3 |" in output
 
 
 def test_startup_prints_every_command_beside_bare_python() -> None:
