@@ -33,7 +33,7 @@ from benchmarks.support import (
     table,
     wait_until,
 )
-from daemon.sim import SimState
+from tradectl.sim import SimState
 
 # Issue #17's goals (round one: 100 MB and 1 %).
 RSS_GOAL_MB = 60.0
@@ -91,7 +91,7 @@ def measure(rules: int, seconds: float) -> Footprint:
             (rules_dir / "account.yaml").write_text(header)
             (rules_dir / "ladders.yaml").write_text(ladders(rules))
             state_dir = workdir / "state"
-            with daemon_process(rules_dir, state_dir, workdir / "daemon.log") as daemon:
+            with daemon_process(rules_dir, state_dir, workdir / "tradectl.log") as daemon:
                 wait_until(
                     lambda: (
                         daemon.count("first sync complete")

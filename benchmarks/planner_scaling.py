@@ -17,9 +17,9 @@ import platform
 import time
 from datetime import UTC, datetime, timedelta
 
-from daemon.planner import plan
-from daemon.planner.types import ContractFacts, Observed, Position, Quote, WorkingOrder
-from schemas.models import RuleSet, order_ref, rule_generation
+from tradectl.planner import plan
+from tradectl.planner.types import ContractFacts, Observed, Position, Quote, WorkingOrder
+from tradectl.schemas.models import RuleSet, order_ref, rule_generation
 
 SIZES = (100, 1_000, 5_000, 20_000, 50_000)
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)

@@ -42,8 +42,8 @@ from benchmarks.support import (
     wait_until,
     wire_time,
 )
-from daemon.sim import SimState
-from daemon.sim.state import BracketsSpec
+from tradectl.sim import SimState
+from tradectl.sim.state import BracketsSpec
 
 ACK_DELAY_MS = 5.0
 P50_GOAL_MS = 20.0
@@ -132,7 +132,7 @@ def measure(fills: int) -> list[Reaction]:
                 rules_header(sim.port, workdir / "records", reconcile_every="1h")
             )
             (rules_dir / "brackets.yaml").write_text(brackets(prices))
-            with daemon_process(rules_dir, workdir / "state", workdir / "daemon.log") as daemon:
+            with daemon_process(rules_dir, workdir / "state", workdir / "tradectl.log") as daemon:
                 wait_until(
                     lambda: (
                         daemon.count("first sync complete")

@@ -31,7 +31,7 @@ from benchmarks.support import (
     wire_time,
     write_atomically,
 )
-from daemon.service.watcher import DEFAULT_DEBOUNCE_SECONDS
+from tradectl.service.watcher import DEFAULT_DEBOUNCE_SECONDS
 
 ACK_DELAY_MS = 5.0
 P50_GOAL_MS = 300.0
@@ -59,7 +59,7 @@ def measure(edits: int, debounce: float | None) -> list[float]:
             )
             ladder = rules_dir / "ladder.yaml"
             ladder.write_text(ladder_file(FIRST_PRICE))
-            log_path = workdir / "daemon.log"
+            log_path = workdir / "tradectl.log"
             with daemon_process(
                 rules_dir, workdir / "state", log_path, debounce=debounce
             ) as daemon:

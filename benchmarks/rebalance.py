@@ -84,7 +84,7 @@ def run_apply(workdir: Path, symbols: int, case: str, state_dir: Path) -> Run:
         rules_dir.mkdir()
         text = allocation_rules(sim.port, workdir / "records", synthetic_symbols(symbols))
         (rules_dir / "allocation.yaml").write_text(text)
-        command = [sys.executable, "-m", "daemon", "apply", str(rules_dir), "--yes"]
+        command = [sys.executable, "-m", "tradectl", "apply", str(rules_dir), "--yes"]
         started_wall = time.time()
         started = time.monotonic()
         finished = subprocess.run(

@@ -24,9 +24,9 @@ VALIDATE_GOAL_MS = 300.0
 
 
 def tradectl() -> list[str]:
-    """The installed console script, as users run it; ``python -m daemon`` without one."""
+    """The installed console script, as users run it; ``python -m tradectl`` without one."""
     script = Path(sys.executable).parent / "tradectl"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "daemon"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "tradectl"]
 
 
 def wall_ms(command: list[str]) -> float:

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim.wirelog import read_wire_log
 
 ROOT = Path(__file__).resolve().parent.parent
 IB_MESSAGES_PER_SECOND = 50
@@ -76,7 +76,7 @@ def sim_process(
     command = [
         sys.executable,
         "-m",
-        "daemon",
+        "tradectl",
         "sim",
         "--port",
         "0",
@@ -240,7 +240,7 @@ def daemon_process(
     command = [
         sys.executable,
         "-m",
-        "daemon",
+        "tradectl",
         "run",
         str(rules_dir),
         "--state-dir",

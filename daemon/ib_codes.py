@@ -6,7 +6,7 @@ The sim sends the same codes on its side of the wire (docs/sim.md, "Errors and l
 deliberately without importing this module, so that a wrong meaning here cannot hide in both.
 
 This module imports nothing (the pure journal lifecycle and the daemon both use it), and it is
-not inside ``daemon.ib`` so that importing it never loads ib_insync.
+not inside ``tradectl.ib`` so that importing it never loads ib_insync.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from daemon.journal import LedgerRelease, LedgerRow, entered_total
-from schemas.models import parse_order_ref
+from tradectl.journal import LedgerRelease, LedgerRow, entered_total
+from tradectl.schemas.models import parse_order_ref
 
 PROTECTIVE = ("stop", "target")
 ENDED = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from daemon.planner.types import (
+from tradectl.planner.types import (
     ContractFacts,
     Execution,
     Observed,
@@ -23,8 +23,8 @@ from daemon.planner.types import (
     Quote,
     WorkingOrder,
 )
-from schemas.loader import load_model_file
-from schemas.yaml_source import FileKind
+from tradectl.schemas.loader import load_model_file
+from tradectl.schemas.yaml_source import FileKind
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from schemas.strict_modes import TrustPolicy
+from tradectl.schemas.strict_modes import TrustPolicy
 
 log = logging.getLogger("tradectl.security")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.plan_report import plan_dict
-from daemon.planner.types import Intent, Observed, Plan
+from tradectl.plan_report import plan_dict
+from tradectl.planner.types import Intent, Observed, Plan
 
 FORMAT = "tradectl-plan/1"
 

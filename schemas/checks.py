@@ -1,4 +1,4 @@
-"""Cross-field checks on a merged rule set (DESIGN.md §2).
+"""Cross-field checks on a merged rule set (docs/rules.md).
 
 Each check returns ``Problem``s: the field path at fault, a message, and the field paths of the
 other side of the conflict (``see``). The loader turns paths into ``file:line:col`` and appends
@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from schemas.models import Bracket, RiskSizedQuantity, RuleSet, Scale
+from tradectl.schemas.models import Bracket, RiskSizedQuantity, RuleSet, Scale
 
 PathKey = str | int
 FieldPath = tuple[PathKey, ...]

@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from schemas.checks import Problem, check_rule_set
-from schemas.models import (
+from tradectl.schemas.checks import Problem, check_rule_set
+from tradectl.schemas.models import (
     GCS_URL,
     QUANTITY_FORM_TAGS,
     RULE_KINDS,
@@ -29,8 +29,8 @@ from schemas.models import (
     RuleFile,
     RuleSet,
 )
-from schemas.strict_modes import untrusted_input_problems
-from schemas.yaml_source import (
+from tradectl.schemas.strict_modes import untrusted_input_problems
+from tradectl.schemas.yaml_source import (
     FieldPath,
     FileKind,
     Mark,
@@ -106,7 +106,7 @@ def dotted(path: Iterable[str | int]) -> str:
     return text
 
 
-# DESIGN.md §3: a file of this name in a rules directory halts trading; it is never a rule file.
+# docs/security.md: anything of this name in a rules directory halts trading; never a rule file.
 HALT_FILE_NAME = "HALT"
 
 

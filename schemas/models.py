@@ -1,11 +1,11 @@
-"""Pydantic v2 models of the tradectl rule language, version 1 (DESIGN.md §2).
+"""Pydantic v2 models of the tradectl rule language, version 1 (docs/rules.md).
 
 Two layers:
 
 * ``RuleFile`` is one YAML document as written: every section optional, unknown keys rejected.
 * ``RuleSet`` is the merge of all files of a rule-set directory. Cross-field checks that need the
   whole set (weights against risk limits, allowed symbols, working-order counts) live in
-  ``schemas.checks`` so that each error can point at the exact YAML node that causes it.
+  ``tradectl.schemas.checks`` so that each error can point at the exact YAML node that causes it.
 
 Shape checks that concern a single mapping (exactly one form of ``entry``, say) are model
 validators here; their errors point at that mapping.

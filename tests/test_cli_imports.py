@@ -25,7 +25,7 @@ RULES = Path(__file__).resolve().parents[1] / "rules"
 def loaded_after(*command: str, modules: tuple[str, ...] = HEAVY) -> dict[str, bool]:
     script = (
         "import sys\n"
-        "from daemon.cli import main\n"
+        "from tradectl.cli import main\n"
         "try:\n"
         f"    code = main({list(command)!r})\n"
         "except SystemExit as exit:\n"
@@ -41,7 +41,7 @@ def loaded_after(*command: str, modules: tuple[str, ...] = HEAVY) -> dict[str, b
 
 
 def test_help_loads_no_command_module() -> None:
-    loaded = loaded_after("--help", modules=(*NOT_FOR_A_QUICK_COMMAND, "pydantic", "daemon.ib"))
+    loaded = loaded_after("--help", modules=(*NOT_FOR_A_QUICK_COMMAND, "pydantic", "tradectl.ib"))
     assert not any(loaded.values()), loaded
 
 
@@ -58,7 +58,7 @@ def test_a_command_does_not_load_what_only_other_commands_need(tmp_path: Path) -
 
 def test_help_still_lists_every_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "daemon", "--help"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "tradectl", "--help"], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0
     for command in ("validate", "plan", "apply", "run", "status", "sim", "records"):
@@ -67,14 +67,14 @@ def test_help_still_lists_every_command() -> None:
 
 def test_a_subcommands_own_help_works() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "daemon", "run", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "tradectl", "run", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0
     assert "--debounce" in result.stdout
 
 
 def test_the_daemon_loads_the_cloud_storage_client_only_when_a_bucket_is_configured() -> None:
-    script = "import sys, daemon.cli.run\nprint('google.cloud.storage' in sys.modules)\n"
+    script = "import sys, tradectl.cli.run\nprint('google.cloud.storage' in sys.modules)\n"
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
@@ -85,9 +85,9 @@ def test_the_daemon_loads_pyarrow_only_when_it_writes_a_batch(tmp_path: Path) ->
     script = (
         "import sys\n"
         "import daemon.cli.run\n"
-        "from daemon.journal import Journal\n"
-        "from daemon.records.service import RecordsService\n"
-        "from schemas.models import Records\n"
+        "from tradectl.journal import Journal\n"
+        "from tradectl.records.service import RecordsService\n"
+        "from tradectl.schemas.models import Records\n"
         f"Journal.open(Path({str(tmp_path / 'state')!r})).close()\n"
         f"records = Records(dir={str(tmp_path / 'records')!r})\n"
         f"report = RecordsService(Path({str(tmp_path / 'state')!r}), records, None).flush_once()\n"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
 from tests.schemas.rules_fixture import NOT_RULE_SETS
+from tradectl.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 # Every rule set of the gallery but examples/signals, whose targets file its strategy writes

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from daemon import tradectl_version
+from tradectl import tradectl_version
 
 # Every subcommand and the line `tradectl --help` shows for it: the one home of that line. The
 # listing needs no command's module, so --help imports none of them (together they load
@@ -64,7 +64,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tradectl {tradectl_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     if command in COMMANDS:
-        module = importlib.import_module(f"daemon.cli.{command.replace('-', '_')}")
+        module = importlib.import_module(f"tradectl.cli.{command.replace('-', '_')}")
         module.register(subparsers)
         return parser
     for name, summary in COMMANDS.items():

@@ -7,10 +7,10 @@ import argparse
 import sys
 from typing import Any
 
-from daemon.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
-from daemon.journal import Journal, JournalError, utc_now
-from daemon.runtime.targets_journal import NothingToAccept, accept_pending
-from daemon.service.control import ControlError, DaemonNotRunning, send_command
+from tradectl.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
+from tradectl.journal import Journal, JournalError, utc_now
+from tradectl.runtime.targets_journal import NothingToAccept, accept_pending
+from tradectl.service.control import ControlError, DaemonNotRunning, send_command
 
 
 def register(subparsers: Any) -> None:

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Any
 
-from schemas.loader import load_rule_set
+from tradectl.schemas.loader import load_rule_set
 
 DEFAULT_RULES = "rules/"
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    from daemon.service.alerts import (
+    from tradectl.service.alerts import (
         Alert,
         AlertConfigError,
         AppriseTargets,

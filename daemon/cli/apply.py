@@ -12,19 +12,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from daemon import saved_plan
-from daemon.cli.arguments import seconds
-from daemon.cli.embedded_sim import embedded_gateway
-from daemon.cli.target import add_state_options
-from daemon.ib import AdapterError, Progress
-from daemon.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
-from daemon.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
-from daemon.plan_report import plan_dict, render_table, terminal_width
-from daemon.planner.types import Plan
-from daemon.runtime.reconcile import PassResult, reconcile_pass
-from daemon.runtime.session import open_session, quiet_client_logging
-from schemas.loader import halt_file, halt_present, load_rule_set
-from schemas.models import RuleSet, parse_order_ref
+from tradectl import saved_plan
+from tradectl.cli.arguments import seconds
+from tradectl.cli.embedded_sim import embedded_gateway
+from tradectl.cli.target import add_state_options
+from tradectl.ib import AdapterError, Progress
+from tradectl.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
+from tradectl.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
+from tradectl.plan_report import plan_dict, render_table, terminal_width
+from tradectl.planner.types import Plan
+from tradectl.runtime.reconcile import PassResult, reconcile_pass
+from tradectl.runtime.session import open_session, quiet_client_logging
+from tradectl.schemas.loader import halt_file, halt_present, load_rule_set
+from tradectl.schemas.models import RuleSet, parse_order_ref
 
 DEFAULT_RULES = "rules/"
 EXIT_USAGE = 64
@@ -445,8 +445,8 @@ def _export_records(rules: RuleSet, state_dir: Path, out: TextIO, wait: float) -
     next apply, the daemon or `tradectl records export`/`upload` finish it."""
     # Imported here, after the orders are out: pyarrow and the Cloud Storage client take
     # ~0.13 s to import, which would otherwise delay the first order message.
-    from daemon.records.service import FlushReport, RecordsService
-    from daemon.records.worker import AbandonableWorker
+    from tradectl.records.service import FlushReport, RecordsService
+    from tradectl.records.worker import AbandonableWorker
 
     # An upload can hang in the network for its whole timeout; the user should not. The worker
     # is abandoned at exit: batch files are written under a temp name and renamed, and the

@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.embedded_sim import embedded_gateway
-from daemon.journal import resolve_state_dir
-from daemon.runtime.preflight import passed, run_checks
-from daemon.runtime.session import quiet_client_logging
-from schemas.loader import halt_present, load_rule_set
+from tradectl.cli.embedded_sim import embedded_gateway
+from tradectl.journal import resolve_state_dir
+from tradectl.runtime.preflight import passed, run_checks
+from tradectl.runtime.session import quiet_client_logging
+from tradectl.schemas.loader import halt_present, load_rule_set
 
 DEFAULT_RULES = "rules/"
 EXIT_READY = 0

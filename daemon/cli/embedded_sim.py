@@ -14,7 +14,7 @@ def embedded_gateway(enabled: bool) -> Iterator[tuple[str, int] | None]:
     if not enabled:
         yield None
         return
-    from daemon.sim import SimState, start_sim_thread
+    from tradectl.sim import SimState, start_sim_thread
 
     gateway = start_sim_thread(SimState.default(), host="127.0.0.1", port=0)
     try:

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
-from daemon.journal import Journal, JournalError, utc_now
-from daemon.service.broker import read_safety, write_safety
-from daemon.service.control import ControlError, DaemonNotRunning, send_command
+from tradectl.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
+from tradectl.journal import Journal, JournalError, utc_now
+from tradectl.service.broker import read_safety, write_safety
+from tradectl.service.control import ControlError, DaemonNotRunning, send_command
 
 
 def register(subparsers: Any) -> None:

@@ -18,20 +18,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import saved_plan
-from daemon.cli.embedded_sim import embedded_gateway
-from daemon.cli.target import add_state_options
-from daemon.ib import AdapterError, GatewayUnreachable
-from daemon.journal import JournalError, resolve_state_dir
-from daemon.observed_file import ObservedFileError, Snapshot, read_snapshot
-from daemon.plan_report import plan_dict, render_table, terminal_width
-from daemon.planner import plan
-from daemon.planner.gate import HALT
-from daemon.planner.types import Plan
-from daemon.runtime.session import plan_against_gateway, quiet_client_logging
-from daemon.runtime.targets_file import TargetsFiles
-from schemas.loader import halt_present, load_rule_set
-from schemas.models import RuleSet
+from tradectl import saved_plan
+from tradectl.cli.embedded_sim import embedded_gateway
+from tradectl.cli.target import add_state_options
+from tradectl.ib import AdapterError, GatewayUnreachable
+from tradectl.journal import JournalError, resolve_state_dir
+from tradectl.observed_file import ObservedFileError, Snapshot, read_snapshot
+from tradectl.plan_report import plan_dict, render_table, terminal_width
+from tradectl.planner import plan
+from tradectl.planner.gate import HALT
+from tradectl.planner.types import Plan
+from tradectl.runtime.session import plan_against_gateway, quiet_client_logging
+from tradectl.runtime.targets_file import TargetsFiles
+from tradectl.schemas.loader import halt_present, load_rule_set
+from tradectl.schemas.models import RuleSet
 
 DEFAULT_RULES = "rules/"
 EXIT_IN_SYNC = 0

@@ -11,11 +11,11 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from daemon.cli.target import add_state_options, state_dir_of
-from daemon.records.gcs import Uploader, retry_failed
-from daemon.records.journal_source import JournalFillSource, JournalOrderSource
-from daemon.records.model import trade_day_bounds
-from daemon.records.parquet import (
+from tradectl.cli.target import add_state_options, state_dir_of
+from tradectl.records.gcs import Uploader, retry_failed
+from tradectl.records.journal_source import JournalFillSource, JournalOrderSource
+from tradectl.records.model import trade_day_bounds
+from tradectl.records.parquet import (
     FILLS_DATASET,
     ORDERS_DATASET,
     csv_bytes,
@@ -24,7 +24,7 @@ from daemon.records.parquet import (
     parquet_bytes,
     write_atomic,
 )
-from daemon.records.store import Backlog, connect, has_records_tables, journal_file, read_backlog
+from tradectl.records.store import Backlog, connect, has_records_tables, journal_file, read_backlog
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

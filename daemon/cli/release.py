@@ -11,10 +11,10 @@ import argparse
 import sys
 from typing import Any
 
-from daemon.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
-from daemon.journal import Journal, JournalError, NothingToRelease
-from daemon.ledger_view import release_result
-from daemon.service.control import ControlError, DaemonNotRunning, send_command
+from tradectl.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
+from tradectl.journal import Journal, JournalError, NothingToRelease
+from tradectl.ledger_view import release_result
+from tradectl.service.control import ControlError, DaemonNotRunning, send_command
 
 
 def register(subparsers: Any) -> None:

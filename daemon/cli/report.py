@@ -8,9 +8,9 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.target import add_state_options, state_dir_of
-from daemon.journal import Journal, JournalError, utc_now
-from daemon.timezones import TRADING_TIME_ZONE
+from tradectl.cli.target import add_state_options, state_dir_of
+from tradectl.journal import Journal, JournalError, utc_now
+from tradectl.timezones import TRADING_TIME_ZONE
 
 FORMATS = ("text", "json", "html")
 
@@ -75,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def render(state_dir: Path, first: date, last: date, output: str) -> str | None:
-    from daemon.report.build import build_report
-    from daemon.report.render import render_html, render_json, render_text
+    from tradectl.report.build import build_report
+    from tradectl.report.render import render_html, render_json, render_text
 
     journal = Journal.open_read_only(state_dir)
     if journal is None:

@@ -13,19 +13,19 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.arguments import seconds
-from daemon.cli.embedded_sim import embedded_gateway
-from daemon.cli.target import add_state_options
-from daemon.journal import resolve_state_dir
-from daemon.records.service import RecordsService
-from daemon.service.broker import IbBrokerSession
-from daemon.service.logformat import configure_logging
-from daemon.service.sdnotify import SystemdNotifier
-from daemon.service.supervisor import Daemon, DaemonSettings, LoadOutcome
-from daemon.service.telemetry import Telemetry, TelemetryFanout
-from daemon.service.watcher import DEFAULT_DEBOUNCE_SECONDS
-from schemas.loader import load_rule_set
-from schemas.models import RuleSet
+from tradectl.cli.arguments import seconds
+from tradectl.cli.embedded_sim import embedded_gateway
+from tradectl.cli.target import add_state_options
+from tradectl.journal import resolve_state_dir
+from tradectl.records.service import RecordsService
+from tradectl.schemas.loader import load_rule_set
+from tradectl.schemas.models import RuleSet
+from tradectl.service.broker import IbBrokerSession
+from tradectl.service.logformat import configure_logging
+from tradectl.service.sdnotify import SystemdNotifier
+from tradectl.service.supervisor import Daemon, DaemonSettings, LoadOutcome
+from tradectl.service.telemetry import Telemetry, TelemetryFanout
+from tradectl.service.watcher import DEFAULT_DEBOUNCE_SECONDS
 
 DEFAULT_RULES = "rules/"
 
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             sinks = [] if metrics is None else [metrics]
             if rules.alerts is not None:
                 # Imported only with an alerts section: apprise is big.
-                from daemon.service.alerts import start_alerts
+                from tradectl.service.alerts import start_alerts
 
                 sinks.append(start_alerts(rules.alerts, state_dir))
             return TelemetryFanout(sinks)
@@ -167,7 +167,7 @@ def serve_metrics(
 ) -> Telemetry | None:
     """Start the metrics endpoint; None (logged) when the address is refused or taken."""
     # Imported only with --metrics: a daemon without metrics never loads prometheus_client.
-    from daemon.service.metrics import (
+    from tradectl.service.metrics import (
         DaemonMetrics,
         MetricsAddressError,
         MetricsServer,

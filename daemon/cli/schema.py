@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from schemas.models import json_schema
+from tradectl.schemas.models import json_schema
 
 
 def schema_text() -> str:

@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from daemon.cli.arguments import count, tcp_port
-from daemon.sim.control import serve_control_lines
-from daemon.sim.server import SimGateway
-from daemon.sim.state import SimState, SimStateError
+from tradectl.cli.arguments import count, tcp_port
+from tradectl.sim.control import serve_control_lines
+from tradectl.sim.server import SimGateway
+from tradectl.sim.state import SimState, SimStateError
 
 
 def register(subparsers: Any) -> None:

@@ -11,16 +11,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from daemon import tradectl_version
-from daemon.cli.target import NO_DAEMON, add_state_options, not_running, state_dir_of
-from daemon.journal import Journal, JournalError, utc_now
-from daemon.ledger_view import RuleLedger, ledger_json, render_ledger, rule_ledgers
-from daemon.records.store import read_backlog
-from daemon.runtime.reconcile import trading_day_start
-from daemon.runtime.targets_journal import pending_targets
-from daemon.service.broker import read_safety
-from daemon.service.control import ControlError, DaemonNotRunning, send_command
-from daemon.service.safety import SafetyState
+from tradectl import tradectl_version
+from tradectl.cli.target import NO_DAEMON, add_state_options, not_running, state_dir_of
+from tradectl.journal import Journal, JournalError, utc_now
+from tradectl.ledger_view import RuleLedger, ledger_json, render_ledger, rule_ledgers
+from tradectl.records.store import read_backlog
+from tradectl.runtime.reconcile import trading_day_start
+from tradectl.runtime.targets_journal import pending_targets
+from tradectl.service.broker import read_safety
+from tradectl.service.control import ControlError, DaemonNotRunning, send_command
+from tradectl.service.safety import SafetyState
 
 
 def register(subparsers: Any) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from daemon.journal.store import JOURNAL_FILE, resolve_state_dir
-from daemon.service.control import DaemonNotRunning, send_command, socket_path
+from tradectl.journal.store import JOURNAL_FILE, resolve_state_dir
+from tradectl.service.control import DaemonNotRunning, send_command, socket_path
 
 NO_DAEMON = 3
 STATE_DIR_HELP = (

@@ -7,9 +7,9 @@ import json
 import sys
 from typing import Any
 
-from daemon.runtime.targets_file import TargetsFiles
-from schemas.loader import LoadResult, load_rule_set
-from schemas.models import RuleSet
+from tradectl.runtime.targets_file import TargetsFiles
+from tradectl.schemas.loader import LoadResult, load_rule_set
+from tradectl.schemas.models import RuleSet
 
 DEFAULT_RULES = "rules/"
 
@@ -87,10 +87,10 @@ class CheckFailed(Exception):
 def never_passing(rules: RuleSet, *, sim: bool) -> list[str]:
     """One line per rule the gateway's current prices put beyond one of its own standing
     limits: planned against the account read-only, as `tradectl plan` does."""
-    from daemon.cli.embedded_sim import embedded_gateway
-    from daemon.ib import AdapterError
-    from daemon.journal import JournalError, resolve_state_dir
-    from daemon.runtime.session import plan_against_gateway, quiet_client_logging
+    from tradectl.cli.embedded_sim import embedded_gateway
+    from tradectl.ib import AdapterError
+    from tradectl.journal import JournalError, resolve_state_dir
+    from tradectl.runtime.session import plan_against_gateway, quiet_client_logging
 
     quiet_client_logging()
     try:

@@ -1,6 +1,6 @@
 """The IB adapter: the only product package that imports ib_insync (issue #5)."""
 
-from daemon.ib.adapter import (
+from tradectl.ib.adapter import (
     CRASH_ENV,
     AccountRefused,
     AdapterError,

@@ -3,13 +3,13 @@
 This package is the only product code that imports ib_insync. Design choices worth knowing:
 
 * **Every message is paced.** ``Client.sendMsg`` (the one place ib_insync writes a message,
-  including its own start-up requests) is replaced by a queue drained through ``daemon.pacer``;
+  including its own start-up requests) is replaced by a queue drained through ``tradectl.pacer``;
   ib_insync's own burst throttle is switched off. Cancels and protective orders go first.
 * **Orders bypass ib_insync's Trade bookkeeping.** ib_insync marks an order Cancelled on any error
   code it does not know as a warning (10349, for one), which would end a live order. The adapter
   sends through ``Client.placeOrder``/``cancelOrder`` and reads the raw ``openOrder``,
   ``orderStatus``, ``execDetails``, ``commissionReport``, ``completedOrder`` and ``error``
-  callbacks. It turns each into a ``daemon.journal.lifecycle`` event and writes the transition
+  callbacks. It turns each into a ``tradectl.journal.lifecycle`` event and writes the transition
   that module returns: what an event means for an intent is decided there, for live events and
   for the resync alike (docs/apply.md, "One order lifecycle").
 * **Open orders come from reqAllOpenOrders**, not from this client id's reqOpenOrders: owned orders
@@ -42,11 +42,11 @@ from ib_insync.objects import CommissionReport
 from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
-from daemon.errors import PermanentError, TemporaryError
-from daemon.ib import translate
-from daemon.ib.inbound_guard import InboundGuard
-from daemon.ib.market_clock import MarketClock
-from daemon.ib_codes import (
+from tradectl.errors import PermanentError, TemporaryError
+from tradectl.ib import translate
+from tradectl.ib.inbound_guard import InboundGuard
+from tradectl.ib.market_clock import MarketClock
+from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
     CANCEL_REFUSALS,
     LINK_LOST,
@@ -54,7 +54,7 @@ from daemon.ib_codes import (
     PACING_VIOLATION,
     is_informational,
 )
-from daemon.journal import (
+from tradectl.journal import (
     AlreadyLive,
     BrokerRecord,
     CachedContract,
@@ -64,7 +64,7 @@ from daemon.journal import (
     Transition,
     match_journal,
 )
-from daemon.journal.lifecycle import (
+from tradectl.journal.lifecycle import (
     BrokerEvent,
     ErrorReport,
     ExecutionReport,
@@ -72,9 +72,9 @@ from daemon.journal.lifecycle import (
     advance,
     order_ended,
 )
-from daemon.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
-from daemon.planner.market_time import HoursFormatError, MarketHours, market_hours
-from daemon.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
+from tradectl.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
+from tradectl.planner.market_time import HoursFormatError, MarketHours, market_hours
+from tradectl.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
 
 log = logging.getLogger(__name__)
 

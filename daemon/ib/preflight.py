@@ -20,10 +20,10 @@ from ib_insync import Contract, ContractDetails, Stock
 from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
-from daemon.ib import translate
-from daemon.ib.adapter import IbAdapter, cached_contract, us_stocks
-from daemon.journal import CachedContract
-from daemon.planner.types import OrderSpec
+from tradectl.ib import translate
+from tradectl.ib.adapter import IbAdapter, cached_contract, us_stocks
+from tradectl.journal import CachedContract
+from tradectl.planner.types import OrderSpec
 
 T = TypeVar("T")
 

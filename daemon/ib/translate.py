@@ -15,10 +15,10 @@ from ib_insync import Contract, Order, Stock
 from ib_insync import Execution as IbExecution
 from ib_insync.util import UNSET_DOUBLE
 
-from daemon.journal import BrokerRecord, CachedContract, RecordedExecution
-from daemon.journal.resync import BrokerSource
-from daemon.planner.types import Execution, OrderSpec, OrderType, TimeInForce, WorkingOrder
-from schemas.models import Side
+from tradectl.journal import BrokerRecord, CachedContract, RecordedExecution
+from tradectl.journal.resync import BrokerSource
+from tradectl.planner.types import Execution, OrderSpec, OrderType, TimeInForce, WorkingOrder
+from tradectl.schemas.models import Side
 
 # Stop and target of one position: a partial fill of one reduces the other by the same quantity
 # (IB's OCA type 2, "reduce with block"). Type 1 would cancel the whole stop when the target fills

@@ -1,9 +1,9 @@
 """The journal (SQLite, WAL) and the exactly-once resync against the broker (issue #5)."""
 
-from daemon.journal.lifecycle import Transition
-from daemon.journal.migrations import MIGRATIONS, JournalVersionError
-from daemon.journal.resync import BrokerRecord, match_journal
-from daemon.journal.store import (
+from tradectl.journal.lifecycle import Transition
+from tradectl.journal.migrations import MIGRATIONS, JournalVersionError
+from tradectl.journal.resync import BrokerRecord, match_journal
+from tradectl.journal.store import (
     TERMINAL_STATES,
     AccountSample,
     AlreadyLive,

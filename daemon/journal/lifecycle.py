@@ -32,9 +32,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from daemon.ib_codes import CANCEL_CONFIRMATIONS, CANCEL_REFUSALS, is_informational
-from daemon.journal.store import IntentState, JournaledIntent
-from daemon.planner.common import TERMINAL_STATUSES as ORDER_ENDED_STATUSES
+from tradectl.ib_codes import CANCEL_CONFIRMATIONS, CANCEL_REFUSALS, is_informational
+from tradectl.journal.store import IntentState, JournaledIntent
+from tradectl.planner.common import TERMINAL_STATUSES as ORDER_ENDED_STATUSES
 
 FILLED_STATUSES = frozenset({"Filled"})
 CANCELLED_STATUSES = frozenset({"Cancelled", "ApiCancelled"})

@@ -17,7 +17,7 @@ change nothing), so an unconfirmed one is closed as ``unsent`` and the planner c
 working order with the rules again.
 
 Which broker records belong to which intent is decided here; what they mean for the intent is
-decided by ``daemon.journal.lifecycle``, the same function that handles live order events. An
+decided by ``tradectl.journal.lifecycle``, the same function that handles live order events. An
 order is identified by permId once the journal knows it, otherwise by orderRef with this
 session's order id, otherwise (completed orders carry order id 0) by orderRef and a permId no
 other place intent owns (docs/apply.md, "Exactly once": never by order id alone).
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from daemon.journal.lifecycle import (
+from tradectl.journal.lifecycle import (
     BrokerEvent,
     ExecutionReport,
     NoTrace,
@@ -40,7 +40,7 @@ from daemon.journal.lifecycle import (
     Transition,
     settle,
 )
-from daemon.journal.store import JournaledIntent
+from tradectl.journal.store import JournaledIntent
 
 BrokerSource = Literal["open", "completed", "execution"]
 

@@ -19,22 +19,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
-from daemon.errors import PermanentError
-from daemon.journal.keys import ACCOUNT_KEY
-from daemon.journal.migrations import MIGRATIONS, JournalVersionError, migrate
-from daemon.planner.common import leg_kind
-from daemon.planner.types import Intent
-from daemon.private_files import (
+from tradectl.errors import PermanentError
+from tradectl.journal.keys import ACCOUNT_KEY
+from tradectl.journal.migrations import MIGRATIONS, JournalVersionError, migrate
+from tradectl.planner.common import leg_kind
+from tradectl.planner.types import Intent
+from tradectl.private_files import (
     LoosePermissions,
     check_state_dir,
     ensure_state_dir,
     make_private,
     open_private,
 )
-from schemas.models import parse_order_ref
+from tradectl.schemas.models import parse_order_ref
 
 if TYPE_CHECKING:
-    from daemon.journal.lifecycle import Transition
+    from tradectl.journal.lifecycle import Transition
 
 STATE_DIR_ENV = "TRADECTL_STATE_DIR"
 SYSTEMD_STATE_DIR_ENV = "STATE_DIRECTORY"
@@ -216,7 +216,7 @@ ORDER_EFFICIENCY_MIN_ACTIONS = 20
 
 @dataclass(frozen=True)
 class OrderEfficiency:
-    """IB's Order Efficiency Ratio for tradectl's own orders (DESIGN.md §3)."""
+    """IB's Order Efficiency Ratio for tradectl's own orders (docs/daemon.md)."""
 
     submissions: int
     revisions: int
@@ -503,7 +503,7 @@ class Journal:
             )
 
     def apply_transition(self, transition: Transition) -> None:
-        """Write what ``daemon.journal.lifecycle`` decided for one intent, in one transaction:
+        """Write what ``tradectl.journal.lifecycle`` decided for one intent, in one transaction:
         a permId learnt, a larger filled quantity, an error, a new state. A finished intent keeps
         its state."""
         now = _iso(self.now)

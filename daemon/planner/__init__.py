@@ -1,6 +1,6 @@
 """The pure planner: rules x observed account -> plan. Imports only schemas and the stdlib."""
 
-from daemon.planner.gate import gate
-from daemon.planner.plan import plan
+from tradectl.planner.gate import gate
+from tradectl.planner.plan import plan
 
 __all__ = ["gate", "plan"]

@@ -3,7 +3,7 @@
 Per symbol of each allocation rule (docs/planning.md, "Allocations"):
 
 * targets are inline weights, or come from a file (``targets_from``, decided in
-  ``daemon.planner.targets``): weights, or shares (desired = the shares, to the lot; exact, no
+  ``tradectl.planner.targets``): weights, or shares (desired = the shares, to the lot; exact, no
   drift band; the rule holds when they are worth more than its capital);
 * desired = round_down(weight x capital / price) to the lot; effective = position + signed
   remaining of the rule's current-generation working orders on that symbol;
@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from daemon.planner.common import (
+from tradectl.planner.common import (
     Book,
     Draft,
     OwnedOrder,
@@ -39,8 +39,8 @@ from daemon.planner.common import (
     signed,
     working_price,
 )
-from daemon.planner.targets import decide_targets
-from daemon.planner.types import (
+from tradectl.planner.targets import decide_targets
+from tradectl.planner.types import (
     Intent,
     IntentAction,
     OrderSpec,
@@ -48,7 +48,7 @@ from daemon.planner.types import (
     Purpose,
     TargetsMode,
 )
-from schemas.models import (
+from tradectl.schemas.models import (
     Allocation,
     Risk,
     RuleKind,

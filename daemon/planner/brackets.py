@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass, replace
 from datetime import date
 
-from daemon.planner.common import (
+from tradectl.planner.common import (
     Book,
     Draft,
     Fills,
@@ -35,14 +35,14 @@ from daemon.planner.common import (
     round_to_tick,
     shares,
 )
-from daemon.planner.types import (
+from tradectl.planner.types import (
     Intent,
     OrderSpec,
     OrderType,
     Purpose,
     WorkingOrder,
 )
-from schemas.models import (
+from tradectl.schemas.models import (
     Bracket,
     RuleKind,
     RuleSet,

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from daemon.planner.common import money
-from daemon.planner.types import Observed
+from tradectl.planner.common import money
+from tradectl.planner.types import Observed
 
 RULE = "risk.max_daily_loss_fraction"
 

@@ -16,7 +16,7 @@ plan, with every other verdict known, and blocks what does not fit.
 
 The funding is cash (``TotalCashValue``) for a cash account and IB's ``BuyingPower`` for a
 margin account (``Observed.margin_account``). Allocation buys stay within cash in both
-(DESIGN.md §3: buys never spend cash below zero).
+(docs/planning.md, "Cash": buys never spend cash below zero).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from daemon.planner.common import TERMINAL_STATUSES, money, working_price
-from daemon.planner.types import Intent, Observed, WorkingOrder
+from tradectl.planner.common import TERMINAL_STATUSES, money, working_price
+from tradectl.planner.types import Intent, Observed, WorkingOrder
 
 # Sums of floats: a commitment this close to the funding still fits.
 _SLACK = 1e-6

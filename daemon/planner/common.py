@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
-from daemon.planner.types import (
+from tradectl.planner.types import (
     ContractFacts,
     Execution,
     Intent,
@@ -26,7 +26,7 @@ from daemon.planner.types import (
     TargetsDecision,
     WorkingOrder,
 )
-from schemas.models import RuleKind, Side, parse_order_ref
+from tradectl.schemas.models import RuleKind, Side, parse_order_ref
 
 QUOTE_MAX_AGE = timedelta(minutes=15)
 
@@ -390,7 +390,7 @@ def place_or_modify(
     existing: WorkingOrder | None,
 ) -> Intent:
     """A standing order as ``spec`` says: placed afresh, or the working ``existing`` modified in
-    place (DESIGN.md §3: modify, don't churn)."""
+    place (docs/planning.md: modify, don't churn)."""
     action: IntentAction = "place"
     key, order_id = spec.order_ref, None
     if existing is not None:

@@ -18,9 +18,10 @@ Checks, in order (the first that fails names the block):
   exceeds the fraction of NAV.
 * ``risk.max_orders_per_minute`` blocks the excess over the limit, opening intents first,
   then closing ones, protective ones last.
-* Last, cash (DESIGN.md §3: buys never spend cash below zero; daemon/planner/cash.py): the
-  buy commitment of what actually passes (every working buy at its current size, except those
-  an unblocked modify changes, plus unblocked places and modifies) may not exceed the funding.
+* Last, cash (docs/planning.md, "Cash": buys never spend cash below zero;
+  daemon/planner/cash.py): the buy commitment of what actually passes (every working buy at its
+  current size, except those an unblocked modify changes, plus unblocked places and modifies)
+  may not exceed the funding.
   Bracket entries and scale levels are admitted first, in a fixed order, against cash (in a
   margin account: IB's buying power); allocation buys last, against cash minus their rule's
   buffer. The planner sizes allocation buys with the same arithmetic, assuming all its intents
@@ -38,13 +39,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from daemon.planner.allocations import cash_buffer_of
-from daemon.planner.breaker import RULE as BREAKER_RULE
-from daemon.planner.breaker import breaker_reason
-from daemon.planner.cash import check_cash
-from daemon.planner.common import TERMINAL_STATUSES, money
-from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
-from schemas.models import Risk, RuleSet
+from tradectl.planner.allocations import cash_buffer_of
+from tradectl.planner.breaker import RULE as BREAKER_RULE
+from tradectl.planner.breaker import breaker_reason
+from tradectl.planner.cash import check_cash
+from tradectl.planner.common import TERMINAL_STATUSES, money
+from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
+from tradectl.schemas.models import Risk, RuleSet
 
 HALT = "halt"
 _PRIORITY = {"protective": 0, "closing": 1, "opening": 2}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from schemas.models import Blackout, TradingWindow
+from tradectl.schemas.models import Blackout, TradingWindow
 
 # IB writes a session that runs to midnight as ending at 2359.
 _END_OF_DAY = "2359"

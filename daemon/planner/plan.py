@@ -12,15 +12,15 @@ import math
 from dataclasses import replace
 from datetime import datetime
 
-from daemon.planner.allocations import plan_allocations
-from daemon.planner.brackets import plan_brackets
-from daemon.planner.cash import check_cash, needs_cash
-from daemon.planner.common import Book, Draft, Group, ordered, ordered_groups
-from daemon.planner.gate import gate
-from daemon.planner.market_time import Hold, hold_reason, in_blackout
-from daemon.planner.scales import plan_scales
-from daemon.planner.types import Intent, Observed, Plan
-from schemas.models import RuleSet
+from tradectl.planner.allocations import plan_allocations
+from tradectl.planner.brackets import plan_brackets
+from tradectl.planner.cash import check_cash, needs_cash
+from tradectl.planner.common import Book, Draft, Group, ordered, ordered_groups
+from tradectl.planner.gate import gate
+from tradectl.planner.market_time import Hold, hold_reason, in_blackout
+from tradectl.planner.scales import plan_scales
+from tradectl.planner.types import Intent, Observed, Plan
+from tradectl.schemas.models import RuleSet
 
 
 def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from daemon.planner.common import (
+from tradectl.planner.common import (
     Book,
     Draft,
     OwnedOrder,
@@ -27,8 +27,8 @@ from daemon.planner.common import (
     shares,
     signed,
 )
-from daemon.planner.types import Intent, OrderSpec, Purpose
-from schemas.models import RuleKind, RuleSet, Scale, order_ref, rule_generation
+from tradectl.planner.types import Intent, OrderSpec, Purpose
+from tradectl.schemas.models import RuleKind, RuleSet, Scale, order_ref, rule_generation
 
 KIND: RuleKind = "scales"
 

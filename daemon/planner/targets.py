@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from daemon.planner.types import (
+from tradectl.planner.types import (
     AcceptedTargets,
     FileTargets,
     Quote,
@@ -24,7 +24,7 @@ from daemon.planner.types import (
     TargetsMode,
     TargetsSource,
 )
-from schemas.models import TargetsFrom
+from tradectl.schemas.models import TargetsFrom
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 

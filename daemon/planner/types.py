@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
-from daemon.planner.market_time import MarketHours
-from schemas.models import RuleKind, Side, parse_order_ref
+from tradectl.planner.market_time import MarketHours
+from tradectl.schemas.models import RuleKind, Side, parse_order_ref
 
 OrderType = Literal["MKT", "LMT", "STP", "STP LMT", "TRAIL"]
 TimeInForce = Literal["DAY", "GTC", "IOC"]
@@ -161,7 +161,7 @@ class Observed:
     market time is not checked at all (planner unit tests), whereas a symbol missing from the
     mapping has unknown hours and its orders are held.
     ``in_flight`` holds the intent keys that were sent and are not yet seen at the broker: the
-    planner plans nothing for them (DESIGN.md §3, Expectations).
+    planner plans nothing for them (docs/apply.md, exactly once).
     ``day_start_nav`` is the equity the daily-loss breaker measures against: the previous
     session's closing equity as IB reports it (``PreviousDayEquityWithLoanValue``), else the
     first net liquidation tradectl saw that day. ``daily_pnl`` is IB's P&L for the day
@@ -263,7 +263,7 @@ class Intent:
     """One thing the plan wants done, with the reason in words.
 
     ``key`` is deterministic: planning the same rules against the same state gives the same key,
-    which is how the journal recognises an intent already sent (exactly once, DESIGN.md §3).
+    which is how the journal recognises an intent already sent (exactly once, docs/apply.md).
     ``order_id`` names the working order a modify or cancel acts on.
     ``blocked_by`` is set by the risk gate with the limit that stopped the intent.
     """

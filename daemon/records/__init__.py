@@ -1,3 +1,3 @@
 """Records: every execution exported from the journal to Parquet files under ``records.dir``
 and, when configured, uploaded exactly once to Google Cloud Storage through an outbox
-(DESIGN.md §6, docs/records.md)."""
+(docs/records.md)."""

@@ -9,8 +9,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from daemon.records.model import FillRecord, FillSource, OrderRecord, OrderSource
-from daemon.records.parquet import FILLS_DATASET, ORDERS_DATASET, fills_table, orders_table
+from tradectl.records.model import FillRecord, FillSource, OrderRecord, OrderSource
+from tradectl.records.parquet import FILLS_DATASET, ORDERS_DATASET, fills_table, orders_table
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.records.datasets import Dataset, ExportRow
-from daemon.records.model import DEFAULT_TRADE_ZONE, trade_date
-from daemon.records.parquet import Checksums, parquet_bytes, write_atomic
+from tradectl.records.datasets import Dataset, ExportRow
+from tradectl.records.model import DEFAULT_TRADE_ZONE, trade_date
+from tradectl.records.parquet import Checksums, parquet_bytes, write_atomic
 
 log = logging.getLogger(__name__)
 

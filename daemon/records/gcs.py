@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.private_files import LoosePermissions, exposed_secret_problem
-from daemon.records.parquet import PARQUET_CONTENT_TYPE, Checksums
-from daemon.records.worker import AbandonableWorker
+from tradectl.private_files import LoosePermissions, exposed_secret_problem
+from tradectl.records.parquet import PARQUET_CONTENT_TYPE, Checksums
+from tradectl.records.worker import AbandonableWorker
 
 log = logging.getLogger(__name__)
 

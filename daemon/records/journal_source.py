@@ -8,8 +8,8 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from daemon.records.model import FillRecord, OrderRecord
-from schemas.models import parse_order_ref
+from tradectl.records.model import FillRecord, OrderRecord
+from tradectl.schemas.models import parse_order_ref
 
 # The intent behind an execution: the place intent of the same order (client id + order id),
 # else the latest place intent with its orderRef journaled before the fill (orders found at the

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from daemon.timezones import TRADING_TIME_ZONE
+from tradectl.timezones import TRADING_TIME_ZONE
 
 # US equities settle and are reported by the exchange's calendar day, not UTC's: a fill at
 # 19:30 New York time is on that day's statement although it is already tomorrow in UTC.

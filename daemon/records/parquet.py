@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 
 import google_crc32c
 
-from daemon.private_files import make_dirs, open_private, records_modes
-from daemon.records.model import DEFAULT_TRADE_ZONE, FillRecord, OrderRecord, trade_date
+from tradectl.private_files import make_dirs, open_private, records_modes
+from tradectl.records.model import DEFAULT_TRADE_ZONE, FillRecord, OrderRecord, trade_date
 
 if TYPE_CHECKING:
     import pyarrow as pa

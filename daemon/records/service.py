@@ -18,9 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon.records.datasets import fills_dataset, orders_dataset
-from daemon.records.exporter import Batch, Exporter, GcsTarget
-from daemon.records.gcs import (
+from tradectl.records.datasets import fills_dataset, orders_dataset
+from tradectl.records.exporter import Batch, Exporter, GcsTarget
+from tradectl.records.gcs import (
     DEFAULT_BACKOFF,
     Backoff,
     PassReport,
@@ -28,10 +28,10 @@ from daemon.records.gcs import (
     client_from_environment,
     first_of,
 )
-from daemon.records.journal_source import JournalFillSource, JournalOrderSource
-from daemon.records.store import connect, journal_file
-from daemon.records.worker import AbandonableWorker
-from schemas.models import Records
+from tradectl.records.journal_source import JournalFillSource, JournalOrderSource
+from tradectl.records.store import connect, journal_file
+from tradectl.records.worker import AbandonableWorker
+from tradectl.schemas.models import Records
 
 log = logging.getLogger(__name__)
 

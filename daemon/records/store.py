@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.journal.store import JOURNAL_FILE
+from tradectl.journal.store import JOURNAL_FILE
 
 
 def journal_file(state_dir: Path) -> Path:

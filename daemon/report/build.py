@@ -1,5 +1,5 @@
 """Gather a report from the journal: per rule and per day, as plain data (rendered by
-``daemon.report.render``)."""
+``tradectl.report.render``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from daemon.journal import AccountSample, Journal, JournaledIntent
-from daemon.report.pnl import Fill, Realization, realize
-from daemon.timezones import TRADING_TIME_ZONE
-from schemas.models import parse_order_ref
+from tradectl.journal import AccountSample, Journal, JournaledIntent
+from tradectl.report.pnl import Fill, Realization, realize
+from tradectl.schemas.models import parse_order_ref
+from tradectl.timezones import TRADING_TIME_ZONE
 
 MANUAL = "(manual)"
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from daemon.report.build import Report
+from tradectl.report.build import Report
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.journal import Journal
-from daemon.planner.allocations import capital_of
-from daemon.planner.types import Observed, Plan
-from schemas.models import RuleSet
+from tradectl.journal import Journal
+from tradectl.planner.allocations import capital_of
+from tradectl.planner.types import Observed, Plan
+from tradectl.schemas.models import RuleSet
 
 
 def sample_detail(rules: RuleSet, observed: Observed, plan: Plan) -> dict[str, Any]:

@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from daemon.ib import AdapterError, IbAdapter
-from daemon.ib import preflight as ask
-from daemon.journal import Journal, JournalError, JournalVersionError, utc_now
-from daemon.planner.gate import HALT
-from daemon.planner.types import OrderSpec
-from daemon.runtime.reconcile import reconcile_pass
-from daemon.runtime.session import open_session
-from daemon.runtime.targets_file import TargetsFiles, targets_symbols
-from schemas.models import RuleSet
+from tradectl.ib import AdapterError, IbAdapter
+from tradectl.ib import preflight as ask
+from tradectl.journal import Journal, JournalError, JournalVersionError, utc_now
+from tradectl.planner.gate import HALT
+from tradectl.planner.types import OrderSpec
+from tradectl.runtime.reconcile import reconcile_pass
+from tradectl.runtime.session import open_session
+from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
+from tradectl.schemas.models import RuleSet
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
 

@@ -1,4 +1,5 @@
-"""One reconcile pass: connect → resync → observe → plan → gate → act → record (DESIGN.md §3).
+"""One reconcile pass: connect → resync → observe → plan → gate → act → record
+(docs/planning.md, docs/apply.md).
 
 ``tradectl apply`` runs one pass; ``tradectl plan`` runs one without acting; the daemon
 (``tradectl run``) will call ``reconcile_pass`` once per pass on a connection it keeps open.
@@ -10,26 +11,26 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
-from daemon.ib import BrokerState, IbAdapter, Progress
-from daemon.ib.translate import planner_execution
-from daemon.journal import Journal, JournaledIntent, Transition
-from daemon.journal.keys import (
+from tradectl.ib import BrokerState, IbAdapter, Progress
+from tradectl.ib.translate import planner_execution
+from tradectl.journal import Journal, JournaledIntent, Transition
+from tradectl.journal.keys import (
     BREAKER_KEY,
     DAY_START_NAV_PREFIX,
     HALT_KEY,
     PNL_AT_RESUME_PREFIX,
     RESUME_PENDING,
 )
-from daemon.planner import plan as make_plan
-from daemon.planner.brackets import reconstructed_entries
-from daemon.planner.common import Book
-from daemon.planner.gate import recheck_cash
-from daemon.planner.types import Intent, Observed, Plan, TargetsSource, WorkingOrder
-from daemon.runtime.account_sample import record_account_sample
-from daemon.runtime.targets_file import TargetsFiles, targets_symbols
-from daemon.runtime.targets_journal import accepted_targets, record_decisions
-from daemon.timezones import TRADING_TIME_ZONE
-from schemas.models import RuleSet, parse_order_ref
+from tradectl.planner import plan as make_plan
+from tradectl.planner.brackets import reconstructed_entries
+from tradectl.planner.common import Book
+from tradectl.planner.gate import recheck_cash
+from tradectl.planner.types import Intent, Observed, Plan, TargetsSource, WorkingOrder
+from tradectl.runtime.account_sample import record_account_sample
+from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
+from tradectl.runtime.targets_journal import accepted_targets, record_decisions
+from tradectl.schemas.models import RuleSet, parse_order_ref
+from tradectl.timezones import TRADING_TIME_ZONE
 
 # A rejected intent waits before it is tried again: 1, 2, 4, ... minutes, at most an hour; a rule
 # whose orders were rejected this many times today is held until tomorrow.

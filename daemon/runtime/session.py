@@ -10,11 +10,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.ib import ConnectionSettings, IbAdapter, Progress
-from daemon.journal import Journal, utc_now
-from daemon.pacer import DEFAULT_RATE
-from daemon.runtime.reconcile import PassResult, reconcile_pass
-from schemas.models import RuleSet
+from tradectl.ib import ConnectionSettings, IbAdapter, Progress
+from tradectl.journal import Journal, utc_now
+from tradectl.pacer import DEFAULT_RATE
+from tradectl.runtime.reconcile import PassResult, reconcile_pass
+from tradectl.schemas.models import RuleSet
 
 
 def quiet_client_logging() -> None:

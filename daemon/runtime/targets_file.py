@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from daemon.planner.types import FileTargets, TargetsMode, TargetsSource
-from schemas.models import RuleSet, TargetsFrom
-from schemas.strict_modes import untrusted_input_problems
+from tradectl.planner.types import FileTargets, TargetsMode, TargetsSource
+from tradectl.schemas.models import RuleSet, TargetsFrom
+from tradectl.schemas.strict_modes import untrusted_input_problems
 
 SYMBOL_COLUMN = "symbol"
 AS_OF_COLUMN = "as_of"

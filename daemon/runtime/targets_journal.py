@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from daemon.journal import Journal
-from daemon.journal.keys import (
+from tradectl.journal import Journal
+from tradectl.journal.keys import (
     TARGETS_ACCEPT_LOG_PREFIX,
     TARGETS_ACCEPTED_PREFIX,
     TARGETS_PENDING_PREFIX,
 )
-from daemon.plan_report import decision_view
-from daemon.planner.types import AcceptedTargets, Plan, TargetsDecision
+from tradectl.plan_report import decision_view
+from tradectl.planner.types import AcceptedTargets, Plan, TargetsDecision
 
 
 class NothingToAccept(LookupError):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
-from schemas.models import Alerts
+from tradectl.schemas.models import Alerts
 
 from .telemetry import OutboxState, PassFacts, Telemetry, read_outbox
 

@@ -7,7 +7,7 @@ daemon submits jobs (connect, resync, a pass, a cancel, a journal write) that ru
 time; between jobs the thread keeps the broker loop running so that ib_insync reads the socket
 and fires events, which are handed back to the daemon's loop.
 
-The pass is ``daemon.runtime.reconcile``'s building blocks in the daemon's order, with three
+The pass is ``tradectl.runtime.reconcile``'s building blocks in the daemon's order, with three
 additions: the daily-loss breaker is checked and journaled before planning, allocations follow
 the rebalance window, and each group of intents is journaled only when the pacer has sent the
 previous one, asking ``may_send`` first, so a halt, a dropped link or SIGTERM stops a long pass
@@ -27,10 +27,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon.ib import AdapterError, IbAdapter
-from daemon.ib_codes import LINK_LOST, LINK_RESTORED_CODES, LINK_RESTORED_DATA_LOST
-from daemon.journal import Journal, LedgerRelease, utc_now
-from daemon.journal.keys import (
+from tradectl.ib import AdapterError, IbAdapter
+from tradectl.ib_codes import LINK_LOST, LINK_RESTORED_CODES, LINK_RESTORED_DATA_LOST
+from tradectl.journal import Journal, LedgerRelease, utc_now
+from tradectl.journal.keys import (
     BREAKER_KEY,
     BREAKER_REASON_KEY,
     DAY_START_NAV_PREFIX,
@@ -38,13 +38,13 @@ from daemon.journal.keys import (
     PNL_AT_RESUME_PREFIX,
     RESUME_PENDING,
 )
-from daemon.journal.lifecycle import REJECTION_STATUS, order_ended
-from daemon.ledger_view import rule_ledgers
-from daemon.planner.breaker import breaker_reason
-from daemon.planner.market_time import session_close
-from daemon.planner.types import Intent, Observed, Plan, WorkingOrder
-from daemon.runtime.account_sample import record_account_sample
-from daemon.runtime.reconcile import (
+from tradectl.journal.lifecycle import REJECTION_STATUS, order_ended
+from tradectl.ledger_view import rule_ledgers
+from tradectl.planner.breaker import breaker_reason
+from tradectl.planner.market_time import session_close
+from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
+from tradectl.runtime.account_sample import record_account_sample
+from tradectl.runtime.reconcile import (
     build_observed,
     observed_symbols,
     plan_pass,
@@ -52,10 +52,10 @@ from daemon.runtime.reconcile import (
     sending_groups,
     trading_day_start,
 )
-from daemon.runtime.session import connection_settings
-from daemon.runtime.targets_file import TargetsFiles, targets_symbols
-from daemon.runtime.targets_journal import accept_pending, decision_views, record_decisions
-from schemas.models import RuleKind, RuleSet, parse_order_ref
+from tradectl.runtime.session import connection_settings
+from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
+from tradectl.runtime.targets_journal import accept_pending, decision_views, record_decisions
+from tradectl.schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
 from .safety import SafetyState, trading_day

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from daemon.private_files import make_control_socket_private, open_private
-from schemas.strict_modes import TrustPolicy
+from tradectl.private_files import make_control_socket_private, open_private
+from tradectl.schemas.strict_modes import TrustPolicy
 
 log = logging.getLogger("tradectl.daemon")
 
 SOCKET_NAME = "control.sock"
-LOCK_NAME = "daemon.lock"
+LOCK_NAME = "tradectl.lock"
 MAX_REQUEST_BYTES = 64 * 1024
 REFUSED_READ_SECONDS = 5.0
 

@@ -1,7 +1,7 @@
 """What the daemon needs from a broker session, and what it tells the session about a pass.
 
 The session owns the gateway connection and the journal (both live on one broker thread, see
-``daemon.service.broker``); the daemon only decides when a pass runs and whether it may send.
+``tradectl.service.broker``); the daemon only decides when a pass runs and whether it may send.
 Keeping this seam explicit lets the scheduling and connection logic be tested against a fake
 session without a gateway.
 """
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from daemon.journal import LedgerRelease
-from schemas.models import RuleSet
+from tradectl.journal import LedgerRelease
+from tradectl.schemas.models import RuleSet
 
 from .safety import SafetyState
 from .telemetry import PassFacts

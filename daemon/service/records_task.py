@@ -1,4 +1,4 @@
-"""The records sink (``daemon.records.service``) as a background task of the daemon.
+"""The records sink (``tradectl.records.service``) as a background task of the daemon.
 
 It runs for the daemon's lifetime with the ``records`` section and account of the rule set the
 daemon started with. Records never hold up trading: a failure is logged, the fills stay in the
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from schemas.models import Records, RuleSet
+from tradectl.schemas.models import Records, RuleSet
 
 log = logging.getLogger("tradectl.daemon")
 

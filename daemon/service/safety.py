@@ -1,4 +1,4 @@
-"""Halt and circuit-breaker state (DESIGN.md §3). When the breaker trips is decided by
+"""Halt and circuit-breaker state (docs/daemon.md). When the breaker trips is decided by
 daemon/planner/breaker.py, the one owner of that arithmetic.
 
 Both survive a restart: the daemon loads them from its store (the journal) at start and saves
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from daemon.timezones import TRADING_TIME_ZONE
+from tradectl.timezones import TRADING_TIME_ZONE
 
 
 def trading_day(moment: datetime) -> date:

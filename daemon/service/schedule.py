@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from schemas.models import ReportSchedule, Schedule
+from tradectl.schemas.models import ReportSchedule, Schedule
 
 log = logging.getLogger("tradectl.daemon")
 

@@ -24,15 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from daemon import tradectl_version
-from daemon.errors import PermanentError, TemporaryError
-from daemon.journal import NothingToRelease
-from daemon.ledger_view import release_result
-from daemon.planner.market_time import in_blackout
-from daemon.private_files import LoosePermissions, ensure_state_dir
-from daemon.runtime.targets_file import resolve_targets_path
-from schemas.loader import halt_file, halt_present
-from schemas.models import Account, Alerts, Gateway, ReportSchedule, RuleSet
+from tradectl import tradectl_version
+from tradectl.errors import PermanentError, TemporaryError
+from tradectl.journal import NothingToRelease
+from tradectl.ledger_view import release_result
+from tradectl.planner.market_time import in_blackout
+from tradectl.private_files import LoosePermissions, ensure_state_dir
+from tradectl.runtime.targets_file import resolve_targets_path
+from tradectl.schemas.loader import halt_file, halt_present
+from tradectl.schemas.models import Account, Alerts, Gateway, ReportSchedule, RuleSet
 
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
@@ -658,7 +658,7 @@ class Daemon:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "daemon",
+                "tradectl",
                 "report",
                 "--date",
                 day.isoformat(),

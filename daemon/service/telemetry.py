@@ -1,5 +1,5 @@
 """What the daemon tells the outside world about itself: the seam between the daemon and its
-metrics (``daemon.service.metrics``) and push alerts (``daemon.service.alerts``).
+metrics (``tradectl.service.metrics``) and push alerts (``tradectl.service.alerts``).
 
 The daemon calls a ``Telemetry`` at each change a person or a monitoring system cares about. The
 base class does nothing, so the daemon runs exactly the same with metrics and alerts off, and
@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.planner.allocations import capital_of
-from daemon.planner.types import Observed
-from daemon.records.store import backlog, has_records_tables, journal_file
-from schemas.models import Allocation, RuleSet
+from tradectl.planner.allocations import capital_of
+from tradectl.planner.types import Observed
+from tradectl.records.store import backlog, has_records_tables, journal_file
+from tradectl.schemas.models import Allocation, RuleSet
 
 # The connection states the daemon reports (``Daemon.connection_state``), in this order.
 # "refused": a permanent connect failure (daemon/errors.py); no retry until the rules change.
@@ -75,7 +75,8 @@ class Telemetry:
         """A new execution of a tradectl order, e.g. "BUY 10 AAPL @ 187.5"."""
 
     def orphaned_protections(self, count: int) -> None:
-        """Protective orders left for a position whose rule was removed (DESIGN.md §3)."""
+        """Protective orders left for a position whose rule was removed (docs/planning.md,
+        "Orphaned protections and release")."""
 
 
 class TelemetryFanout(Telemetry):

@@ -23,7 +23,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from schemas.loader import HALT_FILE_NAME, is_rule_file_name
+from tradectl.schemas.loader import HALT_FILE_NAME, is_rule_file_name
 
 DEFAULT_DEBOUNCE_SECONDS = 0.15
 

@@ -1,10 +1,10 @@
-"""The simulated IB Gateway (see :mod:`daemon.sim.server` for the in-process API)."""
+"""The simulated IB Gateway (see :mod:`tradectl.sim.server` for the in-process API)."""
 
-from daemon.sim.control import SimControl
-from daemon.sim.engine import Engine
-from daemon.sim.model import AccountSnapshot
-from daemon.sim.server import SimGateway, SimThread, start_sim_thread
-from daemon.sim.state import SimState
+from tradectl.sim.control import SimControl
+from tradectl.sim.engine import Engine
+from tradectl.sim.model import AccountSnapshot
+from tradectl.sim.server import SimGateway, SimThread, start_sim_thread
+from tradectl.sim.state import SimState
 
 __all__ = [
     "AccountSnapshot",

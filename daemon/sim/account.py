@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from daemon.sim.model import Execution, Instrument, Position, SimOrder
-from daemon.sim.state import SimState
+from tradectl.sim.model import Execution, Instrument, Position, SimOrder
+from tradectl.sim.state import SimState
 
 
 class Account:

@@ -13,13 +13,13 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast, get_args
 
-from daemon.sim.clock import iso_time, parse_iso
-from daemon.sim.faults import malformed_frames
-from daemon.sim.model import AccountChanged, AccountSnapshot, Event
-from daemon.sim.state import MarketHoursMode
+from tradectl.sim.clock import iso_time, parse_iso
+from tradectl.sim.faults import malformed_frames
+from tradectl.sim.model import AccountChanged, AccountSnapshot, Event
+from tradectl.sim.state import MarketHoursMode
 
 if TYPE_CHECKING:
-    from daemon.sim.server import SimGateway
+    from tradectl.sim.server import SimGateway
 
 CONNECTIVITY_LOST = (1100, "Connectivity between IB and Trader Workstation has been lost.")
 CONNECTIVITY_RESTORED = (
@@ -112,7 +112,7 @@ class SimControl:
 
     def send_malformed(self, kind: str) -> None:
         """Write malformed, truncated, out-of-order or oversized messages to every client:
-        one of ``daemon.sim.faults.MALFORMED`` (docs/sim.md)."""
+        one of ``tradectl.sim.faults.MALFORMED`` (docs/sim.md)."""
         frames = malformed_frames(kind)
         for session in self._gateway.sessions():
             for data in frames:

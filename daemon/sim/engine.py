@@ -24,7 +24,7 @@ is held (invisible to clients) until an order of the same parent chain is sent
 with ``transmit=True``. With ``fill_chunk`` > 0 each matching pass fills at most
 that many shares of an order, which is how partial fills are produced.
 
-Market hours (``hours``, see :mod:`daemon.sim.hours`): an order trades only
+Market hours (``hours``, see :mod:`tradectl.sim.hours`): an order trades only
 while its session is on (regular hours, or pre-market and after hours with
 ``outsideRth``) and its symbol is not halted. An order placed outside its
 session is held PreSubmitted (warning 399 without ``outsideRth``) and released
@@ -41,9 +41,9 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from daemon.sim.account import Account
-from daemon.sim.hours import NEW_YORK, Boundary, MarketHours, Phase, market_hours
-from daemon.sim.model import (
+from tradectl.sim.account import Account
+from tradectl.sim.hours import NEW_YORK, Boundary, MarketHours, Phase, market_hours
+from tradectl.sim.model import (
     AccountChanged,
     AccountSnapshot,
     ErrorNotice,
@@ -60,8 +60,8 @@ from daemon.sim.model import (
     on_tick,
     round_to_tick,
 )
-from daemon.sim.protocol import OrderRequest
-from daemon.sim.state import (
+from tradectl.sim.protocol import OrderRequest
+from tradectl.sim.state import (
     ClockSpec,
     IdsSpec,
     PositionSpec,

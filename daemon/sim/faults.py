@@ -1,7 +1,7 @@
 """Fault settings the sessions consult while handling messages.
 
 Faults that are one-off actions (dropping or refusing connections, rejecting
-orders, connectivity notices) are methods of :class:`~daemon.sim.control.SimControl`.
+orders, connectivity notices) are methods of :class:`~tradectl.sim.control.SimControl`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.sim.protocol import Field, Out, encode_message, frame
+from tradectl.sim.protocol import Field, Out, encode_message, frame
 
 
 @dataclass

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from daemon.sim.hours import CALENDAR_FIRST_DAY, IB_TIME_ZONE_ID, NEW_YORK, MarketHours
-from daemon.sim.model import round_to_tick
+from tradectl.sim.hours import CALENDAR_FIRST_DAY, IB_TIME_ZONE_ID, NEW_YORK, MarketHours
+from tradectl.sim.model import round_to_tick
 
 DAY = 86400
 BAR_SECONDS: dict[str, int] = {

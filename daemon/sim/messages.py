@@ -1,7 +1,7 @@
 """Outgoing TWS API messages, laid out field by field as the clients decode them.
 
 Each function returns the field list of one message at
-:data:`~daemon.sim.protocol.SERVER_VERSION`; empty strings stand for fields the
+:data:`~tradectl.sim.protocol.SERVER_VERSION`; empty strings stand for fields the
 simulator leaves unset (the clients then keep their defaults).
 """
 
@@ -11,10 +11,10 @@ import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from daemon.sim.hours import IB_TIME_ZONE_ID
-from daemon.sim.model import Execution, Instrument, SimOrder, WhatIfEstimate
-from daemon.sim.protocol import UNSET_DOUBLE, Field, Out
-from daemon.sim.state import MarketHoursMode
+from tradectl.sim.hours import IB_TIME_ZONE_ID
+from tradectl.sim.model import Execution, Instrument, SimOrder, WhatIfEstimate
+from tradectl.sim.protocol import UNSET_DOUBLE, Field, Out
+from tradectl.sim.state import MarketHoursMode
 
 # IB's tick types (https://interactivebrokers.github.io/tws-api/tick_types.html).
 TICK_BID_SIZE, TICK_BID, TICK_ASK, TICK_ASK_SIZE, TICK_LAST, TICK_LAST_SIZE = 0, 1, 2, 3, 4, 5

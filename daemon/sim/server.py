@@ -2,7 +2,7 @@
 
 In-process use (tests, ``tradectl ... --sim``)::
 
-    from daemon.sim import SimGateway, SimState
+    from tradectl.sim import SimGateway, SimState
 
     async with SimGateway(state=SimState.default(), port=0, wire_log=path) as sim:
         ib.connect(sim.host, sim.port, clientId=1)  # any TWS API client
@@ -18,7 +18,7 @@ gateway on a background thread::
         sim.control.set_price("AAPL", 190.0)  # marshalled onto the gateway's loop
         sim.snapshot().positions["AAPL"].quantity
 
-:class:`~daemon.sim.control.SimControl` lists the control methods (prices,
+:class:`~tradectl.sim.control.SimControl` lists the control methods (prices,
 matching steps and faults); ``docs/sim.md`` describes the behaviour.
 """
 
@@ -34,13 +34,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from daemon.sim import messages as m
-from daemon.sim.clock import SimClock
-from daemon.sim.control import SimControl
-from daemon.sim.engine import Engine
-from daemon.sim.faults import Faults
-from daemon.sim.hours import Boundary, NyseHours, check_supported, market_hours
-from daemon.sim.model import (
+from tradectl.sim import messages as m
+from tradectl.sim.clock import SimClock
+from tradectl.sim.control import SimControl
+from tradectl.sim.engine import Engine
+from tradectl.sim.faults import Faults
+from tradectl.sim.hours import Boundary, NyseHours, check_supported, market_hours
+from tradectl.sim.model import (
     AccountChanged,
     AccountSnapshot,
     ErrorNotice,
@@ -50,9 +50,9 @@ from daemon.sim.model import (
     OrderFilled,
     QuoteChanged,
 )
-from daemon.sim.session import Session
-from daemon.sim.state import SimState
-from daemon.sim.wirelog import WireLog
+from tradectl.sim.session import Session
+from tradectl.sim.state import SimState
+from tradectl.sim.wirelog import WireLog
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

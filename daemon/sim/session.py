@@ -11,12 +11,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from daemon.sim import history
-from daemon.sim import messages as m
-from daemon.sim.engine import OrderRejected
-from daemon.sim.hours import IB_TIME_ZONE_ID, Phase
-from daemon.sim.model import Event, Execution, Instrument, SimOrder
-from daemon.sim.protocol import (
+from tradectl.sim import history
+from tradectl.sim import messages as m
+from tradectl.sim.engine import OrderRejected
+from tradectl.sim.hours import IB_TIME_ZONE_ID, Phase
+from tradectl.sim.model import Event, Execution, Instrument, SimOrder
+from tradectl.sim.protocol import (
     API_PREFIX,
     MIN_CLIENT_VERSION,
     REQUEST_NAMES,
@@ -33,10 +33,10 @@ from daemon.sim.protocol import (
     parse_client_versions,
     split_fields,
 )
-from daemon.sim.summary import summary_rows
+from tradectl.sim.summary import summary_rows
 
 if TYPE_CHECKING:
-    from daemon.sim.server import SimGateway
+    from tradectl.sim.server import SimGateway
 
 log = logging.getLogger(__name__)
 

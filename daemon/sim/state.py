@@ -15,9 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from daemon.sim.model import Execution, SimOrder
-from schemas.loader import load_model_file
-from schemas.yaml_source import FileKind
+from tradectl.schemas.loader import load_model_file
+from tradectl.schemas.yaml_source import FileKind
+from tradectl.sim.model import Execution, SimOrder
 
 DEFAULT_ACCOUNT = "DU0000001"
 SIM_STATE_FILE = FileKind(
@@ -200,7 +200,7 @@ class SimState(_Strict):
 
     @classmethod
     def default(cls) -> SimState:
-        text = resources.files("daemon.sim").joinpath("default_state.yaml").read_text()
+        text = resources.files("tradectl.sim").joinpath("default_state.yaml").read_text()
         return cls.model_validate(yaml.safe_load(text))
 
     def with_synthetic_symbols(self, count: int) -> SimState:

@@ -8,7 +8,7 @@ changes at the next margin cycle.
 
 from __future__ import annotations
 
-from daemon.sim.account import Account
+from tradectl.sim.account import Account
 
 DAY_TRADES_TAGS = tuple(
     f"DayTradesRemaining{suffix}" for suffix in ("", "T+1", "T+2", "T+3", "T+4")

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.cli import main
-from daemon.sim import SimState, SimThread, start_sim_thread
-from daemon.sim.wirelog import read_wire_log
+from tradectl.cli import main
+from tradectl.sim import SimState, SimThread, start_sim_thread
+from tradectl.sim.wirelog import read_wire_log
 
 ACCOUNT = "DU0000001"
 CLIENT_ID = 17
@@ -134,7 +134,7 @@ def apply_subprocess(
         [
             sys.executable,
             "-m",
-            "daemon",
+            "tradectl",
             "apply",
             str(rules),
             "--yes",

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from ib_insync import IB, LimitOrder, Stock
 
-from daemon.journal import Journal
+from tradectl.journal import Journal
 
 from .conftest import CLIENT_ID, Gateway, Outcome, write_rules
 
@@ -204,8 +204,8 @@ def test_a_bracket_and_a_scale_land_with_the_right_legs_and_edits_modify_in_plac
 def test_planning_against_the_gateway_is_read_only(
     gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
 ) -> None:
-    from daemon.runtime.session import plan_against_gateway
-    from schemas.loader import load_rule_set
+    from tradectl.runtime.session import plan_against_gateway
+    from tradectl.schemas.loader import load_rule_set
 
     rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
     rules = load_rule_set([rules_dir]).rule_set
@@ -230,7 +230,7 @@ def test_on_a_terminal_apply_sends_only_after_yes(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    from daemon.cli import main
+    from tradectl.cli import main
 
     rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
     monkeypatch.setattr("sys.stdin.isatty", lambda: True)
@@ -250,7 +250,7 @@ def test_plan_reads_the_gateway_read_only_and_exits_2_then_0(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    from daemon.cli import main
+    from tradectl.cli import main
 
     rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
     state = str(tmp_path / "state")
@@ -264,7 +264,7 @@ def test_plan_reads_the_gateway_read_only_and_exits_2_then_0(
 
 
 def test_plan_with_sim_needs_no_gateway(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from daemon.cli import main
+    from tradectl.cli import main
 
     rules = tmp_path / "rules"
     rules.mkdir()
@@ -319,11 +319,11 @@ def test_removing_a_rule_cancels_its_orders_and_a_trailing_stop_lands(
 def test_a_plan_confirmed_too_late_is_not_sent(gateway: Gateway, tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from daemon.ib import IbAdapter
-    from daemon.planner.types import Plan
-    from daemon.runtime.reconcile import reconcile_pass
-    from daemon.runtime.session import connection_settings
-    from schemas.loader import load_rule_set
+    from tradectl.ib import IbAdapter
+    from tradectl.planner.types import Plan
+    from tradectl.runtime.reconcile import reconcile_pass
+    from tradectl.runtime.session import connection_settings
+    from tradectl.schemas.loader import load_rule_set
 
     rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
     rules = load_rule_set([rules_dir]).rule_set

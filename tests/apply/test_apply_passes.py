@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimState
+from tradectl.sim import SimState
 
 from .conftest import DEFAULT_PRICES, Gateway, Outcome, write_rules
 
@@ -130,7 +130,7 @@ def test_on_a_terminal_each_pass_is_confirmed_and_the_output_has_no_glitches(
     rules = write_rules(tmp_path / "rules", gateway, allocations=SLICED)
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "daemon", "apply", str(rules), "--state-dir", str(tmp_path / "s")],
+        [sys.executable, "-m", "tradectl", "apply", str(rules), "--state-dir", str(tmp_path / "s")],
         stdin=terminal,
         stdout=terminal,
         stderr=terminal,

@@ -7,12 +7,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from daemon.ib import BrokerState
-from daemon.journal import Journal
-from daemon.runtime.reconcile import build_observed
-from daemon.service.broker import read_safety, write_safety
-from daemon.service.safety import SafetyState, trading_day
 from tests.planner.builders import rule_set
+from tradectl.ib import BrokerState
+from tradectl.journal import Journal
+from tradectl.runtime.reconcile import build_observed
+from tradectl.service.broker import read_safety, write_safety
+from tradectl.service.safety import SafetyState, trading_day
 
 NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 RULES = rule_set()

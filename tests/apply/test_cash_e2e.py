@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from daemon.sim import SimState
 from tests.apply.conftest import ACCOUNT, Gateway, Outcome, write_rules
+from tradectl.sim import SimState
 
 pytestmark = pytest.mark.e2e
 

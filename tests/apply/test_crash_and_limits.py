@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from daemon.ib import AccountRefused, ConnectionSettings, IbAdapter
-from daemon.pacer import Pacer
-from daemon.runtime.reconcile import PassResult
-from daemon.sim import SimState
+from tradectl.ib import AccountRefused, ConnectionSettings, IbAdapter
+from tradectl.pacer import Pacer
+from tradectl.runtime.reconcile import PassResult
+from tradectl.sim import SimState
 
 from .conftest import (
     CLIENT_ID,
@@ -157,7 +157,7 @@ def test_apply_without_a_terminal_needs_yes(gateway: Gateway, tmp_path: Path) ->
 
     rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.2}))
     result = subprocess.run(
-        [sys.executable, "-m", "daemon", "apply", str(rules), "--state-dir", str(tmp_path / "s")],
+        [sys.executable, "-m", "tradectl", "apply", str(rules), "--state-dir", str(tmp_path / "s")],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
@@ -207,7 +207,7 @@ def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path, private_state_h
         "  core: {capital: {amount: 20000}, targets: {AAPL: 0.3, MSFT: 0.3}}\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "daemon", "apply", str(rules), "--sim", "--yes"],
+        [sys.executable, "-m", "tradectl", "apply", str(rules), "--sim", "--yes"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -226,10 +226,10 @@ def test_after_a_reconnect_the_journal_is_matched_before_anything_is_planned(
     import contextlib
     import time
 
-    from daemon.journal import Journal, utc_now
-    from daemon.runtime.reconcile import reconcile_pass
-    from daemon.runtime.session import connection_settings
-    from schemas.loader import load_rule_set
+    from tradectl.journal import Journal, utc_now
+    from tradectl.runtime.reconcile import reconcile_pass
+    from tradectl.runtime.session import connection_settings
+    from tradectl.schemas.loader import load_rule_set
 
     rules_dir = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.04}))
     rules = load_rule_set([rules_dir]).rule_set

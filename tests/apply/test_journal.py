@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import (
+from tradectl.journal import (
     MIGRATIONS,
     AlreadyLive,
     BrokerRecord,
@@ -18,7 +18,7 @@ from daemon.journal import (
     match_journal,
     resolve_state_dir,
 )
-from daemon.planner.types import Intent, OrderSpec
+from tradectl.planner.types import Intent, OrderSpec
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 

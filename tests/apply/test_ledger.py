@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.journal import Journal, NothingToRelease, RecordedExecution, entered_total
-from daemon.journal.store import JOURNAL_FILE
+from tradectl.cli import main
+from tradectl.journal import Journal, NothingToRelease, RecordedExecution, entered_total
+from tradectl.journal.store import JOURNAL_FILE
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from daemon.journal.lifecycle import (
+from tradectl.journal.lifecycle import (
     BrokerEvent,
     ErrorReport,
     ExecutionReport,
@@ -24,7 +24,7 @@ from daemon.journal.lifecycle import (
     order_ended,
     settle,
 )
-from daemon.journal.store import JournaledIntent
+from tradectl.journal.store import JournaledIntent
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 TIMEOUT = timedelta(seconds=60)

@@ -8,14 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 from ib_insync import Contract, ContractDetails, Ticker
 
-from daemon.ib.adapter import (
+from tests.planner.builders import NOW
+from tradectl.ib.adapter import (
     ConnectionSettings,
     IbAdapter,
     _market_hours,
     _quote,
     _stored_hours,
 )
-from tests.planner.builders import NOW
 
 
 def test_the_adapter_never_prices_from_the_previous_close() -> None:

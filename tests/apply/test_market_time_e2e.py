@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.sim import SimState
+from tradectl.cli import main
+from tradectl.sim import SimState
 
 from .conftest import DEFAULT_PRICES, Gateway, Outcome, sim_state, write_rules
 from .test_apply_e2e import converge

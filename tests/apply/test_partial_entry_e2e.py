@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import Journal
-from daemon.sim import SimState
-from daemon.sim.model import SimOrder
+from tradectl.journal import Journal
+from tradectl.sim import SimState
+from tradectl.sim.model import SimOrder
 
 from .conftest import ACCOUNT, DEFAULT_PRICES, Gateway, Outcome, write_rules
 

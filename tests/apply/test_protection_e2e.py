@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from daemon.cli import main
-from daemon.journal import Journal
-from daemon.sim import SimState
-from daemon.sim.model import SimOrder
+from tradectl.cli import main
+from tradectl.journal import Journal
+from tradectl.sim import SimState
+from tradectl.sim.model import SimOrder
 
 from .conftest import DEFAULT_PRICES, Gateway, Outcome, sim_state, write_rules
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli.apply import _export_records
-from daemon.records.service import FlushReport, RecordsService
 from tests.planner.builders import rule_set
+from tradectl.cli.apply import _export_records
+from tradectl.records.service import FlushReport, RecordsService
 
 RULES = rule_set()
 

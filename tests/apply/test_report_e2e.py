@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from daemon.cli import main
+from tradectl.cli import main
 
 from .conftest import Gateway, Outcome, write_rules
 

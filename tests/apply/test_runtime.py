@@ -6,18 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from daemon.ib import BrokerState
-from daemon.journal import Journal, RecordedExecution
-from daemon.planner.gate import recheck_cash
-from daemon.planner.types import Intent, OrderSpec, Plan
-from daemon.runtime.reconcile import (
+from tests.planner.builders import observed, rule_set, working
+from tradectl.ib import BrokerState
+from tradectl.journal import Journal, RecordedExecution
+from tradectl.planner.gate import recheck_cash
+from tradectl.planner.types import Intent, OrderSpec, Plan
+from tradectl.runtime.reconcile import (
     REJECTIONS_PER_RULE_PER_DAY,
     build_observed,
     hold_rejected,
     sending_groups,
 )
-from schemas.models import RuleSet
-from tests.planner.builders import observed, rule_set, working
+from tradectl.schemas.models import RuleSet
 
 NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from ib_insync import IB, MarketOrder, Stock
 
-from daemon.cli import main
+from tradectl.cli import main
 
 from .conftest import Gateway, Outcome, wait_until, write_rules
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from tradectl.cli import main
 
 from .conftest import Gateway, Outcome, write_rules
 

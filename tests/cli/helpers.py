@@ -10,7 +10,7 @@ from pathlib import Path
 def tradectl(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """``tradectl ARGS`` from ``cwd`` (stdin closed: nobody at a terminal), its output as text."""
     return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
+        [sys.executable, "-m", "tradectl", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from daemon.cli import main
-from daemon.ib import preflight as ask
-from daemon.journal import Journal
-from daemon.runtime import preflight
-from daemon.sim import SimState, SimThread, start_sim_thread
-from daemon.sim.wirelog import read_wire_log
+from tradectl.cli import main
+from tradectl.ib import preflight as ask
+from tradectl.journal import Journal
+from tradectl.runtime import preflight
+from tradectl.sim import SimState, SimThread, start_sim_thread
+from tradectl.sim.wirelog import read_wire_log
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.observed_file import ObservedFileError, read_snapshot
+from tradectl.observed_file import ObservedFileError, read_snapshot
 
 NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
+from tradectl.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = """\

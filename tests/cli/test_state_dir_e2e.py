@@ -23,7 +23,7 @@ def sim_daemon(tmp_path: Path) -> Iterator[DaemonProcess]:
     started_in = tmp_path / "started-here"
     started_in.mkdir()
     daemon = DaemonProcess(
-        REPO / "rules", None, tmp_path / "daemon.log", extra=("--sim",), cwd=started_in
+        REPO / "rules", None, tmp_path / "tradectl.log", extra=("--sim",), cwd=started_in
     )
     daemon.start()
     yield daemon

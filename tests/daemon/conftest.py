@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimState, SimThread, start_sim_thread
 from tests.daemon.e2e_support import DaemonProcess, Wire
+from tradectl.sim import SimState, SimThread, start_sim_thread
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim.wirelog import read_wire_log
 
 ACCOUNT_RULES = """\
 version: 1
@@ -124,7 +124,7 @@ class DaemonProcess:
         command = [
             sys.executable,
             "-m",
-            "daemon",
+            "tradectl",
             "run",
             str(self.rules_dir),
             *self._state_dir_option(),
@@ -197,7 +197,7 @@ class DaemonProcess:
 
     def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "daemon", *args, *self._state_dir_option()],
+            [sys.executable, "-m", "tradectl", *args, *self._state_dir_option()],
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -11,13 +11,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from daemon.journal import LedgerRelease
-from daemon.planner.breaker import daily_loss
-from daemon.service.engine import PassContext, PassSummary, SessionEvents
-from daemon.service.safety import SafetyState, trading_day
-from daemon.service.sdnotify import SystemdNotifier
-from daemon.service.supervisor import LoadOutcome
-from schemas.models import RuleSet
+from tradectl.journal import LedgerRelease
+from tradectl.planner.breaker import daily_loss
+from tradectl.schemas.models import RuleSet
+from tradectl.service.engine import PassContext, PassSummary, SessionEvents
+from tradectl.service.safety import SafetyState, trading_day
+from tradectl.service.sdnotify import SystemdNotifier
+from tradectl.service.supervisor import LoadOutcome
 
 VALID_RULES = """\
 version: 1

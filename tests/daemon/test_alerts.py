@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.service.alerts import (
+from tests.daemon.e2e_support import wait_until
+from tradectl.schemas.models import Alerts
+from tradectl.service.alerts import (
     Alert,
     AlertConfigError,
     AlertDispatcher,
@@ -23,9 +25,7 @@ from daemon.service.alerts import (
     alert_urls,
     deliver,
 )
-from daemon.service.telemetry import OutboxState
-from schemas.models import Alerts
-from tests.daemon.e2e_support import wait_until
+from tradectl.service.telemetry import OutboxState
 
 SETTINGS = Alerts(disconnect_after=timedelta(minutes=10), repeat_after=timedelta(hours=1))
 

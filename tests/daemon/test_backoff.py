@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.service.backoff import Backoff
+from tradectl.service.backoff import Backoff
 
 
 def test_delays_grow_to_the_cap_and_reset_after_success() -> None:

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.sim import SimState, SimThread, start_sim_thread
 from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, ladder, write_atomically
+from tradectl.sim import SimState, SimThread, start_sim_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +44,7 @@ def test_nothing_is_sent_in_a_blackout_and_its_disconnects_are_expected(
         + f"schedule: {{reconcile_every: 1h, blackouts: {blackout_around_now()}}}\n",
     )
     write_atomically(directory / "rules.yaml", "version: 1\nscales:\n" + ladder("dip", "NVDA", 150))
-    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "daemon.log")
+    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log")
     started.append(daemon.start())
     mark = daemon.wait_message("first sync complete", timeout=40)
     assert wire.placed() == [], "sent inside the blackout"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from daemon.sim import SimState, SimThread, start_sim_thread
 from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, ladder, wait_until
+from tradectl.sim import SimState, SimThread, start_sim_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def daemon(tmp_path: Path, sim: SimThread) -> Iterator[DaemonProcess]:
     directory.mkdir()
     (directory / "account.yaml").write_text(ACCOUNT_RULES.format(port=sim.port, every="1s"))
     (directory / "rules.yaml").write_text("version: 1\nscales:\n" + ladder("dip", "MSFT", 400.0))
-    process = DaemonProcess(directory, tmp_path / "state", tmp_path / "daemon.log").start()
+    process = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log").start()
     yield process
     process.kill()
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import Journal
-from daemon.journal.keys import BREAKER_KEY, HALT_KEY
-from daemon.runtime.reconcile import trading_day_start
-from daemon.service.broker import BrokerThread, read_safety, write_safety
-from daemon.service.safety import SafetyState
+from tradectl.journal import Journal
+from tradectl.journal.keys import BREAKER_KEY, HALT_KEY
+from tradectl.runtime.reconcile import trading_day_start
+from tradectl.service.broker import BrokerThread, read_safety, write_safety
+from tradectl.service.safety import SafetyState
 
 
 def test_jobs_run_in_order_on_the_broker_thread_and_errors_come_back() -> None:

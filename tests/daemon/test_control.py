@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from daemon.service.control import (
+from tradectl.service.control import (
     ControlError,
     ControlServer,
     DaemonNotRunning,

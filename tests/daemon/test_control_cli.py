@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.cli.status import render_ledger_lines
-from daemon.journal import Journal, LedgerRow
-from daemon.journal.keys import HALT_KEY
-from daemon.ledger_view import ledger_json, rule_ledgers
-from daemon.planner.types import Intent, OrderSpec
-from daemon.records.store import connect, journal_file
+from tradectl.cli import main
+from tradectl.cli.status import render_ledger_lines
+from tradectl.journal import Journal, LedgerRow
+from tradectl.journal.keys import HALT_KEY
+from tradectl.ledger_view import ledger_json, rule_ledgers
+from tradectl.planner.types import Intent, OrderSpec
+from tradectl.records.store import connect, journal_file
 
 
 def test_halt_and_resume_without_a_daemon_fail_loudly_and_still_write_an_existing_journal(

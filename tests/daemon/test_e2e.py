@@ -17,8 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 from ib_insync import IB, LimitOrder, Stock
 
-from daemon.journal.store import JOURNAL_FILE
-from daemon.sim import SimThread
 from tests.daemon.e2e_support import (
     ACCOUNT_RULES,
     DaemonProcess,
@@ -28,6 +26,8 @@ from tests.daemon.e2e_support import (
     wire_time,
     write_atomically,
 )
+from tradectl.journal.store import JOURNAL_FILE
+from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +45,7 @@ def rules_dir(tmp_path: Path, sim: SimThread, rules: str, every: str = "1h") -> 
 def start_daemon(
     started: list[DaemonProcess], directory: Path, tmp_path: Path, **kwargs: Any
 ) -> DaemonProcess:
-    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "daemon.log", **kwargs)
+    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log", **kwargs)
     started.append(daemon.start())
     return daemon
 
@@ -351,7 +351,7 @@ def test_sd_notify_ready_after_first_sync_and_watchdog_pings(
         listener.settimeout(0.5)
         env = {"NOTIFY_SOCKET": str(notify_path), "WATCHDOG_USEC": "400000"}
         daemon = DaemonProcess(
-            REPO / "rules", tmp_path / "state", tmp_path / "daemon.log", env=env, extra=("--sim",)
+            REPO / "rules", tmp_path / "state", tmp_path / "tradectl.log", env=env, extra=("--sim",)
         )
         started.append(daemon.start())
         received: list[str] = []

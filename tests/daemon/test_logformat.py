@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.service.logformat import configure_logging
+from tradectl.service.logformat import configure_logging
 
 
 def _emit(log_format: str) -> str:

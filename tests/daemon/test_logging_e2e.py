@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimState, SimThread, start_sim_thread
 from tests.daemon.e2e_support import (
     ACCOUNT_RULES,
     DaemonProcess,
@@ -20,6 +19,7 @@ from tests.daemon.e2e_support import (
     wait_until,
     write_atomically,
 )
+from tradectl.sim import SimState, SimThread, start_sim_thread
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def test_under_journald_lines_carry_priorities_and_a_cascaded_cancel_is_no_error
     account = ACCOUNT_RULES.format(port=sim.port, every="1h")
     (rules / "account.yaml").write_text(account)
     (rules / "rules.yaml").write_text("version: 1\n" + BRACKET)
-    log_path = tmp_path / "daemon.log"
+    log_path = tmp_path / "tradectl.log"
     log_path.touch()
     info = os.stat(log_path)
     daemon = DaemonProcess(
@@ -91,7 +91,7 @@ def test_the_demo_prints_a_banner_and_says_in_sync_once_after_it_traded(tmp_path
     daemon = DaemonProcess(
         repo / "rules",
         tmp_path / "state",
-        tmp_path / "daemon.log",
+        tmp_path / "tradectl.log",
         extra=("--sim", "--log-format", "text"),
     )
     daemon.start()
@@ -100,7 +100,7 @@ def test_the_demo_prints_a_banner_and_says_in_sync_once_after_it_traded(tmp_path
         assert daemon.stop(30)[0] == 0
     finally:
         daemon.kill()
-    text = (tmp_path / "daemon.log").read_text()
+    text = (tmp_path / "tradectl.log").read_text()
     assert "tradectl demo: the daemon keeps a simulated IB paper account on your rules" in text
     assert f"rules     {repo / 'rules'}" in text
     assert "tradectl status --sim" in text
@@ -116,7 +116,7 @@ def test_resync_lines_name_the_order_ref_of_what_changed_while_stopped(
     rules.mkdir()
     (rules / "account.yaml").write_text(ACCOUNT_RULES.format(port=sim.port, every="1h"))
     (rules / "rules.yaml").write_text("version: 1\nscales:\n" + ladder("dip", "MSFT", 400))
-    daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "daemon.log")
+    daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "tradectl.log")
     wire = Wire(tmp_path / "wire.jsonl")
     daemon.start()
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from daemon.ib.market_clock import REFRESH_EVERY, MarketClock
+from tradectl.ib.market_clock import REFRESH_EVERY, MarketClock
 
 HOST = datetime(2026, 11, 30, 15, 0, 0, tzinfo=UTC)
 

@@ -11,18 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import Journal
-from daemon.planner.types import Observed, Position, Quote
-from daemon.records.store import journal_file
-from daemon.service.metrics import (
+from tradectl.journal import Journal
+from tradectl.planner.types import Observed, Position, Quote
+from tradectl.records.store import journal_file
+from tradectl.schemas.models import RuleSet
+from tradectl.service.metrics import (
     DaemonMetrics,
     MetricsAddress,
     MetricsAddressError,
     parse_metrics_address,
     pass_outcome_label,
 )
-from daemon.service.telemetry import PassFacts, allocation_drift, read_outbox
-from schemas.models import RuleSet
+from tradectl.service.telemetry import PassFacts, allocation_drift, read_outbox
 
 
 def sample(metrics: DaemonMetrics, name: str, **labels: str) -> float | None:
@@ -206,7 +206,7 @@ def test_pass_outcomes_become_bounded_labels(outcome: str, label: str) -> None:
 
 def test_a_daemon_without_metrics_or_alerts_loads_neither_library() -> None:
     script = (
-        "import sys, daemon.cli.run, daemon.service.supervisor, daemon.service.broker\n"
+        "import sys, tradectl.cli.run, daemon.service.supervisor, daemon.service.broker\n"
         "print('prometheus_client' in sys.modules, 'apprise' in sys.modules)\n"
     )
     result = subprocess.run(

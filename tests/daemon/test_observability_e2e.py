@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.sim import SimThread
 from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, ladder, wait_until
 from tests.daemon.test_e2e import owned, rules_dir, start_daemon, write_atomically
+from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
 
@@ -219,7 +219,7 @@ def test_alert_test_sends_one_test_alert_to_every_target(
             f"version: 1\nalerts: {{urls_from_env: null, urls_from_file: {urls_file}}}\n"
         )
         result = subprocess.run(
-            [sys.executable, "-m", "daemon", "alert-test", str(directory)],
+            [sys.executable, "-m", "tradectl", "alert-test", str(directory)],
             capture_output=True,
             text=True,
             timeout=60,
@@ -242,7 +242,7 @@ def test_alert_test_fails_without_a_url_or_an_alerts_section(tmp_path: Path) -> 
     def alert_test() -> subprocess.CompletedProcess[str]:
         environment = {k: v for k, v in os.environ.items() if k != "TRADECTL_ALERT_URLS"}
         return subprocess.run(
-            [sys.executable, "-m", "daemon", "alert-test", str(directory)],
+            [sys.executable, "-m", "tradectl", "alert-test", str(directory)],
             capture_output=True,
             text=True,
             timeout=60,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from daemon.service.metrics import DaemonMetrics
+from tradectl.service.metrics import DaemonMetrics
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARD = REPO / "examples" / "grafana" / "tradectl.json"

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from daemon.errors import PermanentError, TemporaryError
-from daemon.ib import AccountRefused, GatewayUnreachable, check_account
-from daemon.journal import Journal
-from daemon.journal.store import JournalAccountMismatch
-from daemon.sim import SimThread
 from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, ladder, write_atomically
 from tests.daemon.fakes import FakeSession, eventually, rules_text
 from tests.daemon.test_supervisor import command, notifications, run, running
+from tradectl.errors import PermanentError, TemporaryError
+from tradectl.ib import AccountRefused, GatewayUnreachable, check_account
+from tradectl.journal import Journal
+from tradectl.journal.store import JournalAccountMismatch
+from tradectl.sim import SimThread
 
 
 @pytest.mark.parametrize(
@@ -117,7 +117,7 @@ def test_a_wrong_account_against_the_sim_waits_degraded_until_the_rules_fix_it(
     account = ACCOUNT_RULES.format(port=sim.port, every="1h")
     (directory / "account.yaml").write_text(account.replace("DU0000001", "DU0000009"))
     (directory / "rules.yaml").write_text("version: 1\nscales:\n" + ladder("dip", "MSFT", 400))
-    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "daemon.log").start()
+    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log").start()
     started.append(daemon)
 
     daemon.wait_message("cannot trade through the gateway", timeout=30)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimThread
 from tests.daemon.e2e_support import (
     ACCOUNT_RULES,
     DaemonProcess,
@@ -15,6 +14,7 @@ from tests.daemon.e2e_support import (
     wire_time,
     write_atomically,
 )
+from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
 
@@ -43,7 +43,7 @@ def test_one_rebalance_window_sends_every_slice_until_converged(
     directory = tmp_path / "rules"
     directory.mkdir()
     write_atomically(directory / "rules.yaml", rules(sim.port))
-    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "daemon.log")
+    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log")
     started.append(daemon.start())
     daemon.wait_message("first sync complete", timeout=40)
     assert wire.placed() == [], "allocations went before the cron opened a window"

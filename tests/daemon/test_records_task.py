@@ -12,14 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from daemon.journal import Journal
-from daemon.records.gcs import Backoff
-from daemon.records.service import RecordsService
-from daemon.records.store import read_backlog
-from daemon.service import supervisor
-from daemon.service.records_task import RecordsRunner, RecordsTask
-from daemon.service.supervisor import Daemon, DaemonSettings
-from schemas.models import Records, RuleSet
 from tests.daemon.fakes import (
     FakeSession,
     RecordingNotifier,
@@ -28,6 +20,14 @@ from tests.daemon.fakes import (
     rules_text,
 )
 from tests.records.helpers import journal_fills
+from tradectl.journal import Journal
+from tradectl.records.gcs import Backoff
+from tradectl.records.service import RecordsService
+from tradectl.records.store import read_backlog
+from tradectl.schemas.models import Records, RuleSet
+from tradectl.service import supervisor
+from tradectl.service.records_task import RecordsRunner, RecordsTask
+from tradectl.service.supervisor import Daemon, DaemonSettings
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 

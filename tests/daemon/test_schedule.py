@@ -6,8 +6,8 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from daemon.service.schedule import PassScheduler, RebalanceWindow
-from schemas.models import Rebalance, ReportSchedule, Schedule
+from tradectl.schemas.models import Rebalance, ReportSchedule, Schedule
+from tradectl.service.schedule import PassScheduler, RebalanceWindow
 
 
 def test_without_a_cron_allocations_are_always_due() -> None:

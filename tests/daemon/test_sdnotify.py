@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.service.sdnotify import SystemdNotifier
+from tradectl.service.sdnotify import SystemdNotifier
 
 
 def _receive(server: socket.socket) -> str:

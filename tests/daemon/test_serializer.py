@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from daemon.service.serializer import PassSerializer
+from tradectl.service.serializer import PassSerializer
 
 
 async def _wait_for(condition, timeout: float = 2.0) -> None:  # type: ignore[no-untyped-def]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimThread
 from tests.daemon.e2e_support import DaemonProcess, Wire, wait_until
 from tests.daemon.test_e2e import assert_nothing_sent_twice
+from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def test_signal_on_buys_signal_off_sells_and_nothing_is_doubled(
     )
     targets = rules / "signals" / "momentum.csv"
     assert "signal OFF" in strategy("2026-08-28", targets)
-    daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "daemon.log").start()
+    daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "tradectl.log").start()
     try:
         daemon.wait_message("first sync complete", timeout=30)
         wire = Wire(tmp_path / "wire.jsonl")

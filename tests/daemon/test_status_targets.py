@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from daemon.cli.status import render_status
+from tradectl.cli.status import render_status
 
 
 def test_status_lists_each_targets_file_with_its_state_and_reason() -> None:

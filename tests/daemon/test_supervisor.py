@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from daemon.service.control import ControlError, send_command
-from daemon.service.safety import SafetyState, trading_day
-from daemon.service.supervisor import Daemon, DaemonSettings, TelemetryFactory
 from tests.daemon.fakes import (
     FakeSession,
     RecordingNotifier,
@@ -24,6 +21,9 @@ from tests.daemon.fakes import (
     load_single_file,
     rules_text,
 )
+from tradectl.service.control import ControlError, send_command
+from tradectl.service.safety import SafetyState, trading_day
+from tradectl.service.supervisor import Daemon, DaemonSettings, TelemetryFactory
 
 
 @contextlib.asynccontextmanager
@@ -324,8 +324,8 @@ def test_halt_during_a_long_pass_stops_it_before_the_next_order(tmp_path: Path) 
 
 
 def test_the_scheduled_report_is_written_by_tradectl_report(tmp_path: Path) -> None:
-    from daemon.journal import Journal
-    from schemas.models import ReportSchedule
+    from tradectl.journal import Journal
+    from tradectl.schemas.models import ReportSchedule
 
     state_dir = tmp_path / "state"
     Journal.open(state_dir).close()

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from daemon.sim import SimThread
 from tests.daemon.e2e_support import (
     ACCOUNT_RULES,
     DaemonProcess,
@@ -18,6 +17,7 @@ from tests.daemon.e2e_support import (
     write_atomically,
 )
 from tests.daemon.test_e2e import assert_nothing_sent_twice
+from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,7 @@ def daemon(tmp_path: Path, sim: SimThread) -> Iterator[DaemonProcess]:
     (directory / "account.yaml").write_text(ACCOUNT_RULES.format(port=sim.port, every="1h"))
     (directory / "rules.yaml").write_text(RULES.format(turnover=0.5))
     write_atomically(directory / "signals" / "momentum.csv", "symbol,shares\nAAPL,100\n")
-    process = DaemonProcess(directory, tmp_path / "state", tmp_path / "daemon.log").start()
+    process = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log").start()
     yield process
     process.kill()
 

@@ -8,11 +8,11 @@ import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon.service.control import send_command
-from daemon.service.telemetry import PassFacts, Telemetry
-from schemas.models import RuleSet
 from tests.daemon.fakes import FakeSession, eventually, rules_text
 from tests.daemon.test_supervisor import running
+from tradectl.schemas.models import RuleSet
+from tradectl.service.control import send_command
+from tradectl.service.telemetry import PassFacts, Telemetry
 
 
 class RecordingTelemetry(Telemetry):

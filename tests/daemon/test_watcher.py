@@ -16,7 +16,7 @@ from watchdog.events import (
     FileOpenedEvent,
 )
 
-from daemon.service.watcher import Debouncer, RulesWatcher, is_relevant_event, is_relevant_name
+from tradectl.service.watcher import Debouncer, RulesWatcher, is_relevant_event, is_relevant_name
 
 
 def test_debouncer_fires_once_after_a_burst() -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from daemon.planner.types import (
+from tradectl.planner.types import (
     ContractFacts,
     Execution,
     Observed,
@@ -14,7 +14,7 @@ from daemon.planner.types import (
     Quote,
     WorkingOrder,
 )
-from schemas.models import RuleSet
+from tradectl.schemas.models import RuleSet
 
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""Allocation rules, DESIGN.md §3: hand-computed plans for a 100,000 account.
+"""Allocation rules, docs/planning.md: hand-computed plans for a 100,000 account.
 
 Capital 0.95 x 100,000 = 95,000. Targets AAPL 0.30, MSFT 0.30, GOOGL 0.40 at 190 / 400 / 150:
 desired AAPL floor(28,500 / 190) = 150, MSFT floor(28,500 / 400) = 71, GOOGL floor(38,000 / 150)
@@ -12,10 +12,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from daemon.planner import plan
-from daemon.planner.types import ContractFacts
-from schemas.models import order_ref, rule_generation
 from tests.planner.builders import NOW, observed, rule_set, summary, working
+from tradectl.planner import plan
+from tradectl.planner.types import ContractFacts
+from tradectl.schemas.models import order_ref, rule_generation
 
 PRICES = {"AAPL": 190.0, "MSFT": 400.0, "GOOGL": 150.0}
 CORE: dict[str, Any] = {

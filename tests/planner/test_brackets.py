@@ -1,4 +1,4 @@
-"""Bracket rules, DESIGN.md §3: entry forms, stop/target forms, sizing, edits, fills, removal.
+"""Bracket rules, docs/planning.md: entry forms, stop/target forms, sizing, edits, fills, removal.
 
 AAPL trades at 152 on a 0.01 tick. The base rule buys 100 at limit 150 with a 5 % stop
 (150 x 0.95 = 142.50) and a 10 % target (150 x 1.10 = 165.00).
@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from daemon.planner import plan
-from daemon.planner.types import Execution, Plan
-from schemas.models import order_ref, rule_generation
 from tests.planner.builders import NOW, observed, rule_set, working
+from tradectl.planner import plan
+from tradectl.planner.types import Execution, Plan
+from tradectl.schemas.models import order_ref, rule_generation
 
 NAME = "aapl-pullback"
 BASE: dict[str, Any] = {

@@ -6,11 +6,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.planner import gate
-from daemon.planner.breaker import breaker_reason, daily_loss
-from daemon.planner.types import Plan
 from tests.planner.builders import observed, rule_set
 from tests.planner.test_gate import RISK, intent
+from tradectl.planner import gate
+from tradectl.planner.breaker import breaker_reason, daily_loss
+from tradectl.planner.types import Plan
 
 LIMIT = 0.05
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.planner import plan
 from tests.planner.builders import NOW, observed, rule_set
+from tradectl.planner import plan
 
 BRACKET: dict[str, Any] = {
     "symbol": "AAPL",

@@ -1,13 +1,13 @@
-"""The risk gate, DESIGN.md §3 (gate): each limit blocks what it should and names itself."""
+"""The risk gate (docs/planning.md): each limit blocks what it should and names itself."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
-from daemon.planner import gate
-from daemon.planner.types import Intent, OrderSpec, Plan
 from tests.planner.builders import observed, rule_set, working
+from tradectl.planner import gate
+from tradectl.planner.types import Intent, OrderSpec, Plan
 
 CASH_ALLOCATION: dict[str, Any] = {
     "capital": {"fraction_of_nav": 1.0},

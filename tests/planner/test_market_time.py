@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.planner.market_time import (
+from tradectl.planner.market_time import (
     HoursFormatError,
     MarketHours,
     hold_reason,
@@ -17,7 +17,7 @@ from daemon.planner.market_time import (
     market_hours,
     parse_hours,
 )
-from schemas.models import Blackout, TradingWindow
+from tradectl.schemas.models import Blackout, TradingWindow
 
 NEW_YORK = ZoneInfo("America/New_York")
 DEFAULT_BLACKOUTS = [Blackout(start="23:45", end="00:45")]

@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from daemon.planner import plan
-from daemon.planner.common import Book
-from daemon.planner.types import Observed, Quote
-from schemas.models import rule_generation
 from tests.planner.builders import NOW, observed, rule_set
 from tests.planner.test_brackets import BASE, NAME, legs_of
 from tests.planner.test_market_time import WEEK
+from tradectl.planner import plan
+from tradectl.planner.common import Book
+from tradectl.planner.types import Observed, Quote
+from tradectl.schemas.models import rule_generation
 
 NEW_YORK = ZoneInfo("America/New_York")
 SATURDAY = datetime(2026, 11, 28, 12, tzinfo=NEW_YORK)

@@ -19,10 +19,10 @@ from datetime import timedelta
 
 import pytest
 
-from daemon.planner import plan
-from daemon.planner.types import ContractFacts, Observed, Plan, Position, Quote, WorkingOrder
-from schemas.models import RuleSet, order_ref, rule_generation
 from tests.planner.builders import NOW, rule_set
+from tradectl.planner import plan
+from tradectl.planner.types import ContractFacts, Observed, Plan, Position, Quote, WorkingOrder
+from tradectl.schemas.models import RuleSet, order_ref, rule_generation
 
 
 def random_account(seed: int, size: int) -> tuple[RuleSet, Observed]:

@@ -18,13 +18,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.planner import plan
-from daemon.planner.allocations import capital_of, cash_buffer_of
-from daemon.planner.cash import funding_of, needs_cash
-from daemon.planner.types import ContractFacts, Intent, Observed, Plan, WorkingOrder
-from schemas.models import RuleSet, parse_order_ref, rule_generation
 from tests.planner.builders import NOW, observed, rule_set, working
 from tests.planner.simulator import apply
+from tradectl.planner import plan
+from tradectl.planner.allocations import capital_of, cash_buffer_of
+from tradectl.planner.cash import funding_of, needs_cash
+from tradectl.planner.types import ContractFacts, Intent, Observed, Plan, WorkingOrder
+from tradectl.schemas.models import RuleSet, parse_order_ref, rule_generation
 
 POOL = ["AAPL", "MSFT", "GOOGL", "SPY", "TSLA", "NVDA", "AMZN", "META"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -8,12 +8,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from daemon.planner import plan
-from daemon.planner.brackets import reconstructed_entries
-from daemon.planner.common import Book
-from schemas.models import order_ref
 from tests.planner.builders import NOW, rule_set
 from tests.planner.test_brackets import NAME, account, gen, legs_of, rules_with, wire
+from tradectl.planner import plan
+from tradectl.planner.brackets import reconstructed_entries
+from tradectl.planner.common import Book
+from tradectl.schemas.models import order_ref
 
 
 def test_children_working_without_their_entry_prove_the_fill_and_keep_protecting() -> None:

@@ -29,12 +29,12 @@ from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
-from daemon.ib import BrokerState
-from daemon.journal import Journal, NothingToRelease, RecordedExecution
-from daemon.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
-from daemon.runtime.reconcile import build_observed, plan_pass, remember_reconstructions
-from schemas.models import RuleSet, parse_order_ref
 from tests.planner.builders import NOW, rule_set
+from tradectl.ib import BrokerState
+from tradectl.journal import Journal, NothingToRelease, RecordedExecution
+from tradectl.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
+from tradectl.runtime.reconcile import build_observed, plan_pass, remember_reconstructions
+from tradectl.schemas.models import RuleSet, parse_order_ref
 
 SYMBOL = "AAPL"
 PRICE = 150.0

@@ -1,4 +1,4 @@
-"""Scale rules, DESIGN.md §3: level prices and quantities, edits, fills, removal.
+"""Scale rules, docs/planning.md: level prices and quantities, edits, fills, removal.
 
 BUY 503 MSFT over 5 levels from 150.00, step 0.105: prices 150.00, 149.895 -> 149.89,
 149.79, 149.685 -> 149.68, 149.58 (BUY rounds down); quantities 101, 101, 101, 100, 100.
@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon.planner import plan
-from daemon.planner.types import Execution, Plan
-from schemas.models import order_ref, rule_generation
 from tests.planner.builders import NOW, observed, rule_set, working
+from tradectl.planner import plan
+from tradectl.planner.types import Execution, Plan
+from tradectl.schemas.models import order_ref, rule_generation
 
 NAME = "msft-ladder"
 BASE: dict[str, Any] = {

@@ -10,9 +10,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from daemon.planner import plan
-from daemon.planner.targets import decide_targets, turnover
-from daemon.planner.types import (
+from tradectl.planner import plan
+from tradectl.planner.targets import decide_targets, turnover
+from tradectl.planner.types import (
     AcceptedTargets,
     FileTargets,
     Observed,
@@ -20,7 +20,7 @@ from daemon.planner.types import (
     TargetsMode,
     TargetsSource,
 )
-from schemas.models import TargetsFrom, order_ref, rule_generation
+from tradectl.schemas.models import TargetsFrom, order_ref, rule_generation
 
 from .builders import NOW, observed, rule_set, summary, working
 from .simulator import apply

@@ -24,7 +24,7 @@ from gcp_storage_emulator.exceptions import NotFound
 from gcp_storage_emulator.handlers import objects as emulator_objects
 from gcp_storage_emulator.server import create_server
 
-from daemon.records.gcs import client_from_environment
+from tradectl.records.gcs import client_from_environment
 
 BUCKET = "tradectl-records"
 

@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from daemon.journal import CachedContract, Journal, RecordedExecution
-from daemon.journal.migrations import migrate
-from daemon.planner.types import Intent, OrderSpec
-from daemon.records.model import FillRecord
-from daemon.records.store import connect
-from schemas.models import order_ref
+from tradectl.journal import CachedContract, Journal, RecordedExecution
+from tradectl.journal.migrations import migrate
+from tradectl.planner.types import Intent, OrderSpec
+from tradectl.records.model import FillRecord
+from tradectl.records.store import connect
+from tradectl.schemas.models import order_ref
 
 SYMBOLS = {"AAPL": 265598, "MSFT": 272093, "GOOGL": 208813720, "SPY": 756733}
 

@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.records.gcs import Backoff
+from tradectl.records.gcs import Backoff
 
 
 @settings(max_examples=200, deadline=None)

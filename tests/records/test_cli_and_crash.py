@@ -17,15 +17,15 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
-from daemon.cli import main
-from daemon.journal import Journal
-from daemon.records.datasets import fills_dataset
-from daemon.records.exporter import Exporter, GcsTarget
-from daemon.records.gcs import client_from_environment
-from daemon.records.journal_source import JournalFillSource
-from daemon.records.store import connect, journal_file
 from tests.records.conftest import BUCKET, Emulator
 from tests.records.helpers import journal_fills
+from tradectl.cli import main
+from tradectl.journal import Journal
+from tradectl.records.datasets import fills_dataset
+from tradectl.records.exporter import Exporter, GcsTarget
+from tradectl.records.gcs import client_from_environment
+from tradectl.records.journal_source import JournalFillSource
+from tradectl.records.store import connect, journal_file
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def tradectl(*args: str) -> Result:
 
 def tradectl_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "daemon", *args],
+        [sys.executable, "-m", "tradectl", *args],
         capture_output=True,
         text=True,
         check=False,
@@ -153,7 +153,7 @@ def test_uploader_killed_mid_upload_loses_nothing_and_duplicates_nothing(
     assert export_to_outbox(state_dir, tmp_path / "records") == 3  # 10 fills, 4 per batch
     emulator.hooks.pause_after_store(2)
     env = {**os.environ, "STORAGE_EMULATOR_HOST": emulator.host}
-    command = [sys.executable, "-m", "daemon", "records", "upload", "--state-dir", str(state_dir)]
+    command = [sys.executable, "-m", "tradectl", "records", "upload", "--state-dir", str(state_dir)]
 
     doomed = subprocess.Popen(command, cwd=REPO, env=env)
     try:

@@ -14,10 +14,6 @@ from pathlib import Path
 import pytest
 from google.auth.exceptions import DefaultCredentialsError
 
-from daemon.records.datasets import fills_dataset
-from daemon.records.exporter import Exporter, GcsTarget
-from daemon.records.gcs import Backoff, Uploader, client_from_environment
-from daemon.records.store import backlog, connect
 from tests.records.conftest import BUCKET, Emulator
 from tests.records.helpers import (
     BackgroundLoop,
@@ -26,6 +22,10 @@ from tests.records.helpers import (
     migrated_journal,
     wait_until,
 )
+from tradectl.records.datasets import fills_dataset
+from tradectl.records.exporter import Exporter, GcsTarget
+from tradectl.records.gcs import Backoff, Uploader, client_from_environment
+from tradectl.records.store import backlog, connect
 
 FAST = Backoff(initial=0.02, cap=0.1)
 TARGET = GcsTarget(bucket=BUCKET, prefix="desk-a/tradectl")
@@ -114,7 +114,7 @@ def test_a_different_object_under_our_name_is_an_alarm_and_is_never_overwritten(
     name = TARGET.object_name(batch.relative_path)
     client_from_environment().bucket(BUCKET).blob(name).upload_from_string(b"impostor")
 
-    with caplog.at_level(logging.ERROR, logger="daemon.records.gcs"):
+    with caplog.at_level(logging.ERROR, logger="tradectl.records.gcs"):
         report = uploader(journal_path).upload_due()
         later = uploader(journal_path).upload_due(everything=True)
 

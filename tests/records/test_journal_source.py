@@ -11,12 +11,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 
-from daemon.journal import Journal
-from daemon.records.datasets import fills_dataset, orders_dataset
-from daemon.records.exporter import Exporter
-from daemon.records.journal_source import JournalFillSource, JournalOrderSource
-from daemon.records.store import connect, journal_file
 from tests.records.helpers import journal_fills
+from tradectl.journal import Journal
+from tradectl.records.datasets import fills_dataset, orders_dataset
+from tradectl.records.exporter import Exporter
+from tradectl.records.journal_source import JournalFillSource, JournalOrderSource
+from tradectl.records.store import connect, journal_file
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.records.datasets import fills_dataset
-from daemon.records.exporter import Exporter
 from tests.records.helpers import FakeClock, ListJournal, make_fills, migrated_journal
+from tradectl.records.datasets import fills_dataset
+from tradectl.records.exporter import Exporter
 
 START = datetime(2026, 11, 24, 14, 30, tzinfo=UTC)
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
-from daemon.journal import Journal
-from daemon.records.gcs import Backoff
-from daemon.records.service import RecordsService
-from daemon.records.store import read_backlog
-from schemas.models import Records
 from tests.records.conftest import BUCKET, Emulator
 from tests.records.helpers import BackgroundLoop, journal_fills, wait_until
+from tradectl.journal import Journal
+from tradectl.records.gcs import Backoff
+from tradectl.records.service import RecordsService
+from tradectl.records.store import read_backlog
+from tradectl.schemas.models import Records
 
 START = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 

@@ -10,13 +10,13 @@ import pyarrow.dataset as ds
 import pytest
 import yaml
 
-from daemon.cli import main
-from daemon.journal import Journal
-from daemon.records.service import RecordsService
-from daemon.records.store import read_backlog
-from daemon.sim import SimState, start_sim_thread
-from schemas.models import Records
 from tests.records.conftest import BUCKET, Emulator
+from tradectl.cli import main
+from tradectl.journal import Journal
+from tradectl.records.service import RecordsService
+from tradectl.records.store import read_backlog
+from tradectl.schemas.models import Records
+from tradectl.sim import SimState, start_sim_thread
 
 pytestmark = pytest.mark.e2e
 

@@ -24,11 +24,11 @@ from typing import Any
 import pyarrow.dataset as ds
 from ib_insync import IB, LimitOrder, Stock
 
-from daemon.service.control import ControlError, DaemonNotRunning, send_command
-from daemon.sim import SimState, SimThread, start_sim_thread
-from daemon.sim.model import AccountSnapshot
-from daemon.sim.wirelog import read_wire_log
 from tests.daemon.e2e_support import DaemonProcess
+from tradectl.service.control import ControlError, DaemonNotRunning, send_command
+from tradectl.sim import SimState, SimThread, start_sim_thread
+from tradectl.sim.model import AccountSnapshot
+from tradectl.sim.wirelog import read_wire_log
 
 REPO = Path(__file__).resolve().parents[2]
 ACCOUNT = "DU0000001"

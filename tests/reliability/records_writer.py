@@ -7,8 +7,8 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from daemon.records.service import RecordsService
-from schemas.models import Records
+from tradectl.records.service import RecordsService
+from tradectl.schemas.models import Records
 
 
 def main(state_dir: str, records_dir: str, account: str) -> None:

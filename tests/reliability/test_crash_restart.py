@@ -68,7 +68,7 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
     symbols = rebalance_symbols()
     points = kill_points(kills, rng)
     state_dir = tmp_path / "state"
-    log_path = tmp_path / "daemon.log"
+    log_path = tmp_path / "tradectl.log"
     with gateway(tmp_path) as (sim, wire_log), daemons() as started:
         manual = place_manual_orders(sim)
         rules = write_rules(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimThread
+from tradectl.sim import SimThread
 
 from .chaos_support import (
     DAEMON_CLIENT_ID,
@@ -158,7 +158,7 @@ def gateway_faults(tmp_path: Path, plan: FaultPlan, *, name: str) -> dict[str, o
         rules = write_rules(
             tmp_path / "rules", rules_text(sim.port, records_dir=tmp_path / "records")
         )
-        daemon = started.start(rules, state_dir, tmp_path / "daemon.log")
+        daemon = started.start(rules, state_dir, tmp_path / "tradectl.log")
         try:
             faults = _inject(sim, rng, plan, wire_log, rules, manual)
             last_fault_at = time.time()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.loader import load_rule_set
+from tradectl.schemas.loader import load_rule_set
 
 from .hostile import HostileCase, hostile_cases
 from .report import record_figures

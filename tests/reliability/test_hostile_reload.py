@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from daemon.sim import SimState, start_sim_thread
-from daemon.sim.wirelog import read_wire_log
-from schemas.loader import RuleError, load_rule_set
+from tradectl.schemas.loader import RuleError, load_rule_set
+from tradectl.sim import SimState, start_sim_thread
+from tradectl.sim.wirelog import read_wire_log
 
 from .chaos_support import (
     ACCOUNT,
@@ -158,8 +158,8 @@ def hostile_reload(tmp_path: Path, count: int, *, name: str) -> dict[str, object
         base_text = good_rules(sim.port)
         base = {file: text.encode() for file, text in base_text.items()}
         _sync_directory(rules, base)
-        daemon = started.start(rules, state_dir, tmp_path / "daemon.log")
-        log = JsonLog(tmp_path / "daemon.log")
+        daemon = started.start(rules, state_dir, tmp_path / "tradectl.log")
+        log = JsonLog(tmp_path / "tradectl.log")
         try:
             wait_for(
                 lambda: (

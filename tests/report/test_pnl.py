@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from daemon.report.pnl import Fill, realize
+from tradectl.report.pnl import Fill, realize
 
 T0 = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from daemon.cli import main
-from daemon.cli.report import days
-from daemon.journal import Journal
+from tradectl.cli import main
+from tradectl.cli.report import days
+from tradectl.journal import Journal
 
 
 def period(**given: date | None) -> tuple[date, date] | str:

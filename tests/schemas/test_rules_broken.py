@@ -9,8 +9,8 @@ import pytest
 from broken_cases import CASES, Case
 from rules_fixture import BASE_FILES, write_rule_set
 
-from daemon.cli import main
-from schemas.loader import load_rule_set
+from tradectl.cli import main
+from tradectl.schemas.loader import load_rule_set
 
 
 def test_the_base_rule_set_is_valid(tmp_path: Path) -> None:

@@ -1,9 +1,9 @@
-"""schemas.checks works on a merged RuleSet alone and names both sides of each conflict."""
+"""tradectl.schemas.checks works on a merged RuleSet alone and names both sides of each conflict."""
 
 from __future__ import annotations
 
-from schemas.checks import Problem, check_rule_set
-from schemas.models import Account, Allocation, Capital, Risk, RuleSet, Scale
+from tradectl.schemas.checks import Problem, check_rule_set
+from tradectl.schemas.models import Account, Allocation, Capital, Risk, RuleSet, Scale
 
 
 def _rules(**changes: object) -> RuleSet:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rules_fixture import BASE_FILES
 
-from schemas.loader import RuleError, load_rule_set
+from tradectl.schemas.loader import RuleError, load_rule_set
 
 YAML_TOKENS = [
     *"abcxyzAPL019 :-_.,[]{}&*!|>'\"#%@`?~\t\n\u00e9\x00",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from rules_fixture import NOT_RULE_SETS
 
-from daemon.cli import main
-from daemon.cli.schema import schema_text
+from tradectl.cli import main
+from tradectl.cli.schema import schema_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "schemas" / "rules.schema.json"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from rules_fixture import BASE_FILES, NOT_RULE_SETS, write_rule_set
 
-from daemon.cli import main
-from schemas.loader import load_rule_set
-from schemas.models import RuleSet
+from tradectl.cli import main
+from tradectl.schemas.loader import load_rule_set
+from tradectl.schemas.models import RuleSet
 
 ROOT = Path(__file__).resolve().parents[2]
 # An example with more than rules (examples/signals: a strategy script) keeps them in rules/.
@@ -48,7 +48,7 @@ def test_the_gallery_is_complete() -> None:
 
 def test_default_rules_validate_through_the_installed_command() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "daemon", "validate"],
+        [sys.executable, "-m", "tradectl", "validate"],
         cwd=ROOT,
         capture_output=True,
         text=True,

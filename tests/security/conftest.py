@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimState, SimThread, start_sim_thread
+from tradectl.sim import SimState, SimThread, start_sim_thread
 
 
 @pytest.fixture(autouse=True)

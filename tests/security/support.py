@@ -33,7 +33,7 @@ def _start(
 ) -> subprocess.Popen[bytes]:
     """``tradectl ARGS`` started with ``umask``, stdout and stderr to ``output``."""
     return subprocess.Popen(
-        [sys.executable, "-m", "daemon", *args],
+        [sys.executable, "-m", "tradectl", *args],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
         stdout=output,

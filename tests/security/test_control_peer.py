@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from daemon.service.control import ControlServer, PeerCredentials, peer_refusal, socket_path
-from schemas.strict_modes import TrustPolicy
+from tradectl.schemas.strict_modes import TrustPolicy
+from tradectl.service.control import ControlServer, PeerCredentials, peer_refusal, socket_path
 
 STRANGER_UID = 4242
 STRANGER_GID = 4343

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from watchdog.events import DirCreatedEvent, DirDeletedEvent
 
-from daemon.service.watcher import is_relevant_event
-from schemas.loader import halt_present
 from tests.daemon.fakes import FakeSession, eventually
 from tests.daemon.test_supervisor import run as run_scenario
 from tests.daemon.test_supervisor import running
+from tradectl.schemas.loader import halt_present
+from tradectl.service.watcher import is_relevant_event
 
 from .support import REPO, tradectl
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from ib_insync import IB
 
-from daemon.ib.inbound_guard import InboundGuard
-from daemon.sim.faults import malformed_frames
-from daemon.sim.protocol import Out, encode_message
+from tradectl.ib.inbound_guard import InboundGuard
+from tradectl.sim.faults import malformed_frames
+from tradectl.sim.protocol import Out, encode_message
 
 OPEN_ORDER_END = encode_message([Out.OPEN_ORDER_END, 1])
 ORDER_STATUS = encode_message(

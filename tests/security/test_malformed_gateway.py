@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from daemon.ib.inbound_guard import MAX_FRAME_BYTES, oversized_frame
-from daemon.sim import SimThread
-from daemon.sim.faults import MALFORMED, malformed_frames
 from tests.daemon.e2e_support import DaemonProcess, Wire, wait_until
+from tradectl.ib.inbound_guard import MAX_FRAME_BYTES, oversized_frame
+from tradectl.sim import SimThread
+from tradectl.sim.faults import MALFORMED, malformed_frames
 
 from .support import ladder_rules
 
@@ -59,7 +59,7 @@ def test_the_daemon_survives_a_malformed_gateway_and_sends_nothing_because_of_it
     rules = ladder_rules(tmp_path, sim.port)
     # Debug: a pass that sends nothing logs "pass complete" only at that level.
     daemon = DaemonProcess(
-        rules, tmp_path / "state", tmp_path / "daemon.log", extra=("--log-level", "debug")
+        rules, tmp_path / "state", tmp_path / "tradectl.log", extra=("--log-level", "debug")
     ).start()
     try:
         assert daemon.process is not None

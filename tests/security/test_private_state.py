@@ -12,21 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from daemon.journal import Journal
-from daemon.private_files import (
+from tests.daemon.e2e_support import wait_until
+from tradectl.journal import Journal
+from tradectl.private_files import (
     ensure_state_dir,
     loose_state_dir_problem,
     make_control_socket_private,
     records_modes,
 )
-from daemon.records.parquet import write_atomic
-from tests.daemon.e2e_support import wait_until
+from tradectl.records.parquet import write_atomic
 
 from .support import REPO, mode, start_tradectl, tradectl
 
 pytestmark = pytest.mark.e2e
 
-STATE_FILES = ("journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm", "daemon.lock")
+STATE_FILES = ("journal.sqlite3", "journal.sqlite3-wal", "journal.sqlite3-shm", "tradectl.lock")
 
 
 @pytest.mark.parametrize("umask", [0o000, 0o022])
@@ -34,7 +34,7 @@ def test_the_daemon_keeps_its_state_private_under_any_umask(
     umask: int, tmp_path: Path, processes: list[subprocess.Popen[bytes]]
 ) -> None:
     state = tmp_path / "var" / "state"
-    log = tmp_path / "daemon.log"
+    log = tmp_path / "tradectl.log"
     daemon = start_tradectl(
         "run",
         str(REPO / "rules"),

@@ -72,7 +72,7 @@ def test_a_planted_secret_appears_in_no_output(
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "records:" in applied.stdout  # the fills were exported, the upload was attempted
 
-    log = tmp_path / "daemon.log"
+    log = tmp_path / "tradectl.log"
     daemon = start_tradectl(
         "run",
         str(rules),
@@ -123,7 +123,7 @@ def test_a_planted_secret_appears_in_no_output(
 def test_a_credentials_file_others_can_read_is_refused(
     planted: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from daemon.records.gcs import client_from_environment
+    from tradectl.records.gcs import client_from_environment
 
     credentials = Path(planted["GOOGLE_APPLICATION_CREDENTIALS"])
     credentials.chmod(0o644)

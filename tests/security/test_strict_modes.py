@@ -9,8 +9,8 @@ import os
 import shutil
 from pathlib import Path
 
-from schemas.loader import load_rule_set
-from schemas.strict_modes import TrustPolicy, untrusted_input_problems
+from tradectl.schemas.loader import load_rule_set
+from tradectl.schemas.strict_modes import TrustPolicy, untrusted_input_problems
 
 from .support import REPO, tradectl
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim import SimThread
 from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, ladder, wait_until
+from tradectl.sim import SimThread
 
 from .support import ladder_rules
 
@@ -36,7 +36,7 @@ def test_a_loose_rule_change_keeps_the_last_good_set_and_sends_nothing(
     wire = Wire(tmp_path / "wire.jsonl")
     rules = ladder_rules(tmp_path, sim.port)
     scales = rules / "rules.yaml"
-    daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "daemon.log").start()
+    daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "tradectl.log").start()
     try:
         wire.wait_placed(lambda placed: {200.0, 199.0} <= limits(wire), 60, "the ladder")
         actions = wire.order_actions()
@@ -65,7 +65,7 @@ def test_loose_rules_at_start_are_fatal(tmp_path: Path, sim: SimThread) -> None:
     rules.mkdir()
     (rules / "account.yaml").write_text(ACCOUNT_RULES.format(port=sim.port, every="1h"))
     rules.chmod(0o777)
-    daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "daemon.log").start()
+    daemon = DaemonProcess(rules, tmp_path / "state", tmp_path / "tradectl.log").start()
     try:
         assert daemon.process is not None
         assert daemon.process.wait(60) == 1

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from ib_insync import IB
 
-from daemon.sim import SimState, SimThread, start_sim_thread
+from tradectl.sim import SimState, SimThread, start_sim_thread
 
 from .helpers import small_state, wait_for
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from daemon.sim.protocol import (
+from tradectl.sim.protocol import (
     API_PREFIX,
     ContractFields,
     Field,
@@ -17,7 +17,7 @@ from daemon.sim.protocol import (
     encode_message,
     split_fields,
 )
-from daemon.sim.state import SimState
+from tradectl.sim.state import SimState
 
 
 def small_state(**overrides: Any) -> SimState:

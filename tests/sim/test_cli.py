@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon.sim.state import SimState, SimStateError
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim.state import SimState, SimStateError
+from tradectl.sim.wirelog import read_wire_log
 
 from .helpers import RawClient
 
@@ -29,7 +29,7 @@ def sim_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Pa
         [
             sys.executable,
             "-m",
-            "daemon",
+            "tradectl",
             "sim",
             "--port",
             "0",
@@ -92,7 +92,7 @@ def test_bad_state_file_exits_1(tmp_path: Path) -> None:
     state = tmp_path / "state.yaml"
     state.write_text("account: {cash: 1}\nbogus: true\n")
     result = subprocess.run(
-        [sys.executable, "-m", "daemon", "sim", "--port", "0", "--state", str(state)],
+        [sys.executable, "-m", "tradectl", "sim", "--port", "0", "--state", str(state)],
         capture_output=True,
         text=True,
         timeout=30,
@@ -110,7 +110,7 @@ def test_example_state_file_is_valid() -> None:
 
 def test_persist_needs_a_state_file_and_the_clock_must_be_in_the_calendar(tmp_path: Path) -> None:
     def sim(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "daemon", "sim", "--port", "0", *args]
+        command = [sys.executable, "-m", "tradectl", "sim", "--port", "0", *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
 
     no_state = sim("--persist")

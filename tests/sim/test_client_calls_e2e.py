@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.sim import SimState, SimThread
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim import SimState, SimThread
+from tradectl.sim.wirelog import read_wire_log
 
 from .helpers import small_state, wait_for
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from ib_insync import IB, LimitOrder, MarketOrder, Stock, Trade
 
-from daemon.sim import SimThread
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim import SimThread
+from tradectl.sim.wirelog import read_wire_log
 
 from .helpers import RawClient, wait_for
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.sim.engine import Engine
-from daemon.sim.model import ErrorNotice, OrderChanged, OrderFilled
+from tradectl.sim.engine import Engine
+from tradectl.sim.model import ErrorNotice, OrderChanged, OrderFilled
 
 from .helpers import order, small_state
 

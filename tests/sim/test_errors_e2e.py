@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from ib_insync import IB, LimitOrder, MarketOrder, Stock
 
-from daemon.sim import SimState, SimThread, start_sim_thread
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim import SimState, SimThread, start_sim_thread
+from tradectl.sim.wirelog import read_wire_log
 
 from .helpers import RawClient, small_state
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from ib_insync import IB, LimitOrder, MarketOrder, Stock
 
-from daemon.sim import SimThread
+from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
 Until = Callable[..., None]

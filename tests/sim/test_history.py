@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.sim.account import Account
-from daemon.sim.engine import Engine
-from daemon.sim.history import (
+from tradectl.sim.account import Account
+from tradectl.sim.engine import Engine
+from tradectl.sim.history import (
     BAR_SECONDS,
     BarRequest,
     HistoryRefused,
@@ -19,8 +19,8 @@ from daemon.sim.history import (
     bars,
     parse_end,
 )
-from daemon.sim.hours import MarketHours, NyseHours
-from daemon.sim.summary import SUMMARY_TAGS, summary_rows
+from tradectl.sim.hours import MarketHours, NyseHours
+from tradectl.sim.summary import SUMMARY_TAGS, summary_rows
 
 from .helpers import small_state
 

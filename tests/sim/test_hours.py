@@ -7,11 +7,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.sim.clock import SimClock, parse_iso
-from daemon.sim.engine import Engine
-from daemon.sim.hours import Boundary, MarketHours, NyseHours, Phase
-from daemon.sim.model import ErrorNotice
-from daemon.sim.server import SimGateway
+from tradectl.sim.clock import SimClock, parse_iso
+from tradectl.sim.engine import Engine
+from tradectl.sim.hours import Boundary, MarketHours, NyseHours, Phase
+from tradectl.sim.model import ErrorNotice
+from tradectl.sim.server import SimGateway
 
 from .helpers import order, small_state
 

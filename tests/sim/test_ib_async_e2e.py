@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 from ib_async import IB, LimitOrder, MarketOrder, Stock
 
-from daemon.sim import SimThread
+from tradectl.sim import SimThread
 
 from .helpers import wait_for
 

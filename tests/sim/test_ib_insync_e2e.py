@@ -18,8 +18,8 @@ from ib_insync import (
     StopOrder,
 )
 
-from daemon.sim import SimState, SimThread, start_sim_thread
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim import SimState, SimThread, start_sim_thread
+from tradectl.sim.wirelog import read_wire_log
 
 from .helpers import small_state
 

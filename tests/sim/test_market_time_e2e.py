@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from ib_insync import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
 
-from daemon.sim import SimState, SimThread, start_sim_thread
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim import SimState, SimThread, start_sim_thread
+from tradectl.sim.wirelog import read_wire_log
 
 from .helpers import small_state, wait_for
 

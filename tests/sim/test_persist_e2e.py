@@ -18,7 +18,7 @@ import pytest
 import yaml
 from ib_insync import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
 
-from daemon.sim.state import SimState
+from tradectl.sim.state import SimState
 
 from .helpers import RawClient, wait_for
 
@@ -42,7 +42,7 @@ class SimProcess:
     def __init__(self, state: Path) -> None:
         self.proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "daemon", "sim", "--port", "0", "--state", str(state)),
+                *(sys.executable, "-m", "tradectl", "sim", "--port", "0", "--state", str(state)),
                 *("--persist", "--control-stdin"),
             ],
             stdin=subprocess.PIPE,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from ib_insync import IB
 
-from daemon.sim import SimState, SimThread
+from tradectl.sim import SimState, SimThread
 
 from .helpers import small_state
 

@@ -6,9 +6,9 @@ import asyncio
 import struct
 from pathlib import Path
 
-from daemon.sim import SimGateway
-from daemon.sim.protocol import API_PREFIX, FrameReader, encode_message, split_fields
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim import SimGateway
+from tradectl.sim.protocol import API_PREFIX, FrameReader, encode_message, split_fields
+from tradectl.sim.wirelog import read_wire_log
 
 from .helpers import small_state
 

@@ -7,9 +7,9 @@ import random
 import pytest
 from pydantic import ValidationError
 
-from daemon.sim.engine import Engine
-from daemon.sim.model import QuoteChanged
-from daemon.sim.state import SimState
+from tradectl.sim.engine import Engine
+from tradectl.sim.model import QuoteChanged
+from tradectl.sim.state import SimState
 
 from .helpers import small_state
 

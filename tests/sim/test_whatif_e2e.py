@@ -13,8 +13,8 @@ import ib_async
 import ib_insync
 import pytest
 
-from daemon.sim import SimState, SimThread
-from daemon.sim.wirelog import read_wire_log
+from tradectl.sim import SimState, SimThread
+from tradectl.sim.wirelog import read_wire_log
 
 from .helpers import small_state
 

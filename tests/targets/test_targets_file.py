@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from daemon.runtime.targets_file import (
+from tradectl.runtime.targets_file import (
     TargetsFileError,
     TargetsFiles,
     read_targets_file,
     resolve_targets_path,
 )
-from schemas.models import RuleSet
+from tradectl.schemas.models import RuleSet
 
 AS_OF = "2026-11-30T15:30:00+00:00"
 
