@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from daemon.ib import ConnectionSettings, IbAdapter
+from tradectl.ib import ConnectionSettings, IbAdapter
 
 
 def test_a_disconnect_fails_abandoned_requests_without_an_error_in_the_log(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import yaml
 
-from schemas.models import Allocation, Bracket, Scale, rule_generation
+from tradectl.schemas.models import Allocation, Bracket, Scale, rule_generation
 
 CORE = """
 capital: {fraction_of_nav: 0.6}
