@@ -129,9 +129,10 @@ class Daemon:
         self.rules = RulesState()
         self.safety = SafetyState()
         self.halt_file_present = False
-        # Set the moment a halt command arrives, before it is journaled, so that a pass in
-        # flight stops sending at its next order rather than after the journal write.
-        self._halt_requested = False
+        # The reason of a halt command, set the moment it arrives, before it is journaled, so
+        # that a pass in flight stops sending at its next order rather than after the journal
+        # write (and the halt is reported with its own reason meanwhile).
+        self._halt_requested: str | None = None
         self.connection = "disconnected"
         self.connection_error = ""
         self._link_ok = False
@@ -691,7 +692,7 @@ class Daemon:
 
     @property
     def halted(self) -> bool:
-        return self.safety.halted or self.halt_file_present or self._halt_requested
+        return self.safety.halted or self.halt_file_present or self._halt_requested is not None
 
     def connection_state(self) -> str:
         if self.connection == "connected" and not self._link_ok:
@@ -834,7 +835,7 @@ class Daemon:
             raise ControlError("the daemon is stopping")
         reason = str(request.get("reason") or "tradectl halt")
         if not self.safety.halted:
-            self._halt_requested = True
+            self._halt_requested = reason
             await self._save_safety(self.safety.halt(reason, self._clock()))
             log.warning("halted (%s): no new orders until `tradectl resume`", reason)
         result: dict[str, Any] = {"halted": True, "cancelled": [], "cancel_pending": False}
@@ -868,7 +869,7 @@ class Daemon:
             raise ControlError("the daemon is stopping")
         was = {"halted": self.safety.halted, "breaker": self.safety.breaker_day is not None}
         await self._save_safety(self.safety.resumed())
-        self._halt_requested = False
+        self._halt_requested = None
         self._fail_cancel_waiters("resumed before the owned orders could be cancelled")
         log.info("resumed: halt and circuit breaker cleared", extra=was)
         result: dict[str, Any] = {"resumed": True, "cleared": was}
@@ -978,7 +979,8 @@ class Daemon:
         if self._published.get("connection") != connection:
             self._published["connection"] = connection
             self.telemetry.connection_changed(connection)
-        halt = (self.halted, self.safety.halt_reason or ("HALT file" if self.halted else ""))
+        reason = self.safety.halt_reason or self._halt_requested
+        halt = (self.halted, reason or ("HALT file" if self.halted else ""))
         if self._published.get("halt") != halt[0]:
             self._published["halt"] = halt[0]
             self.telemetry.halt_changed(*halt)

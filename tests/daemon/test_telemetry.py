@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tests.daemon.fakes import FakeSession, eventually, rules_text
 from tests.daemon.test_supervisor import running
 from tradectl.schemas.models import RuleSet
 from tradectl.service.control import send_command
+from tradectl.service.safety import SafetyState
 from tradectl.service.telemetry import PassFacts, Telemetry
 
 
@@ -102,3 +103,41 @@ def test_the_daemon_reports_each_change_once(tmp_path: Path) -> None:
     assert connection.count("connected") == 2
     assert all(a != b for a, b in itertools.pairwise(connection))
     assert ("pass", "ok") in telemetry.events
+
+
+class HaltReasons(RecordingTelemetry):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reasons: list[str] = []
+
+    def halt_changed(self, halted: bool, reason: str) -> None:
+        super().halt_changed(halted, reason)
+        if halted:
+            self.reasons.append(reason)
+
+
+class StatusDuringSave(FakeSession):
+    """The daemon publishes its status while the halt is still being journaled."""
+
+    publish: Callable[[], None] | None = None
+
+    async def save_safety(self, state: SafetyState) -> None:
+        if self.publish is not None:
+            self.publish()
+        await super().save_safety(state)
+
+
+def test_a_halt_is_reported_with_its_own_reason_while_it_is_journaled(tmp_path: Path) -> None:
+    telemetry = HaltReasons()
+
+    async def scenario() -> None:
+        session = StatusDuringSave()
+        async with running(tmp_path, session, telemetry=lambda rules: telemetry) as daemon:
+            session.publish = daemon._status_changed
+            await asyncio.to_thread(
+                send_command, daemon.settings.state_dir, "halt", reason="lunch break"
+            )
+            await eventually(lambda: bool(telemetry.reasons), 5)
+
+    asyncio.run(scenario())
+    assert telemetry.reasons == ["lunch break"]
