@@ -200,6 +200,7 @@ def test_apply_with_sim_works_on_a_fresh_machine(tmp_path: Path, private_state_h
     (rules / "rules.yaml").write_text(
         "version: 1\n"
         "account: {id: DU0000001}\n"
+        # --sim replaces this gateway: nothing ever connects to the rules' port
         "gateway: {host: 127.0.0.1, port: 4002, client_id: 17}\n"
         "risk: {max_order_value: 50000, max_position_fraction: 0.3,\n"
         "       max_risk_per_trade_fraction: 0.01, max_daily_loss_fraction: 0.05}\n"

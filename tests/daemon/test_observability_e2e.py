@@ -205,13 +205,15 @@ def test_one_alert_and_one_recovery_per_event_and_nothing_twice(
 
 
 def test_alert_test_sends_one_test_alert_to_every_target(
-    tmp_path: Path, receiver: AlertReceiver
+    tmp_path: Path, receiver: AlertReceiver, reserved_port: int
 ) -> None:
     other = AlertReceiver()
     try:
         directory = tmp_path / "rules"
         directory.mkdir()
-        (directory / "account.yaml").write_text(ACCOUNT_RULES.format(port=4002, every="30s"))
+        (directory / "account.yaml").write_text(
+            ACCOUNT_RULES.format(port=reserved_port, every="30s")
+        )
         urls_file = tmp_path / "alert-urls"
         urls_file.write_text(f"# the desk\n{receiver.url}\n{other.url}\n")
         urls_file.chmod(0o600)
@@ -234,10 +236,12 @@ def test_alert_test_sends_one_test_alert_to_every_target(
         other.close()
 
 
-def test_alert_test_fails_without_a_url_or_an_alerts_section(tmp_path: Path) -> None:
+def test_alert_test_fails_without_a_url_or_an_alerts_section(
+    tmp_path: Path, reserved_port: int
+) -> None:
     directory = tmp_path / "rules"
     directory.mkdir()
-    (directory / "account.yaml").write_text(ACCOUNT_RULES.format(port=4002, every="30s"))
+    (directory / "account.yaml").write_text(ACCOUNT_RULES.format(port=reserved_port, every="30s"))
 
     def alert_test() -> subprocess.CompletedProcess[str]:
         environment = {k: v for k, v in os.environ.items() if k != "TRADECTL_ALERT_URLS"}
