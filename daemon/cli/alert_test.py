@@ -7,9 +7,8 @@ import sys
 import time
 from typing import Any
 
+from tradectl.cli.arguments import DEFAULT_RULES
 from tradectl.schemas.loader import load_rule_set
-
-DEFAULT_RULES = "rules/"
 
 
 def register(subparsers: Any) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tradectl import saved_plan
-from tradectl.cli.arguments import seconds
+from tradectl.cli.arguments import DEFAULT_RULES, seconds
 from tradectl.cli.embedded_sim import embedded_gateway
 from tradectl.cli.target import add_state_options
 from tradectl.ib import AdapterError, Progress
@@ -26,7 +26,6 @@ from tradectl.runtime.session import open_session, quiet_client_logging
 from tradectl.schemas.loader import halt_file, halt_present, load_rule_set
 from tradectl.schemas.models import RuleSet, parse_order_ref
 
-DEFAULT_RULES = "rules/"
 EXIT_USAGE = 64
 MAX_PASSES = 20
 """A bound on the passes of one apply: each needs the previous one's orders acknowledged, so

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+# The rule directory a command reads when none is named: the checkout's default rule set.
+DEFAULT_RULES = "rules/"
+
 
 def seconds(minimum: float, *, inclusive: bool = True) -> Callable[[str], float]:
     """A number of seconds, at least ``minimum`` (above it when not ``inclusive``)."""

@@ -13,13 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tradectl.cli.arguments import DEFAULT_RULES
 from tradectl.cli.embedded_sim import embedded_gateway
+from tradectl.cli.target import add_state_options
 from tradectl.journal import resolve_state_dir
 from tradectl.runtime.preflight import passed, run_checks
 from tradectl.runtime.session import quiet_client_logging
 from tradectl.schemas.loader import halt_present, load_rule_set
 
-DEFAULT_RULES = "rules/"
 EXIT_READY = 0
 EXIT_NOT_READY = 1
 
@@ -44,11 +45,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="check against the simulated gateway, started in-process with its default state",
     )
-    parser.add_argument(
-        "--state-dir",
-        metavar="D",
-        help="journal directory, only read (default: $TRADECTL_STATE_DIR or var/state)",
-    )
+    add_state_options(parser, sim_flag=False)
     parser.set_defaults(func=run)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tradectl import saved_plan
+from tradectl.cli.arguments import DEFAULT_RULES
 from tradectl.cli.embedded_sim import embedded_gateway
 from tradectl.cli.target import add_state_options
 from tradectl.ib import AdapterError, GatewayUnreachable
@@ -33,7 +34,6 @@ from tradectl.runtime.targets_file import TargetsFiles
 from tradectl.schemas.loader import halt_present, load_rule_set
 from tradectl.schemas.models import RuleSet
 
-DEFAULT_RULES = "rules/"
 EXIT_IN_SYNC = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2

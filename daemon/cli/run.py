@@ -13,7 +13,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from tradectl.cli.arguments import seconds
+from tradectl.cli.arguments import DEFAULT_RULES, seconds
 from tradectl.cli.embedded_sim import embedded_gateway
 from tradectl.cli.target import add_state_options
 from tradectl.journal import resolve_state_dir
@@ -26,8 +26,6 @@ from tradectl.service.sdnotify import SystemdNotifier
 from tradectl.service.supervisor import Daemon, DaemonSettings, LoadOutcome
 from tradectl.service.telemetry import Telemetry, TelemetryFanout
 from tradectl.service.watcher import DEFAULT_DEBOUNCE_SECONDS
-
-DEFAULT_RULES = "rules/"
 
 log = logging.getLogger("tradectl.daemon")
 

@@ -7,11 +7,10 @@ import json
 import sys
 from typing import Any
 
+from tradectl.cli.arguments import DEFAULT_RULES
 from tradectl.runtime.targets_file import TargetsFiles
 from tradectl.schemas.loader import LoadResult, load_rule_set
 from tradectl.schemas.models import RuleSet
-
-DEFAULT_RULES = "rules/"
 
 
 def register(subparsers: Any) -> None:
