@@ -1014,12 +1014,8 @@ class Daemon:
 
 
 def _orphaned_protections(account: dict[str, Any]) -> int:
-    """How many orphaned protections the session's status lists (``orphaned_protections``, a
-    list or a count); 0 while the session does not report them."""
-    found = account.get("orphaned_protections")
-    if isinstance(found, list | tuple | dict):
-        return len(found)
-    return found if isinstance(found, int) else 0
+    """How many orphaned protections the session's last pass found (none before a pass)."""
+    return len(account.get("orphaned_protections", ()))
 
 
 def _iso(moment: datetime | None) -> str | None:
