@@ -21,7 +21,7 @@ from tradectl.planner.gate import HALT
 from tradectl.planner.types import OrderSpec
 from tradectl.runtime.reconcile import reconcile_pass
 from tradectl.runtime.session import open_session
-from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
+from tradectl.runtime.targets_file import TargetsFiles, allocation_symbols
 from tradectl.schemas.models import RuleSet
 
 Status = Literal["ok", "warn", "FAIL", "skip"]
@@ -190,10 +190,7 @@ def _contract(lookup: ask.SymbolLookup) -> Check:
 def _symbols_needing_prices(rules: RuleSet) -> set[str]:
     """Symbols the planner prices from a quote: allocation targets (inline or in their targets
     files) and market entries."""
-    needed = {
-        symbol for allocation in rules.allocations.values() for symbol in allocation.inline_targets
-    }
-    needed |= set(targets_symbols(TargetsFiles().sources(rules)))
+    needed = allocation_symbols(rules, TargetsFiles().sources(rules))
     needed |= {b.symbol for b in rules.brackets.values() if b.entry.kind == "market"}
     return needed
 

@@ -419,5 +419,13 @@ def targets_symbols(sources: Mapping[str, TargetsSource]) -> list[str]:
     return sorted({symbol for source in sources.values() for symbol in _symbols(source)})
 
 
+def allocation_symbols(rules: RuleSet, sources: Mapping[str, TargetsSource]) -> set[str]:
+    """The symbols the allocations trade: their inline targets and their targets files'."""
+    inline = {
+        symbol for allocation in rules.allocations.values() for symbol in allocation.inline_targets
+    }
+    return inline | set(targets_symbols(sources))
+
+
 def _symbols(source: TargetsSource) -> Iterable[str]:
     return () if source.targets is None else source.targets.targets

@@ -53,7 +53,7 @@ from tradectl.runtime.reconcile import (
     trading_day_start,
 )
 from tradectl.runtime.session import connection_settings
-from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
+from tradectl.runtime.targets_file import TargetsFiles, allocation_symbols
 from tradectl.runtime.targets_journal import accept_pending, decision_views, record_decisions
 from tradectl.schemas.models import RuleKind, RuleSet, parse_order_ref
 
@@ -777,9 +777,7 @@ def allocation_session_close(rules: RuleSet, observed: Observed, now: datetime) 
     next: the default end of a rebalance window."""
     if observed.market_hours is None:
         return None
-    symbols = {
-        symbol for allocation in rules.allocations.values() for symbol in allocation.inline_targets
-    } | set(targets_symbols(observed.targets_sources))
+    symbols = allocation_symbols(rules, observed.targets_sources)
     closes = [
         close
         for symbol in symbols
