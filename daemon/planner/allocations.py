@@ -39,6 +39,7 @@ from tradectl.planner.common import (
     signed,
     working_price,
 )
+from tradectl.planner.legs import allocation_leg, leg_of, order_ref
 from tradectl.planner.targets import decide_targets
 from tradectl.planner.types import (
     Intent,
@@ -48,15 +49,7 @@ from tradectl.planner.types import (
     Purpose,
     TargetsMode,
 )
-from tradectl.schemas.models import (
-    Allocation,
-    Risk,
-    RuleKind,
-    RuleSet,
-    Side,
-    order_ref,
-    rule_generation,
-)
+from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "allocations"
 
@@ -104,10 +97,6 @@ def cash_buffer_of(allocation: Allocation, net_liquidation: float) -> float:
         return allocation.cash_buffer.amount
     assert allocation.cash_buffer.fraction_of_nav is not None
     return allocation.cash_buffer.fraction_of_nav * net_liquidation
-
-
-def allocation_leg(symbol: str, action: Side, quantity: int, desired: int, position: float) -> str:
-    return f"{symbol}.{short_hash(action, quantity, desired, position)[:6]}"
 
 
 def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Draft:
@@ -515,7 +504,8 @@ def _emit(want: _Want, draft: Draft) -> None:
         ref = carrier.order.order_ref
         assert ref is not None
     else:
-        leg = allocation_leg(want.symbol, want.action, want.quantity, want.desired, want.position)
+        digest = short_hash(want.action, want.quantity, want.desired, want.position)[:6]
+        leg = allocation_leg(want.symbol, digest)
         ref = order_ref(want.rule, want.generation, leg)
     spec = OrderSpec(
         symbol=want.symbol,
@@ -547,7 +537,7 @@ def _emit(want: _Want, draft: Draft) -> None:
             action=action,
             kind=KIND,
             rule=want.rule,
-            leg=ref.rsplit(":", 1)[1],
+            leg=leg_of(ref),
             symbol=want.symbol,
             purpose=purpose,
             reason=reason,

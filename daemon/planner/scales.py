@@ -20,15 +20,15 @@ from tradectl.planner.common import (
     Draft,
     OwnedOrder,
     cancel_intent,
-    leg_kind,
     place_or_modify,
     reduces,
     round_passive,
     shares,
     signed,
 )
+from tradectl.planner.legs import leg_kind, order_ref, scale_leg
 from tradectl.planner.types import Intent, OrderSpec, Purpose
-from tradectl.schemas.models import RuleKind, RuleSet, Scale, order_ref, rule_generation
+from tradectl.schemas.models import RuleKind, RuleSet, Scale, rule_generation
 
 KIND: RuleKind = "scales"
 
@@ -97,7 +97,7 @@ def _plan_rule(
     running = observed.position(scale.symbol)
     wanted_legs = set()
     for index, (price, quantity) in enumerate(zip(prices, quantities, strict=True), start=1):
-        leg = f"L{index}"
+        leg = scale_leg(index)
         wanted_legs.add(leg)
         level_filled = min(float(quantity), max(0.0, unassigned))
         unassigned -= level_filled

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from tradectl.journal import AccountSample, Journal, JournaledIntent
+from tradectl.planner.legs import parse_order_ref
 from tradectl.report.pnl import Fill, Realization, realize
-from tradectl.schemas.models import parse_order_ref
 from tradectl.timezones import TRADING_TIME_ZONE
 
 MANUAL = "(manual)"
@@ -183,7 +183,7 @@ def build_report(journal: Journal, first: date, last: date, now: datetime) -> Re
 
 def _rule_of(order_ref: str | None) -> str:
     parsed = parse_order_ref(order_ref)
-    return MANUAL if parsed is None else parsed[0]
+    return MANUAL if parsed is None else parsed.rule
 
 
 def _rule_lines(realizations: list[Realization], intents: list[JournaledIntent]) -> list[RuleLine]:

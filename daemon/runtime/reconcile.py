@@ -25,11 +25,12 @@ from tradectl.planner import plan as make_plan
 from tradectl.planner.brackets import reconstructed_entries
 from tradectl.planner.common import Book
 from tradectl.planner.gate import recheck_cash
+from tradectl.planner.legs import parse_order_ref
 from tradectl.planner.types import Intent, Observed, Plan, TargetsSource, WorkingOrder
 from tradectl.runtime.account_sample import record_account_sample
 from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
 from tradectl.runtime.targets_journal import accepted_targets, record_decisions
-from tradectl.schemas.models import RuleSet, parse_order_ref
+from tradectl.schemas.models import RuleSet
 from tradectl.timezones import TRADING_TIME_ZONE
 
 # A rejected intent waits before it is tried again: 1, 2, 4, ... minutes, at most an hour; a rule
@@ -153,7 +154,7 @@ def build_observed(
             parsed = parse_order_ref(ref)
             if parsed is not None:
                 ended = entries_filled if how == "filled" else entries_expired
-                key = (parsed[0], parsed[1])
+                key = (parsed.rule, parsed.generation)
                 ended_on = trading_day_start(ended_at).date()
                 ended[key] = max(ended_on, ended.get(key, ended_on))
     working = state.working_orders
