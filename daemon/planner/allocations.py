@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tradectl.planner.common import (
+    SAME_PRICE,
     Book,
     Draft,
     OwnedOrder,
+    already_this_spec,
     cancel_intent,
     lots_down,
     modify_key,
@@ -480,24 +482,9 @@ def _kept(
     )
 
 
-def _unchanged(want: _Want) -> bool:
-    carrier = want.carrier
-    if carrier is None or carrier.generation != want.generation:
-        return False
-    order = carrier.order
-    if order.remaining != want.quantity or order.tif != want.tif:
-        return False
-    if want.limit_price is None:
-        return order.limit_price is None
-    if order.limit_price is None:
-        return False
-    return abs(order.limit_price - want.limit_price) <= want.tolerance + 1e-9
-
-
-def _emit(want: _Want, draft: Draft) -> None:
-    """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
-    if _unchanged(want):
-        return
+def _spec(want: _Want) -> OrderSpec:
+    """The order as ``want`` wants it at the broker: a carrier of the rule's current generation
+    keeps its orderRef; IB's quantity is the order's total, filled plus what should remain."""
     carrier = want.carrier
     already_filled = 0 if carrier is None else int(carrier.order.filled)
     if carrier is not None and carrier.generation == want.generation:
@@ -507,7 +494,7 @@ def _emit(want: _Want, draft: Draft) -> None:
         digest = short_hash(want.action, want.quantity, want.desired, want.position)[:6]
         leg = allocation_leg(want.symbol, digest)
         ref = order_ref(want.rule, want.generation, leg)
-    spec = OrderSpec(
+    return OrderSpec(
         symbol=want.symbol,
         action=want.action,
         quantity=already_filled + want.quantity,
@@ -516,6 +503,23 @@ def _emit(want: _Want, draft: Draft) -> None:
         tif=want.tif,
         limit_price=want.limit_price,
     )
+
+
+def _unchanged(want: _Want) -> bool:
+    """The carrier already is the want: its limit may lag the fresh one by the tolerance."""
+    carrier = want.carrier
+    return carrier is not None and already_this_spec(
+        carrier.order, _spec(want), price_tolerance=want.tolerance + SAME_PRICE
+    )
+
+
+def _emit(want: _Want, draft: Draft) -> None:
+    """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
+    if _unchanged(want):
+        return
+    carrier = want.carrier
+    spec = _spec(want)
+    ref = spec.order_ref
     purpose: Purpose = (
         "closing" if reduces(want.position, want.action, want.quantity) else "opening"
     )

@@ -27,6 +27,7 @@ from tradectl.planner.common import (
     Draft,
     Fills,
     OwnedOrder,
+    already_this_spec,
     cancel_intent,
     lots_down,
     opposite,
@@ -456,23 +457,6 @@ def _intent(
     )
 
 
-def _close(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return abs(a - b) <= _EPSILON
-
-
-def _differs(order: WorkingOrder, spec: OrderSpec) -> bool:
-    return not (
-        order.order_ref == spec.order_ref
-        and order.total_quantity == spec.quantity
-        and order.tif == spec.tif
-        and _close(order.limit_price, spec.limit_price)
-        and _close(order.aux_price, spec.aux_price)
-        and _close(order.trailing_percent, spec.trailing_percent)
-    )
-
-
 def _same_form(order: WorkingOrder, spec: OrderSpec) -> bool:
     """IB modifies quantity, prices, tif and orderRef in place, not side, symbol or type."""
     return (
@@ -511,7 +495,7 @@ def _follow(
         oca_group=order.oca_group or None,
         transmit=True,
     )
-    if not _differs(order, modify_spec):
+    if already_this_spec(order, modify_spec):
         return []
     return [
         _intent(modify_spec, name, leg, purpose, reason, estimated, current, spec.quantity, order)

@@ -357,6 +357,42 @@ def cancel_intent(
     )
 
 
+# Two prices closer than this are the same price (float noise, far below any tick).
+SAME_PRICE = 1e-9
+_STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
+
+
+def _within(working: float | None, wanted: float | None, tolerance: float) -> bool:
+    if working is None or wanted is None:
+        return working is wanted
+    return abs(working - wanted) <= tolerance
+
+
+def already_this_spec(
+    order: WorkingOrder, spec: OrderSpec, price_tolerance: float = SAME_PRICE
+) -> bool:
+    """Whether the working ``order`` already is ``spec``, so that no modify is due: the same
+    orderRef, total quantity, order type and time in force, a limit no further away than
+    ``price_tolerance`` (or none on both), and for a stop or trailing order the same stop price
+    and trailing percent. A rule kind that lets a working limit lag the market (allocations, by
+    their ``limit_offset_bps``) passes its own tolerance. Side and symbol are not compared: IB
+    cannot modify them, so the rule kinds cancel and place anew instead."""
+    if not (
+        order.order_ref == spec.order_ref
+        and order.total_quantity == spec.quantity
+        and order.order_type == spec.order_type
+        and order.tif == spec.tif
+        and _within(order.limit_price, spec.limit_price, price_tolerance)
+    ):
+        return False
+    # Only these types use the stop fields; on a limit or market order they mean nothing.
+    if spec.order_type not in _STOP_TYPES:
+        return True
+    return _within(order.aux_price, spec.aux_price, price_tolerance) and _within(
+        order.trailing_percent, spec.trailing_percent, price_tolerance
+    )
+
+
 def modify_key(existing_ref: str, spec: OrderSpec) -> str:
     return f"{existing_ref}#mod:{spec_hash(spec)}"
 

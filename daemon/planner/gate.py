@@ -44,6 +44,7 @@ from tradectl.planner.breaker import RULE as BREAKER_RULE
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.cash import check_cash
 from tradectl.planner.common import TERMINAL_STATUSES, money
+from tradectl.planner.legs import ENTRY_LEG, STOP_LEG
 from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
 from tradectl.schemas.models import Risk, RuleSet
 
@@ -226,7 +227,7 @@ def _check(
                 f"{money(after_value)} > {money(limit_value)} "
                 f"({risk.max_position_fraction:.2%} of NAV)"
             )
-    if intent.kind == "brackets" and intent.leg == "entry":
+    if intent.kind == "brackets" and intent.leg == ENTRY_LEG:
         return _risk_per_trade(intent, risk, observed, intents)
     return None
 
@@ -257,7 +258,7 @@ def _stop_distance(entry: Intent, observed: Observed, intents: list[Intent]) -> 
         if (
             intent.kind == "brackets"
             and intent.rule == entry.rule
-            and intent.leg == "stop"
+            and intent.leg == STOP_LEG
             and intent.order is not None
         ):
             if intent.order.trailing_percent is not None:
@@ -267,7 +268,7 @@ def _stop_distance(entry: Intent, observed: Observed, intents: list[Intent]) -> 
     for order in observed.working_orders:
         if (
             order.rule == entry.rule
-            and order.leg == "stop"
+            and order.leg == STOP_LEG
             and order.status not in TERMINAL_STATUSES
         ):
             if order.trailing_percent is not None:

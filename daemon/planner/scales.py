@@ -19,6 +19,7 @@ from tradectl.planner.common import (
     Book,
     Draft,
     OwnedOrder,
+    already_this_spec,
     cancel_intent,
     place_or_modify,
     reduces,
@@ -134,7 +135,7 @@ def _plan_rule(
             )
         elif working is None:
             intents.append(_intent(spec, name, leg, purpose, reason, quantity, level_filled))
-        elif _differs(working, spec):
+        elif not already_this_spec(working.order, spec):
             intents.append(
                 _intent(spec, name, leg, purpose, reason, quantity, level_filled, working)
             )
@@ -142,19 +143,6 @@ def _plan_rule(
         if leg not in wanted_legs:
             intents.append(cancel_intent(owned, KIND, f"{leg} is no longer a level"))
     return intents
-
-
-def _differs(owned: OwnedOrder, spec: OrderSpec) -> bool:
-    order = owned.order
-    return not (
-        order.order_ref == spec.order_ref
-        and order.total_quantity == spec.quantity
-        and order.order_type == spec.order_type
-        and order.tif == spec.tif
-        and order.limit_price is not None
-        and spec.limit_price is not None
-        and abs(order.limit_price - spec.limit_price) <= 1e-9
-    )
 
 
 def _intent(
