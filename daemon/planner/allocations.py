@@ -287,6 +287,7 @@ def _decide_symbol(
         desired = lots_down(weight * capital / price, lot)
     # A capital above NAV can ask for more than the gate allows; aim at what it allows
     # rather than planning a buy that stays blocked and holds cash from the other targets.
+    # The gate checks the same limit again (defence in depth, planner/gate.py).
     position_cap = lots_down(
         risk.max_position_fraction * book.observed.net_liquidation / price, lot
     )
@@ -370,6 +371,7 @@ def _decide_symbol(
     already_filled = 0 if carrier is None else int(carrier.order.filled)
     quantity = wanted_quantity
     reason = describe()
+    # Sliced to the gate's limit, which the gate checks again (defence in depth, planner/gate.py).
     per_order_cap = lots_down(risk.max_order_value / estimated, lot)
     if per_order_cap == 0 and carrier is not None:
         # Modified to one lot, the order would still be above the limit: the gate blocks that

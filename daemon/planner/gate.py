@@ -210,6 +210,9 @@ def _check(
         return None
     if intent.estimated_price is None:
         return "risk.max_order_value: no price to value the order"
+    # Allocations already size their orders to this limit and to the position limit below
+    # (allocations.py); checked again here on purpose (defence in depth): every intent of every
+    # kind passes the gate, whatever its planner did.
     if intent.value > risk.max_order_value + 1e-6:
         return f"risk.max_order_value: {money(intent.value)} > {money(risk.max_order_value)}"
     if not opening:
@@ -326,6 +329,10 @@ def _limit_cash(
     parent and its children go together or not at all. Protective legs of what already filled
     are not attached to a new entry and still go. Allocation buys come last, in plan order
     while they fit within cash minus their rule's buffer.
+
+    Deliberate repetition, as defence in depth: the planner ran the same arithmetic
+    (``check_cash``) to size allocation buys, and ``recheck_cash`` runs it once more on what
+    the runtime will send; all three call daemon/planner/cash.py, none restates it.
     """
     check = check_cash(intents, blocked_by, observed)
     for index, reason in check.blocked.items():

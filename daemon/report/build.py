@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from tradectl.journal import AccountSample, Journal, JournaledIntent
+from tradectl.planner.breaker import nav_floor
 from tradectl.planner.legs import parse_order_ref
 from tradectl.report.pnl import Fill, Realization, realize
 from tradectl.timezones import TRADING_TIME_ZONE
@@ -239,7 +240,7 @@ def _days(samples: list[AccountSample]) -> list[DayAccount]:
         first, last = own[0], own[-1]
         nav_open = first.day_start_nav
         limit = float(last.detail.get("max_daily_loss_fraction", 0.0))
-        floor = nav_open * (1 - limit)
+        floor = nav_floor(nav_open, limit)
         days.append(
             DayAccount(
                 day=day,

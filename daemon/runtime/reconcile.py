@@ -23,6 +23,7 @@ from tradectl.journal.keys import (
 )
 from tradectl.planner import plan as make_plan
 from tradectl.planner.brackets import reconstructed_entries
+from tradectl.planner.breaker import previous_close_equity, since_resume
 from tradectl.planner.common import Book
 from tradectl.planner.gate import recheck_cash
 from tradectl.planner.legs import parse_order_ref
@@ -72,10 +73,7 @@ def _loss_reference(
     (daemon/planner/breaker.py): the previous close's equity (PreviousDayEquityWithLoanValue,
     else net liquidation minus the P&L), both moved to the moment of `tradectl resume` when
     the breaker was resumed today."""
-    previous = state.previous_day_equity
-    baseline = (
-        previous if previous is not None and previous > 0 else state.net_liquidation - daily_pnl
-    )
+    baseline = previous_close_equity(state.net_liquidation, daily_pnl, state.previous_day_equity)
     if journal is None:
         return baseline, daily_pnl
     key = PNL_AT_RESUME_PREFIX + day
@@ -87,8 +85,7 @@ def _loss_reference(
         journal.set_state(key, at_resume)
     if at_resume is None:
         return baseline, daily_pnl
-    offset = float(at_resume)
-    return baseline + offset, daily_pnl - offset
+    return since_resume(baseline, daily_pnl, float(at_resume))
 
 
 def _first_nav_of_day(journal: Journal, day: str, net_liquidation: float) -> float:
