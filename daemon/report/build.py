@@ -11,7 +11,7 @@ from tradectl.journal import AccountSample, Journal, JournaledIntent
 from tradectl.planner.breaker import nav_floor
 from tradectl.planner.legs import parse_order_ref
 from tradectl.report.pnl import Fill, Realization, realize
-from tradectl.timezones import TRADING_TIME_ZONE
+from tradectl.timezones import TRADING_TIME_ZONE, trading_day
 
 MANUAL = "(manual)"
 
@@ -232,9 +232,7 @@ def _order_line(intent: JournaledIntent) -> OrderLine:
 def _days(samples: list[AccountSample]) -> list[DayAccount]:
     by_day: dict[str, list[AccountSample]] = {}
     for sample in samples:
-        by_day.setdefault(sample.at.astimezone(TRADING_TIME_ZONE).date().isoformat(), []).append(
-            sample
-        )
+        by_day.setdefault(trading_day(sample.at).isoformat(), []).append(sample)
     days = []
     for day, own in sorted(by_day.items()):
         first, last = own[0], own[-1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from tradectl.ib import BrokerState, IbAdapter, Progress
 from tradectl.ib.translate import planner_execution
@@ -32,7 +32,7 @@ from tradectl.runtime.account_sample import record_account_sample
 from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
 from tradectl.runtime.targets_journal import accepted_targets, record_decisions
 from tradectl.schemas.models import RuleSet
-from tradectl.timezones import TRADING_TIME_ZONE
+from tradectl.timezones import TRADING_TIME_ZONE, trading_day_start
 
 # A rejected intent waits before it is tried again: 1, 2, 4, ... minutes, at most an hour; a rule
 # whose orders were rejected this many times today is held until tomorrow.
@@ -59,11 +59,6 @@ class PassResult:
     @property
     def rejected(self) -> int:
         return self.progress.rejected
-
-
-def trading_day_start(now: datetime) -> datetime:
-    local = now.astimezone(TRADING_TIME_ZONE)
-    return datetime.combine(local.date(), time(0), tzinfo=TRADING_TIME_ZONE)
 
 
 def _loss_reference(

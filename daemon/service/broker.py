@@ -51,15 +51,15 @@ from tradectl.runtime.reconcile import (
     plan_pass,
     remember_reconstructions,
     sending_groups,
-    trading_day_start,
 )
 from tradectl.runtime.session import connection_settings
 from tradectl.runtime.targets_file import TargetsFiles, allocation_symbols
 from tradectl.runtime.targets_journal import accept_pending, decision_views, record_decisions
 from tradectl.schemas.models import RuleKind, RuleSet
+from tradectl.timezones import trading_day, trading_day_start
 
 from .engine import PassContext, PassSummary, SessionEvents
-from .safety import SafetyState, trading_day
+from .safety import SafetyState
 from .telemetry import PassFacts, allocation_drift
 
 log = logging.getLogger("tradectl.daemon")
