@@ -32,8 +32,8 @@ from tradectl.planner.common import (
     already_this_spec,
     cancel_intent,
     lots_down,
-    modify_key,
     money,
+    place_or_modify,
     reduces,
     round_passive,
     shares,
@@ -44,8 +44,6 @@ from tradectl.planner.common import (
 from tradectl.planner.legs import allocation_leg, leg_of, order_ref
 from tradectl.planner.targets import decide_targets
 from tradectl.planner.types import (
-    Intent,
-    IntentAction,
     OrderSpec,
     OrderType,
     Purpose,
@@ -519,40 +517,22 @@ def _emit(want: _Want, draft: Draft) -> None:
     """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
     if _unchanged(want):
         return
-    carrier = want.carrier
     spec = _spec(want)
-    ref = spec.order_ref
     purpose: Purpose = (
         "closing" if reduces(want.position, want.action, want.quantity) else "opening"
     )
-    if carrier is None:
-        action: IntentAction = "place"
-        key = ref
-        reason = want.reason
-        order_id = None
-    else:
-        old_ref = carrier.order.order_ref
-        assert old_ref is not None
-        action = "modify"
-        key = modify_key(old_ref, spec)
-        reason = f"order {carrier.order.order_id}: {want.reason}"
-        order_id = carrier.order.order_id
     draft.add(
-        Intent(
-            key=key,
-            action=action,
+        place_or_modify(
+            spec,
             kind=KIND,
             rule=want.rule,
-            leg=leg_of(ref),
-            symbol=want.symbol,
+            leg=leg_of(spec.order_ref),
             purpose=purpose,
-            reason=reason,
-            order=spec,
-            order_id=order_id,
+            reason=want.reason,
             estimated_price=want.estimated_price,
-            current_quantity=want.position,
-            target_quantity=float(want.desired),
-            replaces=None if carrier is None else carrier.order,
+            current=want.position,
+            target=float(want.desired),
+            existing=None if want.carrier is None else want.carrier.order,
         )
     )
 
