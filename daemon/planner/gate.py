@@ -211,8 +211,9 @@ def _check(
     if intent.estimated_price is None:
         return "risk.max_order_value: no price to value the order"
     # Allocations already size their orders to this limit and to the position limit below
-    # (allocations.py); checked again here on purpose (defence in depth): every intent of every
-    # kind passes the gate, whatever its planner did.
+    # (allocations.py), and `validate` checks a bracket's or scale's own prices against it
+    # (schemas/checks.py); checked again here on purpose (defence in depth): every intent of
+    # every kind passes the gate, whatever its planner or its file said.
     if intent.value > risk.max_order_value + 1e-6:
         return f"risk.max_order_value: {money(intent.value)} > {money(risk.max_order_value)}"
     if not opening:
