@@ -20,8 +20,8 @@ from tradectl.ib import AdapterError, Progress
 from tradectl.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
 from tradectl.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from tradectl.plan_report import plan_dict, render_table, terminal_width
+from tradectl.planner.domain import Plan
 from tradectl.planner.legs import parse_order_ref
-from tradectl.planner.types import Plan
 from tradectl.runtime.reconcile import PassResult, reconcile_pass
 from tradectl.runtime.session import open_session, quiet_client_logging
 from tradectl.schemas.loader import halt_file, halt_present, load_rule_set

@@ -73,8 +73,8 @@ from tradectl.journal.lifecycle import (
     order_ended,
 )
 from tradectl.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
+from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
 from tradectl.planner.market_time import HoursFormatError, MarketHours, market_hours
-from tradectl.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from tradectl.errors import PermanentError
 from tradectl.journal.keys import ACCOUNT_KEY
 from tradectl.journal.migrations import MIGRATIONS, JournalVersionError, migrate
+from tradectl.planner.domain import Intent
 from tradectl.planner.legs import ORDER_REF_PREFIX, is_entry_leg, parse_order_ref
-from tradectl.planner.types import Intent
 from tradectl.private_files import (
     LoosePermissions,
     check_state_dir,

@@ -41,14 +41,14 @@ from tradectl.planner.common import (
     signed,
     working_price,
 )
-from tradectl.planner.legs import allocation_leg, leg_of, order_ref
-from tradectl.planner.targets import decide_targets
-from tradectl.planner.types import (
+from tradectl.planner.domain import (
     OrderSpec,
     OrderType,
     Purpose,
     TargetsMode,
 )
+from tradectl.planner.legs import allocation_leg, leg_of, order_ref
+from tradectl.planner.targets import decide_targets
 from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "allocations"

@@ -36,6 +36,13 @@ from tradectl.planner.common import (
     round_to_tick,
     shares,
 )
+from tradectl.planner.domain import (
+    Intent,
+    OrderSpec,
+    OrderType,
+    Purpose,
+    WorkingOrder,
+)
 from tradectl.planner.legs import (
     ENTRY_LEG,
     KEPT_SUFFIX,
@@ -48,13 +55,6 @@ from tradectl.planner.legs import (
     oca_group_name,
     order_ref,
     parse_order_ref,
-)
-from tradectl.planner.types import (
-    Intent,
-    OrderSpec,
-    OrderType,
-    Purpose,
-    WorkingOrder,
 )
 from tradectl.schemas.models import Bracket, RuleKind, RuleSet, Side, rule_generation
 

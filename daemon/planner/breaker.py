@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tradectl.planner.common import money
-from tradectl.planner.types import Observed
+from tradectl.planner.domain import Observed
 
 RULE = "risk.max_daily_loss_fraction"
 

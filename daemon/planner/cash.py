@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tradectl.planner.common import TERMINAL_STATUSES, money, working_price
+from tradectl.planner.domain import Intent, Observed, WorkingOrder
 from tradectl.planner.legs import ENTRY_LEG
-from tradectl.planner.types import Intent, Observed, WorkingOrder
 
 # Sums of floats: a commitment this close to the funding still fits.
 _SLACK = 1e-6

@@ -14,8 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
-from tradectl.planner.legs import ENTRY_LEG, parse_order_ref
-from tradectl.planner.types import (
+from tradectl.planner.domain import (
     ContractFacts,
     Execution,
     Intent,
@@ -26,6 +25,7 @@ from tradectl.planner.types import (
     TargetsDecision,
     WorkingOrder,
 )
+from tradectl.planner.legs import ENTRY_LEG, parse_order_ref
 from tradectl.schemas.models import RuleKind, Side
 
 QUOTE_MAX_AGE = timedelta(minutes=15)

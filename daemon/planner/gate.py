@@ -44,8 +44,8 @@ from tradectl.planner.breaker import RULE as BREAKER_RULE
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.cash import check_cash
 from tradectl.planner.common import TERMINAL_STATUSES, money
+from tradectl.planner.domain import Intent, Observed, Plan, WorkingOrder
 from tradectl.planner.legs import ENTRY_LEG, STOP_LEG
-from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
 from tradectl.schemas.models import Risk, RuleSet
 
 HALT = "halt"

@@ -27,8 +27,8 @@ from tradectl.planner.common import (
     shares,
     signed,
 )
+from tradectl.planner.domain import Intent, OrderSpec, Purpose
 from tradectl.planner.legs import leg_kind, order_ref, scale_leg
-from tradectl.planner.types import Intent, OrderSpec, Purpose
 from tradectl.schemas.models import RuleKind, RuleSet, Scale, rule_generation
 
 KIND: RuleKind = "scales"

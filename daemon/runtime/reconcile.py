@@ -25,9 +25,9 @@ from tradectl.planner import plan as make_plan
 from tradectl.planner.brackets import reconstructed_entries
 from tradectl.planner.breaker import previous_close_equity, since_resume
 from tradectl.planner.common import Book
+from tradectl.planner.domain import Intent, Observed, Plan, TargetsSource, WorkingOrder
 from tradectl.planner.gate import recheck_cash
 from tradectl.planner.legs import parse_order_ref
-from tradectl.planner.types import Intent, Observed, Plan, TargetsSource, WorkingOrder
 from tradectl.runtime.account_sample import record_account_sample
 from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
 from tradectl.runtime.targets_journal import accepted_targets, record_decisions

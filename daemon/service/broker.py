@@ -41,9 +41,9 @@ from tradectl.journal.keys import (
 from tradectl.journal.lifecycle import REJECTION_STATUS, order_ended
 from tradectl.ledger_view import rule_ledgers
 from tradectl.planner.breaker import breaker_reason
+from tradectl.planner.domain import Intent, Observed, Plan, WorkingOrder
 from tradectl.planner.legs import leg_kind, parse_order_ref
 from tradectl.planner.market_time import session_close
-from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
 from tradectl.runtime.account_sample import record_account_sample
 from tradectl.runtime.reconcile import (
     build_observed,

@@ -11,7 +11,7 @@ from tradectl.ib import AccountRefused, ConnectionSettings, IbAdapter, check_acc
 from tradectl.ib.translate import to_ib_order, working_order
 from tradectl.ib_codes import is_informational
 from tradectl.journal import Journal, JournaledIntent
-from tradectl.planner.types import Intent, OrderSpec
+from tradectl.planner.domain import Intent, OrderSpec
 
 
 def spec(**fields: object) -> OrderSpec:

@@ -16,7 +16,7 @@ from tradectl.planner.breaker import (
     previous_close_equity,
     since_resume,
 )
-from tradectl.planner.types import Plan
+from tradectl.planner.domain import Plan
 
 LIMIT = 0.05
 

@@ -21,8 +21,8 @@ import pytest
 
 from tests.planner.builders import NOW, rule_set
 from tradectl.planner import plan
+from tradectl.planner.domain import ContractFacts, Observed, Plan, Position, Quote, WorkingOrder
 from tradectl.planner.legs import order_ref
-from tradectl.planner.types import ContractFacts, Observed, Plan, Position, Quote, WorkingOrder
 from tradectl.schemas.models import RuleSet, rule_generation
 
 

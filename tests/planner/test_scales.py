@@ -10,8 +10,8 @@ from typing import Any
 
 from tests.planner.builders import NOW, observed, rule_set, working
 from tradectl.planner import plan
+from tradectl.planner.domain import Execution, Plan
 from tradectl.planner.legs import order_ref
-from tradectl.planner.types import Execution, Plan
 from tradectl.schemas.models import rule_generation
 
 NAME = "msft-ladder"

@@ -8,8 +8,8 @@ from dataclasses import replace
 
 from tests.planner.builders import working
 from tradectl.planner.common import already_this_spec
+from tradectl.planner.domain import OrderSpec
 from tradectl.planner.legs import order_ref
-from tradectl.planner.types import OrderSpec
 
 REF = order_ref("dip", "3f09a1c2d4", "L1")
 LIMIT = OrderSpec("AAPL", "BUY", 10, "LMT", REF, limit_price=200.0)

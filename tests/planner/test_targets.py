@@ -11,9 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tradectl.planner import plan
-from tradectl.planner.legs import order_ref
-from tradectl.planner.targets import decide_targets, turnover
-from tradectl.planner.types import (
+from tradectl.planner.domain import (
     AcceptedTargets,
     FileTargets,
     Observed,
@@ -21,6 +19,8 @@ from tradectl.planner.types import (
     TargetsMode,
     TargetsSource,
 )
+from tradectl.planner.legs import order_ref
+from tradectl.planner.targets import decide_targets, turnover
 from tradectl.schemas.models import TargetsFrom, rule_generation
 
 from .builders import NOW, observed, rule_set, summary, working

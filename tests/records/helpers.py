@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tradectl.journal import CachedContract, Journal, RecordedExecution
 from tradectl.journal.migrations import migrate
+from tradectl.planner.domain import Intent, OrderSpec
 from tradectl.planner.legs import order_ref
-from tradectl.planner.types import Intent, OrderSpec
 from tradectl.records.model import FillRecord
 from tradectl.records.store import connect
 
