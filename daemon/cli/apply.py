@@ -17,8 +17,8 @@ from tradectl.cli.arguments import DEFAULT_RULES, seconds
 from tradectl.cli.embedded_sim import embedded_gateway
 from tradectl.cli.target import add_state_options
 from tradectl.ib import AdapterError, Progress
+from tradectl.ib.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from tradectl.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
-from tradectl.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from tradectl.plan_report import plan_dict, render_table, terminal_width
 from tradectl.planner.domain import Plan
 from tradectl.planner.legs import parse_order_ref
