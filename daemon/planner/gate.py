@@ -44,7 +44,8 @@ from tradectl.planner.breaker import RULE as BREAKER_RULE
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.cash import check_cash
 from tradectl.planner.common import TERMINAL_STATUSES, money
-from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
+from tradectl.planner.domain import Intent, Observed, Plan, WorkingOrder
+from tradectl.planner.legs import ENTRY_LEG, STOP_LEG
 from tradectl.schemas.models import Risk, RuleSet
 
 HALT = "halt"
@@ -209,6 +210,10 @@ def _check(
         return None
     if intent.estimated_price is None:
         return "risk.max_order_value: no price to value the order"
+    # Allocations already size their orders to this limit and to the position limit below
+    # (allocations.py), and `validate` checks a bracket's or scale's own prices against it
+    # (schemas/checks.py); checked again here on purpose (defence in depth): every intent of
+    # every kind passes the gate, whatever its planner or its file said.
     if intent.value > risk.max_order_value + 1e-6:
         return f"risk.max_order_value: {money(intent.value)} > {money(risk.max_order_value)}"
     if not opening:
@@ -226,7 +231,7 @@ def _check(
                 f"{money(after_value)} > {money(limit_value)} "
                 f"({risk.max_position_fraction:.2%} of NAV)"
             )
-    if intent.kind == "brackets" and intent.leg == "entry":
+    if intent.kind == "brackets" and intent.leg == ENTRY_LEG:
         return _risk_per_trade(intent, risk, observed, intents)
     return None
 
@@ -257,7 +262,7 @@ def _stop_distance(entry: Intent, observed: Observed, intents: list[Intent]) -> 
         if (
             intent.kind == "brackets"
             and intent.rule == entry.rule
-            and intent.leg == "stop"
+            and intent.leg == STOP_LEG
             and intent.order is not None
         ):
             if intent.order.trailing_percent is not None:
@@ -267,7 +272,7 @@ def _stop_distance(entry: Intent, observed: Observed, intents: list[Intent]) -> 
     for order in observed.working_orders:
         if (
             order.rule == entry.rule
-            and order.leg == "stop"
+            and order.leg == STOP_LEG
             and order.status not in TERMINAL_STATUSES
         ):
             if order.trailing_percent is not None:
@@ -325,6 +330,10 @@ def _limit_cash(
     parent and its children go together or not at all. Protective legs of what already filled
     are not attached to a new entry and still go. Allocation buys come last, in plan order
     while they fit within cash minus their rule's buffer.
+
+    Deliberate repetition, as defence in depth: the planner ran the same arithmetic
+    (``check_cash``) to size allocation buys, and ``recheck_cash`` runs it once more on what
+    the runtime will send; all three call daemon/planner/cash.py, none restates it.
     """
     check = check_cash(intents, blocked_by, observed)
     for index, reason in check.blocked.items():
