@@ -189,3 +189,15 @@ def test_accounts_cash_and_positions_survive_a_restart() -> None:
         assert after.cash_balances == pytest.approx(before.cash_balances)
         assert after.positions == before.positions
     assert restarted.snapshot("DU222").positions["AAPL"].quantity == 3
+
+
+def test_a_working_order_of_a_second_listing_is_modified_and_kept_on_an_off_tick_price() -> None:
+    engine = engine_of(world(account={"id": "DU111", "cash_balances": {"CAD": 10_000}}))
+    assert codes(engine.place(1, request(1, SHOP_TSX, lmt=200.0))) == []
+    assert codes(engine.place(1, request(1, SHOP_TSX, lmt=201.5))) == []
+    assert engine.orders[(1, 1)].lmt_price == 201.5
+    assert codes(engine.place(1, request(1, SHOP_TSX, lmt=201.555))) == [110]
+    assert engine.orders[(1, 1)].lmt_price == 201.5
+    assert engine.orders[(1, 1)].status == "Submitted"
+    us_listing = ContractFields(symbol="SHOP", sec_type="STK", exchange="SMART", currency="USD")
+    assert codes(engine.place(1, request(1, us_listing, lmt=150.0))) == [201]
