@@ -5,26 +5,17 @@ two accounts."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tradectl.sim import SimState, SimThread
 
-from .helpers import Client, connect
+from .helpers import Client, world
 
 pytestmark = pytest.mark.e2e
 EUR_PER_USD = 1 / 1.16
 EUR_PER_CAD = EUR_PER_USD / 1.40
-
-
-def world(**changes: Any) -> SimState:
-    """The default listings and pairs with the given top-level sections replaced."""
-    data = SimState.default().model_dump(mode="json")
-    data.update(changes)
-    return SimState.from_dict(data)
 
 
 def euro_account(shortfall: str = "borrow") -> dict[str, Any]:
@@ -40,13 +31,6 @@ def euro_account(shortfall: str = "borrow") -> dict[str, Any]:
 @pytest.fixture
 def sim_state() -> SimState:
     return world(account=euro_account())
-
-
-@pytest.fixture
-def client(lib: ModuleType, sim: SimThread) -> Iterator[Client]:
-    connected = connect(lib, sim, 41)
-    yield connected
-    connected.ib.disconnect()
 
 
 def values(client: Client, account: str = "DU111") -> dict[tuple[str, str], str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -14,13 +13,9 @@ from tradectl.sim.model import ErrorNotice, OrderFilled, round_to_tick
 from tradectl.sim.protocol import ContractFields, OrderRequest
 from tradectl.sim.state import DEFAULT_MARKET_RULES, SimState, SimStateError
 
+from .helpers import order, world
+
 NOW = 1_764_500_000.0
-
-
-def world(**changes: Any) -> SimState:
-    data = SimState.default().model_dump(mode="json")
-    data.update(changes)
-    return SimState.from_dict(data)
 
 
 def engine_of(state: SimState) -> Engine:
@@ -36,25 +31,8 @@ def request(
     account: str = "",
     lmt: float | None = None,
 ) -> OrderRequest:
-    return OrderRequest(
-        order_id=order_id,
-        contract=contract,
-        action=action,
-        total_quantity=float(quantity),
-        order_type="MKT" if lmt is None else "LMT",
-        lmt_price=lmt,
-        aux_price=None,
-        tif="DAY",
-        oca_group="",
-        account=account,
-        order_ref="",
-        transmit=True,
-        parent_id=0,
-        outside_rth=False,
-        oca_type=0,
-        trail_stop_price=None,
-        trailing_percent=None,
-    )
+    kind = "MKT" if lmt is None else "LMT"
+    return order(order_id, action, quantity, kind, lmt=lmt, contract=contract, account=account)
 
 
 def codes(events: list[object]) -> list[int]:
