@@ -160,3 +160,12 @@ def test_open_orders_carry_their_account(client: Client, sim: SimThread) -> None
     assert (listed.order.account, listed.order.permId) == ("DU222", resting.order.permId)
     assert [o.account for o in sim.snapshot("DU222").open_orders] == ["DU222"]
     assert sim.snapshot("DU111").open_orders == []
+
+
+@pytest.mark.parametrize("sim_state", [world(**LINKED)])
+def test_account_updates_multi_answer_the_named_account(client: Client) -> None:
+    client.ib.reqAccountUpdatesMulti("DU222")
+    got = values(client, "DU222")
+    assert got[("TotalCashValue", "USD")] == "50000.00"
+    assert got[("CashBalance", "BASE")] == "50000.00"
+    assert values(client, "DU111")[("TotalCashValue", "USD")] == "100000.00"

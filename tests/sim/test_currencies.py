@@ -179,3 +179,14 @@ def test_a_working_order_of_a_second_listing_is_modified_and_kept_on_an_off_tick
     assert engine.orders[(1, 1)].status == "Submitted"
     us_listing = ContractFields(symbol="SHOP", sec_type="STK", exchange="SMART", currency="USD")
     assert codes(engine.place(1, request(1, us_listing, lmt=150.0))) == [201]
+
+
+def test_a_cross_pair_converts_between_two_currencies_without_usd() -> None:
+    engine = engine_of(world(account={"id": "DU111", "currency": "EUR", "cash": 10_000}))
+    eur_gbp = ContractFields(symbol="EUR", sec_type="CASH", exchange="IDEALPRO", currency="GBP")
+    assert codes(engine.place(1, request(1, eur_gbp, "SELL", 1_000))) == []
+    balances = engine.account.balances
+    assert balances["EUR"] == pytest.approx(9_000)
+    # 1,000 x the bid 0.87195, less IB's 2 USD minimum in pounds
+    assert balances["GBP"] == pytest.approx(1_000 * 0.87195 - 2.0 / 1.33)
+    assert "USD" not in balances and engine.account.positions == {}
