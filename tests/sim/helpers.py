@@ -40,8 +40,9 @@ def small_state(**overrides: Any) -> SimState:
 
 
 def world(**changes: Any) -> SimState:
-    """The default state (its listings and pairs) with top-level sections replaced."""
-    data = SimState.default().model_dump(mode="json")
+    """``SimState.world()`` (the default state, listings outside the US and the currency
+    pairs) with top-level sections replaced."""
+    data = SimState.world().model_dump(mode="json")
     data.update(changes)
     return SimState.from_dict(data)
 

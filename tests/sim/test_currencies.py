@@ -43,8 +43,17 @@ SHOP_TSX = ContractFields(symbol="SHOP", sec_type="STK", exchange="SMART", curre
 AAPL = ContractFields(symbol="AAPL", sec_type="STK", exchange="SMART", currency="USD")
 
 
+def test_the_default_state_keeps_its_us_stocks_and_the_world_adds_listings() -> None:
+    default, world_state = SimState.default(), SimState.world()
+    assert len(default.symbols) == 40
+    assert {s.currency for s in default.symbols.values()} == {"USD"}
+    added = set(world_state.symbols) - set(default.symbols)
+    assert {"SHOP.TSX", "SAP.IBIS", "VOD.LSE", "BRK B", "EUR.USD", "USD.CAD"} <= added
+    assert world_state.account == default.account
+
+
 def test_rates_come_from_the_pairs_against_usd() -> None:
-    engine = engine_of(SimState.default())
+    engine = engine_of(SimState.world())
     rates = engine.rates
     assert rates.rate("EUR", "USD") == pytest.approx(1.16)
     assert rates.rate("CAD", "USD") == pytest.approx(1 / 1.40)
@@ -84,7 +93,7 @@ BANDS = [(b.low_edge, b.increment) for b in DEFAULT_MARKET_RULES[1002]]
 
 @given(st.integers(min_value=1, max_value=100_000_000))
 def test_a_price_rounded_to_its_band_conforms(thousandths: int) -> None:
-    engine = engine_of(SimState.default())
+    engine = engine_of(SimState.world())
     sap = engine.instruments["SAP.IBIS"]
     price = thousandths / 1000
     rounded = round_to_tick(price, sap.increment(price))
@@ -97,7 +106,7 @@ def test_a_price_rounded_to_its_band_conforms(thousandths: int) -> None:
     ("price", "step"), [(0.9999, 0.001), (1.0, 0.002), (199.95, 0.05), (200.0, 0.1), (500.0, 0.2)]
 )
 def test_a_price_on_a_band_edge_takes_the_upper_bands_step(price: float, step: float) -> None:
-    assert engine_of(SimState.default()).instruments["SAP.IBIS"].increment(price) == step
+    assert engine_of(SimState.world()).instruments["SAP.IBIS"].increment(price) == step
 
 
 def test_buying_power_is_checked_in_the_base_currency() -> None:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def sim_state() -> SimState:
-    state = SimState.default()
+    state = SimState.world()
     state.account.cash_balances = {"EUR": 50_000.0, "CAD": 50_000.0}
     return state
 
