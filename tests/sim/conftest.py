@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -13,7 +15,8 @@ from ib_insync import IB
 
 from tradectl.sim import SimState, SimThread, start_sim_thread
 
-from .helpers import small_state, wait_for
+from . import helpers
+from .helpers import Client, small_state, wait_for
 
 
 @pytest.fixture
@@ -82,3 +85,17 @@ def client_logs_clean(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         or (r.name.startswith("ib_") and (r.exc_info or "timed out" in r.getMessage()))
     ]
     assert broken == []
+
+
+@pytest.fixture(params=["ib_insync", "ib_async"])
+def lib(request: pytest.FixtureRequest) -> ModuleType:
+    """The client library a test runs under; tests taking it run under both."""
+    return importlib.import_module(request.param)
+
+
+@pytest.fixture
+def client(lib: ModuleType, sim: SimThread) -> Iterator[Client]:
+    """A connected client of the library ``lib``, client id 21."""
+    connected = helpers.connect(lib, sim, 21)
+    yield connected
+    connected.ib.disconnect()

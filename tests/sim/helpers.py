@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
+from tradectl.sim import SimThread
 from tradectl.sim.protocol import (
     API_PREFIX,
     ContractFields,
@@ -35,6 +39,14 @@ def small_state(**overrides: Any) -> SimState:
     return SimState.from_dict(data)
 
 
+def world(**changes: Any) -> SimState:
+    """``SimState.world()`` (the default state, listings outside the US and the currency
+    pairs) with top-level sections replaced."""
+    data = SimState.world().model_dump(mode="json")
+    data.update(changes)
+    return SimState.from_dict(data)
+
+
 def order(
     order_id: int,
     action: str = "BUY",
@@ -51,10 +63,14 @@ def order(
     oca_type: int = 0,
     tif: str = "DAY",
     order_ref: str = "",
+    contract: ContractFields | None = None,
+    account: str = "",
 ) -> OrderRequest:
+    """``contract`` names another listing than the US stock ``symbol``."""
     return OrderRequest(
         order_id=order_id,
-        contract=ContractFields(symbol=symbol, sec_type="STK", exchange="SMART", currency="USD"),
+        contract=contract
+        or ContractFields(symbol=symbol, sec_type="STK", exchange="SMART", currency="USD"),
         action=action,
         total_quantity=float(quantity),
         order_type=order_type,
@@ -62,7 +78,7 @@ def order(
         aux_price=aux,
         tif=tif,
         oca_group=oca_group,
-        account="",
+        account=account,
         order_ref=order_ref,
         transmit=transmit,
         parent_id=parent_id,
@@ -127,3 +143,34 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@dataclass
+class Client:
+    """One connected client of either library, with its own contract classes."""
+
+    lib: ModuleType
+    ib: Any
+    errors: list[tuple[int, int, str]]
+
+    def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        def pump(seconds: float) -> None:
+            with contextlib.suppress(ConnectionError):
+                self.ib.waitOnUpdate(timeout=seconds)
+
+        wait_for(predicate, pump, timeout)
+
+    def stock(self, symbol: str = "AAPL") -> Any:
+        [contract] = self.ib.qualifyContracts(self.lib.Stock(symbol, "SMART", "USD"))
+        return contract
+
+    def codes(self) -> list[int]:
+        return [code for _, code, _ in self.errors]
+
+
+def connect(lib: ModuleType, sim: SimThread, client_id: int) -> Client:
+    ib = lib.IB()
+    ib.connect(sim.host, sim.port, clientId=client_id, timeout=10)
+    errors: list[tuple[int, int, str]] = []
+    ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code, msg))
+    return Client(lib, ib, errors)
