@@ -1,4 +1,5 @@
-"""The IB adapter: connect, observe, send, and turn broker events into journal rows.
+"""The IB adapter: connect, observe, send, turn broker events into journal rows, and stream
+them out as domain updates (``tradectl.broker_types``).
 
 This package is the only product code that imports ib_insync. Design choices worth knowing:
 
@@ -26,14 +27,12 @@ import asyncio
 import json
 import logging
 import math
-import os
-import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Stock, Ticker
@@ -42,6 +41,17 @@ from ib_insync.objects import CommissionReport
 from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
+from tradectl.broker_types import (
+    BrokerState,
+    BrokerUpdate,
+    Disconnected,
+    ErrorUpdate,
+    ExecutionUpdate,
+    LinkUpdate,
+    OrderStatusUpdate,
+    Progress,
+    UpdateListener,
+)
 from tradectl.errors import PermanentError, TemporaryError
 from tradectl.ib import translate
 from tradectl.ib.inbound_guard import InboundGuard
@@ -51,18 +61,16 @@ from tradectl.ib_codes import (
     CANCEL_REFUSALS,
     LINK_LOST,
     LINK_RESTORED_CODES,
+    LINK_RESTORED_DATA_LOST,
     PACING_VIOLATION,
     is_informational,
 )
 from tradectl.journal import (
-    AlreadyLive,
     BrokerRecord,
     CachedContract,
     Journal,
     JournaledIntent,
     RecordedExecution,
-    Transition,
-    match_journal,
 )
 from tradectl.journal.lifecycle import (
     BrokerEvent,
@@ -77,10 +85,6 @@ from tradectl.planner.market_time import HoursFormatError, MarketHours, market_h
 from tradectl.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
 
 log = logging.getLogger(__name__)
-
-# Test-only fault hook (docs/apply.md): SIGKILL this process right after the first intent group
-# is journaled ("journal") or right after the first order message is written ("send").
-CRASH_ENV = "TRADECTL_TEST_CRASH_AFTER"
 
 # IB's "last timestamp" string tick: seconds since the epoch of the last trade.
 LAST_TIMESTAMP_TICK = 45
@@ -110,48 +114,9 @@ class ConnectionSettings:
     pacing_rate: float = DEFAULT_RATE
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
-    ack_timeout: timedelta = timedelta(seconds=60)
     # A request the gateway never answers (it holds everything between 1100 and 1102) fails
     # the pass after this long instead of blocking the broker thread; the next trigger retries.
     request_timeout: float = 60.0
-
-
-@dataclass(frozen=True)
-class BrokerState:
-    """What the broker shows at one moment, before the journal's view is added."""
-
-    account_id: str
-    net_liquidation: float
-    cash: float
-    buying_power: float
-    positions: Mapping[str, Position]
-    working_orders: tuple[WorkingOrder, ...]
-    executions: tuple[RecordedExecution, ...]
-    quotes: Mapping[str, Quote]
-    contracts: Mapping[str, ContractFacts]
-    qualified: Mapping[str, CachedContract]
-    notes: tuple[str, ...] = ()
-    margin_account: bool = False
-    previous_day_equity: float | None = None
-    daily_pnl: float | None = None
-    completed_orders: tuple[WorkingOrder, ...] = ()
-    market_hours: Mapping[str, MarketHours] = field(default_factory=dict)
-
-
-@dataclass
-class Progress:
-    sent: int = 0
-    acknowledged: int = 0
-    filled: int = 0
-    rejected: int = 0
-    cancelled: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        return (
-            f"sent {self.sent} / acknowledged {self.acknowledged} / filled {self.filled} / "
-            f"rejected {self.rejected}"
-        )
 
 
 @dataclass
@@ -220,15 +185,14 @@ class IbAdapter:
         journal: Journal | None,
         *,
         progress: Callable[[Progress], None] | None = None,
-        rejected: Callable[[str | None, int, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal
         self.session = uuid.uuid4().hex[:12]
         self.progress = Progress()
         self._on_progress = progress
-        # (orderRef, IB error code, text) of each of our order actions IB refuses.
-        self._on_rejected = rejected
+        # Who hears the broker's updates (``listen``).
+        self._listeners: list[UpdateListener] = []
         # Every message written to the socket, for the metrics' messages per second.
         self.messages_sent = 0
         self.ib = IB()
@@ -247,7 +211,6 @@ class IbAdapter:
         self._tracked: dict[tuple[int, int], list[int]] = {}
         self._awaiting: set[int] = set()
         self._resynced: _ResyncedView | None = None
-        self._crash_after = os.environ.get(CRASH_ENV, "")
         self.pacing_violations = 0
         # Trading hours per symbol, with the (host) day they were read: read once a day.
         self._hours: dict[str, tuple[date, MarketHours]] = {}
@@ -316,6 +279,14 @@ class IbAdapter:
     @property
     def connected(self) -> bool:
         return self.ib.isConnected()
+
+    @property
+    def client_id(self) -> int:
+        return self.settings.client_id
+
+    def run_for(self, seconds: float) -> None:
+        """Let the connection read and write for ``seconds`` (the pacer drains meanwhile)."""
+        self.ib.sleep(seconds)
 
     @property
     def pacer_waiting(self) -> int:
@@ -394,6 +365,18 @@ class IbAdapter:
         dropped = self._pacer.clear()
         if dropped:
             log.warning("connection lost with %d messages not yet sent", len(dropped))
+        self._emit(Disconnected())
+
+    # --- updates out -------------------------------------------------------------------------
+
+    def listen(self, listener: UpdateListener) -> None:
+        """Hand every later update to ``listener``, on the connection's thread, after the
+        adapter has handled it."""
+        self._listeners.append(listener)
+
+    def _emit(self, update: BrokerUpdate) -> None:
+        for listener in self._listeners:
+            listener(update)
 
     # --- broker events -----------------------------------------------------------------------
 
@@ -446,6 +429,7 @@ class IbAdapter:
             )
         report = OrderReport(status, filled, filled + remaining, perm_id)
         self._advance(client_id, order_id, order_ref, perm_id, report)
+        self._emit(OrderStatusUpdate(order_id, client_id, perm_id, status, filled, remaining))
 
     def _on_completed_order(self, contract: Contract, order: Order, state: OrderState) -> None:
         self._completed.append(_OrderRecord(contract, order, state.status, order.filledQuantity))
@@ -471,6 +455,7 @@ class IbAdapter:
             recorded.perm_id,
             ExecutionReport(executed, recorded.perm_id, quantity),
         )
+        self._emit(ExecutionUpdate(recorded))
 
     def _on_commission(self, report: CommissionReport) -> None:
         if self.journal is not None and self.journal.writable:
@@ -532,8 +517,11 @@ class IbAdapter:
         if intents and rejection:
             self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
             self._report()
-            if self._on_rejected is not None:
-                self._on_rejected(order_ref, code, text)
+        if code == LINK_LOST or code in LINK_RESTORED_CODES:
+            self._emit(LinkUpdate(up=code != LINK_LOST, data_lost=code == LINK_RESTORED_DATA_LOST))
+        self._emit(
+            ErrorUpdate(req_id, code, text, order_ref, rejection=bool(intents) and rejection)
+        )
 
     def _journal_order(self, key: tuple[int, int]) -> None:
         if self.journal is None or not self.journal.writable:
@@ -639,32 +627,14 @@ class IbAdapter:
         finally:
             self._collecting_open = None
 
-    def resync(self, day_start: datetime) -> list[Transition]:
-        """Match the journal's live intents with the broker (exactly once across crashes and
-        reconnects) and record the outcome. Run before anything is planned."""
-        records = self.broker_records(day_start)
-        journal = self.journal
-        if journal is None or not journal.writable:
-            return []
-        transitions = match_journal(
-            journal.live_intents(),
-            records,
-            known_perm_ids=journal.known_perm_ids(),
-            now=journal.now,
-            ack_timeout=self.settings.ack_timeout,
-        )
-        for transition in transitions:
-            journal.apply_transition(transition)
-        for intent in journal.live_intents():
-            if intent.order_id is not None:
-                self._track(intent)
-        return transitions
-
-    def _track(self, intent: JournaledIntent) -> None:
-        assert intent.order_id is not None
-        ids = self._tracked.setdefault((intent.client_id, intent.order_id), [])
-        if intent.id not in ids:
-            ids.append(intent.id)
+    def track(self, intents: Sequence[JournaledIntent]) -> None:
+        """Follow these intents' orders: their events advance them in the journal."""
+        for intent in intents:
+            if intent.order_id is None:
+                continue
+            ids = self._tracked.setdefault((intent.client_id, intent.order_id), [])
+            if intent.id not in ids:
+                ids.append(intent.id)
 
     def working_orders(
         self, open_keys: frozenset[tuple[int, int]] | None = None
@@ -845,67 +815,22 @@ class IbAdapter:
 
     # --- acting ------------------------------------------------------------------------------
 
-    def execute(
-        self,
-        groups: Sequence[Sequence[Intent]],
-        *,
-        contracts: Mapping[str, CachedContract],
-        working: Mapping[int, WorkingOrder],
-        pass_id: int | None,
-    ) -> list[str]:
-        """Journal each group of intents (durably), then hand it to the pacer. Returns the
-        problems that kept a group from being sent; the rest is sent as the pacer allows."""
-        if self.settings.readonly:
-            raise AdapterError("this connection is read-only: refusing to send orders")
-        if self.journal is None or not self.journal.writable:
-            raise AdapterError(
-                "no writable journal: refusing to send orders that are not journaled"
-            )
-        if not self.can_send:
-            raise AdapterError(
-                "the gateway connection is down (IB 1100 or disconnected): not sending"
-            )
-        problems: list[str] = []
-        # Within one rule the planner's order matters (a new stop goes out before the cancel of
-        # the old one): a rule's later group never gets a more urgent priority than its earlier
-        # ones, so the pacer cannot reorder them. Across rules, urgency wins.
-        rule_floor: dict[tuple[str, str], Priority] = {}
-        # A child may name a parent that already works at the broker (its entry was placed in
-        # an earlier pass), or one in its own group.
-        working_parents = {
-            order.order_ref: order.order_id for order in working.values() if order.order_ref
-        }
-        for group in groups:
-            rule = (group[0].kind, group[0].rule)
-            priority = max(_urgency(group), rule_floor.get(rule, Priority.CANCEL))
-            rule_floor[rule] = priority
-            problem = self._check_group(group, contracts, working, working_parents)
-            if problem is not None:
-                problems.append(problem)
-                continue
-            try:
-                journaled = self.journal.journal_intents(
-                    group,
-                    client_id=self.settings.client_id,
-                    session=self.session,
-                    next_valid_order_id=self.ib.client._reqIdSeq,
-                    pass_id=pass_id,
-                )
-            except AlreadyLive as exc:
-                problems.append(str(exc))
-                continue
-            self._crash_point("journal")
-            highest = max((intent.order_id or 0) for intent in journaled)
-            self.ib.client.updateReqId(highest + 1)
-            self._submit(journaled, group, contracts, working, working_parents, priority)
-        return problems
+    @property
+    def readonly(self) -> bool:
+        return self.settings.readonly
 
-    def _check_group(
+    def next_order_id(self) -> int:
+        return int(self.ib.client._reqIdSeq)
+
+    def reserve_order_ids(self, next_id: int) -> None:
+        self.ib.client.updateReqId(next_id)
+
+    def check_group(
         self,
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
-        working_parents: Mapping[str, int],
+        parent_ids: Mapping[str, int],
     ) -> str | None:
         """Why this group cannot be sent, found before anything is journaled."""
         group_refs = {intent.order.order_ref: 0 for intent in group if intent.order is not None}
@@ -929,22 +854,26 @@ class IbAdapter:
                         intent.order,
                         order_id=0,
                         account=self.settings.account,
-                        parent_ids={**working_parents, **group_refs},
+                        parent_ids={**parent_ids, **group_refs},
                     )
                 except ValueError as exc:
                     return f"{intent.key}: {exc}; nothing sent"
         return None
 
-    def _submit(
+    def submit(
         self,
         journaled: Sequence[JournaledIntent],
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
-        working_parents: Mapping[str, int],
+        parent_ids: Mapping[str, int],
         priority: Priority,
+        *,
+        before_write: Callable[[int], None],
+        after_write: Callable[[int], None],
     ) -> None:
-        parent_ids = dict(working_parents)
+        """Hand one message per journaled intent to the pacer (see ``Broker.submit``)."""
+        parent_ids = dict(parent_ids)
         parent_ids.update(
             (entry.order_ref, entry.order_id)
             for entry in journaled
@@ -953,12 +882,12 @@ class IbAdapter:
             and entry.action == "place"
         )
         for entry, intent in zip(journaled, group, strict=True):
-            self._track(entry)
+            self.track([entry])
             self._awaiting.add(entry.id)
             assert entry.order_id is not None
-            before_write, after_write = self._sending_hooks(entry.id)
+            before, after = self._write_hooks(entry.id, before_write, after_write)
             if intent.action == "cancel":
-                with self._sending(priority, before_write, after_write):
+                with self._sending(priority, before, after):
                     self.ib.client.cancelOrder(entry.order_id, "")
                 continue
             assert intent.order is not None
@@ -972,28 +901,24 @@ class IbAdapter:
             )
             order.clientId = self.settings.client_id
             contract = translate.stock_contract(contracts[intent.symbol])
-            with self._sending(priority, before_write, after_write):
+            with self._sending(priority, before, after):
                 self.ib.client.placeOrder(entry.order_id, contract, order)
 
-    def _sending_hooks(self, intent_id: int) -> tuple[Callable[[], None], Callable[[], None]]:
-        # "sent" is committed durably just before the write: an intent still "journaled" after a
-        # crash certainly never left this process (safe to plan afresh), while a "sent" one may
-        # have reached IB and is waited for until the acknowledgement timeout.
-        def before_write() -> None:
-            assert self.journal is not None
-            self.journal.mark_sent(intent_id)
+    def _write_hooks(
+        self,
+        intent_id: int,
+        before_write: Callable[[int], None],
+        after_write: Callable[[int], None],
+    ) -> tuple[Callable[[], None], Callable[[], None]]:
+        def before() -> None:
+            before_write(intent_id)
 
-        def after_write() -> None:
-            self._crash_point("send")
+        def after() -> None:
+            after_write(intent_id)
             self.progress.sent += 1
             self._report()
 
-        return before_write, after_write
-
-    def _crash_point(self, point: str) -> None:
-        if self._crash_after == point:
-            log.error("%s=%s: killing this process (test hook)", CRASH_ENV, point)
-            os.kill(os.getpid(), signal.SIGKILL)
+        return before, after
 
     def wait(self, timeout: float) -> bool:
         """Run the connection until every sent intent is acknowledged (or over) and nothing waits
@@ -1029,14 +954,6 @@ def _is_margin_account(values: Mapping[str, float]) -> bool:
 def _utc_filter_time(moment: datetime) -> str:
     # IB reads "yyyymmdd-hh:mm:ss" as UTC.
     return moment.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
-
-
-def _urgency(group: Sequence[Intent]) -> Priority:
-    if any(intent.action == "cancel" for intent in group):
-        return Priority.CANCEL
-    if any(intent.purpose == "protective" for intent in group):
-        return Priority.PROTECTIVE
-    return Priority.ORDER
 
 
 def _tapped(original: Callable[..., Any], observer: Callable[..., None]) -> Callable[..., None]:
