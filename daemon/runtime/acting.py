@@ -18,7 +18,14 @@ import signal
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from tradectl.journal import AlreadyLive, CachedContract, Journal, Transition, match_journal
+from tradectl.journal import (
+    AlreadyLive,
+    CachedContract,
+    Journal,
+    JournaledIntent,
+    Transition,
+    match_journal,
+)
 from tradectl.pacer import Priority
 from tradectl.planner.types import Intent, WorkingOrder
 from tradectl.runtime.broker import Broker
@@ -86,9 +93,10 @@ class Sender:
         }
         self._crash_after = os.environ.get(CRASH_ENV, "")
 
-    def execute(self, groups: Sequence[Sequence[Intent]]) -> list[str]:
-        """Journal each group of intents (durably), then hand it to the broker. Returns the
-        problems that kept a group from being sent; the rest is sent as the pacer allows."""
+    def send(self, group: Sequence[Intent]) -> tuple[str | None, list[JournaledIntent]]:
+        """Journal one group of intents (durably), then hand it to the broker, which sends it
+        as the pacer allows. Returns the problem that kept it from being sent, if any, and
+        what was journaled."""
         broker, journal = self._broker, self._journal
         if broker.readonly:
             raise NotSent("this connection is read-only: refusing to send orders")
@@ -96,38 +104,43 @@ class Sender:
             raise NotSent("no writable journal: refusing to send orders that are not journaled")
         if not broker.can_send:
             raise NotSent("the gateway connection is down (IB 1100 or disconnected): not sending")
-        problems: list[str] = []
+        rule = (group[0].kind, group[0].rule)
+        priority = max(_urgency(group), self._rule_floor.get(rule, Priority.CANCEL))
+        self._rule_floor[rule] = priority
+        problem = broker.check_group(group, self._contracts, self._working, self._parent_ids)
+        if problem is not None:
+            return problem, []
+        try:
+            journaled = journal.journal_intents(
+                group,
+                client_id=broker.client_id,
+                session=broker.session,
+                next_valid_order_id=broker.next_order_id(),
+                pass_id=self._pass_id,
+            )
+        except AlreadyLive as exc:
+            return str(exc), []
+        self._crash_point("journal")
+        broker.reserve_order_ids(max((intent.order_id or 0) for intent in journaled) + 1)
+        broker.submit(
+            journaled,
+            group,
+            self._contracts,
+            self._working,
+            self._parent_ids,
+            priority,
+            before_write=journal.mark_sent,
+            after_write=self._written,
+        )
+        return None, journaled
+
+    def execute(self, groups: Sequence[Sequence[Intent]]) -> list[str]:
+        """``send`` each group; the problems that kept groups from being sent."""
+        problems = []
         for group in groups:
-            rule = (group[0].kind, group[0].rule)
-            priority = max(_urgency(group), self._rule_floor.get(rule, Priority.CANCEL))
-            self._rule_floor[rule] = priority
-            problem = broker.check_group(group, self._contracts, self._working, self._parent_ids)
+            problem, _ = self.send(group)
             if problem is not None:
                 problems.append(problem)
-                continue
-            try:
-                journaled = journal.journal_intents(
-                    group,
-                    client_id=broker.client_id,
-                    session=broker.session,
-                    next_valid_order_id=broker.next_order_id(),
-                    pass_id=self._pass_id,
-                )
-            except AlreadyLive as exc:
-                problems.append(str(exc))
-                continue
-            self._crash_point("journal")
-            broker.reserve_order_ids(max((intent.order_id or 0) for intent in journaled) + 1)
-            broker.submit(
-                journaled,
-                group,
-                self._contracts,
-                self._working,
-                self._parent_ids,
-                priority,
-                before_write=journal.mark_sent,
-                after_write=self._written,
-            )
         return problems
 
     def _written(self, intent_id: int) -> None:

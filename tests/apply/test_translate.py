@@ -43,7 +43,7 @@ def tracked_entry(tmp_path: Path) -> tuple[Journal, IbAdapter, JournaledIntent]:
         order=spec(),
     )
     (entry,) = journal.journal_intents([placed], client_id=17, session="s", next_valid_order_id=3)
-    adapter._track(entry)
+    adapter.track([entry])
     return journal, adapter, entry
 
 
@@ -192,7 +192,7 @@ def test_a_rejected_modify_is_rejected_and_the_order_lives_on(tmp_path: Path) ->
         order_id=3,
     )
     (change,) = journal.journal_intents([modify], client_id=17, session="s", next_valid_order_id=4)
-    adapter._track(change)
+    adapter.track([change])
     adapter._on_error(3, 110, "The price does not conform to the minimum price variation.", "")
     assert (journal.intent(change.id).state, journal.intent(change.id).error_code) == (
         "rejected",
