@@ -56,8 +56,34 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class OrderSnapshot:
+    """An order as the broker shows it now (IB's openOrder, kept current by orderStatus)."""
+
+    client_id: int
+    order_id: int
+    perm_id: int
+    order_ref: str | None
+    symbol: str
+    action: str
+    order_type: str
+    quantity: float
+    limit_price: float | None
+    aux_price: float | None
+    status: str
+    filled: float
+
+
+@dataclass(frozen=True)
+class OrderUpdate:
+    """The broker reports an order (placed, changed, or listed among the open orders)."""
+
+    order: OrderSnapshot
+
+
+@dataclass(frozen=True)
 class OrderStatusUpdate:
-    """The broker reports an order's status (IB's orderStatus)."""
+    """The broker reports an order's status (IB's orderStatus). ``order`` is the order with
+    that status when the broker has reported the order itself; ``order_ref`` is its orderRef."""
 
     order_id: int
     client_id: int
@@ -65,27 +91,47 @@ class OrderStatusUpdate:
     status: str
     filled: float
     remaining: float
+    order_ref: str | None = None
+    order: OrderSnapshot | None = None
 
 
 @dataclass(frozen=True)
 class ExecutionUpdate:
     """The broker reports an execution. The same execution may be reported again (IB repeats
-    every execution of the day in each executions answer): ``execution.exec_id`` tells."""
+    every execution of the day in each executions answer): ``execution.exec_id`` tells.
+    ``order_executed`` is what the executions seen on this connection add up to for its order,
+    ``order_quantity`` that order's total (0 when the order was not reported)."""
 
     execution: RecordedExecution
+    order_executed: float = 0.0
+    order_quantity: float = 0.0
+
+
+@dataclass(frozen=True)
+class CommissionUpdate:
+    """The broker reports the commission (and realized P&L, when it has one) of an execution."""
+
+    exec_id: str
+    commission: float
+    currency: str
+    realized_pnl: float | None
 
 
 @dataclass(frozen=True)
 class ErrorUpdate:
-    """The broker reports an error or message. ``rejection`` is True when it refuses one of
-    tradectl's own order actions (``order_ref`` names the order); IB's informational codes,
-    cancel confirmations and refusals to cancel an order that already ended are not."""
+    """The broker reports an error or message about request or order ``req_id`` (an order of
+    client ``client_id``, this connection's). ``informational``: a notice, not a failure.
+    ``refusal``: it refuses the latest action on order ``req_id`` (not a notice, a cancel
+    confirmation, or ``already_ended``: a cancel of an order that had already ended, which is
+    no rejection of any order)."""
 
     req_id: int
     code: int
     text: str
-    order_ref: str | None = None
-    rejection: bool = False
+    client_id: int = 0
+    informational: bool = False
+    refusal: bool = False
+    already_ended: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,5 +148,13 @@ class Disconnected:
     """The connection to the broker closed."""
 
 
-BrokerUpdate = OrderStatusUpdate | ExecutionUpdate | ErrorUpdate | LinkUpdate | Disconnected
+BrokerUpdate = (
+    OrderUpdate
+    | OrderStatusUpdate
+    | ExecutionUpdate
+    | CommissionUpdate
+    | ErrorUpdate
+    | LinkUpdate
+    | Disconnected
+)
 UpdateListener = Callable[[BrokerUpdate], None]

@@ -44,12 +44,14 @@ from ib_insync.util import UNSET_DOUBLE
 from tradectl.broker_types import (
     BrokerState,
     BrokerUpdate,
+    CommissionUpdate,
     Disconnected,
     ErrorUpdate,
     ExecutionUpdate,
     LinkUpdate,
+    OrderSnapshot,
     OrderStatusUpdate,
-    Progress,
+    OrderUpdate,
     UpdateListener,
 )
 from tradectl.errors import PermanentError, TemporaryError
@@ -73,11 +75,6 @@ from tradectl.journal import (
     RecordedExecution,
 )
 from tradectl.journal.lifecycle import (
-    BrokerEvent,
-    ErrorReport,
-    ExecutionReport,
-    OrderReport,
-    advance,
     order_ended,
 )
 from tradectl.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
@@ -183,14 +180,10 @@ class IbAdapter:
         self,
         settings: ConnectionSettings,
         journal: Journal | None,
-        *,
-        progress: Callable[[Progress], None] | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal
         self.session = uuid.uuid4().hex[:12]
-        self.progress = Progress()
-        self._on_progress = progress
         # Who hears the broker's updates (``listen``).
         self._listeners: list[UpdateListener] = []
         # Every message written to the socket, for the metrics' messages per second.
@@ -208,8 +201,9 @@ class IbAdapter:
         self._collecting_open: set[tuple[int, int]] | None = None
         self._completed: list[_OrderRecord] = []
         self._executions: dict[str, RecordedExecution] = {}
-        self._tracked: dict[tuple[int, int], list[int]] = {}
-        self._awaiting: set[int] = set()
+        # The last order action this connection sent for each order: IB's error about an
+        # order answers it, and only a refused placement makes the order itself rejected.
+        self._last_action: dict[tuple[int, int], str] = {}
         self._resynced: _ResyncedView | None = None
         self.pacing_violations = 0
         # Trading hours per symbol, with the (host) day they were read: read once a day.
@@ -392,9 +386,7 @@ class IbAdapter:
         self._orders[key] = _OrderRecord(contract, order, state.status, filled, rejected)
         if self._collecting_open is not None:
             self._collecting_open.add(key)
-        self._journal_order(key)
-        report = OrderReport(state.status, filled, float(order.totalQuantity), order.permId)
-        self._advance(order.clientId, order_id, order.orderRef, order.permId, report)
+        self._emit(OrderUpdate(self._snapshot(key)))
 
     def _on_order_status(
         self,
@@ -413,23 +405,16 @@ class IbAdapter:
         key = _order_key(client_id, order_id, perm_id)
         record = self._orders.get(key)
         order_ref: str | None = None
+        snapshot: OrderSnapshot | None = None
         if record is not None:
             record.status, record.filled = status, filled
             order_ref = record.order.orderRef or None
-            self._journal_order(key)
-        if self.journal is not None and self.journal.writable:
-            self.journal.record_status(
-                client_id=client_id,
-                order_id=order_id,
-                perm_id=perm_id,
-                order_ref=order_ref,
-                status=status,
-                filled=filled,
-                remaining=remaining,
+            snapshot = self._snapshot(key)
+        self._emit(
+            OrderStatusUpdate(
+                order_id, client_id, perm_id, status, filled, remaining, order_ref, snapshot
             )
-        report = OrderReport(status, filled, filled + remaining, perm_id)
-        self._advance(client_id, order_id, order_ref, perm_id, report)
-        self._emit(OrderStatusUpdate(order_id, client_id, perm_id, status, filled, remaining))
+        )
 
     def _on_completed_order(self, contract: Contract, order: Order, state: OrderState) -> None:
         self._completed.append(_OrderRecord(contract, order, state.status, order.filledQuantity))
@@ -437,8 +422,6 @@ class IbAdapter:
     def _on_exec_details(self, req_id: int, contract: Contract, execution: IbExecution) -> None:
         recorded = translate.recorded_execution(contract, execution)
         self._executions[recorded.exec_id] = recorded
-        if self.journal is not None and self.journal.writable:
-            self.journal.record_execution(recorded)
         executed = sum(
             other.shares
             for other in self._executions.values()
@@ -448,19 +431,11 @@ class IbAdapter:
             _order_key(recorded.client_id, recorded.order_id, recorded.perm_id)
         )
         quantity = float(order.order.totalQuantity) if order is not None else 0.0
-        self._advance(
-            recorded.client_id,
-            recorded.order_id,
-            recorded.order_ref,
-            recorded.perm_id,
-            ExecutionReport(executed, recorded.perm_id, quantity),
-        )
-        self._emit(ExecutionUpdate(recorded))
+        self._emit(ExecutionUpdate(recorded, executed, quantity))
 
     def _on_commission(self, report: CommissionReport) -> None:
-        if self.journal is not None and self.journal.writable:
-            pnl = None if report.realizedPNL == UNSET_DOUBLE else report.realizedPNL
-            self.journal.record_commission(report.execId, report.commission, report.currency, pnl)
+        pnl = None if report.realizedPNL == UNSET_DOUBLE else report.realizedPNL
+        self._emit(CommissionUpdate(report.execId, report.commission, report.currency, pnl))
 
     def _on_tick_string(self, req_id: int, tick_type: int, value: str) -> None:
         if tick_type != LAST_TIMESTAMP_TICK:
@@ -491,44 +466,23 @@ class IbAdapter:
             and code not in CANCEL_CONFIRMATIONS
             and not already_ended
         )
-        intents = self._intents_for(self.settings.client_id, req_id) if req_id > 0 else []
-        order = self._orders.get((self.settings.client_id, req_id)) if req_id > 0 else None
-        answers_placement = not intents or intents[-1].action == "place"
+        client_id = self.settings.client_id
+        order = self._orders.get((client_id, req_id)) if req_id > 0 else None
+        answers_placement = self._last_action.get((client_id, req_id), "place") == "place"
         if order is not None and rejection and answers_placement:
             # IB follows a rejected order with Inactive: from then on that status ends it. A
             # refused modify or cancel leaves the order as it was.
             order.rejected = True
-        order_ref = intents[0].order_ref if intents else None
-        if self.journal is not None and self.journal.writable:
-            self.journal.record_gateway_error(
-                req_id=req_id,
-                code=code,
-                message=text,
-                order_ref=order_ref,
-                informational=informational,
-            )
-            # The error answers the latest message about this order: a rejected modify must
-            # not make the order's own placement count as rejected.
-            if intents:
-                self._apply(intents[-1], ErrorReport(code, text))
-                self._report()
-        if intents and already_ended:
-            log.info("%s: cancel not needed, IB %d: %s", order_ref, code, text)
-        if intents and rejection:
-            self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
-            self._report()
         if code == LINK_LOST or code in LINK_RESTORED_CODES:
             self._emit(LinkUpdate(up=code != LINK_LOST, data_lost=code == LINK_RESTORED_DATA_LOST))
         self._emit(
-            ErrorUpdate(req_id, code, text, order_ref, rejection=bool(intents) and rejection)
+            ErrorUpdate(req_id, code, text, client_id, informational, rejection, already_ended)
         )
 
-    def _journal_order(self, key: tuple[int, int]) -> None:
-        if self.journal is None or not self.journal.writable:
-            return
+    def _snapshot(self, key: tuple[int, int]) -> OrderSnapshot:
         record = self._orders[key]
         order = record.order
-        self.journal.record_order(
+        return OrderSnapshot(
             client_id=order.clientId,
             order_id=order.orderId,
             perm_id=order.permId,
@@ -542,60 +496,6 @@ class IbAdapter:
             status=record.status,
             filled=record.filled,
         )
-
-    def _intents_for(self, client_id: int, order_id: int) -> list[JournaledIntent]:
-        if self.journal is None:
-            return []
-        ids = self._tracked.get((client_id, order_id), [])
-        return [self.journal.intent(intent_id) for intent_id in ids]
-
-    def _advance(
-        self,
-        client_id: int,
-        order_id: int,
-        order_ref: str | None,
-        perm_id: int,
-        event: OrderReport | ExecutionReport,
-    ) -> None:
-        """Hand an order event to the intents acting on this order. Matched by orderRef first
-        (permId is 0 right after placeOrder), then order id and client; a place intent whose
-        order took a new orderRef (a rule edit) is still known by its permId."""
-        if self.journal is None or not self.journal.writable:
-            return
-        for intent in self._intents_for(client_id, order_id):
-            same_order = not order_ref or order_ref == intent.order_ref
-            known_by_perm = bool(perm_id) and perm_id == intent.perm_id
-            if intent.action == "place" and not same_order and not known_by_perm:
-                continue
-            self._apply(intent, event)
-            self._awaiting.discard(intent.id)
-        self._report()
-
-    def _apply(self, intent: JournaledIntent, event: BrokerEvent) -> None:
-        """Write the lifecycle's transition for ``event`` and count it in the progress line."""
-        assert self.journal is not None
-        transition = advance(intent, event)
-        if transition is None:
-            return
-        self.journal.apply_transition(transition)
-        if transition.state == "acknowledged":
-            self.progress.acknowledged += 1
-        elif transition.state == "filled":
-            self.progress.filled += 1
-        elif transition.state == "rejected":
-            self.progress.rejected += 1
-        elif transition.state == "cancelled":
-            self.progress.cancelled += 1
-        if transition.finished:
-            self._awaiting.discard(intent.id)
-
-    def start_pass(self) -> None:
-        """Count progress afresh (a daemon runs many passes on one connection)."""
-        self.progress = Progress()
-
-    def _report(self) -> None:
-        if self._on_progress is not None:
-            self._on_progress(self.progress)
 
     # --- observing ---------------------------------------------------------------------------
 
@@ -626,15 +526,6 @@ class IbAdapter:
             return self._collecting_open
         finally:
             self._collecting_open = None
-
-    def track(self, intents: Sequence[JournaledIntent]) -> None:
-        """Follow these intents' orders: their events advance them in the journal."""
-        for intent in intents:
-            if intent.order_id is None:
-                continue
-            ids = self._tracked.setdefault((intent.client_id, intent.order_id), [])
-            if intent.id not in ids:
-                ids.append(intent.id)
 
     def working_orders(
         self, open_keys: frozenset[tuple[int, int]] | None = None
@@ -882,9 +773,8 @@ class IbAdapter:
             and entry.action == "place"
         )
         for entry, intent in zip(journaled, group, strict=True):
-            self.track([entry])
-            self._awaiting.add(entry.id)
             assert entry.order_id is not None
+            self._last_action[(self.settings.client_id, entry.order_id)] = intent.action
             before, after = self._write_hooks(entry.id, before_write, after_write)
             if intent.action == "cancel":
                 with self._sending(priority, before, after):
@@ -915,17 +805,15 @@ class IbAdapter:
 
         def after() -> None:
             after_write(intent_id)
-            self.progress.sent += 1
-            self._report()
 
         return before, after
 
-    def wait(self, timeout: float) -> bool:
-        """Run the connection until every sent intent is acknowledged (or over) and nothing waits
-        in the pacer, or ``timeout`` seconds pass. True when everything was acknowledged."""
+    def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Run the connection until ``done()`` holds and nothing waits in the pacer, or
+        ``timeout`` seconds pass, or the connection drops. True when both held."""
         loop = asyncio.get_event_loop_policy().get_event_loop()
         deadline = loop.time() + timeout
-        while self._awaiting or self._pacer.waiting:
+        while not done() or self._pacer.waiting:
             remaining = deadline - loop.time()
             if remaining <= 0 or not self.connected:
                 break
@@ -936,7 +824,7 @@ class IbAdapter:
                 # settles it.
                 log.warning("connection lost while waiting for acknowledgements")
                 break
-        return not self._awaiting and not self._pacer.waiting
+        return done() and not self._pacer.waiting
 
 
 def _reported(value: float) -> bool:

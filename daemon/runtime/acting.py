@@ -29,6 +29,7 @@ from tradectl.journal import (
 from tradectl.pacer import Priority
 from tradectl.planner.types import Intent, WorkingOrder
 from tradectl.runtime.broker import Broker
+from tradectl.runtime.tracking import tracker_for
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def resync(broker: Broker, journal: Journal | None, day_start: datetime) -> list
     )
     for transition in transitions:
         journal.apply_transition(transition)
-    broker.track(journal.live_intents())
+    tracker_for(broker, journal).track(journal.live_intents())
     return transitions
 
 
@@ -92,6 +93,7 @@ class Sender:
             order.order_ref: order.order_id for order in working.values() if order.order_ref
         }
         self._crash_after = os.environ.get(CRASH_ENV, "")
+        self._tracker = tracker_for(broker, journal)
 
     def send(self, group: Sequence[Intent]) -> tuple[str | None, list[JournaledIntent]]:
         """Journal one group of intents (durably), then hand it to the broker, which sends it
@@ -121,6 +123,8 @@ class Sender:
         except AlreadyLive as exc:
             return str(exc), []
         self._crash_point("journal")
+        self._tracker.track(journaled)
+        self._tracker.awaiting(journaled)
         broker.reserve_order_ids(max((intent.order_id or 0) for intent in journaled) + 1)
         broker.submit(
             journaled,
@@ -145,6 +149,7 @@ class Sender:
 
     def _written(self, intent_id: int) -> None:
         self._crash_point("send")
+        self._tracker.written(intent_id)
 
     def _crash_point(self, point: str) -> None:
         if self._crash_after == point:

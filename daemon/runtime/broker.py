@@ -6,7 +6,8 @@ The runtime owns it; ``tradectl.ib.IbAdapter`` implements it over ib_insync, and
 translates: it observes, sends what it is handed and reports what it hears, in the domain types
 of ``tradectl.broker_types``. The runtime decides what to send, journals it first and then hands
 it over ("journal first, then wire", docs/reliability.md), and matches the journal with what the
-broker reports (``tradectl.runtime.acting``).
+broker reports: at resync (``tradectl.runtime.acting``) and from its updates
+(``tradectl.runtime.tracking``). A broker never writes an intent's state.
 
 Failures: a request the broker does not answer in time raises a ``TemporaryError`` (or
 ``TimeoutError``/``ConnectionError``, which the daemon treats alike): the pass fails, nothing is
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from tradectl.broker_types import BrokerState, Progress, UpdateListener
+from tradectl.broker_types import BrokerState, UpdateListener
 from tradectl.ib.market_clock import MarketClock
 from tradectl.journal import BrokerRecord, CachedContract, JournaledIntent
 from tradectl.pacer import Priority
@@ -55,10 +56,6 @@ class Broker(Protocol):
         1101/1102)."""
 
     @property
-    def progress(self) -> Progress:
-        """This pass's order actions: written, acknowledged, filled, rejected, and errors."""
-
-    @property
     def pacing_violations(self) -> int:
         """How often the broker complained of too many messages, on this connection."""
 
@@ -77,13 +74,10 @@ class Broker(Protocol):
     def market_now(self, host_now: datetime) -> datetime:
         """``host_now`` on the broker's clock: "now" for every market-time decision."""
 
-    def start_pass(self) -> None:
-        """Count ``progress`` afresh: one connection serves many passes."""
-
     def listen(self, listener: UpdateListener) -> None:
         """Hand every later update (order status, execution, error or rejection, link, close)
         to ``listener``, after the broker has handled it. Updates arrive while the connection
-        runs: during any call, ``run_for`` and ``wait``."""
+        runs: during any call, ``run_for`` and ``run_until``."""
 
     def run_for(self, seconds: float) -> None:
         """Let the connection read and write for ``seconds``."""
@@ -95,9 +89,6 @@ class Broker(Protocol):
     def broker_records(self, day_start: datetime) -> list[BrokerRecord]:
         """Every open order (of any client id), the completed orders and the executions since
         ``day_start``, reduced to what the journal's resync matches on."""
-
-    def track(self, intents: Sequence[JournaledIntent]) -> None:
-        """Follow these live intents' orders: the broker's order events advance them."""
 
     def working_orders(self) -> tuple[WorkingOrder, ...]:
         """The orders working at the broker now, read afresh."""
@@ -138,8 +129,8 @@ class Broker(Protocol):
     ) -> None:
         """Queue one message per journaled intent (place, modify or cancel) with the pacer at
         ``priority``. ``before_write(intent id)`` runs just before its message is written,
-        ``after_write(intent id)`` just after; the intents' answers advance them (``track``)."""
+        ``after_write(intent id)`` just after; the answers come as updates (``listen``)."""
 
-    def wait(self, timeout: float) -> bool:
-        """Run the connection until every submitted intent is answered and the pacer is empty,
-        or ``timeout`` seconds pass, or the connection drops; True when all was answered."""
+    def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Run the connection until ``done()`` holds and the pacer is empty, or ``timeout``
+        seconds pass, or the connection drops; True when both held."""

@@ -33,6 +33,7 @@ from tradectl.runtime.acting import NotSent, Sender, resync
 from tradectl.runtime.broker import Broker
 from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
 from tradectl.runtime.targets_journal import accepted_targets, record_decisions
+from tradectl.runtime.tracking import OrderTracker, tracker_for
 from tradectl.schemas.models import RuleSet, parse_order_ref
 from tradectl.timezones import TRADING_TIME_ZONE
 
@@ -390,7 +391,8 @@ def reconcile_pass(
     ``apply``, ``plan``, ``doctor`` and the daemon all run it."""
     started = clock()
     now = broker.market_now(started)
-    broker.start_pass()
+    tracker = tracker_for(broker, journal)
+    tracker.start_pass()
     writable = journal is not None and journal.writable
     pass_id = None
     if writable:
@@ -421,7 +423,7 @@ def reconcile_pass(
                 pass_id,
                 planned=0,
                 blocked=0,
-                sent=broker.progress.sent,
+                sent=tracker.progress.sent,
                 outcome="failed",
                 detail=f"{type(exc).__name__}: {exc}",
             )
@@ -518,10 +520,11 @@ def _observe_plan_act(
         assert journal is not None
         record_decisions(journal, plan, now)
     sender = Sender(broker, journal, contracts=state.qualified, working=working, pass_id=pass_id)
-    result.stopped_early = _send(broker, sender, sending_groups(actionable), hooks, result)
-    result.acknowledged_in_time = _await_acknowledgements(broker, hooks, ack_timeout)
-    result.progress = broker.progress
-    result.sent = broker.progress.sent
+    tracker = tracker_for(broker, journal)
+    result.stopped_early = _send(broker, tracker, sender, sending_groups(actionable), hooks, result)
+    result.acknowledged_in_time = _await_acknowledgements(broker, tracker, hooks, ack_timeout)
+    result.progress = tracker.progress
+    result.sent = tracker.progress.sent
     result.pacing_violations = broker.pacing_violations - pacing_before
     _finish(journal, pass_id, result, "stopped early" if result.stopped_early else "sent")
     return result
@@ -529,6 +532,7 @@ def _observe_plan_act(
 
 def _send(
     broker: Broker,
+    tracker: OrderTracker,
     sender: Sender,
     groups: Sequence[Sequence[Intent]],
     hooks: PassHooks,
@@ -539,10 +543,10 @@ def _send(
     may_send = hooks.may_send
     # Each journaled intent is one message on the wire; ``written`` counts how many the
     # pacer must have written before the next group is journaled.
-    written = broker.progress.sent
+    written = tracker.progress.sent
     for group in groups:
         if may_send is not None:
-            if not _drain(broker, hooks, written) or not may_send():
+            if not _drain(broker, tracker, hooks, written) or not may_send():
                 return True
             try:
                 problem, journaled = sender.send(group)
@@ -556,20 +560,22 @@ def _send(
         if hooks.on_sent is not None:
             hooks.on_sent(group, journaled)
         written += len(journaled)
-    return may_send is not None and not _drain(broker, hooks, written)
+    return may_send is not None and not _drain(broker, tracker, hooks, written)
 
 
-def _drain(broker: Broker, hooks: PassHooks, written: int) -> bool:
+def _drain(broker: Broker, tracker: OrderTracker, hooks: PassHooks, written: int) -> bool:
     """Run the connection until the pacer has written ``written`` order messages in all;
     False when the link went down or shutdown began first."""
-    while broker.progress.sent < written:
+    while tracker.progress.sent < written:
         if not broker.can_send or hooks.abandon():
             return False
         broker.run_for(_DRAIN_STEP_SECONDS)
     return True
 
 
-def _await_acknowledgements(broker: Broker, hooks: PassHooks, ack_timeout: float) -> bool:
+def _await_acknowledgements(
+    broker: Broker, tracker: OrderTracker, hooks: PassHooks, ack_timeout: float
+) -> bool:
     """Wait until every sent intent is answered (True), the link goes down (IB's 1100 or a
     disconnect: the pass after the reconnect or 1102 resyncs what was sent) or the timeout
     passes; while shutting down, only briefly. What is left stays in flight in the journal."""
@@ -577,7 +583,8 @@ def _await_acknowledgements(broker: Broker, hooks: PassHooks, ack_timeout: float
     while True:
         limit = min(ack_timeout, ACK_TIMEOUT_STOPPING_SECONDS) if hooks.abandon() else ack_timeout
         remaining = limit - (monotonic() - started)
-        if broker.wait(max(0.0, min(_ACK_WAIT_STEP_SECONDS, remaining))):
+        step = max(0.0, min(_ACK_WAIT_STEP_SECONDS, remaining))
+        if broker.run_until(lambda: tracker.answered, step):
             return True
         if not broker.can_send or monotonic() - started >= limit:
             return False

@@ -31,9 +31,9 @@ from typing import Any, TypeVar
 from tradectl.broker_types import (
     BrokerUpdate,
     Disconnected,
-    ErrorUpdate,
     ExecutionUpdate,
     LinkUpdate,
+    OrderStatusUpdate,
 )
 from tradectl.ib import IbAdapter
 from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
@@ -56,6 +56,7 @@ from tradectl.runtime.reconcile import PassHooks, reconcile_pass, trading_day_st
 from tradectl.runtime.session import connection_settings
 from tradectl.runtime.targets_file import TargetsFiles, allocation_symbols
 from tradectl.runtime.targets_journal import accept_pending, decision_views
+from tradectl.runtime.tracking import tracker_for
 from tradectl.schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
@@ -271,7 +272,10 @@ class IbBrokerSession:
         self._disconnect()
         # A fresh broker per connection: a new session id tells the journal's resync which
         # intents were sent before the drop.
-        adapter = self._open_broker(rules, self._journal_or_fail())
+        journal = self._journal_or_fail()
+        adapter = self._open_broker(rules, journal)
+        # Journal first: the tracker hears each update before the daemon does.
+        tracker_for(adapter, journal, rejected=self._on_rejected)
         adapter.listen(lambda update: self._on_update(adapter, update))
         self._adapter = adapter
         self._rules = rules
@@ -279,6 +283,8 @@ class IbBrokerSession:
     def _open_ib(self, rules: RuleSet, journal: Journal) -> Broker:
         settings = connection_settings(rules, readonly=False, host=self._host, port=self._port)
         adapter = IbAdapter(settings, journal)
+        # The tracker listens before the connection opens: every update is journaled.
+        tracker_for(adapter, journal, rejected=self._on_rejected)
         try:
             adapter.connect()
         except BaseException:
@@ -304,15 +310,17 @@ class IbBrokerSession:
                 self._emit(self.events.link_restored, update.data_lost)
             else:
                 self._emit(self.events.link_lost)
-        elif isinstance(update, ErrorUpdate):
-            if update.rejection:
-                rule, _, _ = parse_order_ref(update.order_ref) or (None, None, None)
-                self._emit(self.events.order_rejected, rule, update.code, update.text)
         elif isinstance(update, ExecutionUpdate):
             self._on_execution(update.execution)
-        elif order_ended(update.status) or update.status == REJECTION_STATUS:
+        elif isinstance(update, OrderStatusUpdate) and (
+            order_ended(update.status) or update.status == REJECTION_STATUS
+        ):
             # An Inactive order may have just been rejected: worth a look either way.
             self._emit(self.events.order_event, f"order-{update.status.lower()}")
+
+    def _on_rejected(self, order_ref: str | None, code: int, text: str) -> None:
+        rule, _, _ = parse_order_ref(order_ref) or (None, None, None)
+        self._emit(self.events.order_rejected, rule, code, text)
 
     def _on_execution(self, execution: RecordedExecution) -> None:
         # Executions come again in every executions answer: only a new exec id is a fill.
@@ -548,7 +556,8 @@ class IbBrokerSession:
                         "order_ref": order.order_ref,
                     },
                 )
-            adapter.wait(CANCEL_ACK_TIMEOUT_SECONDS)
+            tracker = tracker_for(adapter, journal)
+            adapter.run_until(lambda: tracker.answered, CANCEL_ACK_TIMEOUT_SECONDS)
         self._remember_working(adapter)
         return [_order_view(order) for order in cancellable]
 

@@ -67,7 +67,10 @@ class Daemon:
     def __init__(self, state_dir: Path, market: FakeMarket) -> None:
         self.market = market
         self.brokers: list[FakeBroker] = []
-        self.session = IbBrokerSession(state_dir, clock=market.clock, open_broker=self._open)
+        # The fake never acknowledges (answers come with the next resync): no waiting for them.
+        self.session = IbBrokerSession(
+            state_dir, clock=market.clock, ack_timeout=0.0, open_broker=self._open
+        )
         self.events: list[str] = []
         self.session.events.disconnected = lambda: self.events.append("disconnected")
         self.session.events.order_filled = lambda rule, what: self.events.append(f"fill {rule}")

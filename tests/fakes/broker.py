@@ -21,7 +21,6 @@ from tradectl.broker_types import (
     Disconnected,
     ExecutionUpdate,
     OrderStatusUpdate,
-    Progress,
     UpdateListener,
 )
 from tradectl.ib.market_clock import MarketClock
@@ -77,12 +76,10 @@ class FakeBroker:
         self.readonly = False
         self.connected = True
         self.link_up = True
-        self.progress = Progress()
         self.pacing_violations = 0
         self.messages_sent = 0
         self.pacer_waiting = 0
         self.market_clock = MarketClock()
-        self.tracked: list[int] = []
         self._listeners: list[UpdateListener] = []
         self._next_id = 1
 
@@ -92,9 +89,6 @@ class FakeBroker:
 
     def market_now(self, host_now: datetime) -> datetime:
         return host_now
-
-    def start_pass(self) -> None:
-        self.progress = Progress()
 
     def listen(self, listener: UpdateListener) -> None:
         self._listeners.append(listener)
@@ -144,9 +138,6 @@ class FakeBroker:
             for ex in self.market.executions
         ]
         return records
-
-    def track(self, intents: Sequence[JournaledIntent]) -> None:
-        self.tracked.extend(intent.id for intent in intents if intent.id not in self.tracked)
 
     def working_orders(self) -> tuple[WorkingOrder, ...]:
         self._require_connection()
@@ -252,10 +243,10 @@ class FakeBroker:
                 )
             self.messages_sent += 1
             after_write(entry.id)
-            self.progress.sent += 1
 
-    def wait(self, timeout: float) -> bool:
-        return self.connected
+    def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """No time passes here: the answers a test makes (``fill``) are already in."""
+        return self.connected and done()
 
     # --- what a test makes happen at the broker ---------------------------------------------------
 
