@@ -23,28 +23,17 @@ from tradectl.schemas.models import RuleSet
 from tradectl.service.broker import IbBrokerSession
 from tradectl.service.engine import PassContext, PassSummary
 
-from .fakes import rules_text
+from .fakes import VALID_RULES, rules_text
 
 T = TypeVar("T")
 
-BRACKET_RULES = """\
-version: 1
-account: {id: DU0000001}
-risk:
-  max_order_value: 50000
-  max_position_fraction: 0.5
-  max_risk_per_trade_fraction: 0.02
-  max_daily_loss_fraction: 0.05
-schedule: {reconcile_every: 1h}
-brackets:
-  nvda:
-    symbol: NVDA
-    side: BUY
-    quantity: 100
-    entry: {limit: 49.0}
-    stop_loss: {price: 45.0}
-    take_profit: {price: 60.0}
-"""
+# The daemon tests' rules with the ladder swapped for a bracket.
+BRACKET_RULES = VALID_RULES[: VALID_RULES.index("scales:")] + (
+    "brackets:\n"
+    "  nvda:\n"
+    "    {symbol: NVDA, side: BUY, quantity: 100, entry: {limit: 49.0},\n"
+    "     stop_loss: {price: 45.0}, take_profit: {price: 60.0}}\n"
+)
 
 
 def rule_set(text: str) -> RuleSet:
