@@ -84,7 +84,9 @@ class Broker(Protocol):
 
     def disconnect(self) -> None: ...
 
-    # --- observe: each call reads the broker afresh; what it returns is complete ---------------
+    # --- observe: each answer is complete and current as of the call: read afresh, or from
+    # state the broker keeps current from its streams and vouches for (issue #17: refreshed in
+    # full after every reconnect and periodically, a mismatch corrected) -----------------------
 
     def broker_records(self, day_start: datetime) -> list[BrokerRecord]:
         """Every open order (of any client id), the completed orders and the executions since
