@@ -495,7 +495,8 @@ def _observe_plan_act(
     if confirm is not None and not confirm(plan):
         _finish(journal, pass_id, result, "declined")
         return result
-    if clock() - started > PLAN_MAX_AGE:
+    # Only a confirmed plan can grow old before it is acted on: the daemon acts at once.
+    if confirm is not None and clock() - started > PLAN_MAX_AGE:
         result.problems.append(
             f"the plan is older than {PLAN_MAX_AGE.seconds} s (confirmation took a while) and "
             "prices may have moved: nothing sent; run it again"
