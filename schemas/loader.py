@@ -24,9 +24,9 @@ from tradectl.schemas.checks import Problem, check_rule_set
 from tradectl.schemas.models import (
     GCS_URL,
     QUANTITY_FORM_TAGS,
-    TARGETS_FORM_TAGS,
     RULE_KINDS,
     SINGLETON_SECTIONS,
+    TARGETS_FORM_TAGS,
     RuleFile,
     RuleSet,
 )
