@@ -196,8 +196,21 @@ class Instrument:
         return f"{self.symbol} on {self.exchange}{primary} in {self.currency}"
 
 
+# A held contract no rule names gets a key no rule can write (docs/planning.md, "Instruments
+# and conId"): its symbol, this separator and its conId.
+UNLISTED_SEPARATOR = "~"
+
+
+def unlisted_key(symbol: str, con_id: int) -> str:
+    return f"{symbol}{UNLISTED_SEPARATOR}{con_id}"
+
+
 def parse_instrument(key: str) -> Instrument:
-    """The instrument a key (a rule's symbol, a target) names; ValueError for anything else."""
+    """The instrument a key (a rule's symbol, a target, an unlisted holding) names; ValueError
+    for anything else."""
+    symbol, separator, con_id_text = key.rpartition(UNLISTED_SEPARATOR)
+    if separator and con_id_text.isdigit():
+        return Instrument(key, symbol, SHORTHAND_EXCHANGE, None, "", int(con_id_text))
     by_con_id = _CON_ID_KEY_RE.match(key)
     if by_con_id is not None:
         con_id = int(by_con_id["con_id"])
