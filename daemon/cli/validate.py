@@ -58,10 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "text":
         print(_text(result), flush=True)
     warnings: list[str] = []
+    unresolved: list[str] = []
     if check:
         assert result.rule_set is not None
         try:
-            warnings = never_passing(result.rule_set, sim=args.sim)
+            warnings, unresolved = never_passing(result.rule_set, sim=args.sim)
         except (CheckFailed, ConnectionError, TimeoutError, OSError) as exc:
             print(
                 "tradectl validate: the rules are valid, but the check against the gateway "
@@ -73,19 +74,25 @@ def run(args: argparse.Namespace) -> int:
         document = _json(result)
         if check:
             document["warnings"] = warnings
+            document["instrument_errors"] = unresolved
+            document["valid"] = document["valid"] and not unresolved
         print(json.dumps(document, indent=2))
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr if args.format == "json" else sys.stdout)
-    return 0 if result.ok else 1
+    for problem in unresolved:
+        print(f"error: {problem}", file=sys.stderr if args.format == "json" else sys.stdout)
+    return 0 if result.ok and not unresolved else 1
 
 
 class CheckFailed(Exception):
     """The plan against the gateway could not be made; the message says why."""
 
 
-def never_passing(rules: RuleSet, *, sim: bool) -> list[str]:
+def never_passing(rules: RuleSet, *, sim: bool) -> tuple[list[str], list[str]]:
     """One line per rule the gateway's current prices put beyond one of its own standing
-    limits: planned against the account read-only, as `tradectl plan` does."""
+    limits, and one per instrument that names no contract or several (with IB's candidates):
+    planned against the account read-only, as `tradectl plan` does; the gateway is asked for
+    contract details and prices only, nothing is placed."""
     from tradectl.cli.embedded_sim import embedded_gateway
     from tradectl.ib import AdapterError
     from tradectl.journal import JournalError, resolve_state_dir
@@ -110,7 +117,7 @@ def never_passing(rules: RuleSet, *, sim: bool) -> list[str]:
                 f"{label} ({intent.symbol}) can never pass its own limit at current prices: "
                 f"{reason}",
             )
-    return list(found.values())
+    return list(found.values()), list(passed.unresolved)
 
 
 def summary(result: LoadResult, rules: RuleSet) -> dict[str, Any]:

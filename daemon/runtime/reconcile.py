@@ -53,6 +53,9 @@ class PassResult:
     progress: Progress = field(default_factory=Progress)
     notes: tuple[str, ...] = ()
     pacing_violations: int = 0
+    unresolved: tuple[str, ...] = ()
+    """The rules' instruments that name no contract or several, with IB's candidates: not
+    traded (docs/rules.md, "Instruments")."""
 
     @property
     def rejected(self) -> int:
@@ -360,7 +363,8 @@ def reconcile_pass(
     if on_resync is not None and transitions:
         on_resync(transitions)
     sources = TargetsFiles().sources(rules)
-    state = adapter.observe(observed_symbols(rules, sources), day_start)
+    symbols = observed_symbols(rules, sources)
+    state = adapter.observe(symbols, day_start)
     observed = build_observed(rules, state, journal, now, sources)
     if writable:
         assert journal is not None
@@ -381,7 +385,17 @@ def reconcile_pass(
             "broker: counted as working orders and not sent again until the broker shows them "
             "or the acknowledgement timeout passes",
         )
-    result = PassResult(plan=plan, observed=observed, resync=transitions, notes=notes)
+    result = PassResult(
+        plan=plan,
+        observed=observed,
+        resync=transitions,
+        notes=notes,
+        unresolved=tuple(
+            adapter.unresolved[key].describe()
+            for key in sorted(adapter.unresolved)
+            if key in symbols
+        ),
+    )
     actionable = plan.actionable
     if not act or not actionable:
         if writable and act:
