@@ -95,7 +95,7 @@ def never_passing(rules: RuleSet, *, sim: bool) -> tuple[list[str], list[str]]:
     contract details and prices only, nothing is placed."""
     from tradectl.cli.embedded_sim import embedded_gateway
     from tradectl.ib import AdapterError
-    from tradectl.journal import JournalError, resolve_state_dir
+    from tradectl.journal import JournalError, JournalVersionError, resolve_state_dir
     from tradectl.runtime.session import plan_against_gateway, quiet_client_logging
 
     quiet_client_logging()
@@ -104,7 +104,7 @@ def never_passing(rules: RuleSet, *, sim: bool) -> tuple[list[str], list[str]]:
             passed = plan_against_gateway(
                 rules, state_dir=resolve_state_dir(None, sim=sim), gateway=gateway
             )
-    except (AdapterError, JournalError) as exc:
+    except (AdapterError, JournalError, JournalVersionError) as exc:
         raise CheckFailed(str(exc)) from exc
     found: dict[tuple[str, str], str] = {}
     for intent in passed.plan.blocked:

@@ -148,3 +148,18 @@ def test_the_full_form_names_one_listing_of_an_ambiguous_symbol(
     assert applied.code == 0, applied.out + applied.err
     assert [m["fields"]["contract"]["conId"] for m in gateway.messages("placeOrder")] == [800000202]
     assert gateway.positions() == {"DUAL.Q": 400}
+
+
+def test_the_gallery_example_resolves_every_instrument_on_the_sim(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "instruments"
+
+    code = main(["validate", str(example), "--sim"])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert (
+        "symbols      BRK B, SAP@SMART/NYSE:USD, SHOP@SMART/NASDAQ:USD, SPY, conid:320227571" in out
+    )
+    assert "error:" not in out
