@@ -54,6 +54,8 @@ class PassResult:
     notes: tuple[str, ...] = ()
     pacing_violations: int = 0
     unresolved: tuple[str, ...] = ()
+    instruments: tuple[str, ...] = ()
+    """The rules' instruments IB resolved, each with its contract (validate --online)."""
     """The rules' instruments that name no contract or several, with IB's candidates: not
     traded (docs/rules.md, "Instruments")."""
 
@@ -393,6 +395,12 @@ def reconcile_pass(
         unresolved=tuple(
             adapter.unresolved[key].describe()
             for key in sorted(adapter.unresolved)
+            if key in symbols
+        ),
+        instruments=tuple(
+            f"{key}: conId {found.con_id} via {found.exchange} "
+            f"(primary {found.primary_exchange or 'not reported'}) in {found.currency}"
+            for key, found in sorted(state.qualified.items())
             if key in symbols
         ),
     )

@@ -142,7 +142,11 @@ def test_the_full_form_names_one_listing_of_an_ambiguous_symbol(
     targets = [{"symbol": "DUAL", "primary_exchange": "NASDAQ", "weight": 0.2}]
     rules = write_rules(tmp_path / "rules", gateway, allocations=allocation(targets))
 
-    assert main(["validate", str(rules), "--online"]) == 0, capsys.readouterr().out
+    assert main(["validate", str(rules), "--online"]) == 0
+    assert (
+        "instrument   DUAL@SMART/NASDAQ:USD: conId 800000202 via SMART (primary NASDAQ) in USD"
+        in capsys.readouterr().out.splitlines()
+    )
     applied = apply_in_process(rules)
 
     assert applied.code == 0, applied.out + applied.err
