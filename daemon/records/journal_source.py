@@ -11,10 +11,11 @@ from datetime import UTC, datetime
 from tradectl.records.model import FillRecord, OrderRecord
 from tradectl.schemas.models import parse_order_ref
 
-# The contract is the one IB reported with the execution or order (journals from before conIds
-# were kept: the one its symbol resolved to). The intent behind an execution: the place intent of the same order (client id + order id),
-# else the latest place intent with its orderRef journaled before the fill (orders found at the
-# broker after a crash may have been matched by orderRef only).
+# The contract is the one IB reported with the execution or order (for journals from before
+# conIds were kept: the one its symbol resolved to). The intent behind an execution: the place
+# intent of the same order (client id + order id), else the latest place intent with its
+# orderRef journaled before the fill (orders found at the broker after a crash may have been
+# matched by orderRef only).
 _SELECT = """
 SELECT s.seq, e.exec_id, e.order_id, e.perm_id, e.order_ref, e.symbol, e.side, e.shares,
        e.price, e.time, c.commission, c.currency, COALESCE(e.con_id, k.con_id) AS con_id,
