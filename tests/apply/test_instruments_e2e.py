@@ -3,6 +3,7 @@ over loopback against the simulated gateway's listings."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,8 @@ def test_an_ambiguous_symbol_is_refused_with_its_candidates(
     validate_out = capsys.readouterr().out
     planned = main(["plan", str(rules), "--state-dir", str(tmp_path / "plan-state")])
     plan_err = capsys.readouterr().err
+    as_json = main(["plan", str(rules), "--json", "--state-dir", str(tmp_path / "plan-state")])
+    plan_json = json.loads(capsys.readouterr().out)
     applied = apply_in_process(rules)
 
     assert validated == 1
@@ -126,6 +129,10 @@ def test_an_ambiguous_symbol_is_refused_with_its_candidates(
     assert "conId 800000202 DUAL on NASDAQ in USD" in validate_out
     assert planned == 2
     assert expected in plan_err and "conId 800000202 DUAL on NASDAQ in USD" in plan_err
+    assert as_json == 2
+    [error] = plan_json["instrument_errors"]
+    assert error.startswith(expected) and "conId 800000202 DUAL on NASDAQ in USD" in error
+    assert [intent["symbol"] for intent in plan_json["intents"]] == ["AAPL"]
     # The other target still trades; DUAL never does.
     assert applied.code == 0, applied.out + applied.err
     assert [m["fields"]["contract"]["symbol"] for m in gateway.messages("placeOrder")] == ["AAPL"]
