@@ -72,7 +72,9 @@ SHORTHAND_EXCHANGE = "SMART"
 SHORTHAND_CURRENCY = "USD"
 
 
-def _check_instrument_key(value: str) -> str:
+def check_instrument_key(value: str) -> str:
+    """``value`` when it is an instrument key (docs/rules.md, "Instruments"); ValueError that
+    says how to write it otherwise."""
     if _CON_ID_KEY_RE.match(value):
         return value
     listing = _INSTRUMENT_KEY_RE.match(value)
@@ -96,7 +98,7 @@ def _check_instrument_key(value: str) -> str:
 
 Symbol = Annotated[
     str,
-    AfterValidator(_check_instrument_key),
+    AfterValidator(check_instrument_key),
     WithJsonSchema(
         {
             "type": "string",
@@ -116,7 +118,7 @@ _TICKER_RE = re.compile(rf"^{_TICKER}$")
 def _check_ticker(value: str) -> str:
     if _TICKER_RE.match(value):
         return value
-    _check_instrument_key(value)
+    check_instrument_key(value)
     raise ValueError(f"{value!r}: the symbol alone, such as SHOP or 'BRK B'")
 
 
@@ -217,7 +219,7 @@ def parse_instrument(key: str) -> Instrument:
         return Instrument(key, None, SHORTHAND_EXCHANGE, None, "", con_id)
     match = _INSTRUMENT_KEY_RE.match(key)
     if match is None:
-        _check_instrument_key(key)
+        check_instrument_key(key)
         raise ValueError(f"{key!r} is not an instrument")
     return Instrument(
         key=key,
@@ -263,7 +265,7 @@ def _first_problem(exc: ValidationError) -> str:
 InstrumentRef = Annotated[
     str,
     BeforeValidator(_instrument_to_key),
-    AfterValidator(_check_instrument_key),
+    AfterValidator(check_instrument_key),
     WithJsonSchema(
         {
             "description": "A ticker (a US stock on SMART in USD, e.g. AAPL or 'BRK B'), an "

@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -755,9 +755,15 @@ class IbAdapter:
         quotes = self.quotes(contracts, notes)
         if resynced is None:
             self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
+        # Executions read before this pass resolved the rules (a fresh journal's first resync)
+        # take their instrument's key now, by conId.
         executions = tuple(
             sorted(
-                (ex for ex in self._executions.values() if ex.time >= day_start),
+                (
+                    replace(ex, symbol=self._keys_by_con_id.get(ex.con_id, ex.symbol))
+                    for ex in self._executions.values()
+                    if ex.time >= day_start
+                ),
                 key=lambda ex: (ex.time, ex.exec_id),
             )
         )
@@ -847,17 +853,21 @@ class IbAdapter:
             batch = missing[start : start + 50]
             results = self._contract_details([_query_contract(key) for key in batch])
             for key, details in zip(batch, results, strict=True):
-                resolution = self._resolve(key, details)
-                if isinstance(resolution, UnresolvedInstrument):
-                    notes.append(f"{resolution.describe()}; it is not traded")
-                    continue
-                chosen = [d for d in details if _con_id(d) == resolution.con_id]
+                if key in cached:
+                    # Resolved before (the journal's cache): only its hours are read again.
+                    con_id = cached[key].con_id
+                else:
+                    resolution = self._resolve(key, details)
+                    if isinstance(resolution, UnresolvedInstrument):
+                        notes.append(f"{resolution.describe()}; it is not traded")
+                        continue
+                    con_id = resolution.con_id
+                    fresh.append(cached_contract(resolution))
+                chosen = [d for d in details if _con_id(d) == con_id]
                 hours = _market_hours(key, chosen, notes, today)
                 if hours is not None:
                     self._hours[key] = (today, hours[0])
                     read_hours[_hours_key(key)] = hours[1]
-                if key not in cached:
-                    fresh.append(cached_contract(resolution))
         if fresh and self.journal is not None and self.journal.writable:
             self.journal.store_contracts(fresh)
         if read_hours and self.journal is not None and self.journal.writable:
