@@ -10,38 +10,22 @@ from typing import Any
 
 import pytest
 
-from tests.daemon.e2e_support import DaemonProcess, wait_until
+from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, ladder, wait_until
 from tradectl.sim import SimState, SimThread, start_sim_thread
 
 pytestmark = pytest.mark.e2e
 
 FIRST, SECOND = "DU0000001", "DU0000002"
 
+# Both accounts' rules: the same names, so the same orderRefs.
 RULES = """\
-version: 1
-account: {{id: {account}}}
-gateway: {{host: 127.0.0.1, port: {port}, client_id: {client_id}}}
-risk:
-  max_order_value: 500000
-  max_position_fraction: 0.35
-  max_risk_per_trade_fraction: 0.02
-  max_daily_loss_fraction: 0.05
-  max_orders_per_minute: 3000
-schedule: {{reconcile_every: 1s}}
 allocations:
   core:
-    capital: {{amount: 20000}}
-    order: {{type: market}}
-    targets: {{AAPL: 0.3}}
+    capital: {amount: 20000}
+    order: {type: market}
+    targets: {AAPL: 0.3}
 scales:
-  dip:
-    symbol: MSFT
-    side: BUY
-    total_quantity: 20
-    levels: 2
-    start_price: 150
-    step: 1
-"""
+""" + ladder("dip", "MSFT", 150)
 
 
 @pytest.fixture
@@ -69,8 +53,11 @@ def two_accounts(tmp_path: Path) -> Iterator[SimThread]:
 def daemon_for(tmp_path: Path, sim: SimThread, account: str, client_id: int) -> DaemonProcess:
     rules = tmp_path / account / "rules"
     rules.mkdir(parents=True)
+    text = ACCOUNT_RULES.format(port=sim.port, every="1s") + RULES
     (rules / "rules.yaml").write_text(
-        RULES.format(account=account, port=sim.port, client_id=client_id)
+        text.replace(f"id: {FIRST}", f"id: {account}").replace(
+            "client_id: 17", f"client_id: {client_id}"
+        )
     )
     return DaemonProcess(rules, tmp_path / account / "state", tmp_path / f"{account}.log")
 

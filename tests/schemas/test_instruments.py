@@ -21,23 +21,12 @@ allocations:
       - {symbol: SHOP, exchange: SMART, primary_exchange: TSE, currency: CAD, weight: 0.1}
       - {con_id: 756733, weight: 0.1}
       - {symbol: "BRK B", sec_type: STK, weight: 0.1}
-brackets:
-  nvda-dip:
-    symbol: {symbol: NVDA, exchange: SMART, currency: USD}
-    side: BUY
-    quantity: 100
-    entry: {limit: 170.0}
-    stop_loss: {price: 160.0}
-    take_profit: {price: 195.0}
-scales:
-  sap-ladder:
-    symbol: {symbol: SAP, exchange: IBIS, currency: EUR}
-    side: BUY
-    total_quantity: 20
-    levels: 2
-    start_price: 200.0
-    step: 2.5
 """
+FULL_FORM_ENTRIES = (
+    BASE_FILES["entries.yaml"]
+    .replace("symbol: NVDA", "symbol: {symbol: NVDA, exchange: SMART, currency: USD}")
+    .replace("symbol: AMZN", "symbol: {symbol: SAP, exchange: IBIS, currency: EUR}")
+)
 
 
 def _load(tmp_path: Path, files: dict[str, str]) -> RuleSet:
@@ -51,7 +40,10 @@ def test_the_full_forms_become_instrument_keys(tmp_path: Path) -> None:
         "allowed_symbols: [AAPL, MSFT, NVDA, AMZN, SPY, TLT, GLD, QQQ]",
         "allowed_symbols: [SPY, SHOP, 'conid:756733', 'BRK B', NVDA, SAP]",
     )
-    rules = _load(tmp_path, {"account.yaml": account, "core.yaml": FULL_FORMS})
+    rules = _load(
+        tmp_path,
+        {"account.yaml": account, "core.yaml": FULL_FORMS, "entries.yaml": FULL_FORM_ENTRIES},
+    )
 
     assert rules.allocations["core"].inline_targets == {
         "SPY": 0.2,
@@ -60,7 +52,7 @@ def test_the_full_forms_become_instrument_keys(tmp_path: Path) -> None:
         "BRK B": 0.1,
     }
     assert rules.brackets["nvda-dip"].symbol == "NVDA"
-    assert rules.scales["sap-ladder"].symbol == "SAP@IBIS:EUR"
+    assert rules.scales["amzn-ladder"].symbol == "SAP@IBIS:EUR"
 
 
 def test_the_full_form_of_a_us_stock_keeps_the_shorthand_generation(tmp_path: Path) -> None:
