@@ -992,6 +992,9 @@ _ADDED_WITH_DEFAULT: tuple[tuple[tuple[str, ...], object], ...] = (
 def rule_generation(rule: Allocation | Bracket | Scale) -> str:
     """The generation of one rule: part of its orderRefs, changes whenever its orders do."""
     content = rule.model_dump(mode="json", exclude=set(ORDER_NEUTRAL_FIELDS))
+    if isinstance(rule, Allocation) and isinstance(rule.targets, list):
+        # The list form is another spelling of the mapping: the same targets, the same orders.
+        content["targets"] = rule.inline_targets
     for path, default in _ADDED_WITH_DEFAULT:
         *parents, key = path
         holder: Any = content

@@ -55,7 +55,7 @@ def test_the_full_forms_become_instrument_keys(tmp_path: Path) -> None:
     assert rules.scales["amzn-ladder"].symbol == "SAP@IBIS:EUR"
 
 
-def test_the_full_form_of_a_us_stock_keeps_the_shorthand_generation(tmp_path: Path) -> None:
+def test_the_full_forms_of_us_stocks_keep_the_shorthand_generations(tmp_path: Path) -> None:
     shorthand = _load(tmp_path / "a", BASE_FILES)
     full = _load(
         tmp_path / "b",
@@ -76,6 +76,10 @@ def test_the_full_form_of_a_us_stock_keeps_the_shorthand_generation(tmp_path: Pa
         shorthand.brackets["nvda-dip"]
     )
     assert full.allocations["core"].inline_targets == shorthand.allocations["core"].inline_targets
+    # The list form is another spelling of the mapping: no working order changes.
+    assert rule_generation(full.allocations["core"]) == rule_generation(
+        shorthand.allocations["core"]
+    )
 
 
 tickers = st.from_regex(r"\A[A-Z][A-Z0-9]{0,9}( [A-Z0-9]{1,3})?\Z")
