@@ -287,7 +287,7 @@ def test_contracts_are_keyed_by_con_id_never_by_their_symbol() -> None:
     assert key(12087792, "GBP", "VOD") == "VOD~12087792"
 
 
-def test_another_accounts_orders_and_executions_are_not_this_ones() -> None:
+def test_another_accounts_orders_fills_and_completed_orders_are_not_this_ones() -> None:
     from ib_insync import Execution as IbExecution
     from ib_insync.order import OrderState
 
@@ -316,7 +316,12 @@ def test_another_accounts_orders_and_executions_are_not_this_ones() -> None:
         )
         adapter._on_exec_details(0, contract, execution)
 
+    for account in ("DU1", "DU2"):
+        done = Order(orderId=9, clientId=18, permId=700, account=account, orderRef="tctl:x:g:entry")
+        adapter._on_completed_order(contract, done, OrderState(status="Filled"))
+
     working = adapter.working_orders(frozenset(adapter._orders))
     assert [(order.order_id, order.symbol) for order in working] == [(1, "AAPL")]
+    assert [done.order.account for done in adapter._completed] == ["DU1"]
     assert list(adapter._executions) == ["e1"]
     assert adapter._executions["e1"].con_id == 265598
