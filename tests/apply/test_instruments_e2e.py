@@ -170,7 +170,13 @@ def test_the_gallery_example_resolves_every_instrument_on_the_sim(
 
     out = capsys.readouterr().out
     assert code == 0, out
+    lines = out.splitlines()
     assert (
-        "symbols      BRK B, SAP@SMART/NYSE:USD, SHOP@SMART/NASDAQ:USD, SPY, conid:320227571" in out
+        "instrument   MSFT@SMART/NASDAQ:USD: conId 272093 via SMART (primary NASDAQ) in USD"
+        in lines
     )
+    assert (
+        "instrument   conid:320227571: conId 320227571 via SMART (primary NASDAQ) in USD" in lines
+    )
+    assert len([line for line in lines if line.startswith("instrument   ")]) == 5
     assert "error:" not in out
