@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from tradectl.journal import CachedContract, RecordedExecution
 from tradectl.planner.domain import ContractFacts, Position, Quote, WorkingOrder
+from tradectl.planner.instruments import UnresolvedInstrument
 from tradectl.planner.market_time import MarketHours
 
 
@@ -37,6 +38,7 @@ class BrokerState:
     daily_pnl: float | None = None
     completed_orders: tuple[WorkingOrder, ...] = ()
     market_hours: Mapping[str, MarketHours] = field(default_factory=dict)
+    unresolved: Mapping[str, UnresolvedInstrument] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class OrderSnapshot:
     aux_price: float | None
     status: str
     filled: float
+    con_id: int = 0
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ from tradectl.planner.cash import check_cash
 from tradectl.planner.common import TERMINAL_STATUSES, money
 from tradectl.planner.domain import Intent, Observed, Plan, WorkingOrder
 from tradectl.planner.legs import ENTRY_LEG, STOP_LEG
-from tradectl.schemas.models import Risk, RuleSet
+from tradectl.schemas.models import Risk, RuleSet, instrument_allowed
 
 HALT = "halt"
 _PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
@@ -202,7 +202,11 @@ def _check(
         return None
     risk = rules.risk
     opening = intent.purpose == "opening"
-    if opening and risk.allowed_symbols is not None and intent.symbol not in risk.allowed_symbols:
+    if (
+        opening
+        and risk.allowed_symbols is not None
+        and not instrument_allowed(intent.symbol, risk.allowed_symbols)
+    ):
         return f"risk.allowed_symbols: {intent.symbol} is not in the allow-list"
     if opening and breaker is not None:
         return breaker
