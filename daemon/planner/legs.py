@@ -35,7 +35,10 @@ PROTECTIVE_LEGS = (STOP_LEG, TARGET_LEG)
 KEPT_SUFFIX = "-kept"
 
 _SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
-_ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9]{0,9}(?:[.][A-Z]{1,2})?)[.][0-9a-f]{4,}$")
+_ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9 .@/|~]*|conid[|][0-9]+)[.][0-9a-f]{4,}$")
+# An instrument key may hold the orderRef's field separator (``SHOP@SMART/TSE:CAD``,
+# ``conid:N``); inside a leg it is written with this one instead, so a ref keeps four fields.
+_KEY_SEPARATOR_IN_LEG = "|"
 
 
 class ParsedRef(NamedTuple):
@@ -98,8 +101,9 @@ def scale_leg(level: int) -> str:
 
 
 def allocation_leg(symbol: str, digest: str) -> str:
-    """The leg of one allocation trade: the symbol and a hash that tells trades apart."""
-    return f"{symbol}.{digest}"
+    """The leg of one allocation trade: the instrument key and a hash that tells trades apart.
+    A bare ticker's leg is as it always was; a key's ``:`` is written ``|``."""
+    return f"{symbol.replace(':', _KEY_SEPARATOR_IN_LEG)}.{digest}"
 
 
 def oca_group_name(rule: str, generation: str) -> str:
