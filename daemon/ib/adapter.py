@@ -30,7 +30,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -46,6 +46,7 @@ from tradectl.errors import PermanentError, TemporaryError
 from tradectl.ib import translate
 from tradectl.ib.inbound_guard import InboundGuard
 from tradectl.ib.market_clock import MarketClock
+from tradectl.ib.market_data import QuoteLines
 from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
     CANCEL_REFUSALS,
@@ -254,6 +255,7 @@ class IbAdapter:
         # Tick type 45 (last-trade time) by conId; ib_insync does not keep it on the Ticker.
         self._last_trade_times: dict[int, datetime] = {}
         self.market_clock = MarketClock()
+        self._quote_lines = QuoteLines(self.ib, settings.market_data_lines)
         self._install_hooks()
 
     # --- connection --------------------------------------------------------------------------
@@ -703,7 +705,7 @@ class IbAdapter:
         }
         wanted = sorted(set(symbols) | set(positions))
         contracts = self.contracts(wanted, notes)
-        quotes = self.quotes(contracts, notes)
+        quotes = self.quotes(contracts, notes, preferred=frozenset(symbols))
         if resynced is None:
             self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         executions = tuple(
@@ -822,25 +824,31 @@ class IbAdapter:
         cached.update({contract.symbol: contract for contract in fresh})
         return cached
 
-    def quotes(self, contracts: Mapping[str, CachedContract], notes: list[str]) -> dict[str, Quote]:
-        """Snapshot prices, requested in batches that stay within the market-data line limit."""
+    def quotes(
+        self,
+        contracts: Mapping[str, CachedContract],
+        notes: list[str],
+        preferred: Collection[str] = (),
+    ) -> dict[str, Quote]:
+        """Prices from streaming subscriptions, ``preferred`` symbols (the rules') first, within
+        the market-data line limit; snapshots beyond it (tradectl.ib.market_data)."""
         quotes: dict[str, Quote] = {}
-        symbols = sorted(contracts)
-        lines = max(1, self.settings.market_data_lines)
-        for start in range(0, len(symbols), lines):
-            batch = symbols[start : start + lines]
-            tickers: list[Ticker] = self.ib.reqTickers(
-                *(translate.stock_contract(contracts[symbol]) for symbol in batch)
+        tickers = self._quote_lines.read(
+            {symbol: translate.stock_contract(cached) for symbol, cached in contracts.items()},
+            preferred,
+        )
+        for symbol in sorted(contracts):
+            ticker = tickers.get(symbol)
+            last_trade = self._last_trade_times.get(contracts[symbol].con_id)
+            quote = (
+                None
+                if ticker is None
+                else _quote(symbol, ticker, last_trade or ticker.time or self.ib.wrapper.lastTime)
             )
-            for symbol, ticker in zip(batch, tickers, strict=True):
-                last_trade = self._last_trade_times.get(contracts[symbol].con_id)
-                quote = _quote(
-                    symbol, ticker, last_trade or ticker.time or self.ib.wrapper.lastTime
-                )
-                if quote is None:
-                    notes.append(f"{symbol}: no price from the gateway")
-                else:
-                    quotes[symbol] = quote
+            if quote is None:
+                notes.append(f"{symbol}: no price from the gateway")
+            else:
+                quotes[symbol] = quote
         return quotes
 
     # --- acting ------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ def connection_settings(
         live_allowed=rules.account.live,
         timeout=gateway.connect_timeout.total_seconds(),
         readonly=readonly,
+        market_data_lines=gateway.market_data_lines,
         pacing_rate=pacing_rate,
     )
 
