@@ -28,6 +28,7 @@ from tradectl.planner.common import (
     Book,
     Draft,
     OwnedOrder,
+    built,
     cancel_intent,
     lots_down,
     modify_key,
@@ -228,10 +229,10 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
     no_orders: list[OwnedOrder] = []
     for symbol in sorted(outcome.targets):
         orders = by_symbol.get(symbol, no_orders)
-        pending = [owned.order.order_id for owned in orders if owned.pending_cancel]
-        if pending:
+        pending = next((owned.order.order_id for owned in orders if owned.pending_cancel), None)
+        if pending is not None:
             draft.notes.append(
-                f"allocations.{name}: {symbol}: waiting for the cancel of order {pending[0]} "
+                f"allocations.{name}: {symbol}: waiting for the cancel of order {pending} "
                 "to be confirmed"
             )
             continue
@@ -517,7 +518,8 @@ def _emit(want: _Want, draft: Draft) -> None:
     else:
         leg = allocation_leg(want.symbol, want.action, want.quantity, want.desired, want.position)
         ref = order_ref(want.rule, want.generation, leg)
-    spec = OrderSpec(
+    spec = built(
+        OrderSpec,
         symbol=want.symbol,
         action=want.action,
         quantity=already_filled + want.quantity,
@@ -542,7 +544,8 @@ def _emit(want: _Want, draft: Draft) -> None:
         reason = f"order {carrier.order.order_id}: {want.reason}"
         order_id = carrier.order.order_id
     draft.add(
-        Intent(
+        built(
+            Intent,
             key=key,
             action=action,
             kind=KIND,
