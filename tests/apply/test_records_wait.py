@@ -66,19 +66,3 @@ def test_the_export_runs_after_the_libraries_loaded_during_the_pass_on_the_same_
     _export_records(RULES, tmp_path, sys.stdout, wait=30, worker=worker)
     assert order == ["libraries", "flush"]
     assert "not finished" not in capsys.readouterr().err
-
-
-def test_loading_the_export_libraries_loads_what_a_batch_needs() -> None:
-    import subprocess
-
-    script = (
-        "import sys\n"
-        "from tradectl.cli.apply import _load_export_libraries\n"
-        "print('pyarrow' in sys.modules)\n"
-        "_load_export_libraries()\n"
-        "print('pyarrow' in sys.modules, 'pandas' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.split() == ["False", "True", "True"], result.stderr
