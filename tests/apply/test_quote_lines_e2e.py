@@ -3,6 +3,7 @@ sim, which refuses a subscription beyond ``limits.max_market_data_lines`` with e
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 
@@ -159,3 +160,45 @@ def test_a_line_taken_by_another_client_is_a_snapshot_not_a_missing_quote(
         assert sim_lines(limited) == LINES
     finally:
         other.disconnect()
+
+
+def _pump_until(adapter: IbAdapter, done: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + 20
+    while not done() and time.monotonic() < deadline:
+        adapter.ib.waitOnUpdate(timeout=0.2)
+    return done()
+
+
+def test_streams_lost_with_1101_or_a_reconnect_are_subscribed_again(
+    limited: Gateway, adapter: IbAdapter
+) -> None:
+    notes: list[str] = []
+    contracts = adapter.contracts(RULE_SYMBOLS[:3], notes)
+    adapter.quotes(contracts, notes, preferred=RULE_SYMBOLS)
+    assert streaming_requests(limited) == RULE_SYMBOLS[:3]
+
+    limited.sim.control.connectivity_restored_data_lost()
+    assert _pump_until(adapter, lambda: (-1, 1101) in adapter.errors_seen)  # type: ignore[attr-defined]
+    assert sim_lines(limited) == 0
+    limited.sim.control.set_price("QA", 30.0)
+    quotes = adapter.quotes(contracts, notes, preferred=RULE_SYMBOLS)
+    assert quotes["QA"].last == 30.0
+    assert streaming_requests(limited) == RULE_SYMBOLS[:3] * 2
+    assert sim_lines(limited) == 3
+
+    limited.sim.control.drop_connections()
+    # ib_insync reports the closed socket by raising from its event loop.
+    with contextlib.suppress(ConnectionError):
+        _pump_until(adapter, lambda: not adapter.ib.isConnected())
+    assert not adapter.ib.isConnected()
+    adapter.connect()
+    quotes = adapter.quotes(contracts, notes, preferred=RULE_SYMBOLS)
+    assert {symbol: quote.last for symbol, quote in quotes.items()} == {
+        "QA": 30.0,
+        "QB": PRICES["QB"],
+        "QC": PRICES["QC"],
+    }
+    assert streaming_requests(limited) == RULE_SYMBOLS[:3] * 3
+    assert sim_lines(limited) == 3
+    assert notes == []
+    assert 101 not in [code for _, code in adapter.errors_seen]  # type: ignore[attr-defined]
