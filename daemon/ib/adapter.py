@@ -111,6 +111,8 @@ class ConnectionSettings:
     pacing_rate: float = DEFAULT_RATE
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
+    # Streaming quotes (the daemon) or snapshots only (one-shot commands): tradectl.ib.market_data.
+    stream_quotes: bool = False
     ack_timeout: timedelta = timedelta(seconds=60)
     # A request the gateway never answers (it holds everything between 1100 and 1102) fails
     # the pass after this long instead of blocking the broker thread; the next trigger retries.
@@ -255,7 +257,9 @@ class IbAdapter:
         # Tick type 45 (last-trade time) by conId; ib_insync does not keep it on the Ticker.
         self._last_trade_times: dict[int, datetime] = {}
         self.market_clock = MarketClock()
-        self._quote_lines = QuoteLines(self.ib, settings.market_data_lines)
+        self._quote_lines = QuoteLines(
+            self.ib, settings.market_data_lines, stream=settings.stream_quotes
+        )
         self._install_hooks()
 
     # --- connection --------------------------------------------------------------------------
@@ -830,8 +834,9 @@ class IbAdapter:
         notes: list[str],
         preferred: Collection[str] = (),
     ) -> dict[str, Quote]:
-        """Prices from streaming subscriptions, ``preferred`` symbols (the rules') first, within
-        the market-data line limit; snapshots beyond it (tradectl.ib.market_data)."""
+        """Prices from streaming subscriptions (``settings.stream_quotes``), ``preferred``
+        symbols (the rules') first, within the market-data line limit; snapshots beyond it, and
+        for every symbol without streaming (tradectl.ib.market_data)."""
         quotes: dict[str, Quote] = {}
         tickers = self._quote_lines.read(
             {symbol: translate.stock_contract(cached) for symbol, cached in contracts.items()},

@@ -18,6 +18,10 @@ for the symbols that do not fit:
   holds lines, 354 without a market-data subscription) is dropped and that symbol snapshotted;
 * IB's 1101 ("connectivity restored, data lost") ends every subscription on IB's side, and a
   disconnect ends them all: both are renewed on the next read.
+
+Only the daemon streams (it reads quotes on every pass). A one-shot command (``apply``,
+``plan``) reads once, so it takes snapshots in batches of ``lines`` and leaves the lines of a
+daemon running beside it alone.
 """
 
 from __future__ import annotations
@@ -51,9 +55,17 @@ class QuoteLines:
     """The streaming subscriptions of one adapter. ``lines`` is the most it (streams and open
     snapshots together) asks IB for at any moment."""
 
-    def __init__(self, ib: IB, lines: int, first_quote_wait: float = FIRST_QUOTE_WAIT_SECONDS):
+    def __init__(
+        self,
+        ib: IB,
+        lines: int,
+        *,
+        stream: bool,
+        first_quote_wait: float = FIRST_QUOTE_WAIT_SECONDS,
+    ) -> None:
         self.ib = ib
         self.lines = max(1, lines)
+        self.stream = stream
         self.first_quote_wait = first_quote_wait
         self._streams: dict[str, _Stream] = {}
         self._refused: set[int] = set()
@@ -78,9 +90,12 @@ class QuoteLines:
         allow, snapshotted beyond."""
         ranked = sorted(contracts, key=lambda symbol: (symbol not in preferred, symbol))
         self._forget_ended()
-        capacity = (
-            len(ranked) if len(ranked) <= self.lines else self.lines - snapshot_reserve(self.lines)
-        )
+        if not self.stream:
+            capacity = 0
+        elif len(ranked) <= self.lines:
+            capacity = len(ranked)
+        else:
+            capacity = self.lines - snapshot_reserve(self.lines)
         streamed = ranked[:capacity]
         keep = set(streamed)
         for symbol in [symbol for symbol in self._streams if symbol not in keep]:

@@ -37,7 +37,10 @@ def connection_settings(
     host: str | None = None,
     port: int | None = None,
     pacing_rate: float = DEFAULT_RATE,
+    stream_quotes: bool = False,
 ) -> ConnectionSettings:
+    """``stream_quotes`` for the daemon, which reads quotes on every pass; a one-shot command
+    takes snapshots and leaves the lines to it (docs/apply.md)."""
     gateway = rules.gateway
     return ConnectionSettings(
         host=host or gateway.host,
@@ -48,6 +51,7 @@ def connection_settings(
         timeout=gateway.connect_timeout.total_seconds(),
         readonly=readonly,
         market_data_lines=gateway.market_data_lines,
+        stream_quotes=stream_quotes,
         pacing_rate=pacing_rate,
     )
 

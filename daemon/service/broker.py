@@ -276,7 +276,9 @@ class IbBrokerSession:
 
     def _connect(self, rules: RuleSet) -> None:
         self._disconnect()
-        settings = connection_settings(rules, readonly=False, host=self._host, port=self._port)
+        settings = connection_settings(
+            rules, readonly=False, host=self._host, port=self._port, stream_quotes=True
+        )
         # A fresh adapter per connection: a new session id tells the journal's resync which
         # intents were sent before the drop.
         adapter = IbAdapter(settings, self._journal, rejected=self._on_rejected)

@@ -40,7 +40,13 @@ def limited(gateway_factory: Callable[[SimState], Gateway]) -> Gateway:
 @pytest.fixture
 def adapter(limited: Gateway) -> Iterator[IbAdapter]:
     settings = ConnectionSettings(
-        "127.0.0.1", limited.sim.port, CLIENT_ID, ACCOUNT, False, market_data_lines=LINES
+        "127.0.0.1",
+        limited.sim.port,
+        CLIENT_ID,
+        ACCOUNT,
+        False,
+        market_data_lines=LINES,
+        stream_quotes=True,
     )
     connected = IbAdapter(settings, None)
     errors: list[tuple[int, int]] = []
@@ -202,3 +208,23 @@ def test_streams_lost_with_1101_or_a_reconnect_are_subscribed_again(
     assert sim_lines(limited) == 3
     assert notes == []
     assert 101 not in [code for _, code in adapter.errors_seen]  # type: ignore[attr-defined]
+
+
+def test_a_one_shot_command_takes_snapshots_within_the_lines_and_holds_none(
+    limited: Gateway,
+) -> None:
+    settings = ConnectionSettings(
+        "127.0.0.1", limited.sim.port, CLIENT_ID, ACCOUNT, False, market_data_lines=LINES
+    )
+    one_shot = IbAdapter(settings, None)
+    one_shot.connect()
+    try:
+        notes: list[str] = []
+        contracts = one_shot.contracts(sorted(PRICES), notes)
+        quotes = one_shot.quotes(contracts, notes, preferred=RULE_SYMBOLS)
+    finally:
+        one_shot.disconnect()
+    assert {symbol: quote.last for symbol, quote in quotes.items()} == PRICES
+    assert streaming_requests(limited) == []
+    assert len(limited.messages("reqMktData")) == len(PRICES)
+    assert notes == []
