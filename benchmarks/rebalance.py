@@ -53,6 +53,8 @@ ACK_DELAY_MS = 5.0
 SIM_CASH = 1_000_000.0
 NAIVE_CLIENT_ID = 31
 FLOOR_GOAL = 1.10
+# Issue #17: what a user waits for, the whole command (process start to exit), against the floor.
+PROCESS_FLOOR_GOAL = 1.08
 SPEEDUP_GOAL = 50.0
 
 
@@ -76,6 +78,10 @@ class Run:
     @property
     def ratio(self) -> float:
         return self.seconds / self.floor
+
+    @property
+    def process_ratio(self) -> float:
+        return self.process_seconds / self.floor
 
 
 def run_apply(workdir: Path, symbols: int, case: str, state_dir: Path) -> Run:
@@ -244,16 +250,21 @@ def main() -> int:
                     run.messages,
                     f"{run.floor:.2f}",
                     f"{run.ratio:.3f}",
+                    f"{run.process_ratio:.3f}",
                     run.busiest_second,
                     run.pacing_errors,
                     f"{speedup:.1f}×",
                 ]
             )
         saved = cold.messages - warm.messages
-        rows.append([size, "saved by the contract cache", "", "", "", saved, "", "", "", "", ""])
+        rows.append(
+            [size, "saved by the contract cache", "", "", "", saved, "", "", "", "", "", ""]
+        )
         verdicts.append(
             f"{size} symbols: cold {cold.ratio:.3f}× floor, warm {warm.ratio:.3f}× floor "
-            f"(goal ≤ {FLOOR_GOAL:.2f}×), pacing errors {cold.pacing_errors + warm.pacing_errors} "
+            f"(goal ≤ {FLOOR_GOAL:.2f}×); process start to exit: cold {cold.process_ratio:.3f}×, "
+            f"warm {warm.process_ratio:.3f}× floor (goal ≤ {PROCESS_FLOOR_GOAL:.2f}×); "
+            f"pacing errors {cold.pacing_errors + warm.pacing_errors} "
             f"(goal 0), {baseline.seconds / cold.seconds:.1f}× / "
             f"{baseline.seconds / warm.seconds:.1f}× faster than the naive loop "
             f"(goal ≥ {SPEEDUP_GOAL:.0f}×)"
@@ -267,6 +278,7 @@ def main() -> int:
         "messages",
         "floor s",
         "× floor",
+        "process × floor",
         "busiest second",
         "pacing errors",
         "vs naive",
@@ -277,7 +289,7 @@ def main() -> int:
     print(
         "all acked s: `tradectl apply --yes` started → its last order acknowledged (journal); "
         "process s: → the process exited; wire s: first → last message on the wire; "
-        "× floor = all acked s / floor s; busiest second: "
+        "× floor = all acked s / floor s; process × floor = process s / floor s; busiest second: "
         "most messages the gateway received within one second (IB's limit: 50)"
     )
     per_symbol = QUOTE_WAIT + ORDER_WAIT

@@ -417,6 +417,14 @@ class Gateway(StrictModel):
     port: int = Field(default=4002, ge=1, le=65535)
     client_id: int = Field(default=17, ge=0, le=2_147_483_647)
     connect_timeout: Duration = Field(default=timedelta(seconds=10))
+    market_data_lines: int = Field(
+        default=90,
+        ge=1,
+        le=10_000,
+        description="Most market-data lines tradectl holds at once: streaming quotes for the "
+        "watched symbols up to this, snapshots beyond. IB gives an account 100 lines by default "
+        "(more with its market-data boosters); 90 leaves some for TWS and other clients",
+    )
 
 
 class Risk(StrictModel):

@@ -100,3 +100,40 @@ def test_the_daemon_loads_pyarrow_only_when_it_writes_a_batch(tmp_path: Path) ->
         check=True,
     )
     assert result.stdout.split()[-2:] == ["0", "False"], result.stdout + result.stderr
+
+
+def printed_by(script: str) -> list[str]:
+    """What a fresh interpreter running ``script`` prints, split into words."""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    return result.stdout.split()
+
+
+def test_ib_insync_comes_without_numpy_which_loads_on_first_use() -> None:
+    script = (
+        "import sys\n"
+        "import tradectl.ib\n"
+        "print('numpy' in sys.modules)\n"
+        "import eventkit\n"
+        "event = eventkit.Event()\n"
+        "window = event.array(3)\n"
+        "seen = []\n"
+        "window.connect(lambda values: seen.append(float(values.sum())))\n"
+        "for value in (1, 2, 3):\n"
+        "    event.emit(value)\n"
+        "import numpy\n"
+        "print(seen[-1], type(sys.modules['numpy']).__name__, numpy.asarray([2, 2]).sum())\n"
+    )
+    assert printed_by(script) == ["False", "6.0", "module", "4"]
+
+
+def test_apply_loads_the_export_libraries_on_demand_with_what_pyarrow_needs() -> None:
+    script = (
+        "import sys\n"
+        "from tradectl.cli.apply import _load_export_libraries\n"
+        "print('pyarrow' in sys.modules)\n"
+        "_load_export_libraries()\n"
+        "print('pyarrow' in sys.modules, 'pandas' in sys.modules)\n"
+    )
+    assert printed_by(script) == ["False", "True", "True"]

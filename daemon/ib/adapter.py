@@ -29,7 +29,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -58,6 +58,7 @@ from tradectl.errors import PermanentError, TemporaryError
 from tradectl.ib import translate
 from tradectl.ib.inbound_guard import InboundGuard
 from tradectl.ib.market_clock import MarketClock
+from tradectl.ib.market_data import QuoteLines
 from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
 from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
@@ -117,6 +118,8 @@ class ConnectionSettings:
     pacing_rate: float = DEFAULT_RATE
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
+    # Streaming quotes (the daemon) or snapshots only (one-shot commands): tradectl.ib.market_data.
+    stream_quotes: bool = False
     # A request the gateway never answers (it holds everything between 1100 and 1102) fails
     # the pass after this long instead of blocking the broker thread; the next trigger retries.
     request_timeout: float = 60.0
@@ -225,6 +228,9 @@ class IbAdapter:
         # The rules' instruments that name no contract or several, by key (plan, validate).
         self.unresolved: dict[str, UnresolvedInstrument] = {}
         self.market_clock = MarketClock()
+        self._quote_lines = QuoteLines(
+            self.ib, settings.market_data_lines, stream=settings.stream_quotes
+        )
         self._install_hooks()
 
     # --- connection --------------------------------------------------------------------------
@@ -613,7 +619,7 @@ class IbAdapter:
             for key in (self.instrument_key(item.contract),)
         }
         contracts.update(self.contracts(sorted(set(positions) - set(contracts)), notes))
-        quotes = self.quotes(contracts, notes)
+        quotes = self.quotes(contracts, notes, preferred=frozenset(symbols))
         if resynced is None:
             self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         # Executions read before this pass resolved the rules (a fresh journal's first resync)
@@ -773,25 +779,32 @@ class IbAdapter:
             self.unresolved[key] = resolution
         return resolution
 
-    def quotes(self, contracts: Mapping[str, CachedContract], notes: list[str]) -> dict[str, Quote]:
-        """Snapshot prices, requested in batches that stay within the market-data line limit."""
+    def quotes(
+        self,
+        contracts: Mapping[str, CachedContract],
+        notes: list[str],
+        preferred: Collection[str] = (),
+    ) -> dict[str, Quote]:
+        """Prices from streaming subscriptions (``settings.stream_quotes``), ``preferred``
+        symbols (the rules') first, within the market-data line limit; snapshots beyond it, and
+        for every symbol without streaming (tradectl.ib.market_data)."""
         quotes: dict[str, Quote] = {}
-        symbols = sorted(contracts)
-        lines = max(1, self.settings.market_data_lines)
-        for start in range(0, len(symbols), lines):
-            batch = symbols[start : start + lines]
-            tickers: list[Ticker] = self.ib.reqTickers(
-                *(translate.stock_contract(contracts[symbol]) for symbol in batch)
+        tickers = self._quote_lines.read(
+            {symbol: translate.stock_contract(cached) for symbol, cached in contracts.items()},
+            preferred,
+        )
+        for symbol in sorted(contracts):
+            ticker = tickers.get(symbol)
+            last_trade = self._last_trade_times.get(contracts[symbol].con_id)
+            quote = (
+                None
+                if ticker is None
+                else _quote(symbol, ticker, last_trade or ticker.time or self.ib.wrapper.lastTime)
             )
-            for symbol, ticker in zip(batch, tickers, strict=True):
-                last_trade = self._last_trade_times.get(contracts[symbol].con_id)
-                quote = _quote(
-                    symbol, ticker, last_trade or ticker.time or self.ib.wrapper.lastTime
-                )
-                if quote is None:
-                    notes.append(f"{symbol}: no price from the gateway")
-                else:
-                    quotes[symbol] = quote
+            if quote is None:
+                notes.append(f"{symbol}: no price from the gateway")
+            else:
+                quotes[symbol] = quote
         return quotes
 
     # --- acting ------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from tradectl.planner.common import (
     Draft,
     OwnedOrder,
     already_this_spec,
+    built,
     cancel_intent,
     lots_down,
     money,
@@ -217,10 +218,10 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
     no_orders: list[OwnedOrder] = []
     for symbol in sorted(outcome.targets):
         orders = by_symbol.get(symbol, no_orders)
-        pending = [owned.order.order_id for owned in orders if owned.pending_cancel]
-        if pending:
+        pending = next((owned.order.order_id for owned in orders if owned.pending_cancel), None)
+        if pending is not None:
             draft.notes.append(
-                f"allocations.{name}: {symbol}: waiting for the cancel of order {pending[0]} "
+                f"allocations.{name}: {symbol}: waiting for the cancel of order {pending} "
                 "to be confirmed"
             )
             continue
@@ -494,7 +495,8 @@ def _spec(want: _Want) -> OrderSpec:
         digest = short_hash(want.action, want.quantity, want.desired, want.position)[:6]
         leg = allocation_leg(want.symbol, digest)
         ref = order_ref(want.rule, want.generation, leg)
-    return OrderSpec(
+    return built(
+        OrderSpec,
         symbol=want.symbol,
         action=want.action,
         quantity=already_filled + want.quantity,

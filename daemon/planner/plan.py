@@ -171,6 +171,10 @@ def _with_unique_keys(groups: list[Group]) -> list[Group]:
     seen: set[str] = set()
     result: list[Group] = []
     for group in ordered_groups(groups):
+        if len(group.intents) == 1 and group.intents[0].key not in seen:
+            seen.add(group.intents[0].key)
+            result.append(group)
+            continue
         intents: list[Intent] = []
         for intent in group.intents:
             if intent.key in seen and intent.order_id is not None:

@@ -39,7 +39,10 @@ def connection_settings(
     host: str | None = None,
     port: int | None = None,
     pacing_rate: float = DEFAULT_RATE,
+    stream_quotes: bool = False,
 ) -> ConnectionSettings:
+    """``stream_quotes`` for the daemon, which reads quotes on every pass; a one-shot command
+    takes snapshots and leaves the lines to it (docs/apply.md)."""
     gateway = rules.gateway
     return ConnectionSettings(
         host=host or gateway.host,
@@ -49,6 +52,8 @@ def connection_settings(
         live_allowed=rules.account.live,
         timeout=gateway.connect_timeout.total_seconds(),
         readonly=readonly,
+        market_data_lines=gateway.market_data_lines,
+        stream_quotes=stream_quotes,
         pacing_rate=pacing_rate,
     )
 

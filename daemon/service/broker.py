@@ -281,7 +281,9 @@ class IbBrokerSession:
         self._rules = rules
 
     def _open_ib(self, rules: RuleSet, journal: Journal) -> Broker:
-        settings = connection_settings(rules, readonly=False, host=self._host, port=self._port)
+        settings = connection_settings(
+            rules, readonly=False, host=self._host, port=self._port, stream_quotes=True
+        )
         adapter = IbAdapter(settings, journal)
         # The tracker listens before the connection opens: every update is journaled.
         tracker_for(adapter, journal, rejected=self._on_rejected)

@@ -26,6 +26,10 @@ CONNECTIVITY_RESTORED = (
     1102,
     "Connectivity between IB and Trader Workstation has been restored - data maintained.",
 )
+CONNECTIVITY_RESTORED_DATA_LOST = (
+    1101,
+    "Connectivity between IB and Trader Workstation has been restored - data lost.",
+)
 
 
 class SimControl:
@@ -40,6 +44,7 @@ class SimControl:
             "delay_acks",
             "connectivity_lost",
             "connectivity_restored",
+            "connectivity_restored_data_lost",
             "forget_day",
             "send_malformed",
             "snapshot",
@@ -77,6 +82,13 @@ class SimControl:
     def drop_connections(self) -> None:
         """Close every client connection; new connections are still accepted."""
         self._gateway.drop_connections()
+
+    def connectivity_restored_data_lost(self) -> None:
+        """End every client's market-data subscriptions and send error 1101, as IB does when
+        its connection comes back without them: the client must subscribe again."""
+        for session in self._gateway.sessions():
+            session.subs.market_data.clear()
+        self._gateway.broadcast_error(*CONNECTIVITY_RESTORED_DATA_LOST)
 
     def refuse_connections(self, seconds: float) -> None:
         """Drop every connection and stop listening for ``seconds`` (gateway restart)."""

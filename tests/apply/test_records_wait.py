@@ -47,3 +47,22 @@ def test_an_export_that_finishes_in_time_is_reported(
     monkeypatch.setattr(RecordsService, "flush_once", quick)
     _export_records(RULES, tmp_path, sys.stdout, wait=30)
     assert "not finished" not in capsys.readouterr().err
+
+
+def test_the_export_runs_after_the_libraries_loaded_during_the_pass_on_the_same_worker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tradectl.records.worker import AbandonableWorker
+
+    order: list[str] = []
+
+    def quick(self: RecordsService) -> FlushReport:
+        order.append("flush")
+        return FlushReport(batches=(), upload=None)
+
+    monkeypatch.setattr(RecordsService, "flush_once", quick)
+    worker = AbandonableWorker("records-export")
+    worker.submit(lambda: order.append("libraries"))
+    _export_records(RULES, tmp_path, sys.stdout, wait=30, worker=worker)
+    assert order == ["libraries", "flush"]
+    assert "not finished" not in capsys.readouterr().err
