@@ -398,6 +398,8 @@ class Soak:
         self.seen_passes: set[str] = set()
         self.seen_fills: set[str] = set()
         self.partial_orders: set[int] = set()
+        self.filled_orders: dict[str, set[int]] = defaultdict(set)
+        self.duplicated_refs: set[str] = set()
         self.write_rules()
 
     # -- rules and processes
@@ -571,21 +573,20 @@ class Soak:
             self._check_protection()
 
     def _check_duplicates(self, snapshot: dict[str, Any]) -> None:
-        """No intent sent twice: no orderRef on two orders that both lived (worked or filled);
-        an order that ended unfilled (rejected, expired) may be followed by a new attempt."""
-        open_ids = {o["order_id"] for o in snapshot["open_orders"] if o["client_id"] == 17}
-        filled_ids = {
-            f["order_id"] for f in snapshot["fills"] if f["client_id"] == DAEMON_CLIENT_ID
-        }
-        self._lived = getattr(self, "_lived", set()) | open_ids | filled_ids
-        duplicates = 0
-        for ref, ids in self.audit.orders_by_ref.items():
-            lived = ids & self._lived
-            duplicates += max(0, len(lived) - 1)
-            if len(lived) > 1 and ref not in getattr(self, "_reported", set()):
-                self._reported = getattr(self, "_reported", set()) | {ref}
-                self.audit.violate("intent_sent_twice", f"{ref} on orders {sorted(lived)}")
-        self.figures.violations.intent_sent_twice = duplicates
+        """No intent sent twice: no orderRef on two orders that worked at the same time or that
+        both filled. A new order for a ref whose order ended unfilled (rejected, or a DAY order
+        expired) is a new attempt, not a duplicate."""
+        working: dict[str, set[int]] = defaultdict(set)
+        for order in snapshot["open_orders"]:
+            if order["client_id"] == DAEMON_CLIENT_ID and order["status"] in WORKING:
+                working[order["order_ref"]].add(order["order_id"])
+        for fill in snapshot["fills"]:
+            if fill["client_id"] == DAEMON_CLIENT_ID:
+                self.filled_orders[fill["order_ref"]].add(fill["order_id"])
+        for ref, ids in [*working.items(), *self.filled_orders.items()]:
+            if len(ids) > 1 and ref not in self.duplicated_refs:
+                self.duplicated_refs.add(ref)
+                self.audit.violate("intent_sent_twice", f"{ref} on orders {sorted(ids)}")
 
     def _check_positions(self, snapshot: dict[str, Any]) -> None:
         nav = snapshot["net_liquidation"]
