@@ -8,12 +8,10 @@ Every invariant is checked from what the gateway saw and holds (its wire log and
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
-import os
 import random
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -251,6 +249,7 @@ class WireAudit:
         self.prices = dict(PRICES)
         self.orders_by_ref: dict[str, set[int]] = defaultdict(set)
         self.placed: dict[int, dict[str, Any]] = {}
+        self.placed_at: dict[int, float] = {}
 
     def violate(self, kind: str, detail: str) -> None:
         setattr(self.figures.violations, kind, getattr(self.figures.violations, kind) + 1)
@@ -287,6 +286,7 @@ class WireAudit:
         symbol = fields["contract"]["symbol"]
         new = order_id not in self.placed
         if new:
+            self.placed_at[order_id] = sim_time.timestamp()
             self.figures.orders_placed += 1
             self.orders_by_ref[ref].add(order_id)
         else:
@@ -297,8 +297,10 @@ class WireAudit:
             self.violate("market_order_while_closed", f"{where} at {sim_time} ({line['market']})")
         if symbol in self.halted:
             self.violate("halted_symbol_traded", f"{where} while {symbol} was halted")
-        if new and not _is_protective(ref) and sim_time.astimezone(NY).date().isoformat() in (
-            self.holidays
+        if (
+            new
+            and not _is_protective(ref)
+            and sim_time.astimezone(NY).date().isoformat() in (self.holidays)
         ):
             self.violate("opening_order_on_holiday", f"{where} on {sim_time.date()}")
         if symbol not in PRICES:
@@ -398,7 +400,7 @@ class Soak:
         self.seen_passes: set[str] = set()
         self.seen_fills: set[str] = set()
         self.partial_orders: set[int] = set()
-        self.filled_orders: dict[str, set[int]] = defaultdict(set)
+        self.fills_by_order: dict[int, list[float]] = defaultdict(list)
         self.duplicated_refs: set[str] = set()
         self.write_rules()
 
@@ -553,6 +555,7 @@ class Soak:
             if fill["client_id"] != DAEMON_CLIENT_ID or fill["exec_id"] in self.seen_fills:
                 continue
             self.seen_fills.add(fill["exec_id"])
+            self.fills_by_order[fill["order_id"]].append(fill["time"])
             self.figures.fills += 1
             if self.daemon is None:
                 self.figures.fills_while_daemon_down += 1
@@ -573,20 +576,46 @@ class Soak:
             self._check_protection()
 
     def _check_duplicates(self, snapshot: dict[str, Any]) -> None:
-        """No intent sent twice: no orderRef on two orders that worked at the same time or that
-        both filled. A new order for a ref whose order ended unfilled (rejected, or a DAY order
-        expired) is a new attempt, not a duplicate."""
+        """No intent sent twice. Intent keys repeat by design (docs/planning.md: the same gap
+        against the same position gets the same orderRef), so a ref placed again is a duplicate
+        when its two orders worked at the same time, or when the first one filled and nothing
+        else moved that symbol before the second was placed (it would buy the gap twice). A new
+        order after one that ended unfilled (rejected, a DAY order expired) is a new attempt; one
+        after the position went elsewhere and came back (a rule edited there and back) is a new
+        decision."""
         working: dict[str, set[int]] = defaultdict(set)
         for order in snapshot["open_orders"]:
             if order["client_id"] == DAEMON_CLIENT_ID and order["status"] in WORKING:
                 working[order["order_ref"]].add(order["order_id"])
-        for fill in snapshot["fills"]:
-            if fill["client_id"] == DAEMON_CLIENT_ID:
-                self.filled_orders[fill["order_ref"]].add(fill["order_id"])
-        for ref, ids in [*working.items(), *self.filled_orders.items()]:
+        for ref, ids in working.items():
             if len(ids) > 1 and ref not in self.duplicated_refs:
-                self.duplicated_refs.add(ref)
-                self.audit.violate("intent_sent_twice", f"{ref} on orders {sorted(ids)}")
+                self._duplicate(ref, sorted(ids), "working at the same time")
+        for ref, ids in self.audit.orders_by_ref.items():
+            if ref in self.duplicated_refs or len(ids) < 2:
+                continue
+            ordered = sorted(ids, key=lambda order_id: self.audit.placed_at[order_id])
+            for first, second in itertools.pairwise(ordered):
+                if self._gap_bought_twice(first, second):
+                    self._duplicate(ref, [first, second], "the first filled, nothing moved since")
+                    break
+
+    def _gap_bought_twice(self, first: int, second: int) -> bool:
+        fills = self.fills_by_order.get(first)
+        if not fills:
+            return False
+        symbol = self.audit.placed[first]["contract"]["symbol"]
+        since, until = max(fills), self.audit.placed_at[second]
+        return not any(
+            since < moment < until
+            for order_id, moments in self.fills_by_order.items()
+            if order_id not in (first, second)
+            and self.audit.placed.get(order_id, {}).get("contract", {}).get("symbol") == symbol
+            for moment in moments
+        )
+
+    def _duplicate(self, ref: str, orders: list[int], why: str) -> None:
+        self.duplicated_refs.add(ref)
+        self.audit.violate("intent_sent_twice", f"{ref} on orders {orders}: {why}")
 
     def _check_positions(self, snapshot: dict[str, Any]) -> None:
         nav = snapshot["net_liquidation"]
@@ -676,8 +705,10 @@ def report(figures: Figures, directory: Path) -> dict[str, Any]:
         ("hourly checks", figures.hourly_checks),
         ("clock steps", figures.steps),
         ("daemon passes", figures.passes),
-        ("orders placed / modified / cancelled", ""),
-        ("", f"{figures.orders_placed} / {figures.modifies} / {figures.cancels}"),
+        (
+            "orders placed / modified / cancelled",
+            f"{figures.orders_placed} / {figures.modifies} / {figures.cancels}",
+        ),
         ("fills (orders filled in parts)", f"{figures.fills} ({figures.partial_fills})"),
         ("fills while the daemon was down", figures.fills_while_daemon_down),
         ("daemon SIGKILLs / restarts", f"{figures.daemon_kills} / {figures.daemon_restarts}"),
@@ -689,7 +720,7 @@ def report(figures: Figures, directory: Path) -> dict[str, Any]:
         ("allocation converged within (passes, each open)", figures.converge_passes),
         ("wall time (s)", figures.wall_seconds),
     ]
-    rows = [row for row in rows if row[0]] + [
+    rows += [
         (f"violations: {name.replace('_', ' ')}", count)
         for name, count in vars(figures.violations).items()
     ]
@@ -697,17 +728,3 @@ def report(figures: Figures, directory: Path) -> dict[str, Any]:
     table += [f"| {name} | {value} |" for name, value in rows]
     (directory / f"{figures.scenario}.md").write_text("\n".join(table) + "\n")
     return data
-
-
-def reset_dir(path: Path) -> Path:
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
-
-
-def isclose(a: float, b: float) -> bool:
-    return math.isclose(a, b, abs_tol=1e-9)
-
-
-__all__ = ["Soak", "ny", "report", "reset_dir", "os"]

@@ -7,11 +7,12 @@ from datetime import datetime
 
 from .harness import BASE_WEIGHTS, TILTED_WEIGHTS, Soak, ny
 
+Events = dict[datetime, Callable[[], None]]
 DAY_START = ny(20, 3)
 WEEK_START = ny(20, 3)
 
 
-def _open(soak: Soak, day: int) -> dict[datetime, Callable[[], None]]:
+def _open(soak: Soak, day: int) -> Events:
     """A session's first minutes: a step just after the open, then the allocation window
     (5 minutes after the open) and convergence."""
     soak.figures.sessions += 1
@@ -21,7 +22,7 @@ def _open(soak: Soak, day: int) -> dict[datetime, Callable[[], None]]:
     }
 
 
-def _fill_entry_while_down_then_partials(soak: Soak, day: int) -> dict[datetime, Callable[[], None]]:
+def _fill_entry_while_down_then_partials(soak: Soak, day: int) -> Events:
     """The NVDA entry (300 shares, limit 175) fills in chunks of 100: the first while the
     daemon is SIGKILLed, the rest while it runs again."""
 
@@ -37,7 +38,7 @@ def _fill_entry_while_down_then_partials(soak: Soak, day: int) -> dict[datetime,
     }
 
 
-def _halt_with_a_rule_edit(soak: Soak, day: int, symbol: str) -> dict[datetime, Callable[[], None]]:
+def _halt_with_a_rule_edit(soak: Soak, day: int, symbol: str) -> Events:
     def halt_and_tilt() -> None:
         soak.halt(symbol)
         soak.weights = dict(TILTED_WEIGHTS)
@@ -90,7 +91,7 @@ def week(soak: Soak) -> None:
         soak.edit_rules("tilted weights")
 
     soak.start_daemon()
-    events: dict[datetime, Callable[[], None]] = {
+    events: Events = {
         **_open(soak, 20),
         **_fill_entry_while_down_then_partials(soak, 20),
         **_halt_with_a_rule_edit(soak, 20, "QQQ"),
