@@ -51,8 +51,8 @@ BRACKET_SYMBOLS = {"nvda-dip": "NVDA", "msft-open": "MSFT"}
 NVDA_BRACKET = (
     "  nvda-dip:\n"
     "    symbol: NVDA\n    side: BUY\n    quantity: 300\n"
-    "    entry: {limit: 175.0}\n    stop_loss: {price: 165.0}\n"
-    "    take_profit: {price: 195.0}\n    tif: GTC\n"
+    "    entry: {{limit: 175.0}}\n    stop_loss: {{price: {stop}}}\n"
+    "    take_profit: {{price: 195.0}}\n    tif: GTC\n"
 )
 MSFT_BRACKET = (
     "  msft-open:\n"
@@ -313,8 +313,14 @@ class WireAudit:
 
 @dataclass
 class Protection:
-    ok: bool
-    why: str
+    oversized: list[str]
+    """Rules whose working stop is larger than the position (it would open a new one)."""
+    inexact: list[str]
+    """Rules whose stop or target does not cover exactly the position."""
+
+    @property
+    def ok(self) -> bool:
+        return not (self.oversized or self.inexact)
 
 
 def protection_state(snapshot: dict[str, Any], brackets: dict[str, str]) -> Protection:
@@ -327,7 +333,8 @@ def protection_state(snapshot: dict[str, Any], brackets: dict[str, str]) -> Prot
         if order["client_id"] == DAEMON_CLIENT_ID and order["status"] in WORKING
     ]
     parents = {order["order_id"]: order for order in open_orders}
-    problems = []
+    oversized: list[str] = []
+    inexact: list[str] = []
     for rule, symbol in sorted(brackets.items()):
         held = snapshot["positions"].get(symbol, {}).get("quantity", 0.0)
         legs = [
@@ -350,10 +357,10 @@ def protection_state(snapshot: dict[str, Any], brackets: dict[str, str]) -> Prot
             o["quantity"] - o["filled"] for o in working if o["order_type"] not in STOP_TYPES
         )
         if stop > held + 1e-9:
-            problems.append(f"{rule}: stop {stop:g} > position {held:g}")
+            oversized.append(f"{rule}: stop {stop:g} > position {held:g}")
         elif held and (stop != held or target != held):
-            problems.append(f"{rule}: position {held:g}, stop {stop:g}, target {target:g}")
-    return Protection(not problems, "; ".join(problems))
+            inexact.append(f"{rule}: position {held:g}, stop {stop:g}, target {target:g}")
+    return Protection(oversized, inexact)
 
 
 def off_target(snapshot: dict[str, Any], weights: dict[str, float]) -> list[str]:
@@ -394,6 +401,7 @@ class Soak:
         self.now = start
         self.weights = dict(BASE_WEIGHTS)
         self.brackets: dict[str, str] = {"nvda-dip": "NVDA"}
+        self.nvda_stop = 165.0
         self.entered: dict[str, str] = {}
         self.audit = WireAudit(self.wire_log, self.figures, _holidays(start))
         self.daemon: DaemonProcess | None = None
@@ -410,7 +418,10 @@ class Soak:
         self.rules_dir.mkdir(exist_ok=True)
         write_atomically(self.rules_dir / "account.yaml", account_rules(self.sim.port))
         write_atomically(self.rules_dir / "core.yaml", allocation_rules(self.weights))
-        bracket_text = {"nvda-dip": NVDA_BRACKET, "msft-open": MSFT_BRACKET}
+        bracket_text = {
+            "nvda-dip": NVDA_BRACKET.format(stop=self.nvda_stop),
+            "msft-open": MSFT_BRACKET,
+        }
         rules = "".join(bracket_text[name] for name in sorted(self.brackets))
         path = self.rules_dir / "brackets.yaml"
         if rules:
@@ -488,6 +499,17 @@ class Soak:
         self.audit.read()
         self.sim.control({"op": "set_price", "symbol": symbol, "price": price})
         self.audit.prices[symbol] = price
+
+    def stop_price(self, symbol: str) -> float | None:
+        """The trigger of the daemon's working stop on ``symbol`` at the gateway."""
+        stops = [
+            order["aux_price"]
+            for order in self.sim.snapshot()["open_orders"]
+            if order["client_id"] == DAEMON_CLIENT_ID
+            and order["symbol"] == symbol
+            and order["order_type"] in STOP_TYPES
+        ]
+        return stops[0] if len(stops) == 1 else None
 
     def event(self, text: str) -> None:
         self.figures.events.append(f"{self.now.astimezone(NY):%a %m-%d %H:%M} {text}")
@@ -638,7 +660,11 @@ class Soak:
                 return
             if settled < SETTLE_PASSES:
                 self.wait_pass()
-        self.audit.violate("protection_not_exact", f"{self.now.astimezone(NY)}: {state.why}")
+        when = self.now.astimezone(NY)
+        for problem in state.oversized:
+            self.audit.violate("stop_larger_than_position", f"{when}: {problem}")
+        for problem in state.inexact:
+            self.audit.violate("protection_not_exact", f"{when}: {problem}")
 
     def converge(self, what: str, excluded: tuple[str, ...] = ()) -> None:
         """Step the clock by ``CONVERGE_STEP`` until the allocation holds its targets (all but

@@ -52,6 +52,10 @@ def _halt_with_a_rule_edit(soak: Soak, day: int, symbol: str) -> Events:
     return {ny(day, 11): halt_and_tilt, ny(day, 12): resume}
 
 
+def _expect(condition: bool, what: str) -> None:
+    assert condition, what
+
+
 def one_day(soak: Soak) -> None:
     """Friday 20 Nov 2026, 03:00-20:00: the open, a SIGKILL with fills while down, partial
     fills, a halt with a hot reload, the close."""
@@ -86,6 +90,12 @@ def week(soak: Soak) -> None:
         soak.weights = dict(BASE_WEIGHTS)
         soak.edit_rules("base weights again, on the holiday")
 
+    def move_stop_into_the_blackout() -> None:
+        # A protective modify, the one kind of order sent at any hour: it must wait for the end
+        # of IB's nightly reset (00:45), not go at midnight.
+        soak.nvda_stop = 166.0
+        soak.edit_rules("nvda-dip's stop moved to 166 at 23:50, inside the reset blackout")
+
     def tilt() -> None:
         soak.weights = dict(TILTED_WEIGHTS)
         soak.edit_rules("tilted weights")
@@ -95,6 +105,9 @@ def week(soak: Soak) -> None:
         **_open(soak, 20),
         **_fill_entry_while_down_then_partials(soak, 20),
         **_halt_with_a_rule_edit(soak, 20, "QQQ"),
+        ny(20, 23, 50): move_stop_into_the_blackout,
+        ny(21, 0): lambda: _expect(soak.stop_price("NVDA") == 165.0, "stop unchanged at 00:00"),
+        ny(21, 0, 46): lambda: _expect(soak.stop_price("NVDA") == 166.0, "stop moved by 00:46"),
         ny(21, 12): soak.restart_gateway,
         ny(23, 6): swap_brackets,
         **_open(soak, 23),
