@@ -100,6 +100,9 @@ def week(soak: Soak) -> None:
         soak.weights = dict(TILTED_WEIGHTS)
         soak.edit_rules("tilted weights")
 
+    # The seed (TRADECTL_SOAK_SEED) moves the two unannounced SIGKILLs within their hour.
+    journal_lost_at = ny(24, 7, soak.rng.randrange(0, 50))
+    target_hit_at = ny(25, 11, soak.rng.randrange(0, 50))
     soak.start_daemon()
     events: Events = {
         **_open(soak, 20),
@@ -111,13 +114,13 @@ def week(soak: Soak) -> None:
         ny(21, 12): soak.restart_gateway,
         ny(23, 6): swap_brackets,
         **_open(soak, 23),
-        ny(24, 7): lose_the_journal,
+        journal_lost_at: lose_the_journal,
         ny(24, 8): soak.start_daemon,
         **_open(soak, 24),
         ny(24, 11): lambda: (soak.weights.update(BASE_WEIGHTS), soak.edit_rules("base weights")),
         ny(24, 11, 2): lambda: soak.converge("after the rule edit of 24 Nov"),
         **_open(soak, 25),
-        ny(25, 11): target_hit_while_down,
+        target_hit_at: target_hit_while_down,
         ny(25, 12): soak.start_daemon,
         ny(25, 14): tilt,
         ny(25, 14, 2): lambda: soak.converge("after the rule edit of 25 Nov"),
