@@ -98,7 +98,7 @@ chaos: $(STAMP)
 # The simulated week of issue #13 (tests marked soak; at most 10 minutes): its figures go to
 # var/soak/week.json and var/soak/week.md (docs/reliability.md, "Simulated week").
 soak: $(STAMP)
-	$(BIN)/python -m pytest -m soak tests/soak -p no:cacheprovider
+	$(BIN)/python -m pytest -m soak tests/soak
 	cat var/soak/week.md
 
 schema: $(STAMP)
