@@ -40,6 +40,7 @@ from tradectl.planner.types import (
     OrderSpec,
     OrderType,
     Purpose,
+    TimeInForce,
     WorkingOrder,
 )
 from tradectl.schemas.models import (
@@ -55,7 +56,7 @@ from tradectl.schemas.models import (
 KIND: RuleKind = "brackets"
 PROTECTIVE_LEGS = ("stop", "target")
 KEPT_SUFFIX = "-kept"
-PROTECTIVE_TIF = "GTC"
+PROTECTIVE_TIF: TimeInForce = "GTC"
 _EPSILON = 1e-9
 
 
