@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROMTOOL_STAMP := $(VENV)/.promtool-tried
 
-.PHONY: demo test lint pytest browser schema bench chaos clean promtool mypy-src
+.PHONY: demo test lint pytest browser schema bench chaos soak clean promtool mypy-src
 
 # `make test` needs the linters and test tools ([test]); `make demo` only what tradectl runs on,
 # and shows pip's progress instead of a silent minute.
@@ -94,6 +94,12 @@ bench: $(BENCH_STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m pytest -m chaos tests/reliability
 	$(BIN)/python -m tests.reliability.report
+
+# The simulated week of issue #13 (tests marked soak; at most 10 minutes): its figures go to
+# var/soak/week.json and var/soak/week.md (docs/reliability.md, "Simulated week").
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak tests/soak
+	cat var/soak/week.md
 
 schema: $(STAMP)
 	$(BIN)/tradectl schema --out schemas/rules.schema.json

@@ -273,17 +273,18 @@ class IbAdapter:
         self.sync_clock()
 
     def sync_clock(self) -> None:
-        """Measure the gateway's clock against the host's (on connect and every
-        ``REFRESH_EVERY``); a skewed host clock is logged and shown by ``status``."""
+        """Measure the gateway's clock against the host's (on connect and at the start of every
+        pass); a skewed host clock is logged and shown by ``status``."""
         sent_at = datetime.now(UTC)
         gateway_time = self.ib.reqCurrentTime()
         self.market_clock.record(gateway_time.astimezone(UTC), sent_at, datetime.now(UTC))
-        if self.market_clock.skewed:
+        if self.market_clock.report_due():
             log.warning("%s", self.market_clock.describe())
 
     def market_now(self, host_now: datetime) -> datetime:
-        """ "Now" for market-time decisions: the host time moved onto the gateway's clock."""
-        if self.market_clock.due(datetime.now(UTC)) and self.connected:
+        """ "Now" for market-time decisions: the host time moved onto the gateway's clock,
+        measured again for every pass (docs/daemon.md, "Clock")."""
+        if self.connected:
             self.sync_clock()
         return self.market_clock.now(host_now)
 

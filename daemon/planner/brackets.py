@@ -41,6 +41,7 @@ from tradectl.planner.domain import (
     OrderSpec,
     OrderType,
     Purpose,
+    TimeInForce,
     WorkingOrder,
 )
 from tradectl.planner.legs import (
@@ -59,6 +60,7 @@ from tradectl.planner.legs import (
 from tradectl.schemas.models import Bracket, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "brackets"
+PROTECTIVE_TIF: TimeInForce = "GTC"
 _EPSILON = 1e-9
 
 
@@ -395,6 +397,9 @@ def _leg_spec(
 ) -> OrderSpec:
     action = opposite(rule.side)
     ref = order_ref(name, generation, leg)
+    # The rule's tif is the entry's. A DAY stop would expire at the close and leave the filled
+    # position unprotected overnight (found by the simulated week, docs/reliability.md), so
+    # protective legs rest at IB until tradectl cancels them.
     if leg == TARGET_LEG:
         return OrderSpec(
             symbol=rule.symbol,
@@ -402,7 +407,7 @@ def _leg_spec(
             quantity=quantity,
             order_type="LMT",
             order_ref=ref,
-            tif=rule.tif,
+            tif=PROTECTIVE_TIF,
             limit_price=protection.target_price,
             parent_ref=parent_ref,
             oca_group=oca,
@@ -414,7 +419,7 @@ def _leg_spec(
         quantity=quantity,
         order_type=protection.stop_type,
         order_ref=ref,
-        tif=rule.tif,
+        tif=PROTECTIVE_TIF,
         aux_price=protection.stop_price,
         trailing_percent=protection.trailing_percent,
         parent_ref=parent_ref,
@@ -839,7 +844,8 @@ def _reference(entered: Fills, order: WorkingOrder) -> float:
 
 
 def _as_spec(order: WorkingOrder, quantity: int) -> OrderSpec:
-    """A working order as a spec, with a new remaining quantity."""
+    """A working protective leg as a spec, with a new remaining quantity (and GTC: a leg placed
+    as DAY before protective legs were always GTC is modified once)."""
     assert order.order_ref is not None
     return OrderSpec(
         symbol=order.symbol,
@@ -847,7 +853,7 @@ def _as_spec(order: WorkingOrder, quantity: int) -> OrderSpec:
         quantity=quantity,
         order_type=order.order_type,
         order_ref=order.order_ref,
-        tif=order.tif,
+        tif=PROTECTIVE_TIF,
         limit_price=order.limit_price,
         aux_price=order.aux_price,
         trailing_percent=order.trailing_percent,

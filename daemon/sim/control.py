@@ -204,10 +204,32 @@ def _snapshot_json(snap: AccountSnapshot) -> dict[str, Any]:
                 "order_type": o.order_type,
                 "status": o.status,
                 "order_ref": o.order_ref,
+                "lmt_price": o.lmt_price,
+                "aux_price": o.aux_price,
+                "tif": o.tif,
+                "parent_id": o.parent_id,
+                "oca_group": o.oca_group,
+                "filled": o.filled,
+                "held": o.held,
             }
             for o in snap.open_orders
         ],
         "executions": len(snap.executions),
+        "prices": dict(snap.prices),
+        "fills": [
+            {
+                "exec_id": e.exec_id,
+                "client_id": e.client_id,
+                "order_id": e.order_id,
+                "order_ref": e.order_ref,
+                "symbol": e.symbol,
+                "side": e.side,
+                "shares": e.shares,
+                "price": e.price,
+                "time": e.time,
+            }
+            for e in snap.executions
+        ],
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tradectl.ib.market_clock import REFRESH_EVERY, MarketClock
+from tradectl.ib.market_clock import SKEW_WARNING, MarketClock
 
 HOST = datetime(2026, 11, 30, 15, 0, 0, tzinfo=UTC)
 
@@ -36,9 +36,16 @@ def test_a_small_real_offset_is_applied_but_not_reported() -> None:
     assert not clock.skewed
 
 
-def test_the_clock_is_measured_again_periodically() -> None:
-    clock = MarketClock()
-    assert clock.due(HOST)
+def test_a_skew_is_reported_once_and_again_when_the_gateways_clock_jumps() -> None:
+    # Measured on every pass: a steady skew is logged once, a jump (a simulated gateway's
+    # advance, a host clock stepped by NTP) again.
+    clock = measured(HOST + timedelta(seconds=30))
+    assert clock.report_due()
+    clock.record(HOST + timedelta(seconds=31), HOST, HOST)
+    assert not clock.report_due()
+    clock.record(HOST + timedelta(hours=1), HOST, HOST)
+    assert clock.report_due()
     clock.record(HOST, HOST, HOST)
-    assert not clock.due(HOST + REFRESH_EVERY - timedelta(seconds=1))
-    assert clock.due(HOST + REFRESH_EVERY)
+    assert not clock.report_due() and clock.reported is None
+    clock.record(HOST + SKEW_WARNING * 2, HOST, HOST)
+    assert clock.report_due()

@@ -278,3 +278,41 @@ def test_a_filled_and_closed_bracket_reenters_only_when_daily_once_per_day() -> 
     entry, stop, target = legs_of(g)
     working_again = replace(closed, working_orders=(entry, stop, target))
     assert plan(rules_with(reenter="daily"), working_again, NOW).intents == ()
+
+
+def test_a_day_brackets_stop_and_target_are_gtc_and_do_not_expire_at_the_close() -> None:
+    """Found by the simulated week (docs/reliability.md): the legs of a ``tif: DAY`` bracket
+    were DAY orders, so IB expired them at the close and the filled position spent the night
+    without a stop. The rule's tif is its entry's; protective legs are GTC, and a DAY leg
+    placed before is modified to GTC."""
+    rules = rules_with(tif="DAY")
+    placed = plan(rules, account(), NOW)
+    assert [(i.leg, i.order.tif) for i in placed.intents if i.order is not None] == [
+        ("entry", "DAY"),
+        ("stop", "GTC"),
+        ("target", "GTC"),
+    ]
+    g = gen(rules)
+    _, stop, target = legs_of(g)
+    day_legs = [replace(stop, tif="DAY"), replace(target, tif="DAY")]
+    filled = account(positions={"AAPL": 100}, entry_fills={(NAME, g): 100}, orders=day_legs)
+    modified = plan(rules, filled, NOW)
+    assert [(i.leg, i.order.tif) for i in modified.intents if i.order is not None] == [
+        ("stop", "GTC"),
+        ("target", "GTC"),
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap, found by the simulated week before DAY legs became GTC: after a lost "
+    "journal, a percent stop whose order ended (expired, cancelled at IB) cannot be priced "
+    "(average fill price unknown: the fill was on an earlier day), so the position is left "
+    "without a stop and only a note says so; IB's position average cost, or today's completed "
+    "leg, could price it (docs/reliability.md, Simulated week, finding 3)",
+)
+def test_a_rule_known_to_hold_shares_gets_a_stop_even_when_its_fill_price_is_unknown() -> None:
+    held = account(positions={"AAPL": 100}, entered_floor={NAME: 100.0}, trading_day=TODAY)
+    result = plan(rules_with(), held, NOW)
+    placed = [row[:2] for row in wire(result)]
+    assert placed == [("place", "stop"), ("place", "target")], result.notes
