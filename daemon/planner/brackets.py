@@ -40,6 +40,7 @@ from tradectl.planner.domain import (
     Intent,
     OrderSpec,
     OrderType,
+    Position,
     Purpose,
     TimeInForce,
     WorkingOrder,
@@ -690,6 +691,7 @@ def _protect(
     if facts is None:
         notes.append(f"{where}: {rule.symbol}: no contract details (min tick); not planned")
         return []
+    entered = _priced(entered, book.observed.positions.get(rule.symbol), where, notes)
     protection = _post_fill_protection(rule, entered, facts.min_tick)
     reference = entered.average_price or rule.entry.reference_price or 0.0
     sibling_group = next(
@@ -757,6 +759,19 @@ def _detached(spec: OrderSpec, name: str, leg: str, oca: str) -> OrderSpec:
         oca_group=oca,
         transmit=True,
     )
+
+
+def _priced(entered: Fills, held: Position | None, where: str, notes: list[str]) -> Fills:
+    """``entered`` with a price to protect from. Without its own fills' price (a lost journal,
+    the fill on an earlier day) a held position is still protected, from IB's average cost of
+    the position: an approximate reference beats no stop at all (docs/planning.md)."""
+    if entered.average_price is not None or held is None or held.average_cost <= 0:
+        return entered
+    notes.append(
+        f"{where}: the entry's fill price is unknown; percent stop and target are priced from "
+        f"IB's average cost of the position ({held.average_cost:g})"
+    )
+    return replace(entered, average_price=held.average_cost)
 
 
 def _post_fill_protection(rule: Bracket, entered: Fills, tick: float) -> _Protection | str:

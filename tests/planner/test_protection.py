@@ -13,6 +13,7 @@ from tests.planner.test_brackets import NAME, account, gen, legs_of, rules_with,
 from tradectl.planner import plan
 from tradectl.planner.brackets import reconstructed_entries
 from tradectl.planner.common import Book
+from tradectl.planner.domain import Position
 from tradectl.planner.legs import order_ref
 
 
@@ -303,16 +304,23 @@ def test_a_day_brackets_stop_and_target_are_gtc_and_do_not_expire_at_the_close()
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap, found by the simulated week before DAY legs became GTC: after a lost "
-    "journal, a percent stop whose order ended (expired, cancelled at IB) cannot be priced "
-    "(average fill price unknown: the fill was on an earlier day), so the position is left "
-    "without a stop and only a note says so; IB's position average cost, or today's completed "
-    "leg, could price it (docs/reliability.md, Simulated week, finding 3)",
-)
 def test_a_rule_known_to_hold_shares_gets_a_stop_even_when_its_fill_price_is_unknown() -> None:
+    """Found by the simulated week (docs/reliability.md, finding 3): after a lost journal the
+    entry's fill was on an earlier day, so its price is unknown; IB's average cost of the
+    position prices the percent stop and target rather than leaving the shares unprotected."""
+    held = account(positions={"AAPL": 100}, entered_floor={NAME: 100.0}, trading_day=TODAY)
+    held = replace(held, positions={"AAPL": Position("AAPL", 100, 150.0)})
+    result = plan(rules_with(), held, NOW)
+    placed = {intent.leg: intent.order for intent in result.intents if intent.order is not None}
+    assert sorted(placed) == ["stop", "target"], result.notes
+    assert placed["stop"].quantity == placed["target"].quantity == 100
+    assert placed["stop"].aux_price == pytest.approx(142.5)
+    assert placed["target"].limit_price == pytest.approx(165.0)
+    assert any("average cost" in note for note in result.notes)
+
+
+def test_without_any_price_the_percent_stop_is_not_guessed() -> None:
     held = account(positions={"AAPL": 100}, entered_floor={NAME: 100.0}, trading_day=TODAY)
     result = plan(rules_with(), held, NOW)
-    placed = [row[:2] for row in wire(result)]
-    assert placed == [("place", "stop"), ("place", "target")], result.notes
+    assert not [intent for intent in result.intents if intent.leg in ("stop", "target")]
+    assert any("average fill price unknown" in note for note in result.notes)
