@@ -605,7 +605,8 @@ class Engine:
         if boundary is Boundary.DAY_ROLL:
             for inst in self.instruments.values():
                 inst.close = inst.last  # tick 9 is the previous day's close
-            return events
+            self.account.roll_day()
+            return [AccountChanged(frozenset())]
         if boundary is Boundary.CLOSE:
             events += self._expire_day_orders(outside_rth=False)
         elif boundary is Boundary.AFTER_HOURS_CLOSE:
@@ -657,6 +658,8 @@ class Engine:
         now = self.clock()
         state = self.state.model_copy(deep=True)
         state.account.cash = self.account.cash
+        if self.account.previous_day_equity > 0:
+            state.account.previous_day_equity = self.account.previous_day_equity
         state.positions = [
             PositionSpec(
                 symbol=s, quantity=p.quantity, avg_cost=p.avg_cost, realized_pnl=p.realized_pnl
