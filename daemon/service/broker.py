@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tradectl.ib import AdapterError, IbAdapter
+from tradectl.ib.market_clock import MarketClock
 from tradectl.ib_codes import LINK_LOST, LINK_RESTORED_CODES, LINK_RESTORED_DATA_LOST
 from tradectl.journal import Journal, LedgerRelease, utc_now
 from tradectl.journal.keys import (
@@ -192,6 +193,9 @@ class IbBrokerSession:
         self._host = host
         self._port = port
         self._clock = clock
+        # One gateway clock for the session, shared by each connection's adapter: its offset
+        # outlives a disconnect, so the daemon's trading day never falls back to the host's.
+        self._market_clock = MarketClock()
         self._ack_timeout = ack_timeout
         self._thread = BrokerThread()
         self._daemon_loop: asyncio.AbstractEventLoop | None = None
@@ -247,7 +251,8 @@ class IbBrokerSession:
         return await self._thread.submit(lambda: read_safety(self._journal_or_fail()))
 
     async def save_safety(self, state: SafetyState) -> None:
-        await self._thread.submit(lambda: write_safety(self._journal_or_fail(), state))
+        now = self.market_now()
+        await self._thread.submit(lambda: write_safety(self._journal_or_fail(), state, now))
 
     async def accept_targets(self, rule: str) -> str:
         def accept() -> str:
@@ -274,12 +279,16 @@ class IbBrokerSession:
     async def disconnect(self) -> None:
         await self._thread.submit(self._disconnect)
 
+    def market_now(self) -> datetime:
+        return self._market_clock.now(self._clock())
+
     def _connect(self, rules: RuleSet) -> None:
         self._disconnect()
         settings = connection_settings(rules, readonly=False, host=self._host, port=self._port)
         # A fresh adapter per connection: a new session id tells the journal's resync which
         # intents were sent before the drop.
         adapter = IbAdapter(settings, self._journal, rejected=self._on_rejected)
+        adapter.market_clock = self._market_clock
         wrapper = adapter.ib.wrapper
         _tap(wrapper, "error", self._on_error)
         _tap(wrapper, "execDetails", self._on_exec_details)
@@ -360,7 +369,7 @@ class IbBrokerSession:
     def _resync(self) -> None:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
-        for transition in adapter.resync(trading_day_start(self._clock())):
+        for transition in adapter.resync(trading_day_start(adapter.market_now(self._clock()))):
             intent = journal.intent(transition.intent_id)
             log.info(
                 "resync: %s (%s %s) is %s (%s)",
@@ -379,6 +388,9 @@ class IbBrokerSession:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
         self._rules = rules
+        # Measured at every pass, not only every REFRESH_EVERY: a gateway whose clock jumps (a
+        # simulated week, a stepped host clock) moves the daemon's trading day at the next pass.
+        adapter.sync_clock()
         now = adapter.market_now(self._clock())
         generation = rules.generation()
         journal.record_generation(generation)
@@ -620,7 +632,7 @@ class IbBrokerSession:
 
     def _cancel_owned(self, may_send: Callable[[], bool]) -> list[dict[str, Any]]:
         adapter = self._connected_adapter()
-        adapter.resync(trading_day_start(self._clock()))
+        adapter.resync(trading_day_start(adapter.market_now(self._clock())))
         working = adapter.working_orders()
         client_id = adapter.settings.client_id
         owned = [order for order in working if order.owned]
@@ -750,11 +762,12 @@ def read_safety(journal: Journal) -> SafetyState:
     )
 
 
-def write_safety(journal: Journal, state: SafetyState) -> None:
+def write_safety(journal: Journal, state: SafetyState, now: datetime | None = None) -> None:
     """Journal halt and breaker state. Clearing a tripped breaker also moves the breaker's
     reference to the next observation (the day's first NAV is dropped; the daily P&L at that
     moment is recorded): otherwise the loss that tripped it would block opening orders again
-    at once."""
+    at once. ``now`` is the gateway's time (the trading day those keys belong to); the
+    commands that run without a gateway connection (`halt`, `resume`) use the host's."""
     previous = read_safety(journal)
     if state.halted:
         details = {"reason": state.halt_reason, "at": state.halted_at}
@@ -767,7 +780,7 @@ def write_safety(journal: Journal, state: SafetyState) -> None:
     elif previous.breaker_day is not None:
         journal.delete_state(BREAKER_KEY)
         journal.delete_state(BREAKER_REASON_KEY)
-        day = trading_day_start(journal.now).date().isoformat()
+        day = trading_day_start(now or journal.now).date().isoformat()
         journal.delete_state(DAY_START_NAV_PREFIX + day)
         journal.set_state(PNL_AT_RESUME_PREFIX + day, RESUME_PENDING)
 

@@ -90,6 +90,11 @@ class BrokerSession(Protocol):
     def address(self, rule_set: RuleSet) -> str:
         """host:port the session connects to for these rules."""
 
+    def market_now(self) -> datetime:
+        """Now on the gateway's clock: the host clock moved by the offset the last
+        ``reqCurrentTime`` measured (kept across reconnects; none before the first connect).
+        Every trading-day and market-time decision of the daemon uses it; any thread."""
+
     async def connect(self, rule_set: RuleSet) -> None:
         """Connect to the gateway named by the rules; raise on failure."""
 

@@ -88,9 +88,11 @@ class PassScheduler:
         self,
         request_pass: Callable[[str], None],
         write_report: Callable[[ReportSchedule], Awaitable[None]] | None = None,
+        market_now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._request_pass = request_pass
         self._write_report = write_report
+        self._market_now = market_now
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self.window = RebalanceWindow()
         self._applied: Schedule | None = None
@@ -175,5 +177,5 @@ class PassScheduler:
 
     async def _rebalance_due(self) -> None:
         log.info("rebalance time reached: allocation orders may go in the next pass")
-        self.window.open()
+        self.window.open(self._market_now())
         self._request_pass("rebalance")

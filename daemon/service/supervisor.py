@@ -149,7 +149,7 @@ class Daemon:
         self._cancel_waiters: list[asyncio.Future[list[dict[str, Any]]]] = []
         self.passes: deque[PassRecord] = deque(maxlen=settings.history)
         self._serializer = PassSerializer(self._pass)
-        self._scheduler = PassScheduler(self._on_schedule, self._write_report)
+        self._scheduler = PassScheduler(self._on_schedule, self._write_report, session.market_now)
         self._watcher = RulesWatcher(
             settings.rules_dir, self.reload, settings.debounce, self._targets_file_paths
         )
@@ -609,7 +609,7 @@ class Daemon:
         rules = self.rules.current
         if rules is None:
             return False
-        return in_blackout(self._clock(), rules.schedule.blackouts, None) is not None
+        return in_blackout(self._market_now(), rules.schedule.blackouts, None) is not None
 
     def _mark_disconnected(self) -> None:
         self.connection = "disconnected"
@@ -652,7 +652,7 @@ class Daemon:
     async def _write_report(self, schedule: ReportSchedule) -> None:
         """The day's report, written by `tradectl report` in a child process: the charts'
         library never loads into the daemon, and a failure there cannot hurt trading."""
-        day = trading_day(self._clock())
+        day = trading_day(self._market_now())
         directory = Path(schedule.dir)
         out = directory / f"report-{day.isoformat()}.{_REPORT_SUFFIXES[schedule.format]}"
         try:
@@ -689,6 +689,11 @@ class Daemon:
         self._serializer.request(reason)
 
     # --- the pass ----------------------------------------------------------------------------
+
+    def _market_now(self) -> datetime:
+        """Now on the gateway's clock: the trading day (breaker), blackouts and the rebalance
+        window follow the gateway, not the host (docs/daemon.md, "Clock")."""
+        return self.session.market_now()
 
     @property
     def halted(self) -> bool:
@@ -765,7 +770,7 @@ class Daemon:
             # The pass journaled any executions it saw (resync included).
             self._records.poke()
         if summary.breaker_tripped is not None:
-            self.safety = self.safety.trip(trading_day(self._clock()), summary.breaker_tripped)
+            self.safety = self.safety.trip(trading_day(self._market_now()), summary.breaker_tripped)
             log.error(
                 "circuit breaker tripped: %s; opening orders stop until the next trading day or "
                 "`tradectl resume`",
@@ -793,7 +798,7 @@ class Daemon:
         self._scheduler.window.pass_completed(
             allocations_due,
             work_left=summary.allocation_work_left,
-            now=self._clock(),
+            now=self._market_now(),
             session_close=summary.session_close,
             window_end=None if rebalance is None else rebalance.window_end,
         )
@@ -933,7 +938,7 @@ class Daemon:
         }
 
     def status(self) -> dict[str, Any]:
-        today = trading_day(self._clock())
+        today = trading_day(self._market_now())
         rule_set = self.rules.current
         return {
             "pid": os.getpid(),
@@ -974,7 +979,7 @@ class Daemon:
 
     def _publish(self) -> None:
         """Tell telemetry about every state that changed since it last heard."""
-        today = trading_day(self._clock())
+        today = trading_day(self._market_now())
         connection = self.connection_state()
         if self._published.get("connection") != connection:
             self._published["connection"] = connection
@@ -1005,7 +1010,7 @@ class Daemon:
         parts.append(f"rules {generation}" + (" DEGRADED" if self.rules.degraded else ""))
         if self.halted:
             parts.append("HALTED")
-        if self.safety.breaker_active(trading_day(self._clock())):
+        if self.safety.breaker_active(trading_day(self._market_now())):
             parts.append("BREAKER TRIPPED")
         if self.passes:
             last = self.passes[-1]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,8 @@ class FakeSession:
         self.sent = 0
         self.owned_orders: list[dict[str, Any]] = [{"order_id": 7, "order_ref": "tctl:x:1:a"}]
         self.max_daily_loss = 0.05
+        # How far the gateway's clock is ahead of the host's (docs/daemon.md, "Clock").
+        self.gateway_offset = timedelta(0)
 
     async def open(self) -> None:
         self.calls.append("open")
@@ -92,6 +94,9 @@ class FakeSession:
     def address(self, rule_set: RuleSet) -> str:
         return f"{rule_set.gateway.host}:{rule_set.gateway.port}"
 
+    def market_now(self) -> datetime:
+        return datetime.now(UTC) + self.gateway_offset
+
     async def connect(self, rule_set: RuleSet) -> None:
         self.calls.append("connect")
         if self.connect_error is not None:
@@ -110,7 +115,7 @@ class FakeSession:
         self.calls.append("reconcile")
         self.contexts.append(context)
         tripped = None
-        today = trading_day(datetime.now(UTC))
+        today = trading_day(self.market_now())
         loss = daily_loss(self.nav, self.day_start_nav, None)
         if not self.safety.breaker_active(today) and loss.exceeds(self.max_daily_loss):
             tripped = loss.describe(self.max_daily_loss)
