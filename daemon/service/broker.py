@@ -37,6 +37,7 @@ from tradectl.journal.keys import (
     DAY_START_NAV_PREFIX,
     HALT_KEY,
     PNL_AT_RESUME_PREFIX,
+    REBALANCE_WINDOW_KEY,
     RESUME_PENDING,
 )
 from tradectl.journal.lifecycle import REJECTION_STATUS, order_ended
@@ -60,6 +61,7 @@ from tradectl.schemas.models import RuleKind, RuleSet, parse_order_ref
 
 from .engine import PassContext, PassSummary, SessionEvents
 from .safety import SafetyState, trading_day
+from .schedule import OpenWindow
 from .telemetry import PassFacts, allocation_drift
 
 log = logging.getLogger("tradectl.daemon")
@@ -253,6 +255,21 @@ class IbBrokerSession:
     async def save_safety(self, state: SafetyState) -> None:
         now = self.market_now()
         await self._thread.submit(lambda: write_safety(self._journal_or_fail(), state, now))
+
+    async def load_rebalance_window(self) -> OpenWindow | None:
+        journal = self._journal_or_fail()
+        saved = await self._thread.submit(lambda: journal.get_state(REBALANCE_WINDOW_KEY))
+        return None if saved is None else OpenWindow.from_json(saved)
+
+    async def save_rebalance_window(self, window: OpenWindow | None) -> None:
+        def save() -> None:
+            journal = self._journal_or_fail()
+            if window is None:
+                journal.delete_state(REBALANCE_WINDOW_KEY)
+            else:
+                journal.set_state(REBALANCE_WINDOW_KEY, window.to_json())
+
+        await self._thread.submit(save)
 
     async def accept_targets(self, rule: str) -> str:
         def accept() -> str:

@@ -17,6 +17,7 @@ from tradectl.journal import LedgerRelease
 from tradectl.schemas.models import RuleSet
 
 from .safety import SafetyState
+from .schedule import OpenWindow
 from .telemetry import PassFacts
 
 
@@ -83,6 +84,12 @@ class BrokerSession(Protocol):
         """Persist halt and breaker state durably before the daemon acts on it."""
 
     async def record_generation(self, generation: str) -> None: ...
+
+    async def load_rebalance_window(self) -> OpenWindow | None:
+        """The rebalance window the journal says is open (docs/daemon.md, "Rebalance window")."""
+
+    async def save_rebalance_window(self, window: OpenWindow | None) -> None:
+        """Journal the open rebalance window, or its closing (None)."""
 
     async def release(self, rule: str, reason: str) -> LedgerRelease:
         """Journal `tradectl release RULE`; raise NothingToRelease when it holds nothing."""

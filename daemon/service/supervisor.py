@@ -39,7 +39,7 @@ from .control import ControlError, ControlServer, StateDirLock, socket_path
 from .engine import BrokerSession, PassContext, PassRecord
 from .records_task import RecordsFactory, RecordsTask
 from .safety import SafetyState, trading_day
-from .schedule import PassScheduler
+from .schedule import OpenWindow, PassScheduler
 from .sdnotify import SystemdNotifier
 from .serializer import PassSerializer
 from .telemetry import PassFacts, Telemetry
@@ -149,7 +149,11 @@ class Daemon:
         self._cancel_waiters: list[asyncio.Future[list[dict[str, Any]]]] = []
         self.passes: deque[PassRecord] = deque(maxlen=settings.history)
         self._serializer = PassSerializer(self._pass)
-        self._scheduler = PassScheduler(self._on_schedule, self._write_report, session.market_now)
+        self._scheduler = PassScheduler(
+            self._on_schedule, self._write_report, session.market_now, self._window_changed
+        )
+        # The rebalance window the journal had open at start, reopened once the rules are in.
+        self._saved_window: OpenWindow | None = None
         self._watcher = RulesWatcher(
             settings.rules_dir, self.reload, settings.debounce, self._targets_file_paths
         )
@@ -204,6 +208,7 @@ class Daemon:
                 await self.session.close()
                 return 1
             self.safety = await self.session.load_safety()
+            self._saved_window = await self.session.load_rebalance_window()
             if not self._start_telemetry():
                 await self.session.close()
                 return 1
@@ -263,6 +268,7 @@ class Daemon:
         self._watcher.start()
         if self.rules.current is not None:
             self._scheduler.apply(self.rules.current.schedule)
+            self._restore_window(self.rules.current)
         self._scheduler.start()
         self._serializer.start()
         self._tasks.append(loop.create_task(self._connection_loop(), name="connection"))
@@ -283,6 +289,27 @@ class Daemon:
                 "state_dir": str(self.settings.state_dir),
                 "generation": self.rules.generation,
             },
+        )
+
+    def _restore_window(self, rule_set: RuleSet) -> None:
+        """Reopen the rebalance window a restart interrupted, while its end is in the future:
+        the slices it had left go on at once instead of waiting for the next cron time."""
+        saved, self._saved_window = self._saved_window, None
+        if saved is None:
+            return
+        rebalance = rule_set.schedule.rebalance
+        window_end = None if rebalance is None else rebalance.window_end
+        if self._scheduler.window.restore(saved, self._market_now(), window_end):
+            log.info(
+                "rebalance window open since %s restored%s: allocation orders may go",
+                saved.opened_at.isoformat(),
+                "" if saved.deadline is None else f" until {saved.deadline.isoformat()}",
+            )
+
+    def _window_changed(self, window: OpenWindow | None) -> None:
+        # Queued on the broker thread in the order of the changes.
+        self._in_background(
+            self.session.save_rebalance_window(window), "journal the rebalance window"
         )
 
     def _start_telemetry(self) -> bool:
@@ -965,6 +992,7 @@ class Daemon:
             },
             "schedule": {
                 "allocations_due": self._scheduler.window.due,
+                "rebalance_window_until": _iso(self._scheduler.window.deadline),
                 "next_rebalance": _iso(self._scheduler.next_rebalance()),
                 "next_report": _iso(self._scheduler.next_report()),
             },

@@ -16,6 +16,7 @@ from tradectl.planner.breaker import daily_loss
 from tradectl.schemas.models import RuleSet
 from tradectl.service.engine import PassContext, PassSummary, SessionEvents
 from tradectl.service.safety import SafetyState, trading_day
+from tradectl.service.schedule import OpenWindow
 from tradectl.service.sdnotify import SystemdNotifier
 from tradectl.service.supervisor import LoadOutcome
 
@@ -71,6 +72,7 @@ class FakeSession:
         self.max_daily_loss = 0.05
         # How far the gateway's clock is ahead of the host's (docs/daemon.md, "Clock").
         self.gateway_offset = timedelta(0)
+        self.rebalance_window: OpenWindow | None = None
 
     async def open(self) -> None:
         self.calls.append("open")
@@ -86,6 +88,12 @@ class FakeSession:
 
     async def record_generation(self, generation: str) -> None:
         self.generations.append(generation)
+
+    async def load_rebalance_window(self) -> OpenWindow | None:
+        return self.rebalance_window
+
+    async def save_rebalance_window(self, window: OpenWindow | None) -> None:
+        self.rebalance_window = window
 
     async def release(self, rule: str, reason: str) -> LedgerRelease:
         self.calls.append(f"release {rule}")
