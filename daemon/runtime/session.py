@@ -8,9 +8,11 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tradectl.ib import ConnectionSettings, IbAdapter, Progress
+from tradectl.ib.market_clock import MarketClock
 from tradectl.journal import Journal, utc_now
 from tradectl.pacer import DEFAULT_RATE
 from tradectl.runtime.reconcile import PassResult, reconcile_pass
@@ -68,15 +70,26 @@ def open_session(
     the caller (see ``IbAdapter.connect``)."""
     host, port = gateway if gateway is not None else (None, None)
     with ExitStack() as stack:
+        # The journal stamps its records on the gateway's clock, as in the daemon.
+        market_clock = MarketClock()
+
+        def market_now() -> datetime:
+            return market_clock.now(utc_now())
+
         journal = None
         if state_dir is not None:
-            journal = Journal.open_read_only(state_dir) if readonly else Journal.open(state_dir)
+            journal = (
+                Journal.open_read_only(state_dir, clock=market_now)
+                if readonly
+                else Journal.open(state_dir, clock=market_now)
+            )
         if journal is not None:
             stack.callback(journal.close)
         settings = connection_settings(
             rules, readonly=readonly, host=host, port=port, pacing_rate=pacing_rate
         )
         adapter = IbAdapter(settings, journal, progress=progress)
+        adapter.market_clock = market_clock
         stack.callback(adapter.disconnect)
         adapter.connect(verify_account=verify_account)
         yield Session(adapter=adapter, journal=journal)

@@ -223,7 +223,11 @@ class IbBrokerSession:
     async def open(self) -> None:
         self._daemon_loop = asyncio.get_running_loop()
         self._thread.start()
-        self._journal = await self._thread.submit(lambda: Journal.open(self._state_dir))
+        # The journal stamps its records on the gateway's clock: the trading day of an entry
+        # that ended (daily re-entry), of a rejection or of an order action is the gateway's.
+        self._journal = await self._thread.submit(
+            lambda: Journal.open(self._state_dir, clock=self.market_now)
+        )
 
     async def close(self) -> None:
         def close_all() -> None:
@@ -253,8 +257,7 @@ class IbBrokerSession:
         return await self._thread.submit(lambda: read_safety(self._journal_or_fail()))
 
     async def save_safety(self, state: SafetyState) -> None:
-        now = self.market_now()
-        await self._thread.submit(lambda: write_safety(self._journal_or_fail(), state, now))
+        await self._thread.submit(lambda: write_safety(self._journal_or_fail(), state))
 
     async def load_rebalance_window(self) -> OpenWindow | None:
         journal = self._journal_or_fail()
@@ -779,12 +782,12 @@ def read_safety(journal: Journal) -> SafetyState:
     )
 
 
-def write_safety(journal: Journal, state: SafetyState, now: datetime | None = None) -> None:
+def write_safety(journal: Journal, state: SafetyState) -> None:
     """Journal halt and breaker state. Clearing a tripped breaker also moves the breaker's
     reference to the next observation (the day's first NAV is dropped; the daily P&L at that
     moment is recorded): otherwise the loss that tripped it would block opening orders again
-    at once. ``now`` is the gateway's time (the trading day those keys belong to); the
-    commands that run without a gateway connection (`halt`, `resume`) use the host's."""
+    at once. The day is the journal's: the gateway's in the daemon, the host's for `halt` and
+    `resume` run without one."""
     previous = read_safety(journal)
     if state.halted:
         details = {"reason": state.halt_reason, "at": state.halted_at}
@@ -797,7 +800,7 @@ def write_safety(journal: Journal, state: SafetyState, now: datetime | None = No
     elif previous.breaker_day is not None:
         journal.delete_state(BREAKER_KEY)
         journal.delete_state(BREAKER_REASON_KEY)
-        day = trading_day_start(now or journal.now).date().isoformat()
+        day = trading_day_start(journal.now).date().isoformat()
         journal.delete_state(DAY_START_NAV_PREFIX + day)
         journal.set_state(PNL_AT_RESUME_PREFIX + day, RESUME_PENDING)
 

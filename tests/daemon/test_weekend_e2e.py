@@ -28,8 +28,9 @@ def ny(*args: int) -> datetime:
 
 SATURDAY = ny(2026, 12, 5, 10, 0)
 
-# Market-order allocations (20% of half the NAV each) and a DAY bracket whose entry limit the
-# market never reaches (NVDA at 180), so IB expires it at Monday's close.
+# Market-order allocations (20% of half the NAV each) and two DAY brackets whose entry limits
+# the market never reaches (NVDA at 180, AMZN at 225), so IB expires them at Monday's close;
+# only the second one says `reenter: daily`.
 RULES = """\
 version: 1
 allocations:
@@ -47,6 +48,15 @@ brackets:
     stop_loss: {price: 110.0}
     take_profit: {price: 140.0}
     tif: DAY
+  amzn-daily:
+    symbol: AMZN
+    side: BUY
+    quantity: 10
+    entry: {limit: 150.0}
+    stop_loss: {price: 140.0}
+    take_profit: {price: 170.0}
+    tif: DAY
+    reenter: daily
 """
 
 
@@ -125,7 +135,11 @@ def test_started_on_a_saturday_waits_for_monday_converges_and_does_not_reenter_a
     # market order goes before the allocation window opens.
     advance(sim, daemon, ny(2026, 12, 7, 8, 0))
     entry_orders = wire.wait_placed(
-        lambda placed: len(owned_refs(placed, "nvda-dip")) >= 3, 30, "the bracket"
+        lambda placed: (
+            len(owned_refs(placed, "nvda-dip")) >= 3 and len(owned_refs(placed, "amzn-daily")) >= 3
+        ),
+        30,
+        "the brackets",
     )
     assert all(order["orderType"] != "MKT" for order in entry_orders)
     assert owned_refs(entry_orders, "core") == []
@@ -148,18 +162,20 @@ def test_started_on_a_saturday_waits_for_monday_converges_and_does_not_reenter_a
     phases = {(m["fields"]["orderType"], m["market"]) for m in wire.messages("placeOrder")}
     assert phases <= {("LMT", "pre_market"), ("STP", "pre_market"), ("MKT", "regular")}, phases
 
-    # IB expires the unfilled DAY entry (and its children) at Monday's close.
+    # IB expires the unfilled DAY entries (and their children) at Monday's close.
     advance(sim, daemon, ny(2026, 12, 7, 16, 30))
-    assert (
-        owned_refs(
-            [{"fields": {"orderRef": o.order_ref}} for o in sim.snapshot().open_orders], "nvda-dip"
-        )
-        == []
-    ), "the DAY bracket is still working after the close"
+    working = [{"orderRef": order.order_ref} for order in sim.snapshot().open_orders]
+    assert owned_refs(working, "nvda-dip") == [], "the DAY bracket still works after the close"
+    assert owned_refs(working, "amzn-daily") == []
+    # `reenter: daily` waits for the next trading day of the gateway's clock, not the host's.
+    advance(sim, daemon, ny(2026, 12, 7, 18, 0))
+    monday = wire.placed()
+    assert len(owned_refs(monday, "amzn-daily")) == 3, "re-entered on the day it expired"
 
-    before_tuesday = len(wire.placed())
     advance(sim, daemon, ny(2026, 12, 8, 10, 0))
     advance(sim, daemon, ny(2026, 12, 8, 10, 30))
-    assert len(owned_refs(wire.placed(), "nvda-dip")) == len(owned_refs(entry_orders, "nvda-dip"))
-    assert len(wire.placed()) == before_tuesday, "something was sent again on Tuesday"
+    tuesday = wire.placed()[len(monday) :]
+    assert owned_refs(tuesday, "nvda-dip") == [], "the expired DAY entry was entered again"
+    assert len(owned_refs(tuesday, "amzn-daily")) == 3, "reenter: daily enters once on Tuesday"
+    assert len(tuesday) == 3, tuesday
     assert daemon.stop()[0] == 0
