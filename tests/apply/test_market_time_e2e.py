@@ -70,14 +70,8 @@ def test_plan_exits_2_while_a_rebalance_has_slices_left_and_0_once_converged(
     state.positions = [PositionSpec(symbol="AAPL", quantity=500, avg_cost=100.0)]
     state.market.hours = "always_open"
     gateway = gateway_factory(state)
-    allocation = {
-        "core": {
-            "capital": {"fraction_of_nav": 0.95},
-            "min_trade_value": 0,
-            "order": {"type": "market"},
-            "targets": {"AAPL": 0.3},
-        }
-    }
+    core = {**MARKET_ALLOCATION["core"], "capital": {"fraction_of_nav": 0.95}}
+    allocation = {"core": {**core, "drift": {"absolute": 0.01}, "targets": {"AAPL": 0.3}}}
     monthly = {"cron": "0 10 1 * *", "timezone": "America/New_York"}
     rules = write_rules(
         tmp_path / "rules",
