@@ -98,6 +98,12 @@ class RebalanceWindow:
         self._deadline = saved.deadline
         return True
 
+    def close_if_ended(self, now: datetime) -> None:
+        """Before a pass: a window whose end passed while no pass could complete (the gateway
+        was down) is closed, so that pass sends no allocation orders."""
+        if self._open and self._deadline is not None and now >= self._deadline:
+            self._close()
+
     @property
     def state(self) -> OpenWindow | None:
         if not self._open or self._opened_at is None:

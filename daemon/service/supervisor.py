@@ -782,6 +782,7 @@ class Daemon:
             log.info("resynced with the gateway")
         if self._cancel_waiters and self.halted:
             await self._cancel_owned()
+        self._scheduler.window.close_if_ended(self._market_now())
         allocations_due = self._scheduler.window.due
         context = PassContext(
             reasons=reasons,

@@ -220,3 +220,14 @@ def test_a_window_is_not_restored_once_the_cron_is_gone() -> None:
     window.configure(cron_set=False)
     assert not window.restore(OpenWindow(UTC_NOON), UTC_NOON, None)
     assert window.due  # allocations are always due without a cron
+
+
+def test_a_window_whose_end_passed_while_disconnected_closes_before_the_next_pass() -> None:
+    window, journaled = journaled_window()
+    close = UTC_NOON + timedelta(hours=4)
+    window.open(at=UTC_NOON)
+    window.pass_completed(True, work_left=True, now=UTC_NOON, session_close=close)
+    window.close_if_ended(close - timedelta(seconds=1))
+    assert window.due
+    window.close_if_ended(close + timedelta(hours=1))
+    assert not window.due and journaled[-1] is None
