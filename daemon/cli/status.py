@@ -235,6 +235,8 @@ def render_status(status: dict[str, Any]) -> str:
     schedule = status["schedule"]
     if schedule["next_rebalance"]:
         due = "due now" if schedule["allocations_due"] else "not due"
+        if schedule.get("rebalance_window_until"):
+            due += f" (window open until {schedule['rebalance_window_until']})"
         lines.append(f"rebalance:   {due}; next {schedule['next_rebalance']}")
     if account:
         nav = _money(account.get("net_liquidation"))

@@ -22,6 +22,11 @@ DAY_START_NAV_PREFIX = "day_start_nav:"
 PNL_AT_RESUME_PREFIX = "daily_pnl_at_resume:"
 RESUME_PENDING = "pending"
 
+# The open rebalance window: JSON {"opened_at", "deadline"} (ISO-8601, deadline null until the
+# window's first pass); absent while no window is open. A restart reopens it while its end is
+# in the future (docs/daemon.md, "Rebalance window").
+REBALANCE_WINDOW_KEY = "rebalance_window"
+
 # + rule: the targets each allocation last traded on (content hash, mode, targets, when, how).
 TARGETS_ACCEPTED_PREFIX = "targets_accepted:"
 # + rule: a targets file held for `tradectl accept`, as the planner saw it.

@@ -8,11 +8,13 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tradectl.broker_types import Progress
 from tradectl.ib import ConnectionSettings, IbAdapter
 from tradectl.ib.pacer import DEFAULT_RATE
+from tradectl.ib.market_clock import MarketClock
 from tradectl.journal import Journal, utc_now
 from tradectl.runtime.reconcile import PassResult, reconcile_pass
 from tradectl.runtime.tracking import tracker_for
@@ -75,15 +77,26 @@ def open_session(
     the caller (see ``IbAdapter.connect``)."""
     host, port = gateway if gateway is not None else (None, None)
     with ExitStack() as stack:
+        # The journal stamps its records on the gateway's clock, as in the daemon.
+        market_clock = MarketClock()
+
+        def market_now() -> datetime:
+            return market_clock.now(utc_now())
+
         journal = None
         if state_dir is not None:
-            journal = Journal.open_read_only(state_dir) if readonly else Journal.open(state_dir)
+            journal = (
+                Journal.open_read_only(state_dir, clock=market_now)
+                if readonly
+                else Journal.open(state_dir, clock=market_now)
+            )
         if journal is not None:
             stack.callback(journal.close)
         settings = connection_settings(
             rules, readonly=readonly, host=host, port=port, pacing_rate=pacing_rate
         )
         adapter = IbAdapter(settings, journal)
+        adapter.market_clock = market_clock
         stack.callback(adapter.disconnect)
         # The tracker listens before the connection opens: every update is journaled.
         tracker_for(adapter, journal, progress=progress)

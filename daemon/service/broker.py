@@ -37,12 +37,14 @@ from tradectl.broker_types import (
 )
 from tradectl.ib import IbAdapter
 from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
+from tradectl.ib.market_clock import MarketClock
 from tradectl.journal.keys import (
     BREAKER_KEY,
     BREAKER_REASON_KEY,
     DAY_START_NAV_PREFIX,
     HALT_KEY,
     PNL_AT_RESUME_PREFIX,
+    REBALANCE_WINDOW_KEY,
     RESUME_PENDING,
 )
 from tradectl.journal.lifecycle import REJECTION_STATUS, order_ended
@@ -63,6 +65,7 @@ from tradectl.timezones import trading_day, trading_day_start
 
 from .engine import PassContext, PassSummary, SessionEvents
 from .safety import SafetyState
+from .schedule import OpenWindow
 from .telemetry import PassFacts, allocation_drift
 
 log = logging.getLogger("tradectl.daemon")
@@ -186,6 +189,9 @@ class IbBrokerSession:
         self._host = host
         self._port = port
         self._clock = clock
+        # One gateway clock for the session, shared by each connection's adapter: its offset
+        # outlives a disconnect, so the daemon's trading day never falls back to the host's.
+        self._market_clock = MarketClock()
         self._ack_timeout = ack_timeout
         self._thread = BrokerThread()
         self._daemon_loop: asyncio.AbstractEventLoop | None = None
@@ -211,7 +217,11 @@ class IbBrokerSession:
     async def open(self) -> None:
         self._daemon_loop = asyncio.get_running_loop()
         self._thread.start()
-        self._journal = await self._thread.submit(lambda: Journal.open(self._state_dir))
+        # The journal stamps its records on the gateway's clock: the trading day of an entry
+        # that ended (daily re-entry), of a rejection or of an order action is the gateway's.
+        self._journal = await self._thread.submit(
+            lambda: Journal.open(self._state_dir, clock=self.market_now)
+        )
 
     async def close(self) -> None:
         def close_all() -> None:
@@ -243,6 +253,21 @@ class IbBrokerSession:
     async def save_safety(self, state: SafetyState) -> None:
         await self._thread.submit(lambda: write_safety(self._journal_or_fail(), state))
 
+    async def load_rebalance_window(self) -> OpenWindow | None:
+        journal = self._journal_or_fail()
+        saved = await self._thread.submit(lambda: journal.get_state(REBALANCE_WINDOW_KEY))
+        return None if saved is None else OpenWindow.from_json(saved)
+
+    async def save_rebalance_window(self, window: OpenWindow | None) -> None:
+        def save() -> None:
+            journal = self._journal_or_fail()
+            if window is None:
+                journal.delete_state(REBALANCE_WINDOW_KEY)
+            else:
+                journal.set_state(REBALANCE_WINDOW_KEY, window.to_json())
+
+        await self._thread.submit(save)
+
     async def accept_targets(self, rule: str) -> str:
         def accept() -> str:
             journal = self._journal_or_fail()
@@ -268,6 +293,9 @@ class IbBrokerSession:
     async def disconnect(self) -> None:
         await self._thread.submit(self._disconnect)
 
+    def market_now(self) -> datetime:
+        return self._market_clock.now(self._clock())
+
     def _connect(self, rules: RuleSet) -> None:
         self._disconnect()
         # A fresh broker per connection: a new session id tells the journal's resync which
@@ -285,6 +313,7 @@ class IbBrokerSession:
             rules, readonly=False, host=self._host, port=self._port, stream_quotes=True
         )
         adapter = IbAdapter(settings, journal)
+        adapter.market_clock = self._market_clock
         # The tracker listens before the connection opens: every update is journaled.
         tracker_for(adapter, journal, rejected=self._on_rejected)
         try:
@@ -367,7 +396,7 @@ class IbBrokerSession:
     def _resync(self) -> None:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
-        for transition in resync(adapter, journal, trading_day_start(self._clock())):
+        for transition in resync(adapter, journal, trading_day_start(adapter.market_now(self._clock()))):
             intent = journal.intent(transition.intent_id)
             log.info(
                 "resync: %s (%s %s) is %s (%s)",
@@ -524,7 +553,7 @@ class IbBrokerSession:
     def _cancel_owned(self, may_send: Callable[[], bool]) -> list[dict[str, Any]]:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
-        resync(adapter, journal, trading_day_start(self._clock()))
+        resync(adapter, journal, trading_day_start(adapter.market_now(self._clock())))
         working = adapter.working_orders()
         client_id = adapter.client_id
         owned = [order for order in working if order.owned]
@@ -660,7 +689,8 @@ def write_safety(journal: Journal, state: SafetyState) -> None:
     """Journal halt and breaker state. Clearing a tripped breaker also moves the breaker's
     reference to the next observation (the day's first NAV is dropped; the daily P&L at that
     moment is recorded): otherwise the loss that tripped it would block opening orders again
-    at once."""
+    at once. The day is the journal's: the gateway's in the daemon, the host's for `halt` and
+    `resume` run without one."""
     previous = read_safety(journal)
     if state.halted:
         details = {"reason": state.halt_reason, "at": state.halted_at}

@@ -17,6 +17,7 @@ from tradectl.journal import LedgerRelease
 from tradectl.schemas.models import RuleSet
 
 from .safety import SafetyState
+from .schedule import OpenWindow
 from .telemetry import PassFacts
 
 
@@ -84,11 +85,22 @@ class BrokerSession(Protocol):
 
     async def record_generation(self, generation: str) -> None: ...
 
+    async def load_rebalance_window(self) -> OpenWindow | None:
+        """The rebalance window the journal says is open (docs/daemon.md, "Rebalance window")."""
+
+    async def save_rebalance_window(self, window: OpenWindow | None) -> None:
+        """Journal the open rebalance window, or its closing (None)."""
+
     async def release(self, rule: str, reason: str) -> LedgerRelease:
         """Journal `tradectl release RULE`; raise NothingToRelease when it holds nothing."""
 
     def address(self, rule_set: RuleSet) -> str:
         """host:port the session connects to for these rules."""
+
+    def market_now(self) -> datetime:
+        """Now on the gateway's clock: the host clock moved by the offset the last
+        ``reqCurrentTime`` measured (kept across reconnects; none before the first connect).
+        Every trading-day and market-time decision of the daemon uses it; any thread."""
 
     async def connect(self, rule_set: RuleSet) -> None:
         """Connect to the gateway named by the rules; raise on failure."""

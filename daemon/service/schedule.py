@@ -11,8 +11,10 @@ cron, allocations are always due.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -29,13 +31,42 @@ _REBALANCE_JOB = "rebalance"
 _REPORT_JOB = "report"
 
 
+@dataclass(frozen=True)
+class OpenWindow:
+    """An open rebalance window as the journal keeps it, so that a restart reopens it."""
+
+    opened_at: datetime
+    # Unknown until the window's first completed pass has seen the session's close.
+    deadline: datetime | None = None
+
+    def to_json(self) -> str:
+        deadline = None if self.deadline is None else self.deadline.isoformat()
+        return json.dumps({"opened_at": self.opened_at.isoformat(), "deadline": deadline})
+
+    @classmethod
+    def from_json(cls, text: str) -> OpenWindow | None:
+        """None for a value this version cannot read: the window is then lost, as before."""
+        try:
+            data = json.loads(text)
+            opened_at = datetime.fromisoformat(data["opened_at"])
+            deadline = data["deadline"]
+            return cls(opened_at, None if deadline is None else datetime.fromisoformat(deadline))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+WindowChanged = Callable[[OpenWindow | None], None]
+
+
 class RebalanceWindow:
     """Whether allocation orders may go. A cron time opens the window; it stays open until a
     pass finds the allocation converged, or until its end: ``schedule.rebalance.window_end``
     after the cron time, by default the close of the regular session the first pass saw
-    (docs/daemon.md, "Rebalance window")."""
+    (docs/daemon.md, "Rebalance window"). ``changed`` hears every change of the open window
+    (None when it closes): the daemon journals it, so a restart mid-window reopens it."""
 
-    def __init__(self) -> None:
+    def __init__(self, changed: WindowChanged = lambda window: None) -> None:
+        self._changed = changed
         self._cron_set = False
         self._open = False
         self._opened_at: datetime | None = None
@@ -43,13 +74,46 @@ class RebalanceWindow:
 
     def configure(self, cron_set: bool) -> None:
         self._cron_set = cron_set
-        if not cron_set:
-            self._open = False
+        if not cron_set and self._open:
+            self._close()
 
     def open(self, at: datetime | None = None) -> None:
         self._open = True
         self._opened_at = at or datetime.now(UTC)
         self._deadline = None
+        self._changed(self.state)
+
+    def restore(self, saved: OpenWindow, now: datetime, window_end: timedelta | None) -> bool:
+        """Reopen a journaled window after a restart, while its end is in the future (an end
+        still unknown is ``window_end`` after the cron time when that is set). A window that
+        has ended is forgotten."""
+        deadline = saved.deadline
+        if deadline is None and window_end is not None:
+            deadline = saved.opened_at + window_end
+        if not self._cron_set or (deadline is not None and now >= deadline):
+            self._changed(None)
+            return False
+        self._open = True
+        self._opened_at = saved.opened_at
+        self._deadline = saved.deadline
+        return True
+
+    def close_if_ended(self, now: datetime) -> None:
+        """Before a pass: a window whose end passed while no pass could complete (the gateway
+        was down) is closed, so that pass sends no allocation orders."""
+        if self._open and self._deadline is not None and now >= self._deadline:
+            self._close()
+
+    @property
+    def state(self) -> OpenWindow | None:
+        if not self._open or self._opened_at is None:
+            return None
+        return OpenWindow(self._opened_at, self._deadline)
+
+    def _close(self) -> None:
+        self._open = False
+        self._deadline = None
+        self._changed(None)
 
     @property
     def due(self) -> bool:
@@ -77,10 +141,11 @@ class RebalanceWindow:
                 self._deadline = self._opened_at + window_end
             else:
                 self._deadline = session_close
+            if self._deadline is not None:
+                self._changed(self.state)
         moment = now or datetime.now(UTC)
         if not work_left or self._deadline is None or moment >= self._deadline:
-            self._open = False
-            self._deadline = None
+            self._close()
 
 
 class PassScheduler:
@@ -88,11 +153,14 @@ class PassScheduler:
         self,
         request_pass: Callable[[str], None],
         write_report: Callable[[ReportSchedule], Awaitable[None]] | None = None,
+        market_now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        window_changed: WindowChanged = lambda window: None,
     ) -> None:
         self._request_pass = request_pass
         self._write_report = write_report
+        self._market_now = market_now
         self._scheduler = AsyncIOScheduler(timezone="UTC")
-        self.window = RebalanceWindow()
+        self.window = RebalanceWindow(window_changed)
         self._applied: Schedule | None = None
 
     def start(self) -> None:
@@ -175,5 +243,5 @@ class PassScheduler:
 
     async def _rebalance_due(self) -> None:
         log.info("rebalance time reached: allocation orders may go in the next pass")
-        self.window.open()
+        self.window.open(self._market_now())
         self._request_pass("rebalance")

@@ -40,7 +40,7 @@ from .control import ControlError, ControlServer, StateDirLock, socket_path
 from .engine import BrokerSession, PassContext, PassRecord
 from .records_task import RecordsFactory, RecordsTask
 from .safety import SafetyState
-from .schedule import PassScheduler
+from .schedule import OpenWindow, PassScheduler
 from .sdnotify import SystemdNotifier
 from .serializer import PassSerializer
 from .telemetry import PassFacts, Telemetry
@@ -150,7 +150,11 @@ class Daemon:
         self._cancel_waiters: list[asyncio.Future[list[dict[str, Any]]]] = []
         self.passes: deque[PassRecord] = deque(maxlen=settings.history)
         self._serializer = PassSerializer(self._pass)
-        self._scheduler = PassScheduler(self._on_schedule, self._write_report)
+        self._scheduler = PassScheduler(
+            self._on_schedule, self._write_report, session.market_now, self._window_changed
+        )
+        # The rebalance window the journal had open at start, reopened once the rules are in.
+        self._saved_window: OpenWindow | None = None
         self._watcher = RulesWatcher(
             settings.rules_dir, self.reload, settings.debounce, self._targets_file_paths
         )
@@ -205,6 +209,7 @@ class Daemon:
                 await self.session.close()
                 return 1
             self.safety = await self.session.load_safety()
+            self._saved_window = await self.session.load_rebalance_window()
             if not self._start_telemetry():
                 await self.session.close()
                 return 1
@@ -264,6 +269,7 @@ class Daemon:
         self._watcher.start()
         if self.rules.current is not None:
             self._scheduler.apply(self.rules.current.schedule)
+            self._restore_window(self.rules.current)
         self._scheduler.start()
         self._serializer.start()
         self._tasks.append(loop.create_task(self._connection_loop(), name="connection"))
@@ -284,6 +290,27 @@ class Daemon:
                 "state_dir": str(self.settings.state_dir),
                 "generation": self.rules.generation,
             },
+        )
+
+    def _restore_window(self, rule_set: RuleSet) -> None:
+        """Reopen the rebalance window a restart interrupted, while its end is in the future:
+        the slices it had left go on at once instead of waiting for the next cron time."""
+        saved, self._saved_window = self._saved_window, None
+        if saved is None:
+            return
+        rebalance = rule_set.schedule.rebalance
+        window_end = None if rebalance is None else rebalance.window_end
+        if self._scheduler.window.restore(saved, self._market_now(), window_end):
+            log.info(
+                "rebalance window open since %s restored%s: allocation orders may go",
+                saved.opened_at.isoformat(),
+                "" if saved.deadline is None else f" until {saved.deadline.isoformat()}",
+            )
+
+    def _window_changed(self, window: OpenWindow | None) -> None:
+        # Queued on the broker thread in the order of the changes.
+        self._in_background(
+            self.session.save_rebalance_window(window), "journal the rebalance window"
         )
 
     def _start_telemetry(self) -> bool:
@@ -610,7 +637,7 @@ class Daemon:
         rules = self.rules.current
         if rules is None:
             return False
-        return in_blackout(self._clock(), rules.schedule.blackouts, None) is not None
+        return in_blackout(self._market_now(), rules.schedule.blackouts, None) is not None
 
     def _mark_disconnected(self) -> None:
         self.connection = "disconnected"
@@ -653,7 +680,7 @@ class Daemon:
     async def _write_report(self, schedule: ReportSchedule) -> None:
         """The day's report, written by `tradectl report` in a child process: the charts'
         library never loads into the daemon, and a failure there cannot hurt trading."""
-        day = trading_day(self._clock())
+        day = trading_day(self._market_now())
         directory = Path(schedule.dir)
         out = directory / f"report-{day.isoformat()}.{_REPORT_SUFFIXES[schedule.format]}"
         try:
@@ -690,6 +717,11 @@ class Daemon:
         self._serializer.request(reason)
 
     # --- the pass ----------------------------------------------------------------------------
+
+    def _market_now(self) -> datetime:
+        """Now on the gateway's clock: the trading day (breaker), blackouts and the rebalance
+        window follow the gateway, not the host (docs/daemon.md, "Clock")."""
+        return self.session.market_now()
 
     @property
     def halted(self) -> bool:
@@ -751,6 +783,7 @@ class Daemon:
             log.info("resynced with the gateway")
         if self._cancel_waiters and self.halted:
             await self._cancel_owned()
+        self._scheduler.window.close_if_ended(self._market_now())
         allocations_due = self._scheduler.window.due
         context = PassContext(
             reasons=reasons,
@@ -766,7 +799,7 @@ class Daemon:
             # The pass journaled any executions it saw (resync included).
             self._records.poke()
         if summary.breaker_tripped is not None:
-            self.safety = self.safety.trip(trading_day(self._clock()), summary.breaker_tripped)
+            self.safety = self.safety.trip(trading_day(self._market_now()), summary.breaker_tripped)
             log.error(
                 "circuit breaker tripped: %s; opening orders stop until the next trading day or "
                 "`tradectl resume`",
@@ -794,7 +827,7 @@ class Daemon:
         self._scheduler.window.pass_completed(
             allocations_due,
             work_left=summary.allocation_work_left,
-            now=self._clock(),
+            now=self._market_now(),
             session_close=summary.session_close,
             window_end=None if rebalance is None else rebalance.window_end,
         )
@@ -934,7 +967,7 @@ class Daemon:
         }
 
     def status(self) -> dict[str, Any]:
-        today = trading_day(self._clock())
+        today = trading_day(self._market_now())
         rule_set = self.rules.current
         return {
             "pid": os.getpid(),
@@ -961,6 +994,7 @@ class Daemon:
             },
             "schedule": {
                 "allocations_due": self._scheduler.window.due,
+                "rebalance_window_until": _iso(self._scheduler.window.deadline),
                 "next_rebalance": _iso(self._scheduler.next_rebalance()),
                 "next_report": _iso(self._scheduler.next_report()),
             },
@@ -975,7 +1009,7 @@ class Daemon:
 
     def _publish(self) -> None:
         """Tell telemetry about every state that changed since it last heard."""
-        today = trading_day(self._clock())
+        today = trading_day(self._market_now())
         connection = self.connection_state()
         if self._published.get("connection") != connection:
             self._published["connection"] = connection
@@ -1006,7 +1040,7 @@ class Daemon:
         parts.append(f"rules {generation}" + (" DEGRADED" if self.rules.degraded else ""))
         if self.halted:
             parts.append("HALTED")
-        if self.safety.breaker_active(trading_day(self._clock())):
+        if self.safety.breaker_active(trading_day(self._market_now())):
             parts.append("BREAKER TRIPPED")
         if self.passes:
             last = self.passes[-1]

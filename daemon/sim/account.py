@@ -159,6 +159,12 @@ class Account:
         self.balances[self.currency] = self.balances.get(self.currency, 0.0) + amount
         self.transfers_today += amount
 
+    def roll_day(self) -> None:
+        """Midnight New York: today's value becomes the previous close's equity and the day's
+        transfers start again, so the daily P&L (and tradectl's breaker baseline) moves on."""
+        self.previous_day_equity = self.net_liquidation()
+        self.transfers_today = 0.0
+
     def values(self) -> dict[str, float]:
         """The account values in the base currency."""
         nav = self.net_liquidation()

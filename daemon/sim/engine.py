@@ -695,7 +695,9 @@ class Engine:
         if boundary is Boundary.DAY_ROLL:
             for inst in self.instruments.values():
                 inst.close = inst.last  # tick 9 is the previous day's close
-            return events
+            for account in self.accounts.values():
+                account.roll_day()
+            return [AccountChanged(frozenset())]
         if boundary is Boundary.CLOSE:
             events += self._expire_day_orders(outside_rth=False)
         elif boundary is Boundary.AFTER_HOURS_CLOSE:
@@ -747,9 +749,12 @@ class Engine:
         now = self.clock()
         state = self.state.model_copy(deep=True)
         for spec in [state.account, *state.linked_accounts]:
-            balances = dict(self.accounts[spec.id].balances)
+            account = self.accounts[spec.id]
+            balances = dict(account.balances)
             spec.cash = balances.pop(spec.currency)
             spec.cash_balances = balances
+            if account.previous_day_equity > 0:
+                spec.previous_day_equity = account.previous_day_equity
         state.positions = [
             PositionSpec(
                 symbol=s,

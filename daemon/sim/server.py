@@ -372,17 +372,18 @@ class SimGateway:
 def _quotes_last(events: list[Event]) -> list[Event]:
     """Order events in their order, then one quote and one account update per symbol."""
     quotes: dict[str, None] = {}
-    accounts: set[str] = set()
+    # None: no account change; an empty set: account values changed (a day roll), no position.
+    accounts: set[str] | None = None
     kept: list[Event] = []
     for event in events:
         if isinstance(event, QuoteChanged):
             quotes[event.symbol] = None
         elif isinstance(event, AccountChanged):
-            accounts |= event.symbols
+            accounts = (accounts or set()) | event.symbols
         else:
             kept.append(event)
     kept += [QuoteChanged(s) for s in quotes]
-    if accounts:
+    if accounts is not None:
         kept.append(AccountChanged(frozenset(accounts)))
     return kept
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from tradectl.planner.breaker import daily_loss
 from tradectl.schemas.models import RuleSet
 from tradectl.service.engine import PassContext, PassSummary, SessionEvents
 from tradectl.service.safety import SafetyState
+from tradectl.service.schedule import OpenWindow
 from tradectl.service.sdnotify import SystemdNotifier
 from tradectl.service.supervisor import LoadOutcome
 from tradectl.timezones import trading_day
@@ -70,6 +71,9 @@ class FakeSession:
         self.sent = 0
         self.owned_orders: list[dict[str, Any]] = [{"order_id": 7, "order_ref": "tctl:x:1:a"}]
         self.max_daily_loss = 0.05
+        # How far the gateway's clock is ahead of the host's (docs/daemon.md, "Clock").
+        self.gateway_offset = timedelta(0)
+        self.rebalance_window: OpenWindow | None = None
 
     async def open(self) -> None:
         self.calls.append("open")
@@ -86,12 +90,21 @@ class FakeSession:
     async def record_generation(self, generation: str) -> None:
         self.generations.append(generation)
 
+    async def load_rebalance_window(self) -> OpenWindow | None:
+        return self.rebalance_window
+
+    async def save_rebalance_window(self, window: OpenWindow | None) -> None:
+        self.rebalance_window = window
+
     async def release(self, rule: str, reason: str) -> LedgerRelease:
         self.calls.append(f"release {rule}")
         return LedgerRelease(1, rule, "AAPL", "BUY", 100.0, reason, datetime.now(UTC))
 
     def address(self, rule_set: RuleSet) -> str:
         return f"{rule_set.gateway.host}:{rule_set.gateway.port}"
+
+    def market_now(self) -> datetime:
+        return datetime.now(UTC) + self.gateway_offset
 
     async def connect(self, rule_set: RuleSet) -> None:
         self.calls.append("connect")
@@ -111,7 +124,7 @@ class FakeSession:
         self.calls.append("reconcile")
         self.contexts.append(context)
         tripped = None
-        today = trading_day(datetime.now(UTC))
+        today = trading_day(self.market_now())
         loss = daily_loss(self.nav, self.day_start_nav, None)
         if not self.safety.breaker_active(today) and loss.exceeds(self.max_daily_loss):
             tripped = loss.describe(self.max_daily_loss)

@@ -5,6 +5,7 @@ mid-day keeps IB's baseline."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, ladder, wait_until
 from tradectl.sim import SimState, SimThread, start_sim_thread
+from tradectl.timezones import TRADING_TIME_ZONE
 
 pytestmark = pytest.mark.e2e
 
@@ -93,3 +95,46 @@ def test_transfers_do_not_trip_the_breaker_a_crash_does_and_a_restart_keeps_the_
     snapshot = sim.snapshot()
     assert (snapshot.daily_pnl, snapshot.previous_day_equity) == (-25_000.0, BASELINE)
     assert daemon.stop()[0] == 0
+
+
+def test_the_breaker_day_follows_the_gateway_clock_and_resets_at_the_sims_day_roll(
+    tmp_path: Path,
+) -> None:
+    """The sim's clock is a day ahead of the host's: the breaker trips on the sim's day and
+    the sim's day roll (not the host's) ends it."""
+    sim_day = datetime.now(TRADING_TIME_ZONE).date() + timedelta(days=1)
+    evening = datetime.combine(sim_day, time(22, 0), tzinfo=TRADING_TIME_ZONE)
+    state = SimState.from_dict(
+        {**STATE, "calendar": "nyse", "clock": {"start": evening.isoformat(), "frozen": True}}
+    )
+    sim = start_sim_thread(state, wire_log=tmp_path / "wire.jsonl")
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "account.yaml").write_text(ACCOUNT_RULES.format(port=sim.port, every="1s"))
+    (directory / "rules.yaml").write_text("version: 1\nscales:\n" + ladder("dip", "MSFT", 400.0))
+    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log").start()
+    try:
+        daemon.wait_message("first sync complete", timeout=40)
+        sim.control.set_price("AAPL", 250.0)
+        daemon.wait_message("circuit breaker tripped", timeout=20)
+        status = daemon.status()
+        assert status["breaker"]["tripped"] is True
+        assert status["breaker"]["day"] == sim_day.isoformat(), "the host's day is the day before"
+
+        next_day = datetime.combine(sim_day + timedelta(days=1), time(0, 50), TRADING_TIME_ZONE)
+        assert sim.control.apply({"op": "advance", "to": next_day.isoformat()})["ok"] is True
+        # The sim's day roll made 350,000 the previous close's equity; the next pass measures
+        # the gateway's clock again, so the daemon's trading day is the sim's new day.
+        status = account_seen(daemon, BASELINE - 25_000)
+        wait_until(
+            lambda: daemon.status()["breaker"]["tripped"] is False,
+            20,
+            "the breaker to reset at the sim's day roll",
+        )
+        status = daemon.status()
+        assert status["account"]["day_start_nav"] == BASELINE - 25_000
+        assert sim.snapshot().previous_day_equity == BASELINE - 25_000
+        assert daemon.stop()[0] == 0
+    finally:
+        daemon.kill()
+        sim.stop()

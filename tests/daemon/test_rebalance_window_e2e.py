@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests.daemon.e2e_support import (
     write_atomically,
 )
 from tradectl.sim import SimThread
+from tradectl.timezones import TRADING_TIME_ZONE
 
 pytestmark = pytest.mark.e2e
 
@@ -30,11 +32,14 @@ allocations:
 """
 
 
-def rules(port: int) -> str:
+def rules(port: int, cron: str = "* * * * *", extra: str = "") -> str:
     account = ACCOUNT_RULES.format(port=port, every="1h")
     account = account.replace("max_order_value: 500000", "max_order_value: 60000")
-    cron = 'rebalance: {cron: "* * * * *", timezone: America/New_York}'
-    return account.replace("{reconcile_every: 1h}", f"{{reconcile_every: 1h, {cron}}}") + ALLOCATION
+    rebalance = f'rebalance: {{cron: "{cron}", timezone: America/New_York{extra}}}'
+    return (
+        account.replace("{reconcile_every: 1h}", f"{{reconcile_every: 1h, {rebalance}}}")
+        + ALLOCATION
+    )
 
 
 def test_one_rebalance_window_sends_every_slice_until_converged(
@@ -63,4 +68,53 @@ def test_one_rebalance_window_sends_every_slice_until_converged(
     # Every slice went in the window the first cron time opened, not one per cron time.
     first, last = wire_time(placed[0]), wire_time(placed[-1])
     assert last - first < 55, (opened_at, first, last)
+    assert daemon.stop()[0] == 0
+
+
+def aapl_held(sim: SimThread) -> float:
+    position = sim.snapshot().positions.get("AAPL")
+    return 0.0 if position is None else position.quantity
+
+
+@pytest.mark.slow
+def test_a_restart_mid_window_reopens_the_window_and_the_allocation_goes_on(
+    tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
+) -> None:
+    """The cron fires once (one minute of one day) while tradectl is halted, so the window's
+    passes block the allocation and the window stays open. SIGKILL, restart, resume: the new
+    daemon reopens the journaled window and trades, long before the cron's next time."""
+    fire = datetime.now(TRADING_TIME_ZONE) + timedelta(seconds=90)
+    cron = f"{fire.minute} {fire.hour} * * *"
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    write_atomically(directory / "rules.yaml", rules(sim.port, cron, ", window_end: 3h"))
+    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log")
+    started.append(daemon.start())
+    daemon.wait_message("first sync complete", timeout=40)
+    assert daemon.cli("halt").returncode == 0
+    daemon.wait_message("rebalance time reached", timeout=150)
+    until = wait_until(
+        lambda: daemon.status()["schedule"]["rebalance_window_until"],
+        30,
+        "the window's first pass, whose allocation the halt blocks",
+    )
+    assert wire.placed() == [] and aapl_held(sim) == 0.0
+
+    daemon.kill()
+    daemon.start()  # its lines() are the new run's
+    restored = daemon.wait_message("rebalance window open since", timeout=40)
+    assert f"until {until}" in daemon.lines()[restored]["message"]
+    daemon.wait_message("first sync complete", timeout=40)
+    assert wire.placed() == [], "still halted"
+    assert daemon.cli("resume").returncode == 0
+    wait_until(lambda: aapl_held(sim) >= 1030, 60, "the allocation to converge after the restart")
+    assert len(wire.placed()) >= 5, "every slice went in the restored window"
+    assert not any("rebalance time reached" in line["message"] for line in daemon.lines()), (
+        "the cron did not open a new window: the restored one traded"
+    )
+    wait_until(
+        lambda: daemon.status()["schedule"]["rebalance_window_until"] is None,
+        30,
+        "the window to close once converged",
+    )
     assert daemon.stop()[0] == 0

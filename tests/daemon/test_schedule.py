@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from tradectl.schemas.models import Rebalance, ReportSchedule, Schedule
-from tradectl.service.schedule import PassScheduler, RebalanceWindow
+from tradectl.service.schedule import OpenWindow, PassScheduler, RebalanceWindow
 
 
 def test_without_a_cron_allocations_are_always_due() -> None:
@@ -168,3 +168,66 @@ def test_window_end_is_a_rule_key() -> None:
         {"cron": "0 10 1 * *", "timezone": "America/New_York", "window_end": "2h"}
     )
     assert rebalance.window_end == timedelta(hours=2)
+
+
+def journaled_window() -> tuple[RebalanceWindow, list[OpenWindow | None]]:
+    journaled: list[OpenWindow | None] = []
+    window = RebalanceWindow(journaled.append)
+    window.configure(cron_set=True)
+    return window, journaled
+
+
+def test_every_change_of_the_open_window_is_journaled() -> None:
+    window, journaled = journaled_window()
+    close = UTC_NOON + timedelta(hours=4)
+    window.open(at=UTC_NOON)
+    window.pass_completed(True, work_left=True, now=UTC_NOON, session_close=close)
+    window.pass_completed(True, work_left=True, now=UTC_NOON, session_close=close)
+    window.pass_completed(True, work_left=False, now=UTC_NOON + timedelta(minutes=2))
+    assert journaled == [OpenWindow(UTC_NOON), OpenWindow(UTC_NOON, close), None]
+    assert OpenWindow.from_json(OpenWindow(UTC_NOON, close).to_json()) == OpenWindow(
+        UTC_NOON, close
+    )
+    assert OpenWindow.from_json("not json") is None
+
+
+def test_a_restart_reopens_the_window_while_its_end_is_in_the_future() -> None:
+    close = UTC_NOON + timedelta(hours=4)
+    window, journaled = journaled_window()
+    assert window.restore(OpenWindow(UTC_NOON, close), UTC_NOON + timedelta(hours=1), None)
+    assert window.due and window.deadline == close
+    window.pass_completed(True, work_left=True, now=close, session_close=close)
+    assert not window.due and journaled == [None]
+
+    window, journaled = journaled_window()
+    assert not window.restore(OpenWindow(UTC_NOON, close), close, None)
+    assert not window.due and journaled == [None], "an ended window is forgotten"
+
+
+def test_a_restored_window_without_a_known_end_takes_window_end_from_the_cron_time() -> None:
+    window, _ = journaled_window()
+    later = UTC_NOON + timedelta(hours=1)
+    assert not window.restore(OpenWindow(UTC_NOON), later, timedelta(minutes=30))
+    assert window.restore(OpenWindow(UTC_NOON), later, timedelta(hours=2))
+    # No end known yet (the first pass never completed): the next pass sets it.
+    window, _ = journaled_window()
+    assert window.restore(OpenWindow(UTC_NOON), later, None)
+    assert window.due and window.deadline is None
+
+
+def test_a_window_is_not_restored_once_the_cron_is_gone() -> None:
+    window = RebalanceWindow()
+    window.configure(cron_set=False)
+    assert not window.restore(OpenWindow(UTC_NOON), UTC_NOON, None)
+    assert window.due  # allocations are always due without a cron
+
+
+def test_a_window_whose_end_passed_while_disconnected_closes_before_the_next_pass() -> None:
+    window, journaled = journaled_window()
+    close = UTC_NOON + timedelta(hours=4)
+    window.open(at=UTC_NOON)
+    window.pass_completed(True, work_left=True, now=UTC_NOON, session_close=close)
+    window.close_if_ended(close - timedelta(seconds=1))
+    assert window.due
+    window.close_if_ended(close + timedelta(hours=1))
+    assert not window.due and journaled[-1] is None

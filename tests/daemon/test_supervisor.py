@@ -330,12 +330,14 @@ def test_the_scheduled_report_is_written_by_tradectl_report(tmp_path: Path) -> N
 
     state_dir = tmp_path / "state"
     Journal.open(state_dir).close()
+    # The report's day is the gateway's trading day, whatever the host's clock says.
+    session = FakeSession()
+    session.gateway_offset = datetime(2026, 11, 30, 21, 15, tzinfo=UTC) - datetime.now(UTC)
     daemon = Daemon(
         DaemonSettings(tmp_path / "rules", state_dir),
-        FakeSession(),
+        session,
         load_single_file,
         RecordingNotifier(),
-        clock=lambda: datetime(2026, 11, 30, 21, 15, tzinfo=UTC),
     )
     schedule = ReportSchedule(
         cron="15 16 * * mon-fri", dir=str(tmp_path / "reports"), format="json"

@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from ib_insync import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock
+from ib_insync import IB, ExecutionFilter, LimitOrder, MarketOrder, Stock, Trade
 
 from tradectl.sim import SimState, SimThread, start_sim_thread
 from tradectl.sim.wirelog import read_wire_log
@@ -177,12 +177,20 @@ def test_day_order_expires_at_the_early_close_and_gtc_persists(
     until(lambda: gtc.orderStatus.status == "Filled")
 
 
+def bought_on_friday_morning(
+    ib: IB, sim: SimThread, aapl: Stock, until: Until, quantity: int
+) -> Trade:
+    """Friday 2026-11-27 10:00, a market buy filled."""
+    advance_to(sim, ny(2026, 11, 27, 10, 0))
+    trade = ib.placeOrder(aapl, MarketOrder("BUY", quantity))
+    until(lambda: trade.orderStatus.status == "Filled")
+    return trade
+
+
 def test_executions_and_completed_orders_report_the_current_day_only(
     ib: IB, sim: SimThread, aapl: Stock, until: Until
 ) -> None:
-    advance_to(sim, ny(2026, 11, 27, 10, 0))
-    trade = ib.placeOrder(aapl, MarketOrder("BUY", 10))
-    until(lambda: trade.orderStatus.status == "Filled")
+    trade = bought_on_friday_morning(ib, sim, aapl, until, 10)
     assert len(ib.reqExecutions(ExecutionFilter())) == 1
     assert [t.order.permId for t in ib.reqCompletedOrders(apiOnly=True)] == [trade.order.permId]
 
@@ -192,6 +200,36 @@ def test_executions_and_completed_orders_report_the_current_day_only(
     assert ib.reqExecutions(ExecutionFilter()) == []
     assert ib.reqCompletedOrders(apiOnly=True) == []
     assert len(sim.snapshot().executions) == 1  # the sim itself still knows
+
+
+def test_the_day_roll_moves_previous_day_equity_on_and_forgets_the_days_transfers(
+    ib: IB, sim: SimThread, aapl: Stock, until: Until
+) -> None:
+    bought_on_friday_morning(ib, sim, aapl, until, 100)
+    sim.control.set_price("AAPL", 150.0)
+    sim.control.transfer(-50_000.0)
+    friday = sim.snapshot()
+    assert friday.previous_day_equity == 1_000_000.0
+    assert friday.daily_pnl == pytest.approx(friday.net_liquidation + 50_000.0 - 1_000_000.0)
+    pnl = ib.reqPnL("DU0000001")
+    until(lambda: pnl.dailyPnL == pytest.approx(friday.daily_pnl))
+
+    advance_to(sim, ny(2026, 11, 28, 0, 0, 1))
+    saturday = sim.snapshot()
+    assert saturday.previous_day_equity == pytest.approx(friday.net_liquidation)
+    assert saturday.daily_pnl == 0.0, "Friday's P&L and withdrawal belong to Friday"
+    until(lambda: pnl.dailyPnL == 0.0)
+    until(
+        lambda: any(
+            value.tag == "PreviousDayEquityWithLoanValue"
+            and float(value.value) == pytest.approx(friday.net_liquidation)
+            for value in ib.accountValues()
+        )
+    )
+    sim.control.transfer(10_000.0)
+    assert sim.snapshot().daily_pnl == 0.0
+    persisted = sim.call(sim.gateway.engine.export_state)
+    assert persisted.account.previous_day_equity == pytest.approx(friday.net_liquidation)
 
 
 def test_halted_symbol_gets_tick_49_no_trades_and_no_fills(
