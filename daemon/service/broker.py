@@ -36,8 +36,8 @@ from tradectl.broker_types import (
     OrderStatusUpdate,
 )
 from tradectl.ib import IbAdapter
-from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
 from tradectl.ib.market_clock import MarketClock
+from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
 from tradectl.journal.keys import (
     BREAKER_KEY,
     BREAKER_REASON_KEY,
@@ -396,7 +396,9 @@ class IbBrokerSession:
     def _resync(self) -> None:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
-        for transition in resync(adapter, journal, trading_day_start(adapter.market_now(self._clock()))):
+        for transition in resync(
+            adapter, journal, trading_day_start(adapter.market_now(self._clock()))
+        ):
             intent = journal.intent(transition.intent_id)
             log.info(
                 "resync: %s (%s %s) is %s (%s)",

@@ -58,6 +58,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # How often a running clock is checked for a session boundary it has passed.
 CLOCK_POLL_SECONDS = 0.5
+# How often a running clock's trades reach quote subscribers (docs/sim.md, "Market data").
+TRADE_TAPE_SECONDS = 5.0
 
 
 class SimGateway:
@@ -93,6 +95,7 @@ class SimGateway:
         self.persist_path = Path(persist) if persist is not None else None
         self.engine = Engine(self.state, clock=self.clock.now, hours=self.hours)
         self._processed_until = self.clock.now()
+        self._taped_until = self.clock.now()
         self.faults = Faults()
         self.control = SimControl(self)
         self.wire_log = WireLog(wire_log) if wire_log is not None else None
@@ -188,6 +191,21 @@ class SimGateway:
         while True:
             await asyncio.sleep(CLOCK_POLL_SECONDS)
             self.catch_up()
+            if self.clock.now() - self._taped_until >= TRADE_TAPE_SECONDS:
+                self.publish(self._trade_tape())
+
+    def _trade_tape(self) -> list[Event]:
+        """The trades of the time since the last tape: a liquid stock trades all the time while
+        a session is on (``Engine.last_trade_time``), and IB streams the last-trade time (tick
+        45) with every trade, so a subscriber hears it move, not only when a price does."""
+        since, self._taped_until = self._taped_until, self.clock.now()
+        if self.hours.last_traded(self._taped_until) <= since:
+            return []
+        return [
+            QuoteChanged(symbol)
+            for symbol, inst in sorted(self.engine.instruments.items())
+            if not inst.halted
+        ]
 
     # -- market time ------------------------------------------------------------------
 
@@ -250,6 +268,7 @@ class SimGateway:
             events += self._cross(boundary)
         self.clock.set(to)
         self._processed_until = to
+        events += self._trade_tape()
         self.publish(_quotes_last(events))
         self._refresh_summaries()
 

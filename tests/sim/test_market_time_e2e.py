@@ -284,6 +284,34 @@ def test_last_trade_time_is_tick_45_and_closed_market_has_no_bid_or_ask(
     assert stamps[-1] == str(int(ny(2026, 11, 30, 9, 31).timestamp()))  # halted since 9:31
 
 
+def test_a_streaming_subscriber_hears_the_last_trade_time_move_without_a_price_move(
+    ib: IB, sim: SimThread, aapl: Stock, until: Until
+) -> None:
+    """A liquid stock trades all the time in a session: its stream's tick 45 follows the clock
+    (found by the simulated week once tradectl streamed quotes: a stream stood still and the
+    daemon held every allocation as stale)."""
+    stamps: list[str] = []
+    tick_string = ib.wrapper.tickString
+
+    def record(req_id: int, tick_type: int, value: str) -> None:
+        if tick_type == 45:
+            stamps.append(value)
+        tick_string(req_id, tick_type, value)
+
+    ib.wrapper.tickString = record  # type: ignore[method-assign]
+    advance_to(sim, ny(2026, 11, 30, 10, 0))
+    ib.reqMktData(aapl)
+    until(lambda: stamps[-1:] == [str(int(ny(2026, 11, 30, 10, 0).timestamp()))])
+    advance_to(sim, ny(2026, 11, 30, 10, 30))
+    until(lambda: stamps[-1] == str(int(ny(2026, 11, 30, 10, 30).timestamp())))
+    advance_to(sim, ny(2026, 11, 30, 22, 0))  # after hours ended at 20:00: one last tape
+    until(lambda: stamps[-1] == str(int(ny(2026, 11, 30, 20, 0).timestamp())))
+    heard = len(stamps)
+    advance_to(sim, ny(2026, 11, 30, 23, 0))  # closed: no trade, nothing new is streamed
+    ib.reqCurrentTime()  # answered after anything the advance sent on this connection
+    assert len(stamps) == heard
+
+
 def test_market_data_permissions_354_and_10167(
     ib: IB, errors: list[tuple[int, int, str]], until: Until
 ) -> None:
