@@ -40,6 +40,7 @@ from tradectl.planner.common import (
     working_price,
 )
 from tradectl.planner.targets import decide_targets
+from tradectl.planner.ticks import PriceIncrements
 from tradectl.planner.types import (
     Intent,
     IntentAction,
@@ -254,7 +255,7 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
             capital,
             symbol,
             price,
-            facts.min_tick,
+            facts.increments,
             facts.lot_size,
             orders,
             rules.risk,
@@ -273,7 +274,7 @@ def _decide_symbol(
     capital: float,
     symbol: str,
     price: float,
-    tick: float,
+    tick: PriceIncrements,
     lot: int,
     orders: list[OwnedOrder],
     risk: Risk,
@@ -434,13 +435,15 @@ def _decide_symbol(
     ]
 
 
-def _tolerance(allocation: Allocation, price: float, tick: float) -> float:
+def _tolerance(allocation: Allocation, price: float, tick: PriceIncrements) -> float:
     """How far a working limit may lag the fresh one before it is repriced: the order's own
     offset, at least one tick. Repricing on every tick of the market would churn (OER)."""
-    return max(price * allocation.order.limit_offset_bps / 10_000, tick)
+    return max(price * allocation.order.limit_offset_bps / 10_000, tick.increment_at(price))
 
 
-def _limit_price(allocation: Allocation, price: float, tick: float, action: Side) -> float | None:
+def _limit_price(
+    allocation: Allocation, price: float, tick: PriceIncrements, action: Side
+) -> float | None:
     if allocation.order.type == "market":
         return None
     offset = allocation.order.limit_offset_bps / 10_000
@@ -453,7 +456,7 @@ def _kept(
     allocation: Allocation,
     name: str,
     price: float,
-    tick: float,
+    tick: PriceIncrements,
     lot: int,
     desired: int,
     position: float,

@@ -35,6 +35,7 @@ from tradectl.planner.common import (
     round_to_tick,
     shares,
 )
+from tradectl.planner.ticks import PriceIncrements
 from tradectl.planner.types import (
     Intent,
     OrderSpec,
@@ -315,7 +316,7 @@ def _children_prove(
 
 
 def _entry_order(
-    rule: Bracket, tick: float, quote: float | None
+    rule: Bracket, tick: PriceIncrements, quote: float | None
 ) -> tuple[OrderType, float | None, float | None, float] | str:
     """(order type, limit, stop trigger, reference price) of the entry, or why not."""
     side = rule.side
@@ -334,7 +335,7 @@ def _entry_order(
 
 
 def _protection(
-    rule: Bracket, reference: float, tick: float, check_order: bool
+    rule: Bracket, reference: float, tick: PriceIncrements, check_order: bool
 ) -> _Protection | str:
     """Stop and target from the rule, relative to ``reference`` for percent forms, rounded to
     the tick towards the reference (a tighter stop, a nearer target: the conservative side)."""
@@ -554,12 +555,12 @@ def _unfilled(
     if entry is not None and rule.entry.kind == "market":
         notes.append(f"{where}: market entry working (order {entry.order.order_id}); waiting")
         return []
-    shaped = _entry_order(rule, facts.min_tick, quote)
+    shaped = _entry_order(rule, facts.increments, quote)
     if isinstance(shaped, str):
         notes.append(f"{where}: {why}; {shaped}; not planned")
         return []
     order_type, limit, trigger, reference = shaped
-    protection = _protection(rule, reference, facts.min_tick, check_order=True)
+    protection = _protection(rule, reference, facts.increments, check_order=True)
     if isinstance(protection, str):
         notes.append(f"{where}: {protection}; not planned")
         return []
@@ -702,7 +703,7 @@ def _protect(
     if facts is None:
         notes.append(f"{where}: {rule.symbol}: no contract details (min tick); not planned")
         return []
-    protection = _post_fill_protection(rule, entered, facts.min_tick)
+    protection = _post_fill_protection(rule, entered, facts.increments)
     reference = entered.average_price or rule.entry.reference_price or 0.0
     sibling_group = next(
         (owned.order.oca_group for owned in children.values() if owned and owned.order.oca_group),
@@ -771,7 +772,9 @@ def _detached(spec: OrderSpec, name: str, leg: str, oca: str) -> OrderSpec:
     )
 
 
-def _post_fill_protection(rule: Bracket, entered: Fills, tick: float) -> _Protection | str:
+def _post_fill_protection(
+    rule: Bracket, entered: Fills, tick: PriceIncrements
+) -> _Protection | str:
     """Stop and target of a filled entry; percent forms are relative to the average fill."""
     uses_fill = rule.stop_loss.percent is not None or rule.take_profit.percent is not None
     if entered.average_price is None and uses_fill:

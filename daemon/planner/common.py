@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Literal
 
+from tradectl.planner.ticks import Direction, PriceIncrements
 from tradectl.planner.types import (
     ContractFacts,
     Execution,
@@ -38,9 +38,6 @@ PENDING_CANCEL = "PendingCancel"
 BRACKET_LEGS = ("entry", "stop", "target")
 _SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
 _ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9]{0,9}(?:[.][A-Z]{1,2})?)[.][0-9a-f]{4,}$")
-
-# Extra decimals kept before tick rounding so that 142.49999999999997 counts as 142.5.
-_PRICE_GRID = Decimal("1e-9")
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -68,17 +65,14 @@ def spec_hash(spec: OrderSpec) -> str:
     return short_hash(*values)
 
 
-def round_to_tick(price: float, tick: float, direction: Literal["down", "up"]) -> float:
-    exact = Decimal(repr(price)).quantize(_PRICE_GRID)
-    step = Decimal(repr(tick))
-    rounding = ROUND_FLOOR if direction == "down" else ROUND_CEILING
-    ticks = (exact / step).to_integral_value(rounding=rounding)
-    return float(ticks * step)
+def round_to_tick(price: float, increments: PriceIncrements, direction: Direction) -> float:
+    """The nearest price IB accepts on one side of ``price`` (daemon/planner/ticks.py)."""
+    return increments.round(price, direction)
 
 
-def round_passive(price: float, tick: float, action: Side) -> float:
+def round_passive(price: float, increments: PriceIncrements, action: Side) -> float:
     """Round a limit price to the tick on the less aggressive side: BUY down, SELL up."""
-    return round_to_tick(price, tick, "down" if action == "BUY" else "up")
+    return increments.passive(price, action)
 
 
 def lots_down(quantity: float, lot: int) -> int:

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Literal
 
 from tradectl.planner.market_time import MarketHours
+from tradectl.planner.ticks import PriceBand, PriceIncrements
 from tradectl.schemas.models import RuleKind, Side, parse_order_ref
 
 OrderType = Literal["MKT", "LMT", "STP", "STP LMT", "TRAIL"]
@@ -25,10 +26,20 @@ Purpose = Literal["opening", "closing", "protective"]
 
 @dataclass(frozen=True)
 class ContractFacts:
+    """What the planner needs to know of a contract. ``price_bands`` is its market rule on its
+    exchange (IB's ``reqMarketRule``); without one, ``min_tick`` applies at every price.
+    ``currency`` is the currency its prices are in; None means the account's base currency."""
+
     symbol: str
     con_id: int
     min_tick: float = 0.01
     lot_size: int = 1
+    price_bands: tuple[PriceBand, ...] = ()
+    currency: str | None = None
+
+    @property
+    def increments(self) -> PriceIncrements:
+        return PriceIncrements.from_bands(self.price_bands, self.min_tick)
 
 
 @dataclass(frozen=True)
