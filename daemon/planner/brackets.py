@@ -35,6 +35,7 @@ from tradectl.planner.common import (
     round_to_tick,
     shares,
 )
+from tradectl.planner.money import base_rate
 from tradectl.planner.ticks import PriceIncrements
 from tradectl.planner.types import (
     Intent,
@@ -565,7 +566,10 @@ def _unfilled(
         notes.append(f"{where}: {protection}; not planned")
         return []
     worst = limit if limit is not None else reference
-    quantity = _quantity(rule, worst, protection, facts.lot_size, book.observed.net_liquidation)
+    # Risk is a fraction of NAV, which is in the base currency; the stop distance is in the
+    # contract's currency.
+    nav = book.observed.net_liquidation / base_rate(book.observed, rule.symbol)
+    quantity = _quantity(rule, worst, protection, facts.lot_size, nav)
     if entry is not None and entry.generation == generation and not isinstance(rule.quantity, int):
         # Sized when placed; resizing it as NAV moves would modify the order on every pass.
         quantity = int(entry.order.total_quantity)

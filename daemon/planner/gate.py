@@ -18,6 +18,8 @@ Checks, in order (the first that fails names the block):
   exceeds the fraction of NAV.
 * ``risk.max_orders_per_minute`` blocks the excess over the limit, opening intents first,
   then closing ones, protective ones last.
+* An order in a currency IB gives no exchange rate for is held (daemon/planner/money.py);
+  values, limits and cash are in the account's base currency, converted with IB's rates.
 * Last, cash (docs/planning.md, "Cash": buys never spend cash below zero;
   daemon/planner/cash.py): the buy commitment of what actually passes (every working buy at its
   current size, except those an unblocked modify changes, plus unblocked places and modifies)
@@ -27,6 +29,9 @@ Checks, in order (the first that fails names the block):
   buffer. The planner sizes allocation buys with the same arithmetic, assuming all its intents
   go through; when one is blocked (say a modify that was to free cash), the buys it would have
   funded are blocked here instead.
+  Then cash per currency: opening buys in a currency other than the base may commit no more
+  than the account holds in it; what happens to the others is ``account.fx``
+  (daemon/planner/money.py).
 
 A bracket's intents are one unit: if one of them is blocked, all of them are, so a parent is
 never sent without its children and a protective leg is never cancelled without its successor.
@@ -44,8 +49,9 @@ from tradectl.planner.breaker import RULE as BREAKER_RULE
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.cash import check_cash
 from tradectl.planner.common import TERMINAL_STATUSES, money
+from tradectl.planner.money import FX_RULE, check_currencies, no_rate_reason, symbol_rate
 from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
-from tradectl.schemas.models import Risk, RuleSet
+from tradectl.schemas.models import FxPolicy, Risk, RuleSet
 
 HALT = "halt"
 _PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
@@ -83,6 +89,7 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
 
     _limit_rate(intents, groups, blocked_by, rules.risk, observed)
     _limit_cash(intents, blocked_by, rules, observed)
+    blocked_by.update(check_currencies(intents, blocked_by, observed, _fx_policy(rules)))
     return replace(
         plan,
         intents=tuple(
@@ -105,12 +112,17 @@ def recheck_cash(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
         if intent.blocked_by is not None
     }
     _limit_cash(intents, blocked_by, rules, observed)
+    blocked_by.update(check_currencies(intents, blocked_by, observed, _fx_policy(rules)))
     return replace(
         plan,
         intents=tuple(
             _marked(intent, blocked_by.get(index)) for index, intent in enumerate(intents)
         ),
     )
+
+
+def _fx_policy(rules: RuleSet) -> FxPolicy:
+    return rules.account.fx
 
 
 def _marked(intent: Intent, blocked_by: str | None) -> Intent:
@@ -207,6 +219,8 @@ def _check(
         return breaker
     if intent.purpose == "protective":
         return None
+    if symbol_rate(observed, intent.symbol) is None:
+        return f"{FX_RULE}: {no_rate_reason(observed, intent.symbol)}"
     if intent.estimated_price is None:
         return "risk.max_order_value: no price to value the order"
     if intent.value > risk.max_order_value + 1e-6:
@@ -218,7 +232,7 @@ def _check(
         nav = observed.net_liquidation
         quote = observed.quotes.get(intent.symbol)
         price = quote.last if quote is not None and quote.last > 0 else intent.estimated_price
-        after_value = abs(exposure.after(intent)) * price
+        after_value = abs(exposure.after(intent)) * price * intent.fx_rate
         limit_value = risk.max_position_fraction * nav
         if after_value > limit_value + 1e-6:
             return (
@@ -239,7 +253,7 @@ def _risk_per_trade(
     if distance is None:
         return "risk.max_risk_per_trade_fraction: no stop loss found for this entry"
     quantity = entry.order.quantity
-    at_risk = distance * quantity
+    at_risk = distance * quantity * entry.fx_rate
     limit = risk.max_risk_per_trade_fraction * observed.net_liquidation
     if at_risk > limit + 1e-6:
         return (

@@ -18,6 +18,7 @@ from tradectl.planner.cash import check_cash, needs_cash
 from tradectl.planner.common import Book, Draft, Group, ordered, ordered_groups
 from tradectl.planner.gate import gate
 from tradectl.planner.market_time import Hold, hold_reason, in_blackout
+from tradectl.planner.money import with_fx_rates
 from tradectl.planner.scales import plan_scales
 from tradectl.planner.types import Intent, Observed, Plan
 from tradectl.schemas.models import RuleSet
@@ -58,6 +59,8 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
 
     standing = plan_brackets(rules, book)
     standing.extend(plan_scales(rules, book))
+    for group in standing.groups:
+        with_fx_rates(group.intents, observed)
     draft.extend(standing)
     # The gate runs the same cash check again on the whole plan (defence in depth): here it
     # tells allocations how much cash the bracket entries and scale levels that fit will take.

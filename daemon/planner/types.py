@@ -195,6 +195,10 @@ class Observed:
     expired unfilled at IB (cancelled without tradectl asking) or filled: with
     ``reenter: never`` it is not entered again, with ``daily`` not again that day.
     ``trading_day`` is the trading day of this observation.
+    ``base_currency`` is the account's: NAV, cash, weights and risk limits are in it.
+    ``cash_balances`` is IB's ``CashBalance`` per currency, in that currency (empty: only the
+    base-currency total is known). ``exchange_rates`` is IB's ``ExchangeRate`` per currency: the
+    base-currency value of one unit (daemon/planner/money.py).
     """
 
     account_id: str
@@ -227,6 +231,9 @@ class Observed:
     accepted_targets: Mapping[str, AcceptedTargets] = field(default_factory=dict)
     margin_account: bool = False
     market_hours: Mapping[str, MarketHours] | None = None
+    base_currency: str = "USD"
+    cash_balances: Mapping[str, float] = field(default_factory=dict)
+    exchange_rates: Mapping[str, float] = field(default_factory=dict)
 
     def position(self, symbol: str) -> float:
         held = self.positions.get(symbol)
@@ -295,12 +302,17 @@ class Intent:
     blocked_by: str | None = None
     replaces: WorkingOrder | None = None
     """For a modify: the working order as it is now (what the plan table shows as old → new)."""
+    # Left out of the repr, which plan digests are taken of (test_plan_equivalence.py);
+    # ``value`` shows its effect.
+    fx_rate: float = field(default=1.0, repr=False)
+    """The account's base currency per unit of the currency the order is priced in."""
 
     @property
     def value(self) -> float:
+        """The order's value in the account's base currency."""
         if self.order is None or self.estimated_price is None:
             return 0.0
-        return abs(self.order.quantity) * self.estimated_price
+        return abs(self.order.quantity) * self.estimated_price * self.fx_rate
 
     @property
     def blocked(self) -> bool:
