@@ -57,10 +57,9 @@ from tradectl.sim.model import (
     QuoteChanged,
     SimOrder,
     WhatIfEstimate,
-    on_tick,
     round_to_tick,
 )
-from tradectl.sim.protocol import OrderRequest
+from tradectl.sim.protocol import ContractFields, OrderRequest
 from tradectl.sim.state import (
     ClockSpec,
     IdsSpec,
@@ -69,6 +68,10 @@ from tradectl.sim.state import (
     SymbolSpec,
 )
 
+NO_SECURITY_DEFINITION = "No security definition has been found for the request"
+OFF_TICK = "The price does not conform to the minimum price variation for this contract."
+# Venues a US stock may be named on besides its primary exchange.
+US_VENUES = frozenset({"ISLAND", "NASDAQ", "NYSE", "ARCA", "AMEX", "BATS", "IEX"})
 ORDER_TYPES = frozenset({"MKT", "LMT", "STP", "STP LMT", "TRAIL"})
 TIFS = frozenset({"", "DAY", "GTC", "IOC"})
 PERM_ID_BASE = 1_000_000_000
@@ -121,34 +124,58 @@ class Engine:
 
     def _instrument(self, symbol: str, spec: SymbolSpec) -> Instrument:
         assert spec.con_id is not None  # assigned by SimState validation
+        assert spec.market_rule is not None  # assigned by SimState validation
         matching = self.state.matching
+        bands = self.state.market_rules[spec.market_rule]
+        # the spread is counted in the price step at the listing's price
+        step = next(b.increment for b in reversed(bands) if spec.price + 1e-12 >= b.low_edge)
         half = max(
-            matching.half_spread_ticks * spec.min_tick,
-            round_to_tick(spec.price * matching.half_spread_bps / 10_000, spec.min_tick),
+            matching.half_spread_ticks * step,
+            round_to_tick(spec.price * matching.half_spread_bps / 10_000, step),
         )
         return Instrument(
             symbol=symbol,
             con_id=spec.con_id,
             exchange=spec.exchange,
-            name=spec.name or symbol,
+            name=spec.name or spec.symbol,
             min_tick=spec.min_tick,
             lot_size=spec.lot_size,
             last=spec.price,
             close=spec.close if spec.close is not None else spec.price,
             half_spread=half,
+            ib_symbol=spec.symbol,
+            sec_type=spec.sec_type,
+            currency=spec.currency,
+            price_magnifier=spec.price_magnifier,
+            market_rule=spec.market_rule,
+            bands=tuple((band.low_edge, band.increment) for band in bands),
         )
 
     # -- lookups ------------------------------------------------------------------
 
-    def find_instrument(
-        self, *, con_id: int = 0, symbol: str = "", sec_type: str = "", currency: str = ""
-    ) -> Instrument | None:
-        if sec_type not in ("", "STK") or currency not in ("", self.account.currency):
-            return None
-        inst = self._by_con_id.get(con_id) if con_id else self.instruments.get(symbol)
-        if inst is None or (symbol and inst.symbol != symbol):
-            return None
-        return inst
+    def find_instruments(self, contract: ContractFields) -> list[Instrument]:
+        """Every listing the contract describes, as reqContractDetails answers it: a symbol on
+        SMART without currency or primary exchange matches each of its listings."""
+        if contract.con_id:
+            found = self._by_con_id.get(contract.con_id)
+            candidates = [] if found is None else [found]
+        else:
+            wanted = contract.symbol or contract.local_symbol
+            candidates = [
+                i for i in self.instruments.values() if wanted in (i.ib_symbol, i.local_symbol)
+            ]
+        return [i for i in candidates if _describes(contract, i)]
+
+    def find_instrument(self, contract: ContractFields) -> Instrument:
+        """The one listing an order or a quote request names; error 200 otherwise."""
+        found = self.find_instruments(contract)
+        if not found:
+            raise OrderRejected(200, NO_SECURITY_DEFINITION)
+        if len(found) > 1:
+            raise OrderRejected(
+                200, f"The contract description specified for {contract.symbol} is ambiguous."
+            )
+        return found[0]
 
     def instrument(self, symbol: str) -> Instrument:
         try:
@@ -253,14 +280,7 @@ class Engine:
         return order, estimate
 
     def _order_from(self, client_id: int, req: OrderRequest, *, perm_id: int) -> SimOrder:
-        inst = self.find_instrument(
-            con_id=req.contract.con_id,
-            symbol=req.contract.symbol,
-            sec_type=req.contract.sec_type,
-            currency=req.contract.currency,
-        )
-        if inst is None:
-            raise OrderRejected(200, "No security definition has been found for the request")
+        inst = self.find_instrument(req.contract)
         return SimOrder(
             order_id=req.order_id,
             client_id=client_id,
@@ -340,11 +360,9 @@ class Engine:
     def _check_price(what: str, price: float | None, inst: Instrument) -> None:
         if price is None or price <= 0:
             raise _reject(f"missing or invalid {what}")
-        if not on_tick(price, inst.min_tick):
-            raise _reject(
-                f"The {what} {price} does not conform to the minimum price variation "
-                f"{inst.min_tick} of {inst.symbol}"
-            )
+        if not inst.conforms(price):
+            # IB's error 110 names neither the price nor the increment.
+            raise OrderRejected(110, OFF_TICK)
 
     def _check_side_limit(self, order: SimOrder) -> None:
         limit = self.state.limits.max_orders_per_side
@@ -693,7 +711,7 @@ class Engine:
         inst = self.instrument(symbol)
         if price <= 0:
             raise ValueError("price must be positive")
-        inst.last = round_to_tick(price, inst.min_tick)
+        inst.last = round_to_tick(price, inst.increment(price))
         events: list[Event] = [QuoteChanged(symbol)]
         events += self._match({symbol})
         if symbol in self.account.positions:
@@ -709,7 +727,8 @@ class Engine:
             move = math.exp(rng.gauss(0.0, volatility_bps / 10_000))
             if inst.halted:
                 continue
-            price = max(inst.min_tick, round_to_tick(inst.last * move, inst.min_tick))
+            moved_to = inst.last * move
+            price = max(inst.min_tick, round_to_tick(moved_to, inst.increment(moved_to)))
             if price != inst.last:
                 inst.last = price
                 moved.add(symbol)
@@ -782,7 +801,8 @@ class Engine:
         else:
             assert order.aux_price is not None
             amount = order.aux_price
-        candidate = round_to_tick(inst.last + order.sign * amount, inst.min_tick)
+        raw = inst.last + order.sign * amount
+        candidate = round_to_tick(raw, inst.increment(raw))
         current = order.trail_stop_price
         if current is None:
             order.trail_stop_price = candidate
@@ -888,6 +908,22 @@ class Engine:
                 child.status = "Submitted"
                 events.append(OrderChanged(_copy(child)))
         return events
+
+
+def _describes(contract: ContractFields, inst: Instrument) -> bool:
+    """Whether the fields the client set (secType, exchange, primary exchange, currency,
+    symbol) agree with the listing; unset fields match anything."""
+    exchange = contract.exchange
+    if exchange and exchange not in inst.venues:
+        us_stock = inst.sec_type == "STK" and inst.currency == "USD"
+        if not (us_stock and exchange in US_VENUES):
+            return False
+    return (
+        contract.sec_type in ("", inst.sec_type)
+        and contract.currency in ("", inst.currency)
+        and contract.primary_exchange in ("", inst.exchange)
+        and contract.symbol in ("", inst.ib_symbol)
+    )
 
 
 def _copy(order: SimOrder) -> SimOrder:

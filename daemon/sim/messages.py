@@ -28,17 +28,25 @@ def _contract(inst: Instrument, *, primary: bool) -> list[Field]:
     """conId .. tradingClass; ``primary`` puts primaryExchange where exchange goes."""
     return [
         inst.con_id,
-        inst.symbol,
-        "STK",
+        inst.ib_symbol,
+        inst.sec_type,
         "",
         0.0,
         "",
         "",
-        inst.exchange if primary else "SMART",
-        "USD",
-        inst.symbol,
-        "NMS",
+        inst.exchange if primary else inst.venues[0],
+        inst.currency,
+        inst.local_symbol,
+        _trading_class(inst),
     ]
+
+
+def _trading_class(inst: Instrument) -> str:
+    """US stocks trade in IB's class NMS; a pair's class is its local symbol, another
+    listing's its symbol."""
+    if inst.sec_type == "STK" and inst.currency == "USD":
+        return "NMS"
+    return inst.local_symbol
 
 
 def _price(value: float | None) -> Field:
@@ -332,26 +340,26 @@ def contract_details(
     return [
         Out.CONTRACT_DATA,
         req_id,
-        inst.symbol,
-        "STK",
+        inst.ib_symbol,
+        inst.sec_type,
         "",  # lastTradeDateOrContractMonth
         0.0,  # strike
         "",  # right
-        "SMART",
-        "USD",
-        inst.symbol,  # localSymbol
-        "NMS",  # marketName
-        "NMS",  # tradingClass
+        inst.venues[0],
+        inst.currency,
+        inst.local_symbol,
+        _trading_class(inst),  # marketName
+        _trading_class(inst),
         inst.con_id,
         inst.min_tick,
         "",  # multiplier
         "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,AVGCOST,BASKET,DAY,GTC,IOC,LIT,LMT,MKT,MIT,"
         "STP,STPLMT,TRAIL,WHATIF",
-        f"SMART,{inst.exchange}",
-        1,  # priceMagnifier
+        ",".join(inst.venues),
+        inst.price_magnifier,
         0,  # underConId
         inst.name,
-        inst.exchange,
+        "" if inst.sec_type == "CASH" else inst.exchange,  # primaryExchange
         "",  # contractMonth
         "",  # industry
         "",  # category
@@ -365,9 +373,9 @@ def contract_details(
         1,  # aggGroup
         "",  # underSymbol
         "",  # underSecType
-        "26,26",  # marketRuleIds
+        ",".join(str(inst.market_rule) for _ in inst.venues),  # one per validExchanges entry
         "",  # realExpirationDate
-        "COMMON",
+        "COMMON" if inst.sec_type == "STK" else "",  # stockType
         float(inst.lot_size),  # minSize
         float(inst.lot_size),  # sizeIncrement
         float(inst.lot_size),  # suggestedSizeIncrement

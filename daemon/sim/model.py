@@ -20,6 +20,9 @@ DONE = frozenset({"Filled", "Cancelled", "Inactive", "ApiCancelled"})
 
 @dataclass
 class Instrument:
+    """One listing. ``symbol`` is the sim's key for it (state file, control ops,
+    snapshot); ``ib_symbol`` is what IB calls it on the wire."""
+
     symbol: str
     con_id: int
     exchange: str
@@ -31,14 +34,49 @@ class Instrument:
     half_spread: float
     halted: int = 0  # tick type 49: 0 trading, 1 regulatory halt, 2 volatility halt
     halted_since: float = 0.0
+    ib_symbol: str = ""
+    sec_type: str = "STK"
+    currency: str = "USD"
+    price_magnifier: int = 1
+    market_rule: int = 26
+    # (lowEdge, increment) from the lowest band up, as reqMarketRule answers
+    bands: tuple[tuple[float, float], ...] = ((0.0, 0.0001), (1.0, 0.01))
+
+    @property
+    def local_symbol(self) -> str:
+        """IB's localSymbol: ``EUR.USD`` for a currency pair, the symbol for a stock."""
+        return f"{self.ib_symbol}.{self.currency}" if self.sec_type == "CASH" else self.ib_symbol
+
+    @property
+    def venues(self) -> list[str]:
+        """validExchanges: a stock trades on SMART and its primary exchange."""
+        return [self.exchange] if self.sec_type == "CASH" else ["SMART", self.exchange]
+
+    def increment(self, price: float) -> float:
+        """The price step of the band ``price`` falls in (a price on an edge is in the band
+        that starts there)."""
+        step = self.bands[0][1]
+        for low_edge, band_step in self.bands:
+            if price + 1e-12 >= low_edge:
+                step = band_step
+        return step
+
+    def conforms(self, price: float) -> bool:
+        return on_tick(price, self.increment(price))
 
     @property
     def bid(self) -> float:
-        return max(self.min_tick, round_to_tick(self.last - self.half_spread, self.min_tick))
+        raw = self.last - self.half_spread
+        return max(self.bands[0][1], round_to_tick(raw, self.increment(raw)))
 
     @property
     def ask(self) -> float:
-        return round_to_tick(self.last + self.half_spread, self.min_tick)
+        raw = self.last + self.half_spread
+        return round_to_tick(raw, self.increment(raw))
+
+    def value(self, quantity: float, price: float | None = None) -> float:
+        """What ``quantity`` at ``price`` (default last) is worth in the listing's currency."""
+        return quantity * (self.last if price is None else price) / self.price_magnifier
 
 
 @dataclass

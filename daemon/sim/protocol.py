@@ -65,6 +65,7 @@ REQUEST_NAMES: dict[int, str] = {
     81: "reqMatchingSymbols",
     87: "reqHeadTimeStamp",
     90: "cancelHeadTimeStamp",
+    91: "reqMarketRule",
     92: "reqPnL",
     93: "cancelPnL",
     94: "reqPnLSingle",
@@ -127,6 +128,7 @@ class Out:
     PNL = 94
     PNL_SINGLE = 95
     TICK_REQ_PARAMS = 81
+    MARKET_RULE = 93
     COMPLETED_ORDER = 101
     COMPLETED_ORDERS_END = 102
 
@@ -482,6 +484,10 @@ def _market_data_type(cur: _Cursor) -> dict[str, Any]:
     return {"marketDataType": cur.integer()}
 
 
+def _market_rule(cur: _Cursor) -> dict[str, Any]:
+    return {"marketRuleId": cur.integer()}
+
+
 def _account_summary(cur: _Cursor) -> dict[str, Any]:
     cur.skip(1)
     return {"reqId": cur.integer(), "group": cur.text(), "tags": cur.text()}
@@ -583,6 +589,7 @@ _DECODERS: dict[int, Any] = {
     92: _req_pnl,
     87: _head_timestamp,
     90: _req_id_only,
+    91: _market_rule,
     93: _req_id_only,
     94: _req_pnl_single,
     95: _req_id_only,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tradectl.sim import history
 from tradectl.sim import messages as m
-from tradectl.sim.engine import OrderRejected
+from tradectl.sim.engine import NO_SECURITY_DEFINITION, OrderRejected
 from tradectl.sim.hours import IB_TIME_ZONE_ID, Phase
 from tradectl.sim.model import Event, Execution, Instrument, SimOrder
 from tradectl.sim.protocol import (
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ORDER_MESSAGES = frozenset({"placeOrder", "cancelOrder", "reqGlobalCancel"})
-US_VENUES = frozenset({"", "SMART", "ISLAND", "NASDAQ", "NYSE", "ARCA", "AMEX", "BATS", "IEX"})
 # Delayed market data uses its own tick ids (bid, ask, last, close, last-trade time).
 DELAYED_TICKS = {
     m.TICK_BID: 66,
@@ -52,7 +51,6 @@ DELAYED_TICKS = {
 }
 # IB re-sends changed account summary values every three minutes.
 ACCOUNT_SUMMARY_REFRESH_SECONDS = 180.0
-NO_SECURITY_DEFINITION = "No security definition has been found for the request"
 NOT_SUBSCRIBED = "Requested market data is not subscribed."
 DELAYED_AVAILABLE = "Requested market data is not subscribed. Delayed market data is available."
 DELAYED_SHOWN = "Requested market data is not subscribed. Displaying delayed market data."
@@ -280,24 +278,14 @@ class Session:
     def _publish(self, events: list[Event]) -> None:
         self.gateway.publish(events)
 
-    def _resolve(self, contract: ContractFields) -> Instrument | None:
-        if contract.exchange not in US_VENUES and contract.exchange not in (
-            i.exchange for i in self.engine.instruments.values()
-        ):
-            return None
-        return self.engine.find_instrument(
-            con_id=contract.con_id,
-            symbol=contract.symbol or contract.local_symbol,
-            sec_type=contract.sec_type,
-            currency=contract.currency,
-        )
-
     def _resolve_or_refuse(self, req_id: int, contract: ContractFields) -> Instrument | None:
-        """The instrument, or None after telling the client with error 200."""
-        inst = self._resolve(contract)
-        if inst is None:
-            self.send_error(req_id, 200, NO_SECURITY_DEFINITION)
-        return inst
+        """The one listing the contract names, or None after error 200 (unknown or
+        ambiguous)."""
+        try:
+            return self.engine.find_instrument(contract)
+        except OrderRejected as exc:
+            self.send_error(req_id, exc.code, exc.message)
+            return None
 
     def send_order(self, order: SimOrder) -> None:
         self.send(m.open_order(order, self.engine.instruments[order.symbol]))
@@ -423,16 +411,29 @@ class Session:
         self.subs.market_data_type = marketDataType
 
     def _on_reqContractDetails(self, reqId: int, contract: ContractFields) -> None:
-        inst = self._resolve_or_refuse(reqId, contract)
-        if inst is None:
+        """Every listing the contract describes, as IB answers an ambiguous request."""
+        found = self.engine.find_instruments(contract)
+        if not found:
+            self.send_error(reqId, 200, NO_SECURITY_DEFINITION)
             return
         mode = self.engine.state.market.hours
         if mode == "always_open":
             hours = self.engine.hours.hours(self.engine.clock())
         else:
             hours = m.trading_hours(self.engine.clock(), mode)
-        self.send(m.contract_details(reqId, inst, hours, IB_TIME_ZONE_ID))
+        for inst in found:
+            self.send(m.contract_details(reqId, inst, hours, IB_TIME_ZONE_ID))
         self.send([Out.CONTRACT_DATA_END, 1, reqId])
+
+    def _on_reqMarketRule(self, marketRuleId: int) -> None:
+        """The price bands of a market rule; IB answers nothing for an unknown id."""
+        bands = self.engine.state.market_rules.get(marketRuleId)
+        if bands is None:
+            return
+        fields: list[Field] = [Out.MARKET_RULE, marketRuleId, len(bands)]
+        for band in bands:
+            fields += [band.low_edge, band.increment]
+        self.send(fields)
 
     def _on_reqMktData(
         self,
@@ -541,9 +542,8 @@ class Session:
                 reqId, 321, f"Error validating request:-'reqPnLSingle' : account {account}"
             )
             return
-        inst = self.engine.find_instrument(con_id=conId)
+        inst = self._resolve_or_refuse(reqId, ContractFields(con_id=conId))
         if inst is None:
-            self.send_error(reqId, 200, NO_SECURITY_DEFINITION)
             return
         self.subs.pnl_single[reqId] = inst.symbol
         self.send_pnl_single(reqId, inst.symbol, self.engine.executions_today())
@@ -671,9 +671,10 @@ class Session:
                 continue
             if acctCode and ex.account != acctCode:
                 continue
-            if symbol and ex.symbol != symbol:
+            inst = self.engine.instruments[ex.symbol]
+            if symbol and inst.ib_symbol != symbol:
                 continue
-            if secType and secType != "STK":
+            if secType and secType != inst.sec_type:
                 continue
             if side and {"BUY": "BOT", "SELL": "SLD"}.get(side, side) != ex.side:
                 continue

@@ -59,10 +59,21 @@ class IdsSpec(_Strict):
     next_exec_seq: int = 0
 
 
+# What a buy in a currency the account holds too little of does (docs/sim.md,
+# "Currencies"): ``borrow`` lets that currency's cash go negative, as a margin account
+# borrows; ``reject`` refuses the order with 201, as a cash account does; ``auto`` is
+# ``borrow`` with leverage above 1 and ``reject`` at leverage 1.
+CurrencyShortfall = Literal["auto", "borrow", "reject"]
+
+
 class AccountSpec(_Strict):
     id: str = DEFAULT_ACCOUNT
+    # the base currency: cash, net liquidation and margin are reported in it
     currency: str = "USD"
     cash: float = 1_000_000.0
+    # cash held in other currencies than the base one, e.g. {CAD: 5000, USD: -200}
+    cash_balances: dict[str, float] = {}
+    currency_shortfall: CurrencyShortfall = "auto"
     # Equity with loan value at the previous session's close (IB's
     # PreviousDayEquityWithLoanValue); by default the account's value at start.
     previous_day_equity: float | None = Field(default=None, gt=0)
@@ -70,15 +81,29 @@ class AccountSpec(_Strict):
 
 class PositionSpec(_Strict):
     symbol: str
+    # which managed account holds it; empty: the first (``account``)
+    account: str = ""
     quantity: float
     avg_cost: float = Field(gt=0)
     realized_pnl: float = 0.0
 
 
 class SymbolSpec(_Strict):
+    """One listing. Its key in ``symbols`` names it in the state file, the control ops
+    and the snapshot; ``symbol`` is what IB calls it (by default the key), so one IB
+    symbol can be listed twice (``SHOP`` on NYSE and ``SHOP.TSX`` on TSX)."""
+
     price: float = Field(gt=0)
     con_id: int | None = None
+    symbol: str = ""
+    sec_type: Literal["STK", "CASH"] = "STK"
+    # the primary exchange; STK listings are also on SMART, CASH pairs only on IDEALPRO
     exchange: str = "NASDAQ"
+    currency: str = "USD"
+    # a quote of 100 is one unit of the currency: LSE quotes GBP listings in pence (GBX)
+    price_magnifier: int = Field(default=1, ge=1)
+    # id in ``market_rules``; unset: 26 (US stocks) at min_tick 0.01, else one band of min_tick
+    market_rule: int | None = None
     name: str = ""
     min_tick: float = Field(default=0.01, gt=0)
     lot_size: int = Field(default=1, ge=1)
@@ -137,17 +162,58 @@ class BracketsSpec(_Strict):
     children_on_partial_parent_cancel: ChildrenOnParentCancel = "cancel"
 
 
+class PriceBand(_Strict):
+    """From ``low_edge`` up to the next band's edge, prices move in steps of ``increment``."""
+
+    low_edge: float = Field(ge=0)
+    increment: float = Field(gt=0)
+
+
+US_STOCKS_RULE = 26
+# The market rules reqMarketRule answers (docs/sim.md, "Market rules"). 26 is the US stock
+# rule (0.0001 below 1, 0.01 from 1); the others are the sim's own ids and tables.
+DEFAULT_MARKET_RULES: dict[int, list[PriceBand]] = {
+    US_STOCKS_RULE: [
+        PriceBand(low_edge=0, increment=0.0001),
+        PriceBand(low_edge=1, increment=0.01),
+    ],
+    1001: [PriceBand(low_edge=0, increment=0.005), PriceBand(low_edge=0.5, increment=0.01)],
+    1002: [
+        PriceBand(low_edge=edge, increment=inc)
+        for edge, inc in (
+            (0, 0.001),
+            (1, 0.002),
+            (5, 0.005),
+            (10, 0.01),
+            (50, 0.02),
+            (100, 0.05),
+            (200, 0.1),
+            (500, 0.2),
+        )
+    ],
+    1003: [
+        PriceBand(low_edge=edge, increment=inc)
+        for edge, inc in ((0, 0.01), (50, 0.02), (100, 0.05), (500, 0.1), (1000, 0.5), (5000, 1))
+    ],
+    1004: [PriceBand(low_edge=0, increment=0.00005)],
+}
+SYNTHETIC_RULE_BASE = 9000
+
+
 class SimState(_Strict):
     calendar: Literal["always_open", "nyse"] = "always_open"
     clock: ClockSpec = ClockSpec()
     gateway: GatewaySpec = GatewaySpec()
     account: AccountSpec = AccountSpec()
+    # further accounts managed by the same login (an advisor's or linked accounts)
+    linked_accounts: list[AccountSpec] = []
     positions: list[PositionSpec] = []
     # written by --persist: the working orders and the current day's executions
     orders: list[SimOrder] = []
     executions: list[Execution] = []
     ids: IdsSpec = IdsSpec()
     symbols: dict[str, SymbolSpec] = {}
+    market_rules: dict[int, list[PriceBand]] = DEFAULT_MARKET_RULES
     market: MarketSpec = MarketSpec()
     matching: MatchingSpec = MatchingSpec()
     limits: LimitsSpec = LimitsSpec()
@@ -167,6 +233,53 @@ class SimState(_Strict):
                 spec.con_id = next_id
                 taken.add(next_id)
         return symbols
+
+    @model_validator(mode="after")
+    def _listings_are_complete(self) -> SimState:
+        # Every rule named exists; a listing without one gets the US rule or a rule of its
+        # own min_tick, so an older state file keeps its ticks.
+        rules = {**DEFAULT_MARKET_RULES, **self.market_rules}
+        own_rules: dict[float, int] = {}
+        for key, spec in self.symbols.items():
+            spec.symbol = spec.symbol or key
+            if spec.sec_type == "CASH" and spec.exchange == "NASDAQ":
+                spec.exchange = "IDEALPRO"
+            if spec.market_rule is None:
+                if spec.min_tick == 0.01 and spec.sec_type == "STK":
+                    spec.market_rule = US_STOCKS_RULE
+                else:
+                    if spec.min_tick not in own_rules:
+                        own_rules[spec.min_tick] = SYNTHETIC_RULE_BASE + len(own_rules)
+                    spec.market_rule = own_rules[spec.min_tick]
+                    rules[spec.market_rule] = [PriceBand(low_edge=0, increment=spec.min_tick)]
+            elif spec.market_rule not in rules:
+                raise ValueError(f"symbol {key}: market rule {spec.market_rule} is not defined")
+        self.market_rules = rules
+        accounts = [self.account.id] + [a.id for a in self.linked_accounts]
+        if len(set(accounts)) != len(accounts):
+            raise ValueError(f"account ids must differ: {', '.join(accounts)}")
+        for pos in self.positions:
+            if pos.account and pos.account not in accounts:
+                raise ValueError(f"position in {pos.symbol}: unknown account {pos.account}")
+        self._currencies_have_rates()
+        return self
+
+    def _currencies_have_rates(self) -> None:
+        """Every currency in use needs a CASH pair against USD: its price is the rate."""
+        quoted = {"USD"}
+        for spec in self.symbols.values():
+            if spec.sec_type == "CASH" and "USD" in (spec.symbol, spec.currency):
+                quoted |= {spec.symbol, spec.currency}
+        used = {s.currency for s in self.symbols.values()}
+        for account in [self.account, *self.linked_accounts]:
+            used |= {account.currency, *account.cash_balances}
+        missing = sorted(used - quoted)
+        if missing:
+            raise ValueError(
+                f"no exchange rate for {', '.join(missing)}: list a CASH pair against USD "
+                f"(e.g. {missing[0]}.USD: {{symbol: {missing[0]}, sec_type: CASH, "
+                f"currency: USD, price: 1.0}})"
+            )
 
     @model_validator(mode="after")
     def _positions_have_symbols(self) -> SimState:

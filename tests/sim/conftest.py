@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -82,3 +84,9 @@ def client_logs_clean(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
         or (r.name.startswith("ib_") and (r.exc_info or "timed out" in r.getMessage()))
     ]
     assert broken == []
+
+
+@pytest.fixture(params=["ib_insync", "ib_async"])
+def lib(request: pytest.FixtureRequest) -> ModuleType:
+    """The client library a test runs under; tests taking it run under both."""
+    return importlib.import_module(request.param)

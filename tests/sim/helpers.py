@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
+from tradectl.sim import SimThread
 from tradectl.sim.protocol import (
     API_PREFIX,
     ContractFields,
@@ -127,3 +131,34 @@ class RawClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+@dataclass
+class Client:
+    """One connected client of either library, with its own contract classes."""
+
+    lib: ModuleType
+    ib: Any
+    errors: list[tuple[int, int, str]]
+
+    def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        def pump(seconds: float) -> None:
+            with contextlib.suppress(ConnectionError):
+                self.ib.waitOnUpdate(timeout=seconds)
+
+        wait_for(predicate, pump, timeout)
+
+    def stock(self, symbol: str = "AAPL") -> Any:
+        [contract] = self.ib.qualifyContracts(self.lib.Stock(symbol, "SMART", "USD"))
+        return contract
+
+    def codes(self) -> list[int]:
+        return [code for _, code, _ in self.errors]
+
+
+def connect(lib: ModuleType, sim: SimThread, client_id: int) -> Client:
+    ib = lib.IB()
+    ib.connect(sim.host, sim.port, clientId=client_id, timeout=10)
+    errors: list[tuple[int, int, str]] = []
+    ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code, msg))
+    return Client(lib, ib, errors)

@@ -8,15 +8,11 @@ the week before holds Thanksgiving (closed) and its early close (13:00).
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -24,35 +20,12 @@ import pytest
 from tradectl.sim import SimState, SimThread
 from tradectl.sim.wirelog import read_wire_log
 
-from .helpers import small_state, wait_for
+from .helpers import Client, connect, small_state
 
 pytestmark = pytest.mark.e2e
 NY = ZoneInfo("America/New_York")
 START = datetime(2026, 11, 30, 11, 0, tzinfo=NY)
 ACCOUNT = "DU0000001"
-
-
-@dataclass
-class Client:
-    """One connected client of either library, with its own contract classes."""
-
-    lib: ModuleType
-    ib: Any
-    errors: list[tuple[int, int, str]]
-
-    def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        def pump(seconds: float) -> None:
-            with contextlib.suppress(ConnectionError):
-                self.ib.waitOnUpdate(timeout=seconds)
-
-        wait_for(predicate, pump, timeout)
-
-    def stock(self, symbol: str = "AAPL") -> Any:
-        [contract] = self.ib.qualifyContracts(self.lib.Stock(symbol, "SMART", "USD"))
-        return contract
-
-    def codes(self) -> list[int]:
-        return [code for _, code, _ in self.errors]
 
 
 @pytest.fixture
@@ -63,19 +36,6 @@ def sim_state() -> SimState:
         calendar="nyse",
         clock={"start": START.isoformat(), "frozen": True},
     )
-
-
-def connect(lib: ModuleType, sim: SimThread, client_id: int) -> Client:
-    ib = lib.IB()
-    ib.connect(sim.host, sim.port, clientId=client_id, timeout=10)
-    errors: list[tuple[int, int, str]] = []
-    ib.errorEvent += lambda req_id, code, msg, contract: errors.append((req_id, code, msg))
-    return Client(lib, ib, errors)
-
-
-@pytest.fixture(params=["ib_insync", "ib_async"])
-def lib(request: pytest.FixtureRequest) -> ModuleType:
-    return importlib.import_module(request.param)
 
 
 @pytest.fixture

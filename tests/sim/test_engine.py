@@ -214,7 +214,6 @@ def test_twenty_active_orders_per_contract_and_side() -> None:
         (order(1, quantity=0), "invalid total quantity"),
         (order(1, quantity=50, symbol="LOT"), "multiple of 100"),
         (order(1, order_type="LMT"), "limit price"),
-        (order(1, order_type="LMT", lmt=99.999), "minimum price variation"),
         (order(1, order_type="STP"), "stop price"),
         (order(1, order_type="TRAIL"), "trailing"),
         (order(1, order_type="MOC"), "not supported"),

@@ -59,12 +59,21 @@ def test_market_data_line_limit_is_101(
 def test_invalid_order_is_201_and_cancelled(
     ib: IB, errors: list[tuple[int, int, str]], until: Until
 ) -> None:
-    trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 1, 99.999))
+    trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 0.5))
     until(lambda: trade.isDone() and trade.orderStatus.permId > 0)
     assert trade.orderStatus.status == "Cancelled"
     [(req_id, _, msg)] = [e for e in errors if e[1] == 201]
     assert req_id == trade.order.orderId
     assert msg.startswith("Order rejected - reason:")
+
+
+def test_off_tick_price_is_110_and_cancelled(
+    ib: IB, errors: list[tuple[int, int, str]], until: Until
+) -> None:
+    trade = ib.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 1, 99.999))
+    until(lambda: trade.isDone() and trade.orderStatus.permId > 0)
+    assert trade.orderStatus.status == "Cancelled"
+    assert [(e[0], e[1]) for e in errors if e[1] in (110, 201)] == [(trade.order.orderId, 110)]
 
 
 def test_insufficient_buying_power_is_201(

@@ -97,7 +97,7 @@ def test_what_if_of_an_order_placing_would_reject_gets_the_rejection(
 ) -> None:
     errors: list[int] = []
     client.errorEvent += lambda req_id, code, *rest: errors.append(code)
-    client.whatIfOrder(library.Stock("AAPL", "SMART", "USD"), library.LimitOrder("BUY", 1, 99.001))
+    client.whatIfOrder(library.Stock("AAPL", "SMART", "USD"), library.LimitOrder("BUY", 0.5, 99.0))
     assert errors == [201]
     assert sim.control.snapshot().orders == []
 
