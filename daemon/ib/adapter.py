@@ -46,6 +46,14 @@ from tradectl.errors import PermanentError, TemporaryError
 from tradectl.ib import translate
 from tradectl.ib.inbound_guard import InboundGuard
 from tradectl.ib.market_clock import MarketClock
+from tradectl.ib.money import (
+    AccountCurrencies,
+    MarketRules,
+    account_currencies,
+    market_rule_id,
+    rule_key,
+    stored_contract_money,
+)
 from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
     CANCEL_REFUSALS,
@@ -136,6 +144,7 @@ class BrokerState:
     daily_pnl: float | None = None
     completed_orders: tuple[WorkingOrder, ...] = ()
     market_hours: Mapping[str, MarketHours] = field(default_factory=dict)
+    currencies: AccountCurrencies = field(default_factory=lambda: AccountCurrencies("USD"))
 
 
 @dataclass
@@ -254,6 +263,12 @@ class IbAdapter:
         # Tick type 45 (last-trade time) by conId; ib_insync does not keep it on the Ticker.
         self._last_trade_times: dict[int, datetime] = {}
         self.market_clock = MarketClock()
+        # Price increments (docs/planning.md): each symbol's market rule id and price
+        # magnifier, from its contract details; the bands once per rule id.
+        self._contract_money: dict[str, tuple[int | None, int]] = {}
+        self.market_rules = MarketRules(
+            self._fetch_market_rule, self._load_state, self._cache_state
+        )
         self._install_hooks()
 
     # --- connection --------------------------------------------------------------------------
@@ -724,7 +739,7 @@ class IbAdapter:
             working_orders=self.working_orders(None if resynced is None else resynced.open_keys),
             executions=executions,
             quotes=quotes,
-            contracts={symbol: _facts(cached) for symbol, cached in contracts.items()},
+            contracts={symbol: self._facts(cached) for symbol, cached in contracts.items()},
             qualified=contracts,
             notes=tuple(notes),
             completed_orders=tuple(
@@ -734,6 +749,11 @@ class IbAdapter:
             market_hours={
                 symbol: self._hours[symbol][1] for symbol in contracts if symbol in self._hours
             },
+            currencies=account_currencies(
+                value
+                for value in self.ib.accountValues(account)
+                if not value.account or value.account == account
+            ),
         )
 
     def _daily_pnl(self) -> float | None:
@@ -806,6 +826,7 @@ class IbAdapter:
                 )
             )
             for symbol, details in zip(batch, results, strict=True):
+                self._read_contract_money(symbol, cached.get(symbol), details, read_hours)
                 hours = _market_hours(symbol, details, notes, today)
                 if hours is not None:
                     self._hours[symbol] = (today, hours[0])
@@ -815,12 +836,63 @@ class IbAdapter:
                 qualified = _qualified(symbol, details, notes)
                 if qualified is not None:
                     fresh.append(qualified)
+                    self._read_contract_money(symbol, qualified, details, read_hours)
         if fresh and self.journal is not None and self.journal.writable:
             self.journal.store_contracts(fresh)
         if read_hours and self.journal is not None and self.journal.writable:
             self.journal.set_cached_states(read_hours)
         cached.update({contract.symbol: contract for contract in fresh})
         return cached
+
+    def _read_contract_money(
+        self,
+        symbol: str,
+        contract: CachedContract | None,
+        details: Sequence[ContractDetails],
+        read: dict[str, str],
+    ) -> None:
+        """Keep the market rule and price magnifier of the listing ``contract`` is."""
+        if contract is None:
+            return
+        for detail in details:
+            if detail.contract is not None and detail.contract.conId == contract.con_id:
+                rule = market_rule_id(detail, contract.exchange)
+                magnifier = max(1, detail.priceMagnifier or 1)
+                self._contract_money[symbol] = (rule, magnifier)
+                read[rule_key(symbol)] = json.dumps([rule, magnifier])
+                return
+
+    def _facts(self, cached: CachedContract) -> ContractFacts:
+        money = self._contract_money.get(cached.symbol)
+        if money is None:
+            money = stored_contract_money(self._load_state(rule_key(cached.symbol)))
+            self._contract_money[cached.symbol] = money
+        rule, magnifier = money
+        return ContractFacts(
+            symbol=cached.symbol,
+            con_id=cached.con_id,
+            min_tick=cached.min_tick,
+            lot_size=cached.lot_size,
+            price_bands=self.market_rules.bands(rule),
+            currency=cached.currency,
+            price_magnifier=magnifier,
+        )
+
+    def _fetch_market_rule(self, rule_id: int) -> list[tuple[float, float]] | None:
+        future = self.ib.wrapper.startReq(f"marketRule-{rule_id}")
+        self.ib.client.reqMarketRule(rule_id)
+        try:
+            answer = self.ib.run(asyncio.wait_for(future, self.settings.request_timeout))
+        except TimeoutError:
+            return None
+        return None if not answer else [(item.lowEdge, item.increment) for item in answer]
+
+    def _load_state(self, key: str) -> str | None:
+        return None if self.journal is None else self.journal.get_state(key)
+
+    def _cache_state(self, key: str, value: str) -> None:
+        if self.journal is not None and self.journal.writable:
+            self.journal.set_cached_states({key: value})
 
     def quotes(self, contracts: Mapping[str, CachedContract], notes: list[str]) -> dict[str, Quote]:
         """Snapshot prices, requested in batches that stay within the market-data line limit."""
@@ -1079,15 +1151,6 @@ def cached_contract(symbol: str, details: ContractDetails) -> CachedContract:
         currency=contract.currency or "USD",
         min_tick=details.minTick or 0.01,
         lot_size=max(1, int(increment)),
-    )
-
-
-def _facts(cached: CachedContract) -> ContractFacts:
-    return ContractFacts(
-        symbol=cached.symbol,
-        con_id=cached.con_id,
-        min_tick=cached.min_tick,
-        lot_size=cached.lot_size,
     )
 
 

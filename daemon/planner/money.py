@@ -46,8 +46,16 @@ def rate_to_base(observed: Observed, currency: str) -> float | None:
     return rate
 
 
+def _magnifier(observed: Observed, symbol: str) -> int:
+    facts = observed.contracts.get(symbol)
+    return 1 if facts is None else max(1, facts.price_magnifier)
+
+
 def symbol_rate(observed: Observed, symbol: str) -> float | None:
-    return rate_to_base(observed, symbol_currency(observed, symbol))
+    """Base currency per unit of ``symbol``'s price: IB's rate for its currency, divided by its
+    price magnifier (a price in pence is a hundredth of a pound)."""
+    rate = rate_to_base(observed, symbol_currency(observed, symbol))
+    return None if rate is None else rate / _magnifier(observed, symbol)
 
 
 def base_rate(observed: Observed, symbol: str) -> float:
@@ -81,7 +89,7 @@ def _buys_cash(intent: Intent) -> bool:
 
 
 def _local_change(intent: Intent, live: Mapping[int, WorkingOrder]) -> float:
-    """How much this place or modify adds to the buy commitment, in the order's currency."""
+    """How much this place or modify adds to the buy commitment, in the order's price units."""
     assert intent.order is not None
     before = live.get(intent.order_id) if intent.action == "modify" and intent.order_id else None
     filled = 0.0 if before is None else before.filled
@@ -121,7 +129,8 @@ def check_currencies(
         if order.action == "BUY" and currency != observed.base_currency:
             quote = observed.quotes.get(order.symbol)
             price = working_price(order, None if quote is None else quote.last) or 0.0
-            committed[currency] = committed.get(currency, 0.0) + order.remaining * price
+            amount = order.remaining * price / _magnifier(observed, order.symbol)
+            committed[currency] = committed.get(currency, 0.0) + amount
     blocked: dict[int, str] = {}
     for index, intent in enumerate(intents):
         if index in blocked_by or not _buys_cash(intent):
@@ -129,7 +138,7 @@ def check_currencies(
         currency = symbol_currency(observed, intent.symbol)
         if currency == observed.base_currency:
             continue
-        change = _local_change(intent, live)
+        change = _local_change(intent, live) / _magnifier(observed, intent.symbol)
         held = observed.cash_balances.get(currency, 0.0)
         after = committed.get(currency, 0.0) + change
         if change > 0 and after > held + _SLACK:

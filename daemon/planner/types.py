@@ -28,7 +28,9 @@ Purpose = Literal["opening", "closing", "protective"]
 class ContractFacts:
     """What the planner needs to know of a contract. ``price_bands`` is its market rule on its
     exchange (IB's ``reqMarketRule``); without one, ``min_tick`` applies at every price.
-    ``currency`` is the currency its prices are in; None means the account's base currency."""
+    ``currency`` is the currency its prices are in; None means the account's base currency.
+    ``price_magnifier`` is IB's: prices are quoted in 1/magnifier of the currency (LSE shares
+    in pence: 100)."""
 
     symbol: str
     con_id: int
@@ -36,6 +38,7 @@ class ContractFacts:
     lot_size: int = 1
     price_bands: tuple[PriceBand, ...] = ()
     currency: str | None = None
+    price_magnifier: int = 1
 
     @property
     def increments(self) -> PriceIncrements:
