@@ -98,10 +98,11 @@ class SimControl:
         """Send error 1102 to every client."""
         self._gateway.broadcast_error(*CONNECTIVITY_RESTORED)
 
-    def transfer(self, amount: float) -> None:
-        """Deposit (positive ``amount``) or withdraw (negative) cash: net liquidation moves,
-        today's P&L does not."""
-        self._gateway.engine.account.transfer(float(amount))
+    def transfer(self, amount: float, account: str = "") -> None:
+        """Deposit (positive ``amount``) or withdraw (negative) base-currency cash of
+        ``account`` (default the first): net liquidation moves, today's P&L does not."""
+        engine = self._gateway.engine
+        engine.accounts[account or engine.account.id].transfer(float(amount))
         self._publish([AccountChanged(frozenset())])
 
     def forget_day(self) -> None:
@@ -118,8 +119,9 @@ class SimControl:
             for data in frames:
                 session.send_raw(data)
 
-    def snapshot(self) -> AccountSnapshot:
-        return self._gateway.snapshot()
+    def snapshot(self, account: str = "") -> AccountSnapshot:
+        """One account of the login (default the first), its orders and executions."""
+        return self._gateway.snapshot(account)
 
     def now(self) -> dict[str, str]:
         """The gateway's time, ISO-8601 in UTC."""
@@ -169,7 +171,10 @@ class SimControl:
 def _snapshot_json(snap: AccountSnapshot) -> dict[str, Any]:
     return {
         "account": snap.account,
+        "accounts": snap.accounts,
+        "currency": snap.currency,
         "cash": snap.cash,
+        "cash_balances": snap.cash_balances,
         "net_liquidation": snap.net_liquidation,
         "previous_day_equity": snap.previous_day_equity,
         "daily_pnl": snap.daily_pnl,

@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from tradectl.sim.account import Account
+from tradectl.sim.account import Account, ExchangeRates
 from tradectl.sim.hours import NEW_YORK, Boundary, MarketHours, Phase, market_hours
 from tradectl.sim.model import (
     AccountChanged,
@@ -69,6 +69,7 @@ from tradectl.sim.state import (
 )
 
 NO_SECURITY_DEFINITION = "No security definition has been found for the request"
+NO_ALLOCATION = "You must specify an allocation (either a single account, group, or profile)."
 OFF_TICK = "The price does not conform to the minimum price variation for this contract."
 # Venues a US stock may be named on besides its primary exchange.
 US_VENUES = frozenset({"ISLAND", "NASDAQ", "NYSE", "ARCA", "AMEX", "BATS", "IEX"})
@@ -102,7 +103,18 @@ class Engine:
             symbol: self._instrument(symbol, spec) for symbol, spec in state.symbols.items()
         }
         self._by_con_id = {i.con_id: i for i in self.instruments.values()}
-        self.account = Account(state, self.instruments)
+        self.rates = ExchangeRates(self.instruments)
+        specs = [state.account, *state.linked_accounts]
+        held: dict[str, dict[str, Position]] = {spec.id: {} for spec in specs}
+        for p in state.positions:
+            owner = held[p.account or state.account.id]
+            owner[p.symbol] = Position(p.quantity, p.avg_cost, p.realized_pnl)
+        # The accounts this login manages (managedAccounts), the first one first.
+        self.accounts: dict[str, Account] = {
+            spec.id: Account(spec, state.matching, self.instruments, self.rates, held[spec.id])
+            for spec in specs
+        }
+        self.account = self.accounts[state.account.id]
         # A persisted state brings back the gateway's working orders and the day's executions.
         self.orders: dict[tuple[int, int], SimOrder] = {}
         for restored in map(_copy, state.orders):
@@ -202,22 +214,30 @@ class Engine:
             if o.transmitted and (client_id is None or o.client_id == client_id)
         ]
 
-    def snapshot(self) -> AccountSnapshot:
-        """A point-in-time copy of the account for assertions."""
+    def snapshot(self, account_id: str = "") -> AccountSnapshot:
+        """A point-in-time copy of one account (by default the first) for assertions: its
+        positions, orders and executions."""
+        if account_id and account_id not in self.accounts:
+            raise KeyError(f"unknown account {account_id!r}")
+        account = self.accounts[account_id] if account_id else self.account
+        mine = [o for o in self.orders.values() if o.account == account.id]
         return AccountSnapshot(
-            account=self.account.id,
-            cash=self.account.cash,
-            net_liquidation=self.account.net_liquidation(),
-            buying_power=self.account.buying_power(),
+            account=account.id,
+            cash=account.cash,
+            net_liquidation=account.net_liquidation(),
+            buying_power=account.buying_power(),
             positions={
-                s: dataclasses.replace(p) for s, p in self.account.positions.items() if p.quantity
+                s: dataclasses.replace(p) for s, p in account.positions.items() if p.quantity
             },
             prices={s: i.last for s, i in self.instruments.items()},
-            open_orders=[_copy(o) for o in self.orders.values() if not o.done],
-            orders=[_copy(o) for o in self.orders.values()],
-            executions=[dataclasses.replace(e) for e in self.executions],
-            previous_day_equity=self.account.previous_day_equity,
-            daily_pnl=self.account.daily_pnl(),
+            open_orders=[_copy(o) for o in mine if not o.done],
+            orders=[_copy(o) for o in mine],
+            executions=[dataclasses.replace(e) for e in self.executions if e.account == account.id],
+            previous_day_equity=account.previous_day_equity,
+            daily_pnl=account.daily_pnl(),
+            currency=account.currency,
+            cash_balances=dict(account.balances),
+            accounts=list(self.accounts),
         )
 
     # -- orders -----------------------------------------------------------------
@@ -249,16 +269,22 @@ class Engine:
         inst = self.instruments[order.symbol]
         order.status = "PreSubmitted"
         self._validate(order, inst)
-        account = self.account
+        account = self.accounts[order.account]
         price = self._reference_price(order, inst)
         signed = order.sign * order.quantity
         held = account.positions.get(order.symbol, Position()).quantity
         gross_before = account.gross_position_value()
-        gross_after = gross_before - abs(held * inst.last) + abs((held + signed) * inst.last)
+        if inst.sec_type == "CASH":
+            gross_after = gross_before  # a conversion holds no position
+        else:
+            change = abs(inst.value(held + signed)) - abs(inst.value(held))
+            gross_after = gross_before + account.in_base(change, inst.currency)
         commission = account.commission(order, order.quantity, price)
         equity_before = account.net_liquidation()
         # Cash pays the order's price; the position is valued at the last price.
-        equity_after = equity_before + signed * (inst.last - price) - commission
+        equity_after = equity_before + account.in_base(
+            inst.value(signed, inst.last - price) - commission, inst.currency
+        )
         init_after = gross_after * account.initial_margin_rate
         warning = ""
         if init_after > equity_after:
@@ -274,18 +300,23 @@ class Engine:
             maint_margin_after=gross_after * account.maintenance_margin_rate,
             equity_with_loan_after=equity_after,
             commission=commission,
-            currency=account.currency,
+            currency=inst.currency,
             warning=warning,
         )
         return order, estimate
 
     def _order_from(self, client_id: int, req: OrderRequest, *, perm_id: int) -> SimOrder:
         inst = self.find_instrument(req.contract)
+        account = req.account
+        if not account:
+            if len(self.accounts) > 1 and self.state.gateway.order_without_account == "reject":
+                raise OrderRejected(436, NO_ALLOCATION)
+            account = self.account.id
         return SimOrder(
             order_id=req.order_id,
             client_id=client_id,
             perm_id=perm_id,
-            account=req.account or self.account.id,
+            account=account,
             symbol=inst.symbol,
             action=req.action,
             quantity=req.total_quantity,
@@ -312,6 +343,7 @@ class Engine:
             self._validate(order, inst)
             self._check_side_limit(order)
             self._check_buying_power(order)
+            self._check_currency_cash(order)
         except OrderRejected:
             # A rejected order is kept as done so it shows up among completed
             # orders. Cancelled rather than Inactive: ib_insync does not count
@@ -333,7 +365,7 @@ class Engine:
             raise _reject(f"order type {order.order_type!r} is not supported")
         if order.tif not in TIFS:
             raise _reject(f"time in force {order.tif!r} is not supported")
-        if order.account != self.account.id:
+        if order.account not in self.accounts:
             raise _reject(f"unknown account {order.account!r}")
         if order.order_type in ("LMT", "STP LMT"):
             self._check_price("limit price", order.lmt_price, inst)
@@ -397,9 +429,11 @@ class Engine:
         ``replaces`` is the working order a modify would replace; it is left out.
         """
         inst = self.instruments[order.symbol]
-        if order.parent_id:
-            return 0.0  # protective legs close what their parent opens
-        held = self.account.positions.get(order.symbol, Position()).quantity
+        if order.parent_id or inst.sec_type == "CASH":
+            # protective legs close what their parent opens; a conversion adds no exposure
+            return 0.0
+        account = self.accounts[order.account]
+        held = account.positions.get(order.symbol, Position()).quantity
         closable = held if order.action == "SELL" else -held
         pending_same_side = sum(
             o.remaining
@@ -407,11 +441,13 @@ class Engine:
             if not o.done
             and o is not order
             and o is not replaces
+            and o.account == order.account
             and o.symbol == order.symbol
             and o.action == order.action
         )
         opening = max(0.0, order.remaining - max(0.0, closable - pending_same_side))
-        return opening * self._reference_price(order, inst)
+        value = inst.value(opening, self._reference_price(order, inst))
+        return account.in_base(value, inst.currency)
 
     def _check_buying_power(self, order: SimOrder, replaces: SimOrder | None = None) -> None:
         required = self._commitment(order, replaces)
@@ -420,13 +456,49 @@ class Engine:
         committed = sum(
             self._commitment(o)
             for o in self.orders.values()
-            if not o.done and o.transmitted and o is not replaces
+            if not o.done and o.transmitted and o is not replaces and o.account == order.account
         )
-        available = self.account.buying_power()
+        account = self.accounts[order.account]
+        available = account.buying_power()
         if required + committed > available + 1e-9:
             raise _reject(
-                f"insufficient buying power: order needs {required:.2f} {self.account.currency}, "
+                f"insufficient buying power: order needs {required:.2f} {account.currency}, "
                 f"{available - committed:.2f} available"
+            )
+
+    def _payment(self, order: SimOrder) -> tuple[str, float]:
+        """The currency an order pays with and how much of it, at its reference price."""
+        inst = self.instruments[order.symbol]
+        price = self._reference_price(order, inst)
+        if inst.sec_type == "CASH" and order.action == "SELL":
+            return inst.ib_symbol, order.remaining
+        if order.action == "SELL":
+            return inst.currency, 0.0
+        return inst.currency, inst.value(order.remaining, price)
+
+    def _check_currency_cash(self, order: SimOrder) -> None:
+        """A cash account cannot go short of a currency (``account.currency_shortfall``):
+        a buy in another currency than the base one, or a conversion, must find the cash
+        it pays with. The base currency is the buying power check's."""
+        account = self.accounts[order.account]
+        inst = self.instruments[order.symbol]
+        currency, needed = self._payment(order)
+        if account.borrows or not needed:
+            return
+        if currency == account.currency and inst.sec_type != "CASH":
+            return
+        pending = sum(
+            amount
+            for o in self.orders.values()
+            if o is not order and o.transmitted and not o.done and o.account == order.account
+            for ccy, amount in [self._payment(o)]
+            if ccy == currency
+        )
+        held = account.balances.get(currency, 0.0)
+        if needed + pending > held + 1e-9:
+            raise _reject(
+                f"insufficient {currency} cash: order needs {needed:.2f} {currency}, "
+                f"{held - pending:.2f} {currency} held (a cash account does not borrow)"
             )
 
     def _modify(self, order: SimOrder, req: OrderRequest) -> list[Event]:
@@ -674,12 +746,20 @@ class Engine:
         """The account as a state file: what a restarted gateway starts from (``--persist``)."""
         now = self.clock()
         state = self.state.model_copy(deep=True)
-        state.account.cash = self.account.cash
+        for spec in [state.account, *state.linked_accounts]:
+            balances = dict(self.accounts[spec.id].balances)
+            spec.cash = balances.pop(spec.currency)
+            spec.cash_balances = balances
         state.positions = [
             PositionSpec(
-                symbol=s, quantity=p.quantity, avg_cost=p.avg_cost, realized_pnl=p.realized_pnl
+                symbol=s,
+                account="" if account.id == self.account.id else account.id,
+                quantity=p.quantity,
+                avg_cost=p.avg_cost,
+                realized_pnl=p.realized_pnl,
             )
-            for s, p in sorted(self.account.positions.items())
+            for account in self.accounts.values()
+            for s, p in sorted(account.positions.items())
             if p.quantity
         ]
         for symbol, inst in self.instruments.items():
@@ -714,9 +794,16 @@ class Engine:
         inst.last = round_to_tick(price, inst.increment(price))
         events: list[Event] = [QuoteChanged(symbol)]
         events += self._match({symbol})
-        if symbol in self.account.positions:
-            events.append(AccountChanged(frozenset({symbol})))
+        events += self._valuation_changed({symbol})
         return events
+
+    def _valuation_changed(self, moved: set[str]) -> list[Event]:
+        """An account update for the positions whose price moved; a rate's move changes the
+        value of every account holding more than one currency."""
+        held = {s for s in moved for a in self.accounts.values() if s in a.positions}
+        if held or any(self.rates.moves(self.instruments[s]) for s in moved):
+            return [AccountChanged(frozenset(held))]
+        return []
 
     def random_walk(self, rng: random.Random, volatility_bps: float) -> list[Event]:
         """Move every price one seeded log-normal step, then match once over the movers."""
@@ -734,9 +821,7 @@ class Engine:
                 moved.add(symbol)
         events: list[Event] = [QuoteChanged(s) for s in sorted(moved)]
         events += self._match(moved)
-        held = moved & self.account.positions.keys()
-        if held:
-            events.append(AccountChanged(frozenset(held)))
+        events += self._valuation_changed(moved)
         return events
 
     def step(self) -> list[Event]:
@@ -818,8 +903,9 @@ class Engine:
         qty = order.remaining
         if chunk:
             qty = min(qty, max(inst.lot_size, chunk - chunk % inst.lot_size))
-        commission = self.account.commission(order, qty, price)
-        realized = self.account.book_fill(order, qty, price, commission)
+        account = self.accounts[order.account]
+        commission = account.commission(order, qty, price)
+        realized = account.book_fill(order, qty, price, commission)
         order.filled_value += qty * price
         order.filled += qty
         order.avg_fill_price = round(order.filled_value / order.filled, 8)

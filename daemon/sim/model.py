@@ -245,3 +245,7 @@ class AccountSnapshot:
     executions: list[Execution] = field(default_factory=list)
     previous_day_equity: float = 0.0
     daily_pnl: float = 0.0
+    # the base currency; ``cash`` is all cash in it, ``cash_balances`` the cash per currency
+    currency: str = "USD"
+    cash_balances: dict[str, float] = field(default_factory=dict)
+    accounts: list[str] = field(default_factory=list)  # every account of the login

@@ -310,8 +310,8 @@ class SimGateway:
         for session in self.sessions():
             session.send_error(-1, code, message)
 
-    def snapshot(self) -> AccountSnapshot:
-        return self.engine.snapshot()
+    def snapshot(self, account: str = "") -> AccountSnapshot:
+        return self.engine.snapshot(account)
 
     # -- events to wire messages ----------------------------------------------------
 
@@ -460,8 +460,8 @@ class SimThread:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout)
 
-    def snapshot(self) -> AccountSnapshot:
-        return self.call(self.gateway.snapshot)
+    def snapshot(self, account: str = "") -> AccountSnapshot:
+        return self.call(lambda: self.gateway.snapshot(account))
 
     def wait_listening(self, timeout: float = 10.0) -> bool:
         """Block until the gateway accepts connections (e.g. after refuse_connections)."""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tradectl.sim import history
 from tradectl.sim import messages as m
+from tradectl.sim.account import Account
 from tradectl.sim.engine import NO_SECURITY_DEFINITION, OrderRejected
 from tradectl.sim.hours import IB_TIME_ZONE_ID, Phase
 from tradectl.sim.model import Event, Execution, Instrument, SimOrder
@@ -33,7 +34,7 @@ from tradectl.sim.protocol import (
     parse_client_versions,
     split_fields,
 )
-from tradectl.sim.summary import summary_rows
+from tradectl.sim.summary import account_value_rows, summary_rows
 
 if TYPE_CHECKING:
     from tradectl.sim.server import SimGateway
@@ -66,17 +67,18 @@ class Subscriptions:
     market_data: dict[int, str] = field(default_factory=dict)  # reqId -> symbol
     market_data_type: int = 1
     account_updates: bool = False
+    account_code: str = ""  # the account reqAccountUpdates follows
     positions: bool = False
     auto_bind: bool = False
-    pnl: set[int] = field(default_factory=set)  # reqIds of reqPnL subscriptions
-    pnl_single: dict[int, str] = field(default_factory=dict)  # reqId -> symbol
+    pnl: dict[int, str] = field(default_factory=dict)  # reqId -> account
+    pnl_single: dict[int, tuple[str, str]] = field(default_factory=dict)  # -> account, symbol
     account_summary: dict[int, SummarySubscription] = field(default_factory=dict)
 
 
 @dataclass
 class SummarySubscription:
     tags: str
-    sent: dict[tuple[str, str], str]  # (tag, currency) -> the value the client has
+    sent: dict[tuple[str, str, str], str]  # (account, tag, currency) -> the value sent
     sent_at: float  # sim time of the last periodic refresh
 
 
@@ -232,7 +234,7 @@ class Session:
             self.close()
             return
         self.client_id = client_id
-        self.send([Out.MANAGED_ACCTS, 1, self.engine.account.id])
+        self.send([Out.MANAGED_ACCTS, 1, self.managed_accounts()])
         self.send([Out.NEXT_VALID_ID, 1, self.engine.next_valid_id(client_id)])
         for code, text in FARM_NOTICES:
             self.send_error(-1, code, text)
@@ -294,8 +296,11 @@ class Session:
     def send_execution(self, req_id: int, ex: Execution) -> None:
         self.send(m.exec_details(req_id, ex, self.engine.instruments[ex.symbol]))
 
+    def managed_accounts(self) -> str:
+        return ",".join(self.engine.accounts)
+
     def send_commission(self, ex: Execution) -> None:
-        self.send(m.commission_report(ex, self.engine.account.currency))
+        self.send(m.commission_report(ex, self.engine.instruments[ex.symbol].currency))
 
     def send_quote(self, req_id: int, symbol: str, *, with_close: bool) -> None:
         inst = self.engine.instruments[symbol]
@@ -314,11 +319,15 @@ class Session:
     def send_halted(self, req_id: int, symbol: str) -> None:
         self.send(m.tick_generic(req_id, m.TICK_HALTED, self.engine.instruments[symbol].halted))
 
+    @property
+    def followed_account(self) -> Account:
+        return self.engine.accounts.get(self.subs.account_code, self.engine.account)
+
     def send_account_values(self) -> None:
-        account = self.engine.account
+        account = self.followed_account
         acct, ccy = account.id, account.currency
-        for key, value in account.values().items():
-            self.send([Out.ACCT_VALUE, 2, key, f"{value:.2f}", ccy, acct])
+        for key, value, currency in account_value_rows(account):
+            self.send([Out.ACCT_VALUE, 2, key, value, currency, acct])
         self.send([Out.ACCT_VALUE, 2, "AccountCode", acct, "", acct])
         self.send([Out.ACCT_VALUE, 2, "AccountType", "INDIVIDUAL", "", acct])
         self.send([Out.ACCT_VALUE, 2, "Currency", ccy, ccy, acct])
@@ -327,18 +336,20 @@ class Session:
         )
 
     def send_pnl(self) -> None:
-        account = self.engine.account
-        unrealized = sum(account.unrealized_pnl(symbol) for symbol in account.positions)
-        realized = sum(position.realized_pnl for position in account.positions.values())
-        for req_id in sorted(self.subs.pnl):
+        for req_id, account_id in sorted(self.subs.pnl.items()):
+            account = self.engine.accounts[account_id]
+            unrealized = account.total_unrealized_pnl()
+            realized = account.total_realized_pnl()
             self.send([Out.PNL, req_id, account.daily_pnl(), unrealized, realized])
         if self.subs.pnl_single:
             fills_today = self.engine.executions_today()
-            for req_id, symbol in sorted(self.subs.pnl_single.items()):
-                self.send_pnl_single(req_id, symbol, fills_today)
+            for req_id, (account_id, symbol) in sorted(self.subs.pnl_single.items()):
+                self.send_pnl_single(req_id, account_id, symbol, fills_today)
 
-    def send_pnl_single(self, req_id: int, symbol: str, fills_today: list[Execution]) -> None:
-        account = self.engine.account
+    def send_pnl_single(
+        self, req_id: int, account_id: str, symbol: str, fills_today: list[Execution]
+    ) -> None:
+        account = self.engine.accounts[account_id]
         pos = account.positions.get(symbol)
         quantity = pos.quantity if pos else 0.0
         self.send(
@@ -354,14 +365,16 @@ class Session:
         )
 
     def send_account_summary(self, req_id: int, *, changed_only: bool) -> None:
-        """The subscription's rows: all of them, or those whose value changed since sent."""
+        """The subscription's rows, account by account ("All" is every account of the
+        login): all of them, or those whose value changed since sent."""
         sub = self.subs.account_summary[req_id]
-        acct = self.engine.account.id
-        for tag, value, currency in summary_rows(self.engine.account, sub.tags):
-            if changed_only and sub.sent.get((tag, currency)) == value:
-                continue
-            sub.sent[(tag, currency)] = value
-            self.send([Out.ACCOUNT_SUMMARY, 1, req_id, acct, tag, value, currency])
+        for account in self.engine.accounts.values():
+            acct = account.id
+            for tag, value, currency in summary_rows(account, sub.tags):
+                if changed_only and sub.sent.get((acct, tag, currency)) == value:
+                    continue
+                sub.sent[(acct, tag, currency)] = value
+                self.send([Out.ACCOUNT_SUMMARY, 1, req_id, acct, tag, value, currency])
 
     def refresh_account_summaries(self, *, periodic: bool) -> None:
         """Re-send changed summary values: at once after a control op, or when IB's three
@@ -375,7 +388,8 @@ class Session:
             self.send_account_summary(req_id, changed_only=True)
 
     def send_portfolio(self, symbol: str) -> None:
-        pos = self.engine.account.positions.get(symbol)
+        account = self.followed_account
+        pos = account.positions.get(symbol)
         if pos is None:
             return
         self.send(
@@ -383,18 +397,19 @@ class Session:
                 self.engine.instruments[symbol],
                 pos.quantity,
                 pos.avg_cost,
-                self.engine.account.unrealized_pnl(symbol),
+                account.unrealized_pnl(symbol),
                 pos.realized_pnl,
-                self.engine.account.id,
+                account.id,
             )
         )
 
     def send_position(self, symbol: str) -> None:
-        pos = self.engine.account.positions.get(symbol)
-        if pos is None:
-            return
+        """The position of every account holding ``symbol`` (reqPositions covers them all)."""
         inst = self.engine.instruments[symbol]
-        self.send(m.position(self.engine.account.id, inst, pos.quantity, pos.avg_cost))
+        for account in self.engine.accounts.values():
+            pos = account.positions.get(symbol)
+            if pos is not None:
+                self.send(m.position(account.id, inst, pos.quantity, pos.avg_cost))
 
     # -- request handlers (named _on_<message name>) -------------------------------
 
@@ -402,7 +417,7 @@ class Session:
         self.send([Out.NEXT_VALID_ID, 1, self.engine.next_valid_id(self.cid)])
 
     def _on_reqManagedAccts(self) -> None:
-        self.send([Out.MANAGED_ACCTS, 1, self.engine.account.id])
+        self.send([Out.MANAGED_ACCTS, 1, self.managed_accounts()])
 
     def _on_reqCurrentTime(self) -> None:
         self.send([Out.CURRENT_TIME, 1, int(self.engine.clock())])
@@ -476,9 +491,11 @@ class Session:
 
     def _on_reqPositions(self) -> None:
         self.subs.positions = True
-        for symbol, pos in self.engine.account.positions.items():
-            if pos.quantity:
-                self.send_position(symbol)
+        for account in self.engine.accounts.values():
+            for symbol, pos in account.positions.items():
+                if pos.quantity:
+                    inst = self.engine.instruments[symbol]
+                    self.send(m.position(account.id, inst, pos.quantity, pos.avg_cost))
         self.send([Out.POSITION_END, 1])
 
     def _on_cancelPositions(self) -> None:
@@ -488,25 +505,28 @@ class Session:
         self.subs.account_updates = subscribe
         if not subscribe:
             return
+        # an unknown or empty code follows the first account
+        self.subs.account_code = acctCode if acctCode in self.engine.accounts else ""
         self.send_account_values()
-        for symbol, pos in self.engine.account.positions.items():
+        account = self.followed_account
+        for symbol, pos in account.positions.items():
             if pos.quantity:
                 self.send_portfolio(symbol)
-        self.send([Out.ACCT_DOWNLOAD_END, 1, self.engine.account.id])
+        self.send([Out.ACCT_DOWNLOAD_END, 1, account.id])
 
     def _on_reqAccountUpdatesMulti(self, reqId: int, account: str, modelCode: str) -> None:
-        acct = self.engine.account.id
-        for key, value in self.engine.account.values().items():
+        followed = self.engine.accounts.get(account, self.engine.account)
+        for key, value, currency in account_value_rows(followed):
             self.send(
                 [
                     Out.ACCOUNT_UPDATE_MULTI,
                     1,
                     reqId,
-                    acct,
+                    followed.id,
                     modelCode,
                     key,
-                    f"{value:.2f}",
-                    self.engine.account.currency,
+                    value,
+                    currency,
                 ]
             )
         self.send([Out.ACCOUNT_UPDATE_MULTI_END, 1, reqId])
@@ -526,18 +546,18 @@ class Session:
     def _on_reqPnL(self, reqId: int, account: str, modelCode: str) -> None:
         """Account P&L: sent at once and again whenever the account changes (IB sends it about
         once a second)."""
-        if account != self.engine.account.id:
+        if account not in self.engine.accounts:
             self.send_error(reqId, 321, f"Error validating request:-'reqPnL' : account {account}")
             return
-        self.subs.pnl.add(reqId)
+        self.subs.pnl[reqId] = account
         self.send_pnl()
 
     def _on_cancelPnL(self, reqId: int) -> None:
-        self.subs.pnl.discard(reqId)
+        self.subs.pnl.pop(reqId, None)
 
     def _on_reqPnLSingle(self, reqId: int, account: str, modelCode: str, conId: int) -> None:
         """One position's P&L: sent at once and again whenever the account changes."""
-        if account != self.engine.account.id:
+        if account not in self.engine.accounts:
             self.send_error(
                 reqId, 321, f"Error validating request:-'reqPnLSingle' : account {account}"
             )
@@ -545,8 +565,8 @@ class Session:
         inst = self._resolve_or_refuse(reqId, ContractFields(con_id=conId))
         if inst is None:
             return
-        self.subs.pnl_single[reqId] = inst.symbol
-        self.send_pnl_single(reqId, inst.symbol, self.engine.executions_today())
+        self.subs.pnl_single[reqId] = (account, inst.symbol)
+        self.send_pnl_single(reqId, account, inst.symbol, self.engine.executions_today())
 
     def _on_cancelPnLSingle(self, reqId: int) -> None:
         self.subs.pnl_single.pop(reqId, None)

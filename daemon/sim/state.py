@@ -51,6 +51,10 @@ class GatewaySpec(_Strict):
     # After a restart nextValidId starts again above the restored working orders
     # only, so ids of the day's finished orders are handed out again.
     reuse_order_ids: bool = False
+    # An order without an account on a login managing several accounts: ``reject`` with
+    # IB's error 436 (an advisor login must name an allocation), or place it for the
+    # first account (``first``).
+    order_without_account: Literal["reject", "first"] = "reject"
 
 
 class IdsSpec(_Strict):

@@ -1,7 +1,7 @@
 """reqAccountSummary rows: every tag IB documents, and the ``$LEDGER`` rows per currency.
 
-The sim's account is a cash account in one currency with Reg T style margin
-(``matching.leverage``): margin figures come from the gross position value, and
+Each account has Reg T style margin (``matching.leverage``) in its base currency, and
+cash per currency: margin figures come from the gross position value, and
 the look-ahead and "Full" variants equal the current ones because nothing
 changes at the next margin cycle.
 """
@@ -65,6 +65,11 @@ def _money(value: float) -> str:
     return f"{value:.2f}"
 
 
+def _rate(value: float) -> str:
+    """IB writes the base currency's own rate as 1.00, others to seven or eight digits."""
+    return "1.00" if value == 1.0 else f"{value:.8g}"
+
+
 def _summary_values(account: Account) -> dict[str, str]:
     values = account.values()
     nav = values["NetLiquidation"]
@@ -103,36 +108,61 @@ def _summary_values(account: Account) -> dict[str, str]:
     return out
 
 
+# The ledger rows IB sends per currency; the sim holds none of the instruments the
+# zero rows stand for.
+ZERO_LEDGER_TAGS = (
+    "OptionMarketValue",
+    "FutureOptionValue",
+    "FuturesPNL",
+    "FundValue",
+    "NetDividend",
+    "MutualFundValue",
+    "MoneyMarketFundValue",
+    "CorporateBondValue",
+    "TBondValue",
+    "TBillValue",
+    "WarrantValue",
+    "FxCashBalance",
+    "IssuerOptionValue",
+)
+
+
 def _ledger(account: Account, currency: str) -> list[Row]:
-    values = account.values()
-    stock_value = sum(account.market_value(symbol) for symbol in account.positions)
-    cash = _money(account.cash)
+    """One currency's ledger rows; ``BASE``: every currency's, converted into the base."""
+    values = account.base_ledger() if currency == BASE else account.ledger(currency)
+    real = account.currency if currency == BASE else currency
     rows = {
-        "Currency": account.currency,
-        "CashBalance": cash,
-        "TotalCashBalance": cash,
+        "Currency": real,
+        "CashBalance": _money(values["CashBalance"]),
+        "TotalCashBalance": _money(values["TotalCashBalance"]),
         "AccruedCash": _money(0.0),
-        "StockMarketValue": _money(stock_value),
-        "OptionMarketValue": _money(0.0),
-        "FutureOptionValue": _money(0.0),
-        "FuturesPNL": _money(0.0),
-        "NetLiquidationByCurrency": _money(values["NetLiquidation"]),
+        "StockMarketValue": _money(values["StockMarketValue"]),
+        "NetLiquidationByCurrency": _money(values["NetLiquidationByCurrency"]),
         "UnrealizedPnL": _money(values["UnrealizedPnL"]),
         "RealizedPnL": _money(values["RealizedPnL"]),
-        "ExchangeRate": "1.00",
-        "FundValue": _money(0.0),
-        "NetDividend": _money(0.0),
-        "MutualFundValue": _money(0.0),
-        "MoneyMarketFundValue": _money(0.0),
-        "CorporateBondValue": _money(0.0),
-        "TBondValue": _money(0.0),
-        "TBillValue": _money(0.0),
-        "WarrantValue": _money(0.0),
-        "FxCashBalance": _money(0.0),
-        "IssuerOptionValue": _money(0.0),
-        "RealCurrency": account.currency,
+        "ExchangeRate": _rate(values["ExchangeRate"]),
+        **{tag: _money(0.0) for tag in ZERO_LEDGER_TAGS},
+        "RealCurrency": real,
     }
     return [(tag, value, currency) for tag, value in rows.items()]
+
+
+# Account values that reqAccountUpdates sends per currency and as BASE instead of in the
+# base currency alone.
+PER_CURRENCY_VALUES = ("CashBalance", "UnrealizedPnL", "RealizedPnL")
+
+
+def account_value_rows(account: Account) -> list[Row]:
+    """reqAccountUpdates' account values: the totals in the base currency, then the ledger
+    of every currency the account holds and the ``BASE`` ledger, as IB sends them."""
+    rows = [
+        (tag, _money(value), account.currency)
+        for tag, value in account.values().items()
+        if tag not in PER_CURRENCY_VALUES
+    ]
+    for currency in [*account.currencies(), BASE]:
+        rows += [row for row in _ledger(account, currency) if row[0] not in ZERO_LEDGER_TAGS]
+    return rows
 
 
 def summary_rows(account: Account, tags: str) -> list[Row]:
@@ -151,7 +181,8 @@ def summary_rows(account: Account, tags: str) -> list[Row]:
         elif tag == "$LEDGER":
             rows += _ledger(account, BASE)
         elif tag == "$LEDGER:ALL":
-            rows += _ledger(account, account.currency) + _ledger(account, BASE)
-        elif tag.startswith("$LEDGER:") and tag.removeprefix("$LEDGER:") == account.currency:
-            rows += _ledger(account, account.currency)
+            for currency in [*account.currencies(), BASE]:
+                rows += _ledger(account, currency)
+        elif tag.startswith("$LEDGER:") and tag.removeprefix("$LEDGER:") in account.currencies():
+            rows += _ledger(account, tag.removeprefix("$LEDGER:"))
     return rows

@@ -190,7 +190,7 @@ def test_account_summary_is_a_subscription(client: Client, sim: SimThread) -> No
     assert ("AccountType", "INDIVIDUAL") not in seen  # only changed values come again
 
     # a change no event announces reaches the client at IB's three minute refresh
-    sim.call(lambda: setattr(sim.gateway.engine.account, "cash", 95_000.0))
+    sim.call(lambda: sim.gateway.engine.account.balances.update(USD=95_000.0))
     seen.clear()
     advance_to(sim, datetime(2026, 11, 30, 11, 2, tzinfo=NY))
     client.ib.reqCurrentTime()  # a round trip: anything sent before it has arrived

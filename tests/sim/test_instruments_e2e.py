@@ -19,7 +19,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def sim_state() -> SimState:
-    return SimState.default()
+    state = SimState.default()
+    state.account.cash_balances = {"EUR": 50_000.0, "CAD": 50_000.0}
+    return state
 
 
 @pytest.fixture
@@ -145,4 +147,10 @@ def test_an_idealpro_pair_quotes_and_fills(client: Client, sim: SimThread) -> No
     trade = client.ib.placeOrder(pair, client.lib.MarketOrder("BUY", 20_000))
     client.until(lambda: trade.orderStatus.status == "Filled")
     assert trade.orderStatus.avgFillPrice == pytest.approx(1.16005)
-    assert sim.snapshot().cash_balances["EUR"] == pytest.approx(20_000)
+    snapshot = sim.snapshot()
+    # a conversion: EUR cash up, USD cash down by the price and IB's 2 USD minimum
+    assert snapshot.cash_balances["EUR"] == pytest.approx(70_000)
+    assert snapshot.cash_balances["USD"] == pytest.approx(1_000_000 - 20_000 * 1.16005 - 2.0)
+    assert "EUR.USD" not in snapshot.positions
+    client.until(lambda: bool(trade.fills) and trade.fills[0].commissionReport.currency != "")
+    assert trade.fills[0].commissionReport.currency == "USD"
