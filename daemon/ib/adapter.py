@@ -81,6 +81,7 @@ from tradectl.journal.lifecycle import (
     order_ended,
 )
 from tradectl.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
+from tradectl.planner.fx import Pair, pair_of, rate_from_pair
 from tradectl.planner.market_time import HoursFormatError, MarketHours, market_hours
 from tradectl.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
 
@@ -266,6 +267,8 @@ class IbAdapter:
         # Price increments (docs/planning.md): each symbol's market rule id and price
         # magnifier, from its contract details; the bands once per rule id.
         self._contract_money: dict[str, tuple[int | None, int]] = {}
+        # IDEALPRO pairs by name (EUR.USD), for rates the account values do not carry.
+        self._pairs: dict[str, Contract] = {}
         self.market_rules = MarketRules(
             self._fetch_market_rule, self._load_state, self._cache_state
         )
@@ -749,12 +752,57 @@ class IbAdapter:
             market_hours={
                 symbol: self._hours[symbol][1] for symbol in contracts if symbol in self._hours
             },
-            currencies=account_currencies(
-                value
-                for value in self.ib.accountValues(account)
-                if not value.account or value.account == account
-            ),
+            currencies=self._currencies(contracts, notes),
         )
+
+    def _currencies(
+        self, contracts: Mapping[str, CachedContract], notes: list[str]
+    ) -> AccountCurrencies:
+        """The account's currencies; IB reports an ExchangeRate only for currencies the account
+        holds, so the rate of any other currency a contract is priced in comes from its
+        IDEALPRO pair's quote (docs/planning.md, "Currencies")."""
+        account = self.settings.account
+        currencies = account_currencies(
+            value
+            for value in self.ib.accountValues(account)
+            if not value.account or value.account == account
+        )
+        base = currencies.base_currency
+        for currency in sorted({contract.currency for contract in contracts.values()}):
+            if currency == base or currency in currencies.exchange_rates:
+                continue
+            pair = pair_of(base, currency)
+            price = self._pair_price(pair, notes)
+            if price is not None:
+                currencies.exchange_rates[currency] = rate_from_pair(pair, price, base)
+        return currencies
+
+    def pair_contract(self, pair: Pair) -> Contract | None:
+        """The IDEALPRO contract of ``pair``, qualified once per connection."""
+        known = self._pairs.get(pair.name)
+        if known is not None:
+            return known
+        wanted = Contract(secType="CASH", symbol=pair.first, currency=pair.second)
+        wanted.exchange = "IDEALPRO"
+        details = self.ib.run(
+            asyncio.wait_for(self.ib.reqContractDetailsAsync(wanted), self.settings.request_timeout)
+        )
+        if len(details) != 1 or details[0].contract is None:
+            return None
+        self._pairs[pair.name] = details[0].contract
+        return details[0].contract
+
+    def _pair_price(self, pair: Pair, notes: list[str]) -> float | None:
+        contract = self.pair_contract(pair)
+        if contract is None:
+            notes.append(f"{pair.name}: IB has no IDEALPRO pair, so no exchange rate")
+            return None
+        [ticker] = self.ib.reqTickers(contract)
+        quote = _quote(pair.name, ticker, self.ib.wrapper.lastTime)
+        if quote is None:
+            notes.append(f"{pair.name}: no price from the gateway, so no exchange rate")
+            return None
+        return quote.last
 
     def _daily_pnl(self) -> float | None:
         """IB's P&L for the account today (reqPnL), None while the gateway sends none. The
