@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tradectl.planner.common import TERMINAL_STATUSES, money, working_price
-from tradectl.planner.money import base_rate
+from tradectl.planner.money import base_rate, is_conversion
 from tradectl.planner.types import Intent, Observed, WorkingOrder
 
 # Sums of floats: a commitment this close to the funding still fits.
@@ -124,6 +124,9 @@ def check_cash(
     standing: list[tuple[int, float]] = []
     for index, intent in enumerate(intents):
         if index in blocked_by or intent.order is None or intent.purpose == "protective":
+            continue
+        if is_conversion(intent):
+            # Currency for currency: the total cash (in the base currency) stays the same.
             continue
         change = commitment_change(intent, live, observed)
         if intent.kind == "allocations":

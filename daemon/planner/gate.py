@@ -49,7 +49,13 @@ from tradectl.planner.breaker import RULE as BREAKER_RULE
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.cash import check_cash
 from tradectl.planner.common import TERMINAL_STATUSES, money
-from tradectl.planner.money import FX_RULE, check_currencies, no_rate_reason, symbol_rate
+from tradectl.planner.money import (
+    FX_RULE,
+    check_currencies,
+    is_conversion,
+    no_rate_reason,
+    symbol_rate,
+)
 from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
 from tradectl.schemas.models import FxPolicy, Risk, RuleSet
 
@@ -138,12 +144,13 @@ def _marked(intent: Intent, blocked_by: str | None) -> Intent:
 
 
 def _units(intents: list[Intent]) -> list[list[int]]:
-    """Indices of intents that stand or fall together: all intents of one bracket rule; every
-    other intent alone. Units keep plan order (by their first intent)."""
+    """Indices of intents that stand or fall together: all intents of one bracket rule (but a
+    conversion for its entry, which goes first and alone); every other intent alone. Units keep
+    plan order (by their first intent)."""
     units: list[list[int]] = []
     bracket_unit: dict[str, list[int]] = {}
     for index, intent in enumerate(intents):
-        if intent.kind == "brackets":
+        if intent.kind == "brackets" and not is_conversion(intent):
             unit = bracket_unit.get(intent.rule)
             if unit is None:
                 unit = bracket_unit[intent.rule] = []
@@ -213,7 +220,14 @@ def _check(
         return None
     risk = rules.risk
     opening = intent.purpose == "opening"
-    if opening and risk.allowed_symbols is not None and intent.symbol not in risk.allowed_symbols:
+    # A conversion (account.fx: convert) trades a currency pair, not a symbol of the rules.
+    conversion = is_conversion(intent)
+    if (
+        opening
+        and not conversion
+        and risk.allowed_symbols is not None
+        and intent.symbol not in risk.allowed_symbols
+    ):
         return f"risk.allowed_symbols: {intent.symbol} is not in the allow-list"
     if opening and breaker is not None:
         return breaker
@@ -228,7 +242,7 @@ def _check(
     if not opening:
         return None
     # A modify that does not grow its order adds no exposure and is not held to the limit.
-    if exposure.growth(intent) > 0:
+    if exposure.growth(intent) > 0 and not conversion:
         nav = observed.net_liquidation
         quote = observed.quotes.get(intent.symbol)
         price = quote.last if quote is not None and quote.last > 0 else intent.estimated_price

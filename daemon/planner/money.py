@@ -8,7 +8,10 @@ currency, and whether the account holds the currency a buy is paid in.
 * Cash is checked per currency: the opening buys of a currency other than the base, with every
   working buy in it, may commit no more than the account's ``CashBalance`` in that currency.
   What happens to a buy the account lacks the currency for is the rule file's ``account.fx``:
-  ``block`` holds it with the reason.
+  ``block`` holds it with the reason; ``convert`` holds it too, while an IDEALPRO order buys the
+  currency first (daemon/planner/conversions.py). At most one conversion per currency and
+  trading day: one that is working, in flight or done today is never placed again, so a
+  balance IB has not updated yet cannot cause a second one.
 
 Everything here is pure.
 """
@@ -17,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from tradectl.planner.common import TERMINAL_STATUSES, money, working_price
+from tradectl.planner.fx import converted_currency
 from tradectl.planner.types import Intent, Observed, WorkingOrder
-from tradectl.schemas.models import FxPolicy
+from tradectl.schemas.models import FxPolicy, parse_order_ref
 
 # Sums of floats: a commitment this close to the balance still fits.
 _SLACK = 1e-6
@@ -83,9 +88,51 @@ def no_rate_reason(observed: Observed, symbol: str) -> str:
     )
 
 
+def is_conversion(intent: Intent) -> bool:
+    return converted_currency(intent.leg) is not None
+
+
 def _buys_cash(intent: Intent) -> bool:
-    """An opening buy: it spends the currency it is priced in."""
-    return intent.order is not None and intent.order.action == "BUY" and intent.purpose == "opening"
+    """An opening buy of a contract: it spends the currency it is priced in."""
+    return (
+        intent.order is not None
+        and intent.order.action == "BUY"
+        and intent.purpose == "opening"
+        and not is_conversion(intent)
+    )
+
+
+ConversionState = Literal["none", "working", "done"]
+
+
+def _conversion_of(order_ref: str | None) -> str | None:
+    parsed = parse_order_ref(order_ref)
+    return None if parsed is None else converted_currency(parsed[2])
+
+
+def conversion_states(observed: Observed) -> dict[str, ConversionState]:
+    """Per currency, today's conversion: ``working`` (live at IB or sent and not yet seen) or
+    ``done`` (it filled or ended today); currencies without one are absent."""
+    states: dict[str, ConversionState] = {}
+    for order in observed.completed_orders:
+        currency = _conversion_of(order.order_ref)
+        if currency is not None:
+            states[currency] = "done"
+    for execution in observed.executions:
+        currency = _conversion_of(execution.order_ref)
+        if currency is not None:
+            states[currency] = "done"
+    for order in observed.working_orders:
+        currency = _conversion_of(order.order_ref)
+        if currency is not None and order.status not in TERMINAL_STATUSES:
+            states[currency] = "working"
+        elif currency is not None:
+            states[currency] = "done"
+    for key in observed.in_flight:
+        currency = _conversion_of(key.split("#", 1)[0])
+        if currency is not None:
+            states.setdefault(currency, "working")
+    return states
 
 
 def _local_change(intent: Intent, live: Mapping[int, WorkingOrder]) -> float:
@@ -109,54 +156,99 @@ class CurrencyShortfall:
     needed: float
 
 
+@dataclass
+class CurrencyCheck:
+    """``blocked``: intent index to reason. ``shortfalls``: per currency, what every opening
+    buy in it (the held ones too) and the working buys would commit, against what is held."""
+
+    blocked: dict[int, str]
+    shortfalls: dict[str, CurrencyShortfall]
+
+
 def check_currencies(
     intents: Sequence[Intent], blocked_by: Mapping[int, str], observed: Observed, policy: FxPolicy
 ) -> dict[int, str]:
     """The opening buys (not already blocked) to hold because the account lacks their currency,
-    with the reason. Only currencies other than the base are checked here: the base currency's
-    cash (or a margin account's buying power) is the gate's cash check. Without per-currency
-    balances from IB nothing is checked."""
+    with the reason (see ``currency_check``)."""
+    return currency_check(intents, blocked_by, observed, policy).blocked
+
+
+def currency_check(
+    intents: Sequence[Intent], blocked_by: Mapping[int, str], observed: Observed, policy: FxPolicy
+) -> CurrencyCheck:
+    """Every currency of a cash account; in a margin account, which borrows its base currency,
+    all but the base (its buying power is the gate's cash check). A conversion spends the base
+    currency. Without per-currency balances from IB nothing is checked."""
+    check = CurrencyCheck({}, {})
     if not observed.cash_balances:
-        return {}
+        return check
+    states = conversion_states(observed)
     live = {
         order.order_id: order
         for order in observed.working_orders
         if order.status not in TERMINAL_STATUSES
     }
+    base = observed.base_currency
+
+    def checked(currency: str) -> bool:
+        if currency != base:
+            return True
+        return not observed.margin_account and base in observed.cash_balances
+
     committed: dict[str, float] = {}
     for order in live.values():
         currency = symbol_currency(observed, order.symbol)
-        if order.action == "BUY" and currency != observed.base_currency:
+        if order.action == "BUY" and checked(currency):
             quote = observed.quotes.get(order.symbol)
             price = working_price(order, None if quote is None else quote.last) or 0.0
             amount = order.remaining * price / _magnifier(observed, order.symbol)
             committed[currency] = committed.get(currency, 0.0) + amount
-    blocked: dict[int, str] = {}
+    wanted = dict(committed)
     for index, intent in enumerate(intents):
+        if index not in blocked_by and is_conversion(intent):
+            committed[base] = committed.get(base, 0.0) + intent.value
+            wanted[base] = wanted.get(base, 0.0) + intent.value
+            continue
         if index in blocked_by or not _buys_cash(intent):
             continue
         currency = symbol_currency(observed, intent.symbol)
-        if currency == observed.base_currency:
+        if not checked(currency):
             continue
         change = _local_change(intent, live) / _magnifier(observed, intent.symbol)
         held = observed.cash_balances.get(currency, 0.0)
+        wanted[currency] = wanted.get(currency, 0.0) + change
         after = committed.get(currency, 0.0) + change
         if change > 0 and after > held + _SLACK:
-            blocked[index] = _short_reason(
-                observed, policy, CurrencyShortfall(currency, held, after)
-            )
+            short = CurrencyShortfall(currency, held, after)
+            check.blocked[index] = _short_reason(observed, policy, short, states.get(currency))
             continue
         committed[currency] = after
-    return blocked
+    for currency in sorted({symbol_currency(observed, intents[i].symbol) for i in check.blocked}):
+        held = observed.cash_balances.get(currency, 0.0)
+        check.shortfalls[currency] = CurrencyShortfall(currency, held, wanted[currency])
+    return check
 
 
-def _short_reason(observed: Observed, policy: FxPolicy, short: CurrencyShortfall) -> str:
+def _short_reason(
+    observed: Observed,
+    policy: FxPolicy,
+    short: CurrencyShortfall,
+    conversion: ConversionState | None,
+) -> str:
+    currency, base = short.currency, observed.base_currency
     lacks = (
-        f"{FX_RULE}: buys in {short.currency} would commit {short.currency} "
-        f"{money(short.needed)} > {short.currency} {money(max(short.held, 0.0))} held "
-        f"(account base {observed.base_currency})"
+        f"{FX_RULE}: buys in {currency} would commit {currency} {money(short.needed)} > "
+        f"{currency} {money(max(short.held, 0.0))} held (account base {base})"
     )
+    if currency == base:
+        return f"{lacks}; the base currency is not converted into"
     if policy == "block":
-        fund = f"fund {short.currency} at IB or set account.fx: convert"
-        return f"{lacks}; account.fx is block: {fund}"
-    return f"{lacks}; waiting for the {short.currency} conversion to fill"
+        return f"{lacks}; account.fx is block: fund {currency} at IB or set account.fx: convert"
+    if conversion == "working":
+        return f"{lacks}; waiting for today's {base} to {currency} conversion to fill"
+    if conversion == "done":
+        return (
+            f"{lacks}; today's {currency} conversion has ended: held until IB reports the "
+            f"{currency} cash (one conversion per currency a day)"
+        )
+    return f"{lacks}; converting {base} to {currency} first (IDEALPRO); the buy follows its fill"

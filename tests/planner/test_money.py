@@ -5,8 +5,10 @@ is checked per currency and ``account.fx: block`` holds a buy the account lacks 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -158,3 +160,99 @@ def test_no_currency_is_overcommitted_and_no_target_is_overbought(
             spent[currency[intent.symbol]] += intent.order.quantity * PRICES[intent.symbol]
     assert spent["USD"] <= usd_cash + 1e-6
     assert spent["CAD"] <= cad_cash + 1e-6
+
+
+def conversions(result: Plan) -> list[Any]:
+    return [intent for intent in result.intents if intent.leg.startswith("FX.")]
+
+
+def test_convert_buys_each_missing_currency_first_and_holds_the_buys() -> None:
+    result = plan(planned("convert"), eur_account({"EUR": 100_000}, trading_day=NOW.date()), NOW)
+    fx = conversions(result)
+    # EUR.USD and EUR.CAD are priced per euro: sell euros. AAPL needs 150 x 200 = 30,000 USD,
+    # +1%: 30,300 USD = 27,270 EUR at 0.9; SHOP 551 x 70 = 38,570 CAD, +1%: 38,955.7 CAD =
+    # 27,269 EUR at 0.7 (rounded up).
+    assert [(i.symbol, i.order.action, i.order.quantity, i.order.order_type) for i in fx] == [
+        ("EUR.CAD", "SELL", 27_269, "MKT"),
+        ("EUR.USD", "SELL", 27_270, "MKT"),
+    ]
+    assert all(intent.blocked_by is None for intent in fx)
+    assert all(i.order.order_ref.startswith("tctl:core:") for i in fx)
+    # Each conversion is worth its euros (the base currency).
+    assert fx[1].value == pytest.approx(27_270)
+    intents = by_symbol(result)
+    for symbol, currency in (("AAPL", "USD"), ("SHOP", "CAD")):
+        assert f"converting EUR to {currency} first" in intents[symbol].blocked_by
+    assert intents["SAP"].blocked_by is None
+    # Conversions go before the buys they pay for.
+    order = [intent.symbol for intent in result.intents]
+    assert order.index("EUR.USD") < order.index("AAPL")
+
+
+def test_a_conversion_is_placed_once_a_day() -> None:
+    first = plan(planned("convert"), eur_account({"EUR": 100_000}, trading_day=NOW.date()), NOW)
+    usd = next(i for i in conversions(first) if i.symbol == "EUR.USD")
+    assert usd.order is not None
+    working_fx = working(
+        9, "EUR", "SELL", usd.order.quantity, ref=usd.order.order_ref, order_type="MKT"
+    )
+    # Sent and not yet seen, working, or already filled today with IB's balance not yet
+    # updated: never a second conversion.
+    for extra in (
+        {"in_flight": frozenset({usd.key})},
+        {"orders": [working_fx]},
+        {"completed_orders": (replace(working_fx, filled=usd.order.quantity, status="Filled"),)},
+    ):
+        again = plan(
+            planned("convert"),
+            eur_account({"EUR": 100_000}, trading_day=NOW.date(), **extra),
+            NOW,
+        )
+        assert [i.symbol for i in conversions(again)] == ["EUR.CAD"]
+        aapl = by_symbol(again)["AAPL"].blocked_by
+        assert aapl is not None and "conversion" in aapl
+
+
+def test_a_conversion_is_sized_for_the_shortfall_only() -> None:
+    # 20,000 USD held of the 30,000 AAPL needs: 10,000 more, +1%.
+    account = eur_account({"EUR": 100_000, "USD": 20_000, "CAD": 50_000}, trading_day=NOW.date())
+    [usd] = conversions(plan(planned("convert"), account, NOW))
+    assert usd.order is not None and usd.order.quantity == 9_090  # 10,100 USD at 0.9
+
+
+def test_convert_is_gated_like_any_order() -> None:
+    # Buys sliced to 20,000 EUR need conversions of 20,180 EUR (with the margin): above
+    # risk.max_order_value, so they are held, and the buys with them.
+    account = eur_account({"EUR": 100_000}, trading_day=NOW.date())
+    result = plan(planned("convert", max_order_value=20_000), account, NOW)
+    fx = conversions(result)
+    assert len(fx) == 2
+    assert all(i.blocked_by and i.blocked_by.startswith("risk.max_order_value") for i in fx)
+    assert by_symbol(result)["AAPL"].blocked_by is not None
+    halted = plan(planned("convert"), eur_account({"EUR": 100_000}, halted=True), NOW)
+    assert not halted.actionable
+
+
+def test_the_currency_is_bought_when_the_base_comes_second() -> None:
+    # A CAD-base account buying a USD stock: USD.CAD is priced in CAD per USD; buy USD.
+    account = observed(
+        nav=100_000.0,
+        prices={"AAPL": 200.0},
+        contracts={"AAPL": CONTRACTS["AAPL"]},
+        base_currency="CAD",
+        cash_balances={"CAD": 100_000},
+        exchange_rates={"USD": 1.4},
+        trading_day=NOW.date(),
+    )
+    rules = planned("convert")
+    rules = rules.model_copy(
+        update={
+            "allocations": {
+                "core": rules.allocations["core"].model_copy(update={"targets": {"AAPL": 0.3}})
+            }
+        }
+    )
+    [usd] = conversions(plan(rules, account, NOW))
+    # 0.3 x 90,000 CAD = 27,000 CAD: 96 AAPL at 280 CAD = 19,200 USD, +1%: 19,392 USD.
+    assert usd.symbol == "USD.CAD" and usd.order is not None
+    assert (usd.order.action, usd.order.quantity) == ("BUY", 19_392)
