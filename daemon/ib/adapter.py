@@ -81,7 +81,7 @@ from tradectl.journal.lifecycle import (
     order_ended,
 )
 from tradectl.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
-from tradectl.planner.fx import Pair, pair_of, rate_from_pair
+from tradectl.planner.fx import Pair, pair_named, pair_of, rate_from_pair
 from tradectl.planner.market_time import HoursFormatError, MarketHours, market_hours
 from tradectl.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
 
@@ -926,6 +926,17 @@ class IbAdapter:
             price_magnifier=magnifier,
         )
 
+    def _order_contract(
+        self, symbol: str, contracts: Mapping[str, CachedContract]
+    ) -> Contract | None:
+        """The contract an order for ``symbol`` goes to: a rule's contract, else the IDEALPRO
+        pair a conversion (account.fx: convert) names."""
+        cached = contracts.get(symbol)
+        if cached is not None:
+            return translate.stock_contract(cached)
+        pair = pair_named(symbol)
+        return None if pair is None else self.pair_contract(pair)
+
     def _fetch_market_rule(self, rule_id: int) -> list[tuple[float, float]] | None:
         future = self.ib.wrapper.startReq(f"marketRule-{rule_id}")
         self.ib.client.reqMarketRule(rule_id)
@@ -1042,7 +1053,7 @@ class IbAdapter:
             if intent.action != "cancel":
                 if intent.order is None:
                     return f"{intent.key}: {intent.action} without order fields"
-                if intent.symbol not in contracts:
+                if self._order_contract(intent.symbol, contracts) is None:
                     return f"{intent.key}: no contract for {intent.symbol}; nothing sent"
                 try:
                     translate.to_ib_order(
@@ -1091,7 +1102,8 @@ class IbAdapter:
                 parent_id=existing.parent_id if existing is not None else 0,
             )
             order.clientId = self.settings.client_id
-            contract = translate.stock_contract(contracts[intent.symbol])
+            contract = self._order_contract(intent.symbol, contracts)
+            assert contract is not None  # _check_group found it before journaling
             with self._sending(priority, before_write, after_write):
                 self.ib.client.placeOrder(entry.order_id, contract, order)
 

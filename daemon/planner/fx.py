@@ -67,3 +67,15 @@ def converted_currency(leg: str) -> str | None:
         return None
     parts = leg.split(".")
     return parts[1] if len(parts) == 3 and parts[1] else None
+
+
+def pair_named(name: str) -> Pair | None:
+    """The pair a conversion's symbol names (``EUR.USD``); None for anything else."""
+    parts = name.split(".")
+    if len(parts) != 2 or not all(
+        len(part) == 3 and part.isalpha() and part.isupper() for part in parts
+    ):
+        return None
+    if pair_of(parts[0], parts[1]) != Pair(parts[0], parts[1]):
+        return None
+    return Pair(parts[0], parts[1])

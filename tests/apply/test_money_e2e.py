@@ -191,3 +191,45 @@ def test_a_currency_held_short_holds_the_buy_it_cannot_pay(
     assert outcome.code == 0, outcome.out + outcome.err
     assert gateway.positions() == {"AAPL": 502.0}
     assert "account.fx: buys in USD would commit USD 116,464 > USD 100,000 held" in outcome.out
+
+
+def test_convert_buys_the_dollars_first_then_the_stocks_and_never_twice(
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    tmp_path: Path,
+) -> None:
+    gateway = gateway_factory(eur_account())
+    rules = write_rules(
+        tmp_path / "rules",
+        gateway,
+        account={"id": ACCOUNT, "fx": "convert"},
+        allocations=ALLOCATION,
+        risk={"max_order_value": 80_000},
+    )
+    first = apply_in_process(rules)
+    assert first.code == 0, first.out + first.err
+    # Only the conversion goes: AAPL 270 x 116 + MSFT 135 x 232 = 62,640 USD, +1%:
+    # 63,266.40 USD, bought by selling euros on EUR.USD (1.16 USD a euro).
+    [conversion] = gateway.messages("placeOrder")
+    fields = conversion["fields"]
+    contract = fields["contract"]
+    assert (contract["secType"], contract["symbol"], contract["currency"]) == ("CASH", "EUR", "USD")
+    assert contract["exchange"] == "IDEALPRO"
+    # IB's rate for USD is rounded (0.862069 EUR), so the euros round up to 54,541.
+    assert (fields["action"], fields["orderType"], fields["totalQuantity"]) == (
+        "SELL",
+        "MKT",
+        54_541,
+    )
+    assert ":FX.USD." in fields["orderRef"]
+    assert gateway.positions() == {}
+    assert gateway.sim.snapshot().cash_balances.get("USD", 0.0) > 62_640
+
+    second = apply_in_process(rules)
+    assert second.code == 0, second.out + second.err
+    # The conversion's commission took a few euros off NAV: 269 and 134 shares now.
+    assert gateway.positions() == {"AAPL": 269.0, "MSFT": 134.0}
+
+    third = apply_in_process(rules)
+    assert third.code == 0, third.out + third.err
+    assert len(gateway.messages("placeOrder")) == 3, "one conversion, two buys, nothing again"
