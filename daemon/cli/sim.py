@@ -51,6 +51,11 @@ def register(subparsers: Any) -> None:
         "--random-walk", action="store_true", help="move prices (overrides the state file)"
     )
     parser.add_argument(
+        "--world",
+        action="store_true",
+        help="add listings outside the US (TSX, IBIS, LSE), BRK B and IDEALPRO currency pairs",
+    )
+    parser.add_argument(
         "--control-socket",
         type=Path,
         metavar="PATH",
@@ -76,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         print(f"tradectl sim: {args.state}: the state file is not valid", file=sys.stderr)
         return 1
+    if args.world:
+        state = state.with_world_listings()
     if args.symbols:
         state = state.with_synthetic_symbols(args.symbols)
     if args.random_walk:

@@ -506,9 +506,9 @@ class Engine:
             if order.status == "Filled":
                 raise OrderRejected(104, "Can't modify a filled order.")
             raise OrderRejected(103, "Duplicate order id")
-        if req.action != order.action or (
-            req.contract.symbol and req.contract.symbol != order.symbol
-        ):
+        inst = self.instruments[order.symbol]
+        same_listing = _describes(req.contract, inst) and req.contract.con_id in (0, inst.con_id)
+        if req.action != order.action or not same_listing:
             raise _reject("the contract or side of a working order cannot be modified")
         if req.total_quantity < order.filled:
             raise _reject("the new quantity is below the quantity already filled")
@@ -595,9 +595,9 @@ class Engine:
 
     def _held_message(self, order: SimOrder) -> str:
         opens = datetime.fromtimestamp(self.hours.next_open(self.clock()), NEW_YORK)
-        exchange = self.instruments[order.symbol].exchange
+        inst = self.instruments[order.symbol]
         return (
-            f"Order Message:\n{order.action} {order.quantity:g} {order.symbol} {exchange}\n"
+            f"Order Message:\n{order.action} {order.quantity:g} {inst.ib_symbol} {inst.exchange}\n"
             f"Warning: your order will not be placed at the exchange until "
             f"{opens:%Y-%m-%d %H:%M:%S} US/Eastern"
         )

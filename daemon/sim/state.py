@@ -320,6 +320,21 @@ class SimState(_Strict):
         text = resources.files("tradectl.sim").joinpath("default_state.yaml").read_text()
         return cls.model_validate(yaml.safe_load(text))
 
+    @classmethod
+    def world(cls) -> SimState:
+        """The default state with the listings outside the US and the IDEALPRO pairs."""
+        return cls.default().with_world_listings()
+
+    def with_world_listings(self) -> SimState:
+        """Return a copy with ``world_listings.yaml`` added: SHOP on TSX, SAP on IBIS, VOD on
+        LSE, BRK B and the currency pairs (docs/sim.md, "Listings"); the state's own
+        symbols of the same keys win."""
+        text = resources.files("tradectl.sim").joinpath("world_listings.yaml").read_text()
+        listings = yaml.safe_load(text)["symbols"]
+        data = self.model_dump(mode="json")
+        data["symbols"] = {**listings, **data["symbols"]}
+        return SimState.model_validate(data)
+
     def with_synthetic_symbols(self, count: int) -> SimState:
         """Return a copy with ``count`` extra tickers SYM0001... for scale tests."""
         state = self.model_copy(deep=True)

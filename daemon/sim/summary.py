@@ -108,12 +108,21 @@ def _summary_values(account: Account) -> dict[str, str]:
     return out
 
 
-# The ledger rows IB sends per currency; the sim holds none of the instruments the
-# zero rows stand for.
-ZERO_LEDGER_TAGS = (
+# The ledger tags in IB's order; the sim holds none of the instruments the zero rows
+# stand for.
+LEDGER_TAGS = (
+    "Currency",
+    "CashBalance",
+    "TotalCashBalance",
+    "AccruedCash",
+    "StockMarketValue",
     "OptionMarketValue",
     "FutureOptionValue",
     "FuturesPNL",
+    "NetLiquidationByCurrency",
+    "UnrealizedPnL",
+    "RealizedPnL",
+    "ExchangeRate",
     "FundValue",
     "NetDividend",
     "MutualFundValue",
@@ -124,6 +133,7 @@ ZERO_LEDGER_TAGS = (
     "WarrantValue",
     "FxCashBalance",
     "IssuerOptionValue",
+    "RealCurrency",
 )
 
 
@@ -131,25 +141,32 @@ def _ledger(account: Account, currency: str) -> list[Row]:
     """One currency's ledger rows; ``BASE``: every currency's, converted into the base."""
     values = account.base_ledger() if currency == BASE else account.ledger(currency)
     real = account.currency if currency == BASE else currency
-    rows = {
-        "Currency": real,
-        "CashBalance": _money(values["CashBalance"]),
-        "TotalCashBalance": _money(values["TotalCashBalance"]),
-        "AccruedCash": _money(0.0),
-        "StockMarketValue": _money(values["StockMarketValue"]),
-        "NetLiquidationByCurrency": _money(values["NetLiquidationByCurrency"]),
-        "UnrealizedPnL": _money(values["UnrealizedPnL"]),
-        "RealizedPnL": _money(values["RealizedPnL"]),
-        "ExchangeRate": _rate(values["ExchangeRate"]),
-        **{tag: _money(0.0) for tag in ZERO_LEDGER_TAGS},
-        "RealCurrency": real,
-    }
-    return [(tag, value, currency) for tag, value in rows.items()]
+    rows: list[Row] = []
+    for tag in LEDGER_TAGS:
+        if tag in ("Currency", "RealCurrency"):
+            text = real
+        elif tag == "ExchangeRate":
+            text = _rate(values[tag])
+        else:
+            text = _money(values.get(tag, 0.0))
+        rows.append((tag, text, currency))
+    return rows
 
 
 # Account values that reqAccountUpdates sends per currency and as BASE instead of in the
-# base currency alone.
+# base currency alone, and the ledger rows it sends per currency.
 PER_CURRENCY_VALUES = ("CashBalance", "UnrealizedPnL", "RealizedPnL")
+ACCOUNT_LEDGER_TAGS = frozenset(
+    {
+        "CashBalance",
+        "TotalCashBalance",
+        "StockMarketValue",
+        "NetLiquidationByCurrency",
+        "UnrealizedPnL",
+        "RealizedPnL",
+        "ExchangeRate",
+    }
+)
 
 
 def account_value_rows(account: Account) -> list[Row]:
@@ -161,7 +178,11 @@ def account_value_rows(account: Account) -> list[Row]:
         if tag not in PER_CURRENCY_VALUES
     ]
     for currency in [*account.currencies(), BASE]:
-        rows += [row for row in _ledger(account, currency) if row[0] not in ZERO_LEDGER_TAGS]
+        rows += [
+            (tag, value, ccy)
+            for tag, value, ccy in _ledger(account, currency)
+            if tag in ACCOUNT_LEDGER_TAGS
+        ]
     return rows
 
 

@@ -15,7 +15,8 @@ from ib_insync import IB
 
 from tradectl.sim import SimState, SimThread, start_sim_thread
 
-from .helpers import small_state, wait_for
+from . import helpers
+from .helpers import Client, small_state, wait_for
 
 
 @pytest.fixture
@@ -90,3 +91,11 @@ def client_logs_clean(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
 def lib(request: pytest.FixtureRequest) -> ModuleType:
     """The client library a test runs under; tests taking it run under both."""
     return importlib.import_module(request.param)
+
+
+@pytest.fixture
+def client(lib: ModuleType, sim: SimThread) -> Iterator[Client]:
+    """A connected client of the library ``lib``, client id 21."""
+    connected = helpers.connect(lib, sim, 21)
+    yield connected
+    connected.ib.disconnect()

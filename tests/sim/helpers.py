@@ -39,6 +39,14 @@ def small_state(**overrides: Any) -> SimState:
     return SimState.from_dict(data)
 
 
+def world(**changes: Any) -> SimState:
+    """``SimState.world()`` (the default state, listings outside the US and the currency
+    pairs) with top-level sections replaced."""
+    data = SimState.world().model_dump(mode="json")
+    data.update(changes)
+    return SimState.from_dict(data)
+
+
 def order(
     order_id: int,
     action: str = "BUY",
@@ -55,10 +63,14 @@ def order(
     oca_type: int = 0,
     tif: str = "DAY",
     order_ref: str = "",
+    contract: ContractFields | None = None,
+    account: str = "",
 ) -> OrderRequest:
+    """``contract`` names another listing than the US stock ``symbol``."""
     return OrderRequest(
         order_id=order_id,
-        contract=ContractFields(symbol=symbol, sec_type="STK", exchange="SMART", currency="USD"),
+        contract=contract
+        or ContractFields(symbol=symbol, sec_type="STK", exchange="SMART", currency="USD"),
         action=action,
         total_quantity=float(quantity),
         order_type=order_type,
@@ -66,7 +78,7 @@ def order(
         aux_price=aux,
         tif=tif,
         oca_group=oca_group,
-        account="",
+        account=account,
         order_ref=order_ref,
         transmit=transmit,
         parent_id=parent_id,

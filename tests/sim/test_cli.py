@@ -35,6 +35,7 @@ def sim_process(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, Pa
             "0",
             "--symbols",
             "3",
+            "--world",
             "--wire-log",
             str(wire_log),
             "--control-stdin",
@@ -70,15 +71,17 @@ def test_sim_serves_until_sigterm(sim_process: tuple[subprocess.Popen[str], int,
     finally:
         client.close()
 
-    proc.stdin.write(json.dumps({"op": "set_price", "symbol": "AAPL", "price": 250.5}) + "\n")
-    proc.stdin.flush()
-    assert json.loads(proc.stdout.readline()) == {"ok": True}
+    for listing in ("AAPL", "SHOP.TSX"):  # --world adds the TSX listing
+        proc.stdin.write(json.dumps({"op": "set_price", "symbol": listing, "price": 250.5}) + "\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline()) == {"ok": True}
 
     with socket.socket(socket.AF_UNIX) as control:
         control.connect(str(tmp_path / "control.sock"))
         control.sendall(b'{"op": "snapshot"}\n')
         reply = json.loads(control.makefile().readline())
     assert reply["ok"] and reply["snapshot"]["account"] == "DU0000001"
+    assert reply["snapshot"]["cash_balances"] == {"USD": 1_000_000.0}
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0

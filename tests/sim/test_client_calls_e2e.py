@@ -9,7 +9,6 @@ the week before holds Thanksgiving (closed) and its early close (13:00).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import ModuleType
@@ -36,13 +35,6 @@ def sim_state() -> SimState:
         calendar="nyse",
         clock={"start": START.isoformat(), "frozen": True},
     )
-
-
-@pytest.fixture
-def client(lib: ModuleType, sim: SimThread) -> Iterator[Client]:
-    connected = connect(lib, sim, 21)
-    yield connected
-    connected.ib.disconnect()
 
 
 def advance_to(sim: SimThread, moment: datetime) -> None:

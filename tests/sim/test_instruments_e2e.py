@@ -4,31 +4,22 @@ pairs, price bands answered by reqMarketRule, and error 110 for an off-tick pric
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from tradectl.sim import SimState, SimThread
 
-from .helpers import Client, connect
+from .helpers import Client
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def sim_state() -> SimState:
-    state = SimState.default()
+    state = SimState.world()
     state.account.cash_balances = {"EUR": 50_000.0, "CAD": 50_000.0}
     return state
-
-
-@pytest.fixture
-def client(lib: ModuleType, sim: SimThread) -> Iterator[Client]:
-    connected = connect(lib, sim, 31)
-    yield connected
-    connected.ib.disconnect()
 
 
 def listing(client: Client, contract: Any) -> Any:
