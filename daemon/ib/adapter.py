@@ -784,13 +784,19 @@ class IbAdapter:
             return known
         wanted = Contract(secType="CASH", symbol=pair.first, currency=pair.second)
         wanted.exchange = "IDEALPRO"
-        details = self.ib.run(
-            asyncio.wait_for(self.ib.reqContractDetailsAsync(wanted), self.settings.request_timeout)
-        )
-        if len(details) != 1 or details[0].contract is None:
+        try:
+            details: list[ContractDetails] = self.ib.run(
+                asyncio.wait_for(
+                    self.ib.reqContractDetailsAsync(wanted), self.settings.request_timeout
+                )
+            )
+        except TimeoutError:
             return None
-        self._pairs[pair.name] = details[0].contract
-        return details[0].contract
+        found = details[0].contract if len(details) == 1 else None
+        if found is None:
+            return None
+        self._pairs[pair.name] = found
+        return found
 
     def _pair_price(self, pair: Pair, notes: list[str]) -> float | None:
         contract = self.pair_contract(pair)
