@@ -18,8 +18,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from tradectl.planner import plan
-from tradectl.planner.types import ContractFacts, Observed, Position, Quote, WorkingOrder
-from tradectl.schemas.models import RuleSet, order_ref, rule_generation
+from tradectl.planner.domain import ContractFacts, Observed, Position, Quote, WorkingOrder
+from tradectl.planner.legs import order_ref
+from tradectl.schemas.models import RuleSet, rule_generation
 
 SIZES = (100, 1_000, 5_000, 20_000, 50_000)
 NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)

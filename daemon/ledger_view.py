@@ -12,9 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tradectl.journal import LedgerRelease, LedgerRow, entered_total
-from tradectl.schemas.models import parse_order_ref
+from tradectl.planner.legs import STOP_LEG, TARGET_LEG, is_protective_leg, parse_order_ref
 
-PROTECTIVE = ("stop", "target")
 ENDED = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 
 
@@ -70,9 +69,9 @@ def rule_ledgers(
         protected = {}
         for order in working:
             parsed = parse_order_ref(order.get("order_ref"))
-            if order.get("status") in ENDED or parsed is None or parsed[2] not in PROTECTIVE:
+            if order.get("status") in ENDED or parsed is None or not is_protective_leg(parsed.leg):
                 continue
-            key = (parsed[0], parsed[2])
+            key = (parsed.rule, parsed.leg)
             remaining = float(order["quantity"]) - float(order.get("filled") or 0.0)
             protected[key] = protected.get(key, 0.0) + remaining
     return [
@@ -84,8 +83,8 @@ def rule_ledgers(
             exited=found["exited"],
             released=found["rel"],
             removed=rules is not None and name not in rules,
-            stop=None if protected is None else protected.get((name, "stop"), 0.0),
-            target=None if protected is None else protected.get((name, "target"), 0.0),
+            stop=None if protected is None else protected.get((name, STOP_LEG), 0.0),
+            target=None if protected is None else protected.get((name, TARGET_LEG), 0.0),
         )
         for name, found in sorted(totals.items())
     ]

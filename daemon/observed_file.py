@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tradectl.planner.types import (
+from tradectl.planner.domain import (
     ContractFacts,
     Execution,
     Observed,

@@ -11,7 +11,7 @@ import sys
 import textwrap
 from typing import Any
 
-from tradectl.planner.types import Intent, Plan, TargetsDecision, WorkingOrder
+from tradectl.planner.domain import Intent, Plan, TargetsDecision, WorkingOrder
 
 MIN_REASON_WIDTH = 24
 """Narrower than this beside the other columns, a reason goes on lines of its own below its row."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tradectl.plan_report import plan_dict
-from tradectl.planner.types import Intent, Observed, Plan
+from tradectl.planner.domain import Intent, Observed, Plan
 
 FORMAT = "tradectl-plan/1"
 

@@ -219,6 +219,9 @@ def _check_brackets(rules: RuleSet) -> Iterator[Problem]:
 def _check_bracket_size(
     rules: RuleSet, base: FieldPath, bracket: Bracket, legs: _Legs | None
 ) -> Iterator[Problem]:
+    # The gate checks these limits again on every planned order (daemon/planner/gate.py), on
+    # purpose: here they are checked on the rule's own prices, so that `validate` names a rule
+    # that could never pass; the gate sees the quantities and prices a file cannot know.
     quantity = bracket.quantity
     if isinstance(quantity, RiskSizedQuantity):
         limit = rules.risk.max_risk_per_trade_fraction

@@ -38,8 +38,6 @@ from pydantic import (
 
 RULE_LANGUAGE_VERSION = 1
 
-ORDER_REF_PREFIX = "tctl"
-
 
 class StrictModel(BaseModel):
     """Base of every rule-language model: unknown keys are errors, no type coercion, immutable."""
@@ -736,20 +734,6 @@ def rule_generation(rule: Allocation | Bracket | Scale) -> str:
         if isinstance(holder, dict) and key in holder and holder[key] == default:
             del holder[key]
     return _digest(content)
-
-
-def order_ref(rule: str, generation: str, leg: str) -> str:
-    return f"{ORDER_REF_PREFIX}:{rule}:{generation}:{leg}"
-
-
-def parse_order_ref(ref: str | None) -> tuple[str, str, str] | None:
-    """``(rule, generation, leg)`` of a tradectl orderRef, or None for any other order."""
-    if not ref:
-        return None
-    parts = ref.split(":")
-    if len(parts) != 4 or parts[0] != ORDER_REF_PREFIX or not all(parts[1:]):
-        return None
-    return parts[1], parts[2], parts[3]
 
 
 def json_schema() -> dict[str, Any]:

@@ -17,14 +17,15 @@ from tradectl.cli.arguments import DEFAULT_RULES, seconds
 from tradectl.cli.embedded_sim import embedded_gateway
 from tradectl.cli.target import add_state_options
 from tradectl.ib import AdapterError, Progress
+from tradectl.ib.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from tradectl.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
-from tradectl.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from tradectl.plan_report import plan_dict, render_table, terminal_width
-from tradectl.planner.types import Plan
+from tradectl.planner.domain import Plan
+from tradectl.planner.legs import parse_order_ref
 from tradectl.runtime.reconcile import PassResult, reconcile_pass
 from tradectl.runtime.session import open_session, quiet_client_logging
 from tradectl.schemas.loader import halt_file, halt_present, load_rule_set
-from tradectl.schemas.models import RuleSet, parse_order_ref
+from tradectl.schemas.models import RuleSet
 
 EXIT_USAGE = 64
 MAX_PASSES = 20
@@ -426,7 +427,7 @@ def _remaining(passes: list[PassResult]) -> list[str]:
                 for order in last.observed.owned_orders
                 if order.symbol in symbols
                 and (parsed := parse_order_ref(order.order_ref)) is not None
-                and parsed[0] == rule
+                and parsed.rule == rule
                 and order.remaining > 0
             }
         )

@@ -27,8 +27,8 @@ from tradectl.journal import JournalError, resolve_state_dir
 from tradectl.observed_file import ObservedFileError, Snapshot, read_snapshot
 from tradectl.plan_report import plan_dict, render_table, terminal_width
 from tradectl.planner import plan
+from tradectl.planner.domain import Plan
 from tradectl.planner.gate import HALT
-from tradectl.planner.types import Plan
 from tradectl.runtime.session import plan_against_gateway, quiet_client_logging
 from tradectl.runtime.targets_file import TargetsFiles
 from tradectl.schemas.loader import halt_present, load_rule_set

@@ -10,7 +10,7 @@ from typing import Any
 
 from tradectl.cli.target import add_state_options, state_dir_of
 from tradectl.journal import Journal, JournalError, utc_now
-from tradectl.timezones import TRADING_TIME_ZONE
+from tradectl.timezones import trading_day
 
 FORMATS = ("text", "json", "html")
 
@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
 def days(args: argparse.Namespace) -> tuple[date, date] | str:
     if args.date is not None and (args.first is not None or args.last is not None):
         return "give either --date or --from/--to, not both"
-    today = utc_now().astimezone(TRADING_TIME_ZONE).date()
+    today = trading_day(utc_now())
     if args.date is not None:
         return args.date, args.date
     first = args.first or args.last or today

@@ -16,11 +16,11 @@ from tradectl.cli.target import NO_DAEMON, add_state_options, not_running, state
 from tradectl.journal import Journal, JournalError, utc_now
 from tradectl.ledger_view import RuleLedger, ledger_json, render_ledger, rule_ledgers
 from tradectl.records.store import read_backlog
-from tradectl.runtime.reconcile import trading_day_start
 from tradectl.runtime.targets_journal import pending_targets
 from tradectl.service.broker import read_safety
 from tradectl.service.control import ControlError, DaemonNotRunning, send_command
 from tradectl.service.safety import SafetyState
+from tradectl.timezones import trading_day_start
 
 
 def register(subparsers: Any) -> None:

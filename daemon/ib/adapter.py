@@ -3,7 +3,7 @@
 This package is the only product code that imports ib_insync. Design choices worth knowing:
 
 * **Every message is paced.** ``Client.sendMsg`` (the one place ib_insync writes a message,
-  including its own start-up requests) is replaced by a queue drained through ``tradectl.pacer``;
+  including its own start-up requests) is replaced by a queue drained through ``tradectl.ib.pacer``;
   ib_insync's own burst throttle is switched off. Cancels and protective orders go first.
 * **Orders bypass ib_insync's Trade bookkeeping.** ib_insync marks an order Cancelled on any error
   code it does not know as a warning (10349, for one), which would end a live order. The adapter
@@ -54,6 +54,7 @@ from tradectl.ib.money import (
     rule_key,
     stored_contract_money,
 )
+from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
 from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
     CANCEL_REFUSALS,
@@ -80,10 +81,9 @@ from tradectl.journal.lifecycle import (
     advance,
     order_ended,
 )
-from tradectl.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
+from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
 from tradectl.planner.fx import Pair, pair_named, pair_of, rate_from_pair
 from tradectl.planner.market_time import HoursFormatError, MarketHours, market_hours
-from tradectl.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
 
 log = logging.getLogger(__name__)
 

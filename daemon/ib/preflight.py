@@ -23,7 +23,7 @@ from ib_insync.util import UNSET_DOUBLE
 from tradectl.ib import translate
 from tradectl.ib.adapter import IbAdapter, cached_contract, us_stocks
 from tradectl.journal import CachedContract
-from tradectl.planner.types import OrderSpec
+from tradectl.planner.domain import OrderSpec
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from ib_insync.util import UNSET_DOUBLE
 
 from tradectl.journal import BrokerRecord, CachedContract, RecordedExecution
 from tradectl.journal.resync import BrokerSource
-from tradectl.planner.types import Execution, OrderSpec, OrderType, TimeInForce, WorkingOrder
+from tradectl.planner.domain import Execution, OrderSpec, OrderType, TimeInForce, WorkingOrder
 from tradectl.schemas.models import Side
 
 # Stop and target of one position: a partial fill of one reduces the other by the same quantity

@@ -22,8 +22,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from tradectl.errors import PermanentError
 from tradectl.journal.keys import ACCOUNT_KEY
 from tradectl.journal.migrations import MIGRATIONS, JournalVersionError, migrate
-from tradectl.planner.common import leg_kind
-from tradectl.planner.types import Intent
+from tradectl.planner.domain import Intent
+from tradectl.planner.legs import ORDER_REF_PREFIX, is_entry_leg, parse_order_ref
 from tradectl.private_files import (
     LoosePermissions,
     check_state_dir,
@@ -31,7 +31,6 @@ from tradectl.private_files import (
     make_private,
     open_private,
 )
-from tradectl.schemas.models import parse_order_ref
 
 if TYPE_CHECKING:
     from tradectl.journal.lifecycle import Transition
@@ -638,8 +637,8 @@ class Journal:
             )
         }
         executions = self._db.execute(
-            "SELECT COUNT(*) FROM executions WHERE time >= ? AND order_ref LIKE 'tctl:%'",
-            (_iso(since),),
+            "SELECT COUNT(*) FROM executions WHERE time >= ? AND order_ref LIKE ?",
+            (_iso(since), f"{ORDER_REF_PREFIX}:%"),
         ).fetchone()
         return OrderEfficiency(
             submissions=counts.get("place", 0),
@@ -1031,8 +1030,8 @@ def _post_to_ledger(db: sqlite3.Connection, execution: RecordedExecution, now: s
     if parsed is None:
         return
     rule, generation, leg = parsed
-    kind = leg_kind(leg)
-    is_entry = leg == "entry" or kind == "scales"
+    kind = parsed.kind
+    is_entry = is_entry_leg(leg)
     if kind not in ("brackets", "scales"):
         return
     if (

@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tradectl.planner.common import (
+    SAME_PRICE,
     Book,
     Draft,
     OwnedOrder,
+    already_this_spec,
     cancel_intent,
     lots_down,
-    modify_key,
     money,
+    place_or_modify,
     reduces,
     round_passive,
     shares,
@@ -39,26 +41,17 @@ from tradectl.planner.common import (
     signed,
     working_price,
 )
-from tradectl.planner.money import base_rate, no_rate_reason, symbol_rate
-from tradectl.planner.targets import decide_targets
-from tradectl.planner.ticks import PriceIncrements
-from tradectl.planner.types import (
-    Intent,
-    IntentAction,
+from tradectl.planner.domain import (
     OrderSpec,
     OrderType,
     Purpose,
     TargetsMode,
 )
-from tradectl.schemas.models import (
-    Allocation,
-    Risk,
-    RuleKind,
-    RuleSet,
-    Side,
-    order_ref,
-    rule_generation,
-)
+from tradectl.planner.legs import allocation_leg, leg_of, order_ref
+from tradectl.planner.money import base_rate, no_rate_reason, symbol_rate
+from tradectl.planner.targets import decide_targets
+from tradectl.planner.ticks import PriceIncrements
+from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "allocations"
 
@@ -112,10 +105,6 @@ def cash_buffer_of(allocation: Allocation, net_liquidation: float) -> float:
         return allocation.cash_buffer.amount
     assert allocation.cash_buffer.fraction_of_nav is not None
     return allocation.cash_buffer.fraction_of_nav * net_liquidation
-
-
-def allocation_leg(symbol: str, action: Side, quantity: int, desired: int, position: float) -> str:
-    return f"{symbol}.{short_hash(action, quantity, desired, position)[:6]}"
 
 
 def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Draft:
@@ -312,6 +301,7 @@ def _decide_symbol(
         desired = lots_down(weight * capital / value, lot)
     # A capital above NAV can ask for more than the gate allows; aim at what it allows
     # rather than planning a buy that stays blocked and holds cash from the other targets.
+    # The gate checks the same limit again (defence in depth, planner/gate.py).
     position_cap = lots_down(
         risk.max_position_fraction * book.observed.net_liquidation / value, lot
     )
@@ -395,6 +385,7 @@ def _decide_symbol(
     already_filled = 0 if carrier is None else int(carrier.order.filled)
     quantity = wanted_quantity
     reason = describe()
+    # Sliced to the gate's limit, which the gate checks again (defence in depth, planner/gate.py).
     per_order_cap = lots_down(risk.max_order_value / (estimated * rate), lot)
     if per_order_cap == 0 and carrier is not None:
         # Modified to one lot, the order would still be above the limit: the gate blocks that
@@ -512,33 +503,19 @@ def _kept(
     )
 
 
-def _unchanged(want: _Want) -> bool:
-    carrier = want.carrier
-    if carrier is None or carrier.generation != want.generation:
-        return False
-    order = carrier.order
-    if order.remaining != want.quantity or order.tif != want.tif:
-        return False
-    if want.limit_price is None:
-        return order.limit_price is None
-    if order.limit_price is None:
-        return False
-    return abs(order.limit_price - want.limit_price) <= want.tolerance + 1e-9
-
-
-def _emit(want: _Want, draft: Draft) -> None:
-    """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
-    if _unchanged(want):
-        return
+def _spec(want: _Want) -> OrderSpec:
+    """The order as ``want`` wants it at the broker: a carrier of the rule's current generation
+    keeps its orderRef; IB's quantity is the order's total, filled plus what should remain."""
     carrier = want.carrier
     already_filled = 0 if carrier is None else int(carrier.order.filled)
     if carrier is not None and carrier.generation == want.generation:
         ref = carrier.order.order_ref
         assert ref is not None
     else:
-        leg = allocation_leg(want.symbol, want.action, want.quantity, want.desired, want.position)
+        digest = short_hash(want.action, want.quantity, want.desired, want.position)[:6]
+        leg = allocation_leg(want.symbol, digest)
         ref = order_ref(want.rule, want.generation, leg)
-    spec = OrderSpec(
+    return OrderSpec(
         symbol=want.symbol,
         action=want.action,
         quantity=already_filled + want.quantity,
@@ -547,37 +524,36 @@ def _emit(want: _Want, draft: Draft) -> None:
         tif=want.tif,
         limit_price=want.limit_price,
     )
+
+
+def _unchanged(want: _Want) -> bool:
+    """The carrier already is the want: its limit may lag the fresh one by the tolerance."""
+    carrier = want.carrier
+    return carrier is not None and already_this_spec(
+        carrier.order, _spec(want), price_tolerance=want.tolerance + SAME_PRICE
+    )
+
+
+def _emit(want: _Want, draft: Draft) -> None:
+    """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
+    if _unchanged(want):
+        return
+    spec = _spec(want)
     purpose: Purpose = (
         "closing" if reduces(want.position, want.action, want.quantity) else "opening"
     )
-    if carrier is None:
-        action: IntentAction = "place"
-        key = ref
-        reason = want.reason
-        order_id = None
-    else:
-        old_ref = carrier.order.order_ref
-        assert old_ref is not None
-        action = "modify"
-        key = modify_key(old_ref, spec)
-        reason = f"order {carrier.order.order_id}: {want.reason}"
-        order_id = carrier.order.order_id
     draft.add(
-        Intent(
-            key=key,
-            action=action,
+        place_or_modify(
+            spec,
             kind=KIND,
             rule=want.rule,
-            leg=ref.rsplit(":", 1)[1],
-            symbol=want.symbol,
+            leg=leg_of(spec.order_ref),
             purpose=purpose,
-            reason=reason,
-            order=spec,
-            order_id=order_id,
+            reason=want.reason,
             estimated_price=want.estimated_price,
-            current_quantity=want.position,
-            target_quantity=float(want.desired),
-            replaces=None if carrier is None else carrier.order,
+            current=want.position,
+            target=float(want.desired),
+            existing=None if want.carrier is None else want.carrier.order,
             fx_rate=want.fx_rate,
         )
     )

@@ -27,6 +27,7 @@ from tradectl.planner.common import (
     Draft,
     Fills,
     OwnedOrder,
+    already_this_spec,
     cancel_intent,
     lots_down,
     opposite,
@@ -35,28 +36,31 @@ from tradectl.planner.common import (
     round_to_tick,
     shares,
 )
-from tradectl.planner.money import base_rate
-from tradectl.planner.ticks import PriceIncrements
-from tradectl.planner.types import (
+from tradectl.planner.domain import (
     Intent,
     OrderSpec,
     OrderType,
     Purpose,
     WorkingOrder,
 )
-from tradectl.schemas.models import (
-    Bracket,
-    RuleKind,
-    RuleSet,
-    Side,
+from tradectl.planner.legs import (
+    ENTRY_LEG,
+    KEPT_SUFFIX,
+    PROTECTIVE_LEGS,
+    STOP_LEG,
+    TARGET_LEG,
+    is_protective_leg,
+    kept_generation,
+    leg_of,
+    oca_group_name,
     order_ref,
     parse_order_ref,
-    rule_generation,
 )
+from tradectl.planner.money import base_rate
+from tradectl.planner.ticks import PriceIncrements
+from tradectl.schemas.models import Bracket, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "brackets"
-PROTECTIVE_LEGS = ("stop", "target")
-KEPT_SUFFIX = "-kept"
 _EPSILON = 1e-9
 
 
@@ -78,10 +82,6 @@ class _Protection:
         assert self.trailing_percent is not None
         direction = -1 if side == "BUY" else 1
         return reference * (1 + direction * self.trailing_percent / 100)
-
-
-def oca_group(rule: str, generation: str) -> str:
-    return f"tctl:{rule}:{generation}"
 
 
 class Allowance:
@@ -125,8 +125,8 @@ def _protection_finished_today(book: Book) -> set[str]:
     found = set()
     for order in book.observed.completed_orders:
         parsed = parse_order_ref(order.order_ref)
-        if parsed is not None and parsed[2] in PROTECTIVE_LEGS and order.status == "Filled":
-            found.add(parsed[0])
+        if parsed is not None and is_protective_leg(parsed.leg) and order.status == "Filled":
+            found.add(parsed.rule)
     return {name for name in found if book.journaled_entry(name) > 0}
 
 
@@ -175,7 +175,7 @@ def _plan_rule(
     if rule is None:
         return _removed(name, legs, entered, exited, book, notes, allowance)
     generation = rule_generation(rule)
-    entry = legs.get("entry")
+    entry = legs.get(ENTRY_LEG)
     held = entered.quantity - exited.quantity
     if entered.quantity > 0:
         # A new day's entry of a `reenter: daily` rule, placed after the last one closed, is
@@ -255,8 +255,8 @@ def holdings(name: str, legs: dict[str, OwnedOrder], book: Book) -> tuple[Fills,
     """What the rule entered and exited, from the journal's ledger and IB's truth
     (docs/planning.md, "Protection from the broker's truth"), and, when IB's order graph proved
     more than the fills show, why."""
-    entered = book.fills(name, lambda leg: leg == "entry", "entry")
-    exited = book.fills(name, lambda leg: leg in PROTECTIVE_LEGS, "exit")
+    entered = book.fills(name, lambda leg: leg == ENTRY_LEG, "entry")
+    exited = book.fills(name, is_protective_leg, "exit")
     if name in book.observed.released:
         # `tradectl release`: the rule protects nothing any more, whatever it filled.
         return entered, Fills(max(entered.quantity, exited.quantity), None), None
@@ -284,7 +284,7 @@ def reconstructed_entries(book: Book) -> list[Reconstruction]:
         entered, _, _ = holdings(name, legs, book)
         if entered.quantity > book.journaled_entry(name):
             order = next(iter(legs.values())).order
-            side = order.action if "entry" in legs else opposite(order.action)
+            side = order.action if ENTRY_LEG in legs else opposite(order.action)
             found.append(Reconstruction(name, order.symbol, side, entered.quantity))
     return found
 
@@ -296,13 +296,13 @@ def _children_prove(
     without its entry means the entry filled, unless the journal saw that entry end unfilled
     (then the legs are on their way out). The rule then holds what the account holds on the
     entry's side, up to the leg's size: (held, leg)."""
-    if "entry" in legs:
+    if ENTRY_LEG in legs:
         return None
     for leg in PROTECTIVE_LEGS:
         owned = legs.get(leg)
         if owned is None or owned.pending_cancel:
             continue
-        if order_ref(name, owned.generation, "entry") in book.observed.unfilled_entry_refs:
+        if order_ref(name, owned.generation, ENTRY_LEG) in book.observed.unfilled_entry_refs:
             continue
         order = owned.order
         side = opposite(order.action)
@@ -397,7 +397,7 @@ def _leg_spec(
 ) -> OrderSpec:
     action = opposite(rule.side)
     ref = order_ref(name, generation, leg)
-    if leg == "target":
+    if leg == TARGET_LEG:
         return OrderSpec(
             symbol=rule.symbol,
             action=action,
@@ -459,23 +459,6 @@ def _intent(
     )
 
 
-def _close(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return abs(a - b) <= _EPSILON
-
-
-def _differs(order: WorkingOrder, spec: OrderSpec) -> bool:
-    return not (
-        order.order_ref == spec.order_ref
-        and order.total_quantity == spec.quantity
-        and order.tif == spec.tif
-        and _close(order.limit_price, spec.limit_price)
-        and _close(order.aux_price, spec.aux_price)
-        and _close(order.trailing_percent, spec.trailing_percent)
-    )
-
-
 def _same_form(order: WorkingOrder, spec: OrderSpec) -> bool:
     """IB modifies quantity, prices, tif and orderRef in place, not side, symbol or type."""
     return (
@@ -497,7 +480,7 @@ def _follow(
     """Make the working leg ``owned`` look like ``spec``: nothing, a modify, or (for a change
     of order type) the new leg first and then the cancel of the old one, in one OCA group so
     that at most one of them can fill."""
-    leg = spec.order_ref.rsplit(":", 1)[1]
+    leg = leg_of(spec.order_ref)
     estimated = _estimate(spec, reference)
     if owned is None:
         return [_intent(spec, name, leg, purpose, reason, estimated, current, spec.quantity)]
@@ -514,7 +497,7 @@ def _follow(
         oca_group=order.oca_group or None,
         transmit=True,
     )
-    if not _differs(order, modify_spec):
+    if already_this_spec(order, modify_spec):
         return []
     return [
         _intent(modify_spec, name, leg, purpose, reason, estimated, current, spec.quantity, order)
@@ -540,7 +523,7 @@ def _unfilled(
     notes: list[str],
 ) -> list[Intent]:
     where = f"brackets.{name}"
-    entry = legs.get("entry")
+    entry = legs.get(ENTRY_LEG)
     children = [legs[leg] for leg in PROTECTIVE_LEGS if leg in legs]
     if entry is None and children:
         notes.append(f"{where}: children without an entry are cancelled; entry on the next pass")
@@ -577,7 +560,7 @@ def _unfilled(
         notes.append(f"{where}: risk-sized quantity rounds to 0 shares; not planned")
         return []
 
-    entry_ref = order_ref(name, generation, "entry")
+    entry_ref = order_ref(name, generation, ENTRY_LEG)
     entry_spec = OrderSpec(
         symbol=rule.symbol,
         action=rule.side,
@@ -591,12 +574,12 @@ def _unfilled(
     )
     describe = _describe(rule, quantity, limit, trigger, protection)
     if entry is None:
-        group = oca_group(name, generation)
+        group = oca_group_name(name, generation)
         stop = _leg_spec(
             rule,
             name,
             generation,
-            "stop",
+            STOP_LEG,
             quantity,
             protection,
             parent_ref=entry_ref,
@@ -607,7 +590,7 @@ def _unfilled(
             rule,
             name,
             generation,
-            "target",
+            TARGET_LEG,
             quantity,
             protection,
             parent_ref=entry_ref,
@@ -617,12 +600,12 @@ def _unfilled(
         estimated = limit if limit is not None else reference
         return [
             _intent(
-                entry_spec, name, "entry", "opening", f"enter: {describe}", estimated, 0, quantity
+                entry_spec, name, ENTRY_LEG, "opening", f"enter: {describe}", estimated, 0, quantity
             ),
             _intent(
                 stop,
                 name,
-                "stop",
+                STOP_LEG,
                 "protective",
                 f"stop of {describe}",
                 _estimate(stop, reference),
@@ -632,7 +615,7 @@ def _unfilled(
             _intent(
                 target,
                 name,
-                "target",
+                TARGET_LEG,
                 "protective",
                 f"target of {describe}",
                 _estimate(target, reference),
@@ -664,7 +647,7 @@ def _unfilled(
             quantity,
             protection,
             parent_ref=entry.order.order_ref,
-            oca=sibling_group or oca_group(name, generation),
+            oca=sibling_group or oca_group_name(name, generation),
             transmit=True,
         )
         intents += _follow(owned, spec, name, "protective", f"{leg} of {describe}", reference, 0)
@@ -686,7 +669,7 @@ def _protect(
     working = list(legs.values())
     if any(
         owned.order.symbol != rule.symbol
-        or (owned.leg == "entry") != (owned.order.action == rule.side)
+        or (owned.leg == ENTRY_LEG) != (owned.order.action == rule.side)
         for owned in working
     ):
         notes.append(
@@ -711,12 +694,12 @@ def _protect(
     reference = entered.average_price or rule.entry.reference_price or 0.0
     sibling_group = next(
         (owned.order.oca_group for owned in children.values() if owned and owned.order.oca_group),
-        oca_group(name, generation),
+        oca_group_name(name, generation),
     )
     filled = f"{shares(entered.quantity)} filled"
     if exited.quantity:
         filled += f", {shares(exited.quantity)} exited"
-    entry = legs.get("entry")
+    entry = legs.get(ENTRY_LEG)
     working_entry = None if entry is None else entry.order.order_id
     detached: list[Intent] = []
     released_children: list[Intent] = []
@@ -769,7 +752,7 @@ def _detached(spec: OrderSpec, name: str, leg: str, oca: str) -> OrderSpec:
     assert parsed is not None
     return replace(
         spec,
-        order_ref=order_ref(name, kept_generation(parsed[1]), leg),
+        order_ref=order_ref(name, kept_generation(parsed.generation), leg),
         parent_ref=None,
         oca_group=oca,
         transmit=True,
@@ -799,7 +782,7 @@ def _removed(
     """A rule no longer in the files: cancel its unfilled entry; what it filled stays protected
     (an orphaned protection) until the position is closed or `tradectl release` releases it."""
     where = f"brackets.{name}"
-    entry = legs.get("entry")
+    entry = legs.get(ENTRY_LEG)
     cancel_entry = (
         []
         if entry is None
@@ -851,17 +834,11 @@ def _removed(
             # leg that finished while the rule still holds shares is placed again the same way.
             parsed = parse_order_ref(order.order_ref)
             assert parsed is not None
-            spec = replace(spec, order_ref=order_ref(name, kept_generation(parsed[1]), leg))
+            spec = replace(spec, order_ref=order_ref(name, kept_generation(parsed.generation), leg))
             kept.append(_intent(spec, name, leg, "protective", reason, reference, 0, cover))
         else:
             followed += _follow(owned, spec, name, "protective", reason, reference, cover)
     return kept + cancel_entry + followed
-
-
-def kept_generation(generation: str) -> str:
-    """The generation in the orderRef of a removed rule's protective legs placed again without
-    their parent (the children's own orderRefs stay with the cancelled ones)."""
-    return generation if generation.endswith(KEPT_SUFFIX) else generation + KEPT_SUFFIX
 
 
 def _reference(entered: Fills, order: WorkingOrder) -> float:

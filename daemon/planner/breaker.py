@@ -13,6 +13,9 @@ changes nothing:
 When the gateway reports no daily P&L, the breaker falls back to the fall of net liquidation
 below the first one tradectl saw that day. A withdrawal then looks like a loss (it may trip the
 breaker, which only stops opening orders) and a deposit hides one; the plan says so.
+
+The runtime picks the figures (IB's, the journal's day-start NAV, the P&L at `tradectl resume`)
+and the report draws the breaker's floor; the arithmetic on them is all here.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tradectl.planner.common import money
-from tradectl.planner.types import Observed
+from tradectl.planner.domain import Observed
 
 RULE = "risk.max_daily_loss_fraction"
 
@@ -53,6 +56,28 @@ class DailyLoss:
             f"NAV {money(self.baseline - self.loss)} is {self.fraction:.2%} below the day's "
             f"first NAV {money(self.baseline)} {limit}"
         )
+
+
+def previous_close_equity(
+    net_liquidation: float, daily_pnl: float, previous_day_equity: float | None
+) -> float:
+    """The baseline when IB reports a daily P&L: the previous session's closing equity as IB
+    reports it, else the same figure derived (net liquidation minus the P&L)."""
+    if previous_day_equity is not None and previous_day_equity > 0:
+        return previous_day_equity
+    return net_liquidation - daily_pnl
+
+
+def since_resume(baseline: float, daily_pnl: float, pnl_at_resume: float) -> tuple[float, float]:
+    """Baseline and P&L after `tradectl resume` the same day: the loss counts from the resume,
+    so the P&L made before it moves into the baseline."""
+    return baseline + pnl_at_resume, daily_pnl - pnl_at_resume
+
+
+def nav_floor(baseline: float, max_daily_loss_fraction: float) -> float:
+    """The net liquidation below which the breaker trips, when the loss is measured by net
+    liquidation (the limit of ``DailyLoss.exceeds``, as a NAV)."""
+    return baseline * (1 - max_daily_loss_fraction)
 
 
 def daily_loss(net_liquidation: float, baseline: float, daily_pnl: float | None) -> DailyLoss:

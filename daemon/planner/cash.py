@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tradectl.planner.common import TERMINAL_STATUSES, money, working_price
+from tradectl.planner.domain import Intent, Observed, WorkingOrder
+from tradectl.planner.legs import ENTRY_LEG
 from tradectl.planner.money import base_rate, is_conversion
-from tradectl.planner.types import Intent, Observed, WorkingOrder
 
 # Sums of floats: a commitment this close to the funding still fits.
 _SLACK = 1e-6
@@ -60,7 +61,7 @@ def needs_cash(intent: Intent) -> bool:
     """A bracket entry or scale level that buys to open."""
     if intent.order is None or intent.order.action != "BUY" or intent.purpose != "opening":
         return False
-    return intent.kind == "scales" or (intent.kind == "brackets" and intent.leg == "entry")
+    return intent.kind == "scales" or (intent.kind == "brackets" and intent.leg == ENTRY_LEG)
 
 
 def buy_value(order: WorkingOrder, observed: Observed) -> float:

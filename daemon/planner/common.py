@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from tradectl.planner.ticks import Direction, PriceIncrements
-from tradectl.planner.types import (
+from tradectl.planner.domain import (
     ContractFacts,
     Execution,
     Intent,
@@ -26,7 +24,9 @@ from tradectl.planner.types import (
     TargetsDecision,
     WorkingOrder,
 )
-from tradectl.schemas.models import RuleKind, Side, parse_order_ref
+from tradectl.planner.legs import ENTRY_LEG, parse_order_ref
+from tradectl.planner.ticks import Direction, PriceIncrements
+from tradectl.schemas.models import RuleKind, Side
 
 QUOTE_MAX_AGE = timedelta(minutes=15)
 
@@ -34,10 +34,6 @@ QUOTE_MAX_AGE = timedelta(minutes=15)
 # working, but the planner must not act on them if it does.
 TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled"})
 PENDING_CANCEL = "PendingCancel"
-
-BRACKET_LEGS = ("entry", "stop", "target")
-_SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
-_ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9]{0,9}(?:[.][A-Z]{1,2})?)[.][0-9a-f]{4,}$")
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -109,17 +105,6 @@ def shares(quantity: float) -> str:
     return f"{quantity:,}"
 
 
-def leg_kind(leg: str) -> RuleKind | None:
-    """Which kind of rule an orderRef leg belongs to, from its form alone."""
-    if leg in BRACKET_LEGS:
-        return "brackets"
-    if _SCALE_LEG.match(leg):
-        return "scales"
-    if _ALLOCATION_LEG.match(leg):
-        return "allocations"
-    return None
-
-
 def working_price(order: WorkingOrder, fallback: float | None) -> float | None:
     """The price that bounds a working order's value: its limit, else its stop, else the quote."""
     if order.limit_price is not None:
@@ -177,7 +162,7 @@ class Book:
             if parsed is None:
                 continue
             rule, generation, leg = parsed
-            owned = OwnedOrder(order, rule, generation, leg, leg_kind(leg))
+            owned = OwnedOrder(order, rule, generation, leg, parsed.kind)
             self.owned.append(owned)
             self._by_rule.setdefault((owned.kind, rule), []).append(owned)
         for orders in self._by_rule.values():
@@ -190,13 +175,13 @@ class Book:
         for order in observed.completed_orders:
             parsed = parse_order_ref(order.order_ref)
             if parsed is not None:
-                self._completed[(parsed[0], parsed[2])] = order
+                self._completed[(parsed.rule, parsed.leg)] = order
         self._ib_filled: dict[str, dict[tuple[str, str], float]] = {}
         for order in (*observed.working_orders, *observed.completed_orders):
             parsed = parse_order_ref(order.order_ref)
             if parsed is not None and order.filled > 0:
-                by_ref = self._ib_filled.setdefault(parsed[0], {})
-                key = (order.order_ref or "", parsed[2])
+                by_ref = self._ib_filled.setdefault(parsed.rule, {})
+                key = (order.order_ref or "", parsed.leg)
                 by_ref[key] = max(by_ref.get(key, 0.0), order.filled)
         self._executions: dict[str, list[tuple[str, str, Execution]]] = {}
         for execution in observed.executions:
@@ -261,7 +246,7 @@ class Book:
         executions show an entry fill, else from the journal; None when nobody knows."""
         today = self.observed.trading_day
         if today is not None and any(
-            leg == "entry" for _, leg, _ in self._executions.get(rule, [])
+            leg == ENTRY_LEG for _, leg, _ in self._executions.get(rule, [])
         ):
             return today
         days = [
@@ -366,6 +351,42 @@ def cancel_intent(
     )
 
 
+# Two prices closer than this are the same price (float noise, far below any tick).
+SAME_PRICE = 1e-9
+_STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
+
+
+def _within(working: float | None, wanted: float | None, tolerance: float) -> bool:
+    if working is None or wanted is None:
+        return working is wanted
+    return abs(working - wanted) <= tolerance
+
+
+def already_this_spec(
+    order: WorkingOrder, spec: OrderSpec, price_tolerance: float = SAME_PRICE
+) -> bool:
+    """Whether the working ``order`` already is ``spec``, so that no modify is due: the same
+    orderRef, total quantity, order type and time in force, a limit no further away than
+    ``price_tolerance`` (or none on both), and for a stop or trailing order the same stop price
+    and trailing percent. A rule kind that lets a working limit lag the market (allocations, by
+    their ``limit_offset_bps``) passes its own tolerance. Side and symbol are not compared: IB
+    cannot modify them, so the rule kinds cancel and place anew instead."""
+    if not (
+        order.order_ref == spec.order_ref
+        and order.total_quantity == spec.quantity
+        and order.order_type == spec.order_type
+        and order.tif == spec.tif
+        and _within(order.limit_price, spec.limit_price, price_tolerance)
+    ):
+        return False
+    # Only these types use the stop fields; on a limit or market order they mean nothing.
+    if spec.order_type not in _STOP_TYPES:
+        return True
+    return _within(order.aux_price, spec.aux_price, price_tolerance) and _within(
+        order.trailing_percent, spec.trailing_percent, price_tolerance
+    )
+
+
 def modify_key(existing_ref: str, spec: OrderSpec) -> str:
     return f"{existing_ref}#mod:{spec_hash(spec)}"
 
@@ -382,9 +403,10 @@ def place_or_modify(
     current: float,
     target: float,
     existing: WorkingOrder | None,
+    fx_rate: float = 1.0,
 ) -> Intent:
     """A standing order as ``spec`` says: placed afresh, or the working ``existing`` modified in
-    place (docs/planning.md: modify, don't churn)."""
+    place (docs/planning.md: modify, don't churn). ``fx_rate`` values it in the base currency."""
     action: IntentAction = "place"
     key, order_id = spec.order_ref, None
     if existing is not None:
@@ -407,6 +429,7 @@ def place_or_modify(
         current_quantity=current,
         target_quantity=target,
         replaces=existing,
+        fx_rate=fx_rate,
     )
 
 

@@ -19,7 +19,9 @@ import math
 from dataclasses import replace
 
 from tradectl.planner.common import money, short_hash
-from tradectl.planner.fx import conversion_leg, pair_of
+from tradectl.planner.domain import Intent, Observed, OrderSpec, Plan
+from tradectl.planner.fx import pair_of
+from tradectl.planner.legs import conversion_leg, order_ref, parse_order_ref
 from tradectl.planner.money import (
     FX_RULE,
     conversion_states,
@@ -28,8 +30,7 @@ from tradectl.planner.money import (
     rate_to_base,
     symbol_currency,
 )
-from tradectl.planner.types import Intent, Observed, OrderSpec, Plan
-from tradectl.schemas.models import RuleSet, order_ref, parse_order_ref
+from tradectl.schemas.models import RuleSet
 
 # Bought on top of the shortfall: the rate can move before the conversion fills, and the buys
 # it pays for are priced at their limits, which a fill may not reach.

@@ -52,23 +52,6 @@ def rate_from_pair(pair: Pair, price: float, base: str) -> float:
     raise ValueError(f"{pair.name} does not trade {base}")
 
 
-# The orderRef leg of a conversion: FX.<currency bought>.<hash of the trading day>. Not a leg
-# of any rule kind (common.leg_kind), so no rule's planning ever modifies or cancels it.
-_CONVERSION_PREFIX = "FX."
-
-
-def conversion_leg(currency: str, day_hash: str) -> str:
-    return f"{_CONVERSION_PREFIX}{currency}.{day_hash}"
-
-
-def converted_currency(leg: str) -> str | None:
-    """The currency a conversion leg buys; None for any other leg."""
-    if not leg.startswith(_CONVERSION_PREFIX):
-        return None
-    parts = leg.split(".")
-    return parts[1] if len(parts) == 3 and parts[1] else None
-
-
 def pair_named(name: str) -> Pair | None:
     """The pair a conversion's symbol names (``EUR.USD``); None for anything else."""
     parts = name.split(".")

@@ -29,9 +29,9 @@ Checks, in order (the first that fails names the block):
   buffer. The planner sizes allocation buys with the same arithmetic, assuming all its intents
   go through; when one is blocked (say a modify that was to free cash), the buys it would have
   funded are blocked here instead.
-  Then cash per currency: opening buys in a currency other than the base may commit no more
-  than the account holds in it; what happens to the others is ``account.fx``
-  (daemon/planner/money.py).
+  Then cash per currency: opening buys in a currency may commit no more than the account holds
+  in it (a margin account's base currency excepted); what happens to the others is
+  ``account.fx`` (daemon/planner/money.py).
 
 A bracket's intents are one unit: if one of them is blocked, all of them are, so a parent is
 never sent without its children and a protective leg is never cancelled without its successor.
@@ -49,6 +49,8 @@ from tradectl.planner.breaker import RULE as BREAKER_RULE
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.cash import check_cash
 from tradectl.planner.common import TERMINAL_STATUSES, money
+from tradectl.planner.domain import Intent, Observed, Plan, WorkingOrder
+from tradectl.planner.legs import ENTRY_LEG, STOP_LEG
 from tradectl.planner.money import (
     FX_RULE,
     check_currencies,
@@ -56,7 +58,6 @@ from tradectl.planner.money import (
     no_rate_reason,
     symbol_rate,
 )
-from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
 from tradectl.schemas.models import FxPolicy, Risk, RuleSet
 
 HALT = "halt"
@@ -237,6 +238,10 @@ def _check(
         return f"{FX_RULE}: {no_rate_reason(observed, intent.symbol)}"
     if intent.estimated_price is None:
         return "risk.max_order_value: no price to value the order"
+    # Allocations already size their orders to this limit and to the position limit below
+    # (allocations.py), and `validate` checks a bracket's or scale's own prices against it
+    # (schemas/checks.py); checked again here on purpose (defence in depth): every intent of
+    # every kind passes the gate, whatever its planner or its file said.
     if intent.value > risk.max_order_value + 1e-6:
         return f"risk.max_order_value: {money(intent.value)} > {money(risk.max_order_value)}"
     if not opening:
@@ -254,7 +259,7 @@ def _check(
                 f"{money(after_value)} > {money(limit_value)} "
                 f"({risk.max_position_fraction:.2%} of NAV)"
             )
-    if intent.kind == "brackets" and intent.leg == "entry":
+    if intent.kind == "brackets" and intent.leg == ENTRY_LEG:
         return _risk_per_trade(intent, risk, observed, intents)
     return None
 
@@ -285,7 +290,7 @@ def _stop_distance(entry: Intent, observed: Observed, intents: list[Intent]) -> 
         if (
             intent.kind == "brackets"
             and intent.rule == entry.rule
-            and intent.leg == "stop"
+            and intent.leg == STOP_LEG
             and intent.order is not None
         ):
             if intent.order.trailing_percent is not None:
@@ -295,7 +300,7 @@ def _stop_distance(entry: Intent, observed: Observed, intents: list[Intent]) -> 
     for order in observed.working_orders:
         if (
             order.rule == entry.rule
-            and order.leg == "stop"
+            and order.leg == STOP_LEG
             and order.status not in TERMINAL_STATUSES
         ):
             if order.trailing_percent is not None:
@@ -353,6 +358,10 @@ def _limit_cash(
     parent and its children go together or not at all. Protective legs of what already filled
     are not attached to a new entry and still go. Allocation buys come last, in plan order
     while they fit within cash minus their rule's buffer.
+
+    Deliberate repetition, as defence in depth: the planner ran the same arithmetic
+    (``check_cash``) to size allocation buys, and ``recheck_cash`` runs it once more on what
+    the runtime will send; all three call daemon/planner/cash.py, none restates it.
     """
     check = check_cash(intents, blocked_by, observed)
     for index, reason in check.blocked.items():

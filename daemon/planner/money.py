@@ -23,9 +23,9 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from tradectl.planner.common import TERMINAL_STATUSES, money, working_price
-from tradectl.planner.fx import converted_currency
-from tradectl.planner.types import Intent, Observed, WorkingOrder
-from tradectl.schemas.models import FxPolicy, parse_order_ref
+from tradectl.planner.domain import Intent, Observed, WorkingOrder
+from tradectl.planner.legs import converted_currency, parse_order_ref
+from tradectl.schemas.models import FxPolicy
 
 # Sums of floats: a commitment this close to the balance still fits.
 _SLACK = 1e-6

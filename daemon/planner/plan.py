@@ -17,12 +17,12 @@ from tradectl.planner.brackets import plan_brackets
 from tradectl.planner.cash import check_cash, needs_cash
 from tradectl.planner.common import Book, Draft, Group, ordered, ordered_groups
 from tradectl.planner.conversions import plan_conversions, with_conversions
-from tradectl.planner.fx import converted_currency
+from tradectl.planner.domain import Intent, Observed, Plan
 from tradectl.planner.gate import gate
+from tradectl.planner.legs import converted_currency
 from tradectl.planner.market_time import Hold, hold_reason, in_blackout
 from tradectl.planner.money import is_conversion, with_fx_rates
 from tradectl.planner.scales import plan_scales
-from tradectl.planner.types import Intent, Observed, Plan
 from tradectl.schemas.models import RuleSet
 
 

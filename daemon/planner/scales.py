@@ -19,16 +19,17 @@ from tradectl.planner.common import (
     Book,
     Draft,
     OwnedOrder,
+    already_this_spec,
     cancel_intent,
-    leg_kind,
     place_or_modify,
     reduces,
     round_passive,
     shares,
     signed,
 )
-from tradectl.planner.types import Intent, OrderSpec, Purpose
-from tradectl.schemas.models import RuleKind, RuleSet, Scale, order_ref, rule_generation
+from tradectl.planner.domain import Intent, OrderSpec, Purpose
+from tradectl.planner.legs import leg_kind, order_ref, scale_leg
+from tradectl.schemas.models import RuleKind, RuleSet, Scale, rule_generation
 
 KIND: RuleKind = "scales"
 
@@ -97,7 +98,7 @@ def _plan_rule(
     running = observed.position(scale.symbol)
     wanted_legs = set()
     for index, (price, quantity) in enumerate(zip(prices, quantities, strict=True), start=1):
-        leg = f"L{index}"
+        leg = scale_leg(index)
         wanted_legs.add(leg)
         level_filled = min(float(quantity), max(0.0, unassigned))
         unassigned -= level_filled
@@ -134,7 +135,7 @@ def _plan_rule(
             )
         elif working is None:
             intents.append(_intent(spec, name, leg, purpose, reason, quantity, level_filled))
-        elif _differs(working, spec):
+        elif not already_this_spec(working.order, spec):
             intents.append(
                 _intent(spec, name, leg, purpose, reason, quantity, level_filled, working)
             )
@@ -142,19 +143,6 @@ def _plan_rule(
         if leg not in wanted_legs:
             intents.append(cancel_intent(owned, KIND, f"{leg} is no longer a level"))
     return intents
-
-
-def _differs(owned: OwnedOrder, spec: OrderSpec) -> bool:
-    order = owned.order
-    return not (
-        order.order_ref == spec.order_ref
-        and order.total_quantity == spec.quantity
-        and order.order_type == spec.order_type
-        and order.tif == spec.tif
-        and order.limit_price is not None
-        and spec.limit_price is not None
-        and abs(order.limit_price - spec.limit_price) <= 1e-9
-    )
 
 
 def _intent(

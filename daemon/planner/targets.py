@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from tradectl.planner.types import (
+from tradectl.planner.domain import (
     AcceptedTargets,
     FileTargets,
     Quote,

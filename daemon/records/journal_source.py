@@ -8,8 +8,8 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from tradectl.planner.legs import parse_order_ref
 from tradectl.records.model import FillRecord, OrderRecord
-from tradectl.schemas.models import parse_order_ref
 
 # The intent behind an execution: the place intent of the same order (client id + order id),
 # else the latest place intent with its orderRef journaled before the fill (orders found at the
@@ -66,8 +66,8 @@ class JournalFillSource:
 
     def _record(self, row: sqlite3.Row) -> FillRecord:
         parsed = parse_order_ref(row["order_ref"])
-        rule = row["intent_rule"] or (parsed[0] if parsed else None)
-        leg = row["intent_leg"] or (parsed[2] if parsed else None)
+        rule = row["intent_rule"] or (parsed.rule if parsed else None)
+        leg = row["intent_leg"] or (parsed.leg if parsed else None)
         return FillRecord(
             seq=row["seq"],
             time=datetime.fromisoformat(row["time"]),
@@ -85,7 +85,7 @@ class JournalFillSource:
             order_ref=row["order_ref"],
             rule=rule,
             leg=leg,
-            rule_generation=parsed[1] if parsed else None,
+            rule_generation=parsed.generation if parsed else None,
             intent_reason=row["reason"],
             config_generation=row["generation"],
         )
@@ -172,9 +172,9 @@ class JournalOrderSource:
             commission=row["commission"],
             submitted=datetime.fromisoformat(row["first_seen"]),
             order_ref=row["order_ref"],
-            rule=row["intent_rule"] or (parsed[0] if parsed else None),
-            leg=row["intent_leg"] or (parsed[2] if parsed else None),
-            rule_generation=parsed[1] if parsed else None,
+            rule=row["intent_rule"] or (parsed.rule if parsed else None),
+            leg=row["intent_leg"] or (parsed.leg if parsed else None),
+            rule_generation=parsed.generation if parsed else None,
             intent_reason=row["reason"],
             config_generation=row["generation"],
         )

@@ -8,9 +8,10 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from tradectl.journal import AccountSample, Journal, JournaledIntent
+from tradectl.planner.breaker import nav_floor
+from tradectl.planner.legs import parse_order_ref
 from tradectl.report.pnl import Fill, Realization, realize
-from tradectl.schemas.models import parse_order_ref
-from tradectl.timezones import TRADING_TIME_ZONE
+from tradectl.timezones import TRADING_TIME_ZONE, trading_day
 
 MANUAL = "(manual)"
 
@@ -183,7 +184,7 @@ def build_report(journal: Journal, first: date, last: date, now: datetime) -> Re
 
 def _rule_of(order_ref: str | None) -> str:
     parsed = parse_order_ref(order_ref)
-    return MANUAL if parsed is None else parsed[0]
+    return MANUAL if parsed is None else parsed.rule
 
 
 def _rule_lines(realizations: list[Realization], intents: list[JournaledIntent]) -> list[RuleLine]:
@@ -231,15 +232,13 @@ def _order_line(intent: JournaledIntent) -> OrderLine:
 def _days(samples: list[AccountSample]) -> list[DayAccount]:
     by_day: dict[str, list[AccountSample]] = {}
     for sample in samples:
-        by_day.setdefault(sample.at.astimezone(TRADING_TIME_ZONE).date().isoformat(), []).append(
-            sample
-        )
+        by_day.setdefault(trading_day(sample.at).isoformat(), []).append(sample)
     days = []
     for day, own in sorted(by_day.items()):
         first, last = own[0], own[-1]
         nav_open = first.day_start_nav
         limit = float(last.detail.get("max_daily_loss_fraction", 0.0))
-        floor = nav_open * (1 - limit)
+        floor = nav_floor(nav_open, limit)
         days.append(
             DayAccount(
                 day=day,

@@ -7,7 +7,7 @@ from typing import Any
 
 from tradectl.journal import Journal
 from tradectl.planner.allocations import capital_of
-from tradectl.planner.types import Observed, Plan
+from tradectl.planner.domain import Observed, Plan
 from tradectl.schemas.models import RuleSet
 
 

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tradectl.ib import AdapterError, IbAdapter
 from tradectl.ib import preflight as ask
 from tradectl.journal import Journal, JournalError, JournalVersionError, utc_now
+from tradectl.planner.domain import OrderSpec
 from tradectl.planner.gate import HALT
-from tradectl.planner.types import OrderSpec
 from tradectl.runtime.reconcile import reconcile_pass
 from tradectl.runtime.session import open_session
 from tradectl.runtime.targets_file import TargetsFiles, allocation_symbols

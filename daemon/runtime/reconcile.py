@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from tradectl.ib import BrokerState, IbAdapter, Progress
 from tradectl.ib.translate import planner_execution
@@ -23,14 +23,16 @@ from tradectl.journal.keys import (
 )
 from tradectl.planner import plan as make_plan
 from tradectl.planner.brackets import reconstructed_entries
+from tradectl.planner.breaker import previous_close_equity, since_resume
 from tradectl.planner.common import Book
+from tradectl.planner.domain import Intent, Observed, Plan, TargetsSource, WorkingOrder
 from tradectl.planner.gate import recheck_cash
-from tradectl.planner.types import Intent, Observed, Plan, TargetsSource, WorkingOrder
+from tradectl.planner.legs import parse_order_ref
 from tradectl.runtime.account_sample import record_account_sample
 from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
 from tradectl.runtime.targets_journal import accepted_targets, record_decisions
-from tradectl.schemas.models import RuleSet, parse_order_ref
-from tradectl.timezones import TRADING_TIME_ZONE
+from tradectl.schemas.models import RuleSet
+from tradectl.timezones import TRADING_TIME_ZONE, trading_day_start
 
 # A rejected intent waits before it is tried again: 1, 2, 4, ... minutes, at most an hour; a rule
 # whose orders were rejected this many times today is held until tomorrow.
@@ -59,11 +61,6 @@ class PassResult:
         return self.progress.rejected
 
 
-def trading_day_start(now: datetime) -> datetime:
-    local = now.astimezone(TRADING_TIME_ZONE)
-    return datetime.combine(local.date(), time(0), tzinfo=TRADING_TIME_ZONE)
-
-
 def _loss_reference(
     state: BrokerState, daily_pnl: float, journal: Journal | None, day: str
 ) -> tuple[float, float]:
@@ -71,10 +68,7 @@ def _loss_reference(
     (daemon/planner/breaker.py): the previous close's equity (PreviousDayEquityWithLoanValue,
     else net liquidation minus the P&L), both moved to the moment of `tradectl resume` when
     the breaker was resumed today."""
-    previous = state.previous_day_equity
-    baseline = (
-        previous if previous is not None and previous > 0 else state.net_liquidation - daily_pnl
-    )
+    baseline = previous_close_equity(state.net_liquidation, daily_pnl, state.previous_day_equity)
     if journal is None:
         return baseline, daily_pnl
     key = PNL_AT_RESUME_PREFIX + day
@@ -86,8 +80,7 @@ def _loss_reference(
         journal.set_state(key, at_resume)
     if at_resume is None:
         return baseline, daily_pnl
-    offset = float(at_resume)
-    return baseline + offset, daily_pnl - offset
+    return since_resume(baseline, daily_pnl, float(at_resume))
 
 
 def _first_nav_of_day(journal: Journal, day: str, net_liquidation: float) -> float:
@@ -153,7 +146,7 @@ def build_observed(
             parsed = parse_order_ref(ref)
             if parsed is not None:
                 ended = entries_filled if how == "filled" else entries_expired
-                key = (parsed[0], parsed[1])
+                key = (parsed.rule, parsed.generation)
                 ended_on = trading_day_start(ended_at).date()
                 ended[key] = max(ended_on, ended.get(key, ended_on))
     working = state.working_orders

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tradectl.ib import ConnectionSettings, IbAdapter, Progress
+from tradectl.ib.pacer import DEFAULT_RATE
 from tradectl.journal import Journal, utc_now
-from tradectl.pacer import DEFAULT_RATE
 from tradectl.runtime.reconcile import PassResult, reconcile_pass
 from tradectl.schemas.models import RuleSet
 

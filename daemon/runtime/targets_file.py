@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tradectl.planner.types import FileTargets, TargetsMode, TargetsSource
+from tradectl.planner.domain import FileTargets, TargetsMode, TargetsSource
 from tradectl.schemas.models import RuleSet, TargetsFrom
 from tradectl.schemas.strict_modes import untrusted_input_problems
 

@@ -24,7 +24,7 @@ from tradectl.journal.keys import (
     TARGETS_PENDING_PREFIX,
 )
 from tradectl.plan_report import decision_view
-from tradectl.planner.types import AcceptedTargets, Plan, TargetsDecision
+from tradectl.planner.domain import AcceptedTargets, Plan, TargetsDecision
 
 
 class NothingToAccept(LookupError):

@@ -41,8 +41,9 @@ from tradectl.journal.keys import (
 from tradectl.journal.lifecycle import REJECTION_STATUS, order_ended
 from tradectl.ledger_view import rule_ledgers
 from tradectl.planner.breaker import breaker_reason
+from tradectl.planner.domain import Intent, Observed, Plan, WorkingOrder
+from tradectl.planner.legs import leg_kind, parse_order_ref
 from tradectl.planner.market_time import session_close
-from tradectl.planner.types import Intent, Observed, Plan, WorkingOrder
 from tradectl.runtime.account_sample import record_account_sample
 from tradectl.runtime.reconcile import (
     build_observed,
@@ -50,15 +51,15 @@ from tradectl.runtime.reconcile import (
     plan_pass,
     remember_reconstructions,
     sending_groups,
-    trading_day_start,
 )
 from tradectl.runtime.session import connection_settings
 from tradectl.runtime.targets_file import TargetsFiles, allocation_symbols
 from tradectl.runtime.targets_journal import accept_pending, decision_views, record_decisions
-from tradectl.schemas.models import RuleKind, RuleSet, parse_order_ref
+from tradectl.schemas.models import RuleKind, RuleSet
+from tradectl.timezones import trading_day, trading_day_start
 
 from .engine import PassContext, PassSummary, SessionEvents
-from .safety import SafetyState, trading_day
+from .safety import SafetyState
 from .telemetry import PassFacts, allocation_drift
 
 log = logging.getLogger("tradectl.daemon")
@@ -155,9 +156,7 @@ def _kind_of(rules: RuleSet | None, order: WorkingOrder) -> RuleKind:
             return "scales"
         if rule in rules.brackets:
             return "brackets"
-    if leg.startswith("L") and leg[1:].isdigit():
-        return "scales"
-    return "brackets" if leg in ("entry", "stop", "target") else "allocations"
+    return leg_kind(leg) or "allocations"
 
 
 def _order_view(order: WorkingOrder) -> dict[str, Any]:

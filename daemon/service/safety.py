@@ -12,12 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from tradectl.timezones import TRADING_TIME_ZONE
-
-
-def trading_day(moment: datetime) -> date:
-    return moment.astimezone(TRADING_TIME_ZONE).date()
-
 
 @dataclass(frozen=True)
 class SafetyState:

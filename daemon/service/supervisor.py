@@ -33,12 +33,13 @@ from tradectl.private_files import LoosePermissions, ensure_state_dir
 from tradectl.runtime.targets_file import resolve_targets_path
 from tradectl.schemas.loader import halt_file, halt_present
 from tradectl.schemas.models import Account, Alerts, Gateway, ReportSchedule, RuleSet
+from tradectl.timezones import trading_day
 
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
 from .engine import BrokerSession, PassContext, PassRecord
 from .records_task import RecordsFactory, RecordsTask
-from .safety import SafetyState, trading_day
+from .safety import SafetyState
 from .schedule import PassScheduler
 from .sdnotify import SystemdNotifier
 from .serializer import PassSerializer

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tradectl.planner.allocations import capital_of
-from tradectl.planner.types import Observed
+from tradectl.planner.domain import Observed
 from tradectl.records.store import backlog, has_records_tables, journal_file
 from tradectl.schemas.models import Allocation, RuleSet
 

@@ -320,7 +320,7 @@ def test_a_plan_confirmed_too_late_is_not_sent(gateway: Gateway, tmp_path: Path)
     from datetime import UTC, datetime, timedelta
 
     from tradectl.ib import IbAdapter
-    from tradectl.planner.types import Plan
+    from tradectl.planner.domain import Plan
     from tradectl.runtime.reconcile import reconcile_pass
     from tradectl.runtime.session import connection_settings
     from tradectl.schemas.loader import load_rule_set

@@ -12,7 +12,8 @@ from tradectl.ib import BrokerState
 from tradectl.journal import Journal
 from tradectl.runtime.reconcile import build_observed
 from tradectl.service.broker import read_safety, write_safety
-from tradectl.service.safety import SafetyState, trading_day
+from tradectl.service.safety import SafetyState
+from tradectl.timezones import trading_day
 
 NOW = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
 RULES = rule_set()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tradectl.ib import AccountRefused, ConnectionSettings, IbAdapter
-from tradectl.pacer import Pacer
+from tradectl.ib.pacer import Pacer
 from tradectl.runtime.reconcile import PassResult
 from tradectl.sim import SimState
 

@@ -18,7 +18,7 @@ from tradectl.journal import (
     match_journal,
     resolve_state_dir,
 )
-from tradectl.planner.types import Intent, OrderSpec
+from tradectl.planner.domain import Intent, OrderSpec
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 

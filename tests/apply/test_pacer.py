@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradectl.pacer import Pacer, Priority
+from tradectl.ib.pacer import Pacer, Priority
 
 
 class FakeClock:

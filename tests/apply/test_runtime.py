@@ -9,8 +9,8 @@ import pytest
 from tests.planner.builders import observed, rule_set, working
 from tradectl.ib import BrokerState
 from tradectl.journal import Journal, RecordedExecution
+from tradectl.planner.domain import Intent, OrderSpec, Plan
 from tradectl.planner.gate import recheck_cash
-from tradectl.planner.types import Intent, OrderSpec, Plan
 from tradectl.runtime.reconcile import (
     REJECTIONS_PER_RULE_PER_DAY,
     build_observed,

@@ -11,7 +11,7 @@ from tradectl.ib import AccountRefused, ConnectionSettings, IbAdapter, check_acc
 from tradectl.ib.translate import to_ib_order, working_order
 from tradectl.ib_codes import is_informational
 from tradectl.journal import Journal, JournaledIntent
-from tradectl.planner.types import Intent, OrderSpec
+from tradectl.planner.domain import Intent, OrderSpec
 
 
 def spec(**fields: object) -> OrderSpec:
@@ -170,7 +170,7 @@ def test_notices_do_not_end_an_order_only_a_terminal_status_does(tmp_path: Path)
 
 def test_the_execution_filter_starts_at_new_york_midnight_in_utc() -> None:
     from tradectl.ib.adapter import _utc_filter_time
-    from tradectl.runtime.reconcile import trading_day_start
+    from tradectl.timezones import trading_day_start
 
     start = trading_day_start(datetime(2026, 11, 25, 3, 0, tzinfo=UTC))
     assert _utc_filter_time(start) == "20261124-05:00:00"

@@ -15,9 +15,10 @@ from tradectl.journal import LedgerRelease
 from tradectl.planner.breaker import daily_loss
 from tradectl.schemas.models import RuleSet
 from tradectl.service.engine import PassContext, PassSummary, SessionEvents
-from tradectl.service.safety import SafetyState, trading_day
+from tradectl.service.safety import SafetyState
 from tradectl.service.sdnotify import SystemdNotifier
 from tradectl.service.supervisor import LoadOutcome
+from tradectl.timezones import trading_day
 
 VALID_RULES = """\
 version: 1

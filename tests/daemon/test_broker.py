@@ -12,9 +12,9 @@ import pytest
 
 from tradectl.journal import Journal
 from tradectl.journal.keys import BREAKER_KEY, HALT_KEY
-from tradectl.runtime.reconcile import trading_day_start
 from tradectl.service.broker import BrokerThread, read_safety, write_safety
 from tradectl.service.safety import SafetyState
+from tradectl.timezones import trading_day_start
 
 
 def test_jobs_run_in_order_on_the_broker_thread_and_errors_come_back() -> None:

@@ -14,7 +14,7 @@ from tradectl.cli.status import render_ledger_lines
 from tradectl.journal import Journal, LedgerRow
 from tradectl.journal.keys import HALT_KEY
 from tradectl.ledger_view import ledger_json, rule_ledgers
-from tradectl.planner.types import Intent, OrderSpec
+from tradectl.planner.domain import Intent, OrderSpec
 from tradectl.records.store import connect, journal_file
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tradectl.journal import Journal
-from tradectl.planner.types import Observed, Position, Quote
+from tradectl.planner.domain import Observed, Position, Quote
 from tradectl.records.store import journal_file
 from tradectl.schemas.models import RuleSet
 from tradectl.service.metrics import (

@@ -22,8 +22,9 @@ from tests.daemon.fakes import (
     rules_text,
 )
 from tradectl.service.control import ControlError, send_command
-from tradectl.service.safety import SafetyState, trading_day
+from tradectl.service.safety import SafetyState
 from tradectl.service.supervisor import Daemon, DaemonSettings, TelemetryFactory
+from tradectl.timezones import trading_day
 
 
 @contextlib.asynccontextmanager

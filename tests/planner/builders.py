@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tradectl.planner.types import (
+from tradectl.planner.domain import (
     ContractFacts,
     Execution,
     Observed,

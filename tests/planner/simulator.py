@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tradectl.planner.types import Observed, Plan, Position, WorkingOrder
+from tradectl.planner.domain import Observed, Plan, Position, WorkingOrder
 
 
 def apply(plan: Plan, observed: Observed) -> Observed:

@@ -14,8 +14,9 @@ from typing import Any
 
 from tests.planner.builders import NOW, observed, rule_set, summary, working
 from tradectl.planner import plan
-from tradectl.planner.types import ContractFacts
-from tradectl.schemas.models import order_ref, rule_generation
+from tradectl.planner.domain import ContractFacts
+from tradectl.planner.legs import order_ref
+from tradectl.schemas.models import rule_generation
 
 PRICES = {"AAPL": 190.0, "MSFT": 400.0, "GOOGL": 150.0}
 CORE: dict[str, Any] = {

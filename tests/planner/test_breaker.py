@@ -9,8 +9,14 @@ from hypothesis import strategies as st
 from tests.planner.builders import observed, rule_set
 from tests.planner.test_gate import RISK, intent
 from tradectl.planner import gate
-from tradectl.planner.breaker import breaker_reason, daily_loss
-from tradectl.planner.types import Plan
+from tradectl.planner.breaker import (
+    breaker_reason,
+    daily_loss,
+    nav_floor,
+    previous_close_equity,
+    since_resume,
+)
+from tradectl.planner.domain import Plan
 
 LIMIT = 0.05
 
@@ -71,3 +77,27 @@ def test_gate_and_daemon_share_the_arithmetic() -> None:
     )
     gated = gate(Plan(intents=(intent("AAPL", "BUY", 1, 100.0),)), rules, withdrawn)
     assert gated.intents[0].blocked_by is None
+
+
+def test_the_baseline_is_ibs_previous_close_else_derived_from_the_pnl() -> None:
+    assert previous_close_equity(94_000.0, -6_000.0, 99_000.0) == 99_000.0
+    assert previous_close_equity(94_000.0, -6_000.0, None) == 100_000.0
+    assert previous_close_equity(94_000.0, -6_000.0, 0.0) == 100_000.0
+
+
+def test_after_a_resume_the_loss_counts_from_the_resume() -> None:
+    baseline, pnl = since_resume(100_000.0, -7_000.0, -6_000.0)
+    assert (baseline, pnl) == (94_000.0, -1_000.0)
+    assert not daily_loss(93_000.0, baseline, pnl).exceeds(LIMIT)
+
+
+@given(baseline=st.floats(1_000, 1e7), fall=st.floats(0.0, 0.2))
+def test_the_reports_floor_is_where_the_nav_measured_breaker_trips(
+    baseline: float, fall: float
+) -> None:
+    floor = nav_floor(baseline, LIMIT)
+    assert not daily_loss(floor + 1e-6 * baseline, baseline, None).exceeds(LIMIT)
+    assert daily_loss(floor - 1e-6 * baseline, baseline, None).exceeds(LIMIT)
+    nav = baseline * (1 - fall)
+    if abs(nav - floor) > 1e-6 * baseline:
+        assert daily_loss(nav, baseline, None).exceeds(LIMIT) == (nav < floor)

@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.planner.builders import observed, rule_set, working
 from tradectl.planner import gate
-from tradectl.planner.types import Intent, OrderSpec, Plan
+from tradectl.planner.domain import Intent, OrderSpec, Plan
 
 CASH_ALLOCATION: dict[str, Any] = {
     "capital": {"fraction_of_nav": 1.0},

@@ -13,7 +13,7 @@ from tests.planner.test_brackets import BASE, NAME, legs_of
 from tests.planner.test_market_time import WEEK
 from tradectl.planner import plan
 from tradectl.planner.common import Book
-from tradectl.planner.types import Observed, Quote
+from tradectl.planner.domain import Observed, Quote
 from tradectl.schemas.models import rule_generation
 
 NEW_YORK = ZoneInfo("America/New_York")

@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.planner.builders import NOW, observed, rule_set, working
+from tradectl.planner.domain import ContractFacts, Observed, Plan
 from tradectl.planner.plan import plan
-from tradectl.planner.types import ContractFacts, Observed, Plan
 
 # IB's ExchangeRate: EUR per unit of each currency.
 RATES = {"USD": 0.9, "CAD": 0.7}

@@ -21,8 +21,9 @@ import pytest
 
 from tests.planner.builders import NOW, rule_set
 from tradectl.planner import plan
-from tradectl.planner.types import ContractFacts, Observed, Plan, Position, Quote, WorkingOrder
-from tradectl.schemas.models import RuleSet, order_ref, rule_generation
+from tradectl.planner.domain import ContractFacts, Observed, Plan, Position, Quote, WorkingOrder
+from tradectl.planner.legs import order_ref
+from tradectl.schemas.models import RuleSet, rule_generation
 
 
 def random_account(seed: int, size: int) -> tuple[RuleSet, Observed]:

@@ -23,8 +23,9 @@ from tests.planner.simulator import apply
 from tradectl.planner import plan
 from tradectl.planner.allocations import capital_of, cash_buffer_of
 from tradectl.planner.cash import funding_of, needs_cash
-from tradectl.planner.types import ContractFacts, Intent, Observed, Plan, WorkingOrder
-from tradectl.schemas.models import RuleSet, parse_order_ref, rule_generation
+from tradectl.planner.domain import ContractFacts, Intent, Observed, Plan, WorkingOrder
+from tradectl.planner.legs import parse_order_ref
+from tradectl.schemas.models import RuleSet, rule_generation
 
 POOL = ["AAPL", "MSFT", "GOOGL", "SPY", "TSLA", "NVDA", "AMZN", "META"]
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,7 @@ from tests.planner.test_brackets import NAME, account, gen, legs_of, rules_with,
 from tradectl.planner import plan
 from tradectl.planner.brackets import reconstructed_entries
 from tradectl.planner.common import Book
-from tradectl.schemas.models import order_ref
+from tradectl.planner.legs import order_ref
 
 
 def test_children_working_without_their_entry_prove_the_fill_and_keep_protecting() -> None:

@@ -32,9 +32,10 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 from tests.planner.builders import NOW, rule_set
 from tradectl.ib import BrokerState
 from tradectl.journal import Journal, NothingToRelease, RecordedExecution
-from tradectl.planner.types import ContractFacts, Intent, Position, Quote, WorkingOrder
+from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
+from tradectl.planner.legs import parse_order_ref
 from tradectl.runtime.reconcile import build_observed, plan_pass, remember_reconstructions
-from tradectl.schemas.models import RuleSet, parse_order_ref
+from tradectl.schemas.models import RuleSet
 
 SYMBOL = "AAPL"
 PRICE = 150.0

@@ -10,8 +10,9 @@ from typing import Any
 
 from tests.planner.builders import NOW, observed, rule_set, working
 from tradectl.planner import plan
-from tradectl.planner.types import Execution, Plan
-from tradectl.schemas.models import order_ref, rule_generation
+from tradectl.planner.domain import Execution, Plan
+from tradectl.planner.legs import order_ref
+from tradectl.schemas.models import rule_generation
 
 NAME = "msft-ladder"
 BASE: dict[str, Any] = {

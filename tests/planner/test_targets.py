@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tradectl.planner import plan
-from tradectl.planner.targets import decide_targets, turnover
-from tradectl.planner.types import (
+from tradectl.planner.domain import (
     AcceptedTargets,
     FileTargets,
     Observed,
@@ -20,7 +19,9 @@ from tradectl.planner.types import (
     TargetsMode,
     TargetsSource,
 )
-from tradectl.schemas.models import TargetsFrom, order_ref, rule_generation
+from tradectl.planner.legs import order_ref
+from tradectl.planner.targets import decide_targets, turnover
+from tradectl.schemas.models import TargetsFrom, rule_generation
 
 from .builders import NOW, observed, rule_set, summary, working
 from .simulator import apply

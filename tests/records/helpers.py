@@ -15,10 +15,10 @@ from pathlib import Path
 
 from tradectl.journal import CachedContract, Journal, RecordedExecution
 from tradectl.journal.migrations import migrate
-from tradectl.planner.types import Intent, OrderSpec
+from tradectl.planner.domain import Intent, OrderSpec
+from tradectl.planner.legs import order_ref
 from tradectl.records.model import FillRecord
 from tradectl.records.store import connect
-from tradectl.schemas.models import order_ref
 
 SYMBOLS = {"AAPL": 265598, "MSFT": 272093, "GOOGL": 208813720, "SPY": 756733}
 

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
+from tradectl.planner.legs import parse_order_ref
 from tradectl.planner.market_time import MarketHours
 from tradectl.planner.ticks import PriceBand, PriceIncrements
-from tradectl.schemas.models import RuleKind, Side, parse_order_ref
+from tradectl.schemas.models import RuleKind, Side
 
 OrderType = Literal["MKT", "LMT", "STP", "STP LMT", "TRAIL"]
 TimeInForce = Literal["DAY", "GTC", "IOC"]
@@ -95,17 +96,17 @@ class WorkingOrder:
     @property
     def rule(self) -> str | None:
         parsed = parse_order_ref(self.order_ref)
-        return None if parsed is None else parsed[0]
+        return None if parsed is None else parsed.rule
 
     @property
     def generation(self) -> str | None:
         parsed = parse_order_ref(self.order_ref)
-        return None if parsed is None else parsed[1]
+        return None if parsed is None else parsed.generation
 
     @property
     def leg(self) -> str | None:
         parsed = parse_order_ref(self.order_ref)
-        return None if parsed is None else parsed[2]
+        return None if parsed is None else parsed.leg
 
 
 @dataclass(frozen=True)

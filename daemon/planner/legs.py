@@ -1,0 +1,133 @@
+"""The leg grammar, in one place: how an order tradectl sends names itself at IB.
+
+Every such order carries ``orderRef = tctl:<rule>:<generation>:<leg>`` (docs/planning.md,
+"Identity: orderRefs and intent keys"). The form of the leg says which kind of rule sent it and
+what the order is for:
+
+| kind        | legs                 | entry (adds to the position) | protective (exits it) |
+| ----------- | -------------------- | ---------------------------- | --------------------- |
+| brackets    | ``entry``            | yes                          |                       |
+| brackets    | ``stop``, ``target`` |                              | yes                   |
+| scales      | ``L1`` … ``Ln``      | yes                          |                       |
+| allocations | ``<SYMBOL>.<hex>``   | (a rebalancing trade: neither)                       |
+| (none)      | ``FX.<CCY>.<hex>``   | (a currency conversion, account.fx: convert: neither) |
+
+A conversion's leg is no rule kind's (``leg_kind`` is None), so no rule's planning modifies or
+cancels it; ``converted_currency`` reads the currency it buys (daemon/planner/conversions.py).
+
+A bracket's legs share the OCA group ``tctl:<rule>:<generation>``; a removed rule's protective
+legs placed again without their parent carry the generation ``<generation>-kept``.
+
+Everything that reads a leg or a rule's kind from an orderRef (the planner, the journal's
+ledger, status, reports, records) asks this module.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from tradectl.schemas.models import RuleKind
+
+ORDER_REF_PREFIX = "tctl"
+
+ENTRY_LEG = "entry"
+STOP_LEG = "stop"
+TARGET_LEG = "target"
+BRACKET_LEGS = (ENTRY_LEG, STOP_LEG, TARGET_LEG)
+PROTECTIVE_LEGS = (STOP_LEG, TARGET_LEG)
+KEPT_SUFFIX = "-kept"
+
+_SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
+_ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9]{0,9}(?:[.][A-Z]{1,2})?)[.][0-9a-f]{4,}$")
+
+
+class ParsedRef(NamedTuple):
+    """A tradectl orderRef taken apart."""
+
+    rule: str
+    generation: str
+    leg: str
+
+    @property
+    def kind(self) -> RuleKind | None:
+        return leg_kind(self.leg)
+
+
+def order_ref(rule: str, generation: str, leg: str) -> str:
+    return f"{ORDER_REF_PREFIX}:{rule}:{generation}:{leg}"
+
+
+def parse_order_ref(ref: str | None) -> ParsedRef | None:
+    """The parts of a tradectl orderRef, or None for any other order (manual, other programs)."""
+    if not ref:
+        return None
+    parts = ref.split(":")
+    if len(parts) != 4 or parts[0] != ORDER_REF_PREFIX or not all(parts[1:]):
+        return None
+    return ParsedRef(parts[1], parts[2], parts[3])
+
+
+def leg_of(ref: str) -> str:
+    """The leg of an orderRef tradectl built itself (its own specs): the last field."""
+    parsed = parse_order_ref(ref)
+    assert parsed is not None, f"not a tradectl orderRef: {ref!r}"
+    return parsed.leg
+
+
+def leg_kind(leg: str) -> RuleKind | None:
+    """Which kind of rule a leg belongs to, from its form alone; None for an unknown form."""
+    if leg in BRACKET_LEGS:
+        return "brackets"
+    if _SCALE_LEG.match(leg):
+        return "scales"
+    if _ALLOCATION_LEG.match(leg):
+        return "allocations"
+    return None
+
+
+def is_entry_leg(leg: str) -> bool:
+    """A bracket's entry or a scale's level: its fills add to what the rule holds."""
+    return leg == ENTRY_LEG or leg_kind(leg) == "scales"
+
+
+def is_protective_leg(leg: str) -> bool:
+    """A bracket's stop or target: its fills close what the entry opened."""
+    return leg in PROTECTIVE_LEGS
+
+
+def scale_leg(level: int) -> str:
+    """The leg of a scale's ``level`` (1 for the first)."""
+    return f"L{level}"
+
+
+def allocation_leg(symbol: str, digest: str) -> str:
+    """The leg of one allocation trade: the symbol and a hash that tells trades apart."""
+    return f"{symbol}.{digest}"
+
+
+def oca_group_name(rule: str, generation: str) -> str:
+    """The OCA group a bracket's legs share (IB fills at most one order of a group)."""
+    return f"{ORDER_REF_PREFIX}:{rule}:{generation}"
+
+
+def kept_generation(generation: str) -> str:
+    """The generation in the orderRef of a removed rule's protective legs placed again without
+    their parent (the children's own orderRefs stay with the cancelled ones)."""
+    return generation if generation.endswith(KEPT_SUFFIX) else generation + KEPT_SUFFIX
+
+
+# A conversion: FX.<currency bought>.<hash of the trading day>.
+_CONVERSION_PREFIX = "FX."
+
+
+def conversion_leg(currency: str, day_hash: str) -> str:
+    return f"{_CONVERSION_PREFIX}{currency}.{day_hash}"
+
+
+def converted_currency(leg: str) -> str | None:
+    """The currency a conversion leg buys; None for any other leg."""
+    if not leg.startswith(_CONVERSION_PREFIX):
+        return None
+    parts = leg.split(".")
+    return parts[1] if len(parts) == 3 and parts[1] else None
