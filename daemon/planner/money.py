@@ -5,8 +5,9 @@ currency, and whether the account holds the currency a buy is paid in.
   currency. A contract's prices are in its own currency; they convert with IB's own rate for
   that currency (the account value ``ExchangeRate``: the base-currency value of one unit). A
   currency IB gives no rate for is never guessed: its orders are held.
-* Cash is checked per currency: the opening buys of a currency other than the base, with every
-  working buy in it, may commit no more than the account's ``CashBalance`` in that currency.
+* Cash is checked per currency: the opening buys of a currency, with every working buy in it,
+  may commit no more than the account's ``CashBalance`` in that currency (a margin account's
+  base currency is left to its buying power, the gate's cash check).
   What happens to a buy the account lacks the currency for is the rule file's ``account.fx``:
   ``block`` holds it with the reason; ``convert`` holds it too, while an IDEALPRO order buys the
   currency first (daemon/planner/conversions.py). At most one conversion per currency and
