@@ -111,6 +111,15 @@ def test_an_lse_listing_trades_in_pence_and_pays_in_pounds(client: Client, sim: 
     assert sim.snapshot().cash_balances["GBP"] == pytest.approx(-(725.20 + 5.0))
 
 
+def test_a_move_of_the_rate_revalues_the_account_at_once(client: Client, sim: SimThread) -> None:
+    sim.control.set_price("EUR.USD", 1.25)
+    client.until(
+        lambda: values(client)[("ExchangeRate", "USD")] == f"{1 / 1.25:.8g}",
+    )
+    total = 100_000 + 10_000 / 1.25
+    assert float(values(client)[("NetLiquidation", "EUR")]) == pytest.approx(total, abs=0.01)
+
+
 def test_the_ledger_summary_lists_every_currency_then_base(client: Client) -> None:
     rows = client.ib.accountSummary("DU111")
     currencies = [r.currency for r in rows if r.tag == "CashBalance"]
@@ -144,6 +153,8 @@ def test_two_accounts_on_one_login(client: Client, sim: SimThread) -> None:
     accounts = {t.order.permId: t.order.account for t in done}
     assert accounts[first.order.permId] == "DU111"
     assert accounts[second.order.permId] == "DU222"
+    summary = client.ib.accountSummary()
+    assert {r.account for r in summary if r.tag == "NetLiquidation"} == {"DU111", "DU222"}
     client.ib.reqAccountUpdates("DU222")
     assert {(p.account, p.position) for p in client.ib.portfolio("DU222")} == {("DU222", 7.0)}
     assert float(values(client, "DU222")[("TotalCashValue", "USD")]) == pytest.approx(

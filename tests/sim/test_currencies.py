@@ -199,3 +199,13 @@ def test_a_cross_pair_converts_between_two_currencies_without_usd() -> None:
     # 1,000 x the bid 0.87195, less IB's 2 USD minimum in pounds
     assert balances["GBP"] == pytest.approx(1_000 * 0.87195 - 2.0 / 1.33)
     assert "USD" not in balances and engine.account.positions == {}
+
+
+def test_an_off_tick_stop_price_is_110_too() -> None:
+    engine = engine_of(world(account={"id": "DU111", "cash_balances": {"EUR": 10_000}}))
+    sap = ContractFields(symbol="SAP", sec_type="STK", exchange="SMART", currency="EUR")
+    off_tick = order(1, "SELL", 5, "STP", aux=199.97, contract=sap)
+    assert codes(engine.place(1, off_tick)) == [110]
+    assert engine.orders[(1, 1)].status == "Cancelled"
+    on_tick = order(2, "SELL", 5, "STP", aux=199.95, contract=sap)
+    assert codes(engine.place(1, on_tick)) == []
