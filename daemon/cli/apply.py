@@ -22,6 +22,7 @@ from tradectl.journal import Journal, JournalError, Transition, resolve_state_di
 from tradectl.plan_report import plan_dict, render_table, terminal_width
 from tradectl.planner.domain import Plan
 from tradectl.planner.legs import parse_order_ref
+from tradectl.runtime.acting import NotSent
 from tradectl.runtime.reconcile import PassResult, reconcile_pass
 from tradectl.runtime.session import open_session, quiet_client_logging
 from tradectl.schemas.loader import halt_file, halt_present, load_rule_set
@@ -215,7 +216,7 @@ def _apply(args: argparse.Namespace) -> int:
                 run_state.pass_done(number, result)
                 if not _another_pass(result):
                     break
-    except (AdapterError, JournalError) as exc:
+    except (AdapterError, NotSent, JournalError) as exc:
         run_state.end_progress()
         raise _Failed(str(exc)) from exc
     except (ConnectionError, TimeoutError) as exc:

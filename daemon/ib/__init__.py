@@ -1,19 +1,16 @@
 """The IB adapter: the only product package that imports ib_insync (issue #5)."""
 
+from tradectl.broker_types import BrokerState, Progress
 from tradectl.ib.adapter import (
-    CRASH_ENV,
     AccountRefused,
     AdapterError,
-    BrokerState,
     ConnectionSettings,
     GatewayUnreachable,
     IbAdapter,
-    Progress,
     check_account,
 )
 
 __all__ = [
-    "CRASH_ENV",
     "AccountRefused",
     "AdapterError",
     "BrokerState",

@@ -1,4 +1,5 @@
-"""The IB adapter: connect, observe, send, and turn broker events into journal rows.
+"""The IB adapter: connect, observe, send, turn broker events into journal rows, and stream
+them out as domain updates (``tradectl.broker_types``).
 
 This package is the only product code that imports ib_insync. Design choices worth knowing:
 
@@ -26,14 +27,12 @@ import asyncio
 import json
 import logging
 import math
-import os
-import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Stock, Ticker
@@ -42,12 +41,25 @@ from ib_insync.objects import CommissionReport
 from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
+from tradectl.broker_types import (
+    AccountCurrencies,
+    BrokerState,
+    BrokerUpdate,
+    CommissionUpdate,
+    Disconnected,
+    ErrorUpdate,
+    ExecutionUpdate,
+    LinkUpdate,
+    OrderSnapshot,
+    OrderStatusUpdate,
+    OrderUpdate,
+    UpdateListener,
+)
 from tradectl.errors import PermanentError, TemporaryError
 from tradectl.ib import translate
 from tradectl.ib.inbound_guard import InboundGuard
 from tradectl.ib.market_clock import MarketClock
 from tradectl.ib.money import (
-    AccountCurrencies,
     MarketRules,
     account_currencies,
     market_rule_id,
@@ -60,25 +72,18 @@ from tradectl.ib_codes import (
     CANCEL_REFUSALS,
     LINK_LOST,
     LINK_RESTORED_CODES,
+    LINK_RESTORED_DATA_LOST,
     PACING_VIOLATION,
     is_informational,
 )
 from tradectl.journal import (
-    AlreadyLive,
     BrokerRecord,
     CachedContract,
     Journal,
     JournaledIntent,
     RecordedExecution,
-    Transition,
-    match_journal,
 )
 from tradectl.journal.lifecycle import (
-    BrokerEvent,
-    ErrorReport,
-    ExecutionReport,
-    OrderReport,
-    advance,
     order_ended,
 )
 from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
@@ -86,10 +91,6 @@ from tradectl.planner.fx import Pair, pair_named, pair_of, rate_from_pair
 from tradectl.planner.market_time import HoursFormatError, MarketHours, market_hours
 
 log = logging.getLogger(__name__)
-
-# Test-only fault hook (docs/apply.md): SIGKILL this process right after the first intent group
-# is journaled ("journal") or right after the first order message is written ("send").
-CRASH_ENV = "TRADECTL_TEST_CRASH_AFTER"
 
 # IB's "last timestamp" string tick: seconds since the epoch of the last trade.
 LAST_TIMESTAMP_TICK = 45
@@ -119,49 +120,9 @@ class ConnectionSettings:
     pacing_rate: float = DEFAULT_RATE
     pacing_burst: float = DEFAULT_BURST
     market_data_lines: int = 90
-    ack_timeout: timedelta = timedelta(seconds=60)
     # A request the gateway never answers (it holds everything between 1100 and 1102) fails
     # the pass after this long instead of blocking the broker thread; the next trigger retries.
     request_timeout: float = 60.0
-
-
-@dataclass(frozen=True)
-class BrokerState:
-    """What the broker shows at one moment, before the journal's view is added."""
-
-    account_id: str
-    net_liquidation: float
-    cash: float
-    buying_power: float
-    positions: Mapping[str, Position]
-    working_orders: tuple[WorkingOrder, ...]
-    executions: tuple[RecordedExecution, ...]
-    quotes: Mapping[str, Quote]
-    contracts: Mapping[str, ContractFacts]
-    qualified: Mapping[str, CachedContract]
-    notes: tuple[str, ...] = ()
-    margin_account: bool = False
-    previous_day_equity: float | None = None
-    daily_pnl: float | None = None
-    completed_orders: tuple[WorkingOrder, ...] = ()
-    market_hours: Mapping[str, MarketHours] = field(default_factory=dict)
-    currencies: AccountCurrencies = field(default_factory=lambda: AccountCurrencies("USD"))
-
-
-@dataclass
-class Progress:
-    sent: int = 0
-    acknowledged: int = 0
-    filled: int = 0
-    rejected: int = 0
-    cancelled: int = 0
-    errors: list[str] = field(default_factory=list)
-
-    def line(self) -> str:
-        return (
-            f"sent {self.sent} / acknowledged {self.acknowledged} / filled {self.filled} / "
-            f"rejected {self.rejected}"
-        )
 
 
 @dataclass
@@ -228,17 +189,12 @@ class IbAdapter:
         self,
         settings: ConnectionSettings,
         journal: Journal | None,
-        *,
-        progress: Callable[[Progress], None] | None = None,
-        rejected: Callable[[str | None, int, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal
         self.session = uuid.uuid4().hex[:12]
-        self.progress = Progress()
-        self._on_progress = progress
-        # (orderRef, IB error code, text) of each of our order actions IB refuses.
-        self._on_rejected = rejected
+        # Who hears the broker's updates (``listen``).
+        self._listeners: list[UpdateListener] = []
         # Every message written to the socket, for the metrics' messages per second.
         self.messages_sent = 0
         self.ib = IB()
@@ -254,10 +210,10 @@ class IbAdapter:
         self._collecting_open: set[tuple[int, int]] | None = None
         self._completed: list[_OrderRecord] = []
         self._executions: dict[str, RecordedExecution] = {}
-        self._tracked: dict[tuple[int, int], list[int]] = {}
-        self._awaiting: set[int] = set()
+        # The last order action this connection sent for each order: IB's error about an
+        # order answers it, and only a refused placement makes the order itself rejected.
+        self._last_action: dict[tuple[int, int], str] = {}
         self._resynced: _ResyncedView | None = None
-        self._crash_after = os.environ.get(CRASH_ENV, "")
         self.pacing_violations = 0
         # Trading hours per symbol, with the (host) day they were read: read once a day.
         self._hours: dict[str, tuple[date, MarketHours]] = {}
@@ -336,6 +292,14 @@ class IbAdapter:
         return self.ib.isConnected()
 
     @property
+    def client_id(self) -> int:
+        return self.settings.client_id
+
+    def run_for(self, seconds: float) -> None:
+        """Let the connection read and write for ``seconds`` (the pacer drains meanwhile)."""
+        self.ib.sleep(seconds)
+
+    @property
     def pacer_waiting(self) -> int:
         """Messages held back by the pacer right now."""
         return self._pacer.waiting
@@ -412,6 +376,18 @@ class IbAdapter:
         dropped = self._pacer.clear()
         if dropped:
             log.warning("connection lost with %d messages not yet sent", len(dropped))
+        self._emit(Disconnected())
+
+    # --- updates out -------------------------------------------------------------------------
+
+    def listen(self, listener: UpdateListener) -> None:
+        """Hand every later update to ``listener``, on the connection's thread, after the
+        adapter has handled it."""
+        self._listeners.append(listener)
+
+    def _emit(self, update: BrokerUpdate) -> None:
+        for listener in self._listeners:
+            listener(update)
 
     # --- broker events -----------------------------------------------------------------------
 
@@ -427,9 +403,7 @@ class IbAdapter:
         self._orders[key] = _OrderRecord(contract, order, state.status, filled, rejected)
         if self._collecting_open is not None:
             self._collecting_open.add(key)
-        self._journal_order(key)
-        report = OrderReport(state.status, filled, float(order.totalQuantity), order.permId)
-        self._advance(order.clientId, order_id, order.orderRef, order.permId, report)
+        self._emit(OrderUpdate(self._snapshot(key)))
 
     def _on_order_status(
         self,
@@ -448,22 +422,16 @@ class IbAdapter:
         key = _order_key(client_id, order_id, perm_id)
         record = self._orders.get(key)
         order_ref: str | None = None
+        snapshot: OrderSnapshot | None = None
         if record is not None:
             record.status, record.filled = status, filled
             order_ref = record.order.orderRef or None
-            self._journal_order(key)
-        if self.journal is not None and self.journal.writable:
-            self.journal.record_status(
-                client_id=client_id,
-                order_id=order_id,
-                perm_id=perm_id,
-                order_ref=order_ref,
-                status=status,
-                filled=filled,
-                remaining=remaining,
+            snapshot = self._snapshot(key)
+        self._emit(
+            OrderStatusUpdate(
+                order_id, client_id, perm_id, status, filled, remaining, order_ref, snapshot
             )
-        report = OrderReport(status, filled, filled + remaining, perm_id)
-        self._advance(client_id, order_id, order_ref, perm_id, report)
+        )
 
     def _on_completed_order(self, contract: Contract, order: Order, state: OrderState) -> None:
         self._completed.append(_OrderRecord(contract, order, state.status, order.filledQuantity))
@@ -471,8 +439,6 @@ class IbAdapter:
     def _on_exec_details(self, req_id: int, contract: Contract, execution: IbExecution) -> None:
         recorded = translate.recorded_execution(contract, execution)
         self._executions[recorded.exec_id] = recorded
-        if self.journal is not None and self.journal.writable:
-            self.journal.record_execution(recorded)
         executed = sum(
             other.shares
             for other in self._executions.values()
@@ -482,18 +448,11 @@ class IbAdapter:
             _order_key(recorded.client_id, recorded.order_id, recorded.perm_id)
         )
         quantity = float(order.order.totalQuantity) if order is not None else 0.0
-        self._advance(
-            recorded.client_id,
-            recorded.order_id,
-            recorded.order_ref,
-            recorded.perm_id,
-            ExecutionReport(executed, recorded.perm_id, quantity),
-        )
+        self._emit(ExecutionUpdate(recorded, executed, quantity))
 
     def _on_commission(self, report: CommissionReport) -> None:
-        if self.journal is not None and self.journal.writable:
-            pnl = None if report.realizedPNL == UNSET_DOUBLE else report.realizedPNL
-            self.journal.record_commission(report.execId, report.commission, report.currency, pnl)
+        pnl = None if report.realizedPNL == UNSET_DOUBLE else report.realizedPNL
+        self._emit(CommissionUpdate(report.execId, report.commission, report.currency, pnl))
 
     def _on_tick_string(self, req_id: int, tick_type: int, value: str) -> None:
         if tick_type != LAST_TIMESTAMP_TICK:
@@ -524,41 +483,23 @@ class IbAdapter:
             and code not in CANCEL_CONFIRMATIONS
             and not already_ended
         )
-        intents = self._intents_for(self.settings.client_id, req_id) if req_id > 0 else []
-        order = self._orders.get((self.settings.client_id, req_id)) if req_id > 0 else None
-        answers_placement = not intents or intents[-1].action == "place"
+        client_id = self.settings.client_id
+        order = self._orders.get((client_id, req_id)) if req_id > 0 else None
+        answers_placement = self._last_action.get((client_id, req_id), "place") == "place"
         if order is not None and rejection and answers_placement:
             # IB follows a rejected order with Inactive: from then on that status ends it. A
             # refused modify or cancel leaves the order as it was.
             order.rejected = True
-        order_ref = intents[0].order_ref if intents else None
-        if self.journal is not None and self.journal.writable:
-            self.journal.record_gateway_error(
-                req_id=req_id,
-                code=code,
-                message=text,
-                order_ref=order_ref,
-                informational=informational,
-            )
-            # The error answers the latest message about this order: a rejected modify must
-            # not make the order's own placement count as rejected.
-            if intents:
-                self._apply(intents[-1], ErrorReport(code, text))
-                self._report()
-        if intents and already_ended:
-            log.info("%s: cancel not needed, IB %d: %s", order_ref, code, text)
-        if intents and rejection:
-            self.progress.errors.append(f"{order_ref}: IB error {code}: {text}")
-            self._report()
-            if self._on_rejected is not None:
-                self._on_rejected(order_ref, code, text)
+        if code == LINK_LOST or code in LINK_RESTORED_CODES:
+            self._emit(LinkUpdate(up=code != LINK_LOST, data_lost=code == LINK_RESTORED_DATA_LOST))
+        self._emit(
+            ErrorUpdate(req_id, code, text, client_id, informational, rejection, already_ended)
+        )
 
-    def _journal_order(self, key: tuple[int, int]) -> None:
-        if self.journal is None or not self.journal.writable:
-            return
+    def _snapshot(self, key: tuple[int, int]) -> OrderSnapshot:
         record = self._orders[key]
         order = record.order
-        self.journal.record_order(
+        return OrderSnapshot(
             client_id=order.clientId,
             order_id=order.orderId,
             perm_id=order.permId,
@@ -572,60 +513,6 @@ class IbAdapter:
             status=record.status,
             filled=record.filled,
         )
-
-    def _intents_for(self, client_id: int, order_id: int) -> list[JournaledIntent]:
-        if self.journal is None:
-            return []
-        ids = self._tracked.get((client_id, order_id), [])
-        return [self.journal.intent(intent_id) for intent_id in ids]
-
-    def _advance(
-        self,
-        client_id: int,
-        order_id: int,
-        order_ref: str | None,
-        perm_id: int,
-        event: OrderReport | ExecutionReport,
-    ) -> None:
-        """Hand an order event to the intents acting on this order. Matched by orderRef first
-        (permId is 0 right after placeOrder), then order id and client; a place intent whose
-        order took a new orderRef (a rule edit) is still known by its permId."""
-        if self.journal is None or not self.journal.writable:
-            return
-        for intent in self._intents_for(client_id, order_id):
-            same_order = not order_ref or order_ref == intent.order_ref
-            known_by_perm = bool(perm_id) and perm_id == intent.perm_id
-            if intent.action == "place" and not same_order and not known_by_perm:
-                continue
-            self._apply(intent, event)
-            self._awaiting.discard(intent.id)
-        self._report()
-
-    def _apply(self, intent: JournaledIntent, event: BrokerEvent) -> None:
-        """Write the lifecycle's transition for ``event`` and count it in the progress line."""
-        assert self.journal is not None
-        transition = advance(intent, event)
-        if transition is None:
-            return
-        self.journal.apply_transition(transition)
-        if transition.state == "acknowledged":
-            self.progress.acknowledged += 1
-        elif transition.state == "filled":
-            self.progress.filled += 1
-        elif transition.state == "rejected":
-            self.progress.rejected += 1
-        elif transition.state == "cancelled":
-            self.progress.cancelled += 1
-        if transition.finished:
-            self._awaiting.discard(intent.id)
-
-    def start_pass(self) -> None:
-        """Count progress afresh (a daemon runs many passes on one connection)."""
-        self.progress = Progress()
-
-    def _report(self) -> None:
-        if self._on_progress is not None:
-            self._on_progress(self.progress)
 
     # --- observing ---------------------------------------------------------------------------
 
@@ -656,33 +543,6 @@ class IbAdapter:
             return self._collecting_open
         finally:
             self._collecting_open = None
-
-    def resync(self, day_start: datetime) -> list[Transition]:
-        """Match the journal's live intents with the broker (exactly once across crashes and
-        reconnects) and record the outcome. Run before anything is planned."""
-        records = self.broker_records(day_start)
-        journal = self.journal
-        if journal is None or not journal.writable:
-            return []
-        transitions = match_journal(
-            journal.live_intents(),
-            records,
-            known_perm_ids=journal.known_perm_ids(),
-            now=journal.now,
-            ack_timeout=self.settings.ack_timeout,
-        )
-        for transition in transitions:
-            journal.apply_transition(transition)
-        for intent in journal.live_intents():
-            if intent.order_id is not None:
-                self._track(intent)
-        return transitions
-
-    def _track(self, intent: JournaledIntent) -> None:
-        assert intent.order_id is not None
-        ids = self._tracked.setdefault((intent.client_id, intent.order_id), [])
-        if intent.id not in ids:
-            ids.append(intent.id)
 
     def working_orders(
         self, open_keys: frozenset[tuple[int, int]] | None = None
@@ -982,67 +842,22 @@ class IbAdapter:
 
     # --- acting ------------------------------------------------------------------------------
 
-    def execute(
-        self,
-        groups: Sequence[Sequence[Intent]],
-        *,
-        contracts: Mapping[str, CachedContract],
-        working: Mapping[int, WorkingOrder],
-        pass_id: int | None,
-    ) -> list[str]:
-        """Journal each group of intents (durably), then hand it to the pacer. Returns the
-        problems that kept a group from being sent; the rest is sent as the pacer allows."""
-        if self.settings.readonly:
-            raise AdapterError("this connection is read-only: refusing to send orders")
-        if self.journal is None or not self.journal.writable:
-            raise AdapterError(
-                "no writable journal: refusing to send orders that are not journaled"
-            )
-        if not self.can_send:
-            raise AdapterError(
-                "the gateway connection is down (IB 1100 or disconnected): not sending"
-            )
-        problems: list[str] = []
-        # Within one rule the planner's order matters (a new stop goes out before the cancel of
-        # the old one): a rule's later group never gets a more urgent priority than its earlier
-        # ones, so the pacer cannot reorder them. Across rules, urgency wins.
-        rule_floor: dict[tuple[str, str], Priority] = {}
-        # A child may name a parent that already works at the broker (its entry was placed in
-        # an earlier pass), or one in its own group.
-        working_parents = {
-            order.order_ref: order.order_id for order in working.values() if order.order_ref
-        }
-        for group in groups:
-            rule = (group[0].kind, group[0].rule)
-            priority = max(_urgency(group), rule_floor.get(rule, Priority.CANCEL))
-            rule_floor[rule] = priority
-            problem = self._check_group(group, contracts, working, working_parents)
-            if problem is not None:
-                problems.append(problem)
-                continue
-            try:
-                journaled = self.journal.journal_intents(
-                    group,
-                    client_id=self.settings.client_id,
-                    session=self.session,
-                    next_valid_order_id=self.ib.client._reqIdSeq,
-                    pass_id=pass_id,
-                )
-            except AlreadyLive as exc:
-                problems.append(str(exc))
-                continue
-            self._crash_point("journal")
-            highest = max((intent.order_id or 0) for intent in journaled)
-            self.ib.client.updateReqId(highest + 1)
-            self._submit(journaled, group, contracts, working, working_parents, priority)
-        return problems
+    @property
+    def readonly(self) -> bool:
+        return self.settings.readonly
 
-    def _check_group(
+    def next_order_id(self) -> int:
+        return int(self.ib.client._reqIdSeq)
+
+    def reserve_order_ids(self, next_id: int) -> None:
+        self.ib.client.updateReqId(next_id)
+
+    def check_group(
         self,
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
-        working_parents: Mapping[str, int],
+        parent_ids: Mapping[str, int],
     ) -> str | None:
         """Why this group cannot be sent, found before anything is journaled."""
         group_refs = {intent.order.order_ref: 0 for intent in group if intent.order is not None}
@@ -1066,22 +881,26 @@ class IbAdapter:
                         intent.order,
                         order_id=0,
                         account=self.settings.account,
-                        parent_ids={**working_parents, **group_refs},
+                        parent_ids={**parent_ids, **group_refs},
                     )
                 except ValueError as exc:
                     return f"{intent.key}: {exc}; nothing sent"
         return None
 
-    def _submit(
+    def submit(
         self,
         journaled: Sequence[JournaledIntent],
         group: Sequence[Intent],
         contracts: Mapping[str, CachedContract],
         working: Mapping[int, WorkingOrder],
-        working_parents: Mapping[str, int],
+        parent_ids: Mapping[str, int],
         priority: Priority,
+        *,
+        before_write: Callable[[int], None],
+        after_write: Callable[[int], None],
     ) -> None:
-        parent_ids = dict(working_parents)
+        """Hand one message per journaled intent to the pacer (see ``Broker.submit``)."""
+        parent_ids = dict(parent_ids)
         parent_ids.update(
             (entry.order_ref, entry.order_id)
             for entry in journaled
@@ -1090,12 +909,11 @@ class IbAdapter:
             and entry.action == "place"
         )
         for entry, intent in zip(journaled, group, strict=True):
-            self._track(entry)
-            self._awaiting.add(entry.id)
             assert entry.order_id is not None
-            before_write, after_write = self._sending_hooks(entry.id)
+            self._last_action[(self.settings.client_id, entry.order_id)] = intent.action
+            before, after = self._write_hooks(entry.id, before_write, after_write)
             if intent.action == "cancel":
-                with self._sending(priority, before_write, after_write):
+                with self._sending(priority, before, after):
                     self.ib.client.cancelOrder(entry.order_id, "")
                 continue
             assert intent.order is not None
@@ -1110,35 +928,29 @@ class IbAdapter:
             order.clientId = self.settings.client_id
             contract = self._order_contract(intent.symbol, contracts)
             assert contract is not None  # _check_group found it before journaling
-            with self._sending(priority, before_write, after_write):
+            with self._sending(priority, before, after):
                 self.ib.client.placeOrder(entry.order_id, contract, order)
 
-    def _sending_hooks(self, intent_id: int) -> tuple[Callable[[], None], Callable[[], None]]:
-        # "sent" is committed durably just before the write: an intent still "journaled" after a
-        # crash certainly never left this process (safe to plan afresh), while a "sent" one may
-        # have reached IB and is waited for until the acknowledgement timeout.
-        def before_write() -> None:
-            assert self.journal is not None
-            self.journal.mark_sent(intent_id)
+    def _write_hooks(
+        self,
+        intent_id: int,
+        before_write: Callable[[int], None],
+        after_write: Callable[[int], None],
+    ) -> tuple[Callable[[], None], Callable[[], None]]:
+        def before() -> None:
+            before_write(intent_id)
 
-        def after_write() -> None:
-            self._crash_point("send")
-            self.progress.sent += 1
-            self._report()
+        def after() -> None:
+            after_write(intent_id)
 
-        return before_write, after_write
+        return before, after
 
-    def _crash_point(self, point: str) -> None:
-        if self._crash_after == point:
-            log.error("%s=%s: killing this process (test hook)", CRASH_ENV, point)
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    def wait(self, timeout: float) -> bool:
-        """Run the connection until every sent intent is acknowledged (or over) and nothing waits
-        in the pacer, or ``timeout`` seconds pass. True when everything was acknowledged."""
+    def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Run the connection until ``done()`` holds and nothing waits in the pacer, or
+        ``timeout`` seconds pass, or the connection drops. True when both held."""
         loop = asyncio.get_event_loop_policy().get_event_loop()
         deadline = loop.time() + timeout
-        while self._awaiting or self._pacer.waiting:
+        while not done() or self._pacer.waiting:
             remaining = deadline - loop.time()
             if remaining <= 0 or not self.connected:
                 break
@@ -1149,7 +961,7 @@ class IbAdapter:
                 # settles it.
                 log.warning("connection lost while waiting for acknowledgements")
                 break
-        return not self._awaiting and not self._pacer.waiting
+        return done() and not self._pacer.waiting
 
 
 def _reported(value: float) -> bool:
@@ -1167,14 +979,6 @@ def _is_margin_account(values: Mapping[str, float]) -> bool:
 def _utc_filter_time(moment: datetime) -> str:
     # IB reads "yyyymmdd-hh:mm:ss" as UTC.
     return moment.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
-
-
-def _urgency(group: Sequence[Intent]) -> Priority:
-    if any(intent.action == "cancel" for intent in group):
-        return Priority.CANCEL
-    if any(intent.purpose == "protective" for intent in group):
-        return Priority.PROTECTIVE
-    return Priority.ORDER
 
 
 def _tapped(original: Callable[..., Any], observer: Callable[..., None]) -> Callable[..., None]:

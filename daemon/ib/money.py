@@ -8,26 +8,16 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 from ib_insync import AccountValue, ContractDetails
 
+from tradectl.broker_types import AccountCurrencies
 from tradectl.planner.ticks import PriceBand
 
 log = logging.getLogger(__name__)
 
 # IB labels the base-currency total of a tag "BASE"; every other row is in its own currency.
 BASE_ROW = "BASE"
-
-
-@dataclass(frozen=True)
-class AccountCurrencies:
-    """``cash_balances``: IB's ``CashBalance`` per currency, in that currency.
-    ``exchange_rates``: IB's ``ExchangeRate`` per currency, the base-currency value of one unit."""
-
-    base_currency: str
-    cash_balances: dict[str, float] = field(default_factory=dict)
-    exchange_rates: dict[str, float] = field(default_factory=dict)
 
 
 def _number(text: str) -> float | None:

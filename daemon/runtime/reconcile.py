@@ -2,7 +2,8 @@
 (docs/planning.md, docs/apply.md).
 
 ``tradectl apply`` runs one pass; ``tradectl plan`` runs one without acting; the daemon
-(``tradectl run``) will call ``reconcile_pass`` once per pass on a connection it keeps open.
+(``tradectl run``) calls ``reconcile_pass`` once per pass on a connection it keeps open, with
+the hooks it needs (``PassHooks``).
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from time import monotonic
 
-from tradectl.ib import BrokerState, IbAdapter, Progress
+from tradectl.broker_types import BrokerState, Progress
 from tradectl.ib.translate import planner_execution
 from tradectl.journal import Journal, JournaledIntent, Transition
 from tradectl.journal.keys import (
@@ -29,8 +31,11 @@ from tradectl.planner.domain import Intent, Observed, Plan, TargetsSource, Worki
 from tradectl.planner.gate import recheck_cash
 from tradectl.planner.legs import parse_order_ref
 from tradectl.runtime.account_sample import record_account_sample
+from tradectl.runtime.acting import NotSent, Sender, resync
+from tradectl.runtime.broker import Broker
 from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
 from tradectl.runtime.targets_journal import accepted_targets, record_decisions
+from tradectl.runtime.tracking import OrderTracker, tracker_for
 from tradectl.schemas.models import RuleSet
 from tradectl.timezones import TRADING_TIME_ZONE, trading_day_start
 
@@ -54,6 +59,14 @@ class PassResult:
     acknowledged_in_time: bool = True
     progress: Progress = field(default_factory=Progress)
     notes: tuple[str, ...] = ()
+    # What the broker noted while observing (``notes`` adds the pass's own).
+    broker_notes: tuple[str, ...] = ()
+    # The daily-loss breaker tripped in this pass (``PassHooks.breaker``), with its reason.
+    breaker_tripped: str | None = None
+    stopped_early: bool = False
+    # The pass's "now", on the broker's clock.
+    now: datetime | None = None
+    # Pacing violations the broker reported during this pass.
     pacing_violations: int = 0
 
     @property
@@ -327,9 +340,37 @@ def sending_groups(intents: Sequence[Intent]) -> list[list[Intent]]:
     return groups
 
 
+@dataclass(frozen=True)
+class PassHooks:
+    """What the daemon adds to a pass (docs/daemon.md); the defaults are one command's pass.
+
+    ``may_send`` is asked before each group: the daemon journals a group only when the pacer
+    has written the previous one, so a halt, a dropped link or SIGTERM stops a long pass within
+    one order and the journal never runs ahead of the wire. Without it every group is handed
+    to the pacer at once. ``abandon`` says shutdown began (stop waiting for the pacer; wait
+    for acknowledgements only briefly). ``breaker`` trips and journals the daily-loss breaker
+    and returns its reason. ``on_sources``, ``on_planned`` and ``on_sent`` let the daemon log
+    and report what the pass read, planned and sent."""
+
+    may_send: Callable[[], bool] | None = None
+    abandon: Callable[[], bool] = lambda: False
+    breaker: Callable[[Observed, datetime], str | None] | None = None
+    allocations_due: bool = True
+    targets_files: TargetsFiles | None = None
+    on_sources: Callable[[Mapping[str, TargetsSource]], None] | None = None
+    on_planned: Callable[[Observed, Plan], None] | None = None
+    on_sent: Callable[[Sequence[Intent], Sequence[JournaledIntent]], None] | None = None
+
+
+# While stopping, acknowledgements are awaited only briefly: the next start adopts the rest.
+ACK_TIMEOUT_STOPPING_SECONDS = 1.0
+_DRAIN_STEP_SECONDS = 0.005
+_ACK_WAIT_STEP_SECONDS = 0.25
+
+
 def reconcile_pass(
     rules: RuleSet,
-    adapter: IbAdapter,
+    broker: Broker,
     journal: Journal | None,
     *,
     clock: Callable[[], datetime],
@@ -339,30 +380,89 @@ def reconcile_pass(
     trigger: str,
     on_resync: Callable[[list[Transition]], None] | None = None,
     halted: bool = False,
+    hooks: PassHooks = PassHooks(),
 ) -> PassResult:
     """Resync, observe, plan, gate; then, when ``act`` and ``confirm`` agree, journal and send
-    the actionable intents and wait for their acknowledgement."""
+    the actionable intents and wait for their acknowledgement. The one orchestrator of a pass:
+    ``apply``, ``plan``, ``doctor`` and the daemon all run it."""
     started = clock()
-    now = adapter.market_now(started)
-    adapter.start_pass()
+    now = broker.market_now(started)
+    tracker = tracker_for(broker, journal)
+    tracker.start_pass()
     writable = journal is not None and journal.writable
     pass_id = None
     if writable:
         assert journal is not None
         journal.record_generation(rules.generation())
         pass_id = journal.begin_pass(trigger, rules.generation())
+    try:
+        return _observe_plan_act(
+            rules,
+            broker,
+            journal,
+            clock=clock,
+            started=started,
+            now=now,
+            pass_id=pass_id,
+            confirm=confirm,
+            act=act,
+            ack_timeout=ack_timeout,
+            on_resync=on_resync,
+            halted=halted,
+            hooks=hooks,
+        )
+    except Exception as exc:
+        # A dropped connection mid-pass, say: the journal shows the pass ended and why.
+        if writable and pass_id is not None:
+            assert journal is not None
+            journal.finish_pass(
+                pass_id,
+                planned=0,
+                blocked=0,
+                sent=tracker.progress.sent,
+                outcome="failed",
+                detail=f"{type(exc).__name__}: {exc}",
+            )
+        raise
+
+
+def _observe_plan_act(
+    rules: RuleSet,
+    broker: Broker,
+    journal: Journal | None,
+    *,
+    clock: Callable[[], datetime],
+    started: datetime,
+    now: datetime,
+    pass_id: int | None,
+    confirm: Callable[[Plan], bool] | None,
+    act: bool,
+    ack_timeout: float,
+    on_resync: Callable[[list[Transition]], None] | None,
+    halted: bool,
+    hooks: PassHooks,
+) -> PassResult:
+    writable = journal is not None and journal.writable
+    pacing_before = broker.pacing_violations
     day_start = trading_day_start(now)
-    transitions = adapter.resync(day_start)
+    transitions = resync(broker, journal, day_start)
     if on_resync is not None and transitions:
         on_resync(transitions)
-    sources = TargetsFiles().sources(rules)
-    state = adapter.observe(observed_symbols(rules, sources), day_start)
+    sources = (hooks.targets_files or TargetsFiles()).sources(rules)
+    if hooks.on_sources is not None:
+        hooks.on_sources(sources)
+    state = broker.observe(observed_symbols(rules, sources), day_start)
     observed = build_observed(rules, state, journal, now, sources)
     if writable:
         assert journal is not None
         remember_reconstructions(journal, observed, now)
-    if halted:
-        observed = replace(observed, halted=True)
+    tripped = hooks.breaker(observed, now) if hooks.breaker is not None else None
+    observed = replace(
+        observed,
+        breaker_tripped=observed.breaker_tripped or tripped is not None,
+        halted=observed.halted or halted,
+        allocations_due=hooks.allocations_due,
+    )
     plan = plan_pass(rules, observed, journal, now)
     if writable:
         assert journal is not None
@@ -370,6 +470,8 @@ def reconcile_pass(
         # max_turnover becomes the baseline only when its orders go (or nothing is left to do).
         record_decisions(journal, plan, now, accept=False)
         record_account_sample(journal, rules, observed, plan)
+    if hooks.on_planned is not None:
+        hooks.on_planned(observed, plan)
     notes = state.notes
     if observed.in_flight:
         notes += (
@@ -377,7 +479,15 @@ def reconcile_pass(
             "broker: counted as working orders and not sent again until the broker shows them "
             "or the acknowledgement timeout passes",
         )
-    result = PassResult(plan=plan, observed=observed, resync=transitions, notes=notes)
+    result = PassResult(
+        plan=plan,
+        observed=observed,
+        resync=transitions,
+        notes=notes,
+        broker_notes=state.notes,
+        breaker_tripped=tripped,
+        now=now,
+    )
     actionable = plan.actionable
     if not act or not actionable:
         if writable and act:
@@ -388,7 +498,8 @@ def reconcile_pass(
     if confirm is not None and not confirm(plan):
         _finish(journal, pass_id, result, "declined")
         return result
-    if clock() - started > PLAN_MAX_AGE:
+    # Only a confirmed plan can grow old before it is acted on: the daemon acts at once.
+    if confirm is not None and clock() - started > PLAN_MAX_AGE:
         result.problems.append(
             f"the plan is older than {PLAN_MAX_AGE.seconds} s (confirmation took a while) and "
             "prices may have moved: nothing sent; run it again"
@@ -399,21 +510,81 @@ def reconcile_pass(
     working = {
         order.order_id: order
         for order in sorted(
-            observed.owned_orders, key=lambda order: order.client_id == adapter.settings.client_id
+            observed.owned_orders, key=lambda order: order.client_id == broker.client_id
         )
     }
     if writable:
         assert journal is not None
         record_decisions(journal, plan, now)
-    result.problems = adapter.execute(
-        sending_groups(actionable), contracts=state.qualified, working=working, pass_id=pass_id
-    )
-    result.acknowledged_in_time = adapter.wait(ack_timeout)
-    result.progress = adapter.progress
-    result.sent = adapter.progress.sent
-    result.pacing_violations = adapter.pacing_violations
-    _finish(journal, pass_id, result, "sent")
+    sender = Sender(broker, journal, contracts=state.qualified, working=working, pass_id=pass_id)
+    tracker = tracker_for(broker, journal)
+    result.stopped_early = _send(broker, tracker, sender, sending_groups(actionable), hooks, result)
+    result.acknowledged_in_time = _await_acknowledgements(broker, tracker, hooks, ack_timeout)
+    result.progress = tracker.progress
+    result.sent = tracker.progress.sent
+    result.pacing_violations = broker.pacing_violations - pacing_before
+    _finish(journal, pass_id, result, "stopped early" if result.stopped_early else "sent")
     return result
+
+
+def _send(
+    broker: Broker,
+    tracker: OrderTracker,
+    sender: Sender,
+    groups: Sequence[Sequence[Intent]],
+    hooks: PassHooks,
+    result: PassResult,
+) -> bool:
+    """Journal and send ``groups``, collecting what could not be sent in ``result.problems``;
+    True when stopped early. With ``hooks.may_send``, one group at a time (``PassHooks``)."""
+    may_send = hooks.may_send
+    # Each journaled intent is one message on the wire; ``written`` counts how many the
+    # pacer must have written before the next group is journaled.
+    written = tracker.progress.sent
+    for group in groups:
+        if may_send is not None:
+            if not _drain(broker, tracker, hooks, written) or not may_send():
+                return True
+            try:
+                problem, journaled = sender.send(group)
+            except NotSent as exc:
+                result.problems.append(str(exc))
+                return True
+        else:
+            problem, journaled = sender.send(group)
+        if problem is not None:
+            result.problems.append(problem)
+        if hooks.on_sent is not None:
+            hooks.on_sent(group, journaled)
+        written += len(journaled)
+    return may_send is not None and not _drain(broker, tracker, hooks, written)
+
+
+def _drain(broker: Broker, tracker: OrderTracker, hooks: PassHooks, written: int) -> bool:
+    """Run the connection until the pacer has written ``written`` order messages in all;
+    False when the link went down or shutdown began first."""
+    while tracker.progress.sent < written:
+        if not broker.can_send or hooks.abandon():
+            return False
+        broker.run_for(_DRAIN_STEP_SECONDS)
+    return True
+
+
+def _await_acknowledgements(
+    broker: Broker, tracker: OrderTracker, hooks: PassHooks, ack_timeout: float
+) -> bool:
+    """Wait until every sent intent is answered (True), the link goes down (IB's 1100 or a
+    disconnect: the pass after the reconnect or 1102 resyncs what was sent) or the timeout
+    passes; while shutting down, only briefly. What is left stays in flight in the journal."""
+    started = monotonic()
+    while True:
+        limit = min(ack_timeout, ACK_TIMEOUT_STOPPING_SECONDS) if hooks.abandon() else ack_timeout
+        remaining = limit - (monotonic() - started)
+        step = max(0.0, min(_ACK_WAIT_STEP_SECONDS, remaining))
+        if broker.run_until(lambda: tracker.answered, step):
+            return True
+        if not broker.can_send or monotonic() - started >= limit:
+            return False
 
 
 def _finish(journal: Journal | None, pass_id: int | None, result: PassResult, outcome: str) -> None:

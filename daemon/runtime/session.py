@@ -10,10 +10,12 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from tradectl.ib import ConnectionSettings, IbAdapter, Progress
+from tradectl.broker_types import Progress
+from tradectl.ib import ConnectionSettings, IbAdapter
 from tradectl.ib.pacer import DEFAULT_RATE
 from tradectl.journal import Journal, utc_now
 from tradectl.runtime.reconcile import PassResult, reconcile_pass
+from tradectl.runtime.tracking import tracker_for
 from tradectl.schemas.models import RuleSet
 
 
@@ -76,8 +78,10 @@ def open_session(
         settings = connection_settings(
             rules, readonly=readonly, host=host, port=port, pacing_rate=pacing_rate
         )
-        adapter = IbAdapter(settings, journal, progress=progress)
+        adapter = IbAdapter(settings, journal)
         stack.callback(adapter.disconnect)
+        # The tracker listens before the connection opens: every update is journaled.
+        tracker_for(adapter, journal, progress=progress)
         adapter.connect(verify_account=verify_account)
         yield Session(adapter=adapter, journal=journal)
 

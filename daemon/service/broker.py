@@ -7,11 +7,13 @@ daemon submits jobs (connect, resync, a pass, a cancel, a journal write) that ru
 time; between jobs the thread keeps the broker loop running so that ib_insync reads the socket
 and fires events, which are handed back to the daemon's loop.
 
-The pass is ``tradectl.runtime.reconcile``'s building blocks in the daemon's order, with three
-additions: the daily-loss breaker is checked and journaled before planning, allocations follow
-the rebalance window, and each group of intents is journaled only when the pacer has sent the
-previous one, asking ``may_send`` first, so a halt, a dropped link or SIGTERM stops a long pass
-within one order and the journal never runs ahead of the wire.
+The pass is ``tradectl.runtime.reconcile.reconcile_pass``, the one orchestrator, with the
+daemon's hooks (``PassHooks``): the daily-loss breaker is checked and journaled before planning,
+allocations follow the rebalance window, and each group of intents is journaled only when the
+pacer has sent the previous one, asking ``may_send`` first, so a halt, a dropped link or SIGTERM
+stops a long pass within one order and the journal never runs ahead of the wire. This module
+only runs the broker on its thread, turns its updates into the daemon's events and reports
+status; it reaches the broker through the ``Broker`` protocol alone.
 """
 
 from __future__ import annotations
@@ -21,15 +23,20 @@ import collections
 import json
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tradectl.ib import AdapterError, IbAdapter
-from tradectl.ib_codes import LINK_LOST, LINK_RESTORED_CODES, LINK_RESTORED_DATA_LOST
-from tradectl.journal import Journal, LedgerRelease, utc_now
+from tradectl.broker_types import (
+    BrokerUpdate,
+    Disconnected,
+    ExecutionUpdate,
+    LinkUpdate,
+    OrderStatusUpdate,
+)
+from tradectl.ib import IbAdapter
+from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
 from tradectl.journal.keys import (
     BREAKER_KEY,
     BREAKER_REASON_KEY,
@@ -41,20 +48,16 @@ from tradectl.journal.keys import (
 from tradectl.journal.lifecycle import REJECTION_STATUS, order_ended
 from tradectl.ledger_view import rule_ledgers
 from tradectl.planner.breaker import breaker_reason
-from tradectl.planner.domain import Intent, Observed, Plan, WorkingOrder
+from tradectl.planner.domain import Intent, Observed, Plan, TargetsSource, WorkingOrder
 from tradectl.planner.legs import leg_kind, parse_order_ref
 from tradectl.planner.market_time import session_close
-from tradectl.runtime.account_sample import record_account_sample
-from tradectl.runtime.reconcile import (
-    build_observed,
-    observed_symbols,
-    plan_pass,
-    remember_reconstructions,
-    sending_groups,
-)
+from tradectl.runtime.acting import Sender, resync
+from tradectl.runtime.broker import Broker
+from tradectl.runtime.reconcile import PassHooks, reconcile_pass
 from tradectl.runtime.session import connection_settings
 from tradectl.runtime.targets_file import TargetsFiles, allocation_symbols
-from tradectl.runtime.targets_journal import accept_pending, decision_views, record_decisions
+from tradectl.runtime.targets_journal import accept_pending, decision_views
+from tradectl.runtime.tracking import tracker_for
 from tradectl.schemas.models import RuleKind, RuleSet
 from tradectl.timezones import trading_day, trading_day_start
 
@@ -135,18 +138,6 @@ class BrokerThread:
         self._thread.join(timeout)
 
 
-def _tap(target: Any, name: str, observer: Callable[..., None]) -> None:
-    original = getattr(target, name)
-
-    def tapped(*args: Any) -> None:
-        try:
-            original(*args)
-        finally:
-            observer(*args)
-
-    setattr(target, name, tapped)
-
-
 def _kind_of(rules: RuleSet | None, order: WorkingOrder) -> RuleKind:
     rule, leg = order.rule or "", order.leg or ""
     if rules is not None:
@@ -185,8 +176,12 @@ class IbBrokerSession:
         port: int | None = None,
         clock: Callable[[], datetime] = utc_now,
         ack_timeout: float = ACK_TIMEOUT_SECONDS,
+        open_broker: Callable[[RuleSet, Journal], Broker] | None = None,
     ) -> None:
+        """``open_broker`` connects a broker for the rules (default: the IB adapter at the
+        rules' gateway, or at ``host``/``port``); tests pass an in-memory one."""
         self.events = SessionEvents()
+        self._open_broker = open_broker or self._open_ib
         self._state_dir = state_dir
         self._host = host
         self._port = port
@@ -195,7 +190,7 @@ class IbBrokerSession:
         self._thread = BrokerThread()
         self._daemon_loop: asyncio.AbstractEventLoop | None = None
         self._journal: Journal | None = None
-        self._adapter: IbAdapter | None = None
+        self._adapter: Broker | None = None
         self._rules: RuleSet | None = None
         self._status: dict[str, Any] = {}
         # Executions come again in every reqExecutions answer: only a new exec id is a fill.
@@ -275,75 +270,86 @@ class IbBrokerSession:
 
     def _connect(self, rules: RuleSet) -> None:
         self._disconnect()
-        settings = connection_settings(rules, readonly=False, host=self._host, port=self._port)
-        # A fresh adapter per connection: a new session id tells the journal's resync which
+        # A fresh broker per connection: a new session id tells the journal's resync which
         # intents were sent before the drop.
-        adapter = IbAdapter(settings, self._journal, rejected=self._on_rejected)
-        wrapper = adapter.ib.wrapper
-        _tap(wrapper, "error", self._on_error)
-        _tap(wrapper, "execDetails", self._on_exec_details)
-        _tap(wrapper, "orderStatus", self._on_order_status)
+        journal = self._journal_or_fail()
+        adapter = self._open_broker(rules, journal)
+        # Journal first: the tracker hears each update before the daemon does.
+        tracker_for(adapter, journal, rejected=self._on_rejected)
+        adapter.listen(lambda update: self._on_update(adapter, update))
+        self._adapter = adapter
+        self._rules = rules
+
+    def _open_ib(self, rules: RuleSet, journal: Journal) -> Broker:
+        settings = connection_settings(rules, readonly=False, host=self._host, port=self._port)
+        adapter = IbAdapter(settings, journal)
+        # The tracker listens before the connection opens: every update is journaled.
+        tracker_for(adapter, journal, rejected=self._on_rejected)
         try:
             adapter.connect()
         except BaseException:
             adapter.disconnect()
             raise
-        adapter.ib.disconnectedEvent += self._on_disconnected
-        self._adapter = adapter
-        self._rules = rules
+        return adapter
 
     def _disconnect(self) -> None:
         adapter, self._adapter = self._adapter, None
         if adapter is not None:
-            adapter.ib.disconnectedEvent -= self._on_disconnected
             adapter.disconnect()
             self._messages_sent_before += adapter.messages_sent
 
-    def _on_disconnected(self) -> None:
-        self._emit(self.events.disconnected)
+    def _on_update(self, adapter: Broker, update: BrokerUpdate) -> None:
+        """The broker's updates, as the daemon's session events (on the daemon's loop)."""
+        if adapter is not self._adapter:
+            # A closed connection's last words: the daemon disconnected it on purpose.
+            return
+        if isinstance(update, Disconnected):
+            self._emit(self.events.disconnected)
+        elif isinstance(update, LinkUpdate):
+            if update.up:
+                self._emit(self.events.link_restored, update.data_lost)
+            else:
+                self._emit(self.events.link_lost)
+        elif isinstance(update, ExecutionUpdate):
+            self._on_execution(update.execution)
+        elif isinstance(update, OrderStatusUpdate) and (
+            order_ended(update.status) or update.status == REJECTION_STATUS
+        ):
+            # An Inactive order may have just been rejected: worth a look either way.
+            self._emit(self.events.order_event, f"order-{update.status.lower()}")
 
     def _on_rejected(self, order_ref: str | None, code: int, text: str) -> None:
         rule, _, _ = parse_order_ref(order_ref) or (None, None, None)
         self._emit(self.events.order_rejected, rule, code, text)
 
-    def _on_error(self, req_id: int, code: int, text: str, *rest: Any) -> None:
-        if code == LINK_LOST:
-            self._emit(self.events.link_lost)
-        elif code in LINK_RESTORED_CODES:
-            self._emit(self.events.link_restored, code == LINK_RESTORED_DATA_LOST)
-
-    def _on_exec_details(self, req_id: int, contract: Any, execution: Any) -> None:
-        if execution.execId in self._seen_exec_ids:
+    def _on_execution(self, execution: RecordedExecution) -> None:
+        # Executions come again in every executions answer: only a new exec id is a fill.
+        if execution.exec_id in self._seen_exec_ids:
             return
-        self._seen_exec_ids.add(execution.execId)
-        rule, _, leg = parse_order_ref(execution.orderRef) or (None, None, None)
+        self._seen_exec_ids.add(execution.exec_id)
+        rule, _, leg = parse_order_ref(execution.order_ref) or (None, None, None)
         log.info(
             "fill: %s %s %s @ %s",
             execution.side,
             execution.shares,
-            contract.symbol,
+            execution.symbol,
             execution.price,
             extra={
                 "rule": rule,
                 "leg": leg,
-                "order_id": execution.orderId,
-                "order_ref": execution.orderRef or None,
-                "exec_id": execution.execId,
+                "order_id": execution.order_id,
+                "order_ref": execution.order_ref,
+                "exec_id": execution.exec_id,
             },
         )
         self._emit(self.events.order_event, "fill")
         if rule is not None:
-            what = f"{execution.side} {execution.shares:g} {contract.symbol} @ {execution.price}"
+            what = f"{execution.side} {execution.shares:g} {execution.symbol} @ {execution.price}"
             self._emit(self.events.order_filled, rule, what)
-
-    def _on_order_status(self, order_id: int, status: str, *rest: Any) -> None:
-        # An Inactive order may have just been rejected: worth a look either way.
-        if order_ended(status) or status == REJECTION_STATUS:
-            self._emit(self.events.order_event, f"order-{status.lower()}")
 
     # --- the pass ----------------------------------------------------------------------------
 
-    def _connected_adapter(self) -> IbAdapter:
+    def _connected_adapter(self) -> Broker:
         # The adapter holds every message while IB's link is down (1100), so a request made then
         # would wait for the 1102: don't start one.
         adapter = self._adapter
@@ -359,7 +365,7 @@ class IbBrokerSession:
     def _resync(self) -> None:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
-        for transition in adapter.resync(trading_day_start(self._clock())):
+        for transition in resync(adapter, journal, trading_day_start(self._clock())):
             intent = journal.intent(transition.intent_id)
             log.info(
                 "resync: %s (%s %s) is %s (%s)",
@@ -378,99 +384,44 @@ class IbBrokerSession:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
         self._rules = rules
-        now = adapter.market_now(self._clock())
-        generation = rules.generation()
-        journal.record_generation(generation)
-        pass_id = journal.begin_pass(",".join(sorted(context.reasons)), generation)
-        adapter.start_pass()
-        try:
-            return self._observe_plan_act(adapter, journal, rules, context, pass_id, now)
-        except Exception as exc:
-            # A dropped connection mid-pass, say: the journal shows the pass ended and why.
-            journal.finish_pass(
-                pass_id,
-                planned=0,
-                blocked=0,
-                sent=adapter.progress.sent,
-                outcome="failed",
-                detail=f"{type(exc).__name__}: {exc}",
-            )
-            raise
-
-    def _observe_plan_act(
-        self,
-        adapter: IbAdapter,
-        journal: Journal,
-        rules: RuleSet,
-        context: PassContext,
-        pass_id: int,
-        now: datetime,
-    ) -> PassSummary:
-        pacing_before = adapter.pacing_violations
-        day_start = trading_day_start(now)
-        adapter.resync(day_start)
-        sources = self._targets_files.sources(rules)
-        for rule, source in sources.items():
-            if source.problem is not None and self._targets_problems.get(rule) != source.problem:
-                log.error("targets file of allocations.%s: %s", rule, source.problem)
-        self._targets_problems = {
-            rule: source.problem for rule, source in sources.items() if source.problem
-        }
-        state = adapter.observe(observed_symbols(rules, sources), day_start)
-        observed = build_observed(rules, state, journal, now, sources)
-        remember_reconstructions(journal, observed, now)
-        tripped = self._check_breaker(rules, observed, journal, now)
-        observed = replace(
-            observed,
-            breaker_tripped=observed.breaker_tripped or tripped is not None,
-            halted=observed.halted or context.halted,
-            allocations_due=context.allocations_due,
-        )
-        plan = plan_pass(rules, observed, journal, now)
-        record_decisions(journal, plan, now)
-        record_account_sample(journal, rules, observed, plan)
-        self._remember(observed, plan, orphaned_protections(journal, rules))
-        clock = adapter.market_clock
-        self._status = {
-            **self._status,
-            "gateway_clock_offset_seconds": clock.offset.total_seconds(),
-            "clock_warning": clock.describe() if clock.skewed else None,
-        }
-        for intent in plan.blocked:
-            log.debug(
-                "blocked: %s",
-                intent.reason,
-                extra={"rule": intent.rule, "leg": intent.leg, "blocked_by": intent.blocked_by},
-            )
-        problems: list[str] = []
-        stopped_early = False
         self._sent_actions = []
-        if plan.actionable:
-            stopped_early = self._send(
-                adapter, journal, plan, observed, state.qualified, pass_id, context, problems
-            )
-            self._await_acknowledgements(adapter, context)
-            self._remember_working(adapter)
-        outcome = "stopped early" if stopped_early else ("sent" if plan.actionable else "converged")
-        journal.finish_pass(
-            pass_id,
-            planned=len(plan.intents),
-            blocked=len(plan.blocked),
-            sent=adapter.progress.sent,
-            outcome=outcome,
-            detail="; ".join(problems + adapter.progress.errors),
+        hooks = PassHooks(
+            may_send=context.may_send,
+            abandon=context.abandon,
+            breaker=lambda observed, now: self._check_breaker(rules, observed, journal, now),
+            allocations_due=context.allocations_due,
+            targets_files=self._targets_files,
+            on_sources=self._report_targets_problems,
+            on_planned=lambda observed, plan: self._planned(journal, rules, observed, plan),
+            on_sent=self._log_actions,
         )
-        for problem in problems:
+        result = reconcile_pass(
+            rules,
+            adapter,
+            journal,
+            clock=self._clock,
+            confirm=None,
+            act=True,
+            ack_timeout=self._ack_timeout,
+            trigger=",".join(sorted(context.reasons)),
+            halted=context.halted,
+            hooks=hooks,
+        )
+        if result.plan.actionable:
+            self._remember_working(adapter)
+        observed, plan = result.observed, result.plan
+        for problem in result.problems:
             log.warning("not sent: %s", problem)
-        for error in adapter.progress.errors:
+        for error in result.progress.errors:
             log.warning("order error: %s", error)
-        if adapter.pacing_violations > pacing_before:
+        if result.pacing_violations:
             log.warning(
                 "the gateway reported %d pacing violation(s) (IB error 100) during this pass",
-                adapter.pacing_violations - pacing_before,
+                result.pacing_violations,
             )
+        day_start = trading_day_start(result.now or self._clock())
         efficiency = journal.order_efficiency(day_start)
-        if adapter.progress.sent and efficiency.too_high:
+        if result.progress.sent and efficiency.too_high:
             log.warning(
                 "%s: today tradectl sends far more order actions than it gets fills; widen "
                 "drift bands or limit offsets so working orders are not repriced so often",
@@ -484,17 +435,42 @@ class IbBrokerSession:
         )
         return PassSummary(
             planned=len(plan.intents),
-            sent=adapter.progress.sent,
+            sent=result.progress.sent,
             blocked=len(plan.blocked),
-            problems=tuple(problems + adapter.progress.errors),
-            stopped_early=stopped_early,
-            notes=state.notes + plan.notes,
+            problems=tuple(result.problems + result.progress.errors),
+            stopped_early=result.stopped_early,
+            notes=result.broker_notes + plan.notes,
             net_liquidation=observed.net_liquidation,
-            breaker_tripped=tripped,
+            breaker_tripped=result.breaker_tripped,
             facts=facts,
             allocation_work_left=allocation_work_left(rules, observed, plan),
-            session_close=allocation_session_close(rules, observed, now),
+            session_close=allocation_session_close(rules, observed, result.now or self._clock()),
         )
+
+    def _report_targets_problems(self, sources: Mapping[str, TargetsSource]) -> None:
+        for rule, source in sources.items():
+            if source.problem is not None and self._targets_problems.get(rule) != source.problem:
+                log.error("targets file of allocations.%s: %s", rule, source.problem)
+        self._targets_problems = {
+            rule: source.problem for rule, source in sources.items() if source.problem
+        }
+
+    def _planned(self, journal: Journal, rules: RuleSet, observed: Observed, plan: Plan) -> None:
+        self._remember(observed, plan, orphaned_protections(journal, rules))
+        adapter = self._adapter
+        if adapter is not None:
+            clock = adapter.market_clock
+            self._status = {
+                **self._status,
+                "gateway_clock_offset_seconds": clock.offset.total_seconds(),
+                "clock_warning": clock.describe() if clock.skewed else None,
+            }
+        for intent in plan.blocked:
+            log.debug(
+                "blocked: %s",
+                intent.reason,
+                extra={"rule": intent.rule, "leg": intent.leg, "blocked_by": intent.blocked_by},
+            )
 
     def _check_breaker(
         self, rules: RuleSet, observed: Observed, journal: Journal, now: datetime
@@ -509,69 +485,12 @@ class IbBrokerSession:
         journal.set_state(BREAKER_KEY, trading_day(now).isoformat())
         return reason
 
-    def _send(
-        self,
-        adapter: IbAdapter,
-        journal: Journal,
-        plan: Plan,
-        observed: Observed,
-        contracts: Any,
-        pass_id: int,
-        context: PassContext,
-        problems: list[str],
-    ) -> bool:
-        """Journal and send the actionable intents group by group, collecting what could not be
-        sent in ``problems``; True when stopped early."""
-        # Order ids are per client: should another client's owned order share an id, ours wins.
-        ours = adapter.settings.client_id
-        working = {
-            order.order_id: order
-            for order in sorted(observed.owned_orders, key=lambda order: order.client_id == ours)
-        }
-        last_intent = self._catch_up_intents(journal)
-        # Each journaled intent is one message on the wire; ``written`` counts how many the
-        # pacer must have written before the next group is journaled.
-        written = adapter.progress.sent
-        for group in sending_groups(plan.actionable):
-            if not self._drain(adapter, context, written):
-                return True
-            if not context.may_send():
-                return True
-            try:
-                problems += adapter.execute(
-                    [group], contracts=contracts, working=working, pass_id=pass_id
-                )
-            except AdapterError as exc:
-                problems.append(str(exc))
-                return True
-            last_intent, journaled = self._log_actions(journal, group, last_intent)
-            self._newest_intent_id = last_intent
-            written += journaled
-        return not self._drain(adapter, context, written)
-
-    def _catch_up_intents(self, journal: Journal) -> int:
-        """The newest intent id in the journal (other writers: halt --cancel, earlier runs)."""
-        newer = journal.intents(since_id=self._newest_intent_id)
-        if newer:
-            self._newest_intent_id = newer[-1].id
-        return self._newest_intent_id
-
-    def _drain(self, adapter: IbAdapter, context: PassContext, written: int) -> bool:
-        """Run the connection until the pacer has written ``written`` order messages in all;
-        False when the link went down or shutdown began first."""
-        while adapter.progress.sent < written:
-            if not adapter.can_send or context.abandon():
-                return False
-            adapter.ib.sleep(_DRAIN_STEP_SECONDS)
-        return True
-
-    def _log_actions(self, journal: Journal, group: list[Intent], after_id: int) -> tuple[int, int]:
-        """Log the order actions of ``group`` that were journaled; returns the newest intent id
-        and how many were journaled."""
-        journaled = {entry.key: entry for entry in journal.intents(since_id=after_id)}
-        newest = max((entry.id for entry in journaled.values()), default=after_id)
+    def _log_actions(self, group: Sequence[Intent], journaled: Sequence[JournaledIntent]) -> None:
+        """Log the order actions of ``group``, and count those that were journaled (and so
+        handed to the broker) for the pass's facts."""
+        by_key = {entry.key: entry for entry in journaled}
         for intent in group:
-            entry = journaled.get(intent.key)
+            entry = by_key.get(intent.key)
             if entry is not None:
                 self._sent_actions.append((intent.action, intent.kind))
             order = intent.order
@@ -594,23 +513,6 @@ class IbBrokerSession:
                     "aux": order.aux_price if order is not None else None,
                 },
             )
-        return newest, len(journaled)
-
-    def _await_acknowledgements(self, adapter: IbAdapter, context: PassContext) -> None:
-        started = self._thread.loop.time()
-        while not adapter.wait(0.25):
-            if not adapter.can_send:
-                # Disconnected, or IB's 1100: nothing moves until the link is back, and the
-                # pass after the reconnect (or 1102) resyncs what was sent.
-                return
-            limit = ACK_TIMEOUT_STOPPING_SECONDS if context.abandon() else self._ack_timeout
-            if self._thread.loop.time() - started >= limit:
-                log.warning(
-                    "order actions not acknowledged after %.0fs; they stay in flight in the "
-                    "journal and are matched with the broker at the next pass",
-                    limit,
-                )
-                return
 
     # --- halt --cancel -----------------------------------------------------------------------
 
@@ -619,9 +521,10 @@ class IbBrokerSession:
 
     def _cancel_owned(self, may_send: Callable[[], bool]) -> list[dict[str, Any]]:
         adapter = self._connected_adapter()
-        adapter.resync(trading_day_start(self._clock()))
+        journal = self._journal_or_fail()
+        resync(adapter, journal, trading_day_start(self._clock()))
         working = adapter.working_orders()
-        client_id = adapter.settings.client_id
+        client_id = adapter.client_id
         owned = [order for order in working if order.owned]
         cancellable = [order for order in owned if order.client_id == client_id]
         for order in owned:
@@ -636,7 +539,8 @@ class IbBrokerSession:
         groups = [[self._cancel_intent(order)] for order in cancellable]
         if groups and may_send():
             by_id = {order.order_id: order for order in cancellable}
-            problems = adapter.execute(groups, contracts={}, working=by_id, pass_id=None)
+            sender = Sender(adapter, journal, contracts={}, working=by_id, pass_id=None)
+            problems = sender.execute(groups)
             for problem in problems:
                 log.warning("not cancelled: %s", problem)
             for order in cancellable:
@@ -652,7 +556,8 @@ class IbBrokerSession:
                         "order_ref": order.order_ref,
                     },
                 )
-            adapter.wait(CANCEL_ACK_TIMEOUT_SECONDS)
+            tracker = tracker_for(adapter, journal)
+            adapter.run_until(lambda: tracker.answered, CANCEL_ACK_TIMEOUT_SECONDS)
         self._remember_working(adapter)
         return [_order_view(order) for order in cancellable]
 
@@ -702,7 +607,7 @@ class IbBrokerSession:
             "observed_at": self._clock().isoformat(),
         }
 
-    def _remember_working(self, adapter: IbAdapter) -> None:
+    def _remember_working(self, adapter: Broker) -> None:
         if not adapter.can_send:
             return
         owned = [order for order in adapter.working_orders() if order.owned]

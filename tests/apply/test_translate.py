@@ -12,6 +12,7 @@ from tradectl.ib.translate import to_ib_order, working_order
 from tradectl.ib_codes import is_informational
 from tradectl.journal import Journal, JournaledIntent
 from tradectl.planner.domain import Intent, OrderSpec
+from tradectl.runtime.tracking import tracker_for
 
 
 def spec(**fields: object) -> OrderSpec:
@@ -43,7 +44,8 @@ def tracked_entry(tmp_path: Path) -> tuple[Journal, IbAdapter, JournaledIntent]:
         order=spec(),
     )
     (entry,) = journal.journal_intents([placed], client_id=17, session="s", next_valid_order_id=3)
-    adapter._track(entry)
+    # The runtime's tracker journals what the adapter reports (tradectl.runtime.tracking).
+    tracker_for(adapter, journal).track([entry])
     return journal, adapter, entry
 
 
@@ -162,7 +164,7 @@ def test_notices_do_not_end_an_order_only_a_terminal_status_does(tmp_path: Path)
     adapter._on_order_status(3, "Cancelled", 0, 100, 0, 77, 0, 0, 17, "", 0)
     finished = journal.intent(entry.id)
     assert (finished.state, finished.error_code) == ("rejected", 201)
-    assert adapter.progress.errors == [
+    assert tracker_for(adapter, journal).progress.errors == [
         "tctl:aapl:abc:entry: IB error 201: Order rejected - reason: no funds"
     ]
     journal.close()
@@ -192,7 +194,7 @@ def test_a_rejected_modify_is_rejected_and_the_order_lives_on(tmp_path: Path) ->
         order_id=3,
     )
     (change,) = journal.journal_intents([modify], client_id=17, session="s", next_valid_order_id=4)
-    adapter._track(change)
+    tracker_for(adapter, journal).track([change])
     adapter._on_error(3, 110, "The price does not conform to the minimum price variation.", "")
     assert (journal.intent(change.id).state, journal.intent(change.id).error_code) == (
         "rejected",
@@ -205,7 +207,8 @@ def test_a_rejected_modify_is_rejected_and_the_order_lives_on(tmp_path: Path) ->
 
 def test_out_of_order_events_through_the_adapter(tmp_path: Path) -> None:
     """permId 0 on the first status, Inactive without an error, a fill after Cancelled: the
-    adapter writes what the one lifecycle decides (docs/apply.md, "One order lifecycle")."""
+    runtime's tracker writes what the one lifecycle decides (docs/apply.md, "One order
+    lifecycle")."""
     from ib_insync import Execution as IbExecution
 
     journal, adapter, entry = tracked_entry(tmp_path)
