@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from tradectl.journal import CachedContract, RecordedExecution
 from tradectl.planner.domain import ContractFacts, Position, Quote, WorkingOrder
+from tradectl.planner.instruments import UnresolvedInstrument
 from tradectl.planner.market_time import MarketHours
 
 
@@ -49,6 +50,7 @@ class BrokerState:
     completed_orders: tuple[WorkingOrder, ...] = ()
     market_hours: Mapping[str, MarketHours] = field(default_factory=dict)
     currencies: AccountCurrencies = field(default_factory=lambda: AccountCurrencies("USD"))
+    unresolved: Mapping[str, UnresolvedInstrument] = field(default_factory=dict)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class OrderSnapshot:
     aux_price: float | None
     status: str
     filled: float
+    con_id: int = 0
 
 
 @dataclass(frozen=True)

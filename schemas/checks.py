@@ -13,7 +13,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from tradectl.schemas.models import Bracket, RiskSizedQuantity, RuleSet, Scale
+from tradectl.schemas.models import (
+    Bracket,
+    RiskSizedQuantity,
+    RuleSet,
+    Scale,
+    instrument_allowed,
+)
 
 PathKey = str | int
 FieldPath = tuple[PathKey, ...]
@@ -70,19 +76,20 @@ def _check_allocations(rules: RuleSet) -> Iterator[Problem]:
                 f"target weights sum to {number(round(total, 10))}; they must sum to at most 1 "
                 "(what is left stays in cash)",
             )
+        locations = allocation.target_locations()
         for symbol, weight in allocation.inline_targets.items():
             if weight > limit + _EPSILON:
                 yield Problem(
-                    (*targets_path, symbol),
+                    _weight_path(targets_path, locations[symbol]),
                     f"must be <= {number(limit)}",
                     (("risk", "max_position_fraction"),),
                 )
             if symbol in owner:
                 yield Problem(
-                    (*targets_path, symbol),
+                    (*targets_path, locations[symbol]),
                     f"{symbol} is already a target of allocation {owner[symbol]!r}; two "
                     "allocations would fight over the same shares, keep it in one",
-                    (("allocations", owner[symbol], "targets", symbol),),
+                    (_target_path(rules, owner[symbol], symbol),),
                 )
             else:
                 owner[symbol] = name
@@ -107,8 +114,20 @@ def _check_allocations(rules: RuleSet) -> Iterator[Problem]:
                     f"allocation would treat the shares this rule trades as drift and trade them "
                     f"away; trade a symbol through an allocation or through brackets and scales, "
                     f"not both",
-                    (("allocations", allocation_name, "targets", rule.symbol),),
+                    (_target_path(rules, allocation_name, rule.symbol),),
                 )
+
+
+def _target_path(rules: RuleSet, allocation: str, key: str) -> FieldPath:
+    location = rules.allocations[allocation].target_locations()[key]
+    return ("allocations", allocation, "targets", location)
+
+
+def _weight_path(targets_path: FieldPath, location: str | int) -> FieldPath:
+    # In the list form the weight is a key of the item; in the mapping form it is the value.
+    if isinstance(location, int):
+        return (*targets_path, location, "weight")
+    return (*targets_path, location)
 
 
 def _check_allowed_symbols(rules: RuleSet) -> Iterator[Problem]:
@@ -117,16 +136,16 @@ def _check_allowed_symbols(rules: RuleSet) -> Iterator[Problem]:
         return
     see = (("risk", "allowed_symbols"),)
     for name, allocation in rules.allocations.items():
-        for symbol in allocation.inline_targets:
-            if symbol not in allowed:
+        for symbol, location in allocation.target_locations().items():
+            if not instrument_allowed(symbol, allowed):
                 yield Problem(
-                    ("allocations", name, "targets", symbol),
+                    ("allocations", name, "targets", location),
                     f"{symbol} is not an allowed symbol",
                     see,
                 )
     for kind, standing in (("brackets", rules.brackets), ("scales", rules.scales)):
         for name, rule in standing.items():
-            if rule.symbol not in allowed:
+            if not instrument_allowed(rule.symbol, allowed):
                 yield Problem(
                     (kind, name, "symbol"), f"{rule.symbol} is not an allowed symbol", see
                 )
@@ -296,9 +315,9 @@ def _bracket_orders(bracket: Bracket) -> dict[str, int]:
 def _check_working_orders(rules: RuleSet) -> Iterator[Problem]:
     needs: dict[tuple[str, str], list[tuple[FieldPath, int]]] = defaultdict(list)
     for name, allocation in rules.allocations.items():
-        for symbol in allocation.inline_targets:
+        for symbol, location in allocation.target_locations().items():
             for side in ("BUY", "SELL"):
-                needs[(symbol, side)].append((("allocations", name, "targets", symbol), 1))
+                needs[(symbol, side)].append((("allocations", name, "targets", location), 1))
     for name, bracket in rules.brackets.items():
         for side, count in _bracket_orders(bracket).items():
             needs[(bracket.symbol, side)].append((("brackets", name, "symbol"), count))

@@ -26,6 +26,7 @@ from tradectl.schemas.models import (
     QUANTITY_FORM_TAGS,
     RULE_KINDS,
     SINGLETON_SECTIONS,
+    TARGETS_FORM_TAGS,
     RuleFile,
     RuleSet,
 )
@@ -46,7 +47,6 @@ REQUIRED_SECTIONS = {
 }
 
 _PATTERN_MEANINGS = {
-    r"^[A-Z][A-Z0-9]{0,9}([.][A-Z]{1,2})?$": "must be an upper-case ticker such as AAPL or BRK.B",
     r"^[a-z0-9][a-z0-9_-]{0,39}$": (
         "rule names are 1-40 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
     ),
@@ -299,7 +299,7 @@ def _one_validation_error(
             data = data[element]  # type: ignore[index]
         elif element == "[key]":
             names_key = True
-        elif element in QUANTITY_FORM_TAGS:
+        elif element in QUANTITY_FORM_TAGS or element in TARGETS_FORM_TAGS:
             continue
         else:
             path.append(element)

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +33,7 @@ from pydantic import (
     PrivateAttr,
     StringConstraints,
     Tag,
+    ValidationError,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -47,10 +50,231 @@ class StrictModel(BaseModel):
 
 # --- scalar types -------------------------------------------------------------------------
 
+# A ticker as IB writes it: a share class follows a space ("BRK B"), never a dot.
+_TICKER = r"[A-Z][A-Z0-9]{0,9}( [A-Z0-9]{1,3})?"
+_EXCHANGE = r"[A-Z][A-Z0-9.]{0,15}"
+# An instrument as the planner and the plan name it (docs/rules.md, "Instruments"): the bare
+# ticker is a US stock routed SMART in USD; TICKER@EXCHANGE[/PRIMARY]:CURRENCY is any other
+# listing; conid:N names a contract by IB's id alone. No named groups: the pattern is also the
+# JSON Schema pattern, which is ECMA-262.
+INSTRUMENT_KEY_PATTERN = (
+    rf"^({_TICKER}(@{_EXCHANGE}(/{_EXCHANGE})?:[A-Z]{{3}})?|conid:[1-9][0-9]{{0,11}})$"
+)
+_INSTRUMENT_KEY_RE = re.compile(
+    rf"^(?P<symbol>{_TICKER})(@(?P<exchange>{_EXCHANGE})(/(?P<primary>{_EXCHANGE}))?"
+    r":(?P<currency>[A-Z]{3}))?$"
+)
+_CON_ID_KEY_RE = re.compile(r"^conid:(?P<con_id>[1-9][0-9]{0,11})$")
+_DOTTED_CLASS_RE = re.compile(r"^([A-Z][A-Z0-9]{0,9})[.]([A-Z]{1,2})$")
+SHORTHAND_EXCHANGE = "SMART"
+SHORTHAND_CURRENCY = "USD"
+
+
+def check_instrument_key(value: str) -> str:
+    """``value`` when it is an instrument key (docs/rules.md, "Instruments"); ValueError that
+    says how to write it otherwise."""
+    if _CON_ID_KEY_RE.match(value):
+        return value
+    listing = _INSTRUMENT_KEY_RE.match(value)
+    if listing is not None:
+        if (listing["exchange"], listing["primary"], listing["currency"]) == (
+            SHORTHAND_EXCHANGE,
+            None,
+            SHORTHAND_CURRENCY,
+        ):
+            # One instrument, one key: a second spelling could hide a duplicate target.
+            raise ValueError(f"{value!r}: a US stock on SMART in USD is written {listing[1]!r}")
+        return value
+    dotted = _DOTTED_CLASS_RE.match(value)
+    if dotted is not None:
+        raise ValueError(
+            f"{value!r}: IB writes a share class after a space, not a dot: write "
+            f"'{dotted[1]} {dotted[2]}'"
+        )
+    raise ValueError(f"{value!r}: must be an upper-case ticker such as AAPL or 'BRK B'")
+
+
 Symbol = Annotated[
     str,
-    StringConstraints(pattern=r"^[A-Z][A-Z0-9]{0,9}([.][A-Z]{1,2})?$"),
-    Field(description="Upper-case ticker, e.g. AAPL or BRK.B"),
+    AfterValidator(check_instrument_key),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": INSTRUMENT_KEY_PATTERN,
+            "description": "Upper-case ticker of a US stock on SMART in USD (AAPL, 'BRK B'), "
+            "or an instrument key such as SHOP@TSE:CAD or conid:265598",
+        }
+    ),
+]
+
+SecType = Literal["STK", "ETF"]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+ExchangeCode = Annotated[str, StringConstraints(pattern=rf"^{_EXCHANGE}$")]
+_TICKER_RE = re.compile(rf"^{_TICKER}$")
+
+
+def _check_ticker(value: str) -> str:
+    if _TICKER_RE.match(value):
+        return value
+    check_instrument_key(value)
+    raise ValueError(f"{value!r}: the symbol alone, such as SHOP or 'BRK B'")
+
+
+Ticker = Annotated[
+    str,
+    AfterValidator(_check_ticker),
+    WithJsonSchema({"type": "string", "pattern": rf"^{_TICKER}$"}),
+]
+
+
+class InstrumentFields(BaseModel):
+    """The full form of an instrument: ``{symbol, sec_type, exchange, primary_exchange,
+    currency}`` or ``{con_id}`` alone (docs/rules.md, "Instruments")."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    symbol: Ticker | None = None
+    sec_type: SecType = Field(
+        default="STK", description="STK or ETF; IB lists both as STK, this is for the reader"
+    )
+    exchange: ExchangeCode = SHORTHAND_EXCHANGE
+    primary_exchange: ExchangeCode | None = None
+    currency: CurrencyCode = SHORTHAND_CURRENCY
+    con_id: Annotated[int, Field(gt=0, lt=10**12)] | None = None
+
+    @model_validator(mode="after")
+    def _symbol_or_con_id(self) -> InstrumentFields:
+        if self.con_id is not None:
+            extra = [
+                name
+                for name in ("symbol", "exchange", "primary_exchange", "currency", "sec_type")
+                if name in self.model_fields_set
+            ]
+            if extra:
+                raise ValueError(
+                    f"{{con_id}} names the contract alone; leave out {', '.join(extra)}"
+                )
+        elif self.symbol is None:
+            raise ValueError("an instrument needs a symbol (with exchange and currency) or con_id")
+        return self
+
+    @property
+    def key(self) -> str:
+        if self.con_id is not None:
+            return f"conid:{self.con_id}"
+        assert self.symbol is not None
+        if (
+            self.exchange == SHORTHAND_EXCHANGE
+            and self.currency == SHORTHAND_CURRENCY
+            and self.primary_exchange is None
+        ):
+            return self.symbol
+        primary = f"/{self.primary_exchange}" if self.primary_exchange else ""
+        return f"{self.symbol}@{self.exchange}{primary}:{self.currency}"
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """What an instrument key asks IB for: a stock by its listing, or a contract by conId."""
+
+    key: str
+    symbol: str | None
+    exchange: str
+    primary_exchange: str | None
+    currency: str
+    con_id: int | None = None
+
+    @property
+    def ticker(self) -> str:
+        """The ticker part of the key (the key itself for a conid: key)."""
+        return self.symbol if self.symbol is not None else self.key
+
+    def describe(self) -> str:
+        if self.con_id is not None:
+            return f"conId {self.con_id}"
+        primary = f" (primary {self.primary_exchange})" if self.primary_exchange else ""
+        return f"{self.symbol} on {self.exchange}{primary} in {self.currency}"
+
+
+# A held contract no rule names gets a key no rule can write (docs/planning.md, "Instruments
+# and conId"): its symbol, this separator and its conId.
+UNLISTED_SEPARATOR = "~"
+
+
+def unlisted_key(symbol: str, con_id: int) -> str:
+    return f"{symbol}{UNLISTED_SEPARATOR}{con_id}"
+
+
+def parse_instrument(key: str) -> Instrument:
+    """The instrument a key (a rule's symbol, a target, an unlisted holding) names; ValueError
+    for anything else."""
+    symbol, separator, con_id_text = key.rpartition(UNLISTED_SEPARATOR)
+    if separator and con_id_text.isdigit():
+        return Instrument(key, symbol, SHORTHAND_EXCHANGE, None, "", int(con_id_text))
+    by_con_id = _CON_ID_KEY_RE.match(key)
+    if by_con_id is not None:
+        con_id = int(by_con_id["con_id"])
+        return Instrument(key, None, SHORTHAND_EXCHANGE, None, "", con_id)
+    match = _INSTRUMENT_KEY_RE.match(key)
+    if match is None:
+        check_instrument_key(key)
+        raise ValueError(f"{key!r} is not an instrument")
+    return Instrument(
+        key=key,
+        symbol=match["symbol"],
+        exchange=match["exchange"] or SHORTHAND_EXCHANGE,
+        primary_exchange=match["primary"],
+        currency=match["currency"] or SHORTHAND_CURRENCY,
+    )
+
+
+def instrument_allowed(key: str, allowed: Iterable[str]) -> bool:
+    """Whether ``allowed_symbols`` lets ``key`` trade: listed itself, or its ticker is."""
+    listed = set(allowed)
+    if key in listed:
+        return True
+    try:
+        return parse_instrument(key).ticker in listed
+    except ValueError:
+        return False
+
+
+def _instrument_to_key(value: object) -> object:
+    """The full form written as a mapping becomes its key; a string is checked as a key."""
+    if isinstance(value, dict):
+        try:
+            return InstrumentFields.model_validate(value).key
+        except ValidationError as exc:
+            raise ValueError(_first_problem(exc)) from None
+    return value
+
+
+def _first_problem(exc: ValidationError) -> str:
+    details = exc.errors()[0]
+    where = ".".join(str(part) for part in details["loc"])
+    message = details["msg"].removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        message = "must be " + message.removeprefix("Input should be ")
+    if message.startswith("String should "):
+        message = "must " + message.removeprefix("String should ")
+    return f"{where}: {message}" if where else message
+
+
+InstrumentRef = Annotated[
+    str,
+    BeforeValidator(_instrument_to_key),
+    AfterValidator(check_instrument_key),
+    WithJsonSchema(
+        {
+            "description": "A ticker (a US stock on SMART in USD, e.g. AAPL or 'BRK B'), an "
+            "instrument key such as SHOP@TSE:CAD, or the full form {symbol, sec_type, "
+            "exchange, primary_exchange, currency} or {con_id}",
+            "oneOf": [
+                {"type": "string", "pattern": INSTRUMENT_KEY_PATTERN},
+                InstrumentFields.model_json_schema(),
+            ],
+        }
+    ),
 ]
 
 RuleName = Annotated[
@@ -448,24 +672,77 @@ class TargetsFrom(StrictModel):
     )
 
 
+class TargetItem(InstrumentFields):
+    """One target of the list form: an instrument in its full form, and its weight."""
+
+    weight: Weight
+
+
+def _targets_form(value: object) -> str | None:
+    if isinstance(value, dict):
+        return "mapping"
+    if isinstance(value, list):
+        return "list"
+    return None
+
+
+TargetWeights = Annotated[
+    Annotated[
+        Annotated[dict[Symbol, Weight], Field(min_length=1)],
+        Tag("mapping"),
+    ]
+    | Annotated[Annotated[list[TargetItem], Field(min_length=1)], Tag("list")],
+    Discriminator(
+        _targets_form,
+        custom_error_type="targets_form",
+        custom_error_message="must be a mapping {SYMBOL: weight} or a list of "
+        "{symbol, ..., weight}",
+    ),
+]
+
+
 class Allocation(StrictModel):
     capital: Capital
     drift: Drift = Drift()
     min_trade_value: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 100.0
     cash_buffer: CashBuffer = CashBuffer(amount=0.0)
     order: AllocationOrder = AllocationOrder()
-    targets: dict[Symbol, Weight] | None = Field(default=None, min_length=1)
+    targets: TargetWeights | None = Field(
+        default=None,
+        description="Instrument to weight, as a mapping {AAPL: 0.3} or a list of instruments "
+        "with a weight [{symbol: SHOP, exchange: TSE, currency: CAD, weight: 0.1}]",
+    )
     targets_from: TargetsFrom | None = None
 
     @model_validator(mode="after")
     def _one_source_of_targets(self) -> Allocation:
         _exactly_one(self, ("targets", "targets_from"), "an allocation")
+        if isinstance(self.targets, list):
+            seen: dict[str, int] = {}
+            for index, item in enumerate(self.targets):
+                if item.key in seen:
+                    raise ValueError(
+                        f"targets[{index}] names {item.key} again (also targets[{seen[item.key]}])"
+                    )
+                seen[item.key] = index
         return self
 
     @property
     def inline_targets(self) -> dict[str, float]:
-        """The targets written in the rule; empty for a rule whose targets come from a file."""
-        return {} if self.targets is None else dict(self.targets)
+        """The targets written in the rule, by instrument key; empty for a rule whose targets
+        come from a file."""
+        if self.targets is None:
+            return {}
+        if isinstance(self.targets, list):
+            return {item.key: item.weight for item in self.targets}
+        return dict(self.targets)
+
+    def target_locations(self) -> dict[str, str | int]:
+        """Where each inline target is written under ``targets``: its key in the mapping form,
+        its index in the list form (error messages point there)."""
+        if isinstance(self.targets, list):
+            return {item.key: index for index, item in enumerate(self.targets)}
+        return {key: key for key in self.inline_targets}
 
 
 # --- brackets ------------------------------------------------------------------------------
@@ -536,6 +813,7 @@ def _quantity_form(value: object) -> str | None:
 
 
 QUANTITY_FORM_TAGS = frozenset({"whole-shares", "risk-sized"})
+TARGETS_FORM_TAGS = frozenset({"mapping", "list"})
 
 Quantity = Annotated[
     Annotated[Annotated[int, Field(gt=0, le=10_000_000)], Tag("whole-shares")]
@@ -562,7 +840,7 @@ ORDER_NEUTRAL_FIELDS = frozenset({"reenter"})
 
 
 class Bracket(StrictModel):
-    symbol: Symbol
+    symbol: InstrumentRef
     side: Side
     quantity: Quantity
     entry: Entry
@@ -587,7 +865,7 @@ class Bracket(StrictModel):
 
 
 class Scale(StrictModel):
-    symbol: Symbol
+    symbol: InstrumentRef
     side: Side
     total_quantity: Annotated[int, Field(gt=0, le=10_000_000)]
     levels: Annotated[int, Field(ge=1, le=20)]
@@ -726,6 +1004,9 @@ _ADDED_WITH_DEFAULT: tuple[tuple[tuple[str, ...], object], ...] = (
 def rule_generation(rule: Allocation | Bracket | Scale) -> str:
     """The generation of one rule: part of its orderRefs, changes whenever its orders do."""
     content = rule.model_dump(mode="json", exclude=set(ORDER_NEUTRAL_FIELDS))
+    if isinstance(rule, Allocation) and isinstance(rule.targets, list):
+        # The list form is another spelling of the mapping: the same targets, the same orders.
+        content["targets"] = rule.inline_targets
     for path, default in _ADDED_WITH_DEFAULT:
         *parents, key = path
         holder: Any = content

@@ -161,7 +161,7 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
         print(f"note: {note}", file=sys.stderr)
     source = "the simulated gateway" if args.sim else "the gateway, read-only"
     halted = halted or any(intent.blocked_by == HALT for intent in passed.plan.intents)
-    code = _print(args, rules, passed.plan, as_of, source, halted)
+    code = _print(args, rules, passed.plan, as_of, source, halted, passed.unresolved)
     if args.out is not None:
         try:
             saved_plan.save(
@@ -191,7 +191,10 @@ def _print(
     as_of: datetime,
     source: str,
     halted: bool,
+    instrument_errors: tuple[str, ...] = (),
 ) -> int:
+    """``instrument_errors``: the rules' instruments that name no contract or several (also
+    among the notes): nothing is planned for them."""
     if args.json:
         document = {
             "rules": str(args.rules_dir),
@@ -199,6 +202,7 @@ def _print(
             "as_of": as_of.isoformat(),
             "halted": halted,
             **plan_dict(result),
+            "instrument_errors": list(instrument_errors),
         }
         print(json.dumps(document, indent=2))
     else:

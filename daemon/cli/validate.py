@@ -58,10 +58,12 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "text":
         print(_text(result), flush=True)
     warnings: list[str] = []
+    unresolved: list[str] = []
+    resolved: list[str] = []
     if check:
         assert result.rule_set is not None
         try:
-            warnings = never_passing(result.rule_set, sim=args.sim)
+            warnings, unresolved, resolved = never_passing(result.rule_set, sim=args.sim)
         except (CheckFailed, ConnectionError, TimeoutError, OSError) as exc:
             print(
                 "tradectl validate: the rules are valid, but the check against the gateway "
@@ -73,22 +75,33 @@ def run(args: argparse.Namespace) -> int:
         document = _json(result)
         if check:
             document["warnings"] = warnings
+            document["instruments"] = resolved
+            document["instrument_errors"] = unresolved
+            document["valid"] = document["valid"] and not unresolved
         print(json.dumps(document, indent=2))
+    if args.format == "text":
+        for instrument in resolved:
+            print(f"instrument   {instrument}")
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr if args.format == "json" else sys.stdout)
-    return 0 if result.ok else 1
+    for problem in unresolved:
+        print(f"error: {problem}", file=sys.stderr if args.format == "json" else sys.stdout)
+    return 0 if result.ok and not unresolved else 1
 
 
 class CheckFailed(Exception):
     """The plan against the gateway could not be made; the message says why."""
 
 
-def never_passing(rules: RuleSet, *, sim: bool) -> list[str]:
+def never_passing(rules: RuleSet, *, sim: bool) -> tuple[list[str], list[str], list[str]]:
     """One line per rule the gateway's current prices put beyond one of its own standing
-    limits: planned against the account read-only, as `tradectl plan` does."""
+    limits, one per instrument that names no contract or several (with IB's candidates), and
+    one per instrument resolved (its conId, route and currency):
+    planned against the account read-only, as `tradectl plan` does; the gateway is asked for
+    contract details and prices only, nothing is placed."""
     from tradectl.cli.embedded_sim import embedded_gateway
     from tradectl.ib import AdapterError
-    from tradectl.journal import JournalError, resolve_state_dir
+    from tradectl.journal import JournalError, JournalVersionError, resolve_state_dir
     from tradectl.runtime.session import plan_against_gateway, quiet_client_logging
 
     quiet_client_logging()
@@ -97,7 +110,7 @@ def never_passing(rules: RuleSet, *, sim: bool) -> list[str]:
             passed = plan_against_gateway(
                 rules, state_dir=resolve_state_dir(None, sim=sim), gateway=gateway
             )
-    except (AdapterError, JournalError) as exc:
+    except (AdapterError, JournalError, JournalVersionError) as exc:
         raise CheckFailed(str(exc)) from exc
     found: dict[tuple[str, str], str] = {}
     for intent in passed.plan.blocked:
@@ -110,7 +123,7 @@ def never_passing(rules: RuleSet, *, sim: bool) -> list[str]:
                 f"{label} ({intent.symbol}) can never pass its own limit at current prices: "
                 f"{reason}",
             )
-    return list(found.values())
+    return list(found.values()), list(passed.unresolved), list(passed.instruments)
 
 
 def summary(result: LoadResult, rules: RuleSet) -> dict[str, Any]:

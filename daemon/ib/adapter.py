@@ -31,11 +31,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Stock, Ticker
+from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Ticker
 from ib_insync import Execution as IbExecution
 from ib_insync.objects import CommissionReport
 from ib_insync.order import OrderState
@@ -88,7 +88,13 @@ from tradectl.journal.lifecycle import (
 )
 from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
 from tradectl.planner.fx import Pair, pair_named, pair_of, rate_from_pair
+from tradectl.planner.instruments import (
+    ResolvedInstrument,
+    UnresolvedInstrument,
+    resolve,
+)
 from tradectl.planner.market_time import HoursFormatError, MarketHours, market_hours
+from tradectl.schemas.models import SHORTHAND_CURRENCY, parse_instrument, unlisted_key
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +225,14 @@ class IbAdapter:
         self._hours: dict[str, tuple[date, MarketHours]] = {}
         # Tick type 45 (last-trade time) by conId; ib_insync does not keep it on the Ticker.
         self._last_trade_times: dict[int, datetime] = {}
+        # conId is the identity (docs/planning.md, "Instruments and conId"): the instrument key
+        # each contract a rule resolved to has, so positions, orders and executions are matched
+        # by conId, never by their symbol.
+        self._keys_by_con_id: dict[int, str] = (
+            journal.contract_keys_by_con_id() if journal is not None else {}
+        )
+        # The rules' instruments that name no contract or several, by key (plan, validate).
+        self.unresolved: dict[str, UnresolvedInstrument] = {}
         self.market_clock = MarketClock()
         # Price increments (docs/planning.md): each symbol's market rule id and price
         # magnifier, from its contract details; the bands once per rule id.
@@ -394,7 +408,7 @@ class IbAdapter:
     def _on_open_order(
         self, order_id: int, contract: Contract, order: Order, state: OrderState
     ) -> None:
-        if order.whatIf:
+        if order.whatIf or not self._this_account(order.account):
             return
         key = _order_key(order.clientId, order_id, order.permId)
         record = self._orders.get(key)
@@ -434,10 +448,14 @@ class IbAdapter:
         )
 
     def _on_completed_order(self, contract: Contract, order: Order, state: OrderState) -> None:
+        if not self._this_account(order.account):
+            return
         self._completed.append(_OrderRecord(contract, order, state.status, order.filledQuantity))
 
     def _on_exec_details(self, req_id: int, contract: Contract, execution: IbExecution) -> None:
-        recorded = translate.recorded_execution(contract, execution)
+        if not self._this_account(execution.acctNumber):
+            return
+        recorded = translate.recorded_execution(contract, execution, self.instrument_key(contract))
         self._executions[recorded.exec_id] = recorded
         executed = sum(
             other.shares
@@ -496,6 +514,25 @@ class IbAdapter:
             ErrorUpdate(req_id, code, text, client_id, informational, rejection, already_ended)
         )
 
+    def _this_account(self, account: str) -> bool:
+        """Whether an order or execution belongs to this daemon's account. A login may manage
+        several accounts (an advisor's, linked ones), and each account's daemon may use the
+        same rule names: another account's tctl: orders are never this one's. IB names the
+        account on every order and execution; one it leaves unnamed is this login's only one."""
+        return not account or account == self.settings.account
+
+    def instrument_key(self, contract: Contract) -> str:
+        """The planner's key for an IB contract, by its conId: the key of the rule instrument
+        that resolved to it; else, for a US stock no known key claims, its ticker (how journals
+        from before conIds name it); else ``SYMBOL~conId``, which no rule can name."""
+        known = self._keys_by_con_id.get(contract.conId)
+        if known is not None:
+            return known
+        claimed = contract.symbol in self._keys_by_con_id.values()
+        if contract.currency == SHORTHAND_CURRENCY and contract.secType == "STK" and not claimed:
+            return str(contract.symbol)
+        return unlisted_key(contract.symbol, contract.conId)
+
     def _snapshot(self, key: tuple[int, int]) -> OrderSnapshot:
         record = self._orders[key]
         order = record.order
@@ -504,7 +541,8 @@ class IbAdapter:
             order_id=order.orderId,
             perm_id=order.permId,
             order_ref=order.orderRef or None,
-            symbol=record.contract.symbol,
+            symbol=self.instrument_key(record.contract),
+            con_id=record.contract.conId,
             action=order.action,
             order_type=order.orderType,
             quantity=float(order.totalQuantity),
@@ -557,7 +595,12 @@ class IbAdapter:
             if order_ended(record.status, rejected=record.rejected):
                 continue
             working.append(
-                translate.working_order(record.contract, record.order, record.status, record.filled)
+                translate.working_order(
+                    self.instrument_key(record.contract),
+                    record.order,
+                    record.status,
+                    record.filled,
+                )
             )
         return tuple(working)
 
@@ -574,19 +617,31 @@ class IbAdapter:
         notes: list[str] = []
         values = self._account_values()
         daily_pnl = self._daily_pnl()
-        positions = {
-            item.contract.symbol: Position(item.contract.symbol, item.position, item.avgCost)
+        # The rules' instruments first: their conIds decide which key each holding gets.
+        contracts = self.contracts(sorted(set(symbols)), notes)
+        held = [
+            item
             for item in self.ib.positions(account)
             if item.contract.secType == "STK" and item.position
+        ]
+        positions = {
+            key: Position(key, item.position, item.avgCost)
+            for item in held
+            for key in (self.instrument_key(item.contract),)
         }
-        wanted = sorted(set(symbols) | set(positions))
-        contracts = self.contracts(wanted, notes)
+        contracts.update(self.contracts(sorted(set(positions) - set(contracts)), notes))
         quotes = self.quotes(contracts, notes)
         if resynced is None:
             self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
+        # Executions read before this pass resolved the rules (a fresh journal's first resync)
+        # take their instrument's key now, by conId.
         executions = tuple(
             sorted(
-                (ex for ex in self._executions.values() if ex.time >= day_start),
+                (
+                    replace(ex, symbol=self._keys_by_con_id.get(ex.con_id, ex.symbol))
+                    for ex in self._executions.values()
+                    if ex.time >= day_start
+                ),
                 key=lambda ex: (ex.time, ex.exec_id),
             )
         )
@@ -606,13 +661,16 @@ class IbAdapter:
             qualified=contracts,
             notes=tuple(notes),
             completed_orders=tuple(
-                translate.working_order(done.contract, done.order, done.status, done.filled)
+                translate.working_order(
+                    self.instrument_key(done.contract), done.order, done.status, done.filled
+                )
                 for done in self._completed
             ),
             market_hours={
                 symbol: self._hours[symbol][1] for symbol in contracts if symbol in self._hours
             },
             currencies=self._currencies(contracts, notes),
+            unresolved=dict(self.unresolved),
         )
 
     def _currencies(
@@ -728,46 +786,43 @@ class IbAdapter:
         read_hours: dict[str, str] = {}
         for start in range(0, len(missing), 50):
             batch = missing[start : start + 50]
-            results = self.ib.run(
-                asyncio.wait_for(
-                    asyncio.gather(
-                        *(
-                            self.ib.reqContractDetailsAsync(Stock(symbol, "SMART", "USD"))
-                            for symbol in batch
-                        )
-                    ),
-                    self.settings.request_timeout,
-                )
-            )
-            for symbol, details in zip(batch, results, strict=True):
-                self._read_contract_money(symbol, cached.get(symbol), details, read_hours)
-                hours = _market_hours(symbol, details, notes, today)
+            results = self._contract_details([_query_contract(key) for key in batch])
+            for key, details in zip(batch, results, strict=True):
+                if key in cached:
+                    # Resolved before (the journal's cache): only its hours are read again.
+                    con_id = cached[key].con_id
+                else:
+                    resolution = self._resolve(key, details)
+                    if isinstance(resolution, UnresolvedInstrument):
+                        notes.append(f"{resolution.describe()}; it is not traded")
+                        continue
+                    con_id = resolution.con_id
+                    fresh.append(cached_contract(resolution))
+                chosen = [d for d in details if _con_id(d) == con_id]
+                contract = cached[key] if key in cached else fresh[-1]
+                self._read_contract_money(key, contract, chosen, read_hours)
+                hours = _market_hours(key, chosen, notes, today)
                 if hours is not None:
-                    self._hours[symbol] = (today, hours[0])
-                    read_hours[_hours_key(symbol)] = hours[1]
-                if symbol in cached:
-                    continue
-                qualified = _qualified(symbol, details, notes)
-                if qualified is not None:
-                    fresh.append(qualified)
-                    self._read_contract_money(symbol, qualified, details, read_hours)
+                    self._hours[key] = (today, hours[0])
+                    read_hours[_hours_key(key)] = hours[1]
         if fresh and self.journal is not None and self.journal.writable:
             self.journal.store_contracts(fresh)
         if read_hours and self.journal is not None and self.journal.writable:
             self.journal.set_cached_states(read_hours)
         cached.update({contract.symbol: contract for contract in fresh})
+        for key, contract in cached.items():
+            self._keys_by_con_id[contract.con_id] = key
+            self.unresolved.pop(key, None)
         return cached
 
     def _read_contract_money(
         self,
         symbol: str,
-        contract: CachedContract | None,
+        contract: CachedContract,
         details: Sequence[ContractDetails],
         read: dict[str, str],
     ) -> None:
         """Keep the market rule and price magnifier of the listing ``contract`` is."""
-        if contract is None:
-            return
         for detail in details:
             if detail.contract is not None and detail.contract.conId == contract.con_id:
                 rule = market_rule_id(detail, contract.exchange)
@@ -818,6 +873,39 @@ class IbAdapter:
     def _cache_state(self, key: str, value: str) -> None:
         if self.journal is not None and self.journal.writable:
             self.journal.set_cached_states({key: value})
+
+    def _contract_details(self, queries: Sequence[Contract]) -> list[list[ContractDetails]]:
+        results: list[list[ContractDetails]] = self.ib.run(
+            asyncio.wait_for(
+                asyncio.gather(*(self.ib.reqContractDetailsAsync(query) for query in queries)),
+                self.settings.request_timeout,
+            )
+        )
+        return results
+
+    def _resolve(
+        self, key: str, details: list[ContractDetails]
+    ) -> ResolvedInstrument | UnresolvedInstrument:
+        """The one contract ``key`` names (docs/rules.md, "Instruments"). When IB knows no such
+        listing, every listing of the symbol is asked for, to name them as candidates."""
+        try:
+            instrument = parse_instrument(key)
+        except ValueError as exc:
+            resolution: ResolvedInstrument | UnresolvedInstrument = UnresolvedInstrument(
+                key, str(exc), ()
+            )
+        else:
+            resolution = resolve(instrument, [translate.candidate(d) for d in details])
+            if (
+                isinstance(resolution, UnresolvedInstrument)
+                and not resolution.candidates
+                and instrument.con_id is None
+            ):
+                wider = self._contract_details([translate.listings_query(instrument)])[0]
+                resolution = resolve(instrument, [translate.candidate(d) for d in wider])
+        if isinstance(resolution, UnresolvedInstrument):
+            self.unresolved[key] = resolution
+        return resolution
 
     def quotes(self, contracts: Mapping[str, CachedContract], notes: list[str]) -> dict[str, Quote]:
         """Snapshot prices, requested in batches that stay within the market-data line limit."""
@@ -991,36 +1079,29 @@ def _tapped(original: Callable[..., Any], observer: Callable[..., None]) -> Call
     return tapped
 
 
-def _qualified(
-    symbol: str, details: list[ContractDetails], notes: list[str]
-) -> CachedContract | None:
-    stocks = us_stocks(details)
-    if not stocks:
-        notes.append(f"{symbol}: IB has no US stock with this symbol; it is not traded")
-        return None
-    if len(stocks) > 1:
-        notes.append(f"{symbol}: {len(stocks)} contracts match; using conId {stocks[0].contract}")
-    return cached_contract(symbol, stocks[0])
+def _query_contract(key: str) -> Contract:
+    try:
+        return translate.query_contract(parse_instrument(key))
+    except ValueError:
+        # Not an instrument key: asked as a bare symbol, which resolves to nothing useful and
+        # is reported as unresolved.
+        return Contract(symbol=key, secType="STK")
 
 
-def us_stocks(details: Sequence[ContractDetails]) -> list[ContractDetails]:
-    """The stocks among IB's answer to a contract-details request."""
-    return [d for d in details if d.contract is not None and d.contract.secType == "STK"]
+def _con_id(details: ContractDetails) -> int:
+    return details.contract.conId if details.contract is not None else 0
 
 
-def cached_contract(symbol: str, details: ContractDetails) -> CachedContract:
-    """The contract orders for ``symbol`` go to: routed SMART, with its tick and lot size."""
-    contract = details.contract
-    assert contract is not None
-    increment = details.sizeIncrement if details.sizeIncrement not in (0, UNSET_DOUBLE) else 1
+def cached_contract(resolved: ResolvedInstrument) -> CachedContract:
+    """What the journal caches for a resolved instrument, under its key."""
     return CachedContract(
-        symbol=symbol,
-        con_id=contract.conId,
-        exchange="SMART",
-        primary_exchange=contract.primaryExchange or contract.exchange,
-        currency=contract.currency or "USD",
-        min_tick=details.minTick or 0.01,
-        lot_size=max(1, int(increment)),
+        symbol=resolved.key,
+        con_id=resolved.con_id,
+        exchange=resolved.exchange,
+        primary_exchange=resolved.primary_exchange,
+        currency=resolved.currency,
+        min_tick=resolved.min_tick,
+        lot_size=resolved.lot_size,
     )
 
 

@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from ib_insync import Contract, ContractDetails, Stock
+from ib_insync import Contract, ContractDetails
 from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
 from tradectl.ib import translate
-from tradectl.ib.adapter import IbAdapter, cached_contract, us_stocks
+from tradectl.ib.adapter import IbAdapter, cached_contract
 from tradectl.journal import CachedContract
 from tradectl.planner.domain import OrderSpec
+from tradectl.planner.instruments import ResolvedInstrument, resolve
+from tradectl.schemas.models import parse_instrument
 
 T = TypeVar("T")
 
@@ -156,13 +158,19 @@ def clock_offset(adapter: IbAdapter) -> float:
 
 
 def look_up(adapter: IbAdapter, symbols: Sequence[str]) -> list[SymbolLookup]:
-    """Every contract IB offers for each symbol as a US stock routed SMART, as the daemon asks."""
-    contracts = [Stock(symbol, "SMART", "USD") for symbol in symbols]
+    """Every contract IB offers for each instrument key (a US stock routed SMART for a bare
+    ticker), asked as the daemon asks; more than one is an ambiguity the daemon refuses."""
+    instruments = [parse_instrument(symbol) for symbol in symbols]
+    contracts = [translate.query_contract(instrument) for instrument in instruments]
     with _errors_seen(adapter) as errors:
         answers = _run(adapter, [adapter.ib.reqContractDetailsAsync(c) for c in contracts])
     lookups = []
-    for symbol, contract, details in zip(symbols, contracts, answers, strict=True):
-        stocks = us_stocks(details or [])
+    for symbol, instrument, contract, details in zip(
+        symbols, instruments, contracts, answers, strict=True
+    ):
+        resolutions = [(d, resolve(instrument, [translate.candidate(d)])) for d in details or []]
+        stocks = [d for d, found in resolutions if isinstance(found, ResolvedInstrument)]
+        resolved = [found for _, found in resolutions if isinstance(found, ResolvedInstrument)]
         failed = errors.of(contract)
         lookups.append(
             SymbolLookup(
@@ -171,7 +179,7 @@ def look_up(adapter: IbAdapter, symbols: Sequence[str]) -> list[SymbolLookup]:
                 error=failed[0] if failed and not stocks else None,
                 time_zone=stocks[0].timeZoneId if len(stocks) == 1 else "",
                 regular_hours=_sessions(stocks[0]) if len(stocks) == 1 else (),
-                contract=cached_contract(symbol, stocks[0]) if len(stocks) == 1 else None,
+                contract=cached_contract(resolved[0]) if len(resolved) == 1 else None,
             )
         )
     return lookups

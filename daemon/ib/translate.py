@@ -11,14 +11,15 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import cast
 
-from ib_insync import Contract, Order, Stock
+from ib_insync import Contract, ContractDetails, Order
 from ib_insync import Execution as IbExecution
 from ib_insync.util import UNSET_DOUBLE
 
 from tradectl.journal import BrokerRecord, CachedContract, RecordedExecution
 from tradectl.journal.resync import BrokerSource
 from tradectl.planner.domain import Execution, OrderSpec, OrderType, TimeInForce, WorkingOrder
-from tradectl.schemas.models import Side
+from tradectl.planner.instruments import STOCK_SEC_TYPE, ContractCandidate
+from tradectl.schemas.models import Instrument, Side, parse_instrument
 
 # Stop and target of one position: a partial fill of one reduces the other by the same quantity
 # (IB's OCA type 2, "reduce with block"). Type 1 would cancel the whole stop when the target fills
@@ -27,12 +28,59 @@ OCA_REDUCE_WITH_BLOCK = 2
 
 
 def stock_contract(cached: CachedContract) -> Contract:
-    return Stock(
-        symbol=cached.symbol,
+    """The contract orders and quotes for a resolved instrument go to: its conId, routed to the
+    exchange the rule chose. ``cached.symbol`` is the instrument key; IB gets the ticker."""
+    try:
+        ticker = parse_instrument(cached.symbol).symbol or ""
+    except ValueError:
+        ticker = ""
+    return Contract(
+        secType=STOCK_SEC_TYPE,
+        symbol=ticker,
         exchange=cached.exchange,
         currency=cached.currency,
         conId=cached.con_id,
         primaryExchange=cached.primary_exchange,
+    )
+
+
+def query_contract(instrument: Instrument) -> Contract:
+    """What a contract-details request for ``instrument`` asks IB."""
+    if instrument.con_id is not None:
+        return Contract(conId=instrument.con_id)
+    return Contract(
+        secType=STOCK_SEC_TYPE,
+        symbol=instrument.symbol or "",
+        exchange=instrument.exchange,
+        primaryExchange=instrument.primary_exchange or "",
+        currency=instrument.currency,
+    )
+
+
+def listings_query(instrument: Instrument) -> Contract:
+    """Every stock listing of the instrument's symbol, in any currency (to name candidates)."""
+    return Contract(secType=STOCK_SEC_TYPE, symbol=instrument.symbol or "")
+
+
+def candidate(details: ContractDetails) -> ContractCandidate:
+    contract = details.contract if details.contract is not None else Contract()
+    increment = details.sizeIncrement if details.sizeIncrement not in (0, UNSET_DOUBLE) else 1
+    exchanges = tuple(name for name in (details.validExchanges or "").split(",") if name)
+    rules = tuple(
+        int(rule) for rule in (details.marketRuleIds or "").split(",") if rule.strip().isdigit()
+    )
+    return ContractCandidate(
+        con_id=contract.conId,
+        symbol=contract.symbol,
+        sec_type=contract.secType,
+        exchange=contract.exchange,
+        primary_exchange=contract.primaryExchange,
+        currency=contract.currency,
+        description=details.longName,
+        min_tick=details.minTick or 0.01,
+        lot_size=max(1, int(increment)),
+        valid_exchanges=exchanges,
+        market_rule_ids=rules,
     )
 
 
@@ -89,12 +137,13 @@ def _price(value: float) -> float | None:
     return None if value in (UNSET_DOUBLE, 0.0) else float(value)
 
 
-def working_order(contract: Contract, order: Order, status: str, filled: float) -> WorkingOrder:
+def working_order(key: str, order: Order, status: str, filled: float) -> WorkingOrder:
+    """``key``: the instrument key of the order's contract (matched by conId)."""
     # Manual orders may use types and TIFs tradectl never sends (MOC, OPG, ...): they are kept
     # as IB names them, for reporting; the planner never acts on an order it does not own.
     return WorkingOrder(
         order_id=order.orderId,
-        symbol=contract.symbol,
+        symbol=key,
         action=cast(Side, order.action),
         order_type=cast(OrderType, order.orderType),
         total_quantity=float(order.totalQuantity),
@@ -137,14 +186,16 @@ def execution_time(execution: IbExecution) -> datetime:
     return datetime.now(UTC)
 
 
-def recorded_execution(contract: Contract, execution: IbExecution) -> RecordedExecution:
+def recorded_execution(contract: Contract, execution: IbExecution, key: str) -> RecordedExecution:
+    """``key``: the instrument key of the contract (matched by conId)."""
     return RecordedExecution(
         exec_id=execution.execId,
         order_id=execution.orderId,
         client_id=execution.clientId,
         perm_id=execution.permId,
         order_ref=execution.orderRef or None,
-        symbol=contract.symbol,
+        symbol=key,
+        con_id=contract.conId,
         side=execution_side(execution.side),
         shares=float(execution.shares),
         price=float(execution.price),

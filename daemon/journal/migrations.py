@@ -266,6 +266,14 @@ MIGRATIONS: tuple[str, ...] = (
         released_at TEXT NOT NULL
     );
     """,
+    # 5: conId is the identity of an instrument (issue #14, docs/planning.md "Instruments and
+    # conId"): orders, executions and the ledger keep IB's contract id beside the instrument
+    # key. Rows from before stay valid with NULL and are matched by symbol, US stocks only.
+    """
+    ALTER TABLE orders ADD COLUMN con_id INTEGER;
+    ALTER TABLE executions ADD COLUMN con_id INTEGER;
+    ALTER TABLE ledger ADD COLUMN con_id INTEGER;
+    """,
 )
 
 

@@ -164,6 +164,8 @@ class RecordedExecution:
     shares: float
     price: float
     time: datetime
+    # IB's contract id; 0 in rows journaled before conIds were kept (migration 5).
+    con_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -679,13 +681,14 @@ class Journal:
         aux_price: float | None,
         status: str,
         filled: float,
+        con_id: int = 0,
     ) -> None:
         now = _iso(self.now)
         with self._transaction(durable=False) as db:
             db.execute(
                 "INSERT INTO orders (client_id, order_id, perm_id, order_ref, symbol, action, "
                 "order_type, quantity, limit_price, aux_price, status, filled, first_seen, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "updated_at, con_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(client_id, order_id, perm_id) DO UPDATE SET "
                 "order_ref = excluded.order_ref, quantity = excluded.quantity, "
                 "order_type = excluded.order_type, limit_price = excluded.limit_price, "
@@ -706,6 +709,7 @@ class Journal:
                     filled,
                     now,
                     now,
+                    con_id or None,
                 ),
             )
 
@@ -741,8 +745,8 @@ class Journal:
         with self._transaction(durable=False) as db:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO executions (exec_id, order_id, client_id, perm_id, "
-                "order_ref, symbol, side, shares, price, time, recorded_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "order_ref, symbol, side, shares, price, time, recorded_at, con_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     execution.exec_id,
                     execution.order_id,
@@ -755,6 +759,7 @@ class Journal:
                     execution.price,
                     _iso(execution.time),
                     _iso(self.now),
+                    execution.con_id or None,
                 ),
             )
             new = cursor.rowcount == 1
@@ -897,6 +902,12 @@ class Journal:
                     lot_size=row["lot_size"],
                 )
         return found
+
+    def contract_keys_by_con_id(self) -> dict[int, str]:
+        """The instrument key each contract was resolved for (docs/planning.md, "Instruments
+        and conId"), so that holdings of a rule removed since keep their key."""
+        rows = self._db.execute("SELECT symbol, con_id FROM contracts ORDER BY qualified_at")
+        return {row["con_id"]: row["symbol"] for row in rows}
 
     def store_contracts(self, contracts: Sequence[CachedContract]) -> None:
         now = _iso(self.now)
@@ -1046,8 +1057,9 @@ def _post_to_ledger(db: sqlite3.Connection, execution: RecordedExecution, now: s
     exited = 0.0 if is_entry else execution.shares
     db.execute(
         "INSERT INTO ledger (rule, generation, kind, symbol, side, entered, entered_value, exited, "
-        "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "updated_at, con_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT(rule, generation) DO UPDATE SET entered = ledger.entered + excluded.entered, "
+        "con_id = COALESCE(excluded.con_id, ledger.con_id), "
         "entered_value = ledger.entered_value + excluded.entered_value, "
         "exited = ledger.exited + excluded.exited, updated_at = excluded.updated_at",
         (
@@ -1060,6 +1072,7 @@ def _post_to_ledger(db: sqlite3.Connection, execution: RecordedExecution, now: s
             entered * execution.price,
             exited,
             now,
+            execution.con_id or None,
         ),
     )
 
@@ -1076,6 +1089,7 @@ def _execution_from_row(row: sqlite3.Row) -> RecordedExecution:
         shares=row["shares"],
         price=row["price"],
         time=datetime.fromisoformat(row["time"]),
+        con_id=row["con_id"] or 0,
     )
 
 

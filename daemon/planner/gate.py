@@ -58,7 +58,7 @@ from tradectl.planner.money import (
     no_rate_reason,
     symbol_rate,
 )
-from tradectl.schemas.models import FxPolicy, Risk, RuleSet
+from tradectl.schemas.models import FxPolicy, Risk, RuleSet, instrument_allowed
 
 HALT = "halt"
 _PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
@@ -221,13 +221,13 @@ def _check(
         return None
     risk = rules.risk
     opening = intent.purpose == "opening"
-    # A conversion (account.fx: convert) trades a currency pair, not a symbol of the rules.
+    # A conversion (account.fx: convert) trades a currency pair, not an instrument of the rules.
     conversion = is_conversion(intent)
     if (
         opening
         and not conversion
         and risk.allowed_symbols is not None
-        and intent.symbol not in risk.allowed_symbols
+        and not instrument_allowed(intent.symbol, risk.allowed_symbols)
     ):
         return f"risk.allowed_symbols: {intent.symbol} is not in the allow-list"
     if opening and breaker is not None:

@@ -10,7 +10,7 @@ what the order is for:
 | brackets    | ``stop``, ``target`` |                              | yes                   |
 | scales      | ``L1`` … ``Ln``      | yes                          |                       |
 | allocations | ``<SYMBOL>.<hex>``   | (a rebalancing trade: neither)                       |
-| (none)      | ``FX.<CCY>.<hex>``   | (a currency conversion, account.fx: convert: neither) |
+| (none)      | ``fx.<CCY>.<hex>``   | (a currency conversion, account.fx: convert: neither) |
 
 A conversion's leg is no rule kind's (``leg_kind`` is None), so no rule's planning modifies or
 cancels it; ``converted_currency`` reads the currency it buys (daemon/planner/conversions.py).
@@ -39,7 +39,10 @@ PROTECTIVE_LEGS = (STOP_LEG, TARGET_LEG)
 KEPT_SUFFIX = "-kept"
 
 _SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
-_ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9]{0,9}(?:[.][A-Z]{1,2})?)[.][0-9a-f]{4,}$")
+_ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9 .@/|~]*|conid[|][0-9]+)[.][0-9a-f]{4,}$")
+# An instrument key may hold the orderRef's field separator (``SHOP@SMART/TSE:CAD``,
+# ``conid:N``); inside a leg it is written with this one instead, so a ref keeps four fields.
+_KEY_SEPARATOR_IN_LEG = "|"
 
 
 class ParsedRef(NamedTuple):
@@ -79,6 +82,8 @@ def leg_kind(leg: str) -> RuleKind | None:
     """Which kind of rule a leg belongs to, from its form alone; None for an unknown form."""
     if leg in BRACKET_LEGS:
         return "brackets"
+    if converted_currency(leg) is not None:
+        return None
     if _SCALE_LEG.match(leg):
         return "scales"
     if _ALLOCATION_LEG.match(leg):
@@ -102,8 +107,9 @@ def scale_leg(level: int) -> str:
 
 
 def allocation_leg(symbol: str, digest: str) -> str:
-    """The leg of one allocation trade: the symbol and a hash that tells trades apart."""
-    return f"{symbol}.{digest}"
+    """The leg of one allocation trade: the instrument key and a hash that tells trades apart.
+    A bare ticker's leg is as it always was; a key's ``:`` is written ``|``."""
+    return f"{symbol.replace(':', _KEY_SEPARATOR_IN_LEG)}.{digest}"
 
 
 def oca_group_name(rule: str, generation: str) -> str:
@@ -117,8 +123,9 @@ def kept_generation(generation: str) -> str:
     return generation if generation.endswith(KEPT_SUFFIX) else generation + KEPT_SUFFIX
 
 
-# A conversion: FX.<currency bought>.<hash of the trading day>.
-_CONVERSION_PREFIX = "FX."
+# A conversion: fx.<currency bought>.<hash of the trading day>. Lower case, so that no
+# allocation leg (which starts with an upper-case instrument key) can ever read as one.
+_CONVERSION_PREFIX = "fx."
 
 
 def conversion_leg(currency: str, day_hash: str) -> str:

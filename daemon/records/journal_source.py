@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from tradectl.planner.legs import parse_order_ref
 from tradectl.records.model import FillRecord, OrderRecord
 
-# The intent behind an execution: the place intent of the same order (client id + order id),
-# else the latest place intent with its orderRef journaled before the fill (orders found at the
-# broker after a crash may have been matched by orderRef only).
+# The contract is the one IB reported with the execution or order (for journals from before
+# conIds were kept: the one its symbol resolved to). The intent behind an execution: the place
+# intent of the same order (client id + order id), else the latest place intent with its
+# orderRef journaled before the fill (orders found at the broker after a crash may have been
+# matched by orderRef only).
 _SELECT = """
 SELECT s.seq, e.exec_id, e.order_id, e.perm_id, e.order_ref, e.symbol, e.side, e.shares,
-       e.price, e.time, c.commission, c.currency, k.con_id,
+       e.price, e.time, c.commission, c.currency, COALESCE(e.con_id, k.con_id) AS con_id,
        i.rule AS intent_rule, i.leg AS intent_leg, i.reason, p.generation
 FROM record_fill_seq s
 JOIN executions e ON e.exec_id = s.exec_id
@@ -100,7 +102,7 @@ def _utc_text(moment: datetime) -> str:
 _SELECT_ORDERS = """
 SELECT s.seq, s.final_at, o.client_id, o.order_id, o.perm_id, o.order_ref, o.symbol, o.action,
        o.order_type, o.quantity, o.limit_price, o.aux_price, o.status, o.filled, o.first_seen,
-       k.con_id, x.executions, x.average_price, x.commission,
+       COALESCE(o.con_id, k.con_id) AS con_id, x.executions, x.average_price, x.commission,
        i.rule AS intent_rule, i.leg AS intent_leg, i.reason, p.generation
 FROM record_order_seq s
 JOIN orders o ON o.rowid = (

@@ -183,7 +183,8 @@ def _contract(lookup: ask.SymbolLookup) -> Check:
         name,
         "FAIL",
         f"{len(lookup.candidates)} contracts match {lookup.symbol}: {listed}",
-        "tradectl would trade the first; rename the rule's symbol to one IB resolves uniquely",
+        "tradectl trades none of them: name one in the full form (primary_exchange, currency "
+        "or con_id; docs/rules.md, Instruments)",
     )
 
 

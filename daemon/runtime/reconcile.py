@@ -68,6 +68,11 @@ class PassResult:
     now: datetime | None = None
     # Pacing violations the broker reported during this pass.
     pacing_violations: int = 0
+    unresolved: tuple[str, ...] = ()
+    instruments: tuple[str, ...] = ()
+    """The rules' instruments IB resolved, each with its contract (validate --online)."""
+    """The rules' instruments that name no contract or several, with IB's candidates: not
+    traded (docs/rules.md, "Instruments")."""
 
     @property
     def rejected(self) -> int:
@@ -451,7 +456,8 @@ def _observe_plan_act(
     sources = (hooks.targets_files or TargetsFiles()).sources(rules)
     if hooks.on_sources is not None:
         hooks.on_sources(sources)
-    state = broker.observe(observed_symbols(rules, sources), day_start)
+    symbols = observed_symbols(rules, sources)
+    state = broker.observe(symbols, day_start)
     observed = build_observed(rules, state, journal, now, sources)
     if writable:
         assert journal is not None
@@ -487,6 +493,15 @@ def _observe_plan_act(
         broker_notes=state.notes,
         breaker_tripped=tripped,
         now=now,
+        unresolved=tuple(
+            state.unresolved[key].describe() for key in sorted(state.unresolved) if key in symbols
+        ),
+        instruments=tuple(
+            f"{key}: conId {found.con_id} via {found.exchange} "
+            f"(primary {found.primary_exchange or 'not reported'}) in {found.currency}"
+            for key, found in sorted(state.qualified.items())
+            if key in symbols
+        ),
     )
     actionable = plan.actionable
     if not act or not actionable:

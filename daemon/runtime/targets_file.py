@@ -16,14 +16,13 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tradectl.planner.domain import FileTargets, TargetsMode, TargetsSource
-from tradectl.schemas.models import RuleSet, TargetsFrom
+from tradectl.schemas.models import RuleSet, TargetsFrom, check_instrument_key
 from tradectl.schemas.strict_modes import untrusted_input_problems
 
 SYMBOL_COLUMN = "symbol"
@@ -31,7 +30,6 @@ AS_OF_COLUMN = "as_of"
 MODE_COLUMNS: tuple[TargetsMode, ...] = ("weight", "shares")
 KNOWN_COLUMNS = (SYMBOL_COLUMN, *MODE_COLUMNS, AS_OF_COLUMN)
 MAX_ROWS = 10_000
-_SYMBOL = re.compile(r"^[A-Z][A-Z0-9]{0,9}([.][A-Z]{1,2})?$")
 _EPSILON = 1e-9
 
 
@@ -303,11 +301,15 @@ def _cell(name: str, record: _Record, column: str) -> _Cell:
 
 
 def _symbol(name: str, cell: _Cell) -> str:
-    if not isinstance(cell.value, str) or not _SYMBOL.match(cell.value):
+    """An instrument key, as in the rules: AAPL, BRK B, SHOP@SMART/TSE:CAD, conid:N."""
+    if not isinstance(cell.value, str):
         raise TargetsFileError(
             name, cell.row, cell.column, f"{cell.value!r} is not an upper-case ticker such as AAPL"
         )
-    return cell.value
+    try:
+        return check_instrument_key(cell.value)
+    except ValueError as exc:
+        raise TargetsFileError(name, cell.row, cell.column, str(exc)) from None
 
 
 def _number(name: str, cell: _Cell, what: str) -> float:

@@ -179,6 +179,7 @@ class OrderTracker:
             perm_id=order.perm_id,
             order_ref=order.order_ref,
             symbol=order.symbol,
+            con_id=order.con_id,
             action=order.action,
             order_type=order.order_type,
             quantity=order.quantity,

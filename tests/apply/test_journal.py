@@ -409,3 +409,47 @@ def test_an_id_0_completed_order_owned_by_another_place_intent_is_not_adopted(
     journal.mark_sent(second.id)
     settle_resync(journal, [BrokerRecord("completed", ref, 0, 0, 100, "Filled", 10, 10)])
     assert journal.intent(second.id).state == "sent"
+
+
+def test_rows_from_before_con_ids_stay_valid_and_new_ones_keep_the_con_id(
+    tmp_path: Path,
+) -> None:
+    # A journal written by the tradectl before conIds were kept (schema 4), with one fill.
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)")
+    for number, script in enumerate(MIGRATIONS[:4], start=1):
+        db.executescript(script)
+        db.execute("INSERT INTO schema_version VALUES (?, 'earlier')", (number,))
+    db.execute(
+        "INSERT INTO executions (exec_id, order_id, client_id, perm_id, order_ref, symbol, side, "
+        "shares, price, time, recorded_at) VALUES ('old', 1, 17, 9, 'tctl:dip:g1:L1', 'AAPL', "
+        "'BOT', 10, 150.0, ?, ?)",
+        (NOW.isoformat(), NOW.isoformat()),
+    )
+    db.commit()
+    db.close()
+
+    with Journal.open(tmp_path, clock=lambda: NOW) as journal:
+        journal.record_execution(
+            RecordedExecution(
+                "new",
+                2,
+                17,
+                10,
+                "tctl:dip:g2:L1",
+                "SHOP@SMART/TSE:CAD",
+                "BOT",
+                5,
+                200.0,
+                NOW,
+                con_id=800000102,
+            )
+        )
+        fills = {(e.exec_id, e.symbol, e.con_id) for e in journal.executions()}
+        ledger = {(row.generation, row.symbol, row.entered) for row in journal.ledger()}
+
+    assert fills == {("old", "AAPL", 0), ("new", "SHOP@SMART/TSE:CAD", 800000102)}
+    assert ledger == {("g1", "AAPL", 10.0), ("g2", "SHOP@SMART/TSE:CAD", 5.0)}
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    by_generation = db.execute("SELECT generation, con_id FROM ledger ORDER BY generation")
+    assert by_generation.fetchall() == [("g1", None), ("g2", 800000102)]

@@ -221,7 +221,7 @@ def test_convert_buys_the_dollars_first_then_the_stocks_and_never_twice(
         "MKT",
         54_541,
     )
-    assert ":FX.USD." in fields["orderRef"]
+    assert ":fx.USD." in fields["orderRef"]
     assert gateway.positions() == {}
     assert gateway.sim.snapshot().cash_balances.get("USD", 0.0) > 62_640
 

@@ -113,7 +113,6 @@ def test_an_order_type_without_its_price_is_refused() -> None:
 
 
 def test_open_order_becomes_a_working_order() -> None:
-    contract = Contract(symbol="MSFT", secType="STK")
     order = Order(
         orderId=5,
         clientId=17,
@@ -125,7 +124,7 @@ def test_open_order_becomes_a_working_order() -> None:
         tif="GTC",
         orderRef="tctl:core:g:MSFT.abcd",
     )
-    working = working_order(contract, order, "Submitted", 10)
+    working = working_order("MSFT", order, "Submitted", 10)
     assert working.owned and working.rule == "core"
     assert (working.symbol, working.remaining, working.limit_price, working.aux_price) == (
         "MSFT",
@@ -133,7 +132,7 @@ def test_open_order_becomes_a_working_order() -> None:
         500.0,
         None,
     )
-    manual = working_order(contract, Order(orderId=0, permId=1, action="BUY"), "Submitted", 0)
+    manual = working_order("MSFT", Order(orderId=0, permId=1, action="BUY"), "Submitted", 0)
     assert not manual.owned
 
 
@@ -265,3 +264,67 @@ def test_an_inactive_order_counts_as_working_until_ib_rejected_it() -> None:
     )
     working = adapter.working_orders(frozenset({held, rejected}))
     assert [order.order_id for order in working] == [3]
+
+
+def _adapter_knowing(keys: dict[int, str]) -> IbAdapter:
+    adapter = IbAdapter(ConnectionSettings("127.0.0.1", 1, 17, "DU1", live_allowed=False), None)
+    adapter._keys_by_con_id.update(keys)
+    return adapter
+
+
+def test_contracts_are_keyed_by_con_id_never_by_their_symbol() -> None:
+    adapter = _adapter_knowing({195014116: "SHOP", 195014117: "SHOP@SMART/TSE:CAD"})
+
+    def key(con_id: int, currency: str, symbol: str = "SHOP") -> str:
+        return adapter.instrument_key(
+            Contract(conId=con_id, symbol=symbol, secType="STK", currency=currency)
+        )
+
+    assert key(195014116, "USD") == "SHOP"
+    assert key(195014117, "CAD") == "SHOP@SMART/TSE:CAD"
+    # Another USD listing of a ticker a rule resolved elsewhere: never that rule's key.
+    assert key(195099999, "USD") == "SHOP~195099999"
+    # A holding no rule names: a US stock keeps its ticker (journals from before conIds),
+    # any other listing gets a key no rule can write.
+    assert key(265598, "USD", "AAPL") == "AAPL"
+    assert key(12087792, "GBP", "VOD") == "VOD~12087792"
+
+
+def test_another_accounts_orders_fills_and_completed_orders_are_not_this_ones() -> None:
+    from ib_insync import Execution as IbExecution
+    from ib_insync.order import OrderState
+
+    adapter = _adapter_knowing({265598: "AAPL"})
+    contract = Contract(conId=265598, symbol="AAPL", secType="STK", currency="USD")
+
+    def open_order(order_id: int, account: str) -> None:
+        order = Order(
+            orderId=order_id,
+            clientId=18,
+            permId=500 + order_id,
+            action="BUY",
+            totalQuantity=10,
+            orderType="LMT",
+            lmtPrice=150.0,
+            account=account,
+            orderRef="tctl:core:abc:AAPL.1",
+        )
+        adapter._on_open_order(order_id, contract, order, OrderState(status="Submitted"))
+
+    open_order(1, "DU1")
+    open_order(2, "DU2")
+    for exec_id, account in (("e1", "DU1"), ("e2", "DU2")):
+        execution = IbExecution(
+            execId=exec_id, orderId=1, clientId=18, acctNumber=account, side="BOT", shares=5
+        )
+        adapter._on_exec_details(0, contract, execution)
+
+    for account in ("DU1", "DU2"):
+        done = Order(orderId=9, clientId=18, permId=700, account=account, orderRef="tctl:x:g:entry")
+        adapter._on_completed_order(contract, done, OrderState(status="Filled"))
+
+    working = adapter.working_orders(frozenset(adapter._orders))
+    assert [(order.order_id, order.symbol) for order in working] == [(1, "AAPL")]
+    assert [done.order.account for done in adapter._completed] == ["DU1"]
+    assert list(adapter._executions) == ["e1"]
+    assert adapter._executions["e1"].con_id == 265598

@@ -26,12 +26,19 @@ from tradectl.schemas.models import RuleKind
 RULE_NAMES = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,39}", fullmatch=True)
 TICKERS = st.from_regex(r"[A-Z][A-Z0-9]{0,9}([.][A-Z]{1,2})?", fullmatch=True)
 HEX = st.text(alphabet="0123456789abcdef", min_size=6, max_size=10)
+# Instrument keys beyond the bare ticker (schemas/models.py, docs/rules.md "Instruments"): other
+# listings, contract ids and holdings no rule names. Some hold the orderRef's separator.
+INSTRUMENT_KEYS = st.one_of(
+    TICKERS,
+    st.sampled_from(["BRK B", "SHOP@SMART/TSE:CAD", "DUAL@SMART/NASDAQ:USD", "SHOP~800000101"]),
+    st.integers(min_value=1, max_value=10**9).map(lambda con_id: f"conid:{con_id}"),
+)
 GENERATIONS = st.one_of(HEX, HEX.map(kept_generation))
 
 LEGS: st.SearchStrategy[tuple[RuleKind, str]] = st.one_of(
     st.sampled_from(BRACKET_LEGS).map(lambda leg: ("brackets", leg)),
     st.integers(min_value=1, max_value=500).map(lambda level: ("scales", scale_leg(level))),
-    st.builds(allocation_leg, TICKERS, HEX).map(lambda leg: ("allocations", leg)),
+    st.builds(allocation_leg, INSTRUMENT_KEYS, HEX).map(lambda leg: ("allocations", leg)),
 )
 
 

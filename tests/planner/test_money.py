@@ -163,7 +163,7 @@ def test_no_currency_is_overcommitted_and_no_target_is_overbought(
 
 
 def conversions(result: Plan) -> list[Any]:
-    return [intent for intent in result.intents if intent.leg.startswith("FX.")]
+    return [intent for intent in result.intents if intent.leg.startswith("fx.")]
 
 
 def test_convert_buys_each_missing_currency_first_and_holds_the_buys() -> None:

@@ -243,7 +243,7 @@ CASES: list[Case] = [
                 4,
                 13,
                 "brackets.nvda-dip.symbol",
-                "'nvda': must be an upper-case ticker such as AAPL or BRK.B",
+                "'nvda': must be an upper-case ticker such as AAPL or 'BRK B'",
             )
         ],
     ),
@@ -256,7 +256,7 @@ CASES: list[Case] = [
                 9,
                 7,
                 "allocations.core.targets.msft",
-                "'msft': must be an upper-case ticker such as AAPL or BRK.B",
+                "'msft': must be an upper-case ticker such as AAPL or 'BRK B'",
             )
         ],
     ),
@@ -810,6 +810,66 @@ CASES: list[Case] = [
                 52,
                 "schedule.rebalance.timezone",
                 "unknown time zone 'America': use an IANA name such as America/New_York",
+            )
+        ],
+    ),
+    Case(
+        "share-class-with-a-dot",
+        edit("entries.yaml", "symbol: NVDA", "symbol: BRK.B"),
+        [
+            (
+                "entries.yaml",
+                4,
+                13,
+                "brackets.nvda-dip.symbol",
+                "'BRK.B': IB writes a share class after a space, not a dot: write 'BRK B'",
+            )
+        ],
+    ),
+    Case(
+        "instrument-con-id-with-a-symbol",
+        edit("entries.yaml", "symbol: NVDA", "symbol: {con_id: 4815747, symbol: NVDA}"),
+        [
+            (
+                "entries.yaml",
+                4,
+                5,
+                "brackets.nvda-dip.symbol",
+                "{con_id} names the contract alone; leave out symbol",
+            )
+        ],
+    ),
+    Case(
+        "target-list-weight-too-high",
+        edit(
+            "core.yaml",
+            "      SPY: 0.25\n      TLT: 0.25\n      MSFT: 0.2\n",
+            "      - {symbol: SPY, weight: 0.25}\n      - {symbol: TLT, weight: 0.3}\n",
+        ),
+        [
+            (
+                "core.yaml",
+                8,
+                23,
+                "allocations.core.targets[1].weight",
+                "must be <= 0.25 (risk.max_position_fraction, ",
+            )
+        ],
+    ),
+    Case(
+        "target-list-same-instrument-twice",
+        edit(
+            "core.yaml",
+            "      SPY: 0.25\n      TLT: 0.25\n      MSFT: 0.2\n",
+            "      - {symbol: SPY, weight: 0.1}\n      - {symbol: SPY, exchange: SMART, weight: 0.1}\n",
+        ),
+        [
+            (
+                "core.yaml",
+                3,
+                3,
+                "allocations.core",
+                "targets[1] names SPY again (also targets[0])",
             )
         ],
     ),

@@ -103,7 +103,7 @@ def test_shares_without_as_of_take_the_modification_time(tmp_path: Path) -> None
 
 
 CSV_ERRORS = [
-    ("symbol,weight\nAAPL,0.3\naapl,0.1\n", "3:1: 'aapl' is not an upper-case ticker"),
+    ("symbol,weight\nAAPL,0.3\naapl,0.1\n", "3:1: 'aapl': must be an upper-case ticker"),
     ("symbol,weight\nAAPL,0.3\nMSFT,lots\n", "3:2: 'lots' is not a weight"),
     ("symbol,weight\nAAPL,1.5\n", "2:2: weight 1.5 is not within 0..1"),
     ("symbol,shares\nAAPL,10.5\n", "2:2: '10.5' is not a whole number of shares"),
