@@ -233,3 +233,103 @@ def test_convert_buys_the_dollars_first_then_the_stocks_and_never_twice(
     third = apply_in_process(rules)
     assert third.code == 0, third.out + third.err
     assert len(gateway.messages("placeOrder")) == 3, "one conversion, two buys, nothing again"
+
+
+def three_currency_account() -> SimState:
+    """A EUR account (100,000 EUR) and three listings in three currencies: SAP on IBIS (EUR,
+    the multi-band rule 1002), SHOP on TSX (CAD) and AAPL (USD). Rates from the pairs: 1.16
+    USD and 1.624 CAD a euro."""
+    pair: dict[str, Any] = {"symbol": "EUR", "sec_type": "CASH", "min_tick": 0.00005}
+    return SimState.from_dict(
+        {
+            "account": {"id": ACCOUNT, "currency": "EUR", "cash": 100_000},
+            "symbols": {
+                "SAP.IBIS": {
+                    "symbol": "SAP",
+                    "price": 205.0,
+                    "exchange": "IBIS",
+                    "currency": "EUR",
+                    "market_rule": 1002,
+                    "min_tick": 0.001,
+                },
+                "SHOP.TSX": {
+                    "symbol": "SHOP",
+                    "price": 162.4,
+                    "exchange": "TSX",
+                    "currency": "CAD",
+                    "market_rule": 1001,
+                },
+                "AAPL": {"price": 116.0},
+                "EUR.USD": {**pair, "currency": "USD", "price": 1.16},
+                "USD.CAD": {**pair, "symbol": "USD", "currency": "CAD", "price": 1.40},
+                "EUR.CAD": {**pair, "currency": "CAD", "price": 1.624},
+            },
+        }
+    )
+
+
+THREE_CURRENCIES: dict[str, Any] = {
+    "core": {
+        "capital": {"fraction_of_nav": 0.9},
+        "drift": {"absolute": 0.01},
+        "order": {"type": "limit", "offset_bps": 10},
+        "targets": [
+            {"symbol": "SAP", "primary_exchange": "IBIS", "currency": "EUR", "weight": 0.3},
+            {"symbol": "SHOP", "primary_exchange": "TSX", "currency": "CAD", "weight": 0.3},
+            {"symbol": "AAPL", "weight": 0.3},
+        ],
+    }
+}
+
+
+@pytest.mark.parametrize("fx", ["block", "convert"])
+def test_a_eur_account_reaches_a_usd_cad_eur_allocation(
+    fx: str,
+    gateway_factory: Callable[[SimState], Gateway],
+    apply_in_process: Callable[..., Outcome],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    gateway = gateway_factory(three_currency_account())
+    rules = write_rules(
+        tmp_path / "rules",
+        gateway,
+        account={"id": ACCOUNT, "fx": fx},
+        allocations=THREE_CURRENCIES,
+        risk={"max_order_value": 60_000},
+    )
+    first = apply_in_process(rules)
+    assert first.code == 0, first.out + first.err
+    # 0.3 of 0.9 of 100,000 EUR = 27,000 EUR a target. SAP at 205 EUR: 131 shares, its BUY
+    # limit 205.205 rounded down to the 0.1 band: 205.2, which IB takes.
+    placed = [line["fields"] for line in gateway.messages("placeOrder")]
+    sap = [fields for fields in placed if fields["contract"]["symbol"] == "SAP"]
+    assert [fields["lmtPrice"] for fields in sap] == [205.2]
+    assert "110" not in first.out
+    if fx == "block":
+        # The CAD and USD buys are held with their reason; nothing else is sent.
+        assert placed == sap
+        code, shown = run_plan(rules, capsys)
+        assert code == 2
+        for currency in ("CAD", "USD"):
+            assert f"account.fx: buys in {currency} would commit {currency}" in shown
+        assert gateway.positions() == {"SAP.IBIS": 131.0}
+        return
+    # Convert: the euros for CAD and USD are sold first (EUR.CAD, EUR.USD), the buys follow.
+    conversions = [
+        (f["contract"]["symbol"], f["contract"]["currency"], f["action"]) for f in placed
+    ]
+    assert sorted(conversions) == [
+        ("EUR", "CAD", "SELL"),
+        ("EUR", "USD", "SELL"),
+        ("SAP", "EUR", "BUY"),
+    ]
+    second = apply_in_process(rules)
+    assert second.code == 0, second.out + second.err
+    positions = gateway.positions()
+    assert positions["SAP.IBIS"] == 131.0
+    # 27,000 EUR (a little less: the conversions' commissions) at 100 EUR a share for both.
+    assert 265 <= positions["SHOP.TSX"] <= 270 and 265 <= positions["AAPL"] <= 270
+    third = apply_in_process(rules)
+    assert third.code == 0, third.out + third.err
+    assert len(gateway.messages("placeOrder")) == 5, "two conversions and three buys, once"
