@@ -329,7 +329,7 @@ def test_a_eur_account_reaches_a_usd_cad_eur_allocation(
     positions = gateway.positions()
     assert positions["SAP.IBIS"] == 131.0
     # 27,000 EUR (a little less: the conversions' commissions) at 100 EUR a share for both.
-    assert 265 <= positions["SHOP.TSX"] <= 270 and 265 <= positions["AAPL"] <= 270
+    assert positions["SHOP.TSX"] == 269.0 and positions["AAPL"] == 269.0
     third = apply_in_process(rules)
     assert third.code == 0, third.out + third.err
     assert len(gateway.messages("placeOrder")) == 5, "two conversions and three buys, once"
