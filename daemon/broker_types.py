@@ -19,6 +19,17 @@ from tradectl.planner.market_time import MarketHours
 
 
 @dataclass(frozen=True)
+class AccountCurrencies:
+    """The account's base currency; ``cash_balances``: IB's ``CashBalance`` per currency, in that
+    currency; ``exchange_rates``: IB's ``ExchangeRate`` per currency, the base-currency value of
+    one unit (docs/planning.md, "Currencies")."""
+
+    base_currency: str
+    cash_balances: dict[str, float] = field(default_factory=dict)
+    exchange_rates: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class BrokerState:
     """What the broker shows at one moment, before the journal's view is added."""
 
@@ -38,6 +49,7 @@ class BrokerState:
     daily_pnl: float | None = None
     completed_orders: tuple[WorkingOrder, ...] = ()
     market_hours: Mapping[str, MarketHours] = field(default_factory=dict)
+    currencies: AccountCurrencies = field(default_factory=lambda: AccountCurrencies("USD"))
     unresolved: Mapping[str, UnresolvedInstrument] = field(default_factory=dict)
 
 

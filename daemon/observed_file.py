@@ -23,6 +23,7 @@ from tradectl.planner.domain import (
     Quote,
     WorkingOrder,
 )
+from tradectl.planner.ticks import PriceBand
 from tradectl.schemas.loader import load_model_file
 from tradectl.schemas.yaml_source import FileKind
 
@@ -54,6 +55,12 @@ class _Contract(_Model):
     con_id: int = 0
     min_tick: PositiveFloat
     lot_size: Annotated[int, Field(ge=1)] = 1
+    # The market rule as reqMarketRule answers it: [low edge, increment] per band.
+    price_bands: list[tuple[Annotated[float, Field(ge=0)], PositiveFloat]] = Field(
+        default_factory=list
+    )
+    currency: str | None = None
+    price_magnifier: Annotated[int, Field(ge=1)] = 1
 
 
 class _WorkingOrder(_Model):
@@ -116,6 +123,9 @@ class _Snapshot(_Model):
     halted: bool = False
     breaker_tripped: bool = False
     allocations_due: bool = True
+    base_currency: str = "USD"
+    cash_balances: dict[str, FiniteFloat] = Field(default_factory=dict)
+    exchange_rates: dict[str, PositiveFloat] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -197,7 +207,15 @@ def _convert(snapshot: _Snapshot, now: datetime) -> Snapshot:
         ),
         quotes=quotes,
         contracts={
-            symbol: ContractFacts(symbol, facts.con_id, facts.min_tick, facts.lot_size)
+            symbol: ContractFacts(
+                symbol,
+                facts.con_id,
+                facts.min_tick,
+                facts.lot_size,
+                price_bands=tuple(PriceBand(low, step) for low, step in facts.price_bands),
+                currency=facts.currency,
+                price_magnifier=facts.price_magnifier,
+            )
             for symbol, facts in snapshot.contracts.items()
         },
         entry_fills=entry_fills,
@@ -208,5 +226,8 @@ def _convert(snapshot: _Snapshot, now: datetime) -> Snapshot:
         halted=snapshot.halted,
         breaker_tripped=snapshot.breaker_tripped,
         allocations_due=snapshot.allocations_due,
+        base_currency=snapshot.base_currency,
+        cash_balances=snapshot.cash_balances,
+        exchange_rates=snapshot.exchange_rates,
     )
     return Snapshot(observed, as_of)

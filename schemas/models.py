@@ -400,11 +400,20 @@ def _exactly_one(model: BaseModel, fields: tuple[str, ...], where: str) -> None:
 # --- singleton sections --------------------------------------------------------------------
 
 
+FxPolicy = Literal["block", "convert"]
+
+
 class Account(StrictModel):
     id: AccountId
     live: bool = Field(
         default=False,
         description="Must be true to trade an account whose id does not start with DU (paper)",
+    )
+    fx: FxPolicy = Field(
+        default="block",
+        description="A buy in a currency the account lacks: block holds it with the reason; "
+        "convert first buys the currency with an IDEALPRO FX order (docs/planning.md, "
+        "Currencies)",
     )
 
     @property
@@ -967,10 +976,15 @@ class RuleSet(StrictModel):
         return sorted(found)
 
     def generation(self) -> str:
-        """Content hash of the whole rule set (recorded as the config generation)."""
-        return content_hash(
-            self, exclude=frozenset() if self.alerts is not None else frozenset({"alerts"})
-        )
+        """Content hash of the whole rule set (recorded as the config generation). Sections and
+        keys added later are left out while absent or at their default, so a rule set written
+        before them keeps its generation."""
+        exclude: dict[str, Any] = {}
+        if self.alerts is None:
+            exclude["alerts"] = True
+        if self.account.fx == "block":
+            exclude["account"] = {"fx"}
+        return _digest(self.model_dump(mode="json", exclude=exclude))
 
 
 def content_hash(model: BaseModel, exclude: frozenset[str] = frozenset()) -> str:

@@ -42,6 +42,7 @@ from ib_insync.order import OrderState
 from ib_insync.util import UNSET_DOUBLE
 
 from tradectl.broker_types import (
+    AccountCurrencies,
     BrokerState,
     BrokerUpdate,
     CommissionUpdate,
@@ -59,6 +60,13 @@ from tradectl.ib import translate
 from tradectl.ib.inbound_guard import InboundGuard
 from tradectl.ib.market_clock import MarketClock
 from tradectl.ib.market_data import QuoteLines
+from tradectl.ib.money import (
+    MarketRules,
+    account_currencies,
+    market_rule_id,
+    rule_key,
+    stored_contract_money,
+)
 from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
 from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
@@ -80,6 +88,7 @@ from tradectl.journal.lifecycle import (
     order_ended,
 )
 from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
+from tradectl.planner.fx import Pair, pair_named, pair_of, rate_from_pair
 from tradectl.planner.instruments import (
     ResolvedInstrument,
     UnresolvedInstrument,
@@ -230,6 +239,14 @@ class IbAdapter:
         self.market_clock = MarketClock()
         self._quote_lines = QuoteLines(
             self.ib, settings.market_data_lines, stream=settings.stream_quotes
+        )
+        # Price increments (docs/planning.md): each symbol's market rule id and price
+        # magnifier, from its contract details; the bands once per rule id.
+        self._contract_money: dict[str, tuple[int | None, int]] = {}
+        # IDEALPRO pairs by name (EUR.USD), for rates the account values do not carry.
+        self._pairs: dict[str, Contract] = {}
+        self.market_rules = MarketRules(
+            self._fetch_market_rule, self._load_state, self._cache_state
         )
         self._install_hooks()
 
@@ -647,7 +664,7 @@ class IbAdapter:
             working_orders=self.working_orders(None if resynced is None else resynced.open_keys),
             executions=executions,
             quotes=quotes,
-            contracts={symbol: _facts(cached) for symbol, cached in contracts.items()},
+            contracts={symbol: self._facts(cached) for symbol, cached in contracts.items()},
             qualified=contracts,
             notes=tuple(notes),
             completed_orders=tuple(
@@ -659,8 +676,64 @@ class IbAdapter:
             market_hours={
                 symbol: self._hours[symbol][1] for symbol in contracts if symbol in self._hours
             },
+            currencies=self._currencies(contracts, notes),
             unresolved=dict(self.unresolved),
         )
+
+    def _currencies(
+        self, contracts: Mapping[str, CachedContract], notes: list[str]
+    ) -> AccountCurrencies:
+        """The account's currencies; IB reports an ExchangeRate only for currencies the account
+        holds, so the rate of any other currency a contract is priced in comes from its
+        IDEALPRO pair's quote (docs/planning.md, "Currencies")."""
+        account = self.settings.account
+        currencies = account_currencies(
+            value
+            for value in self.ib.accountValues(account)
+            if not value.account or value.account == account
+        )
+        base = currencies.base_currency
+        for currency in sorted({contract.currency for contract in contracts.values()}):
+            if currency == base or currency in currencies.exchange_rates:
+                continue
+            pair = pair_of(base, currency)
+            price = self._pair_price(pair, notes)
+            if price is not None:
+                currencies.exchange_rates[currency] = rate_from_pair(pair, price, base)
+        return currencies
+
+    def pair_contract(self, pair: Pair) -> Contract | None:
+        """The IDEALPRO contract of ``pair``, qualified once per connection."""
+        known = self._pairs.get(pair.name)
+        if known is not None:
+            return known
+        wanted = Contract(secType="CASH", symbol=pair.first, currency=pair.second)
+        wanted.exchange = "IDEALPRO"
+        try:
+            details: list[ContractDetails] = self.ib.run(
+                asyncio.wait_for(
+                    self.ib.reqContractDetailsAsync(wanted), self.settings.request_timeout
+                )
+            )
+        except TimeoutError:
+            return None
+        found = details[0].contract if len(details) == 1 else None
+        if found is None:
+            return None
+        self._pairs[pair.name] = found
+        return found
+
+    def _pair_price(self, pair: Pair, notes: list[str]) -> float | None:
+        contract = self.pair_contract(pair)
+        if contract is None:
+            notes.append(f"{pair.name}: IB has no IDEALPRO pair, so no exchange rate")
+            return None
+        [ticker] = self.ib.reqTickers(contract)
+        quote = _quote(pair.name, ticker, self.ib.wrapper.lastTime)
+        if quote is None:
+            notes.append(f"{pair.name}: no price from the gateway, so no exchange rate")
+            return None
+        return quote.last
 
     def _daily_pnl(self) -> float | None:
         """IB's P&L for the account today (reqPnL), None while the gateway sends none. The
@@ -733,6 +806,8 @@ class IbAdapter:
                     con_id = resolution.con_id
                     fresh.append(cached_contract(resolution))
                 chosen = [d for d in details if _con_id(d) == con_id]
+                contract = cached[key] if key in cached else fresh[-1]
+                self._read_contract_money(key, contract, chosen, read_hours)
                 hours = _market_hours(key, chosen, notes, today)
                 if hours is not None:
                     self._hours[key] = (today, hours[0])
@@ -746,6 +821,65 @@ class IbAdapter:
             self._keys_by_con_id[contract.con_id] = key
             self.unresolved.pop(key, None)
         return cached
+
+    def _read_contract_money(
+        self,
+        symbol: str,
+        contract: CachedContract,
+        details: Sequence[ContractDetails],
+        read: dict[str, str],
+    ) -> None:
+        """Keep the market rule and price magnifier of the listing ``contract`` is."""
+        for detail in details:
+            if detail.contract is not None and detail.contract.conId == contract.con_id:
+                rule = market_rule_id(detail, contract.exchange)
+                magnifier = max(1, detail.priceMagnifier or 1)
+                self._contract_money[symbol] = (rule, magnifier)
+                read[rule_key(symbol)] = json.dumps([rule, magnifier])
+                return
+
+    def _facts(self, cached: CachedContract) -> ContractFacts:
+        money = self._contract_money.get(cached.symbol)
+        if money is None:
+            money = stored_contract_money(self._load_state(rule_key(cached.symbol)))
+            self._contract_money[cached.symbol] = money
+        rule, magnifier = money
+        return ContractFacts(
+            symbol=cached.symbol,
+            con_id=cached.con_id,
+            min_tick=cached.min_tick,
+            lot_size=cached.lot_size,
+            price_bands=self.market_rules.bands(rule),
+            currency=cached.currency,
+            price_magnifier=magnifier,
+        )
+
+    def _order_contract(
+        self, symbol: str, contracts: Mapping[str, CachedContract]
+    ) -> Contract | None:
+        """The contract an order for ``symbol`` goes to: a rule's contract, else the IDEALPRO
+        pair a conversion (account.fx: convert) names."""
+        cached = contracts.get(symbol)
+        if cached is not None:
+            return translate.stock_contract(cached)
+        pair = pair_named(symbol)
+        return None if pair is None else self.pair_contract(pair)
+
+    def _fetch_market_rule(self, rule_id: int) -> list[tuple[float, float]] | None:
+        future = self.ib.wrapper.startReq(f"marketRule-{rule_id}")
+        self.ib.client.reqMarketRule(rule_id)
+        try:
+            answer = self.ib.run(asyncio.wait_for(future, self.settings.request_timeout))
+        except TimeoutError:
+            return None
+        return None if not answer else [(item.lowEdge, item.increment) for item in answer]
+
+    def _load_state(self, key: str) -> str | None:
+        return None if self.journal is None else self.journal.get_state(key)
+
+    def _cache_state(self, key: str, value: str) -> None:
+        if self.journal is not None and self.journal.writable:
+            self.journal.set_cached_states({key: value})
 
     def _contract_details(self, queries: Sequence[Contract]) -> list[list[ContractDetails]]:
         results: list[list[ContractDetails]] = self.ib.run(
@@ -842,7 +976,7 @@ class IbAdapter:
             if intent.action != "cancel":
                 if intent.order is None:
                     return f"{intent.key}: {intent.action} without order fields"
-                if intent.symbol not in contracts:
+                if self._order_contract(intent.symbol, contracts) is None:
                     return f"{intent.key}: no contract for {intent.symbol}; nothing sent"
                 try:
                     translate.to_ib_order(
@@ -894,7 +1028,8 @@ class IbAdapter:
                 parent_id=existing.parent_id if existing is not None else 0,
             )
             order.clientId = self.settings.client_id
-            contract = translate.stock_contract(contracts[intent.symbol])
+            contract = self._order_contract(intent.symbol, contracts)
+            assert contract is not None  # _check_group found it before journaling
             with self._sending(priority, before, after):
                 self.ib.client.placeOrder(entry.order_id, contract, order)
 
@@ -981,15 +1116,6 @@ def cached_contract(resolved: ResolvedInstrument) -> CachedContract:
         currency=resolved.currency,
         min_tick=resolved.min_tick,
         lot_size=resolved.lot_size,
-    )
-
-
-def _facts(cached: CachedContract) -> ContractFacts:
-    return ContractFacts(
-        symbol=cached.symbol,
-        con_id=cached.con_id,
-        min_tick=cached.min_tick,
-        lot_size=cached.lot_size,
     )
 
 

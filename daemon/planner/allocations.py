@@ -49,7 +49,9 @@ from tradectl.planner.domain import (
     TargetsMode,
 )
 from tradectl.planner.legs import allocation_leg, leg_of, order_ref
+from tradectl.planner.money import base_rate, no_rate_reason, symbol_rate
 from tradectl.planner.targets import decide_targets
+from tradectl.planner.ticks import PriceIncrements
 from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "allocations"
@@ -67,6 +69,7 @@ class _Want:
     order_type: OrderType
     limit_price: float | None
     estimated_price: float
+    fx_rate: float
     tif: Literal["DAY", "GTC"]
     lot: int
     tolerance: float
@@ -74,6 +77,11 @@ class _Want:
     position: float
     reason: str
     carrier: OwnedOrder | None
+
+    @property
+    def unit_value(self) -> float:
+        """One share at the estimated price, in the account's base currency."""
+        return self.estimated_price * self.fx_rate
 
 
 @dataclass
@@ -170,7 +178,7 @@ def _shares_within_capital(outcome: _RuleOutcome, book: Book, draft: Draft) -> b
     value = 0.0
     for symbol, quantity in outcome.targets.items():
         price, _ = book.fresh_price(symbol)
-        value += quantity * (price or 0.0)
+        value += quantity * (price or 0.0) * base_rate(book.observed, symbol)
     if value <= capital + 1e-9:
         return True
     _hold(
@@ -236,6 +244,10 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
                 "not planned"
             )
             continue
+        rate = symbol_rate(book.observed, symbol)
+        if rate is None:
+            draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
+            continue
         wants = _decide_symbol(
             name,
             allocation,
@@ -243,8 +255,8 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
             generation,
             capital,
             symbol,
-            price,
-            facts.min_tick,
+            (price, rate),
+            facts.increments,
             facts.lot_size,
             orders,
             rules.risk,
@@ -262,8 +274,8 @@ def _decide_symbol(
     generation: str,
     capital: float,
     symbol: str,
-    price: float,
-    tick: float,
+    price_and_rate: tuple[float, float],
+    tick: PriceIncrements,
     lot: int,
     orders: list[OwnedOrder],
     risk: Risk,
@@ -271,7 +283,11 @@ def _decide_symbol(
     draft: Draft,
 ) -> list[_Want]:
     mode, amount = target
-    weight = amount if mode == "weight" else amount * price / capital
+    # ``price`` is in the contract's currency (limit prices); ``value`` is one share in the
+    # account's base currency, what capital, weights and risk limits are measured in.
+    price, rate = price_and_rate
+    value = price * rate
+    weight = amount if mode == "weight" else amount * value / capital
     position = book.observed.position(symbol)
     working = 0.0
     for owned in orders:
@@ -283,17 +299,17 @@ def _decide_symbol(
     elif mode == "shares":
         desired = lots_down(amount, lot)
     else:
-        desired = lots_down(weight * capital / price, lot)
+        desired = lots_down(weight * capital / value, lot)
     # A capital above NAV can ask for more than the gate allows; aim at what it allows
     # rather than planning a buy that stays blocked and holds cash from the other targets.
     # The gate checks the same limit again (defence in depth, planner/gate.py).
     position_cap = lots_down(
-        risk.max_position_fraction * book.observed.net_liquidation / price, lot
+        risk.max_position_fraction * book.observed.net_liquidation / value, lot
     )
     capped = desired > position_cap
     desired = min(desired, position_cap)
-    target_weight = desired * price / capital if capped else weight
-    effective_weight = effective * price / capital
+    target_weight = desired * value / capital if capped else weight
+    effective_weight = effective * value / capital
 
     def describe() -> str:
         if amount == 0:
@@ -317,13 +333,13 @@ def _decide_symbol(
     elif mode == "shares":
         # Shares targets are exact: no drift band, only the minimum trade value.
         gap = desired - effective
-        act = gap != 0 and abs(gap) * price >= allocation.min_trade_value
+        act = gap != 0 and abs(gap) * value >= allocation.min_trade_value
         wanted_quantity = lots_down(abs(desired - position), lot)
     else:
         gap = desired - effective
         act = (
             abs(effective_weight - target_weight) > allocation.drift.absolute
-            and abs(gap) * price >= allocation.min_trade_value
+            and abs(gap) * value >= allocation.min_trade_value
         )
         wanted_quantity = lots_down(abs(desired - position), lot)
 
@@ -334,7 +350,7 @@ def _decide_symbol(
                 reason = f"left by an earlier version of the rule; {describe()}"
                 draft.add(cancel_intent(owned, KIND, reason))
                 continue
-            kept = _kept(owned, allocation, name, price, tick, lot, desired, position)
+            kept = _kept(owned, allocation, name, (price, rate), tick, lot, desired, position)
             if kept is not None:
                 wants.append(kept)
         return wants
@@ -371,12 +387,12 @@ def _decide_symbol(
     quantity = wanted_quantity
     reason = describe()
     # Sliced to the gate's limit, which the gate checks again (defence in depth, planner/gate.py).
-    per_order_cap = lots_down(risk.max_order_value / estimated, lot)
+    per_order_cap = lots_down(risk.max_order_value / (estimated * rate), lot)
     if per_order_cap == 0 and carrier is not None:
         # Modified to one lot, the order would still be above the limit: the gate blocks that
         # modify and the old order would keep working (and holding cash) as it is. A cancel is
         # always allowed; the one lot follows on the next pass, for the gate to show the block.
-        one_lot = f"one lot of {symbol} ({money(lot * estimated)})"
+        one_lot = f"one lot of {symbol} ({money(lot * estimated * rate)})"
         draft.add(
             cancel_intent(
                 carrier,
@@ -415,6 +431,7 @@ def _decide_symbol(
             order_type=order_type,
             limit_price=limit_price,
             estimated_price=estimated,
+            fx_rate=rate,
             tif=allocation.order.tif,
             lot=lot,
             tolerance=_tolerance(allocation, price, tick),
@@ -426,13 +443,15 @@ def _decide_symbol(
     ]
 
 
-def _tolerance(allocation: Allocation, price: float, tick: float) -> float:
+def _tolerance(allocation: Allocation, price: float, tick: PriceIncrements) -> float:
     """How far a working limit may lag the fresh one before it is repriced: the order's own
     offset, at least one tick. Repricing on every tick of the market would churn (OER)."""
-    return max(price * allocation.order.limit_offset_bps / 10_000, tick)
+    return max(price * allocation.order.limit_offset_bps / 10_000, tick.increment_at(price))
 
 
-def _limit_price(allocation: Allocation, price: float, tick: float, action: Side) -> float | None:
+def _limit_price(
+    allocation: Allocation, price: float, tick: PriceIncrements, action: Side
+) -> float | None:
     if allocation.order.type == "market":
         return None
     offset = allocation.order.limit_offset_bps / 10_000
@@ -444,8 +463,8 @@ def _kept(
     owned: OwnedOrder,
     allocation: Allocation,
     name: str,
-    price: float,
-    tick: float,
+    price_and_rate: tuple[float, float],
+    tick: PriceIncrements,
     lot: int,
     desired: int,
     position: float,
@@ -455,6 +474,7 @@ def _kept(
     order = owned.order
     if order.order_type not in ("LMT", "MKT"):
         return None
+    price, rate = price_and_rate
     fresh = (
         _limit_price(allocation, price, tick, order.action) if order.order_type == "LMT" else None
     )
@@ -473,6 +493,7 @@ def _kept(
         order_type=order.order_type,
         limit_price=fresh,
         estimated_price=fresh if fresh is not None else price,
+        fx_rate=rate,
         tif=allocation.order.tif,
         lot=lot,
         tolerance=_tolerance(allocation, price, tick),
@@ -535,6 +556,7 @@ def _emit(want: _Want, draft: Draft) -> None:
             current=want.position,
             target=float(want.desired),
             existing=None if want.carrier is None else want.carrier.order,
+            fx_rate=want.fx_rate,
         )
     )
 
@@ -563,7 +585,7 @@ def _plan_buys(
             continue
         quote = observed.quotes.get(order.symbol)
         price = working_price(order, None if quote is None else quote.last)
-        spent += order.remaining * (price or 0.0)
+        spent += order.remaining * (price or 0.0) * base_rate(observed, order.symbol)
 
     for outcome in outcomes:
         changing = [want for want in outcome.buys if not _unchanged(want)]
@@ -571,7 +593,7 @@ def _plan_buys(
             continue
         buffer = cash_buffer_of(outcome.allocation, observed.net_liquidation)
         available = observed.cash - buffer - spent
-        demand = sum(want.quantity * want.estimated_price for want in changing)
+        demand = sum(want.quantity * want.unit_value for want in changing)
         if demand <= available:
             for want in changing:
                 _emit(want, draft)
@@ -595,7 +617,7 @@ def _plan_buys(
             )
             want.quantity = quantity
             _emit(want, draft)
-            spent += quantity * want.estimated_price
+            spent += quantity * want.unit_value
 
 
 def _held_by_cancel(want: _Want) -> float:
@@ -604,7 +626,7 @@ def _held_by_cancel(want: _Want) -> float:
     if want.carrier is None:
         return 0.0
     order = want.carrier.order
-    return order.remaining * (working_price(order, want.estimated_price) or 0.0)
+    return order.remaining * (working_price(order, want.estimated_price) or 0.0) * want.fx_rate
 
 
 def _share_cash_dropping(wants: list[_Want], budget: float, min_trade_value: float) -> list[int]:
@@ -618,7 +640,7 @@ def _share_cash_dropping(wants: list[_Want], budget: float, min_trade_value: flo
         dropped = [
             index
             for index, quantity in zip(sharing, shared, strict=True)
-            if quantity == 0 or quantity * wants[index].estimated_price < min_trade_value
+            if quantity == 0 or quantity * wants[index].unit_value < min_trade_value
         ]
         if not dropped:
             quantities = [0] * len(wants)
@@ -635,15 +657,13 @@ def _share_cash(wants: list[_Want], budget: float) -> list[int]:
     """Quantities within ``budget``: each want scaled by budget / demand and rounded down to
     the lot, then what rounding left over filled in target order (sorted by symbol), a lot at a
     time, so that one pass spends what it can instead of leaving crumbs for the next."""
-    demand = sum(want.quantity * want.estimated_price for want in wants)
+    demand = sum(want.quantity * want.unit_value for want in wants)
     factor = budget / demand
     quantities = [lots_down(want.quantity * factor, want.lot) for want in wants]
-    left = budget - sum(q * w.estimated_price for q, w in zip(quantities, wants, strict=True))
+    left = budget - sum(q * w.unit_value for q, w in zip(quantities, wants, strict=True))
     for index, want in enumerate(wants):
-        extra = min(
-            want.quantity - quantities[index], lots_down(left / want.estimated_price, want.lot)
-        )
+        extra = min(want.quantity - quantities[index], lots_down(left / want.unit_value, want.lot))
         if extra > 0:
             quantities[index] += extra
-            left -= extra * want.estimated_price
+            left -= extra * want.unit_value
     return quantities

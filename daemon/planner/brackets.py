@@ -58,6 +58,8 @@ from tradectl.planner.legs import (
     order_ref,
     parse_order_ref,
 )
+from tradectl.planner.money import base_rate
+from tradectl.planner.ticks import PriceIncrements
 from tradectl.schemas.models import Bracket, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "brackets"
@@ -318,7 +320,7 @@ def _children_prove(
 
 
 def _entry_order(
-    rule: Bracket, tick: float, quote: float | None
+    rule: Bracket, tick: PriceIncrements, quote: float | None
 ) -> tuple[OrderType, float | None, float | None, float] | str:
     """(order type, limit, stop trigger, reference price) of the entry, or why not."""
     side = rule.side
@@ -337,7 +339,7 @@ def _entry_order(
 
 
 def _protection(
-    rule: Bracket, reference: float, tick: float, check_order: bool
+    rule: Bracket, reference: float, tick: PriceIncrements, check_order: bool
 ) -> _Protection | str:
     """Stop and target from the rule, relative to ``reference`` for percent forms, rounded to
     the tick towards the reference (a tighter stop, a nearer target: the conservative side)."""
@@ -543,17 +545,20 @@ def _unfilled(
     if entry is not None and rule.entry.kind == "market":
         notes.append(f"{where}: market entry working (order {entry.order.order_id}); waiting")
         return []
-    shaped = _entry_order(rule, facts.min_tick, quote)
+    shaped = _entry_order(rule, facts.increments, quote)
     if isinstance(shaped, str):
         notes.append(f"{where}: {why}; {shaped}; not planned")
         return []
     order_type, limit, trigger, reference = shaped
-    protection = _protection(rule, reference, facts.min_tick, check_order=True)
+    protection = _protection(rule, reference, facts.increments, check_order=True)
     if isinstance(protection, str):
         notes.append(f"{where}: {protection}; not planned")
         return []
     worst = limit if limit is not None else reference
-    quantity = _quantity(rule, worst, protection, facts.lot_size, book.observed.net_liquidation)
+    # Risk is a fraction of NAV, which is in the base currency; the stop distance is in the
+    # contract's currency.
+    nav = book.observed.net_liquidation / base_rate(book.observed, rule.symbol)
+    quantity = _quantity(rule, worst, protection, facts.lot_size, nav)
     if entry is not None and entry.generation == generation and not isinstance(rule.quantity, int):
         # Sized when placed; resizing it as NAV moves would modify the order on every pass.
         quantity = int(entry.order.total_quantity)
@@ -692,7 +697,7 @@ def _protect(
         notes.append(f"{where}: {rule.symbol}: no contract details (min tick); not planned")
         return []
     entered = _priced(entered, book.observed.positions.get(rule.symbol), where, notes)
-    protection = _post_fill_protection(rule, entered, facts.min_tick)
+    protection = _post_fill_protection(rule, entered, facts.increments)
     reference = entered.average_price or rule.entry.reference_price or 0.0
     sibling_group = next(
         (owned.order.oca_group for owned in children.values() if owned and owned.order.oca_group),
@@ -774,7 +779,9 @@ def _priced(entered: Fills, held: Position | None, where: str, notes: list[str])
     return replace(entered, average_price=held.average_cost)
 
 
-def _post_fill_protection(rule: Bracket, entered: Fills, tick: float) -> _Protection | str:
+def _post_fill_protection(
+    rule: Bracket, entered: Fills, tick: PriceIncrements
+) -> _Protection | str:
     """Stop and target of a filled entry; percent forms are relative to the average fill."""
     uses_fill = rule.stop_loss.percent is not None or rule.take_profit.percent is not None
     if entered.average_price is None and uses_fill:

@@ -14,6 +14,9 @@ plan, with every other verdict known, and blocks what does not fit.
 * Protective and closing orders never need cash and are never blocked here; sells (short
   entries included) do not count.
 
+Every amount is in the account's base currency (prices converted with IB's exchange rates);
+cash per currency is checked after this, in daemon/planner/money.py.
+
 The funding is cash (``TotalCashValue``) for a cash account and IB's ``BuyingPower`` for a
 margin account (``Observed.margin_account``). Allocation buys stay within cash in both
 (docs/planning.md, "Cash": buys never spend cash below zero).
@@ -28,6 +31,7 @@ from typing import Literal
 from tradectl.planner.common import TERMINAL_STATUSES, money, working_price
 from tradectl.planner.domain import Intent, Observed, WorkingOrder
 from tradectl.planner.legs import ENTRY_LEG
+from tradectl.planner.money import base_rate, is_conversion
 
 # Sums of floats: a commitment this close to the funding still fits.
 _SLACK = 1e-6
@@ -61,13 +65,13 @@ def needs_cash(intent: Intent) -> bool:
 
 
 def buy_value(order: WorkingOrder, observed: Observed) -> float:
-    """Cash a working buy order may still take: its remaining quantity at its limit (else its
-    stop, else the last price)."""
+    """Cash a working buy order may still take, in the base currency: its remaining quantity at
+    its limit (else its stop, else the last price)."""
     if order.action != "BUY":
         return 0.0
     quote = observed.quotes.get(order.symbol)
     price = working_price(order, None if quote is None else quote.last)
-    return order.remaining * (price or 0.0)
+    return order.remaining * (price or 0.0) * base_rate(observed, order.symbol)
 
 
 def live_orders(observed: Observed) -> dict[int, WorkingOrder]:
@@ -89,7 +93,7 @@ def commitment_change(
     filled = 0.0 if before is None else before.filled
     new = 0.0
     if intent.order.action == "BUY":
-        new = (intent.order.quantity - filled) * (intent.estimated_price or 0.0)
+        new = (intent.order.quantity - filled) * (intent.estimated_price or 0.0) * intent.fx_rate
     old = 0.0 if before is None else buy_value(before, observed)
     return new - old
 
@@ -121,6 +125,9 @@ def check_cash(
     standing: list[tuple[int, float]] = []
     for index, intent in enumerate(intents):
         if index in blocked_by or intent.order is None or intent.purpose == "protective":
+            continue
+        if is_conversion(intent):
+            # Currency for currency: the total cash (in the base currency) stays the same.
             continue
         change = commitment_change(intent, live, observed)
         if intent.kind == "allocations":

@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any, Literal, TypeVar
 
 from tradectl.planner.domain import (
@@ -26,6 +25,7 @@ from tradectl.planner.domain import (
     WorkingOrder,
 )
 from tradectl.planner.legs import ENTRY_LEG, parse_order_ref
+from tradectl.planner.ticks import Direction, PriceIncrements
 from tradectl.schemas.models import RuleKind, Side
 
 QUOTE_MAX_AGE = timedelta(minutes=15)
@@ -34,9 +34,6 @@ QUOTE_MAX_AGE = timedelta(minutes=15)
 # working, but the planner must not act on them if it does.
 TERMINAL_STATUSES = frozenset({"Filled", "Cancelled", "ApiCancelled"})
 PENDING_CANCEL = "PendingCancel"
-
-# Extra decimals kept before tick rounding so that 142.49999999999997 counts as 142.5.
-_PRICE_GRID = Decimal("1e-9")
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -91,47 +88,14 @@ def spec_hash(spec: OrderSpec) -> str:
     return short_hash(*values)
 
 
-# Ticks as whole nanos (10**-9, the price grid): None for a tick off that grid.
-_TICK_NANOS: dict[float, int | None] = {}
-_NANOS = 10**9
+def round_to_tick(price: float, increments: PriceIncrements, direction: Direction) -> float:
+    """The nearest price IB accepts on one side of ``price`` (daemon/planner/ticks.py)."""
+    return increments.round(price, direction)
 
 
-def _tick_nanos(tick: float) -> int | None:
-    if tick not in _TICK_NANOS:
-        nanos = Decimal(repr(tick)) * _NANOS
-        _TICK_NANOS[tick] = int(nanos) if nanos == nanos.to_integral_value() else None
-    return _TICK_NANOS[tick]
-
-
-def round_to_tick(price: float, tick: float, direction: Literal["down", "up"]) -> float:
-    """``price`` on the tick grid, exactly as the decimal ``round_to_tick_decimal`` computes it.
-
-    The fast path works in whole nanos with integers: when ``price * 10**9`` lies within 0.01 of
-    an integer n (and the price below 10**6, where the float product errs by less than 0.2), n
-    is the price's decimal rounded to nanos, so the division and the final float (Python's
-    int / int is correctly rounded) give the decimal result bit for bit. Any other price takes
-    the decimal path."""
-    tick_nanos = _tick_nanos(tick)
-    if tick_nanos is not None and 0 <= price < 1e6:
-        scaled = price * _NANOS
-        nanos = round(scaled)
-        if abs(scaled - nanos) < 0.01:
-            ticks = nanos // tick_nanos if direction == "down" else -(-nanos // tick_nanos)
-            return ticks * tick_nanos / _NANOS
-    return round_to_tick_decimal(price, tick, direction)
-
-
-def round_to_tick_decimal(price: float, tick: float, direction: Literal["down", "up"]) -> float:
-    exact = Decimal(repr(price)).quantize(_PRICE_GRID)
-    step = Decimal(repr(tick))
-    rounding = ROUND_FLOOR if direction == "down" else ROUND_CEILING
-    ticks = (exact / step).to_integral_value(rounding=rounding)
-    return float(ticks * step)
-
-
-def round_passive(price: float, tick: float, action: Side) -> float:
+def round_passive(price: float, increments: PriceIncrements, action: Side) -> float:
     """Round a limit price to the tick on the less aggressive side: BUY down, SELL up."""
-    return round_to_tick(price, tick, "down" if action == "BUY" else "up")
+    return increments.passive(price, action)
 
 
 def lots_down(quantity: float, lot: int) -> int:
@@ -470,9 +434,10 @@ def place_or_modify(
     current: float,
     target: float,
     existing: WorkingOrder | None,
+    fx_rate: float = 1.0,
 ) -> Intent:
     """A standing order as ``spec`` says: placed afresh, or the working ``existing`` modified in
-    place (docs/planning.md: modify, don't churn)."""
+    place (docs/planning.md: modify, don't churn). ``fx_rate`` values it in the base currency."""
     action: IntentAction = "place"
     key, order_id = spec.order_ref, None
     if existing is not None:
@@ -495,6 +460,7 @@ def place_or_modify(
         current_quantity=current,
         target_quantity=target,
         replaces=existing,
+        fx_rate=fx_rate,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from tradectl.planner.legs import parse_order_ref
 from tradectl.planner.market_time import MarketHours
+from tradectl.planner.ticks import PriceBand, PriceIncrements
 from tradectl.schemas.models import RuleKind, Side
 
 OrderType = Literal["MKT", "LMT", "STP", "STP LMT", "TRAIL"]
@@ -26,10 +27,23 @@ Purpose = Literal["opening", "closing", "protective"]
 
 @dataclass(frozen=True)
 class ContractFacts:
+    """What the planner needs to know of a contract. ``price_bands`` is its market rule on its
+    exchange (IB's ``reqMarketRule``); without one, ``min_tick`` applies at every price.
+    ``currency`` is the currency its prices are in; None means the account's base currency.
+    ``price_magnifier`` is IB's: prices are quoted in 1/magnifier of the currency (LSE shares
+    in pence: 100)."""
+
     symbol: str
     con_id: int
     min_tick: float = 0.01
     lot_size: int = 1
+    price_bands: tuple[PriceBand, ...] = ()
+    currency: str | None = None
+    price_magnifier: int = 1
+
+    @property
+    def increments(self) -> PriceIncrements:
+        return PriceIncrements.from_bands(self.price_bands, self.min_tick)
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,10 @@ class Observed:
     expired unfilled at IB (cancelled without tradectl asking) or filled: with
     ``reenter: never`` it is not entered again, with ``daily`` not again that day.
     ``trading_day`` is the trading day of this observation.
+    ``base_currency`` is the account's: NAV, cash, weights and risk limits are in it.
+    ``cash_balances`` is IB's ``CashBalance`` per currency, in that currency (empty: only the
+    base-currency total is known). ``exchange_rates`` is IB's ``ExchangeRate`` per currency: the
+    base-currency value of one unit (daemon/planner/money.py).
     """
 
     account_id: str
@@ -217,6 +235,9 @@ class Observed:
     accepted_targets: Mapping[str, AcceptedTargets] = field(default_factory=dict)
     margin_account: bool = False
     market_hours: Mapping[str, MarketHours] | None = None
+    base_currency: str = "USD"
+    cash_balances: Mapping[str, float] = field(default_factory=dict)
+    exchange_rates: Mapping[str, float] = field(default_factory=dict)
 
     def position(self, symbol: str) -> float:
         held = self.positions.get(symbol)
@@ -285,12 +306,17 @@ class Intent:
     blocked_by: str | None = None
     replaces: WorkingOrder | None = None
     """For a modify: the working order as it is now (what the plan table shows as old → new)."""
+    # Left out of the repr, which plan digests are taken of (test_plan_equivalence.py);
+    # ``value`` shows its effect.
+    fx_rate: float = field(default=1.0, repr=False)
+    """The account's base currency per unit of the currency the order is priced in."""
 
     @property
     def value(self) -> float:
+        """The order's value in the account's base currency."""
         if self.order is None or self.estimated_price is None:
             return 0.0
-        return abs(self.order.quantity) * self.estimated_price
+        return abs(self.order.quantity) * self.estimated_price * self.fx_rate
 
     @property
     def blocked(self) -> bool:

@@ -18,6 +18,8 @@ Checks, in order (the first that fails names the block):
   exceeds the fraction of NAV.
 * ``risk.max_orders_per_minute`` blocks the excess over the limit, opening intents first,
   then closing ones, protective ones last.
+* An order in a currency IB gives no exchange rate for is held (daemon/planner/money.py);
+  values, limits and cash are in the account's base currency, converted with IB's rates.
 * Last, cash (docs/planning.md, "Cash": buys never spend cash below zero;
   daemon/planner/cash.py): the buy commitment of what actually passes (every working buy at its
   current size, except those an unblocked modify changes, plus unblocked places and modifies)
@@ -27,6 +29,9 @@ Checks, in order (the first that fails names the block):
   buffer. The planner sizes allocation buys with the same arithmetic, assuming all its intents
   go through; when one is blocked (say a modify that was to free cash), the buys it would have
   funded are blocked here instead.
+  Then cash per currency: opening buys in a currency may commit no more than the account holds
+  in it (a margin account's base currency excepted); what happens to the others is
+  ``account.fx`` (daemon/planner/money.py).
 
 A bracket's intents are one unit: if one of them is blocked, all of them are, so a parent is
 never sent without its children and a protective leg is never cancelled without its successor.
@@ -46,7 +51,14 @@ from tradectl.planner.cash import check_cash
 from tradectl.planner.common import TERMINAL_STATUSES, money
 from tradectl.planner.domain import Intent, Observed, Plan, WorkingOrder
 from tradectl.planner.legs import ENTRY_LEG, STOP_LEG
-from tradectl.schemas.models import Risk, RuleSet, instrument_allowed
+from tradectl.planner.money import (
+    FX_RULE,
+    check_currencies,
+    is_conversion,
+    no_rate_reason,
+    symbol_rate,
+)
+from tradectl.schemas.models import FxPolicy, Risk, RuleSet, instrument_allowed
 
 HALT = "halt"
 _PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
@@ -84,6 +96,7 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
 
     _limit_rate(intents, groups, blocked_by, rules.risk, observed)
     _limit_cash(intents, blocked_by, rules, observed)
+    blocked_by.update(check_currencies(intents, blocked_by, observed, _fx_policy(rules)))
     return replace(
         plan,
         intents=tuple(
@@ -106,12 +119,17 @@ def recheck_cash(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
         if intent.blocked_by is not None
     }
     _limit_cash(intents, blocked_by, rules, observed)
+    blocked_by.update(check_currencies(intents, blocked_by, observed, _fx_policy(rules)))
     return replace(
         plan,
         intents=tuple(
             _marked(intent, blocked_by.get(index)) for index, intent in enumerate(intents)
         ),
     )
+
+
+def _fx_policy(rules: RuleSet) -> FxPolicy:
+    return rules.account.fx
 
 
 def _marked(intent: Intent, blocked_by: str | None) -> Intent:
@@ -127,12 +145,13 @@ def _marked(intent: Intent, blocked_by: str | None) -> Intent:
 
 
 def _units(intents: list[Intent]) -> list[list[int]]:
-    """Indices of intents that stand or fall together: all intents of one bracket rule; every
-    other intent alone. Units keep plan order (by their first intent)."""
+    """Indices of intents that stand or fall together: all intents of one bracket rule (but a
+    conversion for its entry, which goes first and alone); every other intent alone. Units keep
+    plan order (by their first intent)."""
     units: list[list[int]] = []
     bracket_unit: dict[str, list[int]] = {}
     for index, intent in enumerate(intents):
-        if intent.kind == "brackets":
+        if intent.kind == "brackets" and not is_conversion(intent):
             unit = bracket_unit.get(intent.rule)
             if unit is None:
                 unit = bracket_unit[intent.rule] = []
@@ -202,8 +221,11 @@ def _check(
         return None
     risk = rules.risk
     opening = intent.purpose == "opening"
+    # A conversion (account.fx: convert) trades a currency pair, not an instrument of the rules.
+    conversion = is_conversion(intent)
     if (
         opening
+        and not conversion
         and risk.allowed_symbols is not None
         and not instrument_allowed(intent.symbol, risk.allowed_symbols)
     ):
@@ -212,6 +234,8 @@ def _check(
         return breaker
     if intent.purpose == "protective":
         return None
+    if symbol_rate(observed, intent.symbol) is None:
+        return f"{FX_RULE}: {no_rate_reason(observed, intent.symbol)}"
     if intent.estimated_price is None:
         return "risk.max_order_value: no price to value the order"
     # Allocations already size their orders to this limit and to the position limit below
@@ -223,11 +247,11 @@ def _check(
     if not opening:
         return None
     # A modify that does not grow its order adds no exposure and is not held to the limit.
-    if exposure.growth(intent) > 0:
+    if exposure.growth(intent) > 0 and not conversion:
         nav = observed.net_liquidation
         quote = observed.quotes.get(intent.symbol)
         price = quote.last if quote is not None and quote.last > 0 else intent.estimated_price
-        after_value = abs(exposure.after(intent)) * price
+        after_value = abs(exposure.after(intent)) * price * intent.fx_rate
         limit_value = risk.max_position_fraction * nav
         if after_value > limit_value + 1e-6:
             return (
@@ -248,7 +272,7 @@ def _risk_per_trade(
     if distance is None:
         return "risk.max_risk_per_trade_fraction: no stop loss found for this entry"
     quantity = entry.order.quantity
-    at_risk = distance * quantity
+    at_risk = distance * quantity * entry.fx_rate
     limit = risk.max_risk_per_trade_fraction * observed.net_liquidation
     if at_risk > limit + 1e-6:
         return (

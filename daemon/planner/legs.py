@@ -10,6 +10,10 @@ what the order is for:
 | brackets    | ``stop``, ``target`` |                              | yes                   |
 | scales      | ``L1`` … ``Ln``      | yes                          |                       |
 | allocations | ``<SYMBOL>.<hex>``   | (a rebalancing trade: neither)                       |
+| (none)      | ``fx.<CCY>.<hex>``   | (a currency conversion, account.fx: convert: neither) |
+
+A conversion's leg is no rule kind's (``leg_kind`` is None), so no rule's planning modifies or
+cancels it; ``converted_currency`` reads the currency it buys (daemon/planner/conversions.py).
 
 A bracket's legs share the OCA group ``tctl:<rule>:<generation>``; a removed rule's protective
 legs placed again without their parent carry the generation ``<generation>-kept``.
@@ -78,6 +82,8 @@ def leg_kind(leg: str) -> RuleKind | None:
     """Which kind of rule a leg belongs to, from its form alone; None for an unknown form."""
     if leg in BRACKET_LEGS:
         return "brackets"
+    if converted_currency(leg) is not None:
+        return None
     if _SCALE_LEG.match(leg):
         return "scales"
     if _ALLOCATION_LEG.match(leg):
@@ -115,3 +121,20 @@ def kept_generation(generation: str) -> str:
     """The generation in the orderRef of a removed rule's protective legs placed again without
     their parent (the children's own orderRefs stay with the cancelled ones)."""
     return generation if generation.endswith(KEPT_SUFFIX) else generation + KEPT_SUFFIX
+
+
+# A conversion: fx.<currency bought>.<hash of the trading day>. Lower case, so that no
+# allocation leg (which starts with an upper-case instrument key) can ever read as one.
+_CONVERSION_PREFIX = "fx."
+
+
+def conversion_leg(currency: str, day_hash: str) -> str:
+    return f"{_CONVERSION_PREFIX}{currency}.{day_hash}"
+
+
+def converted_currency(leg: str) -> str | None:
+    """The currency a conversion leg buys; None for any other leg."""
+    if not leg.startswith(_CONVERSION_PREFIX):
+        return None
+    parts = leg.split(".")
+    return parts[1] if len(parts) == 3 and parts[1] else None

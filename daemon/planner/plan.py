@@ -16,9 +16,12 @@ from tradectl.planner.allocations import plan_allocations
 from tradectl.planner.brackets import plan_brackets
 from tradectl.planner.cash import check_cash, needs_cash
 from tradectl.planner.common import Book, Draft, Group, ordered, ordered_groups
+from tradectl.planner.conversions import plan_conversions, with_conversions
 from tradectl.planner.domain import Intent, Observed, Plan
 from tradectl.planner.gate import gate
+from tradectl.planner.legs import converted_currency
 from tradectl.planner.market_time import Hold, hold_reason, in_blackout
+from tradectl.planner.money import is_conversion, with_fx_rates
 from tradectl.planner.scales import plan_scales
 from tradectl.schemas.models import RuleSet
 
@@ -50,7 +53,7 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     book = Book(observed, now)
     draft = Draft()
     for owned in book.owned:
-        if owned.kind is None:
+        if owned.kind is None and converted_currency(owned.leg) is None:
             draft.notes.append(
                 f"order {owned.order.order_id} ({owned.order.symbol}) has a tradectl orderRef "
                 f"of unknown form {owned.order.order_ref!r}; not touched"
@@ -58,6 +61,8 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
 
     standing = plan_brackets(rules, book)
     standing.extend(plan_scales(rules, book))
+    for group in standing.groups:
+        with_fx_rates(group.intents, observed)
     draft.extend(standing)
     # The gate runs the same cash check again on the whole plan (defence in depth): here it
     # tells allocations how much cash the bracket entries and scale levels that fit will take.
@@ -100,7 +105,11 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         manual_orders=manual,
         targets=tuple(draft.targets),
     )
-    return hold_for_market_time(gate(drafted, rules, observed), rules, observed, now)
+    gated = gate(drafted, rules, observed)
+    conversions = plan_conversions(gated, rules, observed)
+    if conversions:
+        gated = gate(with_conversions(drafted, conversions), rules, observed)
+    return hold_for_market_time(gated, rules, observed, now)
 
 
 def _with_outside_rth(intent: Intent, rules: RuleSet) -> Intent:
@@ -140,7 +149,7 @@ def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: da
                 reason = Hold("inside IB's daily reset blackout", blackout_end).describe(
                     "America/New_York"
                 )
-        elif order is not None and not intent.blocked:
+        elif order is not None and not intent.blocked and not is_conversion(intent):
             hours = observed.market_hours.get(intent.symbol)
             hold = hold_reason(
                 hours=hours,

@@ -83,7 +83,7 @@ def _plan_rule(
         )
         return [*intents, *(cancel_intent(o, KIND, "rule changed") for o in by_leg.values())]
 
-    prices = [round_passive(price, facts.min_tick, scale.side) for price in scale.level_prices()]
+    prices = [round_passive(price, facts.increments, scale.side) for price in scale.level_prices()]
     if any(price <= 0 for price in prices):
         notes.append(f"{where}: a level price rounds to 0 or below; not planned")
         return []

@@ -205,6 +205,9 @@ def build_observed(
         targets_sources=targets_sources or {},
         accepted_targets=accepted_targets(journal, list(targets_sources or {})),
         market_hours=state.market_hours,
+        base_currency=state.currencies.base_currency,
+        cash_balances=state.currencies.cash_balances,
+        exchange_rates=state.currencies.exchange_rates,
     )
 
 

@@ -80,3 +80,21 @@ def test_a_binary_file_and_a_typo_are_reported_like_validate_does(tmp_path: Path
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ObservedFileError, match=r"absent\.yaml:1:1: cannot read the file"):
         read_snapshot(tmp_path / "absent.yaml", NOW)
+
+
+def test_currencies_and_market_rules_in_a_snapshot(tmp_path: Path) -> None:
+    path = tmp_path / "observed.yaml"
+    path.write_text(
+        "account_id: DU1234567\nnet_liquidation: 100000\ncash: 100000\n"
+        "base_currency: EUR\ncash_balances: {EUR: 90000, USD: 11600}\n"
+        "exchange_rates: {USD: 0.862069}\nquotes: {SAP: 205}\n"
+        "contracts: {SAP: {min_tick: 0.001, currency: EUR,"
+        " price_bands: [[0, 0.001], [100, 0.05], [200, 0.1]]}}\n"
+    )
+    observed = read_snapshot(path, NOW).observed
+    assert observed.base_currency == "EUR"
+    assert observed.cash_balances == {"EUR": 90_000, "USD": 11_600}
+    assert observed.exchange_rates == {"USD": 0.862069}
+    sap = observed.contracts["SAP"]
+    assert sap.currency == "EUR" and sap.price_magnifier == 1
+    assert sap.increments.round(205.23, "down") == 205.2

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradectl.planner.common import built, round_to_tick, round_to_tick_decimal
+from tradectl.planner.common import built
 from tradectl.planner.domain import Intent, OrderSpec
+from tradectl.planner.ticks import PriceIncrements
 
-TICKS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 1e-9, 3e-10, 0.3)
+TICKS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 1e-9, 3e-9, 0.3)
 prices = st.one_of(
     st.floats(min_value=0, max_value=2e6, allow_nan=False, allow_infinity=False),
     # prices a limit offset makes: a quote in cents times (1 +- bps)
@@ -30,7 +31,8 @@ prices = st.one_of(
 @settings(max_examples=3000)
 @given(prices, st.sampled_from(TICKS), st.sampled_from(("down", "up")))
 def test_rounding_in_nanos_is_the_decimal_rounding(price: float, tick: float, way: str) -> None:
-    assert round_to_tick(price, tick, way) == round_to_tick_decimal(price, tick, way)  # type: ignore[arg-type]
+    increments = PriceIncrements.single(tick)
+    assert increments.round(price, way) == increments.round_exact(price, way)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -44,7 +46,7 @@ def test_rounding_in_nanos_is_the_decimal_rounding(price: float, tick: float, wa
     ],
 )
 def test_rounding_examples(price: float, tick: float, way: str, expected: float) -> None:
-    assert round_to_tick(price, tick, way) == expected  # type: ignore[arg-type]
+    assert PriceIncrements.single(tick).round(price, way) == expected  # type: ignore[arg-type]
 
 
 def test_built_equals_the_dataclass_init() -> None:

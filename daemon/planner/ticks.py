@@ -1,0 +1,162 @@
+"""Price increments (docs/planning.md, "Price increments"): the prices IB accepts for a contract.
+
+IB publishes a contract's increments as a *market rule* per exchange (``marketRuleIds`` in its
+contract details, answered by ``reqMarketRule``): a list of bands, each with a low edge and an
+increment. A price belongs to the band with the highest low edge at or below it (a price exactly
+on an edge is in the band that starts there) and is valid when it is a whole multiple of that
+band's increment. IB rejects any other price with error 110.
+
+``PriceIncrements.round`` gives the nearest valid price on one side: ``down`` the largest valid
+price at or below, ``up`` the smallest at or above. When a band's edge is not itself on the grid
+of the band below, the walk crosses into the neighbouring band instead of returning a price
+that belongs to one band but sits on the grid of another.
+
+Everything here is pure: decimal arithmetic, so the same inputs round the same on every machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from typing import Literal
+
+from tradectl.schemas.models import Side
+
+Direction = Literal["down", "up"]
+
+# Extra decimals kept before rounding so that 142.49999999999997 counts as 142.5.
+_PRICE_GRID = Decimal("1e-9")
+_NANOS = 10**9
+# Increments as whole nanos (the price grid): None for one off that grid.
+_INCREMENT_NANOS: dict[float, int | None] = {}
+
+
+def _increment_nanos(increment: float) -> int | None:
+    if increment not in _INCREMENT_NANOS:
+        nanos = Decimal(repr(increment)) * _NANOS
+        _INCREMENT_NANOS[increment] = int(nanos) if nanos == nanos.to_integral_value() else None
+    return _INCREMENT_NANOS[increment]
+
+
+def _round_in_nanos(price: float, increment: float, direction: Direction) -> float | None:
+    """One band's rounding in whole nanos with integers, or None where it cannot be proven
+    equal to the decimal rounding. When ``price * 10**9`` lies within 0.01 of an integer n (and
+    the price is below 10**6, where the float product errs by less than 0.2), n is the price's
+    decimal on the grid, so the integer division and the final float (Python's int / int is
+    correctly rounded) give the decimal result bit for bit; the planner prices thousands of
+    orders a pass, and the decimal path is its slowest step (benchmarks/README.md)."""
+    step = _increment_nanos(increment)
+    if step is None or not 0 <= price < 1e6:
+        return None
+    scaled = price * _NANOS
+    nanos = round(scaled)
+    if abs(scaled - nanos) >= 0.01:
+        return None
+    steps = nanos // step if direction == "down" else -(-nanos // step)
+    return steps * step / _NANOS
+
+
+@dataclass(frozen=True)
+class PriceBand:
+    """Prices from ``low_edge`` (inclusive) up to the next band's edge move by ``increment``."""
+
+    low_edge: float
+    increment: float
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(value)).quantize(_PRICE_GRID)
+
+
+@dataclass(frozen=True)
+class PriceIncrements:
+    """A contract's market rule: bands sorted by low edge, the first starting at 0."""
+
+    bands: tuple[PriceBand, ...]
+
+    def __post_init__(self) -> None:
+        if not self.bands:
+            raise ValueError("a market rule needs at least one band")
+        edges = [band.low_edge for band in self.bands]
+        if edges != sorted(set(edges)) or edges[0] > 0:
+            raise ValueError(f"band edges must rise from 0, got {edges}")
+        if any(not band.increment >= 1e-9 for band in self.bands):
+            raise ValueError("every band's increment must be at least 1e-9 (the price grid)")
+
+    @classmethod
+    def single(cls, tick: float) -> PriceIncrements:
+        """One increment at every price: IB's ``minTick`` when no market rule is known."""
+        return cls((PriceBand(0.0, tick),))
+
+    @classmethod
+    def from_bands(cls, bands: tuple[PriceBand, ...], fallback_tick: float) -> PriceIncrements:
+        """The bands as IB sent them (sorted here), or ``fallback_tick`` alone when none came.
+        A first band starting above 0 is taken to start at 0 (no price below it is valid)."""
+        if not bands:
+            return cls.single(fallback_tick)
+        ordered = sorted(bands, key=lambda band: band.low_edge)
+        first = PriceBand(0.0, ordered[0].increment)
+        return cls((first, *ordered[1:]))
+
+    def _band_index(self, price: Decimal) -> int:
+        index = 0
+        for position, band in enumerate(self.bands):
+            if _decimal(band.low_edge) <= price:
+                index = position
+        return index
+
+    def increment_at(self, price: float) -> float:
+        """The increment of the band ``price`` is in."""
+        return self.bands[self._band_index(_decimal(price))].increment
+
+    def is_valid(self, price: float) -> bool:
+        exact = _decimal(price)
+        step = _decimal(self.bands[self._band_index(exact)].increment)
+        return exact % step == 0
+
+    def round(self, price: float, direction: Direction) -> float:
+        """The nearest valid price at or below (``down``) or at or above (``up``) ``price``."""
+        if len(self.bands) == 1:
+            fast = _round_in_nanos(price, self.bands[0].increment, direction)
+            if fast is not None:
+                return fast
+        return self.round_exact(price, direction)
+
+    def round_exact(self, price: float, direction: Direction) -> float:
+        """``round`` in decimal arithmetic only (what the fast path must equal)."""
+        exact = _decimal(price)
+        index = self._band_index(exact)
+        if direction == "down":
+            return float(self._down(exact, index))
+        return float(self._up(exact, index))
+
+    def _down(self, price: Decimal, index: int) -> Decimal:
+        while True:
+            band = self.bands[index]
+            step = _decimal(band.increment)
+            candidate = (price / step).to_integral_value(rounding=ROUND_FLOOR) * step
+            edge = _decimal(band.low_edge)
+            if candidate >= edge or index == 0:
+                return max(candidate, Decimal(0))
+            # The band's lowest grid price is above its edge: the answer is the highest grid
+            # price of the band below, strictly under this edge.
+            index -= 1
+            below = _decimal(self.bands[index].increment)
+            price = ((edge / below).to_integral_value(rounding=ROUND_CEILING) - 1) * below
+
+    def _up(self, price: Decimal, index: int) -> Decimal:
+        while True:
+            step = _decimal(self.bands[index].increment)
+            candidate = (price / step).to_integral_value(rounding=ROUND_CEILING) * step
+            if index + 1 == len(self.bands):
+                return candidate
+            next_edge = _decimal(self.bands[index + 1].low_edge)
+            if candidate < next_edge:
+                return candidate
+            # Rounding up left this band: the answer is the first grid price of the next one.
+            index += 1
+            price = next_edge
+
+    def passive(self, price: float, action: Side) -> float:
+        """A limit price on the side that never pays more: BUY rounds down, SELL up."""
+        return self.round(price, "down" if action == "BUY" else "up")
