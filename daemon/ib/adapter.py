@@ -52,14 +52,14 @@ from tradectl.broker_types import (
     OrderSnapshot,
     OrderStatusUpdate,
     OrderUpdate,
+    Priority,
     UpdateListener,
 )
 from tradectl.errors import PermanentError, TemporaryError
 from tradectl.ib import translate
 from tradectl.ib.inbound_guard import InboundGuard
-from tradectl.ib.market_clock import MarketClock
 from tradectl.ib.market_data import QuoteLines
-from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
+from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer
 from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
     CANCEL_REFUSALS,
@@ -79,6 +79,7 @@ from tradectl.journal import (
 from tradectl.journal.lifecycle import (
     order_ended,
 )
+from tradectl.market_clock import MarketClock
 from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
 from tradectl.planner.instruments import (
     ResolvedInstrument,

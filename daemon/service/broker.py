@@ -37,7 +37,6 @@ from tradectl.broker_types import (
 )
 from tradectl.ib import IbAdapter
 from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
-from tradectl.ib.market_clock import MarketClock
 from tradectl.journal.keys import (
     BREAKER_KEY,
     BREAKER_REASON_KEY,
@@ -49,6 +48,7 @@ from tradectl.journal.keys import (
 )
 from tradectl.journal.lifecycle import REJECTION_STATUS, order_ended
 from tradectl.ledger_view import rule_ledgers
+from tradectl.market_clock import MarketClock
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.domain import Intent, Observed, Plan, TargetsSource, WorkingOrder
 from tradectl.planner.legs import leg_kind, parse_order_ref
@@ -396,7 +396,9 @@ class IbBrokerSession:
     def _resync(self) -> None:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
-        for transition in resync(adapter, journal, trading_day_start(adapter.market_now(self._clock()))):
+        for transition in resync(
+            adapter, journal, trading_day_start(adapter.market_now(self._clock()))
+        ):
             intent = journal.intent(transition.intent_id)
             log.info(
                 "resync: %s (%s %s) is %s (%s)",
