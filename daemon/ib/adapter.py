@@ -1,5 +1,6 @@
-"""The IB adapter: connect, observe, send, turn broker events into journal rows, and stream
-them out as domain updates (``tradectl.broker_types``).
+"""The IB adapter: the runtime's ``Broker`` (``tradectl.runtime.broker``) over ib_insync. It
+connects, paces, observes, sends, and streams IB's events out as domain updates
+(``tradectl.broker_types``); it decides nothing about orders and writes no order state.
 
 This package is the only product code that imports ib_insync. Design choices worth knowing:
 
@@ -10,15 +11,19 @@ This package is the only product code that imports ib_insync. Design choices wor
   code it does not know as a warning (10349, for one), which would end a live order. The adapter
   sends through ``Client.placeOrder``/``cancelOrder`` and reads the raw ``openOrder``,
   ``orderStatus``, ``execDetails``, ``commissionReport``, ``completedOrder`` and ``error``
-  callbacks. It turns each into a ``tradectl.journal.lifecycle`` event and writes the transition
-  that module returns: what an event means for an intent is decided there, for live events and
-  for the resync alike (docs/apply.md, "One order lifecycle").
+  callbacks and emits each as a domain update. The runtime's tracker
+  (``tradectl.runtime.tracking``) turns updates into ``tradectl.journal.lifecycle`` events and
+  journals the transitions: what an event means for an intent is decided there, for live
+  events and for the resync alike (docs/apply.md, "One order lifecycle").
+* **The journal is a cache here, never order state.** Resolved contracts and trading hours are
+  kept in the journal's cache so a restart asks IB again only for what changed, and the journal
+  is bound to the account on connect (a journal never serves two accounts).
 * **Open orders come from reqAllOpenOrders**, not from this client id's reqOpenOrders: owned orders
   placed under another client id in an earlier session (the gateway.client_id was changed, say)
   must still be seen, or the planner would place them again. IB lets only the placing client
   modify or cancel an order, so such orders are reported and left alone (``client_id`` differs).
 * **Order ids** are the larger of the connection's next valid id and the journal's high-water
-  mark plus one, reserved in the same transaction that journals the intent.
+  mark plus one; the runtime reserves them in the same transaction that journals the intent.
 """
 
 from __future__ import annotations
@@ -53,12 +58,12 @@ from tradectl.broker_types import (
     OrderSnapshot,
     OrderStatusUpdate,
     OrderUpdate,
+    Priority,
     UpdateListener,
 )
 from tradectl.errors import PermanentError, TemporaryError
 from tradectl.ib import translate
 from tradectl.ib.inbound_guard import InboundGuard
-from tradectl.ib.market_clock import MarketClock
 from tradectl.ib.market_data import QuoteLines
 from tradectl.ib.money import (
     MarketRules,
@@ -67,7 +72,7 @@ from tradectl.ib.money import (
     rule_key,
     stored_contract_money,
 )
-from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer, Priority
+from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer
 from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
     CANCEL_REFUSALS,
@@ -87,6 +92,7 @@ from tradectl.journal import (
 from tradectl.journal.lifecycle import (
     order_ended,
 )
+from tradectl.market_clock import MarketClock
 from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
 from tradectl.planner.fx import Pair, pair_named, pair_of, rate_from_pair
 from tradectl.planner.instruments import (

@@ -19,8 +19,9 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Generic, TypeVar
+
+from tradectl.broker_types import Priority
 
 IB_MESSAGE_LIMIT = 50
 # 47/s with room for 1.5 messages: at most 48.5 in any one-second window, so sending-to-counting
@@ -30,13 +31,6 @@ DEFAULT_RATE = 47.0
 DEFAULT_BURST = 1.5
 
 Item = TypeVar("Item")
-
-
-class Priority(IntEnum):
-    CANCEL = 0
-    PROTECTIVE = 1
-    ORDER = 2
-    REQUEST = 3
 
 
 @dataclass(order=True)

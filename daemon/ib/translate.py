@@ -17,7 +17,7 @@ from ib_insync.util import UNSET_DOUBLE
 
 from tradectl.journal import BrokerRecord, CachedContract, RecordedExecution
 from tradectl.journal.resync import BrokerSource
-from tradectl.planner.domain import Execution, OrderSpec, OrderType, TimeInForce, WorkingOrder
+from tradectl.planner.domain import OrderSpec, OrderType, TimeInForce, WorkingOrder
 from tradectl.planner.instruments import STOCK_SEC_TYPE, ContractCandidate
 from tradectl.schemas.models import Instrument, Side, parse_instrument
 
@@ -200,21 +200,6 @@ def recorded_execution(contract: Contract, execution: IbExecution, key: str) -> 
         shares=float(execution.shares),
         price=float(execution.price),
         time=execution_time(execution),
-    )
-
-
-def planner_execution(recorded: RecordedExecution, commission: float | None) -> Execution:
-    return Execution(
-        exec_id=recorded.exec_id,
-        order_id=recorded.order_id,
-        symbol=recorded.symbol,
-        side=execution_side(recorded.side),
-        shares=recorded.shares,
-        price=recorded.price,
-        time=recorded.time,
-        order_ref=recorded.order_ref,
-        perm_id=recorded.perm_id,
-        commission=commission,
     )
 
 

@@ -18,7 +18,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from tradectl.ib.pacer import Priority
+from tradectl.broker_types import Priority
 from tradectl.journal import (
     AlreadyLive,
     CachedContract,

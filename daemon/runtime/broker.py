@@ -21,10 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from tradectl.broker_types import BrokerState, UpdateListener
-from tradectl.ib.market_clock import MarketClock
-from tradectl.ib.pacer import Priority
+from tradectl.broker_types import BrokerState, Priority, UpdateListener
 from tradectl.journal import BrokerRecord, CachedContract, JournaledIntent
+from tradectl.market_clock import MarketClock
 from tradectl.planner.domain import Intent, WorkingOrder
 
 WriteHook = Callable[[int], None]

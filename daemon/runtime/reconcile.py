@@ -14,8 +14,7 @@ from datetime import date, datetime, timedelta
 from time import monotonic
 
 from tradectl.broker_types import BrokerState, Progress
-from tradectl.ib.translate import planner_execution
-from tradectl.journal import Journal, JournaledIntent, Transition
+from tradectl.journal import Journal, JournaledIntent, RecordedExecution, Transition
 from tradectl.journal.keys import (
     BREAKER_KEY,
     DAY_START_NAV_PREFIX,
@@ -27,7 +26,14 @@ from tradectl.planner import plan as make_plan
 from tradectl.planner.brackets import reconstructed_entries
 from tradectl.planner.breaker import previous_close_equity, since_resume
 from tradectl.planner.common import Book
-from tradectl.planner.domain import Intent, Observed, Plan, TargetsSource, WorkingOrder
+from tradectl.planner.domain import (
+    Execution,
+    Intent,
+    Observed,
+    Plan,
+    TargetsSource,
+    WorkingOrder,
+)
 from tradectl.planner.gate import recheck_cash
 from tradectl.planner.legs import parse_order_ref
 from tradectl.runtime.account_sample import record_account_sample
@@ -36,7 +42,7 @@ from tradectl.runtime.broker import Broker
 from tradectl.runtime.targets_file import TargetsFiles, targets_symbols
 from tradectl.runtime.targets_journal import accepted_targets, record_decisions
 from tradectl.runtime.tracking import OrderTracker, tracker_for
-from tradectl.schemas.models import RuleSet
+from tradectl.schemas.models import RuleSet, Side
 from tradectl.timezones import TRADING_TIME_ZONE, trading_day_start
 
 # A rejected intent waits before it is tried again: 1, 2, 4, ... minutes, at most an hour; a rule
@@ -184,7 +190,7 @@ def build_observed(
         positions=state.positions,
         working_orders=working,
         executions=tuple(
-            planner_execution(ex, commissions.get(ex.exec_id)) for ex in state.executions
+            _planner_execution(ex, commissions.get(ex.exec_id)) for ex in state.executions
         ),
         quotes=state.quotes,
         contracts=state.contracts,
@@ -208,6 +214,23 @@ def build_observed(
         base_currency=state.currencies.base_currency,
         cash_balances=state.currencies.cash_balances,
         exchange_rates=state.currencies.exchange_rates,
+    )
+
+
+def _planner_execution(recorded: RecordedExecution, commission: float | None) -> Execution:
+    """An execution as the journal recorded it (its side already BUY or SELL), for the planner."""
+    side: Side = "BUY" if recorded.side == "BUY" else "SELL"
+    return Execution(
+        exec_id=recorded.exec_id,
+        order_id=recorded.order_id,
+        symbol=recorded.symbol,
+        side=side,
+        shares=recorded.shares,
+        price=recorded.price,
+        time=recorded.time,
+        order_ref=recorded.order_ref,
+        perm_id=recorded.perm_id,
+        commission=commission,
     )
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from tradectl.broker_types import Progress
 from tradectl.ib import ConnectionSettings, IbAdapter
-from tradectl.ib.market_clock import MarketClock
 from tradectl.ib.pacer import DEFAULT_RATE
 from tradectl.journal import Journal, utc_now
+from tradectl.market_clock import MarketClock
 from tradectl.runtime.reconcile import PassResult, reconcile_pass
 from tradectl.runtime.tracking import tracker_for
 from tradectl.schemas.models import RuleSet

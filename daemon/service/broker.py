@@ -36,7 +36,6 @@ from tradectl.broker_types import (
     OrderStatusUpdate,
 )
 from tradectl.ib import IbAdapter
-from tradectl.ib.market_clock import MarketClock
 from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
 from tradectl.journal.keys import (
     BREAKER_KEY,
@@ -49,6 +48,7 @@ from tradectl.journal.keys import (
 )
 from tradectl.journal.lifecycle import REJECTION_STATUS, order_ended
 from tradectl.ledger_view import rule_ledgers
+from tradectl.market_clock import MarketClock
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.domain import Intent, Observed, Plan, TargetsSource, WorkingOrder
 from tradectl.planner.legs import leg_kind, parse_order_ref

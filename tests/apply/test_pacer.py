@@ -3,7 +3,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradectl.ib.pacer import Pacer, Priority
+from tradectl.broker_types import Priority
+from tradectl.ib.pacer import Pacer
 
 
 class FakeClock:

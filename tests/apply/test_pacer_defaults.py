@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from tests.apply.test_pacer import FakeClock, max_in_any_window
-from tradectl.ib.pacer import IB_MESSAGE_LIMIT, Pacer, Priority
+from tradectl.broker_types import Priority
+from tradectl.ib.pacer import IB_MESSAGE_LIMIT, Pacer
 
 
 def test_default_pacing_keeps_a_margin_under_ib_limit_and_loses_nothing_to_late_timers() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tradectl.ib.market_clock import SKEW_WARNING, MarketClock
+from tradectl.market_clock import SKEW_WARNING, MarketClock
 
 HOST = datetime(2026, 11, 30, 15, 0, 0, tzinfo=UTC)
 

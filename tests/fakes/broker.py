@@ -21,11 +21,11 @@ from tradectl.broker_types import (
     Disconnected,
     ExecutionUpdate,
     OrderStatusUpdate,
+    Priority,
     UpdateListener,
 )
-from tradectl.ib.market_clock import MarketClock
-from tradectl.ib.pacer import Priority
 from tradectl.journal import BrokerRecord, CachedContract, JournaledIntent, RecordedExecution
+from tradectl.market_clock import MarketClock
 from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
 from tradectl.planner.market_time import MarketHours, market_hours
 from tradectl.timezones import TRADING_TIME_ZONE
