@@ -36,8 +36,8 @@ from tradectl.broker_types import (
     OrderStatusUpdate,
 )
 from tradectl.ib import IbAdapter
-from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
 from tradectl.ib.market_clock import MarketClock
+from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
 from tradectl.journal.keys import (
     BREAKER_KEY,
     BREAKER_REASON_KEY,
@@ -310,7 +310,12 @@ class IbBrokerSession:
 
     def _open_ib(self, rules: RuleSet, journal: Journal) -> Broker:
         settings = connection_settings(
-            rules, readonly=False, host=self._host, port=self._port, stream_quotes=True
+            rules,
+            readonly=False,
+            host=self._host,
+            port=self._port,
+            stream_quotes=True,
+            live_state=True,
         )
         adapter = IbAdapter(settings, journal)
         adapter.market_clock = self._market_clock
@@ -396,7 +401,8 @@ class IbBrokerSession:
     def _resync(self) -> None:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
-        for transition in resync(adapter, journal, trading_day_start(adapter.market_now(self._clock()))):
+        day_start = trading_day_start(adapter.market_now(self._clock()))
+        for transition in resync(adapter, journal, day_start):
             intent = journal.intent(transition.intent_id)
             log.info(
                 "resync: %s (%s %s) is %s (%s)",
@@ -495,6 +501,10 @@ class IbBrokerSession:
                 **self._status,
                 "gateway_clock_offset_seconds": clock.offset.total_seconds(),
                 "clock_warning": clock.describe() if clock.skewed else None,
+                "live_state": {
+                    "full_reads": adapter.full_reads,
+                    "mismatches": adapter.state_mismatches,
+                },
             }
         for intent in plan.blocked:
             log.debug(

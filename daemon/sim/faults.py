@@ -25,7 +25,9 @@ class Faults:
 
     def swallows(self, message_id: Field) -> bool:
         """Whether the message about to be written is lost instead (``drop_next``)."""
-        left = self.drop_next.get(message_id, 0) if isinstance(message_id, int) else 0
+        if not isinstance(message_id, int):
+            return False
+        left = self.drop_next.get(message_id, 0)
         if left <= 0:
             return False
         self.drop_next[message_id] = left - 1
