@@ -9,8 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ib_insync import IB, LimitOrder, Stock
 
-from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, wait_until
+from tests.daemon.e2e_support import (
+    ACCOUNT_RULES,
+    DaemonProcess,
+    Wire,
+    wait_until,
+    write_atomically,
+)
 from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
@@ -22,11 +29,18 @@ BRACKET = (
 )
 
 
-def _start(tmp_path: Path, sim: SimThread, started: list[DaemonProcess]) -> DaemonProcess:
+def _start(
+    tmp_path: Path,
+    sim: SimThread,
+    started: list[DaemonProcess],
+    *,
+    every: str = "1h",
+    full_refresh: str = "1h",
+) -> DaemonProcess:
     directory = tmp_path / "rules"
     directory.mkdir()
-    account = ACCOUNT_RULES.format(port=sim.port, every="1h").replace(
-        "client_id: 17}", "client_id: 17, full_refresh_every: 1h}"
+    account = ACCOUNT_RULES.format(port=sim.port, every=every).replace(
+        "client_id: 17}", f"client_id: 17, full_refresh_every: {full_refresh}}}"
     )
     (directory / "account.yaml").write_text(account)
     (directory / "rules.yaml").write_text(BRACKET)
@@ -85,4 +99,62 @@ def test_a_lost_fill_message_is_found_counted_and_corrected_without_a_wrong_orde
     assert len(placed) == 3, placed
     assert len({order["orderId"] for order in placed}) == 3
     assert wire.cancels() == []
+    assert daemon.stop()[0] == 0
+
+
+def test_the_periodic_refresh_finds_what_ib_does_not_stream_to_this_client(
+    tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
+) -> None:
+    # IB streams an order's events to the client that placed it: an order placed by another
+    # client id reaches the daemon's state only through a full read.
+    daemon = _start(tmp_path, sim, started, every="1s", full_refresh="5s")
+    wire.wait_placed(lambda placed: len(_dip_orders(wire)) == 3, 30, "the bracket")
+    wait_until(lambda: _live_state(daemon).get("full_reads", 0) >= 1, 30, "the first pass")
+    other = IB()
+    other.connect(sim.host, sim.port, clientId=5, timeout=10)
+    try:
+        other.placeOrder(Stock("MSFT", "SMART", "USD"), LimitOrder("BUY", 1, 100.0))
+        wait_until(
+            lambda: any(order.client_id == 5 for order in sim.snapshot().open_orders),
+            15,
+            "the other client's order",
+        )
+        wait_until(lambda: _live_state(daemon).get("mismatches", 0) >= 1, 30, "the refresh")
+        daemon.wait_message("(the periodic full refresh)", 15)
+        wait_until(
+            lambda: daemon.status()["account"]["manual_orders"] == 1, 15, "the order in the state"
+        )
+    finally:
+        other.disconnect()
+    assert len(_dip_orders(wire)) == 3
+    assert wire.cancels() == []
+    assert daemon.stop()[0] == 0
+
+
+def test_a_rule_edit_is_planned_from_the_live_state_without_a_request(
+    tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
+) -> None:
+    daemon = _start(tmp_path, sim, started)
+    wire.wait_placed(lambda placed: len(_dip_orders(wire)) == 3, 30, "the bracket")
+    wait_until(lambda: _live_state(daemon).get("full_reads", 0) >= 1, 30, "the first pass")
+    seen = len(wire.messages())
+
+    write_atomically(
+        tmp_path / "rules" / "rules.yaml",
+        BRACKET
+        + "  rip: {symbol: MSFT, side: BUY, quantity: 5, entry: {limit: 300},\n"
+        + "        stop_loss: {price: 290}, take_profit: {price: 330}}\n",
+    )
+    wire.wait_placed(
+        lambda placed: sum(str(order["orderRef"]).startswith("tctl:rip:") for order in placed) == 3,
+        30,
+        "the new bracket",
+    )
+
+    after = collections.Counter(message["msg"] for message in wire.messages()[seen:])
+    # Before: reqAllOpenOrders, reqCompletedOrders and reqExecutions ahead of every pass.
+    for request in ("reqAllOpenOrders", "reqCompletedOrders", "reqExecutions", "reqPositions"):
+        assert after[request] == 0, after
+    assert after["placeOrder"] == 3
+    assert _live_state(daemon) == {"full_reads": 1, "mismatches": 0}
     assert daemon.stop()[0] == 0
