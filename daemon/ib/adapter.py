@@ -233,6 +233,7 @@ class IbAdapter:
         self._open_keys: set[tuple[int, int]] = set()
         self._full_read: _FullRead | None = None
         self._doubts: list[str] = []
+        self._foreign_orders: set[tuple[int, int]] = set()
         # Per order: its filled quantity and its executions' shares at the last full read.
         # Fills since then must show in both streams alike, else one of them lost a message.
         self._fill_baseline: dict[tuple[int, int], tuple[float, float]] = {}
@@ -423,9 +424,11 @@ class IbAdapter:
     def _on_open_order(
         self, order_id: int, contract: Contract, order: Order, state: OrderState
     ) -> None:
-        if order.whatIf or not self._this_account(order.account):
-            return
         key = _order_key(order.clientId, order_id, order.permId)
+        if order.whatIf or not self._this_account(order.account):
+            # Its statuses follow without an account: they are not this account's either.
+            self._foreign_orders.add(key)
+            return
         record = self._orders.get(key)
         filled = record.filled if record is not None else 0.0
         rejected = record.rejected if record is not None else False
@@ -457,7 +460,7 @@ class IbAdapter:
             record.status, record.filled = status, filled
             order_ref = record.order.orderRef or None
             snapshot = self._snapshot(key)
-        else:
+        elif key not in self._foreign_orders:
             self.suspect(f"a status ({status}) of order {order_id} that was never reported")
         self._emit(
             OrderStatusUpdate(
@@ -641,13 +644,15 @@ class IbAdapter:
         """Read orders, executions and positions afresh; compare them with the streamed
         state (a difference is logged and counted) and let the fresh read win."""
         streamed = self._live_view(day_start) if self._full_read is not None else None
+        # A doubt raised while reading (IB's link went down meanwhile, say) outlives this read.
+        settled = len(self._doubts)
         records = self._read_records(day_start)
         assert self._resynced is not None
         self._open_keys = set(self._resynced.open_keys)
         self.ib.reqPositions()
         self.full_reads += 1
         self._full_read = _FullRead(day_start, time.monotonic())
-        self._doubts = []
+        self._doubts = self._doubts[settled:]
         executed: dict[tuple[int, int], float] = {}
         for ex in self._executions.values():
             key = _order_key(ex.client_id, ex.order_id, ex.perm_id)
