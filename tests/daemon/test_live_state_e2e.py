@@ -18,6 +18,7 @@ from tests.daemon.e2e_support import (
     wait_until,
     write_atomically,
 )
+from tests.daemon.test_e2e import assert_nothing_sent_twice
 from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
@@ -98,6 +99,7 @@ def test_a_lost_fill_message_is_found_counted_and_corrected_without_a_wrong_orde
     placed = _dip_orders(wire)
     assert len(placed) == 3, placed
     assert len({order["orderId"] for order in placed}) == 3
+    assert_nothing_sent_twice(wire)
     assert wire.cancels() == []
     assert daemon.stop()[0] == 0
 
