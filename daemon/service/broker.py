@@ -563,6 +563,8 @@ class IbBrokerSession:
     def _cancel_owned(self, may_send: Callable[[], bool]) -> list[dict[str, Any]]:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
+        # Rare and meant to leave nothing working: it trusts no streamed state.
+        adapter.suspect("tradectl halt --cancel reads every order afresh")
         resync(adapter, journal, trading_day_start(adapter.market_now(self._clock())))
         working = adapter.working_orders()
         client_id = adapter.client_id
