@@ -625,10 +625,7 @@ class IbAdapter:
     def _unmatched_fills(self) -> str | None:
         """An order whose fills since the last full read differ between its status and its
         executions: one of the two streams lost a message."""
-        executed: dict[tuple[int, int], float] = {}
-        for ex in self._executions.values():
-            key = _order_key(ex.client_id, ex.order_id, ex.perm_id)
-            executed[key] = executed.get(key, 0.0) + ex.shares
+        executed = self._executed_by_order()
         for key in sorted(self._open_keys):
             filled_then, executed_then = self._fill_baseline.get(key, (0.0, 0.0))
             filled_since = self._orders[key].filled - filled_then
@@ -639,6 +636,13 @@ class IbAdapter:
                     f"status but {executed_since:g} more by its executions"
                 )
         return None
+
+    def _executed_by_order(self) -> dict[tuple[int, int], float]:
+        executed: dict[tuple[int, int], float] = {}
+        for ex in self._executions.values():
+            key = _order_key(ex.client_id, ex.order_id, ex.perm_id)
+            executed[key] = executed.get(key, 0.0) + ex.shares
+        return executed
 
     def _refresh(self, day_start: datetime, reason: str) -> list[BrokerRecord]:
         """Read orders, executions and positions afresh; compare them with the streamed
@@ -653,10 +657,7 @@ class IbAdapter:
         self.full_reads += 1
         self._full_read = _FullRead(day_start, time.monotonic())
         self._doubts = self._doubts[settled:]
-        executed: dict[tuple[int, int], float] = {}
-        for ex in self._executions.values():
-            key = _order_key(ex.client_id, ex.order_id, ex.perm_id)
-            executed[key] = executed.get(key, 0.0) + ex.shares
+        executed = self._executed_by_order()
         self._fill_baseline = {
             key: (record.filled, executed.get(key, 0.0)) for key, record in self._orders.items()
         }
