@@ -434,6 +434,18 @@ class Gateway(StrictModel):
         "watched symbols up to this, snapshots beyond. IB gives an account 100 lines by default "
         "(more with its market-data boosters); 90 leaves some for TWS and other clients",
     )
+    full_refresh_every: Duration = Field(
+        default=timedelta(seconds=60),
+        description="The daemon keeps orders, executions and positions from IB's streams and "
+        "reads them afresh in full this often (and after every reconnect, on a new trading day "
+        "and whenever something is in doubt), correcting any difference it finds",
+    )
+
+    @model_validator(mode="after")
+    def _check_full_refresh(self) -> Gateway:
+        if not timedelta(seconds=5) <= self.full_refresh_every <= timedelta(hours=1):
+            raise ValueError("full_refresh_every must be between 5s and 1h")
+        return self
 
 
 class Risk(StrictModel):

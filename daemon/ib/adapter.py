@@ -138,6 +138,12 @@ class ConnectionSettings:
     # A request the gateway never answers (it holds everything between 1100 and 1102) fails
     # the pass after this long instead of blocking the broker thread; the next trigger retries.
     request_timeout: float = 60.0
+    # Live state (the daemon): orders, executions and positions are kept from IB's streams and
+    # read afresh only on the first pass of a connection, every ``full_refresh_seconds``, on a
+    # new trading day and whenever something is in doubt (docs/daemon.md, "Live state").
+    # One-shot commands read everything afresh on every pass.
+    live_state: bool = False
+    full_refresh_seconds: float = 60.0
 
 
 @dataclass
@@ -152,6 +158,14 @@ class _OrderRecord:
 @dataclass(frozen=True)
 class _ResyncedView:
     open_keys: frozenset[tuple[int, int]]
+    day_start: datetime
+    at: float
+
+
+@dataclass(frozen=True)
+class _FullRead:
+    """When the live state was last read afresh in full, and for which trading day."""
+
     day_start: datetime
     at: float
 
@@ -229,6 +243,18 @@ class IbAdapter:
         # order answers it, and only a refused placement makes the order itself rejected.
         self._last_action: dict[tuple[int, int], str] = {}
         self._resynced: _ResyncedView | None = None
+        # Live state (``settings.live_state``): the orders IB reported open at the last full
+        # read or since, the last full read, and what has cast doubt on the state since.
+        self._open_keys: set[tuple[int, int]] = set()
+        self._full_read: _FullRead | None = None
+        self._doubts: list[str] = []
+        self._foreign_orders: set[tuple[int, int]] = set()
+        # Per order: its filled quantity and its executions' shares at the last full read.
+        # Fills since then must show in both streams alike, else one of them lost a message.
+        self._fill_baseline: dict[tuple[int, int], tuple[float, float]] = {}
+        self.full_reads = 0
+        self.state_mismatches = 0
+        self.last_records_fresh = True
         self.pacing_violations = 0
         # Trading hours per symbol, with the (host) day they were read: read once a day.
         self._hours: dict[str, tuple[date, MarketHours]] = {}
@@ -421,13 +447,16 @@ class IbAdapter:
     def _on_open_order(
         self, order_id: int, contract: Contract, order: Order, state: OrderState
     ) -> None:
-        if order.whatIf or not self._this_account(order.account):
-            return
         key = _order_key(order.clientId, order_id, order.permId)
+        if order.whatIf or not self._this_account(order.account):
+            # Its statuses follow without an account: they are not this account's either.
+            self._foreign_orders.add(key)
+            return
         record = self._orders.get(key)
         filled = record.filled if record is not None else 0.0
         rejected = record.rejected if record is not None else False
         self._orders[key] = _OrderRecord(contract, order, state.status, filled, rejected)
+        self._open_keys.add(key)
         if self._collecting_open is not None:
             self._collecting_open.add(key)
         self._emit(OrderUpdate(self._snapshot(key)))
@@ -454,6 +483,8 @@ class IbAdapter:
             record.status, record.filled = status, filled
             order_ref = record.order.orderRef or None
             snapshot = self._snapshot(key)
+        elif key not in self._foreign_orders:
+            self.suspect(f"a status ({status}) of order {order_id} that was never reported")
         self._emit(
             OrderStatusUpdate(
                 order_id, client_id, perm_id, status, filled, remaining, order_ref, snapshot
@@ -470,6 +501,11 @@ class IbAdapter:
             return
         recorded = translate.recorded_execution(contract, execution, self.instrument_key(contract))
         self._executions[recorded.exec_id] = recorded
+        streamed = req_id == -1
+        if streamed and _order_key(recorded.client_id, recorded.order_id, recorded.perm_id) not in (
+            self._orders
+        ):
+            self.suspect(f"execution {recorded.exec_id} of an order never reported")
         executed = sum(
             other.shares
             for other in self._executions.values()
@@ -522,6 +558,8 @@ class IbAdapter:
             # refused modify or cancel leaves the order as it was.
             order.rejected = True
         if code == LINK_LOST or code in LINK_RESTORED_CODES:
+            # Whatever happened while IB's link was down may never have been streamed.
+            self.suspect(f"IB's link went down or came back (IB {code})")
             self._emit(LinkUpdate(up=code != LINK_LOST, data_lost=code == LINK_RESTORED_DATA_LOST))
         self._emit(
             ErrorUpdate(req_id, code, text, client_id, informational, rejection, already_ended)
@@ -567,7 +605,144 @@ class IbAdapter:
 
     # --- observing ---------------------------------------------------------------------------
 
+    def suspect(self, reason: str) -> None:
+        """Something may be missing from the live state: the next observation reads it afresh."""
+        if self.settings.live_state and reason not in self._doubts:
+            log.info("live state in doubt: %s", reason)
+            self._doubts.append(reason)
+
     def broker_records(self, day_start: datetime) -> list[BrokerRecord]:
+        """Every open and completed order and the day's executions: from the live state when
+        it is vouched for (``settings.live_state``), else read afresh."""
+        if not self.settings.live_state:
+            return self._read_records(day_start)
+        reason = self._full_read_reason(day_start)
+        if reason is not None:
+            return self._refresh(day_start, reason)
+        self.last_records_fresh = False
+        records = [
+            translate.broker_record("open", record.order, record.status, record.filled)
+            for key in sorted(self._open_keys)
+            for record in (self._orders[key],)
+        ]
+        records += [
+            translate.broker_record("completed", done.order, done.status, done.filled)
+            for done in self._completed
+        ]
+        records += [translate.execution_record(ex) for ex in self._executions.values()]
+        return records
+
+    def _full_read_reason(self, day_start: datetime) -> str | None:
+        """Why the live state must be read afresh now; None when it is vouched for."""
+        full_read = self._full_read
+        if full_read is None:
+            return "the first read of this connection"
+        if full_read.day_start != day_start:
+            return "a new trading day"
+        if time.monotonic() - full_read.at >= self.settings.full_refresh_seconds:
+            return "the periodic full refresh"
+        if self._doubts:
+            return "; ".join(self._doubts)
+        return self._unmatched_fills()
+
+    def _unmatched_fills(self) -> str | None:
+        """An order whose fills since the last full read differ between its status and its
+        executions: one of the two streams lost a message."""
+        executed = self._executed_by_order()
+        for key in sorted(self._open_keys):
+            filled_then, executed_then = self._fill_baseline.get(key, (0.0, 0.0))
+            filled_since = self._orders[key].filled - filled_then
+            executed_since = executed.get(key, 0.0) - executed_then
+            if not math.isclose(filled_since, executed_since, abs_tol=1e-9):
+                return (
+                    f"order {key[1]} (client {key[0]}) filled {filled_since:g} more by its "
+                    f"status but {executed_since:g} more by its executions"
+                )
+        return None
+
+    def _executed_by_order(self) -> dict[tuple[int, int], float]:
+        executed: dict[tuple[int, int], float] = {}
+        for ex in self._executions.values():
+            key = _order_key(ex.client_id, ex.order_id, ex.perm_id)
+            executed[key] = executed.get(key, 0.0) + ex.shares
+        return executed
+
+    def _refresh(self, day_start: datetime, reason: str) -> list[BrokerRecord]:
+        """Read orders, executions and positions afresh; compare them with the streamed
+        state (a difference is logged and counted) and let the fresh read win."""
+        streamed = self._live_view(day_start) if self._full_read is not None else None
+        # A doubt raised while reading (IB's link went down meanwhile, say) outlives this read.
+        settled = len(self._doubts)
+        records = self._read_records(day_start)
+        assert self._resynced is not None
+        self._open_keys = set(self._resynced.open_keys)
+        self.ib.reqPositions()
+        self.full_reads += 1
+        self._full_read = _FullRead(day_start, time.monotonic())
+        self._doubts = self._doubts[settled:]
+        executed = self._executed_by_order()
+        self._fill_baseline = {
+            key: (record.filled, executed.get(key, 0.0)) for key, record in self._orders.items()
+        }
+        self.last_records_fresh = True
+        if streamed is not None:
+            fresh = self._live_view(day_start)
+            differences = [
+                f"{item}: streamed {streamed.get(item, 'none')}, fresh {fresh.get(item, 'none')}"
+                for item in sorted(streamed.keys() | fresh.keys())
+                if streamed.get(item) != fresh.get(item)
+            ]
+            if differences:
+                self.state_mismatches += 1
+                log.warning(
+                    "the streamed state differed from a fresh read (%s), which is used from now "
+                    "on: %s",
+                    reason,
+                    "; ".join(differences),
+                )
+        log.debug("live state read afresh: %s", reason)
+        return records
+
+    def _live_view(self, day_start: datetime) -> dict[str, str]:
+        """The live state in comparable lines: working orders, the day's completed orders'
+        fills (by permId), executions and positions."""
+        view: dict[str, str] = {}
+        for order in self._live_working():
+            view[f"order {order.order_id} (client {order.client_id})"] = (
+                f"{order.status} {order.action} {order.total_quantity:g} filled {order.filled:g} "
+                f"limit {order.limit_price} aux {order.aux_price}"
+            )
+        for order in self._live_completed():
+            if order.perm_id and order.filled:
+                view[f"completed order perm {order.perm_id}"] = f"filled {order.filled:g}"
+        for ex in self._executions.values():
+            if ex.time >= day_start:
+                view[f"execution {ex.exec_id}"] = f"{ex.side} {ex.shares:g} {ex.symbol}"
+        for item in self.ib.positions(self.settings.account):
+            if item.contract.secType == "STK" and item.position:
+                view[f"position {self.instrument_key(item.contract)}"] = f"{item.position:g}"
+        return view
+
+    def _live_working(self) -> tuple[WorkingOrder, ...]:
+        return self.working_orders(frozenset(self._open_keys))
+
+    def _live_completed(self) -> tuple[WorkingOrder, ...]:
+        """The completed orders of the last full read and the orders seen ending since."""
+        completed = {
+            done.order.permId or id(done): translate.working_order(
+                self.instrument_key(done.contract), done.order, done.status, done.filled
+            )
+            for done in self._completed
+        }
+        for key in sorted(self._open_keys):
+            record = self._orders[key]
+            if order_ended(record.status, rejected=record.rejected):
+                completed[record.order.permId or id(record)] = translate.working_order(
+                    self.instrument_key(record.contract), record.order, record.status, record.filled
+                )
+        return tuple(completed.values())
+
+    def _read_records(self, day_start: datetime) -> list[BrokerRecord]:
         """Re-read all open orders, completed orders and the day's executions."""
         open_keys = self._refresh_open_orders()
         self._completed = []
@@ -598,8 +773,12 @@ class IbAdapter:
     def working_orders(
         self, open_keys: frozenset[tuple[int, int]] | None = None
     ) -> tuple[WorkingOrder, ...]:
-        """Working orders among ``open_keys`` (default: ask the gateway for all open orders);
-        their statuses are kept current by the order events that stream in."""
+        """Working orders among ``open_keys`` (default: the live state when it is vouched for,
+        else ask the gateway for all open orders); their statuses are kept current by the
+        order events that stream in."""
+        if open_keys is None and self.settings.live_state and self._full_read is not None:
+            self._ensure_vouched(self._full_read.day_start)
+            open_keys = frozenset(self._open_keys)
         if open_keys is None:
             open_keys = frozenset(self._refresh_open_orders())
         working = []
@@ -617,10 +796,19 @@ class IbAdapter:
             )
         return tuple(working)
 
+    def _ensure_vouched(self, day_start: datetime) -> None:
+        reason = self._full_read_reason(day_start)
+        if reason is not None:
+            self._refresh(day_start, reason)
+
     def observe(self, symbols: Sequence[str], day_start: datetime) -> BrokerState:
         # Right after a resync (every pass starts with one) its reads of open orders and
         # executions are current: asking again would cost two paced messages (~45 ms) before a
-        # rule edit reaches the wire. Orders and fills since then arrive as events.
+        # rule edit reaches the wire. Orders and fills since then arrive as events. With live
+        # state, the streamed orders and executions are used while they are vouched for.
+        live = self.settings.live_state
+        if live:
+            self._ensure_vouched(day_start)
         resynced, self._resynced = self._resynced, None
         if resynced is not None and (
             resynced.day_start != day_start or time.monotonic() - resynced.at > RESYNC_REUSE_SECONDS
@@ -644,7 +832,7 @@ class IbAdapter:
         }
         contracts.update(self.contracts(sorted(set(positions) - set(contracts)), notes))
         quotes = self.quotes(contracts, notes, preferred=frozenset(symbols))
-        if resynced is None:
+        if resynced is None and not live:
             self.ib.reqExecutions(ExecutionFilter(time=_utc_filter_time(day_start)))
         # Executions read before this pass resolved the rules (a fresh journal's first resync)
         # take their instrument's key now, by conId.
@@ -667,17 +855,25 @@ class IbAdapter:
             previous_day_equity=values.get(PREVIOUS_DAY_EQUITY),
             daily_pnl=daily_pnl,
             positions=positions,
-            working_orders=self.working_orders(None if resynced is None else resynced.open_keys),
+            working_orders=(
+                self._live_working()
+                if live
+                else self.working_orders(None if resynced is None else resynced.open_keys)
+            ),
             executions=executions,
             quotes=quotes,
             contracts={symbol: self._facts(cached) for symbol, cached in contracts.items()},
             qualified=contracts,
             notes=tuple(notes),
-            completed_orders=tuple(
-                translate.working_order(
-                    self.instrument_key(done.contract), done.order, done.status, done.filled
+            completed_orders=(
+                self._live_completed()
+                if live
+                else tuple(
+                    translate.working_order(
+                        self.instrument_key(done.contract), done.order, done.status, done.filled
+                    )
+                    for done in self._completed
                 )
-                for done in self._completed
             ),
             market_hours={
                 symbol: self._hours[symbol][1] for symbol in contracts if symbol in self._hours

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from tradectl.broker_types import Priority
 from tradectl.journal import (
     AlreadyLive,
+    BrokerRecord,
     CachedContract,
     Journal,
     JournaledIntent,
@@ -53,17 +54,26 @@ def resync(broker: Broker, journal: Journal | None, day_start: datetime) -> list
     records = broker.broker_records(day_start)
     if journal is None or not journal.writable:
         return []
-    transitions = match_journal(
+    transitions = _match(journal, records)
+    if transitions and not broker.last_records_fresh:
+        # The tracker journals every streamed update as it comes, so the streamed state has
+        # nothing new to say to the journal; when it seems to, only a fresh read decides.
+        broker.suspect(f"the streamed state would change {len(transitions)} journaled intent(s)")
+        transitions = _match(journal, broker.broker_records(day_start))
+    for transition in transitions:
+        journal.apply_transition(transition)
+    tracker_for(broker, journal).track(journal.live_intents())
+    return transitions
+
+
+def _match(journal: Journal, records: Sequence[BrokerRecord]) -> list[Transition]:
+    return match_journal(
         journal.live_intents(),
         records,
         known_perm_ids=journal.known_perm_ids(),
         now=journal.now,
         ack_timeout=ACK_TIMEOUT,
     )
-    for transition in transitions:
-        journal.apply_transition(transition)
-    tracker_for(broker, journal).track(journal.live_intents())
-    return transitions
 
 
 class Sender:

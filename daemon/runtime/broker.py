@@ -89,10 +89,28 @@ class Broker(Protocol):
 
     def broker_records(self, day_start: datetime) -> list[BrokerRecord]:
         """Every open order (of any client id), the completed orders and the executions since
-        ``day_start``, reduced to what the journal's resync matches on."""
+        ``day_start``, reduced to what the journal's resync matches on. ``last_records_fresh``
+        tells whether this answer was read afresh or came from the streamed state."""
+
+    @property
+    def last_records_fresh(self) -> bool:
+        """The last ``broker_records`` answer was read afresh, not from the streamed state."""
+
+    def suspect(self, reason: str) -> None:
+        """The streamed state may miss something (``reason``): the next observation reads
+        everything afresh. A broker that always reads afresh ignores it."""
+
+    @property
+    def full_reads(self) -> int:
+        """How often this connection read its state afresh in full."""
+
+    @property
+    def state_mismatches(self) -> int:
+        """How many full reads found the streamed state different (and corrected it)."""
 
     def working_orders(self) -> tuple[WorkingOrder, ...]:
-        """The orders working at the broker now, read afresh."""
+        """The orders working at the broker now: read afresh, or from the streamed state
+        while it is vouched for."""
 
     def observe(self, symbols: Sequence[str], day_start: datetime) -> BrokerState:
         """Account, positions, working and completed orders, the day's executions, and the

@@ -558,6 +558,8 @@ def _observe_plan_act(
     tracker = tracker_for(broker, journal)
     result.stopped_early = _send(broker, tracker, sender, sending_groups(actionable), hooks, result)
     result.acknowledged_in_time = _await_acknowledgements(broker, tracker, hooks, ack_timeout)
+    if not result.acknowledged_in_time:
+        broker.suspect("order actions went unanswered within the acknowledgement timeout")
     result.progress = tracker.progress
     result.sent = tracker.progress.sent
     result.pacing_violations = broker.pacing_violations - pacing_before

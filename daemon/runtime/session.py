@@ -42,9 +42,11 @@ def connection_settings(
     port: int | None = None,
     pacing_rate: float = DEFAULT_RATE,
     stream_quotes: bool = False,
+    live_state: bool = False,
 ) -> ConnectionSettings:
-    """``stream_quotes`` for the daemon, which reads quotes on every pass; a one-shot command
-    takes snapshots and leaves the lines to it (docs/apply.md)."""
+    """``stream_quotes`` and ``live_state`` for the daemon, which reads quotes, orders and
+    executions on every pass; a one-shot command takes snapshots, reads everything afresh and
+    leaves the lines to it (docs/apply.md, docs/daemon.md "Live state")."""
     gateway = rules.gateway
     return ConnectionSettings(
         host=host or gateway.host,
@@ -57,6 +59,8 @@ def connection_settings(
         market_data_lines=gateway.market_data_lines,
         stream_quotes=stream_quotes,
         pacing_rate=pacing_rate,
+        live_state=live_state,
+        full_refresh_seconds=gateway.full_refresh_every.total_seconds(),
     )
 
 

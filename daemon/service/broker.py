@@ -310,7 +310,12 @@ class IbBrokerSession:
 
     def _open_ib(self, rules: RuleSet, journal: Journal) -> Broker:
         settings = connection_settings(
-            rules, readonly=False, host=self._host, port=self._port, stream_quotes=True
+            rules,
+            readonly=False,
+            host=self._host,
+            port=self._port,
+            stream_quotes=True,
+            live_state=True,
         )
         adapter = IbAdapter(settings, journal)
         adapter.market_clock = self._market_clock
@@ -396,9 +401,8 @@ class IbBrokerSession:
     def _resync(self) -> None:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
-        for transition in resync(
-            adapter, journal, trading_day_start(adapter.market_now(self._clock()))
-        ):
+        day_start = trading_day_start(adapter.market_now(self._clock()))
+        for transition in resync(adapter, journal, day_start):
             intent = journal.intent(transition.intent_id)
             log.info(
                 "resync: %s (%s %s) is %s (%s)",
@@ -497,6 +501,10 @@ class IbBrokerSession:
                 **self._status,
                 "gateway_clock_offset_seconds": clock.offset.total_seconds(),
                 "clock_warning": clock.describe() if clock.skewed else None,
+                "live_state": {
+                    "full_reads": adapter.full_reads,
+                    "mismatches": adapter.state_mismatches,
+                },
             }
         for intent in plan.blocked:
             log.debug(
@@ -555,6 +563,8 @@ class IbBrokerSession:
     def _cancel_owned(self, may_send: Callable[[], bool]) -> list[dict[str, Any]]:
         adapter = self._connected_adapter()
         journal = self._journal_or_fail()
+        # Rare and meant to leave nothing working: it trusts no streamed state.
+        adapter.suspect("tradectl halt --cancel reads every order afresh")
         resync(adapter, journal, trading_day_start(adapter.market_now(self._clock())))
         working = adapter.working_orders()
         client_id = adapter.client_id

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast, get_args
 
 from tradectl.sim.clock import iso_time, parse_iso
-from tradectl.sim.faults import malformed_frames
+from tradectl.sim.faults import DROPPABLE, malformed_frames
 from tradectl.sim.model import AccountChanged, AccountSnapshot, Event
 from tradectl.sim.state import MarketHoursMode
 
@@ -42,6 +42,7 @@ class SimControl:
             "refuse_connections",
             "reject_next_orders",
             "delay_acks",
+            "drop_next",
             "connectivity_lost",
             "connectivity_restored",
             "connectivity_restored_data_lost",
@@ -101,6 +102,16 @@ class SimControl:
     def delay_acks(self, ms: float) -> None:
         """Hold every placeOrder/cancelOrder/reqGlobalCancel ``ms`` before handling it."""
         self._gateway.faults.ack_delay_ms = float(ms)
+
+    def drop_next(self, message: str, count: int = 1) -> None:
+        """Lose the next ``count`` ``message`` messages (one of ``DROPPABLE``: "orderStatus",
+        "execDetails") on their way to whichever client they go to: a client's streamed state
+        misses them, while the gateway's own state and later answers stay complete."""
+        if message not in DROPPABLE:
+            raise ValueError(f"message must be one of {', '.join(sorted(DROPPABLE))}")
+        faults = self._gateway.faults
+        message_id = DROPPABLE[message]
+        faults.drop_next[message_id] = faults.drop_next.get(message_id, 0) + int(count)
 
     def connectivity_lost(self) -> None:
         """Send error 1100 to every client (informational: orders keep working)."""

@@ -8,15 +8,30 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tradectl.sim.protocol import Field, Out, encode_message, frame
+
+# The messages ``drop_next`` can swallow, by name: the streams a client keeps its state from.
+DROPPABLE: dict[str, int] = {"orderStatus": Out.ORDER_STATUS, "execDetails": Out.EXECUTION_DATA}
 
 
 @dataclass
 class Faults:
     # delay before an order message (placeOrder, cancelOrder, reqGlobalCancel) is handled
     ack_delay_ms: float = 0.0
+    # How many of the next messages of each id (``DROPPABLE``) are lost on their way to a client.
+    drop_next: dict[int, int] = field(default_factory=dict)
+
+    def swallows(self, message_id: Field) -> bool:
+        """Whether the message about to be written is lost instead (``drop_next``)."""
+        if not isinstance(message_id, int):
+            return False
+        left = self.drop_next.get(message_id, 0)
+        if left <= 0:
+            return False
+        self.drop_next[message_id] = left - 1
+        return True
 
 
 # What a broken or hostile gateway can put on the wire (docs/sim.md, docs/security.md): each

@@ -98,6 +98,9 @@ class Session:
     # -- output -------------------------------------------------------------------
 
     def send(self, fields: list[Field]) -> None:
+        if self.gateway.faults.swallows(fields[0]):
+            log.info("client %s: message %s dropped (drop_next fault)", self.client_id, fields[0])
+            return
         if not self.writer.is_closing():
             self.writer.write(encode_message(fields))
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
 from tests.fakes.broker import FakeBroker, FakeMarket
-from tradectl.journal import Journal
+from tradectl.journal import BrokerRecord, Journal
 from tradectl.journal.keys import BREAKER_KEY
+from tradectl.runtime.acting import resync
 from tradectl.schemas.models import RuleSet
 from tradectl.service.broker import IbBrokerSession
 from tradectl.service.engine import PassContext, PassSummary
+from tradectl.timezones import trading_day_start
 
 from .fakes import VALID_RULES, rules_text
 
@@ -213,3 +216,40 @@ def test_fills_lead_to_protection_of_the_held_shares_and_then_a_protective_modif
     assert daemon.events.count("fill nvda") == 2
     assert market.positions == {"NVDA": 70}
     assert stops() == [70]
+
+
+class StreamedBroker(FakeBroker):
+    """A broker answering the resync from streamed state until something is suspected."""
+
+    def __init__(self, market: FakeMarket) -> None:
+        super().__init__(market)
+        self.streamed_answers = 0
+
+    def broker_records(self, day_start: datetime) -> list[BrokerRecord]:
+        self.last_records_fresh = bool(self.suspicions)
+        self.streamed_answers += not self.last_records_fresh
+        return super().broker_records(day_start)
+
+
+def test_the_journal_is_changed_only_from_a_fresh_read(tmp_path: Path) -> None:
+    rules = rule_set(rules_text(10))
+    market = ladder_market()
+
+    async def scenario(daemon: Daemon) -> list[str]:
+        await daemon.session.connect(rules)
+        assert (await daemon.reconcile(rules)).sent == 2
+        journal = daemon.session._journal_or_fail()
+        streamed = StreamedBroker(market)
+        # The sent orders now show at the broker: the resync would acknowledge them.
+        await daemon.session._thread.submit(
+            lambda: resync(streamed, journal, trading_day_start(market.clock()))
+        )
+        assert streamed.streamed_answers == 1
+        states = await daemon.session._thread.submit(
+            lambda: [intent.state for intent in journal.live_intents()]
+        )
+        assert states == ["acknowledged", "acknowledged"]
+        return streamed.suspicions
+
+    suspicions = run(scenario, Daemon(tmp_path, market))
+    assert suspicions == ["the streamed state would change 2 journaled intent(s)"]

@@ -80,6 +80,11 @@ class FakeBroker:
         self.messages_sent = 0
         self.pacer_waiting = 0
         self.market_clock = MarketClock()
+        # Every answer is read afresh from the market: nothing is streamed, nothing in doubt.
+        self.last_records_fresh = True
+        self.full_reads = 0
+        self.state_mismatches = 0
+        self.suspicions: list[str] = []
         self._listeners: list[UpdateListener] = []
         self._next_id = 1
 
@@ -138,6 +143,9 @@ class FakeBroker:
             for ex in self.market.executions
         ]
         return records
+
+    def suspect(self, reason: str) -> None:
+        self.suspicions.append(reason)
 
     def working_orders(self) -> tuple[WorkingOrder, ...]:
         self._require_connection()

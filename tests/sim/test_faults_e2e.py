@@ -81,3 +81,21 @@ def test_json_control_commands(sim: SimThread) -> None:
     assert sim.control.apply({"op": "set_price", "symbol": "NOPE", "price": 1})["ok"] is False
     snap = sim.control.apply({"op": "snapshot"})
     assert snap["snapshot"]["account"] == "DU0000001"
+
+
+def test_drop_next_swallows_one_order_status_and_one_execution(
+    ib: IB, sim: SimThread, until: Until
+) -> None:
+    sim.control.apply({"op": "drop_next", "message": "orderStatus"})
+    sim.control.apply({"op": "drop_next", "message": "execDetails"})
+    first = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 5))
+    second = ib.placeOrder(Stock("AAPL", "SMART", "USD"), MarketOrder("BUY", 3))
+    until(lambda: len(ib.fills()) == 1 and second.isDone())
+    # The gateway's own state is complete: both orders filled, two executions.
+    fills = sim.control.apply({"op": "snapshot"})["snapshot"]["fills"]
+    assert [fill["shares"] for fill in fills] == [5, 3]
+    # The client missed the first execution; a fresh read brings it back.
+    assert [fill.execution.shares for fill in ib.fills()] == [3]
+    assert len(ib.reqExecutions()) == 2
+    assert first.order.permId
+    assert sim.control.apply({"op": "drop_next", "message": "tickPrice"})["ok"] is False
