@@ -192,7 +192,7 @@ def _apply(args: argparse.Namespace) -> int:
     records_worker = AbandonableWorker("records-export")
     try:
         with (
-            embedded_gateway(sim) as gateway,
+            embedded_gateway(sim, state_dir, keep_account=True) as gateway,
             open_session(
                 rules,
                 state_dir=state_dir,
@@ -315,7 +315,10 @@ class _Run:
         if not last.plan.actionable and sent == 0:
             print(show(last.plan), file=out)
             blocked = len(last.plan.blocked)
-            print("Nothing to send." if not blocked else f"Nothing to send ({blocked} blocked).")
+            print(
+                "Nothing to send." if not blocked else f"Nothing to send ({blocked} blocked).",
+                file=out,
+            )
             self.remaining = _remaining(self.passes)
             for line in self.remaining:
                 print(f"remains: {line}", file=out)

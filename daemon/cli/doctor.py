@@ -57,10 +57,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"tradectl doctor: {args.rules_dir}: the rules are invalid", file=sys.stderr)
         return EXIT_NOT_READY
     quiet_client_logging()
-    with embedded_gateway(args.sim) as gateway:
+    state_dir = resolve_state_dir(args.state_dir, sim=args.sim)
+    with embedded_gateway(args.sim, state_dir) as gateway:
         checks = run_checks(
             loaded.rule_set,
-            state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
+            state_dir=state_dir,
             gateway=gateway,
             halted=halt_present(Path(args.rules_dir)),
         )

@@ -134,10 +134,11 @@ def _plan_against_gateway(args: argparse.Namespace, rules: RuleSet) -> int:
     as_of = datetime.now(UTC)
     halted = halt_present(Path(args.rules_dir))
     try:
-        with embedded_gateway(args.sim) as gateway:
+        state_dir = resolve_state_dir(args.state_dir, sim=args.sim)
+        with embedded_gateway(args.sim, state_dir) as gateway:
             passed = plan_against_gateway(
                 rules,
-                state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
+                state_dir=state_dir,
                 gateway=gateway,
                 halted=halted,
             )

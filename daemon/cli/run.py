@@ -98,9 +98,9 @@ def sim_banner(rules_dir: Path, gateway: str, state_dir: Path) -> str:
     return "\n".join(
         (
             "tradectl demo: the daemon keeps a simulated IB paper account on your rules",
-            f"  gateway   simulated, {gateway}, account DU0000001 (a fresh account every run)",
+            f"  gateway   simulated, {gateway}, account DU0000001 (kept in the state directory)",
             f"  rules     {rules}  (edit a file: the change is traded within a second)",
-            f"  state     {state_dir}  (journal; delete it to start over)",
+            f"  state     {state_dir}  (journal and simulated account; delete it to start over)",
             "  try       tradectl status --sim    tradectl halt --sim    tradectl resume --sim",
             f"            tradectl plan {rules_dir} --sim    touch {rules_dir / 'HALT'}",
             "  stop      Ctrl-C",
@@ -114,12 +114,13 @@ def run(args: argparse.Namespace) -> int:
     if not rules_dir.is_dir():
         log.error("%s is not a directory: give the directory that holds the rule files", rules_dir)
         return 1
+    state_dir = resolve_state_dir(args.state_dir, sim=args.sim)
     with ExitStack() as stack:
-        gateway = stack.enter_context(embedded_gateway(args.sim))
+        gateway = stack.enter_context(embedded_gateway(args.sim, state_dir, keep_account=True))
         host, port = gateway if gateway is not None else (None, None)
         settings = DaemonSettings(
             rules_dir=rules_dir,
-            state_dir=resolve_state_dir(args.state_dir, sim=args.sim),
+            state_dir=state_dir,
             debounce=args.debounce,
             reconnect_max=args.reconnect_max,
         )

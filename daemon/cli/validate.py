@@ -106,10 +106,9 @@ def never_passing(rules: RuleSet, *, sim: bool) -> tuple[list[str], list[str], l
 
     quiet_client_logging()
     try:
-        with embedded_gateway(sim) as gateway:
-            passed = plan_against_gateway(
-                rules, state_dir=resolve_state_dir(None, sim=sim), gateway=gateway
-            )
+        state_dir = resolve_state_dir(None, sim=sim)
+        with embedded_gateway(sim, state_dir) as gateway:
+            passed = plan_against_gateway(rules, state_dir=state_dir, gateway=gateway)
     except (AdapterError, JournalError, JournalVersionError) as exc:
         raise CheckFailed(str(exc)) from exc
     found: dict[tuple[str, str], str] = {}

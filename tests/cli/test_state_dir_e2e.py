@@ -66,3 +66,24 @@ def test_a_sim_daemon_is_found_from_any_directory_and_a_miss_fails_loudly(
     assert (expected / "records" / "fills").is_dir()
     assert list(elsewhere.iterdir()) == []
     assert not (tmp_path / "started-here" / "var").exists()
+
+
+def test_the_simulated_account_is_kept_with_its_journal_from_one_run_to_the_next(
+    tmp_path: Path, private_state_home: Path
+) -> None:
+    """A second `--sim` run meets the account the first one left (its GTC orders working, its
+    positions held), as a real gateway would: the journal and the account never disagree, so
+    nothing is entered twice and no rule is left unplaced."""
+    state = private_state_home / "tradectl" / "sim"
+    first = tradectl(tmp_path, "apply", str(REPO / "rules"), "--sim", "--yes", "--json")
+    assert first.returncode == 0, first.stdout + first.stderr
+    account = (state / "sim-account.yaml").read_text()
+    assert "NVDA" in account and "AMZN" in account  # the bracket's and the ladder's GTC orders
+
+    second = tradectl(tmp_path, "apply", str(REPO / "rules"), "--sim", "--yes", "--json")
+    assert second.returncode == 0, second.stdout + second.stderr
+    sent = json.loads(second.stdout)
+    assert sent["sent"] == 0, sent
+
+    planned = tradectl(tmp_path, "plan", str(REPO / "rules"), "--sim")
+    assert planned.returncode == 0, planned.stdout + planned.stderr

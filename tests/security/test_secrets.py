@@ -86,7 +86,7 @@ def test_a_planted_secret_appears_in_no_output(
         env=planted,
     )
     processes.append(daemon)
-    wait_until(lambda: "pass complete" in log.read_text(), 90, "the daemon's first pass")
+    wait_until(lambda: "first sync complete" in log.read_text(), 90, "the daemon's first pass")
     (rules / "account.yaml").write_text(
         (rules / "account.yaml")
         .read_text()
