@@ -9,6 +9,17 @@ from collections.abc import Callable
 DEFAULT_RULES = "rules/"
 
 
+def add_rules_dir(parser: argparse.ArgumentParser) -> None:
+    """The optional positional ``rules_dir`` of the commands that read one rule set."""
+    parser.add_argument(
+        "rules_dir",
+        nargs="?",
+        default=DEFAULT_RULES,
+        metavar="DIR",
+        help=f"rule directory or file (default: {DEFAULT_RULES})",
+    )
+
+
 def seconds(minimum: float, *, inclusive: bool = True) -> Callable[[str], float]:
     """A number of seconds, at least ``minimum`` (above it when not ``inclusive``)."""
 

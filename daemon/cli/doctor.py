@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tradectl.cli.arguments import DEFAULT_RULES
+from tradectl.cli.arguments import add_rules_dir
 from tradectl.cli.embedded_sim import embedded_gateway
 from tradectl.cli.target import add_state_options
 from tradectl.journal import resolve_state_dir
@@ -32,13 +32,7 @@ def register(subparsers: Any) -> None:
         "market data, trading hours, what-if margin of the plan, clock, state directory. "
         "Places nothing. Exit 0 when ready, 1 when a check failed.",
     )
-    parser.add_argument(
-        "rules_dir",
-        nargs="?",
-        default=DEFAULT_RULES,
-        metavar="DIR",
-        help=f"rule directory or file (default: {DEFAULT_RULES})",
-    )
+    add_rules_dir(parser)
     parser.add_argument("--json", action="store_true", help="print the checks as JSON")
     parser.add_argument(
         "--sim",

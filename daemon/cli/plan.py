@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tradectl import saved_plan
-from tradectl.cli.arguments import DEFAULT_RULES
+from tradectl.cli.arguments import add_rules_dir
 from tradectl.cli.embedded_sim import embedded_gateway
 from tradectl.cli.target import add_state_options
 from tradectl.ib import AdapterError, GatewayUnreachable
@@ -49,13 +49,7 @@ def register(subparsers: Any) -> None:
         description="Diff the rules against the account and print the plan. Exit 0 when "
         "nothing is to be done, 2 when changes are pending, 1 on error.",
     )
-    parser.add_argument(
-        "rules_dir",
-        nargs="?",
-        default=DEFAULT_RULES,
-        metavar="DIR",
-        help=f"rule directory or file (default: {DEFAULT_RULES})",
-    )
+    add_rules_dir(parser)
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument(
         "--out",
