@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from hashlib import sha256
 from typing import Literal
 
 from tradectl.planner.common import (
@@ -36,9 +37,7 @@ from tradectl.planner.common import (
     money,
     place_or_modify,
     reduces,
-    round_passive,
     shares,
-    short_hash,
     signed,
     working_price,
 )
@@ -48,8 +47,8 @@ from tradectl.planner.domain import (
     Purpose,
     TargetsMode,
 )
-from tradectl.planner.legs import allocation_leg, leg_of, order_ref
-from tradectl.planner.money import base_rate, no_rate_reason, symbol_rate
+from tradectl.planner.legs import allocation_leg, order_ref
+from tradectl.planner.money import Rates, base_rate, no_rate_reason
 from tradectl.planner.targets import decide_targets
 from tradectl.planner.ticks import PriceIncrements
 from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, rule_generation
@@ -57,12 +56,54 @@ from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, r
 KIND: RuleKind = "allocations"
 
 
-@dataclass
+class _Rule:
+    """What is constant over one allocation rule's symbols in a pass, read once: the rule's
+    settings, its limits in the base currency and the account's positions."""
+
+    __slots__ = (
+        "allocation",
+        "band",
+        "capital",
+        "generation",
+        "max_order_value",
+        "max_position_value",
+        "min_trade_value",
+        "mode",
+        "name",
+        "offset",
+        "offset_bps",
+        "order_type",
+        "positions",
+        "ref_prefix",
+        "tif",
+    )
+
+    def __init__(
+        self, name: str, allocation: Allocation, mode: TargetsMode, risk: Risk, book: Book
+    ) -> None:
+        observed = book.observed
+        self.name = name
+        self.allocation = allocation
+        self.mode = mode
+        self.generation = rule_generation(allocation)
+        self.ref_prefix = order_ref(name, self.generation, "")
+        self.capital = capital_of(allocation, observed.net_liquidation)
+        self.band = allocation.drift.absolute
+        self.min_trade_value = allocation.min_trade_value
+        self.order_type: OrderType = "MKT" if allocation.order.type == "market" else "LMT"
+        self.offset_bps = allocation.order.limit_offset_bps
+        self.offset = self.offset_bps / 10_000
+        self.tif: Literal["DAY", "GTC"] = allocation.order.tif
+        self.max_position_value = risk.max_position_fraction * observed.net_liquidation
+        self.max_order_value = risk.max_order_value
+        self.positions = observed.positions
+
+
+@dataclass(slots=True)
 class _Want:
     """The order one symbol of one rule needs after sizing, before the cash check."""
 
-    rule: str
-    generation: str
+    rule: _Rule
     symbol: str
     action: Side
     quantity: int
@@ -70,7 +111,6 @@ class _Want:
     limit_price: float | None
     estimated_price: float
     fx_rate: float
-    tif: Literal["DAY", "GTC"]
     lot: int
     tolerance: float
     desired: int
@@ -193,10 +233,9 @@ def _shares_within_capital(outcome: _RuleOutcome, book: Book, draft: Draft) -> b
 
 def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) -> None:
     name, allocation = outcome.name, outcome.allocation
-    generation = rule_generation(allocation)
-    capital = capital_of(allocation, book.observed.net_liquidation)
-    if not capital > 0:
-        draft.notes.append(f"allocations.{name}: capital is {money(capital)}; nothing planned")
+    rule = _Rule(name, allocation, outcome.mode, rules.risk, book)
+    if not rule.capital > 0:
+        draft.notes.append(f"allocations.{name}: capital is {money(rule.capital)}; nothing planned")
         return
     by_symbol: dict[str, list[OwnedOrder]] = {}
     for owned in book.owned_by(KIND, name):
@@ -223,16 +262,18 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
             "narrow drift.absolute"
         )
 
+    rates = Rates(book.observed)
     no_orders: list[OwnedOrder] = []
-    for symbol in sorted(outcome.targets):
+    for symbol, amount in sorted(outcome.targets.items()):
         orders = by_symbol.get(symbol, no_orders)
-        pending = next((owned.order.order_id for owned in orders if owned.pending_cancel), None)
-        if pending is not None:
-            draft.notes.append(
-                f"allocations.{name}: {symbol}: waiting for the cancel of order {pending} "
-                "to be confirmed"
-            )
-            continue
+        if orders:
+            pending = next((owned.order.order_id for owned in orders if owned.pending_cancel), None)
+            if pending is not None:
+                draft.notes.append(
+                    f"allocations.{name}: {symbol}: waiting for the cancel of order {pending} "
+                    "to be confirmed"
+                )
+                continue
         price, why = book.fresh_price(symbol)
         if price is None:
             draft.notes.append(f"allocations.{name}: {why}; {symbol} not planned")
@@ -244,51 +285,72 @@ def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) 
                 "not planned"
             )
             continue
-        rate = symbol_rate(book.observed, symbol)
+        rate = rates.of(symbol)
         if rate is None:
             draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
             continue
-        wants = _decide_symbol(
-            name,
-            allocation,
-            (outcome.mode, outcome.targets[symbol]),
-            generation,
-            capital,
+        for want in _decide_symbol(
+            rule,
             symbol,
-            (price, rate),
-            facts.increments,
+            amount,
+            price,
+            rate,
+            book.increments(facts),
             facts.lot_size,
             orders,
-            rules.risk,
-            book,
             draft,
-        )
-        for want in wants:
+        ):
             (outcome.buys if want.action == "BUY" else outcome.sells).append(want)
 
 
+def _describe(
+    rule: _Rule,
+    amount: float,
+    position: float,
+    effective: float,
+    desired: int,
+    capped: bool,
+    weights: tuple[float, float, float],
+) -> str:
+    """Why a symbol trades, in words. ``weights``: the target's weight, the effective weight
+    and the target weight after the position cap (``capped``)."""
+    if amount == 0:
+        return f"target {rule.mode} 0: sell all {shares(position)} shares"
+    if rule.mode == "shares":
+        text = f"target {shares(amount)} shares; {shares(effective)} → {shares(desired)} shares"
+        if capped:
+            text += " (capped by risk.max_position_fraction)"
+        return text
+    weight, effective_weight, target_weight = weights
+    text = (
+        f"weight {effective_weight:.4f} vs target {target_weight:.4f} (band "
+        f"{rule.band:.4f}); {shares(effective)} → {shares(desired)} shares"
+    )
+    if capped:
+        text += f" (target {weight:g} capped by risk.max_position_fraction)"
+    return text
+
+
 def _decide_symbol(
-    name: str,
-    allocation: Allocation,
-    target: tuple[TargetsMode, float],
-    generation: str,
-    capital: float,
+    rule: _Rule,
     symbol: str,
-    price_and_rate: tuple[float, float],
+    amount: float,
+    price: float,
+    rate: float,
     tick: PriceIncrements,
     lot: int,
     orders: list[OwnedOrder],
-    risk: Risk,
-    book: Book,
     draft: Draft,
 ) -> list[_Want]:
-    mode, amount = target
     # ``price`` is in the contract's currency (limit prices); ``value`` is one share in the
     # account's base currency, what capital, weights and risk limits are measured in.
-    price, rate = price_and_rate
     value = price * rate
+    capital = rule.capital
+    mode = rule.mode
+    generation = rule.generation
     weight = amount if mode == "weight" else amount * value / capital
-    position = book.observed.position(symbol)
+    held = rule.positions.get(symbol)
+    position = 0.0 if held is None else held.quantity
     working = 0.0
     for owned in orders:
         if owned.generation == generation:
@@ -303,29 +365,13 @@ def _decide_symbol(
     # A capital above NAV can ask for more than the gate allows; aim at what it allows
     # rather than planning a buy that stays blocked and holds cash from the other targets.
     # The gate checks the same limit again (defence in depth, planner/gate.py).
-    position_cap = lots_down(
-        risk.max_position_fraction * book.observed.net_liquidation / value, lot
-    )
+    position_cap = lots_down(rule.max_position_value / value, lot)
     capped = desired > position_cap
-    desired = min(desired, position_cap)
+    if capped:
+        desired = position_cap
     target_weight = desired * value / capital if capped else weight
     effective_weight = effective * value / capital
-
-    def describe() -> str:
-        if amount == 0:
-            return f"target {mode} 0: sell all {shares(position)} shares"
-        if mode == "shares":
-            text = f"target {shares(amount)} shares; {shares(effective)} → {shares(desired)} shares"
-            if capped:
-                text += " (capped by risk.max_position_fraction)"
-            return text
-        text = (
-            f"weight {effective_weight:.4f} vs target {target_weight:.4f} (band "
-            f"{allocation.drift.absolute:.4f}); {shares(effective)} → {shares(desired)} shares"
-        )
-        if capped:
-            text += f" (target {weight:g} capped by risk.max_position_fraction)"
-        return text
+    weights = (weight, effective_weight, target_weight)
 
     if amount == 0:
         act = position != 0 or effective != 0
@@ -333,61 +379,68 @@ def _decide_symbol(
     elif mode == "shares":
         # Shares targets are exact: no drift band, only the minimum trade value.
         gap = desired - effective
-        act = gap != 0 and abs(gap) * value >= allocation.min_trade_value
-        wanted_quantity = lots_down(abs(desired - position), lot)
+        act = gap != 0 and abs(gap) * value >= rule.min_trade_value
+        wanted_quantity = lots_down(abs(desired - position), lot) if act else 0
     else:
         gap = desired - effective
         act = (
-            abs(effective_weight - target_weight) > allocation.drift.absolute
-            and abs(gap) * value >= allocation.min_trade_value
+            abs(effective_weight - target_weight) > rule.band
+            and abs(gap) * value >= rule.min_trade_value
         )
-        wanted_quantity = lots_down(abs(desired - position), lot)
+        wanted_quantity = lots_down(abs(desired - position), lot) if act else 0
 
     if not act:
+        if not orders:
+            return []
         wants: list[_Want] = []
         for owned in orders:
             if owned.generation != generation:
-                reason = f"left by an earlier version of the rule; {describe()}"
+                text = _describe(rule, amount, position, effective, desired, capped, weights)
+                reason = f"left by an earlier version of the rule; {text}"
                 draft.add(cancel_intent(owned, KIND, reason))
                 continue
-            kept = _kept(owned, allocation, name, (price, rate), tick, lot, desired, position)
+            kept = _kept(owned, rule, price, rate, tick, lot, desired, position)
             if kept is not None:
                 wants.append(kept)
         return wants
 
     need = (0 if amount == 0 else desired) - position
     action: Side = "BUY" if need > 0 else "SELL"
-    order_type: OrderType = "MKT" if allocation.order.type == "market" else "LMT"
-    limit_price = _limit_price(allocation, price, tick, action)
+    order_type = rule.order_type
+    limit_price = _limit_price(rule, price, tick, action)
     estimated = limit_price if limit_price is not None else price
 
     carrier: OwnedOrder | None = None
-    blocking_change = False
-    if len(orders) > 1:
-        orders = sorted(orders, key=lambda o: (o.generation != generation, o.order.order_id))
-    for owned in orders:
-        order = owned.order
-        same_form = order.action == action and order.order_type == order_type
-        if carrier is None and same_form and wanted_quantity > 0:
-            carrier = owned
-            continue
-        if not same_form:
-            blocking_change = True
-        draft.add(cancel_intent(owned, KIND, f"replaced: {describe()}"))
-    if wanted_quantity == 0:
-        return []
-    if blocking_change and carrier is None:
-        draft.notes.append(
-            f"allocations.{name}: {symbol}: a working order on the other side or of another "
-            "type is being cancelled; the new order follows on the next pass"
-        )
+    if orders:
+        blocking_change = False
+        if len(orders) > 1:
+            orders = sorted(orders, key=lambda o: (o.generation != generation, o.order.order_id))
+        for owned in orders:
+            order = owned.order
+            same_form = order.action == action and order.order_type == order_type
+            if carrier is None and same_form and wanted_quantity > 0:
+                carrier = owned
+                continue
+            if not same_form:
+                blocking_change = True
+            text = _describe(rule, amount, position, effective, desired, capped, weights)
+            draft.add(cancel_intent(owned, KIND, f"replaced: {text}"))
+        if wanted_quantity == 0:
+            return []
+        if blocking_change and carrier is None:
+            draft.notes.append(
+                f"allocations.{rule.name}: {symbol}: a working order on the other side or of "
+                "another type is being cancelled; the new order follows on the next pass"
+            )
+            return []
+    elif wanted_quantity == 0:
         return []
 
     already_filled = 0 if carrier is None else int(carrier.order.filled)
     quantity = wanted_quantity
-    reason = describe()
+    reason = _describe(rule, amount, position, effective, desired, capped, weights)
     # Sliced to the gate's limit, which the gate checks again (defence in depth, planner/gate.py).
-    per_order_cap = lots_down(risk.max_order_value / (estimated * rate), lot)
+    per_order_cap = lots_down(rule.max_order_value / (estimated * rate), lot)
     if per_order_cap == 0 and carrier is not None:
         # Modified to one lot, the order would still be above the limit: the gate blocks that
         # modify and the old order would keep working (and holding cash) as it is. A cancel is
@@ -398,7 +451,7 @@ def _decide_symbol(
                 carrier,
                 KIND,
                 f"{one_lot} is worth more than risk.max_order_value "
-                f"({money(risk.max_order_value)}); {describe()}",
+                f"({money(rule.max_order_value)}); {reason}",
             )
         )
         return []
@@ -423,8 +476,7 @@ def _decide_symbol(
 
     return [
         _Want(
-            rule=name,
-            generation=generation,
+            rule=rule,
             symbol=symbol,
             action=action,
             quantity=quantity,
@@ -432,9 +484,8 @@ def _decide_symbol(
             limit_price=limit_price,
             estimated_price=estimated,
             fx_rate=rate,
-            tif=allocation.order.tif,
             lot=lot,
-            tolerance=_tolerance(allocation, price, tick),
+            tolerance=_tolerance(rule, price, tick),
             desired=desired,
             position=position,
             reason=reason,
@@ -443,27 +494,25 @@ def _decide_symbol(
     ]
 
 
-def _tolerance(allocation: Allocation, price: float, tick: PriceIncrements) -> float:
+def _tolerance(rule: _Rule, price: float, tick: PriceIncrements) -> float:
     """How far a working limit may lag the fresh one before it is repriced: the order's own
     offset, at least one tick. Repricing on every tick of the market would churn (OER)."""
-    return max(price * allocation.order.limit_offset_bps / 10_000, tick.increment_at(price))
+    return max(price * rule.offset_bps / 10_000, tick.increment_at(price))
 
 
-def _limit_price(
-    allocation: Allocation, price: float, tick: PriceIncrements, action: Side
-) -> float | None:
-    if allocation.order.type == "market":
+def _limit_price(rule: _Rule, price: float, tick: PriceIncrements, action: Side) -> float | None:
+    if rule.order_type == "MKT":
         return None
-    offset = allocation.order.limit_offset_bps / 10_000
+    offset = rule.offset
     through = price * (1 + offset) if action == "BUY" else price * (1 - offset)
-    return round_passive(through, tick, action)
+    return tick.passive(through, action)
 
 
 def _kept(
     owned: OwnedOrder,
-    allocation: Allocation,
-    name: str,
-    price_and_rate: tuple[float, float],
+    rule: _Rule,
+    price: float,
+    rate: float,
     tick: PriceIncrements,
     lot: int,
     desired: int,
@@ -474,19 +523,15 @@ def _kept(
     order = owned.order
     if order.order_type not in ("LMT", "MKT"):
         return None
-    price, rate = price_and_rate
-    fresh = (
-        _limit_price(allocation, price, tick, order.action) if order.order_type == "LMT" else None
-    )
+    fresh = _limit_price(rule, price, tick, order.action) if order.order_type == "LMT" else None
     reason = "working order kept"
     if fresh is not None and order.limit_price is not None:
         reason = (
             f"repriced: limit {order.limit_price:g} is more than "
-            f"{allocation.order.limit_offset_bps:g} bps (or a tick) away from {fresh:g}"
+            f"{rule.offset_bps:g} bps (or a tick) away from {fresh:g}"
         )
     return _Want(
-        rule=name,
-        generation=owned.generation,
+        rule=rule,
         symbol=order.symbol,
         action=order.action,
         quantity=int(order.remaining),
@@ -494,9 +539,8 @@ def _kept(
         limit_price=fresh,
         estimated_price=fresh if fresh is not None else price,
         fx_rate=rate,
-        tif=allocation.order.tif,
         lot=lot,
-        tolerance=_tolerance(allocation, price, tick),
+        tolerance=_tolerance(rule, price, tick),
         desired=desired,
         position=position,
         reason=reason,
@@ -504,43 +548,59 @@ def _kept(
     )
 
 
-def _spec(want: _Want) -> OrderSpec:
-    """The order as ``want`` wants it at the broker: a carrier of the rule's current generation
-    keeps its orderRef; IB's quantity is the order's total, filled plus what should remain."""
+def _trade_digest(action: Side, quantity: int, desired: int, position: float) -> str:
+    """``short_hash(action, quantity, desired, position)[:6]``, the hash in an allocation's
+    leg, with the text written in one format string: the same bytes, so the same orderRef
+    (tests/planner/test_hot_paths.py)."""
+    text = f"{action!r}|{quantity!r}|{desired!r}|{position!r}"
+    return sha256(text.encode()).hexdigest()[:6]
+
+
+def _spec(want: _Want) -> tuple[OrderSpec, str]:
+    """The order as ``want`` wants it at the broker, and its leg: a carrier of the rule's
+    current generation keeps its orderRef; IB's quantity is the order's total, filled plus
+    what should remain."""
     carrier = want.carrier
-    already_filled = 0 if carrier is None else int(carrier.order.filled)
-    if carrier is not None and carrier.generation == want.generation:
+    if carrier is not None and carrier.generation == want.rule.generation:
         ref = carrier.order.order_ref
         assert ref is not None
+        leg = carrier.leg
     else:
-        digest = short_hash(want.action, want.quantity, want.desired, want.position)[:6]
+        digest = _trade_digest(want.action, want.quantity, want.desired, want.position)
         leg = allocation_leg(want.symbol, digest)
-        ref = order_ref(want.rule, want.generation, leg)
-    return built(
+        ref = want.rule.ref_prefix + leg
+    spec = built(
         OrderSpec,
         symbol=want.symbol,
         action=want.action,
-        quantity=already_filled + want.quantity,
+        quantity=want.quantity if carrier is None else int(carrier.order.filled) + want.quantity,
         order_type=want.order_type,
         order_ref=ref,
-        tif=want.tif,
+        tif=want.rule.tif,
         limit_price=want.limit_price,
+    )
+    return spec, leg
+
+
+def _already(want: _Want, spec: OrderSpec) -> bool:
+    """The carrier already is ``spec``: its limit may lag the fresh one by the tolerance."""
+    carrier = want.carrier
+    return carrier is not None and already_this_spec(
+        carrier.order, spec, price_tolerance=want.tolerance + SAME_PRICE
     )
 
 
 def _unchanged(want: _Want) -> bool:
-    """The carrier already is the want: its limit may lag the fresh one by the tolerance."""
-    carrier = want.carrier
-    return carrier is not None and already_this_spec(
-        carrier.order, _spec(want), price_tolerance=want.tolerance + SAME_PRICE
-    )
+    """The carrier already is the want (see ``_already``)."""
+    return want.carrier is not None and _already(want, _spec(want)[0])
 
 
 def _emit(want: _Want, draft: Draft) -> None:
     """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
-    if _unchanged(want):
+    spec, leg = _spec(want)
+    if _already(want, spec):
         return
-    spec = _spec(want)
+    carrier = want.carrier
     purpose: Purpose = (
         "closing" if reduces(want.position, want.action, want.quantity) else "opening"
     )
@@ -548,14 +608,14 @@ def _emit(want: _Want, draft: Draft) -> None:
         place_or_modify(
             spec,
             kind=KIND,
-            rule=want.rule,
-            leg=leg_of(spec.order_ref),
+            rule=want.rule.name,
+            leg=leg,
             purpose=purpose,
             reason=want.reason,
             estimated_price=want.estimated_price,
             current=want.position,
             target=float(want.desired),
-            existing=None if want.carrier is None else want.carrier.order,
+            existing=None if carrier is None else carrier.order,
             fx_rate=want.fx_rate,
         )
     )

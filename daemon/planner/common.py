@@ -25,7 +25,7 @@ from tradectl.planner.domain import (
     WorkingOrder,
 )
 from tradectl.planner.legs import ENTRY_LEG, parse_order_ref
-from tradectl.planner.ticks import Direction, PriceIncrements
+from tradectl.planner.ticks import Direction, PriceBand, PriceIncrements
 from tradectl.schemas.models import RuleKind, Side
 
 QUOTE_MAX_AGE = timedelta(minutes=15)
@@ -213,6 +213,7 @@ class Book:
                 by_ref = self._ib_filled.setdefault(parsed.rule, {})
                 key = (order.order_ref or "", parsed.leg)
                 by_ref[key] = max(by_ref.get(key, 0.0), order.filled)
+        self._increments: dict[tuple[tuple[PriceBand, ...], float], PriceIncrements] = {}
         self._executions: dict[str, list[tuple[str, str, Execution]]] = {}
         for execution in observed.executions:
             parsed = parse_order_ref(execution.order_ref)
@@ -318,6 +319,15 @@ class Book:
             minutes = int(age.total_seconds() // 60)
             return None, f"{symbol}: quote is stale ({minutes} min old, limit 15 min)"
         return last, ""
+
+    def increments(self, facts: ContractFacts) -> PriceIncrements:
+        """``facts.increments``, built once per market rule in this pass: the listings of a
+        large account share a handful of them."""
+        rule = (facts.price_bands, facts.min_tick)
+        increments = self._increments.get(rule)
+        if increments is None:
+            increments = self._increments[rule] = facts.increments
+        return increments
 
     def facts(self, symbol: str) -> ContractFacts | None:
         facts = self.observed.contracts.get(symbol)
@@ -445,7 +455,8 @@ def place_or_modify(
         action, key = "modify", modify_key(existing.order_ref, spec)
         order_id = existing.order_id
         reason = f"order {existing.order_id}: {reason}"
-    return Intent(
+    return built(
+        Intent,
         key=key,
         action=action,
         kind=kind,

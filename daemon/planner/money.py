@@ -64,6 +64,25 @@ def symbol_rate(observed: Observed, symbol: str) -> float | None:
     return None if rate is None else rate / _magnifier(observed, symbol)
 
 
+class Rates:
+    """``symbol_rate`` for one pass, computed once per currency and price magnifier (all it
+    depends on): a large plan asks for the rate of every target and every intent, and a
+    single-currency account has one rate. Built per pass, never kept between passes."""
+
+    def __init__(self, observed: Observed) -> None:
+        self._observed = observed
+        self._contracts = observed.contracts
+        self._by_listing: dict[tuple[str | None, int], float | None] = {}
+
+    def of(self, symbol: str) -> float | None:
+        facts = self._contracts.get(symbol)
+        listing = (None, 1) if facts is None else (facts.currency, facts.price_magnifier)
+        if listing in self._by_listing:
+            return self._by_listing[listing]
+        rate = self._by_listing[listing] = symbol_rate(self._observed, symbol)
+        return rate
+
+
 def base_rate(observed: Observed, symbol: str) -> float:
     """``symbol``'s rate to the base currency for sizing and valuing; 1 when IB gives none
     (the gate then holds that symbol's orders, so nothing is sent at a guessed rate)."""

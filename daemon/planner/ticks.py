@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import cached_property
 from typing import Literal
 
 from tradectl.schemas.models import Side
@@ -27,25 +28,22 @@ Direction = Literal["down", "up"]
 # Extra decimals kept before rounding so that 142.49999999999997 counts as 142.5.
 _PRICE_GRID = Decimal("1e-9")
 _NANOS = 10**9
-# Increments as whole nanos (the price grid): None for one off that grid.
-_INCREMENT_NANOS: dict[float, int | None] = {}
 
 
 def _increment_nanos(increment: float) -> int | None:
-    if increment not in _INCREMENT_NANOS:
-        nanos = Decimal(repr(increment)) * _NANOS
-        _INCREMENT_NANOS[increment] = int(nanos) if nanos == nanos.to_integral_value() else None
-    return _INCREMENT_NANOS[increment]
+    """An increment as whole nanos (the price grid); None for one off that grid."""
+    nanos = Decimal(repr(increment)) * _NANOS
+    return int(nanos) if nanos == nanos.to_integral_value() else None
 
 
-def _round_in_nanos(price: float, increment: float, direction: Direction) -> float | None:
+def _round_in_nanos(price: float, step: int | None, direction: Direction) -> float | None:
     """One band's rounding in whole nanos with integers, or None where it cannot be proven
     equal to the decimal rounding. When ``price * 10**9`` lies within 0.01 of an integer n (and
     the price is below 10**6, where the float product errs by less than 0.2), n is the price's
     decimal on the grid, so the integer division and the final float (Python's int / int is
     correctly rounded) give the decimal result bit for bit; the planner prices thousands of
-    orders a pass, and the decimal path is its slowest step (benchmarks/README.md)."""
-    step = _increment_nanos(increment)
+    orders a pass, and the decimal path is its slowest step (benchmarks/README.md). ``step``
+    is the increment in nanos (``_increment_nanos``)."""
     if step is None or not 0 <= price < 1e6:
         return None
     scaled = price * _NANOS
@@ -105,8 +103,16 @@ class PriceIncrements:
                 index = position
         return index
 
+    @cached_property
+    def _single_step_nanos(self) -> int | None:
+        """The one band's increment in nanos, computed once per instance: the planner builds
+        one instance per listing and pass and rounds every order of that listing with it."""
+        return _increment_nanos(self.bands[0].increment)
+
     def increment_at(self, price: float) -> float:
         """The increment of the band ``price`` is in."""
+        if len(self.bands) == 1:
+            return self.bands[0].increment
         return self.bands[self._band_index(_decimal(price))].increment
 
     def is_valid(self, price: float) -> bool:
@@ -117,7 +123,7 @@ class PriceIncrements:
     def round(self, price: float, direction: Direction) -> float:
         """The nearest valid price at or below (``down``) or at or above (``up``) ``price``."""
         if len(self.bands) == 1:
-            fast = _round_in_nanos(price, self.bands[0].increment, direction)
+            fast = _round_in_nanos(price, self._single_step_nanos, direction)
             if fast is not None:
                 return fast
         return self.round_exact(price, direction)
