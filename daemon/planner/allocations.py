@@ -604,7 +604,7 @@ def _emit(want: _Want, draft: Draft) -> None:
     purpose: Purpose = (
         "closing" if reduces(want.position, want.action, want.quantity) else "opening"
     )
-    draft.add(
+    draft.add_one(
         place_or_modify(
             spec,
             kind=KIND,
@@ -634,11 +634,14 @@ def _plan_buys(
     change count at their new size."""
     observed = book.observed
     spent = other_buys_value
+    changing_by_rule = [
+        [want for want in outcome.buys if not _unchanged(want)] for outcome in outcomes
+    ]
     changed = {
         want.carrier.order.order_id
-        for outcome in outcomes
-        for want in outcome.buys
-        if want.carrier is not None and not _unchanged(want)
+        for changing in changing_by_rule
+        for want in changing
+        if want.carrier is not None
     }
     for order in book.live:
         if order.action != "BUY" or order.order_id in changed:
@@ -647,8 +650,7 @@ def _plan_buys(
         price = working_price(order, None if quote is None else quote.last)
         spent += order.remaining * (price or 0.0) * base_rate(observed, order.symbol)
 
-    for outcome in outcomes:
-        changing = [want for want in outcome.buys if not _unchanged(want)]
+    for outcome, changing in zip(outcomes, changing_by_rule, strict=True):
         if not changing:
             continue
         buffer = cash_buffer_of(outcome.allocation, observed.net_liquidation)

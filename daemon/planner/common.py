@@ -336,7 +336,7 @@ class Book:
         return facts
 
 
-@dataclass
+@dataclass(slots=True)
 class Group:
     """Intents that must stay together and in this order (a bracket's parent and children).
 
@@ -355,6 +355,12 @@ class Draft:
     groups: list[Group] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     targets: list[TargetsDecision] = field(default_factory=list)
+
+    def add_one(self, intent: Intent) -> None:
+        """``add(intent)``: one intent, its own group (most of a large plan)."""
+        order = intent.order
+        phase = 0 if order is None else 1 if order.action == "SELL" else 2
+        self.groups.append(Group([intent], phase))
 
     def add(self, *intents: Intent) -> None:
         phase = 0
