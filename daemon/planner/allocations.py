@@ -31,8 +31,8 @@ from tradectl.planner.common import (
     Draft,
     OwnedOrder,
     already_this_spec,
-    built,
     cancel_intent,
+    frozen_instance,
     lots_down,
     money,
     place_or_modify,
@@ -569,15 +569,24 @@ def _spec(want: _Want) -> tuple[OrderSpec, str]:
         digest = _trade_digest(want.action, want.quantity, want.desired, want.position)
         leg = allocation_leg(want.symbol, digest)
         ref = want.rule.ref_prefix + leg
-    spec = built(
+    quantity = want.quantity if carrier is None else int(carrier.order.filled) + want.quantity
+    spec: OrderSpec = frozen_instance(
         OrderSpec,
-        symbol=want.symbol,
-        action=want.action,
-        quantity=want.quantity if carrier is None else int(carrier.order.filled) + want.quantity,
-        order_type=want.order_type,
-        order_ref=ref,
-        tif=want.rule.tif,
-        limit_price=want.limit_price,
+        {
+            "symbol": want.symbol,
+            "action": want.action,
+            "quantity": quantity,
+            "order_type": want.order_type,
+            "order_ref": ref,
+            "tif": want.rule.tif,
+            "limit_price": want.limit_price,
+            "aux_price": None,
+            "trailing_percent": None,
+            "parent_ref": None,
+            "oca_group": None,
+            "transmit": True,
+            "outside_rth": False,
+        },
     )
     return spec, leg
 

@@ -74,6 +74,16 @@ def built(cls: type[_Frozen], **values: Any) -> _Frozen:
     return instance
 
 
+def frozen_instance(cls: type[_Frozen], state: dict[str, Any]) -> _Frozen:
+    """A frozen dataclass instance whose fields are exactly ``state`` (every field named,
+    defaults included): ``built`` without its checks, for the two places that build an
+    intent and an order per target of a large plan and spell out every field
+    (tests/planner/test_hot_paths.py compares them with ``__init__``)."""
+    instance: _Frozen = object.__new__(cls)
+    object.__setattr__(instance, "__dict__", state)
+    return instance
+
+
 # outside_rth came after the first release: left out of the hash while False, so a modify
 # journaled by an earlier tradectl keeps its key across an upgrade (exactly once).
 _SPEC_FIELDS = tuple(
@@ -461,23 +471,26 @@ def place_or_modify(
         action, key = "modify", modify_key(existing.order_ref, spec)
         order_id = existing.order_id
         reason = f"order {existing.order_id}: {reason}"
-    return built(
+    return frozen_instance(
         Intent,
-        key=key,
-        action=action,
-        kind=kind,
-        rule=rule,
-        leg=leg,
-        symbol=spec.symbol,
-        purpose=purpose,
-        reason=reason,
-        order=spec,
-        order_id=order_id,
-        estimated_price=estimated_price,
-        current_quantity=current,
-        target_quantity=target,
-        replaces=existing,
-        fx_rate=fx_rate,
+        {
+            "key": key,
+            "action": action,
+            "kind": kind,
+            "rule": rule,
+            "leg": leg,
+            "symbol": spec.symbol,
+            "purpose": purpose,
+            "reason": reason,
+            "order": spec,
+            "order_id": order_id,
+            "estimated_price": estimated_price,
+            "current_quantity": current,
+            "target_quantity": target,
+            "blocked_by": None,
+            "replaces": existing,
+            "fx_rate": fx_rate,
+        },
     )
 
 

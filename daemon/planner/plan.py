@@ -80,6 +80,9 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     busy_refs = {key.split("#", 1)[0] for key in observed.in_flight if "#" in key}
     groups: list[Group] = []
     for group in _with_unique_keys(draft.groups):
+        if not observed.in_flight:
+            groups.append(group)
+            continue
         waiting = [
             intent.key
             for intent in group.intents
@@ -98,7 +101,13 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
         )
-    intents = tuple(_with_outside_rth(intent, rules) for intent in ordered(groups))
+    outside_rth = _outside_rth_rules(rules)
+    intents = tuple(
+        replace(intent, order=replace(intent.order, outside_rth=True))
+        if intent.order is not None and (intent.kind, intent.rule) in outside_rth
+        else intent
+        for intent in ordered(groups)
+    )
     drafted = Plan(
         intents=intents,
         notes=tuple(draft.notes),
@@ -112,20 +121,17 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     return hold_for_market_time(gated, rules, observed, now)
 
 
-def _with_outside_rth(intent: Intent, rules: RuleSet) -> Intent:
-    if intent.order is None or not _outside_rth(intent, rules):
-        return intent
-    return replace(intent, order=replace(intent.order, outside_rth=True))
-
-
-def _outside_rth(intent: Intent, rules: RuleSet) -> bool:
-    if intent.kind == "allocations" and intent.rule in rules.allocations:
-        return rules.allocations[intent.rule].order.outside_rth
-    if intent.kind == "brackets" and intent.rule in rules.brackets:
-        return rules.brackets[intent.rule].outside_rth
-    if intent.kind == "scales" and intent.rule in rules.scales:
-        return rules.scales[intent.rule].outside_rth
-    return False
+def _outside_rth_rules(rules: RuleSet) -> set[tuple[str, str]]:
+    """The (kind, rule) of every rule whose orders may fill outside regular trading hours."""
+    return {
+        *(
+            ("allocations", name)
+            for name, rule in rules.allocations.items()
+            if rule.order.outside_rth
+        ),
+        *(("brackets", name) for name, rule in rules.brackets.items() if rule.outside_rth),
+        *(("scales", name) for name, rule in rules.scales.items() if rule.outside_rth),
+    }
 
 
 def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: datetime) -> Plan:
