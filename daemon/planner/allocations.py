@@ -313,18 +313,19 @@ def _describe(
     weights: tuple[float, float, float],
 ) -> str:
     """Why a symbol trades, in words. ``weights``: the target's weight, the effective weight
-    and the target weight after the position cap (``capped``)."""
+    and the target weight after the position cap (``capped``). ``desired`` is a whole number
+    of shares, so it is written as ``shares`` would write it."""
     if amount == 0:
         return f"target {rule.mode} 0: sell all {shares(position)} shares"
     if rule.mode == "shares":
-        text = f"target {shares(amount)} shares; {shares(effective)} → {shares(desired)} shares"
+        text = f"target {shares(amount)} shares; {shares(effective)} → {desired:,} shares"
         if capped:
             text += " (capped by risk.max_position_fraction)"
         return text
     weight, effective_weight, target_weight = weights
     text = (
         f"weight {effective_weight:.4f} vs target {target_weight:.4f} (band "
-        f"{rule.band:.4f}); {shares(effective)} → {shares(desired)} shares"
+        f"{rule.band:.4f}); {shares(effective)} → {desired:,} shares"
     )
     if capped:
         text += f" (target {weight:g} capped by risk.max_position_fraction)"
@@ -503,9 +504,10 @@ def _tolerance(rule: _Rule, price: float, tick: PriceIncrements) -> float:
 def _limit_price(rule: _Rule, price: float, tick: PriceIncrements, action: Side) -> float | None:
     if rule.order_type == "MKT":
         return None
-    offset = rule.offset
-    through = price * (1 + offset) if action == "BUY" else price * (1 - offset)
-    return tick.passive(through, action)
+    # ``tick.passive``: BUY rounds down, SELL up.
+    if action == "BUY":
+        return tick.round(price * (1 + rule.offset), "down")
+    return tick.round(price * (1 - rule.offset), "up")
 
 
 def _kept(

@@ -137,8 +137,9 @@ def money(value: float) -> str:
 
 
 def shares(quantity: float) -> str:
-    if quantity == int(quantity):
-        return f"{int(quantity):,}"
+    whole = int(quantity)
+    if quantity == whole:
+        return f"{whole:,}"
     return f"{quantity:,}"
 
 

@@ -1,6 +1,8 @@
 """The planner's fast paths give exactly what the plain code gives (benchmarks/README.md,
-round three): tick rounding in whole nanos against the decimal rounding, and ``built`` against
-the dataclasses' own ``__init__``."""
+rounds three and four): tick rounding in whole nanos against the decimal rounding, ``built``
+and the intents built field by field against the dataclasses' own ``__init__``, the per-pass
+rate table, the allocation leg's digest and the gate's bucketed rate limit against the general
+code they replace."""
 
 from __future__ import annotations
 
@@ -10,8 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradectl.planner.common import built
-from tradectl.planner.domain import Intent, OrderSpec
+from tests.planner.builders import NOW, rule_set
+from tests.planner.builders import observed as account_with
+from tradectl.planner import plan
+from tradectl.planner.allocations import _trade_digest
+from tradectl.planner.common import built, place_or_modify, shares, short_hash
+from tradectl.planner.domain import ContractFacts, Intent, Observed, OrderSpec, WorkingOrder
+from tradectl.planner.gate import _limit_rate
+from tradectl.planner.money import Rates, symbol_rate
 from tradectl.planner.ticks import PriceIncrements
 
 TICKS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 1e-9, 3e-9, 0.3)
@@ -71,3 +79,165 @@ def test_built_equals_the_dataclass_init() -> None:
         built(Intent, key="k")
     with pytest.raises(TypeError, match="do not match"):
         built(OrderSpec, **spec_fields, order_ref="r", colour="red")
+
+
+# Round four (issue #17, a linear planner): the specialised pieces of the allocation and gate
+# hot paths against the general code they stand for.
+
+actions = st.sampled_from(("BUY", "SELL"))
+quantities = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e9, max_value=1e9)
+
+
+@settings(max_examples=500)
+@given(actions, st.integers(0, 10**9), st.integers(0, 10**9), st.one_of(quantities, st.integers()))
+def test_the_trade_digest_is_short_hash(
+    action: str, quantity: int, desired: int, position: float
+) -> None:
+    digest = _trade_digest(action, quantity, desired, position)  # type: ignore[arg-type]
+    assert digest == short_hash(action, quantity, desired, position)[:6]
+
+
+@settings(max_examples=300)
+@given(st.integers(-(10**12), 10**12))
+def test_whole_shares_are_written_as_shares_writes_them(desired: int) -> None:
+    assert f"{desired:,}" == shares(desired)
+
+
+currencies = st.sampled_from(("USD", "EUR", "GBP", "JPY", None))
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(currencies, st.sampled_from((0, 1, 100))), min_size=1, max_size=8),
+    st.dictionaries(
+        st.sampled_from(("EUR", "GBP", "JPY", "USD")),
+        st.one_of(st.just(0.0), st.floats(min_value=1e-6, max_value=1e3)),
+    ),
+    st.sampled_from(("USD", "EUR")),
+    st.lists(st.integers(0, 9), max_size=20),
+)
+def test_the_pass_rate_table_is_symbol_rate(
+    listings: list[tuple[str | None, int]],
+    rates: dict[str, float],
+    base: str,
+    asked: list[int],
+) -> None:
+    contracts = {
+        f"S{index}": ContractFacts(
+            f"S{index}", con_id=index + 1, currency=currency, price_magnifier=magnifier
+        )
+        for index, (currency, magnifier) in enumerate(listings)
+    }
+    account = Observed(
+        account_id="DU1",
+        net_liquidation=1.0,
+        cash=1.0,
+        buying_power=1.0,
+        day_start_nav=1.0,
+        contracts=contracts,
+        base_currency=base,
+        exchange_rates=rates,
+    )
+    table = Rates(account)
+    # Unknown symbols (S8, S9 when fewer listings) take the base currency, as symbol_rate does.
+    for symbol in [f"S{index}" for index in asked] + sorted(contracts):
+        assert table.of(symbol) == symbol_rate(account, symbol)
+
+
+def test_place_or_modify_builds_what_the_intents_init_builds() -> None:
+    spec = OrderSpec("AAPL", "BUY", 5, "LMT", "tctl:r:g:AAPL.abc123", limit_price=1.5)
+    working = WorkingOrder(7, "AAPL", "BUY", "LMT", 3, order_ref="tctl:r:g:AAPL.abc123")
+    for existing in (None, working):
+        intent = place_or_modify(
+            spec,
+            kind="allocations",
+            rule="r",
+            leg="AAPL.abc123",
+            purpose="opening",
+            reason="why",
+            estimated_price=1.5,
+            current=2.0,
+            target=7.0,
+            existing=existing,
+            fx_rate=0.5,
+        )
+        expected = Intent(**{item.name: getattr(intent, item.name) for item in fields(Intent)})
+        assert intent == expected
+        assert vars(intent) == vars(expected)
+
+
+def test_the_allocation_spec_has_every_field_of_the_order_spec_init() -> None:
+    rules = rule_set(allocations={"core": {"capital": {"amount": 10_000}, "targets": {"AAA": 0.5}}})
+    result = plan(rules, account_with(prices={"AAA": 10.0}), NOW)
+    (intent,) = result.intents
+    assert intent.order is not None
+    assert vars(intent.order) == vars(OrderSpec(**vars(intent.order)))
+
+
+purposes = st.sampled_from(("opening", "closing", "protective"))
+intent_actions = st.sampled_from(("place", "modify", "cancel"))
+
+
+def _reference_rate_limit(
+    intents: list[Intent], units: list[list[int]], blocked_by: dict[int, str], room: int
+) -> set[int]:
+    """The rate limit as it was written before round four: one stable sort by priority."""
+    priority_of = {"protective": 0, "closing": 1, "opening": 2}
+    action_of = {"cancel": 0, "modify": 1, "place": 2}
+
+    def priority(unit: list[int]) -> tuple[int, int]:
+        return (
+            max(priority_of[intents[index].purpose] for index in unit),
+            max(action_of[intents[index].action] for index in unit),
+        )
+
+    candidates = [unit for unit in units if unit[0] not in blocked_by]
+    if sum(len(unit) for unit in candidates) <= room:
+        return set()
+    blocked: set[int] = set()
+    used = 0
+    for unit in sorted(candidates, key=priority):
+        if used + len(unit) <= room:
+            used += len(unit)
+        else:
+            blocked.update(unit)
+    return blocked
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.lists(st.tuples(purposes, intent_actions), min_size=1, max_size=3), max_size=40),
+    st.integers(1, 30),
+    st.integers(0, 10),
+    st.sets(st.integers(0, 39)),
+)
+def test_the_bucketed_rate_limit_is_the_stable_sort(
+    shape: list[list[tuple[str, str]]], limit: int, sent: int, checked_out: set[int]
+) -> None:
+    intents: list[Intent] = []
+    units: list[list[int]] = []
+    for unit_shape in shape:
+        unit = []
+        for purpose, action in unit_shape:
+            unit.append(len(intents))
+            intents.append(
+                built(
+                    Intent,
+                    key=f"k{len(intents)}",
+                    action=action,
+                    kind="allocations",
+                    rule="r",
+                    leg="AAA.abc123",
+                    symbol="AAA",
+                    purpose=purpose,
+                    reason="why",
+                )
+            )
+        units.append(unit)
+    blocked_by = {units[index][0]: "checked" for index in checked_out if index < len(units)}
+    rules = rule_set(risk={"max_orders_per_minute": limit})
+    account = account_with(orders_sent_last_minute=sent)
+    expected = _reference_rate_limit(intents, units, blocked_by, limit - sent)
+    marked = dict(blocked_by)
+    _limit_rate(intents, units, marked, rules.risk, account)
+    assert {index for index, reason in marked.items() if reason != "checked"} == expected
