@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
+from operator import attrgetter
 from typing import Any, Literal, TypeVar
 
 from tradectl.planner.domain import (
@@ -497,7 +498,7 @@ def place_or_modify(
 
 def ordered_groups(groups: Sequence[Group]) -> list[Group]:
     """Cancels, then sells, then buys; stable within a phase."""
-    return sorted(groups, key=lambda group: group.phase)
+    return sorted(groups, key=attrgetter("phase"))
 
 
 def ordered(groups: Sequence[Group]) -> list[Intent]:

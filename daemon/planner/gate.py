@@ -83,6 +83,14 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     checks = _Checks(rules.risk, observed, intents)
     check, admit = checks.check, checks.exposure.add
     for unit in groups:
+        if len(unit) == 1:
+            intent = intents[unit[0]]
+            reason = check(intent)
+            if reason is None:
+                admit(intent)
+            else:
+                blocked_by[unit[0]] = reason
+            continue
         reason = None
         for index in unit:
             reason = check(intents[index])
@@ -235,11 +243,10 @@ class _Checks:
         opening = purpose == "opening"
         # A conversion (account.fx: convert) trades a currency pair, not an instrument of the
         # rules.
-        conversion = is_conversion(intent)
         if (
             opening
-            and not conversion
             and risk.allowed_symbols is not None
+            and not is_conversion(intent)
             and not instrument_allowed(intent.symbol, risk.allowed_symbols)
         ):
             return f"risk.allowed_symbols: {intent.symbol} is not in the allow-list"
@@ -262,7 +269,7 @@ class _Checks:
             return None
         # A modify that does not grow its order adds no exposure and is not held to the limit.
         growth = self.exposure.growth(intent)
-        if growth > 0 and not conversion:
+        if growth > 0 and not is_conversion(intent):
             quote = self.quotes.get(intent.symbol)
             price = quote.last if quote is not None and quote.last > 0 else intent.estimated_price
             after_value = abs(self.exposure.after(intent, growth)) * price * intent.fx_rate
