@@ -17,7 +17,7 @@ from tests.planner.builders import observed as account_with
 from tradectl.planner import plan
 from tradectl.planner.allocations import _trade_digest
 from tradectl.planner.common import built, place_or_modify, shares, short_hash
-from tradectl.planner.domain import ContractFacts, Intent, Observed, OrderSpec, WorkingOrder
+from tradectl.planner.domain import ContractFacts, Intent, OrderSpec, WorkingOrder
 from tradectl.planner.gate import _limit_rate
 from tradectl.planner.money import Rates, symbol_rate
 from tradectl.planner.ticks import PriceIncrements
@@ -128,16 +128,7 @@ def test_the_pass_rate_table_is_symbol_rate(
         )
         for index, (currency, magnifier) in enumerate(listings)
     }
-    account = Observed(
-        account_id="DU1",
-        net_liquidation=1.0,
-        cash=1.0,
-        buying_power=1.0,
-        day_start_nav=1.0,
-        contracts=contracts,
-        base_currency=base,
-        exchange_rates=rates,
-    )
+    account = account_with(contracts=contracts, base_currency=base, exchange_rates=rates)
     table = Rates(account)
     # Unknown symbols (S8, S9 when fewer listings) take the base currency, as symbol_rate does.
     for symbol in [f"S{index}" for index in asked] + sorted(contracts):
