@@ -63,6 +63,7 @@ class _Rule:
     __slots__ = (
         "allocation",
         "band",
+        "band_text",
         "capital",
         "generation",
         "max_order_value",
@@ -89,6 +90,7 @@ class _Rule:
         self.ref_prefix = order_ref(name, self.generation, "")
         self.capital = capital_of(allocation, observed.net_liquidation)
         self.band = allocation.drift.absolute
+        self.band_text = f"{self.band:.4f}"
         self.min_trade_value = allocation.min_trade_value
         self.order_type: OrderType = "MKT" if allocation.order.type == "market" else "LMT"
         self.offset_bps = allocation.order.limit_offset_bps
@@ -325,7 +327,7 @@ def _describe(
     weight, effective_weight, target_weight = weights
     text = (
         f"weight {effective_weight:.4f} vs target {target_weight:.4f} (band "
-        f"{rule.band:.4f}); {shares(effective)} → {desired:,} shares"
+        f"{rule.band_text}); {shares(effective)} → {desired:,} shares"
     )
     if capped:
         text += f" (target {weight:g} capped by risk.max_position_fraction)"
@@ -476,21 +478,21 @@ def _decide_symbol(
         )
 
     return [
-        _Want(
-            rule=rule,
-            symbol=symbol,
-            action=action,
-            quantity=quantity,
-            order_type=order_type,
-            limit_price=limit_price,
-            estimated_price=estimated,
-            fx_rate=rate,
-            lot=lot,
-            tolerance=_tolerance(rule, price, tick),
-            desired=desired,
-            position=position,
-            reason=reason,
-            carrier=carrier,
+        _Want(  # positional, in field order: keywords cost a third of a µs per target
+            rule,
+            symbol,
+            action,
+            quantity,
+            order_type,
+            limit_price,
+            estimated,
+            rate,
+            lot,
+            _tolerance(rule, price, tick),
+            desired,
+            position,
+            reason,
+            carrier,
         )
     ]
 
