@@ -103,7 +103,8 @@ class _Rule:
 
 @dataclass(slots=True)
 class _Want:
-    """The order one symbol of one rule needs after sizing, before the cash check."""
+    """The order one symbol of one rule needs after sizing, before the cash check.
+    ``tolerance``: how far the carrier's limit may lag the fresh one (0 without a carrier)."""
 
     rule: _Rule
     symbol: str
@@ -488,7 +489,8 @@ def _decide_symbol(
             estimated,
             rate,
             lot,
-            _tolerance(rule, price, tick),
+            # Only a carrier's limit is compared with the fresh one (``_already``).
+            0.0 if carrier is None else _tolerance(rule, price, tick),
             desired,
             position,
             reason,
