@@ -101,13 +101,15 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
         )
+    intents = tuple(ordered(groups))
     outside_rth = _outside_rth_rules(rules)
-    intents = tuple(
-        replace(intent, order=replace(intent.order, outside_rth=True))
-        if intent.order is not None and (intent.kind, intent.rule) in outside_rth
-        else intent
-        for intent in ordered(groups)
-    )
+    if outside_rth:
+        intents = tuple(
+            replace(intent, order=replace(intent.order, outside_rth=True))
+            if intent.order is not None and (intent.kind, intent.rule) in outside_rth
+            else intent
+            for intent in intents
+        )
     drafted = Plan(
         intents=intents,
         notes=tuple(draft.notes),
