@@ -179,7 +179,7 @@ class _Exposure:
     """
 
     def __init__(self, observed: Observed) -> None:
-        self.observed = observed
+        self.positions = observed.positions
         self.orders_by_id: dict[int, WorkingOrder] = {}
         self.long: dict[str, float] = {}
         self.short: dict[str, float] = {}
@@ -206,15 +206,17 @@ class _Exposure:
         fill."""
         assert intent.order is not None
         symbol = intent.symbol
-        position = self.observed.position(symbol)
+        held = self.positions.get(symbol)
+        position = 0.0 if held is None else held.quantity
         if intent.order.action == "BUY":
             return position + self.long.get(symbol, 0.0) + growth
         return position - self.short.get(symbol, 0.0) - growth
 
     def add(self, intent: Intent) -> None:
-        if intent.order is None or intent.purpose != "opening":
+        order = intent.order
+        if order is None or intent.purpose != "opening":
             return
-        book = self.long if intent.order.action == "BUY" else self.short
+        book = self.long if order.action == "BUY" else self.short
         book[intent.symbol] = book.get(intent.symbol, 0.0) + self.growth(intent)
 
 
