@@ -70,8 +70,10 @@ class Broker(Protocol):
     def market_clock(self) -> MarketClock:
         """The broker's clock as measured against the host's."""
 
-    def market_now(self, host_now: datetime) -> datetime:
-        """``host_now`` on the broker's clock: "now" for every market-time decision."""
+    def market_now(self, host_now: datetime, *, after_fill: bool = False) -> datetime:
+        """``host_now`` on the broker's clock: "now" for every market-time decision. A pass
+        only fills started (``after_fill``) may get it without measuring the broker's clock
+        (docs/daemon.md, "Clock")."""
 
     def listen(self, listener: UpdateListener) -> None:
         """Hand every later update (order status, execution, error or rejection, link, close)

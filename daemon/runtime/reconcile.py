@@ -378,7 +378,9 @@ class PassHooks:
     to the pacer at once. ``abandon`` says shutdown began (stop waiting for the pacer; wait
     for acknowledgements only briefly). ``breaker`` trips and journals the daily-loss breaker
     and returns its reason. ``on_sources``, ``on_planned`` and ``on_sent`` let the daemon log
-    and report what the pass read, planned and sent."""
+    and report what the pass read, planned and sent. ``after_fill``: only fills started this
+    pass, which may then plan on the anchored clock instead of measuring the broker's
+    (docs/daemon.md, "Clock")."""
 
     may_send: Callable[[], bool] | None = None
     abandon: Callable[[], bool] = lambda: False
@@ -388,6 +390,7 @@ class PassHooks:
     on_sources: Callable[[Mapping[str, TargetsSource]], None] | None = None
     on_planned: Callable[[Observed, Plan], None] | None = None
     on_sent: Callable[[Sequence[Intent], Sequence[JournaledIntent]], None] | None = None
+    after_fill: bool = False
 
 
 # While stopping, acknowledgements are awaited only briefly: the next start adopts the rest.
@@ -414,7 +417,7 @@ def reconcile_pass(
     the actionable intents and wait for their acknowledgement. The one orchestrator of a pass:
     ``apply``, ``plan``, ``doctor`` and the daemon all run it."""
     started = clock()
-    now = broker.market_now(started)
+    now = broker.market_now(started, after_fill=hooks.after_fill)
     tracker = tracker_for(broker, journal)
     tracker.start_pass()
     writable = journal is not None and journal.writable

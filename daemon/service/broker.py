@@ -77,6 +77,11 @@ ACK_TIMEOUT_SECONDS = 30.0
 ACK_TIMEOUT_STOPPING_SECONDS = 1.0
 CANCEL_ACK_TIMEOUT_SECONDS = 10.0
 _DRAIN_STEP_SECONDS = 0.005
+# The trigger of a new execution. A pass that it alone, or with its order's Filled status,
+# started may plan on the anchored clock (docs/daemon.md, "Clock"): the execution carries the
+# gateway's time, which the clock is checked against.
+FILL_TRIGGER = "fill"
+FILL_TRIGGERS = frozenset({FILL_TRIGGER, "order-filled"})
 
 
 class BrokerThread:
@@ -378,7 +383,7 @@ class IbBrokerSession:
                 "exec_id": execution.exec_id,
             },
         )
-        self._emit(self.events.order_event, "fill")
+        self._emit(self.events.order_event, FILL_TRIGGER)
         if rule is not None:
             what = f"{execution.side} {execution.shares:g} {execution.symbol} @ {execution.price}"
             self._emit(self.events.order_filled, rule, what)
@@ -431,6 +436,7 @@ class IbBrokerSession:
             on_sources=self._report_targets_problems,
             on_planned=lambda observed, plan: self._planned(journal, rules, observed, plan),
             on_sent=self._log_actions,
+            after_fill=FILL_TRIGGER in context.reasons and context.reasons <= FILL_TRIGGERS,
         )
         result = reconcile_pass(
             rules,

@@ -92,7 +92,7 @@ class FakeBroker:
     def can_send(self) -> bool:
         return self.connected and self.link_up
 
-    def market_now(self, host_now: datetime) -> datetime:
+    def market_now(self, host_now: datetime, *, after_fill: bool = False) -> datetime:
         return host_now
 
     def listen(self, listener: UpdateListener) -> None:

@@ -1,0 +1,165 @@
+"""A fill's pass and the gateway's clock (docs/daemon.md, "Clock"; issue #17).
+
+A pass that only a fill started plans on the clock measured earlier, anchored on the host's
+monotonic clock, so its protective order goes out without a ``reqCurrentTime`` round trip (and
+the pacer token it costs) before it. When the fill's own execution time, which the gateway
+stamps, is later than that clock (the simulated gateway's clock jumped), the pass measures
+first and plans on the gateway's new day. Read from the sim's wire log and its snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, wait_until
+from tradectl.sim import SimState, SimThread, start_sim_thread
+from tradectl.sim.state import BracketsSpec
+from tradectl.timezones import TRADING_TIME_ZONE
+
+pytestmark = pytest.mark.e2e
+
+# The entry fills 5 shares at a time and the sim activates the children for the whole 10 on
+# the first 5 (brackets.children_on_partial_fill: activate_full): the daemon must place
+# standalone protection for the shares filled (docs/planning.md), a pass after each fill.
+BRACKET = (
+    "version: 1\nbrackets:\n"
+    "  dip: {symbol: AAPL, side: BUY, quantity: 10, entry: {limit: 270},\n"
+    "        stop_loss: {price: 260}, take_profit: {price: 290}, tif: GTC}\n"
+)
+
+
+def ny(*args: int) -> datetime:
+    return datetime(*args, tzinfo=TRADING_TIME_ZONE)  # type: ignore[misc]
+
+
+def chunked_state(start: datetime | None) -> SimState:
+    state = SimState.default()
+    state.matching = state.matching.model_copy(update={"fill_chunk": 5})
+    state.brackets = BracketsSpec(children_on_partial_fill="activate_full")
+    if start is not None:
+        state.calendar = "nyse"
+        state.clock.start = start
+        state.clock.frozen = True
+    return state
+
+
+@pytest.fixture
+def sim_at(tmp_path: Path) -> Iterator[Any]:
+    gateways: list[SimThread] = []
+
+    def start(moment: datetime | None) -> SimThread:
+        gateway = start_sim_thread(chunked_state(moment), port=0, wire_log=tmp_path / "wire.jsonl")
+        gateways.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in gateways:
+        gateway.stop()
+
+
+def start_daemon(tmp_path: Path, sim: SimThread, started: list[DaemonProcess]) -> DaemonProcess:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    # No timer pass and no periodic full read while the test runs: only the fills start passes.
+    account = ACCOUNT_RULES.format(port=sim.port, every="1h").replace(
+        "client_id: 17}", "client_id: 17, full_refresh_every: 1h}"
+    )
+    (directory / "account.yaml").write_text(account)
+    (directory / "rules.yaml").write_text(BRACKET)
+    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log")
+    started.append(daemon.start())
+    daemon.wait_message("first sync complete", timeout=60)
+    return daemon
+
+
+def is_protective(message: dict[str, Any]) -> bool:
+    return message["msg"] == "placeOrder" and str(message["fields"]["orderRef"]).endswith(
+        (":stop", ":target")
+    )
+
+
+def fill_entry(sim: SimThread, wire: Wire) -> list[dict[str, Any]]:
+    """Move AAPL through the entry's limit; the messages the daemon sent from then on, up to
+    and including its first protective order."""
+    seen = len(wire.messages())
+    sim.control.set_price("AAPL", 265.0)
+
+    def first_protective() -> list[dict[str, Any]] | None:
+        since = wire.messages()[seen:]
+        found = next((i for i, message in enumerate(since) if is_protective(message)), None)
+        return None if found is None else since[: found + 1]
+
+    messages: list[dict[str, Any]] = wait_until(first_protective, 30, "a protective order")
+    return messages
+
+
+def protected(sim: SimThread) -> bool:
+    """The whole position, once filled, covered by exactly one stop and one take-profit."""
+    snapshot = sim.snapshot()
+    position = snapshot.positions.get("AAPL")
+    sells = [order for order in snapshot.open_orders if order.action == "SELL"]
+    return (
+        position is not None
+        and position.quantity == 10
+        and len(sells) == 2
+        and all(order.quantity == position.quantity for order in sells)
+    )
+
+
+def passes(daemon: DaemonProcess) -> int:
+    return len(daemon.status()["passes"])
+
+
+def test_a_fills_pass_sends_its_protective_order_without_measuring_the_clock_first(
+    tmp_path: Path, sim_at: Any, started: list[DaemonProcess]
+) -> None:
+    sim: SimThread = sim_at(None)
+    wire = Wire(tmp_path / "wire.jsonl")
+    daemon = start_daemon(tmp_path, sim, started)
+    assert len(wire.messages("reqCurrentTime")) >= 1, "the connection measured the clock"
+
+    sent = fill_entry(sim, wire)
+    assert [message["msg"] for message in sent] == ["placeOrder"], sent
+    wait_until(lambda: protected(sim), 30, "the position protected by its stop and target")
+    assert daemon.stop()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "jump_to"),
+    [
+        # Across midnight New York: another trading day.
+        (ny(2026, 11, 24, 11, 0), ny(2026, 11, 25, 11, 0)),
+        # Across a weekend: Friday to Monday.
+        (ny(2026, 12, 4, 11, 0), ny(2026, 12, 7, 11, 0)),
+    ],
+    ids=["midnight", "weekend"],
+)
+def test_a_fill_stamped_after_a_clock_jump_makes_its_pass_measure_and_plan_on_the_new_day(
+    start: datetime,
+    jump_to: datetime,
+    tmp_path: Path,
+    sim_at: Any,
+    started: list[DaemonProcess],
+) -> None:
+    sim: SimThread = sim_at(start)
+    wire = Wire(tmp_path / "wire.jsonl")
+    daemon = start_daemon(tmp_path, sim, started)
+    before = passes(daemon)
+
+    reply = sim.control.apply({"op": "advance", "to": jump_to.isoformat()})
+    assert reply["ok"] is True, reply
+    # The GTC bracket outlives the jump, so nothing but the fill starts the next pass.
+    assert passes(daemon) == before
+
+    sent = [message["msg"] for message in fill_entry(sim, wire)]
+    # The fill's time (the new day) is later than the anchored clock (the old one): the pass
+    # measures before it plans, and on the new trading day reads the state afresh.
+    assert "reqCurrentTime" in sent, sent
+    assert sent.index("reqCurrentTime") < sent.index("reqExecutions") < len(sent) - 1, sent
+    wait_until(lambda: protected(sim), 30, "the position protected by its stop and target")
+    assert daemon.stop()[0] == 0
