@@ -561,6 +561,14 @@ class Journal:
         ).fetchall()
         return [_intent_from_row(row) for row in rows]
 
+    def unconfirmed_places(self) -> list[JournaledIntent]:
+        """Place intents journaled or sent that the broker has not acknowledged yet."""
+        rows = self._db.execute(
+            "SELECT * FROM intents WHERE state IN ('journaled', 'sent') AND action = 'place' "
+            "ORDER BY id"
+        ).fetchall()
+        return [_intent_from_row(row) for row in rows]
+
     def intents(self, since_id: int = 0) -> list[JournaledIntent]:
         rows = self._db.execute(
             "SELECT * FROM intents WHERE id > ? ORDER BY id", (since_id,)

@@ -256,11 +256,8 @@ def _unconfirmed_orders(
     ids_by_ref = {order.order_ref: order.order_id for order in at_broker if order.order_ref}
     pending = [
         intent
-        for intent in journal.live_intents()
-        if intent.action == "place"
-        and intent.state in ("journaled", "sent")
-        and intent.order_id is not None
-        and (intent.client_id, intent.order_id) not in seen
+        for intent in journal.unconfirmed_places()
+        if intent.order_id is not None and (intent.client_id, intent.order_id) not in seen
     ]
     ids_by_ref.update(
         (intent.order_ref, intent.order_id)
