@@ -11,10 +11,11 @@ measurements (NTP) does not move market time.
 
 The clock is measured at the start of every pass, not once in a while: a clock that jumps (a
 simulated gateway's ``advance``) must not leave a pass deciding on the old time, which could send
-a market order after the close (found by the simulated week, docs/reliability.md). The one
-exception is a pass that only a fill started (``anchored_now``): it plans on the anchored clock
-when the measurement is recent, of the same trading day and not contradicted by the fills' own
-times, which the gateway stamps.
+a market order after the close (found by the simulated week, docs/reliability.md). Two kinds of
+pass plan on the anchored clock instead (``anchored_now``) when its measurement is recent, of
+the same trading day and not contradicted by the fills' own times, which the gateway stamps: a
+pass only fills started, and one only a rule edit started, whose measurement was taken when the
+edit began.
 """
 
 from __future__ import annotations
@@ -27,10 +28,16 @@ from datetime import datetime, timedelta
 from tradectl.timezones import trading_day
 
 RESOLUTION = timedelta(milliseconds=1500)
+# A pass that must measure the clock, whenever it was measured last.
+NO_REUSE = timedelta(0)
 SKEW_WARNING = timedelta(seconds=5)
-# How old a measurement a fill's pass may plan on: the default `gateway.full_refresh_every`, two
-# timer passes (`schedule.reconcile_every`, 30 s), each of which measures.
-ANCHOR_MAX_AGE = timedelta(seconds=60)
+# How old a measurement a pass only fills started may plan on: the default
+# `gateway.full_refresh_every`, two timer passes (`schedule.reconcile_every`, 30 s), each of
+# which measures. The fills' own times, which the gateway stamps, check it (``anchored_now``).
+FILL_CLOCK_MAX_AGE = timedelta(seconds=60)
+# How old a measurement a pass only a rule edit started may plan on: the daemon measures when
+# the watcher sees the edit begin, a debounce (150 ms) before the pass.
+EDIT_CLOCK_MAX_AGE = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Ticker
@@ -92,7 +92,7 @@ from tradectl.journal import (
 from tradectl.journal.lifecycle import (
     order_ended,
 )
-from tradectl.market_clock import ANCHOR_MAX_AGE, MarketClock
+from tradectl.market_clock import NO_REUSE, MarketClock
 from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
 from tradectl.planner.fx import Pair, pair_named, pair_of, rate_from_pair
 from tradectl.planner.instruments import (
@@ -333,16 +333,16 @@ class IbAdapter:
         if self.market_clock.report_due():
             log.warning("%s", self.market_clock.describe())
 
-    def market_now(self, host_now: datetime, *, after_fill: bool = False) -> datetime:
+    def market_now(self, host_now: datetime, *, reuse_within: timedelta = NO_REUSE) -> datetime:
         """ "Now" for market-time decisions (docs/daemon.md, "Clock"): the gateway's clock,
-        measured again for every pass. A pass only fills started (``after_fill``) skips the
-        round trip, and the pacer token it costs, when the anchored clock can be trusted:
-        measured within ``ANCHOR_MAX_AGE`` on the same trading day, and not earlier than the
-        latest execution time the gateway stamped (``MarketClock.anchored_now``)."""
+        measured again for every pass. With ``reuse_within``, the round trip (and the pacer
+        token it costs) is skipped when the anchored clock can be trusted: measured at most
+        that long ago on the same trading day, and not earlier than the latest execution time
+        the gateway stamped (``MarketClock.anchored_now``)."""
         if not self.connected:
             return self.market_clock.now(host_now)
-        if after_fill:
-            anchored = self.market_clock.anchored_now(ANCHOR_MAX_AGE, self._latest_execution_time)
+        if reuse_within > NO_REUSE:
+            anchored = self.market_clock.anchored_now(reuse_within, self._latest_execution_time)
             if anchored is not None:
                 return anchored
         self.sync_clock()

@@ -22,6 +22,7 @@ from tradectl.journal.keys import (
     PNL_AT_RESUME_PREFIX,
     RESUME_PENDING,
 )
+from tradectl.market_clock import NO_REUSE
 from tradectl.planner import plan as make_plan
 from tradectl.planner.brackets import reconstructed_entries
 from tradectl.planner.breaker import previous_close_equity, since_resume
@@ -375,9 +376,8 @@ class PassHooks:
     to the pacer at once. ``abandon`` says shutdown began (stop waiting for the pacer; wait
     for acknowledgements only briefly). ``breaker`` trips and journals the daily-loss breaker
     and returns its reason. ``on_sources``, ``on_planned`` and ``on_sent`` let the daemon log
-    and report what the pass read, planned and sent. ``after_fill``: only fills started this
-    pass, which may then plan on the anchored clock instead of measuring the broker's
-    (docs/daemon.md, "Clock")."""
+    and report what the pass read, planned and sent. ``clock_reuse``: how old a measurement of the
+    broker's clock this pass may plan on instead of measuring it (docs/daemon.md, "Clock")."""
 
     may_send: Callable[[], bool] | None = None
     abandon: Callable[[], bool] = lambda: False
@@ -387,7 +387,7 @@ class PassHooks:
     on_sources: Callable[[Mapping[str, TargetsSource]], None] | None = None
     on_planned: Callable[[Observed, Plan], None] | None = None
     on_sent: Callable[[Sequence[Intent], Sequence[JournaledIntent]], None] | None = None
-    after_fill: bool = False
+    clock_reuse: timedelta = NO_REUSE
 
 
 # While stopping, acknowledgements are awaited only briefly: the next start adopts the rest.
@@ -414,7 +414,7 @@ def reconcile_pass(
     the actionable intents and wait for their acknowledgement. The one orchestrator of a pass:
     ``apply``, ``plan``, ``doctor`` and the daemon all run it."""
     started = clock()
-    now = broker.market_now(started, after_fill=hooks.after_fill)
+    now = broker.market_now(started, reuse_within=hooks.clock_reuse)
     tracker = tracker_for(broker, journal)
     tracker.start_pass()
     writable = journal is not None and journal.writable

@@ -156,7 +156,11 @@ class Daemon:
         # The rebalance window the journal had open at start, reopened once the rules are in.
         self._saved_window: OpenWindow | None = None
         self._watcher = RulesWatcher(
-            settings.rules_dir, self.reload, settings.debounce, self._targets_file_paths
+            settings.rules_dir,
+            self.reload,
+            settings.debounce,
+            self._targets_file_paths,
+            on_first_change=self._rules_changing,
         )
         self._targets_paths: frozenset[str] = frozenset()
         self._reload_lock = asyncio.Lock()
@@ -424,6 +428,12 @@ class Daemon:
                 self._serializer.request("targets file")
 
         self._in_background(reload_then_targets(), "reload the rules")
+
+    def _rules_changing(self) -> None:
+        """An edit began: measure the gateway's clock during the debounce, so that the edit's
+        pass plans without a round trip before its orders (docs/daemon.md, "Clock")."""
+        if self._link_usable() and not self._stopping:
+            self._in_background(self.session.measure_clock(), "measure the gateway's clock")
 
     def _targets_file_paths(self) -> frozenset[str]:
         # Called on watchdog's thread: reads one attribute the event loop replaces whole.

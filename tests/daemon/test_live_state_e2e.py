@@ -19,6 +19,7 @@ from tests.daemon.e2e_support import (
     write_atomically,
 )
 from tests.daemon.test_e2e import assert_nothing_sent_twice
+from tests.daemon.test_observability_e2e import metrics_url, scrape, value
 from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +46,12 @@ def _start(
     )
     (directory / "account.yaml").write_text(account)
     (directory / "rules.yaml").write_text(BRACKET)
-    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log")
+    daemon = DaemonProcess(
+        directory,
+        tmp_path / "state",
+        tmp_path / "tradectl.log",
+        extra=("--metrics", "127.0.0.1:0"),
+    )
     started.append(daemon.start())
     return daemon
 
@@ -77,6 +83,8 @@ def test_a_lost_fill_message_is_found_counted_and_corrected_without_a_wrong_orde
     # counts the difference; the fresh read wins.
     wait_until(lambda: _live_state(daemon).get("mismatches", 0) >= 1, 30, "the mismatch found")
     daemon.wait_message("streamed state differed from a fresh read", 30)
+    mismatches = _live_state(daemon)["mismatches"]
+    assert value(scrape(metrics_url(daemon)), "tradectl_live_state_mismatches_total") == mismatches
     requests = collections.Counter(message["msg"] for message in wire.messages())
     assert requests["reqExecutions"] > requests_before["reqExecutions"]
     wait_until(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tradectl.market_clock import ANCHOR_MAX_AGE, RESOLUTION, SKEW_WARNING, MarketClock
+from tradectl.market_clock import FILL_CLOCK_MAX_AGE, RESOLUTION, SKEW_WARNING, MarketClock
 from tradectl.timezones import TRADING_TIME_ZONE
 
 HOST = datetime(2026, 11, 30, 15, 0, 0, tzinfo=UTC)
@@ -70,7 +70,7 @@ def test_a_skew_is_reported_once_and_again_when_the_gateways_clock_jumps() -> No
 def test_before_the_first_measurement_market_time_is_the_hosts() -> None:
     clock = MarketClock(monotonic=Monotonic())
     assert clock.now(HOST) == HOST
-    assert clock.anchored_now(ANCHOR_MAX_AGE, None) is None
+    assert clock.anchored_now(FILL_CLOCK_MAX_AGE, None) is None
 
 
 def test_between_measurements_market_time_runs_on_the_monotonic_clock() -> None:
@@ -85,10 +85,10 @@ def test_between_measurements_market_time_runs_on_the_monotonic_clock() -> None:
 def test_a_fill_pass_plans_on_a_recent_anchor_and_measures_once_it_is_old() -> None:
     monotonic = Monotonic()
     clock = measured(HOST, monotonic=monotonic)
-    monotonic.seconds += ANCHOR_MAX_AGE.total_seconds()
-    assert clock.anchored_now(ANCHOR_MAX_AGE, None) == HOST + ANCHOR_MAX_AGE
+    monotonic.seconds += FILL_CLOCK_MAX_AGE.total_seconds()
+    assert clock.anchored_now(FILL_CLOCK_MAX_AGE, None) == HOST + FILL_CLOCK_MAX_AGE
     monotonic.seconds += 0.001
-    assert clock.anchored_now(ANCHOR_MAX_AGE, None) is None
+    assert clock.anchored_now(FILL_CLOCK_MAX_AGE, None) is None
 
 
 def test_a_fill_pass_measures_when_the_anchored_clock_crossed_into_another_trading_day() -> None:
@@ -97,9 +97,9 @@ def test_a_fill_pass_measures_when_the_anchored_clock_crossed_into_another_tradi
     clock = MarketClock(monotonic=monotonic)
     clock.record(before_midnight, before_midnight, before_midnight)
     monotonic.seconds += 5
-    assert clock.anchored_now(ANCHOR_MAX_AGE, None) == before_midnight + timedelta(seconds=5)
+    assert clock.anchored_now(FILL_CLOCK_MAX_AGE, None) == before_midnight + timedelta(seconds=5)
     monotonic.seconds += 10
-    assert clock.anchored_now(ANCHOR_MAX_AGE, None) is None
+    assert clock.anchored_now(FILL_CLOCK_MAX_AGE, None) is None
 
 
 def test_a_fill_stamped_later_than_the_anchored_clock_means_the_gateways_clock_moved_on() -> None:
@@ -108,9 +108,9 @@ def test_a_fill_stamped_later_than_the_anchored_clock_means_the_gateways_clock_m
     monotonic.seconds += 2
     anchored = HOST + timedelta(seconds=2)
     # Stamped earlier: the fill is in the past, as it should be.
-    assert clock.anchored_now(ANCHOR_MAX_AGE, HOST) == anchored
+    assert clock.anchored_now(FILL_CLOCK_MAX_AGE, HOST) == anchored
     # Within what a whole-second measurement can tell apart: "now" is the stamp.
     slightly_later = anchored + RESOLUTION
-    assert clock.anchored_now(ANCHOR_MAX_AGE, slightly_later) == slightly_later
+    assert clock.anchored_now(FILL_CLOCK_MAX_AGE, slightly_later) == slightly_later
     # Beyond it (a simulated gateway's advance, say): the pass must measure.
-    assert clock.anchored_now(ANCHOR_MAX_AGE, anchored + timedelta(hours=1)) is None
+    assert clock.anchored_now(FILL_CLOCK_MAX_AGE, anchored + timedelta(hours=1)) is None

@@ -1,10 +1,12 @@
-"""A fill's pass and the gateway's clock (docs/daemon.md, "Clock"; issue #17).
+"""The passes of a fill and of a rule edit, and the gateway's clock (docs/daemon.md, "Clock";
+issue #17).
 
 A pass that only a fill started plans on the clock measured earlier, anchored on the host's
 monotonic clock, so its protective order goes out without a ``reqCurrentTime`` round trip (and
 the pacer token it costs) before it. When the fill's own execution time, which the gateway
 stamps, is later than that clock (the simulated gateway's clock jumped), the pass measures
-first and plans on the gateway's new day. Read from the sim's wire log and its snapshot.
+first and plans on the gateway's new day. A rule edit's clock is measured when the edit begins,
+during the debounce. Read from the sim's wire log and its snapshot.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from typing import Any
 
 import pytest
 
-from tests.daemon.e2e_support import ACCOUNT_RULES, DaemonProcess, Wire, wait_until
+from tests.daemon.e2e_support import (
+    ACCOUNT_RULES,
+    DaemonProcess,
+    Wire,
+    wait_until,
+    wire_time,
+    write_atomically,
+)
 from tradectl.sim import SimState, SimThread, start_sim_thread
 from tradectl.sim.state import BracketsSpec
 from tradectl.timezones import TRADING_TIME_ZONE
@@ -62,7 +71,9 @@ def sim_at(tmp_path: Path) -> Iterator[Any]:
         gateway.stop()
 
 
-def start_daemon(tmp_path: Path, sim: SimThread, started: list[DaemonProcess]) -> DaemonProcess:
+def start_daemon(
+    tmp_path: Path, sim: SimThread, started: list[DaemonProcess], *, debounce: float = 0.15
+) -> DaemonProcess:
     directory = tmp_path / "rules"
     directory.mkdir()
     # No timer pass and no periodic full read while the test runs: only the fills start passes.
@@ -71,7 +82,12 @@ def start_daemon(tmp_path: Path, sim: SimThread, started: list[DaemonProcess]) -
     )
     (directory / "account.yaml").write_text(account)
     (directory / "rules.yaml").write_text(BRACKET)
-    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log")
+    daemon = DaemonProcess(
+        directory,
+        tmp_path / "state",
+        tmp_path / "tradectl.log",
+        extra=("--debounce", str(debounce)),
+    )
     started.append(daemon.start())
     daemon.wait_message("first sync complete", timeout=60)
     return daemon
@@ -162,4 +178,29 @@ def test_a_fill_stamped_after_a_clock_jump_makes_its_pass_measure_and_plan_on_th
     assert "reqCurrentTime" in sent, sent
     assert sent.index("reqCurrentTime") < sent.index("reqExecutions") < len(sent) - 1, sent
     wait_until(lambda: protected(sim), 30, "the position protected by its stop and target")
+    assert daemon.stop()[0] == 0
+
+
+def test_a_rule_edits_clock_is_measured_during_the_debounce_not_before_its_order(
+    tmp_path: Path, sim_at: Any, started: list[DaemonProcess]
+) -> None:
+    sim: SimThread = sim_at(None)
+    wire = Wire(tmp_path / "wire.jsonl")
+    debounce = 0.5
+    daemon = start_daemon(tmp_path, sim, started, debounce=debounce)
+    wire.wait_placed(lambda placed: len(placed) == 3, 30, "the bracket")
+    seen = len(wire.messages())
+
+    write_atomically(tmp_path / "rules" / "rules.yaml", BRACKET.replace("limit: 270", "limit: 271"))
+
+    def first_order() -> list[dict[str, Any]] | None:
+        since = wire.messages()[seen:]
+        found = next((i for i, m in enumerate(since) if m["msg"] == "placeOrder"), None)
+        return None if found is None else since[: found + 1]
+
+    sent = wait_until(first_order, 30, "the entry's modify")
+    assert [message["msg"] for message in sent] == ["reqCurrentTime", "placeOrder"], sent
+    assert sent[1]["fields"]["lmtPrice"] == 271.0
+    # Measured when the edit began, not at the start of the pass a debounce later.
+    assert wire_time(sent[1]) - wire_time(sent[0]) >= debounce / 2
     assert daemon.stop()[0] == 0
