@@ -155,6 +155,22 @@ def test_intent_lifecycle_and_in_flight_keys(journal: Journal) -> None:
     )
 
 
+def test_live_intents_read_again_show_every_change(journal: Journal) -> None:
+    first, second = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry"), place("k2", "tctl:b:g:entry")],
+        client_id=17,
+        session="s",
+        next_valid_order_id=1,
+    )
+    assert [intent.state for intent in journal.live_intents()] == ["journaled", "journaled"]
+    journal.mark_sent(first.id)
+    journal.mark_acknowledged(first.id, perm_id=9001)
+    journal.finish_intent(second.id, "cancelled")
+    (live,) = journal.live_intents()
+    assert (live.key, live.state, live.perm_id) == ("k1", "acknowledged", 9001)
+    assert journal.live_intents() == [journal.intent(first.id)]
+
+
 def test_unconfirmed_places_are_the_places_journaled_or_sent_and_not_yet_acknowledged(
     journal: Journal,
 ) -> None:
