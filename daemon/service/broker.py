@@ -68,7 +68,7 @@ from tradectl.runtime.tracking import tracker_for
 from tradectl.schemas.models import RuleKind, RuleSet
 from tradectl.timezones import trading_day, trading_day_start
 
-from .engine import PassContext, PassSummary, SessionEvents
+from .engine import FILL_TRIGGER, RULES_TRIGGER, PassContext, PassSummary, SessionEvents
 from .safety import SafetyState
 from .schedule import OpenWindow
 from .telemetry import PassFacts, allocation_drift
@@ -82,18 +82,16 @@ ACK_TIMEOUT_SECONDS = 30.0
 ACK_TIMEOUT_STOPPING_SECONDS = 1.0
 CANCEL_ACK_TIMEOUT_SECONDS = 10.0
 _DRAIN_STEP_SECONDS = 0.005
-# The trigger of a new execution. A pass that it alone, or with its order's Filled status,
-# started may plan on the anchored clock (docs/daemon.md, "Clock"): the execution carries the
-# gateway's time, which the clock is checked against.
-FILL_TRIGGER = "fill"
+# A pass that a new execution alone, or with its order's Filled status, started may plan on
+# the anchored clock (docs/daemon.md, "Clock"): the execution carries the gateway's time, which
+# the clock is checked against.
 FILL_TRIGGERS = frozenset({FILL_TRIGGER, "order-filled"})
-# The trigger of a valid rule change; the supervisor measured the clock when the edit began.
-RULES_TRIGGER = "rules"
 
 
 def clock_reuse(reasons: frozenset[str]) -> timedelta:
     """How old a clock measurement a pass started by ``reasons`` may plan on (docs/daemon.md,
-    "Clock"): any other pass measures the gateway's clock first."""
+    "Clock"): any other pass measures the gateway's clock first. A rule edit's was measured
+    when the edit began (``BrokerSession.measure_clock``)."""
     if FILL_TRIGGER in reasons and reasons <= FILL_TRIGGERS:
         return FILL_CLOCK_MAX_AGE
     if reasons == {RULES_TRIGGER}:

@@ -20,6 +20,10 @@ from .safety import SafetyState
 from .schedule import OpenWindow
 from .telemetry import PassFacts
 
+# The reasons of a pass started by a new execution and by a valid rule change.
+FILL_TRIGGER = "fill"
+RULES_TRIGGER = "rules"
+
 
 @dataclass(frozen=True)
 class PassContext:

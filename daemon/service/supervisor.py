@@ -37,7 +37,7 @@ from tradectl.timezones import trading_day
 
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
-from .engine import BrokerSession, PassContext, PassRecord
+from .engine import RULES_TRIGGER, BrokerSession, PassContext, PassRecord
 from .records_task import RecordsFactory, RecordsTask
 from .safety import SafetyState
 from .schedule import OpenWindow, PassScheduler
@@ -482,7 +482,7 @@ class Daemon:
             self._status_changed()
             return
         await self._swap_rules(outcome)
-        self._serializer.request("rules")
+        self._serializer.request(RULES_TRIGGER)
 
     async def _swap_rules(self, outcome: LoadOutcome) -> None:
         rule_set = outcome.rule_set
