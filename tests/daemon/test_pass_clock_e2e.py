@@ -18,14 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.daemon.e2e_support import (
-    ACCOUNT_RULES,
-    DaemonProcess,
-    Wire,
-    wait_until,
-    wire_time,
-    write_atomically,
-)
+from tests.daemon.e2e_support import DaemonProcess, Wire, wait_until, wire_time, write_atomically
+from tests.daemon.test_live_state_e2e import start_daemon as start_bracket_daemon
 from tradectl.sim import SimState, SimThread, start_sim_thread
 from tradectl.sim.state import BracketsSpec
 from tradectl.timezones import TRADING_TIME_ZONE
@@ -74,21 +68,10 @@ def sim_at(tmp_path: Path) -> Iterator[Any]:
 def start_daemon(
     tmp_path: Path, sim: SimThread, started: list[DaemonProcess], *, debounce: float = 0.15
 ) -> DaemonProcess:
-    directory = tmp_path / "rules"
-    directory.mkdir()
     # No timer pass and no periodic full read while the test runs: only the fills start passes.
-    account = ACCOUNT_RULES.format(port=sim.port, every="1h").replace(
-        "client_id: 17}", "client_id: 17, full_refresh_every: 1h}"
+    daemon = start_bracket_daemon(
+        tmp_path, sim, started, rules=BRACKET, extra=("--debounce", str(debounce))
     )
-    (directory / "account.yaml").write_text(account)
-    (directory / "rules.yaml").write_text(BRACKET)
-    daemon = DaemonProcess(
-        directory,
-        tmp_path / "state",
-        tmp_path / "tradectl.log",
-        extra=("--debounce", str(debounce)),
-    )
-    started.append(daemon.start())
     daemon.wait_message("first sync complete", timeout=60)
     return daemon
 
