@@ -36,6 +36,9 @@ BRACKET = (
 )
 
 
+OUTSIDE_RTH_BRACKET = BRACKET.replace("tif: GTC}", "tif: GTC, outside_rth: true}")
+
+
 def ny(*args: int) -> datetime:
     return datetime(*args, tzinfo=TRADING_TIME_ZONE)  # type: ignore[misc]
 
@@ -66,11 +69,16 @@ def sim_at(tmp_path: Path) -> Iterator[Any]:
 
 
 def start_daemon(
-    tmp_path: Path, sim: SimThread, started: list[DaemonProcess], *, debounce: float = 0.15
+    tmp_path: Path,
+    sim: SimThread,
+    started: list[DaemonProcess],
+    *,
+    rules: str = BRACKET,
+    debounce: float = 0.15,
 ) -> DaemonProcess:
     # No timer pass and no periodic full read while the test runs: only the fills start passes.
     daemon = start_bracket_daemon(
-        tmp_path, sim, started, rules=BRACKET, extra=("--debounce", str(debounce))
+        tmp_path, sim, started, rules=rules, extra=("--debounce", str(debounce))
     )
     daemon.wait_message("first sync complete", timeout=60)
     return daemon
@@ -131,14 +139,16 @@ def test_a_fills_pass_sends_its_protective_order_without_measuring_the_clock_fir
 @pytest.mark.parametrize(
     ("start", "jump_to"),
     [
+        # Across the close into the after-hours session (the bracket trades outside RTH).
+        (ny(2026, 11, 24, 15, 50), ny(2026, 11, 24, 16, 30)),
         # Across midnight New York: another trading day.
         (ny(2026, 11, 24, 11, 0), ny(2026, 11, 25, 11, 0)),
         # Across a weekend: Friday to Monday.
         (ny(2026, 12, 4, 11, 0), ny(2026, 12, 7, 11, 0)),
     ],
-    ids=["midnight", "weekend"],
+    ids=["close", "midnight", "weekend"],
 )
-def test_a_fill_stamped_after_a_clock_jump_makes_its_pass_measure_and_plan_on_the_new_day(
+def test_a_fill_stamped_after_a_clock_jump_makes_its_pass_measure_before_it_plans(
     start: datetime,
     jump_to: datetime,
     tmp_path: Path,
@@ -147,7 +157,7 @@ def test_a_fill_stamped_after_a_clock_jump_makes_its_pass_measure_and_plan_on_th
 ) -> None:
     sim: SimThread = sim_at(start)
     wire = Wire(tmp_path / "wire.jsonl")
-    daemon = start_daemon(tmp_path, sim, started)
+    daemon = start_daemon(tmp_path, sim, started, rules=OUTSIDE_RTH_BRACKET)
     before = passes(daemon)
 
     reply = sim.control.apply({"op": "advance", "to": jump_to.isoformat()})
@@ -155,11 +165,14 @@ def test_a_fill_stamped_after_a_clock_jump_makes_its_pass_measure_and_plan_on_th
     # The GTC bracket outlives the jump, so nothing but the fill starts the next pass.
     assert passes(daemon) == before
 
-    sent = [message["msg"] for message in fill_entry(sim, wire)]
-    # The fill's time (the new day) is later than the anchored clock (the old one): the pass
-    # measures before it plans, and on the new trading day reads the state afresh.
-    assert "reqCurrentTime" in sent, sent
-    assert sent.index("reqCurrentTime") < sent.index("reqExecutions") < len(sent) - 1, sent
+    sent = fill_entry(sim, wire)
+    names = [message["msg"] for message in sent]
+    # The fill's time (after the jump) is later than the anchored clock (before it): the pass
+    # measures before it plans, and on a new trading day reads the state afresh.
+    assert "reqCurrentTime" in names, names
+    if jump_to.date() != start.date():
+        assert names.index("reqCurrentTime") < names.index("reqExecutions") < len(names) - 1
+    assert sent[-1]["market"] == ("after_hours" if jump_to.hour >= 16 else "regular")
     wait_until(lambda: protected(sim), 30, "the position protected by its stop and target")
     assert daemon.stop()[0] == 0
 
