@@ -181,6 +181,7 @@ def serve_metrics(
     metrics = DaemonMetrics(
         pacer_waiting=session.pacer_waiting,
         messages_sent=session.messages_sent,
+        live_state_mismatches=session.live_state_mismatches,
         state_dir=state_dir,
     )
     try:

@@ -37,7 +37,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Ticker
@@ -92,7 +92,7 @@ from tradectl.journal import (
 from tradectl.journal.lifecycle import (
     order_ended,
 )
-from tradectl.market_clock import MarketClock
+from tradectl.market_clock import NO_REUSE, MarketClock
 from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
 from tradectl.planner.fx import Pair, pair_named, pair_of, rate_from_pair
 from tradectl.planner.instruments import (
@@ -239,6 +239,9 @@ class IbAdapter:
         self._collecting_open: set[tuple[int, int]] | None = None
         self._completed: list[_OrderRecord] = []
         self._executions: dict[str, RecordedExecution] = {}
+        # The latest time the gateway stamped on an execution this connection heard of: a
+        # pass after a fill never plans on an earlier "now" (``market_now``).
+        self._latest_execution_time: datetime | None = None
         # The last order action this connection sent for each order: IB's error about an
         # order answers it, and only a refused placement makes the order itself rejected.
         self._last_action: dict[tuple[int, int], str] = {}
@@ -330,11 +333,19 @@ class IbAdapter:
         if self.market_clock.report_due():
             log.warning("%s", self.market_clock.describe())
 
-    def market_now(self, host_now: datetime) -> datetime:
-        """ "Now" for market-time decisions: the host time moved onto the gateway's clock,
-        measured again for every pass (docs/daemon.md, "Clock")."""
-        if self.connected:
-            self.sync_clock()
+    def market_now(self, host_now: datetime, *, reuse_within: timedelta = NO_REUSE) -> datetime:
+        """ "Now" for market-time decisions (docs/daemon.md, "Clock"): the gateway's clock,
+        measured again for every pass. With ``reuse_within``, the round trip (and the pacer
+        token it costs) is skipped when the anchored clock can be trusted: measured at most
+        that long ago on the same trading day, and not earlier than the latest execution time
+        the gateway stamped (``MarketClock.anchored_now``)."""
+        if not self.connected:
+            return self.market_clock.now(host_now)
+        if reuse_within > NO_REUSE:
+            anchored = self.market_clock.anchored_now(reuse_within, self._latest_execution_time)
+            if anchored is not None:
+                return anchored
+        self.sync_clock()
         return self.market_clock.now(host_now)
 
     def disconnect(self) -> None:
@@ -501,6 +512,9 @@ class IbAdapter:
             return
         recorded = translate.recorded_execution(contract, execution, self.instrument_key(contract))
         self._executions[recorded.exec_id] = recorded
+        latest = self._latest_execution_time
+        if latest is None or recorded.time > latest:
+            self._latest_execution_time = recorded.time
         streamed = req_id == -1
         if streamed and _order_key(recorded.client_id, recorded.order_id, recorded.perm_id) not in (
             self._orders

@@ -257,6 +257,9 @@ class Journal:
         self._db = connection
         self._lock = lock
         self._clock = clock
+        # The live intents as last read, by id, each with the row it was parsed from: every
+        # pass reads them, and most rows have not changed since (parsing is most of the read).
+        self._live_parsed: dict[int, tuple[tuple[Any, ...], JournaledIntent]] = {}
 
     @property
     def writable(self) -> bool:
@@ -558,6 +561,21 @@ class Journal:
     def live_intents(self) -> list[JournaledIntent]:
         rows = self._db.execute(
             "SELECT * FROM intents WHERE state IN ('journaled', 'sent', 'acknowledged') ORDER BY id"
+        ).fetchall()
+        parsed: dict[int, tuple[tuple[Any, ...], JournaledIntent]] = {}
+        for row in rows:
+            values = tuple(row)
+            known = self._live_parsed.get(row["id"])
+            intent = known[1] if known is not None and known[0] == values else _intent_from_row(row)
+            parsed[row["id"]] = (values, intent)
+        self._live_parsed = parsed
+        return [intent for _, intent in parsed.values()]
+
+    def unconfirmed_places(self) -> list[JournaledIntent]:
+        """Place intents journaled or sent that the broker has not acknowledged yet."""
+        rows = self._db.execute(
+            "SELECT * FROM intents WHERE state IN ('journaled', 'sent') AND action = 'place' "
+            "ORDER BY id"
         ).fetchall()
         return [_intent_from_row(row) for row in rows]
 

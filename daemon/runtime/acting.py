@@ -54,21 +54,28 @@ def resync(broker: Broker, journal: Journal | None, day_start: datetime) -> list
     records = broker.broker_records(day_start)
     if journal is None or not journal.writable:
         return []
-    transitions = _match(journal, records)
+    live = journal.live_intents()
+    transitions = _match(journal, live, records)
     if transitions and not broker.last_records_fresh:
         # The tracker journals every streamed update as it comes, so the streamed state has
         # nothing new to say to the journal; when it seems to, only a fresh read decides.
         broker.suspect(f"the streamed state would change {len(transitions)} journaled intent(s)")
-        transitions = _match(journal, broker.broker_records(day_start))
+        records = broker.broker_records(day_start)
+        # The tracker journals what arrived during that read.
+        live = journal.live_intents()
+        transitions = _match(journal, live, records)
     for transition in transitions:
         journal.apply_transition(transition)
-    tracker_for(broker, journal).track(journal.live_intents())
+    # Read again only when the transitions changed it (a pass reads it on every trigger).
+    tracker_for(broker, journal).track(journal.live_intents() if transitions else live)
     return transitions
 
 
-def _match(journal: Journal, records: Sequence[BrokerRecord]) -> list[Transition]:
+def _match(
+    journal: Journal, live: Sequence[JournaledIntent], records: Sequence[BrokerRecord]
+) -> list[Transition]:
     return match_journal(
-        journal.live_intents(),
+        live,
         records,
         known_perm_ids=journal.known_perm_ids(),
         now=journal.now,

@@ -18,12 +18,12 @@ sent for it, and the next pass tries again. A broker that refuses the account ra
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from tradectl.broker_types import BrokerState, Priority, UpdateListener
 from tradectl.journal import BrokerRecord, CachedContract, JournaledIntent
-from tradectl.market_clock import MarketClock
+from tradectl.market_clock import NO_REUSE, MarketClock
 from tradectl.planner.domain import Intent, WorkingOrder
 
 WriteHook = Callable[[int], None]
@@ -70,8 +70,13 @@ class Broker(Protocol):
     def market_clock(self) -> MarketClock:
         """The broker's clock as measured against the host's."""
 
-    def market_now(self, host_now: datetime) -> datetime:
-        """``host_now`` on the broker's clock: "now" for every market-time decision."""
+    def sync_clock(self) -> None:
+        """Measure the broker's clock against the host's now."""
+
+    def market_now(self, host_now: datetime, *, reuse_within: timedelta = NO_REUSE) -> datetime:
+        """``host_now`` on the broker's clock: "now" for every market-time decision, measured
+        afresh unless a measurement within ``reuse_within`` can be trusted (docs/daemon.md,
+        "Clock")."""
 
     def listen(self, listener: UpdateListener) -> None:
         """Hand every later update (order status, execution, error or rejection, link, close)

@@ -22,6 +22,7 @@ from tradectl.journal.keys import (
     PNL_AT_RESUME_PREFIX,
     RESUME_PENDING,
 )
+from tradectl.market_clock import NO_REUSE
 from tradectl.planner import plan as make_plan
 from tradectl.planner.brackets import reconstructed_entries
 from tradectl.planner.breaker import previous_close_equity, since_resume
@@ -256,11 +257,8 @@ def _unconfirmed_orders(
     ids_by_ref = {order.order_ref: order.order_id for order in at_broker if order.order_ref}
     pending = [
         intent
-        for intent in journal.live_intents()
-        if intent.action == "place"
-        and intent.state in ("journaled", "sent")
-        and intent.order_id is not None
-        and (intent.client_id, intent.order_id) not in seen
+        for intent in journal.unconfirmed_places()
+        if intent.order_id is not None and (intent.client_id, intent.order_id) not in seen
     ]
     ids_by_ref.update(
         (intent.order_ref, intent.order_id)
@@ -378,7 +376,8 @@ class PassHooks:
     to the pacer at once. ``abandon`` says shutdown began (stop waiting for the pacer; wait
     for acknowledgements only briefly). ``breaker`` trips and journals the daily-loss breaker
     and returns its reason. ``on_sources``, ``on_planned`` and ``on_sent`` let the daemon log
-    and report what the pass read, planned and sent."""
+    and report what the pass read, planned and sent. ``clock_reuse``: how old a measurement of the
+    broker's clock this pass may plan on instead of measuring it (docs/daemon.md, "Clock")."""
 
     may_send: Callable[[], bool] | None = None
     abandon: Callable[[], bool] = lambda: False
@@ -388,6 +387,7 @@ class PassHooks:
     on_sources: Callable[[Mapping[str, TargetsSource]], None] | None = None
     on_planned: Callable[[Observed, Plan], None] | None = None
     on_sent: Callable[[Sequence[Intent], Sequence[JournaledIntent]], None] | None = None
+    clock_reuse: timedelta = NO_REUSE
 
 
 # While stopping, acknowledgements are awaited only briefly: the next start adopts the rest.
@@ -414,7 +414,7 @@ def reconcile_pass(
     the actionable intents and wait for their acknowledgement. The one orchestrator of a pass:
     ``apply``, ``plan``, ``doctor`` and the daemon all run it."""
     started = clock()
-    now = broker.market_now(started)
+    now = broker.market_now(started, reuse_within=hooks.clock_reuse)
     tracker = tracker_for(broker, journal)
     tracker.start_pass()
     writable = journal is not None and journal.writable

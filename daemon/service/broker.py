@@ -24,7 +24,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,7 +48,12 @@ from tradectl.journal.keys import (
 )
 from tradectl.journal.lifecycle import REJECTION_STATUS, order_ended
 from tradectl.ledger_view import rule_ledgers
-from tradectl.market_clock import MarketClock
+from tradectl.market_clock import (
+    EDIT_CLOCK_MAX_AGE,
+    FILL_CLOCK_MAX_AGE,
+    NO_REUSE,
+    MarketClock,
+)
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.domain import Intent, Observed, Plan, TargetsSource, WorkingOrder
 from tradectl.planner.legs import leg_kind, parse_order_ref
@@ -63,7 +68,7 @@ from tradectl.runtime.tracking import tracker_for
 from tradectl.schemas.models import RuleKind, RuleSet
 from tradectl.timezones import trading_day, trading_day_start
 
-from .engine import PassContext, PassSummary, SessionEvents
+from .engine import FILL_TRIGGER, RULES_TRIGGER, PassContext, PassSummary, SessionEvents
 from .safety import SafetyState
 from .schedule import OpenWindow
 from .telemetry import PassFacts, allocation_drift
@@ -77,6 +82,21 @@ ACK_TIMEOUT_SECONDS = 30.0
 ACK_TIMEOUT_STOPPING_SECONDS = 1.0
 CANCEL_ACK_TIMEOUT_SECONDS = 10.0
 _DRAIN_STEP_SECONDS = 0.005
+# A pass that a new execution alone, or with its order's Filled status, started may plan on
+# the anchored clock (docs/daemon.md, "Clock"): the execution carries the gateway's time, which
+# the clock is checked against.
+FILL_TRIGGERS = frozenset({FILL_TRIGGER, "order-filled"})
+
+
+def clock_reuse(reasons: frozenset[str]) -> timedelta:
+    """How old a clock measurement a pass started by ``reasons`` may plan on (docs/daemon.md,
+    "Clock"): any other pass measures the gateway's clock first. A rule edit's was measured
+    when the edit began (``BrokerSession.measure_clock``)."""
+    if FILL_TRIGGER in reasons and reasons <= FILL_TRIGGERS:
+        return FILL_CLOCK_MAX_AGE
+    if reasons == {RULES_TRIGGER}:
+        return EDIT_CLOCK_MAX_AGE
+    return NO_REUSE
 
 
 class BrokerThread:
@@ -205,6 +225,9 @@ class IbBrokerSession:
         self._newest_intent_id = 0
         # Messages written by the adapters of earlier connections (metrics).
         self._messages_sent_before = 0
+        # Live-state mismatches of the connections closed so far (each adapter counts its own).
+        self._mismatches_before = 0
+        self._mismatches_reported = 0
         self._messages_reported = 0
         # (action, rule kind) of every order action the pass in progress journaled and sent.
         self._sent_actions: list[tuple[str, str]] = []
@@ -296,6 +319,14 @@ class IbBrokerSession:
     def market_now(self) -> datetime:
         return self._market_clock.now(self._clock())
 
+    async def measure_clock(self) -> None:
+        await self._thread.submit(self._measure_clock)
+
+    def _measure_clock(self) -> None:
+        adapter = self._adapter
+        if adapter is not None and adapter.connected and adapter.can_send:
+            adapter.sync_clock()
+
     def _connect(self, rules: RuleSet) -> None:
         self._disconnect()
         # A fresh broker per connection: a new session id tells the journal's resync which
@@ -333,6 +364,7 @@ class IbBrokerSession:
         if adapter is not None:
             adapter.disconnect()
             self._messages_sent_before += adapter.messages_sent
+            self._mismatches_before += adapter.state_mismatches
 
     def _on_update(self, adapter: Broker, update: BrokerUpdate) -> None:
         """The broker's updates, as the daemon's session events (on the daemon's loop)."""
@@ -378,7 +410,7 @@ class IbBrokerSession:
                 "exec_id": execution.exec_id,
             },
         )
-        self._emit(self.events.order_event, "fill")
+        self._emit(self.events.order_event, FILL_TRIGGER)
         if rule is not None:
             what = f"{execution.side} {execution.shares:g} {execution.symbol} @ {execution.price}"
             self._emit(self.events.order_filled, rule, what)
@@ -431,6 +463,7 @@ class IbBrokerSession:
             on_sources=self._report_targets_problems,
             on_planned=lambda observed, plan: self._planned(journal, rules, observed, plan),
             on_sent=self._log_actions,
+            clock_reuse=clock_reuse(context.reasons),
         )
         result = reconcile_pass(
             rules,
@@ -670,6 +703,13 @@ class IbBrokerSession:
         # ``_messages_sent_before``: never report less than before (a counter only goes up).
         self._messages_reported = max(self._messages_reported, current)
         return self._messages_reported
+
+    def live_state_mismatches(self) -> int:
+        adapter = self._adapter
+        current = self._mismatches_before + (0 if adapter is None else adapter.state_mismatches)
+        # As ``messages_sent``: a disconnect moving the count must not make it go down.
+        self._mismatches_reported = max(self._mismatches_reported, current)
+        return self._mismatches_reported
 
 
 def orphaned_protections(journal: Journal, rules: RuleSet) -> list[str]:

@@ -20,6 +20,10 @@ from .safety import SafetyState
 from .schedule import OpenWindow
 from .telemetry import PassFacts
 
+# The reasons of a pass started by a new execution and by a valid rule change.
+FILL_TRIGGER = "fill"
+RULES_TRIGGER = "rules"
+
 
 @dataclass(frozen=True)
 class PassContext:
@@ -98,9 +102,14 @@ class BrokerSession(Protocol):
         """host:port the session connects to for these rules."""
 
     def market_now(self) -> datetime:
-        """Now on the gateway's clock: the host clock moved by the offset the last
-        ``reqCurrentTime`` measured (kept across reconnects; none before the first connect).
-        Every trading-day and market-time decision of the daemon uses it; any thread."""
+        """Now on the gateway's clock: the last ``reqCurrentTime`` measurement plus the host's
+        monotonic time since (kept across reconnects; the host's clock before the first
+        connect). Every trading-day and market-time decision of the daemon uses it; any
+        thread."""
+
+    async def measure_clock(self) -> None:
+        """Measure the gateway's clock now, when connected (a rule edit began: its pass may
+        plan on this measurement, docs/daemon.md "Clock")."""
 
     async def connect(self, rule_set: RuleSet) -> None:
         """Connect to the gateway named by the rules; raise on failure."""
@@ -129,6 +138,10 @@ class BrokerSession(Protocol):
 
     def messages_sent(self) -> int:
         """Messages written to the gateway since the session opened; any thread."""
+
+    def live_state_mismatches(self) -> int:
+        """Full reads that found the streamed state differing from a fresh one, since the
+        session opened (docs/daemon.md, "Live state"); any thread."""
 
 
 @dataclass

@@ -107,6 +107,12 @@ class _PulledValues(Collector):
             "Messages written to the gateway (rate() gives messages per second)",
             value=metrics.messages_sent(),
         )
+        yield CounterMetricFamily(
+            "tradectl_live_state_mismatches",
+            "Full reads that found the state streamed by IB differing from a fresh read "
+            "(logged and corrected; docs/daemon.md, Live state)",
+            value=metrics.live_state_mismatches(),
+        )
         yield GaugeMetricFamily(
             "tradectl_last_successful_pass_age_seconds",
             "Seconds since the last pass that completed (since start when none has yet)",
@@ -159,6 +165,7 @@ class DaemonMetrics(Telemetry):
         *,
         pacer_waiting: Callable[[], int] = lambda: 0,
         messages_sent: Callable[[], int] = lambda: 0,
+        live_state_mismatches: Callable[[], int] = lambda: 0,
         state_dir: Path | None = None,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
@@ -166,6 +173,7 @@ class DaemonMetrics(Telemetry):
         self.registry = registry if registry is not None else CollectorRegistry()
         self.pacer_waiting = pacer_waiting
         self.messages_sent = messages_sent
+        self.live_state_mismatches = live_state_mismatches
         self.state_dir = state_dir
         self.clock = clock
         self.last_success = clock()

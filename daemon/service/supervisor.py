@@ -37,7 +37,7 @@ from tradectl.timezones import trading_day
 
 from .backoff import Backoff
 from .control import ControlError, ControlServer, StateDirLock, socket_path
-from .engine import BrokerSession, PassContext, PassRecord
+from .engine import RULES_TRIGGER, BrokerSession, PassContext, PassRecord
 from .records_task import RecordsFactory, RecordsTask
 from .safety import SafetyState
 from .schedule import OpenWindow, PassScheduler
@@ -156,7 +156,11 @@ class Daemon:
         # The rebalance window the journal had open at start, reopened once the rules are in.
         self._saved_window: OpenWindow | None = None
         self._watcher = RulesWatcher(
-            settings.rules_dir, self.reload, settings.debounce, self._targets_file_paths
+            settings.rules_dir,
+            self.reload,
+            settings.debounce,
+            self._targets_file_paths,
+            on_first_change=self._rules_changing,
         )
         self._targets_paths: frozenset[str] = frozenset()
         self._reload_lock = asyncio.Lock()
@@ -425,6 +429,12 @@ class Daemon:
 
         self._in_background(reload_then_targets(), "reload the rules")
 
+    def _rules_changing(self) -> None:
+        """An edit began: measure the gateway's clock during the debounce, so that the edit's
+        pass plans without a round trip before its orders (docs/daemon.md, "Clock")."""
+        if self._link_usable() and not self._stopping:
+            self._in_background(self.session.measure_clock(), "measure the gateway's clock")
+
     def _targets_file_paths(self) -> frozenset[str]:
         # Called on watchdog's thread: reads one attribute the event loop replaces whole.
         return self._targets_paths
@@ -472,7 +482,7 @@ class Daemon:
             self._status_changed()
             return
         await self._swap_rules(outcome)
-        self._serializer.request("rules")
+        self._serializer.request(RULES_TRIGGER)
 
     async def _swap_rules(self, outcome: LoadOutcome) -> None:
         rule_set = outcome.rule_set

@@ -67,18 +67,27 @@ def is_relevant_event(event: FileSystemEvent, also: frozenset[str] = frozenset()
 
 
 class Debouncer:
-    """Calls ``callback`` once ``delay`` seconds have passed without another ``poke``."""
+    """Calls ``callback`` once ``delay`` seconds have passed without another ``poke``, and
+    ``on_start`` at the first poke of each quiet period."""
 
-    def __init__(self, delay: float, callback: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        delay: float,
+        callback: Callable[[], None],
+        on_start: Callable[[], None] = lambda: None,
+    ) -> None:
         if delay < 0:
             raise ValueError("debounce delay must be >= 0")
         self.delay = delay
         self._callback = callback
+        self._on_start = on_start
         self._handle: asyncio.TimerHandle | None = None
 
     def poke(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
+        else:
+            self._on_start()
         self._handle = asyncio.get_running_loop().call_later(self.delay, self._fire)
 
     def cancel(self) -> None:
@@ -113,7 +122,8 @@ class _Handler(FileSystemEventHandler):
 
 class RulesWatcher:
     """Reports debounced changes of the rule files (and the HALT file) in one directory, and of
-    the files ``also`` names that lie inside it (targets files)."""
+    the files ``also`` names that lie inside it (targets files); ``on_first_change`` hears the
+    first change of each burst at once."""
 
     def __init__(
         self,
@@ -121,9 +131,10 @@ class RulesWatcher:
         on_change: Callable[[], None],
         debounce: float,
         also: Callable[[], frozenset[str]] = frozenset,
+        on_first_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.directory = directory
-        self._debouncer = Debouncer(debounce, on_change)
+        self._debouncer = Debouncer(debounce, on_change, on_first_change)
         self._also = also
         self._observer: Observer | None = None  # type: ignore[valid-type]
 

@@ -155,6 +155,42 @@ def test_intent_lifecycle_and_in_flight_keys(journal: Journal) -> None:
     )
 
 
+def test_live_intents_read_again_show_every_change(journal: Journal) -> None:
+    first, second = journal.journal_intents(
+        [place("k1", "tctl:a:g:entry"), place("k2", "tctl:b:g:entry")],
+        client_id=17,
+        session="s",
+        next_valid_order_id=1,
+    )
+    assert [intent.state for intent in journal.live_intents()] == ["journaled", "journaled"]
+    journal.mark_sent(first.id)
+    journal.mark_acknowledged(first.id, perm_id=9001)
+    journal.finish_intent(second.id, "cancelled")
+    (live,) = journal.live_intents()
+    assert (live.key, live.state, live.perm_id) == ("k1", "acknowledged", 9001)
+    assert journal.live_intents() == [journal.intent(first.id)]
+
+
+def test_unconfirmed_places_are_the_places_journaled_or_sent_and_not_yet_acknowledged(
+    journal: Journal,
+) -> None:
+    _, second, third = journal.journal_intents(
+        [
+            place("k1", "tctl:a:g:entry"),
+            place("k2", "tctl:b:g:entry"),
+            place("k3", "tctl:c:g:entry"),
+        ],
+        client_id=17,
+        session="s",
+        next_valid_order_id=1,
+    )
+    journal.mark_sent(second.id)
+    journal.mark_sent(third.id)
+    journal.mark_acknowledged(third.id, perm_id=9001)
+    assert [intent.key for intent in journal.unconfirmed_places()] == ["k1", "k2"]
+    assert {intent.key for intent in journal.live_intents()} == {"k1", "k2", "k3"}
+
+
 def resync(journal: Journal, broker: list[BrokerRecord], now: datetime = NOW) -> dict[str, str]:
     transitions = match_journal(
         journal.live_intents(),

@@ -106,6 +106,9 @@ class FakeSession:
     def market_now(self) -> datetime:
         return datetime.now(UTC) + self.gateway_offset
 
+    async def measure_clock(self) -> None:
+        self.calls.append("measure clock")
+
     async def connect(self, rule_set: RuleSet) -> None:
         self.calls.append("connect")
         if self.connect_error is not None:
@@ -158,6 +161,9 @@ class FakeSession:
 
     def messages_sent(self) -> int:
         return self.sent
+
+    def live_state_mismatches(self) -> int:
+        return 0
 
 
 class RecordingNotifier(SystemdNotifier):

@@ -12,7 +12,8 @@ import pytest
 
 from tradectl.journal import Journal
 from tradectl.journal.keys import BREAKER_KEY, HALT_KEY
-from tradectl.service.broker import BrokerThread, read_safety, write_safety
+from tradectl.market_clock import EDIT_CLOCK_MAX_AGE, FILL_CLOCK_MAX_AGE, NO_REUSE
+from tradectl.service.broker import BrokerThread, clock_reuse, read_safety, write_safety
 from tradectl.service.safety import SafetyState
 from tradectl.timezones import trading_day_start
 
@@ -66,3 +67,16 @@ def test_breaker_of_another_day_is_not_active() -> None:
     state = SafetyState().trip(date(2026, 11, 24), "yesterday")
     assert not state.breaker_active(date(2026, 11, 25))
     assert state.breaker_active(date(2026, 11, 24))
+
+
+def test_only_a_pass_of_fills_or_of_a_rule_edit_alone_may_skip_measuring_the_clock() -> None:
+    assert clock_reuse(frozenset({"fill"})) == FILL_CLOCK_MAX_AGE
+    assert clock_reuse(frozenset({"fill", "order-filled"})) == FILL_CLOCK_MAX_AGE
+    # A Filled status before its execution: no time the gateway stamped to check the clock by.
+    assert clock_reuse(frozenset({"order-filled"})) == NO_REUSE
+    # An expiry at the close, a reconnect, a timer: the clock may have moved, measure it.
+    assert clock_reuse(frozenset({"fill", "order-cancelled"})) == NO_REUSE
+    assert clock_reuse(frozenset({"rules"})) == EDIT_CLOCK_MAX_AGE
+    assert clock_reuse(frozenset({"rules", "timer"})) == NO_REUSE
+    for reason in ("timer", "connect", "rebalance", "link-restored", "targets file", "resume"):
+        assert clock_reuse(frozenset({reason})) == NO_REUSE

@@ -19,6 +19,7 @@ from tests.daemon.e2e_support import (
     write_atomically,
 )
 from tests.daemon.test_e2e import assert_nothing_sent_twice
+from tests.daemon.test_observability_e2e import metrics_url, scrape, value
 from tradectl.sim import SimThread
 
 pytestmark = pytest.mark.e2e
@@ -30,13 +31,15 @@ BRACKET = (
 )
 
 
-def _start(
+def start_daemon(
     tmp_path: Path,
     sim: SimThread,
     started: list[DaemonProcess],
     *,
     every: str = "1h",
     full_refresh: str = "1h",
+    rules: str = BRACKET,
+    extra: tuple[str, ...] = (),
 ) -> DaemonProcess:
     directory = tmp_path / "rules"
     directory.mkdir()
@@ -44,8 +47,13 @@ def _start(
         "client_id: 17}", f"client_id: 17, full_refresh_every: {full_refresh}}}"
     )
     (directory / "account.yaml").write_text(account)
-    (directory / "rules.yaml").write_text(BRACKET)
-    daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log")
+    (directory / "rules.yaml").write_text(rules)
+    daemon = DaemonProcess(
+        directory,
+        tmp_path / "state",
+        tmp_path / "tradectl.log",
+        extra=("--metrics", "127.0.0.1:0", *extra),
+    )
     started.append(daemon.start())
     return daemon
 
@@ -64,7 +72,7 @@ def _live_state(daemon: DaemonProcess) -> dict[str, int]:
 def test_a_lost_fill_message_is_found_counted_and_corrected_without_a_wrong_order(
     lost: str, tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
 ) -> None:
-    daemon = _start(tmp_path, sim, started)
+    daemon = start_daemon(tmp_path, sim, started)
     wire.wait_placed(lambda placed: len(_dip_orders(wire)) == 3, 30, "the bracket")
     wait_until(lambda: _live_state(daemon).get("full_reads", 0) >= 1, 30, "the first pass")
     requests_before = collections.Counter(message["msg"] for message in wire.messages())
@@ -77,6 +85,8 @@ def test_a_lost_fill_message_is_found_counted_and_corrected_without_a_wrong_orde
     # counts the difference; the fresh read wins.
     wait_until(lambda: _live_state(daemon).get("mismatches", 0) >= 1, 30, "the mismatch found")
     daemon.wait_message("streamed state differed from a fresh read", 30)
+    mismatches = _live_state(daemon)["mismatches"]
+    assert value(scrape(metrics_url(daemon)), "tradectl_live_state_mismatches_total") == mismatches
     requests = collections.Counter(message["msg"] for message in wire.messages())
     assert requests["reqExecutions"] > requests_before["reqExecutions"]
     wait_until(
@@ -109,7 +119,7 @@ def test_the_periodic_refresh_finds_what_ib_does_not_stream_to_this_client(
 ) -> None:
     # IB streams an order's events to the client that placed it: an order placed by another
     # client id reaches the daemon's state only through a full read.
-    daemon = _start(tmp_path, sim, started, every="1s", full_refresh="5s")
+    daemon = start_daemon(tmp_path, sim, started, every="1s", full_refresh="5s")
     wire.wait_placed(lambda placed: len(_dip_orders(wire)) == 3, 30, "the bracket")
     wait_until(lambda: _live_state(daemon).get("full_reads", 0) >= 1, 30, "the first pass")
     other = IB()
@@ -136,7 +146,7 @@ def test_the_periodic_refresh_finds_what_ib_does_not_stream_to_this_client(
 def test_a_rule_edit_is_planned_from_the_live_state_without_a_request(
     tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
 ) -> None:
-    daemon = _start(tmp_path, sim, started)
+    daemon = start_daemon(tmp_path, sim, started)
     wire.wait_placed(lambda placed: len(_dip_orders(wire)) == 3, 30, "the bracket")
     wait_until(lambda: _live_state(daemon).get("full_reads", 0) >= 1, 30, "the first pass")
     seen = len(wire.messages())

@@ -49,6 +49,8 @@ ISSUE_19_METRICS = {
     "tradectl_records_outbox_failed_batches",
     "tradectl_last_successful_pass_age_seconds",
     "tradectl_orphaned_protections",
+    # issue #17
+    "tradectl_live_state_mismatches",
 }
 
 
@@ -68,7 +70,10 @@ def test_every_metric_carries_the_prefix_and_counters_end_in_total(tmp_path: Pat
 def test_events_move_the_metrics() -> None:
     now = [1000.0]
     metrics = DaemonMetrics(
-        pacer_waiting=lambda: 7, messages_sent=lambda: 120, clock=lambda: now[0]
+        pacer_waiting=lambda: 7,
+        messages_sent=lambda: 120,
+        live_state_mismatches=lambda: 2,
+        clock=lambda: now[0],
     )
     facts = PassFacts(
         sent=(("place", "scales"), ("place", "scales"), ("cancel", "brackets")),
@@ -96,6 +101,7 @@ def test_events_move_the_metrics() -> None:
     assert sample(metrics, "tradectl_order_efficiency_ratio") == 3.5
     assert sample(metrics, "tradectl_pacer_queued_messages") == 7
     assert sample(metrics, "tradectl_ib_messages_sent_total") == 120
+    assert sample(metrics, "tradectl_live_state_mismatches_total") == 2
     assert sample(metrics, "tradectl_last_successful_pass_age_seconds") == 30
     assert sample(metrics, "tradectl_last_successful_pass_timestamp_seconds") == 1000
 

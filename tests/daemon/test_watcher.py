@@ -43,6 +43,29 @@ def test_debouncer_fires_once_after_a_burst() -> None:
     asyncio.run(scenario())
 
 
+def test_the_first_poke_of_each_burst_is_heard_at_once() -> None:
+    async def scenario() -> None:
+        started: list[int] = []
+        fired: list[int] = []
+        done = asyncio.Event()
+
+        def callback() -> None:
+            fired.append(len(started))
+            done.set()
+
+        debouncer = Debouncer(0.05, callback, on_start=lambda: started.append(len(fired)))
+        for burst in range(2):
+            done.clear()
+            for _ in range(5):
+                debouncer.poke()
+            # Heard at the first poke, before the burst's callback.
+            assert started == list(range(burst + 1))
+            await asyncio.wait_for(done.wait(), 2)
+        assert fired == [1, 2]
+
+    asyncio.run(scenario())
+
+
 def test_relevant_names() -> None:
     assert is_relevant_name("core.yaml")
     assert is_relevant_name("brackets.yml")

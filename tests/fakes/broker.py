@@ -25,7 +25,7 @@ from tradectl.broker_types import (
     UpdateListener,
 )
 from tradectl.journal import BrokerRecord, CachedContract, JournaledIntent, RecordedExecution
-from tradectl.market_clock import MarketClock
+from tradectl.market_clock import NO_REUSE, MarketClock
 from tradectl.planner.domain import ContractFacts, Intent, Position, Quote, WorkingOrder
 from tradectl.planner.market_time import MarketHours, market_hours
 from tradectl.timezones import TRADING_TIME_ZONE
@@ -92,7 +92,10 @@ class FakeBroker:
     def can_send(self) -> bool:
         return self.connected and self.link_up
 
-    def market_now(self, host_now: datetime) -> datetime:
+    def sync_clock(self) -> None:
+        """The fake market's clock is the host's: nothing to measure."""
+
+    def market_now(self, host_now: datetime, *, reuse_within: timedelta = NO_REUSE) -> datetime:
         return host_now
 
     def listen(self, listener: UpdateListener) -> None:
