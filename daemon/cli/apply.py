@@ -90,7 +90,9 @@ def register(subparsers: Any) -> None:
         f"(default {RECORDS_WAIT_SECONDS:g}); what is not done by then stays in the journal for "
         "the daemon or `tradectl records export`/`upload`",
     )
-    parser.set_defaults(func=run)
+    # One pass and out: nothing is left to do once run() returns (journal closed, records
+    # written, result printed), so the process ends without tearing its modules down.
+    parser.set_defaults(func=run, exit_without_teardown=True)
 
 
 def _rate(text: str) -> float:
