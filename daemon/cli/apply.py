@@ -452,11 +452,11 @@ def _remaining(passes: list[PassResult]) -> list[str]:
 
 def _load_export_libraries() -> None:
     """Import what the records export needs: pyarrow, and pandas, which pyarrow imports when
-    it builds its first table (about 0.5 s together). Not at start-up, where it would delay the
-    first order message."""
-    from tradectl.records.parquet import fills_table
+    it builds its first table (about 0.5 s together), and its Parquet writer, warmed by writing
+    an empty table in memory. Not at start-up, where it would delay the first order message."""
+    from tradectl.records.parquet import fills_table, parquet_bytes
 
-    fills_table([])
+    parquet_bytes(fills_table([]))
 
 
 def _export_records(
