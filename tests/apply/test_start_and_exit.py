@@ -1,10 +1,13 @@
-"""`tradectl apply` ends its process as soon as it is done, without the interpreter's tear-down
-of every module, and loses nothing by it: its output, records and journal are complete."""
+"""`tradectl apply` around the wire (docs/apply.md, "Start and exit"): a broken rule file never
+reaches the gateway, and the process ends as soon as the command is done, without the
+interpreter's tear-down of every module, losing nothing by it: its output, records and journal
+are complete."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +24,41 @@ TARGETS = {"AAPL": 0.1, "MSFT": 0.1, "SPY": 0.1}
 # Output to a pipe is block-buffered, as a user's `tradectl apply --json | jq` is, unless
 # PYTHONUNBUFFERED is set: then an exit that skipped its flush would lose nothing here.
 BUFFERED = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+
+
+def tradectl_apply(rules: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`tradectl apply` as a user runs it, its output read through pipes."""
+    return subprocess.run(
+        [sys.executable, "-m", "tradectl", "apply", str(rules), *options],
+        env=BUFFERED,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_broken_rule_file_is_reported_with_its_line_and_never_reaches_the_gateway(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    rules = write_rules(
+        tmp_path / "rules",
+        gateway,
+        allocations={
+            "core": {
+                "capital": {"fraction_of_nav": 0.5},
+                "drift": {"absolute": 0.001},
+                "order": {"type": "limit", "offset_bps": 10},
+                "targets": {"AAPL": 0.6},
+            }
+        },
+    )
+    finished = tradectl_apply(rules, "--yes", "--state-dir", str(tmp_path / "state"))
+    assert finished.returncode == 1
+    assert re.search(r"rules\.yaml:\d+:\d+: allocations\.core\.targets\.AAPL: ", finished.stderr)
+    assert "the rules are invalid (errors above): nothing done" in finished.stderr
+    # The rules are checked before the connection opens: not even IB's start-up reached it.
+    assert gateway.messages() == []
 
 
 def test_apply_through_a_pipe_prints_its_whole_result_and_leaves_records_and_journal_complete(
@@ -40,15 +78,7 @@ def test_apply_through_a_pipe_prints_its_whole_result_and_leaves_records_and_jou
         },
     )
     state_dir = tmp_path / "state"
-    command = ["apply", str(rules), "--yes", "--json", "--state-dir", str(state_dir)]
-    finished = subprocess.run(
-        [sys.executable, "-m", "tradectl", *command],
-        env=BUFFERED,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    finished = tradectl_apply(rules, "--yes", "--json", "--state-dir", str(state_dir))
     assert finished.returncode == 0, finished.stdout + finished.stderr
     result = json.loads(finished.stdout)
     assert result["exit_code"] == 0 and result["sent"] == len(TARGETS)
