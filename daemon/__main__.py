@@ -1,5 +1,3 @@
-import sys
+from tradectl.cli import console_main
 
-from tradectl.cli import main
-
-sys.exit(main())
+console_main()

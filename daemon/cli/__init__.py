@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tradectl import tradectl_version
 
@@ -42,6 +42,19 @@ EXIT_USAGE = 64
 pending" for `tradectl plan`."""
 
 
+class _Version(argparse.Action):
+    """``--version``: reads the installed version only when asked (see ``tradectl_version``)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version"
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        print(f"tradectl {tradectl_version()}")
+        parser.exit()
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error exits EXIT_USAGE (subcommand parsers inherit the class)."""
 
@@ -61,7 +74,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         prog="tradectl",
         description="Declarative order automation for Interactive Brokers.",
     )
-    parser.add_argument("--version", action="version", version=f"tradectl {tradectl_version()}")
+    parser.add_argument("--version", action=_Version)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     if command in COMMANDS:
         module = importlib.import_module(f"tradectl.cli.{command.replace('-', '_')}")
@@ -73,12 +86,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code, _ = _run_command(argv)
+    return code
+
+
+def console_main() -> NoReturn:
+    """The `tradectl` program (and `python -m tradectl`): run the command, then end the process.
+    A one-shot command that sets ``exit_without_teardown`` (apply) ends it at once, without the
+    interpreter's tear-down of every module (``quick_exit``)."""
+    code, args = _run_command(None)
+    if getattr(args, "exit_without_teardown", False):
+        from tradectl.cli.quick_exit import exit_without_teardown
+
+        exit_without_teardown(code)
+    sys.exit(code)
+
+
+def _run_command(argv: Sequence[str] | None) -> tuple[int, argparse.Namespace]:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(arguments[0] if arguments else None)
     args = parser.parse_args(arguments)
     code: int = args.func(args)
-    return code
+    return code, args
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

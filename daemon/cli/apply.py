@@ -90,7 +90,9 @@ def register(subparsers: Any) -> None:
         f"(default {RECORDS_WAIT_SECONDS:g}); what is not done by then stays in the journal for "
         "the daemon or `tradectl records export`/`upload`",
     )
-    parser.set_defaults(func=run)
+    # One pass and out: nothing is left to do once run() returns (journal closed, records
+    # written, result printed), so the process ends without tearing its modules down.
+    parser.set_defaults(func=run, exit_without_teardown=True)
 
 
 def _rate(text: str) -> float:
@@ -450,11 +452,11 @@ def _remaining(passes: list[PassResult]) -> list[str]:
 
 def _load_export_libraries() -> None:
     """Import what the records export needs: pyarrow, and pandas, which pyarrow imports when
-    it builds its first table (about 0.5 s together). Not at start-up, where it would delay the
-    first order message."""
-    from tradectl.records.parquet import fills_table
+    it builds its first table (about 0.5 s together), and its Parquet writer, warmed by writing
+    an empty table in memory. Not at start-up, where it would delay the first order message."""
+    from tradectl.records.parquet import fills_table, parquet_bytes
 
-    fills_table([])
+    parquet_bytes(fills_table([]))
 
 
 def _export_records(
