@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,12 @@ def test_crash_restart_and_gateway_faults_fast(tmp_path: Path) -> None:
     faults_dir.mkdir()
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scenario") as pool:
         crash = pool.submit(
-            _with_own_event_loop, crash_restart, crash_dir, 3, name="crash-restart-fast"
+            _with_own_event_loop,
+            crash_restart,
+            crash_dir,
+            3,
+            name="crash-restart-fast",
+            clock_jump=timedelta(minutes=2),
         )
         faults = pool.submit(
             _with_own_event_loop, gateway_faults, faults_dir, FAST, name="gateway-faults-fast"
