@@ -42,10 +42,13 @@ mypy-src:
 	cp -rl daemon .mypy-src/tradectl
 	cp -rl schemas .mypy-src/tradectl/schemas
 
-# One pytest worker per core (pytest-xdist): most e2e tests wait on a daemon, a gateway or a
-# clock rather than on the CPU, so two workers on two cores halve the wall time (docs/testing.md).
+# pytest-xdist workers: most e2e tests wait on a daemon, a gateway or a clock rather than on
+# the CPU, so 4 workers pay even on 2 cores (docs/testing.md has the figures).
+# `make test PYTEST_WORKERS=0` runs the suite in one process.
+PYTEST_WORKERS ?= 4
+
 pytest: $(STAMP) browser
-	$(BIN)/python -m pytest -n auto --dist worksteal
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 # promtool (Debian's prometheus package) checks examples/prometheus/alerts.yml; its tests skip
 # without it. Tried once per venv, only as root with apt-get, and never fails the build.
