@@ -30,6 +30,8 @@ def _with_own_event_loop(scenario: Callable[..., Any], *args: Any, **kwargs: Any
         loop.close()
 
 
+# Above the suite's 180 s: each scenario may itself wait up to 180 s for convergence.
+@pytest.mark.timeout(420)
 def test_crash_restart_and_gateway_faults_fast(tmp_path: Path) -> None:
     crash_dir, faults_dir = tmp_path / "crash", tmp_path / "faults"
     crash_dir.mkdir()
