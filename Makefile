@@ -43,9 +43,10 @@ mypy-src:
 	cp -rl schemas .mypy-src/tradectl/schemas
 
 # pytest-xdist workers: most e2e tests wait on a daemon, a gateway or a clock rather than on
-# the CPU, so 4 workers pay even on 2 cores (docs/testing.md has the figures).
+# the CPU, so 3 workers pay even on 2 cores (docs/testing.md has the figures; 4 were faster
+# still, but crowded the sims enough to provoke pacing errors).
 # `make test PYTEST_WORKERS=0` runs the suite in one process.
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 3
 
 pytest: $(STAMP) browser
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
