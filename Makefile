@@ -49,7 +49,7 @@ mypy-src:
 PYTEST_WORKERS ?= 3
 
 pytest: $(STAMP) browser
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist load
 
 # promtool (Debian's prometheus package) checks examples/prometheus/alerts.yml; its tests skip
 # without it. Tried once per venv, only as root with apt-get, and never fails the build.

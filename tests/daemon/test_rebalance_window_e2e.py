@@ -42,6 +42,7 @@ def rules(port: int, cron: str = "* * * * *", extra: str = "") -> str:
     )
 
 
+@pytest.mark.slow
 def test_one_rebalance_window_sends_every_slice_until_converged(
     tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
 ) -> None:

@@ -30,6 +30,7 @@ def _with_own_event_loop(scenario: Callable[..., Any], *args: Any, **kwargs: Any
         loop.close()
 
 
+@pytest.mark.slow
 # Above the suite's 180 s: each scenario may itself wait up to 180 s for convergence.
 @pytest.mark.timeout(420)
 def test_crash_restart_and_gateway_faults_fast(tmp_path: Path) -> None:
