@@ -17,13 +17,6 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The tests marked slow (up to a minute each) go first: `make test`'s workers (pytest-xdist,
-    # --dist load) then share them out at the start, instead of one worker running a minute-long
-    # test alone at the end. The order is otherwise kept.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(autouse=True)
 def _leave_a_current_event_loop() -> Iterator[None]:
     # asyncio.run() (daemon tests, ib_async tests) clears the thread's current loop on exit;
