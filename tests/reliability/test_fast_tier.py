@@ -1,9 +1,7 @@
 """The fast tier's two 200-order scenarios, crash-restart and gateway faults. Each spends most of
 its time waiting on the daemon's pacer (45 messages a second) and on the gateway, not on the CPU.
-They are two tests, so that `make test`'s workers (pytest-xdist) run them side by side in
-separate processes: each simulated gateway (a thread of the test's process) then shares its
-process with no other scenario, and is not starved into reading paced orders in bursts that it
-would answer with IB's pacing error (docs/testing.md)."""
+They are two tests, so that `make test`'s workers (pytest-xdist) run them side by side, each in
+its own process with its own simulated gateway (docs/testing.md)."""
 
 from __future__ import annotations
 
