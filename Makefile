@@ -42,8 +42,14 @@ mypy-src:
 	cp -rl daemon .mypy-src/tradectl
 	cp -rl schemas .mypy-src/tradectl/schemas
 
+# pytest-xdist workers: most e2e tests wait on a daemon, a gateway or a clock rather than on
+# the CPU, so two workers halve the wall time on 2 cores. More were faster still, but crowded
+# the simulated gateways into IB pacing errors (docs/testing.md has the figures).
+# `make test PYTEST_WORKERS=0` runs the suite in one process.
+PYTEST_WORKERS ?= 2
+
 pytest: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 # promtool (Debian's prometheus package) checks examples/prometheus/alerts.yml; its tests skip
 # without it. Tried once per venv, only as root with apt-get, and never fails the build.

@@ -26,6 +26,14 @@ def _leave_a_current_event_loop() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `plan` wraps its table to $COLUMNS. A shell that exports it, or pytest-xdist's workers
+    # (COLUMNS=80), would wrap the lines the tests read; a test that wants a width sets it.
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def private_state_home(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:

@@ -6,6 +6,8 @@ deadline; nothing sleeps for synchronisation.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tradectl.cli import main
 from tradectl.sim.wirelog import read_wire_log
 
 ACCOUNT_RULES = """\
@@ -205,7 +208,11 @@ class DaemonProcess:
         )
 
     def status(self) -> dict[str, Any]:
-        result = self.cli("status", "--json")
-        assert result.returncode == 0, result.stderr
-        status: dict[str, Any] = json.loads(result.stdout)
+        """``tradectl status --json``, run in this process: tests poll it many times a second,
+        and a Python started per poll took a core from the daemon under test."""
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["status", "--json", *self._state_dir_option()])
+        assert code == 0, err.getvalue()
+        status: dict[str, Any] = json.loads(out.getvalue())
         return status

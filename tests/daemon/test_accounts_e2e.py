@@ -77,6 +77,8 @@ def test_two_daemons_on_two_accounts_touch_only_their_own(
     wait_until(lambda: sim.snapshot(FIRST).positions.get("AAPL"), 60, "the first account's AAPL")
     second = daemon_for(tmp_path, sim, SECOND, 22).start()
     started.append(second)
+    # Its status answers once it has started: ask no sooner.
+    second.wait_message("first sync complete", timeout=60)
 
     wait_until(lambda: settled(first) and settled(second), 90, "both daemons to converge")
 

@@ -133,6 +133,7 @@ def test_edits_reach_the_wire_within_a_second_and_invalid_edits_send_nothing(
     assert_nothing_sent_twice(wire)
 
 
+@pytest.mark.slow
 def test_survives_a_dropped_connection_and_a_30s_gateway_restart(
     tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
 ) -> None:

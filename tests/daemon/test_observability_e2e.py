@@ -145,6 +145,7 @@ ALLOCATION = (
 )
 
 
+@pytest.mark.slow
 def test_one_alert_and_one_recovery_per_event_and_nothing_twice(
     tmp_path: Path, sim: SimThread, receiver: AlertReceiver, started: list[DaemonProcess]
 ) -> None:

@@ -42,6 +42,7 @@ def rules(port: int, cron: str = "* * * * *", extra: str = "") -> str:
     )
 
 
+@pytest.mark.slow
 def test_one_rebalance_window_sends_every_slice_until_converged(
     tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
 ) -> None:
@@ -76,6 +77,11 @@ def aapl_held(sim: SimThread) -> float:
     return 0.0 if position is None else position.quantity
 
 
+def cron_at(moment: datetime) -> str:
+    """A cron that fires once a day, at ``moment``'s minute."""
+    return f"{moment.minute} {moment.hour} * * *"
+
+
 @pytest.mark.slow
 def test_a_restart_mid_window_reopens_the_window_and_the_allocation_goes_on(
     tmp_path: Path, sim: SimThread, wire: Wire, started: list[DaemonProcess]
@@ -83,16 +89,24 @@ def test_a_restart_mid_window_reopens_the_window_and_the_allocation_goes_on(
     """The cron fires once (one minute of one day) while tradectl is halted, so the window's
     passes block the allocation and the window stays open. SIGKILL, restart, resume: the new
     daemon reopens the journaled window and trades, long before the cron's next time."""
-    fire = datetime.now(TRADING_TIME_ZONE) + timedelta(seconds=90)
-    cron = f"{fire.minute} {fire.hour} * * *"
     directory = tmp_path / "rules"
     directory.mkdir()
-    write_atomically(directory / "rules.yaml", rules(sim.port, cron, ", window_end: 3h"))
+    # Started with a cron whose time has just passed (its next is a day away), halted, then set
+    # by a hot reload to the next whole minute: the wait is 10 to 70 s, not 30 to 90 s.
+    a_day_away = cron_at(datetime.now(TRADING_TIME_ZONE) - timedelta(minutes=2))
+    write_atomically(directory / "rules.yaml", rules(sim.port, a_day_away, ", window_end: 3h"))
     daemon = DaemonProcess(directory, tmp_path / "state", tmp_path / "tradectl.log")
     started.append(daemon.start())
     daemon.wait_message("first sync complete", timeout=40)
     assert daemon.cli("halt").returncode == 0
-    daemon.wait_message("rebalance time reached", timeout=150)
+    fire = (datetime.now(TRADING_TIME_ZONE) + timedelta(seconds=70)).replace(
+        second=0, microsecond=0
+    )
+    mark = len(daemon.lines())
+    write_atomically(directory / "rules.yaml", rules(sim.port, cron_at(fire), ", window_end: 3h"))
+    daemon.wait_message("rule set loaded", after=mark)
+    assert datetime.now(TRADING_TIME_ZONE) < fire, "reloaded too late for the cron's minute"
+    daemon.wait_message("rebalance time reached", timeout=150, after=mark)
     until = wait_until(
         lambda: daemon.status()["schedule"]["rebalance_window_until"],
         30,

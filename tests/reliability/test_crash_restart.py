@@ -9,6 +9,7 @@ import random
 import signal
 import time
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -63,7 +64,13 @@ def daemon_orders(wire_log: Path) -> int:
     )
 
 
-def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]:
+def crash_restart(
+    tmp_path: Path, kills: int, *, name: str, clock_jump: timedelta | None = None
+) -> dict[str, object]:
+    """``clock_jump``: how far the gateway's clock moves on before the last restart. An order
+    a kill cut off between the journal's ``sent`` and the wire is planned again only once the
+    acknowledgement timeout (60 s on the gateway's clock) has passed; the jump lets it pass at
+    once."""
     rng = random.Random(SEED)
     symbols = rebalance_symbols()
     points = kill_points(kills, rng)
@@ -130,6 +137,8 @@ def crash_restart(tmp_path: Path, kills: int, *, name: str) -> dict[str, object]
             if len(killed_after_orders) == 1:
                 # A person places more orders in TWS while the daemon is down.
                 manual += place_manual_orders(sim, limit=2.0)
+        if clock_jump is not None:
+            sim.control.advance(seconds=clock_jump.total_seconds())
         restarted = time.time()
         daemon = started.start(rules, state_dir, log_path)
         try:

@@ -9,6 +9,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -50,10 +51,19 @@ class FaultPlan:
     ack_delay_ms: tuple[int, int]
     retarget_at_round: int | None = None
     """Before this round the rules change to tilted weights: a second rebalance, by hot reload."""
+    clock_jump_after_faults: timedelta | None = None
+    """After the last fault the gateway's clock jumps this far ahead: the rejection backoff and
+    the acknowledgement timeout, both measured on it, pass at once instead of in minutes."""
 
 
 FAST = FaultPlan(
-    rounds=2, refuse_seconds=(2, 5), longest_refusal=5, rejections=2, ack_delay_ms=(200, 2000)
+    rounds=2,
+    refuse_seconds=(2, 5),
+    longest_refusal=5,
+    rejections=2,
+    ack_delay_ms=(200, 2000),
+    # Two rejections of one order wait 1 + 2 minutes; a lost order 60 s.
+    clock_jump_after_faults=timedelta(minutes=3),
 )
 LONG = FaultPlan(
     rounds=8,
@@ -146,6 +156,9 @@ def _inject(
             control.connectivity_restored()
             done.append("1100 ... 1102")
         control.delay_acks(0)
+    if plan.clock_jump_after_faults is not None:
+        control.advance(seconds=plan.clock_jump_after_faults.total_seconds())
+        done.append(f"gateway clock {plan.clock_jump_after_faults} ahead")
     return done
 
 

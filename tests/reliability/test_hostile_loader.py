@@ -43,6 +43,7 @@ def _verdict(case: HostileCase, root: Path) -> str | None:
     return None
 
 
+@pytest.mark.slow
 def test_every_hostile_rule_set_is_rejected_with_a_located_error(tmp_path: Path) -> None:
     findings: dict[str, str] = {}
     categories: Counter[str] = Counter()

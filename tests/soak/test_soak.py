@@ -32,6 +32,7 @@ def run(scenario: str, tmp_path: Path) -> None:
     assert figures.violations.total() == 0, (data["violations"], figures.details)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_one_session_day_with_a_restart_and_a_halt(tmp_path: Path) -> None:
     run("day", tmp_path)
