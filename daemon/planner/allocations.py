@@ -505,14 +505,14 @@ def _decide_symbol(
             "risk.max_order_value"
         )
     if action == "BUY" and not reduces(position, action, quantity):
-        room = _room_to_buy(rule, symbol, value, position, carrier, lot)
-        if quantity > room.shares:
-            if room.shares == 0:
-                draft.notes.append(f"allocations.{rule.name}: {symbol}: no buy: {room.text}")
+        room, others = _room_to_buy(rule, symbol, value, position, carrier, lot)
+        if quantity > room:
+            why = _room_text(rule, position, others, value, room)
+            if room == 0:
+                draft.notes.append(f"allocations.{rule.name}: {symbol}: no buy: {why}")
                 return []
-            limited = f"{shares(room.shares)} of {shares(quantity)} shares"
-            reason = f"{reason}; limited: {limited}, {room.text}"
-            quantity = room.shares
+            reason = f"{reason}; limited: {room:,} of {quantity:,} shares, {why}"
+            quantity = room
 
     return [
         _Want(  # positional, in field order: keywords cost a third of a µs per target
@@ -535,28 +535,15 @@ def _decide_symbol(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class _Room:
-    """How many shares an opening buy may leave working under ``risk.max_position_fraction``
-    (``shares``), and why, in words (``text``)."""
-
-    shares: int
-    text: str
-
-
 def _room_to_buy(
-    rule: _Rule,
-    symbol: str,
-    value: float,
-    position: float,
-    carrier: OwnedOrder | None,
-    lot: int,
-) -> _Room:
-    """The gate's worst case, counted before cash is shared: the position plus every other
-    working buy of the symbol (manual orders, other rules' orders, this rule's orders being
-    cancelled) plus this buy may not exceed ``risk.max_position_fraction`` of NAV. A buy the
-    gate would block would keep its share of the cash in this pass and leave the other buys
-    short (docs/planning.md, "Buys are limited by cash"). The carrier, which this buy
+    rule: _Rule, symbol: str, value: float, position: float, carrier: OwnedOrder | None, lot: int
+) -> tuple[int, float]:
+    """Shares an opening buy may leave working under ``risk.max_position_fraction``, and the
+    other working buys counted. The gate's worst case, counted before cash is shared: the
+    position plus every other working buy of the symbol (manual orders, other rules' orders,
+    this rule's orders being cancelled) plus this buy may not exceed the fraction of NAV. A buy
+    the gate would block would keep its share of the cash in this pass and leave the other buys
+    short (docs/planning.md, "Room under the position limit"). The carrier, which this buy
     modifies, is not another buy; a modify that does not grow it adds nothing, so it keeps at
     least its remaining quantity, as the gate lets it."""
     others = rule.working_buys.get(symbol, 0.0)
@@ -565,12 +552,15 @@ def _room_to_buy(
         others -= carrier.order.remaining
         kept = int(carrier.order.remaining)
     room = lots_down(rule.max_position_value / value - position - others, lot)
-    text = (
+    return max(room, kept), others
+
+
+def _room_text(rule: _Rule, position: float, others: float, value: float, room: int) -> str:
+    return (
         f"risk.max_position_fraction {money(rule.max_position_value)}: position "
         f"{shares(position)} and other working buys of {shares(others)} shares at "
         f"{money(value)} leave room for {room:,}"
     )
-    return _Room(max(room, kept), text)
 
 
 def _tolerance(rule: _Rule, price: float, tick: PriceIncrements) -> float:
