@@ -504,15 +504,23 @@ def _decide_symbol(
             f"{reason}; sliced: {shares(quantity)} of {shares(wanted_quantity)} shares, "
             "risk.max_order_value"
         )
-    if action == "BUY" and not reduces(position, action, quantity):
-        room, others = _room_to_buy(rule, symbol, value, position, carrier, lot)
-        if quantity > room:
-            why = _room_text(rule, position, others, value, room)
-            if room == 0:
-                draft.notes.append(f"allocations.{rule.name}: {symbol}: no buy: {why}")
-                return []
-            reason = f"{reason}; limited: {room:,} of {quantity:,} shares, {why}"
-            quantity = room
+    if action == "BUY":
+        # The gate's worst case, counted before cash is shared (``_room_to_buy``); the sum
+        # first, so that a buy well inside the limit costs one look-up.
+        others = rule.working_buys.get(symbol, 0.0)
+        if carrier is not None:
+            others -= carrier.order.remaining
+        if (position + others + quantity) * value > rule.max_position_value and not reduces(
+            position, action, quantity
+        ):
+            room = _room_to_buy(rule, value, position, others, carrier, lot)
+            if quantity > room:
+                why = _room_text(rule, position, others, value, room)
+                if room == 0:
+                    draft.notes.append(f"allocations.{rule.name}: {symbol}: no buy: {why}")
+                    return []
+                reason = f"{reason}; limited: {room:,} of {quantity:,} shares, {why}"
+                quantity = room
 
     return [
         _Want(  # positional, in field order: keywords cost a third of a µs per target
@@ -536,23 +544,22 @@ def _decide_symbol(
 
 
 def _room_to_buy(
-    rule: _Rule, symbol: str, value: float, position: float, carrier: OwnedOrder | None, lot: int
-) -> tuple[int, float]:
-    """Shares an opening buy may leave working under ``risk.max_position_fraction``, and the
-    other working buys counted. The gate's worst case, counted before cash is shared: the
-    position plus every other working buy of the symbol (manual orders, other rules' orders,
-    this rule's orders being cancelled) plus this buy may not exceed the fraction of NAV. A buy
-    the gate would block would keep its share of the cash in this pass and leave the other buys
-    short (docs/planning.md, "Room under the position limit"). The carrier, which this buy
-    modifies, is not another buy; a modify that does not grow it adds nothing, so it keeps at
-    least its remaining quantity, as the gate lets it."""
-    others = rule.working_buys.get(symbol, 0.0)
-    kept = 0
-    if carrier is not None:
-        others -= carrier.order.remaining
-        kept = int(carrier.order.remaining)
+    rule: _Rule,
+    value: float,
+    position: float,
+    others: float,
+    carrier: OwnedOrder | None,
+    lot: int,
+) -> int:
+    """Shares an opening buy may leave working under ``risk.max_position_fraction``: the
+    position plus every other working buy of the symbol (``others``: manual orders, other
+    rules' orders, this rule's orders being cancelled) plus this buy may not exceed the fraction
+    of NAV, as the gate counts it. A buy the gate would block would keep its share of the cash
+    in this pass and leave the other buys short (docs/planning.md, "Room under the position
+    limit"). The carrier, which this buy modifies, is not another buy; a modify that does not
+    grow it adds nothing, so it keeps at least its remaining quantity, as the gate lets it."""
     room = lots_down(rule.max_position_value / value - position - others, lot)
-    return max(room, kept), others
+    return room if carrier is None else max(room, int(carrier.order.remaining))
 
 
 def _room_text(rule: _Rule, position: float, others: float, value: float, room: int) -> str:
