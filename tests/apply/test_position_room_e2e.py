@@ -9,9 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ib_insync import IB, LimitOrder, Stock
 
-from .conftest import CLIENT_ID, Gateway, Outcome, write_rules
+from .conftest import CLIENT_ID, Gateway, Outcome, place_manual_order, write_rules
 
 pytestmark = pytest.mark.e2e
 
@@ -24,14 +23,7 @@ def test_a_symbol_a_manual_buy_fills_to_its_limit_leaves_the_cash_to_the_other_t
     over the 35 % limit (350,000). The allocation wants 30 % of 950,000 in each of SPY, AAPL
     and MSFT (855,000 for 680,000 of cash). SPY is not bought (a note says why) and AAPL and
     MSFT get their whole targets in the first pass; a second apply has nothing to send."""
-    manual = IB()
-    manual.connect("127.0.0.1", gateway.sim.port, clientId=99, timeout=10)
-    try:
-        trade = manual.placeOrder(Stock("SPY", "SMART", "USD"), LimitOrder("BUY", 800, 400.0))
-        manual.sleep(0)
-        manual_id = trade.order.orderId
-    finally:
-        manual.disconnect()
+    manual_id = place_manual_order(gateway, "SPY", "BUY", 800, 400.0)
     rules = write_rules(
         tmp_path / "rules",
         gateway,

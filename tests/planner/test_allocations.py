@@ -37,6 +37,30 @@ def generation(rules: Any) -> str:
     return rule_generation(rules.allocations["core"])
 
 
+def drawn_rules(
+    *,
+    cash_buffer: float,
+    order: dict[str, Any],
+    targets: dict[str, float],
+    max_order_value: float,
+) -> Any:
+    """The allocation of examples test_properties.py found: all of NAV, band 1/32, no minimum
+    trade, a position limit of 25 %."""
+    return rule_set(
+        allocations={
+            "core": {
+                "capital": {"fraction_of_nav": 1.0},
+                "drift": {"absolute": 0.03125},
+                "min_trade_value": 0,
+                "cash_buffer": {"amount": cash_buffer},
+                "order": order,
+                "targets": targets,
+            }
+        },
+        risk={"max_order_value": max_order_value, "max_position_fraction": 0.25},
+    )
+
+
 def test_empty_account_buys_every_target_at_its_rounded_limit() -> None:
     result = plan(core_rules(), observed(prices=PRICES), NOW)
     assert summary(result.intents) == [
@@ -355,18 +379,11 @@ def test_an_over_limit_order_is_cancelled_not_left_holding_cash_for_buys_it_fund
     lot, 501 > max_order_value 500) and 501 MSFT (sliced to 500). Modifying AAPL down to one lot
     would still be over the limit, so the gate blocks it and the 2,004 stay committed: the
     planner used to count that cash as freed and raise MSFT to 500, 2,504 of buys on 2,004."""
-    rules = rule_set(
-        allocations={
-            "core": {
-                "capital": {"fraction_of_nav": 1.0},
-                "drift": {"absolute": 0.03125},
-                "min_trade_value": 0,
-                "cash_buffer": {"amount": 0},
-                "order": {"type": "limit", "offset_bps": 0},
-                "targets": {"MSFT": 0.25, "AAPL": 0.25},
-            }
-        },
-        risk={"max_order_value": 500, "max_position_fraction": 0.25},
+    rules = drawn_rules(
+        cash_buffer=0,
+        order={"type": "limit", "offset_bps": 0},
+        targets={"MSFT": 0.25, "AAPL": 0.25},
+        max_order_value=500,
     )
     old = "tctl:core:0ldgen0000"
     account = observed(
@@ -433,18 +450,11 @@ def test_a_buy_the_position_limit_leaves_no_room_for_takes_no_cash_from_the_othe
     any SPY buy. The planner used to plan one anyway and share the 194 with it: AAPL got half,
     then half again each pass (98, 48, 24, 24, ...). Now SPY is not planned (a note says why)
     and AAPL gets the whole 194; the next pass has nothing to do."""
-    rules = rule_set(
-        allocations={
-            "core": {
-                "capital": {"fraction_of_nav": 1.0},
-                "drift": {"absolute": 0.03125},
-                "min_trade_value": 0,
-                "cash_buffer": {"amount": 79},
-                "order": {"type": "market", "tif": "DAY"},
-                "targets": {"SPY": 0.25, "AAPL": 0.25},
-            }
-        },
-        risk={"max_order_value": 1312, "max_position_fraction": 0.25},
+    rules = drawn_rules(
+        cash_buffer=79,
+        order={"type": "market", "tif": "DAY"},
+        targets={"SPY": 0.25, "AAPL": 0.25},
+        max_order_value=1312,
     )
     account = observed(
         nav=5164.0,
