@@ -13,8 +13,10 @@ Per symbol of each allocation rule (docs/planning.md, "Allocations"):
   a new orderRef when the rule's generation changed), others are cancelled; a change IB cannot
   modify (side, order type) is a cancel now and a place on the next pass, so that an order and
   its replacement can never both fill;
-* orders are sized down to ``risk.max_order_value``; buys share the cash left after the
-  buffer and every working buy, scaled down proportionally when short.
+* orders are sized down to ``risk.max_order_value``, and opening buys to what
+  ``risk.max_position_fraction`` leaves after the position and every other working buy of the
+  symbol (the gate's worst case); buys share the cash left after the buffer and every working
+  buy, scaled down proportionally when short.
 """
 
 from __future__ import annotations
@@ -77,10 +79,17 @@ class _Rule:
         "positions",
         "ref_prefix",
         "tif",
+        "working_buys",
     )
 
     def __init__(
-        self, name: str, allocation: Allocation, mode: TargetsMode, risk: Risk, book: Book
+        self,
+        name: str,
+        allocation: Allocation,
+        mode: TargetsMode,
+        risk: Risk,
+        book: Book,
+        working_buys: Mapping[str, float],
     ) -> None:
         observed = book.observed
         self.name = name
@@ -99,6 +108,7 @@ class _Rule:
         self.max_position_value = risk.max_position_fraction * observed.net_liquidation
         self.max_order_value = risk.max_order_value
         self.positions = observed.positions
+        self.working_buys = working_buys
 
 
 @dataclass(slots=True)
@@ -171,6 +181,7 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
         )
         return draft
 
+    working_buys = _working_buys(book)
     outcomes: list[_RuleOutcome] = []
     for name in sorted(rules.allocations):
         allocation = rules.allocations[name]
@@ -193,7 +204,7 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
             outcome = _RuleOutcome(name, allocation, targets.targets, targets.mode)
             if not _shares_within_capital(outcome, book, draft):
                 continue
-        _plan_rule(outcome, rules, book, draft)
+        _plan_rule(outcome, rules, book, draft, working_buys)
         outcomes.append(outcome)
 
     for outcome in outcomes:
@@ -201,6 +212,16 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
             _emit(want, draft)
     _plan_buys(outcomes, book, draft, other_buys_value)
     return draft
+
+
+def _working_buys(book: Book) -> dict[str, float]:
+    """Shares every live buy order of each symbol may still add (manual orders and every rule's
+    included), as the gate's ``risk.max_position_fraction`` check counts them."""
+    buys: dict[str, float] = {}
+    for order in book.live:
+        if order.action == "BUY":
+            buys[order.symbol] = buys.get(order.symbol, 0.0) + order.remaining
+    return buys
 
 
 def _hold(name: str, reason: str, book: Book, draft: Draft) -> None:
@@ -234,9 +255,15 @@ def _shares_within_capital(outcome: _RuleOutcome, book: Book, draft: Draft) -> b
     return False
 
 
-def _plan_rule(outcome: _RuleOutcome, rules: RuleSet, book: Book, draft: Draft) -> None:
+def _plan_rule(
+    outcome: _RuleOutcome,
+    rules: RuleSet,
+    book: Book,
+    draft: Draft,
+    working_buys: Mapping[str, float],
+) -> None:
     name, allocation = outcome.name, outcome.allocation
-    rule = _Rule(name, allocation, outcome.mode, rules.risk, book)
+    rule = _Rule(name, allocation, outcome.mode, rules.risk, book, working_buys)
     if not rule.capital > 0:
         draft.notes.append(f"allocations.{name}: capital is {money(rule.capital)}; nothing planned")
         return
@@ -477,6 +504,23 @@ def _decide_symbol(
             f"{reason}; sliced: {shares(quantity)} of {shares(wanted_quantity)} shares, "
             "risk.max_order_value"
         )
+    if action == "BUY":
+        # The gate's worst case, counted before cash is shared (``_room_to_buy``); the sum
+        # first, so that a buy well inside the limit costs one look-up.
+        others = rule.working_buys.get(symbol, 0.0)
+        if carrier is not None:
+            others -= carrier.order.remaining
+        if (position + others + quantity) * value > rule.max_position_value and not reduces(
+            position, action, quantity
+        ):
+            room = _room_to_buy(rule, value, position, others, carrier, lot)
+            if quantity > room:
+                why = _room_text(rule, position, others, value, room)
+                if room == 0:
+                    draft.notes.append(f"allocations.{rule.name}: {symbol}: no buy: {why}")
+                    return []
+                reason = f"{reason}; limited: {room:,} of {quantity:,} shares, {why}"
+                quantity = room
 
     return [
         _Want(  # positional, in field order: keywords cost a third of a µs per target
@@ -497,6 +541,33 @@ def _decide_symbol(
             carrier,
         )
     ]
+
+
+def _room_to_buy(
+    rule: _Rule,
+    value: float,
+    position: float,
+    others: float,
+    carrier: OwnedOrder | None,
+    lot: int,
+) -> int:
+    """Shares an opening buy may leave working under ``risk.max_position_fraction``: the
+    position plus every other working buy of the symbol (``others``: manual orders, other
+    rules' orders, this rule's orders being cancelled) plus this buy may not exceed the fraction
+    of NAV, as the gate counts it. A buy the gate would block would keep its share of the cash
+    in this pass and leave the other buys short (docs/planning.md, "Room under the position
+    limit"). The carrier, which this buy modifies, is not another buy; a modify that does not
+    grow it adds nothing, so it keeps at least its remaining quantity, as the gate lets it."""
+    room = lots_down(rule.max_position_value / value - position - others, lot)
+    return room if carrier is None else max(room, int(carrier.order.remaining))
+
+
+def _room_text(rule: _Rule, position: float, others: float, value: float, room: int) -> str:
+    return (
+        f"risk.max_position_fraction {money(rule.max_position_value)}: position "
+        f"{shares(position)} and other working buys of {shares(others)} shares at "
+        f"{money(value)} leave room for {room:,}"
+    )
 
 
 def _tolerance(rule: _Rule, price: float, tick: PriceIncrements) -> float:

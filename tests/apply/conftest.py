@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ib_insync import IB, LimitOrder, Stock
 
 from tradectl.cli import main
 from tradectl.sim import SimState, SimThread, start_sim_thread
@@ -57,6 +58,23 @@ class Gateway:
     def client_connected(self, client_id: int) -> bool:
         gateway = self.sim.gateway
         return self.sim.call(lambda: any(s.client_id == client_id for s in gateway.sessions()))
+
+
+def place_manual_order(
+    gateway: Gateway, symbol: str, action: str, quantity: int, limit: float
+) -> int:
+    """A limit order placed by another client (id 99), as the user's own tools would: tradectl
+    sees it but never touches it. Returns its order id."""
+    manual = IB()
+    manual.connect("127.0.0.1", gateway.sim.port, clientId=99, timeout=10)
+    try:
+        trade = manual.placeOrder(
+            Stock(symbol, "SMART", "USD"), LimitOrder(action, quantity, limit)
+        )
+        manual.sleep(0)
+        return int(trade.order.orderId)
+    finally:
+        manual.disconnect()
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from ib_insync import IB, LimitOrder, Stock
 
 from tradectl.journal import Journal
 
-from .conftest import CLIENT_ID, Gateway, Outcome, write_rules
+from .conftest import CLIENT_ID, Gateway, Outcome, place_manual_order, write_rules
 
 pytestmark = pytest.mark.e2e
 
@@ -78,14 +77,7 @@ def test_allocation_from_cash_converges_and_a_second_apply_sends_nothing(
 def test_a_manual_order_from_another_client_is_never_touched(
     gateway: Gateway, apply_in_process: Callable[..., Outcome], tmp_path: Path
 ) -> None:
-    manual = IB()
-    manual.connect("127.0.0.1", gateway.sim.port, clientId=99, timeout=5)
-    try:
-        trade = manual.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 10, 50.0))
-        manual.sleep(0)
-        manual_id = trade.order.orderId
-    finally:
-        manual.disconnect()
+    manual_id = place_manual_order(gateway, "AAPL", "BUY", 10, 50.0)
     rules = write_rules(tmp_path / "rules", gateway, allocations=allocation({"AAPL": 0.2}))
     converge(apply_in_process, rules)
     ours = [line for line in gateway.messages() if line["client_id"] == CLIENT_ID]

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.planner.builders import NOW, observed, rule_set, summary, working
+from tests.planner.simulator import apply
 from tradectl.planner import plan
 from tradectl.planner.domain import ContractFacts
 from tradectl.planner.legs import order_ref
@@ -34,6 +35,30 @@ def core_rules(risk: dict[str, Any] | None = None, **changes: Any) -> Any:
 
 def generation(rules: Any) -> str:
     return rule_generation(rules.allocations["core"])
+
+
+def drawn_rules(
+    *,
+    cash_buffer: float,
+    order: dict[str, Any],
+    targets: dict[str, float],
+    max_order_value: float,
+) -> Any:
+    """The allocation of examples test_properties.py found: all of NAV, band 1/32, no minimum
+    trade, a position limit of 25 %."""
+    return rule_set(
+        allocations={
+            "core": {
+                "capital": {"fraction_of_nav": 1.0},
+                "drift": {"absolute": 0.03125},
+                "min_trade_value": 0,
+                "cash_buffer": {"amount": cash_buffer},
+                "order": order,
+                "targets": targets,
+            }
+        },
+        risk={"max_order_value": max_order_value, "max_position_fraction": 0.25},
+    )
 
 
 def test_empty_account_buys_every_target_at_its_rounded_limit() -> None:
@@ -354,18 +379,11 @@ def test_an_over_limit_order_is_cancelled_not_left_holding_cash_for_buys_it_fund
     lot, 501 > max_order_value 500) and 501 MSFT (sliced to 500). Modifying AAPL down to one lot
     would still be over the limit, so the gate blocks it and the 2,004 stay committed: the
     planner used to count that cash as freed and raise MSFT to 500, 2,504 of buys on 2,004."""
-    rules = rule_set(
-        allocations={
-            "core": {
-                "capital": {"fraction_of_nav": 1.0},
-                "drift": {"absolute": 0.03125},
-                "min_trade_value": 0,
-                "cash_buffer": {"amount": 0},
-                "order": {"type": "limit", "offset_bps": 0},
-                "targets": {"MSFT": 0.25, "AAPL": 0.25},
-            }
-        },
-        risk={"max_order_value": 500, "max_position_fraction": 0.25},
+    rules = drawn_rules(
+        cash_buffer=0,
+        order={"type": "limit", "offset_bps": 0},
+        targets={"MSFT": 0.25, "AAPL": 0.25},
+        max_order_value=500,
     )
     old = "tctl:core:0ldgen0000"
     account = observed(
@@ -423,3 +441,63 @@ def test_a_buy_dropped_for_cash_keeps_its_orders_cash_from_the_others() -> None:
     result = plan(rules, account, NOW)
     assert summary(result.intents) == [("cancel", "AAPL", None, None, None, None)]
     assert result.intents[0].reason == "no cash left for this buy"
+
+
+def test_a_buy_the_position_limit_leaves_no_room_for_takes_no_cash_from_the_others() -> None:
+    """Found by test_applying_plans_converges. NAV and cash 5,164; a manual buy of SPY 73 @ 67
+    (4,891 reserved); targets SPY and AAPL 0.25 each, max_position_fraction 0.25 (1,291), cash
+    buffer 79: 194 available. 73 SPY at 24 (1,752) already exceed the limit, so the gate blocks
+    any SPY buy. The planner used to plan one anyway and share the 194 with it: AAPL got half,
+    then half again each pass (98, 48, 24, 24, ...). Now SPY is not planned (a note says why)
+    and AAPL gets the whole 194; the next pass has nothing to do."""
+    rules = drawn_rules(
+        cash_buffer=79,
+        order={"type": "market", "tif": "DAY"},
+        targets={"SPY": 0.25, "AAPL": 0.25},
+        max_order_value=1312,
+    )
+    account = observed(
+        nav=5164.0,
+        prices={"SPY": 24.0, "AAPL": 1.0},
+        orders=[working(900, "SPY", "BUY", 73, ref=None, limit=67.0)],
+    )
+    result = plan(rules, account, NOW)
+    assert summary(result.intents) == [("place", "AAPL", "BUY", 194, None, None)]
+    assert (
+        "allocations.core: SPY: no buy: risk.max_position_fraction 1,291: position 0 and other "
+        "working buys of 73 shares at 24 leave room for 0"
+    ) in result.notes
+    assert plan(rules, apply(result, account), NOW).actionable == ()
+
+
+def test_a_buy_is_limited_to_the_room_other_working_buys_leave_under_the_position_limit() -> None:
+    # 35 % of 100,000 at 190 is 184 AAPL; manual buys of 50 and 30 leave room for 104.
+    rules = core_rules(targets={"AAPL": 0.30}, risk={"max_position_fraction": 0.35})
+    account = observed(
+        prices=PRICES,
+        orders=[
+            working(7, "AAPL", "BUY", 50, ref=None, limit=180.0),
+            working(8, "AAPL", "BUY", 30, ref="another-program", limit=170.0),
+        ],
+    )
+    result = plan(rules, account, NOW)
+    assert summary(result.intents) == [("place", "AAPL", "BUY", 104, 190.19, None)]
+    assert "limited: 104 of 150 shares, risk.max_position_fraction 35,000" in (
+        result.intents[0].reason
+    )
+
+
+def test_room_under_the_position_limit_never_shrinks_a_working_buy_nor_sells() -> None:
+    """The limit only holds back growth, as the gate does: a working buy of the rule that a
+    later manual order leaves without room keeps its size, and a held position is not sold to
+    make room for a manual buy."""
+    rules = core_rules(targets={"AAPL": 0.30}, risk={"max_position_fraction": 0.35})
+    ref = order_ref("core", generation(rules), "AAPL.abc123")
+    manual = working(7, "AAPL", "BUY", 150, ref=None, limit=180.0)
+    own = working(8, "AAPL", "BUY", 100, ref=ref, limit=190.19)
+    result = plan(rules, observed(prices=PRICES, orders=[manual, own]), NOW)
+    assert result.intents == ()
+
+    held = plan(rules, observed(prices=PRICES, positions={"AAPL": 100}, orders=[manual]), NOW)
+    assert held.intents == ()
+    assert any("AAPL: no buy: risk.max_position_fraction" in note for note in held.notes)

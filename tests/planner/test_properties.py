@@ -1,6 +1,7 @@
 """Property tests of the planner over random rule sets and random accounts (hypothesis).
 
-1. Convergence: applying a plan and planning again reaches a plan with nothing to do.
+1. Convergence: applying a plan and planning again reaches a plan with nothing to do; the
+   allocation plans no buy that the gate blocks on the position limit.
 2. No unblocked intent breaks a risk limit (checked here independently of the gate's code).
 3. Orders without the tradectl orderRef prefix are never modified or cancelled.
 4. The same inputs give the same plan and the same intent keys.
@@ -12,7 +13,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -243,6 +244,12 @@ def test_applying_plans_converges(scenario: Scenario) -> None:
     """Brackets and scales here trade symbols the allocation does not target: rules that share
     a symbol meet in the gate's worst-case exposure, and a buy the gate blocks keeps its share
     of the cash (conservative), which can cost the allocation extra passes."""
+    assert_converges(scenario)
+
+
+def assert_converges(scenario: Scenario) -> None:
+    """Plans applied one after the other reach a plan with nothing to do within
+    ``passes_needed`` passes."""
     account = scenario.account
     limit = passes_needed(scenario)
     history: list[str] = []
@@ -257,6 +264,52 @@ def test_applying_plans_converges(scenario: Scenario) -> None:
     history.append(_describe(leftover))
     passes = "\n".join(history)
     assert leftover.actionable == (), f"not converged after {limit} passes:\n{passes}"
+
+
+@st.composite
+def crowded_targets(draw: st.DrawFn) -> Scenario:
+    """A scenario with manual buys on the allocation's targets worth up to 1.5 times the
+    position limit: the gate's worst case, which the allocation must count before it shares
+    cash."""
+    scenario = draw(scenarios(separate_symbols=True))
+    account = scenario.account
+    limit = scenario.rules.risk.max_position_fraction * account.net_liquidation
+    crowding = [
+        working(
+            950 + i,
+            symbol,
+            "BUY",
+            max(1, math.floor(draw(st.floats(0.05, 1.5)) * limit / account.quotes[symbol].last)),
+            ref=None,
+            limit=account.quotes[symbol].last,
+        )
+        for i, symbol in enumerate(sorted(scenario.rules.allocations["core"].targets))
+    ]
+    orders = (*account.working_orders, *crowding)
+    return Scenario(scenario.rules, replace(account, working_orders=orders))
+
+
+@SETTINGS
+@given(crowded_targets())
+def test_allocations_plan_no_buy_the_position_limit_blocks(scenario: Scenario) -> None:
+    """The allocation counts the gate's worst case (the position and every other working buy of
+    the symbol) before it shares cash, so the gate never blocks one of its buys on
+    risk.max_position_fraction: such a buy would hold cash back from the buys that can go."""
+    result = plan(scenario.rules, scenario.account, NOW)
+    blocked = [
+        intent
+        for intent in result.intents
+        if intent.kind == "allocations"
+        and (intent.blocked_by or "").startswith("risk.max_position_fraction")
+    ]
+    assert blocked == []
+
+
+@SETTINGS
+@given(crowded_targets())
+def test_applying_plans_converges_around_manual_buys(scenario: Scenario) -> None:
+    """Convergence (above) with manual buys crowding the position limit of the targets."""
+    assert_converges(scenario)
 
 
 def _describe(result: Plan) -> str:
