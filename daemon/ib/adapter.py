@@ -299,6 +299,7 @@ class IbAdapter:
         # A new connection is a new session: what the last one sent and never saw acknowledged
         # is settled by the next resync instead of waiting out the timeout.
         self.session = uuid.uuid4().hex[:12]
+        self._dropped_at = self.dropped_before = None
         where = f"{settings.host}:{settings.port} (client id {settings.client_id})"
         try:
             self.ib.connect(
