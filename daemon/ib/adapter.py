@@ -72,7 +72,7 @@ from tradectl.ib.money import (
     rule_key,
     stored_contract_money,
 )
-from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, Pacer
+from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, SLOW_DOWN_SECONDS, Pacer
 from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
     CANCEL_REFUSALS,
@@ -259,6 +259,11 @@ class IbAdapter:
         self.state_mismatches = 0
         self.last_records_fresh = True
         self.pacing_violations = 0
+        # IB's error 100 names no message: when the last one came (on the journal's clock), and
+        # the last one a complete read of the broker's records began after (``dropped_before``;
+        # the streams keep what that read showed current, so it stays settled).
+        self._dropped_at: datetime | None = None
+        self.dropped_before: datetime | None = None
         # Trading hours per symbol, with the (host) day they were read: read once a day.
         self._hours: dict[str, tuple[date, MarketHours]] = {}
         # Tick type 45 (last-trade time) by conId; ib_insync does not keep it on the Ticker.
@@ -294,6 +299,7 @@ class IbAdapter:
         # A new connection is a new session: what the last one sent and never saw acknowledged
         # is settled by the next resync instead of waiting out the timeout.
         self.session = uuid.uuid4().hex[:12]
+        self._dropped_at = self.dropped_before = None
         where = f"{settings.host}:{settings.port} (client id {settings.client_id})"
         try:
             self.ib.connect(
@@ -554,7 +560,7 @@ class IbAdapter:
             self._link_up = True
             self._pump()
         elif code == PACING_VIOLATION:
-            self.pacing_violations += 1
+            self._on_message_dropped(text)
         # 10147/10148 answer a cancel of an order that has already ended (a bracket child IB
         # cancelled with its parent): expected, and no rejection of any order.
         already_ended = code in CANCEL_REFUSALS
@@ -578,6 +584,21 @@ class IbAdapter:
         self._emit(
             ErrorUpdate(req_id, code, text, client_id, informational, rejection, already_ended)
         )
+
+    def _on_message_dropped(self, text: str) -> None:
+        """IB dropped one of this connection's messages unprocessed and does not say which:
+        every order sent and not yet answered is in doubt. Slow down, and have the next read be
+        a full one, which settles them (``dropped_before``) instead of the ack timeout."""
+        self.pacing_violations += 1
+        self._pacer.slow_down()
+        self._dropped_at = self.journal.now if self.journal is not None else datetime.now(UTC)
+        log.warning(
+            "IB dropped a message for pacing (error 100: %s): sending at half the rate for %g s; "
+            "orders sent and not yet acknowledged are settled by a full read",
+            text,
+            SLOW_DOWN_SECONDS,
+        )
+        self.suspect("IB dropped a message for pacing (error 100)")
 
     def _this_account(self, account: str) -> bool:
         """Whether an order or execution belongs to this daemon's account. A login may manage
@@ -758,6 +779,9 @@ class IbAdapter:
 
     def _read_records(self, day_start: datetime) -> list[BrokerRecord]:
         """Re-read all open orders, completed orders and the day's executions."""
+        # Messages reach the gateway in the order they were written: an order written before
+        # this read that IB took shows in it; one that does not show was dropped.
+        dropped_at = self._dropped_at
         open_keys = self._refresh_open_orders()
         self._completed = []
         self.ib.reqCompletedOrders(apiOnly=True)
@@ -774,6 +798,7 @@ class IbAdapter:
             for done in self._completed
         ]
         records += [translate.execution_record(ex) for ex in self._executions.values()]
+        self.dropped_before = dropped_at
         return records
 
     def _refresh_open_orders(self) -> set[tuple[int, int]]:

@@ -7,6 +7,11 @@ an injected monotonic clock, holding at most ``burst`` tokens. With ``burst`` sm
 window ever carries more than ``rate + burst`` messages, so a large plan goes out at the limit
 instead of in bursts.
 
+After IB's error 100 (a message dropped for pacing) the adapter calls ``slow_down``: for
+``SLOW_DOWN_SECONDS`` the bucket refills at ``SLOW_DOWN_FACTOR`` times its rate and holds a single
+message, so whatever made the gateway count too many (a backlog it read at once) has time to
+clear before the rate goes back up (docs/daemon.md, "Pacing").
+
 Waiting messages leave in priority order (cancels, then protective orders, then other orders,
 then requests for data), first come first served within a priority. Callers that must keep
 several messages in order (the legs of a bracket) give them the same priority.
@@ -29,6 +34,10 @@ IB_MESSAGE_LIMIT = 50
 # that fires a little late, which a bucket of exactly one message turns into lost throughput.
 DEFAULT_RATE = 47.0
 DEFAULT_BURST = 1.5
+# After error 100: half the rate, for long enough that the gateway's one-second window has
+# emptied several times over.
+SLOW_DOWN_FACTOR = 0.5
+SLOW_DOWN_SECONDS = 10.0
 
 Item = TypeVar("Item")
 
@@ -56,6 +65,7 @@ class Pacer(Generic[Item]):
         self._clock = clock
         self._tokens = burst
         self._refilled_at = clock()
+        self._slow_until: float | None = None
         self._queue: list[_Waiting[Item]] = []
         self._sequence = itertools.count()
 
@@ -76,13 +86,28 @@ class Pacer(Generic[Item]):
         if not self._queue:
             return None
         self._refill()
-        return max(0.0, (1 - self._tokens) / self.rate)
+        return max(0.0, (1 - self._tokens) / self.current_rate)
 
     def clear(self) -> list[Item]:
         """Drop everything waiting (the connection it was meant for is gone)."""
         dropped = [waiting.item for waiting in sorted(self._queue)]
         self._queue.clear()
         return dropped
+
+    def slow_down(self) -> None:
+        """Send at ``SLOW_DOWN_FACTOR`` of the rate, with no burst, for the next
+        ``SLOW_DOWN_SECONDS`` (again from now if already slowed)."""
+        self._refill()
+        self._tokens = min(self._tokens, 1.0)
+        self._slow_until = self._clock() + SLOW_DOWN_SECONDS
+
+    @property
+    def slowed(self) -> bool:
+        return self._slow_until is not None and self._clock() < self._slow_until
+
+    @property
+    def current_rate(self) -> float:
+        return self.rate * SLOW_DOWN_FACTOR if self.slowed else self.rate
 
     @property
     def waiting(self) -> int:
@@ -92,4 +117,15 @@ class Pacer(Generic[Item]):
         now = self._clock()
         elapsed = max(0.0, now - self._refilled_at)
         self._refilled_at = now
-        self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+        slow_until = self._slow_until
+        if slow_until is None:
+            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
+            return
+        slow_part = min(elapsed, max(0.0, slow_until - (now - elapsed)))
+        fast_part = elapsed - slow_part
+        refill = slow_part * self.rate * SLOW_DOWN_FACTOR + fast_part * self.rate
+        if now >= slow_until:
+            self._slow_until = None
+            self._tokens = min(self.burst, self._tokens + refill)
+        else:
+            self._tokens = min(1.0, self._tokens + refill)

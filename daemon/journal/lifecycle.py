@@ -83,10 +83,13 @@ class ErrorReport:
 
 @dataclass(frozen=True)
 class NoTrace:
-    """A resync found no open order, completed order or execution of the intent."""
+    """A resync found no open order, completed order or execution of the intent.
+    ``dropped``: the connection (session) that dropped a message unnamed (IB's error 100) and
+    the moment it did, when this resync read the broker afresh after it."""
 
     now: datetime
     ack_timeout: timedelta
+    dropped: tuple[str, datetime] | None = None
 
 
 BrokerEvent = OrderReport | ExecutionReport | ErrorReport | NoTrace
@@ -224,11 +227,25 @@ def _on_no_trace(intent: JournaledIntent, event: NoTrace) -> Transition | None:
         return Transition(
             intent.id, "cancelled", note="no longer at the broker (expired or cancelled unseen)"
         )
-    # Whatever the session: bytes that left the process may reach the gateway late.
+    # Whatever the session: bytes that left the process may reach the gateway late. Unless
+    # the same connection later dropped a message and a fresh read after that shows no trace:
+    # the gateway takes one connection's messages in order, so this one was what it dropped.
     sent_at = intent.sent_at
-    if intent.state == "sent" and sent_at is not None and event.now - sent_at < event.ack_timeout:
+    in_flight = (
+        intent.state == "sent" and sent_at is not None and event.now - sent_at < event.ack_timeout
+    )
+    dropped = event.dropped
+    dropped_unseen = (
+        dropped is not None
+        and sent_at is not None
+        and intent.session == dropped[0]
+        and sent_at <= dropped[1]
+    )
+    if in_flight and not dropped_unseen:
         return None
-    if intent.action != "place":
+    if dropped_unseen and intent.state == "sent":
+        note = "sent, but IB then dropped a message (error 100) and a full read shows no trace"
+    elif intent.action != "place":
         note = "not confirmed before the resync; the planner decides afresh"
     elif intent.state == "journaled":
         note = "journaled but never reached the broker (no order with its orderRef)"

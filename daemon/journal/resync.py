@@ -10,7 +10,10 @@ view (all open orders, completed orders, executions of the day). For each live i
   decides afresh;
 * the broker has no trace of a ``sent`` intent → it may still be on its way (a slow gateway, a
   crash right after the write, a reconnect): it stays in flight until the acknowledgement timeout
-  has passed since it was sent, and only then becomes ``unsent``.
+  has passed since it was sent, and only then becomes ``unsent``; unless its own connection later
+  had a message dropped (IB's error 100) and the broker was read afresh after that: the gateway
+  takes one connection's messages in order, so an order sent before the drop either shows in
+  that read or was dropped, and becomes ``unsent`` at once.
 
 Modify and cancel intents are idempotent at the broker (the same fields or the same cancel again
 change nothing), so an unconfirmed one is closed as ``unsent`` and the planner compares the
@@ -68,10 +71,13 @@ def match_journal(
     known_perm_ids: frozenset[int],
     now: datetime,
     ack_timeout: timedelta,
+    dropped: tuple[str, datetime] | None = None,
 ) -> list[Transition]:
-    """``known_perm_ids``: the permIds the journal's place intents already own."""
+    """``known_perm_ids``: the permIds the journal's place intents already own. ``dropped``:
+    the session that had a message dropped (IB's error 100) and when, if ``broker`` was read
+    afresh after it (``NoTrace``)."""
     claimed = set(known_perm_ids)
-    absent = NoTrace(now, ack_timeout)
+    absent = NoTrace(now, ack_timeout, dropped)
     transitions: list[Transition] = []
     for intent in sorted(intents, key=lambda item: item.id):
         if intent.action == "place":

@@ -55,7 +55,7 @@ def resync(broker: Broker, journal: Journal | None, day_start: datetime) -> list
     if journal is None or not journal.writable:
         return []
     live = journal.live_intents()
-    transitions = _match(journal, live, records)
+    transitions = _match(journal, live, records, _dropped(broker))
     if transitions and not broker.last_records_fresh:
         # The tracker journals every streamed update as it comes, so the streamed state has
         # nothing new to say to the journal; when it seems to, only a fresh read decides.
@@ -63,7 +63,7 @@ def resync(broker: Broker, journal: Journal | None, day_start: datetime) -> list
         records = broker.broker_records(day_start)
         # The tracker journals what arrived during that read.
         live = journal.live_intents()
-        transitions = _match(journal, live, records)
+        transitions = _match(journal, live, records, _dropped(broker))
     for transition in transitions:
         journal.apply_transition(transition)
     # Read again only when the transitions changed it (a pass reads it on every trigger).
@@ -71,8 +71,16 @@ def resync(broker: Broker, journal: Journal | None, day_start: datetime) -> list
     return transitions
 
 
+def _dropped(broker: Broker) -> tuple[str, datetime] | None:
+    dropped_before = broker.dropped_before
+    return None if dropped_before is None else (broker.session, dropped_before)
+
+
 def _match(
-    journal: Journal, live: Sequence[JournaledIntent], records: Sequence[BrokerRecord]
+    journal: Journal,
+    live: Sequence[JournaledIntent],
+    records: Sequence[BrokerRecord],
+    dropped: tuple[str, datetime] | None,
 ) -> list[Transition]:
     return match_journal(
         live,
@@ -80,6 +88,7 @@ def _match(
         known_perm_ids=journal.known_perm_ids(),
         now=journal.now,
         ack_timeout=ACK_TIMEOUT,
+        dropped=dropped,
     )
 
 

@@ -101,6 +101,13 @@ class Broker(Protocol):
     def last_records_fresh(self) -> bool:
         """The last ``broker_records`` answer was read afresh, not from the streamed state."""
 
+    @property
+    def dropped_before(self) -> datetime | None:
+        """When the broker last dropped a message of this connection unnamed (IB's error 100),
+        on the journal's clock, once a complete read of its records began after that (the
+        streams have kept it current since): an order sent before then that ``broker_records``
+        does not show never arrived."""
+
     def suspect(self, reason: str) -> None:
         """The streamed state may miss something (``reason``): the next observation reads
         everything afresh. A broker that always reads afresh ignores it."""

@@ -557,7 +557,9 @@ def _observe_plan_act(
     sender = Sender(broker, journal, contracts=state.qualified, working=working, pass_id=pass_id)
     tracker = tracker_for(broker, journal)
     result.stopped_early = _send(broker, tracker, sender, sending_groups(actionable), hooks, result)
-    result.acknowledged_in_time = _await_acknowledgements(broker, tracker, hooks, ack_timeout)
+    result.acknowledged_in_time = _await_acknowledgements(
+        broker, tracker, hooks, ack_timeout, pacing_before
+    )
     if not result.acknowledged_in_time:
         broker.suspect("order actions went unanswered within the acknowledgement timeout")
     result.progress = tracker.progress
@@ -611,11 +613,17 @@ def _drain(broker: Broker, tracker: OrderTracker, hooks: PassHooks, written: int
 
 
 def _await_acknowledgements(
-    broker: Broker, tracker: OrderTracker, hooks: PassHooks, ack_timeout: float
+    broker: Broker,
+    tracker: OrderTracker,
+    hooks: PassHooks,
+    ack_timeout: float,
+    pacing_before: int,
 ) -> bool:
     """Wait until every sent intent is answered (True), the link goes down (IB's 1100 or a
-    disconnect: the pass after the reconnect or 1102 resyncs what was sent) or the timeout
-    passes; while shutting down, only briefly. What is left stays in flight in the journal."""
+    disconnect: the pass after the reconnect or 1102 resyncs what was sent), the broker drops a
+    message unnamed (IB's error 100: the next pass's full read settles what was sent) or the
+    timeout passes; while shutting down, only briefly. What is left stays in flight in the
+    journal."""
     started = monotonic()
     while True:
         limit = min(ack_timeout, ACK_TIMEOUT_STOPPING_SECONDS) if hooks.abandon() else ack_timeout
@@ -623,7 +631,9 @@ def _await_acknowledgements(
         step = max(0.0, min(_ACK_WAIT_STEP_SECONDS, remaining))
         if broker.run_until(lambda: tracker.answered, step):
             return True
-        if not broker.can_send or monotonic() - started >= limit:
+        if not broker.can_send or broker.pacing_violations > pacing_before:
+            return False
+        if monotonic() - started >= limit:
             return False
 
 

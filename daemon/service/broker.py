@@ -31,11 +31,13 @@ from typing import Any, TypeVar
 from tradectl.broker_types import (
     BrokerUpdate,
     Disconnected,
+    ErrorUpdate,
     ExecutionUpdate,
     LinkUpdate,
     OrderStatusUpdate,
 )
 from tradectl.ib import IbAdapter
+from tradectl.ib_codes import PACING_VIOLATION
 from tradectl.journal import Journal, JournaledIntent, LedgerRelease, RecordedExecution, utc_now
 from tradectl.journal.keys import (
     BREAKER_KEY,
@@ -380,6 +382,9 @@ class IbBrokerSession:
                 self._emit(self.events.link_lost)
         elif isinstance(update, ExecutionUpdate):
             self._on_execution(update.execution)
+        elif isinstance(update, ErrorUpdate) and update.code == PACING_VIOLATION:
+            # IB dropped a message and does not say which: a pass reads afresh and re-plans.
+            self._emit(self.events.order_event, "pacing-error")
         elif isinstance(update, OrderStatusUpdate) and (
             order_ended(update.status) or update.status == REJECTION_STATUS
         ):

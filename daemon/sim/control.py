@@ -43,6 +43,7 @@ class SimControl:
             "reject_next_orders",
             "delay_acks",
             "drop_next",
+            "pace_out_next",
             "connectivity_lost",
             "connectivity_restored",
             "connectivity_restored_data_lost",
@@ -112,6 +113,15 @@ class SimControl:
         faults = self._gateway.faults
         message_id = DROPPABLE[message]
         faults.drop_next[message_id] = faults.drop_next.get(message_id, 0) + int(count)
+
+    def pace_out_next(self, message: str, count: int = 1) -> None:
+        """Drop the next ``count`` ``message`` messages a client sends (a request name such as
+        "placeOrder") unprocessed with error 100, as IB does to a message over its pacing
+        limit, however slowly they come."""
+        if not message:
+            raise ValueError("message must name a client request, such as placeOrder")
+        faults = self._gateway.faults
+        faults.pace_out_next[message] = faults.pace_out_next.get(message, 0) + int(count)
 
     def connectivity_lost(self) -> None:
         """Send error 1100 to every client (informational: orders keep working)."""

@@ -22,6 +22,17 @@ class Faults:
     ack_delay_ms: float = 0.0
     # How many of the next messages of each id (``DROPPABLE``) are lost on their way to a client.
     drop_next: dict[int, int] = field(default_factory=dict)
+    # How many of the next client messages of each name (placeOrder, ...) are dropped with error
+    # 100, as if over the pacing limit, whatever the rate.
+    pace_out_next: dict[str, int] = field(default_factory=dict)
+
+    def paces_out(self, name: str) -> bool:
+        """Whether the client message just read is dropped with error 100 (``pace_out_next``)."""
+        left = self.pace_out_next.get(name, 0)
+        if left <= 0:
+            return False
+        self.pace_out_next[name] = left - 1
+        return True
 
     def swallows(self, message_id: Field) -> bool:
         """Whether the message about to be written is lost instead (``drop_next``)."""

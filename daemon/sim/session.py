@@ -177,7 +177,7 @@ class Session:
         if self.client_id is None:
             self._log(name, decoded)
             return
-        if not self._within_pacing():
+        if self.gateway.faults.paces_out(name) or not self._within_pacing():
             self._log(name, decoded, dropped=True)
             limit = self.engine.state.limits.max_messages_per_second
             text = f"Max rate of messages per second has been exceeded:max={limit} rec={limit + 1}"

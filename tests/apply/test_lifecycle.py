@@ -28,6 +28,7 @@ from tradectl.journal.store import JournaledIntent
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 TIMEOUT = timedelta(seconds=60)
+SESSION = "s"
 
 
 def intent(action: str = "place", state: str = "sent", **fields: Any) -> JournaledIntent:
@@ -47,7 +48,7 @@ def intent(action: str = "place", state: str = "sent", **fields: Any) -> Journal
         quantity=100,
         filled=0,
         state=state,
-        session="s",
+        session=SESSION,
         created_at=NOW,
         sent_at=NOW - timedelta(seconds=5),
         error_code=None,
@@ -247,6 +248,24 @@ CASES: list[tuple[str, JournaledIntent, BrokerEvent, tuple[str | None, float, in
         intent(state="sent", sent_at=NOW - timedelta(minutes=5)),
         NoTrace(NOW, TIMEOUT),
         ("unsent", 0, 0),
+    ),
+    (
+        "sent before its connection's error 100 and absent from a read after it: unsent now",
+        intent(state="sent"),
+        NoTrace(NOW, TIMEOUT, (SESSION, NOW - timedelta(seconds=1))),
+        ("unsent", 0, 0),
+    ),
+    (
+        "sent after the error 100: still in flight",
+        intent(state="sent"),
+        NoTrace(NOW, TIMEOUT, (SESSION, NOW - timedelta(seconds=10))),
+        None,
+    ),
+    (
+        "sent by an earlier connection before another's error 100: still in flight",
+        intent(state="sent", session="earlier"),
+        NoTrace(NOW, TIMEOUT, (SESSION, NOW - timedelta(seconds=1))),
+        None,
     ),
     (
         "acknowledged and gone without a trace: cancelled unseen",

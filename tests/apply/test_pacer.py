@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tradectl.broker_types import Priority
-from tradectl.ib.pacer import Pacer
+from tradectl.ib.pacer import SLOW_DOWN_FACTOR, SLOW_DOWN_SECONDS, Pacer
 
 
 class FakeClock:
@@ -96,3 +96,44 @@ def test_no_one_second_window_exceeds_rate_plus_burst(
         clock.now += 0.003
     assert len(sent) == len(arrivals)
     assert max_in_any_window(sent, 1.0) <= rate + burst
+
+
+def test_after_a_slow_down_the_rate_is_halved_for_ten_seconds_then_restored() -> None:
+    clock = FakeClock()
+    pacer: Pacer[int] = Pacer(rate=40, burst=1.5, clock=clock)
+    pacer.slow_down()
+    for number in range(800):
+        pacer.submit(number, Priority.ORDER)
+    sent = drain(pacer, clock)
+    assert [item for _, item in sent] == list(range(800))
+    slowed = [moment for moment, _ in sent if moment < SLOW_DOWN_SECONDS]
+    # About 20 per second for 10 s (the fake clock steps past each due time a little), then 40.
+    assert 195 <= len(slowed) <= 202
+    assert max_in_any_window([entry for entry in sent if entry[0] < 9.0], 1.0) <= 21
+    after = [entry for entry in sent if entry[0] >= SLOW_DOWN_SECONDS + 1.0]
+    assert max_in_any_window(after, 1.0) >= 39
+    assert not pacer.slowed
+
+
+def test_a_slow_down_takes_the_burst_away_at_once() -> None:
+    clock = FakeClock()
+    pacer: Pacer[int] = Pacer(rate=10, burst=5, clock=clock)
+    clock.now = 10.0
+    pacer.slow_down()
+    for number in range(5):
+        pacer.submit(number)
+    assert pacer.release() == [0]
+    assert pacer.delay() == 1 / (10 * SLOW_DOWN_FACTOR)
+    assert pacer.slowed
+
+
+def test_a_second_slow_down_extends_the_slow_period() -> None:
+    clock = FakeClock()
+    pacer: Pacer[int] = Pacer(rate=10, burst=1, clock=clock)
+    pacer.slow_down()
+    clock.now = SLOW_DOWN_SECONDS - 1
+    pacer.slow_down()
+    clock.now = SLOW_DOWN_SECONDS + 1
+    assert pacer.current_rate == 10 * SLOW_DOWN_FACTOR
+    clock.now = 2 * SLOW_DOWN_SECONDS
+    assert pacer.current_rate == 10

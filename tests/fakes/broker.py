@@ -82,6 +82,7 @@ class FakeBroker:
         self.market_clock = MarketClock()
         # Every answer is read afresh from the market: nothing is streamed, nothing in doubt.
         self.last_records_fresh = True
+        self.dropped_before: datetime | None = None
         self.full_reads = 0
         self.state_mismatches = 0
         self.suspicions: list[str] = []
