@@ -225,12 +225,9 @@ class IbBrokerSession:
         self._seen_exec_ids: set[str] = set()
         # The newest journaled intent id seen, so each pass reads only the intents it added.
         self._newest_intent_id = 0
-        # Messages written by the adapters of earlier connections (metrics).
-        self._messages_sent_before = 0
-        # Live-state mismatches of the connections closed so far (each adapter counts its own).
-        self._mismatches_before = 0
-        self._mismatches_reported = 0
-        self._messages_reported = 0
+        # Counts each connection's adapter keeps, summed over the connections (metrics).
+        self._messages_sent = _AcrossConnections(lambda adapter: adapter.messages_sent)
+        self._mismatches = _AcrossConnections(lambda adapter: adapter.state_mismatches)
         # (action, rule kind) of every order action the pass in progress journaled and sent.
         self._sent_actions: list[tuple[str, str]] = []
         # Targets files keep their last good version across passes (like the rules).
@@ -365,8 +362,8 @@ class IbBrokerSession:
         adapter, self._adapter = self._adapter, None
         if adapter is not None:
             adapter.disconnect()
-            self._messages_sent_before += adapter.messages_sent
-            self._mismatches_before += adapter.state_mismatches
+            self._messages_sent.close(adapter)
+            self._mismatches.close(adapter)
 
     def _on_update(self, adapter: Broker, update: BrokerUpdate) -> None:
         """The broker's updates, as the daemon's session events (on the daemon's loop)."""
@@ -702,19 +699,30 @@ class IbBrokerSession:
         return 0 if adapter is None else adapter.pacer_waiting
 
     def messages_sent(self) -> int:
-        adapter = self._adapter
-        current = self._messages_sent_before + (0 if adapter is None else adapter.messages_sent)
-        # Read from the metrics thread while a disconnect moves an adapter's count into
-        # ``_messages_sent_before``: never report less than before (a counter only goes up).
-        self._messages_reported = max(self._messages_reported, current)
-        return self._messages_reported
+        return self._messages_sent.total(self._adapter)
 
     def live_state_mismatches(self) -> int:
-        adapter = self._adapter
-        current = self._mismatches_before + (0 if adapter is None else adapter.state_mismatches)
-        # As ``messages_sent``: a disconnect moving the count must not make it go down.
-        self._mismatches_reported = max(self._mismatches_reported, current)
-        return self._mismatches_reported
+        return self._mismatches.total(self._adapter)
+
+
+class _AcrossConnections:
+    """A count each connection's adapter keeps, summed over the connections closed so far and
+    the current one, for a Prometheus counter. It is read from the metrics thread while a
+    disconnect moves an adapter's count into ``_closed``: it never reports less than before
+    (a counter only goes up)."""
+
+    def __init__(self, read: Callable[[Broker], int]) -> None:
+        self._read = read
+        self._closed = 0
+        self._reported = 0
+
+    def close(self, adapter: Broker) -> None:
+        self._closed += self._read(adapter)
+
+    def total(self, current: Broker | None) -> int:
+        count = self._closed + (0 if current is None else self._read(current))
+        self._reported = max(self._reported, count)
+        return self._reported
 
 
 def orphaned_protections(journal: Journal, rules: RuleSet) -> list[str]:
