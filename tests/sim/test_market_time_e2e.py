@@ -55,6 +55,21 @@ def errors(ib: IB) -> list[tuple[int, int, str]]:
     return seen
 
 
+def last_trade_times(ib: IB) -> list[str]:
+    """The last-trade times (tick type 45) the gateway streams to ``ib`` from now on, in order;
+    ib_insync does not keep them on its Ticker."""
+    stamps: list[str] = []
+    tick_string = ib.wrapper.tickString
+
+    def record(req_id: int, tick_type: int, value: str) -> None:
+        if tick_type == 45:
+            stamps.append(value)
+        tick_string(req_id, tick_type, value)
+
+    ib.wrapper.tickString = record  # type: ignore[method-assign]
+    return stamps
+
+
 def advance_to(sim: SimThread, moment: datetime) -> None:
     reply = sim.call(lambda: sim.gateway.control.apply({"op": "advance", "to": moment.isoformat()}))
     assert reply == {"ok": True, "now": moment.astimezone(UTC).isoformat()}
@@ -258,15 +273,7 @@ def test_halted_symbol_gets_tick_49_no_trades_and_no_fills(
 def test_last_trade_time_is_tick_45_and_closed_market_has_no_bid_or_ask(
     ib: IB, sim: SimThread, aapl: Stock, until: Until
 ) -> None:
-    stamps: list[str] = []
-    tick_string = ib.wrapper.tickString
-
-    def record(req_id: int, tick_type: int, value: str) -> None:
-        if tick_type == 45:
-            stamps.append(value)
-        tick_string(req_id, tick_type, value)
-
-    ib.wrapper.tickString = record  # type: ignore[method-assign]
+    stamps = last_trade_times(ib)
     advance_to(sim, ny(2026, 11, 28, 12, 0))  # Saturday
     ticker = ib.reqMktData(aapl)
     until(lambda: ticker.last == 100.0 and bool(stamps))
@@ -290,15 +297,7 @@ def test_a_streaming_subscriber_hears_the_last_trade_time_move_without_a_price_m
     """A liquid stock trades all the time in a session: its stream's tick 45 follows the clock
     (found by the simulated week once tradectl streamed quotes: a stream stood still and the
     daemon held every allocation as stale)."""
-    stamps: list[str] = []
-    tick_string = ib.wrapper.tickString
-
-    def record(req_id: int, tick_type: int, value: str) -> None:
-        if tick_type == 45:
-            stamps.append(value)
-        tick_string(req_id, tick_type, value)
-
-    ib.wrapper.tickString = record  # type: ignore[method-assign]
+    stamps = last_trade_times(ib)
     advance_to(sim, ny(2026, 11, 30, 10, 0))
     ib.reqMktData(aapl)
     until(lambda: stamps[-1:] == [str(int(ny(2026, 11, 30, 10, 0).timestamp()))])
