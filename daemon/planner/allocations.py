@@ -42,6 +42,7 @@ from tradectl.planner.common import (
     shares,
     signed,
     working_price,
+    working_shares,
 )
 from tradectl.planner.domain import (
     OrderSpec,
@@ -181,7 +182,9 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
         )
         return draft
 
-    working_buys = _working_buys(book)
+    # Every live buy of each symbol (manual orders and every rule's included), as the gate's
+    # ``risk.max_position_fraction`` check counts them.
+    working_buys, _ = working_shares(book.live)
     outcomes: list[_RuleOutcome] = []
     for name in sorted(rules.allocations):
         allocation = rules.allocations[name]
@@ -212,16 +215,6 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
             _emit(want, draft)
     _plan_buys(outcomes, book, draft, other_buys_value)
     return draft
-
-
-def _working_buys(book: Book) -> dict[str, float]:
-    """Shares every live buy order of each symbol may still add (manual orders and every rule's
-    included), as the gate's ``risk.max_position_fraction`` check counts them."""
-    buys: dict[str, float] = {}
-    for order in book.live:
-        if order.action == "BUY":
-            buys[order.symbol] = buys.get(order.symbol, 0.0) + order.remaining
-    return buys
 
 
 def _hold(name: str, reason: str, book: Book, draft: Draft) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from operator import attrgetter
@@ -107,6 +107,19 @@ def round_to_tick(price: float, increments: PriceIncrements, direction: Directio
 def round_passive(price: float, increments: PriceIncrements, action: Side) -> float:
     """Round a limit price to the tick on the less aggressive side: BUY down, SELL up."""
     return increments.passive(price, action)
+
+
+def working_shares(
+    orders: Iterable[WorkingOrder],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Shares the given live orders may still add per symbol, buys and sells apart: the worst
+    case ``risk.max_position_fraction`` counts, in the gate and in the allocations' room."""
+    buys: dict[str, float] = {}
+    sells: dict[str, float] = {}
+    for order in orders:
+        side = buys if order.action == "BUY" else sells
+        side[order.symbol] = side.get(order.symbol, 0.0) + order.remaining
+    return buys, sells
 
 
 def lots_down(quantity: float, lot: int) -> int:

@@ -48,7 +48,7 @@ from tradectl.planner.allocations import cash_buffer_of
 from tradectl.planner.breaker import RULE as BREAKER_RULE
 from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.cash import check_cash
-from tradectl.planner.common import TERMINAL_STATUSES, frozen_instance, money
+from tradectl.planner.common import TERMINAL_STATUSES, frozen_instance, money, working_shares
 from tradectl.planner.domain import Intent, Observed, Plan, WorkingOrder
 from tradectl.planner.legs import ENTRY_LEG, STOP_LEG
 from tradectl.planner.money import (
@@ -180,15 +180,9 @@ class _Exposure:
 
     def __init__(self, observed: Observed) -> None:
         self.positions = observed.positions
-        self.orders_by_id: dict[int, WorkingOrder] = {}
-        self.long: dict[str, float] = {}
-        self.short: dict[str, float] = {}
-        for order in observed.working_orders:
-            if order.status in TERMINAL_STATUSES:
-                continue
-            self.orders_by_id[order.order_id] = order
-            book = self.long if order.action == "BUY" else self.short
-            book[order.symbol] = book.get(order.symbol, 0.0) + order.remaining
+        live = [order for order in observed.working_orders if order.status not in TERMINAL_STATUSES]
+        self.orders_by_id: dict[int, WorkingOrder] = {order.order_id: order for order in live}
+        self.long, self.short = working_shares(live)
 
     def growth(self, intent: Intent) -> float:
         """Shares this intent adds on its side if it fills."""
