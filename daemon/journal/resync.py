@@ -78,20 +78,46 @@ def match_journal(
     afresh after it (``NoTrace``)."""
     claimed = set(known_perm_ids)
     absent = NoTrace(now, ack_timeout, dropped)
+    index = _BrokerIndex(broker)
     transitions: list[Transition] = []
     for intent in sorted(intents, key=lambda item: item.id):
         if intent.action == "place":
-            records = _records_of(intent, broker, claimed)
+            records = _records_of(intent, index, claimed)
             perm_id = next((record.perm_id for record in records if record.perm_id), 0)
             if perm_id:
                 claimed.add(perm_id)
             events = _events(records) if records else [absent]
         else:
-            events = [*_events(_target_of(intent, broker)), absent]
+            events = [*_events(_target_of(intent, index)), absent]
         transition = settle(intent, events)
         if transition is not None:
             transitions.append(transition)
     return transitions
+
+
+class _BrokerIndex:
+    """The broker's records by permId, by orderRef and by (order id, client), each list in the
+    broker's order, so that matching an intent reads its few candidates instead of every record
+    (a full refresh matches every live intent against every record)."""
+
+    def __init__(self, broker: Sequence[BrokerRecord]) -> None:
+        self.broker = broker
+        self.by_perm_id: dict[int, list[int]] = {}
+        self.by_order_ref: dict[str | None, list[int]] = {}
+        self.by_order_id: dict[tuple[int, int], list[int]] = {}
+        for position, record in enumerate(broker):
+            if record.perm_id:
+                self.by_perm_id.setdefault(record.perm_id, []).append(position)
+            self.by_order_ref.setdefault(record.order_ref, []).append(position)
+            if record.order_id != 0:
+                key = (record.order_id, record.client_id)
+                self.by_order_id.setdefault(key, []).append(position)
+
+    def with_perm_id(self, perm_id: int) -> list[BrokerRecord]:
+        return [self.broker[position] for position in self.by_perm_id.get(perm_id, ())]
+
+    def with_order_ref(self, order_ref: str | None) -> list[BrokerRecord]:
+        return [self.broker[position] for position in self.by_order_ref.get(order_ref, ())]
 
 
 def _events(records: Sequence[BrokerRecord]) -> list[BrokerEvent]:
@@ -119,10 +145,10 @@ def _events(records: Sequence[BrokerRecord]) -> list[BrokerEvent]:
 
 
 def _records_of(
-    intent: JournaledIntent, broker: Sequence[BrokerRecord], claimed: set[int]
+    intent: JournaledIntent, index: _BrokerIndex, claimed: set[int]
 ) -> list[BrokerRecord]:
     if intent.perm_id:
-        by_perm = [record for record in broker if record.perm_id == intent.perm_id]
+        by_perm = index.with_perm_id(intent.perm_id)
         if by_perm:
             return by_perm
 
@@ -131,11 +157,11 @@ def _records_of(
             not record.perm_id or record.perm_id == intent.perm_id or record.perm_id not in claimed
         )
 
+    with_ref = index.with_order_ref(intent.order_ref)
     by_id = [
         record
-        for record in broker
-        if record.order_ref == intent.order_ref
-        and record.order_id != 0
+        for record in with_ref
+        if record.order_id != 0
         and record.order_id == intent.order_id
         and record.client_id == intent.client_id
         and unclaimed(record)
@@ -143,33 +169,23 @@ def _records_of(
     if by_id:
         # The completed record of the same order carries order id 0: join it by permId.
         perm_id = next((record.perm_id for record in by_id if record.perm_id), 0)
-        joined = [record for record in broker if perm_id and record.perm_id == perm_id]
+        joined = index.with_perm_id(perm_id) if perm_id else []
         return by_id + [record for record in joined if record not in by_id]
     # Completed orders come without an order id; a record with our orderRef whose permId no
     # other place intent owns can only be this intent's order.
-    for record in broker:
-        if (
-            record.order_ref == intent.order_ref
-            and record.order_id == 0
-            and record.perm_id
-            and record.perm_id not in claimed
-        ):
-            return [other for other in broker if other.perm_id == record.perm_id]
+    for record in with_ref:
+        if record.order_id == 0 and record.perm_id and record.perm_id not in claimed:
+            return index.with_perm_id(record.perm_id)
     return []
 
 
-def _target_of(intent: JournaledIntent, broker: Sequence[BrokerRecord]) -> list[BrokerRecord]:
+def _target_of(intent: JournaledIntent, index: _BrokerIndex) -> list[BrokerRecord]:
     """The order a modify or cancel acts on, as open or completed orders show it."""
+    positions = set(index.by_perm_id.get(intent.perm_id, ())) if intent.perm_id else set()
+    if intent.order_id:
+        positions.update(index.by_order_id.get((intent.order_id, intent.client_id), ()))
     return [
         record
-        for record in broker
+        for record in (index.broker[position] for position in sorted(positions))
         if record.source != "execution"
-        and (
-            (
-                record.order_id != 0
-                and record.order_id == intent.order_id
-                and record.client_id == intent.client_id
-            )
-            or (intent.perm_id and record.perm_id == intent.perm_id)
-        )
     ]
