@@ -116,15 +116,19 @@ def stderr_is_journal(stream: TextIO) -> bool:
 
 class ExpectedClientNoise(logging.Filter):
     """ib_insync logs outcomes tradectl expects as errors: "API connection failed" on every
-    reconnection attempt and "Peer closed connection" when the gateway goes away (tradectl logs
-    one warning per outage for both) and error 10148 for an order
+    reconnection attempt, and "Peer closed connection" or "Connection reset by peer" when the
+    gateway goes away (the reset when it closes the socket with our last message still unread;
+    tradectl logs one warning per outage for all of them) and error 10148 for an order
     that was already done when its cancel arrived (a bracket child cancelled with its parent).
     They are demoted to DEBUG and INFO, and shown only when those levels are enabled."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if record.name == "ib_insync.client" and message.startswith(
-            ("API connection failed", "Make sure API port", "Peer closed connection")
+        if record.name == "ib_insync.client" and (
+            message.startswith(
+                ("API connection failed", "Make sure API port", "Peer closed connection")
+            )
+            or message.endswith("Connection reset by peer")
         ):
             demoted = logging.DEBUG
         elif record.name == "ib_insync.wrapper" and message.startswith("Error 10148,"):

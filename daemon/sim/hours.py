@@ -93,8 +93,10 @@ class MarketHours:
         return _midnight(day), _midnight(day + timedelta(days=1))
 
     def hours(self, ts: float) -> tuple[str, str]:
-        """``tradingHours`` and ``liquidHours`` for the coming days, in IB's format."""
-        days = [_ny_date(ts) + timedelta(days=i) for i in range(CONTRACT_DETAILS_DAYS)]
+        """``tradingHours`` and ``liquidHours`` for the coming days, in IB's format, from
+        yesterday on: the session running now began before midnight, so a client sees it run
+        through IB's nightly reset (23:45-00:45 New York) after midnight too, as before it."""
+        days = [_ny_date(ts) + timedelta(days=i) for i in range(-1, CONTRACT_DETAILS_DAYS)]
         whole = ";".join(f"{_ib_day(d)}:0000-{_ib_day(d + timedelta(days=1))}:0000" for d in days)
         return whole, whole
 

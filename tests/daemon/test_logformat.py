@@ -80,6 +80,7 @@ def _emit_to_file(path: Path, monkeypatch: pytest.MonkeyPatch, journal: bool) ->
             )
             logging.getLogger("ib_insync.client").error("Make sure API port on TWS/IBG is open")
             logging.getLogger("ib_insync.client").error("Peer closed connection.")
+            logging.getLogger("ib_insync.client").error("[Errno 104] Connection reset by peer")
             logging.getLogger("ib_insync.wrapper").error(
                 "Error 10148, reqId 8: OrderId 8 that needs to be cancelled cannot be cancelled, "
                 "state: Cancelled."
@@ -105,6 +106,6 @@ def test_expected_client_noise_is_not_an_error_and_redirected_output_has_no_pref
     assert not [line for line in lines if line.startswith("<")]
     text = "\n".join(lines)
     assert "API connection failed" not in text and "Make sure API port" not in text
-    assert "Peer closed connection" not in text
+    assert "Peer closed connection" not in text and "Connection reset by peer" not in text
     assert "10148" not in text
     assert "ERROR   Error 201" in text

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tradectl.planner.market_time import in_blackout, market_hours
+from tradectl.schemas.models import DEFAULT_BLACKOUTS
 from tradectl.sim.clock import SimClock, parse_iso
 from tradectl.sim.engine import Engine
-from tradectl.sim.hours import Boundary, MarketHours, NyseHours, Phase
+from tradectl.sim.hours import IB_TIME_ZONE_ID, Boundary, MarketHours, NyseHours, Phase
 from tradectl.sim.model import ErrorNotice
 from tradectl.sim.server import SimGateway
 
@@ -80,7 +82,25 @@ def test_always_open_has_no_boundaries_and_whole_day_hours() -> None:
     assert hours.boundaries(ny(2026, 11, 1, 0, 0), ny(2026, 12, 1, 0, 0)) == []
     trading, liquid = hours.hours(ny(2026, 11, 28, 3, 0))
     assert trading == liquid
-    assert liquid.split(";")[0] == "20261128:0000-20261129:0000"
+    assert liquid.split(";")[:2] == ["20261127:0000-20261128:0000", "20261128:0000-20261129:0000"]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [(2026, 11, 30, 23, 50), (2026, 12, 1, 0, 0), (2026, 12, 1, 0, 5), (2026, 12, 1, 0, 44)],
+    ids=["before midnight", "midnight", "after midnight", "at the end"],
+)
+def test_always_open_hours_run_through_ibs_nightly_reset_on_both_sides_of_midnight(
+    moment: tuple[int, ...],
+) -> None:
+    # The suite, --sim and CI trade at any host hour: tradectl lifts its default blackout
+    # (23:45-00:45 New York) only while the reported regular session runs through all of it.
+    ts = ny(*moment)
+    trading, liquid = MarketHours().hours(ts)
+    reported = market_hours(IB_TIME_ZONE_ID, trading, liquid)
+    now = datetime.fromtimestamp(ts, UTC)
+    assert in_blackout(now, DEFAULT_BLACKOUTS, reported) is None
+    assert in_blackout(now, DEFAULT_BLACKOUTS, None) is not None
 
 
 def test_clock_runs_from_its_set_point_unless_frozen() -> None:
