@@ -36,24 +36,6 @@ def _increment_nanos(increment: float) -> int | None:
     return int(nanos) if nanos == nanos.to_integral_value() else None
 
 
-def _round_in_nanos(price: float, step: int | None, direction: Direction) -> float | None:
-    """One band's rounding in whole nanos with integers, or None where it cannot be proven
-    equal to the decimal rounding. When ``price * 10**9`` lies within 0.01 of an integer n (and
-    the price is below 10**6, where the float product errs by less than 0.2), n is the price's
-    decimal on the grid, so the integer division and the final float (Python's int / int is
-    correctly rounded) give the decimal result bit for bit; the planner prices thousands of
-    orders a pass, and the decimal path is its slowest step (benchmarks/README.md). ``step``
-    is the increment in nanos (``_increment_nanos``)."""
-    if step is None or not 0 <= price < 1e6:
-        return None
-    scaled = price * _NANOS
-    nanos = round(scaled)
-    if abs(scaled - nanos) >= 0.01:
-        return None
-    steps = nanos // step if direction == "down" else -(-nanos // step)
-    return steps * step / _NANOS
-
-
 @dataclass(frozen=True)
 class PriceBand:
     """Prices from ``low_edge`` (inclusive) up to the next band's edge move by ``increment``."""
@@ -105,9 +87,10 @@ class PriceIncrements:
 
     @cached_property
     def _single_step_nanos(self) -> int | None:
-        """The one band's increment in nanos, computed once per instance: the planner builds
-        one instance per listing and pass and rounds every order of that listing with it."""
-        return _increment_nanos(self.bands[0].increment)
+        """The one band's increment in nanos (None with more bands, or off the grid), computed
+        once per instance: the planner builds one instance per listing and pass and rounds
+        every order of that listing with it."""
+        return _increment_nanos(self.bands[0].increment) if len(self.bands) == 1 else None
 
     def increment_at(self, price: float) -> float:
         """The increment of the band ``price`` is in."""
@@ -121,11 +104,21 @@ class PriceIncrements:
         return exact % step == 0
 
     def round(self, price: float, direction: Direction) -> float:
-        """The nearest valid price at or below (``down``) or at or above (``up``) ``price``."""
-        if len(self.bands) == 1:
-            fast = _round_in_nanos(price, self._single_step_nanos, direction)
-            if fast is not None:
-                return fast
+        """The nearest valid price at or below (``down``) or at or above (``up``) ``price``.
+
+        One band is rounded in whole nanos with integers where that is provably the decimal
+        rounding: when ``price * 10**9`` lies within 0.01 of an integer n (and the price is
+        below 10**6, where the float product errs by less than 0.2), n is the price's decimal
+        on the grid, so the integer division and the final float (Python's int / int is
+        correctly rounded) give the decimal result bit for bit. The planner prices thousands
+        of orders a pass, and the decimal path was its slowest step (benchmarks/README.md)."""
+        step = self._single_step_nanos
+        if step is not None and 0 <= price < 1e6:
+            scaled = price * _NANOS
+            nanos = round(scaled)
+            if abs(scaled - nanos) < 0.01:
+                steps = nanos // step if direction == "down" else -(-nanos // step)
+                return steps * step / _NANOS
         return self.round_exact(price, direction)
 
     def round_exact(self, price: float, direction: Direction) -> float:
