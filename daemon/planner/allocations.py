@@ -50,6 +50,7 @@ from tradectl.planner.domain import (
     OrderType,
     Purpose,
     TargetsMode,
+    affixed,
 )
 from tradectl.planner.legs import allocation_leg, order_ref
 from tradectl.planner.money import Rates, base_rate, no_rate_reason
@@ -136,14 +137,8 @@ class _Want:
     tolerance: float
     desired: int
     position: float
-    description: _Description | str
-    suffix: str
+    reason: str | DeferredReason
     carrier: OwnedOrder | None
-
-    @property
-    def reason(self) -> DeferredReason:
-        """Why, in words, written when someone reads it (``Intent.reason``)."""
-        return (_reason_text, (self.description, self.suffix))
 
     @property
     def unit_value(self) -> float:
@@ -387,11 +382,6 @@ def _describe(
     return text
 
 
-def _reason_text(description: _Description | str, suffix: str) -> str:
-    text = description if isinstance(description, str) else _describe(*description)
-    return text + suffix
-
-
 def _decide_symbol(
     rule: _Rule,
     symbol: str,
@@ -578,8 +568,10 @@ def _decide_symbol(
             0.0 if carrier is None else _tolerance(rule, price, tick),
             desired,
             position,
-            description,
-            suffix,
+            # Written when it is read (``Intent.reason``): most reasons of a large plan never are.
+            (_describe, description)
+            if not suffix
+            else affixed((_describe, description), suffix=suffix),
             carrier,
         )
     ]
@@ -662,8 +654,7 @@ def _kept(
         tolerance=_tolerance(rule, price, tick),
         desired=desired,
         position=position,
-        description=reason,
-        suffix="",
+        reason=reason,
         carrier=owned,
     )
 
@@ -725,12 +716,11 @@ def _unchanged(want: _Want) -> bool:
 def _emit(want: _Want, draft: Draft) -> None:
     """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
     spec, leg = _spec(want)
-    if _already(want, spec):
-        return
     carrier = want.carrier
-    purpose: Purpose = (
-        "closing" if reduces(want.position, want.action, want.quantity) else "opening"
-    )
+    if carrier is not None and _already(want, spec):
+        return
+    position = want.position
+    purpose: Purpose = "closing" if reduces(position, want.action, want.quantity) else "opening"
     draft.add_one(
         place_or_modify(
             spec,
@@ -740,7 +730,7 @@ def _emit(want: _Want, draft: Draft) -> None:
             purpose=purpose,
             reason=want.reason,
             estimated_price=want.estimated_price,
-            current=want.position,
+            current=position,
             target=float(want.desired),
             existing=None if carrier is None else carrier.order,
             fx_rate=want.fx_rate,
@@ -801,8 +791,9 @@ def _plan_buys(
                     draft.add(cancel_intent(want.carrier, KIND, "no cash left for this buy"))
                     spent += _held_by_cancel(want)
                 continue
-            want.suffix = (
-                f"{want.suffix}; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares"
+            want.reason = affixed(
+                want.reason,
+                suffix=f"; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares",
             )
             want.quantity = quantity
             _emit(want, draft)

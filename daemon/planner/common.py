@@ -26,6 +26,7 @@ from tradectl.planner.domain import (
     Purpose,
     TargetsDecision,
     WorkingOrder,
+    affixed,
 )
 from tradectl.planner.legs import ENTRY_LEG, parse_order_ref
 from tradectl.planner.ticks import Direction, PriceBand, PriceIncrements
@@ -477,11 +478,6 @@ def modify_key(existing_ref: str, spec: OrderSpec) -> str:
     return f"{existing_ref}#mod:{spec_hash(spec)}"
 
 
-def _prefixed(prefix: str, reason: DeferredReason) -> str:
-    render, args = reason
-    return prefix + render(*args)
-
-
 def place_or_modify(
     spec: OrderSpec,
     *,
@@ -505,8 +501,7 @@ def place_or_modify(
         assert existing.order_ref is not None
         action, key = "modify", modify_key(existing.order_ref, spec)
         order_id = existing.order_id
-        prefix = f"order {existing.order_id}: "
-        reason = prefix + reason if isinstance(reason, str) else (_prefixed, (prefix, reason))
+        reason = affixed(reason, prefix=f"order {existing.order_id}: ")
     intent: Intent = object.__new__(Intent)
     # Set in the instance's own dict, field by field in declaration order: the dict then shares
     # its keys with every other intent's (about half the memory of a dict of its own, and

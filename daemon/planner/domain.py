@@ -291,6 +291,27 @@ DEFERRED_REASON = "_deferred_reason"
 DeferredReason = tuple[Callable[..., str], tuple[Any, ...]]
 
 
+def reason_text(reason: str | DeferredReason) -> str:
+    """The text of a reason, written now if it was deferred."""
+    if isinstance(reason, str):
+        return reason
+    render, args = reason
+    return render(*args)
+
+
+def affixed(
+    reason: str | DeferredReason, prefix: str = "", suffix: str = ""
+) -> str | DeferredReason:
+    """``reason`` with text before and after it; still deferred if it was."""
+    if isinstance(reason, str):
+        return f"{prefix}{reason}{suffix}"
+    return (_affixed_text, (prefix, reason, suffix))
+
+
+def _affixed_text(prefix: str, reason: str | DeferredReason, suffix: str) -> str:
+    return prefix + reason_text(reason) + suffix
+
+
 @dataclass(frozen=True)
 class Intent:
     """One thing the plan wants done, with the reason in words.
@@ -347,8 +368,7 @@ class _DeferredReasonText:
         deferred = state.get(DEFERRED_REASON)
         if deferred is None:
             raise AttributeError(f"{owner.__name__!r} object has no attribute 'reason'")
-        render, args = deferred
-        text = state["reason"] = render(*args)
+        text = state["reason"] = reason_text(deferred)
         return text
 
 
