@@ -752,7 +752,9 @@ def _plan_buys(
     observed = book.observed
     spent = other_buys_value
     changing_by_rule = [
-        [want for want in outcome.buys if not _unchanged(want)] for outcome in outcomes
+        # Only a buy that modifies a working order can already be it (``_unchanged``).
+        [want for want in outcome.buys if want.carrier is None or not _unchanged(want)]
+        for outcome in outcomes
     ]
     changed = {
         want.carrier.order.order_id
