@@ -34,6 +34,7 @@ from tradectl.planner.common import (
     OwnedOrder,
     already_this_spec,
     cancel_intent,
+    frozen_instance,
     lots_down,
     money,
     place_or_modify,
@@ -681,22 +682,24 @@ def _spec(want: _Want) -> tuple[OrderSpec, str]:
         leg = allocation_leg(want.symbol, digest)
         ref = want.rule.ref_prefix + leg
     quantity = want.quantity if carrier is None else int(carrier.order.filled) + want.quantity
-    spec: OrderSpec = object.__new__(OrderSpec)
-    # Field by field in declaration order, as ``place_or_modify`` builds its intent.
-    state = spec.__dict__
-    state["symbol"] = want.symbol
-    state["action"] = want.action
-    state["quantity"] = quantity
-    state["order_type"] = want.order_type
-    state["order_ref"] = ref
-    state["tif"] = want.rule.tif
-    state["limit_price"] = want.limit_price
-    state["aux_price"] = None
-    state["trailing_percent"] = None
-    state["parent_ref"] = None
-    state["oca_group"] = None
-    state["transmit"] = True
-    state["outside_rth"] = False
+    spec: OrderSpec = frozen_instance(
+        OrderSpec,
+        {
+            "symbol": want.symbol,
+            "action": want.action,
+            "quantity": quantity,
+            "order_type": want.order_type,
+            "order_ref": ref,
+            "tif": want.rule.tif,
+            "limit_price": want.limit_price,
+            "aux_price": None,
+            "trailing_percent": None,
+            "parent_ref": None,
+            "oca_group": None,
+            "transmit": True,
+            "outside_rth": False,
+        },
+    )
     return spec, leg
 
 

@@ -502,27 +502,32 @@ def place_or_modify(
         action, key = "modify", modify_key(existing.order_ref, spec)
         order_id = existing.order_id
         reason = affixed(reason, prefix=f"order {existing.order_id}: ")
-    intent: Intent = object.__new__(Intent)
-    # Set in the instance's own dict, field by field in declaration order: the dict then shares
-    # its keys with every other intent's (about half the memory of a dict of its own, and
-    # faster to fill; tests/planner/test_hot_paths.py compares it with ``__init__``).
-    state = intent.__dict__
-    state["key"] = key
-    state["action"] = action
-    state["kind"] = kind
-    state["rule"] = rule
-    state["leg"] = leg
-    state["symbol"] = spec.symbol
-    state["purpose"] = purpose
-    state["reason" if isinstance(reason, str) else DEFERRED_REASON] = reason
-    state["order"] = spec
-    state["order_id"] = order_id
-    state["estimated_price"] = estimated_price
-    state["current_quantity"] = current
-    state["target_quantity"] = target
-    state["blocked_by"] = None
-    state["replaces"] = existing
-    state["fx_rate"] = fx_rate
+    # A dict of its own rather than one sharing its keys with every other intent's (filled
+    # through ``intent.__dict__``): that one is faster to build and half the size, but CPython
+    # 3.11 reads an attribute from a key-sharing instance dict on its slow path, and the gate
+    # and everything after it read every intent (benchmarks/README.md, round five).
+    reason_key = "reason" if isinstance(reason, str) else DEFERRED_REASON
+    intent: Intent = frozen_instance(
+        Intent,
+        {
+            "key": key,
+            "action": action,
+            "kind": kind,
+            "rule": rule,
+            "leg": leg,
+            "symbol": spec.symbol,
+            "purpose": purpose,
+            reason_key: reason,
+            "order": spec,
+            "order_id": order_id,
+            "estimated_price": estimated_price,
+            "current_quantity": current,
+            "target_quantity": target,
+            "blocked_by": None,
+            "replaces": existing,
+            "fx_rate": fx_rate,
+        },
+    )
     return intent
 
 
