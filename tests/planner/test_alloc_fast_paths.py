@@ -1,8 +1,8 @@
 """The allocation planner's round-five shapes (benchmarks/README.md, "Round five: linear
 planner, allocations") against the plain code they stand for: an intent whose reason is
-written when read against one built with the text, an intent and order filled field by field
-against the dataclasses' ``__init__``, the quote's age compared instead of subtracted against
-the subtraction, and the per-listing look-up against the rate table and the increments."""
+written when read against one built with the text (and both against the dataclass's
+``__init__``), the quote's age compared instead of subtracted against the subtraction, and the
+per-listing look-up against the rate table and the increments."""
 
 from __future__ import annotations
 
