@@ -16,9 +16,8 @@ Everything here is pure: decimal arithmetic, so the same inputs round the same o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from functools import cached_property
 from typing import Literal
 
 from tradectl.schemas.models import Side
@@ -53,6 +52,11 @@ class PriceIncrements:
     """A contract's market rule: bands sorted by low edge, the first starting at 0."""
 
     bands: tuple[PriceBand, ...]
+    # The one band's increment in whole nanos (None with more bands, or off the grid), for
+    # ``round``: worked out once per instance, since the planner builds one instance per market
+    # rule and pass and rounds every order of those listings with it. Set here rather than as
+    # a cached property, whose write gives the instance a dict CPython 3.11 reads slowly.
+    _single_step_nanos: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.bands:
@@ -62,6 +66,8 @@ class PriceIncrements:
             raise ValueError(f"band edges must rise from 0, got {edges}")
         if any(not band.increment >= 1e-9 for band in self.bands):
             raise ValueError("every band's increment must be at least 1e-9 (the price grid)")
+        step = _increment_nanos(self.bands[0].increment) if len(self.bands) == 1 else None
+        object.__setattr__(self, "_single_step_nanos", step)
 
     @classmethod
     def single(cls, tick: float) -> PriceIncrements:
@@ -84,13 +90,6 @@ class PriceIncrements:
             if _decimal(band.low_edge) <= price:
                 index = position
         return index
-
-    @cached_property
-    def _single_step_nanos(self) -> int | None:
-        """The one band's increment in nanos (None with more bands, or off the grid), computed
-        once per instance: the planner builds one instance per listing and pass and rounds
-        every order of that listing with it."""
-        return _increment_nanos(self.bands[0].increment) if len(self.bands) == 1 else None
 
     def increment_at(self, price: float) -> float:
         """The increment of the band ``price`` is in."""
