@@ -45,15 +45,18 @@ from tradectl.planner.common import (
     working_shares,
 )
 from tradectl.planner.domain import (
+    ContractFacts,
+    DeferredReason,
     OrderSpec,
     OrderType,
     Purpose,
     TargetsMode,
+    affixed,
 )
 from tradectl.planner.legs import allocation_leg, order_ref
 from tradectl.planner.money import Rates, base_rate, no_rate_reason
 from tradectl.planner.targets import decide_targets
-from tradectl.planner.ticks import PriceIncrements
+from tradectl.planner.ticks import PriceBand, PriceIncrements
 from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "allocations"
@@ -112,6 +115,12 @@ class _Rule:
         self.working_buys = working_buys
 
 
+# What ``_describe`` writes a trade's reason from: the rule's mode and band text, the target's
+# amount, the position, the effective position, the desired shares, whether the position limit
+# capped them, and the target's, the effective and the capped target weight.
+_Description = tuple[TargetsMode, str, float, float, float, int, bool, float, float, float]
+
+
 @dataclass(slots=True)
 class _Want:
     """The order one symbol of one rule needs after sizing, before the cash check.
@@ -129,7 +138,7 @@ class _Want:
     tolerance: float
     desired: int
     position: float
-    reason: str
+    reason: str | DeferredReason
     carrier: OwnedOrder | None
 
     @property
@@ -144,8 +153,31 @@ class _RuleOutcome:
     allocation: Allocation
     targets: Mapping[str, float]
     mode: TargetsMode
-    sells: list[_Want] = field(default_factory=list)
     buys: list[_Want] = field(default_factory=list)
+
+
+class _Listings:
+    """What the targets' contracts share, looked up once per pass and listing (currency, price
+    magnifier and market rule) instead of per target: the rate to the base currency
+    (``Rates``) and the price increments (``Book.increments``)."""
+
+    __slots__ = ("_book", "_known", "_rates")
+
+    def __init__(self, book: Book) -> None:
+        self._book = book
+        self._rates = Rates(book.observed)
+        self._known: dict[
+            tuple[str | None, int, tuple[PriceBand, ...], float],
+            tuple[float | None, PriceIncrements],
+        ] = {}
+
+    def of(self, symbol: str, facts: ContractFacts) -> tuple[float | None, PriceIncrements]:
+        """``symbol``'s rate (None without one) and increments; ``facts`` are its contract's."""
+        listing = (facts.currency, facts.price_magnifier, facts.price_bands, facts.min_tick)
+        known = self._known.get(listing)
+        if known is None:
+            known = self._known[listing] = (self._rates.of(symbol), self._book.increments(facts))
+        return known
 
 
 def capital_of(allocation: Allocation, net_liquidation: float) -> float:
@@ -210,9 +242,6 @@ def plan_allocations(rules: RuleSet, book: Book, other_buys_value: float) -> Dra
         _plan_rule(outcome, rules, book, draft, working_buys)
         outcomes.append(outcome)
 
-    for outcome in outcomes:
-        for want in outcome.sells:
-            _emit(want, draft)
     _plan_buys(outcomes, book, draft, other_buys_value)
     return draft
 
@@ -272,10 +301,11 @@ def _plan_rule(
                 reason = f"{symbol} is no longer a target of allocations.{name}"
                 draft.add(cancel_intent(owned, KIND, reason))
 
-    unreachable = sorted(
-        symbol
-        for symbol, weight in outcome.targets.items()
-        if outcome.mode == "weight" and 0 < weight <= allocation.drift.absolute
+    band = allocation.drift.absolute
+    unreachable = (
+        sorted(symbol for symbol, weight in outcome.targets.items() if 0 < weight <= band)
+        if outcome.mode == "weight"
+        else []
     )
     if unreachable:
         listed = ", ".join(unreachable[:5]) + (", ..." if len(unreachable) > 5 else "")
@@ -285,7 +315,7 @@ def _plan_rule(
             "narrow drift.absolute"
         )
 
-    rates = Rates(book.observed)
+    listings = _Listings(book)
     no_orders: list[OwnedOrder] = []
     for symbol, amount in sorted(outcome.targets.items()):
         orders = by_symbol.get(symbol, no_orders)
@@ -308,47 +338,45 @@ def _plan_rule(
                 "not planned"
             )
             continue
-        rate = rates.of(symbol)
+        rate, tick = listings.of(symbol, facts)
         if rate is None:
             draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
             continue
         for want in _decide_symbol(
-            rule,
-            symbol,
-            amount,
-            price,
-            rate,
-            book.increments(facts),
-            facts.lot_size,
-            orders,
-            draft,
+            rule, symbol, amount, price, rate, tick, facts.lot_size, orders, draft
         ):
-            (outcome.buys if want.action == "BUY" else outcome.sells).append(want)
+            # Sells go now; buys wait for the cash check (``_plan_buys``).
+            if want.action == "BUY":
+                outcome.buys.append(want)
+            else:
+                _emit(want, draft)
 
 
 def _describe(
-    rule: _Rule,
+    mode: TargetsMode,
+    band_text: str,
     amount: float,
     position: float,
     effective: float,
     desired: int,
     capped: bool,
-    weights: tuple[float, float, float],
+    weight: float,
+    effective_weight: float,
+    target_weight: float,
 ) -> str:
-    """Why a symbol trades, in words. ``weights``: the target's weight, the effective weight
-    and the target weight after the position cap (``capped``). ``desired`` is a whole number
-    of shares, so it is written as ``shares`` would write it."""
+    """Why a symbol trades, in words (a ``_Description``). ``target_weight`` is the target
+    weight after the position cap (``capped``). ``desired`` is a whole number of shares, so it
+    is written as ``shares`` would write it."""
     if amount == 0:
-        return f"target {rule.mode} 0: sell all {shares(position)} shares"
-    if rule.mode == "shares":
+        return f"target {mode} 0: sell all {shares(position)} shares"
+    if mode == "shares":
         text = f"target {shares(amount)} shares; {shares(effective)} → {desired:,} shares"
         if capped:
             text += " (capped by risk.max_position_fraction)"
         return text
-    weight, effective_weight, target_weight = weights
     text = (
         f"weight {effective_weight:.4f} vs target {target_weight:.4f} (band "
-        f"{rule.band_text}); {shares(effective)} → {desired:,} shares"
+        f"{band_text}); {shares(effective)} → {desired:,} shares"
     )
     if capped:
         text += f" (target {weight:g} capped by risk.max_position_fraction)"
@@ -395,7 +423,18 @@ def _decide_symbol(
         desired = position_cap
     target_weight = desired * value / capital if capped else weight
     effective_weight = effective * value / capital
-    weights = (weight, effective_weight, target_weight)
+    description: _Description = (
+        mode,
+        rule.band_text,
+        amount,
+        position,
+        effective,
+        desired,
+        capped,
+        weight,
+        effective_weight,
+        target_weight,
+    )
 
     if amount == 0:
         act = position != 0 or effective != 0
@@ -419,7 +458,7 @@ def _decide_symbol(
         wants: list[_Want] = []
         for owned in orders:
             if owned.generation != generation:
-                text = _describe(rule, amount, position, effective, desired, capped, weights)
+                text = _describe(*description)
                 reason = f"left by an earlier version of the rule; {text}"
                 draft.add(cancel_intent(owned, KIND, reason))
                 continue
@@ -447,7 +486,7 @@ def _decide_symbol(
                 continue
             if not same_form:
                 blocking_change = True
-            text = _describe(rule, amount, position, effective, desired, capped, weights)
+            text = _describe(*description)
             draft.add(cancel_intent(owned, KIND, f"replaced: {text}"))
         if wanted_quantity == 0:
             return []
@@ -462,7 +501,7 @@ def _decide_symbol(
 
     already_filled = 0 if carrier is None else int(carrier.order.filled)
     quantity = wanted_quantity
-    reason = _describe(rule, amount, position, effective, desired, capped, weights)
+    suffix = ""
     # Sliced to the gate's limit, which the gate checks again (defence in depth, planner/gate.py).
     per_order_cap = lots_down(rule.max_order_value / (estimated * rate), lot)
     if per_order_cap == 0 and carrier is not None:
@@ -475,7 +514,7 @@ def _decide_symbol(
                 carrier,
                 KIND,
                 f"{one_lot} is worth more than risk.max_order_value "
-                f"({money(rule.max_order_value)}); {reason}",
+                f"({money(rule.max_order_value)}); {_describe(*description)}",
             )
         )
         return []
@@ -493,8 +532,8 @@ def _decide_symbol(
                 )
             )
             return []
-        reason = (
-            f"{reason}; sliced: {shares(quantity)} of {shares(wanted_quantity)} shares, "
+        suffix = (
+            f"; sliced: {shares(quantity)} of {shares(wanted_quantity)} shares, "
             "risk.max_order_value"
         )
     if action == "BUY":
@@ -512,7 +551,7 @@ def _decide_symbol(
                 if room == 0:
                     draft.notes.append(f"allocations.{rule.name}: {symbol}: no buy: {why}")
                     return []
-                reason = f"{reason}; limited: {room:,} of {quantity:,} shares, {why}"
+                suffix = f"{suffix}; limited: {room:,} of {quantity:,} shares, {why}"
                 quantity = room
 
     return [
@@ -530,7 +569,10 @@ def _decide_symbol(
             0.0 if carrier is None else _tolerance(rule, price, tick),
             desired,
             position,
-            reason,
+            # Written when it is read (``Intent.reason``): most reasons of a large plan never are.
+            (_describe, description)
+            if not suffix
+            else affixed((_describe, description), suffix=suffix),
             carrier,
         )
     ]
@@ -677,12 +719,11 @@ def _unchanged(want: _Want) -> bool:
 def _emit(want: _Want, draft: Draft) -> None:
     """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
     spec, leg = _spec(want)
-    if _already(want, spec):
-        return
     carrier = want.carrier
-    purpose: Purpose = (
-        "closing" if reduces(want.position, want.action, want.quantity) else "opening"
-    )
+    if carrier is not None and _already(want, spec):
+        return
+    position = want.position
+    purpose: Purpose = "closing" if reduces(position, want.action, want.quantity) else "opening"
     draft.add_one(
         place_or_modify(
             spec,
@@ -692,7 +733,7 @@ def _emit(want: _Want, draft: Draft) -> None:
             purpose=purpose,
             reason=want.reason,
             estimated_price=want.estimated_price,
-            current=want.position,
+            current=position,
             target=float(want.desired),
             existing=None if carrier is None else carrier.order,
             fx_rate=want.fx_rate,
@@ -714,7 +755,9 @@ def _plan_buys(
     observed = book.observed
     spent = other_buys_value
     changing_by_rule = [
-        [want for want in outcome.buys if not _unchanged(want)] for outcome in outcomes
+        # Only a buy that modifies a working order can already be it (``_unchanged``).
+        [want for want in outcome.buys if want.carrier is None or not _unchanged(want)]
+        for outcome in outcomes
     ]
     changed = {
         want.carrier.order.order_id
@@ -753,8 +796,9 @@ def _plan_buys(
                     draft.add(cancel_intent(want.carrier, KIND, "no cash left for this buy"))
                     spent += _held_by_cancel(want)
                 continue
-            want.reason = (
-                f"{want.reason}; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares"
+            want.reason = affixed(
+                want.reason,
+                suffix=f"; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares",
             )
             want.quantity = quantity
             _emit(want, draft)

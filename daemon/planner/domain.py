@@ -7,10 +7,10 @@ executes intents, and the journal that records them. Nothing here does I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from tradectl.planner.legs import parse_order_ref
 from tradectl.planner.market_time import MarketHours
@@ -280,6 +280,38 @@ class OrderSpec:
         return self.limit_price if self.limit_price is not None else self.aux_price
 
 
+# An intent's reason can be kept as the function that writes it and its arguments until someone
+# reads it: a large plan has tens of thousands of intents, most of whose reasons are never shown
+# (the plan table shows the first ones, the journal those sent), and writing the text (numbers
+# formatted with separators and decimals) was a fifth of an allocation's planning
+# (benchmarks/README.md, round five). The instance's dict holds ``(render, args)`` under this
+# key instead of ``reason``; ``_DeferredReasonText`` renders it the first time ``reason`` is
+# read, so ``reason``, the repr, equality and ``dataclasses.replace`` see the same text.
+DEFERRED_REASON = "_deferred_reason"
+DeferredReason = tuple[Callable[..., str], tuple[Any, ...]]
+
+
+def reason_text(reason: str | DeferredReason) -> str:
+    """The text of a reason, written now if it was deferred."""
+    if isinstance(reason, str):
+        return reason
+    render, args = reason
+    return render(*args)
+
+
+def affixed(
+    reason: str | DeferredReason, prefix: str = "", suffix: str = ""
+) -> str | DeferredReason:
+    """``reason`` with text before and after it; still deferred if it was."""
+    if isinstance(reason, str):
+        return f"{prefix}{reason}{suffix}"
+    return (_affixed_text, (prefix, reason, suffix))
+
+
+def _affixed_text(prefix: str, reason: str | DeferredReason, suffix: str) -> str:
+    return prefix + reason_text(reason) + suffix
+
+
 @dataclass(frozen=True)
 class Intent:
     """One thing the plan wants done, with the reason in words.
@@ -321,6 +353,27 @@ class Intent:
     @property
     def blocked(self) -> bool:
         return self.blocked_by is not None
+
+
+class _DeferredReasonText:
+    """``Intent.reason`` of an intent built with its text deferred (``DEFERRED_REASON``):
+    rendered on first read and kept in the instance. A non-data descriptor, so an instance's
+    own ``reason`` is read as it is and every other attribute as it always was (a
+    ``__getattr__`` would slow down every attribute read of every intent)."""
+
+    def __get__(self, intent: Intent | None, owner: type[Intent]) -> Any:
+        if intent is None:
+            return self
+        state = intent.__dict__
+        deferred = state.get(DEFERRED_REASON)
+        if deferred is None:
+            raise AttributeError(f"{owner.__name__!r} object has no attribute 'reason'")
+        text = state["reason"] = reason_text(deferred)
+        return text
+
+
+# Set after the class is made, so that the dataclass does not take it for the field's default.
+setattr(Intent, "reason", _DeferredReasonText())  # noqa: B010
 
 
 TargetsStatus = Literal["trading", "stale", "held", "invalid"]

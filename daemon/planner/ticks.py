@@ -16,9 +16,8 @@ Everything here is pure: decimal arithmetic, so the same inputs round the same o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from functools import cached_property
 from typing import Literal
 
 from tradectl.schemas.models import Side
@@ -34,24 +33,6 @@ def _increment_nanos(increment: float) -> int | None:
     """An increment as whole nanos (the price grid); None for one off that grid."""
     nanos = Decimal(repr(increment)) * _NANOS
     return int(nanos) if nanos == nanos.to_integral_value() else None
-
-
-def _round_in_nanos(price: float, step: int | None, direction: Direction) -> float | None:
-    """One band's rounding in whole nanos with integers, or None where it cannot be proven
-    equal to the decimal rounding. When ``price * 10**9`` lies within 0.01 of an integer n (and
-    the price is below 10**6, where the float product errs by less than 0.2), n is the price's
-    decimal on the grid, so the integer division and the final float (Python's int / int is
-    correctly rounded) give the decimal result bit for bit; the planner prices thousands of
-    orders a pass, and the decimal path is its slowest step (benchmarks/README.md). ``step``
-    is the increment in nanos (``_increment_nanos``)."""
-    if step is None or not 0 <= price < 1e6:
-        return None
-    scaled = price * _NANOS
-    nanos = round(scaled)
-    if abs(scaled - nanos) >= 0.01:
-        return None
-    steps = nanos // step if direction == "down" else -(-nanos // step)
-    return steps * step / _NANOS
 
 
 @dataclass(frozen=True)
@@ -71,6 +52,11 @@ class PriceIncrements:
     """A contract's market rule: bands sorted by low edge, the first starting at 0."""
 
     bands: tuple[PriceBand, ...]
+    # The one band's increment in whole nanos (None with more bands, or off the grid), for
+    # ``round``: worked out once per instance, since the planner builds one instance per market
+    # rule and pass and rounds every order of those listings with it. Set here rather than as
+    # a cached property, whose write gives the instance a dict CPython 3.11 reads slowly.
+    _single_step_nanos: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.bands:
@@ -80,6 +66,8 @@ class PriceIncrements:
             raise ValueError(f"band edges must rise from 0, got {edges}")
         if any(not band.increment >= 1e-9 for band in self.bands):
             raise ValueError("every band's increment must be at least 1e-9 (the price grid)")
+        step = _increment_nanos(self.bands[0].increment) if len(self.bands) == 1 else None
+        object.__setattr__(self, "_single_step_nanos", step)
 
     @classmethod
     def single(cls, tick: float) -> PriceIncrements:
@@ -103,12 +91,6 @@ class PriceIncrements:
                 index = position
         return index
 
-    @cached_property
-    def _single_step_nanos(self) -> int | None:
-        """The one band's increment in nanos, computed once per instance: the planner builds
-        one instance per listing and pass and rounds every order of that listing with it."""
-        return _increment_nanos(self.bands[0].increment)
-
     def increment_at(self, price: float) -> float:
         """The increment of the band ``price`` is in."""
         if len(self.bands) == 1:
@@ -121,11 +103,21 @@ class PriceIncrements:
         return exact % step == 0
 
     def round(self, price: float, direction: Direction) -> float:
-        """The nearest valid price at or below (``down``) or at or above (``up``) ``price``."""
-        if len(self.bands) == 1:
-            fast = _round_in_nanos(price, self._single_step_nanos, direction)
-            if fast is not None:
-                return fast
+        """The nearest valid price at or below (``down``) or at or above (``up``) ``price``.
+
+        One band is rounded in whole nanos with integers where that is provably the decimal
+        rounding: when ``price * 10**9`` lies within 0.01 of an integer n (and the price is
+        below 10**6, where the float product errs by less than 0.2), n is the price's decimal
+        on the grid, so the integer division and the final float (Python's int / int is
+        correctly rounded) give the decimal result bit for bit. The planner prices thousands
+        of orders a pass, and the decimal path was its slowest step (benchmarks/README.md)."""
+        step = self._single_step_nanos
+        if step is not None and 0 <= price < 1e6:
+            scaled = price * _NANOS
+            nanos = round(scaled)
+            if abs(scaled - nanos) < 0.01:
+                steps = nanos // step if direction == "down" else -(-nanos // step)
+                return steps * step / _NANOS
         return self.round_exact(price, direction)
 
     def round_exact(self, price: float, direction: Direction) -> float:
