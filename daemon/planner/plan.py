@@ -15,10 +15,10 @@ from datetime import datetime
 from tradectl.planner.allocations import plan_allocations
 from tradectl.planner.brackets import plan_brackets
 from tradectl.planner.cash import check_cash, needs_cash
-from tradectl.planner.common import Book, Draft, Group, ordered, ordered_groups
+from tradectl.planner.common import Book, Draft, Group, ordered_groups
 from tradectl.planner.conversions import plan_conversions, with_conversions
 from tradectl.planner.domain import Intent, Observed, Plan
-from tradectl.planner.gate import gate
+from tradectl.planner.gate import gate_drafted
 from tradectl.planner.legs import converted_currency
 from tradectl.planner.market_time import Hold, hold_reason, in_blackout
 from tradectl.planner.money import is_conversion, with_fx_rates
@@ -79,7 +79,8 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     # until IB has acknowledged it, even when the market has moved and the new fields differ.
     busy_refs = {key.split("#", 1)[0] for key in observed.in_flight if "#" in key}
     groups: list[Group] = []
-    for group in _with_unique_keys(draft.groups):
+    # The groups are put in plan order once, here; everything after keeps that order.
+    for group in _with_unique_keys(ordered_groups(draft.groups)):
         if not observed.in_flight:
             groups.append(group)
             continue
@@ -101,7 +102,7 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
         )
-    intents = tuple(ordered(groups))
+    intents = tuple(intent for group in groups for intent in group.intents)
     outside_rth = _outside_rth_rules(rules)
     if outside_rth:
         intents = tuple(
@@ -116,10 +117,12 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         manual_orders=manual,
         targets=tuple(draft.targets),
     )
-    gated = gate(drafted, rules, observed)
+    # Built, then published: these intents are this call's own until it returns
+    # (gate_drafted writes the verdicts into them).
+    gated = gate_drafted(drafted, rules, observed)
     conversions = plan_conversions(gated, rules, observed)
     if conversions:
-        gated = gate(with_conversions(drafted, conversions), rules, observed)
+        gated = gate_drafted(with_conversions(drafted, conversions), rules, observed)
     return hold_for_market_time(gated, rules, observed, now)
 
 
@@ -183,11 +186,17 @@ def _drafted_intents(draft: Draft) -> list[Intent]:
 
 def _with_unique_keys(groups: list[Group]) -> list[Group]:
     """Two working orders can share an orderRef (a duplicate tradectl must clean up); their
-    cancel or modify intents then get the order id in the key, so keys stay unique. Done in
-    the plan's final order, so the same inputs always give the same keys."""
+    cancel or modify intents then get the order id in the key, so keys stay unique. ``groups``
+    come in the plan's final order, so the same inputs always give the same keys.
+
+    Almost always every key is unique already and the groups are returned as they are (what
+    the loop below gives then too: tests/planner/test_gate_fast_paths.py)."""
+    keys = [intent.key for group in groups for intent in group.intents]
+    if len(set(keys)) == len(keys):
+        return groups
     seen: set[str] = set()
     result: list[Group] = []
-    for group in ordered_groups(groups):
+    for group in groups:
         if len(group.intents) == 1 and group.intents[0].key not in seen:
             seen.add(group.intents[0].key)
             result.append(group)

@@ -1,0 +1,503 @@
+"""The gate's and the plan assembly's fast paths give exactly what the code they replaced gave
+(benchmarks/README.md, "Round five: linear planner, gate"): the one-loop checks, the rate
+limit cut by rank, the verdicts written into the drafted intents, and the unique-key pass that
+returns the groups when no key repeats. Each is compared with a reference copy of the code as it
+was before, on random plans: random mixes of limits, purposes, actions, working orders, foreign
+currencies, bracket units and intents that arrive already blocked."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.planner.builders import NOW, observed, rule_set, working
+from tests.planner.test_plan_equivalence import random_account
+from tradectl.planner import plan
+from tradectl.planner.breaker import RULE as BREAKER_RULE
+from tradectl.planner.breaker import breaker_reason
+from tradectl.planner.common import (
+    TERMINAL_STATUSES,
+    Group,
+    built,
+    money,
+    ordered_groups,
+    working_shares,
+)
+from tradectl.planner.domain import ContractFacts, Intent, Observed, OrderSpec, Plan, WorkingOrder
+from tradectl.planner.gate import (
+    HALT,
+    _checked,
+    _limit_cash,
+    _limit_rate,
+    _risk_per_trade,
+    _units,
+    gate,
+    gate_drafted,
+)
+from tradectl.planner.legs import ENTRY_LEG, STOP_LEG, TARGET_LEG, conversion_leg, order_ref
+from tradectl.planner.money import (
+    FX_RULE,
+    Rates,
+    check_currencies,
+    is_conversion,
+    no_rate_reason,
+)
+from tradectl.planner.plan import _with_unique_keys
+from tradectl.schemas.models import Risk, RuleSet, instrument_allowed
+
+# --- reference: the gate as it was before round five (6b889ff), checks one call per intent ---
+
+_PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
+_ACTION_ORDER = {"cancel": 0, "modify": 1, "place": 2}
+
+
+class _ReferenceExposure:
+    def __init__(self, observed: Observed) -> None:
+        self.positions = observed.positions
+        live = [order for order in observed.working_orders if order.status not in TERMINAL_STATUSES]
+        self.orders_by_id: dict[int, WorkingOrder] = {order.order_id: order for order in live}
+        self.long, self.short = working_shares(live)
+
+    def growth(self, intent: Intent) -> float:
+        assert intent.order is not None
+        if intent.action == "modify":
+            before = self.orders_by_id.get(intent.order_id or -1)
+            if before is not None:
+                if before.action != intent.order.action:
+                    return float(intent.order.quantity)
+                return max(0.0, intent.order.quantity - before.filled - before.remaining)
+        return float(intent.order.quantity)
+
+    def after(self, intent: Intent, growth: float) -> float:
+        assert intent.order is not None
+        symbol = intent.symbol
+        held = self.positions.get(symbol)
+        position = 0.0 if held is None else held.quantity
+        if intent.order.action == "BUY":
+            return position + self.long.get(symbol, 0.0) + growth
+        return position - self.short.get(symbol, 0.0) - growth
+
+    def add(self, intent: Intent) -> None:
+        order = intent.order
+        if order is None or intent.purpose != "opening":
+            return
+        book = self.long if order.action == "BUY" else self.short
+        book[intent.symbol] = book.get(intent.symbol, 0.0) + self.growth(intent)
+
+
+class _ReferenceChecks:
+    def __init__(self, risk: Risk, observed: Observed, intents: list[Intent]) -> None:
+        self.risk = risk
+        self.observed = observed
+        self.intents = intents
+        if observed.breaker_tripped:
+            self.breaker: str | None = (
+                f"{BREAKER_RULE}: circuit breaker tripped (until `tradectl resume`)"
+            )
+        else:
+            self.breaker = breaker_reason(observed, risk.max_daily_loss_fraction)
+        self.exposure = _ReferenceExposure(observed)
+        self.rates = Rates(observed)
+        self.quotes = observed.quotes
+        self.order_value_limit = risk.max_order_value + 1e-6
+        self.position_limit = risk.max_position_fraction * observed.net_liquidation
+
+    def check(self, intent: Intent) -> str | None:
+        order = intent.order
+        if order is None or intent.action == "cancel":
+            return None
+        risk = self.risk
+        purpose = intent.purpose
+        opening = purpose == "opening"
+        if (
+            opening
+            and risk.allowed_symbols is not None
+            and not is_conversion(intent)
+            and not instrument_allowed(intent.symbol, risk.allowed_symbols)
+        ):
+            return f"risk.allowed_symbols: {intent.symbol} is not in the allow-list"
+        if opening and self.breaker is not None:
+            return self.breaker
+        if purpose == "protective":
+            return None
+        if self.rates.of(intent.symbol) is None:
+            return f"{FX_RULE}: {no_rate_reason(self.observed, intent.symbol)}"
+        if intent.estimated_price is None:
+            return "risk.max_order_value: no price to value the order"
+        value = intent.value
+        if value > self.order_value_limit:
+            return f"risk.max_order_value: {money(value)} > {money(risk.max_order_value)}"
+        if not opening:
+            return None
+        growth = self.exposure.growth(intent)
+        if growth > 0 and not is_conversion(intent):
+            quote = self.quotes.get(intent.symbol)
+            price = quote.last if quote is not None and quote.last > 0 else intent.estimated_price
+            after_value = abs(self.exposure.after(intent, growth)) * price * intent.fx_rate
+            limit_value = self.position_limit
+            if after_value > limit_value + 1e-6:
+                return (
+                    f"risk.max_position_fraction: {intent.symbol} position after fill "
+                    f"{money(after_value)} > {money(limit_value)} "
+                    f"({risk.max_position_fraction:.2%} of NAV)"
+                )
+        if intent.kind == "brackets" and intent.leg == ENTRY_LEG:
+            return _risk_per_trade(intent, risk, self.observed, self.intents)
+        return None
+
+
+def _reference_rate_limit(
+    intents: list[Intent], units: list[list[int]], blocked_by: dict[int, str], room: int
+) -> set[int]:
+    """The rate limit as it was written before round four: one stable sort by priority."""
+
+    def priority(unit: list[int]) -> tuple[int, int]:
+        return (
+            max(_PRIORITY[intents[index].purpose] for index in unit),
+            max(_ACTION_ORDER[intents[index].action] for index in unit),
+        )
+
+    candidates = [unit for unit in units if unit[0] not in blocked_by]
+    if sum(len(unit) for unit in candidates) <= room:
+        return set()
+    blocked: set[int] = set()
+    used = 0
+    for unit in sorted(candidates, key=priority):
+        if used + len(unit) <= room:
+            used += len(unit)
+        else:
+            blocked.update(unit)
+    return blocked
+
+
+def _reference_marked(intent: Intent, blocked_by: str | None) -> Intent:
+    return (
+        intent
+        if intent.blocked_by == blocked_by
+        else dataclasses.replace(intent, blocked_by=blocked_by)
+    )
+
+
+def _reference_gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
+    intents = list(plan.intents)
+    if observed.halted:
+        return dataclasses.replace(
+            plan, intents=tuple(_reference_marked(intent, HALT) for intent in intents)
+        )
+    units = _units(intents)
+    blocked_by: dict[int, str] = {}
+    checks = _ReferenceChecks(rules.risk, observed, intents)
+    for unit in units:
+        reason = None
+        for index in unit:
+            reason = checks.check(intents[index])
+            if reason is not None:
+                break
+        if reason is not None:
+            for index in unit:
+                blocked_by[index] = reason
+            continue
+        for index in unit:
+            checks.exposure.add(intents[index])
+    room = rules.risk.max_orders_per_minute - observed.orders_sent_last_minute
+    rate_blocked = _reference_rate_limit(intents, units, blocked_by, room)
+    if rate_blocked:
+        planned = sum(len(unit) for unit in units if unit[0] not in blocked_by)
+        reason = (
+            f"risk.max_orders_per_minute: {observed.orders_sent_last_minute} sent in the last "
+            f"minute + {planned} planned > {rules.risk.max_orders_per_minute}"
+        )
+        blocked_by.update(dict.fromkeys(rate_blocked, reason))
+    _limit_cash(intents, blocked_by, rules, observed)
+    blocked_by.update(check_currencies(intents, blocked_by, observed, rules.account.fx))
+    return dataclasses.replace(
+        plan,
+        intents=tuple(
+            _reference_marked(intent, blocked_by.get(index)) for index, intent in enumerate(intents)
+        ),
+    )
+
+
+# --- random plans ---
+
+SYMBOLS = ("AAA", "BBB", "CCC", "EUR1", "ZZZ")
+RULES = ("r1", "r2", "r3")
+
+
+@st.composite
+def intents(draw: st.DrawFn) -> Intent:
+    kind = draw(st.sampled_from(("allocations", "brackets", "scales")))
+    rule = draw(st.sampled_from(RULES))
+    symbol = draw(st.sampled_from(SYMBOLS))
+    if kind == "brackets":
+        leg = draw(st.sampled_from((ENTRY_LEG, STOP_LEG, TARGET_LEG, conversion_leg("EUR", "d1"))))
+    else:
+        leg = draw(st.sampled_from((f"{symbol}.abc123", "L1", conversion_leg("EUR", "d2"))))
+    action = draw(st.sampled_from(("place", "modify", "cancel")))
+    ref = order_ref(rule, "gen0000000", leg)
+    side = draw(st.sampled_from(("BUY", "SELL")))
+    order = None
+    if action != "cancel" or draw(st.booleans()):
+        stop = draw(st.none() | st.floats(1, 300))
+        order = OrderSpec(
+            symbol=symbol,
+            action=side,  # type: ignore[arg-type]
+            quantity=draw(st.integers(0, 400)),
+            order_type="STP" if stop is not None else "LMT",
+            order_ref=ref,
+            aux_price=stop,
+            trailing_percent=draw(st.none() | st.floats(0.5, 10)),
+            parent_ref=draw(st.none() | st.just(order_ref(rule, "gen0000000", ENTRY_LEG))),
+        )
+    return Intent(
+        key=f"{ref}#{draw(st.integers(0, 10**6))}",
+        action=action,  # type: ignore[arg-type]
+        kind=kind,  # type: ignore[arg-type]
+        rule=rule,
+        leg=leg,
+        symbol=symbol,
+        purpose=draw(st.sampled_from(("opening", "closing", "protective"))),  # type: ignore[arg-type]
+        reason="why",
+        order=order,
+        order_id=draw(st.none() | st.integers(1, 5)),
+        estimated_price=draw(st.none() | st.floats(1, 300) | st.sampled_from((50.0, 100.0))),
+        blocked_by=draw(st.none() | st.sampled_from(("stale", HALT))),
+        fx_rate=draw(st.sampled_from((1.0, 0.5, 1.1))),
+    )
+
+
+@st.composite
+def working_orders(draw: st.DrawFn) -> WorkingOrder:
+    rule = draw(st.sampled_from(RULES))
+    leg = draw(st.sampled_from((ENTRY_LEG, STOP_LEG, "AAA.abc123")))
+    return working(
+        draw(st.integers(1, 5)),
+        draw(st.sampled_from(SYMBOLS)),
+        draw(st.sampled_from(("BUY", "SELL"))),
+        draw(st.integers(1, 300)),
+        ref=order_ref(rule, "gen0000000", leg),
+        order_type="STP",
+        aux=draw(st.none() | st.floats(1, 300)),
+        trailing=draw(st.none() | st.floats(0.5, 10)),
+        filled=draw(st.sampled_from((0.0, 5.0))),
+        status=draw(st.sampled_from(("Submitted", "PreSubmitted", "Cancelled", "Filled"))),
+    )
+
+
+@st.composite
+def accounts(draw: st.DrawFn) -> Observed:
+    nav = draw(st.sampled_from((20_000.0, 100_000.0, 1_000_000.0)))
+    euro_rate = draw(st.none() | st.sampled_from((1.1, 0.0)))
+    return observed(
+        nav=nav,
+        cash=draw(st.sampled_from((0.0, 5_000.0, nav))),
+        day_start_nav=draw(st.sampled_from((nav, nav * 1.2))),
+        prices={
+            symbol: draw(st.sampled_from((0.0, 20.0, 100.0, 250.0)))
+            for symbol in SYMBOLS
+            if symbol != "ZZZ"
+        },
+        positions={
+            symbol: draw(st.sampled_from((0.0, 10.0, 500.0, -200.0))) for symbol in SYMBOLS[:3]
+        },
+        orders=draw(st.lists(working_orders(), max_size=6)),
+        contracts={
+            **{symbol: ContractFacts(symbol, con_id=i + 1) for i, symbol in enumerate(SYMBOLS)},
+            "EUR1": ContractFacts("EUR1", con_id=99, currency="EUR"),
+        },
+        exchange_rates={} if euro_rate is None else {"EUR": euro_rate},
+        cash_balances=draw(st.sampled_from(({}, {"USD": 10_000.0, "EUR": 500.0}))),
+        orders_sent_last_minute=draw(st.integers(0, 12)),
+        halted=draw(st.sampled_from((False,) * 9 + (True,))),
+        breaker_tripped=draw(st.sampled_from((False,) * 4 + (True,))),
+        margin_account=draw(st.booleans()),
+    )
+
+
+@st.composite
+def risks(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "max_order_value": draw(st.sampled_from((500, 5_000, 50_000, 1_000_000))),
+        "max_position_fraction": draw(st.sampled_from((0.01, 0.1, 0.35, 1.0))),
+        "max_risk_per_trade_fraction": draw(st.sampled_from((0.001, 0.02, 1.0))),
+        "max_daily_loss_fraction": draw(st.sampled_from((0.05, 0.5))),
+        "max_orders_per_minute": draw(st.integers(1, 30)),
+        "allowed_symbols": draw(
+            st.none() | st.lists(st.sampled_from(SYMBOLS), min_size=1, unique=True)
+        ),
+    }
+
+
+def fresh(intents: tuple[Intent, ...]) -> tuple[Intent, ...]:
+    """New intent objects with the same fields, as plan() drafts them."""
+    return tuple(copy.copy(intent) for intent in intents)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(intents(), max_size=30), accounts(), risks())
+def test_the_gate_gives_what_the_per_intent_checks_gave(
+    planned: list[Intent], account: Observed, risk: dict[str, Any]
+) -> None:
+    rules = rule_set(risk=risk)
+    drafted = Plan(intents=tuple(planned), notes=("a note",))
+    expected = _reference_gate(drafted, rules, account)
+    inputs = fresh(drafted.intents)
+
+    assert gate(drafted, rules, account) == expected
+    assert drafted.intents == inputs, "gate() leaves its input as it was"
+
+    own = Plan(intents=fresh(drafted.intents), notes=("a note",))
+    published = gate_drafted(own, rules, account)
+    assert published == expected
+    assert [repr(intent) for intent in published.intents] == [
+        repr(intent) for intent in expected.intents
+    ]
+    assert all(a is b for a, b in zip(published.intents, own.intents, strict=True))
+    assert [hash(intent) for intent in published.intents] == [
+        hash(intent) for intent in expected.intents
+    ]
+    # Gated again (plan() does when it adds conversions): every verdict recomputed.
+    assert gate_drafted(published, rules, account) == _reference_gate(expected, rules, account)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(intents(), min_size=1, max_size=12), accounts(), risks(), st.data())
+def test_an_intent_in_the_plan_twice_is_copied_not_written(
+    planned: list[Intent], account: Observed, risk: dict[str, Any], data: st.DataObject
+) -> None:
+    rules = rule_set(risk=risk)
+    twice = data.draw(st.sampled_from(planned))
+    drafted = Plan(intents=(*planned, twice))
+    inputs = fresh(drafted.intents)
+    assert gate_drafted(drafted, rules, account) == _reference_gate(drafted, rules, account)
+    assert drafted.intents == inputs
+
+
+def test_a_published_plan_is_frozen_and_its_own() -> None:
+    """plan() writes the gate's verdicts into intents it drafted in that call; once it returns
+    they are frozen, and the next plan() does not touch them."""
+    rules, account = random_account(0, 300)
+    first = plan(rules, account, NOW)
+    assert first.blocked, "the account is meant to have blocked intents"
+    snapshot = [repr(intent) for intent in first.intents]
+    second = plan(rules, account, NOW)
+    assert second == first
+    assert [repr(intent) for intent in first.intents] == snapshot
+    assert not {id(intent) for intent in first.intents} & {id(intent) for intent in second.intents}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.intents[0].blocked_by = None  # type: ignore[misc]
+
+
+purposes = st.sampled_from(("opening", "closing", "protective"))
+intent_actions = st.sampled_from(("place", "modify", "cancel"))
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.lists(st.tuples(purposes, intent_actions), min_size=1, max_size=3), max_size=40),
+    st.integers(1, 30),
+    st.integers(0, 40),
+    st.sets(st.integers(0, 39)),
+)
+def test_the_rate_limit_by_rank_is_the_stable_sort(
+    shape: list[list[tuple[str, str]]], limit: int, sent: int, checked_out: set[int]
+) -> None:
+    """Units of intents without orders pass every check; some are blocked by a check first."""
+    planned: list[Intent] = []
+    for unit_shape in shape:
+        rule = f"b{len(planned)}"
+        for purpose, action in unit_shape:
+            planned.append(
+                built(
+                    Intent,
+                    key=f"k{len(planned)}",
+                    action=action,
+                    kind="brackets" if len(unit_shape) > 1 else "allocations",
+                    rule=rule,
+                    leg=ENTRY_LEG,
+                    symbol="AAA",
+                    purpose=purpose,
+                    reason="why",
+                )
+            )
+    units = _units(planned)
+    assert [len(unit) for unit in units] == [len(unit_shape) for unit_shape in shape]
+    checked_out_units = [units[index] for index in checked_out if index < len(units)]
+    kept = [unit for unit in units if unit not in checked_out_units]
+    rules = rule_set(risk={"max_orders_per_minute": limit})
+    account = observed(orders_sent_last_minute=sent)
+    blocked_by = {unit[0]: "checked" for unit in checked_out_units}
+    expected = _reference_rate_limit(planned, units, blocked_by, limit - sent)
+
+    found, candidates = _checked(planned, kept, rules.risk, account)
+    assert found == {}
+    _limit_rate(candidates, found, rules.risk, account)
+    assert set(found) == expected
+
+
+def _reference_unique_keys(groups: list[Group]) -> list[Group]:
+    """``_with_unique_keys`` before round five: always the loop (it also put the groups in
+    plan order itself; plan() now hands them over in that order)."""
+    seen: set[str] = set()
+    result: list[Group] = []
+    for group in ordered_groups(groups):
+        if len(group.intents) == 1 and group.intents[0].key not in seen:
+            seen.add(group.intents[0].key)
+            result.append(group)
+            continue
+        renamed: list[Intent] = []
+        for intent in group.intents:
+            if intent.key in seen and intent.order_id is not None:
+                intent = dataclasses.replace(intent, key=f"{intent.key}@{intent.order_id}")
+            seen.add(intent.key)
+            renamed.append(intent)
+        result.append(Group(renamed, group.phase))
+    return result
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.tuples(st.sampled_from("abcdefgh"), st.none() | st.integers(1, 3)),
+                min_size=1,
+                max_size=3,
+            ),
+            st.integers(0, 2),
+        ),
+        max_size=12,
+    )
+)
+def test_unique_keys_are_the_loop(shape: list[tuple[list[tuple[str, int | None]], int]]) -> None:
+    groups = [
+        Group(
+            [
+                built(
+                    Intent,
+                    key=key,
+                    action="cancel",
+                    kind="allocations",
+                    rule="r",
+                    leg="AAA.abc123",
+                    symbol="AAA",
+                    purpose="closing",
+                    reason="why",
+                    order_id=order_id,
+                )
+                for key, order_id in members
+            ],
+            phase,
+        )
+        for members, phase in shape
+    ]
+    expected = _reference_unique_keys(groups)
+    found = _with_unique_keys(ordered_groups(groups))
+    assert [(group.intents, group.phase) for group in found] == [
+        (group.intents, group.phase) for group in expected
+    ]
