@@ -55,16 +55,28 @@ from tradectl.planner.domain import Intent, Observed, Plan
 from tradectl.planner.legs import ENTRY_LEG, STOP_LEG
 from tradectl.planner.money import (
     FX_RULE,
-    Rates,
     check_currencies,
     is_conversion,
     no_rate_reason,
+    rate_to_base,
 )
 from tradectl.schemas.models import FxPolicy, Risk, RuleSet, instrument_allowed
 
 HALT = "halt"
+# The rate limit lets units through in rank order: protective before closing before opening
+# and, within a purpose, cancels and modifies before places (a modify that shrinks a buy frees
+# the cash that the places were sized with). A unit of several intents ranks by the highest
+# purpose and the highest action among them, each apart.
 _PRIORITY = {"protective": 0, "closing": 1, "opening": 2}
 _ACTION_ORDER = {"cancel": 0, "modify": 1, "place": 2}
+_RANKS = len(_PRIORITY) * len(_ACTION_ORDER)
+_RANK = {
+    purpose: {
+        action: priority * len(_ACTION_ORDER) + action_order
+        for action, action_order in _ACTION_ORDER.items()
+    }
+    for purpose, priority in _PRIORITY.items()
+}
 
 
 def breaker_block(risk: Risk, observed: Observed) -> str | None:
@@ -177,10 +189,8 @@ def _units(intents: Sequence[Intent]) -> list[list[int]]:
 
 @dataclass
 class _Candidates:
-    """The units every check passed, for the rate limit: ``by_rank[rank]`` in plan order, where
-    the rank orders units protective before closing before opening and, within a purpose,
-    cancels and modifies before places (the highest of the unit's intents, each apart);
-    ``sizes[rank]`` is how many intents those units hold."""
+    """The units every check passed, for the rate limit: ``by_rank[rank]`` in plan order (see
+    ``_RANK``); ``sizes[rank]`` is how many intents those units hold."""
 
     by_rank: list[list[list[int]]]
     sizes: list[int]
@@ -199,12 +209,15 @@ def _checked(
     may itself be blocked, or come too late, and the order may fill meanwhile. So a modify adds
     only what it grows the order by, and one that does not grow it adds nothing.
 
-    One loop with the limits in locals and no call per intent: a large plan checks every one
-    of its intents here (tests/planner/test_gate_fast_paths.py compares it with the
+    One loop with the limits and rates in locals and no method call per intent: a large plan
+    checks every one of its intents here (tests/planner/test_gate_fast_paths.py compares it with the
     per-intent checks it replaced)."""
     allowed = risk.allowed_symbols
     breaker = breaker_block(risk, observed)
-    rate_of = Rates(observed).of
+    contracts = observed.contracts
+    base = observed.base_currency
+    # Per currency: whether IB gives a rate for it (symbol_rate is None exactly when not).
+    rated: dict[str, bool] = {}
     quotes = observed.quotes
     positions = observed.positions
     order_value_limit = risk.max_order_value + 1e-6
@@ -212,33 +225,26 @@ def _checked(
     live = [order for order in observed.working_orders if order.status not in TERMINAL_STATUSES]
     orders_by_id = {order.order_id: order for order in live}
     long, short = working_shares(live)
-    action_ranks = len(_ACTION_ORDER)
 
     blocked_by: dict[int, str] = {}
-    candidates = _Candidates(
-        [[] for _ in range(len(_PRIORITY) * action_ranks)], [0] * (len(_PRIORITY) * action_ranks)
-    )
+    candidates = _Candidates([[] for _ in range(_RANKS)], [0] * _RANKS)
     # (symbol, side, shares) the unit's opening intents add once the whole unit passes
     adds: list[tuple[str, dict[str, float], float]] = []
+    by_rank, sizes = candidates.by_rank, candidates.sizes
     for unit in units:
+        unit_size = len(unit)
         reason: str | None = None
-        top_priority = top_action = 0
-        adds.clear()
+        adds_to: dict[str, float] | None = None
         for index in unit:
             intent = intents[index]
             purpose = intent.purpose
             action = intent.action
-            priority = _PRIORITY[purpose]
-            if priority > top_priority:
-                top_priority = priority
-            action_rank = _ACTION_ORDER[action]
-            if action_rank > top_action:
-                top_action = action_rank
             order = intent.order
             if order is None:
                 continue
             opening = purpose == "opening"
             symbol = intent.symbol
+            buying = order.action == "BUY"
             growth = 0.0
             if opening:
                 # The shares this intent adds on its side if it fills.
@@ -247,7 +253,9 @@ def _checked(
                     before = orders_by_id.get(intent.order_id or -1)
                     if before is not None and before.action == order.action:
                         growth = max(0.0, order.quantity - before.filled - before.remaining)
-                adds.append((symbol, long if order.action == "BUY" else short, growth))
+                adds_to = long if buying else short
+                if unit_size > 1:
+                    adds.append((symbol, adds_to, growth))
             if action == "cancel":
                 continue
             # A conversion (account.fx: convert) trades a currency pair, not an instrument of
@@ -265,7 +273,12 @@ def _checked(
                 break
             if purpose == "protective":
                 continue
-            if rate_of(symbol) is None:
+            facts = contracts.get(symbol)
+            currency = base if facts is None or facts.currency is None else facts.currency
+            usable = rated.get(currency)
+            if usable is None:
+                usable = rated[currency] = rate_to_base(observed, currency) is not None
+            if not usable:
                 reason = f"{FX_RULE}: {no_rate_reason(observed, symbol)}"
                 break
             price = intent.estimated_price
@@ -287,12 +300,13 @@ def _checked(
             if growth > 0 and not is_conversion(intent):
                 held = positions.get(symbol)
                 position = 0.0 if held is None else held.quantity
-                if order.action == "BUY":
+                if buying:
                     after = position + long.get(symbol, 0.0) + growth
                 else:
                     after = position - short.get(symbol, 0.0) - growth
                 quote = quotes.get(symbol)
-                mark = quote.last if quote is not None and quote.last > 0 else price
+                last = 0.0 if quote is None else quote.last
+                mark = last if last > 0 else price
                 after_value = abs(after) * mark * intent.fx_rate
                 if after_value > position_limit + 1e-6:
                     reason = (
@@ -308,13 +322,27 @@ def _checked(
         if reason is not None:
             for index in unit:
                 blocked_by[index] = reason
+            adds.clear()
             continue
-        for symbol, side, growth in adds:
-            side[symbol] = side.get(symbol, 0.0) + growth
-        rank = top_priority * action_ranks + top_action
-        candidates.by_rank[rank].append(unit)
-        candidates.sizes[rank] += len(unit)
+        if unit_size == 1:
+            # Most units are one intent: its fields are still in the loop's variables.
+            if adds_to is not None:
+                adds_to[symbol] = adds_to.get(symbol, 0.0) + growth
+            rank = _RANK[purpose][action]
+        else:
+            for symbol, side, growth in adds:
+                side[symbol] = side.get(symbol, 0.0) + growth
+            adds.clear()
+            rank = _unit_rank([intents[index] for index in unit])
+        by_rank[rank].append(unit)
+        sizes[rank] += unit_size
     return blocked_by, candidates
+
+
+def _unit_rank(unit: list[Intent]) -> int:
+    return max(_PRIORITY[intent.purpose] for intent in unit) * len(_ACTION_ORDER) + max(
+        _ACTION_ORDER[intent.action] for intent in unit
+    )
 
 
 def _risk_per_trade(

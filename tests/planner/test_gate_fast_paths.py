@@ -309,6 +309,8 @@ def accounts(draw: st.DrawFn) -> Observed:
         contracts={
             **{symbol: ContractFacts(symbol, con_id=i + 1) for i, symbol in enumerate(SYMBOLS)},
             "EUR1": ContractFacts("EUR1", con_id=99, currency="EUR"),
+            "BBB": ContractFacts("BBB", con_id=98, currency="EUR", price_magnifier=100),
+            "CCC": ContractFacts("CCC", con_id=97, currency="USD"),
         },
         exchange_rates={} if euro_rate is None else {"EUR": euro_rate},
         cash_balances=draw(st.sampled_from(({}, {"USD": 10_000.0, "EUR": 500.0}))),
