@@ -108,10 +108,11 @@ def gate_drafted(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     if len(set(map(id, intents))) != len(intents):
         return gate(plan, rules, observed)
     blocked_by = _verdicts(intents, rules, observed)
-    for index, intent in enumerate(intents):
-        reason = blocked_by.get(index)
-        if intent.blocked_by != reason:
-            vars(intent)["blocked_by"] = reason
+    for intent in intents:
+        if intent.blocked_by is not None:
+            vars(intent)["blocked_by"] = None
+    for index, reason in blocked_by.items():
+        vars(intents[index])["blocked_by"] = reason
     return plan
 
 
@@ -213,6 +214,8 @@ def _checked(
     checks every one of its intents here (tests/planner/test_gate_fast_paths.py compares it with the
     per-intent checks it replaced)."""
     allowed = risk.allowed_symbols
+    # instrument_allowed's own first test, with the set built once instead of per intent.
+    allowed_keys = set(allowed or ())
     breaker = breaker_block(risk, observed)
     contracts = observed.contracts
     base = observed.base_currency
@@ -263,8 +266,9 @@ def _checked(
             if (
                 opening
                 and allowed is not None
-                and not is_conversion(intent)
+                and symbol not in allowed_keys
                 and not instrument_allowed(symbol, allowed)
+                and not is_conversion(intent)
             ):
                 reason = f"risk.allowed_symbols: {symbol} is not in the allow-list"
                 break
@@ -296,8 +300,8 @@ def _checked(
             if not opening:
                 continue
             # A modify that does not grow its order adds no exposure and is not held to the
-            # limit.
-            if growth > 0 and not is_conversion(intent):
+            # limit; nor is a conversion (asked last: the position is cheaper to work out).
+            if growth > 0:
                 held = positions.get(symbol)
                 position = 0.0 if held is None else held.quantity
                 if buying:
@@ -308,7 +312,7 @@ def _checked(
                 last = 0.0 if quote is None else quote.last
                 mark = last if last > 0 else price
                 after_value = abs(after) * mark * intent.fx_rate
-                if after_value > position_limit + 1e-6:
+                if after_value > position_limit + 1e-6 and not is_conversion(intent):
                     reason = (
                         f"risk.max_position_fraction: {symbol} position after fill "
                         f"{money(after_value)} > {money(position_limit)} "

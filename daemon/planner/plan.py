@@ -67,36 +67,25 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     # The gate runs the same cash check again on the whole plan (defence in depth): here it
     # tells allocations how much cash the bracket entries and scale levels that fit will take.
     standing_intents = _drafted_intents(standing)
-    standing_cash = check_cash(standing_intents, {}, observed)
-    if any(needs_cash(intent) for intent in standing_intents):
-        draft.notes.append(
-            "cash: bracket entries and scale levels that buy are counted against "
-            f"{standing_cash.funding.describe()}, brackets first, then scales, by rule name"
-        )
-    draft.extend(plan_allocations(rules, book, standing_cash.standing_added))
+    standing_added = 0.0
+    if standing_intents:
+        # Without standing intents nothing is added: the check (which values every working
+        # buy) is not run for nothing.
+        standing_cash = check_cash(standing_intents, {}, observed)
+        standing_added = standing_cash.standing_added
+        if any(needs_cash(intent) for intent in standing_intents):
+            draft.notes.append(
+                "cash: bracket entries and scale levels that buy are counted against "
+                f"{standing_cash.funding.describe()}, brackets first, then scales, by rule name"
+            )
+    draft.extend(plan_allocations(rules, book, standing_added))
 
+    # The groups are put in plan order once, here; everything after keeps that order.
+    groups = _with_unique_keys(ordered_groups(draft.groups))
     # A modify or cancel in flight still changes its order: plan nothing else for that order
     # until IB has acknowledged it, even when the market has moved and the new fields differ.
-    busy_refs = {key.split("#", 1)[0] for key in observed.in_flight if "#" in key}
-    groups: list[Group] = []
-    # The groups are put in plan order once, here; everything after keeps that order.
-    for group in _with_unique_keys(ordered_groups(draft.groups)):
-        if not observed.in_flight:
-            groups.append(group)
-            continue
-        waiting = [
-            intent.key
-            for intent in group.intents
-            if intent.key in observed.in_flight
-            or (intent.action != "place" and intent.key.split("#", 1)[0] in busy_refs)
-        ]
-        if waiting:
-            draft.notes.append(
-                f"{group.intents[0].kind}.{group.intents[0].rule}: waiting for the broker to "
-                f"acknowledge {waiting[0]}; not planned again"
-            )
-            continue
-        groups.append(group)
+    if observed.in_flight:
+        groups = _not_in_flight(groups, observed.in_flight, draft.notes)
 
     if manual:
         draft.notes.append(
@@ -124,6 +113,28 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     if conversions:
         gated = gate_drafted(with_conversions(drafted, conversions), rules, observed)
     return hold_for_market_time(gated, rules, observed, now)
+
+
+def _not_in_flight(groups: list[Group], in_flight: frozenset[str], notes: list[str]) -> list[Group]:
+    """The groups without an intent in flight or acting on an order with a modify or cancel in
+    flight; a note for each group left out."""
+    busy_refs = {key.split("#", 1)[0] for key in in_flight if "#" in key}
+    kept: list[Group] = []
+    for group in groups:
+        waiting = [
+            intent.key
+            for intent in group.intents
+            if intent.key in in_flight
+            or (intent.action != "place" and intent.key.split("#", 1)[0] in busy_refs)
+        ]
+        if waiting:
+            notes.append(
+                f"{group.intents[0].kind}.{group.intents[0].rule}: waiting for the broker to "
+                f"acknowledge {waiting[0]}; not planned again"
+            )
+            continue
+        kept.append(group)
+    return kept
 
 
 def _outside_rth_rules(rules: RuleSet) -> set[tuple[str, str]]:
