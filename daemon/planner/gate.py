@@ -459,9 +459,16 @@ def _limit_cash(
             if attached or intent.purpose != "protective":
                 blocked_by[other] = reason
     committed = check.committed
+    # Per rule: its cash buffer (a large plan has thousands of buys of one allocation).
+    buffers: dict[str, float] = {}
     for index, change in check.allocation_additions:
-        allocation = rules.allocations.get(intents[index].rule)
-        buffer = 0.0 if allocation is None else cash_buffer_of(allocation, observed.net_liquidation)
+        rule = intents[index].rule
+        buffer = buffers.get(rule)
+        if buffer is None:
+            allocation = rules.allocations.get(rule)
+            buffer = buffers[rule] = (
+                0.0 if allocation is None else cash_buffer_of(allocation, observed.net_liquidation)
+            )
         available = observed.cash - buffer
         if committed + change > available + 1e-6:
             blocked_by[index] = (

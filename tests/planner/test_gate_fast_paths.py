@@ -227,6 +227,19 @@ def _reference_gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
 
 SYMBOLS = ("AAA", "BBB", "CCC", "EUR1", "ZZZ")
 RULES = ("r1", "r2", "r3")
+# Cash buffers for the allocation buys of r1 and r2 (r3 is no allocation: no buffer).
+ALLOCATIONS = {
+    "r1": {
+        "capital": {"amount": 10_000},
+        "cash_buffer": {"amount": 2_000},
+        "targets": {"AAA": 0.5},
+    },
+    "r2": {
+        "capital": {"fraction_of_nav": 0.5},
+        "cash_buffer": {"fraction_of_nav": 0.1},
+        "targets": {"BBB": 0.5},
+    },
+}
 
 
 @st.composite
@@ -235,7 +248,11 @@ def intents(draw: st.DrawFn) -> Intent:
     rule = draw(st.sampled_from(RULES))
     symbol = draw(st.sampled_from(SYMBOLS))
     if kind == "brackets":
-        leg = draw(st.sampled_from((ENTRY_LEG, STOP_LEG, TARGET_LEG, conversion_leg("EUR", "d1"))))
+        leg = draw(
+            st.sampled_from(
+                (ENTRY_LEG, ENTRY_LEG, STOP_LEG, TARGET_LEG, conversion_leg("EUR", "d1"))
+            )
+        )
     else:
         leg = draw(st.sampled_from((f"{symbol}.abc123", "L1", conversion_leg("EUR", "d2"))))
     action = draw(st.sampled_from(("place", "modify", "cancel")))
@@ -261,7 +278,7 @@ def intents(draw: st.DrawFn) -> Intent:
         rule=rule,
         leg=leg,
         symbol=symbol,
-        purpose=draw(st.sampled_from(("opening", "closing", "protective"))),  # type: ignore[arg-type]
+        purpose=draw(st.sampled_from(("opening", "opening", "closing", "protective"))),  # type: ignore[arg-type]
         reason="why",
         order=order,
         order_id=draw(st.none() | st.integers(1, 5)),
@@ -345,7 +362,7 @@ def fresh(intents: tuple[Intent, ...]) -> tuple[Intent, ...]:
 def test_the_gate_gives_what_the_per_intent_checks_gave(
     planned: list[Intent], account: Observed, risk: dict[str, Any]
 ) -> None:
-    rules = rule_set(risk=risk)
+    rules = rule_set(risk=risk, allocations=ALLOCATIONS)
     drafted = Plan(intents=tuple(planned), notes=("a note",))
     expected = _reference_gate(drafted, rules, account)
     inputs = fresh(drafted.intents)
@@ -372,7 +389,7 @@ def test_the_gate_gives_what_the_per_intent_checks_gave(
 def test_an_intent_in_the_plan_twice_is_copied_not_written(
     planned: list[Intent], account: Observed, risk: dict[str, Any], data: st.DataObject
 ) -> None:
-    rules = rule_set(risk=risk)
+    rules = rule_set(risk=risk, allocations=ALLOCATIONS)
     twice = data.draw(st.sampled_from(planned))
     drafted = Plan(intents=(*planned, twice))
     inputs = fresh(drafted.intents)
