@@ -12,15 +12,13 @@ limits, so the cost of a blocked intent can be read beside a passed one.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import os
-import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from benchmarks.planner_scaling import NOW, scenario
+from benchmarks.planner_scaling import NOW, scenario, sizes_and_repeat
+from benchmarks.support import machine
 from tradectl.planner import plan
 from tradectl.planner.domain import Observed, Plan
 from tradectl.schemas.models import RuleSet
@@ -67,17 +65,7 @@ def with_rate_limit(rules: RuleSet, limit: int) -> RuleSet:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="1,000 targets once")
-    parser.add_argument(
-        "--sizes",
-        type=lambda text: tuple(int(part) for part in text.split(",")),
-        default=SIZES,
-        help="comma-separated target counts (default: %(default)s)",
-    )
-    args = parser.parse_args()
-    sizes, repeat = ((1_000,), 1) if args.quick else (args.sizes, args.repeat)
+    sizes, repeat = sizes_and_repeat(__doc__.splitlines()[0], SIZES, (1_000,))
 
     print(
         f"{'targets':>8}  {'intents':>8}  {'blocked':>7}  {'gate ms':>8}  {'CPU ms':>8}  "
@@ -105,10 +93,7 @@ def main() -> None:
             f"{limit:>22,}  {len(planned.blocked) / count:>7.0%}  {wall * 1000:>8.1f}  "
             f"{cpu / count * 1e6:>13.2f}"
         )
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    print(
-        f"machine: {os.cpu_count()} CPUs, python {platform.python_version()}, load average {load}"
-    )
+    print(machine())
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.planner.builders import NOW, observed, rule_set, working
+from tests.planner.test_gate import intent as gate_test_intent
 from tests.planner.test_plan_equivalence import random_account
 from tradectl.planner import plan
 from tradectl.planner.breaker import RULE as BREAKER_RULE
@@ -479,6 +480,9 @@ def _reference_unique_keys(groups: list[Group]) -> list[Group]:
     return result
 
 
+CANCEL = gate_test_intent("AAA", "SELL", 1, 10.0, purpose="closing", verb="cancel")
+
+
 @settings(max_examples=400)
 @given(
     st.lists(
@@ -496,21 +500,7 @@ def _reference_unique_keys(groups: list[Group]) -> list[Group]:
 def test_unique_keys_are_the_loop(shape: list[tuple[list[tuple[str, int | None]], int]]) -> None:
     groups = [
         Group(
-            [
-                built(
-                    Intent,
-                    key=key,
-                    action="cancel",
-                    kind="allocations",
-                    rule="r",
-                    leg="AAA.abc123",
-                    symbol="AAA",
-                    purpose="closing",
-                    reason="why",
-                    order_id=order_id,
-                )
-                for key, order_id in members
-            ],
+            [dataclasses.replace(CANCEL, key=key, order_id=order_id) for key, order_id in members],
             phase,
         )
         for members, phase in shape
