@@ -157,6 +157,9 @@ def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: da
     if observed.market_hours is None:
         return plan
     schedule = rules.schedule
+    # A symbol's hours can only lift a blackout (in_blackout), never start one: outside every
+    # blackout none is asked again per intent (it works out the blackout's local times).
+    blackouts = schedule.blackouts if in_blackout(now, schedule.blackouts, None) else ()
     held: dict[str, str] = {}
     marked: list[Intent] = []
     for intent in plan.intents:
@@ -166,7 +169,7 @@ def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: da
             reason = held[order.parent_ref]
         elif order is None and not intent.blocked:
             hours = observed.market_hours.get(intent.symbol)
-            blackout_end = in_blackout(now, schedule.blackouts, hours)
+            blackout_end = in_blackout(now, blackouts, hours)
             if blackout_end is not None:
                 reason = Hold("inside IB's daily reset blackout", blackout_end).describe(
                     "America/New_York"
@@ -181,7 +184,7 @@ def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: da
                 protective=intent.purpose == "protective",
                 outside_rth=order.outside_rth,
                 window=schedule.trading_window,
-                blackouts=schedule.blackouts,
+                blackouts=blackouts,
             )
             if hold is not None:
                 zone = "America/New_York" if hours is None else hours.time_zone

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -17,6 +19,7 @@ from hypothesis import strategies as st
 
 from tests.planner.builders import NOW, observed, rule_set, working
 from tests.planner.test_gate import intent as gate_test_intent
+from tests.planner.test_market_time import WEEK
 from tests.planner.test_plan_equivalence import random_account
 from tradectl.planner import plan
 from tradectl.planner.breaker import RULE as BREAKER_RULE
@@ -41,6 +44,7 @@ from tradectl.planner.gate import (
     gate_drafted,
 )
 from tradectl.planner.legs import ENTRY_LEG, STOP_LEG, TARGET_LEG, conversion_leg, order_ref
+from tradectl.planner.market_time import Hold, MarketHours, hold_reason, in_blackout, market_hours
 from tradectl.planner.money import (
     FX_RULE,
     Rates,
@@ -48,7 +52,7 @@ from tradectl.planner.money import (
     is_conversion,
     no_rate_reason,
 )
-from tradectl.planner.plan import _with_unique_keys
+from tradectl.planner.plan import _with_unique_keys, hold_for_market_time
 from tradectl.schemas.models import Risk, RuleSet, instrument_allowed
 
 # --- reference: the gate as it was before round five (6b889ff), checks one call per intent ---
@@ -510,3 +514,106 @@ def test_unique_keys_are_the_loop(shape: list[tuple[list[tuple[str, int | None]]
     assert [(group.intents, group.phase) for group in found] == [
         (group.intents, group.phase) for group in expected
     ]
+
+
+ALWAYS_OPEN = market_hours(
+    "America/New_York",
+    "20261125:0000-20261125:2359;20261126:0000-20261126:2359;20261127:0000-20261127:2359",
+    "20261125:0000-20261125:2359;20261126:0000-20261126:2359;20261127:0000-20261127:2359",
+)
+
+
+def _reference_hold_for_market_time(
+    plan: Plan, rules: RuleSet, observed: Observed, now: datetime
+) -> Plan:
+    """``hold_for_market_time`` before round five: every intent asks ``in_blackout``."""
+    assert observed.market_hours is not None
+    schedule = rules.schedule
+    held: dict[str, str] = {}
+    marked: list[Intent] = []
+    for intent in plan.intents:
+        order = intent.order
+        reason = None
+        if order is not None and order.parent_ref in held:
+            reason = held[order.parent_ref]
+        elif order is None and not intent.blocked:
+            hours = observed.market_hours.get(intent.symbol)
+            blackout_end = in_blackout(now, schedule.blackouts, hours)
+            if blackout_end is not None:
+                reason = Hold("inside IB's daily reset blackout", blackout_end).describe(
+                    "America/New_York"
+                )
+        elif order is not None and not intent.blocked and not is_conversion(intent):
+            hours = observed.market_hours.get(intent.symbol)
+            hold = hold_reason(
+                hours=hours,
+                now=now,
+                allocation=intent.kind == "allocations",
+                market_order=order.order_type == "MKT",
+                protective=intent.purpose == "protective",
+                outside_rth=order.outside_rth,
+                window=schedule.trading_window,
+                blackouts=schedule.blackouts,
+            )
+            if hold is not None:
+                zone = "America/New_York" if hours is None else hours.time_zone
+                reason = hold.describe(zone)
+                held[order.order_ref] = reason
+        marked.append(intent if reason is None else dataclasses.replace(intent, blocked_by=reason))
+    return dataclasses.replace(plan, intents=tuple(marked))
+
+
+@st.composite
+def timed_intents(draw: st.DrawFn) -> Intent:
+    symbol = draw(st.sampled_from(("AAA", "BBB", "CCC")))
+    kind = draw(st.sampled_from(("allocations", "brackets", "scales")))
+    leg = draw(st.sampled_from((ENTRY_LEG, STOP_LEG, f"{symbol}.abc123")))
+    return gate_test_intent(
+        symbol,
+        draw(st.sampled_from(("BUY", "SELL"))),
+        10,
+        100.0,
+        purpose=draw(st.sampled_from(("opening", "closing", "protective"))),
+        kind=kind,
+        rule="r1",
+        leg=leg,
+        order_type=draw(st.sampled_from(("LMT", "MKT"))),
+        parent=draw(st.none() | st.just(order_ref("r1", "gen0000000", ENTRY_LEG))),
+        verb=draw(st.sampled_from(("place", "modify", "cancel"))),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(timed_intents(), max_size=8),
+    st.integers(0, 3 * 24 * 60 - 1),
+    st.sampled_from(
+        (
+            [],
+            [{"start": "23:45", "end": "00:45"}],
+            [{"start": "00:15", "end": "01:45"}, {"start": "23:45", "end": "00:45"}],
+        )
+    ),
+    st.fixed_dictionaries({}, optional={"AAA": st.just(WEEK), "BBB": st.just(ALWAYS_OPEN)}),
+    st.booleans(),
+)
+def test_market_time_asks_the_blackout_once_and_holds_what_it_held(
+    planned: list[Intent],
+    minutes: int,
+    blackouts: list[dict[str, str]],
+    hours: dict[str, MarketHours],
+    blocked_first: bool,
+) -> None:
+    """Outside every blackout hold_for_market_time no longer asks in_blackout per intent; the
+    intents it holds, and why, are the same: minute by minute over three days (Thanksgiving,
+    an early close), with the default blackout, none and two, for a symbol with a week's
+    hours, one always open (no reset) and one without hours."""
+    now = datetime(2026, 11, 25, tzinfo=ZoneInfo("America/New_York")) + timedelta(minutes=minutes)
+    rules = rule_set(schedule={"blackouts": blackouts})
+    account = observed(market_hours=hours)
+    if blocked_first and planned:
+        planned[0] = dataclasses.replace(planned[0], blocked_by="risk.max_order_value: test")
+    drafted = Plan(intents=tuple(planned))
+    assert hold_for_market_time(drafted, rules, account, now) == _reference_hold_for_market_time(
+        drafted, rules, account, now
+    )
