@@ -3,6 +3,8 @@
 Blocked intents stay in the plan with ``blocked_by`` naming the limit, so the user sees what
 tradectl would have done and why it did not. The gate is pure and idempotent: it recomputes
 every ``blocked_by`` from the rules and the observed account.
+``plan()`` runs it as ``gate_drafted``, which writes the verdicts into the intents it has just
+drafted instead of onto copies (see there).
 
 Checks, in order (the first that fails names the block):
 

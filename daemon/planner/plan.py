@@ -159,7 +159,7 @@ def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: da
     schedule = rules.schedule
     # A symbol's hours can only lift a blackout (in_blackout), never start one: outside every
     # blackout none is asked again per intent (it works out the blackout's local times).
-    blackouts = schedule.blackouts if in_blackout(now, schedule.blackouts, None) else ()
+    blackouts = schedule.blackouts if in_blackout(now, schedule.blackouts, None) is not None else ()
     held: dict[str, str] = {}
     marked: list[Intent] = []
     for intent in plan.intents:
