@@ -110,11 +110,13 @@ def gate_drafted(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     if len(set(map(id, intents))) != len(intents):
         return gate(plan, rules, observed)
     blocked_by = _verdicts(intents, rules, observed)
+    # object.__setattr__ is how a frozen dataclass's own __init__ sets its fields (with or
+    # without slots).
     for intent in intents:
         if intent.blocked_by is not None:
-            vars(intent)["blocked_by"] = None
+            object.__setattr__(intent, "blocked_by", None)
     for index, reason in blocked_by.items():
-        vars(intents[index])["blocked_by"] = reason
+        object.__setattr__(intents[index], "blocked_by", reason)
     return plan
 
 
