@@ -235,6 +235,7 @@ def _checked(
 
     blocked_by: dict[int, str] = {}
     candidates = _Candidates([[] for _ in range(_RANKS)], [0] * _RANKS)
+    stops: _Stops | None = None
     # (symbol, side, shares) the unit's opening intents add once the whole unit passes
     adds: list[tuple[str, dict[str, float], float]] = []
     by_rank, sizes = candidates.by_rank, candidates.sizes
@@ -324,7 +325,9 @@ def _checked(
                     )
                     break
             if intent.kind == "brackets" and intent.leg == ENTRY_LEG:
-                reason = _risk_per_trade(intent, risk, observed, intents)
+                if stops is None:
+                    stops = _stops_by_rule(intents, observed)
+                reason = _risk_per_trade(intent, risk, observed, stops)
                 if reason is not None:
                     break
         if reason is not None:
@@ -353,13 +356,52 @@ def _unit_rank(unit: list[Intent]) -> int:
     )
 
 
-def _risk_per_trade(
-    entry: Intent, risk: Risk, observed: Observed, intents: Sequence[Intent]
-) -> str | None:
+# Per bracket rule: the stop that bounds its entry's risk, as (trailing percent, stop price).
+_Stops = dict[str, tuple[float | None, float | None]]
+
+
+def _stops_by_rule(intents: Sequence[Intent], observed: Observed) -> _Stops:
+    """Per bracket rule, the first stop leg planned with a trailing percent or a stop price,
+    else the first live working one with either. Made once per gate pass, when the first
+    bracket entry is checked (each entry used to search the plan and the working orders)."""
+    planned: _Stops = {}
+    for intent in intents:
+        order = intent.order
+        if (
+            intent.kind == "brackets"
+            and intent.leg == STOP_LEG
+            and order is not None
+            and intent.rule not in planned
+            and (order.trailing_percent is not None or order.aux_price is not None)
+        ):
+            planned[intent.rule] = (order.trailing_percent, order.aux_price)
+    working: _Stops = {}
+    for working_order in observed.working_orders:
+        rule = working_order.rule
+        if (
+            rule is not None
+            and rule not in working
+            and working_order.leg == STOP_LEG
+            and working_order.status not in TERMINAL_STATUSES
+            and (working_order.trailing_percent is not None or working_order.aux_price is not None)
+        ):
+            working[rule] = (working_order.trailing_percent, working_order.aux_price)
+    return {**working, **planned}
+
+
+def _risk_per_trade(entry: Intent, risk: Risk, observed: Observed, stops: _Stops) -> str | None:
     assert entry.order is not None and entry.estimated_price is not None
-    distance = _stop_distance(entry, observed, intents)
-    if distance is None:
+    stop = stops.get(entry.rule)
+    if stop is None:
         return "risk.max_risk_per_trade_fraction: no stop loss found for this entry"
+    # |entry - stop| per share, from the stop planned with this entry or else the working one.
+    price = entry.estimated_price
+    trailing_percent, stop_price = stop
+    if trailing_percent is not None:
+        distance = price * trailing_percent / 100
+    else:
+        assert stop_price is not None
+        distance = abs(price - stop_price)
     quantity = entry.order.quantity
     at_risk = distance * quantity * entry.fx_rate
     limit = risk.max_risk_per_trade_fraction * observed.net_liquidation
@@ -368,34 +410,6 @@ def _risk_per_trade(
             f"risk.max_risk_per_trade_fraction: {money(at_risk)} at risk > {money(limit)} "
             f"({risk.max_risk_per_trade_fraction:.2%} of NAV)"
         )
-    return None
-
-
-def _stop_distance(entry: Intent, observed: Observed, intents: Sequence[Intent]) -> float | None:
-    """|entry - stop| per share, from the stop planned with this entry or else the working one."""
-    assert entry.estimated_price is not None
-    price = entry.estimated_price
-    for intent in intents:
-        if (
-            intent.kind == "brackets"
-            and intent.rule == entry.rule
-            and intent.leg == STOP_LEG
-            and intent.order is not None
-        ):
-            if intent.order.trailing_percent is not None:
-                return price * intent.order.trailing_percent / 100
-            if intent.order.aux_price is not None:
-                return abs(price - intent.order.aux_price)
-    for order in observed.working_orders:
-        if (
-            order.rule == entry.rule
-            and order.leg == STOP_LEG
-            and order.status not in TERMINAL_STATUSES
-        ):
-            if order.trailing_percent is not None:
-                return price * order.trailing_percent / 100
-            if order.aux_price is not None:
-                return abs(price - order.aux_price)
     return None
 
 

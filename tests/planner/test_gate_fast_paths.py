@@ -1,7 +1,8 @@
 """The gate's and the plan assembly's fast paths give exactly what the code they replaced gave
-(benchmarks/README.md, "Round five: linear planner, gate"): the one-loop checks, the rate
-limit cut by rank, the verdicts written into the drafted intents, and the unique-key pass that
-returns the groups when no key repeats. Each is compared with a reference copy of the code as it
+(benchmarks/README.md, "Round five: linear planner, gate"): the one-loop checks, the stops
+looked up once per pass, the rate limit cut by rank, the verdicts written into the drafted
+intents, the unique-key pass that returns the groups when no key repeats, and market time
+asking about the blackout once. Each is compared with a reference copy of the code as it
 was before, on random plans: random mixes of limits, purposes, actions, working orders, foreign
 currencies, bracket units and intents that arrive already blocked."""
 
@@ -38,7 +39,6 @@ from tradectl.planner.gate import (
     _checked,
     _limit_cash,
     _limit_rate,
-    _risk_per_trade,
     _units,
     gate,
     gate_drafted,
@@ -152,8 +152,56 @@ class _ReferenceChecks:
                     f"({risk.max_position_fraction:.2%} of NAV)"
                 )
         if intent.kind == "brackets" and intent.leg == ENTRY_LEG:
-            return _risk_per_trade(intent, risk, self.observed, self.intents)
+            return _reference_risk_per_trade(intent, risk, self.observed, self.intents)
         return None
+
+
+def _reference_risk_per_trade(
+    entry: Intent, risk: Risk, observed: Observed, intents: list[Intent]
+) -> str | None:
+    """The risk per trade before round five: every entry searched the plan and the working
+    orders for its stop."""
+    assert entry.order is not None and entry.estimated_price is not None
+    distance = _reference_stop_distance(entry, observed, intents)
+    if distance is None:
+        return "risk.max_risk_per_trade_fraction: no stop loss found for this entry"
+    at_risk = distance * entry.order.quantity * entry.fx_rate
+    limit = risk.max_risk_per_trade_fraction * observed.net_liquidation
+    if at_risk > limit + 1e-6:
+        return (
+            f"risk.max_risk_per_trade_fraction: {money(at_risk)} at risk > {money(limit)} "
+            f"({risk.max_risk_per_trade_fraction:.2%} of NAV)"
+        )
+    return None
+
+
+def _reference_stop_distance(
+    entry: Intent, observed: Observed, intents: list[Intent]
+) -> float | None:
+    assert entry.estimated_price is not None
+    price = entry.estimated_price
+    for intent in intents:
+        if (
+            intent.kind == "brackets"
+            and intent.rule == entry.rule
+            and intent.leg == STOP_LEG
+            and intent.order is not None
+        ):
+            if intent.order.trailing_percent is not None:
+                return price * intent.order.trailing_percent / 100
+            if intent.order.aux_price is not None:
+                return abs(price - intent.order.aux_price)
+    for order in observed.working_orders:
+        if (
+            order.rule == entry.rule
+            and order.leg == STOP_LEG
+            and order.status not in TERMINAL_STATUSES
+        ):
+            if order.trailing_percent is not None:
+                return price * order.trailing_percent / 100
+            if order.aux_price is not None:
+                return abs(price - order.aux_price)
+    return None
 
 
 def _reference_rate_limit(
