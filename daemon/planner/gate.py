@@ -465,13 +465,22 @@ def _limit_cash(
     the runtime will send; all three call daemon/planner/cash.py, none restates it.
     """
     check = check_cash(intents, blocked_by, observed)
+    # Per bracket rule, its intents' indices in plan order: made when the first entry is
+    # blocked, so a plan of many brackets short of cash is not searched once per entry.
+    brackets: dict[str, list[int]] | None = None
     for index, reason in check.blocked.items():
         blocked_by[index] = reason
         entry = intents[index]
         if entry.kind != "brackets" or entry.order is None:
             continue
-        for other, intent in enumerate(intents):
-            if other in blocked_by or intent.kind != "brackets" or intent.rule != entry.rule:
+        if brackets is None:
+            brackets = {}
+            for other, intent in enumerate(intents):
+                if intent.kind == "brackets":
+                    brackets.setdefault(intent.rule, []).append(other)
+        for other in brackets[entry.rule]:
+            intent = intents[other]
+            if other in blocked_by:
                 continue
             attached = intent.order is not None and intent.order.parent_ref == entry.order.order_ref
             if attached or intent.purpose != "protective":

@@ -23,8 +23,10 @@ from tests.planner.test_gate import intent as gate_test_intent
 from tests.planner.test_market_time import WEEK
 from tests.planner.test_plan_equivalence import random_account
 from tradectl.planner import plan
+from tradectl.planner.allocations import cash_buffer_of
 from tradectl.planner.breaker import RULE as BREAKER_RULE
 from tradectl.planner.breaker import breaker_reason
+from tradectl.planner.cash import check_cash
 from tradectl.planner.common import (
     TERMINAL_STATUSES,
     Group,
@@ -37,7 +39,6 @@ from tradectl.planner.domain import ContractFacts, Intent, Observed, OrderSpec, 
 from tradectl.planner.gate import (
     HALT,
     _checked,
-    _limit_cash,
     _limit_rate,
     _units,
     gate,
@@ -228,6 +229,37 @@ def _reference_rate_limit(
     return blocked
 
 
+def _reference_limit_cash(
+    intents: list[Intent], blocked_by: dict[int, str], rules: RuleSet, observed: Observed
+) -> None:
+    """The cash check before round five: each blocked bracket entry searched the whole plan
+    for its rule's intents; each allocation buy worked out its rule's buffer."""
+    check = check_cash(intents, blocked_by, observed)
+    for index, reason in check.blocked.items():
+        blocked_by[index] = reason
+        entry = intents[index]
+        if entry.kind != "brackets" or entry.order is None:
+            continue
+        for other, intent in enumerate(intents):
+            if other in blocked_by or intent.kind != "brackets" or intent.rule != entry.rule:
+                continue
+            attached = intent.order is not None and intent.order.parent_ref == entry.order.order_ref
+            if attached or intent.purpose != "protective":
+                blocked_by[other] = reason
+    committed = check.committed
+    for index, change in check.allocation_additions:
+        allocation = rules.allocations.get(intents[index].rule)
+        buffer = 0.0 if allocation is None else cash_buffer_of(allocation, observed.net_liquidation)
+        available = observed.cash - buffer
+        if committed + change > available + 1e-6:
+            blocked_by[index] = (
+                f"cash: buys would commit {money(committed + change)} > {money(available)} "
+                f"available (cash {money(observed.cash)} - buffer {money(buffer)})"
+            )
+            continue
+        committed += change
+
+
 def _reference_marked(intent: Intent, blocked_by: str | None) -> Intent:
     return (
         intent
@@ -266,7 +298,7 @@ def _reference_gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
             f"minute + {planned} planned > {rules.risk.max_orders_per_minute}"
         )
         blocked_by.update(dict.fromkeys(rate_blocked, reason))
-    _limit_cash(intents, blocked_by, rules, observed)
+    _reference_limit_cash(intents, blocked_by, rules, observed)
     blocked_by.update(check_currencies(intents, blocked_by, observed, rules.account.fx))
     return dataclasses.replace(
         plan,
@@ -665,3 +697,79 @@ def test_market_time_asks_the_blackout_once_and_holds_what_it_held(
     assert hold_for_market_time(drafted, rules, account, now) == _reference_hold_for_market_time(
         drafted, rules, account, now
     )
+
+
+@st.composite
+def bracket_plans(draw: st.DrawFn) -> list[Intent]:
+    """Several bracket rules, each an entry with its stop and target attached (or the
+    protective legs of an entry that filled earlier, not attached), in a shuffled plan."""
+    planned: list[Intent] = []
+    for rule in draw(st.lists(st.sampled_from(("b1", "b2", "b3", "b4")), unique=True)):
+        entry_ref = order_ref(rule, "gen0000000", ENTRY_LEG)
+        price = draw(st.sampled_from((20.0, 50.0, 100.0)))
+        quantity = draw(st.integers(1, 200))
+        attached = draw(st.booleans())
+        if attached:
+            planned.append(
+                gate_test_intent(
+                    "AAA", "BUY", quantity, price, kind="brackets", rule=rule, leg=ENTRY_LEG
+                )
+            )
+        parent = entry_ref if attached else None
+        if draw(st.booleans()):
+            stop = draw(st.sampled_from((None, 45.0, 90.0)))
+            planned.append(
+                dataclasses.replace(
+                    gate_test_intent(
+                        "AAA",
+                        "SELL",
+                        quantity,
+                        price,
+                        purpose="protective",
+                        kind="brackets",
+                        rule=rule,
+                        leg=STOP_LEG,
+                        order_type="STP",
+                        aux=stop,
+                        parent=parent,
+                    ),
+                    key=f"{rule}-stop-{draw(st.integers(0, 9))}",
+                )
+            )
+        planned.append(
+            gate_test_intent(
+                "AAA",
+                "SELL",
+                quantity,
+                price * 1.2,
+                purpose="protective",
+                kind="brackets",
+                rule=rule,
+                leg=TARGET_LEG,
+                parent=parent,
+            )
+        )
+    return draw(st.permutations(planned))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    bracket_plans(),
+    st.lists(working_orders(), max_size=4),
+    st.sampled_from((0.0, 2_000.0, 10_000.0, 1_000_000.0)),
+    st.sampled_from((0.0005, 0.002, 0.02)),
+)
+def test_bracket_stops_and_cash_are_what_the_searches_found(
+    planned: list[Intent], orders: list[WorkingOrder], cash: float, risk_per_trade: float
+) -> None:
+    """The stops looked up once per pass and the cash check's index of bracket intents give
+    what searching the plan per entry gave: entries with and without a planned stop (a stop
+    without a price falls back to the next, then to a working stop), short of cash or not."""
+    rules = rule_set(risk={"max_risk_per_trade_fraction": risk_per_trade})
+    working_stops = [
+        dataclasses.replace(order, order_ref=order_ref(f"b{index + 1}", "gen0000000", STOP_LEG))
+        for index, order in enumerate(orders)
+    ]
+    account = observed(cash=cash, prices={"AAA": 50.0}, orders=working_stops)
+    drafted = Plan(intents=tuple(planned))
+    assert gate(drafted, rules, account) == _reference_gate(drafted, rules, account)
