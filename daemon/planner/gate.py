@@ -164,8 +164,6 @@ def _all_marked(intents: Sequence[Intent], blocked_by: Mapping[int, str]) -> tup
 
 
 def _marked(intent: Intent, blocked_by: str | None) -> Intent:
-    if intent.blocked_by == blocked_by:
-        return intent
     # The same as replace(intent, blocked_by=...) at a seventh of the cost (a large plan marks
     # thousands of intents): Intent is a frozen dataclass with no __post_init__, so a copy of
     # its fields with one changed is exactly what its __init__ would build.
