@@ -107,18 +107,27 @@ def print_side_by_side(walls: dict[int, float], cpus: dict[int, float]) -> None:
     print(f"µs per target; growth = µs/target at {last:,} ÷ µs/target at {first:,}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def sizes_and_repeat(
+    description: str, sizes: tuple[int, ...], quick_sizes: tuple[int, ...]
+) -> tuple[tuple[int, ...], int]:
+    """The sizes and repeats the command line asks for: ``--sizes``, ``--repeat``, or
+    ``--quick`` (``quick_sizes`` once); shared with benchmarks/gate_scaling.py."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="100 and 1,000 targets once")
+    quick = " and ".join(f"{size:,}" for size in quick_sizes)
+    parser.add_argument("--quick", action="store_true", help=f"{quick} targets once")
     parser.add_argument(
         "--sizes",
         type=lambda text: tuple(int(part) for part in text.split(",")),
-        default=SIZES,
+        default=sizes,
         help="comma-separated target counts (default: %(default)s)",
     )
     args = parser.parse_args()
-    sizes, repeat = (SIZES[:2], 1) if args.quick else (args.sizes, args.repeat)
+    return (quick_sizes, 1) if args.quick else (args.sizes, args.repeat)
+
+
+def main() -> None:
+    sizes, repeat = sizes_and_repeat(__doc__.splitlines()[0], SIZES, SIZES[:2])
 
     print(
         f"{'targets':>8}  {'intents':>8}  {'plan ms':>9}  {'CPU ms':>9}  {'µs/target':>9}  "

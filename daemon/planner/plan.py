@@ -15,10 +15,10 @@ from datetime import datetime
 from tradectl.planner.allocations import plan_allocations
 from tradectl.planner.brackets import plan_brackets
 from tradectl.planner.cash import check_cash, needs_cash
-from tradectl.planner.common import Book, Draft, Group, ordered, ordered_groups
+from tradectl.planner.common import Book, Draft, Group, ordered_groups
 from tradectl.planner.conversions import plan_conversions, with_conversions
 from tradectl.planner.domain import Intent, Observed, Plan
-from tradectl.planner.gate import gate
+from tradectl.planner.gate import gate_drafted
 from tradectl.planner.legs import converted_currency
 from tradectl.planner.market_time import Hold, hold_reason, in_blackout
 from tradectl.planner.money import is_conversion, with_fx_rates
@@ -67,41 +67,31 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     # The gate runs the same cash check again on the whole plan (defence in depth): here it
     # tells allocations how much cash the bracket entries and scale levels that fit will take.
     standing_intents = _drafted_intents(standing)
-    standing_cash = check_cash(standing_intents, {}, observed)
-    if any(needs_cash(intent) for intent in standing_intents):
-        draft.notes.append(
-            "cash: bracket entries and scale levels that buy are counted against "
-            f"{standing_cash.funding.describe()}, brackets first, then scales, by rule name"
-        )
-    draft.extend(plan_allocations(rules, book, standing_cash.standing_added))
+    standing_added = 0.0
+    if standing_intents:
+        # Without standing intents nothing is added: the check (which values every working
+        # buy) is not run for nothing.
+        standing_cash = check_cash(standing_intents, {}, observed)
+        standing_added = standing_cash.standing_added
+        if any(needs_cash(intent) for intent in standing_intents):
+            draft.notes.append(
+                "cash: bracket entries and scale levels that buy are counted against "
+                f"{standing_cash.funding.describe()}, brackets first, then scales, by rule name"
+            )
+    draft.extend(plan_allocations(rules, book, standing_added))
 
+    # The groups are put in plan order once, here; everything after keeps that order.
+    groups = _with_unique_keys(ordered_groups(draft.groups))
     # A modify or cancel in flight still changes its order: plan nothing else for that order
     # until IB has acknowledged it, even when the market has moved and the new fields differ.
-    busy_refs = {key.split("#", 1)[0] for key in observed.in_flight if "#" in key}
-    groups: list[Group] = []
-    for group in _with_unique_keys(draft.groups):
-        if not observed.in_flight:
-            groups.append(group)
-            continue
-        waiting = [
-            intent.key
-            for intent in group.intents
-            if intent.key in observed.in_flight
-            or (intent.action != "place" and intent.key.split("#", 1)[0] in busy_refs)
-        ]
-        if waiting:
-            draft.notes.append(
-                f"{group.intents[0].kind}.{group.intents[0].rule}: waiting for the broker to "
-                f"acknowledge {waiting[0]}; not planned again"
-            )
-            continue
-        groups.append(group)
+    if observed.in_flight:
+        groups = _not_in_flight(groups, observed.in_flight, draft.notes)
 
     if manual:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
         )
-    intents = tuple(ordered(groups))
+    intents = tuple(intent for group in groups for intent in group.intents)
     outside_rth = _outside_rth_rules(rules)
     if outside_rth:
         intents = tuple(
@@ -116,11 +106,35 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         manual_orders=manual,
         targets=tuple(draft.targets),
     )
-    gated = gate(drafted, rules, observed)
+    # Built, then published: these intents are this call's own until it returns
+    # (gate_drafted writes the verdicts into them).
+    gated = gate_drafted(drafted, rules, observed)
     conversions = plan_conversions(gated, rules, observed)
     if conversions:
-        gated = gate(with_conversions(drafted, conversions), rules, observed)
+        gated = gate_drafted(with_conversions(drafted, conversions), rules, observed)
     return hold_for_market_time(gated, rules, observed, now)
+
+
+def _not_in_flight(groups: list[Group], in_flight: frozenset[str], notes: list[str]) -> list[Group]:
+    """The groups without an intent in flight or acting on an order with a modify or cancel in
+    flight; a note for each group left out."""
+    busy_refs = {key.split("#", 1)[0] for key in in_flight if "#" in key}
+    kept: list[Group] = []
+    for group in groups:
+        waiting = [
+            intent.key
+            for intent in group.intents
+            if intent.key in in_flight
+            or (intent.action != "place" and intent.key.split("#", 1)[0] in busy_refs)
+        ]
+        if waiting:
+            notes.append(
+                f"{group.intents[0].kind}.{group.intents[0].rule}: waiting for the broker to "
+                f"acknowledge {waiting[0]}; not planned again"
+            )
+            continue
+        kept.append(group)
+    return kept
 
 
 def _outside_rth_rules(rules: RuleSet) -> set[tuple[str, str]]:
@@ -143,6 +157,9 @@ def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: da
     if observed.market_hours is None:
         return plan
     schedule = rules.schedule
+    # A symbol's hours can only lift a blackout (in_blackout), never start one: outside every
+    # blackout none is asked again per intent (it works out the blackout's local times).
+    blackouts = schedule.blackouts if in_blackout(now, schedule.blackouts, None) is not None else ()
     held: dict[str, str] = {}
     marked: list[Intent] = []
     for intent in plan.intents:
@@ -152,7 +169,7 @@ def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: da
             reason = held[order.parent_ref]
         elif order is None and not intent.blocked:
             hours = observed.market_hours.get(intent.symbol)
-            blackout_end = in_blackout(now, schedule.blackouts, hours)
+            blackout_end = in_blackout(now, blackouts, hours)
             if blackout_end is not None:
                 reason = Hold("inside IB's daily reset blackout", blackout_end).describe(
                     "America/New_York"
@@ -167,7 +184,7 @@ def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: da
                 protective=intent.purpose == "protective",
                 outside_rth=order.outside_rth,
                 window=schedule.trading_window,
-                blackouts=schedule.blackouts,
+                blackouts=blackouts,
             )
             if hold is not None:
                 zone = "America/New_York" if hours is None else hours.time_zone
@@ -183,11 +200,17 @@ def _drafted_intents(draft: Draft) -> list[Intent]:
 
 def _with_unique_keys(groups: list[Group]) -> list[Group]:
     """Two working orders can share an orderRef (a duplicate tradectl must clean up); their
-    cancel or modify intents then get the order id in the key, so keys stay unique. Done in
-    the plan's final order, so the same inputs always give the same keys."""
+    cancel or modify intents then get the order id in the key, so keys stay unique. ``groups``
+    come in the plan's final order, so the same inputs always give the same keys.
+
+    Almost always every key is unique already and the groups are returned as they are (what
+    the loop below gives then too: tests/planner/test_gate_fast_paths.py)."""
+    keys = [intent.key for group in groups for intent in group.intents]
+    if len(set(keys)) == len(keys):
+        return groups
     seen: set[str] = set()
     result: list[Group] = []
-    for group in ordered_groups(groups):
+    for group in groups:
         if len(group.intents) == 1 and group.intents[0].key not in seen:
             seen.add(group.intents[0].key)
             result.append(group)

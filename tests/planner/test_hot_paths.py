@@ -1,8 +1,8 @@
 """The planner's fast paths give exactly what the plain code gives (benchmarks/README.md,
 rounds three and four): tick rounding in whole nanos against the decimal rounding, ``built``
 and the intents built field by field against the dataclasses' own ``__init__``, the per-pass
-rate table, the allocation leg's digest and the gate's bucketed rate limit against the general
-code they replace."""
+rate table and the allocation leg's digest against the general code they replace (the gate's
+fast paths: test_gate_fast_paths.py)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from tradectl.planner import plan
 from tradectl.planner.allocations import _trade_digest
 from tradectl.planner.common import built, place_or_modify, shares, short_hash
 from tradectl.planner.domain import ContractFacts, Intent, OrderSpec, WorkingOrder
-from tradectl.planner.gate import _limit_rate
 from tradectl.planner.money import Rates, symbol_rate
 from tradectl.planner.ticks import PriceIncrements
 
@@ -163,72 +162,3 @@ def test_the_allocation_spec_has_every_field_of_the_order_spec_init() -> None:
     (intent,) = result.intents
     assert intent.order is not None
     assert vars(intent.order) == vars(OrderSpec(**vars(intent.order)))
-
-
-purposes = st.sampled_from(("opening", "closing", "protective"))
-intent_actions = st.sampled_from(("place", "modify", "cancel"))
-
-
-def _reference_rate_limit(
-    intents: list[Intent], units: list[list[int]], blocked_by: dict[int, str], room: int
-) -> set[int]:
-    """The rate limit as it was written before round four: one stable sort by priority."""
-    priority_of = {"protective": 0, "closing": 1, "opening": 2}
-    action_of = {"cancel": 0, "modify": 1, "place": 2}
-
-    def priority(unit: list[int]) -> tuple[int, int]:
-        return (
-            max(priority_of[intents[index].purpose] for index in unit),
-            max(action_of[intents[index].action] for index in unit),
-        )
-
-    candidates = [unit for unit in units if unit[0] not in blocked_by]
-    if sum(len(unit) for unit in candidates) <= room:
-        return set()
-    blocked: set[int] = set()
-    used = 0
-    for unit in sorted(candidates, key=priority):
-        if used + len(unit) <= room:
-            used += len(unit)
-        else:
-            blocked.update(unit)
-    return blocked
-
-
-@settings(max_examples=300)
-@given(
-    st.lists(st.lists(st.tuples(purposes, intent_actions), min_size=1, max_size=3), max_size=40),
-    st.integers(1, 30),
-    st.integers(0, 10),
-    st.sets(st.integers(0, 39)),
-)
-def test_the_bucketed_rate_limit_is_the_stable_sort(
-    shape: list[list[tuple[str, str]]], limit: int, sent: int, checked_out: set[int]
-) -> None:
-    intents: list[Intent] = []
-    units: list[list[int]] = []
-    for unit_shape in shape:
-        unit = []
-        for purpose, action in unit_shape:
-            unit.append(len(intents))
-            intents.append(
-                built(
-                    Intent,
-                    key=f"k{len(intents)}",
-                    action=action,
-                    kind="allocations",
-                    rule="r",
-                    leg="AAA.abc123",
-                    symbol="AAA",
-                    purpose=purpose,
-                    reason="why",
-                )
-            )
-        units.append(unit)
-    blocked_by = {units[index][0]: "checked" for index in checked_out if index < len(units)}
-    rules = rule_set(risk={"max_orders_per_minute": limit})
-    account = account_with(orders_sent_last_minute=sent)
-    expected = _reference_rate_limit(intents, units, blocked_by, limit - sent)
-    marked = dict(blocked_by)
-    _limit_rate(intents, units, marked, rules.risk, account)
-    assert {index for index, reason in marked.items() if reason != "checked"} == expected
