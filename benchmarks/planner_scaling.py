@@ -7,18 +7,34 @@ far from target, some inside the band) with a working order on every tenth, then
 ``plan()`` (rule-set validation excluded: it happens once per file change, not per pass).
 Prints the best of ``--repeat`` runs per size and the growth ratio between sizes: time ratio
 divided by size ratio, ~1.0 for linear growth.
+
+Its reference, in the same run: the *output floor*, the time this interpreter takes to build
+the plan's objects alone (each intent's order and intent anew, its orderRef's SHA-256 and its
+key formatted) with none of the deciding, checking and ordering; what any planner that returns
+these objects pays, and how that cost grows with the size on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import hashlib
 import os
 import platform
 import time
 from datetime import UTC, datetime, timedelta
 
 from tradectl.planner import plan
-from tradectl.planner.domain import ContractFacts, Observed, Position, Quote, WorkingOrder
+from tradectl.planner.common import frozen_instance
+from tradectl.planner.domain import (
+    ContractFacts,
+    Intent,
+    Observed,
+    OrderSpec,
+    Position,
+    Quote,
+    WorkingOrder,
+)
 from tradectl.planner.legs import order_ref
 from tradectl.schemas.models import RuleSet, rule_generation
 
@@ -89,7 +105,31 @@ def scenario(size: int) -> tuple[RuleSet, Observed]:
     return rules, observed
 
 
-def print_side_by_side(walls: dict[int, float], cpus: dict[int, float]) -> None:
+def output_floor(intents: tuple[Intent, ...]) -> list[Intent]:
+    """The plan's intents built again with nothing decided: per intent its order (with its
+    orderRef's SHA-256 over the order's fields) and the intent (with its key), each a frozen
+    instance from a fresh dict, as the planner builds them."""
+    sha256 = hashlib.sha256
+    built: list[Intent] = []
+    for intent in intents:
+        order = intent.order
+        spec = None
+        if order is not None:
+            digest = sha256(
+                f"{order.symbol}|{order.action}|{order.order_type}|{order.quantity}|"
+                f"{order.limit_price}|{order.tif}".encode()
+            ).hexdigest()[:6]
+            spec = frozen_instance(
+                OrderSpec, {**vars(order), "order_ref": f"tctl:{intent.rule}:g:{digest}"}
+            )
+        key = f"{intent.rule}:{intent.symbol}:{intent.action}:{intent.leg}"
+        built.append(frozen_instance(Intent, {**vars(intent), "key": key, "order": spec}))
+    return built
+
+
+def print_side_by_side(
+    walls: dict[int, float], cpus: dict[int, float], floors: dict[int, float]
+) -> None:
     """µs per target at every size in one row (wall time, and CPU time, which other jobs on a
     shared machine disturb less), and the growth from the first to the last size (1.00 is
     linear)."""
@@ -97,7 +137,7 @@ def print_side_by_side(walls: dict[int, float], cpus: dict[int, float]) -> None:
     first, last = sizes[0], sizes[-1]
     print()
     print(f"{'':>5}" + "".join(f"  {f'{size:,}':>9}" for size in sizes) + f"  {'growth':>7}")
-    for label, times in (("wall", walls), ("CPU", cpus)):
+    for label, times in (("wall", walls), ("CPU", cpus), ("floor", floors)):
         growth = (times[last] / times[first]) / (last / first)
         print(
             f"{label:>5}"
@@ -105,6 +145,11 @@ def print_side_by_side(walls: dict[int, float], cpus: dict[int, float]) -> None:
             + f"  {growth:>7.2f}"
         )
     print(f"µs per target; growth = µs/target at {last:,} ÷ µs/target at {first:,}")
+    print(
+        "floor: CPU time to build the plan's objects alone (output_floor), the reference; "
+        "plan() CPU ÷ floor: "
+        + ", ".join(f"{cpus[size] / floors[size]:.1f}× at {size:,}" for size in sizes)
+    )
 
 
 def sizes_and_repeat(
@@ -131,14 +176,15 @@ def main() -> None:
 
     print(
         f"{'targets':>8}  {'intents':>8}  {'plan ms':>9}  {'CPU ms':>9}  {'µs/target':>9}  "
-        f"{'growth':>7}"
+        f"{'growth':>7}  {'floor ms':>9}  {'× floor':>7}"
     )
     previous: tuple[int, float] | None = None
     bests: dict[int, float] = {}
     cpu_bests: dict[int, float] = {}
+    floor_bests: dict[int, float] = {}
     for size in sizes:
         rules, observed = scenario(size)
-        best = best_cpu = float("inf")
+        best = best_cpu = best_floor = float("inf")
         intents = 0
         for _ in range(repeat):
             started, started_cpu = time.perf_counter(), time.process_time()
@@ -146,23 +192,32 @@ def main() -> None:
             best = min(best, time.perf_counter() - started)
             best_cpu = min(best_cpu, time.process_time() - started_cpu)
             intents = len(result.intents)
+            # The floor alternates with plan(), so both meet the same machine; plan() pauses
+            # the garbage collector, and so does this.
+            gc.disable()
+            started_cpu = time.process_time()
+            rebuilt = output_floor(result.intents)
+            best_floor = min(best_floor, time.process_time() - started_cpu)
+            gc.enable()
             # Freed here, not inside the next timing: ``result = plan(...)`` would free the
             # previous plan (tens of thousands of objects) before the timer stops.
-            del result
+            del result, rebuilt
         growth = "" if previous is None else f"{(best / previous[1]) / (size / previous[0]):.2f}"
         print(
             f"{size:>8,}  {intents:>8,}  {best * 1000:>9.1f}  {best_cpu * 1000:>9.1f}  "
-            f"{best / size * 1e6:>9.1f}  {growth:>7}"
+            f"{best / size * 1e6:>9.1f}  {growth:>7}  {best_floor * 1000:>9.1f}  "
+            f"{best_cpu / best_floor:>6.1f}×"
         )
         bests[size] = best
         cpu_bests[size] = best_cpu
+        floor_bests[size] = best_floor
         previous = (size, best)
     print("growth = (time ratio) / (size ratio) against the previous row; 1.00 is linear")
     print(
         "plan ms is wall time, CPU ms the process's CPU time (less disturbed by other jobs on a "
         f"shared machine); best of {repeat}"
     )
-    print_side_by_side(bests, cpu_bests)
+    print_side_by_side(bests, cpu_bests, floor_bests)
     for goal_targets, goal_seconds in GOALS:
         if goal_targets in bests:
             best = bests[goal_targets]
