@@ -22,6 +22,17 @@ from tradectl.sim.wirelog import read_wire_log
 
 ACCOUNT = "DU0000001"
 CLIENT_ID = 17
+# What ib_insync's handshake sends (IB.connectAsync), all read-only; for client id 0 it would
+# also send reqAutoOpenOrders, which `apply` never lets an unvalidated rule file cause.
+HANDSHAKE = {
+    "startApi",
+    "reqPositions",
+    "reqOpenOrders",
+    "reqCompletedOrders",
+    "reqAccountUpdates",
+    "reqAccountUpdatesMulti",
+    "reqExecutions",
+}
 
 
 def sim_state(
