@@ -11,7 +11,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ from ib_insync import IB, LimitOrder, MarketOrder, Stock
 
 from tradectl.cli.early_connect import early_address
 from tradectl.ib import early
-from tradectl.sim import SimThread, start_sim_thread
+from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE
+from tradectl.sim import SimState, SimThread, start_sim_thread
 
 from .conftest import (
     CLIENT_ID,
@@ -31,6 +33,7 @@ from .conftest import (
     wait_until,
     write_rules,
 )
+from .test_pacer import max_in_any_window
 
 pytestmark = pytest.mark.e2e
 
@@ -246,3 +249,30 @@ def test_apply_with_the_embedded_sim_works_and_connects_as_usual(
     assert result["sent"] == len(TARGETS)
     # The rules' own gateway heard nothing: --sim replaces it, and no hint went there.
     assert gateway.messages() == []
+
+
+def test_the_handshake_and_the_orders_go_through_one_bucket(
+    gateway_factory: Callable[[SimState], Gateway], tmp_path: Path
+) -> None:
+    """The early handshake's messages and the adapter's that follow at once share the pacer's
+    bucket: no one-second window on the wire carries more than 47 + 1.5 messages."""
+    symbols = [f"SYM{number:04d}" for number in range(1, 61)]
+    gateway = gateway_factory(sim_state(dict.fromkeys(symbols, 50.0)))
+    core = {
+        "capital": {"fraction_of_nav": 0.9},
+        "drift": {"absolute": 0.001},
+        "min_trade_value": 0,
+        "order": {"type": "limit", "offset_bps": 10},
+        "targets": dict.fromkeys(symbols, 0.015),
+    }
+    rules = write_rules(tmp_path / "rules", gateway, allocations={"core": core})
+    finished = apply(rules, tmp_path / "state")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    result = json.loads(finished.stdout)
+    assert result["connected_early"] is True
+    assert result["sent"] == len(symbols)
+    assert not any(run["errors"] for run in result["passes"])
+    mine = [m for m in gateway.messages() if m["client_id"] == CLIENT_ID]
+    assert not any(m.get("dropped") for m in mine)
+    sent = [(datetime.fromisoformat(m["time"]).timestamp(), m["msg"]) for m in mine]
+    assert max_in_any_window(sent, 1.0) <= DEFAULT_RATE + DEFAULT_BURST
