@@ -281,6 +281,9 @@ class IbAdapter:
             self._fetch_market_rule, self._load_state, self._cache_state
         )
         self.ib.disconnectedEvent += self._on_disconnected
+        if link is None:
+            # A new link has heard nothing yet: observe from the start.
+            self.link.attach(self._observers())
 
     # --- connection --------------------------------------------------------------------------
 
@@ -293,8 +296,10 @@ class IbAdapter:
         self.session = uuid.uuid4().hex[:12]
         self._dropped_at = self.dropped_before = None
         where = f"{settings.host}:{settings.port} (client id {settings.client_id})"
-        # Calls heard during an early handshake reach the observers (and the tracker) now.
-        self.link.attach(self._observers())
+        if not self.link.attached:
+            # The calls heard during an early handshake reach the observers (and the tracker,
+            # which listens by now) before anything else.
+            self.link.attach(self._observers())
         adopted, self._adopt_connection = self._adopt_connection, False
         try:
             if not adopted:

@@ -79,6 +79,10 @@ class ClientLink:
             setattr(wrapper, name, _tapped(getattr(wrapper, name), self._observer_of(name)))
 
     @property
+    def attached(self) -> bool:
+        return self._recorded is None
+
+    @property
     def recorded(self) -> int:
         """Tapped calls waiting for the observers (heard during an early handshake)."""
         return len(self._recorded or ())
