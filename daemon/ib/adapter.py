@@ -303,13 +303,13 @@ class IbAdapter:
         adopted, self._adopt_connection = self._adopt_connection, False
         try:
             if not adopted:
-                self.ib.connect(
+                self.link.open(
                     settings.host,
                     settings.port,
-                    clientId=settings.client_id,
-                    timeout=settings.timeout,
-                    readonly=settings.readonly,
-                    account=settings.account,
+                    settings.client_id,
+                    settings.account,
+                    settings.timeout,
+                    settings.readonly,
                 )
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__

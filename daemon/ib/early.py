@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ib_insync import util
-
 from tradectl.ib.link import ClientLink
 
 if TYPE_CHECKING:
@@ -89,15 +87,13 @@ def connect_while(address: EarlyAddress, load: Callable[[], object]) -> None:
     )
     loader.start()
     try:
-        util.run(
-            link.ib.connectAsync(
-                address.host,
-                address.port,
-                clientId=address.client_id,
-                timeout=address.timeout,
-                readonly=address.readonly,
-                account=address.account,
-            )
+        link.open(
+            address.host,
+            address.port,
+            address.client_id,
+            address.account,
+            address.timeout,
+            address.readonly,
         )
     except Exception as exc:
         log.info("early connection to %s:%d failed (%s)", address.host, address.port, exc)

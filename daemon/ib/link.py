@@ -78,6 +78,19 @@ class ClientLink:
         for name in TAPPED_CALLS:
             setattr(wrapper, name, _tapped(getattr(wrapper, name), self._observer_of(name)))
 
+    def open(
+        self, host: str, port: int, client_id: int, account: str, timeout: float, readonly: bool
+    ) -> None:
+        """Connect and run IB's handshake (ib_insync's ``IB.connect``), paced and tapped."""
+        self.ib.connect(
+            host,
+            port,
+            clientId=client_id,
+            timeout=timeout,
+            readonly=readonly,
+            account=account,
+        )
+
     @property
     def attached(self) -> bool:
         return self._recorded is None

@@ -16,7 +16,7 @@ import pytest
 
 from tradectl.journal import Journal
 
-from .conftest import CLIENT_ID, HANDSHAKE, Gateway, wait_until, write_rules
+from .conftest import CLIENT_ID, HANDSHAKE, Gateway, allocation_rules, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,22 +38,11 @@ def tradectl_apply(rules: Path, *options: str) -> subprocess.CompletedProcess[st
     )
 
 
-def allocation_rules(tmp_path: Path, gateway: Gateway, targets: dict[str, float]) -> Path:
-    core = {
-        "capital": {"fraction_of_nav": 0.5},
-        "drift": {"absolute": 0.001},
-        "min_trade_value": 0,
-        "order": {"type": "limit", "offset_bps": 10},
-        "targets": targets,
-    }
-    return write_rules(tmp_path / "rules", gateway, allocations={"core": core})
-
-
 def test_a_broken_rule_file_is_reported_with_its_line_and_sends_no_more_than_the_handshake(
     gateway: Gateway, tmp_path: Path
 ) -> None:
     # 0.6 is above risk.max_position_fraction (0.35).
-    rules = allocation_rules(tmp_path, gateway, {"AAPL": 0.6})
+    rules = allocation_rules(tmp_path / "rules", gateway, {"AAPL": 0.6})
     finished = tradectl_apply(rules, "--yes", "--state-dir", str(tmp_path / "state"))
     assert finished.returncode == 1
     assert re.search(r"rules\.yaml:\d+:\d+: allocations\.core\.targets\.AAPL: ", finished.stderr)
@@ -67,7 +56,7 @@ def test_a_broken_rule_file_is_reported_with_its_line_and_sends_no_more_than_the
 def test_apply_through_a_pipe_prints_its_whole_result_and_leaves_records_and_journal_complete(
     gateway: Gateway, tmp_path: Path
 ) -> None:
-    rules = allocation_rules(tmp_path, gateway, TARGETS)
+    rules = allocation_rules(tmp_path / "rules", gateway, TARGETS)
     state_dir = tmp_path / "state"
     finished = tradectl_apply(rules, "--yes", "--json", "--state-dir", str(state_dir))
     assert finished.returncode == 0, finished.stdout + finished.stderr
