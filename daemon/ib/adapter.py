@@ -508,12 +508,9 @@ class IbAdapter:
 
     def _on_error(self, req_id: int, code: int, text: str, advanced: str = "") -> None:
         informational = is_informational(code)
-        if code == LINK_LOST:
-            self.link.link_up = False
-        elif code in LINK_RESTORED_CODES:
-            self.link.link_up = True
-            self.link.pump()
-        elif code == PACING_VIOLATION:
+        # IB's link going down or coming back stops or resumes the pacer's writes in the link
+        # (``ClientLink``), before this runs.
+        if code == PACING_VIOLATION:
             self._on_message_dropped(text)
         # 10147/10148 answer a cancel of an order that has already ended (a bracket child IB
         # cancelled with its parent): expected, and no rejection of any order.

@@ -27,6 +27,7 @@ from ib_insync import IB, Client
 
 from tradectl.ib.inbound_guard import InboundGuard
 from tradectl.ib.pacer import Pacer
+from tradectl.ib_codes import LINK_LOST, LINK_RESTORED_CODES
 from tradectl.message_priority import Priority
 
 # The wrapper calls the adapter observes, each before ib_insync handles it.
@@ -113,12 +114,23 @@ class ClientLink:
 
     def _observer_of(self, name: str) -> Observer:
         def observe(*args: Any) -> None:
+            if name == "error":
+                self._follow_link(args[1])
             if self._recorded is not None:
                 self._recorded.append((name, args))
                 return
             self._observers[name](*args)
 
         return observe
+
+    def _follow_link(self, code: int) -> None:
+        """Nothing is written between IB's 1100 and its 1101/1102, during an early handshake
+        too: the link follows them itself, before any observer hears of them."""
+        if code == LINK_LOST:
+            self.link_up = False
+        elif code in LINK_RESTORED_CODES:
+            self.link_up = True
+            self.pump()
 
     # --- pacing ------------------------------------------------------------------------------
 

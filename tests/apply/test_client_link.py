@@ -48,3 +48,12 @@ class _Report:
         self.realizedPNL = 0.0
         self.yield_ = 0.0
         self.yieldRedemptionDate = 0
+
+
+def test_the_link_stops_writing_at_ib_1100_even_before_the_observers_attach() -> None:
+    client = link()
+    client.ib.wrapper.error(-1, 1100, "Connectivity between IB and TWS has been lost.", "")
+    assert client.link_up is False
+    client.ib.wrapper.error(-1, 1102, "Connectivity restored - data maintained.", "")
+    assert client.link_up is True
+    assert client.recorded == 2
