@@ -8,8 +8,8 @@ rules give exactly the same settings. The hint is not even tried when it could n
 safe: without ``--yes`` (someone confirms the plan: a few milliseconds do not matter), with
 ``--sim`` (the gateway starts later, in the process), for a saved plan, a directory that holds
 more than one YAML file (``gateway:`` may come from another file), a rule file that states its
-``gateway.connect_timeout`` (its duration syntax is the rule models' to read), anything not
-read as plain YAML, client id 0, or with ``TRADECTL_CONNECT_EARLY=0`` in the environment.
+``gateway.connect_timeout`` (its duration syntax is the rule models' to read), a file the
+loader's YAML reader refuses, client id 0, or with ``TRADECTL_CONNECT_EARLY=0`` in the environment.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-import yaml
-
 from tradectl.cli.apply_arguments import add_apply_arguments
 from tradectl.ib import early
 from tradectl.ib.link import REQUEST_TIMEOUT
 from tradectl.ib.pacer import DEFAULT_BURST
+from tradectl.schemas.yaml_source import read_rule_file
 
 SWITCH = "TRADECTL_CONNECT_EARLY"
 # The rule models' defaults (tradectl.schemas.models.Gateway); tests/cli/test_early_connect.py
@@ -64,11 +63,10 @@ def early_address(arguments: Sequence[str]) -> early.EarlyAddress | None:
     rule_file = _only_rule_file(Path(args.path))
     if rule_file is None:
         return None
-    try:
-        document = yaml.safe_load(rule_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeError, yaml.YAMLError):
-        return None
-    if not isinstance(document, dict):
+    # The loader's own reader (YAML 1.2 core schema, its limits); no rule model is involved.
+    parsed = read_rule_file(rule_file)
+    document = parsed.data
+    if parsed.errors or not isinstance(document, dict):
         return None
     gateway = document.get("gateway", {})
     account = document.get("account")
