@@ -11,22 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
 
 from tradectl.journal import CachedContract, RecordedExecution
+from tradectl.message_priority import Priority as Priority
 from tradectl.planner.domain import ContractFacts, Position, Quote, WorkingOrder
 from tradectl.planner.instruments import UnresolvedInstrument
 from tradectl.planner.market_time import MarketHours
-
-
-class Priority(IntEnum):
-    """How urgent a message to the broker is: a pacer sends cancels first, then protective
-    orders, other orders, and plain requests last."""
-
-    CANCEL = 0
-    PROTECTIVE = 1
-    ORDER = 2
-    REQUEST = 3
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console_main() -> NoReturn:
     """The `tradectl` program (and `python -m tradectl`): run the command, then end the process.
     A one-shot command that sets ``exit_without_teardown`` (apply) ends it at once, without the
-    interpreter's tear-down of every module (``quick_exit``)."""
-    code, args = _run_command(None)
+    interpreter's tear-down of every module (``quick_exit``). `apply` connects to the gateway
+    while it loads, when its arguments and rule file allow (``early_connect``)."""
+    arguments = sys.argv[1:]
+    if arguments[:1] == ["apply"]:
+        from tradectl.cli.early_connect import connecting_early
+
+        with connecting_early(arguments[1:]):
+            code, args = _run_command(arguments)
+    else:
+        code, args = _run_command(arguments)
     if getattr(args, "exit_without_teardown", False):
         from tradectl.cli.quick_exit import exit_without_teardown
 

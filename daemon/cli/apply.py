@@ -13,11 +13,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tradectl import saved_plan
-from tradectl.cli.arguments import DEFAULT_RULES, seconds
+from tradectl.cli.apply_arguments import add_apply_arguments
 from tradectl.cli.embedded_sim import embedded_gateway
-from tradectl.cli.target import add_state_options
 from tradectl.ib import AdapterError, Progress
-from tradectl.ib.pacer import DEFAULT_RATE, IB_MESSAGE_LIMIT
 from tradectl.journal import Journal, JournalError, Transition, resolve_state_dir, utc_now
 from tradectl.plan_report import plan_dict, render_table, terminal_width
 from tradectl.planner.domain import Plan
@@ -33,9 +31,6 @@ EXIT_USAGE = 64
 MAX_PASSES = 20
 """A bound on the passes of one apply: each needs the previous one's orders acknowledged, so
 this many means the account keeps moving; what is left is reported, and the next apply goes on."""
-# Exporting one pass's fills takes well under a second; an upload stuck in the network is what
-# this bounds.
-RECORDS_WAIT_SECONDS = 5.0
 
 
 def register(subparsers: Any) -> None:
@@ -49,62 +44,10 @@ def register(subparsers: Any) -> None:
         "the rules changed in a way that changes it. Exit 0 when the account matched or "
         "everything sent was acknowledged, 1 otherwise.",
     )
-    parser.add_argument(
-        "path",
-        nargs="?",
-        default=DEFAULT_RULES,
-        metavar="DIR|PLAN",
-        help=f"rule directory (default {DEFAULT_RULES}) or a plan saved by `tradectl plan --out`",
-    )
-    parser.add_argument(
-        "--sim", action="store_true", help="start the simulated gateway in-process and use it"
-    )
-    parser.add_argument("--yes", action="store_true", help="send without asking")
-    parser.add_argument(
-        "--json",
-        action="store_true",
-        help="print the result as one JSON object on stdout (the tables go to stderr); needs --yes",
-    )
-    add_state_options(parser, sim_flag=False)
-    parser.add_argument(
-        "--timeout",
-        type=seconds(0, inclusive=False),
-        default=30.0,
-        metavar="S",
-        help="seconds to wait for acknowledgements (default 30)",
-    )
-    parser.add_argument(
-        "--max-rate",
-        type=_rate,
-        default=DEFAULT_RATE,
-        metavar="N",
-        help=f"messages per second to the gateway, all kinds together (default {DEFAULT_RATE:g}; "
-        "IB allows 50)",
-    )
-    parser.add_argument(
-        "--records-wait",
-        type=float,
-        default=RECORDS_WAIT_SECONDS,
-        metavar="S",
-        help="seconds the command may wait at its end to export (and upload) the pass's records "
-        f"(default {RECORDS_WAIT_SECONDS:g}); what is not done by then stays in the journal for "
-        "the daemon or `tradectl records export`/`upload`",
-    )
+    add_apply_arguments(parser)
     # One pass and out: nothing is left to do once run() returns (journal closed, records
     # written, result printed), so the process ends without tearing its modules down.
     parser.set_defaults(func=run, exit_without_teardown=True)
-
-
-def _rate(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 1 <= value <= IB_MESSAGE_LIMIT:
-        raise argparse.ArgumentTypeError(
-            f"must be between 1 and {IB_MESSAGE_LIMIT} (IB answers error 100 above its limit)"
-        )
-    return value
 
 
 def load_rules(path: str) -> RuleSet | None:
@@ -207,6 +150,7 @@ def _apply(args: argparse.Namespace) -> int:
             # Connected: from here the pass mostly waits for the pacer and the gateway, time in
             # which the export's libraries load instead of after the last acknowledgement.
             records_worker.submit(_load_export_libraries)
+            run_state.connected_early = session.adapter.connected_early
             for number in range(1, (1 if saved else MAX_PASSES) + 1):
                 result = reconcile_pass(
                     rules,
@@ -276,6 +220,8 @@ class _Run:
         self.saved = saved
         self.passes: list[PassResult] = []
         self.plan_changed = False
+        # The connection was made while apply loaded (docs/apply.md, "Start and exit").
+        self.connected_early = False
         self.remaining: list[str] = []
         self._progress_on_screen = False
 
@@ -391,6 +337,7 @@ class _Run:
             "rules": rules_path,
             "account": rules.account.id,
             "exit_code": code,
+            "connected_early": self.connected_early,
             "converged": self.converged,
             "saved_plan_refused": self.plan_changed,
             "sent": sum(result.sent for result in self.passes),

@@ -8,6 +8,23 @@ from collections.abc import Callable
 # The rule directory a command reads when none is named: the checkout's default rule set.
 DEFAULT_RULES = "rules/"
 
+STATE_DIR_HELP = (
+    "the state directory (journal, control socket); default $STATE_DIRECTORY, else "
+    "$TRADECTL_STATE_DIR, else $XDG_STATE_HOME/tradectl (~/.local/state/tradectl)"
+)
+
+
+def add_state_options(parser: argparse.ArgumentParser, *, sim_flag: bool = True) -> None:
+    """``--state-dir`` and, for commands that do not start a gateway, ``--sim``: the state of
+    runs made with ``--sim`` (the ``sim/`` subdirectory of the default)."""
+    parser.add_argument("--state-dir", metavar="D", help=STATE_DIR_HELP)
+    if sim_flag:
+        parser.add_argument(
+            "--sim",
+            action="store_true",
+            help="the state of `run --sim`/`apply --sim` (the sim/ subdirectory of the default)",
+        )
+
 
 def add_rules_dir(parser: argparse.ArgumentParser) -> None:
     """The optional positional ``rules_dir`` of the commands that read one rule set."""

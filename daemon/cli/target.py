@@ -10,26 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tradectl.cli.arguments import add_state_options as add_state_options
 from tradectl.journal.store import JOURNAL_FILE, resolve_state_dir
 from tradectl.service.control import DaemonNotRunning, send_command, socket_path
 
 NO_DAEMON = 3
-STATE_DIR_HELP = (
-    "the state directory (journal, control socket); default $STATE_DIRECTORY, else "
-    "$TRADECTL_STATE_DIR, else $XDG_STATE_HOME/tradectl (~/.local/state/tradectl)"
-)
-
-
-def add_state_options(parser: argparse.ArgumentParser, *, sim_flag: bool = True) -> None:
-    """``--state-dir`` and, for commands that do not start a gateway, ``--sim``: the state of
-    runs made with ``--sim`` (the ``sim/`` subdirectory of the default)."""
-    parser.add_argument("--state-dir", metavar="D", help=STATE_DIR_HELP)
-    if sim_flag:
-        parser.add_argument(
-            "--sim",
-            action="store_true",
-            help="the state of `run --sim`/`apply --sim` (the sim/ subdirectory of the default)",
-        )
 
 
 def state_dir_of(args: argparse.Namespace) -> Path:

@@ -34,13 +34,11 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
-from ib_insync import IB, Client, Contract, ContractDetails, ExecutionFilter, Order, Ticker
+from ib_insync import Contract, ContractDetails, ExecutionFilter, Order, Ticker
 from ib_insync import Execution as IbExecution
 from ib_insync.objects import CommissionReport
 from ib_insync.order import OrderState
@@ -63,7 +61,7 @@ from tradectl.broker_types import (
 )
 from tradectl.errors import PermanentError, TemporaryError
 from tradectl.ib import translate
-from tradectl.ib.inbound_guard import InboundGuard
+from tradectl.ib.link import REQUEST_TIMEOUT, ClientLink
 from tradectl.ib.market_data import QuoteLines
 from tradectl.ib.money import (
     MarketRules,
@@ -72,7 +70,7 @@ from tradectl.ib.money import (
     rule_key,
     stored_contract_money,
 )
-from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, SLOW_DOWN_SECONDS, Pacer
+from tradectl.ib.pacer import DEFAULT_BURST, DEFAULT_RATE, SLOW_DOWN_SECONDS
 from tradectl.ib_codes import (
     CANCEL_CONFIRMATIONS,
     CANCEL_REFUSALS,
@@ -137,7 +135,7 @@ class ConnectionSettings:
     stream_quotes: bool = False
     # A request the gateway never answers (it holds everything between 1100 and 1102) fails
     # the pass after this long instead of blocking the broker thread; the next trigger retries.
-    request_timeout: float = 60.0
+    request_timeout: float = REQUEST_TIMEOUT
     # Live state (the daemon): orders, executions and positions are kept from IB's streams and
     # read afresh only on the first pass of a connection, every ``full_refresh_seconds``, on a
     # new trading day and whenever something is in doubt (docs/daemon.md, "Live state").
@@ -180,13 +178,6 @@ FIRST_PNL_WAIT_SECONDS = 3.0
 MARGIN_BUYING_POWER_RATIO = 1.05
 
 
-@dataclass
-class _Outgoing:
-    message: str
-    before_write: Callable[[], None] | None
-    after_write: Callable[[], None] | None
-
-
 def check_account(account: str, live_allowed: bool, managed: Sequence[str]) -> None:
     """Refuse an account the gateway does not manage, and a live account not marked live."""
     if account not in managed:
@@ -218,23 +209,24 @@ class IbAdapter:
         self,
         settings: ConnectionSettings,
         journal: Journal | None,
+        link: ClientLink | None = None,
     ) -> None:
         self.settings = settings
         self.journal = journal
         self.session = uuid.uuid4().hex[:12]
         # Who hears the broker's updates (``listen``).
         self._listeners: list[UpdateListener] = []
-        # Every message written to the socket, for the metrics' messages per second.
-        self.messages_sent = 0
-        self.ib = IB()
-        self.ib.RequestTimeout = settings.request_timeout
-        _retrieve_failures_of_abandoned_requests(self.ib.wrapper)
-        self._pacer: Pacer[_Outgoing] = Pacer(settings.pacing_rate, settings.pacing_burst)
-        self._pump_scheduled = False
-        self._priority = Priority.REQUEST
-        self._before_write: Callable[[], None] | None = None
-        self._after_write: Callable[[], None] | None = None
-        self._link_up = True
+        # The connection, paced and tapped: one an early start connected (``tradectl.ib.early``)
+        # or a new one, connected by ``connect``.
+        self.link = link or ClientLink(
+            pacing_rate=settings.pacing_rate,
+            pacing_burst=settings.pacing_burst,
+            request_timeout=settings.request_timeout,
+        )
+        self.ib = self.link.ib
+        # An early start's link is connected already: the first ``connect`` takes it over.
+        self.connected_early = link is not None and link.ib.isConnected()
+        self._adopt_connection = self.connected_early
         self._orders: dict[tuple[int, int], _OrderRecord] = {}
         self._collecting_open: set[tuple[int, int]] | None = None
         self._completed: list[_OrderRecord] = []
@@ -288,7 +280,10 @@ class IbAdapter:
         self.market_rules = MarketRules(
             self._fetch_market_rule, self._load_state, self._cache_state
         )
-        self._install_hooks()
+        self.ib.disconnectedEvent += self._on_disconnected
+        if link is None:
+            # A new link has heard nothing yet: observe from the start.
+            self.link.attach(self._observers())
 
     # --- connection --------------------------------------------------------------------------
 
@@ -301,15 +296,21 @@ class IbAdapter:
         self.session = uuid.uuid4().hex[:12]
         self._dropped_at = self.dropped_before = None
         where = f"{settings.host}:{settings.port} (client id {settings.client_id})"
+        if not self.link.attached:
+            # The calls heard during an early handshake reach the observers (and the tracker,
+            # which listens by now) before anything else.
+            self.link.attach(self._observers())
+        adopted, self._adopt_connection = self._adopt_connection, False
         try:
-            self.ib.connect(
-                settings.host,
-                settings.port,
-                clientId=settings.client_id,
-                timeout=settings.timeout,
-                readonly=settings.readonly,
-                account=settings.account,
-            )
+            if not adopted:
+                self.link.open(
+                    settings.host,
+                    settings.port,
+                    settings.client_id,
+                    settings.account,
+                    settings.timeout,
+                    settings.readonly,
+                )
         except (OSError, TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             raise GatewayUnreachable(
@@ -322,7 +323,7 @@ class IbAdapter:
                 f"the IB gateway at {where} closed the connection during the handshake; "
                 "is the client id already in use?"
             )
-        self._link_up = True
+        self.link.link_up = True
         if not verify_account:
             return
         check_account(settings.account, settings.live_allowed, self.ib.managedAccounts())
@@ -372,78 +373,31 @@ class IbAdapter:
     @property
     def pacer_waiting(self) -> int:
         """Messages held back by the pacer right now."""
-        return self._pacer.waiting
+        return self.link.pacer.waiting
 
     @property
     def can_send(self) -> bool:
         """Nothing goes out while disconnected or between IB's 1100 and 1101/1102."""
-        return self.connected and self._link_up
+        return self.connected and self.link.link_up
 
-    def _install_hooks(self) -> None:
-        client = self.ib.client
-        self.inbound_guard = InboundGuard(client)
-        client.MaxRequests = 0
-        client.sendMsg = self._paced_send  # type: ignore[method-assign,assignment]
-        wrapper = self.ib.wrapper
-        for name, observer in (
-            ("openOrder", self._on_open_order),
-            ("orderStatus", self._on_order_status),
-            ("completedOrder", self._on_completed_order),
-            ("execDetails", self._on_exec_details),
-            ("commissionReport", self._on_commission),
-            ("error", self._on_error),
-            ("tickString", self._on_tick_string),
-        ):
-            setattr(wrapper, name, _tapped(getattr(wrapper, name), observer))
-        self.ib.disconnectedEvent += self._on_disconnected
+    def _observers(self) -> dict[str, Callable[..., None]]:
+        return {
+            "openOrder": self._on_open_order,
+            "orderStatus": self._on_order_status,
+            "completedOrder": self._on_completed_order,
+            "execDetails": self._on_exec_details,
+            "commissionReport": self._on_commission,
+            "error": self._on_error,
+            "tickString": self._on_tick_string,
+        }
 
-    # --- pacing ------------------------------------------------------------------------------
-
-    @contextmanager
-    def _sending(
-        self,
-        priority: Priority,
-        before_write: Callable[[], None] | None = None,
-        after_write: Callable[[], None] | None = None,
-    ) -> Iterator[None]:
-        self._priority = priority
-        self._before_write, self._after_write = before_write, after_write
-        try:
-            yield
-        finally:
-            self._priority = Priority.REQUEST
-            self._before_write = self._after_write = None
-
-    def _paced_send(self, message: str) -> None:
-        before_write, self._before_write = self._before_write, None
-        after_write, self._after_write = self._after_write, None
-        self._pacer.submit(_Outgoing(message, before_write, after_write), self._priority)
-        self._pump()
-
-    def _pump_later(self) -> None:
-        self._pump_scheduled = False
-        self._pump()
-
-    def _pump(self) -> None:
-        if not self.ib.client.isConnected():
-            return
-        handshake_done = self.ib.client.isReady()
-        if handshake_done and not self._link_up:
-            return
-        for outgoing in self._pacer.release():
-            if outgoing.before_write is not None:
-                outgoing.before_write()
-            Client.sendMsg(self.ib.client, outgoing.message)
-            self.messages_sent += 1
-            if outgoing.after_write is not None:
-                outgoing.after_write()
-        delay = self._pacer.delay()
-        if delay is not None and not self._pump_scheduled:
-            self._pump_scheduled = True
-            asyncio.get_event_loop_policy().get_event_loop().call_later(delay, self._pump_later)
+    @property
+    def messages_sent(self) -> int:
+        """Every message written to the socket, for the metrics' messages per second."""
+        return self.link.messages_sent
 
     def _on_disconnected(self) -> None:
-        dropped = self._pacer.clear()
+        dropped = self.link.pacer.clear()
         if dropped:
             log.warning("connection lost with %d messages not yet sent", len(dropped))
         self._emit(Disconnected())
@@ -554,12 +508,9 @@ class IbAdapter:
 
     def _on_error(self, req_id: int, code: int, text: str, advanced: str = "") -> None:
         informational = is_informational(code)
-        if code == LINK_LOST:
-            self._link_up = False
-        elif code in LINK_RESTORED_CODES:
-            self._link_up = True
-            self._pump()
-        elif code == PACING_VIOLATION:
+        # IB's link going down or coming back stops or resumes the pacer's writes in the link
+        # (``ClientLink``), before this runs.
+        if code == PACING_VIOLATION:
             self._on_message_dropped(text)
         # 10147/10148 answer a cancel of an order that has already ended (a bracket child IB
         # cancelled with its parent): expected, and no rejection of any order.
@@ -590,7 +541,7 @@ class IbAdapter:
         every order sent and not yet answered is in doubt. Slow down, and have the next read be
         a full one, which settles them (``dropped_before``) instead of the ack timeout."""
         self.pacing_violations += 1
-        self._pacer.slow_down()
+        self.link.pacer.slow_down()
         self._dropped_at = self.journal.now if self.journal is not None else datetime.now(UTC)
         log.warning(
             "IB dropped a message for pacing (error 100: %s): sending at half the rate for %g s; "
@@ -1256,7 +1207,7 @@ class IbAdapter:
             self._last_action[(self.settings.client_id, entry.order_id)] = intent.action
             before, after = self._write_hooks(entry.id, before_write, after_write)
             if intent.action == "cancel":
-                with self._sending(priority, before, after):
+                with self.link.sending(priority, before, after):
                     self.ib.client.cancelOrder(entry.order_id, "")
                 continue
             assert intent.order is not None
@@ -1271,7 +1222,7 @@ class IbAdapter:
             order.clientId = self.settings.client_id
             contract = self._order_contract(intent.symbol, contracts)
             assert contract is not None  # _check_group found it before journaling
-            with self._sending(priority, before, after):
+            with self.link.sending(priority, before, after):
                 self.ib.client.placeOrder(entry.order_id, contract, order)
 
     def _write_hooks(
@@ -1293,7 +1244,7 @@ class IbAdapter:
         ``timeout`` seconds pass, or the connection drops. True when both held."""
         loop = asyncio.get_event_loop_policy().get_event_loop()
         deadline = loop.time() + timeout
-        while not done() or self._pacer.waiting:
+        while not done() or self.link.pacer.waiting:
             remaining = deadline - loop.time()
             if remaining <= 0 or not self.connected:
                 break
@@ -1304,7 +1255,7 @@ class IbAdapter:
                 # settles it.
                 log.warning("connection lost while waiting for acknowledgements")
                 break
-        return done() and not self._pacer.waiting
+        return done() and not self.link.pacer.waiting
 
 
 def _reported(value: float) -> bool:
@@ -1322,16 +1273,6 @@ def _is_margin_account(values: Mapping[str, float]) -> bool:
 def _utc_filter_time(moment: datetime) -> str:
     # IB reads "yyyymmdd-hh:mm:ss" as UTC.
     return moment.astimezone(UTC).strftime("%Y%m%d-%H:%M:%S")
-
-
-def _tapped(original: Callable[..., Any], observer: Callable[..., None]) -> Callable[..., None]:
-    def tapped(*args: Any) -> None:
-        try:
-            observer(*args)
-        finally:
-            original(*args)
-
-    return tapped
 
 
 def _query_contract(key: str) -> Contract:
@@ -1408,24 +1349,3 @@ def _stored_hours(stored: str | None, today: date) -> MarketHours | None:
 def _hours_key(symbol: str) -> str:
     # One key per symbol, overwritten each day, so the journal does not grow with the days.
     return f"market_hours:{symbol}"
-
-
-def _retrieve_failures_of_abandoned_requests(wrapper: Any) -> None:
-    """When the socket closes, ib_insync fails every request still open with "Socket
-    disconnect". A request whose caller had already given up (a timeout) leaves that failure
-    unread, and asyncio logs it at ERROR ("Future exception was never retrieved") although
-    nothing is wrong: the adapter reports the disconnect itself, once. Read those failures."""
-    closed = wrapper.connectionClosed
-
-    def connection_closed() -> None:
-        for future in list(wrapper._futures.values()):
-            if not future.done():
-                future.add_done_callback(_read_failure)
-        closed()
-
-    wrapper.connectionClosed = connection_closed
-
-
-def _read_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from tradectl.broker_types import Priority
+from tradectl.message_priority import Priority
 
 IB_MESSAGE_LIMIT = 50
 # 47/s with room for 1.5 messages: at most 48.5 in any one-second window, so sending-to-counting

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tradectl.broker_types import Progress
-from tradectl.ib import ConnectionSettings, IbAdapter
+from tradectl.ib import ConnectionSettings, IbAdapter, early
 from tradectl.ib.pacer import DEFAULT_RATE
 from tradectl.journal import Journal, utc_now
 from tradectl.market_clock import MarketClock
@@ -99,7 +99,9 @@ def open_session(
         settings = connection_settings(
             rules, readonly=readonly, host=host, port=port, pacing_rate=pacing_rate
         )
-        adapter = IbAdapter(settings, journal)
+        # ``tradectl apply`` may have connected while it loaded: that connection is used only
+        # when it was made with exactly these settings (``tradectl.ib.early``).
+        adapter = IbAdapter(settings, journal, link=early.claim(settings))
         adapter.market_clock = market_clock
         stack.callback(adapter.disconnect)
         # The tracker listens before the connection opens: every update is journaled.

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,17 @@ from tradectl.sim.wirelog import read_wire_log
 
 ACCOUNT = "DU0000001"
 CLIENT_ID = 17
+# What ib_insync's handshake sends (IB.connectAsync), all read-only; for client id 0 it would
+# also send reqAutoOpenOrders, which `apply` never lets an unvalidated rule file cause.
+HANDSHAKE = {
+    "startApi",
+    "reqPositions",
+    "reqOpenOrders",
+    "reqCompletedOrders",
+    "reqAccountUpdates",
+    "reqAccountUpdatesMulti",
+    "reqExecutions",
+}
 
 
 def sim_state(
@@ -126,6 +137,21 @@ def write_rules(
     return directory
 
 
+def allocation_rules(
+    directory: Path, gateway: Gateway, targets: dict[str, float], **sections: Any
+) -> Path:
+    """One allocation, ``core``, of half the NAV over ``targets``, in limit orders 10 bps through
+    the price."""
+    core = {
+        "capital": {"fraction_of_nav": 0.5},
+        "drift": {"absolute": 0.001},
+        "min_trade_value": 0,
+        "order": {"type": "limit", "offset_bps": 10},
+        "targets": targets,
+    }
+    return write_rules(directory, gateway, allocations={"core": core}, **sections)
+
+
 @dataclass
 class Outcome:
     code: int
@@ -146,8 +172,13 @@ def apply_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Call
 
 
 def apply_subprocess(
-    rules: Path, state_dir: Path, env: dict[str, str] | None = None, timeout: float = 60
+    rules: Path,
+    state_dir: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    options: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
+    """`tradectl apply RULES --yes` through the real entry point, as a user runs it."""
     return subprocess.run(
         [
             sys.executable,
@@ -158,6 +189,7 @@ def apply_subprocess(
             "--yes",
             "--state-dir",
             str(state_dir),
+            *options,
         ],
         capture_output=True,
         text=True,

@@ -1,7 +1,7 @@
-"""`tradectl apply` around the wire (docs/apply.md, "Start and exit"): a broken rule file never
-reaches the gateway, and the process ends as soon as the command is done, without the
-interpreter's tear-down of every module, losing nothing by it: its output, records and journal
-are complete."""
+"""`tradectl apply` around the wire (docs/apply.md, "Start and exit"): a broken rule file sends
+the gateway no more than IB's read-only handshake, and the process ends as soon as the command
+is done, without the interpreter's tear-down of every module, losing nothing by it: its output,
+records and journal are complete."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from tradectl.journal import Journal
 
-from .conftest import Gateway, write_rules
+from .conftest import CLIENT_ID, HANDSHAKE, Gateway, allocation_rules, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,34 +38,25 @@ def tradectl_apply(rules: Path, *options: str) -> subprocess.CompletedProcess[st
     )
 
 
-def allocation_rules(tmp_path: Path, gateway: Gateway, targets: dict[str, float]) -> Path:
-    core = {
-        "capital": {"fraction_of_nav": 0.5},
-        "drift": {"absolute": 0.001},
-        "min_trade_value": 0,
-        "order": {"type": "limit", "offset_bps": 10},
-        "targets": targets,
-    }
-    return write_rules(tmp_path / "rules", gateway, allocations={"core": core})
-
-
-def test_a_broken_rule_file_is_reported_with_its_line_and_never_reaches_the_gateway(
+def test_a_broken_rule_file_is_reported_with_its_line_and_sends_no_more_than_the_handshake(
     gateway: Gateway, tmp_path: Path
 ) -> None:
     # 0.6 is above risk.max_position_fraction (0.35).
-    rules = allocation_rules(tmp_path, gateway, {"AAPL": 0.6})
+    rules = allocation_rules(tmp_path / "rules", gateway, {"AAPL": 0.6})
     finished = tradectl_apply(rules, "--yes", "--state-dir", str(tmp_path / "state"))
     assert finished.returncode == 1
     assert re.search(r"rules\.yaml:\d+:\d+: allocations\.core\.targets\.AAPL: ", finished.stderr)
     assert "the rules are invalid (errors above): nothing done" in finished.stderr
-    # The rules are checked before the connection opens: not even IB's start-up reached it.
-    assert gateway.messages() == []
+    # apply connected while it loaded and checked the rules (docs/apply.md, "Start and exit"):
+    # the gateway heard IB's read-only handshake and nothing else, and the connection is closed.
+    assert {message["msg"] for message in gateway.messages()} <= HANDSHAKE
+    wait_until(lambda: not gateway.client_connected(CLIENT_ID), 20)
 
 
 def test_apply_through_a_pipe_prints_its_whole_result_and_leaves_records_and_journal_complete(
     gateway: Gateway, tmp_path: Path
 ) -> None:
-    rules = allocation_rules(tmp_path, gateway, TARGETS)
+    rules = allocation_rules(tmp_path / "rules", gateway, TARGETS)
     state_dir = tmp_path / "state"
     finished = tradectl_apply(rules, "--yes", "--json", "--state-dir", str(state_dir))
     assert finished.returncode == 0, finished.stdout + finished.stderr
