@@ -67,7 +67,6 @@ class _Rule:
     settings, its limits in the base currency and the account's positions."""
 
     __slots__ = (
-        "allocation",
         "band",
         "band_text",
         "capital",
@@ -97,7 +96,6 @@ class _Rule:
     ) -> None:
         observed = book.observed
         self.name = name
-        self.allocation = allocation
         self.mode = mode
         self.generation = rule_generation(allocation)
         self.ref_prefix = order_ref(name, self.generation, "")
@@ -301,9 +299,8 @@ def _plan_rule(
                 reason = f"{symbol} is no longer a target of allocations.{name}"
                 draft.add(cancel_intent(owned, KIND, reason))
 
-    band = allocation.drift.absolute
     unreachable = (
-        sorted(symbol for symbol, weight in outcome.targets.items() if 0 < weight <= band)
+        sorted(symbol for symbol, weight in outcome.targets.items() if 0 < weight <= rule.band)
         if outcome.mode == "weight"
         else []
     )
@@ -614,10 +611,8 @@ def _tolerance(rule: _Rule, price: float, tick: PriceIncrements) -> float:
 def _limit_price(rule: _Rule, price: float, tick: PriceIncrements, action: Side) -> float | None:
     if rule.order_type == "MKT":
         return None
-    # ``tick.passive``: BUY rounds down, SELL up.
-    if action == "BUY":
-        return tick.round(price * (1 + rule.offset), "down")
-    return tick.round(price * (1 - rule.offset), "up")
+    through = price * (1 + rule.offset) if action == "BUY" else price * (1 - rule.offset)
+    return tick.passive(through, action)
 
 
 def _kept(

@@ -398,23 +398,24 @@ class Draft:
 
     def add_one(self, intent: Intent) -> None:
         """``add(intent)``: one intent, its own group (most of a large plan)."""
-        order = intent.order
-        phase = 0 if order is None else 1 if order.action == "SELL" else 2
-        self.groups.append(Group([intent], phase))
+        self.groups.append(Group([intent], _phase(intent.order)))
 
     def add(self, *intents: Intent) -> None:
-        phase = 0
-        for intent in intents:
-            if intent.order is not None:
-                phase = 1 if intent.order.action == "SELL" else 2
-                break
         if intents:
-            self.groups.append(Group(list(intents), phase))
+            first = next((intent.order for intent in intents if intent.order is not None), None)
+            self.groups.append(Group(list(intents), _phase(first)))
 
     def extend(self, other: Draft) -> None:
         self.groups.extend(other.groups)
         self.notes.extend(other.notes)
         self.targets.extend(other.targets)
+
+
+def _phase(order: OrderSpec | None) -> int:
+    """A group's place in the plan, from its first order: cancels (no order), sells, buys."""
+    if order is None:
+        return 0
+    return 1 if order.action == "SELL" else 2
 
 
 def cancel_intent(
@@ -534,8 +535,3 @@ def place_or_modify(
 def ordered_groups(groups: Sequence[Group]) -> list[Group]:
     """Cancels, then sells, then buys; stable within a phase."""
     return sorted(groups, key=attrgetter("phase"))
-
-
-def ordered(groups: Sequence[Group]) -> list[Intent]:
-    """The groups' intents in plan order (see ``ordered_groups``)."""
-    return [intent for group in ordered_groups(groups) for intent in group.intents]
