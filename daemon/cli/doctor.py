@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tradectl.cli.arguments import add_rules_dir
+from tradectl.cli.arguments import add_rules_dir, add_state_options
 from tradectl.cli.embedded_sim import embedded_gateway
-from tradectl.cli.target import add_state_options
 from tradectl.journal import resolve_state_dir
 from tradectl.runtime.preflight import passed, run_checks
 from tradectl.runtime.session import quiet_client_logging

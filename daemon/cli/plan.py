@@ -19,9 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from tradectl import saved_plan
-from tradectl.cli.arguments import add_rules_dir
+from tradectl.cli.arguments import add_rules_dir, add_state_options
 from tradectl.cli.embedded_sim import embedded_gateway
-from tradectl.cli.target import add_state_options
 from tradectl.ib import AdapterError, GatewayUnreachable
 from tradectl.journal import JournalError, resolve_state_dir
 from tradectl.observed_file import ObservedFileError, Snapshot, read_snapshot

@@ -11,7 +11,8 @@ from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
-from tradectl.cli.target import add_state_options, state_dir_of
+from tradectl.cli.arguments import add_state_options
+from tradectl.cli.target import state_dir_of
 from tradectl.records.gcs import Uploader, retry_failed
 from tradectl.records.journal_source import JournalFillSource, JournalOrderSource
 from tradectl.records.model import trade_day_bounds

@@ -11,7 +11,8 @@ import argparse
 import sys
 from typing import Any
 
-from tradectl.cli.target import NO_DAEMON, add_state_options, has_journal, not_running, state_dir_of
+from tradectl.cli.arguments import add_state_options
+from tradectl.cli.target import NO_DAEMON, has_journal, not_running, state_dir_of
 from tradectl.journal import Journal, JournalError, NothingToRelease
 from tradectl.ledger_view import release_result
 from tradectl.service.control import ControlError, DaemonNotRunning, send_command

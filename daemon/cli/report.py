@@ -8,7 +8,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from tradectl.cli.target import add_state_options, state_dir_of
+from tradectl.cli.arguments import add_state_options
+from tradectl.cli.target import state_dir_of
 from tradectl.journal import Journal, JournalError, utc_now
 from tradectl.timezones import trading_day
 

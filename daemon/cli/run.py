@@ -13,9 +13,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from tradectl.cli.arguments import DEFAULT_RULES, seconds
+from tradectl.cli.arguments import DEFAULT_RULES, add_state_options, seconds
 from tradectl.cli.embedded_sim import embedded_gateway
-from tradectl.cli.target import add_state_options
 from tradectl.journal import resolve_state_dir
 from tradectl.records.service import RecordsService
 from tradectl.schemas.loader import load_rule_set

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tradectl import tradectl_version
-from tradectl.cli.target import NO_DAEMON, add_state_options, not_running, state_dir_of
+from tradectl.cli.arguments import add_state_options
+from tradectl.cli.target import NO_DAEMON, not_running, state_dir_of
 from tradectl.journal import Journal, JournalError, utc_now
 from tradectl.ledger_view import RuleLedger, ledger_json, render_ledger, rule_ledgers
 from tradectl.records.store import read_backlog

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tradectl.cli.arguments import add_state_options as add_state_options
 from tradectl.journal.store import JOURNAL_FILE, resolve_state_dir
 from tradectl.service.control import DaemonNotRunning, send_command, socket_path
 
