@@ -16,9 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -1021,8 +1023,33 @@ _ADDED_WITH_DEFAULT: tuple[tuple[tuple[str, ...], object], ...] = (
 )
 
 
+# Per rule object, by id: a weak reference to it and its generation. A validated rule is
+# immutable (frozen models; an edit is a new object, model_copy included), and the daemon plans
+# the same rule objects on every pass until the file changes: hashing a rule of 20,000 targets
+# again each pass cost 8 ms (benchmarks/README.md, round six). The weak reference drops the entry
+# with the rule, so an id reused by a later object never finds another rule's generation.
+_GENERATIONS: dict[int, tuple[weakref.ref[Allocation | Bracket | Scale], str]] = {}
+
+
 def rule_generation(rule: Allocation | Bracket | Scale) -> str:
-    """The generation of one rule: part of its orderRefs, changes whenever its orders do."""
+    """The generation of one rule: part of its orderRefs, changes whenever its orders do.
+    Worked out once per rule object (``_GENERATIONS``)."""
+    key = id(rule)
+    known = _GENERATIONS.get(key)
+    if known is not None and known[0]() is rule:
+        return known[1]
+    generation = _rule_content_hash(rule)
+    _GENERATIONS[key] = (weakref.ref(rule, partial(_forget_generation, key)), generation)
+    return generation
+
+
+def _forget_generation(key: int, gone: weakref.ref[Allocation | Bracket | Scale]) -> None:
+    known = _GENERATIONS.get(key)
+    if known is not None and known[0] is gone:
+        del _GENERATIONS[key]
+
+
+def _rule_content_hash(rule: Allocation | Bracket | Scale) -> str:
     content = rule.model_dump(mode="json", exclude=set(ORDER_NEUTRAL_FIELDS))
     if isinstance(rule, Allocation) and isinstance(rule.targets, list):
         # The list form is another spelling of the mapping: the same targets, the same orders.
