@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import time, timedelta
 from functools import partial
@@ -992,13 +992,17 @@ class RuleSet(StrictModel):
     def generation(self) -> str:
         """Content hash of the whole rule set (recorded as the config generation). Sections and
         keys added later are left out while absent or at their default, so a rule set written
-        before them keeps its generation."""
-        exclude: dict[str, Any] = {}
-        if self.alerts is None:
-            exclude["alerts"] = True
-        if self.account.fx == "block":
-            exclude["account"] = {"fx"}
-        return _digest(self.model_dump(mode="json", exclude=exclude))
+        before them keeps its generation. Worked out once per rule set object."""
+        return _rule_set_generations(self)
+
+
+def _rule_set_content_hash(rules: RuleSet) -> str:
+    exclude: dict[str, Any] = {}
+    if rules.alerts is None:
+        exclude["alerts"] = True
+    if rules.account.fx == "block":
+        exclude["account"] = {"fx"}
+    return _digest(rules.model_dump(mode="json", exclude=exclude))
 
 
 def content_hash(model: BaseModel, exclude: frozenset[str] = frozenset()) -> str:
@@ -1023,30 +1027,46 @@ _ADDED_WITH_DEFAULT: tuple[tuple[tuple[str, ...], object], ...] = (
 )
 
 
-# Per rule object, by id: a weak reference to it and its generation. A validated rule is
-# immutable (frozen models; an edit is a new object, model_copy included), and the daemon plans
-# the same rule objects on every pass until the file changes: hashing a rule of 20,000 targets
-# again each pass cost 8 ms (benchmarks/README.md, round six). The weak reference drops the entry
-# with the rule, so an id reused by a later object never finds another rule's generation.
-_GENERATIONS: dict[int, tuple[weakref.ref[Allocation | Bracket | Scale], str]] = {}
+class _HashPerObject:
+    """A content hash worked out once per model object and reused while the object lives.
+
+    A validated rule set and its rules are immutable (frozen models; an edit is a new object,
+    ``model_copy`` included), and the daemon plans the same objects on every pass until a file
+    changes: hashing a rule of 20,000 targets again on each pass cost 8-10 ms of ``plan()``
+    (benchmarks/README.md, round six), and the rule set's hash twice per pass as much again.
+    Kept by id with a weak reference: the entry goes with its object, and an id reused by a
+    later object never finds another object's hash."""
+
+    def __init__(self, content_hash: Callable[[Any], str]) -> None:
+        self._content_hash = content_hash
+        self._known: dict[int, tuple[weakref.ref[Any], str]] = {}
+
+    def __call__(self, model: BaseModel) -> str:
+        key = id(model)
+        known = self._known.get(key)
+        if known is not None and known[0]() is model:
+            return known[1]
+        value = self._content_hash(model)
+        self._known[key] = (weakref.ref(model, partial(self._forget, key)), value)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def __contains__(self, model: object) -> bool:
+        known = self._known.get(id(model))
+        return known is not None and known[0]() is model
+
+    def _forget(self, key: int, gone: weakref.ref[Any]) -> None:
+        known = self._known.get(key)
+        if known is not None and known[0] is gone:
+            del self._known[key]
 
 
 def rule_generation(rule: Allocation | Bracket | Scale) -> str:
     """The generation of one rule: part of its orderRefs, changes whenever its orders do.
-    Worked out once per rule object (``_GENERATIONS``)."""
-    key = id(rule)
-    known = _GENERATIONS.get(key)
-    if known is not None and known[0]() is rule:
-        return known[1]
-    generation = _rule_content_hash(rule)
-    _GENERATIONS[key] = (weakref.ref(rule, partial(_forget_generation, key)), generation)
-    return generation
-
-
-def _forget_generation(key: int, gone: weakref.ref[Allocation | Bracket | Scale]) -> None:
-    known = _GENERATIONS.get(key)
-    if known is not None and known[0] is gone:
-        del _GENERATIONS[key]
+    Worked out once per rule object."""
+    return _rule_generations(rule)
 
 
 def _rule_content_hash(rule: Allocation | Bracket | Scale) -> str:
@@ -1062,6 +1082,10 @@ def _rule_content_hash(rule: Allocation | Bracket | Scale) -> str:
         if isinstance(holder, dict) and key in holder and holder[key] == default:
             del holder[key]
     return _digest(content)
+
+
+_rule_generations = _HashPerObject(_rule_content_hash)
+_rule_set_generations = _HashPerObject(_rule_set_content_hash)
 
 
 def json_schema() -> dict[str, Any]:
