@@ -143,15 +143,11 @@ def hold_reason(
     if hours is None:
         return Hold("the gateway reported no trading hours for this symbol", None)
     if allocation:
-        sessions = hours.extended if outside_rth else _windows(hours.regular, window)
-        reason = (
-            "outside the extended session (outside_rth)"
-            if outside_rth
-            else "outside the allocation window "
-            f"({_minutes(window.after_open)} min after the open to "
-            f"{_minutes(window.before_close)} min before the close)"
-        )
-        return _wait_for(sessions, now, reason, hours)
+        if outside_rth:
+            return _wait_for(
+                hours.extended, now, "outside the extended session (outside_rth)", hours
+            )
+        return _wait_for_window(hours.regular, window, now, hours)
     if market_order:
         return _wait_for(hours.regular, now, "a market order waits for regular hours", hours)
     if not outside_rth and not _is_trading_day(hours, now):
@@ -171,24 +167,47 @@ def _wait_for(
         if session.contains(now):
             return None
         if session.open > now:
-            local_day = now.astimezone(ZoneInfo(hours.time_zone)).date()
-            if local_day in hours.closed_days:
-                reason = f"market closed today; {reason}"
-            return Hold(reason, session.open)
+            return _hold_until(session.open, now, reason, hours)
     return Hold(reason, None)
+
+
+def _wait_for_window(
+    sessions: Sequence[Session], window: TradingWindow, now: datetime, hours: MarketHours
+) -> Hold | None:
+    """``_wait_for`` over the regular sessions trimmed to the allocation window, with each
+    trimmed session worked out as it is reached instead of built: an allocation of many
+    symbols asks this once per intent, and building a ``Session`` per day of every symbol's
+    hours was most of the market-time check (benchmarks/README.md, round six)."""
+    after_open, before_close = window.after_open, window.before_close
+    for session in sessions:
+        opens, closes = session.open + after_open, session.close - before_close
+        if not opens < closes:
+            continue
+        if opens <= now < closes:
+            return None
+        if opens > now:
+            return _hold_until(opens, now, _window_reason(window), hours)
+    return Hold(_window_reason(window), None)
+
+
+def _window_reason(window: TradingWindow) -> str:
+    return (
+        "outside the allocation window "
+        f"({_minutes(window.after_open)} min after the open to "
+        f"{_minutes(window.before_close)} min before the close)"
+    )
+
+
+def _hold_until(opens: datetime, now: datetime, reason: str, hours: MarketHours) -> Hold:
+    local_day = now.astimezone(ZoneInfo(hours.time_zone)).date()
+    if local_day in hours.closed_days:
+        reason = f"market closed today; {reason}"
+    return Hold(reason, opens)
 
 
 def _is_trading_day(hours: MarketHours, now: datetime) -> bool:
     local_day = now.astimezone(ZoneInfo(hours.time_zone)).date()
     return local_day not in hours.closed_days
-
-
-def _windows(sessions: Sequence[Session], window: TradingWindow) -> tuple[Session, ...]:
-    trimmed = (
-        Session(session.open + window.after_open, session.close - window.before_close)
-        for session in sessions
-    )
-    return tuple(session for session in trimmed if session.open < session.close)
 
 
 def _containing(sessions: Sequence[Session], moment: datetime) -> Session | None:
