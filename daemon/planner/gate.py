@@ -110,13 +110,14 @@ def gate_drafted(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     if len(set(map(id, intents))) != len(intents):
         return gate(plan, rules, observed)
     blocked_by = _verdicts(intents, rules, observed)
-    # object.__setattr__ is how a frozen dataclass's own __init__ sets its fields (with or
-    # without slots).
+    # Written into the instance's dict, as object.__setattr__ (how a frozen dataclass's own
+    # __init__ sets a field) would write it, at half the cost: Intent has no slots and no
+    # descriptor for blocked_by.
     for intent in intents:
         if intent.blocked_by is not None:
-            object.__setattr__(intent, "blocked_by", None)
+            intent.__dict__["blocked_by"] = None
     for index, reason in blocked_by.items():
-        object.__setattr__(intents[index], "blocked_by", reason)
+        intents[index].__dict__["blocked_by"] = reason
     return plan
 
 
@@ -124,8 +125,7 @@ def _verdicts(intents: Sequence[Intent], rules: RuleSet, observed: Observed) -> 
     """Index to reason, for every intent a limit blocks (see the module docstring)."""
     if observed.halted:
         return dict.fromkeys(range(len(intents)), HALT)
-    units = _units(intents)
-    blocked_by, candidates = _checked(intents, units, rules.risk, observed)
+    blocked_by, candidates = _checked(intents, rules.risk, observed)
     _limit_rate(candidates, blocked_by, rules.risk, observed)
     _limit_cash(intents, blocked_by, rules, observed)
     blocked_by.update(check_currencies(intents, blocked_by, observed, _fx_policy(rules)))
@@ -172,39 +172,54 @@ def _marked(intent: Intent, blocked_by: str | None) -> Intent:
     return frozen_instance(Intent, state)
 
 
-def _units(intents: Sequence[Intent]) -> list[list[int]]:
-    """Indices of intents that stand or fall together: all intents of one bracket rule (but a
-    conversion for its entry, which goes first and alone); every other intent alone. Units keep
-    plan order (by their first intent)."""
-    units: list[list[int]] = []
-    bracket_unit: dict[str, list[int]] = {}
+def _bracket_units(intents: Sequence[Intent]) -> dict[int, list[int]]:
+    """The units of several intents, which stand or fall together: all intents of one bracket
+    rule (but a conversion for its entry, which goes first and alone), in plan order, under
+    the index of each of them. Every other intent is a unit of its own and has no entry here:
+    made once per pass, when the first bracket intent is checked (most plans have none, and a
+    list per intent was a twentieth of the gate)."""
+    by_rule: dict[str, list[int]] = {}
     for index, intent in enumerate(intents):
         if intent.kind == "brackets" and not is_conversion(intent):
-            unit = bracket_unit.get(intent.rule)
-            if unit is None:
-                unit = bracket_unit[intent.rule] = []
-                units.append(unit)
-            unit.append(index)
-        else:
-            units.append([index])
-    return units
+            by_rule.setdefault(intent.rule, []).append(index)
+    return {index: unit for unit in by_rule.values() for index in unit}
+
+
+def _unit_of(first: int, bracket_units: Mapping[int, list[int]]) -> Sequence[int]:
+    """The indices of the unit whose first intent is ``first``."""
+    return bracket_units.get(first) or (first,)
 
 
 @dataclass
 class _Candidates:
-    """The units every check passed, for the rate limit: ``by_rank[rank]`` in plan order (see
-    ``_RANK``); ``sizes[rank]`` is how many intents those units hold."""
+    """The units every check passed, for the rate limit: ``by_rank[rank]`` their first indices
+    in plan order (see ``_RANK``); ``sizes[rank]`` how many intents those units hold;
+    ``bracket_units`` the units of several intents (``_bracket_units``)."""
 
-    by_rank: list[list[list[int]]]
+    by_rank: list[list[int]]
     sizes: list[int]
+    bracket_units: Mapping[int, list[int]]
+
+
+def _every_currency_rated(observed: Observed) -> bool:
+    """Whether IB gives a rate for the currency of every contract the account knows (and the
+    base currency, the currency of a symbol without facts, always has one). Then the rate
+    check passes every intent, and the gate need not look up each intent's contract to know
+    it: one pass over the contracts instead of a dictionary lookup per intent."""
+    currencies = {facts.currency for facts in observed.contracts.values()}
+    return all(
+        rate_to_base(observed, currency) is not None
+        for currency in currencies
+        if currency is not None
+    )
 
 
 def _checked(
-    intents: Sequence[Intent], units: list[list[int]], risk: Risk, observed: Observed
+    intents: Sequence[Intent], risk: Risk, observed: Observed
 ) -> tuple[dict[int, str], _Candidates]:
     """Every intent against every limit but the rate limit and cash, unit by unit in plan
-    order: the first limit an intent breaks blocks its whole unit. Returns the blocks and the
-    units that passed, for the rate limit.
+    order (a unit at its first intent): the first limit an intent breaks blocks its whole
+    unit. Returns the blocks and the units that passed, for the rate limit.
 
     The exposure ``risk.max_position_fraction`` counts is the position plus every working order
     on one side as it is now, plus what the opening intents admitted so far add. Working
@@ -221,6 +236,7 @@ def _checked(
     breaker = breaker_block(risk, observed)
     contracts = observed.contracts
     base = observed.base_currency
+    every_currency_rated = _every_currency_rated(observed)
     # Per currency: whether IB gives a rate for it (symbol_rate is None exactly when not).
     rated: dict[str, bool] = {}
     quotes = observed.quotes
@@ -232,12 +248,20 @@ def _checked(
     long, short = working_shares(live)
 
     blocked_by: dict[int, str] = {}
-    candidates = _Candidates([[] for _ in range(_RANKS)], [0] * _RANKS)
+    bracket_units: dict[int, list[int]] | None = None
+    by_rank: list[list[int]] = [[] for _ in range(_RANKS)]
+    sizes = [0] * _RANKS
     stops: _Stops | None = None
     # (symbol, side, shares) the unit's opening intents add once the whole unit passes
     adds: list[tuple[str, dict[str, float], float]] = []
-    by_rank, sizes = candidates.by_rank, candidates.sizes
-    for unit in units:
+    for first, first_intent in enumerate(intents):
+        unit: Sequence[int] = (first,)
+        if first_intent.kind == "brackets":
+            if bracket_units is None:
+                bracket_units = _bracket_units(intents)
+            unit = bracket_units.get(first) or unit
+            if unit[0] != first:
+                continue
         unit_size = len(unit)
         reason: str | None = None
         adds_to: dict[str, float] | None = None
@@ -280,14 +304,15 @@ def _checked(
                 break
             if purpose == "protective":
                 continue
-            facts = contracts.get(symbol)
-            currency = base if facts is None or facts.currency is None else facts.currency
-            usable = rated.get(currency)
-            if usable is None:
-                usable = rated[currency] = rate_to_base(observed, currency) is not None
-            if not usable:
-                reason = f"{FX_RULE}: {no_rate_reason(observed, symbol)}"
-                break
+            if not every_currency_rated:
+                facts = contracts.get(symbol)
+                currency = base if facts is None or facts.currency is None else facts.currency
+                usable = rated.get(currency)
+                if usable is None:
+                    usable = rated[currency] = rate_to_base(observed, currency) is not None
+                if not usable:
+                    reason = f"{FX_RULE}: {no_rate_reason(observed, symbol)}"
+                    break
             price = intent.estimated_price
             if price is None:
                 reason = "risk.max_order_value: no price to value the order"
@@ -343,9 +368,9 @@ def _checked(
                 side[symbol] = side.get(symbol, 0.0) + growth
             adds.clear()
             rank = _unit_rank([intents[index] for index in unit])
-        by_rank[rank].append(unit)
+        by_rank[rank].append(first)
         sizes[rank] += unit_size
-    return blocked_by, candidates
+    return blocked_by, _Candidates(by_rank, sizes, bracket_units or {})
 
 
 def _unit_rank(unit: list[Intent]) -> int:
@@ -430,15 +455,20 @@ def _limit_rate(
         f"risk.max_orders_per_minute: {observed.orders_sent_last_minute} sent in the last "
         f"minute + {planned} planned > {limit}"
     )
+    bracket_units = candidates.bracket_units
     used = 0
-    for units, size in zip(candidates.by_rank, candidates.sizes, strict=True):
+    for firsts, size in zip(candidates.by_rank, candidates.sizes, strict=True):
         if used + size <= room:
             used += size
             continue
-        for position, unit in enumerate(units):
+        for position, first in enumerate(firsts):
             if used >= room:
-                blocked_by.update(dict.fromkeys(chain.from_iterable(units[position:]), reason))
+                over = firsts[position:]
+                if bracket_units:
+                    over = list(chain.from_iterable(_unit_of(i, bracket_units) for i in over))
+                blocked_by.update(dict.fromkeys(over, reason))
                 break
+            unit = _unit_of(first, bracket_units)
             if used + len(unit) <= room:
                 used += len(unit)
             else:
