@@ -222,11 +222,13 @@ class Book:
         self._by_rule: dict[tuple[RuleKind | None, str], list[OwnedOrder]] = {}
         self._completed: dict[tuple[str, str], WorkingOrder] = {}
         self._ib_filled: dict[str, dict[tuple[str, str], float]] = {}
-        # One pass per list, each orderRef parsed once: the owned orders, the completed ones
-        # and IB's fills read the same parse.
+        # One pass per list, each orderRef parsed once: the owned and manual orders, the
+        # completed ones and IB's fills read the same parse.
+        manual: list[WorkingOrder] = []
         for order in observed.working_orders:
             parsed = parse_order_ref(order.order_ref)
             if parsed is None:
+                manual.append(order)
                 continue
             if order.status not in TERMINAL_STATUSES:
                 self._own(order, parsed)
@@ -236,6 +238,9 @@ class Book:
             if parsed is not None:
                 self._completed[(parsed.rule, parsed.leg)] = order
                 self._count_ib_fill(order, parsed)
+        # ``observed.manual_orders`` (working orders without a tradectl orderRef), from the
+        # same parse.
+        self.manual: tuple[WorkingOrder, ...] = tuple(manual)
         for orders in self._by_rule.values():
             orders.sort(key=lambda owned: owned.order.order_id)
         self._journaled = {

@@ -42,7 +42,6 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
 
 
 def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
-    manual = observed.manual_orders
     values = (observed.net_liquidation, observed.cash, observed.day_start_nav)
     if not all(math.isfinite(value) for value in values):
         return Plan(
@@ -50,9 +49,10 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
                 "account values are not all numbers (net liquidation, cash, day-start NAV): "
                 "nothing planned",
             ),
-            manual_orders=manual,
+            manual_orders=observed.manual_orders,
         )
     book = Book(observed, now)
+    manual = book.manual
     draft = Draft()
     for owned in book.owned:
         if owned.kind is None and converted_currency(owned.leg) is None:

@@ -928,3 +928,4 @@ def test_the_book_parses_each_order_ref_once_and_indexes_what_it_did(
     assert list(book._by_rule) == list(by_rule)
     assert book._completed == completed_by_leg
     assert repr(book._ib_filled) == repr(ib_filled)
+    assert book.manual == account.manual_orders
