@@ -12,6 +12,7 @@ import copy
 import dataclasses
 from datetime import datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -483,6 +484,10 @@ def test_the_gate_gives_what_the_per_intent_checks_gave(
 
     assert gate(drafted, rules, account) == expected
     assert drafted.intents == inputs, "gate() leaves its input as it was"
+    # The rate check by each intent's contract, as a small plan in a large account asks it,
+    # instead of one proof over every contract's currency.
+    with patch("tradectl.planner.gate._CONTRACTS_PER_LOOKUP", 0):
+        assert gate(drafted, rules, account) == expected
 
     own = Plan(intents=fresh(drafted.intents), notes=("a note",))
     published = gate_drafted(own, rules, account)
