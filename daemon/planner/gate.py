@@ -253,6 +253,7 @@ def _checked(
     positions = observed.positions
     order_value_limit = risk.max_order_value + 1e-6
     position_limit = risk.max_position_fraction * observed.net_liquidation
+    position_limit_with_slack = position_limit + 1e-6
     live = [order for order in observed.working_orders if order.status not in TERMINAL_STATUSES]
     orders_by_id = {order.order_id: order for order in live}
     long, short = working_shares(live)
@@ -331,7 +332,8 @@ def _checked(
             # below (allocations.py), and `validate` checks a bracket's or scale's own prices
             # against it (schemas/checks.py); checked again here on purpose (defence in depth):
             # every intent of every kind passes the gate, whatever its planner or its file said.
-            value = abs(order.quantity) * price * intent.fx_rate
+            fx_rate = intent.fx_rate
+            value = abs(order.quantity) * price * fx_rate
             if value > order_value_limit:
                 reason = f"risk.max_order_value: {money(value)} > {money(risk.max_order_value)}"
                 break
@@ -349,8 +351,8 @@ def _checked(
                 quote = quotes.get(symbol)
                 last = 0.0 if quote is None else quote.last
                 mark = last if last > 0 else price
-                after_value = abs(after) * mark * intent.fx_rate
-                if after_value > position_limit + 1e-6 and not is_conversion(intent):
+                after_value = abs(after) * mark * fx_rate
+                if after_value > position_limit_with_slack and not is_conversion(intent):
                     reason = (
                         f"risk.max_position_fraction: {symbol} position after fill "
                         f"{money(after_value)} > {money(position_limit)} "
