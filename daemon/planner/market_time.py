@@ -143,15 +143,20 @@ def hold_reason(
     if hours is None:
         return Hold("the gateway reported no trading hours for this symbol", None)
     if allocation:
-        sessions = hours.extended if outside_rth else _windows(hours.regular, window)
+        if outside_rth:
+            return _wait_for(
+                hours.extended, now, "outside the extended session (outside_rth)", hours
+            )
+        # Inside the window (the usual answer, asked for every allocation order of a pass):
+        # known without building the window's sessions or the reason.
+        if _in_window(hours.regular, window, now):
+            return None
         reason = (
-            "outside the extended session (outside_rth)"
-            if outside_rth
-            else "outside the allocation window "
+            "outside the allocation window "
             f"({_minutes(window.after_open)} min after the open to "
             f"{_minutes(window.before_close)} min before the close)"
         )
-        return _wait_for(sessions, now, reason, hours)
+        return _wait_for(_windows(hours.regular, window), now, reason, hours)
     if market_order:
         return _wait_for(hours.regular, now, "a market order waits for regular hours", hours)
     if not outside_rth and not _is_trading_day(hours, now):
@@ -181,6 +186,21 @@ def _wait_for(
 def _is_trading_day(hours: MarketHours, now: datetime) -> bool:
     local_day = now.astimezone(ZoneInfo(hours.time_zone)).date()
     return local_day not in hours.closed_days
+
+
+def _in_window(sessions: Sequence[Session], window: TradingWindow, moment: datetime) -> bool:
+    """Whether ``_wait_for`` on ``_windows(sessions, window)`` says None, worked out on the
+    sessions as they are (no trimmed copies): the same scan, in the same order."""
+    for session in sessions:
+        opens = session.open + window.after_open
+        closes = session.close - window.before_close
+        if opens >= closes:
+            continue
+        if opens <= moment < closes:
+            return True
+        if opens > moment:
+            return False
+    return False
 
 
 def _windows(sessions: Sequence[Session], window: TradingWindow) -> tuple[Session, ...]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 from unittest.mock import patch
@@ -54,7 +55,16 @@ from tradectl.planner.legs import (
     order_ref,
     parse_order_ref,
 )
-from tradectl.planner.market_time import Hold, MarketHours, hold_reason, in_blackout, market_hours
+from tradectl.planner.market_time import (
+    Hold,
+    MarketHours,
+    _is_trading_day,
+    _wait_for,
+    _windows,
+    hold_reason,
+    in_blackout,
+    market_hours,
+)
 from tradectl.planner.money import (
     FX_RULE,
     Rates,
@@ -68,7 +78,7 @@ from tradectl.planner.plan import (
     _with_unique_keys,
     hold_for_market_time,
 )
-from tradectl.schemas.models import Risk, RuleSet, instrument_allowed
+from tradectl.schemas.models import Blackout, Risk, RuleSet, TradingWindow, instrument_allowed
 
 # --- reference: the gate as it was before round five (6b889ff), checks one call per intent ---
 
@@ -934,3 +944,78 @@ def test_the_book_parses_each_order_ref_once_and_indexes_what_it_did(
     assert book._completed == completed_by_leg
     assert repr(book._ib_filled) == repr(ib_filled)
     assert book.manual == account.manual_orders
+
+
+# --- market time: the allocation window without its trimmed copies ---
+
+
+def _reference_hold_reason(
+    *,
+    hours: MarketHours | None,
+    now: datetime,
+    allocation: bool,
+    market_order: bool,
+    protective: bool,
+    outside_rth: bool,
+    window: TradingWindow,
+    blackouts: list[Blackout],
+) -> Hold | None:
+    """``hold_reason`` before round six: the allocation window's sessions and its reason built
+    on every call, held or not."""
+    blackout_end = in_blackout(now, blackouts, hours)
+    if blackout_end is not None:
+        return Hold("inside IB's daily reset blackout", blackout_end)
+    if protective:
+        return None
+    if hours is None:
+        return Hold("the gateway reported no trading hours for this symbol", None)
+    if allocation:
+        sessions = hours.extended if outside_rth else _windows(hours.regular, window)
+        reason = (
+            "outside the extended session (outside_rth)"
+            if outside_rth
+            else "outside the allocation window "
+            f"({int(window.after_open.total_seconds() // 60)} min after the open to "
+            f"{int(window.before_close.total_seconds() // 60)} min before the close)"
+        )
+        return _wait_for(sessions, now, reason, hours)
+    if market_order:
+        return _wait_for(hours.regular, now, "a market order waits for regular hours", hours)
+    if not outside_rth and not _is_trading_day(hours, now):
+        return _wait_for(hours.extended, now, "no session today (market closed)", hours)
+    return None
+
+
+SHUFFLED_WEEK = dataclasses.replace(WEEK, regular=WEEK.regular[::-1])
+WINDOWS = [
+    TradingWindow(after_open=timedelta(minutes=after), before_close=timedelta(minutes=before))
+    for after, before in ((0, 0), (5, 10), (30, 45), (200, 190), (600, 600))
+]
+
+
+@pytest.mark.parametrize("hours", [WEEK, ALWAYS_OPEN, SHUFFLED_WEEK, None])
+def test_the_allocation_window_is_what_its_sessions_said(hours: MarketHours | None) -> None:
+    """Every five minutes over four days (Thanksgiving, an early close, a weekend), windows
+    from none to one that takes a whole session and longer, every kind of order, for a week's
+    hours, hours always open, the week's sessions out of order, and none; with and without a
+    blackout."""
+    start = datetime(2026, 11, 25, tzinfo=ZoneInfo("America/New_York"))
+    checked = 0
+    for minutes in range(0, 4 * 24 * 60, 5):
+        for window in WINDOWS:
+            for allocation, market_order, protective, outside_rth in itertools.product(
+                (True, False), repeat=4
+            ):
+                arguments: dict[str, Any] = {
+                    "hours": hours,
+                    "now": start + timedelta(minutes=minutes),
+                    "allocation": allocation,
+                    "market_order": market_order,
+                    "protective": protective,
+                    "outside_rth": outside_rth,
+                    "window": window,
+                    "blackouts": [Blackout(start="23:45", end="00:45")] if minutes % 2 else [],
+                }
+                assert hold_reason(**arguments) == _reference_hold_reason(**arguments), arguments
+                checked += 1
+    assert checked == 1152 * len(WINDOWS) * 16
