@@ -121,7 +121,8 @@ def _assembled(
     (tests/planner/test_gate_fast_paths.py compares this with both steps run on every plan)."""
     groups = ordered_groups(groups)
     intents = _flattened(groups)
-    if len({intent.key for intent in intents}) != len(intents):
+    # The keys listed first, so that the set is made at its size instead of growing.
+    if len(set(list(map(attrgetter("key"), intents)))) != len(intents):
         groups = _with_unique_keys(groups)
         intents = _flattened(groups)
     # A modify or cancel in flight still changes its order: plan nothing else for that order
