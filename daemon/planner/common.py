@@ -225,19 +225,36 @@ class Book:
         # One pass per list, each orderRef parsed once: the owned and manual orders, the
         # completed ones and IB's fills read the same parse.
         manual: list[WorkingOrder] = []
+        filled: list[tuple[WorkingOrder, ParsedRef]] = []
         for order in observed.working_orders:
             parsed = parse_order_ref(order.order_ref)
             if parsed is None:
                 manual.append(order)
                 continue
             if order.status not in TERMINAL_STATUSES:
-                self._own(order, parsed)
-            self._count_ib_fill(order, parsed)
+                # Built without the dataclass __init__ (thousands of orders in a large account).
+                owned = built(
+                    OwnedOrder,
+                    order=order,
+                    rule=parsed.rule,
+                    generation=parsed.generation,
+                    leg=parsed.leg,
+                    kind=parsed.kind,
+                )
+                self.owned.append(owned)
+                self._by_rule.setdefault((owned.kind, owned.rule), []).append(owned)
+            if order.filled > 0:
+                filled.append((order, parsed))
         for order in observed.completed_orders:
             parsed = parse_order_ref(order.order_ref)
             if parsed is not None:
                 self._completed[(parsed.rule, parsed.leg)] = order
-                self._count_ib_fill(order, parsed)
+                if order.filled > 0:
+                    filled.append((order, parsed))
+        for order, parsed in filled:
+            by_ref = self._ib_filled.setdefault(parsed.rule, {})
+            key = (order.order_ref or "", parsed.leg)
+            by_ref[key] = max(by_ref.get(key, 0.0), order.filled)
         # ``observed.manual_orders`` (working orders without a tradectl orderRef), from the
         # same parse.
         self.manual: tuple[WorkingOrder, ...] = tuple(manual)
@@ -254,25 +271,6 @@ class Book:
             if parsed is not None:
                 rule, generation, leg = parsed
                 self._executions.setdefault(rule, []).append((generation, leg, execution))
-
-    def _own(self, order: WorkingOrder, parsed: ParsedRef) -> None:
-        # Built without the dataclass __init__ (a large account has thousands of orders).
-        owned = built(
-            OwnedOrder,
-            order=order,
-            rule=parsed.rule,
-            generation=parsed.generation,
-            leg=parsed.leg,
-            kind=parsed.kind,
-        )
-        self.owned.append(owned)
-        self._by_rule.setdefault((owned.kind, owned.rule), []).append(owned)
-
-    def _count_ib_fill(self, order: WorkingOrder, parsed: ParsedRef) -> None:
-        if order.filled > 0:
-            by_ref = self._ib_filled.setdefault(parsed.rule, {})
-            key = (order.order_ref or "", parsed.leg)
-            by_ref[key] = max(by_ref.get(key, 0.0), order.filled)
 
     def owned_by(self, kind: RuleKind | None, rule: str) -> list[OwnedOrder]:
         return self._by_rule.get((kind, rule), [])
