@@ -176,9 +176,9 @@ def _marked(intent: Intent, blocked_by: str | None) -> Intent:
 
 
 def _bracket_units(intents: Sequence[Intent]) -> dict[int, list[int]]:
-    """The units of several intents, which stand or fall together: all intents of one bracket
-    rule (but a conversion for its entry, which goes first and alone), in plan order, under
-    the index of each of them. Every other intent is a unit of its own and has no entry here:
+    """The bracket rules' units, which stand or fall together: all intents of one bracket rule
+    (but a conversion for its entry, which goes first and alone), in plan order, under the
+    index of each of them. Every other intent is a unit of its own and has no entry here:
     made once per pass, when the first bracket intent is checked (most plans have none, and a
     list per intent was a twentieth of the gate)."""
     by_rule: dict[str, list[int]] = {}
@@ -197,7 +197,7 @@ def _unit_of(first: int, bracket_units: Mapping[int, list[int]]) -> Sequence[int
 class _Candidates:
     """The units every check passed, for the rate limit: ``by_rank[rank]`` their first indices
     in plan order (see ``_RANK``); ``sizes[rank]`` how many intents those units hold;
-    ``bracket_units`` the units of several intents (``_bracket_units``)."""
+    ``bracket_units`` the bracket rules' units (``_bracket_units``)."""
 
     by_rank: list[list[int]]
     sizes: list[int]
@@ -270,8 +270,9 @@ def _checked(
         if first_intent.kind == "brackets":
             if bracket_units is None:
                 bracket_units = _bracket_units(intents)
-            unit = bracket_units.get(first) or unit
+            unit = _unit_of(first, bracket_units)
             if unit[0] != first:
+                # Checked with its unit, at the unit's first intent.
                 continue
         unit_size = len(unit)
         reason: str | None = None
