@@ -28,7 +28,7 @@ from tradectl.planner.domain import (
     WorkingOrder,
     affixed,
 )
-from tradectl.planner.legs import ENTRY_LEG, parse_order_ref
+from tradectl.planner.legs import ENTRY_LEG, ParsedRef, parse_order_ref
 from tradectl.planner.ticks import Direction, PriceBand, PriceIncrements
 from tradectl.schemas.models import RuleKind, Side
 
@@ -220,32 +220,50 @@ class Book:
         )
         self.owned: list[OwnedOrder] = []
         self._by_rule: dict[tuple[RuleKind | None, str], list[OwnedOrder]] = {}
-        for order in self.live:
+        self._completed: dict[tuple[str, str], WorkingOrder] = {}
+        self._ib_filled: dict[str, dict[tuple[str, str], float]] = {}
+        # One pass per list, each orderRef parsed once: the owned and manual orders, the
+        # completed ones and IB's fills read the same parse.
+        manual: list[WorkingOrder] = []
+        filled: list[tuple[WorkingOrder, ParsedRef]] = []
+        for order in observed.working_orders:
             parsed = parse_order_ref(order.order_ref)
             if parsed is None:
+                manual.append(order)
                 continue
-            rule, generation, leg = parsed
-            owned = OwnedOrder(order, rule, generation, leg, parsed.kind)
-            self.owned.append(owned)
-            self._by_rule.setdefault((owned.kind, rule), []).append(owned)
+            if order.status not in TERMINAL_STATUSES:
+                # Built without the dataclass __init__ (thousands of orders in a large account).
+                owned = built(
+                    OwnedOrder,
+                    order=order,
+                    rule=parsed.rule,
+                    generation=parsed.generation,
+                    leg=parsed.leg,
+                    kind=parsed.kind,
+                )
+                self.owned.append(owned)
+                self._by_rule.setdefault((owned.kind, owned.rule), []).append(owned)
+            if order.filled > 0:
+                filled.append((order, parsed))
+        for order in observed.completed_orders:
+            parsed = parse_order_ref(order.order_ref)
+            if parsed is not None:
+                self._completed[(parsed.rule, parsed.leg)] = order
+                if order.filled > 0:
+                    filled.append((order, parsed))
+        for order, parsed in filled:
+            by_ref = self._ib_filled.setdefault(parsed.rule, {})
+            key = (order.order_ref or "", parsed.leg)
+            by_ref[key] = max(by_ref.get(key, 0.0), order.filled)
+        # ``observed.manual_orders`` (working orders without a tradectl orderRef), from the
+        # same parse.
+        self.manual: tuple[WorkingOrder, ...] = tuple(manual)
         for orders in self._by_rule.values():
             orders.sort(key=lambda owned: owned.order.order_id)
         self._journaled = {
             "entry": _generations_by_rule(observed.entry_fills),
             "exit": _generations_by_rule(observed.exit_fills),
         }
-        self._completed: dict[tuple[str, str], WorkingOrder] = {}
-        for order in observed.completed_orders:
-            parsed = parse_order_ref(order.order_ref)
-            if parsed is not None:
-                self._completed[(parsed.rule, parsed.leg)] = order
-        self._ib_filled: dict[str, dict[tuple[str, str], float]] = {}
-        for order in (*observed.working_orders, *observed.completed_orders):
-            parsed = parse_order_ref(order.order_ref)
-            if parsed is not None and order.filled > 0:
-                by_ref = self._ib_filled.setdefault(parsed.rule, {})
-                key = (order.order_ref or "", parsed.leg)
-                by_ref[key] = max(by_ref.get(key, 0.0), order.filled)
         self._increments: dict[tuple[tuple[PriceBand, ...], float], PriceIncrements] = {}
         self._executions: dict[str, list[tuple[str, str, Execution]]] = {}
         for execution in observed.executions:

@@ -65,6 +65,9 @@ from tradectl.planner.money import (
 from tradectl.schemas.models import FxPolicy, Risk, RuleSet, instrument_allowed
 
 HALT = "halt"
+# How many contracts one pass over the account's contracts may read per intent of the plan and
+# still cost less than looking each intent's contract up (see _every_currency_rated).
+_CONTRACTS_PER_LOOKUP = 8
 # The rate limit lets units through in rank order: protective before closing before opening
 # and, within a purpose, cancels and modifies before places (a modify that shrinks a buy frees
 # the cash that the places were sized with). A unit of several intents ranks by the highest
@@ -110,13 +113,14 @@ def gate_drafted(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     if len(set(map(id, intents))) != len(intents):
         return gate(plan, rules, observed)
     blocked_by = _verdicts(intents, rules, observed)
-    # object.__setattr__ is how a frozen dataclass's own __init__ sets its fields (with or
-    # without slots).
+    # Written into the instance's dict, as object.__setattr__ (how a frozen dataclass's own
+    # __init__ sets a field) would write it, at half the cost: Intent has no slots and no
+    # descriptor for blocked_by.
     for intent in intents:
         if intent.blocked_by is not None:
-            object.__setattr__(intent, "blocked_by", None)
+            intent.__dict__["blocked_by"] = None
     for index, reason in blocked_by.items():
-        object.__setattr__(intents[index], "blocked_by", reason)
+        intents[index].__dict__["blocked_by"] = reason
     return plan
 
 
@@ -124,8 +128,7 @@ def _verdicts(intents: Sequence[Intent], rules: RuleSet, observed: Observed) -> 
     """Index to reason, for every intent a limit blocks (see the module docstring)."""
     if observed.halted:
         return dict.fromkeys(range(len(intents)), HALT)
-    units = _units(intents)
-    blocked_by, candidates = _checked(intents, units, rules.risk, observed)
+    blocked_by, candidates = _checked(intents, rules.risk, observed)
     _limit_rate(candidates, blocked_by, rules.risk, observed)
     _limit_cash(intents, blocked_by, rules, observed)
     blocked_by.update(check_currencies(intents, blocked_by, observed, _fx_policy(rules)))
@@ -172,39 +175,61 @@ def _marked(intent: Intent, blocked_by: str | None) -> Intent:
     return frozen_instance(Intent, state)
 
 
-def _units(intents: Sequence[Intent]) -> list[list[int]]:
-    """Indices of intents that stand or fall together: all intents of one bracket rule (but a
-    conversion for its entry, which goes first and alone); every other intent alone. Units keep
-    plan order (by their first intent)."""
-    units: list[list[int]] = []
-    bracket_unit: dict[str, list[int]] = {}
+def _bracket_units(intents: Sequence[Intent]) -> dict[int, list[int]]:
+    """The bracket rules' units, which stand or fall together: all intents of one bracket rule
+    (but a conversion for its entry, which goes first and alone), in plan order, under the
+    index of each of them. Every other intent is a unit of its own and has no entry here:
+    made once per pass, when the first bracket intent is checked (most plans have none, and a
+    list per intent was a twentieth of the gate)."""
+    by_rule: dict[str, list[int]] = {}
     for index, intent in enumerate(intents):
         if intent.kind == "brackets" and not is_conversion(intent):
-            unit = bracket_unit.get(intent.rule)
-            if unit is None:
-                unit = bracket_unit[intent.rule] = []
-                units.append(unit)
-            unit.append(index)
-        else:
-            units.append([index])
-    return units
+            by_rule.setdefault(intent.rule, []).append(index)
+    return {index: unit for unit in by_rule.values() for index in unit}
+
+
+def _unit_of(first: int, bracket_units: Mapping[int, list[int]]) -> Sequence[int]:
+    """The indices of the unit whose first intent is ``first``."""
+    return bracket_units.get(first) or (first,)
 
 
 @dataclass
 class _Candidates:
-    """The units every check passed, for the rate limit: ``by_rank[rank]`` in plan order (see
-    ``_RANK``); ``sizes[rank]`` is how many intents those units hold."""
+    """The units every check passed, for the rate limit: ``by_rank[rank]`` their first indices
+    in plan order (see ``_RANK``); ``sizes[rank]`` how many intents those units hold;
+    ``bracket_units`` the bracket rules' units (``_bracket_units``)."""
 
-    by_rank: list[list[list[int]]]
+    by_rank: list[list[int]]
     sizes: list[int]
+    bracket_units: Mapping[int, list[int]]
+
+
+def _every_currency_rated(observed: Observed, intent_count: int) -> bool:
+    """True when IB gives a rate for the currency of every contract the account knows (the
+    base currency, that of a symbol without facts, always has one): then the rate check
+    passes every intent, and the gate need not look up each intent's contract to know it.
+
+    Asked only when one pass over the contracts costs less than a lookup per intent (in
+    ``plan()`` a contract's currency reads in about a fourteenth of the time of an intent's
+    lookup); a small plan in a large account looks its few contracts up instead. False
+    means "look each one up", never "blocked"."""
+    contracts = observed.contracts
+    if len(contracts) > _CONTRACTS_PER_LOOKUP * intent_count:
+        return False
+    currencies = {facts.currency for facts in contracts.values()}
+    return all(
+        rate_to_base(observed, currency) is not None
+        for currency in currencies
+        if currency is not None
+    )
 
 
 def _checked(
-    intents: Sequence[Intent], units: list[list[int]], risk: Risk, observed: Observed
+    intents: Sequence[Intent], risk: Risk, observed: Observed
 ) -> tuple[dict[int, str], _Candidates]:
     """Every intent against every limit but the rate limit and cash, unit by unit in plan
-    order: the first limit an intent breaks blocks its whole unit. Returns the blocks and the
-    units that passed, for the rate limit.
+    order (a unit at its first intent): the first limit an intent breaks blocks its whole
+    unit. Returns the blocks and the units that passed, for the rate limit.
 
     The exposure ``risk.max_position_fraction`` counts is the position plus every working order
     on one side as it is now, plus what the opening intents admitted so far add. Working
@@ -221,23 +246,34 @@ def _checked(
     breaker = breaker_block(risk, observed)
     contracts = observed.contracts
     base = observed.base_currency
+    every_currency_rated = _every_currency_rated(observed, len(intents))
     # Per currency: whether IB gives a rate for it (symbol_rate is None exactly when not).
     rated: dict[str, bool] = {}
     quotes = observed.quotes
     positions = observed.positions
     order_value_limit = risk.max_order_value + 1e-6
     position_limit = risk.max_position_fraction * observed.net_liquidation
+    position_limit_with_slack = position_limit + 1e-6
     live = [order for order in observed.working_orders if order.status not in TERMINAL_STATUSES]
     orders_by_id = {order.order_id: order for order in live}
     long, short = working_shares(live)
 
     blocked_by: dict[int, str] = {}
-    candidates = _Candidates([[] for _ in range(_RANKS)], [0] * _RANKS)
+    bracket_units: dict[int, list[int]] | None = None
+    by_rank: list[list[int]] = [[] for _ in range(_RANKS)]
+    sizes = [0] * _RANKS
     stops: _Stops | None = None
     # (symbol, side, shares) the unit's opening intents add once the whole unit passes
     adds: list[tuple[str, dict[str, float], float]] = []
-    by_rank, sizes = candidates.by_rank, candidates.sizes
-    for unit in units:
+    for first, first_intent in enumerate(intents):
+        unit: Sequence[int] = (first,)
+        if first_intent.kind == "brackets":
+            if bracket_units is None:
+                bracket_units = _bracket_units(intents)
+            unit = _unit_of(first, bracket_units)
+            if unit[0] != first:
+                # Checked with its unit, at the unit's first intent.
+                continue
         unit_size = len(unit)
         reason: str | None = None
         adds_to: dict[str, float] | None = None
@@ -280,14 +316,15 @@ def _checked(
                 break
             if purpose == "protective":
                 continue
-            facts = contracts.get(symbol)
-            currency = base if facts is None or facts.currency is None else facts.currency
-            usable = rated.get(currency)
-            if usable is None:
-                usable = rated[currency] = rate_to_base(observed, currency) is not None
-            if not usable:
-                reason = f"{FX_RULE}: {no_rate_reason(observed, symbol)}"
-                break
+            if not every_currency_rated:
+                facts = contracts.get(symbol)
+                currency = base if facts is None or facts.currency is None else facts.currency
+                usable = rated.get(currency)
+                if usable is None:
+                    usable = rated[currency] = rate_to_base(observed, currency) is not None
+                if not usable:
+                    reason = f"{FX_RULE}: {no_rate_reason(observed, symbol)}"
+                    break
             price = intent.estimated_price
             if price is None:
                 reason = "risk.max_order_value: no price to value the order"
@@ -296,7 +333,8 @@ def _checked(
             # below (allocations.py), and `validate` checks a bracket's or scale's own prices
             # against it (schemas/checks.py); checked again here on purpose (defence in depth):
             # every intent of every kind passes the gate, whatever its planner or its file said.
-            value = abs(order.quantity) * price * intent.fx_rate
+            fx_rate = intent.fx_rate
+            value = abs(order.quantity) * price * fx_rate
             if value > order_value_limit:
                 reason = f"risk.max_order_value: {money(value)} > {money(risk.max_order_value)}"
                 break
@@ -314,8 +352,8 @@ def _checked(
                 quote = quotes.get(symbol)
                 last = 0.0 if quote is None else quote.last
                 mark = last if last > 0 else price
-                after_value = abs(after) * mark * intent.fx_rate
-                if after_value > position_limit + 1e-6 and not is_conversion(intent):
+                after_value = abs(after) * mark * fx_rate
+                if after_value > position_limit_with_slack and not is_conversion(intent):
                     reason = (
                         f"risk.max_position_fraction: {symbol} position after fill "
                         f"{money(after_value)} > {money(position_limit)} "
@@ -343,9 +381,9 @@ def _checked(
                 side[symbol] = side.get(symbol, 0.0) + growth
             adds.clear()
             rank = _unit_rank([intents[index] for index in unit])
-        by_rank[rank].append(unit)
+        by_rank[rank].append(first)
         sizes[rank] += unit_size
-    return blocked_by, candidates
+    return blocked_by, _Candidates(by_rank, sizes, bracket_units or {})
 
 
 def _unit_rank(unit: list[Intent]) -> int:
@@ -430,15 +468,20 @@ def _limit_rate(
         f"risk.max_orders_per_minute: {observed.orders_sent_last_minute} sent in the last "
         f"minute + {planned} planned > {limit}"
     )
+    bracket_units = candidates.bracket_units
     used = 0
-    for units, size in zip(candidates.by_rank, candidates.sizes, strict=True):
+    for firsts, size in zip(candidates.by_rank, candidates.sizes, strict=True):
         if used + size <= room:
             used += size
             continue
-        for position, unit in enumerate(units):
+        for position, first in enumerate(firsts):
             if used >= room:
-                blocked_by.update(dict.fromkeys(chain.from_iterable(units[position:]), reason))
+                over = firsts[position:]
+                if bracket_units:
+                    over = list(chain.from_iterable(_unit_of(i, bracket_units) for i in over))
+                blocked_by.update(dict.fromkeys(over, reason))
                 break
+            unit = _unit_of(first, bracket_units)
             if used + len(unit) <= room:
                 used += len(unit)
             else:

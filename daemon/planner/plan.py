@@ -11,6 +11,8 @@ import gc
 import math
 from dataclasses import replace
 from datetime import datetime
+from itertools import chain
+from operator import attrgetter
 
 from tradectl.planner.allocations import plan_allocations
 from tradectl.planner.brackets import plan_brackets
@@ -40,7 +42,6 @@ def plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
 
 
 def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
-    manual = observed.manual_orders
     values = (observed.net_liquidation, observed.cash, observed.day_start_nav)
     if not all(math.isfinite(value) for value in values):
         return Plan(
@@ -48,9 +49,10 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
                 "account values are not all numbers (net liquidation, cash, day-start NAV): "
                 "nothing planned",
             ),
-            manual_orders=manual,
+            manual_orders=observed.manual_orders,
         )
     book = Book(observed, now)
+    manual = book.manual
     draft = Draft()
     for owned in book.owned:
         if owned.kind is None and converted_currency(owned.leg) is None:
@@ -80,18 +82,11 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
             )
     draft.extend(plan_allocations(rules, book, standing_added))
 
-    # The groups are put in plan order once, here; everything after keeps that order.
-    groups = _with_unique_keys(ordered_groups(draft.groups))
-    # A modify or cancel in flight still changes its order: plan nothing else for that order
-    # until IB has acknowledged it, even when the market has moved and the new fields differ.
-    if observed.in_flight:
-        groups = _not_in_flight(groups, observed.in_flight, draft.notes)
-
+    intents = _assembled(draft.groups, observed.in_flight, draft.notes)
     if manual:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
         )
-    intents = tuple(intent for group in groups for intent in group.intents)
     outside_rth = _outside_rth_rules(rules)
     if outside_rth:
         intents = tuple(
@@ -113,6 +108,33 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     if conversions:
         gated = gate_drafted(with_conversions(drafted, conversions), rules, observed)
     return hold_for_market_time(gated, rules, observed, now)
+
+
+def _assembled(
+    groups: list[Group], in_flight: frozenset[str], notes: list[str]
+) -> tuple[Intent, ...]:
+    """The drafted groups' intents in plan order (the groups are ordered once, here), with
+    unique keys, and without what waits for an acknowledgement (a note each).
+
+    Almost always every key is unique already and nothing is in flight: then the ordered
+    groups' intents are the plan, with one look at each key and no group rebuilt
+    (tests/planner/test_gate_fast_paths.py compares this with both steps run on every plan)."""
+    groups = ordered_groups(groups)
+    intents = _flattened(groups)
+    # The keys listed first, so that the set is made at its size instead of growing.
+    if len(set(list(map(attrgetter("key"), intents)))) != len(intents):
+        groups = _with_unique_keys(groups)
+        intents = _flattened(groups)
+    # A modify or cancel in flight still changes its order: plan nothing else for that order
+    # until IB has acknowledged it, even when the market has moved and the new fields differ.
+    if in_flight:
+        groups = _not_in_flight(groups, in_flight, notes)
+        intents = _flattened(groups)
+    return intents
+
+
+def _flattened(groups: list[Group]) -> tuple[Intent, ...]:
+    return tuple(chain.from_iterable(map(attrgetter("intents"), groups)))
 
 
 def _not_in_flight(groups: list[Group], in_flight: frozenset[str], notes: list[str]) -> list[Group]:
@@ -201,13 +223,7 @@ def _drafted_intents(draft: Draft) -> list[Intent]:
 def _with_unique_keys(groups: list[Group]) -> list[Group]:
     """Two working orders can share an orderRef (a duplicate tradectl must clean up); their
     cancel or modify intents then get the order id in the key, so keys stay unique. ``groups``
-    come in the plan's final order, so the same inputs always give the same keys.
-
-    Almost always every key is unique already and the groups are returned as they are (what
-    the loop below gives then too: tests/planner/test_gate_fast_paths.py)."""
-    keys = [intent.key for group in groups for intent in group.intents]
-    if len(set(keys)) == len(keys):
-        return groups
+    come in the plan's final order, so the same inputs always give the same keys."""
     seen: set[str] = set()
     result: list[Group] = []
     for group in groups:

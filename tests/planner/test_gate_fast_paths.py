@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
+from unittest.mock import patch
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -29,7 +31,9 @@ from tradectl.planner.breaker import breaker_reason
 from tradectl.planner.cash import check_cash
 from tradectl.planner.common import (
     TERMINAL_STATUSES,
+    Book,
     Group,
+    OwnedOrder,
     built,
     money,
     ordered_groups,
@@ -40,12 +44,26 @@ from tradectl.planner.gate import (
     HALT,
     _checked,
     _limit_rate,
-    _units,
     gate,
     gate_drafted,
 )
-from tradectl.planner.legs import ENTRY_LEG, STOP_LEG, TARGET_LEG, conversion_leg, order_ref
-from tradectl.planner.market_time import Hold, MarketHours, hold_reason, in_blackout, market_hours
+from tradectl.planner.legs import (
+    ENTRY_LEG,
+    STOP_LEG,
+    TARGET_LEG,
+    conversion_leg,
+    order_ref,
+    parse_order_ref,
+)
+from tradectl.planner.market_time import (
+    Hold,
+    MarketHours,
+    Session,
+    _wait_for,
+    hold_reason,
+    in_blackout,
+    market_hours,
+)
 from tradectl.planner.money import (
     FX_RULE,
     Rates,
@@ -53,8 +71,13 @@ from tradectl.planner.money import (
     is_conversion,
     no_rate_reason,
 )
-from tradectl.planner.plan import _with_unique_keys, hold_for_market_time
-from tradectl.schemas.models import Risk, RuleSet, instrument_allowed
+from tradectl.planner.plan import (
+    _assembled,
+    _not_in_flight,
+    _with_unique_keys,
+    hold_for_market_time,
+)
+from tradectl.schemas.models import Risk, RuleSet, TradingWindow, instrument_allowed
 
 # --- reference: the gate as it was before round five (6b889ff), checks one call per intent ---
 
@@ -260,6 +283,22 @@ def _reference_limit_cash(
         committed += change
 
 
+def _reference_units(intents: list[Intent]) -> list[list[int]]:
+    """The gate's units before round six: a list for every unit, one intent or several."""
+    units: list[list[int]] = []
+    bracket_unit: dict[str, list[int]] = {}
+    for index, intent in enumerate(intents):
+        if intent.kind == "brackets" and not is_conversion(intent):
+            unit = bracket_unit.get(intent.rule)
+            if unit is None:
+                unit = bracket_unit[intent.rule] = []
+                units.append(unit)
+            unit.append(index)
+        else:
+            units.append([index])
+    return units
+
+
 def _reference_marked(intent: Intent, blocked_by: str | None) -> Intent:
     return (
         intent
@@ -274,7 +313,7 @@ def _reference_gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
         return dataclasses.replace(
             plan, intents=tuple(_reference_marked(intent, HALT) for intent in intents)
         )
-    units = _units(intents)
+    units = _reference_units(intents)
     blocked_by: dict[int, str] = {}
     checks = _ReferenceChecks(rules.risk, observed, intents)
     for unit in units:
@@ -454,6 +493,10 @@ def test_the_gate_gives_what_the_per_intent_checks_gave(
 
     assert gate(drafted, rules, account) == expected
     assert drafted.intents == inputs, "gate() leaves its input as it was"
+    # The rate check by each intent's contract, as a small plan in a large account asks it,
+    # instead of one proof over every contract's currency.
+    with patch("tradectl.planner.gate._CONTRACTS_PER_LOOKUP", 0):
+        assert gate(drafted, rules, account) == expected
 
     own = Plan(intents=fresh(drafted.intents), notes=("a note",))
     published = gate_drafted(own, rules, account)
@@ -511,37 +554,46 @@ intent_actions = st.sampled_from(("place", "modify", "cancel"))
 def test_the_rate_limit_by_rank_is_the_stable_sort(
     shape: list[list[tuple[str, str]]], limit: int, sent: int, checked_out: set[int]
 ) -> None:
-    """Units of intents without orders pass every check; some are blocked by a check first."""
+    """Units of intents without orders pass every check; the first intent of some units has
+    an order without a price, which a check blocks first (with its whole unit)."""
     planned: list[Intent] = []
-    for unit_shape in shape:
+    for unit_number, unit_shape in enumerate(shape):
         rule = f"b{len(planned)}"
-        for purpose, action in unit_shape:
+        for position, (purpose, action) in enumerate(unit_shape):
+            fields: dict[str, Any] = {"purpose": purpose, "action": action}
+            if position == 0 and unit_number in checked_out:
+                fields = {"purpose": "closing", "action": "place", "order": NO_PRICE_ORDER}
             planned.append(
                 built(
                     Intent,
                     key=f"k{len(planned)}",
-                    action=action,
                     kind="brackets" if len(unit_shape) > 1 else "allocations",
                     rule=rule,
                     leg=ENTRY_LEG,
                     symbol="AAA",
-                    purpose=purpose,
                     reason="why",
+                    **fields,
                 )
             )
-    units = _units(planned)
+    units = _reference_units(planned)
     assert [len(unit) for unit in units] == [len(unit_shape) for unit_shape in shape]
-    checked_out_units = [units[index] for index in checked_out if index < len(units)]
-    kept = [unit for unit in units if unit not in checked_out_units]
+    checked_out_indices = {
+        index for number, unit in enumerate(units) if number in checked_out for index in unit
+    }
     rules = rule_set(risk={"max_orders_per_minute": limit})
     account = observed(orders_sent_last_minute=sent)
-    blocked_by = {unit[0]: "checked" for unit in checked_out_units}
+    blocked_by = dict.fromkeys(checked_out_indices, "checked")
     expected = _reference_rate_limit(planned, units, blocked_by, limit - sent)
 
-    found, candidates = _checked(planned, kept, rules.risk, account)
-    assert found == {}
+    found, candidates = _checked(planned, rules.risk, account)
+    assert set(found) == checked_out_indices
     _limit_rate(candidates, found, rules.risk, account)
-    assert set(found) == expected
+    assert set(found) == expected | checked_out_indices
+
+
+NO_PRICE_ORDER = OrderSpec(
+    symbol="AAA", action="SELL", quantity=1, order_type="LMT", order_ref="tctl:r:g:entry"
+)
 
 
 def _reference_unique_keys(groups: list[Group]) -> list[Group]:
@@ -567,20 +619,23 @@ def _reference_unique_keys(groups: list[Group]) -> list[Group]:
 CANCEL = gate_test_intent("AAA", "SELL", 1, 10.0, purpose="closing", verb="cancel")
 
 
-@settings(max_examples=400)
-@given(
-    st.lists(
-        st.tuples(
-            st.lists(
-                st.tuples(st.sampled_from("abcdefgh"), st.none() | st.integers(1, 3)),
-                min_size=1,
-                max_size=3,
-            ),
-            st.integers(0, 2),
+# Groups of one to three intents keyed from eight keys (so that keys repeat), with order ids
+# or none, in random phases.
+GROUP_SHAPES = st.lists(
+    st.tuples(
+        st.lists(
+            st.tuples(st.sampled_from("abcdefgh"), st.none() | st.integers(1, 3)),
+            min_size=1,
+            max_size=3,
         ),
-        max_size=12,
-    )
+        st.integers(0, 2),
+    ),
+    max_size=12,
 )
+
+
+@settings(max_examples=400)
+@given(GROUP_SHAPES)
 def test_unique_keys_are_the_loop(shape: list[tuple[list[tuple[str, int | None]], int]]) -> None:
     groups = [
         Group(
@@ -594,6 +649,40 @@ def test_unique_keys_are_the_loop(shape: list[tuple[list[tuple[str, int | None]]
     assert [(group.intents, group.phase) for group in found] == [
         (group.intents, group.phase) for group in expected
     ]
+
+
+@settings(max_examples=400)
+@given(
+    GROUP_SHAPES,
+    st.sets(st.sampled_from(("a#cancel", "b", "c@2", "tctl:r:g:l#modify", "x"))),
+)
+def test_the_assembled_intents_are_both_steps_on_every_plan(
+    shape: list[tuple[list[tuple[str, int | None]], int]], in_flight: set[str]
+) -> None:
+    """plan() looks at the keys once and rebuilds groups only when a key repeats or something
+    is in flight: the same intents, notes and order as the unique-key loop and the in-flight
+    filter run on every plan (keys with and without repeats, in flight or not)."""
+    keys = ("a#cancel", "b", "c", "tctl:r:g:l#modify", "tctl:r:g:l#cancel", "x", "y", "z")
+    groups = [
+        Group(
+            [
+                dataclasses.replace(
+                    CANCEL, key=keys["abcdefgh".index(key)], order_id=order_id, action="modify"
+                )
+                for key, order_id in members
+            ],
+            phase,
+        )
+        for members, phase in shape
+    ]
+    expected_notes: list[str] = []
+    expected_groups = _reference_unique_keys(groups)
+    if in_flight:
+        expected_groups = _not_in_flight(expected_groups, frozenset(in_flight), expected_notes)
+    notes: list[str] = []
+    found = _assembled(groups, frozenset(in_flight), notes)
+    assert found == tuple(intent for group in expected_groups for intent in group.intents)
+    assert notes == expected_notes
 
 
 ALWAYS_OPEN = market_hours(
@@ -773,3 +862,136 @@ def test_bracket_stops_and_cash_are_what_the_searches_found(
     account = observed(cash=cash, prices={"AAA": 50.0}, orders=working_stops)
     drafted = Plan(intents=tuple(planned))
     assert gate(drafted, rules, account) == _reference_gate(drafted, rules, account)
+
+
+# --- Book: each orderRef parsed once ---
+
+
+def _reference_book_index(account: Observed) -> tuple[Any, ...]:
+    """``Book.__init__``'s index of the orders before round six: working orders parsed for the
+    owned ones, working and completed orders parsed again for IB's fills."""
+    live = tuple(order for order in account.working_orders if order.status not in TERMINAL_STATUSES)
+    owned: list[OwnedOrder] = []
+    by_rule: dict[tuple[str | None, str], list[OwnedOrder]] = {}
+    for order in live:
+        parsed = parse_order_ref(order.order_ref)
+        if parsed is None:
+            continue
+        rule, generation, leg = parsed
+        one = OwnedOrder(order, rule, generation, leg, parsed.kind)
+        owned.append(one)
+        by_rule.setdefault((one.kind, rule), []).append(one)
+    for orders in by_rule.values():
+        orders.sort(key=lambda one: one.order.order_id)
+    completed: dict[tuple[str, str], WorkingOrder] = {}
+    for order in account.completed_orders:
+        parsed = parse_order_ref(order.order_ref)
+        if parsed is not None:
+            completed[(parsed.rule, parsed.leg)] = order
+    ib_filled: dict[str, dict[tuple[str, str], float]] = {}
+    for order in (*account.working_orders, *account.completed_orders):
+        parsed = parse_order_ref(order.order_ref)
+        if parsed is not None and order.filled > 0:
+            by_ref = ib_filled.setdefault(parsed.rule, {})
+            key = (order.order_ref or "", parsed.leg)
+            by_ref[key] = max(by_ref.get(key, 0.0), order.filled)
+    return live, owned, by_rule, completed, ib_filled
+
+
+@st.composite
+def indexed_orders(draw: st.DrawFn) -> WorkingOrder:
+    rule = draw(st.sampled_from(RULES))
+    leg = draw(st.sampled_from((ENTRY_LEG, STOP_LEG, "L2", "AAA.abc123", "odd-leg")))
+    ref = draw(
+        st.sampled_from(
+            (order_ref(rule, "gen0000000", leg), order_ref(rule, "gen1", leg), None, "", "manual")
+        )
+    )
+    return working(
+        draw(st.integers(1, 8)),
+        draw(st.sampled_from(SYMBOLS)),
+        draw(st.sampled_from(("BUY", "SELL"))),
+        draw(st.integers(1, 300)),
+        ref=ref,
+        filled=draw(st.sampled_from((0.0, 5.0, 20.0, -1.0, float("nan")))),
+        status=draw(st.sampled_from(("Submitted", "PreSubmitted", "Cancelled", "Filled"))),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(indexed_orders(), max_size=10), st.lists(indexed_orders(), max_size=6))
+def test_the_book_parses_each_order_ref_once_and_indexes_what_it_did(
+    working_orders: list[WorkingOrder], completed: list[WorkingOrder]
+) -> None:
+    account = dataclasses.replace(
+        observed(), working_orders=tuple(working_orders), completed_orders=tuple(completed)
+    )
+    book = Book(account, NOW)
+    live, owned, by_rule, completed_by_leg, ib_filled = _reference_book_index(account)
+    assert book.live == live
+    assert book.owned == owned
+    assert [repr(one) for one in book.owned] == [repr(one) for one in owned]
+    assert book._by_rule == by_rule
+    assert list(book._by_rule) == list(by_rule)
+    assert book._completed == completed_by_leg
+    assert repr(book._ib_filled) == repr(ib_filled)
+    assert book.manual == account.manual_orders
+
+
+# --- market time: the allocation window without its trimmed copies ---
+
+
+def _reference_allocation_hold(
+    hours: MarketHours, now: datetime, outside_rth: bool, window: TradingWindow
+) -> Hold | None:
+    """``hold_reason``'s allocation branch before round six (the rest is unchanged): the
+    window's sessions and its reason built on every call, held or not."""
+    trimmed = (
+        Session(session.open + window.after_open, session.close - window.before_close)
+        for session in hours.regular
+    )
+    windows = tuple(session for session in trimmed if session.open < session.close)
+    sessions = hours.extended if outside_rth else windows
+    reason = (
+        "outside the extended session (outside_rth)"
+        if outside_rth
+        else "outside the allocation window "
+        f"({int(window.after_open.total_seconds() // 60)} min after the open to "
+        f"{int(window.before_close.total_seconds() // 60)} min before the close)"
+    )
+    return _wait_for(sessions, now, reason, hours)
+
+
+SHUFFLED_WEEK = dataclasses.replace(WEEK, regular=WEEK.regular[::-1])
+WINDOWS = [
+    TradingWindow(after_open=timedelta(minutes=after), before_close=timedelta(minutes=before))
+    for after, before in ((0, 0), (5, 10), (30, 45), (200, 190), (600, 600))
+]
+
+
+@pytest.mark.parametrize("hours", [WEEK, ALWAYS_OPEN, SHUFFLED_WEEK])
+def test_the_allocation_window_is_what_its_sessions_said(hours: MarketHours) -> None:
+    """An allocation order's hold, every five minutes over four days (Thanksgiving, an early
+    close, a weekend), windows from none to one that takes a whole session and longer, market
+    and limit orders, inside and outside regular hours, for a week's hours, hours always open
+    and the week's sessions out of order (outside a blackout: what comes before the
+    allocation's branch did not change)."""
+    start = datetime(2026, 11, 25, tzinfo=ZoneInfo("America/New_York"))
+    checked = 0
+    for minutes in range(0, 4 * 24 * 60, 5):
+        now = start + timedelta(minutes=minutes)
+        for window in WINDOWS:
+            for market_order, outside_rth in itertools.product((True, False), repeat=2):
+                found = hold_reason(
+                    hours=hours,
+                    now=now,
+                    allocation=True,
+                    market_order=market_order,
+                    protective=False,
+                    outside_rth=outside_rth,
+                    window=window,
+                    blackouts=[],
+                )
+                assert found == _reference_allocation_hold(hours, now, outside_rth, window)
+                checked += 1
+    assert checked == 1152 * len(WINDOWS) * 4
