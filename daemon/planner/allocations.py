@@ -24,11 +24,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
 from hashlib import sha256
-from typing import Literal
+from typing import Final, Literal
 
 from tradectl.planner.common import (
+    BUYS,
     SAME_PRICE,
+    SELLS,
     Book,
     Draft,
     OwnedOrder,
@@ -45,11 +49,14 @@ from tradectl.planner.common import (
     working_shares,
 )
 from tradectl.planner.domain import (
+    DEFERRED_REASON,
     ContractFacts,
     DeferredReason,
+    Intent,
     OrderSpec,
     OrderType,
     Purpose,
+    Quote,
     TargetsMode,
     affixed,
 )
@@ -138,6 +145,9 @@ class _Want:
     position: float
     reason: str | DeferredReason
     carrier: OwnedOrder | None
+    # The order and its leg, once built for the carrier check (``_unchanged``), for ``_emit``;
+    # None until then, and again when the cash check changes the quantity.
+    order: tuple[OrderSpec, str] | None = None
 
     @property
     def unit_value(self) -> float:
@@ -313,40 +323,168 @@ def _plan_rule(
         )
 
     listings = _Listings(book)
-    no_orders: list[OwnedOrder] = []
+    quotes, contracts = book.observed.quotes, book.observed.contracts
+    # Weight targets without a working order of the rule are most of a large plan: their
+    # decision (``_quick_want``) reads the quote, contract and listing directly. Every other
+    # target, and every case the quick decision leaves open, takes the general code
+    # (``_plan_symbol``), which writes the notes.
+    fresh_since = book.fresh_since if rule.mode == "weight" else None
     for symbol, amount in sorted(outcome.targets.items()):
-        orders = by_symbol.get(symbol, no_orders)
-        if orders:
-            pending = next((owned.order.order_id for owned in orders if owned.pending_cancel), None)
-            if pending is not None:
-                draft.notes.append(
-                    f"allocations.{name}: {symbol}: waiting for the cancel of order {pending} "
-                    "to be confirmed"
-                )
+        orders = by_symbol.get(symbol)
+        if orders is None and fresh_since is not None:
+            quote, facts = quotes.get(symbol), contracts.get(symbol)
+            want = _quick_want(rule, symbol, amount, quote, facts, fresh_since, listings)
+            if want is not GENERAL:
+                if want is not None:
+                    _wanted(want, outcome, draft)
                 continue
-        price, why = book.fresh_price(symbol)
-        if price is None:
-            draft.notes.append(f"allocations.{name}: {why}; {symbol} not planned")
-            continue
-        facts = book.facts(symbol)
-        if facts is None:
+        _plan_symbol(rule, symbol, amount, orders or [], book, listings, outcome, draft)
+
+
+def _plan_symbol(
+    rule: _Rule,
+    symbol: str,
+    amount: float,
+    orders: list[OwnedOrder],
+    book: Book,
+    listings: _Listings,
+    outcome: _RuleOutcome,
+    draft: Draft,
+) -> None:
+    """One target of ``rule``, any case: the notes of a target that cannot be planned now,
+    else the decision (``_decide_symbol``)."""
+    name = rule.name
+    if orders:
+        pending = next((owned.order.order_id for owned in orders if owned.pending_cancel), None)
+        if pending is not None:
             draft.notes.append(
-                f"allocations.{name}: {symbol}: no contract details (min tick, lot size); "
-                "not planned"
+                f"allocations.{name}: {symbol}: waiting for the cancel of order {pending} "
+                "to be confirmed"
             )
-            continue
-        rate, tick = listings.of(symbol, facts)
-        if rate is None:
-            draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
-            continue
-        for want in _decide_symbol(
-            rule, symbol, amount, price, rate, tick, facts.lot_size, orders, draft
-        ):
-            # Sells go now; buys wait for the cash check (``_plan_buys``).
-            if want.action == "BUY":
-                outcome.buys.append(want)
-            else:
-                _emit(want, draft)
+            return
+    price, why = book.fresh_price(symbol)
+    if price is None:
+        draft.notes.append(f"allocations.{name}: {why}; {symbol} not planned")
+        return
+    facts = book.facts(symbol)
+    if facts is None:
+        draft.notes.append(
+            f"allocations.{name}: {symbol}: no contract details (min tick, lot size); not planned"
+        )
+        return
+    rate, tick = listings.of(symbol, facts)
+    if rate is None:
+        draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
+        return
+    for want in _decide_symbol(
+        rule, symbol, amount, price, rate, tick, facts.lot_size, orders, draft
+    ):
+        _wanted(want, outcome, draft)
+
+
+def _wanted(want: _Want, outcome: _RuleOutcome, draft: Draft) -> None:
+    """Sells go now; buys wait for the cash check (``_plan_buys``)."""
+    if want.action == "BUY":
+        outcome.buys.append(want)
+    elif want.carrier is None or not _unchanged(want):
+        _emit(want, draft)
+
+
+class _General(Enum):
+    """``_quick_want``'s answer when the general code must decide."""
+
+    GENERAL = "general"
+
+
+GENERAL: Final = _General.GENERAL
+
+
+def _quick_want(
+    rule: _Rule,
+    symbol: str,
+    amount: float,
+    quote: Quote | None,
+    facts: ContractFacts | None,
+    fresh_since: datetime,
+    listings: _Listings,
+) -> _Want | Literal[_General.GENERAL] | None:
+    """What ``_plan_symbol`` decides for a weight target without a working order of the rule,
+    in the case that needs no note, cap, slice or room (most of a large plan), with the same
+    arithmetic: a fresh quote (at or after ``fresh_since``, see ``Book.fresh_price``), valid
+    contract facts, a rate, and a trade within the position and order limits. The want, None
+    when the target holds, or GENERAL for every other case (tests/planner/
+    test_alloc_fast_paths.py compares the two on random accounts that reach every case)."""
+    if quote is None or facts is None or not amount > 0:
+        return GENERAL
+    price, quoted = quote.last, quote.time
+    if (
+        not 0 < price < math.inf
+        or quote.halted
+        or quoted.tzinfo is None
+        or quoted < fresh_since
+        or not (facts.min_tick > 0 and facts.lot_size >= 1)
+    ):
+        return GENERAL
+    rate, tick = listings.of(symbol, facts)
+    if rate is None:
+        return GENERAL
+    lot = facts.lot_size
+    value = price * rate
+    capital = rule.capital
+    held = rule.positions.get(symbol)
+    position = 0.0 if held is None else held.quantity
+    effective = position + 0.0  # no working order of the rule adds to it
+    desired = lots_down(amount * capital / value, lot)
+    if desired > lots_down(rule.max_position_value / value, lot):
+        return GENERAL  # capped by risk.max_position_fraction
+    effective_weight = effective * value / capital
+    if not (
+        abs(effective_weight - amount) > rule.band
+        and abs(desired - effective) * value >= rule.min_trade_value
+    ):
+        return None
+    quantity = lots_down(abs(desired - position), lot)
+    if quantity == 0:
+        return None
+    action: Side = "BUY" if desired - position > 0 else "SELL"
+    limit_price = _limit_price(rule, price, tick, action)
+    estimated = limit_price if limit_price is not None else price
+    if quantity > lots_down(rule.max_order_value / (estimated * rate), lot):
+        return GENERAL  # sliced to risk.max_order_value
+    if (
+        action == "BUY"
+        and (position + rule.working_buys.get(symbol, 0.0) + quantity) * value
+        > rule.max_position_value
+    ):
+        return GENERAL  # limited by the room under risk.max_position_fraction
+    description: _Description = (
+        "weight",
+        rule.band_text,
+        amount,
+        position,
+        effective,
+        desired,
+        False,
+        amount,
+        effective_weight,
+        amount,
+    )
+    return _Want(
+        rule,
+        symbol,
+        action,
+        quantity,
+        rule.order_type,
+        limit_price,
+        estimated,
+        rate,
+        lot,
+        0.0,
+        desired,
+        position,
+        (_describe, description),
+        None,
+    )
 
 
 def _describe(
@@ -677,6 +815,11 @@ def _spec(want: _Want) -> tuple[OrderSpec, str]:
         leg = allocation_leg(want.symbol, digest)
         ref = want.rule.ref_prefix + leg
     quantity = want.quantity if carrier is None else int(carrier.order.filled) + want.quantity
+    return _order(want, quantity, ref), leg
+
+
+def _order(want: _Want, quantity: int, ref: str) -> OrderSpec:
+    """``want``'s order of ``quantity`` shares in all, named ``ref``."""
     spec: OrderSpec = frozen_instance(
         OrderSpec,
         {
@@ -695,7 +838,7 @@ def _spec(want: _Want) -> tuple[OrderSpec, str]:
             "outside_rth": False,
         },
     )
-    return spec, leg
+    return spec
 
 
 def _already(want: _Want, spec: OrderSpec) -> bool:
@@ -707,33 +850,73 @@ def _already(want: _Want, spec: OrderSpec) -> bool:
 
 
 def _unchanged(want: _Want) -> bool:
-    """The carrier already is the want (see ``_already``)."""
-    return want.carrier is not None and _already(want, _spec(want)[0])
+    """The carrier already is the want (see ``_already``). The order built to tell is kept
+    for ``_emit`` (``_Want.order``)."""
+    if want.carrier is None:
+        return False
+    want.order = _spec(want)
+    return _already(want, want.order[0])
 
 
 def _emit(want: _Want, draft: Draft) -> None:
-    """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
-    spec, leg = _spec(want)
-    carrier = want.carrier
-    if carrier is not None and _already(want, spec):
+    """Turn a want into a place or modify intent (a want with a carrier: one that is not
+    ``_unchanged``)."""
+    if want.carrier is not None:
+        _emit_modify(want, draft)
         return
+    # A place, its order and intent written out (``_spec`` and ``place_or_modify`` without a
+    # carrier): most intents of a large plan are built here (tests/planner/
+    # test_alloc_fast_paths.py compares the two).
+    rule, symbol, action, quantity = want.rule, want.symbol, want.action, want.quantity
+    position = want.position
+    leg = allocation_leg(symbol, _trade_digest(action, quantity, want.desired, position))
+    spec = _order(want, quantity, rule.ref_prefix + leg)
+    reason = want.reason
+    intent: Intent = frozen_instance(
+        Intent,
+        {
+            "key": spec.order_ref,
+            "action": "place",
+            "kind": KIND,
+            "rule": rule.name,
+            "leg": leg,
+            "symbol": symbol,
+            "purpose": "closing" if reduces(position, action, quantity) else "opening",
+            "reason" if isinstance(reason, str) else DEFERRED_REASON: reason,
+            "order": spec,
+            "order_id": None,
+            "estimated_price": want.estimated_price,
+            "current_quantity": position,
+            "target_quantity": float(want.desired),
+            "blocked_by": None,
+            "replaces": None,
+            "fx_rate": want.fx_rate,
+        },
+    )
+    draft.add_one(intent, BUYS if action == "BUY" else SELLS)
+
+
+def _emit_modify(want: _Want, draft: Draft) -> None:
+    """The modify of ``want``'s carrier (``_emit``)."""
+    carrier = want.carrier
+    assert carrier is not None
+    spec, leg = _spec(want) if want.order is None else want.order
     position = want.position
     purpose: Purpose = "closing" if reduces(position, want.action, want.quantity) else "opening"
-    draft.add_one(
-        place_or_modify(
-            spec,
-            kind=KIND,
-            rule=want.rule.name,
-            leg=leg,
-            purpose=purpose,
-            reason=want.reason,
-            estimated_price=want.estimated_price,
-            current=position,
-            target=float(want.desired),
-            existing=None if carrier is None else carrier.order,
-            fx_rate=want.fx_rate,
-        )
+    intent = place_or_modify(
+        spec,
+        kind=KIND,
+        rule=want.rule.name,
+        leg=leg,
+        purpose=purpose,
+        reason=want.reason,
+        estimated_price=want.estimated_price,
+        current=position,
+        target=float(want.desired),
+        existing=carrier.order,
+        fx_rate=want.fx_rate,
     )
+    draft.add_one(intent, BUYS if want.action == "BUY" else SELLS)
 
 
 def _plan_buys(
@@ -796,7 +979,10 @@ def _plan_buys(
                 suffix=f"; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares",
             )
             want.quantity = quantity
-            _emit(want, draft)
+            want.order = None
+            # Scaled down, a modify may come back to what its order already is.
+            if not _unchanged(want):
+                _emit(want, draft)
             spent += quantity * want.unit_value
 
 

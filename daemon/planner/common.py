@@ -357,6 +357,12 @@ class Book:
             return None, f"{symbol}: quote is stale ({minutes} min old, limit 15 min)"
         return last, ""
 
+    @property
+    def fresh_since(self) -> datetime | None:
+        """The oldest quote time that is fresh whatever the market hours (``fresh_price``),
+        when ``now`` is in UTC; None when the age must be subtracted instead."""
+        return self._stale_before
+
     def _stale(self, quoted: datetime) -> bool:
         return self._now_utc - quoted > QUOTE_MAX_AGE
 
@@ -376,12 +382,16 @@ class Book:
         return facts
 
 
+# A group's phase: its place in the plan.
+CANCELS, SELLS, BUYS = 0, 1, 2
+
+
 @dataclass(slots=True)
 class Group:
     """Intents that must stay together and in this order (a bracket's parent and children).
 
-    ``phase`` orders groups in the plan: 0 cancels, 1 sells, 2 buys, so that sells free cash
-    before buys spend it and cancels free working-order slots first.
+    ``phase`` orders groups in the plan: ``CANCELS``, ``SELLS``, ``BUYS``, so that sells free
+    cash before buys spend it and cancels free working-order slots first.
     """
 
     intents: list[Intent]
@@ -396,9 +406,10 @@ class Draft:
     notes: list[str] = field(default_factory=list)
     targets: list[TargetsDecision] = field(default_factory=list)
 
-    def add_one(self, intent: Intent) -> None:
-        """``add(intent)``: one intent, its own group (most of a large plan)."""
-        self.groups.append(Group([intent], _phase(intent.order)))
+    def add_one(self, intent: Intent, phase: int) -> None:
+        """``add(intent)`` when the caller knows its ``phase``: one intent, its own group (most
+        of a large plan)."""
+        self.groups.append(Group([intent], phase))
 
     def add(self, *intents: Intent) -> None:
         if intents:
@@ -414,8 +425,8 @@ class Draft:
 def _phase(order: OrderSpec | None) -> int:
     """A group's place in the plan, from its first order: cancels (no order), sells, buys."""
     if order is None:
-        return 0
-    return 1 if order.action == "SELL" else 2
+        return CANCELS
+    return SELLS if order.action == "SELL" else BUYS
 
 
 def cancel_intent(
