@@ -593,8 +593,9 @@ def _decide_symbol(
         wants: list[_Want] = []
         for owned in orders:
             if owned.generation != generation:
-                text = _describe(*description)
-                reason = f"left by an earlier version of the rule; {text}"
+                reason = affixed(
+                    (_describe, description), prefix="left by an earlier version of the rule; "
+                )
                 draft.add(cancel_intent(owned, KIND, reason))
                 continue
             kept = _kept(owned, rule, price, rate, tick, lot, desired, position)
@@ -621,8 +622,8 @@ def _decide_symbol(
                 continue
             if not same_form:
                 blocking_change = True
-            text = _describe(*description)
-            draft.add(cancel_intent(owned, KIND, f"replaced: {text}"))
+            reason = affixed((_describe, description), prefix="replaced: ")
+            draft.add(cancel_intent(owned, KIND, reason))
         if wanted_quantity == 0:
             return []
         if blocking_change and carrier is None:
@@ -776,20 +777,20 @@ def _kept(
             f"{rule.offset_bps:g} bps (or a tick) away from {fresh:g}"
         )
     return _Want(
-        rule=rule,
-        symbol=order.symbol,
-        action=order.action,
-        quantity=int(order.remaining),
-        order_type=order.order_type,
-        limit_price=fresh,
-        estimated_price=fresh if fresh is not None else price,
-        fx_rate=rate,
-        lot=lot,
-        tolerance=_tolerance(rule, price, tick),
-        desired=desired,
-        position=position,
-        reason=reason,
-        carrier=owned,
+        rule,
+        order.symbol,
+        order.action,
+        int(order.remaining),
+        order.order_type,
+        fresh,
+        fresh if fresh is not None else price,
+        rate,
+        lot,
+        _tolerance(rule, price, tick),
+        desired,
+        position,
+        reason,
+        owned,
     )
 
 

@@ -96,10 +96,17 @@ _SPEC_FIELDS = tuple(
 
 
 def spec_hash(spec: OrderSpec) -> str:
-    values = [getattr(spec, name) for name in _SPEC_FIELDS]
+    """``short_hash`` of the order's ``_SPEC_FIELDS`` in their order, and ``"outside_rth"``
+    when it is set, with the text written in one format string: the same bytes, so the same
+    modify keys (tests/planner/test_alloc_fast_paths.py)."""
+    text = (
+        f"{spec.symbol!r}|{spec.action!r}|{spec.quantity!r}|{spec.order_type!r}|"
+        f"{spec.order_ref!r}|{spec.tif!r}|{spec.limit_price!r}|{spec.aux_price!r}|"
+        f"{spec.trailing_percent!r}|{spec.parent_ref!r}|{spec.oca_group!r}|{spec.transmit!r}"
+    )
     if spec.outside_rth:
-        values.append("outside_rth")
-    return short_hash(*values)
+        text += "|'outside_rth'"
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def round_to_tick(price: float, increments: PriceIncrements, direction: Direction) -> float:
@@ -430,24 +437,36 @@ def _phase(order: OrderSpec | None) -> int:
 
 
 def cancel_intent(
-    owned: OwnedOrder, kind: RuleKind, reason: str, purpose: Purpose = "closing"
+    owned: OwnedOrder,
+    kind: RuleKind,
+    reason: str | DeferredReason,
+    purpose: Purpose = "closing",
 ) -> Intent:
+    """The cancel of ``owned``; ``reason`` is the text, or how to write it when it is first
+    read (``DEFERRED_REASON``)."""
     order = owned.order
-    return built(
+    intent: Intent = frozen_instance(
         Intent,
-        key=f"{order.order_ref}#cancel",
-        action="cancel",
-        kind=kind,
-        rule=owned.rule,
-        leg=owned.leg,
-        symbol=order.symbol,
-        purpose=purpose,
-        reason=reason,
-        order_id=order.order_id,
-        estimated_price=working_price(order, None),
-        current_quantity=order.remaining,
-        target_quantity=0.0,
+        {
+            "key": f"{order.order_ref}#cancel",
+            "action": "cancel",
+            "kind": kind,
+            "rule": owned.rule,
+            "leg": owned.leg,
+            "symbol": order.symbol,
+            "purpose": purpose,
+            "reason" if isinstance(reason, str) else DEFERRED_REASON: reason,
+            "order": None,
+            "order_id": order.order_id,
+            "estimated_price": working_price(order, None),
+            "current_quantity": order.remaining,
+            "target_quantity": 0.0,
+            "blocked_by": None,
+            "replaces": None,
+            "fx_rate": 1.0,
+        },
     )
+    return intent
 
 
 # Two prices closer than this are the same price (float noise, far below any tick).
