@@ -35,10 +35,10 @@ from tradectl.planner.common import (
     SELLS,
     Book,
     Draft,
+    Group,
     OwnedOrder,
     already_this_spec,
     cancel_intent,
-    frozen_instance,
     lots_down,
     money,
     place_or_modify,
@@ -67,6 +67,10 @@ from tradectl.planner.ticks import PriceBand, PriceIncrements
 from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "allocations"
+# ``frozen_instance`` written out where an allocation's orders and intents are built (most
+# objects of a large plan): a frozen instance whose dict is the given one.
+_new_instance = object.__new__
+_set_state = object.__setattr__
 
 
 class _Rule:
@@ -434,7 +438,8 @@ def _quick_want(
     held = rule.positions.get(symbol)
     position = 0.0 if held is None else held.quantity
     effective = position + 0.0  # no working order of the rule adds to it
-    desired = lots_down(amount * capital / value, lot)
+    # ``lots_down`` of a quantity that cannot be negative here, written out.
+    desired = math.floor(amount * capital / value / lot + 1e-9) * lot
     if desired > lots_down(rule.max_position_value / value, lot):
         return GENERAL  # capped by risk.max_position_fraction
     effective_weight = effective * value / capital
@@ -443,7 +448,7 @@ def _quick_want(
         and abs(desired - effective) * value >= rule.min_trade_value
     ):
         return None
-    quantity = lots_down(abs(desired - position), lot)
+    quantity = math.floor(abs(desired - position) / lot + 1e-9) * lot
     if quantity == 0:
         return None
     action: Side = "BUY" if desired - position > 0 else "SELL"
@@ -821,8 +826,10 @@ def _spec(want: _Want) -> tuple[OrderSpec, str]:
 
 def _order(want: _Want, quantity: int, ref: str) -> OrderSpec:
     """``want``'s order of ``quantity`` shares in all, named ``ref``."""
-    spec: OrderSpec = frozen_instance(
-        OrderSpec,
+    spec = _new_instance(OrderSpec)
+    _set_state(
+        spec,
+        "__dict__",
         {
             "symbol": want.symbol,
             "action": want.action,
@@ -869,12 +876,13 @@ def _emit(want: _Want, draft: Draft) -> None:
     # carrier): most intents of a large plan are built here (tests/planner/
     # test_alloc_fast_paths.py compares the two).
     rule, symbol, action, quantity = want.rule, want.symbol, want.action, want.quantity
-    position = want.position
-    leg = allocation_leg(symbol, _trade_digest(action, quantity, want.desired, position))
+    position, desired, reason = want.position, want.desired, want.reason
+    leg = allocation_leg(symbol, _trade_digest(action, quantity, desired, position))
     spec = _order(want, quantity, rule.ref_prefix + leg)
-    reason = want.reason
-    intent: Intent = frozen_instance(
-        Intent,
+    intent = _new_instance(Intent)
+    _set_state(
+        intent,
+        "__dict__",
         {
             "key": spec.order_ref,
             "action": "place",
@@ -888,13 +896,13 @@ def _emit(want: _Want, draft: Draft) -> None:
             "order_id": None,
             "estimated_price": want.estimated_price,
             "current_quantity": position,
-            "target_quantity": float(want.desired),
+            "target_quantity": float(desired),
             "blocked_by": None,
             "replaces": None,
             "fx_rate": want.fx_rate,
         },
     )
-    draft.add_one(intent, BUYS if action == "BUY" else SELLS)
+    draft.groups.append(Group([intent], BUYS if action == "BUY" else SELLS))
 
 
 def _emit_modify(want: _Want, draft: Draft) -> None:

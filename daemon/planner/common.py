@@ -88,17 +88,12 @@ def frozen_instance(cls: type[_Frozen], state: dict[str, Any]) -> _Frozen:
     return instance
 
 
-# outside_rth came after the first release: left out of the hash while False, so a modify
-# journaled by an earlier tradectl keeps its key across an upgrade (exactly once).
-_SPEC_FIELDS = tuple(
-    spec_field.name for spec_field in fields(OrderSpec) if spec_field.name != "outside_rth"
-)
-
-
 def spec_hash(spec: OrderSpec) -> str:
-    """``short_hash`` of the order's ``_SPEC_FIELDS`` in their order, and ``"outside_rth"``
-    when it is set, with the text written in one format string: the same bytes, so the same
-    modify keys (tests/planner/test_alloc_fast_paths.py)."""
+    """``short_hash`` of the order's fields in their order, but ``outside_rth`` only as the
+    word ``"outside_rth"`` at the end when it is set, with the text written in one format
+    string (the same bytes: tests/planner/test_alloc_fast_paths.py). ``outside_rth`` came
+    after the first release: left out of the hash while False, so a modify journaled by an
+    earlier tradectl keeps its key across an upgrade (exactly once)."""
     text = (
         f"{spec.symbol!r}|{spec.action!r}|{spec.quantity!r}|{spec.order_type!r}|"
         f"{spec.order_ref!r}|{spec.tif!r}|{spec.limit_price!r}|{spec.aux_price!r}|"
