@@ -358,12 +358,11 @@ def _plan_symbol(
     """One target of ``rule``, any case: the notes of a target that cannot be planned now,
     else the decision (``_decide_symbol``)."""
     name = rule.name
-    if orders:
-        pending = next((owned.order.order_id for owned in orders if owned.pending_cancel), None)
-        if pending is not None:
+    for owned in orders:
+        if owned.pending_cancel:
             draft.notes.append(
-                f"allocations.{name}: {symbol}: waiting for the cancel of order {pending} "
-                "to be confirmed"
+                f"allocations.{name}: {symbol}: waiting for the cancel of order "
+                f"{owned.order.order_id} to be confirmed"
             )
             return
     price, why = book.fresh_price(symbol)
