@@ -151,7 +151,7 @@ class _Want:
     carrier: OwnedOrder | None
     # The order and its leg, once built for the carrier check (``_unchanged``), for ``_emit``;
     # None until then, and again when the cash check changes the quantity.
-    order: tuple[OrderSpec, str] | None = None
+    built_order: tuple[OrderSpec, str] | None = None
 
     @property
     def unit_value(self) -> float:
@@ -415,8 +415,9 @@ def _quick_want(
     in the case that needs no note, cap, slice or room (most of a large plan), with the same
     arithmetic: a fresh quote (at or after ``fresh_since``, see ``Book.fresh_price``), valid
     contract facts, a rate, and a trade within the position and order limits. The want, None
-    when the target holds, or GENERAL for every other case (tests/planner/
-    test_alloc_fast_paths.py compares the two on random accounts that reach every case)."""
+    when the target holds, or GENERAL for every other case
+    (tests/planner/test_alloc_fast_paths.py compares the two on random accounts that reach
+    every case)."""
     if quote is None or facts is None or not amount > 0:
         return GENERAL
     price, quoted = quote.last, quote.time
@@ -861,8 +862,8 @@ def _unchanged(want: _Want) -> bool:
     for ``_emit`` (``_Want.order``)."""
     if want.carrier is None:
         return False
-    want.order = _spec(want)
-    return _already(want, want.order[0])
+    want.built_order = _spec(want)
+    return _already(want, want.built_order[0])
 
 
 def _emit(want: _Want, draft: Draft) -> None:
@@ -872,8 +873,8 @@ def _emit(want: _Want, draft: Draft) -> None:
         _emit_modify(want, draft)
         return
     # A place, its order and intent written out (``_spec`` and ``place_or_modify`` without a
-    # carrier): most intents of a large plan are built here (tests/planner/
-    # test_alloc_fast_paths.py compares the two).
+    # carrier): most intents of a large plan are built here
+    # (tests/planner/test_alloc_fast_paths.py compares the two).
     rule, symbol, action, quantity = want.rule, want.symbol, want.action, want.quantity
     position, desired, reason = want.position, want.desired, want.reason
     leg = allocation_leg(symbol, _trade_digest(action, quantity, desired, position))
@@ -908,7 +909,7 @@ def _emit_modify(want: _Want, draft: Draft) -> None:
     """The modify of ``want``'s carrier (``_emit``)."""
     carrier = want.carrier
     assert carrier is not None
-    spec, leg = _spec(want) if want.order is None else want.order
+    spec, leg = _spec(want) if want.built_order is None else want.built_order
     position = want.position
     purpose: Purpose = "closing" if reduces(position, want.action, want.quantity) else "opening"
     intent = place_or_modify(
@@ -987,7 +988,7 @@ def _plan_buys(
                 suffix=f"; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares",
             )
             want.quantity = quantity
-            want.order = None
+            want.built_order = None
             # Scaled down, a modify may come back to what its order already is.
             if not _unchanged(want):
                 _emit(want, draft)
