@@ -24,10 +24,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import Enum
 from hashlib import sha256
-from typing import Final, Literal
+from typing import Literal
 
 from tradectl.planner.common import (
     BUYS,
@@ -56,7 +54,6 @@ from tradectl.planner.domain import (
     OrderSpec,
     OrderType,
     Purpose,
-    Quote,
     TargetsMode,
     affixed,
 )
@@ -326,23 +323,133 @@ def _plan_rule(
             "narrow drift.absolute"
         )
 
-    listings = _Listings(book)
+    _plan_targets(rule, outcome, by_symbol, _Listings(book), book, draft)
+
+
+def _plan_targets(
+    rule: _Rule,
+    outcome: _RuleOutcome,
+    by_symbol: Mapping[str, list[OwnedOrder]],
+    listings: _Listings,
+    book: Book,
+    draft: Draft,
+) -> None:
+    """Every target of ``rule``, in symbol order.
+
+    One loop with the common case written out in it: a weight target without a working order
+    of the rule, with a fresh quote (at or after ``Book.fresh_since``), valid contract facts
+    and a rate, whose trade needs no cap, slice or room. Most targets of a large plan are that
+    case, and per target every call and every read of the rule's settings is a measurable
+    share of the plan (benchmarks/README.md, round six); here the settings are read once and
+    the arithmetic is ``_decide_symbol``'s. Every other target, and every case this loop
+    leaves open, goes to the general code (``_plan_symbol``), which writes the notes
+    (tests/planner/test_alloc_fast_paths.py compares the two on random accounts that reach
+    every case)."""
     quotes, contracts = book.observed.quotes, book.observed.contracts
-    # Weight targets without a working order of the rule are most of a large plan: their
-    # decision (``_quick_want``) reads the quote, contract and listing directly. Every other
-    # target, and every case the quick decision leaves open, takes the general code
-    # (``_plan_symbol``), which writes the notes.
     fresh_since = book.fresh_since if rule.mode == "weight" else None
+    capital, band, min_trade_value = rule.capital, rule.band, rule.min_trade_value
+    max_position_value, max_order_value = rule.max_position_value, rule.max_order_value
+    positions, working_buys = rule.positions, rule.working_buys
+    order_type, band_text = rule.order_type, rule.band_text
+    market = order_type == "MKT"
+    buy_through, sell_through = 1 + rule.offset, 1 - rule.offset
+    general = (book, listings, outcome, draft)
+    no_orders: list[OwnedOrder] = []
     for symbol, amount in sorted(outcome.targets.items()):
         orders = by_symbol.get(symbol)
-        if orders is None and fresh_since is not None:
-            quote, facts = quotes.get(symbol), contracts.get(symbol)
-            want = _quick_want(rule, symbol, amount, quote, facts, fresh_since, listings)
-            if want is not GENERAL:
-                if want is not None:
-                    _wanted(want, outcome, draft)
-                continue
-        _plan_symbol(rule, symbol, amount, orders or [], book, listings, outcome, draft)
+        quote, facts = quotes.get(symbol), contracts.get(symbol)
+        if orders is not None or fresh_since is None or not amount > 0:
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
+            continue
+        if quote is None or facts is None:
+            _plan_symbol(rule, symbol, amount, no_orders, *general)
+            continue
+        price, quoted = quote.last, quote.time
+        if (
+            not 0 < price < math.inf
+            or quote.halted
+            or quoted.tzinfo is None
+            or quoted < fresh_since
+            or not (facts.min_tick > 0 and facts.lot_size >= 1)
+        ):
+            _plan_symbol(rule, symbol, amount, no_orders, *general)
+            continue
+        rate, tick = listings.of(symbol, facts)
+        if rate is None:
+            _plan_symbol(rule, symbol, amount, no_orders, *general)
+            continue
+        lot = facts.lot_size
+        value = price * rate
+        held = positions.get(symbol)
+        position = 0.0 if held is None else held.quantity
+        effective = position + 0.0  # no working order of the rule adds to it
+        # ``lots_down`` of a quantity that cannot be negative here, written out.
+        desired = math.floor(amount * capital / value / lot + 1e-9) * lot
+        if desired > lots_down(max_position_value / value, lot):
+            # Capped by risk.max_position_fraction.
+            _plan_symbol(rule, symbol, amount, no_orders, *general)
+            continue
+        effective_weight = effective * value / capital
+        if not (
+            abs(effective_weight - amount) > band
+            and abs(desired - effective) * value >= min_trade_value
+        ):
+            continue
+        quantity = math.floor(abs(desired - position) / lot + 1e-9) * lot
+        if quantity == 0:
+            continue
+        action: Side = "BUY" if desired - position > 0 else "SELL"
+        limit_price = (
+            None
+            if market
+            else tick.passive(price * (buy_through if action == "BUY" else sell_through), action)
+        )
+        estimated = limit_price if limit_price is not None else price
+        if quantity > lots_down(max_order_value / (estimated * rate), lot) or (
+            action == "BUY"
+            and (position + working_buys.get(symbol, 0.0) + quantity) * value > max_position_value
+        ):
+            # Sliced to risk.max_order_value, or limited by the room under
+            # risk.max_position_fraction.
+            _plan_symbol(rule, symbol, amount, no_orders, *general)
+            continue
+        description: _Description = (
+            "weight",
+            band_text,
+            amount,
+            position,
+            effective,
+            desired,
+            False,
+            amount,
+            effective_weight,
+            amount,
+        )
+        reason: DeferredReason = (_describe, description)
+        if action == "SELL":
+            _place(
+                rule, symbol, action, quantity, order_type, limit_price, estimated, rate, desired,
+                position, reason, draft,
+            )  # fmt: skip
+        else:
+            outcome.buys.append(
+                _Want(
+                    rule,
+                    symbol,
+                    action,
+                    quantity,
+                    order_type,
+                    limit_price,
+                    estimated,
+                    rate,
+                    lot,
+                    0.0,
+                    desired,
+                    position,
+                    reason,
+                    None,
+                )
+            )
 
 
 def _plan_symbol(
@@ -391,105 +498,6 @@ def _wanted(want: _Want, outcome: _RuleOutcome, draft: Draft) -> None:
         outcome.buys.append(want)
     elif want.carrier is None or not _unchanged(want):
         _emit(want, draft)
-
-
-class _General(Enum):
-    """``_quick_want``'s answer when the general code must decide."""
-
-    GENERAL = "general"
-
-
-GENERAL: Final = _General.GENERAL
-
-
-def _quick_want(
-    rule: _Rule,
-    symbol: str,
-    amount: float,
-    quote: Quote | None,
-    facts: ContractFacts | None,
-    fresh_since: datetime,
-    listings: _Listings,
-) -> _Want | Literal[_General.GENERAL] | None:
-    """What ``_plan_symbol`` decides for a weight target without a working order of the rule,
-    in the case that needs no note, cap, slice or room (most of a large plan), with the same
-    arithmetic: a fresh quote (at or after ``fresh_since``, see ``Book.fresh_price``), valid
-    contract facts, a rate, and a trade within the position and order limits. The want, None
-    when the target holds, or GENERAL for every other case
-    (tests/planner/test_alloc_fast_paths.py compares the two on random accounts that reach
-    every case)."""
-    if quote is None or facts is None or not amount > 0:
-        return GENERAL
-    price, quoted = quote.last, quote.time
-    if (
-        not 0 < price < math.inf
-        or quote.halted
-        or quoted.tzinfo is None
-        or quoted < fresh_since
-        or not (facts.min_tick > 0 and facts.lot_size >= 1)
-    ):
-        return GENERAL
-    rate, tick = listings.of(symbol, facts)
-    if rate is None:
-        return GENERAL
-    lot = facts.lot_size
-    value = price * rate
-    capital = rule.capital
-    held = rule.positions.get(symbol)
-    position = 0.0 if held is None else held.quantity
-    effective = position + 0.0  # no working order of the rule adds to it
-    # ``lots_down`` of a quantity that cannot be negative here, written out.
-    desired = math.floor(amount * capital / value / lot + 1e-9) * lot
-    if desired > lots_down(rule.max_position_value / value, lot):
-        return GENERAL  # capped by risk.max_position_fraction
-    effective_weight = effective * value / capital
-    if not (
-        abs(effective_weight - amount) > rule.band
-        and abs(desired - effective) * value >= rule.min_trade_value
-    ):
-        return None
-    quantity = math.floor(abs(desired - position) / lot + 1e-9) * lot
-    if quantity == 0:
-        return None
-    action: Side = "BUY" if desired - position > 0 else "SELL"
-    limit_price = _limit_price(rule, price, tick, action)
-    estimated = limit_price if limit_price is not None else price
-    if quantity > lots_down(rule.max_order_value / (estimated * rate), lot):
-        return GENERAL  # sliced to risk.max_order_value
-    if (
-        action == "BUY"
-        and (position + rule.working_buys.get(symbol, 0.0) + quantity) * value
-        > rule.max_position_value
-    ):
-        return GENERAL  # limited by the room under risk.max_position_fraction
-    description: _Description = (
-        "weight",
-        rule.band_text,
-        amount,
-        position,
-        effective,
-        desired,
-        False,
-        amount,
-        effective_weight,
-        amount,
-    )
-    return _Want(
-        rule,
-        symbol,
-        action,
-        quantity,
-        rule.order_type,
-        limit_price,
-        estimated,
-        rate,
-        lot,
-        0.0,
-        desired,
-        position,
-        (_describe, description),
-        None,
-    )
 
 
 def _describe(
@@ -821,23 +829,34 @@ def _spec(want: _Want) -> tuple[OrderSpec, str]:
         leg = allocation_leg(want.symbol, digest)
         ref = want.rule.ref_prefix + leg
     quantity = want.quantity if carrier is None else int(carrier.order.filled) + want.quantity
-    return _order(want, quantity, ref), leg
+    order = _order(
+        want.symbol, want.action, quantity, want.order_type, ref, want.rule.tif, want.limit_price
+    )
+    return order, leg
 
 
-def _order(want: _Want, quantity: int, ref: str) -> OrderSpec:
-    """``want``'s order of ``quantity`` shares in all, named ``ref``."""
+def _order(
+    symbol: str,
+    action: Side,
+    quantity: int,
+    order_type: OrderType,
+    ref: str,
+    tif: Literal["DAY", "GTC"],
+    limit_price: float | None,
+) -> OrderSpec:
+    """An allocation's order of ``quantity`` shares in all, named ``ref``."""
     spec = _new_instance(OrderSpec)
     _set_state(
         spec,
         "__dict__",
         {
-            "symbol": want.symbol,
-            "action": want.action,
+            "symbol": symbol,
+            "action": action,
             "quantity": quantity,
-            "order_type": want.order_type,
+            "order_type": order_type,
             "order_ref": ref,
-            "tif": want.rule.tif,
-            "limit_price": want.limit_price,
+            "tif": tif,
+            "limit_price": limit_price,
             "aux_price": None,
             "trailing_percent": None,
             "parent_ref": None,
@@ -872,19 +891,37 @@ def _emit(want: _Want, draft: Draft) -> None:
     if want.carrier is not None:
         _emit_modify(want, draft)
         return
-    # A place, its order and intent written out (``_spec`` and ``place_or_modify`` without a
-    # carrier): most intents of a large plan are built here
-    # (tests/planner/test_alloc_fast_paths.py compares the two).
-    rule, symbol, action, quantity = want.rule, want.symbol, want.action, want.quantity
-    position, desired, reason = want.position, want.desired, want.reason
+    _place(
+        want.rule, want.symbol, want.action, want.quantity, want.order_type, want.limit_price,
+        want.estimated_price, want.fx_rate, want.desired, want.position, want.reason, draft,
+    )  # fmt: skip
+
+
+def _place(
+    rule: _Rule,
+    symbol: str,
+    action: Side,
+    quantity: int,
+    order_type: OrderType,
+    limit_price: float | None,
+    estimated_price: float,
+    fx_rate: float,
+    desired: int,
+    position: float,
+    reason: str | DeferredReason,
+    draft: Draft,
+) -> None:
+    """A new order of ``rule`` as an intent: ``_spec`` and ``place_or_modify`` without a
+    carrier, written out, for most intents of a large plan are built here
+    (tests/planner/test_alloc_fast_paths.py compares the two)."""
     leg = allocation_leg(symbol, _trade_digest(action, quantity, desired, position))
-    spec = _order(want, quantity, rule.ref_prefix + leg)
+    ref = rule.ref_prefix + leg
     intent = _new_instance(Intent)
     _set_state(
         intent,
         "__dict__",
         {
-            "key": spec.order_ref,
+            "key": ref,
             "action": "place",
             "kind": KIND,
             "rule": rule.name,
@@ -892,14 +929,14 @@ def _emit(want: _Want, draft: Draft) -> None:
             "symbol": symbol,
             "purpose": "closing" if reduces(position, action, quantity) else "opening",
             "reason" if isinstance(reason, str) else DEFERRED_REASON: reason,
-            "order": spec,
+            "order": _order(symbol, action, quantity, order_type, ref, rule.tif, limit_price),
             "order_id": None,
-            "estimated_price": want.estimated_price,
+            "estimated_price": estimated_price,
             "current_quantity": position,
             "target_quantity": float(desired),
             "blocked_by": None,
             "replaces": None,
-            "fx_rate": want.fx_rate,
+            "fx_rate": fx_rate,
         },
     )
     draft.groups.append(Group([intent], BUYS if action == "BUY" else SELLS))

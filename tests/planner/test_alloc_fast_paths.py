@@ -2,12 +2,13 @@
 five: linear planner, allocations" and "Round six") against the plain code they stand for: an
 intent whose reason is written when read against one built with the text (and both against the
 dataclass's ``__init__``), the quote's age compared instead of subtracted against the
-subtraction, the per-listing look-up against the rate table and the increments; the quick
-decision against the general code, and the intents and keys written out against the general
-builders."""
+subtraction, the per-listing look-up against the rate table and the increments; the targets'
+loop with its common case written out against the general code, and the intents and keys
+written out against the general builders."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -41,6 +42,7 @@ from tradectl.planner.domain import (
     Intent,
     Observed,
     OrderSpec,
+    OrderType,
     Position,
     Purpose,
     Quote,
@@ -275,12 +277,13 @@ def test_the_listing_lookup_is_the_rate_table_and_the_increments(
         assert increments == contract.increments
 
 
-# Round six (benchmarks/README.md, "Round six: linear planner, allocations"): the quick
-# decision of a target without working orders against the general code, the place written out
-# in ``_emit`` against ``place_or_modify``, the cancel and the modify key written out against
-# the general builders.
+# Round six (benchmarks/README.md, "Round six: linear planner, allocations"): the targets'
+# loop (``_plan_targets``), whose common case is written out, against the general code for
+# every target; a place written out (``_place``) against ``place_or_modify``; the cancel and the
+# modify key written out against the general builders.
 
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD", "EEE", "FFF")
+NAV = 1_000_000.0
 BANDS = (PriceBand(0.0, 0.0001), PriceBand(1.0, 0.01))
 PRICES = (0.5, 3.37, 12.0, 99.99, 250.0, 4_321.5)
 ODD_PRICES = (0.0, -1.0, float("nan"), float("inf"), 0.004)
@@ -289,22 +292,22 @@ AGES = (timedelta(seconds=3), timedelta(seconds=3), QUOTE_MAX_AGE, timedelta(hou
 
 
 @st.composite
-def quick_cases(draw: st.DrawFn) -> tuple[RuleSet, Observed, datetime]:
+def allocation_accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed, datetime]:
     """An allocation over a few symbols and an account that reaches every way out of the
-    quick decision: a missing, stale, halted, naive-timed or unusable quote; missing or
+    loop's common case: a missing, stale, halted, naive-timed or unusable quote; missing or
     invalid contract facts; lots, ticks, currencies without a rate, magnified prices; targets
     of 0, within the band, or above the position limit; working orders of the rule (current
     and older generations, either side, partly filled, pending cancel) and manual buys; order
     values above risk.max_order_value; cash short of the buys; ``now`` in UTC or not."""
     targets = {
         symbol: draw(st.sampled_from((0.0, 0.001, 0.02, 0.1, 0.3, 0.6)))
-        for symbol in draw(st.lists(st.sampled_from(SYMBOLS), min_size=1, unique=True))
+        for symbol in draw(st.lists(st.sampled_from(SYMBOLS), min_size=3, unique=True))
     }
     market = draw(st.booleans())
     rules = rule_set(
         risk={
-            "max_order_value": draw(st.sampled_from((50, 2_000, 1_000_000))),
-            "max_position_fraction": draw(st.sampled_from((0.05, 0.25, 1.0))),
+            "max_order_value": draw(st.sampled_from((50, 2_000, 1_000_000, 1_000_000))),
+            "max_position_fraction": draw(st.sampled_from((0.05, 0.25, 1.0, 1.0))),
         },
         allocations={
             "core": {
@@ -347,7 +350,11 @@ def quick_cases(draw: st.DrawFn) -> tuple[RuleSet, Observed, datetime]:
                 price_magnifier=100 if rarely() else 1,
             )
         if draw(st.booleans()):
-            positions[symbol] = draw(st.sampled_from((-40.0, 0.0, 3.0, 150.0, 2_000.0, 50_000.0)))
+            # Worth a share of NAV at a usual price: short, none, below, near and far above
+            # the targets.
+            weight = draw(st.sampled_from((-0.001, 0.0, 0.0005, 0.015, 0.09, 0.4)))
+            usual = quotes[symbol].last if symbol in quotes and quotes[symbol].last >= 0.5 else 12.0
+            positions[symbol] = float(int(weight * NAV / usual))
         for _ in range(draw(st.sampled_from((0, 0, 0, 1, 2)))):
             quantity = draw(st.sampled_from((1, 25, 400, 5_000)))
             ref = draw(
@@ -373,13 +380,12 @@ def quick_cases(draw: st.DrawFn) -> tuple[RuleSet, Observed, datetime]:
                     status="PendingCancel" if rarely() else "Submitted",
                 )
             )
-    nav = 1_000_000.0
     account = Observed(
         account_id="DU1234567",
-        net_liquidation=nav,
-        cash=draw(st.sampled_from((0.0, 20_000.0, nav))),
-        buying_power=nav,
-        day_start_nav=nav,
+        net_liquidation=NAV,
+        cash=draw(st.sampled_from((0.0, 20_000.0, NAV))),
+        buying_power=NAV,
+        day_start_nav=NAV,
         positions={symbol: Position(symbol, held) for symbol, held in positions.items()},
         working_orders=tuple(orders),
         quotes=quotes,
@@ -406,18 +412,34 @@ def _planned(rules: RuleSet, account: Observed, now: datetime) -> list[object] |
     ]
 
 
+def _every_target_by_the_general_code(
+    rule: allocations._Rule,
+    outcome: allocations._RuleOutcome,
+    by_symbol: Mapping[str, list[OwnedOrder]],
+    listings: allocations._Listings,
+    book: Book,
+    draft: Draft,
+) -> None:
+    """``_plan_targets`` without its common case written out."""
+    for symbol, amount in sorted(outcome.targets.items()):
+        orders = by_symbol.get(symbol, [])
+        allocations._plan_symbol(rule, symbol, amount, orders, book, listings, outcome, draft)
+
+
 @settings(max_examples=400, deadline=None)
-@given(quick_cases())
-def test_the_quick_decision_is_the_general_one(case: tuple[RuleSet, Observed, datetime]) -> None:
+@given(allocation_accounts())
+def test_the_loop_plans_what_the_general_code_plans(
+    case: tuple[RuleSet, Observed, datetime],
+) -> None:
     rules, account, now = case
-    quick = _planned(rules, account, now)
+    looped = _planned(rules, account, now)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(allocations, "_quick_want", lambda *_: allocations.GENERAL)
+        patch.setattr(allocations, "_plan_targets", _every_target_by_the_general_code)
         general = _planned(rules, account, now)
-    assert quick == general
+    assert looped == general
 
 
-def test_the_quick_decision_takes_the_common_case() -> None:
+def test_the_loop_plans_the_common_case_itself() -> None:
     """The common case does not fall through to the general code (which the test above
     could not tell)."""
     rules = rule_set(allocations={"core": {"capital": {"amount": 10_000}, "targets": {"AAA": 0.5}}})
@@ -469,9 +491,10 @@ def test_a_place_is_what_place_or_modify_builds(
     book = Book(account_with(prices={"AAA": 10.0}), NOW)
     rule = allocations._Rule("core", rules.allocations["core"], "weight", rules.risk, book, {})
     estimated = 12.0 if limit_price is None else limit_price
+    order_type: OrderType = "MKT" if limit_price is None else "LMT"
     want = allocations._Want(
-        rule, symbol, action, quantity, "LMT" if limit_price else "MKT", limit_price,
-        estimated, 0.5, 1, 0.0, desired, position, reason, None,
+        rule, symbol, action, quantity, order_type, limit_price, estimated, 0.5, 1, 0.0, desired,
+        position, reason, None,
     )  # fmt: skip
     draft = Draft()
     allocations._emit(want, draft)
@@ -560,7 +583,7 @@ def test_a_cancel_is_what_the_intents_init_builds(
         ({"max_order_value": 2_000}, 0.1, 0.0, 0, "sliced:"),
     ],
 )
-def test_the_quick_decision_leaves_the_limits_to_the_general_code(
+def test_the_loop_leaves_the_limits_to_the_general_code(
     risk: dict[str, float], weight: float, position: float, manual_buy: int, words: str
 ) -> None:
     rules = rule_set(
@@ -573,9 +596,28 @@ def test_the_quick_decision_leaves_the_limits_to_the_general_code(
     account = account_with(
         nav=1_000_000.0, prices={"AAA": 12.0}, positions={"AAA": position}, orders=orders
     )
-    quick = _planned(rules, account, NOW)
+    looped = _planned(rules, account, NOW)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(allocations, "_quick_want", lambda *_: allocations.GENERAL)
-        assert _planned(rules, account, NOW) == quick
+        patch.setattr(allocations, "_plan_targets", _every_target_by_the_general_code)
+        assert _planned(rules, account, NOW) == looped
     (intent,) = plan(rules, account, NOW).intents
     assert words in intent.reason
+
+
+@pytest.mark.parametrize("order", [{"offset_bps": 25}, {"offset_bps": 0}, {"type": "market"}])
+@pytest.mark.parametrize(("position", "action"), [(0.0, "BUY"), (2_000.0, "SELL")])
+def test_the_loop_prices_as_the_general_code(
+    order: dict[str, object], position: float, action: str
+) -> None:
+    rules = rule_set(
+        allocations={
+            "core": {"capital": {"amount": 10_000}, "order": order, "targets": {"AAA": 0.5}}
+        }
+    )
+    account = account_with(prices={"AAA": 12.34}, positions={"AAA": position})
+    looped = _planned(rules, account, NOW)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(allocations, "_plan_targets", _every_target_by_the_general_code)
+        assert _planned(rules, account, NOW) == looped
+    (intent,) = plan(rules, account, NOW).intents
+    assert intent.order is not None and intent.order.action == action
