@@ -432,24 +432,12 @@ def _plan_targets(
                 position, reason, draft,
             )  # fmt: skip
         else:
-            outcome.buys.append(
-                _Want(
-                    rule,
-                    symbol,
-                    action,
-                    quantity,
-                    order_type,
-                    limit_price,
-                    estimated,
-                    rate,
-                    lot,
-                    0.0,
-                    desired,
-                    position,
-                    reason,
-                    None,
-                )
-            )
+            # A buy waits for the cash check (``_plan_buys``).
+            want = _Want(
+                rule, symbol, action, quantity, order_type, limit_price, estimated, rate, lot,
+                0.0, desired, position, reason, None,
+            )  # fmt: skip
+            outcome.buys.append(want)
 
 
 def _plan_symbol(
