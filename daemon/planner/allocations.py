@@ -977,12 +977,15 @@ def _plan_buys(
         for want in changing
         if want.carrier is not None
     }
+    # ``base_rate`` from the pass's rate table (one look-up per listing).
+    rates = Rates(observed)
     for order in book.live:
         if order.action != "BUY" or order.order_id in changed:
             continue
         quote = observed.quotes.get(order.symbol)
         price = working_price(order, None if quote is None else quote.last)
-        spent += order.remaining * (price or 0.0) * base_rate(observed, order.symbol)
+        rate = rates.of(order.symbol)
+        spent += order.remaining * (price or 0.0) * (1.0 if rate is None else rate)
 
     for outcome, changing in zip(outcomes, changing_by_rule, strict=True):
         if not changing:
