@@ -358,11 +358,14 @@ def _plan_targets(
     for symbol, amount in sorted(outcome.targets.items()):
         orders = by_symbol.get(symbol)
         quote, facts = quotes.get(symbol), contracts.get(symbol)
-        if orders is not None or fresh_since is None or not amount > 0:
+        if (
+            orders is not None
+            or fresh_since is None
+            or not amount > 0
+            or quote is None
+            or facts is None
+        ):
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
-            continue
-        if quote is None or facts is None:
-            _plan_symbol(rule, symbol, amount, no_orders, *general)
             continue
         price, quoted = quote.last, quote.time
         if (
