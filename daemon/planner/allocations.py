@@ -43,6 +43,7 @@ from tradectl.planner.common import (
     reduces,
     shares,
     signed,
+    within,
     working_price,
     working_shares,
 )
@@ -55,6 +56,7 @@ from tradectl.planner.domain import (
     OrderType,
     Purpose,
     TargetsMode,
+    WorkingOrder,
     affixed,
 )
 from tradectl.planner.legs import allocation_leg, order_ref
@@ -353,18 +355,13 @@ def _plan_targets(
     order_type, band_text = rule.order_type, rule.band_text
     market = order_type == "MKT"
     buy_through, sell_through = 1 + rule.offset, 1 - rule.offset
+    generation, tif = rule.generation, rule.tif
     general = (book, listings, outcome, draft)
     no_orders: list[OwnedOrder] = []
     for symbol, amount in sorted(outcome.targets.items()):
         orders = by_symbol.get(symbol)
         quote, facts = quotes.get(symbol), contracts.get(symbol)
-        if (
-            orders is not None
-            or fresh_since is None
-            or not amount > 0
-            or quote is None
-            or facts is None
-        ):
+        if fresh_since is None or not amount > 0 or quote is None or facts is None:
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         price, quoted = quote.last, quote.time
@@ -375,28 +372,63 @@ def _plan_targets(
             or quoted < fresh_since
             or not (facts.min_tick > 0 and facts.lot_size >= 1)
         ):
-            _plan_symbol(rule, symbol, amount, no_orders, *general)
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         rate, tick = listings.of(symbol, facts)
         if rate is None:
-            _plan_symbol(rule, symbol, amount, no_orders, *general)
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
+        # The one working order of the rule a target can have here: of this generation and
+        # not being cancelled (any other case is the general code's).
+        carried: WorkingOrder | None = None
+        if orders is not None:
+            (owned, *others) = orders
+            if others or owned.generation != generation or owned.pending_cancel:
+                _plan_symbol(rule, symbol, amount, orders, *general)
+                continue
+            carried = owned.order
         lot = facts.lot_size
         value = price * rate
         held = positions.get(symbol)
         position = 0.0 if held is None else held.quantity
-        effective = position + 0.0  # no working order of the rule adds to it
+        # As ``_decide_symbol`` sums the working orders of this generation.
+        working = 0.0 if carried is None else 0.0 + signed(carried.action, carried.remaining)
+        effective = position + working
         # ``lots_down`` of a quantity that cannot be negative here, written out.
         desired = math.floor(amount * capital / value / lot + 1e-9) * lot
         if desired > lots_down(max_position_value / value, lot):
             # Capped by risk.max_position_fraction.
-            _plan_symbol(rule, symbol, amount, no_orders, *general)
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         effective_weight = effective * value / capital
-        if not (
+        act = (
             abs(effective_weight - amount) > band
             and abs(desired - effective) * value >= min_trade_value
-        ):
+        )
+        if carried is not None:
+            if act or carried.order_type not in ("LMT", "MKT"):
+                _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
+                continue
+            # Inside the band, the order stays as it is (``_kept``) unless its limit lags the
+            # fresh one by more than the tolerance, or its size or time in force changed
+            # (``_unchanged``): then the general code modifies it.
+            fresh = (
+                None
+                if market or carried.order_type == "MKT"
+                else tick.passive(
+                    price * (buy_through if carried.action == "BUY" else sell_through),
+                    carried.action,
+                )
+            )
+            if (
+                carried.total_quantity == int(carried.filled) + int(carried.remaining)
+                and carried.tif == tif
+                and within(carried.limit_price, fresh, _tolerance(rule, price, tick) + SAME_PRICE)
+            ):
+                continue
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
+            continue
+        if not act:
             continue
         quantity = math.floor(abs(desired - position) / lot + 1e-9) * lot
         if quantity == 0:

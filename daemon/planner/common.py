@@ -469,7 +469,8 @@ SAME_PRICE = 1e-9
 _STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
 
 
-def _within(working: float | None, wanted: float | None, tolerance: float) -> bool:
+def within(working: float | None, wanted: float | None, tolerance: float) -> bool:
+    """Two prices no further apart than ``tolerance``, or no price on both sides."""
     if working is None or wanted is None:
         return working is wanted
     return abs(working - wanted) <= tolerance
@@ -489,13 +490,13 @@ def already_this_spec(
         and order.total_quantity == spec.quantity
         and order.order_type == spec.order_type
         and order.tif == spec.tif
-        and _within(order.limit_price, spec.limit_price, price_tolerance)
+        and within(order.limit_price, spec.limit_price, price_tolerance)
     ):
         return False
     # Only these types use the stop fields; on a limit or market order they mean nothing.
     if spec.order_type not in _STOP_TYPES:
         return True
-    return _within(order.aux_price, spec.aux_price, price_tolerance) and _within(
+    return within(order.aux_price, spec.aux_price, price_tolerance) and within(
         order.trailing_percent, spec.trailing_percent, price_tolerance
     )
 

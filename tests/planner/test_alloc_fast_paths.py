@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -314,9 +315,12 @@ def allocation_accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed, datetime]:
                 "capital": draw(st.sampled_from(({"fraction_of_nav": 0.9}, {"amount": 250_000.0}))),
                 "drift": {"absolute": draw(st.sampled_from((0.0001, 0.005, 0.05)))},
                 "min_trade_value": draw(st.sampled_from((0, 100))),
-                "order": {"type": "market"}
-                if market
-                else {"offset_bps": draw(st.sampled_from((0, 5, 25)))},
+                "order": {"tif": draw(st.sampled_from(("DAY", "DAY", "GTC")))}
+                | (
+                    {"type": "market"}
+                    if market
+                    else {"offset_bps": draw(st.sampled_from((0, 5, 25)))}
+                ),
                 "targets": targets,
             }
         },
@@ -355,6 +359,29 @@ def allocation_accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed, datetime]:
             weight = draw(st.sampled_from((-0.001, 0.0, 0.0005, 0.015, 0.09, 0.4)))
             usual = quotes[symbol].last if symbol in quotes and quotes[symbol].last >= 0.5 else 12.0
             positions[symbol] = float(int(weight * NAV / usual))
+        quote = quotes.get(symbol)
+        capital = rules.allocations["core"].capital
+        worth = capital.amount if capital.amount is not None else 0.9 * NAV
+        held = int(positions.get(symbol, 0))
+        if symbol in targets and quote is not None and quote.last >= 0.5 and draw(st.booleans()):
+            # The order a rebalance left working for this target (the usual case on a pass
+            # that follows one), at the price it was sent at; rarely partly filled.
+            size = int(targets[symbol] * worth / quote.last) - held
+            if size > 0:
+                orders.append(
+                    WorkingOrder(
+                        order_id=len(orders) + 1,
+                        symbol=symbol,
+                        action="BUY",
+                        order_type=draw(st.sampled_from(("LMT", "LMT", "MKT"))),
+                        total_quantity=size,
+                        filled=size // 3 if rarely() else 0,
+                        limit_price=quote.last,
+                        tif=draw(st.sampled_from(("DAY", "GTC"))),
+                        order_ref=order_ref("core", generation, f"{symbol}.0ff1ce"),
+                        status="PendingCancel" if rarely() else "Submitted",
+                    )
+                )
         for _ in range(draw(st.sampled_from((0, 0, 0, 1, 2)))):
             quantity = draw(st.sampled_from((1, 25, 400, 5_000)))
             ref = draw(
@@ -375,7 +402,8 @@ def allocation_accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed, datetime]:
                     order_type=draw(st.sampled_from(("LMT", "LMT", "MKT", "STP"))),
                     total_quantity=quantity,
                     filled=draw(st.sampled_from((0, 0, quantity // 2))),
-                    limit_price=draw(st.sampled_from((None, 3.37, 12.0, 250.0))),
+                    limit_price=draw(st.sampled_from((None, 3.37, 12.0, 250.0, *PRICES))),
+                    tif=draw(st.sampled_from(("DAY", "DAY", "GTC"))),
                     order_ref=ref,
                     status="PendingCancel" if rarely() else "Submitted",
                 )
@@ -621,3 +649,78 @@ def test_the_loop_prices_as_the_general_code(
         assert _planned(rules, account, NOW) == looped
     (intent,) = plan(rules, account, NOW).intents
     assert intent.order is not None and intent.order.action == action
+
+
+def _working_buy(generation: str, quantity: float = 500, **fields: Any) -> WorkingOrder:
+    """The rule's buy of AAA as the last pass sent it: 500 shares at 10.00 (the target)."""
+    values: dict[str, Any] = {
+        "order_id": 1,
+        "symbol": "AAA",
+        "action": "BUY",
+        "order_type": "LMT",
+        "total_quantity": quantity,
+        "limit_price": 10.0,
+        "order_ref": order_ref("core", generation, "AAA.0ff1ce"),
+    }
+    return WorkingOrder(**(values | fields))
+
+
+@pytest.mark.parametrize(
+    ("order", "position", "offset_bps", "planned"),
+    [
+        # Inside the band, the limit within the tolerance: kept as it is, nothing planned.
+        ({}, 0.0, 10, []),
+        ({"order_type": "MKT", "limit_price": None}, 0.0, 10, []),
+        ({"filled": 200.0}, 200.0, 10, []),
+        ({"limit_price": 10.0}, 0.0, 100, []),
+        ({"action": "SELL", "limit_price": 9.985}, 1000.0, 10, []),
+        ({"action": "SELL", "limit_price": 10.01}, 1000.0, 10, ["modify"]),
+        # Its limit lags the fresh one by more than the tolerance: repriced.
+        ({"limit_price": 9.9}, 0.0, 10, ["modify"]),
+        ({"limit_price": 9.85}, 0.0, 100, ["modify"]),
+        ({"limit_price": 9.995}, 0.0, 10, ["modify"]),
+        # Another time in force, a fractional remainder: modified. A stop, a cancel on its
+        # way: left alone. A size outside the band, the other side: the general code trades.
+        ({"tif": "GTC"}, 0.0, 10, ["modify"]),
+        ({"total_quantity": 500.5}, 0.0, 10, ["modify"]),
+        ({"order_type": "STP", "aux_price": 10.0, "limit_price": None}, 0.0, 10, []),
+        ({"status": "PendingCancel"}, 0.0, 10, []),
+        ({"total_quantity": 100}, 0.0, 10, ["modify"]),
+        ({"total_quantity": 100}, 500.0, 10, ["cancel"]),
+        ({"action": "SELL"}, 0.0, 10, ["cancel"]),
+    ],
+)
+def test_the_loop_keeps_a_working_order_as_the_general_code_does(
+    order: dict[str, Any], position: float, offset_bps: float, planned: list[str]
+) -> None:
+    rules = rule_set(
+        allocations={
+            "core": {
+                "capital": {"amount": 10_000},
+                "order": {"offset_bps": offset_bps},
+                "targets": {"AAA": 0.5},
+            }
+        }
+    )
+    working = _working_buy(rule_generation(rules.allocations["core"]), **order)
+    account = account_with(prices={"AAA": 10.0}, positions={"AAA": position}, orders=[working])
+    looped = _planned(rules, account, NOW)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(allocations, "_plan_targets", _every_target_by_the_general_code)
+        assert _planned(rules, account, NOW) == looped
+    assert [intent.action for intent in plan(rules, account, NOW).intents] == planned
+
+
+def test_the_loop_leaves_two_orders_and_older_generations_to_the_general_code() -> None:
+    rules = rule_set(allocations={"core": {"capital": {"amount": 10_000}, "targets": {"AAA": 0.5}}})
+    generation = rule_generation(rules.allocations["core"])
+    for orders, planned in (
+        ([_working_buy(generation, 250), _working_buy(generation, 250, order_id=2)], []),
+        ([_working_buy("0ld0ld0ld0ld")], ["modify"]),
+    ):
+        account = account_with(prices={"AAA": 10.0}, orders=orders)
+        looped = _planned(rules, account, NOW)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(allocations, "_plan_targets", _every_target_by_the_general_code)
+            assert _planned(rules, account, NOW) == looped
+        assert [intent.action for intent in plan(rules, account, NOW).intents] == planned
