@@ -338,13 +338,14 @@ def _plan_targets(
 ) -> None:
     """Every target of ``rule``, in symbol order.
 
-    One loop with the common case written out in it: a weight target without a working order
-    of the rule, with a fresh quote (at or after ``Book.fresh_since``), valid contract facts
-    and a rate, whose trade needs no cap, slice or room. Most targets of a large plan are that
-    case, and per target every call and every read of the rule's settings is a measurable
-    share of the plan (benchmarks/README.md, round six); here the settings are read once and
-    the arithmetic is ``_decide_symbol``'s. Every other target, and every case this loop
-    leaves open, goes to the general code (``_plan_symbol``), which writes the notes
+    One loop with the common cases written out in it, for a weight target with a fresh quote
+    (at or after ``Book.fresh_since``), valid contract facts and a rate: without a working
+    order of the rule, a trade that needs no cap, slice or room (most targets of a rebalance);
+    with one working order of the rule, inside the band, that stays as it is (most targets
+    of the passes after it). Per target every call and every read of the rule's settings is a
+    measurable share of the plan (benchmarks/README.md, round six); here the settings are read
+    once and the arithmetic is ``_decide_symbol``'s. Every other target, and every case this
+    loop leaves open, goes to the general code (``_plan_symbol``), which writes the notes
     (tests/planner/test_alloc_fast_paths.py compares the two on random accounts that reach
     every case)."""
     quotes, contracts = book.observed.quotes, book.observed.contracts
@@ -421,6 +422,7 @@ def _plan_targets(
                 )
             )
             if (
+                # The size ``_spec`` would send: what is filled and what remains.
                 carried.total_quantity == int(carried.filled) + int(carried.remaining)
                 and carried.tif == tif
                 and within(carried.limit_price, fresh, _tolerance(rule, price, tick) + SAME_PRICE)
