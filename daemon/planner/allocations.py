@@ -28,29 +28,35 @@ from hashlib import sha256
 from typing import Literal
 
 from tradectl.planner.common import (
+    BUYS,
     SAME_PRICE,
+    SELLS,
     Book,
     Draft,
+    Group,
     OwnedOrder,
     already_this_spec,
     cancel_intent,
-    frozen_instance,
     lots_down,
     money,
     place_or_modify,
     reduces,
     shares,
     signed,
+    within,
     working_price,
     working_shares,
 )
 from tradectl.planner.domain import (
+    DEFERRED_REASON,
     ContractFacts,
     DeferredReason,
+    Intent,
     OrderSpec,
     OrderType,
     Purpose,
     TargetsMode,
+    WorkingOrder,
     affixed,
 )
 from tradectl.planner.legs import allocation_leg, order_ref
@@ -60,6 +66,10 @@ from tradectl.planner.ticks import PriceBand, PriceIncrements
 from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "allocations"
+# ``frozen_instance`` written out where an allocation's orders and intents are built (most
+# objects of a large plan): a frozen instance whose dict is the given one.
+_new_instance = object.__new__
+_set_state = object.__setattr__
 
 
 class _Rule:
@@ -138,6 +148,9 @@ class _Want:
     position: float
     reason: str | DeferredReason
     carrier: OwnedOrder | None
+    # The order and its leg, once built for the carrier check (``_unchanged``), for ``_emit``;
+    # None until then, and again when the cash check changes the quantity.
+    built_order: tuple[OrderSpec, str] | None = None
 
     @property
     def unit_value(self) -> float:
@@ -312,41 +325,204 @@ def _plan_rule(
             "narrow drift.absolute"
         )
 
-    listings = _Listings(book)
+    _plan_targets(rule, outcome, by_symbol, _Listings(book), book, draft)
+
+
+def _plan_targets(
+    rule: _Rule,
+    outcome: _RuleOutcome,
+    by_symbol: Mapping[str, list[OwnedOrder]],
+    listings: _Listings,
+    book: Book,
+    draft: Draft,
+) -> None:
+    """Every target of ``rule``, in symbol order.
+
+    One loop with the common cases written out in it, for a weight target with a fresh quote
+    (at or after ``Book.fresh_since``), valid contract facts and a rate: without a working
+    order of the rule, a trade that needs no cap, slice or room (most targets of a rebalance);
+    with one working order of the rule, inside the band, that stays as it is (most targets
+    of the passes after it). Per target every call and every read of the rule's settings is a
+    measurable share of the plan (benchmarks/README.md, round six); here the settings are read
+    once and the arithmetic is ``_decide_symbol``'s. Every other target, and every case this
+    loop leaves open, goes to the general code (``_plan_symbol``), which writes the notes
+    (tests/planner/test_alloc_fast_paths.py compares the two on random accounts that reach
+    every case)."""
+    quotes, contracts = book.observed.quotes, book.observed.contracts
+    fresh_since = book.fresh_since if rule.mode == "weight" else None
+    capital, band, min_trade_value = rule.capital, rule.band, rule.min_trade_value
+    max_position_value, max_order_value = rule.max_position_value, rule.max_order_value
+    positions, working_buys = rule.positions, rule.working_buys
+    order_type, band_text = rule.order_type, rule.band_text
+    market = order_type == "MKT"
+    buy_through, sell_through = 1 + rule.offset, 1 - rule.offset
+    generation, tif = rule.generation, rule.tif
+    general = (book, listings, outcome, draft)
     no_orders: list[OwnedOrder] = []
     for symbol, amount in sorted(outcome.targets.items()):
-        orders = by_symbol.get(symbol, no_orders)
-        if orders:
-            pending = next((owned.order.order_id for owned in orders if owned.pending_cancel), None)
-            if pending is not None:
-                draft.notes.append(
-                    f"allocations.{name}: {symbol}: waiting for the cancel of order {pending} "
-                    "to be confirmed"
-                )
-                continue
-        price, why = book.fresh_price(symbol)
-        if price is None:
-            draft.notes.append(f"allocations.{name}: {why}; {symbol} not planned")
+        orders = by_symbol.get(symbol)
+        quote, facts = quotes.get(symbol), contracts.get(symbol)
+        if fresh_since is None or not amount > 0 or quote is None or facts is None:
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
-        facts = book.facts(symbol)
-        if facts is None:
-            draft.notes.append(
-                f"allocations.{name}: {symbol}: no contract details (min tick, lot size); "
-                "not planned"
-            )
+        price, quoted = quote.last, quote.time
+        if (
+            not 0 < price < math.inf
+            or quote.halted
+            or quoted.tzinfo is None
+            or quoted < fresh_since
+            or not (facts.min_tick > 0 and facts.lot_size >= 1)
+        ):
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         rate, tick = listings.of(symbol, facts)
         if rate is None:
-            draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
-        for want in _decide_symbol(
-            rule, symbol, amount, price, rate, tick, facts.lot_size, orders, draft
+        # The one working order of the rule a target can have here: of this generation and
+        # not being cancelled (any other case is the general code's).
+        carried: WorkingOrder | None = None
+        if orders is not None:
+            (owned, *others) = orders
+            if others or owned.generation != generation or owned.pending_cancel:
+                _plan_symbol(rule, symbol, amount, orders, *general)
+                continue
+            carried = owned.order
+        lot = facts.lot_size
+        value = price * rate
+        held = positions.get(symbol)
+        position = 0.0 if held is None else held.quantity
+        # As ``_decide_symbol`` sums the working orders of this generation.
+        working = 0.0 if carried is None else 0.0 + signed(carried.action, carried.remaining)
+        effective = position + working
+        # ``lots_down`` of a quantity that cannot be negative here, written out.
+        desired = math.floor(amount * capital / value / lot + 1e-9) * lot
+        if desired > lots_down(max_position_value / value, lot):
+            # Capped by risk.max_position_fraction.
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
+            continue
+        effective_weight = effective * value / capital
+        act = (
+            abs(effective_weight - amount) > band
+            and abs(desired - effective) * value >= min_trade_value
+        )
+        if carried is not None:
+            if act or carried.order_type not in ("LMT", "MKT"):
+                _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
+                continue
+            # Inside the band, the order stays as it is (``_kept``) unless its limit lags the
+            # fresh one by more than the tolerance, or its size or time in force changed
+            # (``_unchanged``): then the general code modifies it.
+            fresh = (
+                None
+                if market or carried.order_type == "MKT"
+                else tick.passive(
+                    price * (buy_through if carried.action == "BUY" else sell_through),
+                    carried.action,
+                )
+            )
+            if (
+                # The size ``_spec`` would send: what is filled and what remains.
+                carried.total_quantity == int(carried.filled) + int(carried.remaining)
+                and carried.tif == tif
+                and within(carried.limit_price, fresh, _tolerance(rule, price, tick) + SAME_PRICE)
+            ):
+                continue
+            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
+            continue
+        if not act:
+            continue
+        quantity = math.floor(abs(desired - position) / lot + 1e-9) * lot
+        if quantity == 0:
+            continue
+        action: Side = "BUY" if desired - position > 0 else "SELL"
+        limit_price = (
+            None
+            if market
+            else tick.passive(price * (buy_through if action == "BUY" else sell_through), action)
+        )
+        estimated = limit_price if limit_price is not None else price
+        if quantity > lots_down(max_order_value / (estimated * rate), lot) or (
+            action == "BUY"
+            and (position + working_buys.get(symbol, 0.0) + quantity) * value > max_position_value
         ):
-            # Sells go now; buys wait for the cash check (``_plan_buys``).
-            if want.action == "BUY":
-                outcome.buys.append(want)
-            else:
-                _emit(want, draft)
+            # Sliced to risk.max_order_value, or limited by the room under
+            # risk.max_position_fraction.
+            _plan_symbol(rule, symbol, amount, no_orders, *general)
+            continue
+        description: _Description = (
+            "weight",
+            band_text,
+            amount,
+            position,
+            effective,
+            desired,
+            False,
+            amount,
+            effective_weight,
+            amount,
+        )
+        reason: DeferredReason = (_describe, description)
+        if action == "SELL":
+            _place(
+                rule, symbol, action, quantity, order_type, limit_price, estimated, rate, desired,
+                position, reason, draft,
+            )  # fmt: skip
+        else:
+            # A buy waits for the cash check (``_plan_buys``).
+            want = _Want(
+                rule, symbol, action, quantity, order_type, limit_price, estimated, rate, lot,
+                0.0, desired, position, reason, None,
+            )  # fmt: skip
+            outcome.buys.append(want)
+
+
+def _plan_symbol(
+    rule: _Rule,
+    symbol: str,
+    amount: float,
+    orders: list[OwnedOrder],
+    book: Book,
+    listings: _Listings,
+    outcome: _RuleOutcome,
+    draft: Draft,
+) -> None:
+    """One target of ``rule``, any case: the notes of a target that cannot be planned now,
+    else the decision (``_decide_symbol``)."""
+    name = rule.name
+    for owned in orders:
+        if owned.pending_cancel:
+            draft.notes.append(
+                f"allocations.{name}: {symbol}: waiting for the cancel of order "
+                f"{owned.order.order_id} to be confirmed"
+            )
+            return
+    price, why = book.fresh_price(symbol)
+    if price is None:
+        draft.notes.append(f"allocations.{name}: {why}; {symbol} not planned")
+        return
+    facts = book.facts(symbol)
+    if facts is None:
+        draft.notes.append(
+            f"allocations.{name}: {symbol}: no contract details (min tick, lot size); not planned"
+        )
+        return
+    rate, tick = listings.of(symbol, facts)
+    if rate is None:
+        draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
+        return
+    for want in _decide_symbol(
+        rule, symbol, amount, price, rate, tick, facts.lot_size, orders, draft
+    ):
+        _wanted(want, outcome, draft)
+
+
+def _wanted(want: _Want, outcome: _RuleOutcome, draft: Draft) -> None:
+    """Sells go now; buys wait for the cash check (``_plan_buys``)."""
+    if want.action == "BUY":
+        outcome.buys.append(want)
+    elif want.carrier is None or not _unchanged(want):
+        _emit(want, draft)
 
 
 def _describe(
@@ -455,8 +631,9 @@ def _decide_symbol(
         wants: list[_Want] = []
         for owned in orders:
             if owned.generation != generation:
-                text = _describe(*description)
-                reason = f"left by an earlier version of the rule; {text}"
+                reason = affixed(
+                    (_describe, description), prefix="left by an earlier version of the rule; "
+                )
                 draft.add(cancel_intent(owned, KIND, reason))
                 continue
             kept = _kept(owned, rule, price, rate, tick, lot, desired, position)
@@ -483,8 +660,8 @@ def _decide_symbol(
                 continue
             if not same_form:
                 blocking_change = True
-            text = _describe(*description)
-            draft.add(cancel_intent(owned, KIND, f"replaced: {text}"))
+            reason = affixed((_describe, description), prefix="replaced: ")
+            draft.add(cancel_intent(owned, KIND, reason))
         if wanted_quantity == 0:
             return []
         if blocking_change and carrier is None:
@@ -638,20 +815,20 @@ def _kept(
             f"{rule.offset_bps:g} bps (or a tick) away from {fresh:g}"
         )
     return _Want(
-        rule=rule,
-        symbol=order.symbol,
-        action=order.action,
-        quantity=int(order.remaining),
-        order_type=order.order_type,
-        limit_price=fresh,
-        estimated_price=fresh if fresh is not None else price,
-        fx_rate=rate,
-        lot=lot,
-        tolerance=_tolerance(rule, price, tick),
-        desired=desired,
-        position=position,
-        reason=reason,
-        carrier=owned,
+        rule,
+        order.symbol,
+        order.action,
+        int(order.remaining),
+        order.order_type,
+        fresh,
+        fresh if fresh is not None else price,
+        rate,
+        lot,
+        _tolerance(rule, price, tick),
+        desired,
+        position,
+        reason,
+        owned,
     )
 
 
@@ -677,16 +854,34 @@ def _spec(want: _Want) -> tuple[OrderSpec, str]:
         leg = allocation_leg(want.symbol, digest)
         ref = want.rule.ref_prefix + leg
     quantity = want.quantity if carrier is None else int(carrier.order.filled) + want.quantity
-    spec: OrderSpec = frozen_instance(
-        OrderSpec,
+    order = _order(
+        want.symbol, want.action, quantity, want.order_type, ref, want.rule.tif, want.limit_price
+    )
+    return order, leg
+
+
+def _order(
+    symbol: str,
+    action: Side,
+    quantity: int,
+    order_type: OrderType,
+    ref: str,
+    tif: Literal["DAY", "GTC"],
+    limit_price: float | None,
+) -> OrderSpec:
+    """An allocation's order of ``quantity`` shares in all, named ``ref``."""
+    spec = _new_instance(OrderSpec)
+    _set_state(
+        spec,
+        "__dict__",
         {
-            "symbol": want.symbol,
-            "action": want.action,
+            "symbol": symbol,
+            "action": action,
             "quantity": quantity,
-            "order_type": want.order_type,
+            "order_type": order_type,
             "order_ref": ref,
-            "tif": want.rule.tif,
-            "limit_price": want.limit_price,
+            "tif": tif,
+            "limit_price": limit_price,
             "aux_price": None,
             "trailing_percent": None,
             "parent_ref": None,
@@ -695,7 +890,7 @@ def _spec(want: _Want) -> tuple[OrderSpec, str]:
             "outside_rth": False,
         },
     )
-    return spec, leg
+    return spec
 
 
 def _already(want: _Want, spec: OrderSpec) -> bool:
@@ -707,33 +902,92 @@ def _already(want: _Want, spec: OrderSpec) -> bool:
 
 
 def _unchanged(want: _Want) -> bool:
-    """The carrier already is the want (see ``_already``)."""
-    return want.carrier is not None and _already(want, _spec(want)[0])
+    """The carrier already is the want (see ``_already``). The order built to tell is kept
+    for ``_emit`` (``_Want.order``)."""
+    if want.carrier is None:
+        return False
+    want.built_order = _spec(want)
+    return _already(want, want.built_order[0])
 
 
 def _emit(want: _Want, draft: Draft) -> None:
-    """Turn a want into a place or modify intent (or nothing, when the carrier already is it)."""
-    spec, leg = _spec(want)
-    carrier = want.carrier
-    if carrier is not None and _already(want, spec):
+    """Turn a want into a place or modify intent (a want with a carrier: one that is not
+    ``_unchanged``)."""
+    if want.carrier is not None:
+        _emit_modify(want, draft)
         return
+    _place(
+        want.rule, want.symbol, want.action, want.quantity, want.order_type, want.limit_price,
+        want.estimated_price, want.fx_rate, want.desired, want.position, want.reason, draft,
+    )  # fmt: skip
+
+
+def _place(
+    rule: _Rule,
+    symbol: str,
+    action: Side,
+    quantity: int,
+    order_type: OrderType,
+    limit_price: float | None,
+    estimated_price: float,
+    fx_rate: float,
+    desired: int,
+    position: float,
+    reason: str | DeferredReason,
+    draft: Draft,
+) -> None:
+    """A new order of ``rule`` as an intent: ``_spec`` and ``place_or_modify`` without a
+    carrier, written out, for most intents of a large plan are built here
+    (tests/planner/test_alloc_fast_paths.py compares the two)."""
+    leg = allocation_leg(symbol, _trade_digest(action, quantity, desired, position))
+    ref = rule.ref_prefix + leg
+    intent = _new_instance(Intent)
+    _set_state(
+        intent,
+        "__dict__",
+        {
+            "key": ref,
+            "action": "place",
+            "kind": KIND,
+            "rule": rule.name,
+            "leg": leg,
+            "symbol": symbol,
+            "purpose": "closing" if reduces(position, action, quantity) else "opening",
+            "reason" if isinstance(reason, str) else DEFERRED_REASON: reason,
+            "order": _order(symbol, action, quantity, order_type, ref, rule.tif, limit_price),
+            "order_id": None,
+            "estimated_price": estimated_price,
+            "current_quantity": position,
+            "target_quantity": float(desired),
+            "blocked_by": None,
+            "replaces": None,
+            "fx_rate": fx_rate,
+        },
+    )
+    draft.groups.append(Group([intent], BUYS if action == "BUY" else SELLS))
+
+
+def _emit_modify(want: _Want, draft: Draft) -> None:
+    """The modify of ``want``'s carrier (``_emit``)."""
+    carrier = want.carrier
+    assert carrier is not None
+    spec, leg = _spec(want) if want.built_order is None else want.built_order
     position = want.position
     purpose: Purpose = "closing" if reduces(position, want.action, want.quantity) else "opening"
-    draft.add_one(
-        place_or_modify(
-            spec,
-            kind=KIND,
-            rule=want.rule.name,
-            leg=leg,
-            purpose=purpose,
-            reason=want.reason,
-            estimated_price=want.estimated_price,
-            current=position,
-            target=float(want.desired),
-            existing=None if carrier is None else carrier.order,
-            fx_rate=want.fx_rate,
-        )
+    intent = place_or_modify(
+        spec,
+        kind=KIND,
+        rule=want.rule.name,
+        leg=leg,
+        purpose=purpose,
+        reason=want.reason,
+        estimated_price=want.estimated_price,
+        current=position,
+        target=float(want.desired),
+        existing=carrier.order,
+        fx_rate=want.fx_rate,
     )
+    draft.add_one(intent, BUYS if want.action == "BUY" else SELLS)
 
 
 def _plan_buys(
@@ -760,12 +1014,15 @@ def _plan_buys(
         for want in changing
         if want.carrier is not None
     }
+    # ``base_rate`` from the pass's rate table (one look-up per listing).
+    rates = Rates(observed)
     for order in book.live:
         if order.action != "BUY" or order.order_id in changed:
             continue
         quote = observed.quotes.get(order.symbol)
         price = working_price(order, None if quote is None else quote.last)
-        spent += order.remaining * (price or 0.0) * base_rate(observed, order.symbol)
+        rate = rates.of(order.symbol)
+        spent += order.remaining * (price or 0.0) * (1.0 if rate is None else rate)
 
     for outcome, changing in zip(outcomes, changing_by_rule, strict=True):
         if not changing:
@@ -796,7 +1053,10 @@ def _plan_buys(
                 suffix=f"; cash-limited: {shares(quantity)} of {shares(want.quantity)} shares",
             )
             want.quantity = quantity
-            _emit(want, draft)
+            want.built_order = None
+            # Scaled down, a modify may come back to what its order already is.
+            if not _unchanged(want):
+                _emit(want, draft)
             spent += quantity * want.unit_value
 
 

@@ -88,18 +88,20 @@ def frozen_instance(cls: type[_Frozen], state: dict[str, Any]) -> _Frozen:
     return instance
 
 
-# outside_rth came after the first release: left out of the hash while False, so a modify
-# journaled by an earlier tradectl keeps its key across an upgrade (exactly once).
-_SPEC_FIELDS = tuple(
-    spec_field.name for spec_field in fields(OrderSpec) if spec_field.name != "outside_rth"
-)
-
-
 def spec_hash(spec: OrderSpec) -> str:
-    values = [getattr(spec, name) for name in _SPEC_FIELDS]
+    """``short_hash`` of the order's fields in their order, but ``outside_rth`` only as the
+    word ``"outside_rth"`` at the end when it is set, with the text written in one format
+    string (the same bytes: tests/planner/test_alloc_fast_paths.py). ``outside_rth`` came
+    after the first release: left out of the hash while False, so a modify journaled by an
+    earlier tradectl keeps its key across an upgrade (exactly once)."""
+    text = (
+        f"{spec.symbol!r}|{spec.action!r}|{spec.quantity!r}|{spec.order_type!r}|"
+        f"{spec.order_ref!r}|{spec.tif!r}|{spec.limit_price!r}|{spec.aux_price!r}|"
+        f"{spec.trailing_percent!r}|{spec.parent_ref!r}|{spec.oca_group!r}|{spec.transmit!r}"
+    )
     if spec.outside_rth:
-        values.append("outside_rth")
-    return short_hash(*values)
+        text += "|'outside_rth'"
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def round_to_tick(price: float, increments: PriceIncrements, direction: Direction) -> float:
@@ -375,6 +377,12 @@ class Book:
             return None, f"{symbol}: quote is stale ({minutes} min old, limit 15 min)"
         return last, ""
 
+    @property
+    def fresh_since(self) -> datetime | None:
+        """The oldest quote time that is fresh whatever the market hours (``fresh_price``),
+        when ``now`` is in UTC; None when the age must be subtracted instead."""
+        return self._stale_before
+
     def _stale(self, quoted: datetime) -> bool:
         return self._now_utc - quoted > QUOTE_MAX_AGE
 
@@ -394,12 +402,16 @@ class Book:
         return facts
 
 
+# A group's phase: its place in the plan.
+CANCELS, SELLS, BUYS = 0, 1, 2
+
+
 @dataclass(slots=True)
 class Group:
     """Intents that must stay together and in this order (a bracket's parent and children).
 
-    ``phase`` orders groups in the plan: 0 cancels, 1 sells, 2 buys, so that sells free cash
-    before buys spend it and cancels free working-order slots first.
+    ``phase`` orders groups in the plan: ``CANCELS``, ``SELLS``, ``BUYS``, so that sells free
+    cash before buys spend it and cancels free working-order slots first.
     """
 
     intents: list[Intent]
@@ -414,9 +426,10 @@ class Draft:
     notes: list[str] = field(default_factory=list)
     targets: list[TargetsDecision] = field(default_factory=list)
 
-    def add_one(self, intent: Intent) -> None:
-        """``add(intent)``: one intent, its own group (most of a large plan)."""
-        self.groups.append(Group([intent], _phase(intent.order)))
+    def add_one(self, intent: Intent, phase: int) -> None:
+        """``add(intent)`` when the caller knows its ``phase``: one intent, its own group (most
+        of a large plan)."""
+        self.groups.append(Group([intent], phase))
 
     def add(self, *intents: Intent) -> None:
         if intents:
@@ -432,29 +445,41 @@ class Draft:
 def _phase(order: OrderSpec | None) -> int:
     """A group's place in the plan, from its first order: cancels (no order), sells, buys."""
     if order is None:
-        return 0
-    return 1 if order.action == "SELL" else 2
+        return CANCELS
+    return SELLS if order.action == "SELL" else BUYS
 
 
 def cancel_intent(
-    owned: OwnedOrder, kind: RuleKind, reason: str, purpose: Purpose = "closing"
+    owned: OwnedOrder,
+    kind: RuleKind,
+    reason: str | DeferredReason,
+    purpose: Purpose = "closing",
 ) -> Intent:
+    """The cancel of ``owned``; ``reason`` is the text, or how to write it when it is first
+    read (``DEFERRED_REASON``)."""
     order = owned.order
-    return built(
+    intent: Intent = frozen_instance(
         Intent,
-        key=f"{order.order_ref}#cancel",
-        action="cancel",
-        kind=kind,
-        rule=owned.rule,
-        leg=owned.leg,
-        symbol=order.symbol,
-        purpose=purpose,
-        reason=reason,
-        order_id=order.order_id,
-        estimated_price=working_price(order, None),
-        current_quantity=order.remaining,
-        target_quantity=0.0,
+        {
+            "key": f"{order.order_ref}#cancel",
+            "action": "cancel",
+            "kind": kind,
+            "rule": owned.rule,
+            "leg": owned.leg,
+            "symbol": order.symbol,
+            "purpose": purpose,
+            "reason" if isinstance(reason, str) else DEFERRED_REASON: reason,
+            "order": None,
+            "order_id": order.order_id,
+            "estimated_price": working_price(order, None),
+            "current_quantity": order.remaining,
+            "target_quantity": 0.0,
+            "blocked_by": None,
+            "replaces": None,
+            "fx_rate": 1.0,
+        },
     )
+    return intent
 
 
 # Two prices closer than this are the same price (float noise, far below any tick).
@@ -462,7 +487,8 @@ SAME_PRICE = 1e-9
 _STOP_TYPES = frozenset({"STP", "STP LMT", "TRAIL"})
 
 
-def _within(working: float | None, wanted: float | None, tolerance: float) -> bool:
+def within(working: float | None, wanted: float | None, tolerance: float) -> bool:
+    """Two prices no further apart than ``tolerance``, or no price on both sides."""
     if working is None or wanted is None:
         return working is wanted
     return abs(working - wanted) <= tolerance
@@ -482,13 +508,13 @@ def already_this_spec(
         and order.total_quantity == spec.quantity
         and order.order_type == spec.order_type
         and order.tif == spec.tif
-        and _within(order.limit_price, spec.limit_price, price_tolerance)
+        and within(order.limit_price, spec.limit_price, price_tolerance)
     ):
         return False
     # Only these types use the stop fields; on a limit or market order they mean nothing.
     if spec.order_type not in _STOP_TYPES:
         return True
-    return _within(order.aux_price, spec.aux_price, price_tolerance) and _within(
+    return within(order.aux_price, spec.aux_price, price_tolerance) and within(
         order.trailing_percent, spec.trailing_percent, price_tolerance
     )
 
