@@ -36,6 +36,7 @@ from tradectl.planner.domain import (
     WorkingOrder,
     new_intent,
     new_order_spec,
+    stored_reason,
 )
 from tradectl.planner.legs import order_ref
 from tradectl.schemas.models import RuleSet, rule_generation
@@ -146,7 +147,7 @@ def output_floor(intents: tuple[Intent, ...]) -> list[Intent]:
                 intent.leg,
                 intent.symbol,
                 intent.purpose,
-                intent.reason,
+                stored_reason(intent),
                 spec,
                 intent.order_id,
                 intent.estimated_price,
