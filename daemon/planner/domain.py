@@ -25,7 +25,7 @@ IntentAction = Literal["place", "modify", "cancel"]
 Purpose = Literal["opening", "closing", "protective"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContractFacts:
     """What the planner needs to know of a contract. ``price_bands`` is its market rule on its
     exchange (IB's ``reqMarketRule``); without one, ``min_tick`` applies at every price.
@@ -46,7 +46,7 @@ class ContractFacts:
         return PriceIncrements.from_bands(self.price_bands, self.min_tick)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Quote:
     symbol: str
     last: float
@@ -56,14 +56,14 @@ class Quote:
     halted: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     symbol: str
     quantity: float
     average_cost: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkingOrder:
     """An order that is live at the broker (or sent and not yet acknowledged)."""
 
@@ -109,7 +109,7 @@ class WorkingOrder:
         return None if parsed is None else parsed.leg
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Execution:
     exec_id: str
     order_id: int
