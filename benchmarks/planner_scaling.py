@@ -27,15 +27,16 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from tradectl.planner import plan
-from tradectl.planner.common import frozen_instance
 from tradectl.planner.domain import (
     ContractFacts,
     Intent,
     Observed,
-    OrderSpec,
     Position,
     Quote,
     WorkingOrder,
+    new_intent,
+    new_order_spec,
+    stored_reason,
 )
 from tradectl.planner.legs import order_ref
 from tradectl.schemas.models import RuleSet, rule_generation
@@ -110,8 +111,8 @@ def scenario(size: int) -> tuple[RuleSet, Observed]:
 
 def output_floor(intents: tuple[Intent, ...]) -> list[Intent]:
     """The plan's intents built again with nothing decided: per intent its order (with its
-    orderRef's SHA-256 over the order's fields) and the intent (with its key), each a frozen
-    instance from a fresh dict, as the planner builds them."""
+    orderRef's SHA-256 over the order's fields) and the intent (with its key), each built
+    field by field as the planner builds them (``new_order_spec``, ``new_intent``)."""
     sha256 = hashlib.sha256
     built: list[Intent] = []
     for intent in intents:
@@ -122,11 +123,41 @@ def output_floor(intents: tuple[Intent, ...]) -> list[Intent]:
                 f"{order.symbol}|{order.action}|{order.order_type}|{order.quantity}|"
                 f"{order.limit_price}|{order.tif}".encode()
             ).hexdigest()[:6]
-            spec = frozen_instance(
-                OrderSpec, {**vars(order), "order_ref": f"tctl:{intent.rule}:g:{digest}"}
+            spec = new_order_spec(
+                order.symbol,
+                order.action,
+                order.quantity,
+                order.order_type,
+                f"tctl:{intent.rule}:g:{digest}",
+                order.tif,
+                order.limit_price,
+                order.aux_price,
+                order.trailing_percent,
+                order.parent_ref,
+                order.oca_group,
+                order.transmit,
+                order.outside_rth,
             )
-        key = f"{intent.rule}:{intent.symbol}:{intent.action}:{intent.leg}"
-        built.append(frozen_instance(Intent, {**vars(intent), "key": key, "order": spec}))
+        built.append(
+            new_intent(
+                f"{intent.rule}:{intent.symbol}:{intent.action}:{intent.leg}",
+                intent.action,
+                intent.kind,
+                intent.rule,
+                intent.leg,
+                intent.symbol,
+                intent.purpose,
+                stored_reason(intent),
+                spec,
+                intent.order_id,
+                intent.estimated_price,
+                intent.current_quantity,
+                intent.target_quantity,
+                intent.blocked_by,
+                intent.replaces,
+                intent.fx_rate,
+            )
+        )
     return built
 
 

@@ -48,16 +48,16 @@ from tradectl.planner.common import (
     working_shares,
 )
 from tradectl.planner.domain import (
-    DEFERRED_REASON,
     ContractFacts,
     DeferredReason,
-    Intent,
     OrderSpec,
     OrderType,
     Purpose,
     TargetsMode,
     WorkingOrder,
     affixed,
+    new_intent,
+    new_order_spec,
 )
 from tradectl.planner.legs import allocation_leg, order_ref
 from tradectl.planner.money import Rates, base_rate, no_rate_reason
@@ -66,10 +66,6 @@ from tradectl.planner.ticks import PriceBand, PriceIncrements
 from tradectl.schemas.models import Allocation, Risk, RuleKind, RuleSet, Side, rule_generation
 
 KIND: RuleKind = "allocations"
-# ``frozen_instance`` written out where an allocation's orders and intents are built (most
-# objects of a large plan): a frozen instance whose dict is the given one.
-_new_instance = object.__new__
-_set_state = object.__setattr__
 
 
 class _Rule:
@@ -870,27 +866,21 @@ def _order(
     limit_price: float | None,
 ) -> OrderSpec:
     """An allocation's order of ``quantity`` shares in all, named ``ref``."""
-    spec = _new_instance(OrderSpec)
-    _set_state(
-        spec,
-        "__dict__",
-        {
-            "symbol": symbol,
-            "action": action,
-            "quantity": quantity,
-            "order_type": order_type,
-            "order_ref": ref,
-            "tif": tif,
-            "limit_price": limit_price,
-            "aux_price": None,
-            "trailing_percent": None,
-            "parent_ref": None,
-            "oca_group": None,
-            "transmit": True,
-            "outside_rth": False,
-        },
+    return new_order_spec(
+        symbol,
+        action,
+        quantity,
+        order_type,
+        ref,
+        tif,
+        limit_price,
+        None,
+        None,
+        None,
+        None,
+        True,
+        False,
     )
-    return spec
 
 
 def _already(want: _Want, spec: OrderSpec) -> bool:
@@ -941,28 +931,23 @@ def _place(
     (tests/planner/test_alloc_fast_paths.py compares the two)."""
     leg = allocation_leg(symbol, _trade_digest(action, quantity, desired, position))
     ref = rule.ref_prefix + leg
-    intent = _new_instance(Intent)
-    _set_state(
-        intent,
-        "__dict__",
-        {
-            "key": ref,
-            "action": "place",
-            "kind": KIND,
-            "rule": rule.name,
-            "leg": leg,
-            "symbol": symbol,
-            "purpose": "closing" if reduces(position, action, quantity) else "opening",
-            "reason" if isinstance(reason, str) else DEFERRED_REASON: reason,
-            "order": _order(symbol, action, quantity, order_type, ref, rule.tif, limit_price),
-            "order_id": None,
-            "estimated_price": estimated_price,
-            "current_quantity": position,
-            "target_quantity": float(desired),
-            "blocked_by": None,
-            "replaces": None,
-            "fx_rate": fx_rate,
-        },
+    intent = new_intent(
+        ref,
+        "place",
+        KIND,
+        rule.name,
+        leg,
+        symbol,
+        "closing" if reduces(position, action, quantity) else "opening",
+        reason,
+        _order(symbol, action, quantity, order_type, ref, rule.tif, limit_price),
+        None,
+        estimated_price,
+        position,
+        float(desired),
+        None,
+        None,
+        fx_rate,
     )
     draft.groups.append(Group([intent], BUYS if action == "BUY" else SELLS))
 

@@ -15,7 +15,6 @@ from operator import attrgetter
 from typing import Any, Literal, TypeVar
 
 from tradectl.planner.domain import (
-    DEFERRED_REASON,
     ContractFacts,
     DeferredReason,
     Execution,
@@ -27,6 +26,7 @@ from tradectl.planner.domain import (
     TargetsDecision,
     WorkingOrder,
     affixed,
+    new_intent,
 )
 from tradectl.planner.legs import ENTRY_LEG, ParsedRef, parse_order_ref
 from tradectl.planner.ticks import Direction, PriceBand, PriceIncrements
@@ -75,16 +75,6 @@ def built(cls: type[_Frozen], **values: Any) -> _Frozen:
     state.update(values)
     if len(state) != count:
         raise TypeError(f"{cls.__name__}: fields {sorted(values)} do not match its declaration")
-    return instance
-
-
-def frozen_instance(cls: type[_Frozen], state: dict[str, Any]) -> _Frozen:
-    """A frozen dataclass instance whose fields are exactly ``state`` (every field named,
-    defaults included): ``built`` without its checks, for the two places that build an
-    intent and an order per target of a large plan and spell out every field
-    (tests/planner/test_hot_paths.py compares them with ``__init__``)."""
-    instance: _Frozen = object.__new__(cls)
-    object.__setattr__(instance, "__dict__", state)
     return instance
 
 
@@ -456,30 +446,26 @@ def cancel_intent(
     purpose: Purpose = "closing",
 ) -> Intent:
     """The cancel of ``owned``; ``reason`` is the text, or how to write it when it is first
-    read (``DEFERRED_REASON``)."""
+    read (``DeferredReason``)."""
     order = owned.order
-    intent: Intent = frozen_instance(
-        Intent,
-        {
-            "key": f"{order.order_ref}#cancel",
-            "action": "cancel",
-            "kind": kind,
-            "rule": owned.rule,
-            "leg": owned.leg,
-            "symbol": order.symbol,
-            "purpose": purpose,
-            "reason" if isinstance(reason, str) else DEFERRED_REASON: reason,
-            "order": None,
-            "order_id": order.order_id,
-            "estimated_price": working_price(order, None),
-            "current_quantity": order.remaining,
-            "target_quantity": 0.0,
-            "blocked_by": None,
-            "replaces": None,
-            "fx_rate": 1.0,
-        },
+    return new_intent(
+        f"{order.order_ref}#cancel",
+        "cancel",
+        kind,
+        owned.rule,
+        owned.leg,
+        order.symbol,
+        purpose,
+        reason,
+        None,
+        order.order_id,
+        working_price(order, None),
+        order.remaining,
+        0.0,
+        None,
+        None,
+        1.0,
     )
-    return intent
 
 
 # Two prices closer than this are the same price (float noise, far below any tick).
@@ -539,7 +525,7 @@ def place_or_modify(
 ) -> Intent:
     """A standing order as ``spec`` says: placed afresh, or the working ``existing`` modified in
     place (docs/planning.md: modify, don't churn). ``fx_rate`` values it in the base currency.
-    ``reason`` is the text, or how to write it when it is first read (``DEFERRED_REASON``)."""
+    ``reason`` is the text, or how to write it when it is first read (``DeferredReason``)."""
     action: IntentAction = "place"
     key, order_id = spec.order_ref, None
     if existing is not None:
@@ -547,33 +533,24 @@ def place_or_modify(
         action, key = "modify", modify_key(existing.order_ref, spec)
         order_id = existing.order_id
         reason = affixed(reason, prefix=f"order {existing.order_id}: ")
-    # A dict of its own rather than one sharing its keys with every other intent's (filled
-    # through ``intent.__dict__``): that one is faster to build and half the size, but CPython
-    # 3.11 reads an attribute from a key-sharing instance dict on its slow path, and the gate
-    # and everything after it read every intent (benchmarks/README.md, round five).
-    reason_key = "reason" if isinstance(reason, str) else DEFERRED_REASON
-    intent: Intent = frozen_instance(
-        Intent,
-        {
-            "key": key,
-            "action": action,
-            "kind": kind,
-            "rule": rule,
-            "leg": leg,
-            "symbol": spec.symbol,
-            "purpose": purpose,
-            reason_key: reason,
-            "order": spec,
-            "order_id": order_id,
-            "estimated_price": estimated_price,
-            "current_quantity": current,
-            "target_quantity": target,
-            "blocked_by": None,
-            "replaces": existing,
-            "fx_rate": fx_rate,
-        },
+    return new_intent(
+        key,
+        action,
+        kind,
+        rule,
+        leg,
+        spec.symbol,
+        purpose,
+        reason,
+        spec,
+        order_id,
+        estimated_price,
+        current,
+        target,
+        None,
+        existing,
+        fx_rate,
     )
-    return intent
 
 
 def ordered_groups(groups: Sequence[Group]) -> list[Group]:

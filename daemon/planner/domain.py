@@ -25,7 +25,7 @@ IntentAction = Literal["place", "modify", "cancel"]
 Purpose = Literal["opening", "closing", "protective"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContractFacts:
     """What the planner needs to know of a contract. ``price_bands`` is its market rule on its
     exchange (IB's ``reqMarketRule``); without one, ``min_tick`` applies at every price.
@@ -46,7 +46,7 @@ class ContractFacts:
         return PriceIncrements.from_bands(self.price_bands, self.min_tick)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Quote:
     symbol: str
     last: float
@@ -56,14 +56,14 @@ class Quote:
     halted: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Position:
     symbol: str
     quantity: float
     average_cost: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkingOrder:
     """An order that is live at the broker (or sent and not yet acknowledged)."""
 
@@ -109,7 +109,7 @@ class WorkingOrder:
         return None if parsed is None else parsed.leg
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Execution:
     exec_id: str
     order_id: int
@@ -252,7 +252,7 @@ class Observed:
         return tuple(order for order in self.working_orders if not order.owned)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderSpec:
     """The fields of an order as tradectl wants it at the broker.
 
@@ -284,10 +284,9 @@ class OrderSpec:
 # reads it: a large plan has tens of thousands of intents, most of whose reasons are never shown
 # (the plan table shows the first ones, the journal those sent), and writing the text (numbers
 # formatted with separators and decimals) was a fifth of an allocation's planning
-# (benchmarks/README.md, round five). The instance's dict holds ``(render, args)`` under this
-# key instead of ``reason``; ``_DeferredReasonText`` renders it the first time ``reason`` is
-# read, so ``reason``, the repr, equality and ``dataclasses.replace`` see the same text.
-DEFERRED_REASON = "_deferred_reason"
+# (benchmarks/README.md, round five). The intent's ``reason`` slot holds ``(render, args)``;
+# ``_ReasonText`` writes the text the first time ``reason`` is read, so ``reason``, the repr,
+# equality and ``dataclasses.replace`` see the same text.
 DeferredReason = tuple[Callable[..., str], tuple[Any, ...]]
 
 
@@ -312,7 +311,7 @@ def _affixed_text(prefix: str, reason: str | DeferredReason, suffix: str) -> str
     return prefix + reason_text(reason) + suffix
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Intent:
     """One thing the plan wants done, with the reason in words.
 
@@ -355,25 +354,155 @@ class Intent:
         return self.blocked_by is not None
 
 
-class _DeferredReasonText:
-    """``Intent.reason`` of an intent built with its text deferred (``DEFERRED_REASON``):
-    rendered on first read and kept in the instance. A non-data descriptor, so an instance's
-    own ``reason`` is read as it is and every other attribute as it always was (a
-    ``__getattr__`` would slow down every attribute read of every intent)."""
+_REASON_SLOT = Intent.__dict__["reason"]
+
+
+class _ReasonText:
+    """``Intent.reason``: the slot holds the text, or how to write it (``DeferredReason``),
+    which is written the first time it is read and kept. A data descriptor over the slot, so
+    the dataclass's ``__init__``, ``replace``, equality, the repr and pickling all see the
+    text."""
+
+    __slots__ = ()
 
     def __get__(self, intent: Intent | None, owner: type[Intent]) -> Any:
         if intent is None:
             return self
-        state = intent.__dict__
-        deferred = state.get(DEFERRED_REASON)
-        if deferred is None:
-            raise AttributeError(f"{owner.__name__!r} object has no attribute 'reason'")
-        text = state["reason"] = reason_text(deferred)
+        reason = _REASON_SLOT.__get__(intent, owner)
+        if reason.__class__ is str:
+            return reason
+        text = reason_text(reason)
+        _REASON_SLOT.__set__(intent, text)
         return text
 
+    def __set__(self, intent: Intent, reason: str | DeferredReason) -> None:
+        _REASON_SLOT.__set__(intent, reason)
 
-# Set after the class is made, so that the dataclass does not take it for the field's default.
-setattr(Intent, "reason", _DeferredReasonText())  # noqa: B010
+    def __delete__(self, intent: Intent) -> None:
+        _REASON_SLOT.__delete__(intent)
+
+
+# Set after the class is made: the dataclass made the slot, this reads through it.
+setattr(Intent, "reason", _ReasonText())  # noqa: B010
+
+
+def _fields_of(cls: type) -> type:
+    """A class with ``cls``'s slots and nothing else: mutable, so its slots are stored at the
+    speed of any attribute; then the instance becomes a ``cls`` (the same layout)."""
+    return type(f"_{cls.__name__}Fields", (), {"__slots__": vars(cls)["__slots__"]})
+
+
+_ORDER_SPEC_FIELDS = _fields_of(OrderSpec)
+_INTENT_FIELDS = _fields_of(Intent)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def new_order_spec(
+    symbol: str,
+    action: Side,
+    quantity: int,
+    order_type: OrderType,
+    order_ref: str,
+    tif: TimeInForce,
+    limit_price: float | None,
+    aux_price: float | None,
+    trailing_percent: float | None,
+    parent_ref: str | None,
+    oca_group: str | None,
+    transmit: bool,
+    outside_rth: bool,
+) -> OrderSpec:
+    """``OrderSpec(...)`` with every field given in order, at a third of the cost (a frozen
+    dataclass's ``__init__`` sets each field through ``object.__setattr__``; a large plan builds
+    tens of thousands). tests/planner/test_hot_paths.py compares the two."""
+    spec: Any = _new(_ORDER_SPEC_FIELDS)
+    spec.symbol = symbol
+    spec.action = action
+    spec.quantity = quantity
+    spec.order_type = order_type
+    spec.order_ref = order_ref
+    spec.tif = tif
+    spec.limit_price = limit_price
+    spec.aux_price = aux_price
+    spec.trailing_percent = trailing_percent
+    spec.parent_ref = parent_ref
+    spec.oca_group = oca_group
+    spec.transmit = transmit
+    spec.outside_rth = outside_rth
+    _set(spec, "__class__", OrderSpec)
+    built: OrderSpec = spec
+    return built
+
+
+def new_intent(
+    key: str,
+    action: IntentAction,
+    kind: RuleKind,
+    rule: str,
+    leg: str,
+    symbol: str,
+    purpose: Purpose,
+    reason: str | DeferredReason,
+    order: OrderSpec | None,
+    order_id: int | None,
+    estimated_price: float | None,
+    current_quantity: float,
+    target_quantity: float,
+    blocked_by: str | None,
+    replaces: WorkingOrder | None,
+    fx_rate: float,
+) -> Intent:
+    """``Intent(...)`` with every field given in order (``new_order_spec``); ``reason`` may be
+    deferred (written when first read)."""
+    intent: Any = _new(_INTENT_FIELDS)
+    intent.key = key
+    intent.action = action
+    intent.kind = kind
+    intent.rule = rule
+    intent.leg = leg
+    intent.symbol = symbol
+    intent.purpose = purpose
+    intent.reason = reason
+    intent.order = order
+    intent.order_id = order_id
+    intent.estimated_price = estimated_price
+    intent.current_quantity = current_quantity
+    intent.target_quantity = target_quantity
+    intent.blocked_by = blocked_by
+    intent.replaces = replaces
+    intent.fx_rate = fx_rate
+    _set(intent, "__class__", Intent)
+    built: Intent = intent
+    return built
+
+
+def stored_reason(intent: Intent) -> str | DeferredReason:
+    """The reason as the intent holds it: its text, or how to write it if nobody has read it."""
+    reason: str | DeferredReason = _REASON_SLOT.__get__(intent, Intent)
+    return reason
+
+
+def with_blocked_by(intent: Intent, blocked_by: str | None) -> Intent:
+    """``replace(intent, blocked_by=...)`` without rendering a deferred reason."""
+    return new_intent(
+        intent.key,
+        intent.action,
+        intent.kind,
+        intent.rule,
+        intent.leg,
+        intent.symbol,
+        intent.purpose,
+        stored_reason(intent),
+        intent.order,
+        intent.order_id,
+        intent.estimated_price,
+        intent.current_quantity,
+        intent.target_quantity,
+        blocked_by,
+        intent.replaces,
+        intent.fx_rate,
+    )
 
 
 TargetsStatus = Literal["trading", "stale", "held", "invalid"]

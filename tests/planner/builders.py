@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tradectl.planner.domain import (
     ContractFacts,
     Execution,
+    Intent,
     Observed,
     Position,
     Quote,
     WorkingOrder,
+    stored_reason,
 )
 from tradectl.schemas.models import RuleSet
 
@@ -138,3 +141,13 @@ def summary(plan_intents: Iterable[Any]) -> list[tuple[Any, ...]]:
             )
         )
     return rows
+
+
+def stored_fields(instance: Any) -> tuple[type, list[object]]:
+    """A dataclass instance's type and fields as it holds them: an intent's reason as stored
+    (a deferred reason stays unwritten), what ``vars`` showed before intents had slots."""
+    return type(instance), [
+        stored_reason(instance) if item.name == "reason" and type(instance) is Intent else
+        getattr(instance, item.name)
+        for item in fields(instance)
+    ]  # fmt: skip

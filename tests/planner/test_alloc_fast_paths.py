@@ -9,7 +9,7 @@ written out against the general builders."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, fields, replace
+from dataclasses import FrozenInstanceError, asdict, fields, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.planner.builders import NOW, rule_set
+from tests.planner.builders import NOW, rule_set, stored_fields
 from tests.planner.builders import observed as account_with
 from tradectl.planner import allocations, plan
 from tradectl.planner.allocations import _describe, _Listings
@@ -30,14 +30,12 @@ from tradectl.planner.common import (
     Draft,
     OwnedOrder,
     cancel_intent,
-    frozen_instance,
     place_or_modify,
     reduces,
     short_hash,
     spec_hash,
 )
 from tradectl.planner.domain import (
-    DEFERRED_REASON,
     ContractFacts,
     DeferredReason,
     Intent,
@@ -50,6 +48,8 @@ from tradectl.planner.domain import (
     WorkingOrder,
     affixed,
     reason_text,
+    stored_reason,
+    with_blocked_by,
 )
 from tradectl.planner.legs import order_ref
 from tradectl.planner.money import Rates
@@ -118,7 +118,7 @@ def test_a_deferred_reason_reads_as_its_text(
     def deferred() -> Intent:
         intent = _intent(_deferred(description, suffixes), existing)
         if blocked_by is not None:  # as the gate writes its verdict into a drafted intent
-            vars(intent)["blocked_by"] = blocked_by
+            object.__setattr__(intent, "blocked_by", blocked_by)
         return intent
 
     if blocked_by is not None:
@@ -130,9 +130,11 @@ def test_a_deferred_reason_reads_as_its_text(
     assert repr(deferred()) == repr(written)
     assert asdict(deferred()) == asdict(written)
     assert replace(deferred(), key="k") == replace(written, key="k")
-    # The gate's copy of a blocked intent (its dict) writes the same text later.
-    copied = frozen_instance(Intent, vars(deferred()).copy())
+    # The gate's copy of a blocked intent keeps the reason unwritten, and writes the same text.
+    copied = with_blocked_by(deferred(), "risk.y: copied")
+    assert stored_reason(copied) == stored_reason(deferred())
     assert copied.reason == written.reason
+    assert copied == replace(written, blocked_by="risk.y: copied")
     # Once read, the text is kept: it is written once.
     intent = deferred()
     assert intent.reason is intent.reason
@@ -164,20 +166,19 @@ def test_place_or_modify_builds_what_the_intents_init_builds(
     intent = _intent(reason, existing)
     expected = Intent(**{item.name: getattr(intent, item.name) for item in fields(Intent)})
     assert intent == expected
-    # The same fields in the instance's dict (the reason written there once read), and the
-    # deferred reason kept beside them.
-    state = vars(intent)
-    assert (DEFERRED_REASON in state) == deferred
-    assert {name: value for name, value in state.items() if name != DEFERRED_REASON} == vars(
-        expected
-    )
+    # Built as an Intent (frozen), the reason kept unwritten until it is read.
+    assert type(intent) is Intent
+    assert isinstance(stored_reason(_intent(reason, existing)), str) != deferred
+    with pytest.raises(FrozenInstanceError):
+        intent.key = "changed"  # type: ignore[misc]
 
 
 def test_the_allocation_order_and_intent_are_what_init_builds() -> None:
     rules = rule_set(allocations={"core": {"capital": {"amount": 10_000}, "targets": {"AAA": 0.5}}})
     (intent,) = plan(rules, account_with(prices={"AAA": 10.0}), NOW).intents
     assert intent.order is not None
-    assert vars(intent.order) == vars(OrderSpec(**vars(intent.order)))
+    assert type(intent.order) is OrderSpec
+    assert intent.order == OrderSpec(**asdict(intent.order))
     assert intent == Intent(**{item.name: getattr(intent, item.name) for item in fields(Intent)})
     assert intent.reason == "weight 0.0000 vs target 0.5000 (band 0.0100); 0 → 500 shares"
 
@@ -529,9 +530,10 @@ def test_a_place_is_what_place_or_modify_builds(
     (group,) = draft.groups
     (intent,) = group.intents
     expected = _placed_the_plain_way(want)
-    assert vars(intent) == vars(expected)
+    assert stored_fields(intent) == stored_fields(expected)
     assert intent.order is not None and expected.order is not None
-    assert vars(intent.order) == vars(expected.order) == vars(OrderSpec(**vars(intent.order)))
+    assert stored_fields(intent.order) == stored_fields(expected.order)
+    assert stored_fields(intent.order) == stored_fields(OrderSpec(**asdict(intent.order)))
     assert group.phase == (BUYS if action == "BUY" else SELLS)
 
 
@@ -596,9 +598,7 @@ def test_a_cancel_is_what_the_intents_init_builds(
         target_quantity=0.0,
     )
     assert intent == expected
-    assert {name: value for name, value in vars(intent).items() if name != DEFERRED_REASON} == (
-        vars(expected)
-    )
+    assert type(intent) is Intent
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,6 @@ from tradectl.planner.common import (
     Book,
     Group,
     OwnedOrder,
-    built,
     money,
     ordered_groups,
     working_shares,
@@ -564,8 +563,7 @@ def test_the_rate_limit_by_rank_is_the_stable_sort(
             if position == 0 and unit_number in checked_out:
                 fields = {"purpose": "closing", "action": "place", "order": NO_PRICE_ORDER}
             planned.append(
-                built(
-                    Intent,
+                Intent(
                     key=f"k{len(planned)}",
                     kind="brackets" if len(unit_shape) > 1 else "allocations",
                     rule=rule,

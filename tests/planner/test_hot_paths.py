@@ -1,26 +1,36 @@
 """The planner's fast paths give exactly what the plain code gives (benchmarks/README.md,
-rounds three and four): tick rounding in whole nanos against the decimal rounding, ``built``
-and the intents built field by field against the dataclasses' own ``__init__``, the per-pass
-rate table and the allocation leg's digest against the general code they replace (the gate's
-fast paths: test_gate_fast_paths.py)."""
+rounds three to six): tick rounding in whole nanos against the decimal rounding, ``built``,
+``new_order_spec``, ``new_intent`` and the intents built field by field against the
+dataclasses' own ``__init__``, the per-pass rate table and the allocation leg's digest
+against the general code they replace (the gate's fast paths: test_gate_fast_paths.py)."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+import copy
+import pickle
+from dataclasses import FrozenInstanceError, asdict, fields, replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.planner.builders import NOW, rule_set
+from tests.planner.builders import NOW, rule_set, stored_fields
 from tests.planner.builders import observed as account_with
 from tradectl.planner import plan
 from tradectl.planner.allocations import _trade_digest
-from tradectl.planner.common import built, place_or_modify, shares, short_hash
-from tradectl.planner.domain import ContractFacts, Intent, OrderSpec, WorkingOrder
+from tradectl.planner.common import OwnedOrder, built, place_or_modify, shares, short_hash
+from tradectl.planner.domain import (
+    ContractFacts,
+    Intent,
+    OrderSpec,
+    WorkingOrder,
+    new_intent,
+    new_order_spec,
+)
 from tradectl.planner.money import Rates, symbol_rate
 from tradectl.planner.ticks import PriceIncrements
 
+WORKING = WorkingOrder(7, "AAPL", "BUY", "LMT", 10, limit_price=1.4, order_ref="tctl:r:g:AAPL.1")
 TICKS = (0.0001, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 1e-9, 3e-9, 0.3)
 prices = st.one_of(
     st.floats(min_value=0, max_value=2e6, allow_nan=False, allow_infinity=False),
@@ -56,28 +66,68 @@ def test_rounding_examples(price: float, tick: float, way: str, expected: float)
     assert PriceIncrements.single(tick).round(price, way) == expected  # type: ignore[arg-type]
 
 
+def test_the_builders_equal_the_dataclass_init() -> None:
+    spec = new_order_spec(
+        "AAPL", "BUY", 5, "LMT", "tradectl:a:b:c", "GTC", 1.5, None, None, "p", None, False, True
+    )
+    expected_spec = OrderSpec(
+        symbol="AAPL",
+        action="BUY",
+        quantity=5,
+        order_type="LMT",
+        order_ref="tradectl:a:b:c",
+        tif="GTC",
+        limit_price=1.5,
+        parent_ref="p",
+        transmit=False,
+        outside_rth=True,
+    )
+    assert (type(spec), spec, hash(spec)) == (OrderSpec, expected_spec, hash(expected_spec))
+    intent = new_intent(
+        "k", "place", "allocations", "r", "AAPL.1", "AAPL", "opening", "why", spec, None,
+        1.5, 2.0, 7.0, "blocked", WORKING, 0.5,
+    )  # fmt: skip
+    expected = Intent(
+        key="k",
+        action="place",
+        kind="allocations",
+        rule="r",
+        leg="AAPL.1",
+        symbol="AAPL",
+        purpose="opening",
+        reason="why",
+        order=expected_spec,
+        estimated_price=1.5,
+        current_quantity=2.0,
+        target_quantity=7.0,
+        blocked_by="blocked",
+        replaces=WORKING,
+        fx_rate=0.5,
+    )
+    assert (type(intent), intent, hash(intent)) == (Intent, expected, hash(expected))
+    assert repr(intent) == repr(expected)
+    for frozen in (spec, intent):
+        with pytest.raises(FrozenInstanceError):
+            frozen.symbol = "MSFT"  # type: ignore[misc]
+        # Copied and pickled (the saved plan, the daemon's threads) as any instance is.
+        assert copy.copy(frozen) == copy.deepcopy(frozen) == pickle.loads(pickle.dumps(frozen))
+    deferred = new_intent(
+        "k", "place", "allocations", "r", "AAPL.1", "AAPL", "opening", (str.upper, ("why",)),
+        spec, None, 1.5, 2.0, 7.0, None, None, 0.5,
+    )  # fmt: skip
+    assert pickle.loads(pickle.dumps(deferred)) == replace(
+        expected, reason="WHY", blocked_by=None, replaces=None
+    )
+
+
 def test_built_equals_the_dataclass_init() -> None:
-    spec_fields = {"symbol": "AAPL", "action": "BUY", "quantity": 5, "order_type": "LMT"}
-    spec = built(OrderSpec, **spec_fields, order_ref="tradectl:a:b:c", limit_price=1.5)
-    assert spec == OrderSpec(**spec_fields, order_ref="tradectl:a:b:c", limit_price=1.5)  # type: ignore[arg-type]
-    assert [item.name for item in fields(OrderSpec) if item.name not in vars(spec)] == []
-    intent_fields = {
-        "key": "k",
-        "action": "place",
-        "kind": "allocations",
-        "rule": "r",
-        "leg": "AAPL.abc123",
-        "symbol": "AAPL",
-        "purpose": "opening",
-        "reason": "why",
-    }
-    intent = built(Intent, **intent_fields, order=spec)
-    assert intent == Intent(**intent_fields, order=spec)  # type: ignore[arg-type]
-    assert hash(intent) == hash(Intent(**intent_fields, order=spec))  # type: ignore[arg-type]
+    order = WORKING
+    owned = built(OwnedOrder, order=order, rule="r", generation="g", leg="AAPL.1", kind=None)
+    assert owned == OwnedOrder(order, "r", "g", "AAPL.1", None)
     with pytest.raises(TypeError, match="do not match"):
-        built(Intent, key="k")
+        built(OwnedOrder, order=order)
     with pytest.raises(TypeError, match="do not match"):
-        built(OrderSpec, **spec_fields, order_ref="r", colour="red")
+        built(OwnedOrder, order=order, rule="r", generation="g", leg="l", kind=None, colour=1)
 
 
 # Round four (issue #17, a linear planner): the specialised pieces of the allocation and gate
@@ -153,7 +203,7 @@ def test_place_or_modify_builds_what_the_intents_init_builds() -> None:
         )
         expected = Intent(**{item.name: getattr(intent, item.name) for item in fields(Intent)})
         assert intent == expected
-        assert vars(intent) == vars(expected)
+        assert stored_fields(intent) == stored_fields(expected)
 
 
 def test_the_allocation_spec_has_every_field_of_the_order_spec_init() -> None:
@@ -161,4 +211,4 @@ def test_the_allocation_spec_has_every_field_of_the_order_spec_init() -> None:
     result = plan(rules, account_with(prices={"AAA": 10.0}), NOW)
     (intent,) = result.intents
     assert intent.order is not None
-    assert vars(intent.order) == vars(OrderSpec(**vars(intent.order)))
+    assert stored_fields(intent.order) == stored_fields(OrderSpec(**asdict(intent.order)))
