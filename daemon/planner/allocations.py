@@ -33,7 +33,6 @@ from tradectl.planner.common import (
     SELLS,
     Book,
     Draft,
-    Group,
     OwnedOrder,
     already_this_spec,
     cancel_intent,
@@ -949,7 +948,7 @@ def _place(
         None,
         fx_rate,
     )
-    draft.groups.append(Group([intent], BUYS if action == "BUY" else SELLS))
+    draft.add_one(intent, BUYS if action == "BUY" else SELLS)
 
 
 def _emit_modify(want: _Want, draft: Draft) -> None:

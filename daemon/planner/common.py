@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
-from operator import attrgetter
+from itertools import chain
 from typing import Any, Literal, TypeVar
 
 from tradectl.planner.domain import (
@@ -408,28 +408,52 @@ class Group:
     phase: int
 
 
+def _no_groups() -> tuple[list[list[Intent]], list[list[Intent]], list[list[Intent]]]:
+    return ([], [], [])
+
+
 @dataclass
 class Draft:
-    """What one rule kind contributes to a plan."""
+    """What one rule kind contributes to a plan: its groups of intents by phase, its notes and
+    its targets decisions.
 
-    groups: list[Group] = field(default_factory=list)
+    ``phases[CANCELS]``, ``phases[SELLS]`` and ``phases[BUYS]`` each hold that phase's groups
+    (a group is a list of intents that stay together, mostly one) in the order they were
+    added: the plan's order, with no ``Group`` object per intent and nothing to sort (a large
+    plan is tens of thousands of one-intent groups)."""
+
+    phases: tuple[list[list[Intent]], list[list[Intent]], list[list[Intent]]] = field(
+        default_factory=_no_groups
+    )
     notes: list[str] = field(default_factory=list)
     targets: list[TargetsDecision] = field(default_factory=list)
 
     def add_one(self, intent: Intent, phase: int) -> None:
         """``add(intent)`` when the caller knows its ``phase``: one intent, its own group (most
         of a large plan)."""
-        self.groups.append(Group([intent], phase))
+        self.phases[phase].append([intent])
 
     def add(self, *intents: Intent) -> None:
         if intents:
             first = next((intent.order for intent in intents if intent.order is not None), None)
-            self.groups.append(Group(list(intents), _phase(first)))
+            self.phases[_phase(first)].append(list(intents))
 
     def extend(self, other: Draft) -> None:
-        self.groups.extend(other.groups)
+        for mine, theirs in zip(self.phases, other.phases, strict=True):
+            mine.extend(theirs)
         self.notes.extend(other.notes)
         self.targets.extend(other.targets)
+
+    @property
+    def groups(self) -> list[Group]:
+        """The groups in plan order: cancels, sells, buys, each phase in the order added."""
+        return [
+            Group(intents, phase) for phase, groups in enumerate(self.phases) for intents in groups
+        ]
+
+    def intents(self) -> tuple[Intent, ...]:
+        """Every intent in plan order."""
+        return tuple(chain.from_iterable(chain.from_iterable(self.phases)))
 
 
 def _phase(order: OrderSpec | None) -> int:
@@ -551,8 +575,3 @@ def place_or_modify(
         existing,
         fx_rate,
     )
-
-
-def ordered_groups(groups: Sequence[Group]) -> list[Group]:
-    """Cancels, then sells, then buys; stable within a phase."""
-    return sorted(groups, key=attrgetter("phase"))

@@ -17,7 +17,7 @@ from operator import attrgetter
 from tradectl.planner.allocations import plan_allocations
 from tradectl.planner.brackets import plan_brackets
 from tradectl.planner.cash import check_cash, needs_cash
-from tradectl.planner.common import Book, Draft, Group, ordered_groups
+from tradectl.planner.common import Book, Draft, Group
 from tradectl.planner.conversions import plan_conversions, with_conversions
 from tradectl.planner.domain import Intent, Observed, Plan
 from tradectl.planner.gate import gate_drafted
@@ -63,12 +63,12 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
 
     standing = plan_brackets(rules, book)
     standing.extend(plan_scales(rules, book))
-    for group in standing.groups:
-        with_fx_rates(group.intents, observed)
+    for group in chain.from_iterable(standing.phases):
+        with_fx_rates(group, observed)
     draft.extend(standing)
     # The gate runs the same cash check again on the whole plan (defence in depth): here it
     # tells allocations how much cash the bracket entries and scale levels that fit will take.
-    standing_intents = _drafted_intents(standing)
+    standing_intents = list(standing.intents())
     standing_added = 0.0
     if standing_intents:
         # Without standing intents nothing is added: the check (which values every working
@@ -82,7 +82,7 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
             )
     draft.extend(plan_allocations(rules, book, standing_added))
 
-    intents = _assembled(draft.groups, observed.in_flight, draft.notes)
+    intents = _assembled(draft, observed.in_flight, draft.notes)
     if manual:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
@@ -110,27 +110,26 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     return hold_for_market_time(gated, rules, observed, now)
 
 
-def _assembled(
-    groups: list[Group], in_flight: frozenset[str], notes: list[str]
-) -> tuple[Intent, ...]:
-    """The drafted groups' intents in plan order (the groups are ordered once, here), with
-    unique keys, and without what waits for an acknowledgement (a note each).
+def _assembled(draft: Draft, in_flight: frozenset[str], notes: list[str]) -> tuple[Intent, ...]:
+    """The drafted intents in plan order, with unique keys, and without what waits for an
+    acknowledgement (a note each).
 
-    Almost always every key is unique already and nothing is in flight: then the ordered
-    groups' intents are the plan, with one look at each key and no group rebuilt
+    Almost always every key is unique already and nothing is in flight: then the draft's
+    intents are the plan, with one look at each key and no group rebuilt
     (tests/planner/test_gate_fast_paths.py compares this with both steps run on every plan)."""
-    groups = ordered_groups(groups)
-    intents = _flattened(groups)
+    intents = draft.intents()
     # The keys listed first, so that the set is made at its size instead of growing.
-    if len(set(list(map(attrgetter("key"), intents)))) != len(intents):
+    repeated = len(set(list(map(attrgetter("key"), intents)))) != len(intents)
+    if not (repeated or in_flight):
+        return intents
+    groups = draft.groups
+    if repeated:
         groups = _with_unique_keys(groups)
-        intents = _flattened(groups)
     # A modify or cancel in flight still changes its order: plan nothing else for that order
     # until IB has acknowledged it, even when the market has moved and the new fields differ.
     if in_flight:
         groups = _not_in_flight(groups, in_flight, notes)
-        intents = _flattened(groups)
-    return intents
+    return _flattened(groups)
 
 
 def _flattened(groups: list[Group]) -> tuple[Intent, ...]:
@@ -214,10 +213,6 @@ def hold_for_market_time(plan: Plan, rules: RuleSet, observed: Observed, now: da
                 held[order.order_ref] = reason
         marked.append(intent if reason is None else replace(intent, blocked_by=reason))
     return replace(plan, intents=tuple(marked))
-
-
-def _drafted_intents(draft: Draft) -> list[Intent]:
-    return [intent for group in ordered_groups(draft.groups) for intent in group.intents]
 
 
 def _with_unique_keys(groups: list[Group]) -> list[Group]:

@@ -32,10 +32,10 @@ from tradectl.planner.cash import check_cash
 from tradectl.planner.common import (
     TERMINAL_STATUSES,
     Book,
+    Draft,
     Group,
     OwnedOrder,
     money,
-    ordered_groups,
     working_shares,
 )
 from tradectl.planner.domain import ContractFacts, Intent, Observed, OrderSpec, Plan, WorkingOrder
@@ -594,12 +594,18 @@ NO_PRICE_ORDER = OrderSpec(
 )
 
 
+def _in_plan_order(groups: list[Group]) -> list[Group]:
+    """Cancels, then sells, then buys, stable within a phase (the plan's order, which Draft
+    keeps by phase)."""
+    return sorted(groups, key=lambda group: group.phase)
+
+
 def _reference_unique_keys(groups: list[Group]) -> list[Group]:
     """``_with_unique_keys`` before round five: always the loop (it also put the groups in
     plan order itself; plan() now hands them over in that order)."""
     seen: set[str] = set()
     result: list[Group] = []
-    for group in ordered_groups(groups):
+    for group in _in_plan_order(groups):
         if len(group.intents) == 1 and group.intents[0].key not in seen:
             seen.add(group.intents[0].key)
             result.append(group)
@@ -643,7 +649,7 @@ def test_unique_keys_are_the_loop(shape: list[tuple[list[tuple[str, int | None]]
         for members, phase in shape
     ]
     expected = _reference_unique_keys(groups)
-    found = _with_unique_keys(ordered_groups(groups))
+    found = _with_unique_keys(_in_plan_order(groups))
     assert [(group.intents, group.phase) for group in found] == [
         (group.intents, group.phase) for group in expected
     ]
@@ -678,7 +684,10 @@ def test_the_assembled_intents_are_both_steps_on_every_plan(
     if in_flight:
         expected_groups = _not_in_flight(expected_groups, frozenset(in_flight), expected_notes)
     notes: list[str] = []
-    found = _assembled(groups, frozenset(in_flight), notes)
+    draft = Draft()
+    for group in groups:
+        draft.phases[group.phase].append(group.intents)
+    found = _assembled(draft, frozenset(in_flight), notes)
     assert found == tuple(intent for group in expected_groups for intent in group.intents)
     assert notes == expected_notes
 
