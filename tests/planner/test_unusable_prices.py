@@ -137,8 +137,9 @@ SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
 
 @st.composite
 def accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed]:
-    """Allocation targets over a few symbols with random prices and working market and limit
-    buys and sells (manual and of the rule), cash from none to plenty."""
+    """Allocation targets over a few symbols, a bracket and a scale, with random prices and
+    working market and limit buys and sells (manual and of the rule), cash from none to
+    plenty."""
     market = draw(st.booleans())
     rules = rule_set(
         risk={
@@ -152,6 +153,27 @@ def accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed]:
                 "min_trade_value": 0,
                 "order": {"type": "market"} if market else {"offset_bps": 5},
                 "targets": {symbol: draw(st.sampled_from((0.0, 0.1, 0.3))) for symbol in SYMBOLS},
+            }
+        },
+        # Priced from the quote: a market entry, percent stop and target.
+        brackets={
+            "dip": {
+                "symbol": "EEE",
+                "side": "BUY",
+                "quantity": 100,
+                "entry": draw(st.sampled_from(({"market": True}, {"limit": 12.0}))),
+                "stop_loss": {"percent": 5},
+                "take_profit": {"percent": 10},
+            }
+        },
+        scales={
+            "ladder": {
+                "symbol": "FFF",
+                "side": "BUY",
+                "total_quantity": 300,
+                "levels": 3,
+                "start_price": 10.0,
+                "step": 0.5,
             }
         },
     )
@@ -174,14 +196,16 @@ def accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed]:
         )
     account = observed(
         cash=draw(st.sampled_from((0.0, 10_000.0, 100_000.0))),
-        prices={symbol: draw(PRICES) for symbol in SYMBOLS},
-        positions={symbol: draw(st.sampled_from((0.0, 100.0, -50.0))) for symbol in SYMBOLS},
+        prices={symbol: draw(PRICES) for symbol in (*SYMBOLS, "EEE", "FFF")},
+        positions={
+            symbol: draw(st.sampled_from((0.0, 100.0, -50.0))) for symbol in (*SYMBOLS, "EEE")
+        },
         orders=orders,
         contracts={
             symbol: ContractFacts(
                 symbol, con_id=index + 1, min_tick=draw(st.sampled_from((0.01, 0.0001)))
             )
-            for index, symbol in enumerate(SYMBOLS)
+            for index, symbol in enumerate((*SYMBOLS, "EEE", "FFF"))
         },
     )
     return rules, account
