@@ -35,6 +35,7 @@ from tradectl.planner.common import (
     Draft,
     OwnedOrder,
     already_this_spec,
+    buy_price,
     cancel_intent,
     lots_down,
     money,
@@ -42,8 +43,8 @@ from tradectl.planner.common import (
     reduces,
     shares,
     signed,
+    unvalued_buy,
     within,
-    working_price,
     working_shares,
 )
 from tradectl.planner.domain import (
@@ -371,7 +372,7 @@ def _plan_targets(
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         rate, tick = listings.of(symbol, facts)
-        if rate is None:
+        if rate is None or price < tick.bands[0].increment:
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         # The one working order of the rule a target can have here: of this generation and
@@ -505,6 +506,15 @@ def _plan_symbol(
     rate, tick = listings.of(symbol, facts)
     if rate is None:
         draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
+        return
+    lowest = tick.bands[0].increment
+    if price < lowest:
+        # No buy limit is valid below one tick (it would round to 0), and shares, values and
+        # weights divided by such a price are nonsense or overflow.
+        draft.notes.append(
+            f"allocations.{name}: {symbol}: last price {price:g} is below one tick "
+            f"({lowest:g}): not planned"
+        )
         return
     for want in _decide_symbol(
         rule, symbol, amount, price, rate, tick, facts.lot_size, orders, draft
@@ -1000,13 +1010,25 @@ def _plan_buys(
     }
     # ``base_rate`` from the pass's rate table (one look-up per listing).
     rates = Rates(observed)
+    unvalued: list[str] = []
     for order in book.live:
         if order.action != "BUY" or order.order_id in changed:
             continue
         quote = observed.quotes.get(order.symbol)
-        price = working_price(order, None if quote is None else quote.last)
+        last = None if quote is None else quote.last
+        price = buy_price(order, last)
+        if price is None:
+            unvalued.append(unvalued_buy(order, last))
+            continue
         rate = rates.of(order.symbol)
-        spent += order.remaining * (price or 0.0) * (1.0 if rate is None else rate)
+        spent += order.remaining * price * (1.0 if rate is None else rate)
+    if unvalued and any(changing_by_rule):
+        # The cash left is unknown: any buy might spend cash that is not there.
+        for why in unvalued:
+            draft.notes.append(
+                f"allocations: {why}: its cash is unknown; no allocation buys are placed or changed"
+            )
+        return
 
     for outcome, changing in zip(outcomes, changing_by_rule, strict=True):
         if not changing:
@@ -1050,7 +1072,9 @@ def _held_by_cancel(want: _Want) -> float:
     if want.carrier is None:
         return 0.0
     order = want.carrier.order
-    return order.remaining * (working_price(order, want.estimated_price) or 0.0) * want.fx_rate
+    price = buy_price(order, want.estimated_price)
+    # Unknown, it holds all the cash there is (``buy_price``).
+    return math.inf if price is None else order.remaining * price * want.fx_rate
 
 
 def _share_cash_dropping(wants: list[_Want], budget: float, min_trade_value: float) -> list[int]:

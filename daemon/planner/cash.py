@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tradectl.planner.common import TERMINAL_STATUSES, money, working_price
+from tradectl.planner.common import TERMINAL_STATUSES, buy_price, money, unvalued_buy
 from tradectl.planner.domain import Intent, Observed, WorkingOrder
 from tradectl.planner.legs import ENTRY_LEG
 from tradectl.planner.money import base_rate, is_conversion
@@ -64,14 +64,21 @@ def needs_cash(intent: Intent) -> bool:
     return intent.kind == "scales" or (intent.kind == "brackets" and intent.leg == ENTRY_LEG)
 
 
-def buy_value(order: WorkingOrder, observed: Observed) -> float:
+def buy_value(order: WorkingOrder, observed: Observed) -> float | None:
     """Cash a working buy order may still take, in the base currency: its remaining quantity at
-    its limit (else its stop, else the last price)."""
+    its limit (else its stop, else the last price); None when it has no usable price
+    (``buy_price``)."""
     if order.action != "BUY":
         return 0.0
+    price = buy_price(order, _last(order, observed))
+    if price is None:
+        return None
+    return order.remaining * price * base_rate(observed, order.symbol)
+
+
+def _last(order: WorkingOrder, observed: Observed) -> float | None:
     quote = observed.quotes.get(order.symbol)
-    price = working_price(order, None if quote is None else quote.last)
-    return order.remaining * (price or 0.0) * base_rate(observed, order.symbol)
+    return None if quote is None else quote.last
 
 
 def live_orders(observed: Observed) -> dict[int, WorkingOrder]:
@@ -94,7 +101,8 @@ def commitment_change(
     new = 0.0
     if intent.order.action == "BUY":
         new = (intent.order.quantity - filled) * (intent.estimated_price or 0.0) * intent.fx_rate
-    old = 0.0 if before is None else buy_value(before, observed)
+    # An old order without a usable price frees nothing (the cash check then blocks every buy).
+    old = (0.0 if before is None else buy_value(before, observed)) or 0.0
     return new - old
 
 
@@ -102,7 +110,8 @@ def commitment_change(
 class CashCheck:
     """The outcome of admitting a plan's buys: ``committed`` after every admitted bracket and
     scale buy and every allocation change that frees cash; ``blocked`` the bracket and scale
-    buys that do not fit (intent index to reason); ``standing_added`` what the admitted bracket
+    buys that do not fit, and every buy that adds to the commitment while a working buy has no
+    usable price (intent index to reason); ``standing_added`` what the admitted bracket
     and scale buys add; ``allocation_additions`` the allocation buys still to be checked, in
     plan order, with what each adds."""
 
@@ -118,10 +127,16 @@ def check_cash(
 ) -> CashCheck:
     """Admit the buys of ``intents`` that are not already blocked (see the module docstring)."""
     live = live_orders(observed)
-    check = CashCheck(
-        funding=funding_of(observed),
-        committed=sum(buy_value(order, observed) for order in live.values()),
-    )
+    check = CashCheck(funding=funding_of(observed), committed=0.0)
+    # The first working buy without a usable price: with it the commitment is unknown, and
+    # every buy that adds to it is blocked (it might spend cash that is not there).
+    unvalued: str | None = None
+    for order in live.values():
+        value = buy_value(order, observed)
+        if value is None:
+            unvalued = unvalued or unvalued_buy(order, _last(order, observed))
+        else:
+            check.committed += value
     standing: list[tuple[int, float]] = []
     for index, intent in enumerate(intents):
         if index in blocked_by or intent.order is None or intent.purpose == "protective":
@@ -130,6 +145,13 @@ def check_cash(
             # Currency for currency: the total cash (in the base currency) stays the same.
             continue
         change = commitment_change(intent, live, observed)
+        if (
+            unvalued is not None
+            and change > 0
+            and (intent.kind == "allocations" or needs_cash(intent))
+        ):
+            check.blocked[index] = f"cash: {unvalued}: buys blocked"
+            continue
         if intent.kind == "allocations":
             if change <= 0:
                 check.committed += change

@@ -139,7 +139,10 @@ def reduces(position: float, action: Side, quantity: float) -> bool:
 
 
 def money(value: float) -> str:
-    """``31250.0`` -> ``"31,250"``; ``9515.5`` -> ``"9,515.50"``."""
+    """``31250.0`` -> ``"31,250"``; ``9515.5`` -> ``"9,515.50"``; a NaN or an infinity as
+    ``nan`` or ``inf``: a note about a broken figure must not stop the plan."""
+    if not math.isfinite(value):
+        return f"{value}"
     if abs(value - round(value)) < 0.005:
         return f"{round(value):,}"
     return f"{value:,.2f}"
@@ -159,6 +162,35 @@ def working_price(order: WorkingOrder, fallback: float | None) -> float | None:
     if order.aux_price is not None:
         return order.aux_price
     return fallback
+
+
+def buy_price(order: WorkingOrder, last: float | None) -> float | None:
+    """The price that bounds a working buy's value (``working_price``); None when there is no
+    usable one: a limit or stop that is not a finite number of 0 or more, or, for a market
+    order, no quote or a last price that is not a finite number above 0. A buy without one
+    must not count as worth 0: that would free cash for other buys."""
+    price = working_price(order, last)
+    if price is None or not 0 <= price < math.inf:
+        return None
+    if price == 0 and order.limit_price is None and order.aux_price is None:
+        return None
+    return price
+
+
+def unvalued_buy(order: WorkingOrder, last: float | None) -> str:
+    """Why a working buy has no ``buy_price``, in words."""
+    if order.limit_price is not None:
+        detail = f"limit {order.limit_price:g}"
+    elif order.aux_price is not None:
+        detail = f"stop {order.aux_price:g}"
+    elif last is None:
+        detail = "no quote"
+    else:
+        detail = f"last price {last:g}"
+    return (
+        f"no usable price to value the working buy of {order.symbol} "
+        f"(order {order.order_id}, {detail})"
+    )
 
 
 FillKind = Literal["entry", "exit"]

@@ -44,6 +44,7 @@ entry and the rule's other non-protective intents, never the protective legs of 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
@@ -318,6 +319,10 @@ def _checked(
             if price is None:
                 reason = "risk.max_order_value: no price to value the order"
                 break
+            if not 0 < price < math.inf:
+                # NaN passes every comparison below, and 0 would value the order at nothing.
+                reason = f"risk.max_order_value: no usable price to value the order ({price:g})"
+                break
             # Allocations already size their orders to this limit and to the position limit
             # below (allocations.py), and `validate` checks a bracket's or scale's own prices
             # against it (schemas/checks.py); checked again here on purpose (defence in depth):
@@ -340,7 +345,7 @@ def _checked(
                     after = position - short.get(symbol, 0.0) - growth
                 quote = quotes.get(symbol)
                 last = 0.0 if quote is None else quote.last
-                mark = last if last > 0 else price
+                mark = last if 0 < last < math.inf else price
                 after_value = abs(after) * mark * fx_rate
                 if after_value > position_limit_with_slack and not is_conversion(intent):
                     reason = (

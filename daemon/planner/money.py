@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from tradectl.planner.common import TERMINAL_STATUSES, money, working_price
+from tradectl.planner.common import TERMINAL_STATUSES, buy_price, money, working_price
 from tradectl.planner.domain import Intent, Observed, WorkingOrder
 from tradectl.planner.legs import converted_currency, parse_order_ref
 from tradectl.schemas.models import FxPolicy
@@ -220,7 +220,8 @@ def currency_check(
         currency = symbol_currency(observed, order.symbol)
         if order.action == "BUY" and checked(currency):
             quote = observed.quotes.get(order.symbol)
-            price = working_price(order, None if quote is None else quote.last) or 0.0
+            # Without a usable price the gate's cash check (run first) blocks every buy.
+            price = buy_price(order, None if quote is None else quote.last) or 0.0
             amount = order.remaining * price / _magnifier(observed, order.symbol)
             committed[currency] = committed.get(currency, 0.0) + amount
     wanted = dict(committed)

@@ -425,15 +425,9 @@ def allocation_accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed, datetime]:
     return rules, account, now
 
 
-def _planned(rules: RuleSet, account: Observed, now: datetime) -> list[object] | str:
-    """Everything the plan shows, the intents' fx rates (left out of their repr) included; or
-    the error planning raised. Both paths raise the same on inputs the planner does not
-    handle yet (a NaN quote of a working market buy when cash is short, a buy limit that
-    rounds to 0)."""
-    try:
-        result = plan(rules, account, now)
-    except (ArithmeticError, ValueError) as error:
-        return repr(error)
+def _planned(rules: RuleSet, account: Observed, now: datetime) -> list[object]:
+    """Everything the plan shows, the intents' fx rates (left out of their repr) included."""
+    result = plan(rules, account, now)
     return [
         *((repr(intent), intent.fx_rate) for intent in result.intents),
         *result.notes,
