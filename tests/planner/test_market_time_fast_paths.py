@@ -1,43 +1,23 @@
 """The allocation window's hold worked out session by session (``_wait_for_window``) gives
-what the market-time check gave when it built the trimmed sessions first: the reference below
-is that code as it was."""
+what the market-time check gave when it built the trimmed sessions first (the reference copy of
+that code is test_gate_fast_paths.py's, which also checks it every five minutes over a week of
+IB's hours): here over random hours in three zones across the March clock changes, at and
+beside each trimmed session's edges."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradectl.planner.market_time import Hold, MarketHours, Session, hold_reason
+from tests.planner.test_gate_fast_paths import _reference_allocation_hold
+from tradectl.planner.market_time import MarketHours, Session, hold_reason
 from tradectl.schemas.models import TradingWindow
 
 ZONES = [ZoneInfo("America/New_York"), ZoneInfo("Europe/London"), ZoneInfo("Asia/Tokyo")]
 FIRST_DAY = date(2026, 3, 5)  # the US and UK clocks change within the days drawn below
-
-
-def reference_hold(hours: MarketHours, window: TradingWindow, now: datetime) -> Hold | None:
-    trimmed = (
-        Session(session.open + window.after_open, session.close - window.before_close)
-        for session in hours.regular
-    )
-    sessions: Sequence[Session] = tuple(s for s in trimmed if s.open < s.close)
-    reason = (
-        "outside the allocation window "
-        f"({int(window.after_open.total_seconds() // 60)} min after the open to "
-        f"{int(window.before_close.total_seconds() // 60)} min before the close)"
-    )
-    for session in sessions:
-        if session.contains(now):
-            return None
-        if session.open > now:
-            local_day = now.astimezone(ZoneInfo(hours.time_zone)).date()
-            if local_day in hours.closed_days:
-                reason = f"market closed today; {reason}"
-            return Hold(reason, session.open)
-    return Hold(reason, None)
 
 
 @st.composite
@@ -96,4 +76,4 @@ def test_the_allocation_window_holds_as_the_trimmed_sessions_did(
         window=window,
         blackouts=(),
     )
-    assert hold == reference_hold(hours, window, now)
+    assert hold == _reference_allocation_hold(hours, now, False, window)
