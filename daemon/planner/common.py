@@ -57,10 +57,12 @@ _SHAPES: dict[type, tuple[dict[str, Any], int]] = {}
 
 
 def built(cls: type[_Frozen], **values: Any) -> _Frozen:
-    """``cls(**values)`` for a frozen dataclass without ``__post_init__`` or default factories
-    (Intent, OrderSpec), at a third of the cost: a frozen dataclass's ``__init__`` sets each
-    field through ``object.__setattr__``, and a large plan builds tens of thousands of them.
-    Equal to what ``__init__`` builds; a missing or unknown field is a TypeError as there."""
+    """``cls(**values)`` for a frozen dataclass without slots, ``__post_init__`` or default
+    factories (``OwnedOrder``: one per working order of a large account), at a third of the
+    cost: a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``.
+    Equal to what ``__init__`` builds; a missing or unknown field is a TypeError as there.
+    ``Intent`` and ``OrderSpec`` have slots and their own builders (``new_intent``,
+    ``new_order_spec``)."""
     shape = _SHAPES.get(cls)
     if shape is None:
         declared = fields(cls)  # type: ignore[arg-type]
