@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from tradectl.planner.common import TERMINAL_STATUSES, buy_price, money, working_price
+from tradectl.planner.common import TERMINAL_STATUSES, buy_price, money
 from tradectl.planner.domain import Intent, Observed, WorkingOrder
 from tradectl.planner.legs import converted_currency, parse_order_ref
 from tradectl.schemas.models import FxPolicy
@@ -163,7 +163,9 @@ def _local_change(intent: Intent, live: Mapping[int, WorkingOrder]) -> float:
     new = (intent.order.quantity - filled) * (intent.estimated_price or 0.0)
     old = 0.0
     if before is not None and before.action == "BUY":
-        old = before.remaining * (working_price(before, None) or 0.0)
+        # As the gate's cash check values it (``commitment_change``): an order without a usable
+        # price frees nothing.
+        old = before.remaining * (buy_price(before, None) or 0.0)
     return new - old
 
 

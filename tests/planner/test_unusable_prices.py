@@ -4,6 +4,7 @@ with a note, and a working buy that cannot be valued never frees cash for other 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from tests.planner.test_gate import gated, intent
 from tradectl.planner import plan
 from tradectl.planner.domain import ContractFacts, Observed
 from tradectl.planner.legs import order_ref
+from tradectl.planner.money import _local_change
 from tradectl.schemas.models import RuleSet, rule_generation
 
 UNUSABLE = (float("nan"), float("inf"), 0.0, -1.0)
@@ -219,3 +221,14 @@ def test_plan_never_raises_whatever_the_prices(case: tuple[RuleSet, Observed]) -
     for found in result.intents:
         if found.order is not None and found.order.limit_price is not None:
             assert found.order.limit_price > 0
+
+
+@pytest.mark.parametrize("limit", (float("nan"), float("inf"), -1.0))
+def test_the_currency_check_values_a_modified_buy_without_a_usable_limit_as_the_cash_check_does(
+    limit: float,
+) -> None:
+    """A modify of a working buy whose limit cannot be used adds its whole new size to the
+    currency's commitment (the old order frees nothing), as the gate's cash check counts it."""
+    before = working(7, "AAA", "BUY", 100, ref="tctl:core:gen0000000:AAA.abc123", limit=limit)
+    modify = replace(intent("AAA", "BUY", 50, 10.0), action="modify", order_id=7)
+    assert _local_change(modify, {7: before}) == 50 * 10.0
