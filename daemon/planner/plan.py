@@ -68,7 +68,7 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
     draft.extend(standing)
     # The gate runs the same cash check again on the whole plan (defence in depth): here it
     # tells allocations how much cash the bracket entries and scale levels that fit will take.
-    standing_intents = list(standing.intents())
+    standing_intents = standing.intents()
     standing_added = 0.0
     if standing_intents:
         # Without standing intents nothing is added: the check (which values every working
