@@ -50,6 +50,7 @@ from tradectl.planner.common import (
 from tradectl.planner.domain import (
     ContractFacts,
     DeferredReason,
+    Intent,
     OrderSpec,
     OrderType,
     Purpose,
@@ -58,6 +59,7 @@ from tradectl.planner.domain import (
     affixed,
     new_intent,
     new_order_spec,
+    stored_reason,
 )
 from tradectl.planner.legs import allocation_leg, order_ref
 from tradectl.planner.money import Rates, base_rate, no_rate_reason
@@ -156,11 +158,21 @@ class _Want:
 
 @dataclass
 class _RuleOutcome:
+    """One allocation rule's targets, and its buys waiting for the cash check (``_plan_buys``):
+    each buy's intent already built, as its own group, in target order (when the cash is
+    enough, as it mostly is, they join the plan as they are). ``demand`` is their value in the
+    base currency, ``carriers`` the ids of the working orders they modify."""
+
     name: str
     allocation: Allocation
     targets: Mapping[str, float]
     mode: TargetsMode
-    buys: list[_Want] = field(default_factory=list)
+    buys: list[list[Intent]] = field(default_factory=list)
+    demand: float = 0.0
+    carriers: set[int] = field(default_factory=set)
+    # The general code's wants, by their place in ``buys``; and the rule, read once per pass.
+    wants: dict[int, _Want] = field(default_factory=dict)
+    rule: _Rule | None = None
 
 
 class _Listings:
@@ -321,6 +333,7 @@ def _plan_rule(
             "narrow drift.absolute"
         )
 
+    outcome.rule = rule
     _plan_targets(rule, outcome, by_symbol, _Listings(book), book, draft)
 
 
@@ -459,18 +472,16 @@ def _plan_targets(
             amount,
         )
         reason: DeferredReason = (_describe, description)
+        intent = _placed(
+            rule, symbol, action, quantity, order_type, limit_price, estimated, rate, desired,
+            position, reason,
+        )  # fmt: skip
         if action == "SELL":
-            _place(
-                rule, symbol, action, quantity, order_type, limit_price, estimated, rate, desired,
-                position, reason, draft,
-            )  # fmt: skip
+            draft.add_one(intent, SELLS)
         else:
             # A buy waits for the cash check (``_plan_buys``).
-            want = _Want(
-                rule, symbol, action, quantity, order_type, limit_price, estimated, rate, lot,
-                0.0, desired, position, reason, None,
-            )  # fmt: skip
-            outcome.buys.append(want)
+            outcome.buys.append([intent])
+            outcome.demand += quantity * (estimated * rate)
 
 
 def _plan_symbol(
@@ -523,11 +534,18 @@ def _plan_symbol(
 
 
 def _wanted(want: _Want, outcome: _RuleOutcome, draft: Draft) -> None:
-    """Sells go now; buys wait for the cash check (``_plan_buys``)."""
-    if want.action == "BUY":
-        outcome.buys.append(want)
-    elif want.carrier is None or not _unchanged(want):
+    """A want that changes the account (not a carrier ``_unchanged``): a sell goes now, a buy
+    waits for the cash check (``_plan_buys``)."""
+    if want.carrier is not None and _unchanged(want):
+        return
+    if want.action == "SELL":
         _emit(want, draft)
+        return
+    outcome.wants[len(outcome.buys)] = want
+    outcome.buys.append([_built(want)])
+    outcome.demand += want.quantity * want.unit_value
+    if want.carrier is not None:
+        outcome.carriers.add(want.carrier.order.order_id)
 
 
 def _describe(
@@ -910,18 +928,22 @@ def _unchanged(want: _Want) -> bool:
 
 
 def _emit(want: _Want, draft: Draft) -> None:
-    """Turn a want into a place or modify intent (a want with a carrier: one that is not
+    """Add a want's intent to the plan (``_built``)."""
+    draft.add_one(_built(want), BUYS if want.action == "BUY" else SELLS)
+
+
+def _built(want: _Want) -> Intent:
+    """A want as a place or modify intent (a want with a carrier: one that is not
     ``_unchanged``)."""
     if want.carrier is not None:
-        _emit_modify(want, draft)
-        return
-    _place(
+        return _modify(want)
+    return _placed(
         want.rule, want.symbol, want.action, want.quantity, want.order_type, want.limit_price,
-        want.estimated_price, want.fx_rate, want.desired, want.position, want.reason, draft,
+        want.estimated_price, want.fx_rate, want.desired, want.position, want.reason,
     )  # fmt: skip
 
 
-def _place(
+def _placed(
     rule: _Rule,
     symbol: str,
     action: Side,
@@ -933,14 +955,13 @@ def _place(
     desired: int,
     position: float,
     reason: str | DeferredReason,
-    draft: Draft,
-) -> None:
+) -> Intent:
     """A new order of ``rule`` as an intent: ``_spec`` and ``place_or_modify`` without a
     carrier, written out, for most intents of a large plan are built here
     (tests/planner/test_alloc_fast_paths.py compares the two)."""
     leg = allocation_leg(symbol, _trade_digest(action, quantity, desired, position))
     ref = rule.ref_prefix + leg
-    intent = new_intent(
+    return new_intent(
         ref,
         "place",
         KIND,
@@ -958,17 +979,16 @@ def _place(
         None,
         fx_rate,
     )
-    draft.add_one(intent, BUYS if action == "BUY" else SELLS)
 
 
-def _emit_modify(want: _Want, draft: Draft) -> None:
-    """The modify of ``want``'s carrier (``_emit``)."""
+def _modify(want: _Want) -> Intent:
+    """The modify of ``want``'s carrier (``_built``)."""
     carrier = want.carrier
     assert carrier is not None
     spec, leg = _spec(want) if want.built_order is None else want.built_order
     position = want.position
     purpose: Purpose = "closing" if reduces(position, want.action, want.quantity) else "opening"
-    intent = place_or_modify(
+    return place_or_modify(
         spec,
         kind=KIND,
         rule=want.rule.name,
@@ -981,7 +1001,6 @@ def _emit_modify(want: _Want, draft: Draft) -> None:
         existing=carrier.order,
         fx_rate=want.fx_rate,
     )
-    draft.add_one(intent, BUYS if want.action == "BUY" else SELLS)
 
 
 def _plan_buys(
@@ -997,17 +1016,7 @@ def _plan_buys(
     change count at their new size."""
     observed = book.observed
     spent = other_buys_value
-    changing_by_rule = [
-        # Only a buy that modifies a working order can already be it (``_unchanged``).
-        [want for want in outcome.buys if want.carrier is None or not _unchanged(want)]
-        for outcome in outcomes
-    ]
-    changed = {
-        want.carrier.order.order_id
-        for changing in changing_by_rule
-        for want in changing
-        if want.carrier is not None
-    }
+    changed = set().union(*(outcome.carriers for outcome in outcomes))
     # ``base_rate`` from the pass's rate table (one look-up per listing).
     rates = Rates(observed)
     unvalued: list[str] = []
@@ -1022,7 +1031,7 @@ def _plan_buys(
             continue
         rate = rates.of(order.symbol)
         spent += order.remaining * price * (1.0 if rate is None else rate)
-    if unvalued and any(changing_by_rule):
+    if unvalued and any(outcome.buys for outcome in outcomes):
         # The cash left is unknown: any buy might spend cash that is not there.
         for why in unvalued:
             draft.notes.append(
@@ -1030,17 +1039,17 @@ def _plan_buys(
             )
         return
 
-    for outcome, changing in zip(outcomes, changing_by_rule, strict=True):
-        if not changing:
+    for outcome in outcomes:
+        if not outcome.buys:
             continue
         buffer = cash_buffer_of(outcome.allocation, observed.net_liquidation)
         available = observed.cash - buffer - spent
-        demand = sum(want.quantity * want.unit_value for want in changing)
+        demand = outcome.demand
         if demand <= available:
-            for want in changing:
-                _emit(want, draft)
+            draft.extend_phase(BUYS, outcome.buys)
             spent += demand
             continue
+        changing = _wants(outcome, observed.contracts)
         budget = max(available, 0.0)
         draft.notes.append(
             f"allocations.{outcome.name}: buys limited by cash: {money(budget)} available "
@@ -1064,6 +1073,29 @@ def _plan_buys(
             if not _unchanged(want):
                 _emit(want, draft)
             spent += quantity * want.unit_value
+
+
+def _wants(outcome: _RuleOutcome, contracts: Mapping[str, ContractFacts]) -> list[_Want]:
+    """The rule's buys as wants again, for the cash to be shared among them: the general code's
+    as it made them, a new order's intent as the want it is built from (the contract's lot, no
+    carrier)."""
+    rule = outcome.rule
+    assert rule is not None
+    wants: list[_Want] = []
+    for index, (intent,) in enumerate(outcome.buys):
+        want = outcome.wants.get(index)
+        if want is None:
+            order = intent.order
+            assert order is not None and order.action == "BUY"
+            assert intent.estimated_price is not None
+            want = _Want(
+                rule, intent.symbol, "BUY", order.quantity, order.order_type, order.limit_price,
+                intent.estimated_price, intent.fx_rate, contracts[intent.symbol].lot_size, 0.0,
+                int(intent.target_quantity), intent.current_quantity, stored_reason(intent),
+                None,
+            )  # fmt: skip
+        wants.append(want)
+    return wants
 
 
 def _held_by_cancel(want: _Want) -> float:

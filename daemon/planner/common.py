@@ -467,6 +467,10 @@ class Draft:
         of a large plan)."""
         self.phases[phase].append([intent])
 
+    def extend_phase(self, phase: int, groups: list[list[Intent]]) -> None:
+        """``groups`` (each intent's group) added to ``phase`` in their order."""
+        self.phases[phase].extend(groups)
+
     def add(self, *intents: Intent) -> None:
         if intents:
             first = next((intent.order for intent in intents if intent.order is not None), None)

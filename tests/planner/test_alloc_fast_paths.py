@@ -718,3 +718,52 @@ def test_the_loop_leaves_two_orders_and_older_generations_to_the_general_code() 
             patch.setattr(allocations, "_plan_targets", _every_target_by_the_general_code)
             assert _planned(rules, account, NOW) == looped
         assert [intent.action for intent in plan(rules, account, NOW).intents] == planned
+
+
+@pytest.mark.parametrize("cash", [0.0, 3_000.0, 9_000.0, 21_000.0, 40_000.0])
+@pytest.mark.parametrize("min_trade_value", [0, 1_500])
+def test_the_loop_shares_short_cash_as_the_general_code_does(
+    cash: float, min_trade_value: float
+) -> None:
+    """Buys built in the loop (AAA, BBB in lots of 10, CCC in lots of 100) and by the general
+    code (DDD sliced by risk.max_order_value, EEE's working buy modified) share the cash that is
+    left the same way: scaled down, dropped below the minimum trade value, the dropped order's
+    cancel holding its cash."""
+    targets = {"AAA": 0.1, "BBB": 0.1, "CCC": 0.1, "DDD": 0.3, "EEE": 0.1, "FFF": 0.0}
+    rules = rule_set(
+        risk={"max_order_value": 6_000},
+        allocations={
+            "core": {
+                "capital": {"amount": 50_000},
+                "cash_buffer": {"amount": 1_000},
+                "min_trade_value": min_trade_value,
+                "targets": targets,
+            }
+        },
+    )
+    generation = rule_generation(rules.allocations["core"])
+    prices = {"AAA": 12.34, "BBB": 3.37, "CCC": 0.5, "DDD": 99.99, "EEE": 10.0, "FFF": 250.0}
+    lots = {"BBB": 10, "CCC": 100}
+    account = account_with(
+        nav=1_000_000.0,
+        cash=cash,
+        prices=prices,
+        positions={"FFF": 40.0},
+        orders=[
+            _working_buy(
+                generation, 100, symbol="EEE", order_ref=order_ref("core", generation, "EEE.0ff1ce")
+            )
+        ],
+        contracts={
+            symbol: ContractFacts(symbol, con_id=index + 1, lot_size=lots.get(symbol, 1))
+            for index, symbol in enumerate(prices)
+        },
+    )
+    looped = _planned(rules, account, NOW)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(allocations, "_plan_targets", _every_target_by_the_general_code)
+        assert _planned(rules, account, NOW) == looped
+    result = plan(rules, account, NOW)
+    buys = [intent for intent in result.intents if intent.order and intent.order.action == "BUY"]
+    assert all("cash-limited" in intent.reason for intent in buys) == (cash < 40_000)
+    assert any("buys limited by cash" in note for note in result.notes) == (cash < 40_000)
