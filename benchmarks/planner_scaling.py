@@ -39,7 +39,7 @@ from tradectl.planner.domain import (
     stored_reason,
 )
 from tradectl.planner.legs import order_ref
-from tradectl.schemas.models import RuleSet, rule_generation
+from tradectl.schemas.models import RuleSet, interned_key, rule_generation
 from tradectl.schemas.models import _rule_content_hash as rule_content_hash
 
 SIZES = (100, 1_000, 5_000, 20_000, 50_000)
@@ -50,7 +50,10 @@ GOALS = ((5_000, 0.100), (20_000, 0.100))
 
 
 def symbol(index: int) -> str:
-    return f"T{index:06d}"
+    """The instrument key of target ``index``, one string object per key as the daemon has
+    them (``interned_key``: the rule schema, targets files and the broker adapter intern every
+    key they hand the planner; tests/apply/test_interned_keys_e2e.py)."""
+    return interned_key(f"T{index:06d}")
 
 
 def scenario(size: int) -> tuple[RuleSet, Observed]:

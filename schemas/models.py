@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -72,11 +73,21 @@ SHORTHAND_EXCHANGE = "SMART"
 SHORTHAND_CURRENCY = "USD"
 
 
+def interned_key(key: str) -> str:
+    """The one string object of the instrument key ``key`` (``sys.intern``). Every key the
+    rules, targets files and the broker adapter hand the planner comes through here, so that
+    the planner's per-target look-ups in the account's dictionaries (positions, quotes,
+    contracts, the rule's working orders) find their key by identity instead of comparing its
+    characters in another object, which at 20,000 targets was a tenth of ``plan()``
+    (benchmarks/README.md, "Round seven")."""
+    return sys.intern(key)
+
+
 def check_instrument_key(value: str) -> str:
-    """``value`` when it is an instrument key (docs/rules.md, "Instruments"); ValueError that
-    says how to write it otherwise."""
+    """``value`` (``interned_key``) when it is an instrument key (docs/rules.md,
+    "Instruments"); ValueError that says how to write it otherwise."""
     if _CON_ID_KEY_RE.match(value):
-        return value
+        return interned_key(value)
     listing = _INSTRUMENT_KEY_RE.match(value)
     if listing is not None:
         if (listing["exchange"], listing["primary"], listing["currency"]) == (
@@ -86,7 +97,7 @@ def check_instrument_key(value: str) -> str:
         ):
             # One instrument, one key: a second spelling could hide a duplicate target.
             raise ValueError(f"{value!r}: a US stock on SMART in USD is written {listing[1]!r}")
-        return value
+        return interned_key(value)
     dotted = _DOTTED_CLASS_RE.match(value)
     if dotted is not None:
         raise ValueError(
@@ -162,17 +173,18 @@ class InstrumentFields(BaseModel):
 
     @property
     def key(self) -> str:
+        """The instrument's key (``interned_key``)."""
         if self.con_id is not None:
-            return f"conid:{self.con_id}"
+            return interned_key(f"conid:{self.con_id}")
         assert self.symbol is not None
         if (
             self.exchange == SHORTHAND_EXCHANGE
             and self.currency == SHORTHAND_CURRENCY
             and self.primary_exchange is None
         ):
-            return self.symbol
+            return interned_key(self.symbol)
         primary = f"/{self.primary_exchange}" if self.primary_exchange else ""
-        return f"{self.symbol}@{self.exchange}{primary}:{self.currency}"
+        return interned_key(f"{self.symbol}@{self.exchange}{primary}:{self.currency}")
 
 
 @dataclass(frozen=True)
@@ -204,7 +216,7 @@ UNLISTED_SEPARATOR = "~"
 
 
 def unlisted_key(symbol: str, con_id: int) -> str:
-    return f"{symbol}{UNLISTED_SEPARATOR}{con_id}"
+    return interned_key(f"{symbol}{UNLISTED_SEPARATOR}{con_id}")
 
 
 def parse_instrument(key: str) -> Instrument:

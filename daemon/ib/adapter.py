@@ -99,7 +99,12 @@ from tradectl.planner.instruments import (
     resolve,
 )
 from tradectl.planner.market_time import HoursFormatError, MarketHours, market_hours
-from tradectl.schemas.models import SHORTHAND_CURRENCY, parse_instrument, unlisted_key
+from tradectl.schemas.models import (
+    SHORTHAND_CURRENCY,
+    interned_key,
+    parse_instrument,
+    unlisted_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -263,9 +268,12 @@ class IbAdapter:
         # conId is the identity (docs/planning.md, "Instruments and conId"): the instrument key
         # each contract a rule resolved to has, so positions, orders and executions are matched
         # by conId, never by their symbol.
-        self._keys_by_con_id: dict[int, str] = (
-            journal.contract_keys_by_con_id() if journal is not None else {}
-        )
+        self._keys_by_con_id: dict[int, str] = {
+            con_id: interned_key(key)
+            for con_id, key in (
+                journal.contract_keys_by_con_id() if journal is not None else {}
+            ).items()
+        }
         # The rules' instruments that name no contract or several, by key (plan, validate).
         self.unresolved: dict[str, UnresolvedInstrument] = {}
         self.market_clock = MarketClock()
@@ -567,7 +575,7 @@ class IbAdapter:
             return known
         claimed = contract.symbol in self._keys_by_con_id.values()
         if contract.currency == SHORTHAND_CURRENCY and contract.secType == "STK" and not claimed:
-            return str(contract.symbol)
+            return interned_key(str(contract.symbol))
         return unlisted_key(contract.symbol, contract.conId)
 
     def _snapshot(self, key: tuple[int, int]) -> OrderSnapshot:
