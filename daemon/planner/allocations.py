@@ -404,9 +404,11 @@ def _plan_targets(
         # As ``_decide_symbol`` sums the working orders of this generation.
         working = 0.0 if carried is None else 0.0 + signed(carried.action, carried.remaining)
         effective = position + working
-        # ``lots_down`` of a quantity that cannot be negative here, written out.
+        # ``lots_down`` written out, here and below: of a quantity that cannot be negative, or
+        # of a limit whose ``lots_down`` would be 0 when negative, where the written-out form
+        # sends the target to the general code (an account with a negative NAV).
         desired = math.floor(amount * capital / value / lot + 1e-9) * lot
-        if desired > lots_down(max_position_value / value, lot):
+        if desired > math.floor(max_position_value / value / lot + 1e-9) * lot:
             # Capped by risk.max_position_fraction.
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
@@ -451,7 +453,7 @@ def _plan_targets(
             else tick.passive(price * (buy_through if action == "BUY" else sell_through), action)
         )
         estimated = limit_price if limit_price is not None else price
-        if quantity > lots_down(max_order_value / (estimated * rate), lot) or (
+        if quantity > math.floor(max_order_value / (estimated * rate) / lot + 1e-9) * lot or (
             action == "BUY"
             and (position + working_buys.get(symbol, 0.0) + quantity) * value > max_position_value
         ):
