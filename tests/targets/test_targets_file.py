@@ -20,7 +20,7 @@ from tradectl.runtime.targets_file import (
     read_targets_file,
     resolve_targets_path,
 )
-from tradectl.schemas.models import RuleSet
+from tradectl.schemas.models import RuleSet, interned_key
 
 AS_OF = "2026-11-30T15:30:00+00:00"
 
@@ -88,6 +88,8 @@ def test_csv_json_and_parquet_give_the_same_targets(tmp_path: Path) -> None:
         assert dict(targets.targets) == {"AAPL": 0.3, "MSFT": 0.25}
         assert targets.as_of == stamp
         assert targets.as_of_source == "as_of column"
+        # One string object per key, as the adapter's (tests/apply/test_interned_keys_e2e.py).
+        assert all(symbol is interned_key(symbol) for symbol in targets.targets)
     assert len({targets.content_hash for targets in loaded}) == 1
 
 
