@@ -45,6 +45,7 @@ entry and the rule's other non-protective intents, never the protective legs of 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
@@ -66,6 +67,8 @@ from tradectl.planner.money import (
 from tradectl.schemas.models import FxPolicy, Risk, RuleSet, instrument_allowed
 
 HALT = "halt"
+# The slot's own setter (an Intent has slots and no instance dict).
+_SET_BLOCKED_BY = Intent.__dict__["blocked_by"].__set__
 # How many contracts one pass over the account's contracts may read per intent of the plan and
 # still cost less than looking each intent's contract up (see _every_currency_rated).
 _CONTRACTS_PER_LOOKUP = 8
@@ -100,7 +103,7 @@ def gate(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     )
 
 
-def gate_drafted(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
+def gate_drafted(plan: Plan, rules: RuleSet, observed: Observed, *, distinct: bool = False) -> Plan:
     """``gate`` for the plan ``plan()`` drafted in this call: the verdicts are written into the
     intents themselves instead of onto copies, and ``plan`` is returned.
 
@@ -108,19 +111,24 @@ def gate_drafted(plan: Plan, rules: RuleSet, observed: Observed) -> Plan:
     them before ``plan()`` returns; from then on they are frozen like any other (a copy per
     blocked intent cost 0.5 µs, and the rate limit blocks most intents of a large plan). An
     intent that appears twice in the plan could need two verdicts: then the intents are copied,
-    as ``gate`` does. A gated plan given to the gate again (plan() gates once more when it adds
-    conversions) gets every verdict recomputed."""
+    as ``gate`` does. ``distinct`` is the caller's word that no intent object appears twice
+    (``plan()`` knows it when every key differs: one object has one key); without it the
+    objects are compared. A gated plan given to the gate again (plan() gates once more when it
+    adds conversions) gets every verdict recomputed."""
     intents = plan.intents
-    if len(set(map(id, intents))) != len(intents):
+    if not distinct and len(set(map(id, intents))) != len(intents):
         return gate(plan, rules, observed)
-    blocked_by = _verdicts(intents, rules, observed)
-    # object.__setattr__ is how a frozen dataclass's own __init__ sets its fields.
-    for intent in intents:
-        if intent.blocked_by is not None:
-            object.__setattr__(intent, "blocked_by", None)
-    for index, reason in blocked_by.items():
-        object.__setattr__(intents[index], "blocked_by", reason)
+    _write_verdicts(intents, _verdicts(intents, rules, observed))
     return plan
+
+
+def _write_verdicts(intents: Sequence[Intent], blocked_by: Mapping[int, str]) -> None:
+    """Set every intent's ``blocked_by`` to its verdict, None for those not blocked (an earlier
+    verdict is cleared). One pass in C over the intents, each touched once: a Python loop
+    reading every intent to clear it and another writing the blocked ones took twice as long
+    at 20,000 targets. The slot is written as a frozen dataclass's own ``__init__`` writes
+    it, bypassing the frozen ``__setattr__``."""
+    deque(map(_SET_BLOCKED_BY, intents, map(blocked_by.get, range(len(intents)))), maxlen=0)
 
 
 def _verdicts(intents: Sequence[Intent], rules: RuleSet, observed: Observed) -> dict[int, str]:

@@ -498,7 +498,7 @@ def test_the_gate_gives_what_the_per_intent_checks_gave(
         assert gate(drafted, rules, account) == expected
 
     own = Plan(intents=fresh(drafted.intents), notes=("a note",))
-    published = gate_drafted(own, rules, account)
+    published = gate_drafted(own, rules, account, distinct=True)
     assert published == expected
     assert [repr(intent) for intent in published.intents] == [
         repr(intent) for intent in expected.intents
@@ -687,9 +687,11 @@ def test_the_assembled_intents_are_both_steps_on_every_plan(
     draft = Draft()
     for group in groups:
         draft.phases[group.phase].append(group.intents)
-    found = _assembled(draft, frozenset(in_flight), notes)
+    found, keys_unique = _assembled(draft, frozenset(in_flight), notes)
     assert found == tuple(intent for group in expected_groups for intent in group.intents)
     assert notes == expected_notes
+    drafted_keys = [intent.key for group in groups for intent in group.intents]
+    assert keys_unique == (len(set(drafted_keys)) == len(drafted_keys))
 
 
 ALWAYS_OPEN = market_hours(
