@@ -256,10 +256,12 @@ def _checked(
     orders_by_id = {order.order_id: order for order in live}
     long, short = working_shares(live)
 
+    inf = math.inf
     blocked_by: dict[int, str] = {}
     bracket_units: dict[int, list[int]] | None = None
     by_rank: list[list[int]] = [[] for _ in range(_RANKS)]
-    sizes = [0] * _RANKS
+    # Per rank, the intents its units hold beyond one each (only bracket units hold more).
+    beyond_one = [0] * _RANKS
     stops: _Stops | None = None
     # (symbol, side, shares) the unit's opening intents add once the whole unit passes
     adds: list[tuple[str, dict[str, float], float]] = []
@@ -287,8 +289,9 @@ def _checked(
             buying = order.action == "BUY"
             growth = 0.0
             if opening:
-                # The shares this intent adds on its side if it fills.
-                growth = float(order.quantity)
+                # The shares this intent adds on its side if it fills (a whole number: the
+                # sums below are floats all the same).
+                growth = order.quantity
                 if action == "modify":
                     before = orders_by_id.get(intent.order_id or -1)
                     if before is not None and before.action == order.action:
@@ -327,7 +330,7 @@ def _checked(
             if price is None:
                 reason = "risk.max_order_value: no price to value the order"
                 break
-            if not 0 < price < math.inf:
+            if not 0 < price < inf:
                 # NaN passes every comparison below, and 0 would value the order at nothing.
                 reason = f"risk.max_order_value: no usable price to value the order ({price:g})"
                 break
@@ -353,7 +356,7 @@ def _checked(
                     after = position - short.get(symbol, 0.0) - growth
                 quote = quotes.get(symbol)
                 last = 0.0 if quote is None else quote.last
-                mark = last if 0 < last < math.inf else price
+                mark = last if 0 < last < inf else price
                 after_value = abs(after) * mark * fx_rate
                 if after_value > position_limit_with_slack and not is_conversion(intent):
                     reason = (
@@ -383,8 +386,9 @@ def _checked(
                 side[symbol] = side.get(symbol, 0.0) + growth
             adds.clear()
             rank = _unit_rank([intents[index] for index in unit])
+            beyond_one[rank] += unit_size - 1
         by_rank[rank].append(first)
-        sizes[rank] += unit_size
+    sizes = [len(firsts) + beyond for firsts, beyond in zip(by_rank, beyond_one, strict=True)]
     return blocked_by, _Candidates(by_rank, sizes, bracket_units or {})
 
 
@@ -457,8 +461,9 @@ def _limit_rate(
     """Block the units over ``risk.max_orders_per_minute``: the candidates in rank order, each
     rank in plan order, pass while they fit in the room the last minute's orders leave.
 
-    A rank that fits whole passes without a look at its units, and once the room is used up
-    every later unit is blocked in one step: at 20,000 targets most of 16,000 units are over
+    A rank that fits whole passes without a look at its units, a rank of one-intent units (no
+    bracket in the plan) is cut where the room ends, and once the room is used up every later
+    unit is blocked in one step: at 20,000 targets most of 16,000 units are over
     the limit (tests/planner/test_gate_fast_paths.py compares this with the stable sort by
     priority it replaced)."""
     planned = sum(candidates.sizes)
@@ -475,6 +480,12 @@ def _limit_rate(
     for firsts, size in zip(candidates.by_rank, candidates.sizes, strict=True):
         if used + size <= room:
             used += size
+            continue
+        if not bracket_units:
+            # Every unit is one intent: as many pass as there is room for, the rest are over.
+            passing = max(0, room - used)
+            used += passing
+            blocked_by.update(dict.fromkeys(firsts[passing:], reason))
             continue
         for position, first in enumerate(firsts):
             if used >= room:
