@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import itertools
+import re
 from datetime import datetime, timedelta
 from typing import Any
 from unittest.mock import patch
@@ -52,7 +53,10 @@ from tradectl.planner.legs import (
     ENTRY_LEG,
     STOP_LEG,
     TARGET_LEG,
+    ParsedRef,
     conversion_leg,
+    converted_currency,
+    leg_kind,
     order_ref,
     parse_order_ref,
 )
@@ -972,6 +976,104 @@ def test_bracket_stops_and_cash_are_what_the_searches_found(
 
 # --- Book: each orderRef parsed once ---
 
+_REFERENCE_SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
+_REFERENCE_ALLOCATION_LEG = re.compile(
+    r"^(?P<symbol>[A-Z][A-Z0-9 .@/|~]*|conid[|][0-9]+)[.][0-9a-f]{4,}$"
+)
+
+
+def _reference_parse_order_ref(ref: str | None) -> ParsedRef | None:
+    """``parse_order_ref`` before round seven."""
+    if not ref:
+        return None
+    parts = ref.split(":")
+    if len(parts) != 4 or parts[0] != "tctl" or not all(parts[1:]):
+        return None
+    return ParsedRef(parts[1], parts[2], parts[3])
+
+
+def _reference_leg_kind(leg: str) -> str | None:
+    """``leg_kind`` before round seven: a regular expression per kind, one after the other."""
+    if leg in (ENTRY_LEG, STOP_LEG, TARGET_LEG):
+        return "brackets"
+    if converted_currency(leg) is not None:
+        return None
+    if _REFERENCE_SCALE_LEG.match(leg):
+        return "scales"
+    if _REFERENCE_ALLOCATION_LEG.match(leg):
+        return "allocations"
+    return None
+
+
+# Pieces of legs and orderRefs, well-formed and not: separators, the prefix, digests, the
+# characters an instrument key may hold, a trailing newline (which ``$`` lets through), and
+# characters no form allows.
+_LEG_PIECES = st.sampled_from(
+    (
+        "L",
+        "L1",
+        "L0",
+        "L12",
+        "0",
+        "9",
+        "AAA",
+        "A",
+        "a",
+        "Z9",
+        ".",
+        "abc123",
+        "abcd",
+        "abc",
+        "ABCD",
+        "fx.",
+        "fx",
+        "EUR",
+        "conid",
+        "|",
+        "conid|42",
+        " ",
+        "@",
+        "/",
+        "~",
+        "-",
+        ":",
+        "\n",
+        "tctl",
+        "entry",
+        "stop",
+        "target",
+        "-kept",
+        "é",
+        "\x00",
+        "",
+    )
+)
+_HOSTILE_LEGS = st.lists(_LEG_PIECES, max_size=6).map("".join)
+_HOSTILE_REFS = st.one_of(
+    st.none(),
+    st.lists(_HOSTILE_LEGS, max_size=6).map(":".join),
+    st.tuples(st.sampled_from(("tctl", "TCTL", "tctl ", "")), _HOSTILE_LEGS, _HOSTILE_LEGS).flatmap(
+        lambda head: _HOSTILE_LEGS.map(lambda leg: ":".join((*head, "g1", leg)))
+    ),
+    st.text(max_size=40),
+)
+
+
+@settings(max_examples=1500)
+@given(_HOSTILE_REFS, _HOSTILE_LEGS | st.text(max_size=20))
+def test_order_refs_and_legs_parse_as_before(ref: str | None, leg: str) -> None:
+    """``parse_order_ref`` unpacking the split instead of slicing it, and ``leg_kind`` with
+    one regular expression for scales and allocations, give the old answers on hostile
+    orderRefs and legs: wrong field counts, empty fields, near-miss prefixes and digests,
+    trailing newlines, characters outside every form."""
+    parsed = parse_order_ref(ref)
+    assert parsed == _reference_parse_order_ref(ref)
+    assert parsed is None or type(parsed) is ParsedRef
+    for one in (leg, *(() if parsed is None else (parsed.leg,))):
+        assert leg_kind(one) == _reference_leg_kind(one)
+    if parsed is not None:
+        assert parsed.kind == _reference_leg_kind(parsed.leg)
+
 
 def _reference_book_index(account: Observed) -> tuple[Any, ...]:
     """``Book.__init__``'s index of the orders before round six: working orders parsed for the
@@ -980,23 +1082,23 @@ def _reference_book_index(account: Observed) -> tuple[Any, ...]:
     owned: list[OwnedOrder] = []
     by_rule: dict[tuple[str | None, str], list[OwnedOrder]] = {}
     for order in live:
-        parsed = parse_order_ref(order.order_ref)
+        parsed = _reference_parse_order_ref(order.order_ref)
         if parsed is None:
             continue
         rule, generation, leg = parsed
-        one = OwnedOrder(order, rule, generation, leg, parsed.kind)
+        one = OwnedOrder(order, rule, generation, leg, _reference_leg_kind(leg))  # type: ignore[arg-type]
         owned.append(one)
         by_rule.setdefault((one.kind, rule), []).append(one)
     for orders in by_rule.values():
         orders.sort(key=lambda one: one.order.order_id)
     completed: dict[tuple[str, str], WorkingOrder] = {}
     for order in account.completed_orders:
-        parsed = parse_order_ref(order.order_ref)
+        parsed = _reference_parse_order_ref(order.order_ref)
         if parsed is not None:
             completed[(parsed.rule, parsed.leg)] = order
     ib_filled: dict[str, dict[tuple[str, str], float]] = {}
     for order in (*account.working_orders, *account.completed_orders):
-        parsed = parse_order_ref(order.order_ref)
+        parsed = _reference_parse_order_ref(order.order_ref)
         if parsed is not None and order.filled > 0:
             by_ref = ib_filled.setdefault(parsed.rule, {})
             key = (order.order_ref or "", parsed.leg)
@@ -1007,7 +1109,11 @@ def _reference_book_index(account: Observed) -> tuple[Any, ...]:
 @st.composite
 def indexed_orders(draw: st.DrawFn) -> WorkingOrder:
     rule = draw(st.sampled_from(RULES))
-    leg = draw(st.sampled_from((ENTRY_LEG, STOP_LEG, "L2", "AAA.abc123", "odd-leg")))
+    leg = draw(
+        st.sampled_from(
+            (ENTRY_LEG, STOP_LEG, "L2", "AAA.abc123", "conid|7.abcd", "fx.EUR.d1", "odd-leg")
+        )
+    )
     ref = draw(
         st.sampled_from(
             (order_ref(rule, "gen0000000", leg), order_ref(rule, "gen1", leg), None, "", "manual")
