@@ -1052,9 +1052,9 @@ _HOSTILE_LEGS = st.lists(_LEG_PIECES, max_size=6).map("".join)
 _HOSTILE_REFS = st.one_of(
     st.none(),
     st.lists(_HOSTILE_LEGS, max_size=6).map(":".join),
-    st.tuples(st.sampled_from(("tctl", "TCTL", "tctl ", "")), _HOSTILE_LEGS, _HOSTILE_LEGS).flatmap(
-        lambda head: _HOSTILE_LEGS.map(lambda leg: ":".join((*head, "g1", leg)))
-    ),
+    st.tuples(
+        st.sampled_from(("tctl", "TCTL", "tctl ", "")), _HOSTILE_LEGS, _HOSTILE_LEGS, _HOSTILE_LEGS
+    ).map(":".join),
     st.text(max_size=40),
 )
 
