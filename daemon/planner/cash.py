@@ -166,16 +166,18 @@ def check_cash(
         order = intent.order
         if order is None or intent.purpose == "protective":
             continue
-        if is_conversion(intent):
-            # Currency for currency: the total cash (in the base currency) stays the same.
-            continue
         if intent.action == "modify" and intent.order_id is not None:
             change = commitment_change(intent, live, observed)
         elif order.action == "BUY":
             # commitment_change with no working order to subtract: the new buy's value.
             change = order.quantity * (intent.estimated_price or 0.0) * intent.fx_rate
         else:
-            change = 0.0
+            # A sell that replaces no working order changes nothing: its change is 0, which
+            # blocks nothing and adds 0 to a sum that never is -0.0.
+            continue
+        if is_conversion(intent):
+            # Currency for currency: the total cash (in the base currency) stays the same.
+            continue
         if (
             unvalued is not None
             and change > 0
