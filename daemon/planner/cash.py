@@ -94,8 +94,12 @@ def _working_buys(live: Mapping[int, WorkingOrder], observed: Observed) -> tuple
         if order.action != "BUY":
             # buy_value is 0 for a sell: adding 0.0 to a sum that starts at 0.0 changes nothing.
             continue
-        quote = quotes.get(order.symbol)
-        last = None if quote is None else quote.last
+        last = None
+        if order.limit_price is None and order.aux_price is None:
+            # Only a market buy is valued at the last price (buy_price, unvalued_buy): the
+            # quote is looked up for it alone.
+            quote = quotes.get(order.symbol)
+            last = None if quote is None else quote.last
         price = buy_price(order, last)
         if price is None:
             unvalued = unvalued or unvalued_buy(order, last)
