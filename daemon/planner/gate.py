@@ -49,6 +49,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
+from operator import attrgetter
 
 from tradectl.planner.allocations import cash_buffer_of
 from tradectl.planner.breaker import RULE as BREAKER_RULE
@@ -69,6 +70,7 @@ from tradectl.schemas.models import FxPolicy, Risk, RuleSet, instrument_allowed
 HALT = "halt"
 # The slot's own setter (an Intent has slots and no instance dict).
 _SET_BLOCKED_BY = Intent.__dict__["blocked_by"].__set__
+_CURRENCY_OF = attrgetter("currency")
 # How many contracts one pass over the account's contracts may read per intent of the plan and
 # still cost less than looking each intent's contract up (see _every_currency_rated).
 _CONTRACTS_PER_LOOKUP = 8
@@ -214,7 +216,7 @@ def _every_currency_rated(observed: Observed, intent_count: int) -> bool:
     contracts = observed.contracts
     if len(contracts) > _CONTRACTS_PER_LOOKUP * intent_count:
         return False
-    currencies = {facts.currency for facts in contracts.values()}
+    currencies = set(map(_CURRENCY_OF, contracts.values()))
     return all(
         rate_to_base(observed, currency) is not None
         for currency in currencies
