@@ -205,6 +205,15 @@ def check_cash(
         blocked=blocked,
         allocation_additions=allocation_additions,
     )
+    _admit_standing(check, standing, intents)
+    return check
+
+
+def _admit_standing(
+    check: CashCheck, standing: list[tuple[int, float]], intents: Sequence[Intent]
+) -> None:
+    """Admit the bracket entries and scale levels that buy (index, change) in their fixed order
+    (see the module docstring) while they fit the funding; the others are blocked."""
 
     def admission_order(item: tuple[int, float]) -> tuple[int, str, int]:
         intent = intents[item[0]]
@@ -220,4 +229,3 @@ def check_cash(
             continue
         check.committed += change
         check.standing_added += change
-    return check

@@ -29,14 +29,21 @@ from tradectl.planner import plan
 from tradectl.planner.allocations import cash_buffer_of
 from tradectl.planner.breaker import RULE as BREAKER_RULE
 from tradectl.planner.breaker import breaker_reason
-from tradectl.planner.cash import _KIND_ORDER, CashCheck, check_cash, funding_of, needs_cash
+from tradectl.planner.cash import (
+    CashCheck,
+    _admit_standing,
+    buy_value,
+    check_cash,
+    commitment_change,
+    funding_of,
+    needs_cash,
+)
 from tradectl.planner.common import (
     TERMINAL_STATUSES,
     Book,
     Draft,
     Group,
     OwnedOrder,
-    buy_price,
     money,
     unvalued_buy,
     working_shares,
@@ -72,7 +79,6 @@ from tradectl.planner.market_time import (
 from tradectl.planner.money import (
     FX_RULE,
     Rates,
-    base_rate,
     check_currencies,
     is_conversion,
     no_rate_reason,
@@ -258,36 +264,11 @@ def _reference_rate_limit(
     return blocked
 
 
-def _reference_buy_value(order: WorkingOrder, observed: Observed) -> float | None:
-    if order.action != "BUY":
-        return 0.0
-    quote = observed.quotes.get(order.symbol)
-    price = buy_price(order, None if quote is None else quote.last)
-    if price is None:
-        return None
-    return order.remaining * price * base_rate(observed, order.symbol)
-
-
-def _reference_commitment_change(
-    intent: Intent, live: dict[int, WorkingOrder], observed: Observed
-) -> float:
-    assert intent.order is not None
-    before = None
-    if intent.action == "modify" and intent.order_id is not None:
-        before = live.get(intent.order_id)
-    filled = 0.0 if before is None else before.filled
-    new = 0.0
-    if intent.order.action == "BUY":
-        new = (intent.order.quantity - filled) * (intent.estimated_price or 0.0) * intent.fx_rate
-    old = (0.0 if before is None else _reference_buy_value(before, observed)) or 0.0
-    return new - old
-
-
 def _reference_check_cash(
     intents: list[Intent], blocked_by: dict[int, str], observed: Observed
 ) -> CashCheck:
-    """``check_cash`` before round seven: every intent read, each working buy valued through
-    its contract (``base_rate``), every change worked out by ``commitment_change``."""
+    """``check_cash`` before round seven: every intent read, each working buy valued by
+    ``buy_value`` (through its contract), every change worked out by ``commitment_change``."""
     live = {
         order.order_id: order
         for order in observed.working_orders
@@ -296,7 +277,7 @@ def _reference_check_cash(
     check = CashCheck(funding=funding_of(observed), committed=0.0)
     unvalued: str | None = None
     for order in live.values():
-        value = _reference_buy_value(order, observed)
+        value = buy_value(order, observed)
         if value is None:
             quote = observed.quotes.get(order.symbol)
             unvalued = unvalued or unvalued_buy(order, None if quote is None else quote.last)
@@ -308,7 +289,7 @@ def _reference_check_cash(
             continue
         if is_conversion(intent):
             continue
-        change = _reference_commitment_change(intent, live, observed)
+        change = commitment_change(intent, live, observed)
         if (
             unvalued is not None
             and change > 0
@@ -326,20 +307,7 @@ def _reference_check_cash(
         else:
             check.committed += max(0.0, change)
 
-    def admission_order(item: tuple[int, float]) -> tuple[int, str, int]:
-        intent = intents[item[0]]
-        return (_KIND_ORDER.get(intent.kind, len(_KIND_ORDER)), intent.rule, item[0])
-
-    for index, change in sorted(standing, key=admission_order):
-        intent = intents[index]
-        if check.committed + change > check.funding.amount + 1e-6:
-            check.blocked[index] = (
-                f"cash: {intent.kind}.{intent.rule} {intent.leg} buy of {money(change)} would "
-                f"commit {money(check.committed + change)} > {check.funding.describe()}"
-            )
-            continue
-        check.committed += change
-        check.standing_added += change
+    _admit_standing(check, standing, intents)
     return check
 
 
