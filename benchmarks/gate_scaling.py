@@ -33,9 +33,9 @@ def gate_timed(times: list[tuple[float, float]]) -> Iterator[None]:
     """While inside, each gate call of plan() appends its (wall, CPU) seconds to ``times``."""
     gate_drafted = PLAN_MODULE.gate_drafted
 
-    def timed(drafted: Plan, rules: RuleSet, observed: Observed) -> Plan:
+    def timed(drafted: Plan, rules: RuleSet, observed: Observed, *, distinct: bool = False) -> Plan:
         started, started_cpu = time.perf_counter(), time.process_time()
-        gated: Plan = gate_drafted(drafted, rules, observed)
+        gated: Plan = gate_drafted(drafted, rules, observed, distinct=distinct)
         times.append((time.perf_counter() - started, time.process_time() - started_cpu))
         return gated
 

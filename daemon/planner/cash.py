@@ -26,12 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import filterfalse
 from typing import Literal
 
 from tradectl.planner.common import TERMINAL_STATUSES, buy_price, money, unvalued_buy
 from tradectl.planner.domain import Intent, Observed, WorkingOrder
 from tradectl.planner.legs import ENTRY_LEG
-from tradectl.planner.money import base_rate, is_conversion
+from tradectl.planner.money import Rates, base_rate, is_conversion
 
 # Sums of floats: a commitment this close to the funding still fits.
 _SLACK = 1e-6
@@ -81,6 +82,33 @@ def _last(order: WorkingOrder, observed: Observed) -> float | None:
     return None if quote is None else quote.last
 
 
+def _working_buys(live: Mapping[int, WorkingOrder], observed: Observed) -> tuple[float, str | None]:
+    """What the live working buys commit, each valued as ``buy_value`` values it, and why the
+    first one without a usable price has none (None when every one has one). The rates come
+    from the pass's table (``Rates``: one contract look-up per order instead of three)."""
+    rates = Rates(observed)
+    quotes = observed.quotes
+    committed = 0.0
+    unvalued: str | None = None
+    for order in live.values():
+        if order.action != "BUY":
+            # buy_value is 0 for a sell: adding 0.0 to a sum that starts at 0.0 changes nothing.
+            continue
+        last = None
+        if order.limit_price is None and order.aux_price is None:
+            # Only a market buy is valued at the last price (buy_price, unvalued_buy): the
+            # quote is looked up for it alone.
+            quote = quotes.get(order.symbol)
+            last = None if quote is None else quote.last
+        price = buy_price(order, last)
+        if price is None:
+            unvalued = unvalued or unvalued_buy(order, last)
+            continue
+        rate = rates.of(order.symbol)
+        committed += order.remaining * price * (1.0 if rate is None else rate)
+    return committed, unvalued
+
+
 def live_orders(observed: Observed) -> dict[int, WorkingOrder]:
     return {
         order.order_id: order
@@ -125,43 +153,67 @@ class CashCheck:
 def check_cash(
     intents: Sequence[Intent], blocked_by: Mapping[int, str], observed: Observed
 ) -> CashCheck:
-    """Admit the buys of ``intents`` that are not already blocked (see the module docstring)."""
+    """Admit the buys of ``intents`` that are not already blocked (see the module docstring).
+
+    Only the intents not blocked are read (the gate's rate limit blocks most of a large plan,
+    and each intent read is memory touched again)."""
     live = live_orders(observed)
-    check = CashCheck(funding=funding_of(observed), committed=0.0)
-    # The first working buy without a usable price: with it the commitment is unknown, and
-    # every buy that adds to it is blocked (it might spend cash that is not there).
-    unvalued: str | None = None
-    for order in live.values():
-        value = buy_value(order, observed)
-        if value is None:
-            unvalued = unvalued or unvalued_buy(order, _last(order, observed))
-        else:
-            check.committed += value
+    funding = funding_of(observed)
+    # ``unvalued``: why the first working buy has no usable price. With one, the commitment is
+    # unknown, and every buy that adds to it is blocked (it might spend cash that is not there).
+    committed, unvalued = _working_buys(live, observed)
+    blocked: dict[int, str] = {}
+    allocation_additions: list[tuple[int, float]] = []
     standing: list[tuple[int, float]] = []
-    for index, intent in enumerate(intents):
-        if index in blocked_by or intent.order is None or intent.purpose == "protective":
+    for index in filterfalse(blocked_by.__contains__, range(len(intents))):
+        intent = intents[index]
+        order = intent.order
+        if order is None or intent.purpose == "protective":
+            continue
+        if intent.action == "modify" and intent.order_id is not None:
+            change = commitment_change(intent, live, observed)
+        elif order.action == "BUY":
+            # commitment_change with no working order to subtract: the new buy's value.
+            change = order.quantity * (intent.estimated_price or 0.0) * intent.fx_rate
+        else:
+            # A sell that replaces no working order changes nothing: its change is 0, which
+            # blocks nothing and adds 0 to a sum that never is -0.0.
             continue
         if is_conversion(intent):
             # Currency for currency: the total cash (in the base currency) stays the same.
             continue
-        change = commitment_change(intent, live, observed)
         if (
             unvalued is not None
             and change > 0
             and (intent.kind == "allocations" or needs_cash(intent))
         ):
-            check.blocked[index] = f"cash: {unvalued}: buys blocked"
+            blocked[index] = f"cash: {unvalued}: buys blocked"
             continue
         if intent.kind == "allocations":
             if change <= 0:
-                check.committed += change
+                committed += change
             else:
-                check.allocation_additions.append((index, change))
+                allocation_additions.append((index, change))
         elif needs_cash(intent) and change > 0:
             standing.append((index, change))
         else:
             # A bracket or scale modify that shrinks a buy frees nothing until IB confirms it.
-            check.committed += max(0.0, change)
+            committed += max(0.0, change)
+    check = CashCheck(
+        funding=funding,
+        committed=committed,
+        blocked=blocked,
+        allocation_additions=allocation_additions,
+    )
+    _admit_standing(check, standing, intents)
+    return check
+
+
+def _admit_standing(
+    check: CashCheck, standing: list[tuple[int, float]], intents: Sequence[Intent]
+) -> None:
+    """Admit the bracket entries and scale levels that buy (index, change) in their fixed order
+    (see the module docstring) while they fit the funding; the others are blocked."""
 
     def admission_order(item: tuple[int, float]) -> tuple[int, str, int]:
         intent = intents[item[0]]
@@ -177,4 +229,3 @@ def check_cash(
             continue
         check.committed += change
         check.standing_added += change
-    return check

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from itertools import chain
+from operator import attrgetter
 from typing import Any, Literal, TypeVar
 
 from tradectl.planner.domain import (
@@ -28,7 +29,7 @@ from tradectl.planner.domain import (
     affixed,
     new_intent,
 )
-from tradectl.planner.legs import ENTRY_LEG, ParsedRef, parse_order_ref
+from tradectl.planner.legs import ENTRY_LEG, ParsedRef, leg_kind, parse_order_ref
 from tradectl.planner.ticks import Direction, PriceBand, PriceIncrements
 from tradectl.schemas.models import RuleKind, Side
 
@@ -226,6 +227,9 @@ class OwnedOrder:
         return self.order.status == PENDING_CANCEL
 
 
+_ORDER_ID_OF_OWNED = attrgetter("order.order_id")
+
+
 class Book:
     """Read-only index over an ``Observed``: live owned orders by rule, fills by rule, fresh
     prices, contract facts. Built once per pass, so planning stays linear in the account."""
@@ -241,34 +245,35 @@ class Book:
         self._stale_before = self._now_utc - QUOTE_MAX_AGE if self._now_utc.tzinfo is UTC else None
         self._market_hours = observed.market_hours
         self._quotes = observed.quotes
-        self.live: tuple[WorkingOrder, ...] = tuple(
-            order for order in observed.working_orders if order.status not in TERMINAL_STATUSES
-        )
         self.owned: list[OwnedOrder] = []
         self._by_rule: dict[tuple[RuleKind | None, str], list[OwnedOrder]] = {}
         self._completed: dict[tuple[str, str], WorkingOrder] = {}
         self._ib_filled: dict[str, dict[tuple[str, str], float]] = {}
-        # One pass per list, each orderRef parsed once: the owned and manual orders, the
+        # One pass per list, each orderRef parsed once: the live, owned and manual orders, the
         # completed ones and IB's fills read the same parse.
+        live: list[WorkingOrder] = []
         manual: list[WorkingOrder] = []
         filled: list[tuple[WorkingOrder, ParsedRef]] = []
         for order in observed.working_orders:
+            is_live = order.status not in TERMINAL_STATUSES
+            if is_live:
+                live.append(order)
             parsed = parse_order_ref(order.order_ref)
             if parsed is None:
                 manual.append(order)
                 continue
-            if order.status not in TERMINAL_STATUSES:
+            if is_live:
+                rule, generation, leg = parsed
+                kind = leg_kind(leg)
                 # Built without the dataclass __init__ (thousands of orders in a large account).
                 owned = built(
-                    OwnedOrder,
-                    order=order,
-                    rule=parsed.rule,
-                    generation=parsed.generation,
-                    leg=parsed.leg,
-                    kind=parsed.kind,
+                    OwnedOrder, order=order, rule=rule, generation=generation, leg=leg, kind=kind
                 )
                 self.owned.append(owned)
-                self._by_rule.setdefault((owned.kind, owned.rule), []).append(owned)
+                by_rule = self._by_rule.get((kind, rule))
+                if by_rule is None:
+                    by_rule = self._by_rule[(kind, rule)] = []
+                by_rule.append(owned)
             if order.filled > 0:
                 filled.append((order, parsed))
         for order in observed.completed_orders:
@@ -284,8 +289,9 @@ class Book:
         # ``observed.manual_orders`` (working orders without a tradectl orderRef), from the
         # same parse.
         self.manual: tuple[WorkingOrder, ...] = tuple(manual)
+        self.live: tuple[WorkingOrder, ...] = tuple(live)
         for orders in self._by_rule.values():
-            orders.sort(key=lambda owned: owned.order.order_id)
+            orders.sort(key=_ORDER_ID_OF_OWNED)
         self._journaled = {
             "entry": _generations_by_rule(observed.entry_fills),
             "exit": _generations_by_rule(observed.exit_fills),

@@ -25,6 +25,7 @@ ledger, status, reports, records) asks this module.
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import NamedTuple
 
 from tradectl.schemas.models import RuleKind
@@ -38,8 +39,12 @@ BRACKET_LEGS = (ENTRY_LEG, STOP_LEG, TARGET_LEG)
 PROTECTIVE_LEGS = (STOP_LEG, TARGET_LEG)
 KEPT_SUFFIX = "-kept"
 
-_SCALE_LEG = re.compile(r"^L[1-9][0-9]*$")
-_ALLOCATION_LEG = re.compile(r"^(?P<symbol>[A-Z][A-Z0-9 .@/|~]*|conid[|][0-9]+)[.][0-9a-f]{4,}$")
+# A scale's leg or an allocation's, in one match (the group that matched names the kind):
+# ``L<level>``, or ``<instrument key>.<hex digest>``.
+_RULE_LEG = re.compile(
+    r"(?P<scales>L[1-9][0-9]*)$"
+    r"|(?P<allocations>[A-Z][A-Z0-9 .@/|~]*|conid[|][0-9]+)[.][0-9a-f]{4,}$"
+)
 # An instrument key may hold the orderRef's field separator (``SHOP@SMART/TSE:CAD``,
 # ``conid:N``); inside a leg it is written with this one instead, so a ref keeps four fields.
 _KEY_SEPARATOR_IN_LEG = "|"
@@ -57,6 +62,11 @@ class ParsedRef(NamedTuple):
         return leg_kind(self.leg)
 
 
+# ``ParsedRef(rule, generation, leg)`` from a tuple, without the named tuple's Python-level
+# ``__new__`` (which does just this): every working order's orderRef is parsed each pass.
+_parsed_ref = partial(tuple.__new__, ParsedRef)
+
+
 def order_ref(rule: str, generation: str, leg: str) -> str:
     return f"{ORDER_REF_PREFIX}:{rule}:{generation}:{leg}"
 
@@ -66,9 +76,12 @@ def parse_order_ref(ref: str | None) -> ParsedRef | None:
     if not ref:
         return None
     parts = ref.split(":")
-    if len(parts) != 4 or parts[0] != ORDER_REF_PREFIX or not all(parts[1:]):
+    if len(parts) != 4:
         return None
-    return ParsedRef(parts[1], parts[2], parts[3])
+    prefix, rule, generation, leg = parts
+    if prefix != ORDER_REF_PREFIX or not rule or not generation or not leg:
+        return None
+    return _parsed_ref((rule, generation, leg))
 
 
 def leg_of(ref: str) -> str:
@@ -82,13 +95,13 @@ def leg_kind(leg: str) -> RuleKind | None:
     """Which kind of rule a leg belongs to, from its form alone; None for an unknown form."""
     if leg in BRACKET_LEGS:
         return "brackets"
-    if converted_currency(leg) is not None:
+    if leg.startswith(_CONVERSION_PREFIX) and converted_currency(leg) is not None:
         return None
-    if _SCALE_LEG.match(leg):
-        return "scales"
-    if _ALLOCATION_LEG.match(leg):
-        return "allocations"
-    return None
+    match = _RULE_LEG.match(leg)
+    if match is None:
+        return None
+    kind: RuleKind = "scales" if match.lastgroup == "scales" else "allocations"
+    return kind
 
 
 def is_entry_leg(leg: str) -> bool:

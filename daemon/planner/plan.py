@@ -82,7 +82,7 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
             )
     draft.extend(plan_allocations(rules, book, standing_added))
 
-    intents = _assembled(draft, observed.in_flight, draft.notes)
+    intents, keys_unique = _assembled(draft, observed.in_flight, draft.notes)
     if manual:
         draft.notes.append(
             f"{len(manual)} manual order(s) without a tradectl orderRef observed; not touched"
@@ -102,17 +102,20 @@ def _plan(rules: RuleSet, observed: Observed, now: datetime) -> Plan:
         targets=tuple(draft.targets),
     )
     # Built, then published: these intents are this call's own until it returns
-    # (gate_drafted writes the verdicts into them).
-    gated = gate_drafted(drafted, rules, observed)
+    # (gate_drafted writes the verdicts into them). Unique keys mean distinct intent objects.
+    gated = gate_drafted(drafted, rules, observed, distinct=keys_unique)
     conversions = plan_conversions(gated, rules, observed)
     if conversions:
         gated = gate_drafted(with_conversions(drafted, conversions), rules, observed)
     return hold_for_market_time(gated, rules, observed, now)
 
 
-def _assembled(draft: Draft, in_flight: frozenset[str], notes: list[str]) -> tuple[Intent, ...]:
+def _assembled(
+    draft: Draft, in_flight: frozenset[str], notes: list[str]
+) -> tuple[tuple[Intent, ...], bool]:
     """The drafted intents in plan order, with unique keys, and without what waits for an
-    acknowledgement (a note each).
+    acknowledgement (a note each); and whether every drafted key differed (so no intent
+    object is there twice, which the gate then need not check).
 
     Almost always every key is unique already and nothing is in flight: then the draft's
     intents are the plan, with one look at each key and no group rebuilt
@@ -121,7 +124,7 @@ def _assembled(draft: Draft, in_flight: frozenset[str], notes: list[str]) -> tup
     # The keys listed first, so that the set is made at its size instead of growing.
     repeated = len(set(list(map(attrgetter("key"), intents)))) != len(intents)
     if not (repeated or in_flight):
-        return intents
+        return intents, True
     groups = draft.groups
     if repeated:
         groups = _with_unique_keys(groups)
@@ -129,7 +132,7 @@ def _assembled(draft: Draft, in_flight: frozenset[str], notes: list[str]) -> tup
     # until IB has acknowledged it, even when the market has moved and the new fields differ.
     if in_flight:
         groups = _not_in_flight(groups, in_flight, notes)
-    return _flattened(groups)
+    return _flattened(groups), not repeated
 
 
 def _flattened(groups: list[Group]) -> tuple[Intent, ...]:
