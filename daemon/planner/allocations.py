@@ -43,6 +43,7 @@ from tradectl.planner.common import (
     reduces,
     shares,
     signed,
+    unusable_price,
     unvalued_buy,
     within,
     working_shares,
@@ -372,7 +373,7 @@ def _plan_targets(
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         rate, tick = listings.of(symbol, facts)
-        if rate is None or price < tick.bands[0].increment:
+        if rate is None or not tick.bands[0].increment <= price < tick.highest:
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         # The one working order of the rule a target can have here: of this generation and
@@ -507,14 +508,9 @@ def _plan_symbol(
     if rate is None:
         draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
         return
-    lowest = tick.bands[0].increment
-    if price < lowest:
-        # No buy limit is valid below one tick (it would round to 0), and shares, values and
-        # weights divided by such a price are nonsense or overflow.
-        draft.notes.append(
-            f"allocations.{name}: {symbol}: last price {price:g} is below one tick "
-            f"({lowest:g}): not planned"
-        )
+    unusable = unusable_price(price, tick)
+    if unusable is not None:
+        draft.notes.append(f"allocations.{name}: {symbol}: last price {unusable}: not planned")
         return
     for want in _decide_symbol(
         rule, symbol, amount, price, rate, tick, facts.lot_size, orders, draft

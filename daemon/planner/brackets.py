@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from tradectl.planner.common import (
+    MAX_ORDER_QUANTITY,
     Book,
     Draft,
     Fills,
@@ -35,6 +36,7 @@ from tradectl.planner.common import (
     round_passive,
     round_to_tick,
     shares,
+    unusable_price,
 )
 from tradectl.planner.domain import (
     Intent,
@@ -372,15 +374,20 @@ def _protection(
 
 def _quantity(
     rule: Bracket, worst_entry: float, protection: _Protection, lot: int, nav: float
-) -> int:
+) -> int | None:
     """Fixed, or risk-sized: floor(risk_fraction x NAV / distance) to the lot, the distance
-    measured from the worst fill the entry allows (its limit; the quote for market entries)."""
+    measured from the worst fill the entry allows (its limit; the quote for market entries).
+    None when the risk sizes it at IB's limit of shares or more (a stop a hair from the
+    entry): no such order is real, and the floor of an infinity would raise."""
     if isinstance(rule.quantity, int):
         return rule.quantity
     distance = abs(worst_entry - protection.stop_value_price(worst_entry, rule.side))
     if distance <= 0:
         return 0
-    return lots_down(rule.quantity.risk_fraction * nav / distance, lot)
+    sized = rule.quantity.risk_fraction * nav / distance
+    if not sized < MAX_ORDER_QUANTITY:
+        return None
+    return lots_down(sized, lot)
 
 
 # --- specs and intents ---------------------------------------------------------------------
@@ -550,6 +557,11 @@ def _unfilled(
         notes.append(f"{where}: {why}; {shaped}; not planned")
         return []
     order_type, limit, trigger, reference = shaped
+    unusable = unusable_price(reference, facts.increments)
+    if unusable is not None:
+        source = "last price" if rule.entry.kind == "market" else "entry price"
+        notes.append(f"{where}: {rule.symbol}: {source} {unusable}; not planned")
+        return []
     protection = _protection(rule, reference, facts.increments, check_order=True)
     if isinstance(protection, str):
         notes.append(f"{where}: {protection}; not planned")
@@ -559,6 +571,12 @@ def _unfilled(
     # contract's currency.
     nav = book.observed.net_liquidation / base_rate(book.observed, rule.symbol)
     quantity = _quantity(rule, worst, protection, facts.lot_size, nav)
+    if quantity is None:
+        notes.append(
+            f"{where}: risk-sized quantity is {MAX_ORDER_QUANTITY:,} shares or more (IB's "
+            "limit); not planned"
+        )
+        return []
     if entry is not None and entry.generation == generation and not isinstance(rule.quantity, int):
         # Sized when placed; resizing it as NAV moves would modify the order on every pass.
         quantity = int(entry.order.total_quantity)
@@ -787,6 +805,9 @@ def _post_fill_protection(
     if entered.average_price is None and uses_fill:
         return "average fill price unknown, so a percent stop or target cannot be priced"
     reference = entered.average_price or rule.entry.reference_price or 0.0
+    unusable = unusable_price(reference, tick)
+    if unusable is not None and uses_fill:
+        return f"average fill price {unusable}, so a percent stop or target cannot be priced"
     return _protection(rule, reference, tick, check_order=False)
 
 
