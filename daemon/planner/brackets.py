@@ -364,6 +364,9 @@ def _protection(
     target = round_to_tick(raw_target, tick, "down" if towards_up else "up")
     if stop_price is not None and stop_price <= 0:
         return f"stop price {stop_price:g} is not positive"
+    if not target > 0:
+        # A SELL's take profit of 100 % or more of its reference.
+        return f"target price {target:g} is not positive"
     if check_order:
         if stop_price is not None and (stop_price - reference) * direction >= 0:
             return f"stop {stop_price:g} is not beyond the entry reference {reference:g}"

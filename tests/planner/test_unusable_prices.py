@@ -4,6 +4,7 @@ with a note, and a working buy that cannot be valued never frees cash for other 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any
 
@@ -14,8 +15,9 @@ from hypothesis import strategies as st
 from tests.planner.builders import NOW, observed, rule_set, summary, working
 from tests.planner.test_gate import gated, intent
 from tradectl.planner import plan
-from tradectl.planner.domain import ContractFacts, Observed
-from tradectl.planner.legs import order_ref
+from tradectl.planner.common import MAX_ORDER_QUANTITY
+from tradectl.planner.domain import ContractFacts, Observed, Plan, Position, WorkingOrder
+from tradectl.planner.legs import ENTRY_LEG, STOP_LEG, order_ref
 from tradectl.planner.money import _local_change
 from tradectl.schemas.models import RuleSet, rule_generation
 
@@ -129,24 +131,33 @@ def test_the_gate_values_a_position_with_an_infinite_last_at_the_order_price() -
     ) == [None]
 
 
-# Prices the property below draws from: usual ones, 0, tiny and huge ones, NaN and inf.
+# Prices the properties below draw from: usual ones, 0, tiny ones, huge finite ones (whose tick
+# grid once needed more digits than the decimal context had), NaN and inf.
+HUGE = (1e12, 1e20, 1e300, 1.7976931348623157e308)
 PRICES = st.one_of(
-    st.sampled_from((0.0, 0.004, 1e-300, 5e-324, float("nan"), float("inf"), -1.0, 12.0, 1e6)),
+    st.sampled_from(
+        (0.0, 0.004, 1e-300, 5e-324, float("nan"), float("inf"), -1.0, 12.0, 1e6, *HUGE)
+    ),
     st.floats(min_value=1e-9, max_value=1e7),
 )
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD")
+# One bracket of each shape: a market entry with a percent stop, a risk-sized market entry with
+# a trailing stop, a limit entry with fixed prices; and a scale.
+BRACKETS = ("dip", "trail", "fixed")
+STANDING = {"dip": "EEE", "trail": "GGG", "fixed": "HHH", "ladder": "FFF"}
+ORDER_TYPES = ("MKT", "LMT", "STP", "STP LMT", "TRAIL")
+# The currencies' rates the second family draws from: usual ones, and every kind of unusable.
+RATES = (1.16, 0.0067, 1.27, float("nan"), float("inf"), float("-inf"), 0.0, -1.16, 1e300,
+         1e-300, 5e-324, 1e7, 1e-7)  # fmt: skip
+CURRENCIES = ("EUR", "JPY", "GBP")
 
 
-@st.composite
-def accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed]:
-    """Allocation targets over a few symbols, a bracket and a scale, with random prices and
-    working market and limit buys and sells (manual and of the rule), cash from none to
-    plenty."""
-    market = draw(st.booleans())
-    rules = rule_set(
+def _rules(draw: st.DrawFn, market: bool) -> RuleSet:
+    return rule_set(
         risk={
-            "max_order_value": draw(st.sampled_from((50, 5_000, 1_000_000))),
+            "max_order_value": draw(st.sampled_from((50, 5_000, 1_000_000, 1e300))),
             "max_position_fraction": draw(st.sampled_from((0.05, 1.0))),
+            "max_risk_per_trade_fraction": 1.0,
         },
         allocations={
             "core": {
@@ -157,70 +168,208 @@ def accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed]:
                 "targets": {symbol: draw(st.sampled_from((0.0, 0.1, 0.3))) for symbol in SYMBOLS},
             }
         },
-        # Priced from the quote: a market entry, percent stop and target.
         brackets={
+            # Priced from the quote: a market entry, percent stop and target.
             "dip": {
                 "symbol": "EEE",
-                "side": "BUY",
+                "side": draw(st.sampled_from(("BUY", "SELL"))),
                 "quantity": 100,
                 "entry": draw(st.sampled_from(({"market": True}, {"limit": 12.0}))),
                 "stop_loss": {"percent": 5},
+                "take_profit": {"percent": draw(st.sampled_from((10, 1000)))},
+            },
+            # Sized by risk from a trailing stop: a tiny price makes the distance tiny.
+            "trail": {
+                "symbol": "GGG",
+                "side": "BUY",
+                "quantity": {"risk_fraction": 0.01},
+                "entry": {"market": True},
+                "stop_loss": {"trailing_percent": draw(st.sampled_from((5, 1e-9)))},
                 "take_profit": {"percent": 10},
-            }
+            },
+            "fixed": {
+                "symbol": "HHH",
+                "side": "BUY",
+                "quantity": 100,
+                "entry": {"limit": draw(st.sampled_from((12.0, 1e-300, 999_999.0)))},
+                "stop_loss": {"price": 1e-300},
+                "take_profit": {"price": 999_999.5},
+            },
         },
         scales={
             "ladder": {
                 "symbol": "FFF",
-                "side": "BUY",
+                "side": draw(st.sampled_from(("BUY", "SELL"))),
                 "total_quantity": 300,
                 "levels": 3,
-                "start_price": 10.0,
-                "step": 0.5,
+                "start_price": draw(st.sampled_from((10.0, 999_999.0, 1e-300))),
+                "step": draw(st.sampled_from((0.5, 999_999.0))),
             }
         },
     )
-    generation = rule_generation(rules.allocations["core"])
+
+
+def _working_orders(draw: st.DrawFn, rules: RuleSet) -> list[WorkingOrder]:
+    """Working orders of every type on every symbol: manual ones, the allocation's, and the
+    standing rules' legs, with prices from ``PRICES`` (a bracket's legs keep usable prices:
+    IB holds no stop it would not accept, and a leg's price is copied as it stands)."""
+    allocation = rule_generation(rules.allocations["core"])
     orders = []
-    for index, symbol in enumerate(draw(st.lists(st.sampled_from(SYMBOLS), max_size=5))):
-        order_type = draw(st.sampled_from(("MKT", "LMT")))
+    symbols = (*SYMBOLS, *STANDING.values())
+    for index, symbol in enumerate(draw(st.lists(st.sampled_from(symbols), max_size=6))):
+        order_type = draw(st.sampled_from(ORDER_TYPES))
+        owners = [None, order_ref("core", allocation, f"{symbol}.0ff1ce")]
+        prices = PRICES
+        for name, standing in STANDING.items():
+            if standing == symbol and name in rules.brackets:
+                generation = rule_generation(rules.brackets[name])
+                owners += [order_ref(name, generation, leg) for leg in (ENTRY_LEG, STOP_LEG)]
+                prices = st.sampled_from((9.0, 12.0, 14.0))
+            elif standing == symbol:
+                owners.append(order_ref(name, rule_generation(rules.scales[name]), "L1"))
         orders.append(
             working(
                 index + 1,
                 symbol,
                 draw(st.sampled_from(("BUY", "SELL"))),
                 draw(st.sampled_from((1, 100, 10_000))),
-                ref=draw(
-                    st.sampled_from((None, order_ref("core", generation, f"{symbol}.0ff1ce")))
-                ),
+                ref=draw(st.sampled_from(owners)),
                 order_type=order_type,
-                limit=draw(PRICES) if order_type == "LMT" else None,
+                limit=draw(prices) if order_type in ("LMT", "STP LMT") else None,
+                aux=draw(prices) if order_type in ("STP", "STP LMT") else None,
+                trailing=5.0 if order_type == "TRAIL" else None,
             )
         )
+    return orders
+
+
+def _fills(draw: st.DrawFn, rules: RuleSet) -> dict[str, Any]:
+    """Some brackets filled, at a price from ``PRICES`` or at an unknown price with IB's
+    average cost from them: their protective legs are priced from it."""
+    fills: dict[tuple[str, str], float] = {}
+    prices: dict[tuple[str, str], float] = {}
+    for name in BRACKETS:
+        if draw(st.booleans()):
+            key = (name, rule_generation(rules.brackets[name]))
+            fills[key] = 100.0
+            if draw(st.booleans()):
+                prices[key] = draw(PRICES)
+    return {"entry_fills": fills, "entry_fill_prices": prices}
+
+
+@st.composite
+def accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed]:
+    """Allocation targets over a few symbols, brackets of every shape and a scale, with random
+    prices, fills and working orders of every type, cash from none to plenty."""
+    rules = _rules(draw, market=draw(st.booleans()))
+    symbols = (*SYMBOLS, *STANDING.values())
     account = observed(
         cash=draw(st.sampled_from((0.0, 10_000.0, 100_000.0))),
-        prices={symbol: draw(PRICES) for symbol in (*SYMBOLS, "EEE", "FFF")},
-        positions={
-            symbol: draw(st.sampled_from((0.0, 100.0, -50.0))) for symbol in (*SYMBOLS, "EEE")
-        },
-        orders=orders,
+        prices={symbol: draw(PRICES) for symbol in symbols},
+        orders=_working_orders(draw, rules),
         contracts={
             symbol: ContractFacts(
                 symbol, con_id=index + 1, min_tick=draw(st.sampled_from((0.01, 0.0001)))
             )
-            for index, symbol in enumerate((*SYMBOLS, "EEE", "FFF"))
+            for index, symbol in enumerate(symbols)
         },
+        **_fills(draw, rules),
     )
-    return rules, account
+    positions = {
+        symbol: Position(
+            symbol,
+            draw(st.sampled_from((0.0, 100.0, -50.0))),
+            average_cost=draw(PRICES),
+        )
+        for symbol in symbols
+    }
+    return rules, replace(account, positions=positions)
+
+
+@st.composite
+def accounts_in_currencies(draw: st.DrawFn) -> tuple[RuleSet, Observed]:
+    """``accounts`` with usual prices, every symbol priced in a currency whose rate is drawn
+    from ``RATES``, cash in some of them, and either ``account.fx``."""
+    rules, account = draw(accounts())
+    rules = replace_fx(rules, draw(st.sampled_from(("block", "convert"))))
+    rates = {currency: draw(st.sampled_from(RATES)) for currency in CURRENCIES}
+    contracts = {
+        symbol: replace(facts, currency=draw(st.sampled_from((None, *CURRENCIES))))
+        for symbol, facts in account.contracts.items()
+    }
+    quotes = {
+        symbol: replace(quote, last=draw(st.sampled_from((12.0, 50.0, 0.5))))
+        for symbol, quote in account.quotes.items()
+    }
+    balances = {
+        currency: draw(st.sampled_from((0.0, 1_000.0, 1e6)))
+        for currency in ("USD", *CURRENCIES)
+        if draw(st.booleans())
+    }
+    return rules, replace(
+        account,
+        contracts=contracts,
+        quotes=quotes,
+        exchange_rates=rates,
+        cash_balances=balances,
+        trading_day=NOW.date(),
+    )
+
+
+def replace_fx(rules: RuleSet, fx: str) -> RuleSet:
+    return rules.model_copy(update={"account": rules.account.model_copy(update={"fx": fx})})
+
+
+def assert_sendable(result: Plan) -> None:
+    """Every order the gate lets through has prices IB can take (finite, above 0) and a whole
+    number of shares above 0 and below IB's limit."""
+    for found in result.intents:
+        order = found.order
+        if order is None or found.blocked_by is not None:
+            continue
+        for price in (order.limit_price, order.aux_price):
+            assert price is None or 0 < price < math.inf, found
+        assert type(order.quantity) is int, found
+        assert 0 < order.quantity < MAX_ORDER_QUANTITY, found
 
 
 @settings(max_examples=300, deadline=None)
 @given(accounts())
 def test_plan_never_raises_whatever_the_prices(case: tuple[RuleSet, Observed]) -> None:
     rules, account = case
+    plan(rules, account, NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(accounts())
+def test_no_order_the_gate_lets_through_has_a_price_or_size_ib_cannot_take(
+    case: tuple[RuleSet, Observed],
+) -> None:
+    rules, account = case
+    assert_sendable(plan(rules, account, NOW))
+
+
+@settings(max_examples=300, deadline=None)
+@given(accounts_in_currencies())
+def test_plan_never_raises_whatever_the_exchange_rates(case: tuple[RuleSet, Observed]) -> None:
+    """A rate that is not a usable number (NaN, infinite, 0, negative, or outside 1e-6 to
+    1e6) is no rate: an order in that currency is held with the no-rate reason (protective
+    legs excepted: the gate never holds a stop), and no value turns NaN or infinite."""
+    rules, account = case
     result = plan(rules, account, NOW)
+    assert_sendable(result)
+    unrated = {
+        currency for currency, rate in account.exchange_rates.items() if not 1e-6 <= rate <= 1e6
+    }
     for found in result.intents:
-        if found.order is not None and found.order.limit_price is not None:
-            assert found.order.limit_price > 0
+        facts = account.contracts.get(found.symbol)
+        if facts is None or facts.currency not in unrated or found.order is None:
+            continue
+        if found.purpose != "protective":
+            assert f"IB reports no exchange rate for {facts.currency}" in (
+                found.blocked_by or ""
+            ), found
+        assert math.isfinite(found.fx_rate) and found.fx_rate > 0
 
 
 @pytest.mark.parametrize("limit", (float("nan"), float("inf"), -1.0))
