@@ -717,7 +717,8 @@ def _protect(
     if facts is None:
         notes.append(f"{where}: {rule.symbol}: no contract details (min tick); not planned")
         return []
-    entered = _priced(entered, book.observed.positions.get(rule.symbol), where, notes)
+    held = book.observed.positions.get(rule.symbol)
+    entered = _priced(entered, held, facts.increments, where, notes)
     protection = _post_fill_protection(rule, entered, facts.increments)
     reference = entered.average_price or rule.entry.reference_price or 0.0
     sibling_group = next(
@@ -787,14 +788,22 @@ def _detached(spec: OrderSpec, name: str, leg: str, oca: str) -> OrderSpec:
     )
 
 
-def _priced(entered: Fills, held: Position | None, where: str, notes: list[str]) -> Fills:
+def _priced(
+    entered: Fills, held: Position | None, tick: PriceIncrements, where: str, notes: list[str]
+) -> Fills:
     """``entered`` with a price to protect from. Without its own fills' price (a lost journal,
-    the fill on an earlier day) a held position is still protected, from IB's average cost of
-    the position: an approximate reference beats no stop at all (docs/planning.md)."""
-    if entered.average_price is not None or held is None or held.average_cost <= 0:
+    the fill on an earlier day), or with one no order can be priced from (``unusable_price``),
+    a held position is still protected, from IB's average cost of the position when that is
+    usable: an approximate reference beats no stop at all (docs/planning.md)."""
+    fill = entered.average_price
+    unusable = None if fill is None else unusable_price(fill, tick)
+    if fill is not None and unusable is None:
         return entered
+    if held is None or unusable_price(held.average_cost, tick) is not None:
+        return entered
+    why = "is unknown" if unusable is None else unusable
     notes.append(
-        f"{where}: the entry's fill price is unknown; percent stop and target are priced from "
+        f"{where}: the entry's fill price {why}; percent stop and target are priced from "
         f"IB's average cost of the position ({held.average_cost:g})"
     )
     return replace(entered, average_price=held.average_cost)

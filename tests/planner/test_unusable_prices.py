@@ -333,6 +333,162 @@ def assert_sendable(result: Plan) -> None:
         assert 0 < order.quantity < MAX_ORDER_QUANTITY, found
 
 
+HIGHEST_NOTE = "is not below 1e+11, the highest price tradectl plans with a 0.01 tick"
+TWO_CENT_TICKS = {
+    symbol: ContractFacts(symbol, con_id=index + 1, min_tick=0.01)
+    for index, symbol in enumerate(("AAA", "BBB", "EEE"))
+}
+
+
+def _bracket(**changes: Any) -> RuleSet:
+    return rule_set(
+        brackets={
+            "dip": {
+                "symbol": "EEE",
+                "side": "BUY",
+                "quantity": 100,
+                "entry": {"market": True},
+                "stop_loss": {"percent": 5},
+                "take_profit": {"percent": 10},
+                **changes,
+            }
+        }
+    )
+
+
+@pytest.mark.parametrize("last", HUGE)
+def test_a_huge_last_price_leaves_that_symbol_out(last: float) -> None:
+    """Held AAA would be sold at a limit near its huge price (IB would not take it): it is
+    left out, with the note; BBB is bought as usual."""
+    account = observed(
+        prices={"AAA": last, "BBB": 50.0}, positions={"AAA": 100.0}, contracts=TWO_CENT_TICKS
+    )
+    result = plan(_core({"AAA": 0.2, "BBB": 0.2}), account, NOW)
+    assert [(row[1], row[2], row[3]) for row in summary(result.intents)] == [("BBB", "BUY", 400)]
+    assert f"allocations.core: AAA: last price {last:g} {HIGHEST_NOTE}: not planned" in (
+        result.notes
+    )
+
+
+@pytest.mark.parametrize("last", HUGE)
+@pytest.mark.parametrize("stop", [{"percent": 5}, {"trailing_percent": 5}])
+def test_a_bracket_with_a_market_entry_is_not_priced_from_a_huge_last(
+    last: float, stop: dict[str, float]
+) -> None:
+    account = observed(prices={"EEE": last}, contracts=TWO_CENT_TICKS)
+    result = plan(_bracket(stop_loss=stop), account, NOW)
+    assert result.intents == ()
+    assert f"brackets.dip: EEE: last price {last:g} {HIGHEST_NOTE}; not planned" in result.notes
+
+
+@pytest.mark.parametrize("fill", [*HUGE, float("nan"), 0.0])
+def test_a_filled_bracket_is_protected_from_ibs_average_cost_when_its_fill_price_is_unusable(
+    fill: float,
+) -> None:
+    rules = _bracket()
+    key = ("dip", rule_generation(rules.brackets["dip"]))
+    account = replace(
+        observed(
+            prices={"EEE": 12.0},
+            contracts=TWO_CENT_TICKS,
+            entry_fills={key: 100.0},
+            entry_fill_prices={key: fill},
+        ),
+        positions={"EEE": Position("EEE", 100.0, average_cost=12.0)},
+    )
+    result = plan(rules, account, NOW)
+    assert [
+        (intent.leg, intent.order.order_type, intent.order.aux_price, intent.order.limit_price)
+        for intent in result.intents
+        if intent.order is not None and intent.blocked_by is None
+    ] == [("stop", "STP", 11.4, None), ("target", "LMT", None, 13.2)]
+
+
+@pytest.mark.parametrize("cost", [*HUGE, float("inf")])
+def test_a_filled_bracket_without_a_usable_price_keeps_its_working_legs(cost: float) -> None:
+    """Neither the fill price nor IB's average cost can price a percent stop: the working
+    stop stays as it is, with a note, rather than moving to a price IB would not take."""
+    rules = _bracket()
+    generation = rule_generation(rules.brackets["dip"])
+    key = ("dip", generation)
+    stop = working(8, "EEE", "SELL", 100, ref=order_ref("dip", "gen0000000", "stop"),
+                   order_type="STP", aux=9.0, tif="GTC")  # fmt: skip
+    account = replace(
+        observed(
+            prices={"EEE": 12.0},
+            contracts=TWO_CENT_TICKS,
+            entry_fills={key: 100.0},
+            entry_fill_prices={key: cost},
+            orders=[stop],
+        ),
+        positions={"EEE": Position("EEE", 100.0, average_cost=cost)},
+    )
+    result = plan(rules, account, NOW)
+    assert all(
+        intent.order is None or intent.order.aux_price in (None, 9.0) for intent in result.intents
+    )
+    # The largest float times the 100 shares filled averages to inf.
+    assert any(
+        "stop: average fill price " in note
+        and "tradectl plans with a 0.01 tick, so a percent stop or target cannot be priced" in note
+        for note in result.notes
+    )
+
+
+@pytest.mark.parametrize("last", [1e-300, 5e-324, 0.004])
+def test_a_bracket_is_not_priced_from_a_last_price_below_one_tick(last: float) -> None:
+    account = observed(prices={"EEE": last}, contracts=TWO_CENT_TICKS)
+    result = plan(_bracket(quantity={"risk_fraction": 0.01}), account, NOW)
+    assert result.intents == ()
+    assert (
+        f"brackets.dip: EEE: last price {last:g} is below one tick (0.01); not planned"
+        in result.notes
+    )
+
+
+def test_a_risk_sized_bracket_at_ibs_limit_of_shares_is_not_planned() -> None:
+    """A trailing stop a billionth of a percent away sizes the entry at some 10**14 shares
+    per unit of risk: beyond what an order can carry."""
+    account = observed(nav=1e9, prices={"EEE": 12.0}, contracts=TWO_CENT_TICKS)
+    rules = _bracket(quantity={"risk_fraction": 0.01}, stop_loss={"trailing_percent": 1e-9})
+    result = plan(rules, account, NOW)
+    assert result.intents == ()
+    assert (
+        "brackets.dip: risk-sized quantity is 9,007,199,254,740,992 shares or more (IB's "
+        "limit); not planned"
+    ) in result.notes
+
+
+def test_a_sell_brackets_take_profit_of_100_percent_or_more_is_not_planned() -> None:
+    account = observed(prices={"EEE": 12.0}, contracts=TWO_CENT_TICKS)
+    result = plan(_bracket(side="SELL", take_profit={"percent": 1000}), account, NOW)
+    assert result.intents == ()
+    assert "brackets.dip: target price -108 is not positive; not planned" in result.notes
+
+
+def test_a_scale_level_above_the_highest_price_of_its_grid_is_not_planned() -> None:
+    """With a 1e-9 tick a float writes exactly only prices below 1e4 (with room above)."""
+    rules = rule_set(
+        scales={
+            "ladder": {
+                "symbol": "FFF",
+                "side": "SELL",
+                "total_quantity": 30,
+                "levels": 3,
+                "start_price": 9_000.0,
+                "step": 1_000.0,
+            }
+        }
+    )
+    account = observed(contracts={"FFF": ContractFacts("FFF", con_id=1, min_tick=1e-9)})
+    result = plan(rules, account, NOW)
+    assert result.intents == ()
+    assert (
+        "scales.ladder: level price 10000 is not below 10000, the highest price tradectl "
+        "plans with a 1e-09 tick; not planned"
+    ) in result.notes
+
+
 @settings(max_examples=300, deadline=None)
 @given(accounts())
 def test_plan_never_raises_whatever_the_prices(case: tuple[RuleSet, Observed]) -> None:
