@@ -29,6 +29,7 @@ from typing import Literal
 
 from tradectl.planner.common import (
     BUYS,
+    MAX_ORDER_QUANTITY,
     SAME_PRICE,
     SELLS,
     Book,
@@ -373,7 +374,11 @@ def _plan_targets(
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         rate, tick = listings.of(symbol, facts)
-        if rate is None or not tick.bands[0].increment <= price < tick.highest:
+        if (
+            rate is None
+            or not tick.bands[0].increment <= price < tick.highest
+            or capital >= price * rate * MAX_ORDER_QUANTITY
+        ):
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         # The one working order of the rule a target can have here: of this generation and
@@ -511,6 +516,12 @@ def _plan_symbol(
     unusable = unusable_price(price, tick)
     if unusable is not None:
         draft.notes.append(f"allocations.{name}: {symbol}: last price {unusable}: not planned")
+        return
+    if rule.capital >= price * rate * MAX_ORDER_QUANTITY:
+        draft.notes.append(
+            f"allocations.{name}: {symbol}: at {price:g} its capital of {money(rule.capital)} "
+            f"buys {MAX_ORDER_QUANTITY:,} shares or more (IB's limit): not planned"
+        )
         return
     for want in _decide_symbol(
         rule, symbol, amount, price, rate, tick, facts.lot_size, orders, draft

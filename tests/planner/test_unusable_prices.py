@@ -264,7 +264,10 @@ def accounts(draw: st.DrawFn) -> tuple[RuleSet, Observed]:
     rules = _rules(draw, market=draw(st.booleans()))
     symbols = (*SYMBOLS, *STANDING.values())
     account = observed(
-        cash=draw(st.sampled_from((0.0, 10_000.0, 100_000.0))),
+        # A NAV of 1e300 is a number: every sizing divides it by a price.
+        nav=draw(st.sampled_from((100_000.0, 1e300))),
+        # None: all of the NAV is cash.
+        cash=draw(st.sampled_from((0.0, 10_000.0, 100_000.0, None))),
         prices={symbol: draw(PRICES) for symbol in symbols},
         orders=_working_orders(draw, rules),
         contracts={
@@ -367,6 +370,18 @@ def test_a_huge_last_price_leaves_that_symbol_out(last: float) -> None:
     assert [(row[1], row[2], row[3]) for row in summary(result.intents)] == [("BBB", "BUY", 400)]
     assert f"allocations.core: AAA: last price {last:g} {HIGHEST_NOTE}: not planned" in (
         result.notes
+    )
+
+
+def test_an_allocation_whose_capital_buys_ibs_limit_of_shares_is_not_planned() -> None:
+    """A NAV of 1e300 is a number; a fifth of it at 50 a share is some 4e297 shares."""
+    account = observed(nav=1e300, prices={"AAA": 50.0}, contracts=TWO_CENT_TICKS)
+    result = plan(_core({"AAA": 0.2}), account, NOW)
+    assert result.intents == ()
+    assert any(
+        note.startswith("allocations.core: AAA: at 50 its capital of ")
+        and note.endswith("buys 9,007,199,254,740,992 shares or more (IB's limit): not planned")
+        for note in result.notes
     )
 
 
