@@ -357,6 +357,8 @@ def _plan_targets(
     generation, tif = rule.generation, rule.tif
     general = (book, listings, outcome, draft)
     no_orders: list[OwnedOrder] = []
+    # A share worth this much or less: the capital buys IB's limit of shares (``_plan_symbol``).
+    least_value = capital / MAX_ORDER_QUANTITY
     for symbol, amount in sorted(outcome.targets.items()):
         orders = by_symbol.get(symbol)
         quote, facts = quotes.get(symbol), contracts.get(symbol)
@@ -374,11 +376,7 @@ def _plan_targets(
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         rate, tick = listings.of(symbol, facts)
-        if (
-            rate is None
-            or not tick.bands[0].increment <= price < tick.highest
-            or capital >= price * rate * MAX_ORDER_QUANTITY
-        ):
+        if rate is None or not tick.lowest <= price < tick.highest or price * rate <= least_value:
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         # The one working order of the rule a target can have here: of this generation and
@@ -517,7 +515,7 @@ def _plan_symbol(
     if unusable is not None:
         draft.notes.append(f"allocations.{name}: {symbol}: last price {unusable}: not planned")
         return
-    if rule.capital >= price * rate * MAX_ORDER_QUANTITY:
+    if price * rate <= rule.capital / MAX_ORDER_QUANTITY:
         draft.notes.append(
             f"allocations.{name}: {symbol}: at {price:g} its capital of {money(rule.capital)} "
             f"buys {MAX_ORDER_QUANTITY:,} shares or more (IB's limit): not planned"

@@ -113,7 +113,7 @@ def unusable_price(price: float, increments: PriceIncrements) -> str | None:
     the shares it buys are nonsense or overflow; at or above ``increments.highest`` the
     orders' prices are no longer sent exactly, and it is a data error more likely than a
     price."""
-    lowest = increments.bands[0].increment
+    lowest = increments.lowest
     if price != price:
         return "is not a number"
     if price < lowest:

@@ -78,6 +78,8 @@ class PriceIncrements:
     # rule and pass and rounds every order of those listings with it. Set here rather than as
     # a cached property, whose write gives the instance a dict CPython 3.11 reads slowly.
     _single_step_nanos: int | None = field(init=False, repr=False, compare=False)
+    # The lowest valid price above 0: the first band's increment (read once per target).
+    lowest: float = field(init=False, repr=False, compare=False)
     # The highest price orders are priced from (a last price, a fill, a rule's own price),
     # exclusive: the prices of its orders, at most 11 times it (a take profit of 1000 %), are
     # then valid prices a float writes exactly (15 significant digits: whole digits and the
@@ -95,6 +97,7 @@ class PriceIncrements:
             raise ValueError("every band's increment must be finite and at least 1e-9 (the grid)")
         step = _increment_nanos(self.bands[0].increment) if len(self.bands) == 1 else None
         object.__setattr__(self, "_single_step_nanos", step)
+        object.__setattr__(self, "lowest", self.bands[0].increment)
         decimals = max(_decimals(band.increment) for band in self.bands)
         object.__setattr__(self, "highest", float(10 ** (_FLOAT_DIGITS - _ROOM - decimals)))
 
