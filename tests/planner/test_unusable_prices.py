@@ -391,9 +391,31 @@ def test_a_bracket_with_a_market_entry_is_not_priced_from_a_huge_last(
     last: float, stop: dict[str, float]
 ) -> None:
     account = observed(prices={"EEE": last}, contracts=TWO_CENT_TICKS)
-    result = plan(_bracket(stop_loss=stop), account, NOW)
+    note = f"brackets.dip: EEE: last price {last:g} {HIGHEST_NOTE}; not planned"
+    left_out(_bracket(stop_loss=stop), account, note)
+
+
+def left_out(rules: RuleSet, account: Observed, note: str) -> None:
+    """Nothing is planned, and the notes say why."""
+    result = plan(rules, account, NOW)
     assert result.intents == ()
-    assert f"brackets.dip: EEE: last price {last:g} {HIGHEST_NOTE}; not planned" in result.notes
+    assert note in result.notes, result.notes
+
+
+def _filled(
+    rules: RuleSet, fill: float, cost: float, orders: tuple[WorkingOrder, ...] = ()
+) -> Observed:
+    """``rules``' bracket ``dip`` entered 100 EEE at ``fill`` (the journal's price), which IB
+    holds at an average cost of ``cost``."""
+    key = ("dip", rule_generation(rules.brackets["dip"]))
+    account = observed(
+        prices={"EEE": 12.0},
+        contracts=TWO_CENT_TICKS,
+        entry_fills={key: 100.0},
+        entry_fill_prices={key: fill},
+        orders=orders,
+    )
+    return replace(account, positions={"EEE": Position("EEE", 100.0, average_cost=cost)})
 
 
 @pytest.mark.parametrize("fill", [*HUGE, float("nan"), 0.0])
@@ -401,17 +423,7 @@ def test_a_filled_bracket_is_protected_from_ibs_average_cost_when_its_fill_price
     fill: float,
 ) -> None:
     rules = _bracket()
-    key = ("dip", rule_generation(rules.brackets["dip"]))
-    account = replace(
-        observed(
-            prices={"EEE": 12.0},
-            contracts=TWO_CENT_TICKS,
-            entry_fills={key: 100.0},
-            entry_fill_prices={key: fill},
-        ),
-        positions={"EEE": Position("EEE", 100.0, average_cost=12.0)},
-    )
-    result = plan(rules, account, NOW)
+    result = plan(rules, _filled(rules, fill, 12.0), NOW)
     assert [
         (intent.leg, intent.order.order_type, intent.order.aux_price, intent.order.limit_price)
         for intent in result.intents
@@ -424,21 +436,9 @@ def test_a_filled_bracket_without_a_usable_price_keeps_its_working_legs(cost: fl
     """Neither the fill price nor IB's average cost can price a percent stop: the working
     stop stays as it is, with a note, rather than moving to a price IB would not take."""
     rules = _bracket()
-    generation = rule_generation(rules.brackets["dip"])
-    key = ("dip", generation)
     stop = working(8, "EEE", "SELL", 100, ref=order_ref("dip", "gen0000000", "stop"),
                    order_type="STP", aux=9.0, tif="GTC")  # fmt: skip
-    account = replace(
-        observed(
-            prices={"EEE": 12.0},
-            contracts=TWO_CENT_TICKS,
-            entry_fills={key: 100.0},
-            entry_fill_prices={key: cost},
-            orders=[stop],
-        ),
-        positions={"EEE": Position("EEE", 100.0, average_cost=cost)},
-    )
-    result = plan(rules, account, NOW)
+    result = plan(rules, _filled(rules, cost, cost, (stop,)), NOW)
     assert all(
         intent.order is None or intent.order.aux_price in (None, 9.0) for intent in result.intents
     )
@@ -466,19 +466,17 @@ def test_a_risk_sized_bracket_at_ibs_limit_of_shares_is_not_planned() -> None:
     per unit of risk: beyond what an order can carry."""
     account = observed(nav=1e9, prices={"EEE": 12.0}, contracts=TWO_CENT_TICKS)
     rules = _bracket(quantity={"risk_fraction": 0.01}, stop_loss={"trailing_percent": 1e-9})
-    result = plan(rules, account, NOW)
-    assert result.intents == ()
-    assert (
+    note = (
         "brackets.dip: risk-sized quantity is 9,007,199,254,740,992 shares or more (IB's "
         "limit); not planned"
-    ) in result.notes
+    )
+    left_out(rules, account, note)
 
 
 def test_a_sell_brackets_take_profit_of_100_percent_or_more_is_not_planned() -> None:
     account = observed(prices={"EEE": 12.0}, contracts=TWO_CENT_TICKS)
-    result = plan(_bracket(side="SELL", take_profit={"percent": 1000}), account, NOW)
-    assert result.intents == ()
-    assert "brackets.dip: target price -108 is not positive; not planned" in result.notes
+    rules = _bracket(side="SELL", take_profit={"percent": 1000})
+    left_out(rules, account, "brackets.dip: target price -108 is not positive; not planned")
 
 
 def test_a_scale_level_above_the_highest_price_of_its_grid_is_not_planned() -> None:
@@ -496,12 +494,11 @@ def test_a_scale_level_above_the_highest_price_of_its_grid_is_not_planned() -> N
         }
     )
     account = observed(contracts={"FFF": ContractFacts("FFF", con_id=1, min_tick=1e-9)})
-    result = plan(rules, account, NOW)
-    assert result.intents == ()
-    assert (
+    note = (
         "scales.ladder: level price 10000 is not below 10000, the highest price tradectl "
         "plans with a 1e-09 tick; not planned"
-    ) in result.notes
+    )
+    left_out(rules, account, note)
 
 
 @settings(max_examples=300, deadline=None)
