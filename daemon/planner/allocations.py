@@ -517,7 +517,7 @@ def _plan_symbol(
         return
     if price * rate <= rule.capital / MAX_ORDER_QUANTITY:
         draft.notes.append(
-            f"allocations.{name}: {symbol}: at {price:g} its capital of {money(rule.capital)} "
+            f"allocations.{name}: {symbol}: at {price:g} its capital of {rule.capital:,.6g} "
             f"buys {MAX_ORDER_QUANTITY:,} shares or more (IB's limit): not planned"
         )
         return
