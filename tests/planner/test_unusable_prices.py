@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -323,15 +324,21 @@ def replace_fx(rules: RuleSet, fx: str) -> RuleSet:
     return rules.model_copy(update={"account": rules.account.model_copy(update={"fx": fx})})
 
 
-def assert_sendable(result: Plan) -> None:
-    """Every order the gate lets through has prices IB can take (finite, above 0) and a whole
-    number of shares above 0 and below IB's limit."""
+def assert_sendable(result: Plan, account: Observed) -> None:
+    """Every order the gate lets through has prices IB can take (finite, above 0, on the
+    contract's grid and written exactly by the float ib_insync sends: 15 significant digits)
+    and a whole number of shares above 0 and below IB's limit."""
     for found in result.intents:
         order = found.order
         if order is None or found.blocked_by is not None:
             continue
+        facts = account.contracts.get(found.symbol)
         for price in (order.limit_price, order.aux_price):
-            assert price is None or 0 < price < math.inf, found
+            if price is None:
+                continue
+            assert 0 < price < math.inf, found
+            assert facts is None or facts.increments.is_valid(price), found
+            assert len(Decimal(repr(price)).normalize().as_tuple().digits) <= 15, found
         assert type(order.quantity) is int, found
         assert 0 < order.quantity < MAX_ORDER_QUANTITY, found
 
@@ -512,7 +519,7 @@ def test_no_order_the_gate_lets_through_has_a_price_or_size_ib_cannot_take(
     case: tuple[RuleSet, Observed],
 ) -> None:
     rules, account = case
-    assert_sendable(plan(rules, account, NOW))
+    assert_sendable(plan(rules, account, NOW), account)
 
 
 @settings(max_examples=300, deadline=None)
@@ -523,7 +530,7 @@ def test_plan_never_raises_whatever_the_exchange_rates(case: tuple[RuleSet, Obse
     legs excepted: the gate never holds a stop), and no value turns NaN or infinite."""
     rules, account = case
     result = plan(rules, account, NOW)
-    assert_sendable(result)
+    assert_sendable(result, account)
     unrated = {
         currency for currency, rate in account.exchange_rates.items() if not 1e-6 <= rate <= 1e6
     }
