@@ -29,6 +29,7 @@ from typing import Literal
 
 from tradectl.planner.common import (
     BUYS,
+    MAX_ORDER_QUANTITY,
     SAME_PRICE,
     SELLS,
     Book,
@@ -43,6 +44,7 @@ from tradectl.planner.common import (
     reduces,
     shares,
     signed,
+    unusable_price,
     unvalued_buy,
     within,
     working_shares,
@@ -368,6 +370,8 @@ def _plan_targets(
     generation, tif = rule.generation, rule.tif
     general = (book, listings, outcome, draft)
     no_orders: list[OwnedOrder] = []
+    # A share worth this much or less: the capital buys IB's limit of shares (``_plan_symbol``).
+    least_value = capital / MAX_ORDER_QUANTITY
     for symbol, amount in sorted(outcome.targets.items()):
         orders = by_symbol.get(symbol)
         quote, facts = quotes.get(symbol), contracts.get(symbol)
@@ -385,7 +389,7 @@ def _plan_targets(
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         rate, tick = listings.of(symbol, facts)
-        if rate is None or price < tick.bands[0].increment:
+        if rate is None or not tick.lowest <= price < tick.highest or price * rate <= least_value:
             _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
             continue
         # The one working order of the rule a target can have here: of this generation and
@@ -520,13 +524,14 @@ def _plan_symbol(
     if rate is None:
         draft.notes.append(f"allocations.{name}: {no_rate_reason(book.observed, symbol)}")
         return
-    lowest = tick.bands[0].increment
-    if price < lowest:
-        # No buy limit is valid below one tick (it would round to 0), and shares, values and
-        # weights divided by such a price are nonsense or overflow.
+    unusable = unusable_price(price, tick)
+    if unusable is not None:
+        draft.notes.append(f"allocations.{name}: {symbol}: last price {unusable}: not planned")
+        return
+    if price * rate <= rule.capital / MAX_ORDER_QUANTITY:
         draft.notes.append(
-            f"allocations.{name}: {symbol}: last price {price:g} is below one tick "
-            f"({lowest:g}): not planned"
+            f"allocations.{name}: {symbol}: at {price:g} its capital of {rule.capital:,.6g} "
+            f"buys {MAX_ORDER_QUANTITY:,} shares or more (IB's limit): not planned"
         )
         return
     for want in _decide_symbol(

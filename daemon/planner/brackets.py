@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 
 from tradectl.planner.common import (
+    MAX_ORDER_QUANTITY,
     Book,
     Draft,
     Fills,
@@ -35,6 +36,7 @@ from tradectl.planner.common import (
     round_passive,
     round_to_tick,
     shares,
+    unusable_price,
 )
 from tradectl.planner.domain import (
     Intent,
@@ -362,6 +364,9 @@ def _protection(
     target = round_to_tick(raw_target, tick, "down" if towards_up else "up")
     if stop_price is not None and stop_price <= 0:
         return f"stop price {stop_price:g} is not positive"
+    if not target > 0:
+        # A SELL's take profit of 100 % or more of its reference.
+        return f"target price {target:g} is not positive"
     if check_order:
         if stop_price is not None and (stop_price - reference) * direction >= 0:
             return f"stop {stop_price:g} is not beyond the entry reference {reference:g}"
@@ -372,15 +377,20 @@ def _protection(
 
 def _quantity(
     rule: Bracket, worst_entry: float, protection: _Protection, lot: int, nav: float
-) -> int:
+) -> int | None:
     """Fixed, or risk-sized: floor(risk_fraction x NAV / distance) to the lot, the distance
-    measured from the worst fill the entry allows (its limit; the quote for market entries)."""
+    measured from the worst fill the entry allows (its limit; the quote for market entries).
+    None when the risk sizes it at IB's limit of shares or more (a stop a hair from the
+    entry): no such order is real, and the floor of an infinity would raise."""
     if isinstance(rule.quantity, int):
         return rule.quantity
     distance = abs(worst_entry - protection.stop_value_price(worst_entry, rule.side))
     if distance <= 0:
         return 0
-    return lots_down(rule.quantity.risk_fraction * nav / distance, lot)
+    sized = rule.quantity.risk_fraction * nav / distance
+    if not sized < MAX_ORDER_QUANTITY:
+        return None
+    return lots_down(sized, lot)
 
 
 # --- specs and intents ---------------------------------------------------------------------
@@ -550,6 +560,11 @@ def _unfilled(
         notes.append(f"{where}: {why}; {shaped}; not planned")
         return []
     order_type, limit, trigger, reference = shaped
+    unusable = unusable_price(reference, facts.increments)
+    if unusable is not None:
+        source = "last price" if rule.entry.kind == "market" else "entry price"
+        notes.append(f"{where}: {rule.symbol}: {source} {unusable}; not planned")
+        return []
     protection = _protection(rule, reference, facts.increments, check_order=True)
     if isinstance(protection, str):
         notes.append(f"{where}: {protection}; not planned")
@@ -559,6 +574,12 @@ def _unfilled(
     # contract's currency.
     nav = book.observed.net_liquidation / base_rate(book.observed, rule.symbol)
     quantity = _quantity(rule, worst, protection, facts.lot_size, nav)
+    if quantity is None:
+        notes.append(
+            f"{where}: risk-sized quantity is {MAX_ORDER_QUANTITY:,} shares or more (IB's "
+            "limit); not planned"
+        )
+        return []
     if entry is not None and entry.generation == generation and not isinstance(rule.quantity, int):
         # Sized when placed; resizing it as NAV moves would modify the order on every pass.
         quantity = int(entry.order.total_quantity)
@@ -696,7 +717,8 @@ def _protect(
     if facts is None:
         notes.append(f"{where}: {rule.symbol}: no contract details (min tick); not planned")
         return []
-    entered = _priced(entered, book.observed.positions.get(rule.symbol), where, notes)
+    held = book.observed.positions.get(rule.symbol)
+    entered = _priced(entered, held, facts.increments, where, notes)
     protection = _post_fill_protection(rule, entered, facts.increments)
     reference = entered.average_price or rule.entry.reference_price or 0.0
     sibling_group = next(
@@ -766,14 +788,22 @@ def _detached(spec: OrderSpec, name: str, leg: str, oca: str) -> OrderSpec:
     )
 
 
-def _priced(entered: Fills, held: Position | None, where: str, notes: list[str]) -> Fills:
+def _priced(
+    entered: Fills, held: Position | None, tick: PriceIncrements, where: str, notes: list[str]
+) -> Fills:
     """``entered`` with a price to protect from. Without its own fills' price (a lost journal,
-    the fill on an earlier day) a held position is still protected, from IB's average cost of
-    the position: an approximate reference beats no stop at all (docs/planning.md)."""
-    if entered.average_price is not None or held is None or held.average_cost <= 0:
+    the fill on an earlier day), or with one no order can be priced from (``unusable_price``),
+    a held position is still protected, from IB's average cost of the position when that is
+    usable: an approximate reference beats no stop at all (docs/planning.md)."""
+    fill = entered.average_price
+    unusable = None if fill is None else unusable_price(fill, tick)
+    if fill is not None and unusable is None:
         return entered
+    if held is None or unusable_price(held.average_cost, tick) is not None:
+        return entered
+    why = "is unknown" if unusable is None else unusable
     notes.append(
-        f"{where}: the entry's fill price is unknown; percent stop and target are priced from "
+        f"{where}: the entry's fill price {why}; percent stop and target are priced from "
         f"IB's average cost of the position ({held.average_cost:g})"
     )
     return replace(entered, average_price=held.average_cost)
@@ -787,6 +817,9 @@ def _post_fill_protection(
     if entered.average_price is None and uses_fill:
         return "average fill price unknown, so a percent stop or target cannot be priced"
     reference = entered.average_price or rule.entry.reference_price or 0.0
+    unusable = unusable_price(reference, tick)
+    if unusable is not None and uses_fill:
+        return f"average fill price {unusable}, so a percent stop or target cannot be priced"
     return _protection(rule, reference, tick, check_order=False)
 
 

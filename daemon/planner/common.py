@@ -107,6 +107,33 @@ def round_passive(price: float, increments: PriceIncrements, action: Side) -> fl
     return increments.passive(price, action)
 
 
+def unusable_price(price: float, increments: PriceIncrements) -> str | None:
+    """Why no order can be priced from ``price`` (a last price, a fill price, a rule's own
+    price) on this contract's grid, in words that follow the price, or None when one can
+    (docs/planning.md, "Prices IB cannot use"): below one tick a buy limit rounds to 0 and
+    the shares it buys are nonsense or overflow; at or above ``increments.highest`` the
+    orders' prices are no longer sent exactly, and it is a data error more likely than a
+    price."""
+    lowest = increments.lowest
+    if price != price:
+        return "is not a number"
+    if price < lowest:
+        return f"{price:g} is below one tick ({lowest:g})"
+    if not price < increments.highest:
+        finest = min(band.increment for band in increments.bands)
+        return (
+            f"{price:g} is not below {increments.highest:g}, the highest price tradectl "
+            f"plans with a {finest:g} tick"
+        )
+    return None
+
+
+# The most shares one order may carry, exclusive: ib_insync sends a quantity as a float
+# (``str`` of ``Order.totalQuantity``), which counts whole shares exactly only below 2**53.
+# No order near it is real: it is a sizing from a price or value that is a data error.
+MAX_ORDER_QUANTITY = 2**53
+
+
 def working_shares(
     orders: Iterable[WorkingOrder],
 ) -> tuple[dict[str, float], dict[str, float]]:

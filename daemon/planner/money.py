@@ -41,13 +41,23 @@ def symbol_currency(observed: Observed, symbol: str) -> str:
     return facts.currency
 
 
+# The rates a currency's value may have in another, inclusive: the farthest apart of the
+# currencies IB trades are some ten thousand to one. A rate outside (NaN, infinite, 0,
+# negative, or a huge or tiny number) is a data error: it would value orders at NaN or
+# infinity, or size them at astronomic share counts, so it counts as no rate at all.
+_LOWEST_RATE = 1e-6
+_HIGHEST_RATE = 1e6
+
+
 def rate_to_base(observed: Observed, currency: str) -> float | None:
     """Base currency per unit of ``currency`` as IB reports it; None when IB gave no usable
-    rate."""
+    rate (none, or one outside ``_LOWEST_RATE`` to ``_HIGHEST_RATE``: NaN and infinity too).
+    Every reader of a rate reads it through here (``symbol_rate``, ``Rates``, ``base_rate``,
+    the gate's currency check, conversions)."""
     if currency == observed.base_currency:
         return 1.0
     rate = observed.exchange_rates.get(currency)
-    if rate is None or not rate > 0:
+    if rate is None or not _LOWEST_RATE <= rate <= _HIGHEST_RATE:
         return None
     return rate
 

@@ -26,6 +26,7 @@ from tradectl.planner.common import (
     round_passive,
     shares,
     signed,
+    unusable_price,
 )
 from tradectl.planner.domain import Intent, OrderSpec, Purpose
 from tradectl.planner.legs import leg_kind, order_ref, scale_leg
@@ -86,6 +87,12 @@ def _plan_rule(
     prices = [round_passive(price, facts.increments, scale.side) for price in scale.level_prices()]
     if any(price <= 0 for price in prices):
         notes.append(f"{where}: a level price rounds to 0 or below; not planned")
+        return []
+    unusable = next(
+        filter(None, (unusable_price(price, facts.increments) for price in prices)), None
+    )
+    if unusable is not None:
+        notes.append(f"{where}: level price {unusable}; not planned")
         return []
     quantities = scale.level_quantities()
     expired = observed.entries_expired.get((name, generation))

@@ -121,6 +121,40 @@ def test_a_currency_without_an_exchange_rate_is_never_guessed() -> None:
     assert any("IB reports no exchange rate for CAD" in note for note in result.notes)
 
 
+UNUSABLE_RATES = (float("nan"), float("inf"), 0.0, -0.7, 1e300, 1e-300, 5e-324, 1e7, 1e-7)
+
+
+@pytest.mark.parametrize("rate", UNUSABLE_RATES)
+def test_a_rate_that_is_not_a_usable_number_is_no_rate(rate: float) -> None:
+    """IB's CAD rate is garbage: SHOP is left out with the no-rate note, and a scale in CAD,
+    which needs no quote, is held by the gate with the same words; the others are planned."""
+    rules = planned().model_copy(
+        update={
+            "scales": rule_set(
+                scales={
+                    "ladder": {
+                        "symbol": "SHOP",
+                        "side": "BUY",
+                        "total_quantity": 30,
+                        "levels": 3,
+                        "start_price": 60.0,
+                        "step": 1.0,
+                    }
+                }
+            ).scales
+        }
+    )
+    account = eur_account({"EUR": 1e6, "USD": 1e6, "CAD": 1e6})
+    result = plan(rules, replace(account, exchange_rates={**RATES, "CAD": rate}), NOW)
+    no_rate = "IB reports no exchange rate for CAD (account value ExchangeRate, base EUR)"
+    assert any(no_rate in note for note in result.notes)
+    shop = [intent for intent in result.intents if intent.symbol == "SHOP"]
+    assert [intent.kind for intent in shop] == ["scales"] * 3
+    assert all(no_rate in (intent.blocked_by or "") for intent in shop)
+    assert all(intent.fx_rate == 1.0 for intent in shop)
+    assert {intent.symbol for intent in result.actionable} == {"SAP", "AAPL"}
+
+
 def test_sells_need_no_currency() -> None:
     account = eur_account({"EUR": 0.0}, positions={"AAPL": 400})
     result = plan(planned(), account, NOW)

@@ -111,3 +111,53 @@ def test_every_band_edge_rounds_to_itself(price: float) -> None:
         assert EUROPEAN.round(band.low_edge, "down") == band.low_edge
         assert EUROPEAN.round(band.low_edge, "up") == band.low_edge
     assert EUROPEAN.passive(price, "BUY") <= price <= EUROPEAN.passive(price, "SELL")
+
+
+# Finite prices far outside any market: the decimal context once had 28 digits, and a price
+# around 1e20 raised InvalidOperation out of plan().
+EXTREMES = (1e20, 1e300, 1.7976931348623157e308, 1e-300, 5e-324)
+
+
+@pytest.mark.parametrize("increments", [EUROPEAN, ODD, PriceIncrements.single(0.01)])
+@pytest.mark.parametrize("price", EXTREMES)
+def test_every_finite_price_rounds_exactly(increments: PriceIncrements, price: float) -> None:
+    """From 2**53 up every float is a whole number, so on each of these grids already: it
+    rounds to itself. Below half a nano, the price grid's resolution, a price is 0 there (on
+    the grid: the planner's own check keeps prices below one tick out, ``unusable_price``)."""
+    expected = price if price > 1 else 0.0
+    assert increments.round(price, "down") == expected
+    assert increments.round(price, "up") == expected
+    assert increments.is_valid(price)
+
+
+@pytest.mark.parametrize("price", [float("nan"), float("inf"), float("-inf")])
+def test_a_price_that_is_not_a_number_comes_back_as_it_is(price: float) -> None:
+    for increments in (EUROPEAN, PriceIncrements.single(0.01)):
+        for way in ("down", "up"):
+            rounded = increments.round(price, way)  # type: ignore[arg-type]
+            assert rounded == price or (rounded != rounded and price != price)
+        assert not increments.is_valid(price)
+        assert increments.increment_at(price) in {band.increment for band in increments.bands}
+
+
+@pytest.mark.parametrize(
+    ("increments", "highest"),
+    [
+        (PriceIncrements.single(0.01), 1e11),
+        (PriceIncrements.single(0.25), 1e11),
+        (PriceIncrements.single(5.0), 1e13),
+        (EUROPEAN, 1e9),
+        (ODD, 1e11),
+    ],
+)
+def test_the_highest_price_leaves_every_derived_price_exact_in_a_float(
+    increments: PriceIncrements, highest: float
+) -> None:
+    """Eleven times a price just below ``highest`` (a take profit of 1000 %), rounded to the
+    grid, is still written by a float as the decimal it is."""
+    assert increments.highest == highest
+    below = highest - increments.increment_at(highest)
+    for way in ("down", "up"):
+        rounded = increments.round(below * 11, way)  # type: ignore[arg-type]
+        assert increments.is_valid(rounded)
+        assert len(Decimal(repr(rounded)).normalize().as_tuple().digits) <= 15
