@@ -25,7 +25,14 @@ order is identified by permId once the journal knows it, otherwise by orderRef w
 session's order id, otherwise (completed orders carry order id 0) by orderRef and a permId no
 other place intent owns (docs/apply.md, "Exactly once": never by order id alone).
 
-This module is pure: it returns transitions; the caller writes them.
+The same broker view brings the journal's ``orders`` rows up to date (``order_row_updates``):
+an order that filled, was cancelled or expired while no tradectl process listened (or in a gap
+of the stream) shows among the completed orders, and its row must reach that final status for
+the ``orders`` records (docs/records.md). Only rows of tradectl's own orders are followed; a
+completed order is final and wins over an open-order record of the same order; a finished row
+is never read, so it never goes back to a live status.
+
+This module is pure: it returns transitions and row updates; the caller writes them.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from tradectl.journal.lifecycle import (
     Transition,
     settle,
 )
-from tradectl.journal.store import JournaledIntent
+from tradectl.journal.store import JournaledIntent, OrderRowUpdate, UnfinishedOrderRow
 
 BrokerSource = Literal["open", "completed", "execution"]
 
@@ -95,6 +102,46 @@ def match_journal(
     return transitions
 
 
+def order_row_updates(
+    rows: Sequence[UnfinishedOrderRow], broker: Sequence[BrokerRecord]
+) -> list[OrderRowUpdate]:
+    """The unfinished orders ``rows`` (tradectl's own) whose order the broker shows with
+    another status or a larger filled quantity, as updates. An order is found by the permId
+    the journal knows for it, else (a row recorded before IB gave the permId) by an open order
+    of the same client and order id whose permId does not belong to another order."""
+    if not rows:
+        return []
+    index = _BrokerIndex(broker)
+    updates: list[OrderRowUpdate] = []
+    for row in rows:
+        record = _order_record_of(row, index)
+        if record is None or not record.status:
+            continue
+        filled = max(row.filled, record.filled)
+        if record.status == row.status and filled == row.filled:
+            continue
+        learnt = record.perm_id if not row.perm_id else 0
+        updates.append(
+            OrderRowUpdate(row.client_id, row.order_id, row.perm_id, record.status, filled, learnt)
+        )
+    return updates
+
+
+def _order_record_of(row: UnfinishedOrderRow, index: _BrokerIndex) -> BrokerRecord | None:
+    candidates = index.with_perm_id(row.known_perm_id) if row.known_perm_id else []
+    if not candidates:
+        candidates = [
+            record
+            for record in index.with_order_id(row.order_id, row.client_id)
+            if not record.perm_id or not row.known_perm_id or record.perm_id == row.known_perm_id
+        ]
+    orders = [record for record in candidates if record.source != "execution"]
+    # IB lists an order among completed orders once it ended: that record is final, whatever an
+    # open-order record read at the same time (or streamed before) still says.
+    completed = [record for record in orders if record.source == "completed"]
+    return max(completed or orders, key=lambda record: record.filled, default=None)
+
+
 class _BrokerIndex:
     """The broker's records by permId, by orderRef and by (order id, client), each list in the
     broker's order, so that matching an intent reads its few candidates instead of every record
@@ -115,6 +162,10 @@ class _BrokerIndex:
 
     def with_perm_id(self, perm_id: int) -> list[BrokerRecord]:
         return [self.broker[position] for position in self.by_perm_id.get(perm_id, ())]
+
+    def with_order_id(self, order_id: int, client_id: int) -> list[BrokerRecord]:
+        positions = self.by_order_id.get((order_id, client_id), ())
+        return [self.broker[position] for position in positions]
 
     def with_order_ref(self, order_ref: str | None) -> list[BrokerRecord]:
         return [self.broker[position] for position in self.by_order_ref.get(order_ref, ())]
