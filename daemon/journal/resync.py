@@ -111,35 +111,52 @@ def order_row_updates(
     of the same client and order id whose permId does not belong to another order."""
     if not rows:
         return []
-    index = _BrokerIndex(broker)
+    by_perm_id: dict[int, BrokerRecord] = {}
+    open_by_order_id: dict[tuple[int, int], list[BrokerRecord]] = {}
+    for record in broker:
+        if record.source == "execution":
+            continue
+        if record.perm_id:
+            known = by_perm_id.get(record.perm_id)
+            by_perm_id[record.perm_id] = record if known is None else _preferred(known, record)
+        if record.source == "open" and record.order_id:
+            open_by_order_id.setdefault((record.order_id, record.client_id), []).append(record)
     updates: list[OrderRowUpdate] = []
     for row in rows:
-        record = _order_record_of(row, index)
-        if record is None or not record.status:
+        found = by_perm_id.get(row.known_perm_id) if row.known_perm_id else None
+        if found is None:
+            found = _unnumbered_open_order(row, open_by_order_id)
+        if found is None or not found.status:
             continue
-        filled = max(row.filled, record.filled)
-        if record.status == row.status and filled == row.filled:
+        filled = max(row.filled, found.filled)
+        if found.status == row.status and filled == row.filled:
             continue
-        learnt = record.perm_id if not row.perm_id else 0
+        learnt = found.perm_id if not row.perm_id else 0
         updates.append(
-            OrderRowUpdate(row.client_id, row.order_id, row.perm_id, record.status, filled, learnt)
+            OrderRowUpdate(row.client_id, row.order_id, row.perm_id, found.status, filled, learnt)
         )
     return updates
 
 
-def _order_record_of(row: UnfinishedOrderRow, index: _BrokerIndex) -> BrokerRecord | None:
-    candidates = index.with_perm_id(row.known_perm_id) if row.known_perm_id else []
-    if not candidates:
-        candidates = [
-            record
-            for record in index.with_order_id(row.order_id, row.client_id)
-            if not record.perm_id or not row.known_perm_id or record.perm_id == row.known_perm_id
-        ]
-    orders = [record for record in candidates if record.source != "execution"]
-    # IB lists an order among completed orders once it ended: that record is final, whatever an
-    # open-order record read at the same time (or streamed before) still says.
-    completed = [record for record in orders if record.source == "completed"]
-    return max(completed or orders, key=lambda record: record.filled, default=None)
+def _preferred(first: BrokerRecord, second: BrokerRecord) -> BrokerRecord:
+    """Of two records of one order: IB lists an order among completed orders once it ended,
+    so that record is final, whatever an open-order record read at the same time (or streamed
+    before) still says; else the one that shows more filled."""
+    if (first.source == "completed") != (second.source == "completed"):
+        return first if first.source == "completed" else second
+    return second if second.filled > first.filled else first
+
+
+def _unnumbered_open_order(
+    row: UnfinishedOrderRow, open_by_order_id: dict[tuple[int, int], list[BrokerRecord]]
+) -> BrokerRecord | None:
+    """The open order of the row's client and order id, unless its permId is another order's."""
+    found: BrokerRecord | None = None
+    for record in open_by_order_id.get((row.order_id, row.client_id), ()):
+        if record.perm_id and row.known_perm_id and record.perm_id != row.known_perm_id:
+            continue
+        found = record if found is None else _preferred(found, record)
+    return found
 
 
 class _BrokerIndex:
@@ -162,10 +179,6 @@ class _BrokerIndex:
 
     def with_perm_id(self, perm_id: int) -> list[BrokerRecord]:
         return [self.broker[position] for position in self.by_perm_id.get(perm_id, ())]
-
-    def with_order_id(self, order_id: int, client_id: int) -> list[BrokerRecord]:
-        positions = self.by_order_id.get((order_id, client_id), ())
-        return [self.broker[position] for position in positions]
 
     def with_order_ref(self, order_ref: str | None) -> list[BrokerRecord]:
         return [self.broker[position] for position in self.by_order_ref.get(order_ref, ())]

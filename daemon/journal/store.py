@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from tradectl.errors import PermanentError
 from tradectl.journal.keys import ACCOUNT_KEY
@@ -177,10 +177,10 @@ ORDER_FINISHED_STATUSES: tuple[str, ...] = tuple(sorted(TERMINAL_STATUSES))
 _ORDER_FINISHED_SQL = ", ".join(f"'{status}'" for status in ORDER_FINISHED_STATUSES)
 
 
-@dataclass(frozen=True)
-class UnfinishedOrderRow:
+class UnfinishedOrderRow(NamedTuple):
     """A row of the journal's orders table for one of tradectl's own orders (one that an intent
-    of this journal placed, modified or cancelled) whose status is not finished.
+    of this journal placed, modified or cancelled) whose status is not finished; a tuple, as
+    every resync reads one per working order.
 
     ``perm_id`` is the row's own key part, 0 for a row recorded before IB gave the permId;
     ``known_perm_id`` the order's permId as the journal knows it (this row's, another row of
@@ -803,28 +803,20 @@ class Journal:
     def unfinished_own_orders(self) -> list[UnfinishedOrderRow]:
         """The orders rows of tradectl's own orders whose status is not finished: one read,
         which the ``orders_unfinished`` index keeps as short as the working orders."""
-        rows = self._db.execute(
-            "SELECT o.client_id, o.order_id, o.perm_id, o.status, o.filled, "
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        cursor.execute(
+            "SELECT o.client_id, o.order_id, o.perm_id, "
             "COALESCE(NULLIF(o.perm_id, 0), NULLIF((SELECT MAX(s.perm_id) FROM orders AS s "
             "WHERE s.client_id = o.client_id AND s.order_id = o.order_id), 0), "
             "(SELECT MAX(i.perm_id) FROM intents AS i WHERE i.order_ref = o.order_ref "
             "AND i.client_id = o.client_id AND i.order_id = o.order_id AND i.action = 'place'"
-            ")) AS known_perm_id "
+            "), 0), o.status, o.filled "
             f"FROM orders AS o WHERE o.status NOT IN ({_ORDER_FINISHED_SQL}) "
             "AND EXISTS (SELECT 1 FROM intents AS i WHERE i.order_ref = o.order_ref "
             "AND i.client_id = o.client_id AND i.order_id = o.order_id)"
-        ).fetchall()
-        return [
-            UnfinishedOrderRow(
-                client_id=row["client_id"],
-                order_id=row["order_id"],
-                perm_id=row["perm_id"],
-                known_perm_id=row["known_perm_id"] or 0,
-                status=row["status"],
-                filled=row["filled"],
-            )
-            for row in rows
-        ]
+        )
+        return list(map(UnfinishedOrderRow._make, cursor.fetchall()))
 
     def update_order_rows(self, updates: Sequence[OrderRowUpdate]) -> None:
         """Bring unfinished orders rows up to what the broker shows (a resync), in one
