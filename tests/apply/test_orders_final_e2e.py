@@ -12,10 +12,11 @@ from zoneinfo import ZoneInfo
 
 import pyarrow.parquet as pq
 import pytest
+from ib_insync import IB
 
 from tradectl.cli import main
 
-from .conftest import Gateway, Outcome, write_rules
+from .conftest import Gateway, Outcome, wait_until, write_rules
 
 pytestmark = pytest.mark.e2e
 
@@ -41,11 +42,37 @@ def entry_rows(state: Path) -> list[tuple[int, int, int, str, float]]:
     return [tuple(row) for row in rows]
 
 
-def test_an_entry_filled_while_apply_was_not_running_reaches_the_orders_dataset_once(
+def cancel_everything_from_another_client(gateway: Gateway) -> None:
+    """The user's own tool cancels every order (IB's global cancel) while tradectl is away."""
+    other = IB()
+    other.connect("127.0.0.1", gateway.sim.port, clientId=99, timeout=10)
+    try:
+        other.reqGlobalCancel()
+        wait_until(lambda: not gateway.sim.snapshot().open_orders, timeout=30)
+    finally:
+        other.disconnect()
+
+
+def fill_at_the_limit(gateway: Gateway) -> None:
+    gateway.sim.control.set_price("AAPL", 98.5)
+
+
+@pytest.mark.parametrize(
+    ("end_unseen", "status", "filled"),
+    [
+        (fill_at_the_limit, "Filled", 100.0),
+        (cancel_everything_from_another_client, "Cancelled", 0.0),
+    ],
+    ids=["filled", "cancelled"],
+)
+def test_an_entry_that_ended_while_apply_was_not_running_reaches_the_orders_dataset_once(
     gateway: Gateway,
     apply_in_process: Callable[..., Outcome],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    end_unseen: Callable[[Gateway], None],
+    status: str,
+    filled: float,
 ) -> None:
     state = tmp_path / "state"
     rules = write_rules(tmp_path / "rules", gateway, brackets={"dip": BRACKET})
@@ -53,20 +80,17 @@ def test_an_entry_filled_while_apply_was_not_running_reaches_the_orders_dataset_
     assert placed.code == 0, placed.out + placed.err
     assert {row[3] for row in entry_rows(state)} <= {"PreSubmitted", "Submitted"}
 
-    # No tradectl process is connected while the entry fills.
-    gateway.sim.control.set_price("AAPL", 98.5)
+    end_unseen(gateway)
     [entry] = [o for o in gateway.sim.snapshot().orders if o.order_ref.endswith(ENTRY_REF_END)]
-    assert entry.status == "Filled"
+    assert (entry.status, entry.filled) == (status, filled)
 
     again = apply_in_process(rules, state_dir=state)
     assert again.code == 0, again.out + again.err
 
     rows = entry_rows(state)
     assert rows, "the entry has no row in the journal's orders table"
-    latest = max(rows, key=lambda row: row[2] != 0)
-    assert latest[2] == entry.perm_id
-    assert latest[3:] == ("Filled", 100.0), rows
-    assert all(row[3] == "Filled" for row in rows), rows
+    assert max(row[2] for row in rows) == entry.perm_id
+    assert all(row[3:] == (status, filled) for row in rows), rows
 
     today = datetime.now(ZoneInfo("America/New_York")).date().isoformat()
     out = tmp_path / "orders.parquet"
@@ -80,5 +104,7 @@ def test_an_entry_filled_while_apply_was_not_running_reaches_the_orders_dataset_
     entries = [row for row in exported if str(row["order_ref"]).endswith(ENTRY_REF_END)]
     assert len(entries) == 1, exported
     [row] = entries
-    assert (row["status"], row["filled"], row["perm_id"]) == ("Filled", 100.0, entry.perm_id)
-    assert (row["executions"], row["average_price"]) == (1, pytest.approx(entry.avg_fill_price))
+    assert (row["status"], row["filled"], row["perm_id"]) == (status, filled, entry.perm_id)
+    executions = 1 if filled else 0
+    average = pytest.approx(entry.avg_fill_price) if filled else None
+    assert (row["executions"], row["average_price"]) == (executions, average)
