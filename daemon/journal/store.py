@@ -170,17 +170,20 @@ class RecordedExecution:
 
 
 # Statuses an order never leaves (the planner's, ``ORDER_ENDED_STATUSES`` in the lifecycle): a
-# row of the orders table that reached one keeps it. The record_order_seq triggers also count
-# ``Inactive`` as final, but IB may still lift an order it holds inactive, so such a row follows
-# the broker further.
-ORDER_FINISHED_STATUSES: tuple[str, ...] = tuple(sorted(TERMINAL_STATUSES))
-_ORDER_FINISHED_SQL = ", ".join(f"'{status}'" for status in ORDER_FINISHED_STATUSES)
+# streamed message that arrives late never takes a row back from one of them.
+_ORDER_ENDED_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
+# The statuses at which the record_order_seq triggers number an order for the records (the
+# above and ``Inactive``, a rejection). The resync leaves a row in one of them alone: it is the
+# order's final record, and an export batch rewritten from the journal must be byte for byte
+# the one written before (docs/records.md).
+RECORDED_FINAL_STATUSES: tuple[str, ...] = ("ApiCancelled", "Cancelled", "Filled", "Inactive")
+_RECORDED_FINAL_SQL = ", ".join(f"'{status}'" for status in RECORDED_FINAL_STATUSES)
 
 
 class UnfinishedOrderRow(NamedTuple):
     """A row of the journal's orders table for one of tradectl's own orders (one that an intent
-    of this journal placed, modified or cancelled) whose status is not finished; a tuple, as
-    every resync reads one per working order.
+    of this journal placed, modified or cancelled) whose status is not final for the records
+    (``RECORDED_FINAL_STATUSES``); a tuple, as every resync reads one per working order.
 
     ``perm_id`` is the row's own key part, 0 for a row recorded before IB gave the permId;
     ``known_perm_id`` the order's permId as the journal knows it (this row's, another row of
@@ -752,7 +755,7 @@ class Journal:
                 "order_ref = excluded.order_ref, quantity = excluded.quantity, "
                 "order_type = excluded.order_type, limit_price = excluded.limit_price, "
                 "aux_price = excluded.aux_price, status = CASE WHEN orders.status IN "
-                f"({_ORDER_FINISHED_SQL}) THEN orders.status ELSE excluded.status END, "
+                f"({_ORDER_ENDED_SQL}) THEN orders.status ELSE excluded.status END, "
                 "filled = MAX(orders.filled, excluded.filled), updated_at = excluded.updated_at",
                 (
                     client_id,
@@ -801,8 +804,8 @@ class Journal:
             )
 
     def unfinished_own_orders(self) -> list[UnfinishedOrderRow]:
-        """The orders rows of tradectl's own orders whose status is not finished: one read,
-        which the ``orders_unfinished`` index keeps as short as the working orders."""
+        """The orders rows of tradectl's own orders whose status is not final for the records:
+        one read, which the ``orders_unfinished`` index keeps as short as the working orders."""
         cursor = self._db.cursor()
         cursor.row_factory = None
         cursor.execute(
@@ -812,7 +815,7 @@ class Journal:
             "(SELECT MAX(i.perm_id) FROM intents AS i WHERE i.order_ref = o.order_ref "
             "AND i.client_id = o.client_id AND i.order_id = o.order_id AND i.action = 'place'"
             "), 0), o.status, o.filled "
-            f"FROM orders AS o WHERE o.status NOT IN ({_ORDER_FINISHED_SQL}) "
+            f"FROM orders AS o WHERE o.status NOT IN ({_RECORDED_FINAL_SQL}) "
             "AND EXISTS (SELECT 1 FROM intents AS i WHERE i.order_ref = o.order_ref "
             "AND i.client_id = o.client_id AND i.order_id = o.order_id)"
         )
@@ -820,7 +823,7 @@ class Journal:
 
     def update_order_rows(self, updates: Sequence[OrderRowUpdate]) -> None:
         """Bring unfinished orders rows up to what the broker shows (a resync), in one
-        transaction: a finished row is never changed, a filled quantity never shrinks, and a
+        transaction: a final row is never changed, a filled quantity never shrinks, and a
         row recorded without a permId learns it unless another row of the order holds it. A
         row reaching a final status is numbered for the records by the record_order_seq
         triggers, at this moment."""
@@ -834,7 +837,7 @@ class Journal:
                 "orders AS s WHERE s.client_id = orders.client_id AND s.order_id = "
                 "orders.order_id AND s.perm_id = ?) THEN ? ELSE perm_id END "
                 "WHERE client_id = ? AND order_id = ? AND perm_id = ? "
-                f"AND status NOT IN ({_ORDER_FINISHED_SQL})",
+                f"AND status NOT IN ({_RECORDED_FINAL_SQL})",
                 [
                     (
                         update.status,

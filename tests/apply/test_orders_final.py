@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tradectl.journal import BrokerRecord, Journal, JournaledIntent, order_row_updates
-from tradectl.journal.store import ORDER_FINISHED_STATUSES, UnfinishedOrderRow
+from tradectl.journal.migrations import MIGRATIONS
+from tradectl.journal.store import RECORDED_FINAL_STATUSES, UnfinishedOrderRow
 from tradectl.planner.domain import Intent, OrderSpec
 from tradectl.planner.legs import order_ref
 from tradectl.records.journal_source import JournalOrderSource
@@ -258,7 +259,7 @@ def test_nothing_is_written_when_the_rows_match_the_broker(journal: Journal) -> 
     assert order_row_updates([row], []) == []
 
 
-STATUSES = st.sampled_from(["PreSubmitted", "Submitted", "Inactive", *ORDER_FINISHED_STATUSES])
+STATUSES = st.sampled_from(["PreSubmitted", "Submitted", "PendingCancel", *RECORDED_FINAL_STATUSES])
 
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=60)
@@ -292,7 +293,7 @@ def test_property_rows_only_move_forward_and_follow_a_completed_record(
     assert filled >= journaled[1]
     mine = [record for record in records if record.perm_id == 5001]
     done = [record for record in mine if record.source == "completed"]
-    if journaled[0] in ORDER_FINISHED_STATUSES:
+    if journaled[0] in RECORDED_FINAL_STATUSES:
         assert status == journaled[0]
     elif done:
         assert status in {record.status for record in done}
@@ -301,3 +302,51 @@ def test_property_rows_only_move_forward_and_follow_a_completed_record(
         assert status in {record.status for record in mine}
     else:
         assert status == journaled[0]
+
+
+def test_a_row_final_for_the_records_is_left_alone_so_a_rewritten_batch_stays_the_same(
+    journal: Journal,
+) -> None:
+    # A rejection is numbered for the records at Inactive; the sim (and IB) may list the order
+    # as Cancelled among completed orders: the exported row must not change under its batch.
+    place(journal)
+    record_row(journal, perm_id=5001, status="Inactive")
+    before = exported(journal)
+
+    run_resync(journal, [completed(5001, "Cancelled", 0.0)])
+
+    assert rows(journal) == [(5001, "Inactive", 0.0)]
+    assert exported(journal) == before == [(7, 5001, "Inactive", 0.0)]
+
+
+def test_the_resync_reads_only_unfinished_rows_through_their_index(journal: Journal) -> None:
+    statements: list[str] = []
+    journal._db.set_trace_callback(statements.append)
+    journal.unfinished_own_orders()
+    journal._db.set_trace_callback(None)
+    [query] = statements
+    plan = journal._db.execute("EXPLAIN QUERY PLAN " + query).fetchall()
+    assert "SCAN o USING INDEX orders_unfinished" in [step[3] for step in plan], plan
+
+
+def test_migration_6_gives_a_row_recorded_before_its_perm_id_the_final_status_of_its_order(
+    tmp_path: Path,
+) -> None:
+    db = sqlite3.connect(tmp_path / "journal.sqlite3")
+    db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TEXT NOT NULL)")
+    for number, script in enumerate(MIGRATIONS[:5], start=1):
+        db.executescript(script)
+        db.execute("INSERT INTO schema_version VALUES (?, 'earlier')", (number,))
+    for perm_id, status, filled in [(0, "Submitted", 0.0), (5001, "Filled", 100.0)]:
+        db.execute(
+            "INSERT INTO orders (client_id, order_id, perm_id, order_ref, symbol, action, "
+            "order_type, quantity, status, filled, first_seen, updated_at) "
+            "VALUES (17, 7, ?, ?, 'AAPL', 'BUY', 'LMT', 100, ?, ?, ?, ?)",
+            (perm_id, REF, status, filled, START.isoformat(), START.isoformat()),
+        )
+    db.commit()
+    db.close()
+
+    with Journal.open(tmp_path, clock=lambda: START) as journal:
+        assert rows(journal) == [(0, "Filled", 100.0), (5001, "Filled", 100.0)]
+        assert exported(journal) == [(7, 5001, "Filled", 100.0)]
