@@ -29,8 +29,8 @@ The same broker view brings the journal's ``orders`` rows up to date (``order_ro
 an order that filled, was cancelled or expired while no tradectl process listened (or in a gap
 of the stream) shows among the completed orders, and its row must reach that final status for
 the ``orders`` records (docs/records.md). Only rows of tradectl's own orders are followed; a
-completed order is final and wins over an open-order record of the same order; a finished row
-is never read, so it never goes back to a live status.
+completed order is final and wins over an open-order record of the same order; a row already
+final for the records is never read, so it never changes again.
 
 This module is pure: it returns transitions and row updates; the caller writes them.
 """
