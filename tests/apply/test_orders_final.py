@@ -18,10 +18,11 @@ from hypothesis import strategies as st
 from tradectl.journal import BrokerRecord, Journal, JournaledIntent, order_row_updates
 from tradectl.journal.migrations import MIGRATIONS
 from tradectl.journal.store import RECORDED_FINAL_STATUSES, UnfinishedOrderRow
-from tradectl.planner.domain import Intent, OrderSpec
 from tradectl.planner.legs import order_ref
 from tradectl.records.journal_source import JournalOrderSource
 from tradectl.runtime.acting import resync
+
+from .test_journal import place as place_intent
 
 START = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 DAY_START = datetime(2026, 12, 1, 5, 0, tzinfo=UTC)
@@ -58,28 +59,13 @@ def journal(tmp_path: Path) -> Iterator[Journal]:
         yield opened
 
 
-def place(journal: Journal, quantity: float = 100) -> JournaledIntent:
-    """A bracket entry journaled and sent by an earlier run (order id 7 of client 17)."""
-    intent = Intent(
-        key="dip:entry",
-        action="place",
-        kind="brackets",
-        rule="dip",
-        leg="entry",
-        symbol="AAPL",
-        purpose="opening",
-        reason="dip: enter at 99",
-        order=OrderSpec(
-            symbol="AAPL",
-            action="BUY",
-            quantity=quantity,
-            order_type="LMT",
-            order_ref=REF,
-            limit_price=99.0,
-        ),
-    )
+def place(journal: Journal) -> JournaledIntent:
+    """A bracket entry of 100 journaled and sent by an earlier run (order id 7 of client 17)."""
     [journaled] = journal.journal_intents(
-        [intent], client_id=CLIENT, session="s1", next_valid_order_id=7
+        [place_intent("dip:entry", REF, 100)],
+        client_id=CLIENT,
+        session="s1",
+        next_valid_order_id=7,
     )
     journal.mark_sent(journaled.id)
     return journaled
@@ -148,15 +134,20 @@ def run_resync(journal: Journal, records: Sequence[BrokerRecord]) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "filled"),
-    [("Filled", 100.0), ("Cancelled", 0.0), ("ApiCancelled", 0.0)],
-    ids=["filled", "cancelled", "api-cancelled"],
+    ("journaled", "status", "filled"),
+    [
+        (0.0, "Filled", 100.0),
+        (0.0, "Cancelled", 0.0),
+        (30.0, "Cancelled", 60.0),
+        (0.0, "ApiCancelled", 0.0),
+    ],
+    ids=["filled", "cancelled", "partly-filled-then-cancelled", "api-cancelled"],
 )
 def test_an_order_that_ended_unseen_takes_its_completed_status_and_is_exported_once(
-    journal: Journal, status: str, filled: float
+    journal: Journal, journaled: float, status: str, filled: float
 ) -> None:
     intent = place(journal)
-    record_row(journal, perm_id=5001, status="Submitted")
+    record_row(journal, perm_id=5001, status="Submitted", filled=journaled)
     assert exported(journal) == []
 
     run_resync(journal, [completed(5001, status, filled)])
@@ -166,16 +157,6 @@ def test_an_order_that_ended_unseen_takes_its_completed_status_and_is_exported_o
     assert not journal.intent(intent.id).live
     run_resync(journal, [completed(5001, status, filled)])
     assert exported(journal) == [(7, 5001, status, filled)]
-
-
-def test_partly_filled_then_cancelled_keeps_the_larger_filled_quantity(journal: Journal) -> None:
-    place(journal)
-    record_row(journal, perm_id=5001, status="Submitted", filled=30.0)
-
-    run_resync(journal, [completed(5001, "Cancelled", 60.0)])
-
-    assert rows(journal) == [(5001, "Cancelled", 60.0)]
-    assert exported(journal) == [(7, 5001, "Cancelled", 60.0)]
 
 
 def test_a_working_order_that_filled_more_is_brought_up_to_date_and_stays_unexported(

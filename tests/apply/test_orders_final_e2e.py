@@ -17,18 +17,11 @@ from ib_insync import IB
 from tradectl.cli import main
 
 from .conftest import Gateway, Outcome, wait_until, write_rules
+from .test_protection_e2e import BRACKET
 
 pytestmark = pytest.mark.e2e
 
 ENTRY_REF_END = ":entry"
-BRACKET = {
-    "symbol": "AAPL",
-    "side": "BUY",
-    "quantity": 100,
-    "entry": {"limit": 99.0},
-    "stop_loss": {"price": 95.0},
-    "take_profit": {"price": 110.0},
-}
 
 
 def entry_rows(state: Path) -> list[tuple[int, int, int, str, float]]:
