@@ -2,7 +2,7 @@
 
 from tradectl.journal.lifecycle import Transition
 from tradectl.journal.migrations import MIGRATIONS, JournalVersionError
-from tradectl.journal.resync import BrokerRecord, match_journal
+from tradectl.journal.resync import BrokerRecord, match_journal, order_row_updates
 from tradectl.journal.store import (
     TERMINAL_STATES,
     AccountSample,
@@ -16,7 +16,9 @@ from tradectl.journal.store import (
     LedgerRow,
     NothingToRelease,
     OrderEfficiency,
+    OrderRowUpdate,
     RecordedExecution,
+    UnfinishedOrderRow,
     entered_total,
     resolve_state_dir,
     utc_now,
@@ -38,10 +40,13 @@ __all__ = [
     "LedgerRow",
     "NothingToRelease",
     "OrderEfficiency",
+    "OrderRowUpdate",
     "RecordedExecution",
     "Transition",
+    "UnfinishedOrderRow",
     "entered_total",
     "match_journal",
+    "order_row_updates",
     "resolve_state_dir",
     "utc_now",
 ]

@@ -274,6 +274,30 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE executions ADD COLUMN con_id INTEGER;
     ALTER TABLE ledger ADD COLUMN con_id INTEGER;
     """,
+    # 6: every resync brings the orders rows of tradectl's own unfinished orders up to the
+    # broker's open and completed orders (docs/records.md, "When an order's final status is
+    # recorded"); this index keeps that read as short as the working orders, however long the
+    # history. Its WHERE is the text of Journal.unfinished_own_orders' condition (SQLite uses a
+    # partial index only for a query that repeats its condition): the statuses at which the
+    # record_order_seq triggers number an order. A row recorded before IB gave the permId that
+    # still shows a live status while another row of the same order is final is that order: it
+    # takes the final status once here, and leaves the resync's read.
+    """
+    CREATE INDEX orders_unfinished ON orders(order_ref)
+        WHERE status NOT IN ('ApiCancelled', 'Cancelled', 'Filled', 'Inactive');
+    UPDATE orders SET
+        status = (SELECT s.status FROM orders AS s WHERE s.client_id = orders.client_id
+            AND s.order_id = orders.order_id AND s.perm_id != 0
+            AND s.status IN ('ApiCancelled', 'Cancelled', 'Filled', 'Inactive')
+            ORDER BY s.updated_at DESC LIMIT 1),
+        filled = MAX(filled, (SELECT MAX(s.filled) FROM orders AS s
+            WHERE s.client_id = orders.client_id AND s.order_id = orders.order_id))
+    WHERE perm_id = 0 AND order_id != 0
+        AND status NOT IN ('ApiCancelled', 'Cancelled', 'Filled', 'Inactive')
+        AND EXISTS (SELECT 1 FROM orders AS s WHERE s.client_id = orders.client_id
+            AND s.order_id = orders.order_id AND s.perm_id != 0
+            AND s.status IN ('ApiCancelled', 'Cancelled', 'Filled', 'Inactive'));
+    """,
 )
 
 

@@ -25,7 +25,14 @@ order is identified by permId once the journal knows it, otherwise by orderRef w
 session's order id, otherwise (completed orders carry order id 0) by orderRef and a permId no
 other place intent owns (docs/apply.md, "Exactly once": never by order id alone).
 
-This module is pure: it returns transitions; the caller writes them.
+The same broker view brings the journal's ``orders`` rows up to date (``order_row_updates``):
+an order that filled, was cancelled or expired while no tradectl process listened (or in a gap
+of the stream) shows among the completed orders, and its row must reach that final status for
+the ``orders`` records (docs/records.md). Only rows of tradectl's own orders are followed; a
+completed order is final and wins over an open-order record of the same order; a row already
+final for the records is never read, so it never changes again.
+
+This module is pure: it returns transitions and row updates; the caller writes them.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from tradectl.journal.lifecycle import (
     Transition,
     settle,
 )
-from tradectl.journal.store import JournaledIntent
+from tradectl.journal.store import JournaledIntent, OrderRowUpdate, UnfinishedOrderRow
 
 BrokerSource = Literal["open", "completed", "execution"]
 
@@ -93,6 +100,63 @@ def match_journal(
         if transition is not None:
             transitions.append(transition)
     return transitions
+
+
+def order_row_updates(
+    rows: Sequence[UnfinishedOrderRow], broker: Sequence[BrokerRecord]
+) -> list[OrderRowUpdate]:
+    """The unfinished orders ``rows`` (tradectl's own) whose order the broker shows with
+    another status or a larger filled quantity, as updates. An order is found by the permId
+    the journal knows for it, else (a row recorded before IB gave the permId) by an open order
+    of the same client and order id whose permId does not belong to another order."""
+    if not rows:
+        return []
+    by_perm_id: dict[int, BrokerRecord] = {}
+    open_by_order_id: dict[tuple[int, int], list[BrokerRecord]] = {}
+    for record in broker:
+        if record.source == "execution":
+            continue
+        if record.perm_id:
+            known = by_perm_id.get(record.perm_id)
+            by_perm_id[record.perm_id] = record if known is None else _preferred(known, record)
+        if record.source == "open" and record.order_id:
+            open_by_order_id.setdefault((record.order_id, record.client_id), []).append(record)
+    updates: list[OrderRowUpdate] = []
+    for row in rows:
+        found = by_perm_id.get(row.known_perm_id) if row.known_perm_id else None
+        if found is None:
+            found = _unnumbered_open_order(row, open_by_order_id)
+        if found is None or not found.status:
+            continue
+        filled = max(row.filled, found.filled)
+        if found.status == row.status and filled == row.filled:
+            continue
+        learnt = found.perm_id if not row.perm_id else 0
+        updates.append(
+            OrderRowUpdate(row.client_id, row.order_id, row.perm_id, found.status, filled, learnt)
+        )
+    return updates
+
+
+def _preferred(first: BrokerRecord, second: BrokerRecord) -> BrokerRecord:
+    """Of two records of one order: IB lists an order among completed orders once it ended,
+    so that record is final, whatever an open-order record read at the same time (or streamed
+    before) still says; else the one that shows more filled."""
+    if (first.source == "completed") != (second.source == "completed"):
+        return first if first.source == "completed" else second
+    return second if second.filled > first.filled else first
+
+
+def _unnumbered_open_order(
+    row: UnfinishedOrderRow, open_by_order_id: dict[tuple[int, int], list[BrokerRecord]]
+) -> BrokerRecord | None:
+    """The open order of the row's client and order id, unless its permId is another order's."""
+    found: BrokerRecord | None = None
+    for record in open_by_order_id.get((row.order_id, row.client_id), ()):
+        if record.perm_id and row.known_perm_id and record.perm_id != row.known_perm_id:
+            continue
+        found = record if found is None else _preferred(found, record)
+    return found
 
 
 class _BrokerIndex:

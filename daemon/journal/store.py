@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal, NamedTuple
 
 from tradectl.errors import PermanentError
 from tradectl.journal.keys import ACCOUNT_KEY
 from tradectl.journal.migrations import MIGRATIONS, JournalVersionError, migrate
+from tradectl.planner.common import TERMINAL_STATUSES
 from tradectl.planner.domain import Intent
 from tradectl.planner.legs import ORDER_REF_PREFIX, is_entry_leg, parse_order_ref
 from tradectl.private_files import (
@@ -166,6 +167,47 @@ class RecordedExecution:
     time: datetime
     # IB's contract id; 0 in rows journaled before conIds were kept (migration 5).
     con_id: int = 0
+
+
+# Statuses an order never leaves (the planner's, ``ORDER_ENDED_STATUSES`` in the lifecycle): a
+# streamed message that arrives late never takes a row back from one of them.
+_ORDER_ENDED_SQL = ", ".join(f"'{status}'" for status in sorted(TERMINAL_STATUSES))
+# The statuses at which the record_order_seq triggers number an order for the records (the
+# above and ``Inactive``, a rejection). The resync leaves a row in one of them alone: it is the
+# order's final record, and an export batch rewritten from the journal must be byte for byte
+# the one written before (docs/records.md).
+RECORDED_FINAL_STATUSES: tuple[str, ...] = ("ApiCancelled", "Cancelled", "Filled", "Inactive")
+_RECORDED_FINAL_SQL = ", ".join(f"'{status}'" for status in RECORDED_FINAL_STATUSES)
+
+
+class UnfinishedOrderRow(NamedTuple):
+    """A row of the journal's orders table for one of tradectl's own orders (one that an intent
+    of this journal placed, modified or cancelled) whose status is not final for the records
+    (``RECORDED_FINAL_STATUSES``); a tuple, as every resync reads one per working order.
+
+    ``perm_id`` is the row's own key part, 0 for a row recorded before IB gave the permId;
+    ``known_perm_id`` the order's permId as the journal knows it (this row's, another row of
+    the same order's, or its place intent's), 0 when unknown."""
+
+    client_id: int
+    order_id: int
+    perm_id: int
+    known_perm_id: int
+    status: str
+    filled: float
+
+
+@dataclass(frozen=True)
+class OrderRowUpdate:
+    """What the broker shows for one unfinished orders row (by its key): its status now, its
+    filled quantity, and the permId to give a row recorded without one (0 to leave it)."""
+
+    client_id: int
+    order_id: int
+    perm_id: int
+    status: str
+    filled: float
+    learnt_perm_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -701,6 +743,8 @@ class Journal:
         filled: float,
         con_id: int = 0,
     ) -> None:
+        """Keep the order as IB reported it; a row whose status is finished keeps that status
+        (IB does not order its messages: an openOrder may follow the final orderStatus)."""
         now = _iso(self.now)
         with self._transaction(durable=False) as db:
             db.execute(
@@ -710,7 +754,8 @@ class Journal:
                 "ON CONFLICT(client_id, order_id, perm_id) DO UPDATE SET "
                 "order_ref = excluded.order_ref, quantity = excluded.quantity, "
                 "order_type = excluded.order_type, limit_price = excluded.limit_price, "
-                "aux_price = excluded.aux_price, status = excluded.status, "
+                "aux_price = excluded.aux_price, status = CASE WHEN orders.status IN "
+                f"({_ORDER_ENDED_SQL}) THEN orders.status ELSE excluded.status END, "
                 "filled = MAX(orders.filled, excluded.filled), updated_at = excluded.updated_at",
                 (
                     client_id,
@@ -756,6 +801,57 @@ class Journal:
                     filled,
                     remaining,
                 ),
+            )
+
+    def unfinished_own_orders(self) -> list[UnfinishedOrderRow]:
+        """The orders rows of tradectl's own orders whose status is not final for the records:
+        one read, which the ``orders_unfinished`` index keeps as short as the working orders."""
+        cursor = self._db.cursor()
+        cursor.row_factory = None
+        cursor.execute(
+            "SELECT o.client_id, o.order_id, o.perm_id, "
+            "COALESCE(NULLIF(o.perm_id, 0), NULLIF((SELECT MAX(s.perm_id) FROM orders AS s "
+            "WHERE s.client_id = o.client_id AND s.order_id = o.order_id), 0), "
+            "(SELECT MAX(i.perm_id) FROM intents AS i WHERE i.order_ref = o.order_ref "
+            "AND i.client_id = o.client_id AND i.order_id = o.order_id AND i.action = 'place'"
+            "), 0), o.status, o.filled "
+            f"FROM orders AS o WHERE o.status NOT IN ({_RECORDED_FINAL_SQL}) "
+            "AND EXISTS (SELECT 1 FROM intents AS i WHERE i.order_ref = o.order_ref "
+            "AND i.client_id = o.client_id AND i.order_id = o.order_id)"
+        )
+        return list(map(UnfinishedOrderRow._make, cursor.fetchall()))
+
+    def update_order_rows(self, updates: Sequence[OrderRowUpdate]) -> None:
+        """Bring unfinished orders rows up to what the broker shows (a resync), in one
+        transaction: a final row is never changed, a filled quantity never shrinks, and a
+        row recorded without a permId learns it unless another row of the order holds it. A
+        row reaching a final status is numbered for the records by the record_order_seq
+        triggers, at this moment."""
+        if not updates:
+            return
+        now = _iso(self.now)
+        with self._transaction(durable=False) as db:
+            db.executemany(
+                "UPDATE orders SET status = ?, filled = MAX(filled, ?), updated_at = ?, "
+                "perm_id = CASE WHEN perm_id = 0 AND ? != 0 AND NOT EXISTS (SELECT 1 FROM "
+                "orders AS s WHERE s.client_id = orders.client_id AND s.order_id = "
+                "orders.order_id AND s.perm_id = ?) THEN ? ELSE perm_id END "
+                "WHERE client_id = ? AND order_id = ? AND perm_id = ? "
+                f"AND status NOT IN ({_RECORDED_FINAL_SQL})",
+                [
+                    (
+                        update.status,
+                        update.filled,
+                        now,
+                        update.learnt_perm_id,
+                        update.learnt_perm_id,
+                        update.learnt_perm_id,
+                        update.client_id,
+                        update.order_id,
+                        update.perm_id,
+                    )
+                    for update in updates
+                ],
             )
 
     def record_execution(self, execution: RecordedExecution) -> bool:

@@ -27,6 +27,7 @@ from tradectl.journal import (
     JournaledIntent,
     Transition,
     match_journal,
+    order_row_updates,
 )
 from tradectl.planner.domain import Intent, WorkingOrder
 from tradectl.runtime.broker import Broker
@@ -49,8 +50,9 @@ class NotSent(RuntimeError):
 
 def resync(broker: Broker, journal: Journal | None, day_start: datetime) -> list[Transition]:
     """Match the journal's live intents with the broker (exactly once across crashes and
-    reconnects, ``tradectl.journal.resync``) and journal the outcome; the broker then follows
-    the intents still live. Run before anything is planned."""
+    reconnects, ``tradectl.journal.resync``) and journal the outcome, with the orders rows the
+    broker shows further along (an order that ended while nobody listened); the broker then
+    follows the intents still live. Run before anything is planned."""
     records = broker.broker_records(day_start)
     if journal is None or not journal.writable:
         return []
@@ -66,6 +68,9 @@ def resync(broker: Broker, journal: Journal | None, day_start: datetime) -> list
         transitions = _match(journal, live, records, _dropped(broker))
     for transition in transitions:
         journal.apply_transition(transition)
+    # After the transitions: a place intent may just have learnt its order's permId, by which
+    # the order's completed record is found for a row recorded without one.
+    journal.update_order_rows(order_row_updates(journal.unfinished_own_orders(), records))
     # Read again only when the transitions changed it (a pass reads it on every trigger).
     tracker_for(broker, journal).track(journal.live_intents() if transitions else live)
     return transitions
