@@ -422,8 +422,11 @@ def _plan_targets(
             and abs(desired - effective) * value >= min_trade_value
         )
         if carried is not None:
+            # Everything ``_plan_symbol`` checks before it decides was found usable above: its
+            # decision is asked for directly (``_decided``).
+            assert orders is not None
             if act or carried.order_type not in ("LMT", "MKT"):
-                _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
+                _decided(rule, symbol, amount, price, rate, tick, lot, orders, outcome, draft)
                 continue
             # Inside the band, the order stays as it is (``_kept``) unless its limit lags the
             # fresh one by more than the tolerance, or its size or time in force changed
@@ -443,7 +446,7 @@ def _plan_targets(
                 and within(carried.limit_price, fresh, _tolerance(rule, price, tick) + SAME_PRICE)
             ):
                 continue
-            _plan_symbol(rule, symbol, amount, orders or no_orders, *general)
+            _decided(rule, symbol, amount, price, rate, tick, lot, orders, outcome, draft)
             continue
         if not act:
             continue
@@ -534,9 +537,24 @@ def _plan_symbol(
             f"buys {MAX_ORDER_QUANTITY:,} shares or more (IB's limit): not planned"
         )
         return
-    for want in _decide_symbol(
-        rule, symbol, amount, price, rate, tick, facts.lot_size, orders, draft
-    ):
+    _decided(rule, symbol, amount, price, rate, tick, facts.lot_size, orders, outcome, draft)
+
+
+def _decided(
+    rule: _Rule,
+    symbol: str,
+    amount: float,
+    price: float,
+    rate: float,
+    tick: PriceIncrements,
+    lot: int,
+    orders: list[OwnedOrder],
+    outcome: _RuleOutcome,
+    draft: Draft,
+) -> None:
+    """The decision for one target whose orders, price, contract and rate ``_plan_symbol``
+    found usable (``_decide_symbol``), into the plan (``_wanted``)."""
+    for want in _decide_symbol(rule, symbol, amount, price, rate, tick, lot, orders, draft):
         _wanted(want, outcome, draft)
 
 
@@ -975,7 +993,8 @@ def _placed(
         rule.name,
         leg,
         symbol,
-        "closing" if reduces(position, action, quantity) else "opening",
+        # ``reduces`` is False for no position (most new buys): not asked then.
+        "closing" if position != 0 and reduces(position, action, quantity) else "opening",
         reason,
         _order(symbol, action, quantity, order_type, ref, rule.tif, limit_price),
         None,
