@@ -47,6 +47,7 @@ NOW = datetime(2026, 11, 25, 15, 30, tzinfo=UTC)
 # (targets, seconds): issue #17 asks for 20,000 targets within 100 ms (about 5 µs per target);
 # the first round's goal was 5,000 within 100 ms.
 GOALS = ((5_000, 0.100), (20_000, 0.100))
+GROWTH_FROM = 1_000
 
 
 def symbol(index: int) -> str:
@@ -168,10 +169,12 @@ def print_side_by_side(
     walls: dict[int, float], cpus: dict[int, float], floors: dict[int, float]
 ) -> None:
     """µs per target at every size in one row (wall time, and CPU time, which other jobs on a
-    shared machine disturb less), and the growth from the first to the last size (1.00 is
-    linear)."""
+    shared machine disturb less), and the growth from 1,000 targets (the first size when 1,000
+    is not run) to the last size (1.00 is linear)."""
     sizes = sorted(walls)
-    first, last = sizes[0], sizes[-1]
+    last = sizes[-1]
+    # Issue #17 asks for linear growth from 1,000 targets: below, fixed costs dominate.
+    first = GROWTH_FROM if GROWTH_FROM in walls and last > GROWTH_FROM else sizes[0]
     print()
     print(f"{'':>5}" + "".join(f"  {f'{size:,}':>9}" for size in sizes) + f"  {'growth':>7}")
     for label, times in (("wall", walls), ("CPU", cpus), ("floor", floors)):
