@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Literal
 
+from tradectl.planner.cash import working_buys_value
 from tradectl.planner.common import (
     BUYS,
     MAX_ORDER_QUANTITY,
@@ -45,7 +46,6 @@ from tradectl.planner.common import (
     shares,
     signed,
     unusable_price,
-    unvalued_buy,
     within,
     working_shares,
 )
@@ -1041,22 +1041,8 @@ def _plan_buys(
     and the buys other rule kinds plan in this pass. The working orders that the buys below
     change count at their new size."""
     observed = book.observed
-    spent = other_buys_value
     changed = set().union(*(outcome.carriers for outcome in outcomes))
-    # ``base_rate`` from the pass's rate table (one look-up per listing).
-    rates = Rates(observed)
-    unvalued: list[str] = []
-    for order in book.live:
-        if order.action != "BUY" or order.order_id in changed:
-            continue
-        quote = observed.quotes.get(order.symbol)
-        last = None if quote is None else quote.last
-        price = buy_price(order, last)
-        if price is None:
-            unvalued.append(unvalued_buy(order, last))
-            continue
-        rate = rates.of(order.symbol)
-        spent += order.remaining * price * (1.0 if rate is None else rate)
+    spent, unvalued = working_buys_value(book.live, observed, other_buys_value, changed)
     if unvalued and any(outcome.buys for outcome in outcomes):
         # The cash left is unknown: any buy might spend cash that is not there.
         for why in unvalued:

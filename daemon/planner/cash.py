@@ -24,7 +24,7 @@ margin account (``Observed.margin_account``). Allocation buys stay within cash i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import filterfalse
 from typing import Literal
@@ -82,31 +82,36 @@ def _last(order: WorkingOrder, observed: Observed) -> float | None:
     return None if quote is None else quote.last
 
 
-def _working_buys(live: Mapping[int, WorkingOrder], observed: Observed) -> tuple[float, str | None]:
-    """What the live working buys commit, each valued as ``buy_value`` values it, and why the
-    first one without a usable price has none (None when every one has one). The rates come
-    from the pass's table (``Rates``: one contract look-up per order instead of three)."""
+def working_buys_value(
+    orders: Iterable[WorkingOrder],
+    observed: Observed,
+    spent: float = 0.0,
+    leaving_out: Container[int] = (),
+) -> tuple[float, list[str]]:
+    """``spent`` plus what the working buys among ``orders`` may still take, each valued as
+    ``buy_value`` values it, but those whose order id is in ``leaving_out``; and why each one
+    without a usable price has none (``unvalued_buy``), in order. The rates come from the
+    pass's table (``Rates``: one contract look-up per order instead of three), and a quote is
+    looked up only for a market buy, the only one valued at the last price (``buy_price``).
+    The gate's cash check and the allocations' share of the cash both value working buys here."""
     rates = Rates(observed)
     quotes = observed.quotes
-    committed = 0.0
-    unvalued: str | None = None
-    for order in live.values():
-        if order.action != "BUY":
-            # buy_value is 0 for a sell: adding 0.0 to a sum that starts at 0.0 changes nothing.
+    unvalued: list[str] = []
+    for order in orders:
+        if order.action != "BUY" or order.order_id in leaving_out:
+            # buy_value is 0 for a sell: adding 0.0 to the sum changes nothing.
             continue
         last = None
         if order.limit_price is None and order.aux_price is None:
-            # Only a market buy is valued at the last price (buy_price, unvalued_buy): the
-            # quote is looked up for it alone.
             quote = quotes.get(order.symbol)
             last = None if quote is None else quote.last
         price = buy_price(order, last)
         if price is None:
-            unvalued = unvalued or unvalued_buy(order, last)
+            unvalued.append(unvalued_buy(order, last))
             continue
         rate = rates.of(order.symbol)
-        committed += order.remaining * price * (1.0 if rate is None else rate)
-    return committed, unvalued
+        spent += order.remaining * price * (1.0 if rate is None else rate)
+    return spent, unvalued
 
 
 def live_orders(observed: Observed) -> dict[int, WorkingOrder]:
@@ -161,7 +166,8 @@ def check_cash(
     funding = funding_of(observed)
     # ``unvalued``: why the first working buy has no usable price. With one, the commitment is
     # unknown, and every buy that adds to it is blocked (it might spend cash that is not there).
-    committed, unvalued = _working_buys(live, observed)
+    committed, unvalued_buys = working_buys_value(live.values(), observed)
+    unvalued = unvalued_buys[0] if unvalued_buys else None
     blocked: dict[int, str] = {}
     allocation_additions: list[tuple[int, float]] = []
     standing: list[tuple[int, float]] = []
