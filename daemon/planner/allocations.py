@@ -81,6 +81,7 @@ class _Rule:
         "band_text",
         "capital",
         "generation",
+        "least_share_value",
         "max_order_value",
         "max_position_value",
         "min_trade_value",
@@ -110,6 +111,8 @@ class _Rule:
         self.generation = rule_generation(allocation)
         self.ref_prefix = order_ref(name, self.generation, "")
         self.capital = capital_of(allocation, observed.net_liquidation)
+        # A share worth this much or less: the capital buys IB's limit of shares.
+        self.least_share_value = self.capital / MAX_ORDER_QUANTITY
         self.band = allocation.drift.absolute
         self.band_text = f"{self.band:.4f}"
         self.min_trade_value = allocation.min_trade_value
@@ -355,10 +358,11 @@ def _plan_targets(
     with one working order of the rule, inside the band, that stays as it is (most targets
     of the passes after it). Per target every call and every read of the rule's settings is a
     measurable share of the plan (benchmarks/README.md, round six); here the settings are read
-    once and the arithmetic is ``_decide_symbol``'s. Every other target, and every case this
-    loop leaves open, goes to the general code (``_plan_symbol``), which writes the notes
-    (tests/planner/test_alloc_fast_paths.py compares the two on random accounts that reach
-    every case)."""
+    once and the arithmetic is ``_decide_symbol``'s. A target with its one working order that
+    must change goes to the decision (``_decided``) with what the loop found usable; every other
+    target, and every case this loop leaves open, goes to the general code (``_plan_symbol``),
+    which writes the notes (tests/planner/test_alloc_fast_paths.py compares the loop with the
+    general code on random accounts that reach every case)."""
     quotes, contracts = book.observed.quotes, book.observed.contracts
     fresh_since = book.fresh_since if rule.mode == "weight" else None
     capital, band, min_trade_value = rule.capital, rule.band, rule.min_trade_value
@@ -370,8 +374,7 @@ def _plan_targets(
     generation, tif = rule.generation, rule.tif
     general = (book, listings, outcome, draft)
     no_orders: list[OwnedOrder] = []
-    # A share worth this much or less: the capital buys IB's limit of shares (``_plan_symbol``).
-    least_value = capital / MAX_ORDER_QUANTITY
+    least_value = rule.least_share_value
     for symbol, amount in sorted(outcome.targets.items()):
         orders = by_symbol.get(symbol)
         quote, facts = quotes.get(symbol), contracts.get(symbol)
@@ -430,7 +433,7 @@ def _plan_targets(
                 continue
             # Inside the band, the order stays as it is (``_kept``) unless its limit lags the
             # fresh one by more than the tolerance, or its size or time in force changed
-            # (``_unchanged``): then the general code modifies it.
+            # (``_unchanged``): then the decision modifies it.
             fresh = (
                 None
                 if market or carried.order_type == "MKT"
@@ -531,7 +534,7 @@ def _plan_symbol(
     if unusable is not None:
         draft.notes.append(f"allocations.{name}: {symbol}: last price {unusable}: not planned")
         return
-    if price * rate <= rule.capital / MAX_ORDER_QUANTITY:
+    if price * rate <= rule.least_share_value:
         draft.notes.append(
             f"allocations.{name}: {symbol}: at {price:g} its capital of {rule.capital:,.6g} "
             f"buys {MAX_ORDER_QUANTITY:,} shares or more (IB's limit): not planned"
